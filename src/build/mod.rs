@@ -1,0 +1,1 @@
+//! Placeholder: neighbor graphs from embeddings (issue 3).

@@ -1,0 +1,212 @@
+//! The [`Dataset`]: samples as ids + a dense feature matrix.
+
+use super::DataError;
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
+use std::collections::HashMap;
+
+/// A set of samples held in memory: an id per row, a dense `f32` feature matrix (`n × d`, one row
+/// per sample, each row the flattened item), the shape of one item (e.g. `[1433]` or `[1, 28, 28]`;
+/// its product is `d`), and optionally an integer label per row with the class names they index.
+///
+/// A `Dataset` is always valid: ids are unique, every feature is finite, the item shape matches the
+/// width, and labels (if any) index into the class names (if any). [`Dataset::new`] checks it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    ids: Vec<String>,
+    features: Array2<f32>,
+    item_shape: Vec<usize>,
+    labels: Option<Vec<u32>>,
+    class_names: Option<Vec<String>>,
+    index: HashMap<String, usize>,
+}
+
+impl Dataset {
+    /// Builds a dataset and checks it.
+    ///
+    /// # Errors
+    /// [`DataError::Dataset`] naming the offending row and value when ids and rows differ in count,
+    /// an id repeats, a feature is NaN or infinite, `item_shape` does not multiply to the width,
+    /// labels and rows differ in count, or a label is not below the number of class names.
+    pub fn new(
+        ids: Vec<String>,
+        features: Array2<f32>,
+        item_shape: Vec<usize>,
+        labels: Option<Vec<u32>>,
+        class_names: Option<Vec<String>>,
+    ) -> Result<Self, DataError> {
+        let (n, d) = features.dim();
+        if ids.len() != n {
+            return Err(DataError::Dataset(format!("{} ids but {n} feature rows", ids.len())));
+        }
+        if item_shape.iter().product::<usize>() != d {
+            return Err(DataError::Dataset(format!(
+                "item shape {item_shape:?} holds {} values but rows have {d}",
+                item_shape.iter().product::<usize>()
+            )));
+        }
+        let mut index = HashMap::with_capacity(n);
+        for (row, id) in ids.iter().enumerate() {
+            if let Some(first) = index.insert(id.clone(), row) {
+                return Err(DataError::Dataset(format!("duplicate id `{id}` in rows {first} and {row}")));
+            }
+        }
+        for (row, values) in features.axis_iter(Axis(0)).enumerate() {
+            if let Some(col) = values.iter().position(|v| !v.is_finite()) {
+                return Err(DataError::Dataset(format!(
+                    "row {row} (id `{}`), feature {col}: value {} is not finite",
+                    ids[row], values[col]
+                )));
+            }
+        }
+        if let Some(labels) = &labels {
+            if labels.len() != n {
+                return Err(DataError::Dataset(format!("{} labels but {n} rows", labels.len())));
+            }
+            if let Some(names) = &class_names {
+                if let Some(row) = labels.iter().position(|&l| l as usize >= names.len()) {
+                    return Err(DataError::Dataset(format!(
+                        "row {row}: label {} but only {} class names",
+                        labels[row],
+                        names.len()
+                    )));
+                }
+            }
+        }
+        Ok(Dataset { ids, features, item_shape, labels, class_names, index })
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Width of a feature row (the product of [`Dataset::item_shape`]).
+    pub fn dim(&self) -> usize {
+        self.features.ncols()
+    }
+
+    /// Sample ids, one per row.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    /// The `n × d` feature matrix.
+    pub fn features(&self) -> ArrayView2<'_, f32> {
+        self.features.view()
+    }
+
+    /// The features of row `row`.
+    ///
+    /// # Panics
+    /// If `row >= len()`.
+    pub fn row(&self, row: usize) -> ArrayView1<'_, f32> {
+        self.features.row(row)
+    }
+
+    /// The shape of one item, e.g. `[1433]` or `[1, 28, 28]`.
+    pub fn item_shape(&self) -> &[usize] {
+        &self.item_shape
+    }
+
+    /// Labels, one per row, if the data had them.
+    pub fn labels(&self) -> Option<&[u32]> {
+        self.labels.as_deref()
+    }
+
+    /// Class names indexed by label, if known.
+    pub fn class_names(&self) -> Option<&[String]> {
+        self.class_names.as_deref()
+    }
+
+    /// Number of classes: the class names if known, else one more than the largest label.
+    pub fn num_classes(&self) -> Option<usize> {
+        match (&self.class_names, &self.labels) {
+            (Some(names), _) => Some(names.len()),
+            (None, Some(labels)) => Some(labels.iter().max().map_or(0, |&m| m as usize + 1)),
+            (None, None) => None,
+        }
+    }
+
+    /// The row of sample `id`.
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    /// A new dataset with the given rows, in the given order.
+    ///
+    /// # Errors
+    /// [`DataError::Dataset`] if a row is out of range or repeats.
+    pub fn select(&self, rows: &[usize]) -> Result<Dataset, DataError> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.len()) {
+            return Err(DataError::Dataset(format!("row {bad} out of range for {} samples", self.len())));
+        }
+        Dataset::new(
+            rows.iter().map(|&r| self.ids[r].clone()).collect(),
+            self.features.select(Axis(0), rows),
+            self.item_shape.clone(),
+            self.labels.as_ref().map(|l| rows.iter().map(|&r| l[r]).collect()),
+            self.class_names.clone(),
+        )
+    }
+
+    /// Returns the dataset with a different item shape of the same size (e.g. `[784]` → `[1, 28, 28]`).
+    ///
+    /// # Errors
+    /// [`DataError::Dataset`] if the new shape's product differs from [`Dataset::dim`].
+    pub fn with_item_shape(mut self, item_shape: Vec<usize>) -> Result<Dataset, DataError> {
+        if item_shape.iter().product::<usize>() != self.dim() {
+            return Err(DataError::Dataset(format!("item shape {item_shape:?} does not hold {} values", self.dim())));
+        }
+        self.item_shape = item_shape;
+        Ok(self)
+    }
+
+    /// Splits the dataset into its parts: `(ids, features, item_shape, labels, class_names)`.
+    pub fn into_parts(self) -> (Vec<String>, Array2<f32>, Vec<usize>, Option<Vec<u32>>, Option<Vec<String>>) {
+        (self.ids, self.features, self.item_shape, self.labels, self.class_names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn tiny() -> Dataset {
+        Dataset::new(
+            vec!["a".into(), "b".into(), "c".into()],
+            array![[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]],
+            vec![2],
+            Some(vec![0, 1, 0]),
+            Some(vec!["x".into(), "y".into()]),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn rejects_duplicates_nan_and_bad_labels() {
+        let e = Dataset::new(vec!["a".into(), "a".into()], Array2::zeros((2, 1)), vec![1], None, None);
+        assert!(e.unwrap_err().to_string().contains("duplicate id `a`"));
+        let e = Dataset::new(vec!["a".into()], array![[f32::NAN]], vec![1], None, None);
+        assert!(e.unwrap_err().to_string().contains("not finite"));
+        let e = Dataset::new(vec!["a".into()], array![[1.0]], vec![1], Some(vec![2]), Some(vec!["x".into()]));
+        assert!(e.unwrap_err().to_string().contains("label 2"));
+        let e = Dataset::new(vec!["a".into()], array![[1.0, 2.0]], vec![3], None, None);
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn select_keeps_rows_and_labels() {
+        let d = tiny().select(&[2, 0]).unwrap();
+        assert_eq!(d.ids(), ["c", "a"]);
+        assert_eq!(d.row(0).to_vec(), vec![4.0, 5.0]);
+        assert_eq!(d.labels(), Some(&[0, 0][..]));
+        assert_eq!(d.position("a"), Some(1));
+        assert_eq!(d.num_classes(), Some(2));
+    }
+}
