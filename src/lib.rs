@@ -25,6 +25,7 @@ pub mod build;
 pub mod data;
 pub mod graph;
 pub mod io;
+pub mod regularize;
 
 pub use data::{DataError, Dataset};
 pub use graph::{EdgeKind, GraphError, NeighborGraph};
