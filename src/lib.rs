@@ -25,6 +25,7 @@ pub mod build;
 pub mod data;
 pub mod graph;
 pub mod io;
+pub mod model;
 pub mod regularize;
 
 pub use data::{DataError, Dataset};
