@@ -26,6 +26,7 @@ pub mod data;
 pub mod graph;
 pub mod io;
 pub mod model;
+pub mod neighbors;
 pub mod regularize;
 
 pub use data::{DataError, Dataset};
