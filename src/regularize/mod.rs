@@ -5,5 +5,7 @@
 //! code serves explicit, similarity and adversarial neighbors.
 
 pub mod distance;
+pub mod graph;
 
 pub use distance::{pairwise_distance, DistanceConfig, DistanceType, Reduction, Transform};
+pub use graph::{graph_loss, GraphRegConfig};
