@@ -29,6 +29,7 @@ pub mod io;
 pub mod model;
 pub mod neighbors;
 pub mod regularize;
+pub mod report;
 pub mod train;
 
 pub use data::{DataError, Dataset};
