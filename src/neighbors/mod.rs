@@ -7,6 +7,8 @@
 //! neighbors of a batch as (sample, neighbor, weight) pairs — the form every regularizer consumes,
 //! whether the neighbor came from a graph or was generated adversarially.
 
+mod pack;
 mod table;
 
+pub use pack::pack_neighbors;
 pub use table::{NeighborBatch, NeighborReport, NeighborTable};

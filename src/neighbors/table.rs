@@ -31,6 +31,8 @@ pub struct NeighborTable {
     /// `(row in features, weight)`.
     pairs: Vec<(u32, f32)>,
     features: Array2<f32>,
+    /// The sample id of each feature row.
+    ids: Vec<String>,
     max_neighbors: usize,
 }
 
@@ -106,13 +108,15 @@ impl NeighborTable {
             offsets.push(pairs.len());
         }
         let mut features = Array2::zeros((gathered.len(), samples.dim()));
+        let mut ids = Vec::with_capacity(gathered.len());
         for (slot, &(from_pool, row)) in gathered.iter().enumerate() {
             let source = if from_pool { pool.unwrap_or(samples) } else { samples };
             features.row_mut(slot).assign(&source.row(row));
+            ids.push(source.ids()[row].clone());
         }
         report.pairs = pairs.len();
         report.distinct_neighbors = gathered.len();
-        Ok((NeighborTable { offsets, pairs, features, max_neighbors }, report))
+        Ok((NeighborTable { offsets, pairs, features, ids, max_neighbors }, report))
     }
 
     /// The configured maximum number of neighbors per sample.
@@ -120,10 +124,12 @@ impl NeighborTable {
         self.max_neighbors
     }
 
-    /// The neighbors of training sample `row`: `(neighbor features, weight)`.
-    pub fn neighbors(&self, row: usize) -> impl Iterator<Item = (ndarray::ArrayView1<'_, f32>, f32)> + '_ {
+    /// The neighbors of training sample `row`, best first: `(neighbor id, neighbor features, weight)`.
+    pub fn neighbors(&self, row: usize) -> impl Iterator<Item = (&str, ndarray::ArrayView1<'_, f32>, f32)> + '_ {
         let range = self.offsets.get(row).copied().unwrap_or(0)..self.offsets.get(row + 1).copied().unwrap_or(0);
-        self.pairs[range].iter().map(|&(slot, w)| (self.features.row(slot as usize), w))
+        self.pairs[range]
+            .iter()
+            .map(|&(slot, w)| (self.ids[slot as usize].as_str(), self.features.row(slot as usize), w))
     }
 
     /// The (sample, neighbor, weight) pairs of the training rows `rows` (in batch order). Pairs of
@@ -181,11 +187,12 @@ mod tests {
     fn resolves_best_neighbors_from_samples_then_pool() {
         let (train, pool, g) = fixture();
         let (table, report) = NeighborTable::new(&train, Some(&pool), &g, 2).unwrap();
-        let a: Vec<(Vec<f32>, f32)> = table.neighbors(0).map(|(f, w)| (f.to_vec(), w)).collect();
+        let a: Vec<(Vec<f32>, f32)> = table.neighbors(0).map(|(_, f, w)| (f.to_vec(), w)).collect();
         // zz is unknown (skipped); b (0.9) then u (0.5, from the pool).
         assert_eq!(a, vec![(vec![0.0, 1.0], 0.9), (vec![5.0, 5.0], 0.5)]);
         // b's neighbor a is the training sample a, not the pool's a.
-        let b: Vec<(Vec<f32>, f32)> = table.neighbors(1).map(|(f, w)| (f.to_vec(), w)).collect();
+        let b: Vec<(Vec<f32>, f32)> = table.neighbors(1).map(|(_, f, w)| (f.to_vec(), w)).collect();
+        assert_eq!(table.neighbors(0).map(|(id, _, _)| id).collect::<Vec<_>>(), ["b", "u"]);
         assert_eq!(b, vec![(vec![1.0, 0.0], 0.3)]);
         assert_eq!(report.unknown_targets, 1);
         assert_eq!(report.unknown_nodes, 1);
