@@ -44,7 +44,7 @@ pub fn read_csv(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataErr
     let delimiter = if name.ends_with(".tsv") || name.ends_with(".tsv.gz") { b'\t' } else { b',' };
     let mut reader =
         ::csv::ReaderBuilder::new().delimiter(delimiter).trim(::csv::Trim::All).from_reader(bytes.as_slice());
-    let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
+    let header = reader.headers().map_err(|e| csv_error(path, None, e))?.clone();
     let present = || header.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ");
     let find = |name: &str| header.iter().position(|h| h == name);
     let require = |name: &str| {
@@ -88,7 +88,7 @@ pub fn read_csv(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataErr
     let mut labels: Vec<String> = Vec::new();
     let mut lines: Vec<usize> = Vec::new();
     let mut record = ::csv::StringRecord::new();
-    while reader.read_record(&mut record).map_err(|e| csv_error(path, e))? {
+    while reader.read_record(&mut record).map_err(|e| csv_error(path, Some(&header), e))? {
         let line = record.position().map_or(0, |p| p.line() as usize);
         let at = |col: usize| Location::LineColumn(line, header[col].to_owned());
         let id = &record[id_col];
@@ -191,20 +191,21 @@ fn parse_value(path: &Path, text: &str, location: impl Fn() -> Location) -> Resu
     }
 }
 
-/// A `csv` crate error with the file and, where the crate knows it, the line.
-fn csv_error(path: &Path, error: ::csv::Error) -> DataError {
-    let line = |pos: Option<&::csv::Position>| pos.map_or(Location::File, |p| Location::Line(p.line() as usize));
+/// A `csv` crate error with the file and, where the crate knows it, the line (and the column, by its
+/// name in `header`).
+fn csv_error(path: &Path, header: Option<&::csv::StringRecord>, error: ::csv::Error) -> DataError {
+    let line = |pos: Option<&::csv::Position>| pos.map_or(0, |p| p.line() as usize);
     match error.kind() {
         ::csv::ErrorKind::UnequalLengths { pos, expected_len, len } => DataError::invalid(
             path,
-            line(pos.as_ref()),
+            Location::Line(line(pos.as_ref())),
             format!("found {len} fields, expected {expected_len} like the header"),
         ),
-        ::csv::ErrorKind::Utf8 { pos, err } => DataError::invalid(
-            path,
-            line(pos.as_ref()),
-            format!("field {} is not valid UTF-8 ({err})", err.field() + 1),
-        ),
+        ::csv::ErrorKind::Utf8 { pos, err } => {
+            let column =
+                header.and_then(|h| h.get(err.field())).map_or_else(|| (err.field() + 1).to_string(), str::to_owned);
+            DataError::invalid(path, Location::LineColumn(line(pos.as_ref()), column), "not valid UTF-8")
+        }
         _ => DataError::invalid(path, Location::File, error.to_string()),
     }
 }

@@ -180,7 +180,11 @@ fn read_labels(path: &Path) -> Result<Vec<u32>, DataError> {
         return Err(DataError::invalid(
             path,
             Location::Byte(3),
-            format!("labels must be 1-D (magic 0x000008 01), found {} dimensions {:?}", array.dims.len(), array.dims),
+            format!(
+                "labels must be a 1-D IDX file (magic 0x000008NN with NN = 01), found {} dimensions {:?}",
+                array.dims.len(),
+                array.dims
+            ),
         ));
     }
     let values: Vec<f64> = match array.element {

@@ -205,8 +205,6 @@ pub fn write_samples(dataset: &Dataset, path: &Path) -> Result<(), DataError> {
     if dataset.labels().is_some() {
         fields.push(Field::new("label", DataType::Int64, false));
     }
-    let schema = Arc::new(Schema::new(fields));
-
     let shape = dataset.item_shape().iter().map(usize::to_string).collect::<Vec<_>>().join(",");
     let mut metadata = vec![
         KeyValue::new(FORMAT_VERSION_KEY.to_owned(), "1".to_owned()),
@@ -216,6 +214,11 @@ pub fn write_samples(dataset: &Dataset, path: &Path) -> Result<(), DataError> {
         let json = serde_json::to_string(names).map_err(|e| DataError::Dataset(e.to_string()))?;
         metadata.push(KeyValue::new(CLASS_NAMES_KEY.to_owned(), json));
     }
+    // The same pairs go into the Arrow schema too: pyarrow shows a file's `schema.metadata` from the
+    // embedded Arrow schema when there is one, and the file key/value metadata otherwise.
+    let schema_metadata: HashMap<String, String> =
+        metadata.iter().map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default())).collect();
+    let schema = Arc::new(Schema::new_with_metadata(fields, schema_metadata));
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         // Ids are unique: a dictionary would only add a page.
@@ -445,7 +448,12 @@ fn append_scalars(
 }
 
 fn not_finite(path: &Path, row: usize, column: String, value: f64) -> DataError {
-    DataError::invalid(path, Location::RowColumn(row, column), format!("value {value} is not a finite f32"))
+    let message = if value.is_finite() {
+        format!("value {value:e} is beyond the f32 range")
+    } else {
+        format!("value {value} is not finite")
+    };
+    DataError::invalid(path, Location::RowColumn(row, column), message)
 }
 
 /// Appends a list column: checks nulls and lengths, then copies the values as `f32`.
