@@ -67,7 +67,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     ] {
         let path = args.out.join(name);
         export(&g, format, &path)?;
-        println!("   {format:<8} → {}", path.display());
+        println!("   {:<8} → {}", format.to_string(), path.display());
     }
     println!(
         "\ndone in {:.1} s; try `nsl graph stats {} --samples {}`",
