@@ -8,6 +8,7 @@ mod convert;
 mod demo;
 mod evaluate;
 mod graph;
+mod pack;
 mod progress;
 mod split;
 mod train;
@@ -38,6 +39,8 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Class probabilities of a saved run for samples.
     Predict(evaluate::PredictArgs),
+    /// Write NSL's pack_nbrs table: each sample with its neighbors' features copied in (NL_nbr_*).
+    PackNbrs(pack::PackArgs),
     /// Analyse and export neighbor graphs.
     #[command(subcommand)]
     Graph(graph::GraphCommand),
@@ -79,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Evaluate(args) => evaluate::run_evaluate(args),
         Command::Predict(args) => evaluate::run_predict(args),
+        Command::PackNbrs(args) => pack::run(args),
         Command::Graph(cmd) => graph::run(cmd),
     };
     match result {
