@@ -4,8 +4,10 @@
 //! sample's output and each neighbor's, weighted by the edge weight and reduced to one number. The same
 //! code serves explicit, similarity and adversarial neighbors.
 
+pub mod adversarial;
 pub mod distance;
 pub mod graph;
 
+pub use adversarial::{gen_adv_neighbor, AdvNeighborConfig, NormType};
 pub use distance::{pairwise_distance, DistanceConfig, DistanceType, Reduction, Transform};
 pub use graph::{graph_loss, GraphRegConfig};
