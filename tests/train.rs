@@ -148,3 +148,67 @@ fn bad_training_input_is_an_error() {
     assert!(evaluate(model.as_ref(), &three, 8).unwrap_err().to_string().contains("out of range"));
     assert!(trainer.fit(&three, None, &mut |_, _, _| {}).is_err());
 }
+
+#[test]
+fn adversarial_training_changes_weights_and_is_recorded() {
+    use nsl::regularize::{AdvNeighborConfig, AdvRegConfig, NormType};
+    let data = blobs();
+    let adv = AdvRegConfig {
+        multiplier: 0.5,
+        neighbor: AdvNeighborConfig { step_size: 0.1, grad_norm: NormType::Infinity, ..Default::default() },
+        ..Default::default()
+    };
+    let spec: ModelSpec = "mlp:16".parse().unwrap();
+    let run = |adversarial: bool| {
+        let (model, vars) = build_model(&spec, data.item_shape(), 2, 9, &Device::Cpu).unwrap();
+        let mut trainer = Trainer::new(model.as_ref(), &vars, config());
+        if adversarial {
+            trainer = trainer.with_adversarial(&adv).record_adversarial(2);
+        }
+        let history = trainer.fit(&data, None, &mut |_, _, _| {}).unwrap();
+        (weights(&vars), history, trainer.take_record())
+    };
+    let (plain, plain_history, _) = run(false);
+    let (regularized, history, record) = run(true);
+    assert_ne!(plain, regularized);
+    assert!(plain_history.epochs.iter().all(|e| e.adversarial_loss == 0.0));
+    assert!(history.epochs.iter().all(|e| e.adversarial_loss > 0.0));
+    // Epochs 2, 4 and the last (5), 60 samples each; every perturbation is an L∞ step of 0.1.
+    assert_eq!(record.examples.len(), 180);
+    // Every FGSM step has L∞ norm 0.1, except where dropout silenced every hidden unit (zero gradient).
+    let full = record.examples.iter().filter(|e| (e.perturbation_norm - 0.1).abs() < 1e-5).count();
+    let none = record.examples.iter().filter(|e| e.perturbation_norm == 0.0).count();
+    assert_eq!(full + none, 180);
+    assert!(full > 150, "only {full} full steps");
+    let g = record.to_graph().unwrap();
+    assert_eq!(g.edge_count(), 180);
+    assert!(g.edges().all(|(_, t, e)| t.contains("~adv") && e.kind == EdgeKind::Adversarial && e.weight == 0.5));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("adv.parquet");
+    record.write(&path).unwrap();
+    assert_eq!(nsl::graph::read_graph(&path).unwrap().edge_count(), 180);
+    assert!(dir.path().join("adv.nodes.parquet").is_file());
+}
+
+#[test]
+fn input_gradient_matches_finite_differences() {
+    let data = blobs();
+    let spec: ModelSpec = "mlp:6".parse::<ModelSpec>().unwrap().with_dropout(0.0);
+    let (model, _vars) = build_model(&spec, data.item_shape(), 2, 4, &Device::Cpu).unwrap();
+    let x = data.features().slice(ndarray::s![0..3, ..]).to_owned();
+    let y = candle_core::Tensor::new(&[0u32, 1, 0], &Device::Cpu).unwrap();
+    let grad = nsl::train::input_gradient(model.as_ref(), x.view(), &y, false).unwrap();
+    let loss_at = |x: &ndarray::Array2<f32>| -> f64 {
+        let t = candle_core::Tensor::from_slice(x.as_slice().unwrap(), x.dim(), &Device::Cpu).unwrap();
+        let logits = model.forward_t(&t, false).unwrap();
+        candle_nn::loss::cross_entropy(&logits, &y).unwrap().to_scalar::<f32>().unwrap() as f64
+    };
+    for (i, j) in [(0, 0), (1, 3), (2, 7)] {
+        let h = 1e-2f32;
+        let (mut plus, mut minus) = (x.clone(), x.clone());
+        plus[[i, j]] += h;
+        minus[[i, j]] -= h;
+        let numeric = (loss_at(&plus) - loss_at(&minus)) / (2.0 * h as f64);
+        assert!((numeric - grad[[i, j]] as f64).abs() < 1e-3, "({i},{j}): {numeric} vs {}", grad[[i, j]]);
+    }
+}

@@ -10,8 +10,11 @@ use nsl::eval::evaluate;
 use nsl::graph;
 use nsl::model::{build_model, ModelSpec};
 use nsl::neighbors::NeighborTable;
-use nsl::regularize::{DistanceConfig, DistanceType, GraphRegConfig, Reduction, Transform};
+use nsl::regularize::{
+    AdvLoss, AdvNeighborConfig, AdvRegConfig, DistanceConfig, DistanceType, GraphRegConfig, Reduction, Transform,
+};
 use nsl::report::training_curves_svg;
+use nsl::train::AdversarialRecord;
 use nsl::train::{save_checkpoint, set_threads, CheckpointMeta, OptimizerConfig, TrainConfig, Trainer};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -45,6 +48,23 @@ pub struct TrainArgs {
     /// `stop-gradient` (true | false, default false). Needs `--graph`.
     #[arg(long, value_name = "KEY=VALUE,…")]
     graph_reg: Option<String>,
+    /// Adversarial regularization, as `key=value` pairs: `multiplier` (default 0.2), `step-size`
+    /// (default 0.001; NSL's MNIST tutorial: 0.2), `norm` (l1 | l2 | inf, default l2),
+    /// `pgd-iterations` (default 1 = FGSM), `epsilon` (PGD ball radius, default none), `clip`
+    /// (MIN:MAX bounds of the perturbed features, e.g. 0:1 for pixels, default none), `random-init`
+    /// (default false), `loss` (supervised = NSL's form, default; or a distance l1 | l2 | kl | jsd |
+    /// cosine between the sample's and the neighbor's outputs, which needs no label). Combines with
+    /// `--graph-reg`.
+    #[arg(long, value_name = "KEY=VALUE,…")]
+    adv_reg: Option<String>,
+    /// Write the adversarial neighbors generated during training as a neighbor graph (`kind =
+    /// adversarial`; Parquet or TSV by extension) plus a node table `NAME.nodes.parquet` (perturbed
+    /// features, perturbation norm, predictions). Needs `--adv-reg`.
+    #[arg(long, value_name = "FILE")]
+    record_adversarial: Option<PathBuf>,
+    /// With `--record-adversarial`: record every N-th epoch (and the last). Default 1.
+    #[arg(long, value_name = "N")]
+    record_every: Option<usize>,
     /// Model: `mlp:UNITS,…` or `cnn[:FILTERS,…]`. Default `mlp:50,50`.
     #[arg(long, value_name = "SPEC")]
     model: Option<String>,
@@ -97,6 +117,9 @@ struct FileConfig {
     pool: Option<PathBuf>,
     graph: Option<PathBuf>,
     graph_reg: Option<String>,
+    adv_reg: Option<String>,
+    record_adversarial: Option<PathBuf>,
+    record_every: Option<usize>,
     model: Option<String>,
     dropout: Option<f32>,
     epochs: Option<usize>,
@@ -184,6 +207,59 @@ pub fn parse_graph_reg(spec: &str) -> Result<GraphRegConfig> {
     Ok(config)
 }
 
+/// Parses `--adv-reg multiplier=0.2,step-size=0.2,norm=inf,…` (see the flag's help).
+pub fn parse_adv_reg(spec: &str) -> Result<AdvRegConfig> {
+    let mut config = AdvRegConfig::default();
+    let neighbor: &mut AdvNeighborConfig = &mut config.neighbor;
+    let mut multiplier = 0.2;
+    let mut loss = AdvLoss::Supervised;
+    for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').with_context(|| format!("`{pair}` in --adv-reg is not KEY=VALUE"))?;
+        let bad = || format!("invalid value `{value}` for `{key}` in --adv-reg");
+        match key.trim().replace('_', "-").as_str() {
+            "multiplier" => multiplier = value.parse().with_context(bad)?,
+            "step-size" | "adv-step-size" => neighbor.step_size = value.parse().with_context(bad)?,
+            "norm" | "grad-norm" => neighbor.grad_norm = value.parse().map_err(anyhow::Error::msg)?,
+            "pgd-iterations" | "iterations" => neighbor.pgd_iterations = value.parse().with_context(bad)?,
+            "epsilon" | "pgd-epsilon" => neighbor.pgd_epsilon = Some(value.parse().with_context(bad)?),
+            "clip" => {
+                let (lo, hi) = value.split_once(':').with_context(|| format!("{} (expected MIN:MAX)", bad()))?;
+                neighbor.clip_min = if lo.is_empty() { None } else { Some(lo.parse().with_context(bad)?) };
+                neighbor.clip_max = if hi.is_empty() { None } else { Some(hi.parse().with_context(bad)?) };
+            }
+            "random-init" => neighbor.random_init = value.parse().with_context(bad)?,
+            "loss" => {
+                let distance = |d| AdvLoss::Distance(DistanceConfig { distance: d, sum_over_axis: Some(-1), ..Default::default() });
+                loss = match value {
+                    "supervised" => AdvLoss::Supervised,
+                    "l1" => distance(DistanceType::L1),
+                    "l2" => distance(DistanceType::L2),
+                    "cosine" => distance(DistanceType::Cosine),
+                    "kl" => AdvLoss::Distance(DistanceConfig {
+                        distance: DistanceType::KlDivergence,
+                        transform: Transform::Softmax,
+                        sum_over_axis: Some(-1),
+                        ..Default::default()
+                    }),
+                    "jsd" => AdvLoss::Distance(DistanceConfig {
+                        distance: DistanceType::JensenShannonDivergence,
+                        transform: Transform::Softmax,
+                        sum_over_axis: Some(-1),
+                        ..Default::default()
+                    }),
+                    _ => bail!("{} (expected supervised, l1, l2, cosine, kl or jsd)", bad()),
+                }
+            }
+            other => bail!(
+                "unknown key `{other}` in --adv-reg (known: multiplier, step-size, norm, pgd-iterations, epsilon, clip, random-init, loss)"
+            ),
+        }
+    }
+    config.multiplier = multiplier;
+    config.loss = loss;
+    Ok(config)
+}
+
 fn read(path: &Path, columns: &ColumnArgs) -> Result<Dataset> {
     Ok(with_spinner(format!("reading {}", path.display()), || data::read_samples(path, &columns.to_columns()))?)
 }
@@ -205,6 +281,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let pool_path = args.pool.clone().or(file.pool);
     let graph_path = args.graph.clone().or(file.graph);
     let graph_reg = args.graph_reg.clone().or(file.graph_reg).map(|s| parse_graph_reg(&s)).transpose()?;
+    let adv_reg = args.adv_reg.clone().or(file.adv_reg).map(|s| parse_adv_reg(&s)).transpose()?;
+    let record_path = args.record_adversarial.clone().or(file.record_adversarial);
+    let record_every = args.record_every.or(file.record_every).unwrap_or(1);
+    if record_path.is_some() && adv_reg.is_none() {
+        bail!("--record-adversarial needs --adv-reg");
+    }
     let model_text = args.model.clone().or(file.model).unwrap_or_else(|| "mlp:50,50".into());
     let mut spec: ModelSpec = model_text.parse().map_err(anyhow::Error::msg)?;
     if let Some(dropout) = args.dropout.or(file.dropout) {
@@ -252,6 +334,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
     }
 
+    if let Some(adv) = &adv_reg {
+        adv.validate(train.dim()).map_err(anyhow::Error::msg)?;
+    }
     let (model, vars) = build_model(&spec, train.item_shape(), classes, seed, &candle_core::Device::Cpu)?;
     let table = match (&graph_path, &graph_reg) {
         (Some(path), Some(reg)) => {
@@ -280,6 +365,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let (Some((table, _)), Some(reg)) = (&table, &graph_reg) {
         trainer = trainer.with_graph(table, reg);
     }
+    if let Some(adv) = &adv_reg {
+        trainer = trainer.with_adversarial(adv);
+        if record_path.is_some() {
+            trainer = trainer.record_adversarial(record_every);
+        }
+    }
     let bar = ProgressBar::new((config.epochs * train.len().div_ceil(config.batch_size)) as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} epoch {msg} ({elapsed}, eta {eta})")
@@ -291,6 +382,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     let history = trainer.fit(&train, validation.as_ref(), &mut progress)?;
     bar.finish_and_clear();
+    if let Some(path) = &record_path {
+        let record = trainer.take_record();
+        with_spinner("writing adversarial neighbors", || record.write(path))?;
+        eprintln!(
+            "recorded {} adversarial neighbors → {} and {}",
+            record.examples.len(),
+            path.display(),
+            AdversarialRecord::nodes_path(path).display()
+        );
+    }
     let test_accuracy = test.as_ref().map(|t| evaluate(model.as_ref(), t, 1024)).transpose()?.map(|e| e.accuracy);
 
     let summary = Summary {
@@ -360,5 +461,19 @@ mod tests {
         assert!(parse_graph_reg("multiplier=-1").is_err());
         assert!(parse_graph_reg("neighbors=-1").is_err());
         assert!(parse_graph_reg("colour=red").is_err());
+    }
+
+    #[test]
+    fn adv_reg_flags() {
+        let c = parse_adv_reg("multiplier=0.2,step-size=0.2,norm=inf,clip=0:1,pgd-iterations=3,epsilon=0.3").unwrap();
+        assert_eq!(c.multiplier, 0.2);
+        assert_eq!(c.neighbor.step_size, 0.2);
+        assert_eq!(c.neighbor.grad_norm, nsl::regularize::NormType::Infinity);
+        assert_eq!((c.neighbor.clip_min, c.neighbor.clip_max), (Some(0.0), Some(1.0)));
+        assert_eq!(c.neighbor.pgd_iterations, 3);
+        assert_eq!(c.neighbor.pgd_epsilon, Some(0.3));
+        assert!(matches!(parse_adv_reg("loss=kl").unwrap().loss, AdvLoss::Distance(_)));
+        assert!(parse_adv_reg("norm=l3").is_err());
+        assert!(parse_adv_reg("clip=0").is_err());
     }
 }

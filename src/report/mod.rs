@@ -21,7 +21,12 @@ fn draw(history: &History, title: &str, svg: &mut String) -> Result<(), Box<dyn 
     let root = root.titled(title, ("sans-serif", 18))?;
     let (left, right) = root.split_horizontally(480);
     let epochs = history.epochs.len().max(1) as f64;
-    let max_loss = history.epochs.iter().map(|e| e.loss.max(e.supervised_loss)).fold(0.0f64, f64::max).max(1e-6);
+    let max_loss = history
+        .epochs
+        .iter()
+        .map(|e| e.loss.max(e.supervised_loss).max(e.adversarial_loss).max(e.graph_loss))
+        .fold(0.0f64, f64::max)
+        .max(1e-6);
 
     let mut chart = ChartBuilder::on(&left)
         .caption("loss", ("sans-serif", 14))
@@ -30,10 +35,11 @@ fn draw(history: &History, title: &str, svg: &mut String) -> Result<(), Box<dyn 
         .y_label_area_size(45)
         .build_cartesian_2d(1.0..epochs.max(2.0), 0.0..max_loss * 1.05)?;
     chart.configure_mesh().x_desc("epoch").draw()?;
-    let series: [(&str, RGBColor, fn(&crate::train::EpochRecord) -> f64); 3] = [
+    let series: [(&str, RGBColor, fn(&crate::train::EpochRecord) -> f64); 4] = [
         ("total", BLUE, |e| e.loss),
         ("supervised", GREEN, |e| e.supervised_loss),
         ("graph (unscaled)", RED, |e| e.graph_loss),
+        ("adversarial (unscaled)", MAGENTA, |e| e.adversarial_loss),
     ];
     for (name, color, value) in series {
         chart
@@ -86,6 +92,7 @@ mod tests {
                     loss: 1.0 / epoch as f64,
                     supervised_loss: 0.9 / epoch as f64,
                     graph_loss: 0.1,
+                    adversarial_loss: 0.0,
                     accuracy: 0.5 + 0.1 * epoch as f64,
                     validation_accuracy: Some(0.6),
                     seconds: 0.1,

@@ -13,6 +13,9 @@ pub struct EpochRecord {
     pub supervised_loss: f64,
     /// Unscaled graph loss (0 without graph regularization).
     pub graph_loss: f64,
+    /// Unscaled adversarial loss (0 without adversarial regularization).
+    #[serde(default)]
+    pub adversarial_loss: f64,
     /// Training accuracy.
     pub accuracy: f64,
     /// Accuracy on the validation samples, if any were given.
@@ -31,12 +34,14 @@ pub struct History {
 impl History {
     /// The history as CSV, one line per epoch, with a header.
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("epoch,loss,supervised_loss,graph_loss,accuracy,validation_accuracy,seconds\n");
+        let mut out = String::from(
+            "epoch,loss,supervised_loss,graph_loss,adversarial_loss,accuracy,validation_accuracy,seconds\n",
+        );
         for e in &self.epochs {
             let val = e.validation_accuracy.map(|v| format!("{v:.6}")).unwrap_or_default();
             out.push_str(&format!(
-                "{},{:.6},{:.6},{:.6},{:.6},{val},{:.4}\n",
-                e.epoch, e.loss, e.supervised_loss, e.graph_loss, e.accuracy, e.seconds
+                "{},{:.6},{:.6},{:.6},{:.6},{:.6},{val},{:.4}\n",
+                e.epoch, e.loss, e.supervised_loss, e.graph_loss, e.adversarial_loss, e.accuracy, e.seconds
             ));
         }
         out

@@ -2,26 +2,36 @@
 //! regularizers, per-epoch history, and checkpoints.
 //!
 //! # Formula
-//! Per batch `B` with labels `y`: `L = CE(y, f(x_B)) + m_g · L_graph` where `CE` is the mean
-//! softmax cross-entropy (Keras' `SparseCategoricalCrossentropy(from_logits=True)`) and `L_graph` the
-//! graph loss over the batch's (sample, neighbor) pairs ([`graph_loss`]).
+//! Per batch `B` with labels `y`: `L = CE(y, f(x_B)) + m_g · L_graph + m_a · L_adv` where `CE` is the
+//! mean softmax cross-entropy (Keras' `SparseCategoricalCrossentropy(from_logits=True)`), `L_graph` the
+//! graph loss over the batch's (sample, neighbor) pairs ([`graph_loss`]) and `L_adv` the loss on the
+//! batch's adversarial neighbors ([`AdvRegConfig`]): explicit and adversarial edges in one step.
+//!
+//! With adversarial regularization a step costs two forward and two backward passes: the backward of
+//! `CE` gives both `∇ₓ CE` (for the neighbors) and its parameter gradients, and one more backward
+//! through the regularizers adds theirs (NSL's Keras wrapper does three).
 
 mod checkpoint;
 mod history;
+mod record;
 
-pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta};
+pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointError, CheckpointMeta};
 pub use history::{EpochRecord, History};
+pub use record::{AdversarialExample, AdversarialRecord};
 
 use crate::data::Dataset;
 use crate::model::Model;
 use crate::neighbors::NeighborTable;
-use crate::regularize::{graph_loss, GraphRegConfig};
-use candle_core::{DType, Device, Result, Tensor};
+use crate::regularize::{gen_adv_neighbor, graph_loss, pairwise_distance, AdvLoss, AdvRegConfig, GraphRegConfig};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap, SGD};
+use ndarray::{Array2, ArrayView2};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::time::Instant;
 
 /// The optimizer and its learning rate.
@@ -77,10 +87,17 @@ pub struct Trainer<'a> {
     vars: &'a VarMap,
     config: TrainConfig,
     graph: Option<(&'a NeighborTable, &'a GraphRegConfig)>,
+    adversarial: Option<&'a AdvRegConfig>,
+    record: Option<(usize, RefCell<AdversarialRecord>)>,
     device: Device,
 }
 
-enum AnyOptimizer {
+struct AnyOptimizer {
+    vars: Vec<Var>,
+    inner: Inner,
+}
+
+enum Inner {
     Adam(AdamW),
     Sgd(SGD),
 }
@@ -96,28 +113,65 @@ impl AnyOptimizer {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
-        let vars = named.into_iter().map(|(_, v)| v).collect();
-        Ok(match config {
-            OptimizerConfig::Adam { learning_rate } => AnyOptimizer::Adam(AdamW::new(
-                vars,
+        let vars: Vec<Var> = named.into_iter().map(|(_, v)| v).collect();
+        let inner = match config {
+            OptimizerConfig::Adam { learning_rate } => Inner::Adam(AdamW::new(
+                vars.clone(),
                 ParamsAdamW { lr: learning_rate, beta1: 0.9, beta2: 0.999, eps: 1e-7, weight_decay: 0.0 },
             )?),
-            OptimizerConfig::Sgd { learning_rate } => AnyOptimizer::Sgd(SGD::new(vars, learning_rate)?),
-        })
+            OptimizerConfig::Sgd { learning_rate } => Inner::Sgd(SGD::new(vars.clone(), learning_rate)?),
+        };
+        Ok(AnyOptimizer { vars, inner })
     }
 
     fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
-        match self {
-            AnyOptimizer::Adam(o) => o.backward_step(loss),
-            AnyOptimizer::Sgd(o) => o.backward_step(loss),
+        self.step(&loss.backward()?)
+    }
+
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        match &mut self.inner {
+            Inner::Adam(o) => o.step(grads),
+            Inner::Sgd(o) => o.step(grads),
         }
+    }
+
+    /// Adds the parameter gradients of `more` into `grads`.
+    fn accumulate(&self, grads: &mut GradStore, more: &GradStore) -> Result<()> {
+        for var in &self.vars {
+            if let Some(extra) = more.get(var.as_tensor()) {
+                let sum = match grads.get(var.as_tensor()) {
+                    Some(g) => (g + extra)?,
+                    None => extra.clone(),
+                };
+                grads.insert(var.as_tensor(), sum);
+            }
+        }
+        Ok(())
     }
 }
 
 impl<'a> Trainer<'a> {
     /// A trainer for `model`, whose trainable variables are `vars`.
     pub fn new(model: &'a dyn Model, vars: &'a VarMap, config: TrainConfig) -> Self {
-        Trainer { model, vars, config, graph: None, device: Device::Cpu }
+        Trainer { model, vars, config, graph: None, adversarial: None, record: None, device: Device::Cpu }
+    }
+
+    /// Adds adversarial regularization: every batch also trains on its adversarial neighbors.
+    pub fn with_adversarial(mut self, config: &'a AdvRegConfig) -> Self {
+        self.adversarial = Some(config);
+        self
+    }
+
+    /// Records the adversarial neighbors generated in every `every`-th epoch (and the last), to be
+    /// taken with [`Trainer::take_record`] and written as a neighbor graph.
+    pub fn record_adversarial(mut self, every: usize) -> Self {
+        self.record = Some((every.max(1), RefCell::new(AdversarialRecord::default())));
+        self
+    }
+
+    /// The adversarial neighbors recorded so far (see [`Trainer::record_adversarial`]).
+    pub fn take_record(&self) -> AdversarialRecord {
+        self.record.as_ref().map(|(_, r)| r.take()).unwrap_or_default()
     }
 
     /// Adds graph regularization along the neighbors of `table` (built from the same training
@@ -160,8 +214,11 @@ impl<'a> Trainer<'a> {
                 order.shuffle(&mut rng);
             }
             let mut sums = EpochSums::default();
+            let recording =
+                self.record.as_ref().is_some_and(|(every, _)| epoch % every == 0 || epoch == self.config.epochs);
             for (b, rows) in order.chunks(self.config.batch_size).enumerate() {
-                let step = self.step(rows, &features, &labels, &mut optimizer)?;
+                let context = StepContext { epoch, batch: b, recording, ids: train.ids() };
+                let step = self.step(rows, &features, &labels, &mut optimizer, &context)?;
                 sums.add(&step, rows.len());
                 progress(epoch, b + 1, batches);
             }
@@ -174,14 +231,27 @@ impl<'a> Trainer<'a> {
         Ok(history)
     }
 
-    fn step(&self, rows: &[usize], features: &Tensor, labels: &Tensor, optimizer: &mut AnyOptimizer) -> Result<Step> {
+    fn step(
+        &self,
+        rows: &[usize],
+        features: &Tensor,
+        labels: &Tensor,
+        optimizer: &mut AnyOptimizer,
+        context: &StepContext,
+    ) -> Result<Step> {
         let index = Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<u32>>(), rows.len(), &self.device)?;
         let x = features.index_select(&index, 0)?;
         let y = labels.index_select(&index, 0)?;
         let layer = self.graph.and_then(|(_, c)| c.layer.as_deref());
-        let (logits, hidden) = self.model.forward_with(&x, true, layer)?;
+        // With adversarial regularization the input is a variable, so that one backward gives ∇ₓ.
+        let x_var = match self.adversarial {
+            Some(_) => Some(Var::from_tensor(&x)?),
+            None => None,
+        };
+        let x_in = x_var.as_ref().map_or_else(|| x.clone(), |v| v.as_tensor().clone());
+        let (logits, hidden) = self.model.forward_with(&x_in, true, layer)?;
         let supervised = candle_nn::loss::cross_entropy(&logits, &y)?;
-        let mut total = supervised.clone();
+        let mut regularizers: Option<Tensor> = None;
         let mut graph_value = 0.0;
         if let Some((table, config)) = self.graph {
             let batch = table.batch(rows, &self.device)?;
@@ -193,17 +263,128 @@ impl<'a> Trainer<'a> {
                 };
                 let g = graph_loss(&s, &t, &batch, config)?;
                 graph_value = g.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
-                total = (total + (g * config.multiplier)?)?;
+                regularizers = Some((g * config.multiplier)?);
             }
         }
-        optimizer.backward_step(&total)?;
+        let mut adversarial_value = 0.0;
+        match (self.adversarial, &x_var) {
+            (Some(config), Some(x_var)) => {
+                let mut grads = supervised.backward()?;
+                let gx = grads.remove(x_var.as_tensor()).map(|g| to_array(&g)).transpose()?;
+                let x_nd = to_array(&x)?;
+                let seed = self.config.seed ^ ((context.epoch as u64) << 32) ^ context.batch as u64;
+                let x_adv = gen_adv_neighbor(x_nd.view(), gx, &config.neighbor, seed, |xt| {
+                    input_gradient(self.model, xt, &y, true)
+                })?;
+                let x_adv_t = from_array(&x_adv, &self.device)?;
+                let adv_logits = self.model.forward_t(&x_adv_t, true)?;
+                let adv_loss = match &config.loss {
+                    AdvLoss::Supervised => candle_nn::loss::cross_entropy(&adv_logits, &y)?,
+                    AdvLoss::Distance(distance) => {
+                        let ones = Tensor::ones(rows.len(), DType::F32, &self.device)?;
+                        pairwise_distance(&logits, &adv_logits, &ones, distance)?
+                    }
+                };
+                adversarial_value = adv_loss.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
+                let scaled = (adv_loss * config.multiplier)?;
+                let extra = match regularizers.take() {
+                    Some(r) => (r + scaled)?,
+                    None => scaled,
+                };
+                optimizer.accumulate(&mut grads, &extra.backward()?)?;
+                optimizer.step(&grads)?;
+                regularizers = Some(extra);
+                if context.recording {
+                    self.remember(rows, context, &x_nd, &x_adv, &logits, &adv_logits, labels, config)?;
+                }
+            }
+            _ => {
+                let total = match &regularizers {
+                    Some(r) => (&supervised + r)?,
+                    None => supervised.clone(),
+                };
+                optimizer.backward_step(&total)?;
+            }
+        }
         let correct = logits.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;
+        let supervised_value = supervised.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
+        let regularizer_value = match regularizers {
+            Some(r) => r.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64,
+            None => 0.0,
+        };
         Ok(Step {
-            loss: total.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64,
-            supervised: supervised.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64,
+            loss: supervised_value + regularizer_value,
+            supervised: supervised_value,
             graph: graph_value,
+            adversarial: adversarial_value,
             correct,
         })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn remember(
+        &self,
+        rows: &[usize],
+        context: &StepContext,
+        x: &Array2<f32>,
+        x_adv: &Array2<f32>,
+        logits: &Tensor,
+        adv_logits: &Tensor,
+        labels: &Tensor,
+        config: &AdvRegConfig,
+    ) -> Result<()> {
+        let Some((_, record)) = &self.record else { return Ok(()) };
+        let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
+        let predicted_adv: Vec<u32> = adv_logits.argmax(1)?.to_vec1()?;
+        let all_labels: Vec<u32> = labels.to_vec1()?;
+        let mut record = record.borrow_mut();
+        for (i, &row) in rows.iter().enumerate() {
+            let delta: Vec<f32> = x_adv.row(i).iter().zip(x.row(i)).map(|(a, b)| a - b).collect();
+            record.examples.push(AdversarialExample {
+                sample_id: context.ids[row].clone(),
+                epoch: context.epoch,
+                features: x_adv.row(i).to_vec(),
+                perturbation_norm: record::norm(&delta, config.neighbor.grad_norm),
+                label: all_labels[row],
+                prediction: predicted[i],
+                adversarial_prediction: predicted_adv[i],
+            });
+        }
+        record.multiplier = config.multiplier as f32;
+        Ok(())
+    }
+}
+
+/// Where a step is in the run.
+struct StepContext<'d> {
+    epoch: usize,
+    batch: usize,
+    recording: bool,
+    ids: &'d [String],
+}
+
+fn to_array(t: &Tensor) -> Result<Array2<f32>> {
+    let (rows, cols) = t.dims2()?;
+    Array2::from_shape_vec((rows, cols), t.flatten_all()?.to_vec1::<f32>()?)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))
+}
+
+fn from_array(a: &Array2<f32>, device: &Device) -> Result<Tensor> {
+    let standard = a.as_standard_layout();
+    Tensor::from_slice(standard.as_slice().unwrap_or(&[]), a.dim(), device)
+}
+
+/// `∇ₓ CE(y, f(x))` at `x`: what FGSM/PGD follow.
+///
+/// # Errors
+/// A candle error of the forward or backward pass.
+pub fn input_gradient(model: &dyn Model, x: ArrayView2<f32>, y: &Tensor, train: bool) -> Result<Array2<f32>> {
+    let var = Var::from_tensor(&from_array(&x.to_owned(), &Device::Cpu)?)?;
+    let loss = candle_nn::loss::cross_entropy(&model.forward_t(var.as_tensor(), train)?, y)?;
+    let grads = loss.backward()?;
+    match grads.get(var.as_tensor()) {
+        Some(g) => to_array(g),
+        None => Ok(Array2::zeros(x.dim())),
     }
 }
 
@@ -211,6 +392,7 @@ struct Step {
     loss: f64,
     supervised: f64,
     graph: f64,
+    adversarial: f64,
     correct: f64,
 }
 
@@ -219,6 +401,7 @@ struct EpochSums {
     loss: f64,
     supervised: f64,
     graph: f64,
+    adversarial: f64,
     correct: f64,
     seen: usize,
 }
@@ -229,6 +412,7 @@ impl EpochSums {
         self.loss += step.loss * w;
         self.supervised += step.supervised * w;
         self.graph += step.graph * w;
+        self.adversarial += step.adversarial * w;
         self.correct += step.correct;
         self.seen += n;
     }
@@ -240,6 +424,7 @@ impl EpochSums {
             loss: self.loss / n,
             supervised_loss: self.supervised / n,
             graph_loss: self.graph / n,
+            adversarial_loss: self.adversarial / n,
             accuracy: self.correct / n,
             validation_accuracy,
             seconds,
