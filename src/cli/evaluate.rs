@@ -5,14 +5,20 @@ use super::ColumnArgs;
 use anyhow::{bail, Result};
 use clap::Args;
 use nsl::data;
+use nsl::eval::attack::{robustness_sweep, Attack, AttackConfig};
 use nsl::eval::{evaluate, predict};
+use nsl::regularize::NormType;
 use nsl::train::load_checkpoint;
+use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
 
 /// Flags of `nsl evaluate`.
 #[derive(Args, Debug)]
-#[command(after_help = "Example:\n  nsl evaluate --run runs/cora --samples test.parquet --json")]
+#[command(after_help = "Examples:\n  \
+    nsl evaluate --run runs/cora --samples test.parquet --json\n  \
+    nsl evaluate --run runs/adv --samples mnist_test.parquet --attack fgsm --norm inf --epsilon 0.05,0.1,0.2,0.3 --clip 0:1\n  \
+    nsl evaluate --run runs/adv --samples mnist_test.parquet --attack fgsm --epsilon 0.2 --attack-from runs/base --clip 0:1")]
 pub struct EvaluateArgs {
     /// Run directory written by `nsl train`.
     #[arg(long, value_name = "DIR")]
@@ -22,9 +28,67 @@ pub struct EvaluateArgs {
     samples: PathBuf,
     #[command(flatten)]
     columns: ColumnArgs,
-    /// Print the result as JSON (fields `accuracy`, `loss`, `samples`).
+    /// Also measure robust accuracy under this attack: fgsm or pgd. Default: clean accuracy only.
+    #[arg(long, value_name = "ATTACK")]
+    attack: Option<String>,
+    /// Norm of the attack's perturbation: inf, l2 or l1.
+    #[arg(long, default_value = "inf", value_name = "NORM")]
+    norm: String,
+    /// Attack strengths ε, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.05,0.1,0.2,0.3", value_name = "EPS,…")]
+    epsilon: Vec<f64>,
+    /// PGD: number of steps.
+    #[arg(long, default_value_t = 40, value_name = "N")]
+    pgd_steps: usize,
+    /// PGD: size of each step.
+    #[arg(long, default_value_t = 0.01, value_name = "SIZE")]
+    pgd_step_size: f64,
+    /// PGD: start from a random point of the ε-ball.
+    #[arg(long)]
+    random_init: bool,
+    /// Valid input range MIN:MAX that perturbed features are clipped to (e.g. 0:1 for pixels).
+    /// Default: no clipping.
+    #[arg(long, value_name = "MIN:MAX")]
+    clip: Option<String>,
+    /// Craft the perturbations on this other run's model (a transfer attack, as in NSL's tutorial)
+    /// instead of on the evaluated model itself (white-box). Default: white-box.
+    #[arg(long, value_name = "DIR")]
+    attack_from: Option<PathBuf>,
+    /// Write the robustness curve (accuracy against ε) as an SVG.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// Seed of PGD's random start.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print the result as JSON: `accuracy`, `loss`, `samples`, and with `--attack` also `epsilon` and
+    /// `robust_accuracy` (one value per ε, in the order given).
     #[arg(long)]
     json: bool,
+}
+
+/// The result of `nsl evaluate`.
+#[derive(Serialize)]
+struct EvaluateOutput {
+    accuracy: f64,
+    loss: f64,
+    samples: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attack: Option<AttackConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attack_from: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    epsilon: Vec<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    robust_accuracy: Vec<f64>,
+}
+
+/// Parses `MIN:MAX`.
+pub fn parse_clip(text: &str) -> Result<(f32, f32)> {
+    let parsed = text.split_once(':').and_then(|(lo, hi)| Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?)));
+    match parsed {
+        Some((lo, hi)) if lo <= hi => Ok((lo, hi)),
+        _ => bail!("--clip `{text}` is not MIN:MAX with MIN ≤ MAX"),
+    }
 }
 
 /// Flags of `nsl predict`.
@@ -50,10 +114,60 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
     let samples = with_spinner("reading samples", || data::read_samples(&args.samples, &args.columns.to_columns()))?;
     check_width(&checkpoint.meta.item_shape, samples.dim(), &args.samples)?;
     let result = evaluate(checkpoint.model.as_ref(), &samples, 1024)?;
+    let mut output = EvaluateOutput {
+        accuracy: result.accuracy,
+        loss: result.loss,
+        samples: result.samples,
+        attack: None,
+        attack_from: args.attack_from.clone(),
+        epsilon: Vec::new(),
+        robust_accuracy: Vec::new(),
+    };
+    if let Some(name) = &args.attack {
+        let attack = match name.as_str() {
+            "fgsm" => Attack::Fgsm,
+            "pgd" => {
+                Attack::Pgd { steps: args.pgd_steps, step_size: args.pgd_step_size, random_init: args.random_init }
+            }
+            other => bail!("unknown attack `{other}` (expected fgsm or pgd)"),
+        };
+        if let Some(bad) = args.epsilon.iter().find(|e| !(e.is_finite() && **e >= 0.0)) {
+            bail!("--epsilon {bad} must be a finite number ≥ 0");
+        }
+        let norm: NormType = args.norm.parse().map_err(anyhow::Error::msg)?;
+        let clip = args.clip.as_deref().map(parse_clip).transpose()?;
+        let config = AttackConfig { attack, norm, epsilon: args.epsilon[0], clip, seed: args.seed };
+        let source = args.attack_from.as_deref().map(load_checkpoint).transpose()?;
+        let source_model = source.as_ref().map_or(checkpoint.model.as_ref(), |s| s.model.as_ref());
+        let curve = with_spinner(format!("attacking with {name}"), || {
+            robustness_sweep(checkpoint.model.as_ref(), source_model, &samples, &config, &args.epsilon, 256)
+        })?;
+        output.attack = Some(config);
+        output.epsilon = curve.iter().map(|p| p.0).collect();
+        output.robust_accuracy = curve.iter().map(|p| p.1).collect();
+        if let Some(plot) = &args.plot {
+            let mut points = vec![(0.0, result.accuracy)];
+            points.extend(curve.iter().copied().filter(|p| p.0 > 0.0));
+            let name = args.run.display().to_string();
+            let how = if args.attack_from.is_some() { "transfer" } else { "white-box" };
+            nsl::report::robustness_curves_svg(
+                &[(name, points)],
+                &format!("{name_attack} ({how})", name_attack = args.attack.as_deref().unwrap_or("")),
+                plot,
+            )?;
+        }
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        println!("{}", serde_json::to_string_pretty(&output)?);
     } else {
-        println!("accuracy {:.4} ({} samples), loss {:.4}", result.accuracy, result.samples, result.loss);
+        println!("accuracy {:.4} ({} samples), loss {:.4}", output.accuracy, output.samples, output.loss);
+        for (eps, acc) in output.epsilon.iter().zip(&output.robust_accuracy) {
+            let how = match &args.attack_from {
+                Some(from) => format!("crafted on {}", from.display()),
+                None => "white-box".into(),
+            };
+            println!("  {} ε={eps:<6} robust accuracy {acc:.4} ({how})", args.attack.as_deref().unwrap_or(""));
+        }
     }
     Ok(())
 }

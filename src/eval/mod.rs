@@ -1,4 +1,7 @@
-//! Metrics: accuracy and loss of a model on labeled samples, and predictions.
+//! Metrics: accuracy and loss of a model on labeled samples, predictions, and robustness to
+//! adversarial attacks ([`attack`]).
+
+pub mod attack;
 
 use crate::data::Dataset;
 use crate::model::Model;

@@ -1,4 +1,4 @@
-//! Plots: training curves (SVG, rendered by any browser; no font files needed).
+//! Plots: training curves and robustness curves (SVG, rendered by any browser; no font files needed).
 
 use crate::train::History;
 use plotters::prelude::*;
@@ -78,6 +78,51 @@ fn draw(history: &History, title: &str, svg: &mut String) -> Result<(), Box<dyn 
     Ok(())
 }
 
+/// Writes robustness curves (accuracy against the attack strength ε, one line per model) as an SVG.
+/// Each curve is `(name, [(ε, accuracy)])`. The file is written atomically.
+///
+/// # Errors
+/// The `io::Error` of writing, or a drawing error as `io::Error`.
+pub fn robustness_curves_svg(curves: &[(String, Vec<(f64, f64)>)], title: &str, path: &Path) -> std::io::Result<()> {
+    let mut svg = String::new();
+    draw_robustness(curves, title, &mut svg).map_err(|e| std::io::Error::other(e.to_string()))?;
+    crate::io::write_bytes_atomic(path, svg.as_bytes())
+}
+
+fn draw_robustness(
+    curves: &[(String, Vec<(f64, f64)>)],
+    title: &str,
+    svg: &mut String,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::with_string(svg, (640, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max_eps = curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.0)).fold(0.0f64, f64::max).max(1e-6);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(35)
+        .y_label_area_size(45)
+        .build_cartesian_2d(0.0..max_eps * 1.02, 0.0..1.0)?;
+    chart.configure_mesh().x_desc("epsilon").y_desc("accuracy").draw()?;
+    let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+    for (i, (name, points)) in curves.iter().enumerate() {
+        let color = colors[i % colors.len()];
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color));
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +150,19 @@ mod tests {
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("accuracy") && svg.contains("validation") && svg.contains("<polyline"));
+    }
+
+    #[test]
+    fn robustness_svg_has_one_line_per_model() {
+        let curves = vec![
+            ("base".to_string(), vec![(0.0, 0.98), (0.1, 0.5), (0.2, 0.1)]),
+            ("adv-reg".to_string(), vec![(0.0, 0.98), (0.1, 0.9), (0.2, 0.8)]),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("robust.svg");
+        robustness_curves_svg(&curves, "FGSM", &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("base") && svg.contains("adv-reg"));
+        assert!(svg.matches("<polyline").count() >= 2);
     }
 }
