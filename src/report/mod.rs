@@ -1,4 +1,9 @@
-//! Plots: training curves and robustness curves (SVG, rendered by any browser; no font files needed).
+//! Plots: training curves and robustness curves (SVG, rendered by any browser; no font files needed),
+//! and PNG grids of images with their adversarial versions ([`digit_grid_png`]).
+
+mod digits;
+
+pub use digits::{digit_grid_png, DigitCell};
 
 use crate::train::History;
 use plotters::prelude::*;
