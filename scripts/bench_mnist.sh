@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# MNIST adversarial regularization against NSL's tutorial figures (issue 5): for each model, base and
+# adversarially-regularized runs (multiplier 0.2, FGSM step 0.2, L∞, batch 32, 5 epochs) over SEEDS
+# seeds; clean accuracy, transfer-adversarial accuracy (FGSM ε 0.2 L∞ crafted on the base model,
+# clipped to [0, 1]), white-box FGSM and PGD-40 (ε 0.2, step 0.01) on the regularized model, steady
+# epoch times and peak memory. Writes the "mnist" section of docs/benchmarks.md.
+#
+#   scripts/bench_mnist.sh [SEEDS=3] [MODELS="mlp cnn"]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seeds=${1:-3}
+models=${2:-mlp cnn}
+cargo build --release -q
+nsl=target/release/nsl
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+m=datasets/mnist
+$nsl convert --idx-images $m/train-images-idx3-ubyte.gz --idx-labels $m/train-labels-idx1-ubyte.gz --samples "$work/train.parquet" >/dev/null
+$nsl convert --idx-images $m/t10k-images-idx3-ubyte.gz --idx-labels $m/t10k-labels-idx1-ubyte.gz --samples "$work/test.parquet" >/dev/null
+
+json() { python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }
+rows=""
+for model in $models; do
+  case $model in
+    mlp) spec=mlp:256,128; threads=1 ;;
+    cnn) spec=cnn; threads=2 ;;
+  esac
+  for seed in $(seq 0 $((seeds - 1))); do
+    common=(--samples "$work/train.parquet" --model $spec --dropout 0 --epochs 5 --batch-size 32 --seed "$seed" --threads $threads --json)
+    /usr/bin/time -f "%M" -o "$work/rss_base" $nsl train "${common[@]}" --out "$work/base" > "$work/base.json"
+    /usr/bin/time -f "%M" -o "$work/rss_adv" $nsl train "${common[@]}" --out "$work/adv" \
+      --adv-reg multiplier=0.2,step-size=0.2,norm=inf > "$work/adv.json"
+    attack=(--samples "$work/test.parquet" --attack fgsm --norm inf --epsilon 0.2 --clip 0:1 --json)
+    $nsl evaluate --run "$work/base" "${attack[@]}" > "$work/e_base.json"                          # white-box = transfer source
+    $nsl evaluate --run "$work/adv" "${attack[@]}" --attack-from "$work/base" > "$work/e_transfer.json"
+    $nsl evaluate --run "$work/adv" "${attack[@]}" > "$work/e_white.json"
+    $nsl evaluate --run "$work/adv" --samples "$work/test.parquet" --attack pgd --norm inf --epsilon 0.2 \
+      --pgd-steps 40 --pgd-step-size 0.01 --clip 0:1 --json > "$work/e_pgd.json"
+    row="$model $seed $(json "$work/e_base.json" "d['accuracy'], d['robust_accuracy'][0]")"
+    row+=" $(json "$work/e_transfer.json" "d['accuracy'], d['robust_accuracy'][0]")"
+    row+=" $(json "$work/e_white.json" "d['robust_accuracy'][0]") $(json "$work/e_pgd.json" "d['robust_accuracy'][0]")"
+    row+=" $(json "$work/base.json" "d['steady_epoch_seconds']") $(json "$work/adv.json" "d['steady_epoch_seconds']")"
+    row+=" $(tail -n 1 "$work/rss_base") $(tail -n 1 "$work/rss_adv")"
+    rows+="$(echo "$row" | tr -d '(),')"$'\n'
+    echo "$row" >&2
+  done
+done
+
+python3 - "$seeds" "$rows" <<'PY' | scripts/bench_section.py mnist
+import sys, datetime, statistics as st, subprocess
+seeds, rows = int(sys.argv[1]), [r.split() for r in sys.argv[2].strip().splitlines()]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mem = round(int(open("/proc/meminfo").read().split()[1]) / 1048576)
+nsl_ref = {"mlp": (95.2, 1.1, 96.1, 44.0, 56.0, 0.83, 1.07), "cnn": (97.9, 34.3, 98.1, 88.6, 87.6, 2.01, 4.21)}
+print("## MNIST: adversarial regularization (issue 5)\n")
+print(f"`scripts/bench_mnist.sh {seeds}` — {datetime.date.today()}, {cpu}, "
+      f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, {mem} GiB, release build.\n")
+print("10k-train subset, official 10k test; 5 epochs, batch 32, Adam; adversarial regularization multiplier 0.2, "
+      "FGSM step 0.2 L∞ (NSL's tutorial). Attacks: FGSM ε 0.2 L∞ clipped to [0, 1]; transfer = crafted on the base "
+      "model; white-box = crafted on the regularized model itself; PGD-40 ε 0.2 step 0.01. Means over seeds; NSL "
+      "figures (in parentheses) from `../shared/baselines/RESULTS.md`.\n")
+print("| model | base clean | base transfer-adv | adv-reg clean | adv-reg transfer-adv | adv-reg white-box FGSM | adv-reg PGD-40 | epoch base / adv-reg | peak RSS adv-reg |")
+print("|---|---|---|---|---|---|---|---|---|")
+for model in dict.fromkeys(r[0] for r in rows):
+    rs = [[float(x) for x in r[2:]] for r in rows if r[0] == model]
+    m = lambda i: st.mean(r[i] for r in rs) * 100
+    best = lambda i: min(r[i] for r in rs)
+    ref = nsl_ref.get(model, (float("nan"),) * 7)
+    print(f"| {model} | {m(0):.1f} % ({ref[0]}) | {m(1):.1f} % ({ref[1]}) | {m(2):.1f} % ({ref[2]}) | {m(3):.1f} % ({ref[3]}) "
+          f"| {m(4):.1f} % ({ref[4]}) | {m(5):.1f} % | {best(6):.2f} s / {best(7):.2f} s ({ref[5]} / {ref[6]}) "
+          f"| {max(r[9] for r in rs)/1024:.0f} MB |")
+PY
