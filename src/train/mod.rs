@@ -13,19 +13,21 @@
 
 mod checkpoint;
 mod history;
+mod optim;
 mod record;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointError, CheckpointMeta};
 pub use history::{EpochRecord, History};
+use optim::Optimizer;
+pub use optim::OptimizerConfig;
 pub use record::{AdversarialExample, AdversarialRecord};
 
 use crate::data::Dataset;
 use crate::model::Model;
 use crate::neighbors::NeighborTable;
 use crate::regularize::{gen_adv_neighbor, graph_loss, pairwise_distance, AdvLoss, AdvRegConfig, GraphRegConfig};
-use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Result, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap, SGD};
+use candle_nn::VarMap;
 use ndarray::{Array2, ArrayView2};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -33,28 +35,6 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::time::Instant;
-
-/// The optimizer and its learning rate.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum OptimizerConfig {
-    /// Adam with Keras' defaults: β₁ 0.9, β₂ 0.999, ε 1e-7.
-    Adam {
-        /// Learning rate. Keras default 0.001.
-        learning_rate: f64,
-    },
-    /// Plain stochastic gradient descent.
-    Sgd {
-        /// Learning rate.
-        learning_rate: f64,
-    },
-}
-
-impl Default for OptimizerConfig {
-    fn default() -> Self {
-        OptimizerConfig::Adam { learning_rate: 0.001 }
-    }
-}
 
 /// How to train. `Default`: Adam (lr 0.001), 10 epochs, batch 32 (Keras' default), seed 0, shuffled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,62 +72,13 @@ pub struct Trainer<'a> {
     device: Device,
 }
 
-struct AnyOptimizer {
-    vars: Vec<Var>,
-    inner: Inner,
-}
-
-enum Inner {
-    Adam(AdamW),
-    Sgd(SGD),
-}
-
-impl AnyOptimizer {
-    fn new(config: OptimizerConfig, vars: &VarMap) -> Result<Self> {
-        // Sorted by name so that the update order (and so every float) is the same on every run.
-        let mut named: Vec<(String, candle_core::Var)> = vars
-            .data()
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("variable map lock poisoned".into()))?
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        let vars: Vec<Var> = named.into_iter().map(|(_, v)| v).collect();
-        let inner = match config {
-            OptimizerConfig::Adam { learning_rate } => Inner::Adam(AdamW::new(
-                vars.clone(),
-                ParamsAdamW { lr: learning_rate, beta1: 0.9, beta2: 0.999, eps: 1e-7, weight_decay: 0.0 },
-            )?),
-            OptimizerConfig::Sgd { learning_rate } => Inner::Sgd(SGD::new(vars.clone(), learning_rate)?),
-        };
-        Ok(AnyOptimizer { vars, inner })
-    }
-
-    fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
-        self.step(&loss.backward()?)
-    }
-
-    fn step(&mut self, grads: &GradStore) -> Result<()> {
-        match &mut self.inner {
-            Inner::Adam(o) => o.step(grads),
-            Inner::Sgd(o) => o.step(grads),
-        }
-    }
-
-    /// Adds the parameter gradients of `more` into `grads`.
-    fn accumulate(&self, grads: &mut GradStore, more: &GradStore) -> Result<()> {
-        for var in &self.vars {
-            if let Some(extra) = more.get(var.as_tensor()) {
-                let sum = match grads.get(var.as_tensor()) {
-                    Some(g) => (g + extra)?,
-                    None => extra.clone(),
-                };
-                grads.insert(var.as_tensor(), sum);
-            }
-        }
-        Ok(())
-    }
+/// The trainable variables of `vars`, sorted by name so that the update order (and so every float)
+/// is the same on every run.
+fn sorted_vars(vars: &VarMap) -> Result<Vec<Var>> {
+    let data = vars.data().lock().map_err(|_| candle_core::Error::Msg("variable map lock poisoned".into()))?;
+    let mut named: Vec<(&String, &Var)> = data.iter().collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    Ok(named.into_iter().map(|(_, v)| v.clone()).collect())
 }
 
 impl<'a> Trainer<'a> {
@@ -203,7 +134,7 @@ impl<'a> Trainer<'a> {
             &self.device,
         )?;
         let labels = Tensor::from_slice(labels, train.len(), &self.device)?;
-        let mut optimizer = AnyOptimizer::new(self.config.optimizer, self.vars)?;
+        let mut optimizer = Optimizer::new(self.config.optimizer, sorted_vars(self.vars)?);
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
         let mut order: Vec<usize> = (0..train.len()).collect();
         let batches = train.len().div_ceil(self.config.batch_size);
@@ -236,7 +167,7 @@ impl<'a> Trainer<'a> {
         rows: &[usize],
         features: &Tensor,
         labels: &Tensor,
-        optimizer: &mut AnyOptimizer,
+        optimizer: &mut Optimizer,
         context: &StepContext,
     ) -> Result<Step> {
         let index = Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<u32>>(), rows.len(), &self.device)?;
@@ -249,22 +180,31 @@ impl<'a> Trainer<'a> {
             None => None,
         };
         let x_in = x_var.as_ref().map_or_else(|| x.clone(), |v| v.as_tensor().clone());
-        let (logits, hidden) = self.model.forward_with(&x_in, true, layer)?;
+        // The batch's neighbors go through the model in the same forward pass as the samples: one
+        // large product per layer instead of two small ones (dropout masks are per row either way).
+        let neighbors = match self.graph {
+            Some((table, config)) if config.multiplier > 0.0 => {
+                Some((table.batch(rows, &self.device)?, config)).filter(|(b, _)| b.weights.elem_count() > 0)
+            }
+            _ => None,
+        };
+        let n = rows.len();
+        let input = match &neighbors {
+            Some((batch, _)) => Tensor::cat(&[&x_in, &batch.features], 0)?,
+            None => x_in,
+        };
+        let (all_logits, all_hidden) = self.model.forward_with(&input, true, layer)?;
+        let logits = all_logits.narrow(0, 0, n)?;
         let supervised = candle_nn::loss::cross_entropy(&logits, &y)?;
         let mut regularizers: Option<Tensor> = None;
         let mut graph_value = 0.0;
-        if let Some((table, config)) = self.graph {
-            let batch = table.batch(rows, &self.device)?;
-            if batch.weights.elem_count() > 0 && config.multiplier > 0.0 {
-                let (nbr_logits, nbr_hidden) = self.model.forward_with(&batch.features, true, layer)?;
-                let (s, t) = match (hidden, nbr_hidden) {
-                    (Some(s), Some(t)) => (s, t),
-                    _ => (logits.clone(), nbr_logits),
-                };
-                let g = graph_loss(&s, &t, &batch, config)?;
-                graph_value = g.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
-                regularizers = Some((g * config.multiplier)?);
-            }
+        if let Some((batch, config)) = &neighbors {
+            let pairs = batch.weights.elem_count();
+            let outputs = all_hidden.as_ref().unwrap_or(&all_logits);
+            let (s, t) = (outputs.narrow(0, 0, n)?, outputs.narrow(0, n, pairs)?);
+            let g = graph_loss(&s, &t, batch, config)?;
+            graph_value = g.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
+            regularizers = Some((g * config.multiplier)?);
         }
         let mut adversarial_value = 0.0;
         match (self.adversarial, &x_var) {
@@ -303,7 +243,7 @@ impl<'a> Trainer<'a> {
                     Some(r) => (&supervised + r)?,
                     None => supervised.clone(),
                 };
-                optimizer.backward_step(&total)?;
+                optimizer.step(&total.backward()?)?;
             }
         }
         let correct = logits.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;
