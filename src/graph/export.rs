@@ -227,8 +227,8 @@ fn xml_escape(text: &str) -> Result<std::borrow::Cow<'_, str>, char> {
 
 /// Graphviz DOT: `digraph`/`graph` with quoted ids and `weight`/`kind` edge attributes.
 ///
-/// Note that Graphviz's `dot` layout wants integer weights; other layouts and readers (pydot,
-/// networkx) take the exact value written here.
+/// Graphviz reads `weight` as a layout hint (Graphviz 2.43 `dot -Tsvg` and `neato` accept the
+/// fractional weights written here); readers such as pydot keep the exact text.
 fn write_dot(graph: &NeighborGraph, out: &mut impl Write) -> io::Result<()> {
     let undirected = graph.is_symmetric();
     let (keyword, arrow) = if undirected { ("graph", "--") } else { ("digraph", "->") };

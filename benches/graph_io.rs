@@ -1,0 +1,78 @@
+//! Graph I/O benchmark: a seeded random graph of 1,000,000 directed edges written and read back
+//! as Parquet and as NSL TSV. Prints Markdown table rows (best of `RUNS` runs each).
+//!
+//! ```text
+//! cargo bench --bench graph_io
+//! ```
+
+use nsl::graph::{parquet, tsv, EdgeKind, NeighborGraph};
+use rand::{Rng, SeedableRng};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Directed edges in the benchmark graph.
+const EDGES: usize = 1_000_000;
+/// Nodes the edges are drawn among (average out-degree 10).
+const NODES: usize = 100_000;
+/// Runs per measurement; the fastest is reported (the machine is shared).
+const RUNS: usize = 3;
+/// The seed of the graph.
+const SEED: u64 = 42;
+
+/// `EDGES` distinct random edges among `NODES` nodes with ids `paper<i>`, weights uniform in
+/// `[0, 1)` and random kinds.
+fn random_graph() -> NeighborGraph {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(SEED);
+    let mut graph = NeighborGraph::with_capacity(NODES, EDGES);
+    let ids: Vec<String> = (0..NODES).map(|i| format!("paper{i}")).collect();
+    while graph.edge_count() < EDGES {
+        let (s, t) = (&ids[rng.random_range(0..NODES)], &ids[rng.random_range(0..NODES)]);
+        let kind = EdgeKind::ALL[rng.random_range(0..EdgeKind::ALL.len())];
+        // A freshly drawn uniform f32 in [0, 1) is finite and non-negative.
+        graph.add_edge(s, t, rng.random::<f32>(), kind).expect("valid weight");
+    }
+    graph
+}
+
+/// The fastest of `RUNS` runs of `f`.
+fn best_of(mut f: impl FnMut()) -> Duration {
+    (0..RUNS)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+fn size_mib(path: &Path) -> f64 {
+    std::fs::metadata(path).map(|m| m.len() as f64 / (1024.0 * 1024.0)).unwrap_or(f64::NAN)
+}
+
+fn main() {
+    let start = Instant::now();
+    let graph = random_graph();
+    eprintln!(
+        "generated {} nodes, {} edges (seed {SEED}) in {:.2} s",
+        graph.node_count(),
+        graph.edge_count(),
+        start.elapsed().as_secs_f64()
+    );
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pq = dir.path().join("graph.parquet");
+    let ts = dir.path().join("graph.tsv");
+
+    let pq_write = best_of(|| parquet::write_graph(&graph, &pq).expect("write parquet"));
+    let pq_read = best_of(|| assert_eq!(parquet::read_graph(&pq).expect("read parquet").edge_count(), EDGES));
+    let tsv_write = best_of(|| tsv::write_tsv(&graph, &ts).expect("write tsv"));
+    let tsv_read =
+        best_of(|| assert_eq!(tsv::read_tsv(&ts, EdgeKind::Explicit).expect("read tsv").edge_count(), EDGES));
+
+    println!("| format | write (s) | read (s) | file size (MiB) |");
+    println!("|---|---|---|---|");
+    for (name, write, read, path) in [("Parquet (zstd)", pq_write, pq_read, &pq), ("NSL TSV", tsv_write, tsv_read, &ts)]
+    {
+        println!("| {name} | {:.3} | {:.3} | {:.1} |", write.as_secs_f64(), read.as_secs_f64(), size_mib(path));
+    }
+}
