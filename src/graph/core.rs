@@ -1,9 +1,16 @@
 //! [`NeighborGraph`]: nodes keyed by sample id, weighted and typed edges, on a petgraph `GraphMap`.
 
 use super::GraphError;
-use petgraph::graphmap::DiGraphMap;
-use petgraph::Direction;
+use petgraph::graphmap::GraphMap;
+use petgraph::{Directed, Direction};
 use std::collections::HashMap;
+
+/// The hasher of the graph's maps: foldhash with a fixed seed (fast on short keys, and the same on
+/// every run). Iteration order never depends on it: petgraph's map keeps insertion order.
+type Hasher = foldhash::fast::FixedState;
+
+/// The petgraph map under a [`NeighborGraph`].
+pub type PetGraph = GraphMap<NodeId, Edge, Directed, Hasher>;
 use std::fmt;
 
 /// A node of a [`NeighborGraph`]: an index into its id table.
@@ -74,9 +81,9 @@ pub struct Edge {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct NeighborGraph {
-    graph: DiGraphMap<NodeId, Edge>,
+    graph: PetGraph,
     ids: Vec<String>,
-    index: HashMap<String, NodeId>,
+    index: HashMap<String, NodeId, Hasher>,
     /// Free-form provenance ("how the graph was made"), stored in the Parquet metadata.
     provenance: String,
 }
@@ -90,9 +97,9 @@ impl NeighborGraph {
     /// An empty graph with room for `nodes` nodes and `edges` edges.
     pub fn with_capacity(nodes: usize, edges: usize) -> Self {
         NeighborGraph {
-            graph: DiGraphMap::with_capacity(nodes, edges),
+            graph: GraphMap::with_capacity(nodes, edges),
             ids: Vec::with_capacity(nodes),
-            index: HashMap::with_capacity(nodes),
+            index: HashMap::with_capacity_and_hasher(nodes, Hasher::default()),
             provenance: String::new(),
         }
     }
@@ -124,16 +131,14 @@ impl NeighborGraph {
 
     /// [`NeighborGraph::add_edge`] between existing nodes, for callers that already checked the weight.
     pub(crate) fn add_edge_ids(&mut self, s: NodeId, t: NodeId, edge: Edge) -> bool {
-        match self.graph.edge_weight_mut(s, t) {
+        // One lookup for a new edge; a duplicate puts the larger weight back.
+        match self.graph.add_edge(s, t, edge) {
+            None => true,
             Some(old) => {
-                if edge.weight > old.weight {
-                    *old = edge;
+                if old.weight >= edge.weight {
+                    self.graph.add_edge(s, t, old);
                 }
                 false
-            }
-            None => {
-                self.graph.add_edge(s, t, edge);
-                true
             }
         }
     }
@@ -241,7 +246,7 @@ impl NeighborGraph {
     }
 
     /// The underlying petgraph map, for petgraph's algorithms.
-    pub fn petgraph(&self) -> &DiGraphMap<NodeId, Edge> {
+    pub fn petgraph(&self) -> &PetGraph {
         &self.graph
     }
 

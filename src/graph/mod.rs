@@ -20,7 +20,7 @@ pub mod spectral;
 pub mod stats;
 pub mod tsv;
 
-pub use self::core::{Edge, EdgeKind, NeighborGraph, NodeId};
+pub use self::core::{Edge, EdgeKind, NeighborGraph, NodeId, PetGraph};
 
 use crate::io::Location;
 use std::path::{Path, PathBuf};
