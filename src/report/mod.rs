@@ -40,7 +40,8 @@ fn draw(history: &History, title: &str, svg: &mut String) -> Result<(), Box<dyn 
         .y_label_area_size(45)
         .build_cartesian_2d(1.0..epochs.max(2.0), 0.0..max_loss * 1.05)?;
     chart.configure_mesh().x_desc("epoch").draw()?;
-    let series: [(&str, RGBColor, fn(&crate::train::EpochRecord) -> f64); 4] = [
+    type Series = (&'static str, RGBColor, fn(&crate::train::EpochRecord) -> f64);
+    let series: [Series; 4] = [
         ("total", BLUE, |e| e.loss),
         ("supervised", GREEN, |e| e.supervised_loss),
         ("graph (unscaled)", RED, |e| e.graph_loss),

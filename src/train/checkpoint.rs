@@ -83,9 +83,9 @@ pub fn save_checkpoint(dir: &Path, meta: &CheckpointMeta, vars: &VarMap) -> Resu
     write_atomic_path(&weights, |tmp| {
         vars.save(tmp).map_err(|e| CheckpointError::Weights { path: weights.clone(), message: e.to_string() })
     })
-    .or_else(|e| match e {
-        CheckpointError::Io { source, .. } => Err(CheckpointError::Io { path: weights.clone(), source }),
-        other => Err(other),
+    .map_err(|e| match e {
+        CheckpointError::Io { source, .. } => CheckpointError::Io { path: weights.clone(), source },
+        other => other,
     })?;
     let meta_path = dir.join(META);
     let json =
