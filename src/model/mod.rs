@@ -4,11 +4,13 @@
 //! Any Candle module plugs in unchanged: every `candle_nn::ModuleT` (and so every `Module`) is a
 //! [`Model`].
 
+mod dense;
 mod dropout;
 mod init;
 mod net;
 mod spec;
 
+pub use dense::{dense, Dense};
 pub use dropout::Dropout;
 pub use init::glorot_init;
 pub use net::{build_model, Cnn, Mlp};

@@ -1,11 +1,12 @@
 //! The built-in networks ([`Mlp`], [`Cnn`]) and [`build_model`], which makes one from a [`ModelSpec`].
 
+use super::dense::{dense as dense_layer, Dense};
 use super::dropout::Dropout;
 use super::init::glorot_init;
 use super::spec::{Activation, CnnSpec, MlpSpec, ModelSpec};
 use super::Model;
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, VarMap};
+use candle_nn::{Conv2d, Conv2dConfig, VarBuilder, VarMap};
 
 fn activate(xs: &Tensor, activation: Activation) -> Result<Tensor> {
     match activation {
@@ -20,8 +21,8 @@ fn activate(xs: &Tensor, activation: Activation) -> Result<Tensor> {
 /// Hidden layers are named `hidden0`, `hidden1`, … (their activations, before dropout).
 #[derive(Debug)]
 pub struct Mlp {
-    hidden: Vec<Linear>,
-    out: Linear,
+    hidden: Vec<Dense>,
+    out: Dense,
     activation: Activation,
     dropout: Dropout,
 }
@@ -35,10 +36,10 @@ impl Mlp {
         let mut hidden = Vec::with_capacity(spec.hidden.len());
         let mut width = input_dim;
         for (i, &units) in spec.hidden.iter().enumerate() {
-            hidden.push(candle_nn::linear(width, units, vb.pp(format!("hidden{i}")))?);
+            hidden.push(dense_layer(width, units, vb.pp(format!("hidden{i}")))?);
             width = units;
         }
-        let out = candle_nn::linear(width, classes, vb.pp("logits"))?;
+        let out = dense_layer(width, classes, vb.pp("logits"))?;
         Ok(Mlp { hidden, out, activation: spec.activation, dropout: Dropout::new(spec.dropout, seed ^ 0xD80) })
     }
 }
@@ -80,8 +81,8 @@ pub struct Cnn {
     input_shape: [usize; 3],
     convs: Vec<Conv2d>,
     pool: usize,
-    dense: Vec<Linear>,
-    out: Linear,
+    dense: Vec<Dense>,
+    out: Dense,
     activation: Activation,
     dropout: Dropout,
 }
@@ -117,10 +118,10 @@ impl Cnn {
         let mut width = channels * h * w;
         let mut dense = Vec::with_capacity(spec.dense.len());
         for (i, &units) in spec.dense.iter().enumerate() {
-            dense.push(candle_nn::linear(width, units, vb.pp(format!("dense{i}")))?);
+            dense.push(dense_layer(width, units, vb.pp(format!("dense{i}")))?);
             width = units;
         }
-        let out = candle_nn::linear(width, classes, vb.pp("logits"))?;
+        let out = dense_layer(width, classes, vb.pp("logits"))?;
         Ok(Cnn {
             input_shape,
             convs,

@@ -11,4 +11,4 @@ mod pack;
 mod table;
 
 pub use pack::pack_neighbors;
-pub use table::{NeighborBatch, NeighborReport, NeighborTable};
+pub use table::{extend_row, NeighborBatch, NeighborReport, NeighborTable};

@@ -36,17 +36,23 @@ pub struct NeighborTable {
     max_neighbors: usize,
 }
 
-/// The neighbors of one batch, as (sample, neighbor, weight) pairs ready for a regularizer.
+/// The (sample, neighbor, weight) pairs of one batch, ready for a regularizer; the neighbors'
+/// features travel separately (see [`NeighborTable::batch`] and [`NeighborTable::append_batch`]).
 #[derive(Debug, Clone)]
 pub struct NeighborBatch {
-    /// Neighbor features, `[P, d]`.
-    pub features: Tensor,
     /// For each pair, the position of its sample in the batch, `[P]` (u32).
     pub sample_index: Tensor,
     /// Edge weights, `[P]`.
     pub weights: Tensor,
     /// `batch size × max_neighbors`: the number of slots NSL's padded layout would have.
     pub slots: usize,
+}
+
+impl NeighborBatch {
+    /// Number of (sample, neighbor) pairs.
+    pub fn pairs(&self) -> usize {
+        self.weights.elem_count()
+    }
 }
 
 impl NeighborTable {
@@ -132,15 +138,30 @@ impl NeighborTable {
             .map(|&(slot, w)| (self.ids[slot as usize].as_str(), self.features.row(slot as usize), w))
     }
 
-    /// The (sample, neighbor, weight) pairs of the training rows `rows` (in batch order). Pairs of
-    /// zero weight are dropped: they add nothing to any reduction except `sum_over_batch_size`, whose
-    /// count is [`NeighborBatch::slots`].
+    /// The (sample, neighbor, weight) pairs of the training rows `rows` (in batch order) and the
+    /// neighbors' features, `[P, d]`. Pairs of zero weight are dropped: they add nothing to any
+    /// reduction except `sum_over_batch_size`, whose count is [`NeighborBatch::slots`].
     ///
     /// # Errors
     /// A candle error if the tensors cannot be made.
-    pub fn batch(&self, rows: &[usize], device: &Device) -> CandleResult<NeighborBatch> {
-        let d = self.features.ncols();
+    pub fn batch(&self, rows: &[usize], device: &Device) -> CandleResult<(Tensor, NeighborBatch)> {
         let mut features = Vec::new();
+        let batch = self.append_batch(rows, &mut features, device)?;
+        let features = Tensor::from_vec(features, (batch.pairs(), self.features.ncols()), device)?;
+        Ok((features, batch))
+    }
+
+    /// Like [`NeighborTable::batch`], appending the neighbors' features (row-major) to `features`
+    /// instead, so that a trainer can put samples and neighbors in one buffer without copying twice.
+    ///
+    /// # Errors
+    /// A candle error if the tensors cannot be made.
+    pub fn append_batch(
+        &self,
+        rows: &[usize],
+        features: &mut Vec<f32>,
+        device: &Device,
+    ) -> CandleResult<NeighborBatch> {
         let mut sample_index = Vec::new();
         let mut weights = Vec::new();
         for (position, &row) in rows.iter().enumerate() {
@@ -148,18 +169,26 @@ impl NeighborTable {
                 if weight == 0.0 {
                     continue;
                 }
-                features.extend_from_slice(self.features.row(slot as usize).as_slice().unwrap_or(&[]));
+                extend_row(features, self.features.row(slot as usize));
                 sample_index.push(position as u32);
                 weights.push(weight);
             }
         }
         let pairs = weights.len();
         Ok(NeighborBatch {
-            features: Tensor::from_vec(features, (pairs, d), device)?,
             sample_index: Tensor::from_vec(sample_index, pairs, device)?,
             weights: Tensor::from_vec(weights, pairs, device)?,
             slots: rows.len() * self.max_neighbors,
         })
+    }
+}
+
+/// Appends a feature row to a buffer: one `memcpy` when the row is contiguous (rows of a
+/// standard-layout matrix are), element by element otherwise.
+pub fn extend_row(buffer: &mut Vec<f32>, row: ndarray::ArrayView1<f32>) {
+    match row.as_slice() {
+        Some(values) => buffer.extend_from_slice(values),
+        None => buffer.extend(row.iter().copied()),
     }
 }
 
@@ -204,10 +233,10 @@ mod tests {
     fn batch_gathers_pairs_in_batch_order() {
         let (train, pool, g) = fixture();
         let (table, _) = NeighborTable::new(&train, Some(&pool), &g, 1).unwrap();
-        let batch = table.batch(&[1, 0], &Device::Cpu).unwrap();
+        let (features, batch) = table.batch(&[1, 0], &Device::Cpu).unwrap();
         assert_eq!(batch.sample_index.to_vec1::<u32>().unwrap(), vec![0, 1]);
         assert_eq!(batch.weights.to_vec1::<f32>().unwrap(), vec![0.3, 0.9]);
-        assert_eq!(batch.features.to_vec2::<f32>().unwrap(), vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
+        assert_eq!(features.to_vec2::<f32>().unwrap(), vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
         assert_eq!(batch.slots, 2);
     }
 }

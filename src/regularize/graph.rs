@@ -92,7 +92,6 @@ mod tests {
         let dev = Device::Cpu;
         let n = weights.len();
         NeighborBatch {
-            features: Tensor::zeros((n, 1), candle_core::DType::F32, &dev).unwrap(),
             sample_index: Tensor::from_vec((0..n as u32).map(|i| i / 2).collect::<Vec<u32>>(), n, &dev).unwrap(),
             weights: Tensor::from_vec(weights, n, &dev).unwrap(),
             slots: n,
@@ -114,7 +113,6 @@ mod tests {
         let dev = Device::Cpu;
         let samples = Tensor::new(&[[2.0f32]], &dev).unwrap();
         let empty = NeighborBatch {
-            features: Tensor::zeros((0, 1), candle_core::DType::F32, &dev).unwrap(),
             sample_index: Tensor::zeros(0, candle_core::DType::U32, &dev).unwrap(),
             weights: Tensor::zeros(0, candle_core::DType::F32, &dev).unwrap(),
             slots: 1,

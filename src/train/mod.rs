@@ -128,13 +128,9 @@ impl<'a> Trainer<'a> {
         if self.config.batch_size == 0 || self.config.epochs == 0 {
             candle_core::bail!("batch size and epochs must be at least 1");
         }
-        let features = Tensor::from_slice(
-            train.features().as_standard_layout().as_slice().unwrap_or(&[]),
-            (train.len(), train.dim()),
-            &self.device,
-        )?;
+        let features = train.features();
         let labels = Tensor::from_slice(labels, train.len(), &self.device)?;
-        let mut optimizer = Optimizer::new(self.config.optimizer, sorted_vars(self.vars)?);
+        let mut optimizer = Optimizer::new(self.config.optimizer, sorted_vars(self.vars)?)?;
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
         let mut order: Vec<usize> = (0..train.len()).collect();
         let batches = train.len().div_ceil(self.config.batch_size);
@@ -149,7 +145,7 @@ impl<'a> Trainer<'a> {
                 self.record.as_ref().is_some_and(|(every, _)| epoch % every == 0 || epoch == self.config.epochs);
             for (b, rows) in order.chunks(self.config.batch_size).enumerate() {
                 let context = StepContext { epoch, batch: b, recording, ids: train.ids() };
-                let step = self.step(rows, &features, &labels, &mut optimizer, &context)?;
+                let step = self.step(rows, features, &labels, &mut optimizer, &context)?;
                 sums.add(&step, rows.len());
                 progress(epoch, b + 1, batches);
             }
@@ -165,33 +161,39 @@ impl<'a> Trainer<'a> {
     fn step(
         &self,
         rows: &[usize],
-        features: &Tensor,
+        features: ArrayView2<f32>,
         labels: &Tensor,
         optimizer: &mut Optimizer,
         context: &StepContext,
     ) -> Result<Step> {
         let index = Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<u32>>(), rows.len(), &self.device)?;
-        let x = features.index_select(&index, 0)?;
         let y = labels.index_select(&index, 0)?;
         let layer = self.graph.and_then(|(_, c)| c.layer.as_deref());
-        // With adversarial regularization the input is a variable, so that one backward gives ∇ₓ.
+        // Samples and their neighbors go through the model in one forward pass, from one buffer:
+        // one large product per layer instead of two small ones (dropout masks are per row anyway).
+        let (n, d) = (rows.len(), features.ncols());
+        let mut buffer = Vec::with_capacity(n * d * 2);
+        for &r in rows {
+            crate::neighbors::extend_row(&mut buffer, features.row(r));
+        }
+        let neighbors = match self.graph {
+            Some((table, config)) if config.multiplier > 0.0 => {
+                Some((table.append_batch(rows, &mut buffer, &self.device)?, config)).filter(|(b, _)| b.pairs() > 0)
+            }
+            _ => None,
+        };
+        let all_rows = buffer.len() / d.max(1);
+        let all = Tensor::from_vec(buffer, (all_rows, d), &self.device)?;
+        let x = all.narrow(0, 0, n)?;
+        // With adversarial regularization the samples are a variable, so that one backward gives ∇ₓ.
         let x_var = match self.adversarial {
             Some(_) => Some(Var::from_tensor(&x)?),
             None => None,
         };
-        let x_in = x_var.as_ref().map_or_else(|| x.clone(), |v| v.as_tensor().clone());
-        // The batch's neighbors go through the model in the same forward pass as the samples: one
-        // large product per layer instead of two small ones (dropout masks are per row either way).
-        let neighbors = match self.graph {
-            Some((table, config)) if config.multiplier > 0.0 => {
-                Some((table.batch(rows, &self.device)?, config)).filter(|(b, _)| b.weights.elem_count() > 0)
-            }
-            _ => None,
-        };
-        let n = rows.len();
-        let input = match &neighbors {
-            Some((batch, _)) => Tensor::cat(&[&x_in, &batch.features], 0)?,
-            None => x_in,
+        let input = match &x_var {
+            Some(v) if all_rows > n => Tensor::cat(&[v.as_tensor(), &all.narrow(0, n, all_rows - n)?], 0)?,
+            Some(v) => v.as_tensor().clone(),
+            None => all,
         };
         let (all_logits, all_hidden) = self.model.forward_with(&input, true, layer)?;
         let logits = all_logits.narrow(0, 0, n)?;
@@ -199,7 +201,7 @@ impl<'a> Trainer<'a> {
         let mut regularizers: Option<Tensor> = None;
         let mut graph_value = 0.0;
         if let Some((batch, config)) = &neighbors {
-            let pairs = batch.weights.elem_count();
+            let pairs = batch.pairs();
             let outputs = all_hidden.as_ref().unwrap_or(&all_logits);
             let (s, t) = (outputs.narrow(0, 0, n)?, outputs.narrow(0, n, pairs)?);
             let g = graph_loss(&s, &t, batch, config)?;

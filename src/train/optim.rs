@@ -36,18 +36,21 @@ pub(crate) struct Optimizer {
     vars: Vec<Var>,
     /// Adam's first and second moments, one buffer per variable (empty for SGD).
     moments: Vec<(Vec<f32>, Vec<f32>)>,
+    /// The current values of the variables, kept here so that a step reads none back.
+    values: Vec<Vec<f32>>,
     step: i32,
 }
 
 impl Optimizer {
-    pub(crate) fn new(config: OptimizerConfig, vars: Vec<Var>) -> Self {
+    pub(crate) fn new(config: OptimizerConfig, vars: Vec<Var>) -> Result<Self> {
         let moments = match config {
             OptimizerConfig::Adam { .. } => {
                 vars.iter().map(|v| (vec![0.0; v.elem_count()], vec![0.0; v.elem_count()])).collect()
             }
             OptimizerConfig::Sgd { .. } => Vec::new(),
         };
-        Optimizer { config, vars, moments, step: 0 }
+        let values = vars.iter().map(|v| v.as_tensor().flatten_all()?.to_vec1::<f32>()).collect::<Result<_>>()?;
+        Ok(Optimizer { config, vars, moments, values, step: 0 })
     }
 
     /// One update from `grads` (variables without a gradient are left alone).
@@ -58,26 +61,36 @@ impl Optimizer {
         self.step += 1;
         for (i, var) in self.vars.iter().enumerate() {
             let Some(grad) = grads.get(var.as_tensor()) else { continue };
-            let g: Vec<f32> = grad.flatten_all()?.to_vec1()?;
-            let mut theta: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
+            let grad = grad.flatten_all()?;
+            let (storage, layout) = grad.storage_and_layout();
+            let g = match (&*storage, layout.contiguous_offsets()) {
+                (candle_core::Storage::Cpu(cpu), Some((start, end))) => &cpu.as_slice::<f32>()?[start..end],
+                _ => candle_core::bail!("optimizer: gradients must be contiguous f32 on the CPU"),
+            };
+            let theta = &mut self.values[i];
+            if theta.len() != g.len() {
+                candle_core::bail!("optimizer: {} gradient values for {} parameters", g.len(), theta.len());
+            }
             match self.config {
                 OptimizerConfig::Adam { learning_rate } => {
                     let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-7f32);
                     let lr_t = (learning_rate as f32) * (1.0 - b2.powi(self.step)).sqrt() / (1.0 - b1.powi(self.step));
                     let (m, v) = &mut self.moments[i];
-                    for (((t, &g), m), v) in theta.iter_mut().zip(&g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    // Zipped slice iterators: no bounds checks, so the loop vectorizes.
+                    for (((t, m), v), &g) in theta.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
                         *m = b1 * *m + (1.0 - b1) * g;
                         *v = b2 * *v + (1.0 - b2) * g * g;
                         *t -= lr_t * *m / (v.sqrt() + eps);
                     }
                 }
                 OptimizerConfig::Sgd { learning_rate } => {
-                    for (t, &g) in theta.iter_mut().zip(&g) {
+                    for (t, &g) in theta.iter_mut().zip(g) {
                         *t -= learning_rate as f32 * g;
                     }
                 }
             }
-            var.set(&Tensor::from_vec(theta, var.shape(), var.device())?)?;
+            drop(storage);
+            var.set(&Tensor::from_slice(theta, var.shape(), var.device())?)?;
         }
         Ok(())
     }
@@ -106,7 +119,7 @@ mod tests {
     #[test]
     fn adam_first_steps_match_keras() {
         let var = Var::new(&[1.0f32], &Device::Cpu).unwrap();
-        let mut opt = Optimizer::new(OptimizerConfig::Adam { learning_rate: 0.1 }, vec![var.clone()]);
+        let mut opt = Optimizer::new(OptimizerConfig::Adam { learning_rate: 0.1 }, vec![var.clone()]).unwrap();
         let mut thetas = Vec::new();
         for _ in 0..3 {
             let loss = var.as_tensor().sqr().unwrap().sum_all().unwrap();
@@ -126,7 +139,7 @@ mod tests {
     #[test]
     fn sgd_step() {
         let var = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
-        let mut opt = Optimizer::new(OptimizerConfig::Sgd { learning_rate: 0.5 }, vec![var.clone()]);
+        let mut opt = Optimizer::new(OptimizerConfig::Sgd { learning_rate: 0.5 }, vec![var.clone()]).unwrap();
         let loss = var.as_tensor().sqr().unwrap().sum_all().unwrap();
         opt.step(&loss.backward().unwrap()).unwrap();
         assert_eq!(var.as_tensor().to_vec1::<f32>().unwrap(), vec![0.0, 0.0]);
