@@ -4,12 +4,14 @@
 //! Any Candle module plugs in unchanged: every `candle_nn::ModuleT` (and so every `Module`) is a
 //! [`Model`].
 
+mod conv;
 mod dense;
 mod dropout;
 mod init;
 mod net;
 mod spec;
 
+pub use conv::{fast_conv2d, fast_max_pool2d, FastConv2d};
 pub use dense::{dense, Dense};
 pub use dropout::Dropout;
 pub use init::glorot_init;
