@@ -6,7 +6,8 @@ use super::init::glorot_init;
 use super::spec::{Activation, CnnSpec, MlpSpec, ModelSpec};
 use super::Model;
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, VarBuilder, VarMap};
+use super::conv::{fast_conv2d, fast_max_pool2d, FastConv2d};
+use candle_nn::{VarBuilder, VarMap};
 
 fn activate(xs: &Tensor, activation: Activation) -> Result<Tensor> {
     match activation {
@@ -79,7 +80,7 @@ impl Model for Mlp {
 #[derive(Debug)]
 pub struct Cnn {
     input_shape: [usize; 3],
-    convs: Vec<Conv2d>,
+    convs: Vec<FastConv2d>,
     pool: usize,
     dense: Vec<Dense>,
     out: Dense,
@@ -103,13 +104,7 @@ impl Cnn {
                     spec.kernel
                 );
             }
-            convs.push(candle_nn::conv2d(
-                channels,
-                filters,
-                spec.kernel,
-                Conv2dConfig::default(),
-                vb.pp(format!("conv{i}")),
-            )?);
+            convs.push(fast_conv2d(channels, filters, spec.kernel, vb.pp(format!("conv{i}")))?);
             (channels, h, w) = (filters, h - spec.kernel + 1, w - spec.kernel + 1);
             if i + 1 < spec.filters.len() {
                 (h, w) = (h / spec.pool, w / spec.pool);
@@ -145,7 +140,7 @@ impl Model for Cnn {
         for (i, conv) in self.convs.iter().enumerate() {
             x = activate(&conv.forward(&x)?, self.activation)?;
             if i + 1 < self.convs.len() {
-                x = x.max_pool2d(self.pool)?;
+                x = fast_max_pool2d(&x, self.pool)?;
             }
         }
         let mut x = x.flatten_from(1)?;
