@@ -120,6 +120,24 @@ where
     result
 }
 
+/// Like [`write_atomic`], for writers that insist on a path (e.g. safetensors): `write` gets the
+/// temporary path to fill, which is renamed to `path` when `write` succeeded and removed otherwise.
+///
+/// # Errors
+/// As [`write_atomic`].
+pub fn write_atomic_path<E, F>(path: &Path, write: F) -> Result<(), E>
+where
+    E: From<io::Error>,
+    F: FnOnce(&Path) -> Result<(), E>,
+{
+    let tmp = temp_path(path);
+    let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(E::from));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// The temporary sibling of `path` used by the atomic writers: `.NAME.PID.tmp` in the same
 /// directory, so the final rename never crosses a file system.
 fn temp_path(path: &Path) -> PathBuf {

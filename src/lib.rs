@@ -23,8 +23,14 @@
 
 pub mod build;
 pub mod data;
+pub mod eval;
 pub mod graph;
 pub mod io;
+pub mod model;
+pub mod neighbors;
+pub mod regularize;
+pub mod report;
+pub mod train;
 
 pub use data::{DataError, Dataset};
 pub use graph::{EdgeKind, GraphError, NeighborGraph};

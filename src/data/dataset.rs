@@ -167,6 +167,7 @@ impl Dataset {
     }
 
     /// Splits the dataset into its parts: `(ids, features, item_shape, labels, class_names)`.
+    #[allow(clippy::type_complexity)] // a plain tuple reads best at the destructuring call sites
     pub fn into_parts(self) -> (Vec<String>, Array2<f32>, Vec<usize>, Option<Vec<u32>>, Option<Vec<String>>) {
         (self.ids, self.features, self.item_shape, self.labels, self.class_names)
     }

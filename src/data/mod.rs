@@ -6,11 +6,11 @@
 //! | format | reader |
 //! |---|---|
 //! | IDX (MNIST), gzipped or not | [`idx::read_idx`] |
-//! | LINQS `.content` + `.cites` (Cora) | [`linqs::read_linqs`] |
+//! | LINQS `.content` (Cora's papers; the `.cites` links are a graph: `graph::linqs`) | [`linqs::read_content`] |
 //! | Parquet samples table | [`parquet::read_samples`] (and [`parquet::write_samples`]) |
 //! | CSV | [`csv::read_csv`] |
 //!
-//! Splits into train/test live in [`split`].
+//! [`read_samples`] picks the reader from the file's content. Splits into train/test live in [`split`].
 
 pub mod csv;
 mod dataset;
@@ -21,8 +21,9 @@ pub mod split;
 
 pub use dataset::Dataset;
 
-use crate::io::Location;
-use std::path::PathBuf;
+use crate::io::{open_maybe_gz, Location};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 /// What can go wrong while reading, validating or writing samples. Every variant that comes from a
 /// file names it, and where possible the line, row or column.
@@ -96,9 +97,93 @@ impl Default for SampleColumns {
 /// magic number, gzipped or not; labels are not attached), LINQS `.content` (by extension
 /// `.content`/`.content.gz`), else CSV.
 ///
+/// IDX is recognized by its first four (decompressed) bytes: `0x00 0x00`, a known type byte and 1 to
+/// 4 dimensions. A text file never starts with two NUL bytes, so a CSV is not mistaken for IDX; a file
+/// with an IDX magic whose size product disagrees with its length is reported by the IDX reader
+/// (as truncated or with trailing bytes) rather than being parsed as CSV.
+///
+/// `columns` applies to Parquet and CSV; IDX and LINQS have fixed layouts.
+///
 /// # Errors
 /// The reader's [`DataError`], naming the file and the row, line or column.
-pub fn read_samples(path: &std::path::Path, columns: &SampleColumns) -> Result<Dataset, DataError> {
-    let _ = columns;
-    Err(DataError::invalid(path, Location::File, "placeholder: readers not written yet"))
+pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataError> {
+    let mut magic = [0u8; 4];
+    let raw_len = read_prefix(path, &mut magic, false)?;
+    if raw_len == 4 && &magic == b"PAR1" {
+        return parquet::read_samples(path, columns);
+    }
+    let len = read_prefix(path, &mut magic, true)?;
+    if len == 4 && idx::is_idx_magic(&magic) {
+        return idx::read_idx(path, None, &idx::IdxOptions::default());
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    if name.ends_with(".content") || name.ends_with(".content.gz") {
+        return linqs::read_content(path);
+    }
+    csv::read_csv(path, columns)
+}
+
+/// Fills `buf` with the first bytes of `path` (decompressed when `gunzip` and the file is gzipped)
+/// and returns how many were available (less than `buf.len()` only for a short file).
+fn read_prefix(path: &Path, buf: &mut [u8], gunzip: bool) -> Result<usize, DataError> {
+    let mut reader: Box<dyn Read> = if gunzip {
+        Box::new(open_maybe_gz(path).map_err(|e| DataError::io(path, e))?)
+    } else {
+        Box::new(std::fs::File::open(path).map_err(|e| DataError::io(path, e))?)
+    };
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(k) => filled += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A gzip stream too short to yield even a few bytes: let the reader that follows
+            // report it with its full context.
+            Err(_) => break,
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads the whole file into memory, decompressing it when it is gzipped. A gzip stream that ends
+/// early or is corrupt is reported as such, with the number of bytes it yielded before failing.
+///
+/// # Errors
+/// [`DataError::Io`] naming the file.
+fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
+    let mut reader = open_maybe_gz(path).map_err(|e| DataError::io(path, e))?;
+    let mut bytes = Vec::new();
+    match reader.read_to_end(&mut bytes) {
+        Ok(_) => Ok(bytes),
+        Err(e) => {
+            // `read_to_end` keeps what it read before the error, so `bytes.len()` says where it failed.
+            let message = if is_gzip(path) {
+                format!("gzip stream is truncated or corrupt after {} decompressed bytes: {e}", bytes.len())
+            } else {
+                format!("read failed after {} bytes: {e}", bytes.len())
+            };
+            Err(DataError::io(path, std::io::Error::new(e.kind(), message)))
+        }
+    }
+}
+
+/// Whether the file starts with the gzip magic bytes.
+fn is_gzip(path: &Path) -> bool {
+    let mut magic = [0u8; 2];
+    matches!(read_prefix(path, &mut magic, false), Ok(2)) && magic == [0x1f, 0x8b]
+}
+
+/// Sorted distinct class names of `labels` and each label's index into them.
+///
+/// The names are sorted by their UTF-8 bytes (Rust's `str` order, which is also Python's
+/// `sorted()` order for strings), so Cora's labels become `Case_Based = 0, Genetic_Algorithms = 1, …`
+/// exactly as in NSL's preprocessing.
+fn index_class_names<S: AsRef<str>>(labels: &[S]) -> (Vec<String>, Vec<u32>) {
+    let mut names: Vec<&str> = labels.iter().map(AsRef::as_ref).collect();
+    names.sort_unstable();
+    names.dedup();
+    let index: std::collections::HashMap<&str, u32> = names.iter().enumerate().map(|(i, &n)| (n, i as u32)).collect();
+    // Every label is among `names`, which were built from the labels themselves.
+    let indices = labels.iter().map(|l| index[l.as_ref()]).collect();
+    (names.into_iter().map(str::to_owned).collect(), indices)
 }

@@ -1,13 +1,591 @@
-//! Placeholder: being written.
-use super::{DataError, Dataset, SampleColumns};
+//! The Parquet samples table: one row per sample.
+//!
+//! What [`write_samples`] writes (and what pyarrow/pandas read as is):
+//!
+//! | column | type | |
+//! |---|---|---|
+//! | `id` | `utf8` | unique |
+//! | `features` | `fixed_size_list<float32>[d]` | the flattened item, row-major |
+//! | `label` | `int64` | only when the dataset has labels |
+//!
+//! with the file key/value metadata `nsl.format_version = 1`, `nsl.item_shape` (e.g. `1,28,28`) and,
+//! when known, `nsl.class_names` (a JSON list of strings indexed by label).
+//!
+//! [`read_samples`] reads that layout and more general tables (see its documentation): ids may be
+//! integers, features may be a `list`/`large_list`/`fixed_size_list` of `float32`/`float64` under any
+//! name (`features`, `embedding`, …) or several scalar numeric columns, and labels may be strings.
+
+use super::{index_class_names, DataError, Dataset, SampleColumns};
+use crate::io::{write_atomic_file, Location};
+use arrow::array::{Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Int64Array, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema};
+use arrow::record_batch::RecordBatch;
+use ndarray::{s, Array2};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+use std::collections::HashMap;
+use std::fs::File;
 use std::path::Path;
-/// Placeholder.
-pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataError> {
-    let _ = columns;
-    Err(DataError::invalid(path, crate::io::Location::File, "placeholder"))
+use std::sync::Arc;
+
+/// Metadata key of the format version written by [`write_samples`].
+pub const FORMAT_VERSION_KEY: &str = "nsl.format_version";
+/// Metadata key of the item shape, comma-separated sizes such as `1,28,28`.
+pub const ITEM_SHAPE_KEY: &str = "nsl.item_shape";
+/// Metadata key of the class names, a JSON list of strings indexed by label.
+pub const CLASS_NAMES_KEY: &str = "nsl.class_names";
+
+/// Rows per record batch when writing: bounds the extra memory of the Arrow copy.
+const WRITE_BATCH_ROWS: usize = 16_384;
+
+/// Where the features of a table come from.
+#[derive(Debug)]
+enum FeatureSource {
+    /// One list column (`list`, `large_list` or `fixed_size_list` of `float32`/`float64`).
+    List(String),
+    /// Several scalar numeric columns, one value each, in this order.
+    Scalars(Vec<String>),
 }
-/// Placeholder.
+
+/// Reads a Parquet samples table.
+///
+/// Columns are chosen by `columns` ([`SampleColumns`]):
+/// - **id** (required): `utf8`, `large_utf8` or any integer type (converted to its decimal string);
+/// - **features**: with `columns.features` empty, the column `features` if present, else every
+///   scalar numeric column other than the id and label (in table order), else — when there is none —
+///   the table's only list column. A single named column may be a list column or a scalar; several
+///   named columns must be scalars. List elements must be `float32` or `float64`; scalars may be any
+///   integer or float type. Values are stored as `f32`;
+/// - **label** (optional, absent column = no labels): an integer type (each ≥ 0, stored as `u32`) or
+///   strings (class names sorted by their bytes, as for LINQS, or the order of `nsl.class_names`
+///   when the file has it).
+///
+/// The item shape is `nsl.item_shape` from the file metadata when present (its product must equal
+/// the feature width), else `[d]`; integer labels take their class names from `nsl.class_names`.
+///
+/// # Errors
+/// [`DataError`] naming the file and the row (0-based) and column: an empty or unreadable file, a
+/// missing required column (with the columns present), a column of the wrong type (found and
+/// expected types), a null, feature lists of different lengths (found and expected), a NaN or
+/// infinite feature, a negative label, bad `nsl.*` metadata, and duplicate ids.
+pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataError> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    if file.metadata().map_err(|e| DataError::io(path, e))?.len() == 0 {
+        return Err(DataError::invalid(path, Location::File, "file is empty (expected a Parquet file)"));
+    }
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| DataError::invalid(path, Location::File, format!("not a readable Parquet file: {e}")))?;
+    let schema = builder.schema().clone();
+    let metadata = schema.metadata();
+
+    let id = require_column(path, &schema, &columns.id)?;
+    check_type(path, id, is_key_type, "utf8, large_utf8 or an integer type")?;
+    let label = schema.field_with_name(&columns.label).ok();
+    if let Some(label) = label {
+        check_type(path, label, is_key_type, "an integer type or utf8/large_utf8")?;
+    }
+    let source = feature_source(path, &schema, columns)?;
+    let item_shape = metadata.get(ITEM_SHAPE_KEY).map(|v| parse_item_shape(path, v)).transpose()?;
+    let class_names = metadata.get(CLASS_NAMES_KEY).map(|v| parse_class_names(path, v)).transpose()?;
+
+    let mut needed: Vec<&str> = vec![&columns.id];
+    match &source {
+        FeatureSource::List(name) => needed.push(name),
+        FeatureSource::Scalars(names) => needed.extend(names.iter().map(String::as_str)),
+    }
+    if label.is_some() {
+        needed.push(&columns.label);
+    }
+    let roots: Vec<usize> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| needed.contains(&f.name().as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| DataError::invalid(path, Location::File, format!("cannot read the table: {e}")))?;
+
+    let mut table = Collected {
+        width: match &source {
+            FeatureSource::Scalars(names) => Some(names.len()),
+            FeatureSource::List(name) => match schema.field_with_name(name).map(|f| f.data_type().clone()) {
+                Ok(DataType::FixedSizeList(_, size)) => usize::try_from(size).ok(),
+                _ => None,
+            },
+        },
+        ..Collected::default()
+    };
+    for batch in reader {
+        let batch = batch.map_err(|e| {
+            DataError::invalid(path, Location::Row(table.ids.len()), format!("cannot read the table: {e}"))
+        })?;
+        let row0 = table.ids.len();
+        append_ids(path, row0, &columns.id, column(path, &batch, &columns.id)?, &mut table.ids)?;
+        match &source {
+            FeatureSource::List(name) => {
+                append_list(path, row0, name, column(path, &batch, name)?, &mut table.width, &mut table.values)?
+            }
+            FeatureSource::Scalars(names) => {
+                let arrays = names.iter().map(|n| column(path, &batch, n)).collect::<Result<Vec<_>, _>>()?;
+                append_scalars(path, row0, names, &arrays, &mut table.values)?
+            }
+        }
+        if label.is_some() {
+            append_labels(path, row0, &columns.label, column(path, &batch, &columns.label)?, &mut table)?;
+        }
+    }
+
+    let n = table.ids.len();
+    let d = table.width.or_else(|| item_shape.as_ref().map(|s| s.iter().product())).unwrap_or(0);
+    let item_shape = item_shape.unwrap_or_else(|| vec![d]);
+    if item_shape.iter().product::<usize>() != d {
+        return Err(DataError::invalid(
+            path,
+            Location::File,
+            format!("metadata {ITEM_SHAPE_KEY} {item_shape:?} does not hold the {d} feature values per row"),
+        ));
+    }
+    let features = Array2::from_shape_vec((n, d), table.values)
+        .map_err(|e| DataError::invalid(path, Location::File, e.to_string()))?;
+    let (labels, class_names) = match label {
+        None => (None, None),
+        Some(field) if is_integer(field.data_type()) => (Some(table.labels), class_names),
+        Some(_) => {
+            let (names, indices) = match class_names {
+                Some(names) => {
+                    let indices = index_by_names(path, &columns.label, &table.label_strings, &names)?;
+                    (names, indices)
+                }
+                None => index_class_names(&table.label_strings),
+            };
+            (Some(indices), Some(names))
+        }
+    };
+    Dataset::new(table.ids, features, item_shape, labels, class_names).map_err(|e| e.in_file(path))
+}
+
+/// What [`read_samples`] gathers batch by batch.
+#[derive(Default)]
+struct Collected {
+    ids: Vec<String>,
+    /// Row-major feature values.
+    values: Vec<f32>,
+    /// Features per row, once known.
+    width: Option<usize>,
+    /// Integer labels, when the label column is an integer column.
+    labels: Vec<u32>,
+    /// String labels, when the label column holds strings; indexed once all are read.
+    label_strings: Vec<String>,
+}
+
+/// Writes a dataset as a Parquet samples table (layout in the [module docs](self)), zstd-compressed,
+/// atomically: `path` is replaced only once the file is complete.
+///
+/// # Errors
+/// [`DataError::Io`] naming `path` if the file cannot be written (nothing is left behind), or
+/// [`DataError::Dataset`] if the item is too wide for Arrow (more than `i32::MAX` values).
 pub fn write_samples(dataset: &Dataset, path: &Path) -> Result<(), DataError> {
-    let _ = dataset;
-    Err(DataError::invalid(path, crate::io::Location::File, "placeholder"))
+    let d = dataset.dim();
+    let size = i32::try_from(d)
+        .map_err(|_| DataError::Dataset(format!("{d} features per row do not fit a Parquet fixed_size_list")))?;
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let mut fields = vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("features", DataType::FixedSizeList(item.clone(), size), false),
+    ];
+    if dataset.labels().is_some() {
+        fields.push(Field::new("label", DataType::Int64, false));
+    }
+    let shape = dataset.item_shape().iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let mut metadata = vec![
+        KeyValue::new(FORMAT_VERSION_KEY.to_owned(), "1".to_owned()),
+        KeyValue::new(ITEM_SHAPE_KEY.to_owned(), shape),
+    ];
+    if let Some(names) = dataset.class_names() {
+        let json = serde_json::to_string(names).map_err(|e| DataError::Dataset(e.to_string()))?;
+        metadata.push(KeyValue::new(CLASS_NAMES_KEY.to_owned(), json));
+    }
+    // The same pairs go into the Arrow schema too: pyarrow shows a file's `schema.metadata` from the
+    // embedded Arrow schema when there is one, and the file key/value metadata otherwise.
+    let schema_metadata: HashMap<String, String> =
+        metadata.iter().map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default())).collect();
+    let schema = Arc::new(Schema::new_with_metadata(fields, schema_metadata));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        // Ids are unique: a dictionary would only add a page.
+        .set_column_dictionary_enabled(ColumnPath::from("id"), false)
+        .set_key_value_metadata(Some(metadata))
+        .build();
+
+    let features = dataset.features();
+    write_atomic_file(path, |file| -> Result<File, std::io::Error> {
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(std::io::Error::other)?;
+        for start in (0..dataset.len()).step_by(WRITE_BATCH_ROWS) {
+            let end = (start + WRITE_BATCH_ROWS).min(dataset.len());
+            let ids: ArrayRef = Arc::new(StringArray::from_iter_values(&dataset.ids()[start..end]));
+            let values = Float32Array::from_iter_values(features.slice(s![start..end, ..]).iter().copied());
+            let lists: ArrayRef = Arc::new(
+                FixedSizeListArray::try_new(item.clone(), size, Arc::new(values), None)
+                    .map_err(std::io::Error::other)?,
+            );
+            let mut arrays = vec![ids, lists];
+            if let Some(labels) = dataset.labels() {
+                arrays.push(Arc::new(Int64Array::from_iter_values(labels[start..end].iter().map(|&l| i64::from(l)))));
+            }
+            let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(std::io::Error::other)?;
+            writer.write(&batch).map_err(std::io::Error::other)?;
+        }
+        writer.into_inner().map_err(std::io::Error::other)
+    })
+    .map_err(|e| DataError::io(path, e))
+}
+
+/// The field `name`, or an error naming it and listing the columns present.
+fn require_column<'a>(path: &Path, schema: &'a Schema, name: &str) -> Result<&'a Field, DataError> {
+    schema.field_with_name(name).map_err(|_| {
+        DataError::invalid(
+            path,
+            Location::Column(name.to_owned()),
+            format!("missing required column; columns present: {}", column_list(schema)),
+        )
+    })
+}
+
+/// The columns of `schema` as `name (type), …`.
+fn column_list(schema: &Schema) -> String {
+    schema.fields().iter().map(|f| format!("{} ({})", f.name(), f.data_type())).collect::<Vec<_>>().join(", ")
+}
+
+/// Checks a field's type with `accept`, naming the column, the found and the expected types.
+fn check_type(path: &Path, field: &Field, accept: fn(&DataType) -> bool, expected: &str) -> Result<(), DataError> {
+    if accept(field.data_type()) {
+        Ok(())
+    } else {
+        Err(wrong_type(path, field, expected))
+    }
+}
+
+fn wrong_type(path: &Path, field: &Field, expected: &str) -> DataError {
+    DataError::invalid(
+        path,
+        Location::Column(field.name().clone()),
+        format!("has type {}, expected {expected}", field.data_type()),
+    )
+}
+
+fn is_integer(t: &DataType) -> bool {
+    use DataType::*;
+    matches!(t, Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64)
+}
+
+fn is_string(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        // pandas categoricals arrive as dictionaries of strings.
+        DataType::Dictionary(key, value) => is_integer(key) && matches!(**value, DataType::Utf8 | DataType::LargeUtf8),
+        _ => false,
+    }
+}
+
+/// Ids and labels: strings or integers.
+fn is_key_type(t: &DataType) -> bool {
+    is_string(t) || is_integer(t)
+}
+
+fn is_scalar_numeric(t: &DataType) -> bool {
+    is_integer(t) || matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64)
+}
+
+fn is_float_list(t: &DataType) -> bool {
+    match t {
+        DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+            matches!(item.data_type(), DataType::Float32 | DataType::Float64)
+        }
+        _ => false,
+    }
+}
+
+const LIST_TYPES: &str = "list, large_list or fixed_size_list of float32/float64";
+const SCALAR_TYPES: &str = "an integer or float type";
+
+/// Decides where the features come from (see [`read_samples`]) and checks the columns' types.
+fn feature_source(path: &Path, schema: &Schema, columns: &SampleColumns) -> Result<FeatureSource, DataError> {
+    let one = |name: &str| -> Result<FeatureSource, DataError> {
+        let field = require_column(path, schema, name)?;
+        if is_float_list(field.data_type()) {
+            Ok(FeatureSource::List(name.to_owned()))
+        } else if is_scalar_numeric(field.data_type()) {
+            Ok(FeatureSource::Scalars(vec![name.to_owned()]))
+        } else {
+            Err(wrong_type(path, field, &format!("{LIST_TYPES}, or {SCALAR_TYPES}")))
+        }
+    };
+    match columns.features.as_slice() {
+        [] if schema.field_with_name("features").is_ok() => one("features"),
+        [] => {
+            let candidates =
+                || schema.fields().iter().filter(|f| *f.name() != columns.id && *f.name() != columns.label);
+            let scalars: Vec<String> =
+                candidates().filter(|f| is_scalar_numeric(f.data_type())).map(|f| f.name().clone()).collect();
+            if !scalars.is_empty() {
+                return Ok(FeatureSource::Scalars(scalars));
+            }
+            let lists: Vec<&String> = candidates().filter(|f| is_float_list(f.data_type())).map(|f| f.name()).collect();
+            match lists.as_slice() {
+                [only] => Ok(FeatureSource::List((*only).clone())),
+                _ => Err(DataError::invalid(
+                    path,
+                    Location::File,
+                    format!(
+                        "no feature columns: expected a `features` column, numeric columns or a single float list \
+                         column; columns present: {}",
+                        column_list(schema)
+                    ),
+                )),
+            }
+        }
+        [name] => one(name),
+        names => {
+            for name in names {
+                check_type(path, require_column(path, schema, name)?, is_scalar_numeric, SCALAR_TYPES)?;
+            }
+            Ok(FeatureSource::Scalars(names.to_vec()))
+        }
+    }
+}
+
+/// The column `name` of a batch read with a projection that includes it.
+fn column<'a>(path: &Path, batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, DataError> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| DataError::invalid(path, Location::Column(name.to_owned()), "column missing from a row group"))
+}
+
+/// An error if `array` has a null, naming its row.
+fn reject_nulls(path: &Path, row0: usize, name: &str, array: &dyn Array) -> Result<(), DataError> {
+    if array.null_count() == 0 {
+        return Ok(());
+    }
+    let row = (0..array.len()).find(|&i| array.is_null(i)).unwrap_or(0);
+    Err(DataError::invalid(path, Location::RowColumn(row0 + row, name.to_owned()), "null value"))
+}
+
+/// Converts `array` to `to`, reporting a failure against the column.
+fn cast_to(path: &Path, name: &str, array: &dyn Array, to: &DataType) -> Result<ArrayRef, DataError> {
+    cast(array, to).map_err(|e| DataError::invalid(path, Location::Column(name.to_owned()), e.to_string()))
+}
+
+fn append_ids(path: &Path, row0: usize, name: &str, array: &ArrayRef, ids: &mut Vec<String>) -> Result<(), DataError> {
+    reject_nulls(path, row0, name, array)?;
+    if is_integer(array.data_type()) {
+        let ints = cast_to(path, name, array, &DataType::Int64)?;
+        ids.extend(ints.as_primitive::<Int64Type>().values().iter().map(i64::to_string));
+    } else {
+        let strings = cast_to(path, name, array, &DataType::Utf8)?;
+        ids.extend(strings.as_string::<i32>().iter().map(|s| s.unwrap_or_default().to_owned()));
+    }
+    Ok(())
+}
+
+/// Appends a batch's labels to `table.labels` (integers, each ≥ 0) or `table.label_strings`.
+fn append_labels(
+    path: &Path,
+    row0: usize,
+    name: &str,
+    array: &ArrayRef,
+    table: &mut Collected,
+) -> Result<(), DataError> {
+    reject_nulls(path, row0, name, array)?;
+    if is_integer(array.data_type()) {
+        let ints = cast_to(path, name, array, &DataType::Int64)?;
+        for (i, &v) in ints.as_primitive::<Int64Type>().values().iter().enumerate() {
+            let label = u32::try_from(v).map_err(|_| {
+                let why = if v < 0 { "is negative" } else { "is too large" };
+                DataError::invalid(path, Location::RowColumn(row0 + i, name.to_owned()), format!("label {v} {why}"))
+            })?;
+            table.labels.push(label);
+        }
+    } else {
+        let strings = cast_to(path, name, array, &DataType::Utf8)?;
+        table.label_strings.extend(strings.as_string::<i32>().iter().map(|s| s.unwrap_or_default().to_owned()));
+    }
+    Ok(())
+}
+
+/// Appends scalar columns row by row into the row-major `values`.
+fn append_scalars(
+    path: &Path,
+    row0: usize,
+    names: &[String],
+    arrays: &[&ArrayRef],
+    values: &mut Vec<f32>,
+) -> Result<(), DataError> {
+    let rows = arrays.first().map_or(0, |a| a.len());
+    let d = names.len();
+    let base = values.len();
+    values.resize(base + rows * d, 0.0);
+    for (j, (name, array)) in names.iter().zip(arrays).enumerate() {
+        reject_nulls(path, row0, name, array.as_ref())?;
+        let floats = cast_to(path, name, array.as_ref(), &DataType::Float64)?;
+        for (i, &v) in floats.as_primitive::<Float64Type>().values().iter().enumerate() {
+            let x = v as f32;
+            if !x.is_finite() {
+                return Err(not_finite(path, row0 + i, name.clone(), v));
+            }
+            values[base + i * d + j] = x;
+        }
+    }
+    Ok(())
+}
+
+fn not_finite(path: &Path, row: usize, column: String, value: f64) -> DataError {
+    let message = if value.is_finite() {
+        format!("value {value:e} is beyond the f32 range")
+    } else {
+        format!("value {value} is not finite")
+    };
+    DataError::invalid(path, Location::RowColumn(row, column), message)
+}
+
+/// Appends a list column: checks nulls and lengths, then copies the values as `f32`.
+fn append_list(
+    path: &Path,
+    row0: usize,
+    name: &str,
+    array: &ArrayRef,
+    width: &mut Option<usize>,
+    values: &mut Vec<f32>,
+) -> Result<(), DataError> {
+    reject_nulls(path, row0, name, array.as_ref())?;
+    // (start, length) of each row in the child array.
+    let (child, spans): (&ArrayRef, Vec<(usize, usize)>) = match array.data_type() {
+        DataType::List(_) => {
+            let list = array.as_list::<i32>();
+            (list.values(), list.value_offsets().windows(2).map(|w| (w[0] as usize, (w[1] - w[0]) as usize)).collect())
+        }
+        DataType::LargeList(_) => {
+            let list = array.as_list::<i64>();
+            (list.values(), list.value_offsets().windows(2).map(|w| (w[0] as usize, (w[1] - w[0]) as usize)).collect())
+        }
+        DataType::FixedSizeList(_, size) => {
+            let list = array.as_fixed_size_list();
+            (list.values(), (0..list.len()).map(|i| (list.value_offset_at(i), *size as usize)).collect())
+        }
+        other => {
+            return Err(DataError::invalid(
+                path,
+                Location::Column(name.to_owned()),
+                format!("has type {other}, expected {LIST_TYPES}"),
+            ))
+        }
+    };
+    for (i, &(_, len)) in spans.iter().enumerate() {
+        match *width {
+            None => *width = Some(len),
+            Some(d) if d != len => {
+                return Err(DataError::invalid(
+                    path,
+                    Location::RowColumn(row0 + i, name.to_owned()),
+                    format!("found {len} feature values, expected {d} like the first row"),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if child.null_count() > 0 {
+        if let Some((i, k)) = spans
+            .iter()
+            .enumerate()
+            .find_map(|(i, &(start, len))| (start..start + len).position(|c| child.is_null(c)).map(|k| (i, k)))
+        {
+            return Err(DataError::invalid(
+                path,
+                Location::RowColumn(row0 + i, format!("{name}[{k}]")),
+                "null feature value",
+            ));
+        }
+    }
+    match child.data_type() {
+        DataType::Float32 => copy_spans(path, row0, name, child.as_primitive::<Float32Type>().values(), &spans, values),
+        DataType::Float64 => copy_spans(path, row0, name, child.as_primitive::<Float64Type>().values(), &spans, values),
+        other => Err(DataError::invalid(
+            path,
+            Location::Column(name.to_owned()),
+            format!("has elements of type {other}, expected {LIST_TYPES}"),
+        )),
+    }
+}
+
+/// Copies each row's span of `source` into `values` as `f32`, rejecting non-finite values.
+fn copy_spans<T: Copy + Into<f64>>(
+    path: &Path,
+    row0: usize,
+    name: &str,
+    source: &[T],
+    spans: &[(usize, usize)],
+    values: &mut Vec<f32>,
+) -> Result<(), DataError> {
+    values.reserve(spans.iter().map(|s| s.1).sum());
+    for (i, &(start, len)) in spans.iter().enumerate() {
+        for (k, &v) in source[start..start + len].iter().enumerate() {
+            let v: f64 = v.into();
+            let x = v as f32;
+            if !x.is_finite() {
+                return Err(not_finite(path, row0 + i, format!("{name}[{k}]"), v));
+            }
+            values.push(x);
+        }
+    }
+    Ok(())
+}
+
+/// Parses `nsl.item_shape`: comma-separated positive sizes such as `1,28,28`.
+fn parse_item_shape(path: &Path, value: &str) -> Result<Vec<usize>, DataError> {
+    value.split(',').map(|s| s.trim().parse::<usize>().ok().filter(|&v| v > 0)).collect::<Option<Vec<_>>>().ok_or_else(
+        || {
+            DataError::invalid(
+                path,
+                Location::File,
+                format!("metadata {ITEM_SHAPE_KEY} `{value}` is not a comma-separated list of positive sizes"),
+            )
+        },
+    )
+}
+
+/// Parses `nsl.class_names`: a JSON list of strings.
+fn parse_class_names(path: &Path, value: &str) -> Result<Vec<String>, DataError> {
+    serde_json::from_str(value).map_err(|e| {
+        DataError::invalid(
+            path,
+            Location::File,
+            format!("metadata {CLASS_NAMES_KEY} is not a JSON list of strings: {e}"),
+        )
+    })
+}
+
+/// Indexes string labels by a given list of class names.
+fn index_by_names(path: &Path, column: &str, labels: &[String], names: &[String]) -> Result<Vec<u32>, DataError> {
+    let index: HashMap<&str, u32> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i as u32)).collect();
+    labels
+        .iter()
+        .enumerate()
+        .map(|(row, l)| {
+            index.get(l.as_str()).copied().ok_or_else(|| {
+                DataError::invalid(
+                    path,
+                    Location::RowColumn(row, column.to_owned()),
+                    format!("label `{l}` is not among {CLASS_NAMES_KEY} {names:?}"),
+                )
+            })
+        })
+        .collect()
 }

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | Parquet (native; schema in `docs/formats.md`) | [`parquet::read_graph`] | [`parquet::write_graph`] |
 //! | NSL TSV (`source\ttarget[\tweight]`) | [`tsv::read_tsv`] | [`tsv::write_tsv`] |
+//! | LINQS `.cites` (Cora) | [`linqs::read_cites`] | |
 //! | GraphML, DOT, JSON, CSV | | [`export`] |
 //!
 //! [`read_graph`] and [`write_graph`] pick the format from the file's content or extension.
@@ -12,6 +13,7 @@
 
 mod core;
 pub mod export;
+pub mod linqs;
 pub mod parquet;
 #[cfg(feature = "linalg")]
 pub mod spectral;

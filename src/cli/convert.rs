@@ -1,0 +1,174 @@
+//! `nsl convert`: any supported samples input → a Parquet samples table (and LINQS cites → a graph).
+
+use super::progress::with_spinner;
+use super::ColumnArgs;
+use anyhow::{bail, Result};
+use clap::Args;
+use nsl::data::{self, idx::IdxOptions, Dataset, SampleColumns};
+use nsl::graph::linqs::{read_cites, UnknownIds};
+use nsl::graph::{self, NeighborGraph};
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Flags of `nsl convert`. Give exactly one input: `--content` (LINQS, with optional `--cites`),
+/// `--idx-images` (with optional `--idx-labels`), `--csv` or `--parquet`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    nsl convert --content datasets/cora/cora.content.gz --cites datasets/cora/cora.cites.gz --samples cora.parquet --graph cora_graph.parquet\n  \
+    nsl convert --idx-images datasets/mnist/train-images-idx3-ubyte.gz --idx-labels datasets/mnist/train-labels-idx1-ubyte.gz --samples mnist.parquet")]
+pub struct ConvertArgs {
+    /// LINQS `.content` file (`<id> <features…> <label>` per line; gzipped or not).
+    #[arg(long, value_name = "FILE")]
+    content: Option<PathBuf>,
+    /// LINQS `.cites` file (`<cited> <citing>` per line): becomes an undirected graph of weight-1 edges.
+    /// Needs `--content` and `--graph`.
+    #[arg(long, value_name = "FILE", requires_all = ["content", "graph"])]
+    cites: Option<PathBuf>,
+    /// Skip (and count) cites lines that name a paper missing from `--content`, instead of failing.
+    /// Default: fail on the first such line.
+    #[arg(long, requires = "cites")]
+    skip_unknown: bool,
+    /// IDX images file (MNIST format; gzipped or not).
+    #[arg(long, value_name = "FILE")]
+    idx_images: Option<PathBuf>,
+    /// IDX labels file matching `--idx-images`.
+    #[arg(long, value_name = "FILE", requires = "idx_images")]
+    idx_labels: Option<PathBuf>,
+    /// Keep IDX byte values as 0..255 instead of scaling them to [0, 1] (NSL's tutorials scale).
+    #[arg(long, requires = "idx_images")]
+    no_scale: bool,
+    /// CSV file with a header row: an id column, feature columns, optionally a label column.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Parquet samples table (e.g. to re-select columns or re-validate it).
+    #[arg(long, value_name = "FILE")]
+    parquet: Option<PathBuf>,
+    #[command(flatten)]
+    columns: ColumnArgs,
+    /// Output Parquet samples table (written atomically).
+    #[arg(long, value_name = "FILE")]
+    samples: PathBuf,
+    /// Output graph for `--cites`: Parquet (`.parquet`) or NSL TSV (any other extension).
+    #[arg(long, value_name = "FILE")]
+    graph: Option<PathBuf>,
+    /// Print the summary as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `nsl convert` produced.
+#[derive(Serialize)]
+struct Summary {
+    samples: PathBuf,
+    rows: usize,
+    dim: usize,
+    item_shape: Vec<usize>,
+    classes: Option<usize>,
+    graph: Option<GraphSummary>,
+}
+
+#[derive(Serialize)]
+struct GraphSummary {
+    path: PathBuf,
+    nodes: usize,
+    directed_edges: usize,
+    links: usize,
+    skipped_unknown: usize,
+    duplicate_links: usize,
+    self_loops: usize,
+}
+
+/// Runs `nsl convert`.
+pub fn run(args: &ConvertArgs) -> Result<()> {
+    let inputs = [args.content.is_some(), args.idx_images.is_some(), args.csv.is_some(), args.parquet.is_some()];
+    if inputs.iter().filter(|&&given| given).count() != 1 {
+        bail!("give exactly one input: --content, --idx-images, --csv or --parquet");
+    }
+    if args.graph.is_some() && args.cites.is_none() {
+        bail!("--graph needs --cites (only LINQS input carries a graph)");
+    }
+    let columns = args.columns.to_columns();
+    let dataset = with_spinner("reading samples", || read_input(args, &columns))?;
+
+    let graph = match (&args.cites, &args.graph) {
+        (Some(cites), Some(out)) => {
+            let unknown = if args.skip_unknown { UnknownIds::Skip } else { UnknownIds::Error };
+            let known = |id: &str| dataset.position(id).is_some();
+            let (mut g, report) = with_spinner("reading cites", || read_cites(cites, &known, unknown))?;
+            if report.skipped_unknown > 0 {
+                eprintln!("warning: skipped {} cites lines naming unknown papers", report.skipped_unknown);
+            }
+            g.set_provenance(format!("nsl convert --cites {}", cites.display()));
+            with_spinner("writing graph", || graph::write_graph(&g, out))?;
+            Some(graph_summary(out, &g, report.skipped_unknown, report.duplicate_links, report.self_loops))
+        }
+        _ => None,
+    };
+    with_spinner("writing samples", || data::parquet::write_samples(&dataset, &args.samples))?;
+
+    let summary = Summary {
+        samples: args.samples.clone(),
+        rows: dataset.len(),
+        dim: dataset.dim(),
+        item_shape: dataset.item_shape().to_vec(),
+        classes: dataset.num_classes(),
+        graph,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(&summary);
+    }
+    Ok(())
+}
+
+fn read_input(args: &ConvertArgs, columns: &SampleColumns) -> Result<Dataset> {
+    let dataset = if let Some(content) = &args.content {
+        data::linqs::read_content(content)?
+    } else if let Some(images) = &args.idx_images {
+        data::idx::read_idx(images, args.idx_labels.as_deref(), &IdxOptions { scale: !args.no_scale })?
+    } else if let Some(csv) = &args.csv {
+        data::csv::read_csv(csv, columns)?
+    } else if let Some(parquet) = &args.parquet {
+        data::parquet::read_samples(parquet, columns)?
+    } else {
+        bail!("no input given");
+    };
+    Ok(dataset)
+}
+
+fn graph_summary(path: &std::path::Path, g: &NeighborGraph, skipped: usize, dups: usize, loops: usize) -> GraphSummary {
+    let self_loops = g.edges().filter(|(s, t, _)| s == t).count();
+    GraphSummary {
+        path: path.to_path_buf(),
+        nodes: g.node_count(),
+        directed_edges: g.edge_count(),
+        links: (g.edge_count() - self_loops) / 2 + self_loops,
+        skipped_unknown: skipped,
+        duplicate_links: dups,
+        self_loops: loops,
+    }
+}
+
+fn print_summary(s: &Summary) {
+    let classes = s.classes.map_or("unlabeled".to_string(), |c| format!("{c} classes"));
+    println!(
+        "samples: {} rows × {} features (item shape {:?}), {classes} → {}",
+        s.rows,
+        s.dim,
+        s.item_shape,
+        s.samples.display()
+    );
+    if let Some(g) = &s.graph {
+        println!(
+            "graph:   {} nodes, {} undirected links ({} directed edges) → {}",
+            g.nodes,
+            g.links,
+            g.directed_edges,
+            g.path.display()
+        );
+        if g.duplicate_links > 0 || g.self_loops > 0 {
+            println!("         ({} duplicate links merged, {} self-loops)", g.duplicate_links, g.self_loops);
+        }
+    }
+}

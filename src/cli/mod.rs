@@ -1,0 +1,105 @@
+//! The `nsl` command line: a thin layer that parses flags (clap) and calls the library.
+//!
+//! One file per subcommand, each with an `Args` struct (flags, their docs and defaults) and a
+//! `run` function. Errors travel as `anyhow::Error` and are printed once, in [`main`], with their
+//! whole chain; the exit status is 1 for a failed command and 2 for a usage error.
+
+mod convert;
+mod demo;
+mod evaluate;
+mod graph;
+mod pack;
+mod progress;
+mod split;
+mod train;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Neural Structured Learning in Rust: build neighbor graphs, train with graph and adversarial
+/// regularization, and analyse graphs.
+#[derive(Parser, Debug)]
+#[command(name = "nsl", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the main job on the bundled data (Cora: convert, graph statistics, exports).
+    Demo(demo::DemoArgs),
+    /// Convert samples (IDX, LINQS, CSV, Parquet) to a Parquet samples table, and LINQS cites to a graph.
+    Convert(convert::ConvertArgs),
+    /// Split a samples table into train and test parts (random, stratified, or NSL's Cora procedure).
+    Split(split::SplitArgs),
+    /// Train a model (MLP or CNN), optionally graph-regularized, and save the run.
+    Train(Box<train::TrainArgs>),
+    /// Accuracy of a saved run on labeled samples.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Class probabilities of a saved run for samples.
+    Predict(evaluate::PredictArgs),
+    /// Write NSL's pack_nbrs table: each sample with its neighbors' features copied in (NL_nbr_*).
+    PackNbrs(pack::PackArgs),
+    /// Analyse and export neighbor graphs.
+    #[command(subcommand)]
+    Graph(graph::GraphCommand),
+}
+
+/// Which table columns hold ids, features and labels (CSV and Parquet inputs).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ColumnArgs {
+    /// CSV/Parquet: the id column (strings or integers).
+    #[arg(long, default_value = "id", value_name = "NAME")]
+    id_column: String,
+    /// CSV/Parquet: the feature column(s), comma-separated: one list column or several numeric columns.
+    /// Default: `features` if present, else every numeric column other than the id and label.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    feature_columns: Vec<String>,
+    /// CSV/Parquet: the label column (integers or strings); if the file has none, samples are unlabeled.
+    #[arg(long, default_value = "label", value_name = "NAME")]
+    label_column: String,
+}
+
+impl ColumnArgs {
+    /// The library's column selection.
+    pub fn to_columns(&self) -> nsl::data::SampleColumns {
+        nsl::data::SampleColumns {
+            id: self.id_column.clone(),
+            features: self.feature_columns.clone(),
+            label: self.label_column.clone(),
+        }
+    }
+}
+
+/// Parses the command line, runs the command and turns its outcome into an exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Convert(args) => convert::run(args),
+        Command::Split(args) => split::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Evaluate(args) => evaluate::run_evaluate(args),
+        Command::Predict(args) => evaluate::run_predict(args),
+        Command::PackNbrs(args) => pack::run(args),
+        Command::Graph(cmd) => graph::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // A closed pipe (`nsl graph stats … | head`) is not a failure.
+            if err
+                .chain()
+                .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

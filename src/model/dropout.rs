@@ -1,0 +1,42 @@
+//! Dropout with a seeded mask (candle's own dropout draws from an unseedable generator).
+
+use candle_core::{Result, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::Mutex;
+
+/// Inverted dropout: in training, each value is zeroed with probability `p` and the others are
+/// scaled by `1 / (1 − p)`; in evaluation the input passes unchanged. The masks come from a ChaCha
+/// generator seeded at construction, so a run is reproducible.
+#[derive(Debug)]
+pub struct Dropout {
+    p: f32,
+    rng: Mutex<ChaCha8Rng>,
+}
+
+impl Dropout {
+    /// Dropout with rate `p` in `[0, 1)`, masks drawn from `seed`.
+    pub fn new(p: f32, seed: u64) -> Self {
+        Dropout { p, rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)) }
+    }
+
+    /// Applies dropout when `train` is true.
+    ///
+    /// # Errors
+    /// A candle error from the multiplication, or if `p` is not in `[0, 1)`.
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        if !train || self.p == 0.0 {
+            return Ok(xs.clone());
+        }
+        if !(0.0..1.0).contains(&self.p) {
+            candle_core::bail!("dropout rate {} is not in [0, 1)", self.p);
+        }
+        let scale = 1.0 / (1.0 - self.p);
+        let mask: Vec<f32> = {
+            let mut rng = self.rng.lock().map_err(|_| candle_core::Error::Msg("dropout lock poisoned".into()))?;
+            (0..xs.elem_count()).map(|_| if rng.random::<f32>() < self.p { 0.0 } else { scale }).collect()
+        };
+        let mask = Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(xs.dtype())?;
+        xs * mask
+    }
+}

@@ -1,0 +1,44 @@
+//! Models: the [`Model`] trait the trainer drives, the built-in [`Mlp`] and [`Cnn`] described by a
+//! serializable [`ModelSpec`], and seeded initialization.
+//!
+//! Any Candle module plugs in unchanged: every `candle_nn::ModuleT` (and so every `Module`) is a
+//! [`Model`].
+
+mod dropout;
+mod init;
+mod net;
+mod spec;
+
+pub use dropout::Dropout;
+pub use init::glorot_init;
+pub use net::{build_model, Cnn, Mlp};
+pub use spec::{Activation, CnnSpec, MlpSpec, ModelSpec};
+
+use candle_core::{Result, Tensor};
+
+/// A classifier the trainer can drive: flattened inputs `[B, d]` in, logits `[B, classes]` out.
+pub trait Model {
+    /// The logits for `xs`; `train` turns on training-only behaviour such as dropout.
+    ///
+    /// # Errors
+    /// Any candle error of the forward pass.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor>;
+
+    /// The logits and, if `layer` names one, that layer's output (for regularizing a hidden
+    /// representation instead of the logits). The default supports only `layer = None`.
+    ///
+    /// # Errors
+    /// Any candle error of the forward pass, or an unknown layer name.
+    fn forward_with(&self, xs: &Tensor, train: bool, layer: Option<&str>) -> Result<(Tensor, Option<Tensor>)> {
+        match layer {
+            None => Ok((self.forward_t(xs, train)?, None)),
+            Some(name) => candle_core::bail!("this model does not expose layer `{name}`"),
+        }
+    }
+}
+
+impl<M: candle_nn::ModuleT> Model for M {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        candle_nn::ModuleT::forward_t(self, xs, train)
+    }
+}

@@ -1,0 +1,199 @@
+//! The built-in networks ([`Mlp`], [`Cnn`]) and [`build_model`], which makes one from a [`ModelSpec`].
+
+use super::dropout::Dropout;
+use super::init::glorot_init;
+use super::spec::{Activation, CnnSpec, MlpSpec, ModelSpec};
+use super::Model;
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, VarMap};
+
+fn activate(xs: &Tensor, activation: Activation) -> Result<Tensor> {
+    match activation {
+        Activation::Relu => xs.relu(),
+        Activation::Tanh => xs.tanh(),
+        Activation::Sigmoid => candle_nn::ops::sigmoid(xs),
+        Activation::Gelu => xs.gelu(),
+    }
+}
+
+/// A multi-layer perceptron (see [`MlpSpec`]). Input `[B, d]`, output logits `[B, classes]`.
+/// Hidden layers are named `hidden0`, `hidden1`, … (their activations, before dropout).
+#[derive(Debug)]
+pub struct Mlp {
+    hidden: Vec<Linear>,
+    out: Linear,
+    activation: Activation,
+    dropout: Dropout,
+}
+
+impl Mlp {
+    /// Builds the layers in `vb` (weights `hidden{i}.weight`, `logits.weight`, …).
+    ///
+    /// # Errors
+    /// A candle error if a variable cannot be created.
+    pub fn new(spec: &MlpSpec, input_dim: usize, classes: usize, vb: VarBuilder, seed: u64) -> Result<Self> {
+        let mut hidden = Vec::with_capacity(spec.hidden.len());
+        let mut width = input_dim;
+        for (i, &units) in spec.hidden.iter().enumerate() {
+            hidden.push(candle_nn::linear(width, units, vb.pp(format!("hidden{i}")))?);
+            width = units;
+        }
+        let out = candle_nn::linear(width, classes, vb.pp("logits"))?;
+        Ok(Mlp { hidden, out, activation: spec.activation, dropout: Dropout::new(spec.dropout, seed ^ 0xD80) })
+    }
+}
+
+impl Model for Mlp {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.forward_with(xs, train, None)?.0)
+    }
+
+    fn forward_with(&self, xs: &Tensor, train: bool, layer: Option<&str>) -> Result<(Tensor, Option<Tensor>)> {
+        let mut h = xs.clone();
+        let mut picked = None;
+        for (i, dense) in self.hidden.iter().enumerate() {
+            h = activate(&dense.forward(&h)?, self.activation)?;
+            if layer == Some(format!("hidden{i}").as_str()) {
+                picked = Some(h.clone());
+            }
+            h = self.dropout.forward_t(&h, train)?;
+        }
+        let logits = self.out.forward(&h)?;
+        if let Some(name) = layer {
+            if name == "logits" {
+                picked = Some(logits.clone());
+            } else if picked.is_none() {
+                candle_core::bail!(
+                    "the model has no layer `{name}` (layers: hidden0…hidden{}, logits)",
+                    self.hidden.len().saturating_sub(1)
+                );
+            }
+        }
+        Ok((logits, picked))
+    }
+}
+
+/// A convolutional network (see [`CnnSpec`]). Input `[B, c·h·w]` (flattened images), output logits.
+/// Dense layers are named `dense0`, `dense1`, ….
+#[derive(Debug)]
+pub struct Cnn {
+    input_shape: [usize; 3],
+    convs: Vec<Conv2d>,
+    pool: usize,
+    dense: Vec<Linear>,
+    out: Linear,
+    activation: Activation,
+    dropout: Dropout,
+}
+
+impl Cnn {
+    /// Builds the layers in `vb` for images of shape `[c, h, w]`.
+    ///
+    /// # Errors
+    /// A candle error if a variable cannot be created, or if the images are too small for the
+    /// convolutions and pools.
+    pub fn new(spec: &CnnSpec, input_shape: [usize; 3], classes: usize, vb: VarBuilder, seed: u64) -> Result<Self> {
+        let [mut channels, mut h, mut w] = input_shape;
+        let mut convs = Vec::with_capacity(spec.filters.len());
+        for (i, &filters) in spec.filters.iter().enumerate() {
+            if h < spec.kernel || w < spec.kernel {
+                candle_core::bail!(
+                    "images {input_shape:?} are too small for convolution {i} ({h}×{w} left, kernel {})",
+                    spec.kernel
+                );
+            }
+            convs.push(candle_nn::conv2d(
+                channels,
+                filters,
+                spec.kernel,
+                Conv2dConfig::default(),
+                vb.pp(format!("conv{i}")),
+            )?);
+            (channels, h, w) = (filters, h - spec.kernel + 1, w - spec.kernel + 1);
+            if i + 1 < spec.filters.len() {
+                (h, w) = (h / spec.pool, w / spec.pool);
+            }
+        }
+        let mut width = channels * h * w;
+        let mut dense = Vec::with_capacity(spec.dense.len());
+        for (i, &units) in spec.dense.iter().enumerate() {
+            dense.push(candle_nn::linear(width, units, vb.pp(format!("dense{i}")))?);
+            width = units;
+        }
+        let out = candle_nn::linear(width, classes, vb.pp("logits"))?;
+        Ok(Cnn {
+            input_shape,
+            convs,
+            pool: spec.pool,
+            dense,
+            out,
+            activation: spec.activation,
+            dropout: Dropout::new(spec.dropout, seed ^ 0xD80),
+        })
+    }
+}
+
+impl Model for Cnn {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.forward_with(xs, train, None)?.0)
+    }
+
+    fn forward_with(&self, xs: &Tensor, train: bool, layer: Option<&str>) -> Result<(Tensor, Option<Tensor>)> {
+        let [c, h, w] = self.input_shape;
+        let mut x = xs.reshape((xs.dim(0)?, c, h, w))?;
+        for (i, conv) in self.convs.iter().enumerate() {
+            x = activate(&conv.forward(&x)?, self.activation)?;
+            if i + 1 < self.convs.len() {
+                x = x.max_pool2d(self.pool)?;
+            }
+        }
+        let mut x = x.flatten_from(1)?;
+        let mut picked = None;
+        for (i, dense) in self.dense.iter().enumerate() {
+            x = activate(&dense.forward(&x)?, self.activation)?;
+            if layer == Some(format!("dense{i}").as_str()) {
+                picked = Some(x.clone());
+            }
+            x = self.dropout.forward_t(&x, train)?;
+        }
+        let logits = self.out.forward(&x)?;
+        if let Some(name) = layer {
+            if name == "logits" {
+                picked = Some(logits.clone());
+            } else if picked.is_none() {
+                candle_core::bail!("the model has no layer `{name}` (layers: dense0…, logits)");
+            }
+        }
+        Ok((logits, picked))
+    }
+}
+
+/// Builds the model `spec` for items of shape `item_shape` and `classes` classes, with weights
+/// initialized from `seed` (Glorot-uniform, zero biases; see [`glorot_init`]). Returns the model and
+/// the variables the optimizer trains and checkpoints save.
+///
+/// # Errors
+/// A candle error if the spec does not fit the input (e.g. a CNN on items that are not `[c, h, w]`).
+pub fn build_model(
+    spec: &ModelSpec,
+    item_shape: &[usize],
+    classes: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<(Box<dyn Model>, VarMap)> {
+    let vars = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vars, DType::F32, device);
+    let model: Box<dyn Model> = match spec {
+        ModelSpec::Mlp(mlp) => Box::new(Mlp::new(mlp, item_shape.iter().product(), classes, vb, seed)?),
+        ModelSpec::Cnn(cnn) => {
+            let shape = match *item_shape {
+                [c, h, w] => [c, h, w],
+                [h, w] => [1, h, w],
+                _ => candle_core::bail!("a CNN needs image items [c, h, w] or [h, w], not {item_shape:?}"),
+            };
+            Box::new(Cnn::new(cnn, shape, classes, vb, seed)?)
+        }
+    };
+    glorot_init(&vars, seed)?;
+    Ok((model, vars))
+}

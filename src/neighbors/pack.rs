@@ -1,0 +1,132 @@
+//! NSL's `pack_nbrs` output as a Parquet table, for users whose pipeline needs neighbors copied into
+//! every record (nsl's trainer does not: it joins on the fly).
+
+use super::NeighborTable;
+use crate::data::{DataError, Dataset};
+use crate::io::write_atomic_file;
+use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Writes one row per sample of `samples`, in order, with NSL's `pack_nbrs` columns:
+///
+/// | column | type | |
+/// |---|---|---|
+/// | `id`, `features`, `label` | as the samples table | the sample |
+/// | `NL_num_nbrs` | int64 | number of real neighbors `K ≤ max_neighbors` |
+/// | `NL_nbr_{j}_id` | utf8 | neighbor `j`'s id (`""` for padding) |
+/// | `NL_nbr_{j}_features` | fixed_size_list\<float32\>\[d\] | its features (zeros for padding) |
+/// | `NL_nbr_{j}_weight` | float32 | the edge weight (0 for padding) |
+///
+/// for `j < max_neighbors`. NSL leaves missing neighbors out and pads when parsing (zeros, weight 0);
+/// here they are padded in the file, so every row has the same columns. The write is atomic.
+///
+/// # Errors
+/// [`DataError::Io`] naming `path` if the file cannot be written.
+pub fn pack_neighbors(samples: &Dataset, table: &NeighborTable, path: &Path) -> Result<(), DataError> {
+    let d = samples.dim();
+    let n = samples.len();
+    let k = table.max_neighbors();
+    let width =
+        i32::try_from(d).map_err(|_| DataError::Dataset(format!("{d} features do not fit a fixed_size_list")))?;
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let list = |values: Vec<f32>| -> Result<ArrayRef, arrow::error::ArrowError> {
+        Ok(Arc::new(FixedSizeListArray::try_new(item.clone(), width, Arc::new(Float32Array::from(values)), None)?))
+    };
+    let mut fields = vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("features", DataType::FixedSizeList(item.clone(), width), false),
+    ];
+    if samples.labels().is_some() {
+        fields.push(Field::new("label", DataType::Int64, false));
+    }
+    fields.push(Field::new("NL_num_nbrs", DataType::Int64, false));
+    for j in 0..k {
+        fields.push(Field::new(format!("NL_nbr_{j}_id"), DataType::Utf8, false));
+        fields.push(Field::new(format!("NL_nbr_{j}_features"), DataType::FixedSizeList(item.clone(), width), false));
+        fields.push(Field::new(format!("NL_nbr_{j}_weight"), DataType::Float32, false));
+    }
+    let schema = Arc::new(Schema::new(fields));
+
+    let build = || -> Result<RecordBatch, arrow::error::ArrowError> {
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(samples.ids())),
+            list(samples.features().iter().copied().collect())?,
+        ];
+        if let Some(labels) = samples.labels() {
+            columns.push(Arc::new(Int64Array::from_iter_values(labels.iter().map(|&l| i64::from(l)))));
+        }
+        columns.push(Arc::new(Int64Array::from_iter_values((0..n).map(|r| table.neighbors(r).count() as i64))));
+        for j in 0..k {
+            let mut ids = Vec::with_capacity(n);
+            let mut features = Vec::with_capacity(n * d);
+            let mut weights = Vec::with_capacity(n);
+            for r in 0..n {
+                match table.neighbors(r).nth(j) {
+                    Some((id, f, w)) => {
+                        ids.push(id.to_owned());
+                        features.extend(f.iter().copied());
+                        weights.push(w);
+                    }
+                    None => {
+                        ids.push(String::new());
+                        features.extend(std::iter::repeat_n(0.0, d));
+                        weights.push(0.0);
+                    }
+                }
+            }
+            columns.push(Arc::new(StringArray::from(ids)));
+            columns.push(list(features)?);
+            columns.push(Arc::new(Float32Array::from(weights)));
+        }
+        RecordBatch::try_new(schema.clone(), columns)
+    };
+    let batch = build().map_err(|e| DataError::Dataset(e.to_string()))?;
+    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+    write_atomic_file(path, |file| -> Result<std::fs::File, std::io::Error> {
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(std::io::Error::other)?;
+        writer.write(&batch).map_err(std::io::Error::other)?;
+        writer.into_inner().map_err(std::io::Error::other)
+    })
+    .map_err(|e| DataError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{EdgeKind, NeighborGraph};
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float32Type, Int64Type};
+    use ndarray::array;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    #[test]
+    fn packs_and_pads_like_nsl() {
+        let samples =
+            Dataset::new(vec!["a".into(), "b".into()], array![[1.0, 2.0], [3.0, 4.0]], vec![2], Some(vec![0, 1]), None)
+                .unwrap();
+        let mut g = NeighborGraph::new();
+        g.add_edge("a", "b", 0.5, EdgeKind::Explicit).unwrap();
+        let (table, _) = NeighborTable::new(&samples, None, &g, 2).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("packed.parquet");
+        pack_neighbors(&samples, &table, &path).unwrap();
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap().build().unwrap();
+        let batch = reader.into_iter().next().unwrap().unwrap();
+        let col = |name: &str| batch.column_by_name(name).unwrap().clone();
+        assert_eq!(col("NL_num_nbrs").as_primitive::<Int64Type>().values().to_vec(), vec![1, 0]);
+        assert_eq!(col("NL_nbr_0_id").as_string::<i32>().value(0), "b");
+        assert_eq!(col("NL_nbr_0_weight").as_primitive::<Float32Type>().values().to_vec(), vec![0.5, 0.0]);
+        let feats = col("NL_nbr_0_features");
+        let feats = feats.as_fixed_size_list();
+        assert_eq!(feats.value(0).as_primitive::<Float32Type>().values().to_vec(), vec![3.0, 4.0]);
+        assert_eq!(col("NL_nbr_1_weight").as_primitive::<Float32Type>().values().to_vec(), vec![0.0, 0.0]);
+        assert_eq!(batch.num_columns(), 3 + 1 + 2 * 3);
+        assert!(col("NL_nbr_1_id").as_string::<i32>().value(1).is_empty() && feats.len() == 2);
+    }
+}

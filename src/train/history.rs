@@ -1,0 +1,54 @@
+//! [`History`]: per-epoch training metrics, saved as JSON and CSV.
+
+use serde::{Deserialize, Serialize};
+
+/// Metrics of one epoch (means over the epoch's training batches, in training mode).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Total loss (supervised + scaled regularizers).
+    pub loss: f64,
+    /// Supervised cross-entropy.
+    pub supervised_loss: f64,
+    /// Unscaled graph loss (0 without graph regularization).
+    pub graph_loss: f64,
+    /// Training accuracy.
+    pub accuracy: f64,
+    /// Accuracy on the validation samples, if any were given.
+    pub validation_accuracy: Option<f64>,
+    /// Wall time of the epoch.
+    pub seconds: f64,
+}
+
+/// Every epoch's record, in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// The records.
+    pub epochs: Vec<EpochRecord>,
+}
+
+impl History {
+    /// The history as CSV, one line per epoch, with a header.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("epoch,loss,supervised_loss,graph_loss,accuracy,validation_accuracy,seconds\n");
+        for e in &self.epochs {
+            let val = e.validation_accuracy.map(|v| format!("{v:.6}")).unwrap_or_default();
+            out.push_str(&format!(
+                "{},{:.6},{:.6},{:.6},{:.6},{val},{:.4}\n",
+                e.epoch, e.loss, e.supervised_loss, e.graph_loss, e.accuracy, e.seconds
+            ));
+        }
+        out
+    }
+
+    /// Median wall time of the epochs after the first (the steady epoch time).
+    pub fn steady_epoch_seconds(&self) -> Option<f64> {
+        let mut times: Vec<f64> = self.epochs.iter().skip(1).map(|e| e.seconds).collect();
+        if times.is_empty() {
+            return self.epochs.first().map(|e| e.seconds);
+        }
+        times.sort_by(f64::total_cmp);
+        Some(times[times.len() / 2])
+    }
+}

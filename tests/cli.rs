@@ -1,0 +1,191 @@
+//! The `nsl` binary end to end: the acceptance commands, exit codes, and error messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn nsl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nsl")).args(args).output().expect("nsl runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = nsl(args);
+    assert!(out.status.success(), "nsl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = nsl(args);
+    assert_eq!(out.status.code(), Some(1), "nsl {args:?} should fail with status 1");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn data(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets").join(rel).to_string_lossy().into_owned()
+}
+
+fn p(dir: &Path, name: &str) -> String {
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+#[test]
+fn cora_convert_stats_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let (samples, graph) = (p(dir.path(), "cora.parquet"), p(dir.path(), "cora_graph.parquet"));
+    ok(&[
+        "convert",
+        "--content",
+        &data("cora/cora.content.gz"),
+        "--cites",
+        &data("cora/cora.cites.gz"),
+        "--samples",
+        &samples,
+        "--graph",
+        &graph,
+    ]);
+    let stats: serde_json::Value =
+        serde_json::from_str(&ok(&["graph", "stats", &graph, "--samples", &samples, "--json"])).unwrap();
+    assert_eq!(stats["nodes"], 2708);
+    assert_eq!(stats["links"], 5278);
+    let text = ok(&["graph", "stats", &graph, "--samples", &samples]);
+    assert!(text.contains("homophily"), "{text}");
+    let graphml = p(dir.path(), "cora.graphml");
+    ok(&["graph", "export", &graph, "--format", "graphml", "--output", &graphml]);
+    let xml = std::fs::read_to_string(&graphml).unwrap();
+    assert_eq!(xml.matches("<edge ").count(), 5278);
+    // TSV round trip through the CLI keeps the graph.
+    let tsv = p(dir.path(), "cora.tsv");
+    ok(&["graph", "export", &graph, "--format", "tsv", "--output", &tsv]);
+    let again: serde_json::Value = serde_json::from_str(&ok(&["graph", "stats", &tsv, "--json"])).unwrap();
+    assert_eq!(again["edges"], stats["edges"]);
+}
+
+#[test]
+fn split_nsl_reproduces_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = p(dir.path(), "cora.parquet");
+    ok(&["convert", "--content", &data("cora/cora.content.gz"), "--samples", &samples]);
+    let (tr, te) = (p(dir.path(), "tr.parquet"), p(dir.path(), "te.parquet"));
+    let out =
+        ok(&["split", &samples, "--method", "nsl", "--seed", "1", "--out-train", &tr, "--out-test", &te, "--json"]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // python3: random.seed(1); sum(random.uniform(0, 1) <= 0.8 for _ in range(2708)) == 2155
+    assert_eq!(summary["train"], 2155);
+    assert_eq!(summary["test"], 553);
+}
+
+/// A small labeled CSV: two classes separable on the first feature.
+fn toy_csv(dir: &Path) -> PathBuf {
+    let mut csv = String::from("id,a,b,c,label\n");
+    for i in 0..40 {
+        let label = i % 2;
+        csv.push_str(&format!(
+            "n{i},{},{},{},{label}\n",
+            label as f32 * 2.0 - 1.0 + (i as f32 * 0.37).sin() * 0.3,
+            (i as f32).cos(),
+            0.5
+        ));
+    }
+    let path = dir.join("toy.csv");
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+#[test]
+fn train_then_evaluate_reproduces_the_test_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = toy_csv(dir.path());
+    let csv = csv.to_str().unwrap();
+    let mut tsv = String::new();
+    for i in 0..40 {
+        tsv.push_str(&format!("n{i}\tn{}\n", (i + 2) % 40));
+    }
+    let graph = p(dir.path(), "g.tsv");
+    std::fs::write(&graph, tsv).unwrap();
+    let run = p(dir.path(), "run");
+    let out = ok(&[
+        "train",
+        "--samples",
+        csv,
+        "--graph",
+        &graph,
+        "--graph-reg",
+        "multiplier=0.2,neighbors=1",
+        "--model",
+        "mlp:8",
+        "--epochs",
+        "20",
+        "--batch-size",
+        "8",
+        "--test",
+        csv,
+        "--out",
+        &run,
+        "--json",
+    ]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let trained = summary["test_accuracy"].as_f64().unwrap();
+    let evaluated: serde_json::Value =
+        serde_json::from_str(&ok(&["evaluate", "--run", &run, "--samples", csv, "--json"])).unwrap();
+    assert_eq!(evaluated["accuracy"].as_f64().unwrap(), trained);
+    for file in ["model.safetensors", "model.json", "history.csv", "curves.svg", "summary.json"] {
+        assert!(dir.path().join("run").join(file).is_file(), "{file} missing");
+    }
+    let predictions = ok(&["predict", "--run", &run, "--samples", csv]);
+    assert_eq!(predictions.lines().count(), 41);
+}
+
+#[test]
+fn bad_input_fails_with_the_file_and_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.tsv");
+    std::fs::write(&bad, "a\tb\t1.0\nb\tc\theavy\n").unwrap();
+    let err = fails(&["graph", "stats", bad.to_str().unwrap()]);
+    assert!(err.contains("bad.tsv") && err.contains("line 2"), "{err}");
+
+    let out = p(dir.path(), "out.parquet");
+    let err = fails(&["convert", "--idx-images", bad.to_str().unwrap(), "--samples", &out]);
+    assert!(err.contains("bad.tsv"), "{err}");
+    assert!(!Path::new(&out).exists(), "a failed convert left an output file");
+
+    // Unknown cites paper: an error by default, skipped and counted with --skip-unknown.
+    let content = dir.path().join("tiny.content");
+    std::fs::write(&content, "p1\t1\t0\tA\np2\t0\t1\tB\n").unwrap();
+    let cites = dir.path().join("tiny.cites");
+    std::fs::write(&cites, "p1\tp2\np1\tp9\n").unwrap();
+    let (s, g) = (p(dir.path(), "s.parquet"), p(dir.path(), "g.parquet"));
+    let args = [
+        "convert",
+        "--content",
+        content.to_str().unwrap(),
+        "--cites",
+        cites.to_str().unwrap(),
+        "--samples",
+        &s,
+        "--graph",
+        &g,
+    ];
+    let err = fails(&args);
+    assert!(err.contains("tiny.cites") && err.contains("line 2") && err.contains("p9"), "{err}");
+    let mut skip = args.to_vec();
+    skip.push("--skip-unknown");
+    let out = nsl(&skip);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 1"));
+
+    // Training: unknown config key, negative multiplier, a run with another model.
+    let csv = toy_csv(dir.path());
+    let config = dir.path().join("run.toml");
+    std::fs::write(&config, "samples = 'x.csv'\nepochz = 3\n").unwrap();
+    let err = fails(&["train", "--config", config.to_str().unwrap()]);
+    assert!(err.contains("run.toml") && err.contains("epochz"), "{err}");
+    let err = fails(&["train", "--samples", csv.to_str().unwrap(), "--graph", &g, "--graph-reg", "multiplier=-1"]);
+    assert!(err.contains("multiplier"), "{err}");
+    let err = fails(&["evaluate", "--run", &p(dir.path(), "no-such-run"), "--samples", csv.to_str().unwrap()]);
+    assert!(err.contains("model.json"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    assert_eq!(nsl(&["graph", "export", "x", "--format", "pdf", "--output", "y"]).status.code(), Some(2));
+    assert_eq!(nsl(&["no-such-command"]).status.code(), Some(2));
+}
