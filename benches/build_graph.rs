@@ -65,51 +65,49 @@ fn machine() -> serde_json::Value {
     })
 }
 
-/// GFLOP/s of `n³` products with ndarray's `general_mat_mul` (matrixmultiply), the kernel of
-/// `nsl::build`: one product on one thread, and one product per thread on all threads (how the
-/// builder uses it: independent blocks in parallel).
+/// GFLOP/s of `n³` products (n = 2048) with `nsl::build::gram`, the builder's kernel (the `gemm`
+/// crate): one product on one thread, and one product per thread on all threads at once (how the
+/// builder uses it: independent blocks in parallel); the same for ndarray's `general_mat_mul`
+/// (matrixmultiply) for comparison; and the builder's block shape, 512 × d × 512, on all threads.
 fn gemm() {
     let n = 2048;
+    let threads = rayon::current_num_threads();
     let a = Array2::<f32>::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 13) % 17) as f32 / 17.0);
-    let b = a.t().to_owned();
+    let bt = a.t().to_owned(); // b = btᵀ, so a·b = gram(a, bt)
     let flops = 2.0 * (n as f64).powi(3);
-    let time = |f: &dyn Fn()| {
+    let time = |f: &(dyn Fn() + Sync)| {
         f(); // warm-up
         let t = Instant::now();
         f();
         t.elapsed().as_secs_f64()
     };
-    let one = time(&|| {
-        let mut c = Array2::<f32>::zeros((n, n));
-        general_mat_mul(1.0, &a, &b, 0.0, &mut c);
-    });
-    let threads = rayon::current_num_threads();
-    let all = time(&|| {
-        (0..threads).into_par_iter().for_each(|_| {
-            let mut c = Array2::<f32>::zeros((n, n));
-            general_mat_mul(1.0, &a, &b, 0.0, &mut c);
-        })
-    });
-    // Block-shaped products, as the builder runs them: 512 × d × 512.
+    let rate = |product: &(dyn Fn(&mut Array2<f32>) + Sync)| {
+        let one = time(&|| product(&mut Array2::<f32>::zeros((n, n))));
+        let all = time(&|| (0..threads).into_par_iter().for_each(|_| product(&mut Array2::<f32>::zeros((n, n)))));
+        (flops / one / 1e9, threads as f64 * flops / all / 1e9)
+    };
+    let (g1, g_all) = rate(&|c| nsl::build::gram(a.view(), bt.view(), c.as_slice_mut().unwrap()));
+    let (m1, m_all) = rate(&|c| general_mat_mul(1.0, &a, &bt.t(), 0.0, c));
     let mut blocks = Vec::new();
     for d in [64usize, 128, 784] {
         let x = Array2::<f32>::from_shape_fn((512, d), |(i, j)| ((i * 7 + j * 13) % 17) as f32 / 17.0);
-        let reps = (4_000_000_000.0 / (2.0 * 512.0 * 512.0 * d as f64)) as usize + 1;
+        let reps = (4e9 / (2.0 * 512.0 * 512.0 * d as f64)) as usize + 1;
         let secs = time(&|| {
             (0..threads * reps).into_par_iter().for_each(|_| {
-                let mut c = Array2::<f32>::zeros((512, 512));
-                general_mat_mul(1.0, &x, &x.t(), 0.0, &mut c);
+                let mut c = vec![0.0f32; 512 * 512];
+                nsl::build::gram(x.view(), x.view(), &mut c);
             })
         });
-        blocks.push(serde_json::json!({"d": d, "gflops_all_threads": 2.0 * 512.0 * 512.0 * d as f64 * (threads * reps) as f64 / secs / 1e9}));
+        let rate = 2.0 * 512.0 * 512.0 * d as f64 * (threads * reps) as f64 / secs / 1e9;
+        blocks.push(serde_json::json!({"d": d, "gflops_all_threads": rate}));
     }
     println!(
         "{}",
         serde_json::json!({
-            "case": "gemm", "n": n, "kernel": "ndarray general_mat_mul (matrixmultiply sgemm)",
-            "gflops_1_thread": flops / one / 1e9,
-            "gflops_all_threads": threads as f64 * flops / all / 1e9,
-            "block_512": blocks,
+            "case": "gemm", "n": n,
+            "gram_gflops_1_thread": g1, "gram_gflops_all_threads": g_all,
+            "ndarray_gflops_1_thread": m1, "ndarray_gflops_all_threads": m_all,
+            "gram_block_512": blocks,
             "machine": machine(),
         })
     );

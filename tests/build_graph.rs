@@ -184,7 +184,7 @@ fn graph_has_every_node_both_directions_and_similarity_edges() {
 #[test]
 fn non_contiguous_input_gives_the_same_edges() {
     let x = clustered();
-    let xt = x.t().to_owned(); // 16 × 300, standard layout
+    let xt = x.t().as_standard_layout().into_owned(); // 16 × 300, row-major
     let view = xt.t(); // 300 × 16, column-major view
     assert!(view.as_slice().is_none());
     let c = BuildConfig { threshold: 0.8, ..BuildConfig::default() };

@@ -65,6 +65,7 @@ pub mod synthetic;
 mod topk;
 
 pub use config::{parse_shard, shard_range, BuildConfig, MAX_LSH_SPLITS};
+pub use kernel::gram;
 pub use recall::RecallEstimate;
 
 use crate::data::Dataset;

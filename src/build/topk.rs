@@ -40,20 +40,6 @@ impl Candidates {
         }
     }
 
-    /// Adds all of `other`'s candidates.
-    pub fn extend(&mut self, other: &Candidates, k: usize, margin2: f32) {
-        for &(v, j) in &other.items {
-            self.push(v, j, k, margin2);
-        }
-    }
-
-    /// Empties the list (keeping its allocation) and resets the floor to `lo`.
-    pub fn clear(&mut self, lo: f32, k: usize) {
-        self.items.clear();
-        self.floor = lo;
-        self.cap = min_cap(k);
-    }
-
     /// Drops repeats and every candidate that cannot be among the `k` best (see the module doc;
     /// `margin2` is twice the error bound).
     pub fn prune(&mut self, k: usize, margin2: f32) {

@@ -1,5 +1,6 @@
 //! `nsl build-graph`: a similarity graph from embeddings (NSL's `build_graph`), exact or by LSH.
 
+use super::progress::with_spinner;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use nsl::build::{BuildConfig, BuildReport, GraphBuilder, Progress};
@@ -103,7 +104,7 @@ pub fn run(args: &BuildGraphArgs) -> Result<()> {
         features: embedding_columns(&args.input, args.embedding_column.as_deref())?,
         ..SampleColumns::default()
     };
-    let dataset = read_samples(&args.input, &columns)
+    let dataset = with_spinner(format!("reading {}", args.input.display()), || read_samples(&args.input, &columns))
         .with_context(|| format!("reading embeddings from {}", args.input.display()))?;
     let read_seconds = start.elapsed().as_secs_f64();
     let bar = ProgressBar::new(0).with_style(
@@ -135,7 +136,7 @@ pub fn run(args: &BuildGraphArgs) -> Result<()> {
         eprintln!("warning: {} edges of negative cosine got weight 0", report.negative_weights_clamped);
     }
     let write_start = Instant::now();
-    nsl::graph::write_graph(&graph, &args.output)
+    with_spinner(format!("writing {}", args.output.display()), || nsl::graph::write_graph(&graph, &args.output))
         .with_context(|| format!("writing the graph to {}", args.output.display()))?;
     let write_seconds = write_start.elapsed().as_secs_f64();
     let total_seconds = start.elapsed().as_secs_f64();

@@ -1,5 +1,6 @@
 //! `nsl generate-embeddings`: synthetic Gaussian-cluster embeddings for benchmarks.
 
+use super::progress::with_spinner;
 use anyhow::{bail, Context, Result};
 use nsl::build::synthetic::gaussian_clusters;
 use nsl::Dataset;
@@ -43,7 +44,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     let (features, labels) = gaussian_clusters(args.n, args.dim, clusters, args.seed);
     let ids: Vec<String> = (0..args.n).map(|i| i.to_string()).collect();
     let dataset = Dataset::new(ids, features, vec![args.dim], Some(labels), None)?;
-    nsl::data::parquet::write_samples(&dataset, &args.output)
+    with_spinner(format!("writing {}", args.output.display()), || nsl::data::parquet::write_samples(&dataset, &args.output))
         .with_context(|| format!("writing {}", args.output.display()))?;
     println!("wrote {} points x {} dims in {} clusters (seed {}) to {}", args.n, args.dim, clusters, args.seed, args.output.display());
     Ok(())
