@@ -150,10 +150,11 @@ fn run(case: &str, x: &Array2<f32>, config: BuildConfig, baseline: serde_json::V
     // The same again with ids and the NeighborGraph, without the recall sample.
     let names = ids(n);
     let t = Instant::now();
-    let (graph, _) = GraphBuilder::new(BuildConfig { recall_sample: None, ..config.clone() })
+    let (graph, graph_report) = GraphBuilder::new(BuildConfig { recall_sample: None, ..config.clone() })
         .build(&names, x.view())
         .expect("build");
     let graph_s = t.elapsed().as_secs_f64();
+    let phases_with_graph = graph_report.phases;
     let directed = graph.edge_count();
     drop(graph);
     let exact_flops = (n as f64) * (n as f64) * d as f64; // 2·N²·d/2
@@ -167,6 +168,7 @@ fn run(case: &str, x: &Array2<f32>, config: BuildConfig, baseline: serde_json::V
             "edges": report.edges, "directed_edges": directed,
             "compared_pairs": report.compared_pairs, "rechecked_pairs": report.rechecked_pairs,
             "estimated_recall": report.estimated_recall, "recall": report.recall,
+            "phases": report.phases, "phases_with_graph": phases_with_graph,
             "exact_gflops_equivalent": if config.lsh_splits == 0 { Some(exact_flops / report.seconds / 1e9) } else { None },
             "baseline": baseline,
             "machine": machine(),

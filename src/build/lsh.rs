@@ -42,11 +42,12 @@ pub(crate) fn codes(prep: &Prepared<'_>, planes: &Array2<f32>) -> Vec<u64> {
     codes
 }
 
-/// The buckets of `round`: rows grouped by code, each bucket's rows increasing, buckets in code order.
-pub(crate) fn buckets(prep: &Prepared<'_>, seed: u64, round: u32, splits: u32) -> Buckets {
+/// The buckets of `round`: rows grouped by code, each bucket's rows increasing, buckets in code
+/// order; and each row's code.
+pub(crate) fn buckets(prep: &Prepared<'_>, seed: u64, round: u32, splits: u32) -> (Buckets, Vec<u64>) {
     let planes = hyperplanes(seed, round, splits, prep.dim());
     let codes = codes(prep, &planes);
-    let mut keyed: Vec<(u64, u32)> = codes.into_iter().zip(0u32..).collect();
+    let mut keyed: Vec<(u64, u32)> = codes.iter().copied().zip(0u32..).collect();
     keyed.par_sort_unstable();
     let mut bounds = Vec::new();
     let mut start = 0;
@@ -56,7 +57,7 @@ pub(crate) fn buckets(prep: &Prepared<'_>, seed: u64, round: u32, splits: u32) -
             start = i;
         }
     }
-    Buckets { members: keyed.into_iter().map(|(_, r)| r).collect(), bounds }
+    (Buckets { members: keyed.into_iter().map(|(_, r)| r).collect(), bounds }, codes)
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ pub use recall::RecallEstimate;
 use crate::data::Dataset;
 use crate::graph::{Edge, EdgeKind, GraphError, NeighborGraph};
 use ndarray::{Array2, ArrayView2};
-use pairs::{Bounds, Buckets, Sink};
+use pairs::{Bounds, Buckets, Pair, Sink};
 use prepare::Prepared;
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -204,10 +204,27 @@ pub struct BuildReport {
     pub threads: usize,
     /// Wall-clock seconds of the build.
     pub seconds: f64,
+    /// Where the seconds went.
+    pub phases: PhaseSeconds,
     /// `recall.recall`, when a recall sample was asked for.
     pub estimated_recall: Option<f64>,
     /// The recall estimate, when a recall sample was asked for.
     pub recall: Option<RecallEstimate>,
+}
+
+/// Wall-clock seconds of each phase of a build.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct PhaseSeconds {
+    /// Checking and normalizing the embeddings.
+    pub prepare: f64,
+    /// Hashing (LSH) and the pair search, all rounds.
+    pub search: f64,
+    /// Exact weights and top-k selection.
+    pub weights: f64,
+    /// The recall estimate.
+    pub recall: f64,
+    /// Sorting the edges by source (and, in [`GraphBuilder::build`], making the [`NeighborGraph`]).
+    pub assemble: f64,
 }
 
 /// Builds neighbor graphs from embeddings (see the [module documentation](self)).
@@ -263,7 +280,9 @@ impl GraphBuilder {
         }
         drop(seen);
         let (edges, mut report) = self.edges_named(embeddings, Some(ids))?;
+        let assemble = Instant::now();
         let graph = self.graph_of(ids, &edges);
+        report.phases.assemble += assemble.elapsed().as_secs_f64();
         report.seconds = start.elapsed().as_secs_f64();
         Ok((graph, report))
     }
@@ -319,8 +338,15 @@ impl GraphBuilder {
     /// The whole computation, inside the chosen thread pool.
     fn run(&self, data: &[f32], n: usize, d: usize, ids: Option<&[String]>) -> Result<(Vec<RowEdge>, BuildReport), BuildError> {
         let start = Instant::now();
+        let mut phases = PhaseSeconds::default();
+        let mut lap = Instant::now();
+        let mut split = |slot: &mut f64| {
+            *slot += lap.elapsed().as_secs_f64();
+            lap = Instant::now();
+        };
         let c = &self.config;
         let prep = Prepared::new(data, n, d, ids)?;
+        split(&mut phases.prepare);
         let rows = c.shard_rows(n);
         // The shard's kept rows, as a range of compact indices (compact order follows row order).
         let shard = compact_range(&prep, &rows);
@@ -341,81 +367,91 @@ impl GraphBuilder {
             Some(k) => (0..prep.len()).map(|_| Mutex::new(Candidates::new(bounds.lo, k))).collect(),
             None => Vec::new(),
         };
-        let sink = match c.top_k {
-            Some(k) => Sink::TopK { lists: &lists, k, margin2 },
-            None => Sink::Pairs,
-        };
         // Top-k lists need every pair of a node, so the search ignores the shard then.
         let all = 0..prep.len() as u32;
         let search_shard = if c.top_k.is_some() { &all } else { &shard };
-        let (mut found, mut compared, mut rechecked) = (Vec::<(u32, u32)>::new(), 0, 0);
+        // Bucket codes of the rounds so far: a pair that shared a bucket before was found then.
+        let mut earlier: Vec<Vec<u64>> = Vec::new();
+        let mut found: Vec<Pair> = Vec::new();
+        let mut stats = pairs::ScanStats::default();
         for round in 0..rounds {
-            let buckets = if c.lsh_splits == 0 {
-                Buckets { members: (0..prep.len() as u32).collect(), bounds: vec![0..prep.len()] }
+            let (buckets, codes) = if c.lsh_splits == 0 {
+                (Buckets { members: (0..prep.len() as u32).collect(), bounds: vec![0..prep.len()] }, Vec::new())
             } else {
                 lsh::buckets(&prep, c.seed, round, c.lsh_splits)
             };
-            let (mut pairs, stats) = pairs::scan(&prep, &buckets, search_shard, bounds, &sink, progress, (round, rounds));
+            let sink = match c.top_k {
+                Some(k) => Sink::TopK { lists: &lists, k, margin2 },
+                None => Sink::Pairs { earlier: &earlier },
+            };
+            let (new, s) = pairs::scan(&prep, &buckets, search_shard, bounds, &sink, progress, (round, rounds));
             drop(buckets);
-            compared += stats.compared;
-            rechecked += stats.rechecked;
-            pairs.par_sort_unstable();
-            pairs.dedup();
-            found = if found.is_empty() { pairs } else { merge_unique(&found, &pairs) };
+            stats.add(&s);
+            found.extend_from_slice(&new);
+            if c.top_k.is_none() && round + 1 < rounds {
+                earlier.push(codes);
+            }
         }
-        // Unique weighted pairs a < b, sorted; for top-k also each node's own list (for the recall).
-        let (weighted, own_lists) = match c.top_k {
-            None => {
-                let w: Vec<(u32, u32, f64)> = found.par_iter().map(|&(a, b)| (a, b, prep.cosine(a, b))).collect();
-                (w, Vec::new())
-            }
-            Some(k) => {
-                let own: Vec<Vec<(u32, f64)>> = lists
-                    .into_par_iter()
-                    .enumerate()
-                    .map(|(a, l)| {
-                        let l = l.into_inner().unwrap_or_else(|e| e.into_inner());
-                        l.finish(k, c.threshold, |b| prep.cosine(a as u32, b))
-                    })
-                    .collect();
-                let mut w: Vec<(u32, u32, f64)> = own
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(a, l)| l.iter().map(move |&(b, s)| (a as u32, b, s)))
-                    .map(|(a, b, s)| (a.min(b), a.max(b), s))
-                    .filter(|&(a, b, _)| shard.contains(&a) || shard.contains(&b))
-                    .collect();
-                w.par_sort_unstable_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
-                w.dedup_by_key(|x| (x.0, x.1));
-                (w, own)
-            }
+        drop(earlier);
+        split(&mut phases.search);
+        // Top-k: each node's own list (kept for the recall), and their union as pairs.
+        let own_lists: Vec<Vec<(u32, f64)>> = match c.top_k {
+            None => Vec::new(),
+            Some(k) => lists
+                .into_par_iter()
+                .enumerate()
+                .map(|(a, l)| {
+                    let l = l.into_inner().unwrap_or_else(|e| e.into_inner());
+                    l.finish(k, c.threshold, |b| prep.cosine(a as u32, b))
+                })
+                .collect(),
         };
+        if c.top_k.is_some() {
+            let mut union: Vec<(u32, u32, f64)> = own_lists
+                .iter()
+                .enumerate()
+                .flat_map(|(a, l)| l.iter().map(move |&(b, s)| ((a as u32).min(b), (a as u32).max(b), s)))
+                .filter(|&(a, b, _)| shard.contains(&a) || shard.contains(&b))
+                .collect();
+            union.par_sort_unstable_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+            union.dedup_by_key(|x| (x.0, x.1));
+            stats.negative = union.iter().filter(|p| p.2 < 0.0).count() as u64;
+            found = union.into_iter().map(|(a, b, s)| (a, b, s.max(0.0) as f32)).collect();
+        }
+        split(&mut phases.weights);
+        let links = found.len();
+        let directed = directed_edges(&found, &shard);
         drop(found);
-        let negative = weighted.iter().filter(|p| p.2 < 0.0).count();
-        let pairs: Vec<(u32, u32, f32)> = weighted.into_iter().map(|(a, b, s)| (a, b, s.max(0.0) as f32)).collect();
+        split(&mut phases.assemble);
         let recall = c.recall_sample.map(|sample| {
             let built = match c.top_k {
                 Some(k) => recall::Built::TopK { lists: &own_lists, k, margin2 },
-                None => recall::Built::Pairs(&pairs),
+                None => recall::Built::Edges(&directed),
             };
             recall::estimate(&prep, &shard, sample, c.seed, bounds, &built)
         });
         drop(own_lists);
-        let directed = directed_edges(&prep, &pairs, &shard);
+        split(&mut phases.recall);
+        let directed: Vec<RowEdge> = directed
+            .into_par_iter()
+            .map(|(s, t, weight)| RowEdge { source: prep.rows[s as usize], target: prep.rows[t as usize], weight })
+            .collect();
+        split(&mut phases.assemble);
         let nodes = rows.len();
         let report = BuildReport {
             mode: if c.lsh_splits == 0 { "exact" } else { "lsh" },
             nodes,
-            edges: pairs.len(),
+            edges: links,
             directed_edges: directed.len(),
             mean_degree: if nodes == 0 { 0.0 } else { directed.len() as f64 / nodes as f64 },
             skipped_zero_vectors: prep.zero_rows,
-            negative_weights_clamped: negative,
+            negative_weights_clamped: stats.negative as usize,
             rounds,
-            compared_pairs: compared,
-            rechecked_pairs: rechecked,
+            compared_pairs: stats.compared,
+            rechecked_pairs: stats.rechecked,
             threads: rayon::current_num_threads(),
             seconds: start.elapsed().as_secs_f64(),
+            phases,
             estimated_recall: recall.as_ref().and_then(|r| r.recall),
             recall,
         };
@@ -463,59 +499,40 @@ fn compact_range(prep: &Prepared<'_>, rows: &Range<usize>) -> Range<u32> {
     lo as u32..hi as u32
 }
 
-/// The union of two sorted, duplicate-free pair lists, sorted and duplicate-free.
-fn merge_unique(a: &[(u32, u32)], b: &[(u32, u32)]) -> Vec<(u32, u32)> {
-    let mut out = Vec::with_capacity(a.len().max(b.len()));
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
-}
-
-/// Both directions of every pair whose source is in `shard`, sorted by source then target (a
-/// counting sort: the pairs are sorted, so the edges of each source come out in target order),
-/// between input rows.
-fn directed_edges(prep: &Prepared<'_>, pairs: &[(u32, u32, f32)], shard: &Range<u32>) -> Vec<RowEdge> {
+/// Both directions of every pair whose source is in `shard`, sorted by source then target
+/// (compact indices): a counting sort by source, then each source's targets sorted in parallel.
+fn directed_edges(pairs: &[Pair], shard: &Range<u32>) -> Vec<Pair> {
     let base = shard.start;
     let width = (shard.end - shard.start) as usize;
-    let mut offsets = vec![0usize; width + 1];
+    let mut starts = vec![0usize; width + 1];
     for &(a, b, _) in pairs {
         for x in [a, b] {
             if shard.contains(&x) {
-                offsets[(x - base) as usize + 1] += 1;
+                starts[(x - base) as usize + 1] += 1;
             }
         }
     }
     for i in 0..width {
-        offsets[i + 1] += offsets[i];
+        starts[i + 1] += starts[i];
     }
-    let mut out = vec![RowEdge { source: 0, target: 0, weight: 0.0 }; offsets[width]];
-    let row = |x: u32| prep.rows[x as usize];
-    for &(a, b, weight) in pairs {
+    let mut out = vec![(0u32, 0u32, 0.0f32); starts[width]];
+    let mut next = starts.clone();
+    for &(a, b, w) in pairs {
         for (s, t) in [(a, b), (b, a)] {
             if shard.contains(&s) {
-                let slot = &mut offsets[(s - base) as usize];
-                out[*slot] = RowEdge { source: row(s), target: row(t), weight };
+                let slot = &mut next[(s - base) as usize];
+                out[*slot] = (s, t, w);
                 *slot += 1;
             }
         }
     }
+    let mut segments = Vec::with_capacity(width);
+    let mut rest: &mut [Pair] = &mut out;
+    for i in 0..width {
+        let (segment, tail) = rest.split_at_mut(starts[i + 1] - starts[i]);
+        segments.push(segment);
+        rest = tail;
+    }
+    segments.into_par_iter().for_each(|seg| seg.sort_unstable_by_key(|e| e.1));
     out
 }

@@ -19,8 +19,12 @@ use std::sync::Mutex;
 
 /// Where the results of a scan go.
 pub(crate) enum Sink<'a> {
-    /// Collect the pairs `(a, b)`, `a < b`, whose exact cosine reaches the threshold.
-    Pairs,
+    /// Collect the pairs `(a, b, weight)`, `a < b`, whose exact cosine reaches the threshold,
+    /// except those that shared a bucket in an earlier LSH round (found then already).
+    Pairs {
+        /// The bucket codes of the earlier rounds (compact index → code).
+        earlier: &'a [Vec<u64>],
+    },
     /// Feed each node's top-k candidate list (indexed by compact index).
     TopK {
         /// One list per kept row.
@@ -59,7 +63,20 @@ pub(crate) struct ScanStats {
     pub compared: u64,
     /// Pairs decided by the exact `f64` cosine because their `f32` value was within the margin.
     pub rechecked: u64,
+    /// Pairs kept whose cosine is negative (their weight is stored as 0).
+    pub negative: u64,
 }
+
+impl ScanStats {
+    pub fn add(&mut self, other: &ScanStats) {
+        self.compared += other.compared;
+        self.rechecked += other.rechecked;
+        self.negative += other.negative;
+    }
+}
+
+/// A pair of compact indices `a < b` and its weight: the exact cosine rounded to `f32`, or 0 if negative.
+pub(crate) type Pair = (u32, u32, f32);
 
 /// A block: positions `range` of `members`, and whether its rows belong to the shard.
 #[derive(Debug, Clone)]
@@ -143,7 +160,8 @@ fn rows_view<'x>(prep: &'x Prepared<'_>, rows: &[u32], buf: &'x mut Vec<f32>) ->
 }
 
 /// Runs every block pair of `buckets` that touches `shard` and returns the pairs found (for
-/// [`Sink::Pairs`], in block order, each pair once with `a < b`) and the counts.
+/// [`Sink::Pairs`], in block order, each pair once with `a < b`, with its exact weight computed
+/// while both rows are in cache) and the counts.
 pub(crate) fn scan(
     prep: &Prepared<'_>,
     buckets: &Buckets,
@@ -152,12 +170,12 @@ pub(crate) fn scan(
     sink: &Sink<'_>,
     progress: &(dyn Fn(Progress) + Sync),
     round: (u32, u32),
-) -> (Vec<(u32, u32)>, ScanStats) {
+) -> (Vec<Pair>, ScanStats) {
     let tasks = plan(buckets, shard);
     let total: u64 = tasks.iter().map(Task::size).sum();
     let done = AtomicU64::new(0);
     progress(Progress { round: round.0, rounds: round.1, done: 0, total });
-    let results: Vec<(Vec<(u32, u32)>, ScanStats)> = tasks
+    let results: Vec<(Vec<Pair>, ScanStats)> = tasks
         .par_iter()
         .map_init(Scratch::default, |scratch, task| {
             let out = run_task(prep, &buckets.members, task, bounds, sink, scratch);
@@ -170,8 +188,7 @@ pub(crate) fn scan(
     let mut pairs = Vec::with_capacity(results.iter().map(|r| r.0.len()).sum());
     for (p, s) in results {
         pairs.extend_from_slice(&p);
-        stats.compared += s.compared;
-        stats.rechecked += s.rechecked;
+        stats.add(&s);
     }
     (pairs, stats)
 }
@@ -183,7 +200,7 @@ fn run_task(
     bounds: Bounds,
     sink: &Sink<'_>,
     scratch: &mut Scratch,
-) -> (Vec<(u32, u32)>, ScanStats) {
+) -> (Vec<Pair>, ScanStats) {
     let (ri, rj) = (&members[task.i.clone()], &members[task.j.clone()]);
     let (m, n) = (ri.len(), rj.len());
     let Scratch { a, b, c, t } = scratch;
@@ -195,10 +212,10 @@ fn run_task(
         let vb = rows_view(prep, rj, b);
         gram(va, vb, c);
     }
-    let mut stats = ScanStats { compared: task.size(), rechecked: 0 };
+    let mut stats = ScanStats { compared: task.size(), ..ScanStats::default() };
     let mut pairs = Vec::new();
     match sink {
-        Sink::Pairs => {
+        Sink::Pairs { earlier } => {
             for (r, &x) in ri.iter().enumerate() {
                 let row = &c[r * n..(r + 1) * n];
                 let c0 = if task.diagonal { r + 1 } else { 0 };
@@ -211,13 +228,16 @@ fn run_task(
                             continue;
                         }
                         let y = rj[c0 + k * 64 + l];
-                        let keep = v >= bounds.hi || {
-                            stats.rechecked += 1;
-                            prep.cosine(x, y) >= bounds.threshold
-                        };
-                        if keep {
+                        if earlier.iter().any(|codes| codes[x as usize] == codes[y as usize]) {
+                            continue;
+                        }
+                        // The exact cosine decides when v is within the margin, and is the weight.
+                        stats.rechecked += u64::from(v < bounds.hi);
+                        let cos = prep.cosine(x, y);
+                        if cos >= bounds.threshold {
+                            stats.negative += u64::from(cos < 0.0);
                             // Rows increase within a bucket and blocks are in order, so x < y.
-                            pairs.push((x, y));
+                            pairs.push((x, y, cos.max(0.0) as f32));
                         }
                     }
                 }

@@ -31,8 +31,9 @@ pub struct RecallEstimate {
 
 /// What the build produced, to compare with.
 pub(crate) enum Built<'a> {
-    /// Unique pairs `(a, b, weight)`, `a < b`, sorted.
-    Pairs(&'a [(u32, u32, f32)]),
+    /// Directed edges `(source, target, weight)` sorted by source then target (compact indices);
+    /// every sampled node is a source of this list's shard.
+    Edges(&'a [(u32, u32, f32)]),
     /// Each node's own top-k list (compact index → neighbors).
     TopK { lists: &'a [Vec<(u32, f64)>], k: usize, margin2: f32 },
 }
@@ -77,7 +78,7 @@ fn query_block(prep: &Prepared<'_>, qs: &[u32], bounds: Bounds, built: &Built<'_
     }
     let k = match built {
         Built::TopK { k, .. } => *k,
-        Built::Pairs(_) => 1,
+        Built::Edges(_) => 1,
     };
     let mut lists: Vec<Candidates> = qs.iter().map(|_| Candidates::new(bounds.lo, k)).collect();
     let (mut found, mut exact) = (0u64, 0u64);
@@ -94,11 +95,10 @@ fn query_block(prep: &Prepared<'_>, qs: &[u32], bounds: Bounds, built: &Built<'_
                     continue;
                 }
                 match built {
-                    Built::Pairs(pairs) => {
+                    Built::Edges(edges) => {
                         if v >= bounds.hi || prep.cosine(q, y) >= bounds.threshold {
                             exact += 1;
-                            let key = (q.min(y), q.max(y));
-                            found += u64::from(pairs.binary_search_by(|p| (p.0, p.1).cmp(&key)).is_ok());
+                            found += u64::from(edges.binary_search_by(|e| (e.0, e.1).cmp(&(q, y))).is_ok());
                         }
                     }
                     Built::TopK { k, margin2, .. } => lists[r].push(v, y, *k, *margin2),
