@@ -147,16 +147,18 @@ fn run(case: &str, x: &Array2<f32>, config: BuildConfig, baseline: serde_json::V
     let (edges, report) = builder.build_edges(x.view()).expect("build");
     let build_s = t.elapsed().as_secs_f64();
     drop(edges);
-    // The same again with ids and the NeighborGraph, without the recall sample.
-    let names = ids(n);
-    let t = Instant::now();
-    let (graph, graph_report) = GraphBuilder::new(BuildConfig { recall_sample: None, ..config.clone() })
-        .build(&names, x.view())
-        .expect("build");
-    let graph_s = t.elapsed().as_secs_f64();
-    let phases_with_graph = graph_report.phases;
-    let directed = graph.edge_count();
-    drop(graph);
+    // The same again with ids and the NeighborGraph, without the recall sample (skipped with GRAPH=0).
+    let (mut graph_s, mut phases_with_graph, mut directed) = (None, None, report.directed_edges);
+    if std::env::var("GRAPH").map_or(true, |v| v != "0") {
+        let names = ids(n);
+        let t = Instant::now();
+        let (graph, graph_report) = GraphBuilder::new(BuildConfig { recall_sample: None, ..config.clone() })
+            .build(&names, x.view())
+            .expect("build");
+        graph_s = Some(t.elapsed().as_secs_f64());
+        phases_with_graph = Some(graph_report.phases);
+        directed = graph.edge_count();
+    }
     let exact_flops = (n as f64) * (n as f64) * d as f64; // 2·N²·d/2
     println!(
         "{}",

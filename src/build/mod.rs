@@ -336,7 +336,13 @@ impl GraphBuilder {
     }
 
     /// The whole computation, inside the chosen thread pool.
-    fn run(&self, data: &[f32], n: usize, d: usize, ids: Option<&[String]>) -> Result<(Vec<RowEdge>, BuildReport), BuildError> {
+    fn run(
+        &self,
+        data: &[f32],
+        n: usize,
+        d: usize,
+        ids: Option<&[String]>,
+    ) -> Result<(Vec<RowEdge>, BuildReport), BuildError> {
         let start = Instant::now();
         let mut phases = PhaseSeconds::default();
         let mut lap = Instant::now();
@@ -371,7 +377,8 @@ impl GraphBuilder {
         let all = 0..prep.len() as u32;
         let search_shard = if c.top_k.is_some() { &all } else { &shard };
         // Bucket codes of the rounds so far: a pair that shared a bucket before was found then.
-        let mut earlier: Vec<Vec<u64>> = Vec::new();
+        let history_rounds = if c.top_k.is_none() { rounds as usize - 1 } else { 0 };
+        let mut earlier = pairs::History::new(prep.len(), history_rounds);
         let mut found: Vec<Pair> = Vec::new();
         let mut stats = pairs::ScanStats::default();
         for round in 0..rounds {
@@ -388,9 +395,7 @@ impl GraphBuilder {
             drop(buckets);
             stats.add(&s);
             found.extend_from_slice(&new);
-            if c.top_k.is_none() && round + 1 < rounds {
-                earlier.push(codes);
-            }
+            earlier.push(&codes);
         }
         drop(earlier);
         split(&mut phases.search);

@@ -8,7 +8,7 @@
 //! their results are collected in block order, so the outcome does not depend on the thread count.
 
 use super::kernel::{any_at_least, gram, transpose, BLOCK};
-use super::prepare::Prepared;
+use super::prepare::{cosine, Prepared};
 use super::topk::Candidates;
 use super::Progress;
 use ndarray::{s, ArrayView2};
@@ -22,8 +22,8 @@ pub(crate) enum Sink<'a> {
     /// Collect the pairs `(a, b, weight)`, `a < b`, whose exact cosine reaches the threshold,
     /// except those that shared a bucket in an earlier LSH round (found then already).
     Pairs {
-        /// The bucket codes of the earlier rounds (compact index → code).
-        earlier: &'a [Vec<u64>],
+        /// The bucket codes of the earlier rounds.
+        earlier: &'a History,
     },
     /// Feed each node's top-k candidate list (indexed by compact index).
     TopK {
@@ -77,6 +77,36 @@ impl ScanStats {
 
 /// A pair of compact indices `a < b` and its weight: the exact cosine rounded to `f32`, or 0 if negative.
 pub(crate) type Pair = (u32, u32, f32);
+
+/// The bucket codes of the LSH rounds run so far, node-major (`codes[node · stride + round]`) so
+/// that one node's codes are adjacent in memory.
+pub(crate) struct History {
+    codes: Vec<u64>,
+    stride: usize,
+    filled: usize,
+}
+
+impl History {
+    /// Room for `rounds` rounds of `n` nodes (no memory when `rounds` is 0).
+    pub fn new(n: usize, rounds: usize) -> Self {
+        History { codes: vec![0; n * rounds], stride: rounds, filled: 0 }
+    }
+
+    /// Records the next round's codes (ignored once full).
+    pub fn push(&mut self, codes: &[u64]) {
+        if self.filled < self.stride {
+            for (node, &c) in codes.iter().enumerate() {
+                self.codes[node * self.stride + self.filled] = c;
+            }
+            self.filled += 1;
+        }
+    }
+
+    fn of(&self, node: u32) -> &[u64] {
+        let at = node as usize * self.stride;
+        &self.codes[at..at + self.filled]
+    }
+}
 
 /// A block: positions `range` of `members`, and whether its rows belong to the shard.
 #[derive(Debug, Clone)]
@@ -140,6 +170,35 @@ struct Scratch {
     b: Vec<f32>,
     c: Vec<f32>,
     t: Vec<f32>,
+    /// Candidate positions `(row, column)` of a block.
+    cands: Vec<(u32, u32)>,
+    /// Earlier-round codes of the block's rows and columns.
+    codes_i: Vec<u64>,
+    codes_j: Vec<u64>,
+    /// Input rows and squared norms of the block's rows and columns.
+    input_i: Vec<f32>,
+    input_j: Vec<f32>,
+    sq_i: Vec<f64>,
+    sq_j: Vec<f64>,
+}
+
+/// Copies the earlier-round codes of `rows` into `out` (`rows.len() × filled`). The loads are
+/// independent, so the memory system overlaps them, unlike lookups from inside the pair loop.
+fn gather_codes(history: &History, rows: &[u32], out: &mut Vec<u64>) {
+    out.clear();
+    for &r in rows {
+        out.extend_from_slice(history.of(r));
+    }
+}
+
+/// Copies the input rows and squared norms of `rows` into `rows_out` and `sq_out`.
+fn gather_input(prep: &Prepared<'_>, rows: &[u32], rows_out: &mut Vec<f32>, sq_out: &mut Vec<f64>) {
+    rows_out.clear();
+    sq_out.clear();
+    for &r in rows {
+        rows_out.extend_from_slice(prep.row_slice(r as usize));
+        sq_out.push(prep.sq_norms[r as usize]);
+    }
 }
 
 /// The unit rows `rows` as an `len × d` matrix: a view of `unit` when they are consecutive,
@@ -203,7 +262,7 @@ fn run_task(
 ) -> (Vec<Pair>, ScanStats) {
     let (ri, rj) = (&members[task.i.clone()], &members[task.j.clone()]);
     let (m, n) = (ri.len(), rj.len());
-    let Scratch { a, b, c, t } = scratch;
+    let Scratch { a, b, c, t, cands, codes_i, codes_j, input_i, input_j, sq_i, sq_j } = scratch;
     let va = rows_view(prep, ri, a);
     c.resize(m * n, 0.0);
     if task.diagonal {
@@ -216,30 +275,59 @@ fn run_task(
     let mut pairs = Vec::new();
     match sink {
         Sink::Pairs { earlier } => {
-            for (r, &x) in ri.iter().enumerate() {
+            // 1. The positions whose f32 value may reach the threshold.
+            cands.clear();
+            for r in 0..m {
                 let row = &c[r * n..(r + 1) * n];
                 let c0 = if task.diagonal { r + 1 } else { 0 };
                 for (k, chunk) in row[c0..].chunks(64).enumerate() {
-                    if !any_at_least(chunk, bounds.lo) {
-                        continue;
-                    }
-                    for (l, &v) in chunk.iter().enumerate() {
-                        if v < bounds.lo {
-                            continue;
-                        }
-                        let y = rj[c0 + k * 64 + l];
-                        if earlier.iter().any(|codes| codes[x as usize] == codes[y as usize]) {
-                            continue;
-                        }
-                        // The exact cosine decides when v is within the margin, and is the weight.
-                        stats.rechecked += u64::from(v < bounds.hi);
-                        let cos = prep.cosine(x, y);
-                        if cos >= bounds.threshold {
-                            stats.negative += u64::from(cos < 0.0);
-                            // Rows increase within a bucket and blocks are in order, so x < y.
-                            pairs.push((x, y, cos.max(0.0) as f32));
+                    if any_at_least(chunk, bounds.lo) {
+                        for (l, &v) in chunk.iter().enumerate() {
+                            if v >= bounds.lo {
+                                cands.push((r as u32, (c0 + k * 64 + l) as u32));
+                            }
                         }
                     }
+                }
+            }
+            if cands.is_empty() {
+                return (pairs, stats);
+            }
+            // 2. Drop the pairs that shared a bucket in an earlier round (found then).
+            if earlier.filled > 0 {
+                let f = earlier.filled;
+                gather_codes(earlier, ri, codes_i);
+                let cj: &[u64] = if task.diagonal {
+                    codes_i
+                } else {
+                    gather_codes(earlier, rj, codes_j);
+                    codes_j
+                };
+                cands.retain(|&(r, col)| {
+                    let (x, y) = (&codes_i[r as usize * f..][..f], &cj[col as usize * f..][..f]);
+                    !x.iter().zip(y).any(|(p, q)| p == q)
+                });
+            }
+            if cands.is_empty() {
+                return (pairs, stats);
+            }
+            // 3. The exact cosine decides the pairs within the margin and is every edge's weight.
+            let d = prep.dim();
+            gather_input(prep, ri, input_i, sq_i);
+            let (xj, sj): (&[f32], &[f64]) = if task.diagonal {
+                (input_i, sq_i)
+            } else {
+                gather_input(prep, rj, input_j, sq_j);
+                (input_j, sq_j)
+            };
+            for &(r, col) in cands.iter() {
+                let (r, col) = (r as usize, col as usize);
+                stats.rechecked += u64::from(c[r * n + col] < bounds.hi);
+                let cos = cosine(&input_i[r * d..(r + 1) * d], sq_i[r], &xj[col * d..(col + 1) * d], sj[col]);
+                if cos >= bounds.threshold {
+                    stats.negative += u64::from(cos < 0.0);
+                    // Rows increase within a bucket and blocks are in order, so ri[r] < rj[col].
+                    pairs.push((ri[r], rj[col], cos.max(0.0) as f32));
                 }
             }
         }

@@ -39,6 +39,13 @@ pub(crate) fn dot64(a: &[f32], b: &[f32]) -> f64 {
     (s[0] + s[1]) + (s[2] + s[3])
 }
 
+/// The cosine of input rows `x` and `y` with squared norms `sx = dot64(x, x)`, `sy = dot64(y, y)`:
+/// `dot64(x, y) / sqrt(sx · sy)`, clamped to `[-1, 1]` (see [`Prepared::cosine`]).
+#[inline]
+pub(crate) fn cosine(x: &[f32], sx: f64, y: &[f32], sy: f64) -> f64 {
+    (dot64(x, y) / (sx * sy).sqrt()).clamp(-1.0, 1.0)
+}
+
 impl<'a> Prepared<'a> {
     /// Checks the embeddings (`input`: `n × d`, row-major) and normalizes them. `ids` (if given)
     /// name the rows in errors.
@@ -103,8 +110,7 @@ impl<'a> Prepared<'a> {
     #[inline]
     pub fn cosine(&self, a: u32, b: u32) -> f64 {
         let (a, b) = (a as usize, b as usize);
-        let dot = dot64(self.row_slice(a), self.row_slice(b));
-        (dot / (self.sq_norms[a] * self.sq_norms[b]).sqrt()).clamp(-1.0, 1.0)
+        cosine(self.row_slice(a), self.sq_norms[a], self.row_slice(b), self.sq_norms[b])
     }
 
     /// The input row of compact index `a`.

@@ -6,7 +6,7 @@
 //! (threshold mode) or its exact top-k list (top-k mode), and `built(q)` its counterpart in the
 //! build: `q`'s edges, or `q`'s own top-k list before the lists are made symmetric.
 
-use super::kernel::{gram, BLOCK};
+use super::kernel::{any_at_least, gram, BLOCK};
 use super::pairs::Bounds;
 use super::prepare::Prepared;
 use super::topk::Candidates;
@@ -58,8 +58,7 @@ pub(crate) fn estimate(
     let mut queries: Vec<u32> =
         rand::seq::index::sample(&mut rng, len, sample.min(len)).into_iter().map(|i| shard.start + i as u32).collect();
     queries.sort_unstable();
-    let counts: Vec<(u64, u64)> =
-        queries.par_chunks(QUERIES).map(|qs| query_block(prep, qs, bounds, built)).collect();
+    let counts: Vec<(u64, u64)> = queries.par_chunks(QUERIES).map(|qs| query_block(prep, qs, bounds, built)).collect();
     let (found, exact) = counts.iter().fold((0, 0), |acc, c| (acc.0 + c.0, acc.1 + c.1));
     RecallEstimate {
         sampled_nodes: queries.len(),
@@ -89,19 +88,26 @@ fn query_block(prep: &Prepared<'_>, qs: &[u32], bounds: Bounds, built: &Built<'_
         gram(qm.view(), prep.unit.slice(s![start..end, ..]), &mut c);
         for (r, &q) in qs.iter().enumerate() {
             let row = &c[r * n..(r + 1) * n];
-            for (l, &v) in row.iter().enumerate() {
-                let y = (start + l) as u32;
-                if v < bounds.lo || y == q {
-                    continue;
-                }
-                match built {
-                    Built::Edges(edges) => {
-                        if v >= bounds.hi || prep.cosine(q, y) >= bounds.threshold {
-                            exact += 1;
-                            found += u64::from(edges.binary_search_by(|e| (e.0, e.1).cmp(&(q, y))).is_ok());
-                        }
+            let floor = match built {
+                Built::TopK { .. } => lists[r].floor(),
+                Built::Edges(_) => bounds.lo,
+            };
+            // Whole chunks below the floor are skipped without branching per value.
+            for (k, chunk) in row.chunks(64).enumerate().filter(|(_, ch)| any_at_least(ch, floor)) {
+                for (l, &v) in chunk.iter().enumerate() {
+                    let y = (start + k * 64 + l) as u32;
+                    if v < bounds.lo || y == q {
+                        continue;
                     }
-                    Built::TopK { k, margin2, .. } => lists[r].push(v, y, *k, *margin2),
+                    match built {
+                        Built::Edges(edges) => {
+                            if v >= bounds.hi || prep.cosine(q, y) >= bounds.threshold {
+                                exact += 1;
+                                found += u64::from(edges.binary_search_by(|e| (e.0, e.1).cmp(&(q, y))).is_ok());
+                            }
+                        }
+                        Built::TopK { k, margin2, .. } => lists[r].push(v, y, *k, *margin2),
+                    }
                 }
             }
         }
