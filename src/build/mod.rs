@@ -383,7 +383,13 @@ impl GraphBuilder {
         let mut stats = pairs::ScanStats::default();
         for round in 0..rounds {
             let (buckets, codes) = if c.lsh_splits == 0 {
-                (Buckets { members: (0..prep.len() as u32).collect(), bounds: vec![0..prep.len()] }, Vec::new())
+                (
+                    Buckets {
+                        members: (0..prep.len() as u32).collect(),
+                        bounds: std::iter::once(0..prep.len()).collect(),
+                    },
+                    Vec::new(),
+                )
             } else {
                 lsh::buckets(&prep, c.seed, round, c.lsh_splits)
             };

@@ -373,7 +373,7 @@ mod tests {
     fn plan_covers_each_pair_once_and_respects_the_shard() {
         // 2·BLOCK + 3 rows in one bucket, shard in the middle.
         let n = 2 * BLOCK + 3;
-        let buckets = Buckets { members: (0..n as u32).collect(), bounds: vec![0..n] };
+        let buckets = Buckets { members: (0..n as u32).collect(), bounds: std::iter::once(0..n).collect() };
         let mut seen = vec![0u8; n * n];
         let shard = 100..(BLOCK as u32 + 50);
         for t in plan(&buckets, &shard) {
