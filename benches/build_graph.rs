@@ -37,11 +37,11 @@ fn main() {
 }
 
 fn lsh_settings_100k() -> Vec<(u32, u32)> {
-    env_settings("LSH_100K").unwrap_or_else(|| vec![(7, 11), (8, 10), (9, 14)])
+    env_settings("LSH_100K").unwrap_or_else(|| vec![(7, 11), (8, 12)])
 }
 
 fn lsh_settings_1m() -> Vec<(u32, u32)> {
-    env_settings("LSH_1M").unwrap_or_else(|| vec![(12, 16)])
+    env_settings("LSH_1M").unwrap_or_else(|| vec![(10, 18)])
 }
 
 /// `SPLITSxROUNDS,...` from an environment variable.

@@ -37,7 +37,7 @@ nsl=target/release/nsl
 if [ -x "$nsl" ] && "$nsl" build-graph --help >/dev/null 2>&1; then
   data=$out/synth_n1000000_d64.parquet
   [ -f "$data" ] || "$nsl" generate-embeddings --n 1000000 --dim 64 --seed 1000042 --output "$data"
-  splits=${CLI_LSH:-12x16}
+  splits=${CLI_LSH:-10x18}
   /usr/bin/time -v "$nsl" build-graph --input "$data" --output "$out/graph_1m.parquet" --threshold 0.9 \
     --lsh-splits "${splits%x*}" --lsh-rounds "${splits#*x}" --recall-sample 1000 --json \
     >"$out/cli_1m.json" 2>"$out/cli_1m.err"

@@ -9,10 +9,10 @@
 //! use nsl::build::{BuildConfig, GraphBuilder};
 //!
 //! let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-//! let emb = array![[1.0f32, 0.0], [0.8, 0.6], [0.0, 1.0]];
+//! let emb = array![[1.0f32, 0.0], [4.0, 3.0], [0.0, 1.0]];
 //! let builder = GraphBuilder::new(BuildConfig { threshold: 0.8, ..BuildConfig::default() });
 //! let (graph, report) = builder.build(&ids, emb.view()).unwrap();
-//! // cos(a, b) = 0.8 (kept: the threshold is inclusive), cos(b, c) = 0.6, cos(a, c) = 0.
+//! // cos(a, b) = 4/5 = 0.8 (kept: the threshold is inclusive), cos(b, c) = 0.6, cos(a, c) = 0.
 //! assert_eq!(report.edges, 1);
 //! assert_eq!(graph.weight("b", "a"), Some(0.8));
 //! ```
