@@ -42,9 +42,10 @@
 //!   statistics (same bucket rule and hyperplane distribution) but not NSL's exact edges.
 //!
 //! # Memory
-//! The input and its normalized copy (`2 · N · d · 4` bytes), then the edges: about 12 bytes per
+//! The input and its normalized copy (`2 · N · d · 4` bytes), then the edges: 12 bytes per
 //! undirected link while searching, 12 per directed edge for the result, and the
-//! [`NeighborGraph`] itself (roughly 60 bytes per directed edge). Never `N²`.
+//! [`NeighborGraph`] itself (petgraph's `GraphMap`, roughly 50 bytes per directed edge). Never
+//! `N²`. With LSH, `8 · N · (lsh_rounds − 1)` bytes more for the bucket codes of past rounds.
 //!
 //! # Sharding
 //! With `shard = Some((i, n))` only the edges whose source row is in the `i`-th of `n` contiguous
@@ -219,7 +220,7 @@ pub struct PhaseSeconds {
     pub prepare: f64,
     /// Hashing (LSH) and the pair search, all rounds.
     pub search: f64,
-    /// Exact weights and top-k selection.
+    /// Top-k selection by exact similarity (threshold mode computes its weights during the search).
     pub weights: f64,
     /// The recall estimate.
     pub recall: f64,
