@@ -165,9 +165,8 @@ fn duplicates_reach_threshold_one() {
 fn graph_has_every_node_both_directions_and_similarity_edges() {
     let x = clustered();
     let names = ids(300);
-    let (g, report) = GraphBuilder::new(BuildConfig { threshold: 0.9, ..BuildConfig::default() })
-        .build(&names, x.view())
-        .unwrap();
+    let (g, report) =
+        GraphBuilder::new(BuildConfig { threshold: 0.9, ..BuildConfig::default() }).build(&names, x.view()).unwrap();
     let want = brute_threshold(x.view(), 0.9);
     assert_eq!(g.node_count(), 300);
     assert_eq!(g.ids(), &names[..]);
@@ -197,9 +196,8 @@ fn zero_vectors_are_skipped_and_counted() {
     x.row_mut(5).fill(0.0);
     x.row_mut(77).fill(0.0);
     // Threshold -1: every other pair is an edge, but none touches a zero vector.
-    let (e, report) = GraphBuilder::new(BuildConfig { threshold: -1.0, ..BuildConfig::default() })
-        .build_edges(x.view())
-        .unwrap();
+    let (e, report) =
+        GraphBuilder::new(BuildConfig { threshold: -1.0, ..BuildConfig::default() }).build_edges(x.view()).unwrap();
     assert_eq!(report.skipped_zero_vectors, 2);
     assert_eq!(e.len(), 298 * 297);
     assert!(e.iter().all(|e| ![5, 77].contains(&e.source) && ![5, 77].contains(&e.target)));
@@ -257,9 +255,10 @@ fn recall_estimate_on_every_node_is_the_true_recall() {
     assert_eq!(rec.found_edges as usize, e.len());
     assert_eq!(report.estimated_recall, Some(e.len() as f64 / exact as f64));
     // Exact mode on a sample: recall 1.
-    let (_, report) = GraphBuilder::new(BuildConfig { threshold: 0.8, recall_sample: Some(50), ..BuildConfig::default() })
-        .build_edges(x.view())
-        .unwrap();
+    let (_, report) =
+        GraphBuilder::new(BuildConfig { threshold: 0.8, recall_sample: Some(50), ..BuildConfig::default() })
+            .build_edges(x.view())
+            .unwrap();
     assert_eq!(report.estimated_recall, Some(1.0));
     assert_eq!(report.recall.unwrap().sampled_nodes, 50);
 }
@@ -382,7 +381,10 @@ fn bad_input_is_a_typed_error() {
     }
     assert!(matches!(build(d(), &names[..299], x.view()), Err(BuildError::IdCount { ids: 299, rows: 300 })));
     assert!(matches!(build(d(), &[], Array2::<f32>::zeros((0, 4)).view()), Err(BuildError::Empty)));
-    assert!(matches!(build(d(), &names[..2], Array2::<f32>::zeros((2, 0)).view()), Err(BuildError::NoDimensions { .. })));
+    assert!(matches!(
+        build(d(), &names[..2], Array2::<f32>::zeros((2, 0)).view()),
+        Err(BuildError::NoDimensions { .. })
+    ));
     for (c, option) in [
         (BuildConfig { threshold: 1.01, ..d() }, "threshold"),
         (BuildConfig { threshold: -1.5, ..d() }, "threshold"),
