@@ -1,1 +1,550 @@
-//! Placeholder: neighbor graphs from embeddings (issue 3).
+//! Neighbor graphs from embeddings: NSL's `build_graph`, exact or by LSH, multi-threaded.
+//!
+//! Two samples are linked when the cosine similarity of their embeddings reaches the threshold
+//! (inclusive), in both directions, without self-edges, with the similarity as the edge weight
+//! ([`EdgeKind::Similarity`]). This is NSL's rule, so a user moving from NSL gets the same graph.
+//!
+//! ```
+//! use ndarray::array;
+//! use nsl::build::{BuildConfig, GraphBuilder};
+//!
+//! let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+//! let emb = array![[1.0f32, 0.0], [4.0, 3.0], [0.0, 1.0]];
+//! let builder = GraphBuilder::new(BuildConfig { threshold: 0.8, ..BuildConfig::default() });
+//! let (graph, report) = builder.build(&ids, emb.view()).unwrap();
+//! // cos(a, b) = 4/5 = 0.8 (kept: the threshold is inclusive), cos(b, c) = 0.6, cos(a, c) = 0.
+//! assert_eq!(report.edges, 1);
+//! assert_eq!(graph.weight("b", "a"), Some(0.8));
+//! ```
+//!
+//! # How it is computed
+//! Every row is divided by its norm in `f64` (as NSL does) and stored as `f32`. Pairs are compared
+//! block by block, each block a Gram matrix `A·Bᵀ` of up to 512 × 512 unit rows by a GEMM, then
+//! scanned for values at or above the threshold; only the upper triangle of blocks is computed, so
+//! each pair once. An `f32` value decides a pair only when it is farther from the threshold than
+//! a proven bound on its rounding error; pairs within that margin, and the weight of every edge,
+//! use the exact `f64` cosine `x·y / sqrt(‖x‖²‖y‖²)` of the input rows. So the edge set is the
+//! one of an exact `f64` computation, whatever the GEMM kernel or thread count.
+//!
+//! With `lsh_splits > 0` rows are first hashed into buckets by the signs of random hyperplanes
+//! (see `lsh`), and only rows sharing a bucket are compared (blocked the same way); the graph is
+//! the union over `lsh_rounds` rounds. With `top_k`, each node keeps its `K` best neighbors and the
+//! result is made symmetric (union of both directions).
+//!
+//! # Differences from NSL
+//! - A zero vector has no cosine: it is skipped (no edges; counted in the report) where NSL
+//!   floors its norm at 1e-6 and gives it similarity 0 with everything. Likewise a vector with a
+//!   norm below 1e-6 is normalized exactly here, where NSL divides it by 1e-6.
+//! - NaN or infinite values, and repeated ids, are errors (NSL keeps the last of repeated ids).
+//! - Edge weights of a [`NeighborGraph`] are never negative: with a negative threshold, or top-k
+//!   without a threshold, an edge of negative cosine gets weight 0 (counted in the report).
+//! - NSL's LSH draws its hyperplanes from numpy's generator, so an LSH graph here has NSL's
+//!   statistics (same bucket rule and hyperplane distribution) but not NSL's exact edges.
+//!
+//! # Memory
+//! The input and its normalized copy (`2 · N · d · 4` bytes), then the edges: 12 bytes per
+//! undirected link while searching, 12 per directed edge for the result, and the
+//! [`NeighborGraph`] itself (petgraph's `GraphMap`, roughly 50 bytes per directed edge). Never
+//! `N²`. With LSH, `8 · N · (lsh_rounds − 1)` bytes more for the bucket codes of past rounds.
+//!
+//! # Sharding
+//! With `shard = Some((i, n))` only the edges whose source row is in the `i`-th of `n` contiguous
+//! row ranges are produced, in source order, so the `n` shards' edge lists, concatenated, are the
+//! unsharded list (and [`NeighborGraph::merge`] of the shard graphs the unsharded graph). In
+//! threshold mode (exact or LSH) a shard compares only pairs that touch its rows, so the work is
+//! split too. With `top_k` a shard still computes every node's list (an edge `a → b` exists when
+//! `a` is among `b`'s best, which depends on all of `b`'s pairs): sharding then splits the output,
+//! not the work.
+
+mod config;
+mod kernel;
+mod lsh;
+mod pairs;
+mod prepare;
+mod recall;
+pub mod synthetic;
+mod topk;
+
+pub use config::{parse_shard, shard_range, BuildConfig, MAX_LSH_SPLITS};
+pub use kernel::gram;
+pub use recall::RecallEstimate;
+
+use crate::data::Dataset;
+use crate::graph::{Edge, EdgeKind, GraphError, NeighborGraph};
+use ndarray::{Array2, ArrayView2};
+use pairs::{Bounds, Buckets, Pair, Sink};
+use prepare::Prepared;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Mutex;
+use std::time::Instant;
+use topk::Candidates;
+
+/// What can go wrong in a graph build. Every variant names the offending values.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// An option out of range.
+    #[error("invalid {option} `{value}`: expected {expected}")]
+    InvalidConfig {
+        /// The option (a [`BuildConfig`] field).
+        option: &'static str,
+        /// Its value.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// No embeddings at all.
+    #[error("no embeddings to build a graph from (empty input)")]
+    Empty,
+    /// Embeddings of dimension 0.
+    #[error("the {rows} embeddings have no dimensions")]
+    NoDimensions {
+        /// Number of rows.
+        rows: usize,
+    },
+    /// More rows than 32-bit row indices can address.
+    #[error("{rows} embeddings: at most 4294967295 are supported")]
+    TooManyRows {
+        /// Number of rows.
+        rows: usize,
+    },
+    /// Ids and embedding rows differ in number.
+    #[error("{ids} ids but {rows} embedding rows")]
+    IdCount {
+        /// Number of ids.
+        ids: usize,
+        /// Number of rows.
+        rows: usize,
+    },
+    /// The same id on two rows.
+    #[error("duplicate id `{id}` in rows {first} and {second}")]
+    DuplicateId {
+        /// The id.
+        id: String,
+        /// Its first row.
+        first: usize,
+        /// The row that repeats it.
+        second: usize,
+    },
+    /// A NaN or infinite embedding value.
+    #[error("row {row}{}, column {column}: value {value} is not finite", id.as_ref().map(|i| format!(" (id `{i}`)")).unwrap_or_default())]
+    NotFinite {
+        /// The row.
+        row: usize,
+        /// Its id, when known.
+        id: Option<String>,
+        /// The column of the first bad value.
+        column: usize,
+        /// The value.
+        value: f32,
+    },
+    /// The worker thread pool could not be created.
+    #[error("cannot start {threads} worker threads: {message}")]
+    ThreadPool {
+        /// Threads asked for.
+        threads: usize,
+        /// rayon's message.
+        message: String,
+    },
+    /// The edges could not be added to the graph.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+}
+
+/// Progress of the pair search, reported after every block: `done` of `total` pairs compared in
+/// round `round` (0-based) of `rounds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The current LSH round (0 in exact mode).
+    pub round: u32,
+    /// Number of rounds.
+    pub rounds: u32,
+    /// Pairs compared so far in this round.
+    pub done: u64,
+    /// Pairs to compare in this round.
+    pub total: u64,
+}
+
+/// A directed edge between input rows, with its weight (the cosine similarity, at least 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowEdge {
+    /// Source row.
+    pub source: u32,
+    /// Target row.
+    pub target: u32,
+    /// Cosine similarity, rounded to `f32` (negative values are stored as 0).
+    pub weight: f32,
+}
+
+/// The summary of a build (serializable for `--json`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BuildReport {
+    /// `exact` or `lsh`.
+    pub mode: &'static str,
+    /// Source nodes: all input rows, or the shard's rows.
+    pub nodes: usize,
+    /// Undirected links found (a link with one end outside the shard counts once).
+    pub edges: usize,
+    /// Directed edges produced: both directions of each link whose source is in the shard.
+    pub directed_edges: usize,
+    /// `directed_edges / nodes`.
+    pub mean_degree: f64,
+    /// Zero vectors in the input, which get no edges.
+    pub skipped_zero_vectors: usize,
+    /// Edges whose (negative) cosine was stored as weight 0.
+    pub negative_weights_clamped: usize,
+    /// Rounds run (1 in exact mode).
+    pub rounds: u32,
+    /// Pairs compared with `f32` products, over all rounds (with repeats across rounds).
+    pub compared_pairs: u64,
+    /// Pairs whose `f32` value was within the error margin of the threshold and were decided in `f64`.
+    pub rechecked_pairs: u64,
+    /// Worker threads used.
+    pub threads: usize,
+    /// Wall-clock seconds of the build.
+    pub seconds: f64,
+    /// Where the seconds went.
+    pub phases: PhaseSeconds,
+    /// `recall.recall`, when a recall sample was asked for.
+    pub estimated_recall: Option<f64>,
+    /// The recall estimate, when a recall sample was asked for.
+    pub recall: Option<RecallEstimate>,
+}
+
+/// Wall-clock seconds of each phase of a build.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct PhaseSeconds {
+    /// Checking and normalizing the embeddings.
+    pub prepare: f64,
+    /// Hashing (LSH) and the pair search, all rounds.
+    pub search: f64,
+    /// Top-k selection by exact similarity (threshold mode computes its weights during the search).
+    pub weights: f64,
+    /// The recall estimate.
+    pub recall: f64,
+    /// Sorting the edges by source (and, in [`GraphBuilder::build`], making the [`NeighborGraph`]).
+    pub assemble: f64,
+}
+
+/// Builds neighbor graphs from embeddings (see the [module documentation](self)).
+pub struct GraphBuilder {
+    config: BuildConfig,
+    progress: Option<Box<dyn Fn(Progress) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for GraphBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphBuilder").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl GraphBuilder {
+    /// A builder with the given options (checked when building).
+    pub fn new(config: BuildConfig) -> Self {
+        GraphBuilder { config, progress: None }
+    }
+
+    /// Calls `f` after every block of the pair search (from worker threads).
+    pub fn on_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// The options.
+    pub fn config(&self) -> &BuildConfig {
+        &self.config
+    }
+
+    /// Builds the graph of `embeddings` (`N × d`, one row per sample) whose rows are named by `ids`.
+    ///
+    /// The graph holds the source rows (all rows, or the shard's) as nodes in row order, including
+    /// rows without edges, then the edges sorted by source and target row.
+    ///
+    /// # Errors
+    /// [`BuildError::IdCount`], [`BuildError::DuplicateId`], and those of [`GraphBuilder::build_edges`].
+    pub fn build(
+        &self,
+        ids: &[String],
+        embeddings: ArrayView2<'_, f32>,
+    ) -> Result<(NeighborGraph, BuildReport), BuildError> {
+        let start = Instant::now();
+        if ids.len() != embeddings.nrows() {
+            return Err(BuildError::IdCount { ids: ids.len(), rows: embeddings.nrows() });
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+        for (row, id) in ids.iter().enumerate() {
+            if let Some(first) = seen.insert(id, row) {
+                return Err(BuildError::DuplicateId { id: id.clone(), first, second: row });
+            }
+        }
+        drop(seen);
+        let (edges, mut report) = self.edges_named(embeddings, Some(ids))?;
+        let assemble = Instant::now();
+        let graph = self.graph_of(ids, &edges);
+        report.phases.assemble += assemble.elapsed().as_secs_f64();
+        report.seconds = start.elapsed().as_secs_f64();
+        Ok((graph, report))
+    }
+
+    /// [`GraphBuilder::build`] on a [`Dataset`] (its ids and features).
+    ///
+    /// # Errors
+    /// As [`GraphBuilder::build`].
+    pub fn build_dataset(&self, dataset: &Dataset) -> Result<(NeighborGraph, BuildReport), BuildError> {
+        self.build(dataset.ids(), dataset.features())
+    }
+
+    /// The edges of the graph of `embeddings`, between row indices, sorted by source then target:
+    /// [`GraphBuilder::build`] without ids and without the [`NeighborGraph`].
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidConfig`] for a bad option, [`BuildError::Empty`],
+    /// [`BuildError::NoDimensions`], [`BuildError::NotFinite`] (naming row and column), and
+    /// [`BuildError::ThreadPool`].
+    pub fn build_edges(&self, embeddings: ArrayView2<'_, f32>) -> Result<(Vec<RowEdge>, BuildReport), BuildError> {
+        self.edges_named(embeddings, None)
+    }
+
+    fn edges_named(
+        &self,
+        embeddings: ArrayView2<'_, f32>,
+        ids: Option<&[String]>,
+    ) -> Result<(Vec<RowEdge>, BuildReport), BuildError> {
+        self.config.validate()?;
+        let (n, d) = embeddings.dim();
+        // The kernels want row-major rows; copy only if the caller's view is not.
+        let owned: Array2<f32>;
+        let data: &[f32] = match embeddings.as_slice() {
+            Some(s) => s,
+            None => {
+                owned = Array2::from_shape_vec((n, d), embeddings.iter().copied().collect())
+                    .map_err(|_| BuildError::NoDimensions { rows: n })?;
+                owned.as_slice().unwrap_or(&[])
+            }
+        };
+        match self.config.threads {
+            Some(threads) => {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(|e| BuildError::ThreadPool { threads, message: e.to_string() })?;
+                pool.install(|| self.run(data, n, d, ids))
+            }
+            None => self.run(data, n, d, ids),
+        }
+    }
+
+    /// The whole computation, inside the chosen thread pool.
+    fn run(
+        &self,
+        data: &[f32],
+        n: usize,
+        d: usize,
+        ids: Option<&[String]>,
+    ) -> Result<(Vec<RowEdge>, BuildReport), BuildError> {
+        let start = Instant::now();
+        let mut phases = PhaseSeconds::default();
+        let mut lap = Instant::now();
+        let mut split = |slot: &mut f64| {
+            *slot += lap.elapsed().as_secs_f64();
+            lap = Instant::now();
+        };
+        let c = &self.config;
+        let prep = Prepared::new(data, n, d, ids)?;
+        split(&mut phases.prepare);
+        let rows = c.shard_rows(n);
+        // The shard's kept rows, as a range of compact indices (compact order follows row order).
+        let shard = compact_range(&prep, &rows);
+        let margin = kernel::margin(d);
+        let bounds = Bounds {
+            threshold: c.threshold,
+            lo: kernel::f32_at_most(c.threshold - margin),
+            hi: kernel::f32_at_least(c.threshold + margin),
+        };
+        let margin2 = kernel::f32_at_least(2.0 * margin);
+        let no_progress = |_: Progress| {};
+        let progress: &(dyn Fn(Progress) + Sync) = match &self.progress {
+            Some(f) => f.as_ref(),
+            None => &no_progress,
+        };
+        let rounds = c.rounds();
+        let lists: Vec<Mutex<Candidates>> = match c.top_k {
+            Some(k) => (0..prep.len()).map(|_| Mutex::new(Candidates::new(bounds.lo, k))).collect(),
+            None => Vec::new(),
+        };
+        // Top-k lists need every pair of a node, so the search ignores the shard then.
+        let all = 0..prep.len() as u32;
+        let search_shard = if c.top_k.is_some() { &all } else { &shard };
+        // Bucket codes of the rounds so far: a pair that shared a bucket before was found then.
+        let history_rounds = if c.top_k.is_none() { rounds as usize - 1 } else { 0 };
+        let mut earlier = pairs::History::new(prep.len(), history_rounds);
+        let mut found: Vec<Pair> = Vec::new();
+        let mut stats = pairs::ScanStats::default();
+        for round in 0..rounds {
+            let (buckets, codes) = if c.lsh_splits == 0 {
+                (
+                    Buckets {
+                        members: (0..prep.len() as u32).collect(),
+                        bounds: std::iter::once(0..prep.len()).collect(),
+                    },
+                    Vec::new(),
+                )
+            } else {
+                lsh::buckets(&prep, c.seed, round, c.lsh_splits)
+            };
+            let sink = match c.top_k {
+                Some(k) => Sink::TopK { lists: &lists, k, margin2 },
+                None => Sink::Pairs { earlier: &earlier },
+            };
+            let (new, s) = pairs::scan(&prep, &buckets, search_shard, bounds, &sink, progress, (round, rounds));
+            drop(buckets);
+            stats.add(&s);
+            found.extend_from_slice(&new);
+            earlier.push(&codes);
+        }
+        drop(earlier);
+        split(&mut phases.search);
+        // Top-k: each node's own list (kept for the recall), and their union as pairs.
+        let own_lists: Vec<Vec<(u32, f64)>> = match c.top_k {
+            None => Vec::new(),
+            Some(k) => lists
+                .into_par_iter()
+                .enumerate()
+                .map(|(a, l)| {
+                    let l = l.into_inner().unwrap_or_else(|e| e.into_inner());
+                    l.finish(k, c.threshold, |b| prep.cosine(a as u32, b))
+                })
+                .collect(),
+        };
+        if c.top_k.is_some() {
+            let mut union: Vec<(u32, u32, f64)> = own_lists
+                .iter()
+                .enumerate()
+                .flat_map(|(a, l)| l.iter().map(move |&(b, s)| ((a as u32).min(b), (a as u32).max(b), s)))
+                .filter(|&(a, b, _)| shard.contains(&a) || shard.contains(&b))
+                .collect();
+            union.par_sort_unstable_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+            union.dedup_by_key(|x| (x.0, x.1));
+            stats.negative = union.iter().filter(|p| p.2 < 0.0).count() as u64;
+            found = union.into_iter().map(|(a, b, s)| (a, b, s.max(0.0) as f32)).collect();
+        }
+        split(&mut phases.weights);
+        let links = found.len();
+        let directed = directed_edges(&found, &shard);
+        drop(found);
+        split(&mut phases.assemble);
+        let recall = c.recall_sample.map(|sample| {
+            let built = match c.top_k {
+                Some(k) => recall::Built::TopK { lists: &own_lists, k, margin2 },
+                None => recall::Built::Edges(&directed),
+            };
+            recall::estimate(&prep, &shard, sample, c.seed, bounds, &built)
+        });
+        drop(own_lists);
+        split(&mut phases.recall);
+        let directed: Vec<RowEdge> = directed
+            .into_par_iter()
+            .map(|(s, t, weight)| RowEdge { source: prep.rows[s as usize], target: prep.rows[t as usize], weight })
+            .collect();
+        split(&mut phases.assemble);
+        let nodes = rows.len();
+        let report = BuildReport {
+            mode: if c.lsh_splits == 0 { "exact" } else { "lsh" },
+            nodes,
+            edges: links,
+            directed_edges: directed.len(),
+            mean_degree: if nodes == 0 { 0.0 } else { directed.len() as f64 / nodes as f64 },
+            skipped_zero_vectors: prep.zero_rows,
+            negative_weights_clamped: stats.negative as usize,
+            rounds,
+            compared_pairs: stats.compared,
+            rechecked_pairs: stats.rechecked,
+            threads: rayon::current_num_threads(),
+            seconds: start.elapsed().as_secs_f64(),
+            phases,
+            estimated_recall: recall.as_ref().and_then(|r| r.recall),
+            recall,
+        };
+        Ok((directed, report))
+    }
+
+    /// The graph of `edges`: the shard's rows as nodes in row order, then the edges in order.
+    fn graph_of(&self, ids: &[String], edges: &[RowEdge]) -> NeighborGraph {
+        let rows = self.config.shard_rows(ids.len());
+        let mut graph = NeighborGraph::with_capacity(rows.len(), edges.len());
+        let mut node = vec![None; ids.len()];
+        for r in rows {
+            node[r] = Some(graph.add_node(&ids[r]));
+        }
+        for e in edges {
+            let mut id_of = |r: u32| *node[r as usize].get_or_insert_with(|| graph.add_node(&ids[r as usize]));
+            let (s, t) = (id_of(e.source), id_of(e.target));
+            graph.add_edge_ids(s, t, Edge { weight: e.weight, kind: EdgeKind::Similarity });
+        }
+        graph.set_provenance(self.provenance());
+        graph
+    }
+
+    /// A one-line description of the options, kept in the graph's provenance.
+    fn provenance(&self) -> String {
+        let c = &self.config;
+        let mut p = format!("nsl build-graph: cosine >= {}", c.threshold);
+        if c.lsh_splits > 0 {
+            p += &format!(", lsh {} splits x {} rounds, seed {}", c.lsh_splits, c.lsh_rounds, c.seed);
+        }
+        if let Some(k) = c.top_k {
+            p += &format!(", top-{k} (symmetric)");
+        }
+        if let Some((i, n)) = c.shard {
+            p += &format!(", shard {i}/{n}");
+        }
+        p
+    }
+}
+
+/// The compact indices of the kept rows within input rows `rows`.
+fn compact_range(prep: &Prepared<'_>, rows: &Range<usize>) -> Range<u32> {
+    let lo = prep.rows.partition_point(|&r| (r as usize) < rows.start);
+    let hi = prep.rows.partition_point(|&r| (r as usize) < rows.end);
+    lo as u32..hi as u32
+}
+
+/// Both directions of every pair whose source is in `shard`, sorted by source then target
+/// (compact indices): a counting sort by source, then each source's targets sorted in parallel.
+fn directed_edges(pairs: &[Pair], shard: &Range<u32>) -> Vec<Pair> {
+    let base = shard.start;
+    let width = (shard.end - shard.start) as usize;
+    let mut starts = vec![0usize; width + 1];
+    for &(a, b, _) in pairs {
+        for x in [a, b] {
+            if shard.contains(&x) {
+                starts[(x - base) as usize + 1] += 1;
+            }
+        }
+    }
+    for i in 0..width {
+        starts[i + 1] += starts[i];
+    }
+    let mut out = vec![(0u32, 0u32, 0.0f32); starts[width]];
+    let mut next = starts.clone();
+    for &(a, b, w) in pairs {
+        for (s, t) in [(a, b), (b, a)] {
+            if shard.contains(&s) {
+                let slot = &mut next[(s - base) as usize];
+                out[*slot] = (s, t, w);
+                *slot += 1;
+            }
+        }
+    }
+    let mut segments = Vec::with_capacity(width);
+    let mut rest: &mut [Pair] = &mut out;
+    for i in 0..width {
+        let (segment, tail) = rest.split_at_mut(starts[i + 1] - starts[i]);
+        segments.push(segment);
+        rest = tail;
+    }
+    segments.into_par_iter().for_each(|seg| seg.sort_unstable_by_key(|e| e.1));
+    out
+}

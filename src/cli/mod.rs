@@ -4,9 +4,11 @@
 //! `run` function. Errors travel as `anyhow::Error` and are printed once, in [`main`], with their
 //! whole chain; the exit status is 1 for a failed command and 2 for a usage error.
 
+mod build_graph;
 mod convert;
 mod demo;
 mod evaluate;
+mod generate;
 mod graph;
 mod pack;
 mod progress;
@@ -41,6 +43,10 @@ enum Command {
     Predict(evaluate::PredictArgs),
     /// Write NSL's pack_nbrs table: each sample with its neighbors' features copied in (NL_nbr_*).
     PackNbrs(pack::PackArgs),
+    /// Build a neighbor graph from embeddings by cosine similarity (exact or LSH).
+    BuildGraph(build_graph::BuildGraphArgs),
+    /// Write synthetic Gaussian-cluster embeddings (for benchmarks).
+    GenerateEmbeddings(generate::GenerateArgs),
     /// Analyse and export neighbor graphs.
     #[command(subcommand)]
     Graph(graph::GraphCommand),
@@ -84,6 +90,8 @@ pub fn main() -> ExitCode {
         Command::Predict(args) => evaluate::run_predict(args),
         Command::PackNbrs(args) => pack::run(args),
         Command::Graph(cmd) => graph::run(cmd),
+        Command::BuildGraph(args) => build_graph::run(args),
+        Command::GenerateEmbeddings(args) => generate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

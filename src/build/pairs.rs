@@ -1,0 +1,395 @@
+//! The pair search: every pair of rows within a bucket (all rows in exact mode, one LSH bucket
+//! otherwise), block by block, each block one GEMM followed by a threshold scan.
+//!
+//! A bucket's rows (compact indices, increasing) are cut into blocks of at most
+//! [`BLOCK`](super::kernel::BLOCK) rows, also cut at the shard's bounds; only the upper triangle of
+//! block pairs `(I, J)`, `I ≤ J`, is computed, so every pair is compared once, and a block pair is
+//! skipped when neither side holds a row of the shard. The block pairs run in parallel (rayon) and
+//! their results are collected in block order, so the outcome does not depend on the thread count.
+
+use super::kernel::{any_at_least, gram, transpose, BLOCK};
+use super::prepare::{cosine, Prepared};
+use super::topk::Candidates;
+use super::Progress;
+use ndarray::{s, ArrayView2};
+use rayon::prelude::*;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Where the results of a scan go.
+pub(crate) enum Sink<'a> {
+    /// Collect the pairs `(a, b, weight)`, `a < b`, whose exact cosine reaches the threshold,
+    /// except those that shared a bucket in an earlier LSH round (found then already).
+    Pairs {
+        /// The bucket codes of the earlier rounds.
+        earlier: &'a History,
+    },
+    /// Feed each node's top-k candidate list (indexed by compact index).
+    TopK {
+        /// One list per kept row.
+        lists: &'a [Mutex<Candidates>],
+        /// Neighbors per node.
+        k: usize,
+        /// Twice the `f32` error bound (see [`Candidates`]).
+        margin2: f32,
+    },
+}
+
+/// The thresholds of a scan: `f32` values `< lo` are certainly below the threshold, values
+/// `≥ hi` certainly at or above it; values in between are decided by the exact cosine.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// The threshold.
+    pub threshold: f64,
+    /// `threshold − margin`, rounded down to `f32`.
+    pub lo: f32,
+    /// `threshold + margin`, rounded up to `f32`.
+    pub hi: f32,
+}
+
+/// A round's buckets: `members[bounds[i].clone()]` are the rows of bucket `i`, increasing.
+pub(crate) struct Buckets {
+    /// Rows (compact indices) of all buckets, bucket after bucket.
+    pub members: Vec<u32>,
+    /// Each bucket's range in `members`.
+    pub bounds: Vec<Range<usize>>,
+}
+
+/// What a scan found besides its pairs.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ScanStats {
+    /// Pairs whose `f32` value was computed.
+    pub compared: u64,
+    /// Pairs decided by the exact `f64` cosine because their `f32` value was within the margin.
+    pub rechecked: u64,
+    /// Pairs kept whose cosine is negative (their weight is stored as 0).
+    pub negative: u64,
+}
+
+impl ScanStats {
+    pub fn add(&mut self, other: &ScanStats) {
+        self.compared += other.compared;
+        self.rechecked += other.rechecked;
+        self.negative += other.negative;
+    }
+}
+
+/// A pair of compact indices `a < b` and its weight: the exact cosine rounded to `f32`, or 0 if negative.
+pub(crate) type Pair = (u32, u32, f32);
+
+/// The bucket codes of the LSH rounds run so far, node-major (`codes[node · stride + round]`) so
+/// that one node's codes are adjacent in memory.
+pub(crate) struct History {
+    codes: Vec<u64>,
+    stride: usize,
+    filled: usize,
+}
+
+impl History {
+    /// Room for `rounds` rounds of `n` nodes (no memory when `rounds` is 0).
+    pub fn new(n: usize, rounds: usize) -> Self {
+        History { codes: vec![0; n * rounds], stride: rounds, filled: 0 }
+    }
+
+    /// Records the next round's codes (ignored once full).
+    pub fn push(&mut self, codes: &[u64]) {
+        if self.filled < self.stride {
+            for (node, &c) in codes.iter().enumerate() {
+                self.codes[node * self.stride + self.filled] = c;
+            }
+            self.filled += 1;
+        }
+    }
+
+    fn of(&self, node: u32) -> &[u64] {
+        let at = node as usize * self.stride;
+        &self.codes[at..at + self.filled]
+    }
+}
+
+/// A block: positions `range` of `members`, and whether its rows belong to the shard.
+#[derive(Debug, Clone)]
+struct Block {
+    range: Range<usize>,
+    in_shard: bool,
+}
+
+/// One block pair of the upper triangle.
+#[derive(Debug, Clone)]
+struct Task {
+    i: Range<usize>,
+    j: Range<usize>,
+    diagonal: bool,
+}
+
+impl Task {
+    fn size(&self) -> u64 {
+        if self.diagonal {
+            let m = self.i.len() as u64;
+            m * m.saturating_sub(1) / 2
+        } else {
+            (self.i.len() * self.j.len()) as u64
+        }
+    }
+}
+
+/// The block pairs of all buckets that touch `shard` (a range of compact indices).
+fn plan(buckets: &Buckets, shard: &Range<u32>) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    for bound in &buckets.bounds {
+        let rows = &buckets.members[bound.clone()];
+        if rows.len() < 2 {
+            continue;
+        }
+        let p = rows.partition_point(|&r| r < shard.start);
+        let q = rows.partition_point(|&r| r < shard.end);
+        let mut blocks = Vec::new();
+        for (seg, in_shard) in [(0..p, false), (p..q, true), (q..rows.len(), false)] {
+            for start in seg.clone().step_by(BLOCK) {
+                let end = (start + BLOCK).min(seg.end);
+                blocks.push(Block { range: bound.start + start..bound.start + end, in_shard });
+            }
+        }
+        for (x, bi) in blocks.iter().enumerate() {
+            for bj in &blocks[x..] {
+                if bi.in_shard || bj.in_shard {
+                    let diagonal = bi.range == bj.range;
+                    tasks.push(Task { i: bi.range.clone(), j: bj.range.clone(), diagonal });
+                }
+            }
+        }
+    }
+    tasks
+}
+
+/// Per-thread buffers.
+#[derive(Default)]
+struct Scratch {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+    t: Vec<f32>,
+    /// Candidate positions `(row, column)` of a block.
+    cands: Vec<(u32, u32)>,
+    /// Earlier-round codes of the block's rows and columns.
+    codes_i: Vec<u64>,
+    codes_j: Vec<u64>,
+    /// Input rows and squared norms of the block's rows and columns.
+    input_i: Vec<f32>,
+    input_j: Vec<f32>,
+    sq_i: Vec<f64>,
+    sq_j: Vec<f64>,
+}
+
+/// Copies the earlier-round codes of `rows` into `out` (`rows.len() × filled`). The loads are
+/// independent, so the memory system overlaps them, unlike lookups from inside the pair loop.
+fn gather_codes(history: &History, rows: &[u32], out: &mut Vec<u64>) {
+    out.clear();
+    for &r in rows {
+        out.extend_from_slice(history.of(r));
+    }
+}
+
+/// Copies the input rows and squared norms of `rows` into `rows_out` and `sq_out`.
+fn gather_input(prep: &Prepared<'_>, rows: &[u32], rows_out: &mut Vec<f32>, sq_out: &mut Vec<f64>) {
+    rows_out.clear();
+    sq_out.clear();
+    for &r in rows {
+        rows_out.extend_from_slice(prep.row_slice(r as usize));
+        sq_out.push(prep.sq_norms[r as usize]);
+    }
+}
+
+/// The unit rows `rows` as an `len × d` matrix: a view of `unit` when they are consecutive,
+/// otherwise gathered into `buf`.
+fn rows_view<'x>(prep: &'x Prepared<'_>, rows: &[u32], buf: &'x mut Vec<f32>) -> ArrayView2<'x, f32> {
+    let d = prep.dim();
+    let first = rows[0] as usize;
+    // `rows` is strictly increasing, so it is consecutive iff its span equals its length.
+    if rows[rows.len() - 1] as usize - first + 1 == rows.len() {
+        return prep.unit.slice(s![first..first + rows.len(), ..]);
+    }
+    buf.clear();
+    for &r in rows {
+        buf.extend_from_slice(prep.unit.row(r as usize).as_slice().unwrap_or(&[]));
+    }
+    // `buf` holds exactly len·d values (the unit matrix is standard layout, so each row slice exists).
+    ArrayView2::from_shape((rows.len(), d), &buf[..]).unwrap_or_else(|_| prep.unit.slice(s![0..0, ..]))
+}
+
+/// Runs every block pair of `buckets` that touches `shard` and returns the pairs found (for
+/// [`Sink::Pairs`], in block order, each pair once with `a < b`, with its exact weight computed
+/// while both rows are in cache) and the counts.
+pub(crate) fn scan(
+    prep: &Prepared<'_>,
+    buckets: &Buckets,
+    shard: &Range<u32>,
+    bounds: Bounds,
+    sink: &Sink<'_>,
+    progress: &(dyn Fn(Progress) + Sync),
+    round: (u32, u32),
+) -> (Vec<Pair>, ScanStats) {
+    let tasks = plan(buckets, shard);
+    let total: u64 = tasks.iter().map(Task::size).sum();
+    let done = AtomicU64::new(0);
+    progress(Progress { round: round.0, rounds: round.1, done: 0, total });
+    let results: Vec<(Vec<Pair>, ScanStats)> = tasks
+        .par_iter()
+        .map_init(Scratch::default, |scratch, task| {
+            let out = run_task(prep, &buckets.members, task, bounds, sink, scratch);
+            let now = done.fetch_add(task.size(), Ordering::Relaxed) + task.size();
+            progress(Progress { round: round.0, rounds: round.1, done: now, total });
+            out
+        })
+        .collect();
+    let mut stats = ScanStats::default();
+    let mut pairs = Vec::with_capacity(results.iter().map(|r| r.0.len()).sum());
+    for (p, s) in results {
+        pairs.extend_from_slice(&p);
+        stats.add(&s);
+    }
+    (pairs, stats)
+}
+
+fn run_task(
+    prep: &Prepared<'_>,
+    members: &[u32],
+    task: &Task,
+    bounds: Bounds,
+    sink: &Sink<'_>,
+    scratch: &mut Scratch,
+) -> (Vec<Pair>, ScanStats) {
+    let (ri, rj) = (&members[task.i.clone()], &members[task.j.clone()]);
+    let (m, n) = (ri.len(), rj.len());
+    let Scratch { a, b, c, t, cands, codes_i, codes_j, input_i, input_j, sq_i, sq_j } = scratch;
+    let va = rows_view(prep, ri, a);
+    c.resize(m * n, 0.0);
+    if task.diagonal {
+        gram(va, va, c);
+    } else {
+        let vb = rows_view(prep, rj, b);
+        gram(va, vb, c);
+    }
+    let mut stats = ScanStats { compared: task.size(), ..ScanStats::default() };
+    let mut pairs = Vec::new();
+    match sink {
+        Sink::Pairs { earlier } => {
+            // 1. The positions whose f32 value may reach the threshold.
+            cands.clear();
+            for r in 0..m {
+                let row = &c[r * n..(r + 1) * n];
+                let c0 = if task.diagonal { r + 1 } else { 0 };
+                for (k, chunk) in row[c0..].chunks(64).enumerate() {
+                    if any_at_least(chunk, bounds.lo) {
+                        for (l, &v) in chunk.iter().enumerate() {
+                            if v >= bounds.lo {
+                                cands.push((r as u32, (c0 + k * 64 + l) as u32));
+                            }
+                        }
+                    }
+                }
+            }
+            if cands.is_empty() {
+                return (pairs, stats);
+            }
+            // 2. Drop the pairs that shared a bucket in an earlier round (found then).
+            if earlier.filled > 0 {
+                let f = earlier.filled;
+                gather_codes(earlier, ri, codes_i);
+                let cj: &[u64] = if task.diagonal {
+                    codes_i
+                } else {
+                    gather_codes(earlier, rj, codes_j);
+                    codes_j
+                };
+                cands.retain(|&(r, col)| {
+                    let (x, y) = (&codes_i[r as usize * f..][..f], &cj[col as usize * f..][..f]);
+                    !x.iter().zip(y).any(|(p, q)| p == q)
+                });
+            }
+            if cands.is_empty() {
+                return (pairs, stats);
+            }
+            // 3. The exact cosine decides the pairs within the margin and is every edge's weight.
+            let d = prep.dim();
+            gather_input(prep, ri, input_i, sq_i);
+            let (xj, sj): (&[f32], &[f64]) = if task.diagonal {
+                (input_i, sq_i)
+            } else {
+                gather_input(prep, rj, input_j, sq_j);
+                (input_j, sq_j)
+            };
+            for &(r, col) in cands.iter() {
+                let (r, col) = (r as usize, col as usize);
+                stats.rechecked += u64::from(c[r * n + col] < bounds.hi);
+                let cos = cosine(&input_i[r * d..(r + 1) * d], sq_i[r], &xj[col * d..(col + 1) * d], sj[col]);
+                if cos >= bounds.threshold {
+                    stats.negative += u64::from(cos < 0.0);
+                    // Rows increase within a bucket and blocks are in order, so ri[r] < rj[col].
+                    pairs.push((ri[r], rj[col], cos.max(0.0) as f32));
+                }
+            }
+        }
+        Sink::TopK { lists, k, margin2 } => {
+            push_rows(c, ri, rj, task.diagonal, lists, *k, *margin2);
+            if !task.diagonal {
+                // The same values seen from the other side: J's rows get I's rows as candidates.
+                t.resize(m * n, 0.0);
+                transpose(c, m, n, t);
+                push_rows(t, rj, ri, false, lists, *k, *margin2);
+            }
+        }
+    }
+    (pairs, stats)
+}
+
+/// Offers row `r` of the `rows.len() × cols.len()` block `c` to the list of `rows[r]`.
+fn push_rows(c: &[f32], rows: &[u32], cols: &[u32], diagonal: bool, lists: &[Mutex<Candidates>], k: usize, m2: f32) {
+    let n = cols.len();
+    for (r, &x) in rows.iter().enumerate() {
+        let row = &c[r * n..(r + 1) * n];
+        // A poisoned lock means another worker panicked; its list is still consistent.
+        let mut list = lists[x as usize].lock().unwrap_or_else(|e| e.into_inner());
+        for (chunk_no, chunk) in row.chunks(64).enumerate() {
+            if !any_at_least(chunk, list.floor()) {
+                continue;
+            }
+            for (l, &v) in chunk.iter().enumerate() {
+                let col = chunk_no * 64 + l;
+                if !(diagonal && col == r) {
+                    list.push(v, cols[col], k, m2);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_covers_each_pair_once_and_respects_the_shard() {
+        // 2·BLOCK + 3 rows in one bucket, shard in the middle.
+        let n = 2 * BLOCK + 3;
+        let buckets = Buckets { members: (0..n as u32).collect(), bounds: std::iter::once(0..n).collect() };
+        let mut seen = vec![0u8; n * n];
+        let shard = 100..(BLOCK as u32 + 50);
+        for t in plan(&buckets, &shard) {
+            for i in t.i.clone() {
+                for j in t.j.clone() {
+                    if !t.diagonal || j > i {
+                        seen[i * n + j] += 1;
+                    }
+                }
+            }
+        }
+        for i in 0..n {
+            for j in i + 1..n {
+                let touches = shard.contains(&(i as u32)) || shard.contains(&(j as u32));
+                assert_eq!(seen[i * n + j], u8::from(touches), "pair {i},{j}");
+            }
+        }
+    }
+}
