@@ -189,3 +189,18 @@ fn usage_errors_exit_with_2() {
     assert_eq!(nsl(&["graph", "export", "x", "--format", "pdf", "--output", "y"]).status.code(), Some(2));
     assert_eq!(nsl(&["no-such-command"]).status.code(), Some(2));
 }
+
+#[test]
+fn build_graph_from_a_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("emb.csv");
+    // a/b point the same way (cosine 1), c is orthogonal to both, d is the negative of a.
+    std::fs::write(&csv, "id,x,y\na,1,0\nb,2,0\nc,0,1\nd,-1,0\n").unwrap();
+    let graph = p(dir.path(), "g.parquet");
+    let out = ok(&["build-graph", "--input", csv.to_str().unwrap(), "--output", &graph, "--threshold", "0.9", "--json"]);
+    assert!(out.contains("edges"), "{out}");
+    let stats: serde_json::Value = serde_json::from_str(&ok(&["graph", "stats", &graph, "--json"])).unwrap();
+    assert_eq!(stats["edges"], 2, "only a↔b: {stats}");
+    let err = fails(&["build-graph", "--input", csv.to_str().unwrap(), "--output", &graph, "--threshold", "1.5"]);
+    assert!(err.contains("threshold"), "{err}");
+}
