@@ -197,7 +197,8 @@ fn build_graph_from_a_csv() {
     // a/b point the same way (cosine 1), c is orthogonal to both, d is the negative of a.
     std::fs::write(&csv, "id,x,y\na,1,0\nb,2,0\nc,0,1\nd,-1,0\n").unwrap();
     let graph = p(dir.path(), "g.parquet");
-    let out = ok(&["build-graph", "--input", csv.to_str().unwrap(), "--output", &graph, "--threshold", "0.9", "--json"]);
+    let out =
+        ok(&["build-graph", "--input", csv.to_str().unwrap(), "--output", &graph, "--threshold", "0.9", "--json"]);
     assert!(out.contains("edges"), "{out}");
     let stats: serde_json::Value = serde_json::from_str(&ok(&["graph", "stats", &graph, "--json"])).unwrap();
     assert_eq!(stats["edges"], 2, "only a↔b: {stats}");
