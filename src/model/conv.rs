@@ -306,6 +306,28 @@ impl ConvDims {
     }
 }
 
+/// `dst.copy_from_slice(src)` for the short rows of im2col (e.g. 11 values), without a call to
+/// `memcpy` per row: 8-value blocks have a constant size, which the compiler turns into vector
+/// moves; the tail is one more block overlapping the previous one.
+#[inline(always)]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len().min(src.len());
+    if n < 8 {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+        return;
+    }
+    let mut k = 0;
+    while k + 8 <= n {
+        dst[k..k + 8].copy_from_slice(&src[k..k + 8]);
+        k += 8;
+    }
+    if k < n {
+        dst[n - 8..n].copy_from_slice(&src[n - 8..n]);
+    }
+}
+
 /// Writes the im2col matrix of one image `x: [C, H, W]` into `col` (rows `ld` apart): row
 /// `(c, i, j)`, column `(y, x)` gets `x[c, y+i, x+j]`.
 fn im2col(x: &[f32], d: &ConvDims, col: &mut [f32], ld: usize) {
@@ -315,7 +337,7 @@ fn im2col(x: &[f32], d: &ConvDims, col: &mut [f32], ld: usize) {
         let plane = &x[c * plane_len..][..plane_len];
         let dst = &mut col[row * ld..][..d.n()];
         for (y, dst) in dst.chunks_exact_mut(d.ow).enumerate() {
-            dst.copy_from_slice(&plane[(y + i) * d.w + j..][..d.ow]);
+            copy_row(dst, &plane[(y + i) * d.w + j..][..d.ow]);
         }
     }
 }
@@ -451,6 +473,11 @@ impl OutGrad<'_> {
                 buf.clear();
                 buf.resize(d.o * width, 0.0);
                 let (s, pn) = (d.pool, d.out_n());
+                // Each window offset's position in the plane, to avoid two divisions per value.
+                let mut offset = [0usize; MAX_POOL * MAX_POOL];
+                for (a, off) in offset.iter_mut().enumerate().take(s * s) {
+                    *off = a / s * d.ow + a % s;
+                }
                 for (plane, dst) in (range.start / pn..range.end / pn).zip(0..) {
                     let (img, o) = (dst / d.o, dst % d.o);
                     let dst = &mut buf[o * width + img * n..][..n];
@@ -459,9 +486,9 @@ impl OutGrad<'_> {
                     for (i, ((dy, y), arg)) in
                         dy.chunks_exact(d.pw).zip(y.chunks_exact(d.pw)).zip(arg.chunks_exact(d.pw)).enumerate()
                     {
+                        let row = &mut dst[i * s * d.ow..];
                         for (j, ((g, y), a)) in dy.iter().zip(y).zip(arg).enumerate() {
-                            let a = usize::from(*a);
-                            dst[(i * s + a / s) * d.ow + j * s + a % s] = if relu { relu_grad(*g, *y) } else { *g };
+                            row[j * s + offset[usize::from(*a)]] = if relu { relu_grad(*g, *y) } else { *g };
                         }
                     }
                 }
