@@ -186,7 +186,8 @@ pub fn fast_conv2d(in_channels: usize, out_channels: usize, kernel_size: usize, 
 /// divide `H` or `W` (the 11×11 → 5×5 pool of NSL's MNIST CNN), matches inputs against the wrong
 /// windows, so most of the gradient is lost.
 ///
-/// f32 CPU tensors take the fast path; others fall back to candle's `max_pool2d`.
+/// f32 CPU tensors take the fast path; others fall back to candle's `max_pool2d`, gradient error
+/// included.
 ///
 /// # Errors
 /// If `xs` is not rank 4, `size` is 0, or the image is smaller than one window.
