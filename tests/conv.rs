@@ -50,15 +50,82 @@ fn cases() -> Vec<Case> {
 }
 
 /// Output and gradients (input, weights, bias) of `loss = Σ y ⊙ r` for a random `r`, through
-/// candle's conv2d (`fast = false`) or FastConv2d.
-fn conv_and_grads(case: &Case, seed: u64, fast: bool) -> Result<[Tensor; 4]> {
+/// candle's conv2d (`fast = false`) or FastConv2d, with a ReLU after the convolution if `relu`
+/// (fused into the op for FastConv2d).
+fn conv_and_grads(case: &Case, seed: u64, fast: bool, relu: bool) -> Result<[Tensor; 4]> {
     let x = Var::from_tensor(&random(&[case.b, case.c, case.h, case.w], seed)?)?;
     let w = Var::from_tensor(&random(&[case.o, case.c, case.k, case.k], seed + 1)?)?;
     let b = Var::from_tensor(&random(&[case.o], seed + 2)?)?;
     let ys = if fast {
-        FastConv2d::new(w.as_tensor().clone(), Some(b.as_tensor().clone()))?.forward(x.as_tensor())?
+        let conv = FastConv2d::new(w.as_tensor().clone(), Some(b.as_tensor().clone()))?;
+        if relu {
+            conv.forward_relu(x.as_tensor())?
+        } else {
+            conv.forward(x.as_tensor())?
+        }
     } else {
-        x.as_tensor().conv2d(w.as_tensor(), 0, 1, 1, 1)?.broadcast_add(&b.as_tensor().reshape((case.o, 1, 1))?)?
+        let ys =
+            x.as_tensor().conv2d(w.as_tensor(), 0, 1, 1, 1)?.broadcast_add(&b.as_tensor().reshape((case.o, 1, 1))?)?;
+        if relu {
+            ys.relu()?
+        } else {
+            ys
+        }
+    };
+    let r = random(ys.dims(), seed + 3)?;
+    let grads = (&ys * &r)?.sum_all()?.backward()?;
+    let grad = |v: &Var| grads.get(v.as_tensor()).cloned().expect("every variable has a gradient");
+    Ok([ys, grad(&x), grad(&w), grad(&b)])
+}
+
+fn describe(case: &Case) -> String {
+    format!("x [{}, {}, {}, {}], w [{}, {}, {k}, {k}]", case.b, case.c, case.h, case.w, case.o, case.c, k = case.k)
+}
+
+#[test]
+fn outputs_and_gradients_match_candle_conv2d() -> Result<()> {
+    for (i, case) in cases().iter().enumerate() {
+        let seed = 100 * i as u64;
+        let want = conv_and_grads(case, seed, false, false)?;
+        let got = conv_and_grads(case, seed, true, false)?;
+        for (name, (g, w)) in ["output", "∂x", "∂w", "∂b"].iter().zip(got.iter().zip(&want)) {
+            assert_close(g, w, &format!("{name} of {}", describe(case)))?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn fused_relu_matches_conv2d_then_relu() -> Result<()> {
+    // Random data never hits a pre-activation of exactly 0, where the two ReLU gradients differ.
+    let mut cut_cases = 0;
+    for (i, case) in cases().iter().enumerate() {
+        let seed = 100 * i as u64 + 50;
+        let want = conv_and_grads(case, seed, false, true)?;
+        let got = conv_and_grads(case, seed, true, true)?;
+        let zeros = want[0].eq(0f32)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()?;
+        cut_cases += usize::from(zeros > 0.0);
+        for (name, (g, w)) in ["output", "∂x", "∂w", "∂b"].iter().zip(got.iter().zip(&want)) {
+            assert_close(g, w, &format!("fused ReLU {name} of {}", describe(case)))?;
+        }
+    }
+    assert!(cut_cases >= cases().len() - 1, "the ReLU must cut values off in the tests ({cut_cases} cases)");
+    Ok(())
+}
+
+/// Output and gradients (input, weights, bias) of `loss = Σ pool(relu(conv(x))) ⊙ r`: fused in one
+/// op (`fused`), or candle's conv2d, its ReLU, then `fast_max_pool2d` (whose gradient is checked
+/// against direct loops below).
+fn conv_relu_pool_and_grads(case: &Case, pool: usize, seed: u64, fused: bool) -> Result<[Tensor; 4]> {
+    let x = Var::from_tensor(&random(&[case.b, case.c, case.h, case.w], seed)?)?;
+    let w = Var::from_tensor(&random(&[case.o, case.c, case.k, case.k], seed + 1)?)?;
+    let b = Var::from_tensor(&random(&[case.o], seed + 2)?)?;
+    let ys = if fused {
+        FastConv2d::new(w.as_tensor().clone(), Some(b.as_tensor().clone()))?.forward_relu_pool(x.as_tensor(), pool)?
+    } else {
+        let ys =
+            x.as_tensor().conv2d(w.as_tensor(), 0, 1, 1, 1)?.broadcast_add(&b.as_tensor().reshape((case.o, 1, 1))?)?;
+        fast_max_pool2d(&ys.relu()?, pool)?
     };
     let r = random(ys.dims(), seed + 3)?;
     let grads = (&ys * &r)?.sum_all()?.backward()?;
@@ -67,23 +134,23 @@ fn conv_and_grads(case: &Case, seed: u64, fast: bool) -> Result<[Tensor; 4]> {
 }
 
 #[test]
-fn outputs_and_gradients_match_candle_conv2d() -> Result<()> {
-    for (i, case) in cases().iter().enumerate() {
-        let seed = 100 * i as u64;
-        let want = conv_and_grads(case, seed, false)?;
-        let got = conv_and_grads(case, seed, true)?;
-        let shape = format!(
-            "x [{}, {}, {}, {}], w [{}, {}, {k}, {k}]",
-            case.b,
-            case.c,
-            case.h,
-            case.w,
-            case.o,
-            case.c,
-            k = case.k
-        );
+fn fused_relu_pool_matches_conv2d_relu_then_pool() -> Result<()> {
+    // Includes NSL's second block (13×13 → 11×11 → 5×5: the last row and column are dropped),
+    // pools of 2 and 3, batches of 1 and 5, and several images per GEMM (small outputs).
+    let case = |b, c, h, w, o, k| Case { b, c, h, w, o, k };
+    let cases = [
+        (case(5, 32, 13, 13, 64, 3), 2),
+        (case(1, 1, 28, 28, 8, 3), 2),
+        (case(5, 3, 10, 9, 8, 3), 3),
+        (case(5, 8, 7, 9, 3, 5), 2),
+        (case(1, 3, 6, 5, 1, 1), 2),
+    ];
+    for (i, (case, pool)) in cases.iter().enumerate() {
+        let seed = 700 + 10 * i as u64;
+        let want = conv_relu_pool_and_grads(case, *pool, seed, false)?;
+        let got = conv_relu_pool_and_grads(case, *pool, seed, true)?;
         for (name, (g, w)) in ["output", "∂x", "∂w", "∂b"].iter().zip(got.iter().zip(&want)) {
-            assert_close(g, w, &format!("{name} of {shape}"))?;
+            assert_close(g, w, &format!("fused ReLU + pool {pool} {name} of {}", describe(case)))?;
         }
     }
     Ok(())
@@ -91,14 +158,25 @@ fn outputs_and_gradients_match_candle_conv2d() -> Result<()> {
 
 #[test]
 fn one_and_two_threads_agree() -> Result<()> {
-    let case = Case { b: 5, c: 8, h: 13, w: 11, o: 16, k: 3 };
-    let run = |threads: usize| -> Result<[Tensor; 4]> {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(candle_core::Error::wrap)?;
-        pool.install(|| conv_and_grads(&case, 7, true))
-    };
-    let (one, two) = (run(1)?, run(2)?);
-    for (name, (a, b)) in ["output", "∂x", "∂w", "∂b"].iter().zip(one.iter().zip(&two)) {
-        assert_close(a, b, name)?;
+    // 5 images in groups run in parallel; 1 image runs alone with a multi-threaded GEMM.
+    for case in [Case { b: 5, c: 8, h: 13, w: 11, o: 16, k: 3 }, Case { b: 1, c: 8, h: 13, w: 11, o: 16, k: 3 }] {
+        let run = |threads: usize| -> Result<Vec<Tensor>> {
+            let pool =
+                rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(candle_core::Error::wrap)?;
+            pool.install(|| -> Result<Vec<Tensor>> {
+                let mut all = conv_and_grads(&case, 7, true, true)?.to_vec();
+                all.extend(conv_relu_pool_and_grads(&case, 2, 8, true)?);
+                Ok(all)
+            })
+        };
+        let (one, two) = (run(1)?, run(2)?);
+        let names = ["ReLU", "ReLU + pool"]
+            .iter()
+            .flat_map(|op| ["output", "∂x", "∂w", "∂b"].map(|name| format!("{name} ({op})")));
+        assert_eq!(one.len(), 8);
+        for (name, (a, b)) in names.zip(one.iter().zip(&two)) {
+            assert_close(a, b, &format!("{name} of {}", describe(&case)))?;
+        }
     }
     Ok(())
 }
@@ -196,6 +274,9 @@ fn bad_shapes_are_errors() -> Result<()> {
     assert!(conv.forward(&random(&[3, 8, 8], 16)?).is_err());
     assert!(FastConv2d::new(w, Some(random(&[5], 17)?)).is_err());
     assert!(FastConv2d::new(random(&[4, 3, 3], 18)?, None).is_err());
+    assert!(msg(conv.forward_relu_pool(&random(&[2, 3, 8, 8], 21)?, 0)).contains("pool size 0"));
+    assert!(msg(conv.forward_relu_pool(&random(&[2, 3, 8, 8], 22)?, 17)).contains("pool size 17"));
+    assert!(msg(conv.forward_relu_pool(&random(&[2, 3, 8, 8], 23)?, 7)).contains("does not fit"));
     assert!(fast_max_pool2d(&random(&[1, 1, 1, 5], 19)?, 2).is_err());
     assert!(fast_max_pool2d(&random(&[1, 1, 4, 4], 20)?, 0).is_err());
     Ok(())

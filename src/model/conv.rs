@@ -1,47 +1,74 @@
-//! A fast CPU path for the convolutional layers: [`FastConv2d`] (a 'valid', stride-1 2-D
-//! convolution) and [`fast_max_pool2d`], both candle custom ops with a hand-written backward.
+//! A fast CPU path for convolutional networks: [`FastConv2d`] (a 'valid', stride-1 2-D
+//! convolution, optionally fused with the ReLU and the max-pool that follow it) and
+//! [`fast_max_pool2d`], candle custom ops with a hand-written backward.
 //!
-//! candle 0.11's CPU `conv2d` is quick forward but slow backward (a tutorial-sized MNIST CNN spends
-//! ~60 of its ~75 ms per batch of 32 in the convolution gradients), so the training loop here uses
-//! im2col + one f32 GEMM (the `gemm` crate, which candle's own matmul uses) for each product.
+//! candle 0.11's CPU `conv2d` is quick forward but slow backward (NSL's MNIST CNN spends ~60 of
+//! its ~75 ms per batch of 32 in the convolution gradients), and its `max_pool2d` backward is
+//! wrong (see [`fast_max_pool2d`]). Here every product is im2col + an f32 GEMM (the `gemm` crate,
+//! which candle's own matmul uses).
 //!
 //! # Formulas
 //! For an input `x: [B, C, H, W]`, weights `w: [O, C, KH, KW]` and bias `b: [O]`, with
-//! `OH = H − KH + 1`, `OW = W − KW + 1`, `N = OH·OW` and `K = C·KH·KW`:
+//! `OH = H − KH + 1`, `OW = W − KW + 1`, `N = OH·OW` and `K = C·KH·KW`, per group of `G` images
+//! (`G = 1` unless an image has few output positions, so that each GEMM stays wide):
 //!
 //! ```text
-//! col[(c,i,j), (n,y,x)] = x[n, c, y+i, x+j]                   im2col, [K, B·N]
-//! y[n, o, :]            = (w[O, K] × col)[o, n·N ..] + b[o]   forward, one GEMM
-//! ∂w = ∂y' × colᵀ        where ∂y'[o, (n,y,x)] = ∂y[n, o, y, x]   GEMM over B·N
-//! ∂x = col2im(wᵀ × ∂y')  the scatter-add transposing im2col   GEMM + scatter-add
+//! col[(c,i,j), (n,y,x)] = x[n, c, y+i, x+j]                 im2col, [K, G·N]
+//! y[n, o, :] = (w[O, K] × col)[o, n·N ..] + b[o]            forward: one GEMM per group
+//! ∂w = Σ_groups ∂y' × colᵀ    with ∂y'[o, (n,y,x)] = ∂y[n, o, y, x]
+//! ∂x = col2im(wᵀ × ∂y')       col2im: the scatter-add transposing im2col
 //! ∂b[o] = Σ_{n,y,x} ∂y[n, o, y, x]
 //! ```
+//! With a fused ReLU ([`FastConv2d::forward_relu`]) `y ← max(y, 0)`, and the incoming gradient is
+//! first masked by `y > 0`, as TensorFlow's `ReluGrad` does. With a fused pool
+//! ([`FastConv2d::forward_relu_pool`]) the output is each window's maximum, and the gradient goes
+//! back to the window's first maximum (its offset is kept from the forward, one byte per output).
 //!
 //! # Limits
-//! Stride 1, no padding, no dilation, one group, NCHW layout. The fast path runs for f32 tensors
-//! on the CPU device; anything else (another dtype or device) falls back to candle's own `conv2d`
-//! and `max_pool2d`, so a model using these layers still works everywhere. Non-contiguous inputs
-//! are made contiguous first (a no-op for the usual layer outputs).
+//! Stride 1, no padding, no dilation, one group, NCHW layout; a fused pool window is at most
+//! 16×16. The fast path runs for f32 tensors on the CPU device; anything else (another dtype or
+//! device) falls back to candle's own `conv2d`, `relu` and `max_pool2d`, so a model using these
+//! layers still works everywhere. Non-contiguous inputs are made contiguous first (a no-op for the
+//! usual layer outputs). Second derivatives are not supported (the backward is not itself
+//! differentiable).
 //!
-//! Work is parallelized with rayon (`RAYON_NUM_THREADS`): the GEMMs through the `gemm` crate's
-//! own rayon support, im2col/col2im row by row; with one thread everything runs inline.
+//! # Threads and memory
+//! Groups of images run in parallel on the rayon pool (`RAYON_NUM_THREADS`); when there are fewer
+//! groups than threads, the GEMMs split their work instead. With one thread everything runs on it.
+//! The im2col matrices and other per-group temporaries live in per-thread scratch buffers reused
+//! across calls (at most a few hundred KiB per thread for NSL's CNN): a fresh buffer of that size
+//! is `mmap`ed and page-faulted in on every call, which costs as much as the arithmetic.
 
 use candle_core::{
     bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Storage, Tensor,
 };
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
+use std::sync::OnceLock;
 
 /// A 2-D convolution, stride 1, no padding ('valid'), as a candle custom op with a fast CPU
-/// backward. Weights `[out, in, k, k]`, bias `[out]`; input `[B, in, H, W]`, output
-/// `[B, out, H−k+1, W−k+1]`.
+/// backward. Weights `[out, in, kh, kw]`, bias `[out]`; input `[B, in, H, W]`, output
+/// `[B, out, H−kh+1, W−kw+1]`.
 ///
 /// `y[n, o, y, x] = b[o] + Σ_{c,i,j} w[o, c, i, j] · x[n, c, y+i, x+j]` (a cross-correlation, as
 /// in candle, TensorFlow and PyTorch).
 ///
 /// It computes the same function as `candle_nn::Conv2d` with the default config and is built from
-/// the same variable names (`weight`, `bias`), so checkpoints are interchangeable. Gradients flow
-/// to the input, the weights and the bias. See the [module docs](self) for the limits.
+/// the same variable names (`weight`, `bias`, see [`fast_conv2d`]), so checkpoints are
+/// interchangeable. Gradients flow to the input, the weights and the bias. See the
+/// [module docs](self) for the formulas and limits.
+///
+/// ```
+/// use candle_core::{Device, Module, Tensor};
+/// use nsl::model::FastConv2d;
+/// // y = x[i][j] − x[i+1][j+1] + 10 on x = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]: 6 everywhere.
+/// let dev = Device::Cpu;
+/// let w = Tensor::new(&[1f32, 0.0, 0.0, -1.0], &dev)?.reshape((1, 1, 2, 2))?;
+/// let conv = FastConv2d::new(w, Some(Tensor::new(&[10f32], &dev)?))?;
+/// let x = Tensor::arange(1f32, 10.0, &dev)?.reshape((1, 1, 3, 3))?;
+/// assert_eq!(conv.forward(&x)?.flatten_all()?.to_vec1::<f32>()?, [6.0; 4]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct FastConv2d {
     weight: Tensor,
@@ -73,28 +100,61 @@ impl FastConv2d {
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }
-}
 
-impl Module for FastConv2d {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    /// `relu(conv(xs))` in one op: the same values and gradients as `self.forward(xs)?.relu()`
+    /// (up to the gradient at exactly 0, which goes nowhere here, as in TensorFlow), without the
+    /// separate ReLU node and its half-dozen full-size passes in candle's backward.
+    ///
+    /// # Errors
+    /// As [`Module::forward`].
+    pub fn forward_relu(&self, xs: &Tensor) -> Result<Tensor> {
+        self.apply(xs, true, 1)
+    }
+
+    /// `max_pool(relu(conv(xs)), size)` in one op, the conv → ReLU → pool block of a CNN: the
+    /// same values and gradients as [`fast_max_pool2d`]`(&self.forward_relu(xs)?, size)`, but the
+    /// full-size activation before the pool never becomes a tensor (only each window's argmax is
+    /// kept, one byte per output, for the backward).
+    ///
+    /// # Errors
+    /// As [`Module::forward`], or if `size` is 0, larger than 16, or larger than the
+    /// convolution's output.
+    pub fn forward_relu_pool(&self, xs: &Tensor, size: usize) -> Result<Tensor> {
+        if size == 0 || size > MAX_POOL {
+            bail!("fast_conv2d: pool size {size} must be between 1 and {MAX_POOL}");
+        }
+        self.apply(xs, true, size)
+    }
+
+    fn apply(&self, xs: &Tensor, relu: bool, pool: usize) -> Result<Tensor> {
         let fast = xs.device().is_cpu()
             && xs.dtype() == DType::F32
             && self.weight.dtype() == DType::F32
             && self.bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
         if !fast {
-            let ys = xs.conv2d(&self.weight, 0, 1, 1, 1)?;
-            return match &self.bias {
-                None => Ok(ys),
-                Some(bias) => ys.broadcast_add(&bias.reshape((1, bias.dim(0)?, 1, 1))?),
-            };
+            let mut ys = xs.conv2d(&self.weight, 0, 1, 1, 1)?;
+            if let Some(bias) = &self.bias {
+                ys = ys.broadcast_add(&bias.reshape((1, bias.dim(0)?, 1, 1))?)?;
+            }
+            if relu {
+                ys = ys.relu()?;
+            }
+            return if pool > 1 { ys.max_pool2d(pool) } else { Ok(ys) };
         }
         // The op reads raw slices, so it needs contiguous operands (a no-op for layer outputs).
         let xs = xs.contiguous()?;
         let weight = self.weight.contiguous()?;
+        let op = ConvOp { relu, pool, argmax: OnceLock::new() };
         match &self.bias {
-            None => xs.apply_op2(&weight, ConvOp),
-            Some(bias) => xs.apply_op3(&weight, &bias.contiguous()?, ConvOp),
+            None => xs.apply_op2(&weight, op),
+            Some(bias) => xs.apply_op3(&weight, &bias.contiguous()?, op),
         }
+    }
+}
+
+impl Module for FastConv2d {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.apply(xs, false, 1)
     }
 }
 
@@ -118,14 +178,16 @@ pub fn fast_conv2d(in_channels: usize, out_channels: usize, kernel_size: usize, 
 /// Max-pooling with a `size × size` window and stride `size` (no padding; trailing rows and
 /// columns that do not fill a window are dropped, as in candle, Keras 'valid' and PyTorch):
 /// `y[n, c, i, j] = max_{0≤p,q<size} x[n, c, i·size+p, j·size+q]` on `[B, C, H, W]`, giving
-/// `[B, C, H/size, W/size]`.
+/// `[B, C, H/size, W/size]`. A NaN in a window makes its maximum NaN.
 ///
-/// The gradient goes to the first maximum of each window in row-major order (as in TensorFlow
-/// and PyTorch; candle splits it among tied maxima). Unlike candle 0.11's `max_pool2d`, whose
-/// backward upsamples with a non-integer scale, the gradient is also right when `H` or `W` is not
-/// a multiple of `size` (e.g. the 11×11 → 5×5 pool of NSL's MNIST CNN).
+/// The gradient goes to the first maximum of each window in row-major order, as in TensorFlow
+/// and PyTorch. candle 0.11.1's own `max_pool2d` backward is wrong: it multiplies the gradient by
+/// the share of maxima in the window (1/4 for a unique maximum in 2×2) and, when `size` does not
+/// divide `H` or `W` (the 11×11 → 5×5 pool of NSL's MNIST CNN), matches inputs against the wrong
+/// windows, so most of the gradient is lost.
 ///
-/// f32 CPU tensors take the fast path; others fall back to candle's `max_pool2d`.
+/// f32 CPU tensors take the fast path; others fall back to candle's `max_pool2d`, gradient error
+/// included.
 ///
 /// # Errors
 /// If `xs` is not rank 4, `size` is 0, or the image is smaller than one window.
@@ -141,9 +203,16 @@ pub fn fast_max_pool2d(xs: &Tensor, size: usize) -> Result<Tensor> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Convolution op
+// Convolution kernels
 
-/// The shapes of one convolution.
+/// A GEMM below this many output columns runs far from peak, so images with fewer output
+/// positions are grouped (e.g. 3×3 outputs: 15 images per GEMM).
+const MIN_GEMM_COLS: usize = 128;
+
+/// The largest pool window fused into a convolution: offsets within a window fit in a byte.
+const MAX_POOL: usize = 16;
+
+/// The shapes of one convolution (and of the max-pool fused after it), and how the batch is grouped.
 #[derive(Debug, Clone, Copy)]
 struct ConvDims {
     b: usize,
@@ -155,10 +224,16 @@ struct ConvDims {
     kw: usize,
     oh: usize,
     ow: usize,
+    /// Pool window (1: no pooling) and the pooled height and width.
+    pool: usize,
+    ph: usize,
+    pw: usize,
+    /// Images per group (one GEMM each).
+    group: usize,
 }
 
 impl ConvDims {
-    fn new(x: &[usize], w: &[usize]) -> Result<Self> {
+    fn new(x: &[usize], w: &[usize], pool: usize) -> Result<Self> {
         let ([b, c, h, wi], [o, wc, kh, kw]) = (x, w) else {
             bail!("fast_conv2d: input {x:?} and weights {w:?} must both be rank 4 ([B, C, H, W], [O, C, KH, KW])");
         };
@@ -168,12 +243,31 @@ impl ConvDims {
         if *kh == 0 || *kw == 0 || h < kh || wi < kw {
             bail!("fast_conv2d: kernel {kh}×{kw} does not fit input images of {h}×{wi} (input {x:?})");
         }
-        Ok(ConvDims { b: *b, c: *c, h: *h, w: *wi, o: *o, kh: *kh, kw: *kw, oh: h - kh + 1, ow: wi - kw + 1 })
+        let (oh, ow) = (h - kh + 1, wi - kw + 1);
+        if pool == 0 || pool > MAX_POOL || oh < pool || ow < pool {
+            bail!("fast_conv2d: pool window {pool}×{pool} does not fit the convolution's {oh}×{ow} output");
+        }
+        // As few groups as keep each GEMM at least MIN_GEMM_COLS wide, rounded up to a multiple of
+        // the thread count, then images spread evenly over them (e.g. 32 images of 3×3 outputs on
+        // 2 threads: 4 groups of 8 rather than 15 + 15 + 2).
+        let threads = rayon::current_num_threads().max(1);
+        let mut groups = b.div_ceil(MIN_GEMM_COLS.div_ceil(oh * ow)).max(1);
+        if groups >= threads {
+            groups = groups.div_ceil(threads) * threads;
+        }
+        let group = b.div_ceil(groups).max(1);
+        let (b, c, h, w, o, kh, kw) = (*b, *c, *h, *wi, *o, *kh, *kw);
+        Ok(ConvDims { b, c, h, w, o, kh, kw, oh, ow, pool, ph: oh / pool, pw: ow / pool, group })
     }
 
-    /// Output positions per image.
+    /// Convolution output positions per image.
     fn n(&self) -> usize {
         self.oh * self.ow
+    }
+
+    /// Op output positions per image (after the pool, if any).
+    fn out_n(&self) -> usize {
+        self.ph * self.pw
     }
 
     /// Rows of the im2col matrix (the GEMM's inner dimension in the forward).
@@ -181,58 +275,264 @@ impl ConvDims {
         self.c * self.kh * self.kw
     }
 
-    /// Columns of the im2col matrix: every output position of every image.
-    fn cols(&self) -> usize {
-        self.b * self.n()
+    /// Values of one input image.
+    fn image_in(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// Values of one op output image, `[O, PH, PW]`.
+    fn image_out(&self) -> usize {
+        self.o * self.out_n()
+    }
+
+    /// The op's output shape.
+    fn out_shape(&self) -> [usize; 4] {
+        [self.b, self.o, self.ph, self.pw]
+    }
+
+    /// Number of groups of images.
+    fn groups(&self) -> usize {
+        self.b.div_ceil(self.group)
+    }
+
+    /// Images in group `g` (the last one may be smaller).
+    fn images(&self, g: usize) -> usize {
+        self.group.min(self.b - g * self.group)
+    }
+
+    /// Whether groups run in parallel (single-threaded GEMMs), or one after the other with
+    /// multi-threaded GEMMs (when there are fewer groups than threads).
+    fn parallel_groups(&self) -> bool {
+        self.groups() >= rayon::current_num_threads()
     }
 }
 
-/// The im2col matrix `[K, B·N]`: row `(c, i, j)`, column `(n, y, x)` holds `x[n, c, y+i, x+j]`.
-fn im2col(x: &[f32], d: &ConvDims) -> Vec<f32> {
-    let (n_out, cols) = (d.n(), d.cols());
-    let mut col = vec![0f32; d.k() * cols];
-    if cols == 0 {
-        return col;
+/// `dst.copy_from_slice(src)` for the short rows of im2col (e.g. 11 values), without a call to
+/// `memcpy` per row: 8-value blocks have a constant size, which the compiler turns into vector
+/// moves; the tail is one more block overlapping the previous one.
+#[inline(always)]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len().min(src.len());
+    if n < 8 {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+        return;
     }
-    col.par_chunks_mut(cols).enumerate().for_each(|(row, dst)| {
+    let mut k = 0;
+    while k + 8 <= n {
+        dst[k..k + 8].copy_from_slice(&src[k..k + 8]);
+        k += 8;
+    }
+    if k < n {
+        dst[n - 8..n].copy_from_slice(&src[n - 8..n]);
+    }
+}
+
+/// Writes the im2col matrix of one image `x: [C, H, W]` into `col` (rows `ld` apart): row
+/// `(c, i, j)`, column `(y, x)` gets `x[c, y+i, x+j]`.
+fn im2col(x: &[f32], d: &ConvDims, col: &mut [f32], ld: usize) {
+    let plane_len = d.h * d.w;
+    for row in 0..d.k() {
         let (c, i, j) = (row / (d.kh * d.kw), row / d.kw % d.kh, row % d.kw);
-        for n in 0..d.b {
-            let plane = &x[(n * d.c + c) * d.h * d.w..][..d.h * d.w];
-            let dst = &mut dst[n * n_out..][..n_out];
-            for y in 0..d.oh {
-                dst[y * d.ow..][..d.ow].copy_from_slice(&plane[(y + i) * d.w + j..][..d.ow]);
+        let plane = &x[c * plane_len..][..plane_len];
+        let dst = &mut col[row * ld..][..d.n()];
+        for (y, dst) in dst.chunks_exact_mut(d.ow).enumerate() {
+            copy_row(dst, &plane[(y + i) * d.w + j..][..d.ow]);
+        }
+    }
+}
+
+/// The transpose of [`im2col`] for one image: `dx[c, y+i, x+j] += gcol[(c, i, j), (y, x)]`.
+fn col2im(gcol: &[f32], d: &ConvDims, ld: usize, dx: &mut [f32]) {
+    let plane_len = d.h * d.w;
+    for row in 0..d.k() {
+        let (c, i, j) = (row / (d.kh * d.kw), row / d.kw % d.kh, row % d.kw);
+        let plane = &mut dx[c * plane_len..][..plane_len];
+        for (y, src) in gcol[row * ld..][..d.n()].chunks_exact(d.ow).enumerate() {
+            for (a, g) in plane[(y + i) * d.w + j..][..d.ow].iter_mut().zip(src) {
+                *a += g;
             }
         }
-    });
-    col
+    }
 }
 
-/// The transpose of [`im2col`]: `dx[n, c, y+i, x+j] += gcol[(c, i, j), (n, y, x)]`.
-fn col2im(gcol: &[f32], d: &ConvDims) -> Vec<f32> {
-    let (n_out, cols, plane_len) = (d.n(), d.cols(), d.h * d.w);
-    let mut dx = vec![0f32; d.b * d.c * plane_len];
-    if plane_len == 0 {
-        return dx;
+/// The im2col matrix `[K, G·N]` of a group of images `xs: [G, C, H, W]`, built in `buf`.
+fn group_cols<'a>(xs: &[f32], d: &ConvDims, buf: &'a mut Vec<f32>) -> &'a [f32] {
+    let (g, ld) = (xs.len() / d.image_in(), xs.len() / d.image_in() * d.n());
+    buf.resize(d.k() * ld, 0.0);
+    for (i, x) in xs.chunks_exact(d.image_in()).enumerate() {
+        im2col(x, d, &mut buf[i * d.n()..], ld);
     }
-    // One task per (image, channel) plane: planes are disjoint, so no two tasks write together.
-    dx.par_chunks_mut(plane_len).enumerate().for_each(|(plane_idx, plane)| {
-        let (n, c) = (plane_idx / d.c, plane_idx % d.c);
-        for i in 0..d.kh {
-            for j in 0..d.kw {
-                let src = &gcol[((c * d.kh + i) * d.kw + j) * cols + n * n_out..][..n_out];
-                for y in 0..d.oh {
-                    let dst = &mut plane[(y + i) * d.w + j..][..d.ow];
-                    for (a, g) in dst.iter_mut().zip(&src[y * d.ow..][..d.ow]) {
-                        *a += g;
+    &buf[..d.k() * g * d.n()]
+}
+
+/// Per-thread scratch buffers (im2col matrices, reordered gradients, GEMM products), kept between
+/// calls: a fresh buffer of this size would be `mmap`ed and page-faulted in on every call, which
+/// costs as much as the arithmetic here.
+type Scratch = [Vec<f32>; 2];
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// Runs `f` with this thread's scratch buffers, or with fresh ones if they are in use (a rayon
+/// thread waiting inside a GEMM may start another group's task).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// `g` where the ReLU output `y` is positive, else 0: ReLU's gradient, as a bit mask so that the
+/// loops vectorize (a branch would be mispredicted half the time).
+#[inline(always)]
+fn relu_grad(g: f32, y: f32) -> f32 {
+    f32::from_bits(g.to_bits() & 0u32.wrapping_sub(u32::from(y > 0.0)))
+}
+
+/// Whether `v` replaces `best` as a window's maximum: larger, or the first NaN. Non-short-circuit
+/// `|` and `&` keep it free of branches, which random data would mispredict.
+#[inline(always)]
+fn better(v: f32, best: f32) -> bool {
+    (v > best) | (v.is_nan() & !best.is_nan())
+}
+
+/// Max-pools one plane (`ow` wide) with `s × s` windows into `out` (`pw` wide), recording in `arg`
+/// each maximum's offset `p·s + q` within its window: the first maximum in row-major order, a NaN
+/// winning over numbers (as [`fast_max_pool2d`]).
+fn pool_argmax(plane: &[f32], ow: usize, s: usize, out: &mut [f32], arg: &mut [u8], pw: usize) {
+    for (i, (out_row, arg_row)) in out.chunks_exact_mut(pw).zip(arg.chunks_exact_mut(pw)).enumerate() {
+        let top = &plane[i * s * ow..];
+        if s == 2 {
+            // The common case, unrolled.
+            let (r0, r1) = (&top[..2 * pw], &top[ow..][..2 * pw]);
+            for (((out, arg), a), b) in out_row.iter_mut().zip(arg_row).zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2))
+            {
+                let (mut best, mut at) = (a[0], 0u8);
+                for (k, v) in [(1u8, a[1]), (2, b[0]), (3, b[1])] {
+                    let m = better(v, best);
+                    best = if m { v } else { best };
+                    at = if m { k } else { at };
+                }
+                (*out, *arg) = (best, at);
+            }
+            continue;
+        }
+        for (j, (out, arg)) in out_row.iter_mut().zip(arg_row).enumerate() {
+            let (mut best, mut at) = (top[j * s], 0u8);
+            for p in 0..s {
+                for (q, &v) in top[p * ow + j * s..][..s].iter().enumerate() {
+                    let m = better(v, best);
+                    best = if m { v } else { best };
+                    // Offsets are below MAX_POOL² = 256 (checked in ConvDims::new).
+                    at = if m { (p * s + q) as u8 } else { at };
+                }
+            }
+            (*out, *arg) = (best, at);
+        }
+    }
+}
+
+/// The gradient arriving at one call of the op, and what is needed to carry it back through the
+/// fused ReLU and pool to the convolution's output.
+#[derive(Clone, Copy)]
+enum OutGrad<'a> {
+    /// The op output is the convolution (`relu_out`: the output, if a ReLU was fused).
+    Dense { dy: &'a [f32], relu_out: Option<&'a [f32]> },
+    /// The op output is pooled: `out` is that output, `argmax` each window's offset.
+    Pooled { dy: &'a [f32], out: &'a [f32], argmax: &'a [u8], relu: bool },
+}
+
+impl OutGrad<'_> {
+    /// Group `g`'s gradient w.r.t. the convolution output, in GEMM layout `[O, G·N]`, in `buf`.
+    fn group<'b>(&self, g: usize, d: &ConvDims, buf: &'b mut Vec<f32>) -> &'b [f32] {
+        let (n, images) = (d.n(), d.images(g));
+        let width = images * n;
+        let range = g * d.group * d.image_out()..(g * d.group + images) * d.image_out();
+        match *self {
+            OutGrad::Dense { dy, relu_out } => {
+                buf.resize(d.o * width, 0.0);
+                for (img, dy_img) in dy[range.clone()].chunks_exact(d.image_out()).enumerate() {
+                    for (o, src) in dy_img.chunks_exact(n).enumerate() {
+                        let dst = &mut buf[o * width + img * n..][..n];
+                        match relu_out {
+                            None => dst.copy_from_slice(src),
+                            Some(y) => {
+                                let y = &y[range.start + img * d.image_out() + o * n..][..n];
+                                for ((dst, g), y) in dst.iter_mut().zip(src).zip(y) {
+                                    *dst = relu_grad(*g, *y);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            OutGrad::Pooled { dy, out, argmax, relu } => {
+                // Zero, then each pooled gradient back to its window's maximum (windows are disjoint).
+                buf.clear();
+                buf.resize(d.o * width, 0.0);
+                let (s, pn) = (d.pool, d.out_n());
+                // Each window offset's position in the plane, to avoid two divisions per value.
+                let mut offset = [0usize; MAX_POOL * MAX_POOL];
+                for (a, off) in offset.iter_mut().enumerate().take(s * s) {
+                    *off = a / s * d.ow + a % s;
+                }
+                for (plane, dst) in (range.start / pn..range.end / pn).zip(0..) {
+                    let (img, o) = (dst / d.o, dst % d.o);
+                    let dst = &mut buf[o * width + img * n..][..n];
+                    let at = plane * pn..(plane + 1) * pn;
+                    let (dy, y, arg) = (&dy[at.clone()], &out[at.clone()], &argmax[at]);
+                    for (i, ((dy, y), arg)) in
+                        dy.chunks_exact(d.pw).zip(y.chunks_exact(d.pw)).zip(arg.chunks_exact(d.pw)).enumerate()
+                    {
+                        let row = &mut dst[i * s * d.ow..];
+                        for (j, ((g, y), a)) in dy.iter().zip(y).zip(arg).enumerate() {
+                            row[j * s + offset[usize::from(*a)]] = if relu { relu_grad(*g, *y) } else { *g };
+                        }
                     }
                 }
             }
         }
-    });
-    dx
+        &buf[..d.o * width]
+    }
+
+    /// `∂b[o]`: the sum of the gradient w.r.t. the convolution output over images and positions.
+    fn bias(&self, d: &ConvDims) -> Vec<f32> {
+        let (dy, mask) = match *self {
+            OutGrad::Dense { dy, relu_out } => (dy, relu_out),
+            OutGrad::Pooled { dy, out, relu, .. } => (dy, relu.then_some(out)),
+        };
+        let mut db = vec![0f32; d.o];
+        let n = d.out_n().max(1);
+        for (idx, row) in dy.chunks_exact(n).enumerate() {
+            db[idx % d.o] += match mask {
+                None => lane_sum(n, |i| row[i]),
+                Some(y) => {
+                    let y = &y[idx * n..][..n];
+                    lane_sum(n, |i| relu_grad(row[i], y[i]))
+                }
+            };
+        }
+        db
+    }
 }
 
-/// A strided view of a row-major or transposed matrix for [`sgemm`].
+/// `Σ f(i)` for `i < len`, in 8 interleaved partial sums so that the loop vectorizes (a single
+/// running float sum cannot be reordered by the compiler).
+fn lane_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut lanes = [0f32; 8];
+    let full = len / 8 * 8;
+    for base in (0..full).step_by(8) {
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            *lane += f(base + l);
+        }
+    }
+    lanes.iter().sum::<f32>() + (full..len).map(f).sum::<f32>()
+}
+
+/// A strided view of a matrix for [`sgemm`]: element `(r, c)` is `data[r·row_stride + c·col_stride]`.
 #[derive(Clone, Copy)]
 struct Mat<'a> {
     data: &'a [f32],
@@ -240,8 +540,28 @@ struct Mat<'a> {
     col_stride: usize,
 }
 
-/// `dst[m, n] = lhs[m, k] × rhs[k, n]`, `dst` row-major and overwritten.
-fn sgemm(m: usize, n: usize, k: usize, lhs: Mat, rhs: Mat, dst: &mut [f32]) -> Result<()> {
+impl<'a> Mat<'a> {
+    /// A row-major matrix `cols` wide.
+    fn rows(data: &'a [f32], cols: usize) -> Self {
+        Mat { data, row_stride: cols, col_stride: 1 }
+    }
+
+    /// The transpose of a row-major matrix `cols` wide.
+    fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Mat { data, row_stride: 1, col_stride: cols }
+    }
+}
+
+/// `dst[m, n] (+)= lhs[m, k] × rhs[k, n]` with `dst` row-major: overwritten, or added to if
+/// `accumulate`. `parallel` lets the GEMM split its work over the rayon threads.
+fn sgemm(
+    (m, n, k): (usize, usize, usize),
+    lhs: Mat,
+    rhs: Mat,
+    dst: &mut [f32],
+    accumulate: bool,
+    parallel: bool,
+) -> Result<()> {
     if m == 0 || n == 0 {
         return Ok(());
     }
@@ -251,10 +571,10 @@ fn sgemm(m: usize, n: usize, k: usize, lhs: Mat, rhs: Mat, dst: &mut [f32]) -> R
         bail!("fast_conv2d: internal GEMM operands too small for {m}×{k}×{n}");
     }
     let threads = rayon::current_num_threads();
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: the checks above keep every index the GEMM reads (lhs, rhs) or writes (dst, m×n
-    // row-major) inside its slice; `dst` is borrowed mutably, so it cannot alias lhs or rhs.
-    // `read_dst = false` makes the result `1·lhs×rhs` (alpha is ignored).
+    let parallelism = if parallel && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the checks above keep every index the GEMM reads (lhs, rhs, and dst if accumulating)
+    // or writes (dst, m×n row-major) inside its slice; `dst` is borrowed mutably, so it cannot
+    // alias lhs or rhs. The result is `alpha·dst + beta·lhs×rhs`, dst read only if `accumulate`.
     unsafe {
         gemm::gemm(
             m,
@@ -263,14 +583,14 @@ fn sgemm(m: usize, n: usize, k: usize, lhs: Mat, rhs: Mat, dst: &mut [f32]) -> R
             dst.as_mut_ptr(),
             1,
             n as isize,
-            false,
+            accumulate,
             lhs.data.as_ptr(),
             lhs.col_stride as isize,
             lhs.row_stride as isize,
             rhs.data.as_ptr(),
             rhs.col_stride as isize,
             rhs.row_stride as isize,
-            0.0,
+            1.0,
             1.0,
             false,
             false,
@@ -281,24 +601,124 @@ fn sgemm(m: usize, n: usize, k: usize, lhs: Mat, rhs: Mat, dst: &mut [f32]) -> R
     Ok(())
 }
 
-/// The forward pass: im2col, one GEMM `[O, K] × [K, B·N]`, then reorder to `[B, O, N]` adding the bias.
-fn conv_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &ConvDims) -> Result<Vec<f32>> {
-    let (n_out, cols, k) = (d.n(), d.cols(), d.k());
-    let col = im2col(x, d);
-    let mut prod = vec![0f32; d.o * cols];
-    let w_mat = Mat { data: w, row_stride: k, col_stride: 1 };
-    sgemm(d.o, cols, k, w_mat, Mat { data: &col, row_stride: cols, col_stride: 1 }, &mut prod)?;
-    let mut ys = vec![0f32; d.b * d.o * n_out];
-    if n_out > 0 {
-        ys.par_chunks_mut(n_out).enumerate().for_each(|(idx, dst)| {
-            let (n, o) = (idx / d.o, idx % d.o);
-            let b = bias.map_or(0.0, |bias| bias[o]);
-            for (y, p) in dst.iter_mut().zip(&prod[o * cols + n * n_out..][..n_out]) {
-                *y = p + b;
-            }
-        });
+/// Runs `f(group index, chunk, scratch)` over `data` cut into chunks of `d.group` images of
+/// `per_image` values, in parallel or one after the other (see [`ConvDims::parallel_groups`]),
+/// and returns the results in group order.
+fn map_groups<R: Send>(
+    d: &ConvDims,
+    data: &mut [f32],
+    per_image: usize,
+    f: impl Fn(usize, &mut [f32], &mut Scratch) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    if per_image == 0 {
+        return Ok(Vec::new());
     }
-    Ok(ys)
+    let chunk = d.group * per_image;
+    if d.parallel_groups() {
+        data.par_chunks_mut(chunk).enumerate().map(|(g, c)| with_scratch(|s| f(g, c, s))).collect()
+    } else {
+        with_scratch(|s| data.chunks_mut(chunk).enumerate().map(|(g, c)| f(g, c, s)).collect())
+    }
+}
+
+/// Forward: per group, `w[O, K] × col[K, G·N]`, then bias, ReLU and pool into the output. Returns
+/// the output and, if pooled, each window's argmax offset (one byte per output value).
+fn conv_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, d: &ConvDims) -> Result<(Vec<f32>, Vec<u8>)> {
+    let (n, k) = (d.n(), d.k());
+    let mut ys = vec![0f32; d.b * d.image_out()];
+    let parallel_gemm = !d.parallel_groups();
+    // Bias and ReLU commute with the max (both are non-decreasing), so they apply after the pool.
+    let finish = |v: f32, o: usize| {
+        let v = v + bias.map_or(0.0, |b| b[o]);
+        if relu {
+            v.max(0.0)
+        } else {
+            v
+        }
+    };
+    let argmax = map_groups(d, &mut ys, d.image_out(), |g, out, [cols, prod]| {
+        let images = out.len() / d.image_out();
+        let col = group_cols(&x[g * d.group * d.image_in()..][..images * d.image_in()], d, cols);
+        let width = images * n;
+        if d.pool == 1 && images == 1 {
+            // One image, no pool: the GEMM writes the output directly.
+            sgemm((d.o, n, k), Mat::rows(w, k), Mat::rows(col, n), out, false, parallel_gemm)?;
+            for (o, row) in out.chunks_exact_mut(n).enumerate() {
+                row.iter_mut().for_each(|v| *v = finish(*v, o));
+            }
+            return Ok(Vec::new());
+        }
+        prod.resize(d.o * width, 0.0);
+        sgemm((d.o, width, k), Mat::rows(w, k), Mat::rows(col, width), prod, false, parallel_gemm)?;
+        let mut arg = vec![0u8; if d.pool > 1 { out.len() } else { 0 }];
+        for (img, out) in out.chunks_exact_mut(d.image_out()).enumerate() {
+            for (o, out) in out.chunks_exact_mut(d.out_n()).enumerate() {
+                let plane = &prod[o * width + img * n..][..n];
+                if d.pool > 1 {
+                    let arg = &mut arg[img * d.image_out() + o * d.out_n()..][..d.out_n()];
+                    pool_argmax(plane, d.ow, d.pool, out, arg, d.pw);
+                    out.iter_mut().for_each(|v| *v = finish(*v, o));
+                } else {
+                    out.iter_mut().zip(plane).for_each(|(v, p)| *v = finish(*p, o));
+                }
+            }
+        }
+        Ok(arg)
+    })?;
+    Ok((ys, argmax.concat()))
+}
+
+/// `∂w = Σ_groups ∂y'[O, G·N] × colᵀ[G·N, K]`: one partial sum per task, then added up.
+fn weight_grad(x: &[f32], dy: OutGrad, d: &ConvDims) -> Result<Vec<f32>> {
+    let (k, size) = (d.k(), d.o * d.k());
+    let parallel_gemm = !d.parallel_groups();
+    let group_grad = |g: usize, acc: &mut [f32], [cols, dyp]: &mut Scratch| -> Result<()> {
+        let images = d.images(g);
+        let col = group_cols(&x[g * d.group * d.image_in()..][..images * d.image_in()], d, cols);
+        let dy_g = dy.group(g, d, dyp);
+        let width = images * d.n();
+        sgemm((d.o, k, width), Mat::rows(dy_g, width), Mat::transposed(col, width), acc, true, parallel_gemm)
+    };
+    if d.parallel_groups() {
+        (0..d.groups())
+            .into_par_iter()
+            .try_fold(
+                || vec![0f32; size],
+                |mut acc, g| {
+                    with_scratch(|s| group_grad(g, &mut acc, s))?;
+                    Ok(acc)
+                },
+            )
+            .try_reduce(
+                || vec![0f32; size],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    Ok(a)
+                },
+            )
+    } else {
+        let mut acc = vec![0f32; size];
+        with_scratch(|s| (0..d.groups()).try_for_each(|g| group_grad(g, &mut acc, s)))?;
+        Ok(acc)
+    }
+}
+
+/// `∂x = col2im(wᵀ[K, O] × ∂y'[O, G·N])`, group by group.
+fn input_grad(w: &[f32], dy: OutGrad, d: &ConvDims) -> Result<Vec<f32>> {
+    let k = d.k();
+    let mut dx = vec![0f32; d.b * d.image_in()];
+    let parallel_gemm = !d.parallel_groups();
+    map_groups(d, &mut dx, d.image_in(), |g, dx, [gcol, dyp]| {
+        let dy_g = dy.group(g, d, dyp);
+        let width = dy_g.len() / d.o.max(1);
+        gcol.resize(k * width, 0.0);
+        sgemm((k, width, d.o), Mat::transposed(w, k), Mat::rows(dy_g, width), gcol, false, parallel_gemm)?;
+        for (img, dx) in dx.chunks_exact_mut(d.image_in()).enumerate() {
+            col2im(&gcol[img * d.n()..], d, width, dx);
+        }
+        Ok(())
+    })?;
+    Ok(dx)
 }
 
 /// Which gradients the backward pass must produce.
@@ -309,44 +729,18 @@ struct Wanted {
     bias: bool,
 }
 
-/// The gradients `(∂x, ∂w, ∂b)` for the output gradient `dy: [B, O, N]`; each only if wanted.
+/// The gradients `(∂x, ∂w, ∂b)` for the output gradient; each only if wanted.
 #[allow(clippy::type_complexity)]
 fn conv_backward(
     x: &[f32],
     w: &[f32],
-    dy: &[f32],
+    dy: OutGrad,
     d: &ConvDims,
     want: Wanted,
 ) -> Result<(Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>)> {
-    let (n_out, cols, k) = (d.n(), d.cols(), d.k());
-    // ∂y as [O, B·N], the layout of the forward GEMM's product, so both GEMMs run over all images.
-    let mut dyp = vec![0f32; d.o * cols];
-    if cols > 0 {
-        dyp.par_chunks_mut(cols).enumerate().for_each(|(o, row)| {
-            for n in 0..d.b {
-                row[n * n_out..][..n_out].copy_from_slice(&dy[(n * d.o + o) * n_out..][..n_out]);
-            }
-        });
-    }
-    let dyp_mat = Mat { data: &dyp, row_stride: cols, col_stride: 1 };
-    let db = want.bias.then(|| dyp.par_chunks(cols.max(1)).map(|row| row.iter().sum::<f32>()).collect::<Vec<_>>());
-    let dw = if want.weight {
-        let col = im2col(x, d);
-        let mut dw = vec![0f32; d.o * k];
-        // colᵀ: element (position, row) of the [K, B·N] matrix.
-        sgemm(d.o, k, cols, dyp_mat, Mat { data: &col, row_stride: 1, col_stride: cols }, &mut dw)?;
-        Some(dw)
-    } else {
-        None
-    };
-    let dx = if want.input {
-        let mut gcol = vec![0f32; k * cols];
-        // wᵀ: element (row, filter) of the [O, K] weights.
-        sgemm(k, cols, d.o, Mat { data: w, row_stride: 1, col_stride: k }, dyp_mat, &mut gcol)?;
-        Some(col2im(&gcol, d))
-    } else {
-        None
-    };
+    let db = want.bias.then(|| dy.bias(d));
+    let dw = if want.weight { Some(weight_grad(x, dy, d)?) } else { None };
+    let dx = if want.input { Some(input_grad(w, dy, d)?) } else { None };
     Ok((dx, dw, db))
 }
 
@@ -369,9 +763,15 @@ fn with_slice<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Result<R>) ->
     }
 }
 
-/// The convolution as a custom op: `(x, w)` or `(x, w, b)`.
-#[derive(Debug, Clone, Copy)]
-struct ConvOp;
+/// The convolution as a custom op on `(x, w)` or `(x, w, b)`, optionally followed by a ReLU and a
+/// `pool × pool` max-pool. One instance serves one call (forward, then backward).
+#[derive(Debug)]
+struct ConvOp {
+    relu: bool,
+    pool: usize,
+    /// Set by the forward when pooling: each window's argmax offset, for the backward.
+    argmax: OnceLock<Vec<u8>>,
+}
 
 impl ConvOp {
     fn fwd(
@@ -380,7 +780,7 @@ impl ConvOp {
         w: (&CpuStorage, &Layout),
         b: Option<(&CpuStorage, &Layout)>,
     ) -> Result<(CpuStorage, Shape)> {
-        let d = ConvDims::new(x.1.dims(), w.1.dims())?;
+        let d = ConvDims::new(x.1.dims(), w.1.dims(), self.pool)?;
         let bias = match b {
             Some((s, l)) => {
                 if l.dims() != [d.o] {
@@ -390,8 +790,12 @@ impl ConvOp {
             }
             None => None,
         };
-        let ys = conv_forward(cpu_slice(x.0, x.1, "input")?, cpu_slice(w.0, w.1, "weights")?, bias, &d)?;
-        Ok((CpuStorage::F32(ys), Shape::from((d.b, d.o, d.oh, d.ow))))
+        let (xs, ws) = (cpu_slice(x.0, x.1, "input")?, cpu_slice(w.0, w.1, "weights")?);
+        let (ys, argmax) = conv_forward(xs, ws, bias, self.relu, &d)?;
+        if self.pool > 1 && self.argmax.set(argmax).is_err() {
+            bail!("fast_conv2d: the op's forward ran twice");
+        }
+        Ok((CpuStorage::F32(ys), Shape::from(d.out_shape().to_vec())))
     }
 
     #[allow(clippy::type_complexity)]
@@ -400,20 +804,32 @@ impl ConvOp {
         x: &Tensor,
         w: &Tensor,
         want_bias: bool,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let d = ConvDims::new(x.dims(), w.dims())?;
-        if grad.dims() != [d.b, d.o, d.oh, d.ow] {
-            bail!(
-                "fast_conv2d: output gradient {:?} does not match the output {:?}",
-                grad.dims(),
-                [d.b, d.o, d.oh, d.ow]
-            );
+        let d = ConvDims::new(x.dims(), w.dims(), self.pool)?;
+        let out = d.out_shape();
+        if grad.dims() != out || res.dims() != out {
+            bail!("fast_conv2d: output gradient {:?} does not match the output {out:?}", grad.dims());
         }
         // An input that is neither a variable nor computed from one (plain data) needs no gradient.
         let want = Wanted { input: x.track_op(), weight: w.track_op(), bias: want_bias };
         let (dx, dw, db) = with_slice(x, "input", |xs| {
-            with_slice(w, "weights", |ws| with_slice(grad, "output gradient", |gs| conv_backward(xs, ws, gs, &d, want)))
+            with_slice(w, "weights", |ws| {
+                with_slice(grad, "output gradient", |dy| {
+                    with_slice(res, "output", |ys| {
+                        let dy = if self.pool > 1 {
+                            let Some(argmax) = self.argmax.get() else {
+                                bail!("fast_conv2d: backward before forward");
+                            };
+                            OutGrad::Pooled { dy, out: ys, argmax, relu: self.relu }
+                        } else {
+                            OutGrad::Dense { dy, relu_out: self.relu.then_some(ys) }
+                        };
+                        conv_backward(xs, ws, dy, &d, want)
+                    })
+                })
+            })
         })?;
         let dev = x.device();
         let dx = dx.map(|v| Tensor::from_vec(v, x.shape(), dev)).transpose()?;
@@ -432,8 +848,8 @@ impl CustomOp2 for ConvOp {
         self.fwd((s1, l1), (s2, l2), None)
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = ConvOp::bwd(self, x, w, false, grad)?;
+    fn bwd(&self, x: &Tensor, w: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = ConvOp::bwd(self, x, w, false, res, grad)?;
         Ok((dx, dw))
     }
 }
@@ -460,10 +876,10 @@ impl CustomOp3 for ConvOp {
         x: &Tensor,
         w: &Tensor,
         b: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        ConvOp::bwd(self, x, w, b.track_op(), grad)
+        ConvOp::bwd(self, x, w, b.track_op(), res, grad)
     }
 }
 
@@ -476,6 +892,17 @@ struct MaxPoolOp {
     size: usize,
 }
 
+/// `v` if it is larger than `m` or NaN, else `m`: a max that propagates NaN, written as a select
+/// so it compiles without branches (random data would mispredict them).
+#[inline(always)]
+fn max_nan(v: f32, m: f32) -> f32 {
+    if v > m || v.is_nan() {
+        v
+    } else {
+        m
+    }
+}
+
 impl MaxPoolOp {
     /// `(planes = B·C, h, w, oh, ow)` for an input of shape `dims`.
     fn dims(&self, dims: &[usize]) -> Result<(usize, usize, usize, usize, usize)> {
@@ -486,20 +913,62 @@ impl MaxPoolOp {
         Ok((b * c, *h, *w, h / self.size, w / self.size))
     }
 
-    /// The index within `plane` (row-major `w` wide) of the first maximum of window `(i, j)`.
-    /// NaN never wins over a number (`>` is false for it), unless the whole window is NaN.
-    fn argmax(&self, plane: &[f32], w: usize, i: usize, j: usize) -> usize {
+    /// Pools one plane `x` (`w` wide) into `out` (`ow` wide): each output the max of its window.
+    fn pool_plane(&self, x: &[f32], w: usize, out: &mut [f32], ow: usize) {
         let s = self.size;
-        let mut best = (i * s) * w + j * s;
-        for p in 0..s {
-            let row = (i * s + p) * w + j * s;
-            for (q, v) in plane[row..][..s].iter().enumerate() {
-                if *v > plane[best] || plane[best].is_nan() && !v.is_nan() {
-                    best = row + q;
+        for (i, out_row) in out.chunks_exact_mut(ow).enumerate() {
+            let rows = &x[i * s * w..];
+            if s == 2 {
+                // The common case, unrolled: the two rows of each 2×2 window side by side.
+                let (top, bottom) = (&rows[..2 * ow], &rows[w..][..2 * ow]);
+                for ((o, a), b) in out_row.iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
+                    *o = max_nan(max_nan(a[1], a[0]), max_nan(b[1], b[0]));
+                }
+                continue;
+            }
+            for (o, window) in out_row.iter_mut().zip(rows[..ow * s].chunks_exact(s)) {
+                *o = window[0];
+            }
+            for p in 0..s {
+                let row = &rows[p * w..][..ow * s];
+                for (o, window) in out_row.iter_mut().zip(row.chunks_exact(s)) {
+                    *o = window.iter().fold(*o, |m, &v| max_nan(v, m));
                 }
             }
         }
-        best
+    }
+
+    /// Routes the output gradient `g` of one plane to its input `dx`: each window's gradient goes
+    /// to the window's first element (row-major) equal to the pooled value `y` (NaN matching NaN).
+    fn unpool_plane(&self, x: &[f32], w: usize, y: &[f32], g: &[f32], ow: usize, dx: &mut [f32]) {
+        let s = self.size;
+        let same = |v: f32, y: f32| v == y || (v.is_nan() && y.is_nan());
+        for (i, (y_row, g_row)) in y.chunks_exact(ow).zip(g.chunks_exact(ow)).enumerate() {
+            let top = i * s * w;
+            if s == 2 {
+                // The common case, unrolled; selects in reverse order keep the first match.
+                let (r0, r1) = (&x[top..][..2 * ow], &x[top + w..][..2 * ow]);
+                for (j, (&y, &g)) in y_row.iter().zip(g_row).enumerate() {
+                    let mut at = top + w + 2 * j + 1;
+                    at = if same(r1[2 * j], y) { top + w + 2 * j } else { at };
+                    at = if same(r0[2 * j + 1], y) { top + 2 * j + 1 } else { at };
+                    at = if same(r0[2 * j], y) { top + 2 * j } else { at };
+                    dx[at] += g;
+                }
+                continue;
+            }
+            for (j, (&y, &g)) in y_row.iter().zip(g_row).enumerate() {
+                let corner = top + j * s;
+                let mut best = corner;
+                for p in (0..s).rev() {
+                    for q in (0..s).rev() {
+                        let at = corner + p * w + q;
+                        best = if same(x[at], y) { at } else { best };
+                    }
+                }
+                dx[best] += g;
+            }
+        }
     }
 }
 
@@ -512,36 +981,29 @@ impl CustomOp1 for MaxPoolOp {
         let (planes, h, w, oh, ow) = self.dims(layout.dims())?;
         let x = cpu_slice(storage, layout, "pool input")?;
         let mut ys = vec![0f32; planes * oh * ow];
-        ys.par_chunks_mut(oh * ow).enumerate().for_each(|(p, out)| {
-            let plane = &x[p * h * w..][..h * w];
-            for i in 0..oh {
-                for j in 0..ow {
-                    out[i * ow + j] = plane[self.argmax(plane, w, i, j)];
-                }
-            }
-        });
+        ys.par_chunks_mut(oh * ow)
+            .zip(x.par_chunks(h * w))
+            .with_min_len(16)
+            .for_each(|(out, plane)| self.pool_plane(plane, w, out, ow));
         let dims = layout.dims();
         Ok((CpuStorage::F32(ys), Shape::from((dims[0], dims[1], oh, ow))))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (planes, h, w, oh, ow) = self.dims(arg.dims())?;
-        if grad.dims() != [arg.dims()[0], arg.dims()[1], oh, ow] {
+        if grad.dims() != res.dims() || res.dims() != [arg.dims()[0], arg.dims()[1], oh, ow] {
             bail!("fast_max_pool2d: output gradient {:?} does not match the output of {:?}", grad.dims(), arg.dims());
         }
         let dx = with_slice(arg, "pool input", |x| {
-            with_slice(grad, "pool output gradient", |g| {
-                let mut dx = vec![0f32; planes * h * w];
-                dx.par_chunks_mut(h * w).enumerate().for_each(|(p, dplane)| {
-                    let plane = &x[p * h * w..][..h * w];
-                    let g = &g[p * oh * ow..][..oh * ow];
-                    for i in 0..oh {
-                        for j in 0..ow {
-                            dplane[self.argmax(plane, w, i, j)] += g[i * ow + j];
-                        }
-                    }
-                });
-                Ok(dx)
+            with_slice(res, "pool output", |y| {
+                with_slice(grad, "pool output gradient", |g| {
+                    let mut dx = vec![0f32; planes * h * w];
+                    dx.par_chunks_mut(h * w).enumerate().with_min_len(16).for_each(|(p, dplane)| {
+                        let out = p * oh * ow..(p + 1) * oh * ow;
+                        self.unpool_plane(&x[p * h * w..][..h * w], w, &y[out.clone()], &g[out], ow, dplane);
+                    });
+                    Ok(dx)
+                })
             })
         })?;
         Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))

@@ -138,10 +138,14 @@ impl Model for Cnn {
         let [c, h, w] = self.input_shape;
         let mut x = xs.reshape((xs.dim(0)?, c, h, w))?;
         for (i, conv) in self.convs.iter().enumerate() {
-            x = activate(&conv.forward(&x)?, self.activation)?;
-            if i + 1 < self.convs.len() {
-                x = fast_max_pool2d(&x, self.pool)?;
-            }
+            let pooled = i + 1 < self.convs.len();
+            x = match (self.activation, pooled) {
+                // The fused kernels: convolution + ReLU (+ max-pool) in one op.
+                (Activation::Relu, true) => conv.forward_relu_pool(&x, self.pool)?,
+                (Activation::Relu, false) => conv.forward_relu(&x)?,
+                (activation, true) => fast_max_pool2d(&activate(&conv.forward(&x)?, activation)?, self.pool)?,
+                (activation, false) => activate(&conv.forward(&x)?, activation)?,
+            };
         }
         let mut x = x.flatten_from(1)?;
         let mut picked = None;
