@@ -12,7 +12,7 @@ use candle_nn::{Init, VarBuilder};
 use ndarray::ArrayView2;
 
 /// Below this share of non-zero input values the sparse kernels are used.
-const SPARSE_DENSITY: f64 = 0.3;
+const SPARSE_DENSITY: f64 = 0.1;
 
 /// `y = x·W + b` with `W: [in, out]`, `b: [out]`.
 #[derive(Debug, Clone)]
