@@ -46,14 +46,14 @@ for model in $models; do
   done
 done
 
-python3 - "$seeds" "$rows" <<'PY' | scripts/bench_section.py mnist
+python3 - "$seeds" "$models" "$rows" <<'PY' | scripts/bench_section.py "mnist-${models// /-}"
 import sys, datetime, statistics as st, subprocess
-seeds, rows = int(sys.argv[1]), [r.split() for r in sys.argv[2].strip().splitlines()]
+seeds, models, rows = int(sys.argv[1]), sys.argv[2], [r.split() for r in sys.argv[3].strip().splitlines()]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 mem = round(int(open("/proc/meminfo").read().split()[1]) / 1048576)
 nsl_ref = {"mlp": (95.2, 1.1, 96.1, 44.0, 56.0, 0.83, 1.07), "cnn": (97.9, 34.3, 98.1, 88.6, 87.6, 2.01, 4.21)}
-print("## MNIST: adversarial regularization (issue 5)\n")
-print(f"`scripts/bench_mnist.sh {seeds}` — {datetime.date.today()}, {cpu}, "
+print(f"## MNIST: adversarial regularization, {models} (issue 5)\n")
+print(f"`scripts/bench_mnist.sh {seeds} \"{models}\"` — {datetime.date.today()}, {cpu}, "
       f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, {mem} GiB, release build.\n")
 print("10k-train subset, official 10k test; 5 epochs, batch 32, Adam; adversarial regularization multiplier 0.2, "
       "FGSM step 0.2 L∞ (NSL's tutorial). Attacks: FGSM ε 0.2 L∞ clipped to [0, 1]; transfer = crafted on the base "
