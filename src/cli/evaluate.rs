@@ -5,10 +5,11 @@ use super::ColumnArgs;
 use anyhow::{bail, Result};
 use clap::Args;
 use nsl::data;
+use nsl::data::Dataset;
 use nsl::eval::attack::{robustness_sweep, Attack, AttackConfig};
 use nsl::eval::{evaluate, predict};
 use nsl::regularize::NormType;
-use nsl::train::load_checkpoint;
+use nsl::train::{load_checkpoint, Checkpoint};
 use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
@@ -110,9 +111,7 @@ pub struct PredictArgs {
 
 /// Runs `nsl evaluate`.
 pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
-    let checkpoint = load_checkpoint(&args.run)?;
-    let samples = with_spinner("reading samples", || data::read_samples(&args.samples, &args.columns.to_columns()))?;
-    check_width(&checkpoint.meta.item_shape, samples.dim(), &args.samples)?;
+    let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns)?;
     let result = evaluate(checkpoint.model.as_ref(), &samples, 1024)?;
     let mut output = EvaluateOutput {
         accuracy: result.accuracy,
@@ -174,9 +173,7 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
 
 /// Runs `nsl predict`.
 pub fn run_predict(args: &PredictArgs) -> Result<()> {
-    let checkpoint = load_checkpoint(&args.run)?;
-    let samples = with_spinner("reading samples", || data::read_samples(&args.samples, &args.columns.to_columns()))?;
-    check_width(&checkpoint.meta.item_shape, samples.dim(), &args.samples)?;
+    let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns)?;
     let probabilities = predict(checkpoint.model.as_ref(), &samples, 1024)?;
     let names: Vec<String> = match &checkpoint.meta.class_names {
         Some(names) => names.clone(),
@@ -198,15 +195,20 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
     Ok(())
 }
 
-fn check_width(item_shape: &[usize], dim: usize, path: &std::path::Path) -> Result<()> {
+/// Loads the run's checkpoint and the samples, and checks that the samples fit the model.
+fn load(run: &std::path::Path, path: &std::path::Path, columns: &ColumnArgs) -> Result<(Checkpoint, Dataset)> {
+    let checkpoint = load_checkpoint(run)?;
+    let samples = with_spinner("reading samples", || data::read_samples(path, &columns.to_columns()))?;
+    let item_shape = &checkpoint.meta.item_shape;
     let expected: usize = item_shape.iter().product();
-    if expected != dim {
+    if expected != samples.dim() {
         bail!(
-            "{}: samples have {dim} features but the model expects {expected} (item shape {item_shape:?})",
-            path.display()
+            "{}: samples have {} features but the model expects {expected} (item shape {item_shape:?})",
+            path.display(),
+            samples.dim()
         );
     }
-    Ok(())
+    Ok((checkpoint, samples))
 }
 
 /// Quotes a CSV field when it needs it.

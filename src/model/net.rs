@@ -18,6 +18,39 @@ fn activate(xs: &Tensor, activation: Activation) -> Result<Tensor> {
     }
 }
 
+/// `[Dense → activation → dropout] × layers`, then the logits; returns the logits and, if `layer`
+/// names one (`{prefix}{i}` or `logits`), that layer's output (before dropout).
+#[allow(clippy::too_many_arguments)]
+fn dense_stack(
+    mut h: Tensor,
+    layers: &[Dense],
+    out: &Dense,
+    activation: Activation,
+    dropout: &Dropout,
+    train: bool,
+    layer: Option<&str>,
+    prefix: &str,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let mut picked = None;
+    for (i, dense) in layers.iter().enumerate() {
+        h = activate(&dense.forward(&h)?, activation)?;
+        if layer == Some(format!("{prefix}{i}").as_str()) {
+            picked = Some(h.clone());
+        }
+        h = dropout.forward_t(&h, train)?;
+    }
+    let logits = out.forward(&h)?;
+    match layer {
+        Some("logits") => picked = Some(logits.clone()),
+        Some(name) if picked.is_none() => candle_core::bail!(
+            "the model has no layer `{name}` (layers: {prefix}0…{prefix}{}, logits)",
+            layers.len().saturating_sub(1)
+        ),
+        _ => {}
+    }
+    Ok((logits, picked))
+}
+
 /// A multi-layer perceptron (see [`MlpSpec`]). Input `[B, d]`, output logits `[B, classes]`.
 /// Hidden layers are named `hidden0`, `hidden1`, … (their activations, before dropout).
 #[derive(Debug)]
@@ -51,27 +84,7 @@ impl Model for Mlp {
     }
 
     fn forward_with(&self, xs: &Tensor, train: bool, layer: Option<&str>) -> Result<(Tensor, Option<Tensor>)> {
-        let mut h = xs.clone();
-        let mut picked = None;
-        for (i, dense) in self.hidden.iter().enumerate() {
-            h = activate(&dense.forward(&h)?, self.activation)?;
-            if layer == Some(format!("hidden{i}").as_str()) {
-                picked = Some(h.clone());
-            }
-            h = self.dropout.forward_t(&h, train)?;
-        }
-        let logits = self.out.forward(&h)?;
-        if let Some(name) = layer {
-            if name == "logits" {
-                picked = Some(logits.clone());
-            } else if picked.is_none() {
-                candle_core::bail!(
-                    "the model has no layer `{name}` (layers: hidden0…hidden{}, logits)",
-                    self.hidden.len().saturating_sub(1)
-                );
-            }
-        }
-        Ok((logits, picked))
+        dense_stack(xs.clone(), &self.hidden, &self.out, self.activation, &self.dropout, train, layer, "hidden")
     }
 }
 
@@ -147,24 +160,7 @@ impl Model for Cnn {
                 (activation, false) => activate(&conv.forward(&x)?, activation)?,
             };
         }
-        let mut x = x.flatten_from(1)?;
-        let mut picked = None;
-        for (i, dense) in self.dense.iter().enumerate() {
-            x = activate(&dense.forward(&x)?, self.activation)?;
-            if layer == Some(format!("dense{i}").as_str()) {
-                picked = Some(x.clone());
-            }
-            x = self.dropout.forward_t(&x, train)?;
-        }
-        let logits = self.out.forward(&x)?;
-        if let Some(name) = layer {
-            if name == "logits" {
-                picked = Some(logits.clone());
-            } else if picked.is_none() {
-                candle_core::bail!("the model has no layer `{name}` (layers: dense0…, logits)");
-            }
-        }
-        Ok((logits, picked))
+        dense_stack(x.flatten_from(1)?, &self.dense, &self.out, self.activation, &self.dropout, train, layer, "dense")
     }
 }
 
