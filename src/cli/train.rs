@@ -383,6 +383,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let history = trainer.fit(&train, validation.as_ref(), &mut progress)?;
     bar.finish_and_clear();
     if let Some(path) = &record_path {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         let record = trainer.take_record();
         with_spinner("writing adversarial neighbors", || record.write(path))?;
         eprintln!(
