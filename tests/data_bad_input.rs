@@ -7,9 +7,11 @@ use arrow::record_batch::RecordBatch;
 use ndarray::array;
 use nsl::data::idx::{read_idx, IdxOptions};
 use nsl::data::{self, csv::read_csv, linqs::read_content, parquet, DataError, Dataset, SampleColumns};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+mod common;
+use common::{gzip, idx_bytes};
 
 /// A temporary directory with helpers to put fixture files in it.
 struct Fixtures(tempfile::TempDir);
@@ -34,21 +36,6 @@ impl Fixtures {
         writer.close().unwrap();
         path
     }
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
-}
-
-fn idx_bytes(element: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0, 0, element, dims.len() as u8];
-    for d in dims {
-        out.extend_from_slice(&d.to_be_bytes());
-    }
-    out.extend_from_slice(data);
-    out
 }
 
 /// Asserts that the error message names `path` and contains every one of `parts`.

@@ -7,28 +7,14 @@ use ndarray::{array, Array2};
 use nsl::data::idx::{read_idx, IdxOptions};
 use nsl::data::split::{split, split_indices, SplitConfig, SplitMethod};
 use nsl::data::{self, csv::read_csv, linqs::read_content, parquet, Dataset, SampleColumns};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod common;
+use common::{gzip, idx_bytes};
+
 fn bundled(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets").join(rel)
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
-}
-
-/// An IDX file: magic `00 00 type ndims`, big-endian sizes, then `data`.
-fn idx_bytes(element: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0, 0, element, dims.len() as u8];
-    for d in dims {
-        out.extend_from_slice(&d.to_be_bytes());
-    }
-    out.extend_from_slice(data);
-    out
 }
 
 fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {

@@ -5,7 +5,7 @@ use super::ColumnArgs;
 use anyhow::{bail, Result};
 use clap::Args;
 use nsl::data::{self, idx::IdxOptions, Dataset, SampleColumns};
-use nsl::graph::linqs::{read_cites, UnknownIds};
+use nsl::graph::linqs::{read_cites, CitesReport, UnknownIds};
 use nsl::graph::{self, NeighborGraph};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -100,7 +100,7 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
             }
             g.set_provenance(format!("nsl convert --cites {}", cites.display()));
             with_spinner("writing graph", || graph::write_graph(&g, out))?;
-            Some(graph_summary(out, &g, report.skipped_unknown, report.duplicate_links, report.self_loops))
+            Some(graph_summary(out, &g, &report))
         }
         _ => None,
     };
@@ -137,16 +137,15 @@ fn read_input(args: &ConvertArgs, columns: &SampleColumns) -> Result<Dataset> {
     Ok(dataset)
 }
 
-fn graph_summary(path: &std::path::Path, g: &NeighborGraph, skipped: usize, dups: usize, loops: usize) -> GraphSummary {
-    let self_loops = g.edges().filter(|(s, t, _)| s == t).count();
+fn graph_summary(path: &std::path::Path, g: &NeighborGraph, report: &CitesReport) -> GraphSummary {
     GraphSummary {
         path: path.to_path_buf(),
         nodes: g.node_count(),
         directed_edges: g.edge_count(),
-        links: (g.edge_count() - self_loops) / 2 + self_loops,
-        skipped_unknown: skipped,
-        duplicate_links: dups,
-        self_loops: loops,
+        links: report.links,
+        skipped_unknown: report.skipped_unknown,
+        duplicate_links: report.duplicate_links,
+        self_loops: report.self_loops,
     }
 }
 
