@@ -1,18 +1,24 @@
-//! [`Dense`]: a fully connected layer `y = x·W + b` that is fast on CPU for the inputs nsl meets.
+//! [`Dense`]: a fully connected layer `y = act(x·W + b)` that is fast on CPU for the inputs nsl meets.
 //!
-//! candle's `Linear` stores `W` as `[out, in]` and multiplies by its (strided) transpose, and its
-//! backward always computes the gradient of the input, even for a constant batch of features. Here
-//! `W` is stored `[in, out]` (contiguous product), the input's gradient is computed only when
-//! something upstream needs it, and when the input is mostly zeros — bag-of-words (Cora: 1.3 % of
-//! the 1,433 words per paper) or images (MNIST: ~19 % of the pixels) — the product and the weight
-//! gradient only visit the non-zero values.
+//! candle's `Linear` is three ops (a product with a strided transpose of `W: [out, in]`, a broadcast
+//! add, the activation), each with its own buffers and backward, and always computes the gradient of
+//! its input, even for a constant batch of features. Here the whole layer is one op: `W` is stored
+//! `[in, out]`, the product runs on the `gemm` crate with the bias and a ReLU fused in, the
+//! backward computes `∂W`, `∂b` and — only when something upstream needs it — `∂x` in one go, and
+//! when the input is mostly zeros (bag-of-words: 1.3 % of Cora's 1,433 words per paper) the
+//! product and the weight gradient only visit the non-zero values.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Module, Result, Shape, Tensor};
+use super::kernels::{cpu_slice, sgemm, with_slice, Mat};
+use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
-use ndarray::ArrayView2;
 
 /// Below this share of non-zero input values the sparse kernels are used.
 const SPARSE_DENSITY: f64 = 0.1;
+
+/// Products with at least this many multiply-adds split over the rayon threads. Below it, waking
+/// the second thread costs more than it saves: measured on 2 cores, splitting MNIST's first layer
+/// (32 × 784 × 256) made a training step slower.
+const PARALLEL_MIN_WORK: usize = 1 << 23;
 
 /// `y = x·W + b` with `W: [in, out]`, `b: [out]`.
 #[derive(Debug, Clone)]
@@ -37,22 +43,30 @@ impl Dense {
     pub fn weight(&self) -> &Tensor {
         &self.weight
     }
+
+    /// The bias, `[out]`.
+    pub fn bias(&self) -> &Tensor {
+        &self.bias
+    }
+
+    /// `max(0, x·W + b)` in one op.
+    ///
+    /// # Errors
+    /// A candle error if `x` is not `[n, in]` f32 on the CPU.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        x.apply_op3(&self.weight, &self.bias, DenseOp { relu: true })
+    }
 }
 
 impl Module for Dense {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.apply_op2(&self.weight, SparseAwareMatmul)?.broadcast_add(&self.bias)
+        x.apply_op3(&self.weight, &self.bias, DenseOp { relu: false })
     }
 }
 
-/// `x·W` for a row-major `x: [n, in]` and `W: [in, out]`, skipping zeros of `x` when it is sparse.
-struct SparseAwareMatmul;
-
-fn slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&storage.as_slice::<f32>()?[start..end]),
-        None => candle_core::bail!("dense layer: {what} must be contiguous"),
-    }
+/// The layer as a custom op on `(x, W, b)`, optionally followed by a ReLU.
+struct DenseOp {
+    relu: bool,
 }
 
 /// Whether `x` is sparse enough for the sparse kernels, judged on an evenly spread sample of at most
@@ -67,101 +81,205 @@ fn is_sparse(x: &[f32]) -> bool {
     (nonzero as f64) < SPARSE_DENSITY * seen as f64
 }
 
-/// Calls `f(index, value)` for the non-zero values of `row`, skipping zero blocks of 16 at once.
-#[inline]
-fn for_nonzero(row: &[f32], mut f: impl FnMut(usize, f32)) {
-    const BLOCK: usize = 16;
-    for (b, block) in row.chunks(BLOCK).enumerate() {
-        if block.iter().fold(0u32, |acc, v| acc | u32::from(*v != 0.0)) == 0 {
-            continue;
-        }
-        for (i, &v) in block.iter().enumerate() {
-            if v != 0.0 {
-                f(b * BLOCK + i, v);
-            }
-        }
-    }
+/// The non-zero values of a row-major matrix, row by row (compressed sparse rows).
+#[derive(Debug, Default)]
+pub(super) struct Csr {
+    /// Row `r`'s entries are `starts[r]..starts[r + 1]`.
+    starts: Vec<usize>,
+    columns: Vec<u32>,
+    values: Vec<f32>,
 }
 
-/// `out += x·W` (`x: [n, k]`, `w: [k, m]`, `out: [n, m]`), sparse or dense by the share of non-zeros.
-fn matmul_into(x: &[f32], w: &[f32], n: usize, k: usize, m: usize, out: &mut [f32]) -> Result<()> {
-    if is_sparse(x) {
-        for (row, out_row) in x.chunks_exact(k).zip(out.chunks_exact_mut(m)) {
-            for_nonzero(row, |f, v| {
-                for (o, &wv) in out_row.iter_mut().zip(&w[f * m..(f + 1) * m]) {
-                    *o += v * wv;
+impl Csr {
+    /// The non-zeros of `x` (`[rows, k]` row-major), if it is sparse enough to be worth it.
+    pub(super) fn of_sparse(x: &[f32], k: usize) -> Option<Csr> {
+        if k == 0 || !is_sparse(x) {
+            return None;
+        }
+        let mut csr = Csr { starts: Vec::with_capacity(x.len() / k + 1), ..Csr::default() };
+        csr.starts.push(0);
+        for row in x.chunks_exact(k) {
+            // Blocks of 16 zeros are skipped at once.
+            for (b, block) in row.chunks(16).enumerate() {
+                if block.iter().fold(0u32, |acc, v| acc | u32::from(*v != 0.0)) == 0 {
+                    continue;
                 }
-            });
-        }
-    } else {
-        let shape_err = |e: ndarray::ShapeError| candle_core::Error::Msg(e.to_string());
-        let (xa, wa) = (
-            ArrayView2::from_shape((n, k), x).map_err(shape_err)?,
-            ArrayView2::from_shape((k, m), w).map_err(shape_err)?,
-        );
-        let mut oa = ndarray::ArrayViewMut2::from_shape((n, m), out).map_err(shape_err)?;
-        ndarray::linalg::general_mat_mul(1.0, &xa, &wa, 1.0, &mut oa);
-    }
-    Ok(())
-}
-
-impl CustomOp2 for SparseAwareMatmul {
-    fn name(&self) -> &'static str {
-        "sparse-aware-matmul"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let ((n, k), (k2, m)) = (l1.shape().dims2()?, l2.shape().dims2()?);
-        if k != k2 {
-            candle_core::bail!("dense layer: input has {k} features but the weight expects {k2}");
-        }
-        let (x, w) = (slice(s1, l1, "input")?, slice(s2, l2, "weight")?);
-        let mut out = vec![0.0f32; n * m];
-        matmul_into(x, w, n, k, m, &mut out)?;
-        Ok((CpuStorage::F32(out), Shape::from((n, m))))
-    }
-
-    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        // ∂/∂x = g·Wᵀ, only if x depends on a variable (e.g. a hidden layer, or an input whose
-        // gradient adversarial training needs).
-        let grad_x = if x.track_op() { Some(grad.matmul(&w.t()?)?) } else { None };
-        // ∂/∂W = xᵀ·g, skipping zeros of x.
-        let grad_w = x.apply_op2_no_bwd(&grad.contiguous()?, &TransposedMatmul)?;
-        Ok((grad_x, Some(grad_w)))
-    }
-}
-
-/// `xᵀ·g` for `x: [n, k]`, `g: [n, m]` → `[k, m]`, skipping zeros of `x` when it is sparse.
-struct TransposedMatmul;
-
-impl CustomOp2 for TransposedMatmul {
-    fn name(&self) -> &'static str {
-        "transposed-matmul"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let ((n, k), (n2, m)) = (l1.shape().dims2()?, l2.shape().dims2()?);
-        if n != n2 {
-            candle_core::bail!("dense layer backward: {n} inputs but {n2} gradient rows");
-        }
-        let (x, g) = (slice(s1, l1, "input")?, slice(s2, l2, "gradient")?);
-        let mut out = vec![0.0f32; k * m];
-        if is_sparse(x) {
-            for (row, g_row) in x.chunks_exact(k).zip(g.chunks_exact(m)) {
-                for_nonzero(row, |f, v| {
-                    for (o, &gv) in out[f * m..(f + 1) * m].iter_mut().zip(g_row) {
-                        *o += v * gv;
-                    }
-                });
+                for (i, &v) in block.iter().enumerate().filter(|(_, v)| **v != 0.0) {
+                    csr.columns.push((b * 16 + i) as u32);
+                    csr.values.push(v);
+                }
             }
-        } else {
-            let shape_err = |e: ndarray::ShapeError| candle_core::Error::Msg(e.to_string());
-            let xa = ArrayView2::from_shape((n, k), x).map_err(shape_err)?;
-            let ga = ArrayView2::from_shape((n, m), g).map_err(shape_err)?;
-            let mut oa = ndarray::ArrayViewMut2::from_shape((k, m), &mut out[..]).map_err(shape_err)?;
-            ndarray::linalg::general_mat_mul(1.0, &xa.t(), &ga, 0.0, &mut oa);
+            csr.starts.push(csr.values.len());
         }
-        Ok((CpuStorage::F32(out), Shape::from((k, m))))
+        Some(csr)
+    }
+
+    /// The `(column, value)` pairs of every row.
+    fn rows(&self) -> impl Iterator<Item = impl Iterator<Item = (usize, f32)> + '_> + '_ {
+        self.starts
+            .windows(2)
+            .map(|w| self.columns[w[0]..w[1]].iter().map(|&c| c as usize).zip(self.values[w[0]..w[1]].iter().copied()))
+    }
+}
+
+/// A layer's input: dense values, or their non-zeros when mostly zeros.
+#[derive(Clone, Copy)]
+pub(super) enum Input<'a> {
+    Dense(&'a [f32]),
+    Sparse(&'a Csr),
+}
+
+/// Whether a product of `n·k·m` multiply-adds is worth splitting over the rayon threads.
+fn parallel(n: usize, k: usize, m: usize) -> bool {
+    n * k * m >= PARALLEL_MIN_WORK
+}
+
+/// `act(x·W + b)` for `x: [n, k]`, `W: [k, m]`, `b: [m]`, all row-major; `act` is a ReLU or the
+/// identity.
+pub(super) fn forward(
+    x: Input,
+    w: &[f32],
+    b: &[f32],
+    (n, k, m): (usize, usize, usize),
+    relu: bool,
+) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(n * m);
+    for _ in 0..n {
+        out.extend_from_slice(b);
+    }
+    match x {
+        Input::Sparse(csr) => {
+            for (row, out_row) in csr.rows().zip(out.chunks_exact_mut(m)) {
+                for (f, v) in row {
+                    out_row.iter_mut().zip(&w[f * m..(f + 1) * m]).for_each(|(o, &wv)| *o += v * wv);
+                }
+            }
+        }
+        Input::Dense(x) => sgemm((n, m, k), Mat::rows(x, k), Mat::rows(w, m), &mut out, true, parallel(n, k, m))?,
+    }
+    if relu {
+        out.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+    Ok(out)
+}
+
+/// `∂W (+)= xᵀ·g` and `∂b (+)= Σ_rows g` for `x: [n, k]`, `g: [n, m]`: added to the buffers if
+/// `accumulate`, else written over them.
+pub(super) fn param_grads(
+    x: Input,
+    g: &[f32],
+    (n, k, m): (usize, usize, usize),
+    (grad_w, grad_b): (&mut [f32], &mut [f32]),
+    accumulate: bool,
+) -> Result<()> {
+    if !accumulate {
+        grad_b.fill(0.0);
+    }
+    for row in g.chunks_exact(m) {
+        grad_b.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+    }
+    match x {
+        Input::Sparse(csr) => {
+            if !accumulate {
+                grad_w.fill(0.0);
+            }
+            for (row, g_row) in csr.rows().zip(g.chunks_exact(m)) {
+                for (f, v) in row {
+                    grad_w[f * m..(f + 1) * m].iter_mut().zip(g_row).for_each(|(o, &gv)| *o += v * gv);
+                }
+            }
+            Ok(())
+        }
+        Input::Dense(x) => {
+            sgemm((k, m, n), Mat::transposed(x, k), Mat::rows(g, m), grad_w, accumulate, parallel(n, k, m))
+        }
+    }
+}
+
+/// `∂x = g·Wᵀ` for `g: [n, m]`, `W: [k, m]`.
+///
+/// Computed as `(∂x)ᵀ = W·gᵀ` into a `[k, n]` buffer, then transposed: the GEMM packs a strided
+/// `Wᵀ` slowly, and a transposed destination is slower still (half the time of `g·Wᵀ` for MNIST's
+/// first layer).
+pub(super) fn input_grad(g: &[f32], w: &[f32], (n, k, m): (usize, usize, usize)) -> Result<Vec<f32>> {
+    let mut transposed = vec![0.0f32; k * n];
+    sgemm((k, n, m), Mat::rows(w, m), Mat::transposed(g, m), &mut transposed, false, parallel(n, k, m))?;
+    let mut out = vec![0.0f32; n * k];
+    for (i, column) in transposed.chunks_exact(n.max(1)).enumerate() {
+        for (r, &v) in column.iter().enumerate() {
+            out[r * k + i] = v;
+        }
+    }
+    Ok(out)
+}
+
+/// `g ← g · 1[y > 0]`: the gradient through a ReLU whose output is `y`.
+pub(super) fn relu_grad(g: &mut [f32], y: &[f32]) {
+    g.iter_mut().zip(y).for_each(|(g, &y)| *g = if y > 0.0 { *g } else { 0.0 });
+}
+
+impl CustomOp3 for DenseOp {
+    fn name(&self) -> &'static str {
+        "dense"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((n, k), (k2, m)) = (l1.shape().dims2()?, l2.shape().dims2()?);
+        if k != k2 || l3.dims() != [m] {
+            candle_core::bail!(
+                "dense layer: input [{n}, {k}] does not fit weight [{k2}, {m}] and bias {:?}",
+                l3.dims()
+            );
+        }
+        let (x, w, b) = (cpu_slice(s1, l1, "input")?, cpu_slice(s2, l2, "weight")?, cpu_slice(s3, l3, "bias")?);
+        let csr = Csr::of_sparse(x, k);
+        let input = csr.as_ref().map_or(Input::Dense(x), Input::Sparse);
+        Ok((CpuStorage::F32(forward(input, w, b, (n, k, m), self.relu)?), Shape::from((n, m))))
+    }
+
+    /// With `g` the output's gradient (times `1[y > 0]` after a ReLU): `∂b = Σ_rows g`,
+    /// `∂W = xᵀ·g` (skipping zeros of a sparse `x`) and, if `x` depends on a variable (a hidden
+    /// layer, or an input whose gradient adversarial training needs), `∂x = g·Wᵀ`.
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let ((n, k), (_, m)) = (x.dims2()?, w.dims2()?);
+        let mut g = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        if self.relu {
+            with_slice(res, "output", |y| {
+                relu_grad(&mut g, y);
+                Ok(())
+            })?;
+        }
+        let (mut grad_w, mut grad_b) = (vec![0.0f32; k * m], vec![0.0f32; m]);
+        with_slice(x, "input", |xs| {
+            let csr = Csr::of_sparse(xs, k);
+            let input = csr.as_ref().map_or(Input::Dense(xs), Input::Sparse);
+            param_grads(input, &g, (n, k, m), (&mut grad_w, &mut grad_b), false)
+        })?;
+        let grad_x = match x.track_op() {
+            true => Some(Tensor::from_vec(
+                with_slice(w, "weight", |ws| input_grad(&g, ws, (n, k, m)))?,
+                (n, k),
+                x.device(),
+            )?),
+            false => None,
+        };
+        let device = w.device();
+        Ok((grad_x, Some(Tensor::from_vec(grad_w, (k, m), device)?), Some(Tensor::from_vec(grad_b, m, device)?)))
     }
 }
 
@@ -171,19 +289,25 @@ mod tests {
     use candle_core::{DType, Device, Var};
     use candle_nn::VarMap;
 
-    /// Compares values and gradients with candle's own matmul, for a sparse and a dense input.
+    /// Compares values and gradients with candle's matmul + bias + ReLU, for a sparse and a dense input.
     #[test]
     fn matches_candle_matmul_and_its_gradients() {
         let dev = Device::Cpu;
-        for density in [0.05f64, 0.9] {
+        for (density, relu) in [(0.05f64, false), (0.9, false), (0.05, true), (0.9, true)] {
             let vars = VarMap::new();
             let layer = dense(20, 7, VarBuilder::from_varmap(&vars, DType::F32, &dev)).unwrap();
+            // A non-zero bias, so no pre-activation is exactly 0 (where candle's ReLU gradient is 1
+            // and TensorFlow's, like ours, 0).
+            vars.data().lock().unwrap()["bias"].set(&Tensor::randn(0f32, 1f32, 7, &dev).unwrap()).unwrap();
             let mask =
                 Tensor::rand(0f32, 1f32, (6, 20), &dev).unwrap().lt(density).unwrap().to_dtype(DType::F32).unwrap();
             let x = (Tensor::randn(0f32, 1f32, (6, 20), &dev).unwrap() * mask).unwrap();
             let xv = Var::from_tensor(&x).unwrap();
-            let ours = layer.forward(xv.as_tensor()).unwrap();
-            let reference = xv.as_tensor().matmul(layer.weight()).unwrap().broadcast_add(&layer.bias).unwrap();
+            let linear = xv.as_tensor().matmul(layer.weight()).unwrap().broadcast_add(&layer.bias).unwrap();
+            let (ours, reference) = match relu {
+                true => (layer.forward_relu(xv.as_tensor()).unwrap(), linear.relu().unwrap()),
+                false => (layer.forward(xv.as_tensor()).unwrap(), linear),
+            };
             let diff = (&ours - &reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(diff < 1e-5, "forward differs by {diff}");
             let target = Tensor::randn(0f32, 1f32, (6, 7), &dev).unwrap();

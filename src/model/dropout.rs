@@ -25,18 +25,29 @@ impl Dropout {
     /// # Errors
     /// A candle error from the multiplication, or if `p` is not in `[0, 1)`.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        match self.mask(xs.elem_count(), train)? {
+            Some(mask) => xs * Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(xs.dtype())?,
+            None => Ok(xs.clone()),
+        }
+    }
+
+    /// The next mask for `len` values (`0` or `1 / (1 − p)` each), or `None` when dropout is off
+    /// (`train` false or `p` 0).
+    ///
+    /// # Errors
+    /// If `p` is not in `[0, 1)`.
+    pub(crate) fn mask(&self, len: usize, train: bool) -> Result<Option<Vec<f32>>> {
         if !train || self.p == 0.0 {
-            return Ok(xs.clone());
+            return Ok(None);
         }
         if !(0.0..1.0).contains(&self.p) {
             candle_core::bail!("dropout rate {} is not in [0, 1)", self.p);
         }
         let scale = 1.0 / (1.0 - self.p);
-        let mask: Vec<f32> = {
-            let mut rng = self.rng.lock().map_err(|_| candle_core::Error::Msg("dropout lock poisoned".into()))?;
-            (0..xs.elem_count()).map(|_| if rng.random::<f32>() < self.p { 0.0 } else { scale }).collect()
-        };
-        let mask = Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(xs.dtype())?;
-        xs * mask
+        // A value is dropped when a uniform 32-bit draw is below p·2³²; drawn in bulk.
+        let threshold = (f64::from(self.p) * 4_294_967_296.0) as u64;
+        let mut bits = vec![0u32; len];
+        self.rng.lock().map_err(|_| candle_core::Error::Msg("dropout lock poisoned".into()))?.fill(&mut bits[..]);
+        Ok(Some(bits.into_iter().map(|b| if u64::from(b) < threshold { 0.0 } else { scale }).collect()))
     }
 }

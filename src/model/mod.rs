@@ -7,13 +7,16 @@
 mod conv;
 mod dense;
 mod dropout;
+mod fused;
 mod init;
+mod kernels;
 mod net;
 mod spec;
 
 pub use conv::{fast_conv2d, fast_max_pool2d, FastConv2d};
 pub use dense::{dense, Dense};
 pub use dropout::Dropout;
+pub(crate) use fused::Tape;
 pub use init::glorot_init;
 pub use net::{build_model, Cnn, Mlp};
 pub use spec::{Activation, CnnSpec, MlpSpec, ModelSpec};
@@ -21,7 +24,7 @@ pub use spec::{Activation, CnnSpec, MlpSpec, ModelSpec};
 use candle_core::{Result, Tensor};
 
 /// A classifier the trainer can drive: flattened inputs `[B, d]` in, logits `[B, classes]` out.
-pub trait Model {
+pub trait Model: Send + Sync {
     /// The logits for `xs`; `train` turns on training-only behaviour such as dropout.
     ///
     /// # Errors
@@ -39,9 +42,16 @@ pub trait Model {
             Some(name) => candle_core::bail!("this model does not expose layer `{name}`"),
         }
     }
+
+    /// The model as a built-in [`Mlp`], if it is one: the trainer then runs the network's forward
+    /// and backward passes itself, without a candle graph (several times faster for small
+    /// networks), and candle only differentiates the losses. Other models use candle's autograd.
+    fn as_mlp(&self) -> Option<&Mlp> {
+        None
+    }
 }
 
-impl<M: candle_nn::ModuleT> Model for M {
+impl<M: candle_nn::ModuleT + Send + Sync> Model for M {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         candle_nn::ModuleT::forward_t(self, xs, train)
     }

@@ -33,7 +33,10 @@ fn dense_stack(
 ) -> Result<(Tensor, Option<Tensor>)> {
     let mut picked = None;
     for (i, dense) in layers.iter().enumerate() {
-        h = activate(&dense.forward(&h)?, activation)?;
+        h = match activation {
+            Activation::Relu => dense.forward_relu(&h)?,
+            other => activate(&dense.forward(&h)?, other)?,
+        };
         if layer == Some(format!("{prefix}{i}").as_str()) {
             picked = Some(h.clone());
         }
@@ -55,10 +58,10 @@ fn dense_stack(
 /// Hidden layers are named `hidden0`, `hidden1`, … (their activations, before dropout).
 #[derive(Debug)]
 pub struct Mlp {
-    hidden: Vec<Dense>,
-    out: Dense,
-    activation: Activation,
-    dropout: Dropout,
+    pub(super) hidden: Vec<Dense>,
+    pub(super) out: Dense,
+    pub(super) activation: Activation,
+    pub(super) dropout: Dropout,
 }
 
 impl Mlp {
@@ -79,6 +82,10 @@ impl Mlp {
 }
 
 impl Model for Mlp {
+    fn as_mlp(&self) -> Option<&Mlp> {
+        Some(self)
+    }
+
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         Ok(self.forward_with(xs, train, None)?.0)
     }

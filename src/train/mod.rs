@@ -12,6 +12,7 @@
 //! through the regularizers adds theirs (NSL's Keras wrapper does three).
 
 mod checkpoint;
+mod denormal;
 mod history;
 mod optim;
 mod record;
@@ -23,9 +24,10 @@ pub use optim::OptimizerConfig;
 pub use record::{AdversarialExample, AdversarialRecord};
 
 use crate::data::Dataset;
-use crate::model::Model;
-use crate::neighbors::NeighborTable;
+use crate::model::{Mlp, Model, Tape};
+use crate::neighbors::{NeighborBatch, NeighborTable};
 use crate::regularize::{gen_adv_neighbor, graph_loss, pairwise_distance, AdvLoss, AdvRegConfig, GraphRegConfig};
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 use ndarray::{Array2, ArrayView2};
@@ -33,7 +35,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// How to train. `Default`: Adam (lr 0.001), 10 epochs, batch 32 (Keras' default), seed 0, shuffled.
@@ -59,7 +61,7 @@ impl Default for TrainConfig {
 }
 
 /// Progress reported after every batch: `(epoch, batches done in the epoch, batches per epoch)`.
-pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, usize);
+pub type Progress<'a> = &'a mut (dyn FnMut(usize, usize, usize) + Send);
 
 /// Trains a model with optional graph regularization.
 pub struct Trainer<'a> {
@@ -68,7 +70,7 @@ pub struct Trainer<'a> {
     config: TrainConfig,
     graph: Option<(&'a NeighborTable, &'a GraphRegConfig)>,
     adversarial: Option<&'a AdvRegConfig>,
-    record: Option<(usize, RefCell<AdversarialRecord>)>,
+    record: Option<(usize, Mutex<AdversarialRecord>)>,
     device: Device,
 }
 
@@ -96,13 +98,16 @@ impl<'a> Trainer<'a> {
     /// Records the adversarial neighbors generated in every `every`-th epoch (and the last), to be
     /// taken with [`Trainer::take_record`] and written as a neighbor graph.
     pub fn record_adversarial(mut self, every: usize) -> Self {
-        self.record = Some((every.max(1), RefCell::new(AdversarialRecord::default())));
+        self.record = Some((every.max(1), Mutex::new(AdversarialRecord::default())));
         self
     }
 
     /// The adversarial neighbors recorded so far (see [`Trainer::record_adversarial`]).
     pub fn take_record(&self) -> AdversarialRecord {
-        self.record.as_ref().map(|(_, r)| r.take()).unwrap_or_default()
+        self.record
+            .as_ref()
+            .map(|(_, r)| std::mem::take(&mut *r.lock().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default()
     }
 
     /// Adds graph regularization along the neighbors of `table` (built from the same training
@@ -119,6 +124,16 @@ impl<'a> Trainer<'a> {
     /// A candle error, or a message if `train` is empty, unlabeled, or has more classes than the
     /// model's output.
     pub fn fit(&self, train: &Dataset, validation: Option<&Dataset>, progress: Progress) -> Result<History> {
+        // Run on a rayon worker, so that a product split over the pool uses its threads and no
+        // more: called from outside the pool, the caller would be a thread too many, competing
+        // with the workers that spin on after a parallel product.
+        rayon::scope(|_| {
+            let _flush = denormal::FlushDenormals::new();
+            self.fit_on_pool(train, validation, progress)
+        })
+    }
+
+    fn fit_on_pool(&self, train: &Dataset, validation: Option<&Dataset>, progress: Progress) -> Result<History> {
         let Some(labels) = train.labels() else {
             candle_core::bail!("the training samples have no labels");
         };
@@ -135,6 +150,11 @@ impl<'a> Trainer<'a> {
         let mut order: Vec<usize> = (0..train.len()).collect();
         let batches = train.len().div_ceil(self.config.batch_size);
         let mut history = History::default();
+        let layer = self.graph.and_then(|(_, c)| c.layer.as_deref());
+        let mut fused = match self.model.as_mlp().filter(|m| m.fused()) {
+            Some(mlp) => Some(FusedNet::new(mlp, layer, &optimizer)?),
+            None => None,
+        };
         for epoch in 1..=self.config.epochs {
             let started = Instant::now();
             if self.config.shuffle {
@@ -145,7 +165,10 @@ impl<'a> Trainer<'a> {
                 self.record.as_ref().is_some_and(|(every, _)| epoch % every == 0 || epoch == self.config.epochs);
             for (b, rows) in order.chunks(self.config.batch_size).enumerate() {
                 let context = StepContext { epoch, batch: b, recording, ids: train.ids() };
-                let step = self.step(rows, features, &labels, &mut optimizer, &context)?;
+                let step = match &mut fused {
+                    Some(net) => self.step_fused(net, rows, features, &labels, &mut optimizer, &context)?,
+                    None => self.step(rows, features, &labels, &mut optimizer, &context)?,
+                };
                 sums.add(&step, rows.len());
                 progress(epoch, b + 1, batches);
             }
@@ -158,21 +181,11 @@ impl<'a> Trainer<'a> {
         Ok(history)
     }
 
-    fn step(
-        &self,
-        rows: &[usize],
-        features: ArrayView2<f32>,
-        labels: &Tensor,
-        optimizer: &mut Optimizer,
-        context: &StepContext,
-    ) -> Result<Step> {
-        let index = Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<u32>>(), rows.len(), &self.device)?;
-        let y = labels.index_select(&index, 0)?;
-        let layer = self.graph.and_then(|(_, c)| c.layer.as_deref());
-        // Samples and their neighbors go through the model in one forward pass, from one buffer:
-        // one large product per layer instead of two small ones (dropout masks are per row anyway).
-        let (n, d) = (rows.len(), features.ncols());
-        let mut buffer = Vec::with_capacity(n * d * 2);
+    /// A batch's inputs in one buffer: the samples' rows, then their explicit neighbors' rows (one
+    /// forward pass, one large product per layer instead of two small ones).
+    fn batch_input(&self, rows: &[usize], features: ArrayView2<f32>) -> Result<BatchInput<'a>> {
+        let d = features.ncols();
+        let mut buffer = Vec::with_capacity(rows.len() * d * 2);
         for &r in rows {
             crate::neighbors::extend_row(&mut buffer, features.row(r));
         }
@@ -182,85 +195,150 @@ impl<'a> Trainer<'a> {
             }
             _ => None,
         };
-        let all_rows = buffer.len() / d.max(1);
-        let all = Tensor::from_vec(buffer, (all_rows, d), &self.device)?;
+        let rows = buffer.len() / d.max(1);
+        Ok(BatchInput { buffer, rows, neighbors })
+    }
+
+    /// The graph regularizer over `outputs` (the batch's `n` samples, then their neighbors):
+    /// `multiplier · L_graph` and the value of `L_graph`.
+    fn graph_term(&self, outputs: &Tensor, n: usize, input: &BatchInput) -> Result<Option<(Tensor, f64)>> {
+        let Some((batch, config)) = &input.neighbors else { return Ok(None) };
+        let (s, t) = (outputs.narrow(0, 0, n)?, outputs.narrow(0, n, batch.pairs())?);
+        let g = graph_loss(&s, &t, batch, config)?;
+        let value = g.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
+        Ok(Some(((g * config.multiplier)?, value)))
+    }
+
+    /// The seed of a batch's adversarial generation (random starts of PGD).
+    fn adversarial_seed(&self, context: &StepContext) -> u64 {
+        self.config.seed ^ ((context.epoch as u64) << 32) ^ context.batch as u64
+    }
+
+    fn step(
+        &self,
+        rows: &[usize],
+        features: ArrayView2<f32>,
+        labels: &Tensor,
+        optimizer: &mut Optimizer,
+        context: &StepContext,
+    ) -> Result<Step> {
+        let y = batch_labels(labels, rows)?;
+        let layer = self.graph.and_then(|(_, c)| c.layer.as_deref());
+        let (n, d) = (rows.len(), features.ncols());
+        let input = self.batch_input(rows, features)?;
+        let all = Tensor::from_slice(&input.buffer, (input.rows, d), &self.device)?;
         let x = all.narrow(0, 0, n)?;
         // With adversarial regularization the samples are a variable, so that one backward gives ∇ₓ.
         let x_var = match self.adversarial {
             Some(_) => Some(Var::from_tensor(&x)?),
             None => None,
         };
-        let input = match &x_var {
-            Some(v) if all_rows > n => Tensor::cat(&[v.as_tensor(), &all.narrow(0, n, all_rows - n)?], 0)?,
+        let model_input = match &x_var {
+            Some(v) if input.rows > n => Tensor::cat(&[v.as_tensor(), &all.narrow(0, n, input.rows - n)?], 0)?,
             Some(v) => v.as_tensor().clone(),
             None => all,
         };
-        let (all_logits, all_hidden) = self.model.forward_with(&input, true, layer)?;
+        let (all_logits, all_hidden) = self.model.forward_with(&model_input, true, layer)?;
         let logits = all_logits.narrow(0, 0, n)?;
         let supervised = candle_nn::loss::cross_entropy(&logits, &y)?;
-        let mut regularizers: Option<Tensor> = None;
-        let mut graph_value = 0.0;
-        if let Some((batch, config)) = &neighbors {
-            let pairs = batch.pairs();
-            let outputs = all_hidden.as_ref().unwrap_or(&all_logits);
-            let (s, t) = (outputs.narrow(0, 0, n)?, outputs.narrow(0, n, pairs)?);
-            let g = graph_loss(&s, &t, batch, config)?;
-            graph_value = g.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
-            regularizers = Some((g * config.multiplier)?);
-        }
+        let graph = self.graph_term(all_hidden.as_ref().unwrap_or(&all_logits), n, &input)?;
+        let graph_value = graph.as_ref().map_or(0.0, |g| g.1);
+        let mut regularizers = graph.map(|g| g.0);
         let mut adversarial_value = 0.0;
         match (self.adversarial, &x_var) {
             (Some(config), Some(x_var)) => {
                 let mut grads = supervised.backward()?;
                 let gx = grads.remove(x_var.as_tensor()).map(|g| to_array(&g)).transpose()?;
                 let x_nd = to_array(&x)?;
-                let seed = self.config.seed ^ ((context.epoch as u64) << 32) ^ context.batch as u64;
-                let x_adv = gen_adv_neighbor(x_nd.view(), gx, &config.neighbor, seed, |xt| {
-                    input_gradient(self.model, xt, &y, true)
-                })?;
-                let x_adv_t = from_array(&x_adv, &self.device)?;
-                let adv_logits = self.model.forward_t(&x_adv_t, true)?;
-                let adv_loss = match &config.loss {
-                    AdvLoss::Supervised => candle_nn::loss::cross_entropy(&adv_logits, &y)?,
-                    AdvLoss::Distance(distance) => {
-                        let ones = Tensor::ones(rows.len(), DType::F32, &self.device)?;
-                        pairwise_distance(&logits, &adv_logits, &ones, distance)?
-                    }
-                };
+                let x_adv =
+                    gen_adv_neighbor(x_nd.view(), gx, &config.neighbor, self.adversarial_seed(context), |xt| {
+                        input_gradient(self.model, xt, &y, true)
+                    })?;
+                let adv_logits = self.model.forward_t(&from_array(&x_adv, &self.device)?, true)?;
+                let adv_loss = adversarial_loss(config, &logits, &adv_logits, &y)?;
                 adversarial_value = adv_loss.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
-                let scaled = (adv_loss * config.multiplier)?;
-                let extra = match regularizers.take() {
-                    Some(r) => (r + scaled)?,
-                    None => scaled,
-                };
+                let extra = add_term(regularizers.take(), (adv_loss * config.multiplier)?)?;
                 optimizer.accumulate(&mut grads, &extra.backward()?)?;
                 optimizer.step(&grads)?;
                 regularizers = Some(extra);
                 if context.recording {
-                    self.remember(rows, context, &x_nd, &x_adv, &logits, &adv_logits, labels, config)?;
+                    self.remember(rows, context, x_nd.view(), x_adv.view(), &logits, &adv_logits, labels, config)?;
+                }
+            }
+            _ => optimizer.step(&add_term(regularizers.clone(), supervised.clone())?.backward()?)?,
+        }
+        Step::new(&logits, &y, &supervised, regularizers.as_ref(), graph_value, adversarial_value)
+    }
+
+    /// [`Trainer::step`] for a built-in MLP: the network's own forward and backward passes
+    /// ([`Mlp::forward_tape`](crate::model::Mlp)), candle only for the losses over its outputs.
+    fn step_fused(
+        &self,
+        net: &mut FusedNet,
+        rows: &[usize],
+        features: ArrayView2<f32>,
+        labels: &Tensor,
+        optimizer: &mut Optimizer,
+        context: &StepContext,
+    ) -> Result<Step> {
+        let y = batch_labels(labels, rows)?;
+        let (n, d) = (rows.len(), features.ncols());
+        let mut input = self.batch_input(rows, features)?;
+        let tape = net.mlp.forward_tape(std::mem::take(&mut input.buffer), input.rows, true)?;
+        let classes = tape.logits().len() / input.rows.max(1);
+        let all_logits = Var::from_slice(tape.logits(), (input.rows, classes), &self.device)?;
+        let hidden = match net.hidden {
+            Some(i) => Some((
+                i,
+                Var::from_slice(tape.hidden(i), (input.rows, tape.hidden(i).len() / input.rows), &self.device)?,
+            )),
+            None => None,
+        };
+        let logits = all_logits.narrow(0, 0, n)?;
+        let supervised = candle_nn::loss::cross_entropy(&logits, &y)?;
+        let graph = self.graph_term(hidden.as_ref().map_or(all_logits.as_tensor(), |h| h.1.as_tensor()), n, &input)?;
+        let graph_value = graph.as_ref().map_or(0.0, |g| g.1);
+        let mut regularizers = graph.map(|g| g.0);
+        let mut adversarial_value = 0.0;
+        net.stale = true;
+        match self.adversarial {
+            Some(config) => {
+                let gx = net.backprop(&tape, &supervised.backward()?, &all_logits, None, true)?;
+                let x_nd = ArrayView2::from_shape((n, d), &tape.input()[..n * d])
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                let gx = gx.map(|mut g| {
+                    g.truncate(n * d);
+                    to_shape(g, (n, d))
+                });
+                let x_adv =
+                    gen_adv_neighbor(x_nd, gx.transpose()?, &config.neighbor, self.adversarial_seed(context), |xt| {
+                        input_gradient(self.model, xt, &y, true)
+                    })?;
+                let adv_tape = net.mlp.forward_tape(x_adv.into_iter().collect(), n, true)?;
+                let adv_logits = Var::from_slice(adv_tape.logits(), (n, classes), &self.device)?;
+                let adv_loss = adversarial_loss(config, &logits, adv_logits.as_tensor(), &y)?;
+                adversarial_value = adv_loss.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
+                let extra = add_term(regularizers.take(), (adv_loss * config.multiplier)?)?;
+                let grads = extra.backward()?;
+                net.backprop(&tape, &grads, &all_logits, hidden.as_ref(), false)?;
+                net.backprop(&adv_tape, &grads, &adv_logits, None, false)?;
+                regularizers = Some(extra);
+                if context.recording {
+                    let x_adv = ArrayView2::from_shape((n, d), adv_tape.input())
+                        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                    self.remember(rows, context, x_nd, x_adv, &logits, adv_logits.as_tensor(), labels, config)?;
                 }
             }
             _ => {
-                let total = match &regularizers {
-                    Some(r) => (&supervised + r)?,
-                    None => supervised.clone(),
-                };
-                optimizer.step(&total.backward()?)?;
+                let grads = add_term(regularizers.clone(), supervised.clone())?.backward()?;
+                net.backprop(&tape, &grads, &all_logits, hidden.as_ref(), false)?;
             }
         }
-        let correct = logits.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;
-        let supervised_value = supervised.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
-        let regularizer_value = match regularizers {
-            Some(r) => r.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64,
-            None => 0.0,
-        };
-        Ok(Step {
-            loss: supervised_value + regularizer_value,
-            supervised: supervised_value,
-            graph: graph_value,
-            adversarial: adversarial_value,
-            correct,
-        })
+        if net.stale {
+            candle_core::bail!("no gradient reached the model's parameters");
+        }
+        optimizer.step_slices(net.slots.iter().copied().zip(net.grads.iter().map(Vec::as_slice)))?;
+        Step::new(&logits, &y, &supervised, regularizers.as_ref(), graph_value, adversarial_value)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -268,8 +346,8 @@ impl<'a> Trainer<'a> {
         &self,
         rows: &[usize],
         context: &StepContext,
-        x: &Array2<f32>,
-        x_adv: &Array2<f32>,
+        x: ArrayView2<f32>,
+        x_adv: ArrayView2<f32>,
         logits: &Tensor,
         adv_logits: &Tensor,
         labels: &Tensor,
@@ -279,7 +357,8 @@ impl<'a> Trainer<'a> {
         let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
         let predicted_adv: Vec<u32> = adv_logits.argmax(1)?.to_vec1()?;
         let all_labels: Vec<u32> = labels.to_vec1()?;
-        let mut record = record.borrow_mut();
+        let mut record =
+            record.lock().map_err(|_| candle_core::Error::Msg("adversarial record lock poisoned".into()))?;
         for (i, &row) in rows.iter().enumerate() {
             let delta: Vec<f32> = x_adv.row(i).iter().zip(x.row(i)).map(|(a, b)| a - b).collect();
             record.examples.push(AdversarialExample {
@@ -303,6 +382,93 @@ struct StepContext<'d> {
     batch: usize,
     recording: bool,
     ids: &'d [String],
+}
+
+/// A batch's inputs (see [`Trainer::batch_input`]).
+struct BatchInput<'g> {
+    /// `[rows, d]` row-major: the samples, then their neighbors.
+    buffer: Vec<f32>,
+    rows: usize,
+    neighbors: Option<(NeighborBatch, &'g GraphRegConfig)>,
+}
+
+/// A built-in MLP trained through its own passes, with its gradient buffers and where each
+/// parameter sits among the optimizer's variables.
+struct FusedNet<'m> {
+    mlp: &'m Mlp,
+    /// The regularized hidden layer, if the graph regularizer names one.
+    hidden: Option<usize>,
+    grads: Vec<Vec<f32>>,
+    /// Whether `grads` still holds the previous step's values (the next backward writes over them).
+    stale: bool,
+    slots: Vec<usize>,
+}
+
+impl<'m> FusedNet<'m> {
+    fn new(mlp: &'m Mlp, layer: Option<&str>, optimizer: &Optimizer) -> Result<Self> {
+        let slots = mlp.parameters().iter().map(|p| optimizer.index_of(p)).collect::<Option<Vec<usize>>>();
+        let Some(slots) = slots else {
+            candle_core::bail!("the model's parameters are not among the trained variables")
+        };
+        Ok(FusedNet { mlp, hidden: mlp.hidden_index(layer)?, grads: mlp.zero_grads(), stale: true, slots })
+    }
+
+    /// Backpropagates the losses' gradients in `grads` with respect to `logits` (and a hidden
+    /// layer's output) through `tape`, adding into the parameter gradients; returns `∂L/∂x` if
+    /// `want_input`.
+    fn backprop(
+        &mut self,
+        tape: &Tape,
+        grads: &GradStore,
+        logits: &Var,
+        hidden: Option<&(usize, Var)>,
+        want_input: bool,
+    ) -> Result<Option<Vec<f32>>> {
+        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let dh = match hidden.and_then(|(i, v)| grads.get(v.as_tensor()).map(|g| (*i, g))) {
+            Some((i, g)) => Some((i, flat(g)?)),
+            None => None,
+        };
+        let dl = match grads.get(logits.as_tensor()) {
+            Some(g) => flat(g)?,
+            None if dh.is_some() || want_input => vec![0.0; tape.logits().len()],
+            None => return Ok(None),
+        };
+        let dh = dh.as_ref().map(|(i, g)| (*i, g.as_slice()));
+        let dx = self.mlp.backward_tape(tape, &dl, dh, &mut self.grads, !self.stale, want_input)?;
+        self.stale = false;
+        Ok(dx)
+    }
+}
+
+/// The labels of the batch `rows`.
+fn batch_labels(labels: &Tensor, rows: &[usize]) -> Result<Tensor> {
+    let index = Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<u32>>(), rows.len(), labels.device())?;
+    labels.index_select(&index, 0)
+}
+
+/// `a + b`, or `b` alone.
+fn add_term(a: Option<Tensor>, b: Tensor) -> Result<Tensor> {
+    match a {
+        Some(a) => a + b,
+        None => Ok(b),
+    }
+}
+
+/// The adversarial loss of [`AdvRegConfig::loss`] for the samples' `logits` and their adversarial
+/// neighbors' `adv_logits`.
+fn adversarial_loss(config: &AdvRegConfig, logits: &Tensor, adv_logits: &Tensor, y: &Tensor) -> Result<Tensor> {
+    match &config.loss {
+        AdvLoss::Supervised => candle_nn::loss::cross_entropy(adv_logits, y),
+        AdvLoss::Distance(distance) => {
+            let ones = Tensor::ones(y.dim(0)?, DType::F32, y.device())?;
+            pairwise_distance(logits, adv_logits, &ones, distance)
+        }
+    }
+}
+
+fn to_shape(v: Vec<f32>, shape: (usize, usize)) -> Result<Array2<f32>> {
+    Array2::from_shape_vec(shape, v).map_err(|e| candle_core::Error::Msg(e.to_string()))
 }
 
 fn to_array(t: &Tensor) -> Result<Array2<f32>> {
@@ -336,6 +502,23 @@ struct Step {
     graph: f64,
     adversarial: f64,
     correct: f64,
+}
+
+impl Step {
+    fn new(
+        logits: &Tensor,
+        y: &Tensor,
+        supervised: &Tensor,
+        regularizers: Option<&Tensor>,
+        graph: f64,
+        adversarial: f64,
+    ) -> Result<Self> {
+        let scalar = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64) };
+        let correct = scalar(&logits.argmax(1)?.eq(y)?.to_dtype(DType::F32)?.sum_all()?)?;
+        let supervised = scalar(supervised)?;
+        let regularizers = regularizers.map(scalar).transpose()?.unwrap_or(0.0);
+        Ok(Step { loss: supervised + regularizers, supervised, graph, adversarial, correct })
+    }
 }
 
 #[derive(Default)]
@@ -374,10 +557,18 @@ impl EpochSums {
     }
 }
 
-/// Sets the number of CPU threads candle (and rayon) use. Call it before any tensor work: rayon's
-/// global pool is created once. On 2 cores, 1 thread is often faster for small models.
+/// Sets the number of CPU threads nsl's kernels (and rayon) use. Call it before any tensor work:
+/// rayon's global pool is created once. On 2 cores, 1 thread is often faster for small models.
+///
+/// candle's own element-wise ops get one thread unless `CANDLE_NUM_THREADS` says otherwise: its
+/// pool's workers spin after every op, and on a small machine they take the cores the products
+/// need (a 2-thread MLP step was 10–20 % slower).
 pub fn set_threads(threads: usize) {
-    // candle reads RAYON_NUM_THREADS at every matmul; rayon reads it when its pool starts.
+    // candle reads RAYON_NUM_THREADS at every matmul, CANDLE_NUM_THREADS when its pool starts;
+    // rayon reads RAYON_NUM_THREADS when its pool starts.
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
     let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
 }

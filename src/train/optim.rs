@@ -5,8 +5,9 @@
 //! in a plain loop and written back once.
 
 use candle_core::backprop::GradStore;
-use candle_core::{Result, Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 
 /// The optimizer and its learning rate.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -36,8 +37,6 @@ pub(crate) struct Optimizer {
     vars: Vec<Var>,
     /// Adam's first and second moments, one buffer per variable (empty for SGD).
     moments: Vec<(Vec<f32>, Vec<f32>)>,
-    /// The current values of the variables, kept here so that a step reads none back.
-    values: Vec<Vec<f32>>,
     step: i32,
 }
 
@@ -49,50 +48,70 @@ impl Optimizer {
             }
             OptimizerConfig::Sgd { .. } => Vec::new(),
         };
-        let values = vars.iter().map(|v| v.as_tensor().flatten_all()?.to_vec1::<f32>()).collect::<Result<_>>()?;
-        Ok(Optimizer { config, vars, moments, values, step: 0 })
+        Ok(Optimizer { config, vars, moments, step: 0 })
     }
 
     /// One update from `grads` (variables without a gradient are left alone).
-    ///
-    /// Adam, as Keras: `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
-    /// `θ ← θ − lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m/(√v + ε)`. SGD: `θ ← θ − lr·g`.
     pub(crate) fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step += 1;
-        for (i, var) in self.vars.iter().enumerate() {
-            let Some(grad) = grads.get(var.as_tensor()) else { continue };
+        for i in 0..self.vars.len() {
+            let Some(grad) = grads.get(self.vars[i].as_tensor()) else { continue };
             let grad = grad.flatten_all()?;
             let (storage, layout) = grad.storage_and_layout();
             let g = match (&*storage, layout.contiguous_offsets()) {
                 (candle_core::Storage::Cpu(cpu), Some((start, end))) => &cpu.as_slice::<f32>()?[start..end],
                 _ => candle_core::bail!("optimizer: gradients must be contiguous f32 on the CPU"),
             };
-            let theta = &mut self.values[i];
-            if theta.len() != g.len() {
-                candle_core::bail!("optimizer: {} gradient values for {} parameters", g.len(), theta.len());
-            }
-            match self.config {
-                OptimizerConfig::Adam { learning_rate } => {
-                    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-7f32);
-                    let lr_t = (learning_rate as f32) * (1.0 - b2.powi(self.step)).sqrt() / (1.0 - b1.powi(self.step));
-                    let (m, v) = &mut self.moments[i];
-                    // Zipped slice iterators: no bounds checks, so the loop vectorizes.
-                    for (((t, m), v), &g) in theta.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
-                        *m = b1 * *m + (1.0 - b1) * g;
-                        *v = b2 * *v + (1.0 - b2) * g * g;
-                        *t -= lr_t * *m / (v.sqrt() + eps);
-                    }
-                }
-                OptimizerConfig::Sgd { learning_rate } => {
-                    for (t, &g) in theta.iter_mut().zip(g) {
-                        *t -= learning_rate as f32 * g;
-                    }
-                }
-            }
-            drop(storage);
-            var.set(&Tensor::from_slice(theta, var.shape(), var.device())?)?;
+            self.update(i, g)?;
         }
         Ok(())
+    }
+
+    /// One update from gradients given as `(variable index, values)` (see [`Optimizer::index_of`]).
+    pub(crate) fn step_slices<'g>(&mut self, grads: impl IntoIterator<Item = (usize, &'g [f32])>) -> Result<()> {
+        self.step += 1;
+        for (i, g) in grads {
+            self.update(i, g)?;
+        }
+        Ok(())
+    }
+
+    /// The index of the variable whose tensor is `t`.
+    pub(crate) fn index_of(&self, t: &Tensor) -> Option<usize> {
+        self.vars.iter().position(|v| v.as_tensor().id() == t.id())
+    }
+
+    /// Updates variable `i` from its gradient `g`, in place in the variable's storage.
+    ///
+    /// Adam, as Keras: `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
+    /// `θ ← θ − lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m/(√v + ε)`. SGD: `θ ← θ − lr·g`.
+    fn update(&mut self, i: usize, g: &[f32]) -> Result<()> {
+        let var = &self.vars[i];
+        if var.elem_count() != g.len() {
+            candle_core::bail!("optimizer: {} gradient values for {} parameters", g.len(), var.elem_count());
+        }
+        let arch = pulp::Arch::new();
+        match self.config {
+            OptimizerConfig::Adam { learning_rate } => {
+                let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-7f32);
+                let lr_t = (learning_rate as f32) * (1.0 - b2.powi(self.step)).sqrt() / (1.0 - b1.powi(self.step));
+                let (m, v) = &mut self.moments[i];
+                var.inplace_op1(&InPlace::new(|theta: &mut [f32]| {
+                    // Compiled for the CPU's widest vectors; zipped slices have no bounds checks.
+                    arch.dispatch(|| {
+                        for (((t, m), v), &g) in theta.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                            *m = b1 * *m + (1.0 - b1) * g;
+                            *v = b2 * *v + (1.0 - b2) * g * g;
+                            *t -= lr_t * *m / (v.sqrt() + eps);
+                        }
+                    })
+                }))
+            }
+            OptimizerConfig::Sgd { learning_rate } => var.inplace_op1(&InPlace::new(|theta: &mut [f32]| {
+                let lr = learning_rate as f32;
+                arch.dispatch(|| theta.iter_mut().zip(g).for_each(|(t, &g)| *t -= lr * g))
+            })),
+        }
     }
 
     /// Adds the parameter gradients of `more` into `grads`.
@@ -107,6 +126,31 @@ impl Optimizer {
             }
         }
         Ok(())
+    }
+}
+
+/// Runs a function on a variable's values, in place.
+struct InPlace<F>(RefCell<F>);
+
+impl<F: FnMut(&mut [f32])> InPlace<F> {
+    fn new(f: F) -> Self {
+        InPlace(RefCell::new(f))
+    }
+}
+
+impl<F: FnMut(&mut [f32])> InplaceOp1 for InPlace<F> {
+    fn name(&self) -> &'static str {
+        "optimizer-update"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        match (storage, layout.contiguous_offsets()) {
+            (CpuStorage::F32(values), Some((start, end))) => {
+                (self.0.borrow_mut())(&mut values[start..end]);
+                Ok(())
+            }
+            _ => candle_core::bail!("optimizer: variables must be contiguous f32"),
+        }
     }
 }
 
