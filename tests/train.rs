@@ -212,3 +212,60 @@ fn input_gradient_matches_finite_differences() {
         assert!((numeric - grad[[i, j]] as f64).abs() < 1e-3, "({i},{j}): {numeric} vs {}", grad[[i, j]]);
     }
 }
+
+/// Hides that a model is the built-in MLP, so the trainer takes candle's autograd path.
+struct Autograd<'a>(&'a dyn nsl::model::Model);
+
+impl nsl::model::Model for Autograd<'_> {
+    fn forward_t(&self, xs: &candle_core::Tensor, train: bool) -> candle_core::Result<candle_core::Tensor> {
+        self.0.forward_t(xs, train)
+    }
+
+    fn forward_with(
+        &self,
+        xs: &candle_core::Tensor,
+        train: bool,
+        layer: Option<&str>,
+    ) -> candle_core::Result<(candle_core::Tensor, Option<candle_core::Tensor>)> {
+        self.0.forward_with(xs, train, layer)
+    }
+}
+
+/// The MLP's own forward/backward passes train exactly as candle's autograd does: same weights
+/// after 3 epochs with dropout, graph regularization (on the logits or a hidden layer) and
+/// adversarial regularization.
+#[test]
+fn fused_mlp_path_matches_candle_autograd() {
+    use nsl::regularize::{AdvNeighborConfig, AdvRegConfig, NormType};
+    let data = blobs();
+    let g = same_label_graph(&data);
+    let (table, _) = NeighborTable::new(&data, None, &g, 2).unwrap();
+    let adv = AdvRegConfig {
+        multiplier: 0.3,
+        neighbor: AdvNeighborConfig { step_size: 0.05, grad_norm: NormType::L2, ..Default::default() },
+        ..Default::default()
+    };
+    let spec: ModelSpec = "mlp:12,6".parse::<ModelSpec>().unwrap().with_dropout(0.3);
+    for (layer, adversarial) in [(None, true), (Some("hidden1"), false), (Some("hidden0"), true)] {
+        let reg =
+            GraphRegConfig { multiplier: 0.2, max_neighbors: 2, layer: layer.map(String::from), ..Default::default() };
+        let run = |fused: bool| {
+            let (model, vars) = build_model(&spec, data.item_shape(), 2, 21, &Device::Cpu).unwrap();
+            assert!(model.as_mlp().is_some());
+            let plain = Autograd(model.as_ref());
+            let driven: &dyn nsl::model::Model = if fused { model.as_ref() } else { &plain };
+            let mut trainer =
+                Trainer::new(driven, &vars, TrainConfig { epochs: 3, ..config() }).with_graph(&table, &reg);
+            if adversarial {
+                trainer = trainer.with_adversarial(&adv);
+            }
+            let history = trainer.fit(&data, None, &mut |_, _, _| {}).unwrap();
+            (weights(&vars), history.epochs.last().unwrap().loss)
+        };
+        let ((fused, fused_loss), (autograd, autograd_loss)) = (run(true), run(false));
+        let worst = fused.iter().zip(&autograd).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "layer {layer:?}, adversarial {adversarial}: weights differ by {worst}");
+        assert!((fused_loss - autograd_loss).abs() < 1e-4, "{fused_loss} vs {autograd_loss}");
+        assert_ne!(fused, weights(&build_model(&spec, data.item_shape(), 2, 21, &Device::Cpu).unwrap().1));
+    }
+}
