@@ -14,11 +14,13 @@
 mod checkpoint;
 mod denormal;
 mod history;
+mod loss;
 mod optim;
 mod record;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointError, CheckpointMeta};
 pub use history::{EpochRecord, History};
+pub use loss::cross_entropy;
 use optim::Optimizer;
 pub use optim::OptimizerConfig;
 pub use record::{AdversarialExample, AdversarialRecord};
@@ -240,7 +242,7 @@ impl<'a> Trainer<'a> {
         };
         let (all_logits, all_hidden) = self.model.forward_with(&model_input, true, layer)?;
         let logits = all_logits.narrow(0, 0, n)?;
-        let supervised = candle_nn::loss::cross_entropy(&logits, &y)?;
+        let supervised = cross_entropy(&logits, &y)?;
         let graph = self.graph_term(all_hidden.as_ref().unwrap_or(&all_logits), n, &input)?;
         let graph_value = graph.as_ref().map_or(0.0, |g| g.1);
         let mut regularizers = graph.map(|g| g.0);
@@ -295,7 +297,7 @@ impl<'a> Trainer<'a> {
             None => None,
         };
         let logits = all_logits.narrow(0, 0, n)?;
-        let supervised = candle_nn::loss::cross_entropy(&logits, &y)?;
+        let supervised = cross_entropy(&logits, &y)?;
         let graph = self.graph_term(hidden.as_ref().map_or(all_logits.as_tensor(), |h| h.1.as_tensor()), n, &input)?;
         let graph_value = graph.as_ref().map_or(0.0, |g| g.1);
         let mut regularizers = graph.map(|g| g.0);
@@ -314,7 +316,11 @@ impl<'a> Trainer<'a> {
                     gen_adv_neighbor(x_nd, gx.transpose()?, &config.neighbor, self.adversarial_seed(context), |xt| {
                         input_gradient(self.model, xt, &y, true)
                     })?;
-                let adv_tape = net.mlp.forward_tape(x_adv.into_iter().collect(), n, true)?;
+                let x_adv = match x_adv.is_standard_layout() {
+                    true => x_adv.into_raw_vec_and_offset().0,
+                    false => x_adv.iter().copied().collect(),
+                };
+                let adv_tape = net.mlp.forward_tape(x_adv, n, true)?;
                 let adv_logits = Var::from_slice(adv_tape.logits(), (n, classes), &self.device)?;
                 let adv_loss = adversarial_loss(config, &logits, adv_logits.as_tensor(), &y)?;
                 adversarial_value = adv_loss.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
@@ -459,7 +465,7 @@ fn add_term(a: Option<Tensor>, b: Tensor) -> Result<Tensor> {
 /// neighbors' `adv_logits`.
 fn adversarial_loss(config: &AdvRegConfig, logits: &Tensor, adv_logits: &Tensor, y: &Tensor) -> Result<Tensor> {
     match &config.loss {
-        AdvLoss::Supervised => candle_nn::loss::cross_entropy(adv_logits, y),
+        AdvLoss::Supervised => cross_entropy(adv_logits, y),
         AdvLoss::Distance(distance) => {
             let ones = Tensor::ones(y.dim(0)?, DType::F32, y.device())?;
             pairwise_distance(logits, adv_logits, &ones, distance)
@@ -488,7 +494,7 @@ fn from_array(a: &Array2<f32>, device: &Device) -> Result<Tensor> {
 /// A candle error of the forward or backward pass.
 pub fn input_gradient(model: &dyn Model, x: ArrayView2<f32>, y: &Tensor, train: bool) -> Result<Array2<f32>> {
     let var = Var::from_tensor(&from_array(&x.to_owned(), &Device::Cpu)?)?;
-    let loss = candle_nn::loss::cross_entropy(&model.forward_t(var.as_tensor(), train)?, y)?;
+    let loss = cross_entropy(&model.forward_t(var.as_tensor(), train)?, y)?;
     let grads = loss.backward()?;
     match grads.get(var.as_tensor()) {
         Some(g) => to_array(g),
