@@ -46,6 +46,8 @@ fn cases() -> Vec<Case> {
         case(1, 8, 5, 5, 3, 5),
         case(5, 8, 4, 7, 8, 1),
         case(5, 32, 13, 13, 64, 3),
+        // Fewer kernel values than filters (K = 4 < O = 16): the weight gradient's other orientation.
+        case(3, 1, 10, 9, 16, 2),
     ]
 }
 
@@ -136,10 +138,12 @@ fn conv_relu_pool_and_grads(case: &Case, pool: usize, seed: u64, fused: bool) ->
 #[test]
 fn fused_relu_pool_matches_conv2d_relu_then_pool() -> Result<()> {
     // Includes NSL's second block (13×13 → 11×11 → 5×5: the last row and column are dropped),
-    // pools of 2 and 3, batches of 1 and 5, and several images per GEMM (small outputs).
+    // NSL's first block (K = 9 < O = 32: the weight gradient's other orientation), pools of 2 and
+    // 3, batches of 1 and 5, and several images per GEMM (small outputs).
     let case = |b, c, h, w, o, k| Case { b, c, h, w, o, k };
     let cases = [
         (case(5, 32, 13, 13, 64, 3), 2),
+        (case(4, 1, 28, 28, 32, 3), 2),
         (case(1, 1, 28, 28, 8, 3), 2),
         (case(5, 3, 10, 9, 8, 3), 3),
         (case(5, 8, 7, 9, 3, 5), 2),

@@ -366,10 +366,10 @@ fn group_cols<'a>(xs: &[f32], d: &ConvDims, buf: &'a mut Vec<f32>) -> &'a [f32] 
     &buf[..d.k() * g * d.n()]
 }
 
-/// Per-thread scratch buffers (im2col matrices, reordered gradients, GEMM products), kept between
+/// Per-thread scratch buffers (im2col matrices, reordered gradients, transposes, GEMM products), kept between
 /// calls: a fresh buffer of this size would be `mmap`ed and page-faulted in on every call, which
 /// costs as much as the arithmetic here.
-type Scratch = [Vec<f32>; 2];
+type Scratch = [Vec<f32>; 4];
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
@@ -384,11 +384,17 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     })
 }
 
-/// `g` where the ReLU output `y` is positive, else 0: ReLU's gradient, as a bit mask so that the
-/// loops vectorize (a branch would be mispredicted half the time).
+/// `g` if `keep`, else 0, as a bit mask so that loops vectorize (a branch on data would be
+/// mispredicted half the time).
+#[inline(always)]
+fn keep_if(g: f32, keep: bool) -> f32 {
+    f32::from_bits(g.to_bits() & 0u32.wrapping_sub(u32::from(keep)))
+}
+
+/// `g` where the ReLU output `y` is positive, else 0: ReLU's gradient.
 #[inline(always)]
 fn relu_grad(g: f32, y: f32) -> f32 {
-    f32::from_bits(g.to_bits() & 0u32.wrapping_sub(u32::from(y > 0.0)))
+    keep_if(g, y > 0.0)
 }
 
 /// Whether `v` replaces `best` as a window's maximum: larger, or the first NaN. Non-short-circuit
@@ -469,26 +475,41 @@ impl OutGrad<'_> {
                 }
             }
             OutGrad::Pooled { dy, out, argmax, relu } => {
-                // Zero, then each pooled gradient back to its window's maximum (windows are disjoint).
-                buf.clear();
+                // Each conv-output value is written once: a window's gradient where the forward
+                // found its maximum, 0 elsewhere (and on the rows and columns no window covers).
+                // Selects on the recorded offset instead of a zero fill then a scatter: sequential
+                // stores, no branches.
                 buf.resize(d.o * width, 0.0);
-                let (s, pn) = (d.pool, d.out_n());
-                // Each window offset's position in the plane, to avoid two divisions per value.
-                let mut offset = [0usize; MAX_POOL * MAX_POOL];
-                for (a, off) in offset.iter_mut().enumerate().take(s * s) {
-                    *off = a / s * d.ow + a % s;
-                }
+                let (s, pn, pw) = (d.pool, d.out_n(), d.pw);
                 for (plane, dst) in (range.start / pn..range.end / pn).zip(0..) {
                     let (img, o) = (dst / d.o, dst % d.o);
                     let dst = &mut buf[o * width + img * n..][..n];
                     let at = plane * pn..(plane + 1) * pn;
                     let (dy, y, arg) = (&dy[at.clone()], &out[at.clone()], &argmax[at]);
-                    for (i, ((dy, y), arg)) in
-                        dy.chunks_exact(d.pw).zip(y.chunks_exact(d.pw)).zip(arg.chunks_exact(d.pw)).enumerate()
-                    {
-                        let row = &mut dst[i * s * d.ow..];
-                        for (j, ((g, y), a)) in dy.iter().zip(y).zip(arg).enumerate() {
-                            row[j * s + offset[usize::from(*a)]] = if relu { relu_grad(*g, *y) } else { *g };
+                    for (row_index, row) in dst.chunks_exact_mut(d.ow).enumerate() {
+                        let (i, p) = (row_index / s, row_index % s);
+                        let (windows, rest) = row.split_at_mut(pw * s);
+                        rest.fill(0.0);
+                        if i >= d.ph {
+                            windows.fill(0.0);
+                            continue;
+                        }
+                        let (dy, y, arg) = (&dy[i * pw..][..pw], &y[i * pw..][..pw], &arg[i * pw..][..pw]);
+                        // Offsets are p·s + q < MAX_POOL² = 256 (checked in ConvDims::new).
+                        let first = (p * s) as u8;
+                        let grads = dy.iter().zip(y).map(|(g, y)| if relu { relu_grad(*g, *y) } else { *g });
+                        if s == 2 {
+                            // The common case, unrolled.
+                            for ((pair, g), a) in windows.chunks_exact_mut(2).zip(grads).zip(arg) {
+                                pair[0] = keep_if(g, *a == first);
+                                pair[1] = keep_if(g, *a == first + 1);
+                            }
+                        } else {
+                            for ((window, g), a) in windows.chunks_exact_mut(s).zip(grads).zip(arg) {
+                                for (q, v) in window.iter_mut().enumerate() {
+                                    *v = keep_if(g, *a == first + q as u8);
+                                }
+                            }
                         }
                     }
                 }
@@ -566,7 +587,7 @@ fn conv_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, d: &Conv
             v
         }
     };
-    let argmax = map_groups(d, &mut ys, d.image_out(), |g, out, [cols, prod]| {
+    let argmax = map_groups(d, &mut ys, d.image_out(), |g, out, [cols, prod, ..]| {
         let images = out.len() / d.image_out();
         let col = group_cols(&x[g * d.group * d.image_in()..][..images * d.image_in()], d, cols);
         let width = images * n;
@@ -598,59 +619,6 @@ fn conv_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool, d: &Conv
     Ok((ys, argmax.concat()))
 }
 
-/// `∂w = Σ_groups ∂y'[O, G·N] × colᵀ[G·N, K]`: one partial sum per task, then added up.
-fn weight_grad(x: &[f32], dy: OutGrad, d: &ConvDims) -> Result<Vec<f32>> {
-    let (k, size) = (d.k(), d.o * d.k());
-    let parallel_gemm = !d.parallel_groups();
-    let group_grad = |g: usize, acc: &mut [f32], [cols, dyp]: &mut Scratch| -> Result<()> {
-        let images = d.images(g);
-        let col = group_cols(&x[g * d.group * d.image_in()..][..images * d.image_in()], d, cols);
-        let dy_g = dy.group(g, d, dyp);
-        let width = images * d.n();
-        sgemm((d.o, k, width), Mat::rows(dy_g, width), Mat::transposed(col, width), acc, true, parallel_gemm)
-    };
-    if d.parallel_groups() {
-        (0..d.groups())
-            .into_par_iter()
-            .try_fold(
-                || vec![0f32; size],
-                |mut acc, g| {
-                    with_scratch(|s| group_grad(g, &mut acc, s))?;
-                    Ok(acc)
-                },
-            )
-            .try_reduce(
-                || vec![0f32; size],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    Ok(a)
-                },
-            )
-    } else {
-        let mut acc = vec![0f32; size];
-        with_scratch(|s| (0..d.groups()).try_for_each(|g| group_grad(g, &mut acc, s)))?;
-        Ok(acc)
-    }
-}
-
-/// `∂x = col2im(wᵀ[K, O] × ∂y'[O, G·N])`, group by group.
-fn input_grad(w: &[f32], dy: OutGrad, d: &ConvDims) -> Result<Vec<f32>> {
-    let k = d.k();
-    let mut dx = vec![0f32; d.b * d.image_in()];
-    let parallel_gemm = !d.parallel_groups();
-    map_groups(d, &mut dx, d.image_in(), |g, dx, [gcol, dyp]| {
-        let dy_g = dy.group(g, d, dyp);
-        let width = dy_g.len() / d.o.max(1);
-        gcol.resize(k * width, 0.0);
-        sgemm((k, width, d.o), Mat::transposed(w, k), Mat::rows(dy_g, width), gcol, false, parallel_gemm)?;
-        for (img, dx) in dx.chunks_exact_mut(d.image_in()).enumerate() {
-            col2im(&gcol[img * d.n()..], d, width, dx);
-        }
-        Ok(())
-    })?;
-    Ok(dx)
-}
-
 /// Which gradients the backward pass must produce.
 #[derive(Debug, Clone, Copy)]
 struct Wanted {
@@ -659,7 +627,46 @@ struct Wanted {
     bias: bool,
 }
 
+/// `dst[c, r] = src[r, c]` for a row-major `src` of `rows × cols`: 8×8 tiles loaded whole into
+/// a local array, so the compiler sees fixed sizes (no bounds checks, register shuffles), then
+/// the edges element by element.
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const T: usize = 8;
+    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    let (rows_t, cols_t) = (rows / T * T, cols / T * T);
+    for r0 in (0..rows_t).step_by(T) {
+        for c0 in (0..cols_t).step_by(T) {
+            let mut tile = [[0f32; T]; T];
+            for (i, row) in tile.iter_mut().enumerate() {
+                row.copy_from_slice(&src[(r0 + i) * cols + c0..][..T]);
+            }
+            for j in 0..T {
+                let out: &mut [f32; T] = (&mut dst[(c0 + j) * rows + r0..][..T]).try_into().expect("T values");
+                for (i, v) in out.iter_mut().enumerate() {
+                    *v = tile[i][j];
+                }
+            }
+        }
+    }
+    for r in 0..rows {
+        let first = if r < rows_t { cols_t } else { 0 };
+        for c in first..cols {
+            dst[c * rows + r] = src[r * cols + c];
+        }
+    }
+}
+
 /// The gradients `(∂x, ∂w, ∂b)` for the output gradient; each only if wanted.
+///
+/// Per group, the gradient w.r.t. the convolution output `∂y'[O, G·N]` is computed once and
+/// serves both products:
+/// - `∂w[O, K] += ∂y'[O, G·N] × colᵀ[G·N, K]`, one partial sum per task, added up at the end. The
+///   `gemm` crate packs a transposed (column-major) right operand element by element, which cost
+///   more than the multiplication, so the smaller of the two operands is transposed here, with a
+///   tiled copy, and the product takes two row-major operands: `colᵀ` if `K < O` (e.g. the first
+///   layer of a CNN, `K = 9`), else `∂y'ᵀ`, computing `∂wᵀ[K, O] += col × ∂y'ᵀ`, transposed at the
+///   end.
+/// - `∂x = col2im(wᵀ[K, O] × ∂y'[O, G·N])`.
 #[allow(clippy::type_complexity)]
 fn conv_backward(
     x: &[f32],
@@ -669,8 +676,80 @@ fn conv_backward(
     want: Wanted,
 ) -> Result<(Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>)> {
     let db = want.bias.then(|| dy.bias(d));
-    let dw = if want.weight { Some(weight_grad(x, dy, d)?) } else { None };
-    let dx = if want.input { Some(input_grad(w, dy, d)?) } else { None };
+    let (n, k, o) = (d.n(), d.k(), d.o);
+    let dw_len = if want.weight { k * o } else { 0 };
+    let mut dx = vec![0f32; if want.input { d.b * d.image_in() } else { 0 }];
+    // Each group's slice of ∂x, or None for every group if ∂x is not wanted.
+    let dx_groups: Vec<Option<&mut [f32]>> = if dx.is_empty() {
+        (0..d.groups()).map(|_| None).collect()
+    } else {
+        dx.chunks_mut(d.group * d.image_in()).map(Some).collect()
+    };
+    let parallel_gemm = !d.parallel_groups();
+    // Whether the weight gradient is accumulated transposed, `[K, O]` (when O ≤ K).
+    let transposed_dw = o <= k;
+    let group_grad = |g: usize, dx: Option<&mut [f32]>, dw: &mut [f32], s: &mut Scratch| -> Result<()> {
+        if !want.weight && dx.is_none() {
+            return Ok(());
+        }
+        let [dyp, trans, col_buf, gcol] = s;
+        let (images, first) = (d.images(g), g * d.group);
+        let width = images * n;
+        let dy_g = dy.group(g, d, dyp);
+        if want.weight {
+            let col = group_cols(&x[first * d.image_in()..][..images * d.image_in()], d, col_buf);
+            // Transpose the smaller of the two operands (see the function's docs).
+            trans.resize(width * k.min(o), 0.0);
+            if transposed_dw {
+                transpose(dy_g, o, width, trans);
+                sgemm((k, o, width), Mat::rows(col, width), Mat::rows(trans, o), dw, true, parallel_gemm)?;
+            } else {
+                transpose(col, k, width, trans);
+                sgemm((o, k, width), Mat::rows(dy_g, width), Mat::rows(trans, k), dw, true, parallel_gemm)?;
+            }
+        }
+        if let Some(dx) = dx {
+            gcol.resize(k * width, 0.0);
+            sgemm((k, width, o), Mat::transposed(w, k), Mat::rows(dy_g, width), gcol, false, parallel_gemm)?;
+            for (img, dx) in dx.chunks_exact_mut(d.image_in()).enumerate() {
+                col2im(&gcol[img * n..], d, width, dx);
+            }
+        }
+        Ok(())
+    };
+    let acc = if d.parallel_groups() {
+        dx_groups
+            .into_par_iter()
+            .enumerate()
+            .try_fold(
+                || vec![0f32; dw_len],
+                |mut acc, (g, dx)| {
+                    with_scratch(|s| group_grad(g, dx, &mut acc, s))?;
+                    Ok::<_, candle_core::Error>(acc)
+                },
+            )
+            .try_reduce(
+                || vec![0f32; dw_len],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    Ok(a)
+                },
+            )?
+    } else {
+        let mut acc = vec![0f32; dw_len];
+        with_scratch(|s| dx_groups.into_iter().enumerate().try_for_each(|(g, dx)| group_grad(g, dx, &mut acc, s)))?;
+        acc
+    };
+    let dw = want.weight.then(|| {
+        if transposed_dw {
+            let mut dw = vec![0f32; dw_len];
+            transpose(&acc, k, o, &mut dw);
+            dw
+        } else {
+            acc
+        }
+    });
+    let dx = want.input.then_some(dx);
     Ok((dx, dw, db))
 }
 
