@@ -4,6 +4,10 @@
 # dropout 0.5, 100 epochs, batch 128, Adam, multiplier 0.1, 1 neighbor, L2 (sum over the last axis),
 # test papers as unlabeled neighbors. Writes the "cora" section of docs/benchmarks.md.
 #
+# If NSL's Python environment exists (../shared/baselines/setup.sh; TFVENV, default /tmp/tfvenv), NSL's
+# own script runs the same seeds right after ours (NSL's defaults: multiplier 0.1, 1 neighbor, L2), so the
+# epoch times are also compared on the same machine in the same run.
+#
 #   scripts/bench_cora.sh [SEEDS=3] [GRAPH_REG=multiplier=0.1,neighbors=1,distance=l2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,9 +38,20 @@ for seed in $(seq 0 $((seeds - 1))); do
   done
 done
 
-python3 - "$seeds" "$reg" "$rows" <<'PY' | scripts/bench_section.py cora
+baselines=${NSL_BASELINES:-../shared/baselines}
+tfpy=${TFVENV:-/tmp/tfvenv}/bin/python
+nsl_same_run="nan nan nan nan nan"
+if [ -x "$tfpy" ] && [ -f "$baselines/nsl_cora_graphreg.py" ]; then
+  echo "running NSL's script on the same seeds…" >&2
+  "$tfpy" "$baselines/nsl_cora_graphreg.py" --split nsl --seeds $(seq 0 $((seeds - 1))) 2>/dev/null \
+    | grep '"nsl_cora_graphreg_summary"' | tail -n 1 > "$work/nsl.json"
+  nsl_same_run=$(python3 -c "import json; d=json.load(open('$work/nsl.json')); print(d['base_acc']['mean'], d['graph_reg_acc']['mean'], d['base_steady_epoch_s'], d['graph_reg_steady_epoch_s'], d['peak_rss_mb'])")
+fi
+
+python3 - "$seeds" "$reg" "$rows" "$nsl_same_run" <<'PY' | scripts/bench_section.py cora
 import platform, subprocess, sys, datetime, statistics as st
 seeds, reg, rows = int(sys.argv[1]), sys.argv[2], [r.split() for r in sys.argv[3].strip().splitlines()]
+same = [float(x) for x in sys.argv[4].split()]
 acc = {k: [float(r[2]) for r in rows if r[1] == k] for k in ("base", "graph")}
 ep = {k: [float(r[3]) for r in rows if r[1] == k] for k in ("base", "graph")}
 rss = {k: max(int(r[4]) for r in rows if r[1] == k) / 1024 for k in ("base", "graph")}
@@ -57,11 +72,13 @@ for s in range(seeds):
     print(f"| {s} | {b*100:.2f} % | {g*100:.2f} % | {(g-b)*100:+.2f} |")
 mb, mg = st.mean(acc["base"]), st.mean(acc["graph"])
 print(f"| **mean** | **{mb*100:.2f} %** | **{mg*100:.2f} %** | **{(mg-mb)*100:+.2f}** |\n")
-print("| | nsl | NSL 1.4 (TF) | target |")
-print("|---|---|---|---|")
-print(f"| base accuracy (mean) | {mb*100:.2f} % | 74.2 % | 74.2 ± 1.5 % |")
-print(f"| graph-reg accuracy (mean) | {mg*100:.2f} % | 77.0 % | ≥ 77.0 % |")
-print(f"| steady epoch, base (median) | {st.median(ep['base']):.4f} s | 0.157 s | |")
-print(f"| steady epoch, graph-reg (median) | {st.median(ep['graph']):.4f} s | 0.174 s | ≤ 0.03 s |")
-print(f"| peak memory of a run (RSS) | {rss['graph']:.0f} MB | 792 MB | ≤ 200 MB |")
+print("| | nsl | NSL 1.4 (TF), RESULTS.md | NSL, this run | target |")
+print("|---|---|---|---|---|")
+print(f"| base accuracy (mean) | {mb*100:.2f} % | 74.2 % | {same[0]*100:.2f} % | 74.2 ± 1.5 % |")
+print(f"| graph-reg accuracy (mean) | {mg*100:.2f} % | 77.0 % | {same[1]*100:.2f} % | ≥ 77.0 % |")
+print(f"| steady epoch, base (median) | {st.median(ep['base']):.4f} s | 0.157 s | {same[2]:.4f} s | |")
+print(f"| steady epoch, graph-reg (median) | {st.median(ep['graph']):.4f} s | 0.174 s | {same[3]:.4f} s | ≤ 0.03 s |")
+print(f"| peak memory of a run (RSS) | {rss['graph']:.0f} MB | 792 MB | {same[4]:.0f} MB | ≤ 200 MB |")
+print("\n\"NSL, this run\": `../shared/baselines/nsl_cora_graphreg.py --split nsl` on the same seeds, run right "
+      "after ours (NSL's steady epoch is its own script's measure; `nan` when its Python environment is absent).")
 PY

@@ -5,6 +5,10 @@
 # clipped to [0, 1]), white-box FGSM and PGD-40 (ε 0.2, step 0.01) on the regularized model, steady
 # epoch times and peak memory. Writes the "mnist" section of docs/benchmarks.md.
 #
+# If NSL's Python environment exists (../shared/baselines/setup.sh; TFVENV, default /tmp/tfvenv), NSL's
+# own script runs right after each of our seeds, so that the epoch times are compared on the same
+# machine in the same run (a shared VM's speed drifts by tens of percent over an hour).
+#
 #   scripts/bench_mnist.sh [SEEDS=3] [MODELS="mlp cnn"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +21,11 @@ trap 'rm -rf "$work"' EXIT
 m=datasets/mnist
 $nsl convert --idx-images $m/train-images-idx3-ubyte.gz --idx-labels $m/train-labels-idx1-ubyte.gz --samples "$work/train.parquet" >/dev/null
 $nsl convert --idx-images $m/t10k-images-idx3-ubyte.gz --idx-labels $m/t10k-labels-idx1-ubyte.gz --samples "$work/test.parquet" >/dev/null
+
+baselines=${NSL_BASELINES:-../shared/baselines}
+tfpy=${TFVENV:-/tmp/tfvenv}/bin/python
+compare=0
+[ -x "$tfpy" ] && [ -f "$baselines/nsl_mnist_adv.py" ] && compare=1
 
 json() { python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }
 rows=""
@@ -41,6 +50,12 @@ for model in $models; do
     row+=" $(json "$work/e_white.json" "d['robust_accuracy'][0]") $(json "$work/e_pgd.json" "d['robust_accuracy'][0]")"
     row+=" $(json "$work/base.json" "d['steady_epoch_seconds']") $(json "$work/adv.json" "d['steady_epoch_seconds']")"
     row+=" $(tail -n 1 "$work/rss_base") $(tail -n 1 "$work/rss_adv")"
+    if [ $compare = 1 ]; then
+      "$tfpy" "$baselines/nsl_mnist_adv.py" --model "$model" --epochs 5 --seed "$seed" 2>/dev/null | grep '^{' | tail -n 1 > "$work/nsl.json"
+      row+=" $(json "$work/nsl.json" "d['base']['steady_epoch_s'], d['adv_reg']['steady_epoch_s']")"
+    else
+      row+=" nan nan"
+    fi
     rows+="$(echo "$row" | tr -d '(),')"$'\n'
     echo "$row" >&2
   done
@@ -59,7 +74,7 @@ print("10k-train subset, official 10k test; 5 epochs, batch 32, Adam; adversaria
       "FGSM step 0.2 L∞ (NSL's tutorial). Attacks: FGSM ε 0.2 L∞ clipped to [0, 1]; transfer = crafted on the base "
       "model; white-box = crafted on the regularized model itself; PGD-40 ε 0.2 step 0.01. Means over seeds; NSL "
       "figures (in parentheses) from `../shared/baselines/RESULTS.md`.\n")
-print("| model | base clean | base transfer-adv | adv-reg clean | adv-reg transfer-adv | adv-reg white-box FGSM | adv-reg PGD-40 | epoch base / adv-reg | peak RSS adv-reg |")
+print("| model | base clean | base transfer-adv | adv-reg clean | adv-reg transfer-adv | adv-reg white-box FGSM | adv-reg PGD-40 | epoch base / adv-reg (best of seeds) | peak RSS adv-reg |")
 print("|---|---|---|---|---|---|---|---|---|")
 for model in dict.fromkeys(r[0] for r in rows):
     rs = [[float(x) for x in r[2:]] for r in rows if r[0] == model]
@@ -69,4 +84,11 @@ for model in dict.fromkeys(r[0] for r in rows):
     print(f"| {model} | {m(0):.1f} % ({ref[0]}) | {m(1):.1f} % ({ref[1]}) | {m(2):.1f} % ({ref[2]}) | {m(3):.1f} % ({ref[3]}) "
           f"| {m(4):.1f} % ({ref[4]}) | {m(5):.1f} % | {best(6):.2f} s / {best(7):.2f} s ({ref[5]} / {ref[6]}) "
           f"| {max(r[9] for r in rs)/1024:.0f} MB |")
+print("\nSteady epoch (median of epochs 2–5) per seed, with NSL's own script run right after ours on the same "
+      "machine (`../shared/baselines/nsl_mnist_adv.py`; `nan` when its Python environment is absent):\n")
+print("| model | seed | nsl base / adv-reg | NSL same run base / adv-reg | adv-reg speed-up |")
+print("|---|---|---|---|---|")
+for r in rows:
+    v = [float(x) for x in r[2:]]
+    print(f"| {r[0]} | {r[1]} | {v[6]:.3f} s / {v[7]:.3f} s | {v[10]:.3f} s / {v[11]:.3f} s | {v[11] / v[7]:.1f}× |")
 PY
