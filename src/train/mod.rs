@@ -578,3 +578,30 @@ pub fn set_threads(threads: usize) {
     }
     let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::regularize::DistanceConfig;
+
+    /// Both forms of the adversarial loss against hand-computed values: samples' logits
+    /// `[[0, 0], [1, 2]]`, their adversarial neighbors' `[[ln 3, 0], [1, 0]]`, labels `[0, 1]`.
+    #[test]
+    fn adversarial_loss_forms() {
+        let dev = Device::Cpu;
+        let logits = Tensor::new(&[[0.0f32, 0.0], [1.0, 2.0]], &dev).unwrap();
+        let adv_logits = Tensor::new(&[[3f32.ln(), 0.0], [1.0, 0.0]], &dev).unwrap();
+        let y = Tensor::new(&[0u32, 1], &dev).unwrap();
+        let value = |loss: AdvLoss| {
+            let config = AdvRegConfig { loss, ..Default::default() };
+            adversarial_loss(&config, &logits, &adv_logits, &y).unwrap().to_scalar::<f32>().unwrap()
+        };
+        // Supervised (NSL): mean cross-entropy on the neighbors, (−ln ¾ + ln(e + 1)) / 2.
+        let supervised = value(AdvLoss::Supervised);
+        assert!((supervised - (-(0.75f32).ln() + (1f32.exp() + 1.0).ln()) / 2.0).abs() < 1e-5, "{supervised}");
+        // Label-free: squared L2 per sample, (ln²3 + 4) / 2 (sum by non-zero weights, all weights 1).
+        let distance = DistanceConfig { sum_over_axis: Some(-1), ..Default::default() };
+        let label_free = value(AdvLoss::Distance(distance));
+        assert!((label_free - (3f32.ln().powi(2) + 4.0) / 2.0).abs() < 1e-5, "{label_free}");
+    }
+}
