@@ -11,8 +11,8 @@ fn main() -> ExitCode {
 
 /// Keeps freed memory in the process instead of returning it to the kernel after every training
 /// step. glibc serves blocks above 128 KiB with `mmap` and trims the heap's free top, so the
-/// per-batch buffers of a layer (a few hundred KiB) would be page-faulted in afresh on every step:
-/// up to a fifth of a step's time. Raising both thresholds costs at most a few tens of MiB.
+/// per-batch buffers of a layer (a few hundred KiB) would be page-faulted in afresh on every step,
+/// a visible share of a step in `perf`. Raising both thresholds costs at most a few tens of MiB.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_malloc() {
     // SAFETY: `mallopt` only sets allocator parameters; it runs before any other thread exists.

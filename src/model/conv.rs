@@ -39,7 +39,7 @@
 //! across calls (at most a few hundred KiB per thread for NSL's CNN): a fresh buffer of that size
 //! is `mmap`ed and page-faulted in on every call, which costs as much as the arithmetic.
 
-use super::kernels::{cpu_slice, sgemm, with_slice, Mat};
+use super::kernels::{cpu_slice, sgemm, transpose, with_slice, Mat};
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
@@ -625,35 +625,6 @@ struct Wanted {
     input: bool,
     weight: bool,
     bias: bool,
-}
-
-/// `dst[c, r] = src[r, c]` for a row-major `src` of `rows × cols`: 8×8 tiles loaded whole into
-/// a local array, so the compiler sees fixed sizes (no bounds checks, register shuffles), then
-/// the edges element by element.
-fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    const T: usize = 8;
-    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
-    let (rows_t, cols_t) = (rows / T * T, cols / T * T);
-    for r0 in (0..rows_t).step_by(T) {
-        for c0 in (0..cols_t).step_by(T) {
-            let mut tile = [[0f32; T]; T];
-            for (i, row) in tile.iter_mut().enumerate() {
-                row.copy_from_slice(&src[(r0 + i) * cols + c0..][..T]);
-            }
-            for j in 0..T {
-                let out: &mut [f32; T] = (&mut dst[(c0 + j) * rows + r0..][..T]).try_into().expect("T values");
-                for (i, v) in out.iter_mut().enumerate() {
-                    *v = tile[i][j];
-                }
-            }
-        }
-    }
-    for r in 0..rows {
-        let first = if r < rows_t { cols_t } else { 0 };
-        for c in first..cols {
-            dst[c * rows + r] = src[r * cols + c];
-        }
-    }
 }
 
 /// The gradients `(∂x, ∂w, ∂b)` for the output gradient; each only if wanted.

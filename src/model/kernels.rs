@@ -1,5 +1,5 @@
 //! CPU building blocks shared by the fast layers: an f32 GEMM over strided views (the `gemm`
-//! crate, AVX-512 where the CPU has it: about twice ndarray's `matrixmultiply` on nsl's shapes) and
+//! crate, AVX-512 where the CPU has it: ndarray's `matrixmultiply` stops at AVX2) and
 //! access to a tensor's contiguous f32 data.
 
 use candle_core::{bail, CpuStorage, Layout, Result, Storage, Tensor};
@@ -89,5 +89,54 @@ pub(crate) fn with_slice<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Re
     match &*storage {
         Storage::Cpu(cpu) => f(cpu_slice(cpu, layout, what)?),
         _ => bail!("the {what} must be on the CPU"),
+    }
+}
+
+/// `dst[c, r] = src[r, c]` for a row-major `src` of `rows × cols`: 8×8 tiles loaded whole into
+/// a local array, so the compiler sees fixed sizes (no bounds checks, register shuffles), then
+/// the edges element by element.
+pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const T: usize = 8;
+    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    let (rows_t, cols_t) = (rows / T * T, cols / T * T);
+    for r0 in (0..rows_t).step_by(T) {
+        for c0 in (0..cols_t).step_by(T) {
+            let mut tile = [[0f32; T]; T];
+            for (i, row) in tile.iter_mut().enumerate() {
+                row.copy_from_slice(&src[(r0 + i) * cols + c0..][..T]);
+            }
+            for j in 0..T {
+                let out: &mut [f32; T] = (&mut dst[(c0 + j) * rows + r0..][..T]).try_into().expect("T values");
+                for (i, v) in out.iter_mut().enumerate() {
+                    *v = tile[i][j];
+                }
+            }
+        }
+    }
+    for r in 0..rows {
+        let first = if r < rows_t { cols_t } else { 0 };
+        for c in first..cols {
+            dst[c * rows + r] = src[r * cols + c];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transpose;
+
+    /// Whole 8×8 tiles and ragged edges on both sides.
+    #[test]
+    fn transpose_with_ragged_edges() {
+        for (rows, cols) in [(11, 19), (8, 16), (3, 2), (1, 9)] {
+            let src: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
+            let mut dst = vec![-1.0; rows * cols];
+            transpose(&src, rows, cols, &mut dst);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(dst[c * rows + r], src[r * cols + c], "{rows}×{cols} at ({r}, {c})");
+                }
+            }
+        }
     }
 }

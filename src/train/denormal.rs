@@ -2,8 +2,8 @@
 //!
 //! Adam's moments of rarely-active weights (MNIST's border pixels, Cora's rare words) decay
 //! geometrically into the subnormal range, where every x86 multiply or divide touching them takes
-//! a slow microcode path: without this, each epoch of an MLP on MNIST was slower than the last
-//! (0.18 s → 0.5 s by the sixth). With the MXCSR flags FTZ and DAZ set, subnormal results and
+//! a slow microcode path: without this, each epoch of an MLP on MNIST was slower than the last.
+//! With the MXCSR flags FTZ and DAZ set, subnormal results and
 //! inputs count as zero; values that small (< 1.2·10⁻³⁸) change no result that matters.
 
 /// Sets flush-to-zero on every thread of the rayon pool (the caller must be one of them or be

@@ -227,8 +227,8 @@ impl<'a> Trainer<'a> {
         let y = batch_labels(labels, rows)?;
         let layer = self.graph.and_then(|(_, c)| c.layer.as_deref());
         let (n, d) = (rows.len(), features.ncols());
-        let input = self.batch_input(rows, features)?;
-        let all = Tensor::from_slice(&input.buffer, (input.rows, d), &self.device)?;
+        let mut input = self.batch_input(rows, features)?;
+        let all = Tensor::from_vec(std::mem::take(&mut input.buffer), (input.rows, d), &self.device)?;
         let x = all.narrow(0, 0, n)?;
         // With adversarial regularization the samples are a variable, so that one backward gives ∇ₓ.
         let x_var = match self.adversarial {
@@ -478,9 +478,7 @@ fn to_shape(v: Vec<f32>, shape: (usize, usize)) -> Result<Array2<f32>> {
 }
 
 fn to_array(t: &Tensor) -> Result<Array2<f32>> {
-    let (rows, cols) = t.dims2()?;
-    Array2::from_shape_vec((rows, cols), t.flatten_all()?.to_vec1::<f32>()?)
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))
+    to_shape(t.flatten_all()?.to_vec1::<f32>()?, t.dims2()?)
 }
 
 fn from_array(a: &Array2<f32>, device: &Device) -> Result<Tensor> {
@@ -568,7 +566,7 @@ impl EpochSums {
 ///
 /// candle's own element-wise ops get one thread unless `CANDLE_NUM_THREADS` says otherwise: its
 /// pool's workers spin after every op, and on a small machine they take the cores the products
-/// need (a 2-thread MLP step was 10–20 % slower).
+/// need (set `CANDLE_NUM_THREADS=2` with `--threads 2` to compare).
 pub fn set_threads(threads: usize) {
     // candle reads RAYON_NUM_THREADS at every matmul, CANDLE_NUM_THREADS when its pool starts;
     // rayon reads RAYON_NUM_THREADS when its pool starts.
