@@ -269,3 +269,42 @@ fn fused_mlp_path_matches_candle_autograd() {
         assert_ne!(fused, weights(&build_model(&spec, data.item_shape(), 2, 21, &Device::Cpu).unwrap().1));
     }
 }
+
+/// A small CNN trained with adversarial regularization on 2 threads: the convolution's backward
+/// sums per-thread partial gradients, and must do so in the same order on every run.
+#[test]
+fn cnn_on_two_threads_same_seed_same_model() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let n = 128;
+    let labels: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
+    let features = ndarray::Array2::from_shape_fn((n, 400), |(i, j)| {
+        (if j % 3 == labels[i] as usize { 0.5 } else { 0.0 }) + rng.random_range(0.0..0.5f32)
+    });
+    let data =
+        Dataset::new((0..n).map(|i| format!("s{i}")).collect(), features, vec![1, 20, 20], Some(labels), None).unwrap();
+    let adversarial = nsl::regularize::AdvRegConfig {
+        neighbor: nsl::regularize::AdvNeighborConfig {
+            step_size: 0.1,
+            grad_norm: nsl::regularize::NormType::Infinity,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let run = || {
+        pool.install(|| {
+            let spec: ModelSpec = "cnn:16,32".parse().unwrap();
+            let (model, vars) = build_model(&spec, data.item_shape(), 3, 4, &Device::Cpu).unwrap();
+            let config = TrainConfig { epochs: 1, batch_size: 32, seed: 4, ..Default::default() };
+            Trainer::new(model.as_ref(), &vars, config)
+                .with_adversarial(&adversarial)
+                .fit(&data, None, &mut |_, _, _| {})
+                .unwrap();
+            weights(&vars)
+        })
+    };
+    let first = run();
+    for _ in 0..4 {
+        assert_eq!(run(), first, "two runs with the same seed gave different weights");
+    }
+}

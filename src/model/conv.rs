@@ -689,23 +689,33 @@ fn conv_backward(
         Ok(())
     };
     let acc = if d.parallel_groups() {
-        dx_groups
+        // A fixed, contiguous run of groups per thread, each summed into its own partial ∂w, and
+        // the partials added in thread order: the same sums in the same order on every run (a
+        // work-stealing fold would group them differently from run to run).
+        let per_task = d.groups().div_ceil(rayon::current_num_threads().max(1));
+        let mut tasks: Vec<Vec<(usize, Option<&mut [f32]>)>> = Vec::new();
+        for (g, dx) in dx_groups.into_iter().enumerate() {
+            if g % per_task == 0 {
+                tasks.push(Vec::with_capacity(per_task));
+            }
+            if let Some(task) = tasks.last_mut() {
+                task.push((g, dx));
+            }
+        }
+        let partials = tasks
             .into_par_iter()
-            .enumerate()
-            .try_fold(
-                || vec![0f32; dw_len],
-                |mut acc, (g, dx)| {
-                    with_scratch(|s| group_grad(g, dx, &mut acc, s))?;
-                    Ok::<_, candle_core::Error>(acc)
-                },
-            )
-            .try_reduce(
-                || vec![0f32; dw_len],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    Ok(a)
-                },
-            )?
+            .map(|task| {
+                let mut acc = vec![0f32; dw_len];
+                with_scratch(|s| task.into_iter().try_for_each(|(g, dx)| group_grad(g, dx, &mut acc, s)))?;
+                Ok(acc)
+            })
+            .collect::<Result<Vec<Vec<f32>>>>()?;
+        let mut partials = partials.into_iter();
+        let mut acc = partials.next().unwrap_or_else(|| vec![0f32; dw_len]);
+        for p in partials {
+            acc.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+        }
+        acc
     } else {
         let mut acc = vec![0f32; dw_len];
         with_scratch(|s| dx_groups.into_iter().enumerate().try_for_each(|(g, dx)| group_grad(g, dx, &mut acc, s)))?;
