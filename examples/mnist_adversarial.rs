@@ -30,7 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (base, base_vars) = build_model(&spec, train.item_shape(), 10, 0, &candle_core::Device::Cpu)?;
     Trainer::new(base.as_ref(), &base_vars, config.clone()).fit(&train, None, &mut |_, _, _| {})?;
-    let (robust, robust_vars) = build_model(&spec, train.item_shape(), 10, 0, &candle_core::Device::Cpu)?;
+    // Independent starting weights (seed 1000), as NSL's tutorial's two models have.
+    let (robust, robust_vars) = build_model(&spec, train.item_shape(), 10, 1000, &candle_core::Device::Cpu)?;
     Trainer::new(robust.as_ref(), &robust_vars, config).with_adversarial(&adv).fit(&train, None, &mut |_, _, _| {})?;
 
     let attack =

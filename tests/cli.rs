@@ -205,3 +205,26 @@ fn build_graph_from_a_csv() {
     let err = fails(&["build-graph", "--input", csv.to_str().unwrap(), "--output", &graph, "--threshold", "1.5"]);
     assert!(err.contains("threshold"), "{err}");
 }
+
+#[test]
+fn init_seed_changes_only_the_starting_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = toy_csv(dir.path());
+    let csv = csv.to_str().unwrap();
+    let train = |name: &str, extra: &[&str]| {
+        let run = p(dir.path(), name);
+        let mut args = vec!["train", "--samples", csv, "--model", "mlp:8", "--epochs", "2", "--seed", "3", "--out", &run];
+        args.extend_from_slice(extra);
+        ok(&args);
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(name).join("model.json")).unwrap()).unwrap();
+        (std::fs::read(dir.path().join(name).join("model.safetensors")).unwrap(), meta["seed"].clone())
+    };
+    let (plain, plain_seed) = train("plain", &[]);
+    let (same, _) = train("same", &["--init-seed", "3"]);
+    let (other, other_seed) = train("other", &["--init-seed", "4"]);
+    assert_eq!(plain, same, "--init-seed equal to --seed must change nothing");
+    assert_ne!(plain, other);
+    // The run records the seed its weights came from, so that it can be rebuilt.
+    assert_eq!((plain_seed, other_seed), (serde_json::json!(3), serde_json::json!(4)));
+}

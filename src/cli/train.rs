@@ -86,6 +86,11 @@ pub struct TrainArgs {
     /// Seed of the weights, dropout and shuffling. Default 0.
     #[arg(long)]
     seed: Option<u64>,
+    /// Seed of the initial weights and dropout masks only, when they should differ from `--seed`'s
+    /// (e.g. two models compared on the same batches from independent starts, as in NSL's
+    /// tutorial). Default: `--seed`.
+    #[arg(long, value_name = "SEED")]
+    init_seed: Option<u64>,
     /// CPU threads. Default: all cores (on 2 cores, 1 is often faster for small models).
     #[arg(long)]
     threads: Option<usize>,
@@ -127,6 +132,7 @@ struct FileConfig {
     optimizer: Option<String>,
     learning_rate: Option<f64>,
     seed: Option<u64>,
+    init_seed: Option<u64>,
     threads: Option<usize>,
     validation: Option<PathBuf>,
     test: Option<PathBuf>,
@@ -301,6 +307,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         other => bail!("unknown optimizer `{other}` (expected adam or sgd)"),
     };
     let seed = args.seed.or(file.seed).unwrap_or(0);
+    let init_seed = args.init_seed.or(file.init_seed).unwrap_or(seed);
     let config = TrainConfig {
         epochs: args.epochs.or(file.epochs).unwrap_or(10),
         batch_size: args.batch_size.or(file.batch_size).unwrap_or(32),
@@ -337,7 +344,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(adv) = &adv_reg {
         adv.validate(train.dim()).map_err(anyhow::Error::msg)?;
     }
-    let (model, vars) = build_model(&spec, train.item_shape(), classes, seed, &candle_core::Device::Cpu)?;
+    let (model, vars) = build_model(&spec, train.item_shape(), classes, init_seed, &candle_core::Device::Cpu)?;
     let table = match (&graph_path, &graph_reg) {
         (Some(path), Some(reg)) => {
             let g = with_spinner("reading graph", || graph::read_graph(path))?;
@@ -413,7 +420,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         item_shape: train.item_shape().to_vec(),
         classes,
         class_names: train.class_names().map(<[String]>::to_vec),
-        seed,
+        seed: init_seed,
         training: serde_json::json!({ "config": config, "graph_reg": graph_reg, "samples": samples_path, "graph": graph_path }),
     };
     save_checkpoint(&out, &meta, &vars)?;
