@@ -213,7 +213,8 @@ fn init_seed_changes_only_the_starting_weights() {
     let csv = csv.to_str().unwrap();
     let train = |name: &str, extra: &[&str]| {
         let run = p(dir.path(), name);
-        let mut args = vec!["train", "--samples", csv, "--model", "mlp:8", "--epochs", "2", "--seed", "3", "--out", &run];
+        let mut args =
+            vec!["train", "--samples", csv, "--model", "mlp:8", "--epochs", "2", "--seed", "3", "--out", &run];
         args.extend_from_slice(extra);
         ok(&args);
         let meta: serde_json::Value =
