@@ -55,8 +55,9 @@ for model in $models; do
     if [ $compare = 1 ]; then
       "$tfpy" "$baselines/nsl_mnist_adv.py" --model "$model" --epochs 5 --seed "$seed" 2>/dev/null | grep '^{' | tail -n 1 > "$work/nsl.json"
       row+=" $(json "$work/nsl.json" "d['base']['steady_epoch_s'], d['adv_reg']['steady_epoch_s']")"
+      row+=" $(json "$work/nsl.json" "d['base']['clean_acc'], d['base']['adv_acc'], d['adv_reg']['clean_acc'], d['adv_reg']['adv_acc'], d['whitebox_from_adv_model']['adv_reg_adv_acc']")"
     else
-      row+=" nan nan"
+      row+=" nan nan nan nan nan nan nan"
     fi
     rows+="$(echo "$row" | tr -d '(),')"$'\n'
     echo "$row" >&2
@@ -95,4 +96,23 @@ print("|---|---|---|---|---|")
 for r in rows:
     v = [float(x) for x in r[2:]]
     print(f"| {r[0]} | {r[1]} | {v[6]:.3f} s / {v[7]:.3f} s | {v[10]:.3f} s / {v[11]:.3f} s | {v[11] / v[7]:.1f}× |")
+nsl_rows = [r for r in rows if r[14] != "nan"]
+if nsl_rows:
+    print("\nAccuracy per seed, nsl (this project) against NSL's script on the same seed in the same run (NSL's seeds fix its own "
+          "weights and batches, not ours: a seed is a sample, not a pairing). Mean ± standard deviation over the seeds:\n")
+    cells = [("base clean", 0, 12), ("base transfer-adv", 1, 13), ("adv-reg clean", 2, 14),
+             ("adv-reg transfer-adv", 3, 15), ("adv-reg white-box FGSM", 4, 16)]
+    print("| model | seed | " + " | ".join(f"{c[0]}: nsl / NSL" for c in cells) + " |")
+    print("|---|---|" + "---|" * len(cells))
+    for r in nsl_rows:
+        v = [float(x) for x in r[2:]]
+        print(f"| {r[0]} | {r[1]} | " + " | ".join(f"{v[a]*100:.1f} / {v[b]*100:.1f}" for _, a, b in cells) + " |")
+    for model in dict.fromkeys(r[0] for r in nsl_rows):
+        vs = [[float(x) for x in r[2:]] for r in nsl_rows if r[0] == model]
+        sd = lambda xs: st.stdev(xs) * 100 if len(xs) > 1 else 0.0
+        line = []
+        for _, a, b in cells:
+            ours, ref = [v[a] for v in vs], [v[b] for v in vs]
+            line.append(f"**{st.mean(ours)*100:.1f} ± {sd(ours):.1f}** / {st.mean(ref)*100:.1f} ± {sd(ref):.1f}")
+        print(f"| {model} | mean of {len(vs)} | " + " | ".join(line) + " |")
 PY
