@@ -35,6 +35,8 @@
 //! # Threads and memory
 //! Groups of images run in parallel on the rayon pool (`RAYON_NUM_THREADS`); when there are fewer
 //! groups than threads, the GEMMs split their work instead. With one thread everything runs on it.
+//! Group sizes follow the thread count, and every sum runs in a fixed order, so results are the
+//! same from run to run for a given thread count (not across thread counts).
 //! The im2col matrices and other per-group temporaries live in per-thread scratch buffers reused
 //! across calls (at most a few hundred KiB per thread for NSL's CNN): a fresh buffer of that size
 //! is `mmap`ed and page-faulted in on every call, which costs as much as the arithmetic.
@@ -693,15 +695,12 @@ fn conv_backward(
         // the partials added in thread order: the same sums in the same order on every run (a
         // work-stealing fold would group them differently from run to run).
         let per_task = d.groups().div_ceil(rayon::current_num_threads().max(1));
-        let mut tasks: Vec<Vec<(usize, Option<&mut [f32]>)>> = Vec::new();
-        for (g, dx) in dx_groups.into_iter().enumerate() {
-            if g % per_task == 0 {
-                tasks.push(Vec::with_capacity(per_task));
-            }
-            if let Some(task) = tasks.last_mut() {
-                task.push((g, dx));
-            }
-        }
+        let mut groups = dx_groups.into_iter().enumerate();
+        let tasks: Vec<Vec<_>> = std::iter::from_fn(|| {
+            let task: Vec<_> = groups.by_ref().take(per_task).collect();
+            (!task.is_empty()).then_some(task)
+        })
+        .collect();
         let partials = tasks
             .into_par_iter()
             .map(|task| {
@@ -710,12 +709,13 @@ fn conv_backward(
                 Ok(acc)
             })
             .collect::<Result<Vec<Vec<f32>>>>()?;
-        let mut partials = partials.into_iter();
-        let mut acc = partials.next().unwrap_or_else(|| vec![0f32; dw_len]);
-        for p in partials {
-            acc.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
-        }
-        acc
+        partials
+            .into_iter()
+            .reduce(|mut acc, p| {
+                acc.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+                acc
+            })
+            .unwrap_or_else(|| vec![0f32; dw_len])
     } else {
         let mut acc = vec![0f32; dw_len];
         with_scratch(|s| dx_groups.into_iter().enumerate().try_for_each(|(g, dx)| group_grad(g, dx, &mut acc, s)))?;

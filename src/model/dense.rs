@@ -11,6 +11,7 @@
 use super::kernels::{cpu_slice, sgemm, transpose, with_slice, Mat};
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
+use std::sync::OnceLock;
 
 /// Below this share of non-zero input values the sparse kernels are used.
 const SPARSE_DENSITY: f64 = 0.1;
@@ -54,19 +55,28 @@ impl Dense {
     /// # Errors
     /// A candle error if `x` is not `[n, in]` f32 on the CPU.
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
-        x.apply_op3(&self.weight, &self.bias, DenseOp { relu: true })
+        x.apply_op3(&self.weight, &self.bias, DenseOp::new(true))
     }
 }
 
 impl Module for Dense {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.apply_op3(&self.weight, &self.bias, DenseOp { relu: false })
+        x.apply_op3(&self.weight, &self.bias, DenseOp::new(false))
     }
 }
 
-/// The layer as a custom op on `(x, W, b)`, optionally followed by a ReLU.
+/// The layer as a custom op on `(x, W, b)`, optionally followed by a ReLU. One instance serves one
+/// call (forward, then backward).
 struct DenseOp {
     relu: bool,
+    /// Set by the forward: the input's non-zeros if it is sparse, for the backward's `∂W`.
+    sparse_input: OnceLock<Option<Csr>>,
+}
+
+impl DenseOp {
+    fn new(relu: bool) -> Self {
+        DenseOp { relu, sparse_input: OnceLock::new() }
+    }
 }
 
 /// Whether `x` is sparse enough for the sparse kernels, judged on an evenly spread sample of at most
@@ -236,7 +246,7 @@ impl CustomOp3 for DenseOp {
             );
         }
         let (x, w, b) = (cpu_slice(s1, l1, "input")?, cpu_slice(s2, l2, "weight")?, cpu_slice(s3, l3, "bias")?);
-        let csr = Csr::of_sparse(x, k);
+        let csr = self.sparse_input.get_or_init(|| Csr::of_sparse(x, k));
         let input = csr.as_ref().map_or(Input::Dense(x), Input::Sparse);
         Ok((CpuStorage::F32(forward(input, w, b, (n, k, m), self.relu)?), Shape::from((n, m))))
     }
@@ -262,8 +272,10 @@ impl CustomOp3 for DenseOp {
         }
         let (mut grad_w, mut grad_b) = (vec![0.0f32; k * m], vec![0.0f32; m]);
         with_slice(x, "input", |xs| {
-            let csr = Csr::of_sparse(xs, k);
-            let input = csr.as_ref().map_or(Input::Dense(xs), Input::Sparse);
+            let input = match self.sparse_input.get() {
+                Some(Some(csr)) => Input::Sparse(csr),
+                _ => Input::Dense(xs),
+            };
             param_grads(input, &g, (n, k, m), (&mut grad_w, &mut grad_b), false)
         })?;
         let grad_x = match x.track_op() {

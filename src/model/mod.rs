@@ -18,6 +18,7 @@ pub use dense::{dense, Dense};
 pub use dropout::Dropout;
 pub(crate) use fused::Tape;
 pub use init::glorot_init;
+pub(crate) use kernels::with_slice;
 pub use net::{build_model, Cnn, Mlp};
 pub use spec::{Activation, CnnSpec, MlpSpec, ModelSpec};
 

@@ -56,13 +56,7 @@ impl Optimizer {
         self.step += 1;
         for i in 0..self.vars.len() {
             let Some(grad) = grads.get(self.vars[i].as_tensor()) else { continue };
-            let grad = grad.flatten_all()?;
-            let (storage, layout) = grad.storage_and_layout();
-            let g = match (&*storage, layout.contiguous_offsets()) {
-                (candle_core::Storage::Cpu(cpu), Some((start, end))) => &cpu.as_slice::<f32>()?[start..end],
-                _ => candle_core::bail!("optimizer: gradients must be contiguous f32 on the CPU"),
-            };
-            self.update(i, g)?;
+            crate::model::with_slice(grad, "gradient", |g| self.update(i, g))?;
         }
         Ok(())
     }
