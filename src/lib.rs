@@ -30,6 +30,7 @@ pub mod model;
 pub mod neighbors;
 pub mod regularize;
 pub mod report;
+mod tensor;
 pub mod train;
 
 pub use data::{DataError, Dataset};
