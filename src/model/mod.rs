@@ -18,7 +18,7 @@ pub use dense::{dense, Dense};
 pub use dropout::Dropout;
 pub(crate) use fused::Tape;
 pub use init::glorot_init;
-pub(crate) use kernels::with_slice;
+pub(crate) use kernels::{sgemm, transpose, with_slice, Mat};
 pub use net::{build_model, Cnn, Mlp};
 pub use spec::{Activation, CnnSpec, MlpSpec, ModelSpec};
 
