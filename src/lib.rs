@@ -26,11 +26,14 @@ pub mod data;
 pub mod eval;
 pub mod graph;
 pub mod io;
+pub mod loss;
 pub mod model;
 pub mod neighbors;
 pub mod regularize;
 pub mod report;
 pub mod train;
+
+mod tensor;
 
 pub use data::{DataError, Dataset};
 pub use graph::{EdgeKind, GraphError, NeighborGraph};

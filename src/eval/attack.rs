@@ -4,7 +4,7 @@
 use crate::data::Dataset;
 use crate::model::Model;
 use crate::regularize::{gen_adv_neighbor, AdvNeighborConfig, NormType};
-use crate::train::input_gradient;
+use crate::loss::input_gradient;
 use candle_core::{Device, Result, Tensor};
 use ndarray::{s, Array2};
 use serde::{Deserialize, Serialize};
