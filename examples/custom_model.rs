@@ -44,7 +44,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let reg = GraphRegConfig { multiplier: 0.1, max_neighbors: 2, ..Default::default() };
     let config = TrainConfig { epochs: 30, batch_size: 128, ..Default::default() };
     let history =
-        Trainer::new(&model, &vars, config).with_graph(&neighbors, &reg).fit(&train, None, &mut |_, _, _| {})?;
+        Trainer::new(&model, &vars, config).with_graph(&neighbors, &reg).fit(&train, None)?;
 
     let last = history.epochs.last().map_or(0.0, |e| e.accuracy);
     println!("train accuracy {last:.3}, test accuracy {:.3}", evaluate(&model, &test, 512)?.accuracy);

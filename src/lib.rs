@@ -26,6 +26,7 @@ pub mod data;
 pub mod eval;
 pub mod graph;
 pub mod io;
+pub mod loss;
 pub mod model;
 pub mod neighbors;
 pub mod regularize;

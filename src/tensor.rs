@@ -17,7 +17,6 @@ use ndarray::{Array2, ArrayView2};
 ///
 /// # Errors
 /// A candle error if the tensor cannot be created.
-#[cfg_attr(not(test), expect(dead_code, reason = "train/, eval/ and cli/demo.rs switch to it when merged"))]
 pub(crate) fn to_tensor(a: ArrayView2<'_, f32>) -> Result<Tensor> {
     let standard = a.as_standard_layout();
     let Some(values) = standard.as_slice() else {
@@ -31,7 +30,6 @@ pub(crate) fn to_tensor(a: ArrayView2<'_, f32>) -> Result<Tensor> {
 ///
 /// # Errors
 /// A candle error if `t` is not rank 2 or not `f32` (no conversion is made).
-#[cfg_attr(not(test), expect(dead_code, reason = "train/ and eval/ switch to it when merged"))]
 pub(crate) fn to_array2(t: &Tensor) -> Result<Array2<f32>> {
     let shape = t.dims2()?;
     let values = t.flatten_all()?.to_vec1::<f32>()?;

@@ -26,7 +26,7 @@ fn clean_and_robust(train: &Dataset, test: &Dataset, adversarial: Option<&AdvReg
     if let Some(config) = adversarial {
         trainer = trainer.with_adversarial(config);
     }
-    trainer.fit(train, None, &mut |_, _, _| {}).unwrap();
+    trainer.fit(train, None).unwrap();
     let attack =
         AttackConfig { attack: Attack::Fgsm, norm: NormType::Infinity, epsilon: 0.2, clip: Some((0.0, 1.0)), seed: 0 };
     let x_adv = adversarial_examples(model.as_ref(), test, &attack, 500).unwrap();

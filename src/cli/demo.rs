@@ -98,7 +98,7 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
         other => other,
     };
     let threads = args.threads.unwrap_or(if matches!(spec, ModelSpec::Mlp(_)) { 1 } else { 2 });
-    nsl::train::set_threads(threads);
+    super::set_threads(threads);
     let mnist = data_dir.join("mnist");
     let (train, test) = with_spinner("reading MNIST", || -> Result<(Dataset, Dataset)> {
         let options = IdxOptions::default();
@@ -142,10 +142,13 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
             ProgressStyle::with_template(&format!("{name:>22} {{bar:30}} epoch {{msg}} ({{elapsed}}, eta {{eta}})"))
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        let history = trainer.fit(&train, None, &mut |epoch, _, _| {
-            bar.set_message(format!("{epoch}/{}", args.epochs));
-            bar.inc(1);
-        })?;
+        let progress_bar = bar.clone();
+        let history = trainer
+            .on_progress(move |p| {
+                progress_bar.set_message(format!("{}/{}", p.epoch, p.epochs));
+                progress_bar.inc(1);
+            })
+            .fit(&train, None)?;
         bar.finish_and_clear();
         Ok((model, history))
     };
@@ -190,14 +193,8 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
 
     // The pictures: digits perturbed against the base model that fool it but not the regularized one.
     let labels = test.labels().unwrap_or(&[]);
-    let predict = |model: &dyn Model| -> Result<Vec<u32>> {
-        let t = candle_core::Tensor::from_slice(
-            transfer.as_slice().unwrap_or(&[]),
-            transfer.dim(),
-            &candle_core::Device::Cpu,
-        )?;
-        Ok(model.forward_t(&t, false)?.argmax(1)?.to_vec1()?)
-    };
+    let predict =
+        |model: &dyn Model| -> Result<Vec<u32>> { Ok(nsl::eval::attack::predicted_classes(model, transfer.view(), 1024)?) };
     let (base_pred, robust_pred) = (predict(base.as_ref())?, predict(robust.as_ref())?);
     let cells: Vec<DigitCell> = (0..test.len())
         .filter(|&i| base_pred[i] != labels[i] && robust_pred[i] == labels[i])

@@ -79,6 +79,23 @@ impl ColumnArgs {
 }
 
 /// Parses the command line, runs the command and turns its outcome into an exit status.
+/// Sets the number of CPU threads for the whole process: rayon's global pool (nsl's kernels) and
+/// candle's own pool. Called once, at start-up, before any other thread exists.
+///
+/// candle's element-wise ops get one thread unless `CANDLE_NUM_THREADS` says otherwise: its pool's
+/// workers spin after every op, and on a small machine they take the cores the products need (set
+/// `CANDLE_NUM_THREADS=2` with `--threads 2` to compare).
+pub fn set_threads(threads: usize) {
+    // candle reads RAYON_NUM_THREADS at every matmul, CANDLE_NUM_THREADS when its pool starts;
+    // rayon reads RAYON_NUM_THREADS when its pool starts. The binary is single-threaded here, so
+    // changing the environment races with nothing.
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {

@@ -15,7 +15,7 @@ use nsl::regularize::{
 };
 use nsl::report::training_curves_svg;
 use nsl::train::AdversarialRecord;
-use nsl::train::{save_checkpoint, set_threads, CheckpointMeta, OptimizerConfig, TrainConfig, Trainer};
+use nsl::train::{save_checkpoint, CheckpointMeta, OptimizerConfig, TrainConfig, Trainer};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -280,7 +280,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         None => FileConfig::default(),
     };
     if let Some(threads) = args.threads.or(file.threads) {
-        set_threads(threads);
+        super::set_threads(threads);
     }
     let samples_path =
         args.samples.clone().or(file.samples).context("--samples is required (or `samples` in --config)")?;
@@ -313,7 +313,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         batch_size: args.batch_size.or(file.batch_size).unwrap_or(32),
         optimizer,
         seed,
-        shuffle: true,
+        ..TrainConfig::default()
     };
     if config.epochs == 0 || config.batch_size == 0 {
         bail!("--epochs and --batch-size must be at least 1");
@@ -383,11 +383,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         ProgressStyle::with_template("{bar:40} epoch {msg} ({elapsed}, eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut progress = |epoch: usize, _batch: usize, _batches: usize| {
-        bar.set_message(format!("{epoch}/{}", config.epochs));
-        bar.inc(1);
-    };
-    let history = trainer.fit(&train, validation.as_ref(), &mut progress)?;
+    let progress_bar = bar.clone();
+    trainer = trainer.on_progress(move |p| {
+        progress_bar.set_message(format!("{}/{}", p.epoch, p.epochs));
+        progress_bar.inc(1);
+    });
+    let history = trainer.fit(&train, validation.as_ref())?;
     bar.finish_and_clear();
     if let Some(path) = &record_path {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

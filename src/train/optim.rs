@@ -25,6 +25,15 @@ pub enum OptimizerConfig {
     },
 }
 
+impl OptimizerConfig {
+    /// The learning rate.
+    pub fn learning_rate(&self) -> f64 {
+        match *self {
+            OptimizerConfig::Adam { learning_rate } | OptimizerConfig::Sgd { learning_rate } => learning_rate,
+        }
+    }
+}
+
 impl Default for OptimizerConfig {
     fn default() -> Self {
         OptimizerConfig::Adam { learning_rate: 0.001 }
@@ -41,14 +50,14 @@ pub(crate) struct Optimizer {
 }
 
 impl Optimizer {
-    pub(crate) fn new(config: OptimizerConfig, vars: Vec<Var>) -> Result<Self> {
+    pub(crate) fn new(config: OptimizerConfig, vars: Vec<Var>) -> Self {
         let moments = match config {
             OptimizerConfig::Adam { .. } => {
                 vars.iter().map(|v| (vec![0.0; v.elem_count()], vec![0.0; v.elem_count()])).collect()
             }
             OptimizerConfig::Sgd { .. } => Vec::new(),
         };
-        Ok(Optimizer { config, vars, moments, step: 0 })
+        Optimizer { config, vars, moments, step: 0 }
     }
 
     /// One update from `grads` (variables without a gradient are left alone).
@@ -107,20 +116,6 @@ impl Optimizer {
             })),
         }
     }
-
-    /// Adds the parameter gradients of `more` into `grads`.
-    pub(crate) fn accumulate(&self, grads: &mut GradStore, more: &GradStore) -> Result<()> {
-        for var in &self.vars {
-            if let Some(extra) = more.get(var.as_tensor()) {
-                let sum = match grads.get(var.as_tensor()) {
-                    Some(g) => (g + extra)?,
-                    None => extra.clone(),
-                };
-                grads.insert(var.as_tensor(), sum);
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Runs a function on a variable's values, in place.
@@ -157,7 +152,7 @@ mod tests {
     #[test]
     fn adam_first_steps_match_keras() {
         let var = Var::new(&[1.0f32], &Device::Cpu).unwrap();
-        let mut opt = Optimizer::new(OptimizerConfig::Adam { learning_rate: 0.1 }, vec![var.clone()]).unwrap();
+        let mut opt = Optimizer::new(OptimizerConfig::Adam { learning_rate: 0.1 }, vec![var.clone()]);
         let mut thetas = Vec::new();
         for _ in 0..3 {
             let loss = var.as_tensor().sqr().unwrap().sum_all().unwrap();
@@ -177,7 +172,7 @@ mod tests {
     #[test]
     fn sgd_step() {
         let var = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
-        let mut opt = Optimizer::new(OptimizerConfig::Sgd { learning_rate: 0.5 }, vec![var.clone()]).unwrap();
+        let mut opt = Optimizer::new(OptimizerConfig::Sgd { learning_rate: 0.5 }, vec![var.clone()]);
         let loss = var.as_tensor().sqr().unwrap().sum_all().unwrap();
         opt.step(&loss.backward().unwrap()).unwrap();
         assert_eq!(var.as_tensor().to_vec1::<f32>().unwrap(), vec![0.0, 0.0]);
