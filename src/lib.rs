@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod build;
+mod config;
 pub mod data;
 pub mod eval;
 pub mod graph;
@@ -32,5 +33,6 @@ pub mod regularize;
 pub mod report;
 pub mod train;
 
+pub use config::ConfigError;
 pub use data::{DataError, Dataset};
 pub use graph::{EdgeKind, GraphError, NeighborGraph};
