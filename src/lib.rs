@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod build;
+mod config;
 pub mod data;
 pub mod eval;
 pub mod graph;
@@ -34,5 +35,6 @@ pub mod report;
 mod tensor;
 pub mod train;
 
+pub use config::ConfigError;
 pub use data::{DataError, Dataset};
 pub use graph::{EdgeKind, GraphError, NeighborGraph};

@@ -67,7 +67,7 @@ pub struct BuildGraphArgs {
     #[arg(long, default_value = "id")]
     pub id_column: String,
     /// Column of the embeddings. Default: `embedding` if a Parquet input has it, else `features`
-    /// (what `nsl generate-embeddings` writes) or, for CSV, every numeric column but the id.
+    /// (what `nsl generate-embeddings` writes) or, for CSV, every numeric column but the id and `label`.
     #[arg(long)]
     pub embedding_column: Option<String>,
     /// Print the summary as one JSON object on stdout instead of text.

@@ -24,6 +24,7 @@ use nsl::report::{digit_grid_png, training_curves_svg, DigitCell};
 use nsl::train::{History, TrainConfig, Trainer};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Instant;
 
 /// Flags of `nsl demo`.
@@ -36,16 +37,16 @@ pub struct DemoArgs {
     /// next to the crate's sources.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Model: `mlp:256,128` (fast), or `cnn` for NSL's tutorial CNN. Default mlp:256,128.
-    #[arg(long, default_value = "mlp:256,128", value_name = "SPEC")]
-    model: String,
+    /// Model: `mlp:256,128` (fast), or `cnn` for NSL's tutorial CNN. MLP dropout is 0.
+    #[arg(long, default_value = "mlp:256,128", value_name = "SPEC", value_parser = ModelSpec::from_str)]
+    model: ModelSpec,
     /// Training epochs of each model (NSL's tutorial: 5).
     #[arg(long, default_value_t = 5)]
     epochs: usize,
     /// Seed of weights and shuffling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// CPU threads. Default: 1 for the MLP, all cores for the CNN.
+    /// CPU threads. Default: 1 for the MLP, 2 for the CNN.
     #[arg(long)]
     threads: Option<usize>,
     /// Instead: walk the bundled Cora citation graph through convert, graph stats and export.
@@ -92,9 +93,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 
 fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
     let started = Instant::now();
-    let spec: ModelSpec = args.model.parse().map_err(anyhow::Error::msg)?;
-    let spec = match spec {
-        ModelSpec::Mlp(_) => spec.with_dropout(0.0),
+    let spec = match args.model.clone() {
+        spec @ ModelSpec::Mlp(_) => spec.with_dropout(0.0),
         other => other,
     };
     let threads = args.threads.unwrap_or(if matches!(spec, ModelSpec::Mlp(_)) { 1 } else { 2 });

@@ -1,112 +1,36 @@
 //! `nsl train`: train a model, optionally graph-regularized, and save the run.
 
 use super::progress::with_spinner;
-use super::ColumnArgs;
+use super::{from_text, set_threads, ColumnArgs};
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use nsl::data::{self, Dataset};
 use nsl::eval::evaluate;
 use nsl::graph;
 use nsl::model::{build_model, ModelSpec};
 use nsl::neighbors::NeighborTable;
-use nsl::regularize::{
-    AdvLoss, AdvNeighborConfig, AdvRegConfig, DistanceConfig, DistanceType, GraphRegConfig, Reduction, Transform,
-};
+use nsl::regularize::{AdvRegConfig, GraphRegConfig};
 use nsl::report::training_curves_svg;
 use nsl::train::AdversarialRecord;
 use nsl::train::{save_checkpoint, CheckpointMeta, OptimizerConfig, TrainConfig, Trainer};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
-/// Flags of `nsl train`. Every flag can also come from `--config run.toml` (same names, with `_` for
-/// `-`); flags given on the command line win.
+/// Flags of `nsl train`.
 #[derive(Args, Debug)]
 #[command(after_help = "Example (NSL's Cora tutorial):\n  \
     nsl train --samples train.parquet --pool test.parquet --graph cora_graph.parquet --model mlp:50,50 --dropout 0.5 \\\n    \
     --graph-reg multiplier=0.1,neighbors=1,distance=l2 --epochs 100 --batch-size 128 --test test.parquet --out runs/cora")]
 pub struct TrainArgs {
-    /// TOML file with any of these settings (e.g. `samples = "train.parquet"`, `epochs = 100`,
-    /// `graph_reg = "multiplier=0.1,neighbors=2"`); unknown keys are errors.
+    /// TOML file with any of the settings below but the column names and `--json` (e.g. `samples =
+    /// "train.parquet"`, `epochs = 100`, `graph_reg = "multiplier=0.1,neighbors=2"`, `strict = true`);
+    /// unknown keys are errors. Flags given on the command line win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Labeled training samples (Parquet, CSV, IDX or LINQS).
-    #[arg(long, value_name = "FILE")]
-    samples: Option<PathBuf>,
-    /// Extra samples that may serve as neighbors but are not trained on with their labels (NSL's Cora
-    /// tutorial uses the test papers).
-    #[arg(long, value_name = "FILE")]
-    pool: Option<PathBuf>,
-    /// Neighbor graph (Parquet or NSL TSV) for graph regularization.
-    #[arg(long, value_name = "FILE")]
-    graph: Option<PathBuf>,
-    /// Graph regularization, as `key=value` pairs: `multiplier` (default 0.01), `neighbors` (max per
-    /// sample, default 1), `distance` (l1 | l2 | cosine | kl | jsd, default l2), `transform` (none |
-    /// softmax | sigmoid, default none), `reduction` (sum_by_nonzero_weights | sum | mean |
-    /// sum_over_batch_size, default sum_by_nonzero_weights), `sum-over-axis` (default -1, as NSL's
-    /// tutorials; `none` for elementwise), `layer` (a hidden layer name, default the logits),
-    /// `stop-gradient` (true | false, default false). Needs `--graph`.
-    #[arg(long, value_name = "KEY=VALUE,…")]
-    graph_reg: Option<String>,
-    /// Adversarial regularization, as `key=value` pairs: `multiplier` (default 0.2), `step-size`
-    /// (default 0.001; NSL's MNIST tutorial: 0.2), `norm` (l1 | l2 | inf, default l2),
-    /// `pgd-iterations` (default 1 = FGSM), `epsilon` (PGD ball radius, default none), `clip`
-    /// (MIN:MAX bounds of the perturbed features, e.g. 0:1 for pixels, default none), `random-init`
-    /// (default false), `loss` (supervised = NSL's form, default; or a distance l1 | l2 | kl | jsd |
-    /// cosine between the sample's and the neighbor's outputs, which needs no label). Combines with
-    /// `--graph-reg`.
-    #[arg(long, value_name = "KEY=VALUE,…")]
-    adv_reg: Option<String>,
-    /// Write the adversarial neighbors generated during training as a neighbor graph (`kind =
-    /// adversarial`; Parquet or TSV by extension) plus a node table `NAME.nodes.parquet` (perturbed
-    /// features, perturbation norm, predictions). Needs `--adv-reg`.
-    #[arg(long, value_name = "FILE")]
-    record_adversarial: Option<PathBuf>,
-    /// With `--record-adversarial`: record every N-th epoch (and the last). Default 1.
-    #[arg(long, value_name = "N")]
-    record_every: Option<usize>,
-    /// Model: `mlp:UNITS,…` or `cnn[:FILTERS,…]`. Default `mlp:50,50`.
-    #[arg(long, value_name = "SPEC")]
-    model: Option<String>,
-    /// Dropout rate after hidden/dense layers, in training only. Default 0.5 for mlp, 0 for cnn.
-    #[arg(long, value_name = "RATE")]
-    dropout: Option<f32>,
-    /// Passes over the training samples. Default 10.
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Samples per batch. Default 32 (Keras' default).
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Optimizer: adam or sgd. Default adam.
-    #[arg(long, value_name = "NAME")]
-    optimizer: Option<String>,
-    /// Learning rate. Default 0.001 for adam, 0.01 for sgd.
-    #[arg(long, value_name = "LR")]
-    learning_rate: Option<f64>,
-    /// Seed of the weights, dropout and shuffling. Default 0.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Seed of the initial weights and dropout masks only, when they should differ from `--seed`'s
-    /// (e.g. two models compared on the same batches from independent starts, as in NSL's
-    /// tutorial). Default: `--seed`.
-    #[arg(long, value_name = "SEED")]
-    init_seed: Option<u64>,
-    /// CPU threads. Default: all cores (on 2 cores, 1 is often faster for small models).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Labeled samples to evaluate after every epoch (shown in the history and the curves).
-    #[arg(long, value_name = "FILE")]
-    validation: Option<PathBuf>,
-    /// Labeled samples to evaluate at the end (the accuracy `nsl evaluate` reproduces).
-    #[arg(long, value_name = "FILE")]
-    test: Option<PathBuf>,
-    /// Fail if the graph names ids that are neither training nor pool samples (default: skip them and
-    /// report the count).
-    #[arg(long)]
-    strict: bool,
-    /// Run directory: weights, model.json, history (JSON, CSV), curves.svg, summary.json. Default `runs/train`.
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
+    #[command(flatten)]
+    settings: TrainSettings,
     #[command(flatten)]
     columns: ColumnArgs,
     /// Print the summary as JSON on standard output.
@@ -114,30 +38,129 @@ pub struct TrainArgs {
     json: bool,
 }
 
-/// `--config` file: the same settings as the flags.
-#[derive(Deserialize, Default, Debug)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    samples: Option<PathBuf>,
-    pool: Option<PathBuf>,
-    graph: Option<PathBuf>,
-    graph_reg: Option<String>,
-    adv_reg: Option<String>,
-    record_adversarial: Option<PathBuf>,
-    record_every: Option<usize>,
-    model: Option<String>,
-    dropout: Option<f32>,
-    epochs: Option<usize>,
-    batch_size: Option<usize>,
-    optimizer: Option<String>,
-    learning_rate: Option<f64>,
-    seed: Option<u64>,
-    init_seed: Option<u64>,
-    threads: Option<usize>,
-    validation: Option<PathBuf>,
-    test: Option<PathBuf>,
-    strict: Option<bool>,
-    out: Option<PathBuf>,
+/// Declares a struct of `Option` fields, and its method `or`, which fills the fields left unset
+/// from another value: one list of fields serves the flags, the `--config` file and their merge.
+macro_rules! settings {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($(#[$field_meta:meta])* $field:ident: Option<$ty:ty>,)* }) => {
+        $(#[$meta])*
+        $vis struct $name { $($(#[$field_meta])* $field: Option<$ty>,)* }
+
+        impl $name {
+            /// `self`, with the settings it leaves unset taken from `under`.
+            fn or(self, under: Self) -> Self {
+                $name { $($field: self.$field.or(under.$field),)* }
+            }
+        }
+    };
+}
+
+settings! {
+    /// The settings of `nsl train`, from the flags or from the `--config` file (same names, with `_`
+    /// for `-`). Unset means the default written in each doc.
+    #[derive(Args, Deserialize, Default, Clone, Debug)]
+    #[group(skip)]
+    #[serde(default, deny_unknown_fields)]
+    struct TrainSettings {
+        /// Labeled training samples (Parquet, CSV, IDX or LINQS).
+        #[arg(long, value_name = "FILE")]
+        samples: Option<PathBuf>,
+        /// Extra samples that may serve as neighbors but are not trained on with their labels (NSL's Cora
+        /// tutorial uses the test papers).
+        #[arg(long, value_name = "FILE")]
+        pool: Option<PathBuf>,
+        /// Neighbor graph (Parquet or NSL TSV) for graph regularization.
+        #[arg(long, value_name = "FILE")]
+        graph: Option<PathBuf>,
+        /// Graph regularization, as `key=value` pairs: `multiplier` (default 0.01), `neighbors` (max per
+        /// sample, default 1), `distance` (l1 | l2 | cosine | kl | jsd, default l2), `transform` (none |
+        /// softmax | sigmoid, default none), `reduction` (sum_by_nonzero_weights | sum | mean |
+        /// sum_over_batch_size, default sum_by_nonzero_weights), `sum-over-axis` (default -1, as NSL's
+        /// tutorials; `none` for elementwise), `layer` (a hidden layer name, default the logits),
+        /// `stop-gradient` (true | false, default false). Needs `--graph`.
+        #[arg(long, value_name = "KEY=VALUE,…", value_parser = GraphRegConfig::from_kv)]
+        #[serde(deserialize_with = "from_text")]
+        graph_reg: Option<GraphRegConfig>,
+        /// Adversarial regularization, as `key=value` pairs: `multiplier` (default 0.2), `step-size`
+        /// (default 0.001; NSL's MNIST tutorial: 0.2), `norm` (l1 | l2 | inf, default l2),
+        /// `pgd-iterations` (default 1 = FGSM), `epsilon` (PGD ball radius, default none), `clip`
+        /// (MIN:MAX bounds of the perturbed features, e.g. 0:1 for pixels, default none), `random-init`
+        /// (default false), `loss` (supervised = NSL's form, default; or a distance l1 | l2 | kl | jsd |
+        /// cosine between the sample's and the neighbor's outputs: the neighbor is still crafted from
+        /// the labels' loss gradient, only the loss term compares outputs). Combines with `--graph-reg`.
+        #[arg(long, value_name = "KEY=VALUE,…", value_parser = AdvRegConfig::from_kv)]
+        #[serde(deserialize_with = "from_text")]
+        adv_reg: Option<AdvRegConfig>,
+        /// Write the adversarial neighbors generated during training as a neighbor graph (`kind =
+        /// adversarial`; Parquet or TSV by extension) plus a node table `NAME.nodes.parquet` (perturbed
+        /// features, perturbation norm, predictions). Needs `--adv-reg`.
+        #[arg(long, value_name = "FILE")]
+        record_adversarial: Option<PathBuf>,
+        /// With `--record-adversarial`: record every N-th epoch (and the last). Default 1.
+        #[arg(long, value_name = "N")]
+        record_every: Option<usize>,
+        /// Model: `mlp:UNITS,…` or `cnn[:FILTERS,…]`. Default `mlp:50,50`.
+        #[arg(long, value_name = "SPEC", value_parser = ModelSpec::from_str)]
+        #[serde(deserialize_with = "from_text")]
+        model: Option<ModelSpec>,
+        /// Dropout rate after hidden/dense layers, in training only. Default 0.5 for mlp, 0 for cnn.
+        #[arg(long, value_name = "RATE")]
+        dropout: Option<f32>,
+        /// Passes over the training samples. Default 10.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Samples per batch. Default 32 (Keras' default).
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Optimizer. Default adam.
+        #[arg(long, value_name = "NAME")]
+        optimizer: Option<OptimizerName>,
+        /// Learning rate. Default 0.001 for adam, 0.01 for sgd (Keras' defaults).
+        #[arg(long, value_name = "LR")]
+        learning_rate: Option<f64>,
+        /// Seed of the weights, dropout and shuffling. Default 0.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Seed of the initial weights and dropout masks only, when they should differ from `--seed`'s
+        /// (e.g. two models compared on the same batches from independent starts, as in NSL's
+        /// tutorial). Default: `--seed`.
+        #[arg(long, value_name = "SEED")]
+        init_seed: Option<u64>,
+        /// CPU threads. Default: all cores (on 2 cores, 1 is often faster for small models).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Labeled samples to evaluate after every epoch (shown in the history and the curves).
+        #[arg(long, value_name = "FILE")]
+        validation: Option<PathBuf>,
+        /// Labeled samples to evaluate at the end (the accuracy `nsl evaluate` reproduces).
+        #[arg(long, value_name = "FILE")]
+        test: Option<PathBuf>,
+        /// Fail if the graph names ids that are neither training nor pool samples (default: skip them and
+        /// report the count).
+        #[arg(long, num_args = 0, default_missing_value = "true")]
+        strict: Option<bool>,
+        /// Run directory: weights, model.json, history (JSON, CSV), curves.svg, summary.json. Default `runs/train`.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    }
+}
+
+/// `--optimizer`'s choices.
+#[derive(ValueEnum, Deserialize, Clone, Copy, Debug)]
+#[serde(rename_all = "lowercase")]
+enum OptimizerName {
+    // Adam, with Keras' defaults.
+    Adam,
+    // Plain stochastic gradient descent.
+    Sgd,
+}
+
+impl From<OptimizerName> for OptimizerConfig {
+    fn from(name: OptimizerName) -> Self {
+        match name {
+            OptimizerName::Adam => OptimizerConfig::adam(),
+            OptimizerName::Sgd => OptimizerConfig::sgd(),
+        }
+    }
 }
 
 /// What `nsl train` reports (also `RUN/summary.json`).
@@ -153,175 +176,56 @@ struct Summary {
     graph: Option<nsl::neighbors::NeighborReport>,
 }
 
-/// Parses `--graph-reg multiplier=0.1,neighbors=1,distance=l2,…` (see the flag's help).
-pub fn parse_graph_reg(spec: &str) -> Result<GraphRegConfig> {
-    let mut config = GraphRegConfig {
-        distance: DistanceConfig { sum_over_axis: Some(-1), ..Default::default() },
-        ..Default::default()
-    };
-    for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').with_context(|| format!("`{pair}` in --graph-reg is not KEY=VALUE"))?;
-        let bad = || format!("invalid value `{value}` for `{key}` in --graph-reg");
-        match key.trim().replace('_', "-").as_str() {
-            "multiplier" => config.multiplier = value.parse().with_context(bad)?,
-            "neighbors" | "max-neighbors" => {
-                let n: i64 = value.parse().with_context(bad)?;
-                if n < 0 {
-                    bail!("neighbors={n} in --graph-reg: the number of neighbors cannot be negative");
-                }
-                config.max_neighbors = n as usize;
-            }
-            "distance" => {
-                config.distance.distance = match value {
-                    "l1" => DistanceType::L1,
-                    "l2" => DistanceType::L2,
-                    "cosine" => DistanceType::Cosine,
-                    "kl" | "kl_divergence" => DistanceType::KlDivergence,
-                    "jsd" | "jensen_shannon_divergence" => DistanceType::JensenShannonDivergence,
-                    _ => bail!("{} (expected l1, l2, cosine, kl or jsd)", bad()),
-                }
-            }
-            "transform" => {
-                config.distance.transform = match value {
-                    "none" => Transform::None,
-                    "softmax" => Transform::Softmax,
-                    "sigmoid" => Transform::Sigmoid,
-                    _ => bail!("{} (expected none, softmax or sigmoid)", bad()),
-                }
-            }
-            "reduction" => {
-                config.distance.reduction = match value {
-                    "sum_by_nonzero_weights" => Reduction::SumByNonzeroWeights,
-                    "sum" => Reduction::Sum,
-                    "mean" => Reduction::Mean,
-                    "sum_over_batch_size" => Reduction::SumOverBatchSize,
-                    "none" => bail!("reduction=none gives no single loss; use sum"),
-                    _ => bail!("{} (expected sum_by_nonzero_weights, sum, mean or sum_over_batch_size)", bad()),
-                }
-            }
-            "sum-over-axis" => {
-                config.distance.sum_over_axis = if value == "none" { None } else { Some(value.parse().with_context(bad)?) }
-            }
-            "layer" => config.layer = Some(value.to_string()),
-            "stop-gradient" => config.stop_gradient = value.parse().with_context(bad)?,
-            other => bail!(
-                "unknown key `{other}` in --graph-reg (known: multiplier, neighbors, distance, transform, reduction, sum-over-axis, layer, stop-gradient)"
-            ),
-        }
-    }
-    config.validate().map_err(anyhow::Error::msg)?;
-    Ok(config)
-}
-
-/// Parses `--adv-reg multiplier=0.2,step-size=0.2,norm=inf,…` (see the flag's help).
-pub fn parse_adv_reg(spec: &str) -> Result<AdvRegConfig> {
-    let mut config = AdvRegConfig::default();
-    let neighbor: &mut AdvNeighborConfig = &mut config.neighbor;
-    let mut multiplier = 0.2;
-    let mut loss = AdvLoss::Supervised;
-    for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').with_context(|| format!("`{pair}` in --adv-reg is not KEY=VALUE"))?;
-        let bad = || format!("invalid value `{value}` for `{key}` in --adv-reg");
-        match key.trim().replace('_', "-").as_str() {
-            "multiplier" => multiplier = value.parse().with_context(bad)?,
-            "step-size" | "adv-step-size" => neighbor.step_size = value.parse().with_context(bad)?,
-            "norm" | "grad-norm" => neighbor.grad_norm = value.parse().map_err(anyhow::Error::msg)?,
-            "pgd-iterations" | "iterations" => neighbor.pgd_iterations = value.parse().with_context(bad)?,
-            "epsilon" | "pgd-epsilon" => neighbor.pgd_epsilon = Some(value.parse().with_context(bad)?),
-            "clip" => {
-                let (lo, hi) = value.split_once(':').with_context(|| format!("{} (expected MIN:MAX)", bad()))?;
-                neighbor.clip_min = if lo.is_empty() { None } else { Some(lo.parse().with_context(bad)?) };
-                neighbor.clip_max = if hi.is_empty() { None } else { Some(hi.parse().with_context(bad)?) };
-            }
-            "random-init" => neighbor.random_init = value.parse().with_context(bad)?,
-            "loss" => {
-                let distance = |d| AdvLoss::Distance(DistanceConfig { distance: d, sum_over_axis: Some(-1), ..Default::default() });
-                loss = match value {
-                    "supervised" => AdvLoss::Supervised,
-                    "l1" => distance(DistanceType::L1),
-                    "l2" => distance(DistanceType::L2),
-                    "cosine" => distance(DistanceType::Cosine),
-                    "kl" => AdvLoss::Distance(DistanceConfig {
-                        distance: DistanceType::KlDivergence,
-                        transform: Transform::Softmax,
-                        sum_over_axis: Some(-1),
-                        ..Default::default()
-                    }),
-                    "jsd" => AdvLoss::Distance(DistanceConfig {
-                        distance: DistanceType::JensenShannonDivergence,
-                        transform: Transform::Softmax,
-                        sum_over_axis: Some(-1),
-                        ..Default::default()
-                    }),
-                    _ => bail!("{} (expected supervised, l1, l2, cosine, kl or jsd)", bad()),
-                }
-            }
-            other => bail!(
-                "unknown key `{other}` in --adv-reg (known: multiplier, step-size, norm, pgd-iterations, epsilon, clip, random-init, loss)"
-            ),
-        }
-    }
-    config.multiplier = multiplier;
-    config.loss = loss;
-    Ok(config)
-}
-
 fn read(path: &Path, columns: &ColumnArgs) -> Result<Dataset> {
     Ok(with_spinner(format!("reading {}", path.display()), || data::read_samples(path, &columns.to_columns()))?)
 }
 
 /// Runs `nsl train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let file: FileConfig = match &args.config {
+    let file: TrainSettings = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?
         }
-        None => FileConfig::default(),
+        None => TrainSettings::default(),
     };
-    if let Some(threads) = args.threads.or(file.threads) {
-        super::set_threads(threads);
+    let settings = args.settings.clone().or(file);
+    if let Some(threads) = settings.threads {
+        set_threads(threads);
     }
-    let samples_path =
-        args.samples.clone().or(file.samples).context("--samples is required (or `samples` in --config)")?;
-    let pool_path = args.pool.clone().or(file.pool);
-    let graph_path = args.graph.clone().or(file.graph);
-    let graph_reg = args.graph_reg.clone().or(file.graph_reg).map(|s| parse_graph_reg(&s)).transpose()?;
-    let adv_reg = args.adv_reg.clone().or(file.adv_reg).map(|s| parse_adv_reg(&s)).transpose()?;
-    let record_path = args.record_adversarial.clone().or(file.record_adversarial);
-    let record_every = args.record_every.or(file.record_every).unwrap_or(1);
+    let samples_path = settings.samples.context("--samples is required (or `samples` in --config)")?;
+    let (pool_path, graph_path) = (settings.pool, settings.graph);
+    let (graph_reg, adv_reg) = (settings.graph_reg, settings.adv_reg);
+    let record_path = settings.record_adversarial;
+    let record_every = settings.record_every.unwrap_or(1);
     if record_path.is_some() && adv_reg.is_none() {
         bail!("--record-adversarial needs --adv-reg");
     }
-    let model_text = args.model.clone().or(file.model).unwrap_or_else(|| "mlp:50,50".into());
-    let mut spec: ModelSpec = model_text.parse().map_err(anyhow::Error::msg)?;
-    if let Some(dropout) = args.dropout.or(file.dropout) {
+    let mut spec = settings.model.unwrap_or_default();
+    if let Some(dropout) = settings.dropout {
         if !(0.0..1.0).contains(&dropout) {
             bail!("--dropout {dropout} must be in [0, 1)");
         }
         spec = spec.with_dropout(dropout);
     }
-    let optimizer = match args.optimizer.clone().or(file.optimizer).as_deref().unwrap_or("adam") {
-        "adam" => OptimizerConfig::Adam { learning_rate: args.learning_rate.or(file.learning_rate).unwrap_or(0.001) },
-        "sgd" => OptimizerConfig::Sgd { learning_rate: args.learning_rate.or(file.learning_rate).unwrap_or(0.01) },
-        other => bail!("unknown optimizer `{other}` (expected adam or sgd)"),
-    };
-    let seed = args.seed.or(file.seed).unwrap_or(0);
-    let init_seed = args.init_seed.or(file.init_seed).unwrap_or(seed);
+    let mut optimizer = settings.optimizer.map_or_else(OptimizerConfig::default, OptimizerConfig::from);
+    if let Some(learning_rate) = settings.learning_rate {
+        optimizer = optimizer.with_learning_rate(learning_rate);
+    }
+    let defaults = TrainConfig::default();
+    let seed = settings.seed.unwrap_or(defaults.seed);
+    let init_seed = settings.init_seed.unwrap_or(seed);
     let config = TrainConfig {
-        epochs: args.epochs.or(file.epochs).unwrap_or(10),
-        batch_size: args.batch_size.or(file.batch_size).unwrap_or(32),
+        epochs: settings.epochs.unwrap_or(defaults.epochs),
+        batch_size: settings.batch_size.unwrap_or(defaults.batch_size),
         optimizer,
         seed,
-        ..TrainConfig::default()
+        ..defaults
     };
-    if config.epochs == 0 || config.batch_size == 0 {
-        bail!("--epochs and --batch-size must be at least 1");
-    }
-    let strict = args.strict || file.strict.unwrap_or(false);
-    let out = args.out.clone().or(file.out).unwrap_or_else(|| PathBuf::from("runs/train"));
-    let validation_path = args.validation.clone().or(file.validation);
-    let test_path = args.test.clone().or(file.test);
+    config.validate()?;
+    let strict = settings.strict.unwrap_or(false);
+    let out = settings.out.unwrap_or_else(|| PathBuf::from("runs/train"));
+    let (validation_path, test_path) = (settings.validation, settings.test);
 
     let train = read(&samples_path, &args.columns)?;
     let Some(classes) = train.num_classes() else {
@@ -342,7 +246,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
 
     if let Some(adv) = &adv_reg {
-        adv.validate(train.dim()).map_err(anyhow::Error::msg)?;
+        adv.validate(train.dim())?;
     }
     let (model, vars) = build_model(&spec, train.item_shape(), classes, init_seed, &candle_core::Device::Cpu)?;
     let table = match (&graph_path, &graph_reg) {
@@ -422,7 +326,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         classes,
         class_names: train.class_names().map(<[String]>::to_vec),
         seed: init_seed,
-        training: serde_json::json!({ "config": config, "graph_reg": graph_reg, "samples": samples_path, "graph": graph_path }),
+        training: serde_json::json!({ "config": config, "graph_reg": graph_reg, "adv_reg": adv_reg, "samples": samples_path, "graph": graph_path }),
     };
     save_checkpoint(&out, &meta, &vars)?;
     nsl::io::write_bytes_atomic(&out.join("history.json"), &serde_json::to_vec_pretty(&history)?)?;
@@ -455,36 +359,4 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         println!("run saved to {} (model.safetensors, model.json, history.csv, curves.svg)", out.display());
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn graph_reg_flags() {
-        let c = parse_graph_reg("multiplier=0.1,neighbors=2,distance=cosine,stop-gradient=true").unwrap();
-        assert_eq!(c.multiplier, 0.1);
-        assert_eq!(c.max_neighbors, 2);
-        assert_eq!(c.distance.distance, DistanceType::Cosine);
-        assert_eq!(c.distance.sum_over_axis, Some(-1));
-        assert!(c.stop_gradient);
-        assert!(parse_graph_reg("multiplier=-1").is_err());
-        assert!(parse_graph_reg("neighbors=-1").is_err());
-        assert!(parse_graph_reg("colour=red").is_err());
-    }
-
-    #[test]
-    fn adv_reg_flags() {
-        let c = parse_adv_reg("multiplier=0.2,step-size=0.2,norm=inf,clip=0:1,pgd-iterations=3,epsilon=0.3").unwrap();
-        assert_eq!(c.multiplier, 0.2);
-        assert_eq!(c.neighbor.step_size, 0.2);
-        assert_eq!(c.neighbor.grad_norm, nsl::regularize::NormType::Infinity);
-        assert_eq!((c.neighbor.clip_min, c.neighbor.clip_max), (Some(0.0), Some(1.0)));
-        assert_eq!(c.neighbor.pgd_iterations, 3);
-        assert_eq!(c.neighbor.pgd_epsilon, Some(0.3));
-        assert!(matches!(parse_adv_reg("loss=kl").unwrap().loss, AdvLoss::Distance(_)));
-        assert!(parse_adv_reg("norm=l3").is_err());
-        assert!(parse_adv_reg("clip=0").is_err());
-    }
 }

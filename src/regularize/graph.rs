@@ -5,10 +5,12 @@
 //! `L_graph = Reduce_{(i,j)} wᵢⱼ · D(f(xᵢ), f(xⱼ))` over the (sample, neighbor) pairs of the batch
 //! ([`pairwise_distance`]). `f` is the model's output (logits), or a named hidden layer.
 
-use super::distance::{pairwise_distance, DistanceConfig, Reduction};
+use super::distance::{pairwise_distance, DistanceConfig, DistanceType, Reduction, Transform};
+use crate::config::{key_values, ConfigError};
 use crate::neighbors::NeighborBatch;
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
+use std::str::FromStr;
 
 /// Graph-regularization settings. `Default` is NSL's (`multiplier` 0.01, `l2`, sum by non-zero
 /// weights), except `max_neighbors`, which NSL defaults to 0 (off) and is 1 here.
@@ -40,15 +42,98 @@ impl Default for GraphRegConfig {
 }
 
 impl GraphRegConfig {
+    /// The settings of NSL's tutorials, the base of [`from_kv`](Self::from_kv): the `Default`
+    /// with `sum_over_axis = Some(-1)`, one distance per (sample, neighbor) pair rather than per
+    /// element (NSL's library default, kept by `Default`, divides the `l2` loss by the output width).
+    pub fn tutorial() -> Self {
+        GraphRegConfig {
+            distance: DistanceConfig { sum_over_axis: Some(-1), ..DistanceConfig::default() },
+            ..GraphRegConfig::default()
+        }
+    }
+
+    /// The keys [`from_kv`](Self::from_kv) knows.
+    pub const KEYS: &'static [&'static str] =
+        &["multiplier", "neighbors", "distance", "transform", "reduction", "sum-over-axis", "layer", "stop-gradient"];
+
+    /// Parses `key=value` pairs (`nsl train --graph-reg`, e.g. `multiplier=0.1,neighbors=2`) over
+    /// [`GraphRegConfig::tutorial`], then [validates](Self::validate) the result. Pairs are
+    /// separated by commas, and `_` in a key is the same as `-`. The keys:
+    ///
+    /// - `multiplier`: a number ≥ 0 (default 0.01);
+    /// - `neighbors` or `max-neighbors`: neighbors per sample (default 1);
+    /// - `distance`: `l1`, `l2`, `cosine`, `kl` (`kl_divergence`), `jsd` (`jensen_shannon_divergence`)
+    ///   (default `l2`);
+    /// - `transform`: `none`, `softmax`, `sigmoid` (default `none`);
+    /// - `reduction`: `sum_by_nonzero_weights`, `sum`, `mean`, `sum_over_batch_size` (default
+    ///   `sum_by_nonzero_weights`);
+    /// - `sum-over-axis`: an axis, or `none` for elementwise distances (default `-1`);
+    /// - `layer`: a hidden layer's name (default: the logits);
+    /// - `stop-gradient`: `true` or `false` (default `false`).
+    ///
+    /// ```
+    /// use nsl::regularize::{DistanceType, GraphRegConfig};
+    /// let config = GraphRegConfig::from_kv("multiplier=0.1,neighbors=2,distance=cosine").unwrap();
+    /// assert_eq!((config.multiplier, config.max_neighbors), (0.1, 2));
+    /// assert_eq!(config.distance.distance, DistanceType::Cosine);
+    /// assert_eq!(GraphRegConfig::from_kv("").unwrap(), GraphRegConfig::tutorial());
+    /// assert!(GraphRegConfig::from_kv("colour=red").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the pair: not `key=value`, an unknown key, a value that does not
+    /// parse (or `reduction=none`, which gives no single loss), or a value `validate` refuses.
+    pub fn from_kv(spec: &str) -> std::result::Result<Self, ConfigError> {
+        let mut config = GraphRegConfig::tutorial();
+        for kv in key_values("--graph-reg", spec) {
+            let kv = kv?;
+            match kv.key.as_str() {
+                "multiplier" => config.multiplier = kv.parse("a number")?,
+                "neighbors" | "max-neighbors" => {
+                    let expected = "a number of neighbors ≥ 0";
+                    config.max_neighbors =
+                        usize::try_from(kv.parse::<i64>(expected)?).map_err(|_| kv.invalid(expected))?;
+                }
+                "distance" => config.distance.distance = kv.named(DistanceType::NAMES)?,
+                "transform" => config.distance.transform = kv.named(Transform::NAMES)?,
+                "reduction" => {
+                    config.distance.reduction = match kv.named(Reduction::NAMES)? {
+                        Reduction::None => {
+                            return Err(kv.invalid("a reduction to one loss (none gives one per pair; use sum)"))
+                        }
+                        reduction => reduction,
+                    }
+                }
+                "sum-over-axis" => {
+                    config.distance.sum_over_axis =
+                        if kv.value == "none" { None } else { Some(kv.parse("an axis (e.g. -1) or none")?) }
+                }
+                "layer" => config.layer = Some(kv.value.to_string()),
+                "stop-gradient" => config.stop_gradient = kv.parse("true or false")?,
+                _ => return Err(kv.unknown(Self::KEYS)),
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks the values.
     ///
     /// # Errors
-    /// A message naming the field if `multiplier` is negative or not finite.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    /// [`ConfigError::InvalidValue`] if `multiplier` is negative or not finite.
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
         if !(self.multiplier.is_finite() && self.multiplier >= 0.0) {
-            return Err(format!("graph-reg multiplier {} must be a finite number ≥ 0", self.multiplier));
+            return Err(ConfigError::invalid("graph-reg multiplier", self.multiplier, "a finite number ≥ 0"));
         }
         Ok(())
+    }
+}
+
+/// [`GraphRegConfig::from_kv`].
+impl FromStr for GraphRegConfig {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> std::result::Result<Self, ConfigError> {
+        GraphRegConfig::from_kv(s)
     }
 }
 
@@ -122,5 +207,58 @@ mod tests {
         let neighbors = Tensor::new(&[[1.0f32]], &dev).unwrap();
         let some = graph_loss(&samples, &neighbors, &batch(vec![0.5]), &GraphRegConfig::default()).unwrap();
         assert!(some.to_scalar::<f32>().unwrap() > 0.0);
+    }
+
+    #[test]
+    fn kv_keys_values_and_defaults() {
+        let c = GraphRegConfig::from_kv("multiplier=0.1,neighbors=2,distance=cosine,stop-gradient=true").unwrap();
+        assert_eq!(c.multiplier, 0.1);
+        assert_eq!(c.max_neighbors, 2);
+        assert_eq!(c.distance.distance, DistanceType::Cosine);
+        assert_eq!(c.distance.sum_over_axis, Some(-1));
+        assert!(c.stop_gradient);
+        // The aliases, `_` for `-`, and the base: NSL's default but one distance per pair.
+        let c = GraphRegConfig::from_kv(
+            "max_neighbors=3,distance=kl_divergence,transform=softmax,reduction=mean,sum_over_axis=none,layer=h1",
+        )
+        .unwrap();
+        assert_eq!((c.max_neighbors, c.layer.as_deref()), (3, Some("h1")));
+        assert_eq!(
+            c.distance,
+            DistanceConfig {
+                distance: DistanceType::KlDivergence,
+                transform: Transform::Softmax,
+                reduction: Reduction::Mean,
+                sum_over_axis: None
+            }
+        );
+        let base = GraphRegConfig::from_kv("").unwrap();
+        assert_eq!(
+            base,
+            GraphRegConfig {
+                distance: DistanceConfig { sum_over_axis: Some(-1), ..Default::default() },
+                ..Default::default()
+            }
+        );
+        assert_eq!(GraphRegConfig::default().distance.sum_over_axis, None);
+    }
+
+    #[test]
+    fn kv_errors_name_the_key_and_value() {
+        let err = |spec: &str| GraphRegConfig::from_kv(spec).unwrap_err().to_string();
+        assert_eq!(err("multiplier=-1"), "invalid value `-1` for graph-reg multiplier: expected a finite number ≥ 0");
+        assert!(err("neighbors=-1").contains("`neighbors` in --graph-reg"), "{}", err("neighbors=-1"));
+        assert_eq!(
+            err("colour=red"),
+            "unknown key `colour` in --graph-reg (known: multiplier, neighbors, distance, transform, reduction, \
+             sum-over-axis, layer, stop-gradient)"
+        );
+        assert_eq!(
+            err("distance=l3"),
+            "invalid value `l3` for `distance` in --graph-reg: expected l1, l2, cosine, kl or jsd"
+        );
+        assert!(err("reduction=none").contains("use sum"));
+        assert_eq!(err("multiplier"), "`multiplier` in --graph-reg is not KEY=VALUE");
+        assert!(matches!(GraphRegConfig::from_kv("stop-gradient=yes"), Err(ConfigError::InvalidValue { .. })));
     }
 }

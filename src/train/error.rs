@@ -5,15 +5,8 @@
 #[non_exhaustive]
 pub enum TrainError {
     /// A setting is out of range.
-    #[error("invalid training setting `{field}` = {value}: expected {expected}")]
-    InvalidConfig {
-        /// The [`TrainConfig`](super::TrainConfig) field.
-        field: &'static str,
-        /// Its value.
-        value: String,
-        /// What it must be.
-        expected: &'static str,
-    },
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
     /// The training samples have no labels.
     #[error("the training samples have no labels")]
     NoLabels,

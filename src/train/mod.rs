@@ -89,12 +89,10 @@ impl TrainConfig {
     /// Checks the values.
     ///
     /// # Errors
-    /// [`TrainError::InvalidConfig`] naming the field: zero epochs, batch size or threads, or a
-    /// learning rate that is not a finite number > 0.
-    pub fn validate(&self) -> Result<(), TrainError> {
-        let invalid = |field: &'static str, value: String, expected: &'static str| {
-            Err(TrainError::InvalidConfig { field, value, expected })
-        };
+    /// [`ConfigError::InvalidValue`](crate::ConfigError) naming the field: zero epochs, batch
+    /// size or threads, or a learning rate that is not a finite number > 0.
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        let invalid = |field: &str, value: String, expected: &str| Err(crate::ConfigError::invalid(field, value, expected));
         if self.epochs == 0 {
             return invalid("epochs", "0".into(), "at least 1");
         }

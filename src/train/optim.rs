@@ -4,6 +4,7 @@
 //! which dominates the step time of small models; here each variable is updated in place, in its own
 //! storage, by one vectorized loop.
 
+use crate::config::{named, ConfigError};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
@@ -25,18 +26,45 @@ pub enum OptimizerConfig {
     },
 }
 
+/// Adam with learning rate 0.001 ([`OptimizerConfig::adam`]).
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig::adam()
+    }
+}
+
 impl OptimizerConfig {
+    /// Adam with Keras' default learning rate, 0.001.
+    pub const fn adam() -> Self {
+        OptimizerConfig::Adam { learning_rate: 0.001 }
+    }
+
+    /// SGD with Keras' default learning rate, 0.01.
+    pub const fn sgd() -> Self {
+        OptimizerConfig::Sgd { learning_rate: 0.01 }
+    }
+
     /// The learning rate.
-    pub fn learning_rate(&self) -> f64 {
+    pub const fn learning_rate(&self) -> f64 {
         match *self {
             OptimizerConfig::Adam { learning_rate } | OptimizerConfig::Sgd { learning_rate } => learning_rate,
         }
     }
+
+    /// The same optimizer with another learning rate.
+    pub const fn with_learning_rate(self, learning_rate: f64) -> Self {
+        match self {
+            OptimizerConfig::Adam { .. } => OptimizerConfig::Adam { learning_rate },
+            OptimizerConfig::Sgd { .. } => OptimizerConfig::Sgd { learning_rate },
+        }
+    }
 }
 
-impl Default for OptimizerConfig {
-    fn default() -> Self {
-        OptimizerConfig::Adam { learning_rate: 0.001 }
+/// Parses `adam` or `sgd`, with Keras' default learning rate.
+impl std::str::FromStr for OptimizerConfig {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> std::result::Result<Self, ConfigError> {
+        named("optimizer", &[("adam", OptimizerConfig::adam()), ("sgd", OptimizerConfig::sgd())], s)
     }
 }
 
@@ -167,6 +195,16 @@ mod tests {
         for (a, b) in thetas.iter().zip(expected) {
             assert!((a - b).abs() < 1e-4, "{thetas:?}");
         }
+    }
+
+    #[test]
+    fn names_and_default_learning_rates() {
+        assert_eq!("adam".parse::<OptimizerConfig>().unwrap(), OptimizerConfig::default());
+        assert_eq!("sgd".parse::<OptimizerConfig>().unwrap(), OptimizerConfig::Sgd { learning_rate: 0.01 });
+        assert_eq!(OptimizerConfig::sgd().with_learning_rate(0.5).learning_rate(), 0.5);
+        assert!(matches!(OptimizerConfig::sgd().with_learning_rate(0.5), OptimizerConfig::Sgd { .. }));
+        let err = "rmsprop".parse::<OptimizerConfig>().unwrap_err();
+        assert_eq!(err.to_string(), "invalid value `rmsprop` for optimizer: expected adam or sgd");
     }
 
     #[test]
