@@ -27,6 +27,7 @@ pub mod data;
 pub mod eval;
 pub mod graph;
 pub mod io;
+mod kernels;
 pub mod loss;
 pub mod model;
 pub mod neighbors;

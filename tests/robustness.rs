@@ -4,7 +4,7 @@
 use candle_core::Device;
 use nsl::data::idx::{read_idx, IdxOptions};
 use nsl::data::Dataset;
-use nsl::eval::attack::{accuracy_on, adversarial_examples, Attack, AttackConfig};
+use nsl::eval::{accuracy_on, adversarial_examples, Attack, AttackConfig};
 use nsl::model::{build_model, Model, ModelSpec};
 use nsl::regularize::{AdvLoss, AdvNeighborConfig, AdvRegConfig, DistanceConfig, DistanceType, NormType, Transform};
 use nsl::train::{TrainConfig, Trainer};

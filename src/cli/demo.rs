@@ -13,7 +13,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use nsl::data::idx::{read_idx, IdxOptions};
 use nsl::data::{self, linqs, Dataset};
-use nsl::eval::attack::{accuracy_on, adversarial_examples, Attack, AttackConfig};
+use nsl::eval::{accuracy_on, adversarial_examples, Attack, AttackConfig};
 use nsl::graph::export::{export, ExportFormat};
 use nsl::graph::linqs::{read_cites, UnknownIds};
 use nsl::graph::stats::{graph_stats, SampleInfo};
@@ -194,7 +194,7 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
     // The pictures: digits perturbed against the base model that fool it but not the regularized one.
     let labels = test.labels().unwrap_or(&[]);
     let predict =
-        |model: &dyn Model| -> Result<Vec<u32>> { Ok(nsl::eval::attack::predicted_classes(model, transfer.view(), 1024)?) };
+        |model: &dyn Model| -> Result<Vec<u32>> { Ok(nsl::eval::predicted_classes(model, transfer.view(), 1024)?) };
     let (base_pred, robust_pred) = (predict(base.as_ref())?, predict(robust.as_ref())?);
     let cells: Vec<DigitCell> = (0..test.len())
         .filter(|&i| base_pred[i] != labels[i] && robust_pred[i] == labels[i])

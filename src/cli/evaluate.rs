@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use nsl::data;
 use nsl::data::Dataset;
-use nsl::eval::attack::{robustness_sweep, Attack, AttackConfig};
+use nsl::eval::{robustness_sweep, Attack, AttackConfig};
 use nsl::eval::{evaluate, predict};
 use nsl::regularize::NormType;
 use nsl::train::{load_checkpoint, Checkpoint};
