@@ -301,7 +301,7 @@ pub fn load_checkpoint(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     if stored.tensors != tensors || stored.parameters != parameters {
         return Err(bad(format!(
             "holds {} parameters in {} tensors, but the model {} described in {} (items {:?}, {} classes) has {parameters} \
-             in {tensors}: the weights do not fit it (a checkpoint of another model?)",
+             in {tensors}: this file does not fit it (a checkpoint of another model?)",
             stored.parameters,
             stored.tensors,
             meta.spec,
