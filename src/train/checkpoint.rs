@@ -30,7 +30,7 @@ const MAX_HEADER_BYTES: u64 = 100_000_000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointMeta {
-    /// Version of this layout ([`FORMAT_VERSION`]).
+    /// Version of this layout (`FORMAT_VERSION`, 1).
     pub format_version: u32,
     /// The model.
     pub spec: ModelSpec,
@@ -49,7 +49,7 @@ pub struct CheckpointMeta {
 
 impl CheckpointMeta {
     /// The metadata of a model `spec` for items of `item_shape` and `classes` classes, at the
-    /// current [`FORMAT_VERSION`]. It is validated when saved and when loaded.
+    /// current `FORMAT_VERSION` (1). It is validated when saved and when loaded.
     pub fn new(
         spec: ModelSpec,
         item_shape: Vec<usize>,
@@ -157,7 +157,7 @@ pub enum CheckpointError {
         path: PathBuf,
         /// The version in the file.
         found: u32,
-        /// [`FORMAT_VERSION`].
+        /// `FORMAT_VERSION`, the version this nsl reads.
         supported: u32,
     },
     /// `model.json` parses but describes no valid model (class names, layer sizes, input shape).

@@ -78,7 +78,7 @@ impl AdversarialRecord {
 
     /// Writes the graph to `graph` (Parquet or TSV by extension) and the node table to
     /// [`AdversarialRecord::nodes_path`]: `id`, `sample_id`, `epoch`, `features`
-    /// (fixed_size_list<float32>), `perturbation_norm`, `label`, `prediction`, `adversarial_prediction`.
+    /// (`fixed_size_list<float32>`), `perturbation_norm`, `label`, `prediction`, `adversarial_prediction`.
     /// Both writes are atomic.
     ///
     /// # Errors
