@@ -206,6 +206,8 @@ mod tests {
         robustness_curves_svg(&curves, "FGSM", &path).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.contains("base") && svg.contains("adv-reg"));
-        assert!(svg.matches("<polyline").count() >= 2);
+        // One data line per model (width 2); the legend's sample lines are thinner.
+        let data_lines = svg.lines().filter(|l| l.contains("<polyline") && l.contains(r#"stroke-width="2""#)).count();
+        assert_eq!(data_lines, curves.len(), "{svg}");
     }
 }
