@@ -369,7 +369,7 @@ fn parquet_not_a_parquet_file() {
 fn parquet_writer_leaves_nothing_on_failure() {
     let fx = Fixtures::new();
     let ds = Dataset::new(vec!["a".into()], array![[1.0, 2.0]], vec![2], None, None).unwrap();
-    // The target is an existing directory: the final rename fails after the data was written.
+    // The target is an existing directory: an error naming it before anything is written.
     let target = fx.0.path().join("taken");
     std::fs::create_dir(&target).unwrap();
     assert_error(parquet::write_samples(&ds, &target), &target, &[]);

@@ -280,7 +280,11 @@ fn failed_writes_leave_no_file() {
     g.add_edge("a", "bell\u{7}", 1.0, EdgeKind::Explicit).unwrap();
     let out = dir.path().join("g.graphml");
     let err = export(&g, ExportFormat::Graphml, &out).unwrap_err();
-    assert!(err.to_string().contains("U+0007"), "{err}");
+    assert!(
+        matches!(&err, GraphError::Unrepresentable { id, format: ExportFormat::Graphml, .. } if id == "bell\u{7}"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("U+0007") && err.to_string().contains("g.graphml"), "{err}");
     assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
 
     // A directory that does not exist: Io error naming the path, nothing created.

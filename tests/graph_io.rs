@@ -318,6 +318,30 @@ fn write_graph_dispatches_on_extension_and_read_graph_on_content() {
     assert_eq!(nsl::graph::read_graph(&t).unwrap().edge_count(), g.edge_count());
 }
 
+#[test]
+fn write_graph_uses_the_export_extension_table_and_ignores_old_content() {
+    use nsl::graph::GraphFormat;
+    let dir = tempfile::tempdir().unwrap();
+    let g = mixed_graph();
+    // `PQ` in any case is Parquet for writing, exactly as for `ExportFormat::from_path`.
+    let upper = dir.path().join("g.PQ");
+    nsl::graph::write_graph(&g, &upper).unwrap();
+    assert!(nsl::io::is_parquet(&upper).unwrap());
+    assert_eq!(GraphFormat::from_extension(&upper), GraphFormat::Parquet);
+    // Overwriting a Parquet file under a TSV name writes TSV: the name decides for outputs.
+    let tsv_name = dir.path().join("g.tsv");
+    std::fs::copy(&upper, &tsv_name).unwrap();
+    nsl::graph::write_graph(&g, &tsv_name).unwrap();
+    assert!(!nsl::io::is_parquet(&tsv_name).unwrap());
+    assert_eq!(nsl::graph::read_graph(&tsv_name).unwrap().edge_count(), g.edge_count());
+    // Content first, then the name: a file too short to sniff falls back on its extension.
+    let short = dir.path().join("short.parquet");
+    std::fs::write(&short, "ab").unwrap();
+    assert_eq!(GraphFormat::detect(&short), GraphFormat::Parquet);
+    assert_eq!(GraphFormat::detect(&dir.path().join("new.parquet")), GraphFormat::Parquet);
+    assert_eq!(GraphFormat::detect(&dir.path().join("new.graph")), GraphFormat::Tsv);
+}
+
 // ---------------------------------------------------------------- LINQS cites
 
 #[test]

@@ -218,7 +218,9 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
         adversarial: robust_scores,
         seconds: started.elapsed().as_secs_f64(),
     };
-    nsl::io::write_bytes_atomic(&args.out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
+    let summary_path = args.out.join("summary.json");
+    nsl::io::write_bytes(&summary_path, &serde_json::to_vec_pretty(&summary)?)
+        .with_context(|| format!("writing {}", summary_path.display()))?;
     println!(
         "\n{} → each pair: the test digit and its perturbed version (crafted on the base model);\n\
          below: T = true label, B = the base model's answer (red: fooled), A = the adversarially\n\

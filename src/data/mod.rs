@@ -21,13 +21,14 @@ pub mod split;
 
 pub use dataset::Dataset;
 
-use crate::io::{open_maybe_gz, Location};
+use crate::io::{is_parquet, open_maybe_gz, Location, ParquetWriteError};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// What can go wrong while reading, validating or writing samples. Every variant that comes from a
 /// file names it, and where possible the line, row or column.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DataError {
     /// The file could not be opened, read or written (this includes a truncated gzip stream).
     #[error("{}: {source}", path.display())]
@@ -48,6 +49,15 @@ pub enum DataError {
         /// What is wrong, naming the offending values.
         message: String,
     },
+    /// A Parquet file could not be built or encoded (I/O errors are [`DataError::Io`]).
+    #[error("{}: {source}", path.display())]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// The Arrow or Parquet error.
+        #[source]
+        source: ParquetWriteError,
+    },
     /// In-memory data that does not form a valid dataset (no file involved).
     #[error("invalid dataset: {0}")]
     Dataset(String),
@@ -62,6 +72,15 @@ impl DataError {
     /// Shorthand for [`DataError::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DataError::Io { path: path.into(), source }
+    }
+
+    /// [`DataError::Io`] for an I/O error of [`crate::io::write_parquet`], else
+    /// [`DataError::Parquet`]; both name `path`.
+    pub(crate) fn parquet_write(path: &Path, error: ParquetWriteError) -> Self {
+        match error {
+            ParquetWriteError::Io(source) => DataError::io(path, source),
+            source => DataError::Parquet { path: path.to_path_buf(), source },
+        }
     }
 
     /// Attaches a file to an in-memory [`DataError::Dataset`] error; other variants are returned
@@ -93,7 +112,8 @@ impl Default for SampleColumns {
     }
 }
 
-/// Reads samples from any supported file, recognized by content: Parquet (`PAR1` magic), IDX (its
+/// Reads samples from any supported file, recognized by content: Parquet (`PAR1` magic,
+/// [`crate::io::is_parquet`]), IDX (its
 /// magic number, gzipped or not; labels are not attached), LINQS `.content` (by extension
 /// `.content`/`.content.gz`), else CSV.
 ///
@@ -107,11 +127,10 @@ impl Default for SampleColumns {
 /// # Errors
 /// The reader's [`DataError`], naming the file and the row, line or column.
 pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataError> {
-    let mut magic = [0u8; 4];
-    let raw_len = read_prefix(path, &mut magic, false)?;
-    if raw_len == 4 && &magic == b"PAR1" {
+    if is_parquet(path).map_err(|e| DataError::io(path, e))? {
         return parquet::read_samples(path, columns);
     }
+    let mut magic = [0u8; 4];
     let len = read_prefix(path, &mut magic, true)?;
     if len == 4 && idx::is_idx_magic(&magic) {
         return idx::read_idx(path, None, &idx::IdxOptions::default());

@@ -266,7 +266,7 @@ mod tests {
 
     /// The `f32` value of a scalar tensor.
     fn scalar(t: &Tensor) -> Result<f32> {
-        t.to_dtype(DType::F32)?.to_scalar::<f32>()
+        t.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()
     }
     use candle_core::{Device, Var};
 

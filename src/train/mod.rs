@@ -29,7 +29,7 @@ mod optim;
 mod record;
 mod step;
 
-pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointError, CheckpointMeta};
+pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointError, CheckpointMeta, FORMAT_VERSION};
 pub use error::TrainError;
 pub use history::{EpochRecord, History};
 pub use optim::OptimizerConfig;
