@@ -11,13 +11,13 @@ use super::progress::with_spinner;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use nsl::data::idx::{read_idx, IdxOptions};
-use nsl::data::{self, linqs, Dataset};
+use nsl::data::{self, Dataset};
+use nsl::data::{read_idx, IdxOptions};
 use nsl::eval::{accuracy_on, adversarial_examples, Attack, AttackConfig};
-use nsl::graph::export::{export, ExportFormat};
-use nsl::graph::linqs::{read_cites, UnknownIds};
-use nsl::graph::stats::{graph_stats, SampleInfo};
 use nsl::graph::{self};
+use nsl::graph::{export, ExportFormat};
+use nsl::graph::{graph_stats, SampleInfo};
+use nsl::graph::{read_cites, UnknownIds};
 use nsl::model::{build_model, Model, ModelSpec};
 use nsl::regularize::{AdvNeighborConfig, AdvRegConfig, NormType};
 use nsl::report::{digit_grid_png, training_curves_svg, DigitCell};
@@ -237,13 +237,13 @@ fn cora(data_dir: &Path, out: &Path) -> Result<()> {
     let cites = data_dir.join("cora/cora.cites.gz");
 
     println!("== 1. convert: the bundled Cora (LINQS) → Parquet");
-    let samples = with_spinner("reading cora.content", || linqs::read_content(&content))?;
+    let samples = with_spinner("reading cora.content", || data::read_content(&content))?;
     let known = |id: &str| samples.position(id).is_some();
     let (mut g, report) = with_spinner("reading cora.cites", || read_cites(&cites, &known, UnknownIds::Error))?;
     g.set_provenance("nsl demo: LINQS cora.cites, undirected, weight 1");
     let samples_path = out.join("cora.parquet");
     let graph_path = out.join("cora_graph.parquet");
-    data::parquet::write_samples(&samples, &samples_path)?;
+    data::write_samples(&samples, &samples_path)?;
     graph::write_graph(&g, &graph_path)?;
     println!(
         "   {} papers × {} word features, {} classes → {}",

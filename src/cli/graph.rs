@@ -5,9 +5,9 @@ use super::ColumnArgs;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use nsl::data;
-use nsl::graph::export::{export, ExportFormat};
-use nsl::graph::stats::{graph_stats, SampleInfo};
 use nsl::graph::{self};
+use nsl::graph::{export, ExportFormat};
+use nsl::graph::{graph_stats, SampleInfo};
 use std::path::PathBuf;
 
 /// `nsl graph …` subcommands.
@@ -85,7 +85,7 @@ fn stats(args: &StatsArgs) -> Result<()> {
     let mut stats = with_spinner("computing statistics", || graph_stats(&g, info.as_ref()));
     #[cfg(feature = "linalg")]
     if let Some(k) = args.spectrum {
-        stats = with_spinner("computing the Laplacian spectrum", || nsl::graph::stats::with_spectrum(stats, &g, k))?;
+        stats = with_spinner("computing the Laplacian spectrum", || nsl::graph::with_spectrum(stats, &g, k))?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);

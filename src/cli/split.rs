@@ -4,8 +4,8 @@ use super::progress::with_spinner;
 use super::ColumnArgs;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use nsl::data::split::{split, SplitConfig, SplitMethod};
 use nsl::data::{self};
+use nsl::data::{split, SplitConfig, SplitMethod};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -70,8 +70,8 @@ pub fn run(args: &SplitArgs) -> Result<()> {
     let config = SplitConfig { train_fraction: args.train, seed: args.seed, stratify: args.stratify, method };
     let (train, test) = split(&dataset, &config).with_context(|| format!("splitting {}", args.input.display()))?;
     with_spinner("writing", || -> Result<()> {
-        data::parquet::write_samples(&train, &args.out_train)?;
-        data::parquet::write_samples(&test, &args.out_test)?;
+        data::write_samples(&train, &args.out_train)?;
+        data::write_samples(&test, &args.out_test)?;
         Ok(())
     })?;
     let summary = Summary {

@@ -5,21 +5,28 @@
 //!
 //! | format | reader |
 //! |---|---|
-//! | IDX (MNIST), gzipped or not | [`idx::read_idx`] |
-//! | LINQS `.content` (Cora's papers; the `.cites` links are a graph: `graph::linqs`) | [`linqs::read_content`] |
-//! | Parquet samples table | [`parquet::read_samples`] (and [`parquet::write_samples`]) |
-//! | CSV | [`csv::read_csv`] |
+//! | IDX (MNIST), gzipped or not | [`read_idx`] |
+//! | LINQS `.content` (Cora's papers; the `.cites` links are a graph: [`read_cites`](crate::graph::read_cites)) | [`read_content`] |
+//! | Parquet samples table | [`read_parquet_samples`] (and [`write_samples`]) |
+//! | CSV | [`read_csv`] |
 //!
-//! [`read_samples`] picks the reader from the file's content. Splits into train/test live in [`split`].
+//! [`read_samples`] picks the reader from the file's content. Splits into train/test: [`split`].
 
-pub mod csv;
+mod csv;
 mod dataset;
-pub mod idx;
-pub mod linqs;
-pub mod parquet;
-pub mod split;
+mod idx;
+mod linqs;
+mod parquet;
+mod split;
 
+pub use csv::read_csv;
 pub use dataset::Dataset;
+pub use idx::{read_idx, IdxOptions};
+pub use linqs::read_content;
+pub use parquet::{
+    read_samples as read_parquet_samples, write_samples, CLASS_NAMES_KEY, FORMAT_VERSION_KEY, ITEM_SHAPE_KEY,
+};
+pub use split::{split, split_indices, SplitConfig, SplitMethod};
 
 use crate::io::{is_parquet, open_maybe_gz, Location, ParquetWriteError};
 use std::io::Read;

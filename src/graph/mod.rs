@@ -3,24 +3,35 @@
 //!
 //! | file format | read | write |
 //! |---|---|---|
-//! | Parquet (native; schema in `docs/formats.md`) | [`parquet::read_graph`] | [`parquet::write_graph`] |
-//! | NSL TSV (`source\ttarget[\tweight]`) | [`tsv::read_tsv`] | [`tsv::write_tsv`] |
-//! | LINQS `.cites` (Cora) | [`linqs::read_cites`] | |
+//! | Parquet (native; schema in `docs/formats.md`) | [`read_graph`] | [`write_graph`] |
+//! | NSL TSV (`source\ttarget[\tweight]`) | [`read_tsv`] (or [`read_graph`]) | [`write_tsv`] (or [`write_graph`]) |
+//! | LINQS `.cites` (Cora) | [`read_cites`] | |
 //! | GraphML, DOT, JSON, CSV | | [`export`] |
 //!
 //! [`read_graph`] and [`write_graph`] pick the format from the file's content or extension.
-//! Statistics (degrees, components, homophily, …) are in [`stats`].
+//! Statistics (degrees, components, homophily, …): [`graph_stats`].
 
 mod core;
-pub mod export;
-pub mod linqs;
-pub mod parquet;
+mod export;
+mod linqs;
+mod parquet;
 #[cfg(feature = "linalg")]
-pub mod spectral;
-pub mod stats;
-pub mod tsv;
+mod spectral;
+mod stats;
+mod tsv;
 
 pub use self::core::{Edge, EdgeKind, NeighborGraph, NodeId, PetGraph};
+pub use export::{export, ExportFormat};
+pub use linqs::{read_cites, CitesReport, UnknownIds};
+pub use parquet::{edge_schema, read_graph as read_parquet_graph, write_graph as write_parquet_graph, FORMAT_VERSION};
+#[cfg(feature = "linalg")]
+pub use spectral::{laplacian_eigenvalues, laplacian_spectrum, normalized_laplacian, MAX_NODES, ZERO_TOLERANCE};
+#[cfg(feature = "linalg")]
+pub use stats::with_spectrum;
+pub use stats::{
+    graph_stats, DegreeBucket, GraphStats, Homophily, KindCounts, SampleInfo, SampleStats, Spectrum, Summary,
+};
+pub use tsv::{read_tsv, write_tsv};
 
 use crate::io::{Location, ParquetWriteError};
 use std::path::{Path, PathBuf};
