@@ -64,7 +64,7 @@ fn main() {
     let ts = dir.path().join("graph.tsv");
 
     let pq_write = best_of(|| write_parquet_graph(&graph, &pq).expect("write parquet"));
-    let pq_read = best_of(|| assert_eq!(read_graph(&pq).expect("read parquet").edge_count(), EDGES));
+    let pq_read = best_of(|| assert_eq!(read_parquet_graph(&pq).expect("read parquet").edge_count(), EDGES));
     let tsv_write = best_of(|| write_tsv(&graph, &ts).expect("write tsv"));
     let tsv_read = best_of(|| assert_eq!(read_tsv(&ts, EdgeKind::Explicit).expect("read tsv").edge_count(), EDGES));
 
