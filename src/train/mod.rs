@@ -22,7 +22,6 @@
 
 mod backend;
 mod checkpoint;
-mod denormal;
 mod error;
 mod history;
 mod optim;
@@ -211,7 +210,6 @@ impl<'a> Trainer<'a> {
 
     /// [`Trainer::fit`] on the current thread's pool: picks the backend.
     fn fit_here(&mut self, train: &Dataset, validation: Option<&Dataset>) -> Result<History, TrainError> {
-        let _flush = denormal::FlushDenormals::new();
         let Some(labels) = train.labels() else { return Err(TrainError::NoLabels) };
         if train.is_empty() {
             return Err(TrainError::Empty);

@@ -131,8 +131,8 @@ impl Optimizer {
                     // Compiled for the CPU's widest vectors; zipped slices have no bounds checks.
                     arch.dispatch(|| {
                         for (((t, m), v), &g) in theta.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
-                            *m = b1 * *m + (1.0 - b1) * g;
-                            *v = b2 * *v + (1.0 - b2) * g * g;
+                            *m = flush_subnormal(b1 * *m + (1.0 - b1) * g);
+                            *v = flush_subnormal(b2 * *v + (1.0 - b2) * g * g);
                             *t -= lr_t * *m / (v.sqrt() + eps);
                         }
                     })
@@ -143,6 +143,22 @@ impl Optimizer {
                 arch.dispatch(|| theta.iter_mut().zip(g).for_each(|(t, &g)| *t -= lr * g))
             })),
         }
+    }
+}
+
+/// `x`, or 0 if `x` is subnormal (|x| < `f32::MIN_POSITIVE`).
+///
+/// Adam's moments of rarely-active weights decay geometrically (×0.9 and ×0.999 per step) into
+/// subnormal floats, which x86 handles in slow microcode: epochs got slower and slower. Flushing the
+/// moments here keeps them out of that range without touching the thread's floating-point
+/// environment (the FTZ/DAZ bits, which Rust documents changing as undefined behaviour). A compare
+/// and a select: the loop stays vectorized.
+#[inline(always)]
+fn flush_subnormal(x: f32) -> f32 {
+    if x.abs() < f32::MIN_POSITIVE {
+        0.0
+    } else {
+        x
     }
 }
 
