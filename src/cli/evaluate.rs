@@ -6,8 +6,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use nsl::data;
 use nsl::data::Dataset;
-use nsl::eval::{robustness_sweep, Attack, AttackConfig};
 use nsl::eval::{evaluate, predict};
+use nsl::eval::{robustness_sweep, Attack, AttackConfig};
 use nsl::regularize::NormType;
 use nsl::train::{load_checkpoint, Checkpoint};
 use serde::Serialize;
@@ -175,6 +175,22 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
         let config =
             AttackConfig { attack, norm: args.norm.into(), epsilon: args.epsilon[0], clip: args.clip, seed: args.seed };
         let source = args.attack_from.as_deref().map(load_checkpoint).transpose()?;
+        if let Some(source) = &source {
+            // The attack's gradients come from the source model: it must take these samples and
+            // predict the same classes, or the attack fails deep inside a layer.
+            source.check_input(&samples).with_context(|| {
+                format!("--attack-from {}: the attack's source run cannot take the samples", source.dir().display())
+            })?;
+            if source.meta.classes != checkpoint.meta.classes {
+                bail!(
+                    "--attack-from {}: the attack's source run predicts {} classes, the evaluated run {} predicts {}",
+                    source.dir().display(),
+                    source.meta.classes,
+                    args.run.display(),
+                    checkpoint.meta.classes
+                );
+            }
+        }
         let source_model = source.as_ref().map_or(checkpoint.model.as_ref(), |s| s.model.as_ref());
         let curve = with_spinner(format!("attacking with {}", attack_name.as_str()), || {
             robustness_sweep(checkpoint.model.as_ref(), source_model, &samples, &config, &args.epsilon, 256)
@@ -187,7 +203,8 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
             points.extend(curve.iter().copied().filter(|p| p.0 > 0.0));
             let name = args.run.display().to_string();
             let how = if args.attack_from.is_some() { "transfer" } else { "white-box" };
-            nsl::report::robustness_curves_svg(&[(name, points)], &format!("{} ({how})", attack_name.as_str()), plot)?;
+            nsl::report::robustness_curves_svg(&[(name, points)], &format!("{} ({how})", attack_name.as_str()), plot)
+                .with_context(|| format!("writing --plot {}", plot.display()))?;
         }
     }
     if args.json {
@@ -238,5 +255,8 @@ fn load(run: &std::path::Path, path: &std::path::Path, columns: &ColumnArgs) -> 
     let checkpoint = load_checkpoint(run)?;
     let samples = with_spinner("reading samples", || data::read_samples(path, &columns.to_columns()))?;
     checkpoint.check_input(&samples).with_context(|| format!("cannot use the samples in {}", path.display()))?;
+    if samples.is_empty() {
+        bail!("{}: the table has no samples (nothing to evaluate or predict)", path.display());
+    }
     Ok((checkpoint, samples))
 }

@@ -1,5 +1,6 @@
 //! [`AtomicFile`]: a file that replaces its destination only when it is complete.
 
+use super::live::LiveTemp;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -50,6 +51,9 @@ pub struct AtomicFile {
     /// The destination.
     path: PathBuf,
     inner: Inner,
+    /// The temporary file's entry in the registry of live temporary files (see
+    /// [`super::remove_live_temp_files`]); dropped after `inner`, which removes the file.
+    live: Option<LiveTemp>,
 }
 
 #[derive(Debug)]
@@ -84,6 +88,7 @@ impl AtomicFile {
                 return Ok(AtomicFile {
                     path: path.to_path_buf(),
                     inner: Inner::InPlace(BufWriter::with_capacity(BUFFER, file)),
+                    live: None,
                 });
             }
             _ => {}
@@ -96,7 +101,8 @@ impl AtomicFile {
         #[cfg(unix)]
         builder.permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o666));
         let temp = builder.tempfile_in(parent_dir(path))?;
-        Ok(AtomicFile { path: path.to_path_buf(), inner: Inner::Temp(BufWriter::with_capacity(BUFFER, temp)) })
+        let live = Some(LiveTemp::register(temp.path()));
+        Ok(AtomicFile { path: path.to_path_buf(), inner: Inner::Temp(BufWriter::with_capacity(BUFFER, temp)), live })
     }
 
     /// The destination given to [`create`](AtomicFile::create).
@@ -149,7 +155,12 @@ impl AtomicFile {
                 let temp = w.into_inner().map_err(io::IntoInnerError::into_error)?;
                 check_same_file(&temp)?;
                 temp.as_file().sync_all()?;
-                temp.persist(&self.path).map_err(|e| e.error)?;
+                match self.live {
+                    // Under the registry's lock: a concurrent cleanup (SIGINT) removes the
+                    // temporary file either before the rename or not at all.
+                    Some(live) => live.commit_with(|| temp.persist(&self.path)).map_err(|e| e.error)?,
+                    None => temp.persist(&self.path).map_err(|e| e.error)?,
+                };
                 sync_dir(&parent_dir(&self.path))
             }
         }
@@ -210,7 +221,7 @@ fn check_same_file(_temp: &tempfile::NamedTempFile) -> io::Result<()> {
 }
 
 /// The directory `path` is in (`.` for a bare file name).
-fn parent_dir(path: &Path) -> PathBuf {
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -220,7 +231,7 @@ fn parent_dir(path: &Path) -> PathBuf {
 /// Makes the rename durable: on POSIX a rename is recorded in the directory, which has its own
 /// `fsync`. File systems that cannot `fsync` a directory (`EINVAL`) are accepted as they are.
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     match File::open(dir)?.sync_all() {
         Err(e) if matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported) => Ok(()),
         other => other,
