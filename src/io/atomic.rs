@@ -16,8 +16,10 @@ const BUFFER: usize = 1 << 16;
 ///
 /// # How
 /// - The temporary file is `.<name>.<random>.tmp` in the destination's directory (so the rename
-///   never crosses a file system), created with `O_CREAT | O_EXCL` by [`tempfile`]: the name is
-///   unpredictable and an existing file or symlink there is never opened or followed.
+///   never crosses a file system), created with `O_CREAT | O_EXCL` under a name chosen at random
+///   by [`tempfile`]: the name is unpredictable and an existing file or symlink there is never
+///   opened or followed. It is listed in the registry of live temporary files while it exists, so
+///   the `nsl` binary removes it on `SIGINT`/`SIGTERM` ([`super::remove_live_temp_files_and_exit`]).
 /// - Its mode is `0o666` filtered by the process umask, applied by the kernel at creation
 ///   exactly as for [`File::create`] (so a model file is readable by others under the usual
 ///   umask `022`, not `0600`). No `umask()` call is made: it would change process-wide state that
@@ -97,11 +99,22 @@ impl AtomicFile {
         let prefix = format!(".{name}.");
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).suffix(".tmp");
-        // tempfile's default mode is 0600; ask for 0666, which the kernel narrows by the umask.
-        #[cfg(unix)]
-        builder.permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o666));
-        let temp = builder.tempfile_in(parent_dir(path))?;
-        let live = Some(LiveTemp::register(temp.path()));
+        let mut live = None;
+        // tempfile picks the random name and retries on a clash; the file is created here, with
+        // O_EXCL (`create_new`: an existing file or symlink is never opened) and mode 0o666
+        // (tempfile's default is 0600), which the kernel narrows by the umask. It is registered for
+        // the signal cleanup in the same step (see `super::live`).
+        let temp = builder.make_in(parent_dir(path), |temp_path| {
+            let (file, guard) = LiveTemp::create(temp_path, || {
+                let mut options = OpenOptions::new();
+                options.read(true).write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o666);
+                options.open(temp_path)
+            })?;
+            live = Some(guard);
+            Ok(file)
+        })?;
         Ok(AtomicFile { path: path.to_path_buf(), inner: Inner::Temp(BufWriter::with_capacity(BUFFER, temp)), live })
     }
 

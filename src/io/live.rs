@@ -16,6 +16,7 @@
 //! exits with status 128 + the signal number (130 for Ctrl-C, 143 for `SIGTERM`).
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -37,11 +38,23 @@ pub(crate) struct LiveTemp {
 }
 
 impl LiveTemp {
-    /// Registers `path`.
+    /// Registers `path` (which exists already).
+    #[cfg(test)]
     pub(crate) fn register(path: &Path) -> LiveTemp {
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         live().insert(id, path.to_path_buf());
         LiveTemp { id }
+    }
+
+    /// Creates a temporary file or directory at `path` with `create` and registers `path`, both
+    /// under the registry's lock: a concurrent cleanup runs either before the creation (and the
+    /// process exits before the creation can happen) or after the registration (and removes it).
+    pub(crate) fn create<T>(path: &Path, create: impl FnOnce() -> io::Result<T>) -> io::Result<(T, LiveTemp)> {
+        let mut map = live();
+        let value = create()?;
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        map.insert(id, path.to_path_buf());
+        Ok((value, LiveTemp { id }))
     }
 
     /// Runs `commit` (the rename that publishes the temporary path) under the registry's lock and

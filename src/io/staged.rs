@@ -48,7 +48,7 @@ struct Staged {
     /// Where the writer writes: `dir/<name>`, or `dest` itself when it is written in place.
     staged: PathBuf,
     /// The staging directory (removed when dropped) and its registration; `None` in place.
-    dir: Option<(tempfile::TempDir, LiveTemp)>,
+    dir: Option<(HiddenDir, LiveTemp)>,
 }
 
 impl OutputSet {
@@ -61,14 +61,16 @@ impl OutputSet {
     /// completely there, atomically or not, before [`commit`](OutputSet::commit)).
     ///
     /// # Errors
-    /// `InvalidInput` when `dest` was already added (compared after resolving symlinks and `..`),
+    /// `InvalidInput` when `dest` was already added (compared after resolving symlinks and `..`;
+    /// a device or FIFO may be added twice),
     /// `IsADirectory` when it is a directory, or the error of creating the staging directory
     /// (e.g. `NotFound` when the destination's directory does not exist). Each names `dest`.
     pub fn add(&mut self, dest: impl AsRef<Path>) -> io::Result<PathBuf> {
         let dest = dest.as_ref();
         let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", dest.display()));
         let key = canonical(dest);
-        if self.outputs.iter().any(|o| canonical(&o.dest) == key) {
+        let special = std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        if !special && self.outputs.iter().any(|o| canonical(&o.dest) == key) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{} is named as two outputs", dest.display()),
@@ -90,9 +92,8 @@ impl OutputSet {
         let name = dest.file_name().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, format!("{} does not name a file", dest.display()))
         })?;
-        let dir = staging_dir(dest)?.map_err(named)?;
-        let live = LiveTemp::register(dir.path());
-        let staged = dir.path().join(name);
+        let (dir, live) = staging_dir(dest).map_err(named)?;
+        let staged = dir.path.join(name);
         self.outputs.push(Staged { dest: dest.to_path_buf(), staged: staged.clone(), dir: Some((dir, live)) });
         Ok(staged)
     }
@@ -139,7 +140,7 @@ impl OutputSet {
 #[derive(Debug)]
 pub struct StagedDir {
     dest: PathBuf,
-    dir: tempfile::TempDir,
+    dir: HiddenDir,
     live: LiveTemp,
 }
 
@@ -157,15 +158,14 @@ impl StagedDir {
                 format!("{} exists and is not a directory", dest.display()),
             ));
         }
-        let dir = staging_dir(dest)?
+        let (dir, live) = staging_dir(dest)
             .map_err(|e| io::Error::new(e.kind(), format!("creating a directory next to {}: {e}", dest.display())))?;
-        let live = LiveTemp::register(dir.path());
         Ok(StagedDir { dest: dest.to_path_buf(), dir, live })
     }
 
     /// The staging directory: write the content here.
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir.path
     }
 
     /// Replaces the destination with the staging directory (see the type's docs).
@@ -174,8 +174,9 @@ impl StagedDir {
     /// The error of a rename or of removing the old content, naming the path; the destination
     /// holds the old or the new directory then.
     pub fn commit(self) -> io::Result<()> {
-        let StagedDir { dest, dir, live } = self;
-        let staged = dir.keep();
+        let StagedDir { dest, mut dir, live } = self;
+        dir.keep = true;
+        let staged = dir.path.clone();
         let named = |path: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
         let swapped = live.commit_with(|| -> io::Result<bool> {
             if !dest.exists() {
@@ -209,18 +210,44 @@ impl StagedDir {
     }
 }
 
-/// `.<name>.<random>.tmp` next to `dest`, mode 0o777 narrowed by the umask. The outer `Result`
-/// is for a `dest` without a file name.
-fn staging_dir(dest: &Path) -> io::Result<io::Result<tempfile::TempDir>> {
+/// A hidden staging directory, removed (with its content) when dropped unless `keep`.
+#[derive(Debug)]
+struct HiddenDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for HiddenDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Creates and registers `.<name>.<random>.tmp/` next to `dest`, mode 0o777 narrowed by the umask
+/// (as `mkdir`), with a random name that is retried on a clash.
+fn staging_dir(dest: &Path) -> io::Result<(HiddenDir, LiveTemp)> {
     let name = dest.file_name().ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, format!("{} does not name a file", dest.display()))
     })?;
-    let prefix = format!(".{}.", name.to_string_lossy());
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    #[cfg(unix)]
-    builder.permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o777));
-    Ok(builder.tempdir_in(parent_dir(dest)))
+    let parent = parent_dir(dest);
+    let mut last = None;
+    for _ in 0..64 {
+        let path = parent.join(format!(".{}.{:012x}.tmp", name.to_string_lossy(), rand::random::<u64>() >> 16));
+        let created = LiveTemp::create(&path, || {
+            let mut builder = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o777);
+            builder.create(&path)
+        });
+        match created {
+            Ok(((), live)) => return Ok((HiddenDir { path, keep: false }, live)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
 }
 
 /// An unused name `.<name>.<random>.<suffix>` next to `dest`.
