@@ -35,8 +35,11 @@ fn data(rel: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets").join(rel).to_string_lossy().into_owned()
 }
 
+/// Files by relative path, with their bytes.
+type Snapshot = BTreeMap<PathBuf, Vec<u8>>;
+
 /// Every file under `dir` (recursively), by relative path, with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+fn snapshot(dir: &Path) -> Snapshot {
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -52,7 +55,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 /// The visible (not hidden) files of `dir`'s snapshot restricted to `names`.
-fn pick(snap: &BTreeMap<PathBuf, Vec<u8>>, names: &[&str]) -> BTreeMap<PathBuf, Vec<u8>> {
+fn pick(snap: &Snapshot, names: &[&str]) -> Snapshot {
     snap.iter().filter(|(k, _)| names.iter().any(|n| k.starts_with(n))).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
@@ -65,8 +68,7 @@ fn kill_and_check(
     dir: &Path,
     args: &[&str],
     outputs: &[&str],
-    old: &BTreeMap<PathBuf, Vec<u8>>,
-    new: &BTreeMap<PathBuf, Vec<u8>>,
+    (old, new): (&Snapshot, &Snapshot),
     span: Duration,
 ) -> (usize, usize) {
     assert_ne!(old, new, "{what}: the old and new outputs must differ for the test to mean anything");
@@ -114,7 +116,7 @@ fn kill_and_check(
 }
 
 /// Puts `state` back as the outputs of `dir`.
-fn restore(dir: &Path, outputs: &[&str], state: &BTreeMap<PathBuf, Vec<u8>>) {
+fn restore(dir: &Path, outputs: &[&str], state: &Snapshot) {
     for name in outputs {
         let path = dir.join(name);
         if path.is_dir() {
@@ -160,7 +162,7 @@ fn killed_train_leaves_the_old_run_or_the_new_run() {
     let old = pick(&snapshot(dir.path()), &["run"]);
     let span = timed(&as_str(&new_args));
     let new = pick(&snapshot(dir.path()), &["run"]);
-    let file = |m: &BTreeMap<PathBuf, Vec<u8>>, name: &str| m.get(&Path::new("run").join(name)).cloned();
+    let file = |m: &Snapshot, name: &str| m.get(&Path::new("run").join(name)).cloned();
     assert_ne!(file(&old, "model.json"), file(&new, "model.json"), "the two runs' model.json must differ");
     let mut rng = ChaCha8Rng::seed_from_u64(21);
     let (mut saw_old, mut saw_new) = (0, 0);
@@ -239,9 +241,8 @@ fn killed_split_leaves_both_old_parts_or_both_new_parts() {
         dir.path(),
         &as_str(&a),
         &["train.parquet", "test.parquet"],
-        &old,
-        &new,
-        span * 11 / 10,
+        (&old, &new),
+        span * 13 / 10,
     );
 }
 
@@ -279,8 +280,7 @@ fn killed_convert_leaves_both_old_outputs_or_both_new_outputs() {
         dir.path(),
         &as_str(&a),
         &["samples.parquet", "graph.tsv"],
-        &old,
-        &new,
-        span * 11 / 10,
+        (&old, &new),
+        span * 13 / 10,
     );
 }
