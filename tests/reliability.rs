@@ -564,6 +564,12 @@ fn output_errors_name_the_path() {
         missing,
     ]);
     assert!(err.contains(missing), "evaluate --plot: {err}");
+    // demo: an output that cannot be written is named, and its partner is not written either.
+    let demo = f.path("demo");
+    std::fs::create_dir_all(demo.join("cora_graph.parquet")).unwrap();
+    let err = fails(&["demo", "--graph", "--out", s(&demo)]);
+    assert!(err.contains("cora_graph.parquet") && err.contains("directory"), "demo: {err}");
+    assert_eq!(names(&demo), ["cora_graph.parquet"]);
     // A file where train's output directory should be made.
     let file = f.path("file");
     std::fs::write(&file, "x").unwrap();
