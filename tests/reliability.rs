@@ -632,6 +632,35 @@ fn train_out_naming_a_file_says_so() {
     assert_eq!(std::fs::read(&file).unwrap(), b"keep");
 }
 
+#[test]
+fn evaluate_on_labels_of_other_names_or_out_of_range_is_aligned_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let train = write("train.csv", "id,f1,f2,label\na,1,2,x\nb,2,3,y\nc,3,1,x\nd,0,1,y\n");
+    let run = dir.path().join("run");
+    ok(&["train", "--samples", s(&train), "--model", "mlp:4", "--epochs", "1", "--out", s(&run)]);
+    // Only class `y`: its index is 0 in this file but 1 in the run; scored as the run's `y`.
+    let only_y = write("y.csv", "id,f1,f2,label\na,1,2,y\nb,2,3,y\n");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["evaluate", "--run", s(&run), "--samples", s(&only_y), "--json"])).unwrap();
+    let predicted = ok(&["predict", "--run", s(&run), "--samples", s(&only_y)]);
+    let right = predicted.lines().skip(1).filter(|l| l.split(',').nth(1) == Some("y")).count();
+    assert_eq!(json["accuracy"].as_f64().unwrap(), right as f64 / 2.0, "{predicted}");
+    let other = write("z.csv", "id,f1,f2,label\na,1,2,y\nb,2,3,z\n");
+    let err = fails(&["evaluate", "--run", s(&run), "--samples", s(&other)]);
+    assert!(err.contains("`z`") && err.contains("not one of the run's classes"), "{err}");
+    let numeric = write("n.csv", "id,f1,f2,label\na,1,2,0\nb,2,3,5\n");
+    let unnamed = dir.path().join("unnamed");
+    ok(&["train", "--samples", s(&numeric), "--model", "mlp:4", "--epochs", "1", "--out", s(&unnamed)]);
+    let big = write("big.csv", "id,f1,f2,label\na,1,2,7\n");
+    let err = fails(&["evaluate", "--run", s(&unnamed), "--samples", s(&big)]);
+    assert!(err.contains("big.csv") && err.contains("label 7") && !err.contains("candle"), "{err}");
+}
+
 // ---- Also -------------------------------------------------------------------------------------
 
 #[test]

@@ -258,5 +258,62 @@ fn load(run: &std::path::Path, path: &std::path::Path, columns: &ColumnArgs) -> 
     if samples.is_empty() {
         bail!("{}: the table has no samples (nothing to evaluate or predict)", path.display());
     }
+    let samples = align_labels(&checkpoint, samples, path)?;
     Ok((checkpoint, samples))
+}
+
+/// Makes the samples' label indices mean the run's classes. String labels are indexed by their
+/// sorted distinct names *in each file*, so a test table missing one class would otherwise be
+/// scored against shifted classes: labels are mapped through the names when both sides have them
+/// (a name the run does not know is an error), and every label must be below the run's class count.
+fn align_labels(checkpoint: &Checkpoint, samples: Dataset, path: &std::path::Path) -> Result<Dataset> {
+    let Some(labels) = samples.labels() else { return Ok(samples) };
+    let classes = checkpoint.meta.classes;
+    let remapped = match (&checkpoint.meta.class_names, samples.class_names()) {
+        (Some(run_names), Some(names)) if run_names.as_slice() != names => {
+            let mut index = Vec::with_capacity(names.len());
+            for name in names {
+                match run_names.iter().position(|n| n == name) {
+                    Some(i) => index.push(i as u32),
+                    None => bail!(
+                        "{}: label `{name}` is not one of the run's classes ({}): the run {} was trained on other labels",
+                        path.display(),
+                        run_names.join(", "),
+                        checkpoint.dir().display()
+                    ),
+                }
+            }
+            Some((labels.iter().map(|&l| index[l as usize]).collect::<Vec<u32>>(), run_names.clone()))
+        }
+        (None, Some(names)) => {
+            eprintln!(
+                "warning: {} has named labels ({}) but the run {} was trained on unnamed ones: label i is taken as class i",
+                path.display(),
+                names.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                checkpoint.dir().display()
+            );
+            None
+        }
+        _ => None,
+    };
+    let labels = remapped.as_ref().map_or(labels, |(l, _)| l.as_slice());
+    if let Some(row) = labels.iter().position(|&l| l as usize >= classes) {
+        bail!(
+            "{}: row {row} (id `{}`) has label {} but the run {} predicts {classes} classes",
+            path.display(),
+            samples.ids()[row],
+            labels[row],
+            checkpoint.dir().display()
+        );
+    }
+    match remapped {
+        Some((labels, names)) => Ok(Dataset::new(
+            samples.ids().to_vec(),
+            samples.features().to_owned(),
+            samples.item_shape().to_vec(),
+            Some(labels),
+            Some(names),
+        )?),
+        None => Ok(samples),
+    }
 }
