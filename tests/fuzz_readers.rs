@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 /// Mutated cases per format.
-const CASES: usize = 250;
+const CASES: usize = 400;
 
 /// One random mutation of `bytes` (at least one byte changes, unless the input is empty).
 fn mutate(rng: &mut ChaCha8Rng, bytes: &mut Vec<u8>) {

@@ -443,7 +443,9 @@ fn check_run_outputs(out: &Path, record: Option<&Path>, inputs: &[(&str, &Path)]
         for entry in entries {
             let name = entry.with_context(|| format!("reading --out {}", out.display()))?.file_name();
             let name = name.to_string_lossy().into_owned();
-            if !allowed.contains(&name) {
+            // Stale temporary files of an interrupted nsl write go with the old run.
+            let stale_temp = name.starts_with('.') && name.ends_with(".tmp");
+            if !allowed.contains(&name) && !stale_temp {
                 others.push(name);
             }
         }
