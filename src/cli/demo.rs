@@ -243,8 +243,12 @@ fn cora(data_dir: &Path, out: &Path) -> Result<()> {
     g.set_provenance("nsl demo: LINQS cora.cites, undirected, weight 1");
     let samples_path = out.join("cora.parquet");
     let graph_path = out.join("cora_graph.parquet");
-    data::write_samples(&samples, &samples_path)?;
-    graph::write_graph(&g, &graph_path)?;
+    // The samples and the graph become visible together, as with `nsl convert`.
+    let mut outputs = nsl::io::OutputSet::new();
+    data::write_samples(&samples, &outputs.add(&samples_path)?)
+        .with_context(|| format!("writing {}", samples_path.display()))?;
+    graph::write_graph(&g, &outputs.add(&graph_path)?).with_context(|| format!("writing {}", graph_path.display()))?;
+    outputs.commit()?;
     println!(
         "   {} papers × {} word features, {} classes → {}",
         samples.len(),

@@ -175,6 +175,22 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
         let config =
             AttackConfig { attack, norm: args.norm.into(), epsilon: args.epsilon[0], clip: args.clip, seed: args.seed };
         let source = args.attack_from.as_deref().map(load_checkpoint).transpose()?;
+        if let Some(source) = &source {
+            // The attack's gradients come from the source model: it must take these samples and
+            // predict the same classes, or the attack fails deep inside a layer.
+            source.check_input(&samples).with_context(|| {
+                format!("--attack-from {}: the attack's source run cannot take the samples", source.dir().display())
+            })?;
+            if source.meta.classes != checkpoint.meta.classes {
+                bail!(
+                    "--attack-from {}: the attack's source run predicts {} classes, the evaluated run {} predicts {}",
+                    source.dir().display(),
+                    source.meta.classes,
+                    args.run.display(),
+                    checkpoint.meta.classes
+                );
+            }
+        }
         let source_model = source.as_ref().map_or(checkpoint.model.as_ref(), |s| s.model.as_ref());
         let curve = with_spinner(format!("attacking with {}", attack_name.as_str()), || {
             robustness_sweep(checkpoint.model.as_ref(), source_model, &samples, &config, &args.epsilon, 256)
@@ -187,7 +203,8 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
             points.extend(curve.iter().copied().filter(|p| p.0 > 0.0));
             let name = args.run.display().to_string();
             let how = if args.attack_from.is_some() { "transfer" } else { "white-box" };
-            nsl::report::robustness_curves_svg(&[(name, points)], &format!("{} ({how})", attack_name.as_str()), plot)?;
+            nsl::report::robustness_curves_svg(&[(name, points)], &format!("{} ({how})", attack_name.as_str()), plot)
+                .with_context(|| format!("writing --plot {}", plot.display()))?;
         }
     }
     if args.json {
@@ -238,5 +255,65 @@ fn load(run: &std::path::Path, path: &std::path::Path, columns: &ColumnArgs) -> 
     let checkpoint = load_checkpoint(run)?;
     let samples = with_spinner("reading samples", || data::read_samples(path, &columns.to_columns()))?;
     checkpoint.check_input(&samples).with_context(|| format!("cannot use the samples in {}", path.display()))?;
+    if samples.is_empty() {
+        bail!("{}: the table has no samples (nothing to evaluate or predict)", path.display());
+    }
+    let samples = align_labels(&checkpoint, samples, path)?;
     Ok((checkpoint, samples))
+}
+
+/// Makes the samples' label indices mean the run's classes. String labels are indexed by their
+/// sorted distinct names *in each file*, so a test table missing one class would otherwise be
+/// scored against shifted classes: labels are mapped through the names when both sides have them
+/// (a name the run does not know is an error), and every label must be below the run's class count.
+fn align_labels(checkpoint: &Checkpoint, samples: Dataset, path: &std::path::Path) -> Result<Dataset> {
+    let Some(labels) = samples.labels() else { return Ok(samples) };
+    let classes = checkpoint.meta.classes;
+    let remapped = match (&checkpoint.meta.class_names, samples.class_names()) {
+        (Some(run_names), Some(names)) if run_names.as_slice() != names => {
+            let mut index = Vec::with_capacity(names.len());
+            for name in names {
+                match run_names.iter().position(|n| n == name) {
+                    Some(i) => index.push(i as u32),
+                    None => bail!(
+                        "{}: label `{name}` is not one of the run's classes ({}): the run {} was trained on other labels",
+                        path.display(),
+                        run_names.join(", "),
+                        checkpoint.dir().display()
+                    ),
+                }
+            }
+            Some((labels.iter().map(|&l| index[l as usize]).collect::<Vec<u32>>(), run_names.clone()))
+        }
+        (None, Some(names)) => {
+            eprintln!(
+                "warning: {} has named labels ({}) but the run {} was trained on unnamed ones: label i is taken as class i",
+                path.display(),
+                names.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                checkpoint.dir().display()
+            );
+            None
+        }
+        _ => None,
+    };
+    let labels = remapped.as_ref().map_or(labels, |(l, _)| l.as_slice());
+    if let Some(row) = labels.iter().position(|&l| l as usize >= classes) {
+        bail!(
+            "{}: row {row} (id `{}`) has label {} but the run {} predicts {classes} classes",
+            path.display(),
+            samples.ids()[row],
+            labels[row],
+            checkpoint.dir().display()
+        );
+    }
+    match remapped {
+        Some((labels, names)) => Ok(Dataset::new(
+            samples.ids().to_vec(),
+            samples.features().to_owned(),
+            samples.item_shape().to_vec(),
+            Some(labels),
+            Some(names),
+        )?),
+        None => Ok(samples),
+    }
 }

@@ -139,6 +139,10 @@ pub fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
+            // Two outputs naming one file, or an output naming an input: a usage error.
+            if err.chain().any(|e| e.is::<nsl::io::PathConflict>()) {
+                return ExitCode::from(2);
+            }
             ExitCode::FAILURE
         }
     }

@@ -62,6 +62,10 @@ struct Summary {
 
 /// Runs `nsl split`.
 pub fn run(args: &SplitArgs) -> Result<()> {
+    nsl::io::check_paths(
+        &[("--out-train", &args.out_train), ("--out-test", &args.out_test)],
+        &[("input", &args.input)],
+    )?;
     let dataset = with_spinner("reading samples", || data::read_samples(&args.input, &args.columns.to_columns()))?;
     let method = match args.method {
         Method::Shuffle => SplitMethod::Shuffle,
@@ -69,10 +73,12 @@ pub fn run(args: &SplitArgs) -> Result<()> {
     };
     let config = SplitConfig { train_fraction: args.train, seed: args.seed, stratify: args.stratify, method };
     let (train, test) = split(&dataset, &config).with_context(|| format!("splitting {}", args.input.display()))?;
+    // Both parts become visible together, or neither (nsl::io::OutputSet).
     with_spinner("writing", || -> Result<()> {
-        data::write_samples(&train, &args.out_train)?;
-        data::write_samples(&test, &args.out_test)?;
-        Ok(())
+        let mut outputs = nsl::io::OutputSet::new();
+        data::write_samples(&train, &outputs.add(&args.out_train)?)?;
+        data::write_samples(&test, &outputs.add(&args.out_test)?)?;
+        Ok(outputs.commit()?)
     })?;
     let summary = Summary {
         train: train.len(),

@@ -226,6 +226,17 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let strict = settings.strict.unwrap_or(false);
     let out = settings.out.unwrap_or_else(|| PathBuf::from("runs/train"));
     let (validation_path, test_path) = (settings.validation, settings.test);
+    let inputs: Vec<(&str, &Path)> = [
+        ("--samples", Some(samples_path.as_path())),
+        ("--pool", pool_path.as_deref()),
+        ("--graph", graph_path.as_deref()),
+        ("--validation", validation_path.as_deref()),
+        ("--test", test_path.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path)| path.map(|p| (flag, p)))
+    .collect();
+    let record_inside = check_run_outputs(&out, record_path.as_deref(), &inputs)?;
 
     let train = read(&samples_path, &args.columns)?;
     let Some(classes) = train.num_classes() else {
@@ -248,6 +259,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(adv) = &adv_reg {
         adv.validate(train.dim())?;
     }
+    check_model_memory(&spec, train.item_shape(), classes, config.batch_size)?;
     let (model, vars) = build_model(&spec, train.item_shape(), classes, init_seed, &candle_core::Device::Cpu)?;
     let table = match (&graph_path, &graph_reg) {
         (Some(path), Some(reg)) => {
@@ -294,19 +306,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     });
     let history = trainer.fit(&train, validation.as_ref())?;
     bar.finish_and_clear();
-    if let Some(path) = &record_path {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let record = trainer.take_record();
-        with_spinner("writing adversarial neighbors", || record.write(path))?;
-        eprintln!(
-            "recorded {} adversarial neighbors → {} and {}",
-            record.examples.len(),
-            path.display(),
-            AdversarialRecord::nodes_path(path).display()
-        );
-    }
     let test_accuracy = test.as_ref().map(|t| evaluate(model.as_ref(), t, 1024)).transpose()?.map(|e| e.accuracy);
 
     let summary = Summary {
@@ -327,16 +326,57 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         init_seed,
         serde_json::json!({ "config": config, "graph_reg": graph_reg, "adv_reg": adv_reg, "samples": samples_path, "graph": graph_path }),
     );
-    save_checkpoint(&out, &meta, &vars)?;
+    // The run is written whole into a hidden sibling of `out`, which then replaces `out` in one
+    // step (nsl::io::StagedDir): a failure or a kill leaves the old run or the new one, never new
+    // weights beside an old model.json. The adversarial record (graph + nodes) commits as a set.
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let staged = nsl::io::StagedDir::create(&out).with_context(|| format!("--out {}", out.display()))?;
+    let run = staged.path();
+    save_checkpoint(run, &meta, &vars).with_context(|| format!("writing the run {}", out.display()))?;
     for (name, bytes) in [
         ("history.json", serde_json::to_vec_pretty(&history)?),
         ("history.csv", history.to_csv().into_bytes()),
         ("summary.json", serde_json::to_vec_pretty(&summary)?),
     ] {
-        let path = out.join(name);
-        nsl::io::write_bytes(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+        nsl::io::write_bytes(&run.join(name), &bytes)
+            .with_context(|| format!("writing {}", out.join(name).display()))?;
     }
-    training_curves_svg(&history, &format!("nsl train {spec}"), &out.join("curves.svg"))?;
+    training_curves_svg(&history, &format!("nsl train {spec}"), &run.join("curves.svg"))
+        .with_context(|| format!("writing {}", out.join("curves.svg").display()))?;
+    let record = match &record_path {
+        Some(path) => {
+            let record = trainer.take_record();
+            let mut outputs = nsl::io::OutputSet::new();
+            let nodes = AdversarialRecord::nodes_path(path);
+            if record_inside {
+                // Inside the run directory: written into the staged run, committed with it.
+                let name = path.file_name().context("--record-adversarial names no file")?;
+                with_spinner("writing adversarial neighbors", || record.write(&run.join(name)))?;
+            } else {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                }
+                let graph_out =
+                    outputs.add(path).with_context(|| format!("--record-adversarial {}", path.display()))?;
+                let nodes_out =
+                    outputs.add(&nodes).with_context(|| format!("--record-adversarial {}", nodes.display()))?;
+                with_spinner("writing adversarial neighbors", || record.write(&graph_out))?;
+                if AdversarialRecord::nodes_path(&graph_out) != nodes_out {
+                    std::fs::rename(AdversarialRecord::nodes_path(&graph_out), &nodes_out)
+                        .with_context(|| format!("writing {}", nodes.display()))?;
+                }
+            }
+            Some((outputs, record.examples.len(), path.clone(), nodes))
+        }
+        None => None,
+    };
+    staged.commit().with_context(|| format!("saving the run {}", out.display()))?;
+    if let Some((outputs, examples, path, nodes)) = record {
+        outputs.commit()?;
+        eprintln!("recorded {examples} adversarial neighbors → {} and {}", path.display(), nodes.display());
+    }
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -362,5 +402,122 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
         println!("run saved to {} (model.safetensors, model.json, history.csv, curves.svg)", out.display());
     }
+    Ok(())
+}
+
+/// The files a run directory holds; an existing `--out` directory is replaced only if it holds
+/// nothing else (it may be a user's directory, not a run).
+const RUN_FILES: [&str; 6] =
+    ["model.safetensors", "model.json", "history.json", "history.csv", "summary.json", "curves.svg"];
+
+/// Checks `--out` before training (so that a long run does not fail at the end): it must be a
+/// directory or not exist, and an existing one may hold only a run's files; the adversarial
+/// record must not overwrite an input. Returns whether the record goes inside the run directory.
+fn check_run_outputs(out: &Path, record: Option<&Path>, inputs: &[(&str, &Path)]) -> Result<bool> {
+    if out.exists() && !out.is_dir() {
+        bail!(
+            "--out {} is a file; a run is saved as a directory (model.json, model.safetensors, …): name a directory",
+            out.display()
+        );
+    }
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut allowed: Vec<String> = RUN_FILES.iter().map(|s| s.to_string()).collect();
+    let mut inside = false;
+    if let Some(record) = record {
+        let nodes = AdversarialRecord::nodes_path(record);
+        nsl::io::check_paths(
+            &[("--record-adversarial", record), ("--record-adversarial's nodes table", &nodes)],
+            inputs,
+        )?;
+        let parent = record.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        inside = canonical(parent) == canonical(out);
+        if inside {
+            for p in [record, nodes.as_path()] {
+                allowed.extend(p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            }
+        }
+    }
+    if out.is_dir() {
+        let entries = std::fs::read_dir(out).with_context(|| format!("reading --out {}", out.display()))?;
+        let mut others = Vec::new();
+        for entry in entries {
+            let name = entry.with_context(|| format!("reading --out {}", out.display()))?.file_name();
+            let name = name.to_string_lossy().into_owned();
+            // Stale temporary files of an interrupted nsl write go with the old run.
+            let stale_temp = name.starts_with('.') && name.ends_with(".tmp");
+            if !allowed.contains(&name) && !stale_temp {
+                others.push(name);
+            }
+        }
+        if !others.is_empty() {
+            others.sort();
+            others.truncate(5);
+            bail!(
+                "--out {} holds files that are not a run's ({}): a run directory is replaced as a whole, so name a new or run directory",
+                out.display(),
+                others.join(", ")
+            );
+        }
+    }
+    Ok(inside)
+}
+
+/// The widest layer `model.json` accepts (so that a run that trains can be loaded).
+const MAX_WIDTH: u128 = 1 << 24;
+
+/// Checks the model's size before building it: every width at most [`MAX_WIDTH`], and the
+/// weights, gradients and optimizer state (4 × parameters × 4 bytes) plus a batch's activations
+/// within the available memory. Convolutions are bounded by the dense part's input at full image
+/// size (an upper bound).
+fn check_model_memory(spec: &ModelSpec, item_shape: &[usize], classes: usize, batch_size: usize) -> Result<()> {
+    let (input, layers, flag): (u128, Vec<usize>, &str) = match spec {
+        ModelSpec::Mlp(mlp) => {
+            (item_shape.iter().map(|&d| d as u128).product(), mlp.hidden.clone(), "hidden layer units")
+        }
+        ModelSpec::Cnn(cnn) => {
+            let pixels: u128 = item_shape.iter().rev().take(2).map(|&d| d as u128).product();
+            let channels = item_shape.len().checked_sub(3).and_then(|i| item_shape.get(i)).map_or(1, |&c| c as u128);
+            let mut width = channels;
+            let mut parameters = 0u128;
+            for &f in &cnn.filters {
+                if f as u128 > MAX_WIDTH {
+                    bail!("--model: {f} filters is more than the {MAX_WIDTH} a layer may have");
+                }
+                parameters = parameters
+                    .saturating_add((f as u128).saturating_mul(width).saturating_mul((cnn.kernel as u128).pow(2)));
+                width = f as u128;
+            }
+            nsl::io::check_memory(format!("--model {spec}: the convolutions' weights and state"), parameters, 16)?;
+            nsl::io::check_memory(
+                format!("--model {spec}: a batch's convolution activations (--batch-size {batch_size})"),
+                (batch_size as u128)
+                    .saturating_mul(pixels)
+                    .saturating_mul(cnn.filters.iter().map(|&f| f as u128).sum::<u128>()),
+                12,
+            )?;
+            (width.saturating_mul(pixels), cnn.dense.clone(), "dense layer units")
+        }
+    };
+    let mut parameters = 0u128;
+    let mut activations = 0u128;
+    let mut width = input;
+    for &units in layers.iter().chain(std::iter::once(&classes)) {
+        if units as u128 > MAX_WIDTH {
+            bail!("--model {spec}: {flag} {units} is more than the {MAX_WIDTH} a layer may have");
+        }
+        parameters = parameters.saturating_add(width.saturating_mul(units as u128).saturating_add(units as u128));
+        activations = activations.saturating_add((batch_size as u128).saturating_mul(units as u128));
+        width = units as u128;
+    }
+    nsl::io::check_memory(
+        format!("--model {spec}: {parameters} parameters (weights, gradients and Adam's two moments, f32)"),
+        parameters,
+        16,
+    )?;
+    nsl::io::check_memory(
+        format!("--model {spec}: a batch's activations (--batch-size {batch_size})"),
+        activations,
+        12,
+    )?;
     Ok(())
 }

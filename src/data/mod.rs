@@ -122,7 +122,9 @@ impl Default for SampleColumns {
 /// Reads samples from any supported file, recognized by content: Parquet (`PAR1` magic,
 /// [`crate::io::is_parquet`]), IDX (its
 /// magic number, gzipped or not; labels are not attached), LINQS `.content` (by extension
-/// `.content`/`.content.gz`), else CSV.
+/// `.content`/`.content.gz`), else CSV. A file without a magic number is read as the format its
+/// name says (`.parquet`, `idx`/`-ubyte` in the name), so that a damaged or empty file gets that
+/// format's message; a file starting with NUL bytes that is none of these is refused (not read as CSV).
 ///
 /// IDX is recognized by its first four (decompressed) bytes: `0x00 0x00`, a known type byte and 1 to
 /// 4 dimensions. A text file never starts with two NUL bytes, so a CSV is not mistaken for IDX; a file
@@ -139,12 +141,29 @@ pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, Dat
     }
     let mut magic = [0u8; 4];
     let len = read_prefix(path, &mut magic, true)?;
-    if len == 4 && idx::is_idx_magic(&magic) {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    // Magic bytes first; then, for files without one, the extension names the format the user
+    // meant, so that a damaged or empty file gets that format's message (not CSV's).
+    let idx_name = name.contains("idx") || name.contains("-ubyte");
+    if (len == 4 && idx::is_idx_magic(&magic)) || (len >= 2 && magic[..2] == [0, 0]) || idx_name {
         return idx::read_idx(path, None, &idx::IdxOptions::default());
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    if name.ends_with(".parquet") || name.ends_with(".pq") {
+        return parquet::read_samples(path, columns);
+    }
     if name.ends_with(".content") || name.ends_with(".content.gz") {
         return linqs::read_content(path);
+    }
+    if magic[..len].contains(&0) {
+        return Err(DataError::invalid(
+            path,
+            Location::File,
+            format!(
+                "not a samples file: it starts with the bytes {:02x?}, which are not a Parquet (`PAR1`), IDX \
+                 (`00 00 TT NN`) or text (CSV) header",
+                &magic[..len]
+            ),
+        ));
     }
     csv::read_csv(path, columns)
 }
@@ -179,7 +198,8 @@ fn read_prefix(path: &Path, buf: &mut [u8], gunzip: bool) -> Result<usize, DataE
 fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     let mut reader = open_maybe_gz(path).map_err(|e| DataError::io(path, e))?;
     let mut bytes = Vec::new();
-    match reader.read_to_end(&mut bytes) {
+    // Bounded by the available memory: `/dev/zero` or a gzip bomb fails here, not in the allocator.
+    match crate::io::read_to_end_limited(&mut reader, &mut bytes, crate::io::available_memory()) {
         Ok(_) => Ok(bytes),
         Err(e) => {
             // `read_to_end` keeps what it read before the error, so `bytes.len()` says where it failed.

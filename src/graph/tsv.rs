@@ -23,8 +23,8 @@
 //! TSV round trip is exact. NSL's `float()` reads every such number.
 
 use super::{write_atomically, EdgeKind, GraphError, NeighborGraph};
-use crate::io::{open_maybe_gz, Location};
-use std::io::{self, BufRead, Write};
+use crate::io::{open_maybe_gz, read_line_limited, Location, MAX_LINE_BYTES};
+use std::io::{self, Write};
 use std::path::Path;
 
 /// Reads an NSL TSV graph (see the module docs for the exact rules). Every edge gets `kind`.
@@ -43,7 +43,7 @@ pub fn read_tsv(path: &Path, kind: EdgeKind) -> Result<NeighborGraph, GraphError
     let mut line_no = 0usize;
     loop {
         buf.clear();
-        let read = reader.read_until(b'\n', &mut buf).map_err(|e| {
+        let read = read_line_limited(&mut reader, &mut buf, MAX_LINE_BYTES).map_err(|e| {
             GraphError::io(path, io::Error::new(e.kind(), format!("reading line {}: {e}", line_no + 1)))
         })?;
         if read == 0 {

@@ -1,5 +1,6 @@
 //! [`AtomicFile`]: a file that replaces its destination only when it is complete.
 
+use super::live::LiveTemp;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -15,8 +16,10 @@ const BUFFER: usize = 1 << 16;
 ///
 /// # How
 /// - The temporary file is `.<name>.<random>.tmp` in the destination's directory (so the rename
-///   never crosses a file system), created with `O_CREAT | O_EXCL` by [`tempfile`]: the name is
-///   unpredictable and an existing file or symlink there is never opened or followed.
+///   never crosses a file system), created with `O_CREAT | O_EXCL` under a name chosen at random
+///   by [`tempfile`]: the name is unpredictable and an existing file or symlink there is never
+///   opened or followed. It is listed in the registry of live temporary files while it exists, so
+///   the `nsl` binary removes it on `SIGINT`/`SIGTERM` ([`super::remove_live_temp_files_and_exit`]).
 /// - Its mode is `0o666` filtered by the process umask, applied by the kernel at creation
 ///   exactly as for [`File::create`] (so a model file is readable by others under the usual
 ///   umask `022`, not `0600`). No `umask()` call is made: it would change process-wide state that
@@ -50,6 +53,9 @@ pub struct AtomicFile {
     /// The destination.
     path: PathBuf,
     inner: Inner,
+    /// The temporary file's entry in the registry of live temporary files (see
+    /// [`super::remove_live_temp_files`]); dropped after `inner`, which removes the file.
+    live: Option<LiveTemp>,
 }
 
 #[derive(Debug)]
@@ -84,6 +90,7 @@ impl AtomicFile {
                 return Ok(AtomicFile {
                     path: path.to_path_buf(),
                     inner: Inner::InPlace(BufWriter::with_capacity(BUFFER, file)),
+                    live: None,
                 });
             }
             _ => {}
@@ -92,11 +99,23 @@ impl AtomicFile {
         let prefix = format!(".{name}.");
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).suffix(".tmp");
-        // tempfile's default mode is 0600; ask for 0666, which the kernel narrows by the umask.
-        #[cfg(unix)]
-        builder.permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o666));
-        let temp = builder.tempfile_in(parent_dir(path))?;
-        Ok(AtomicFile { path: path.to_path_buf(), inner: Inner::Temp(BufWriter::with_capacity(BUFFER, temp)) })
+        let mut live = None;
+        // tempfile picks the random name and retries on a clash; the file is created here, with
+        // O_EXCL (`create_new`: an existing file or symlink is never opened) and mode 0o666
+        // (tempfile's default is 0600), which the kernel narrows by the umask. It is registered for
+        // the signal cleanup in the same step (see `super::live`).
+        let temp = builder.make_in(parent_dir(path), |temp_path| {
+            let (file, guard) = LiveTemp::create(temp_path, || {
+                let mut options = OpenOptions::new();
+                options.read(true).write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o666);
+                options.open(temp_path)
+            })?;
+            live = Some(guard);
+            Ok(file)
+        })?;
+        Ok(AtomicFile { path: path.to_path_buf(), inner: Inner::Temp(BufWriter::with_capacity(BUFFER, temp)), live })
     }
 
     /// The destination given to [`create`](AtomicFile::create).
@@ -149,7 +168,12 @@ impl AtomicFile {
                 let temp = w.into_inner().map_err(io::IntoInnerError::into_error)?;
                 check_same_file(&temp)?;
                 temp.as_file().sync_all()?;
-                temp.persist(&self.path).map_err(|e| e.error)?;
+                match self.live {
+                    // Under the registry's lock: a concurrent cleanup (SIGINT) removes the
+                    // temporary file either before the rename or not at all.
+                    Some(live) => live.commit_with(|| temp.persist(&self.path)).map_err(|e| e.error)?,
+                    None => temp.persist(&self.path).map_err(|e| e.error)?,
+                };
                 sync_dir(&parent_dir(&self.path))
             }
         }
@@ -210,7 +234,7 @@ fn check_same_file(_temp: &tempfile::NamedTempFile) -> io::Result<()> {
 }
 
 /// The directory `path` is in (`.` for a bare file name).
-fn parent_dir(path: &Path) -> PathBuf {
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -220,7 +244,7 @@ fn parent_dir(path: &Path) -> PathBuf {
 /// Makes the rename durable: on POSIX a rename is recorded in the directory, which has its own
 /// `fsync`. File systems that cannot `fsync` a directory (`EINVAL`) are accepted as they are.
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     match File::open(dir)?.sync_all() {
         Err(e) if matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported) => Ok(()),
         other => other,

@@ -7,15 +7,29 @@
 //! | write a file atomically (no half-written output, ever) | [`AtomicFile`], [`write_bytes`] |
 //! | write a Parquet file (atomically, one compression for all) | [`write_parquet`] |
 //! | recognize a Parquet file (by its magic bytes) | [`is_parquet`] |
+//! | write several files that become visible together | [`OutputSet`] |
+//! | write a directory that replaces the old one whole | [`StagedDir`] |
+//! | refuse two outputs naming one file, or an output naming an input | [`check_paths`] |
+//! | remove the temporary files on `SIGINT`/`SIGTERM` | [`remove_live_temp_files_and_exit`] |
+//! | check a size before allocating; bound a line's length | [`check_memory`], [`read_line_limited`] |
 //!
 //! These functions return `io::Error` (or [`ParquetWriteError`]) without the path: each caller
 //! maps them into its own typed error naming the file (e.g. `GraphError::Io { path, source }`).
 
 mod atomic;
+mod limits;
+mod live;
 mod parquet;
+mod staged;
 
 pub use atomic::{write_bytes, AtomicFile};
+pub use limits::{
+    available_memory, check_memory, read_line_limited, read_to_end_limited, MemoryLimitError, FALLBACK_MEMORY_BYTES,
+    MAX_LINE_BYTES,
+};
+pub use live::{live_temp_files, remove_live_temp_files, remove_live_temp_files_and_exit};
 pub use parquet::{is_parquet, write_parquet, ParquetWriteError, ZSTD_LEVEL};
+pub use staged::{check_paths, OutputSet, PathConflict, StagedDir};
 
 use std::fmt;
 use std::fs::File;
