@@ -7,10 +7,10 @@
 //! skipped when neither side holds a row of the shard. The block pairs run in parallel (rayon) and
 //! their results are collected in block order, so the outcome does not depend on the thread count.
 
-use super::kernel::{any_at_least, gram, transpose, BLOCK};
+use super::kernel::{any_at_least, f32_at_least, f32_at_most, gram, margin, transpose, BLOCK};
 use super::prepare::{cosine, Prepared};
 use super::topk::Candidates;
-use super::Progress;
+use super::{BuildError, Progress, RowEdge};
 use ndarray::{s, ArrayView2};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -134,8 +134,9 @@ impl Task {
     }
 }
 
-/// The block pairs of all buckets that touch `shard` (a range of compact indices).
-fn plan(buckets: &Buckets, shard: &Range<u32>) -> Vec<Task> {
+/// The block pairs of all buckets that touch `shard` (a range of compact indices); with `cross`,
+/// only those with one side in the shard and the other outside it.
+fn plan(buckets: &Buckets, shard: &Range<u32>, cross: bool) -> Vec<Task> {
     let mut tasks = Vec::new();
     for bound in &buckets.bounds {
         let rows = &buckets.members[bound.clone()];
@@ -153,7 +154,8 @@ fn plan(buckets: &Buckets, shard: &Range<u32>) -> Vec<Task> {
         }
         for (x, bi) in blocks.iter().enumerate() {
             for bj in &blocks[x..] {
-                if bi.in_shard || bj.in_shard {
+                let wanted = if cross { bi.in_shard != bj.in_shard } else { bi.in_shard || bj.in_shard };
+                if wanted {
                     let diagonal = bi.range == bj.range;
                     tasks.push(Task { i: bi.range.clone(), j: bj.range.clone(), diagonal });
                 }
@@ -220,17 +222,20 @@ fn rows_view<'x>(prep: &'x Prepared<'_>, rows: &[u32], buf: &'x mut Vec<f32>) ->
 
 /// Runs every block pair of `buckets` that touches `shard` and returns the pairs found (for
 /// [`Sink::Pairs`], in block order, each pair once with `a < b`, with its exact weight computed
-/// while both rows are in cache) and the counts.
+/// while both rows are in cache) and the counts. With `cross`, only pairs with one row in `shard`
+/// and the other outside it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn scan(
     prep: &Prepared<'_>,
     buckets: &Buckets,
     shard: &Range<u32>,
+    cross: bool,
     bounds: Bounds,
     sink: &Sink<'_>,
     progress: &(dyn Fn(Progress) + Sync),
     round: (u32, u32),
 ) -> (Vec<Pair>, ScanStats) {
-    let tasks = plan(buckets, shard);
+    let tasks = plan(buckets, shard, cross);
     let total: u64 = tasks.iter().map(Task::size).sum();
     let done = AtomicU64::new(0);
     progress(Progress { round: round.0, rounds: round.1, done: 0, total });
@@ -365,6 +370,75 @@ fn push_rows(c: &[f32], rows: &[u32], cols: &[u32], diagonal: bool, lists: &[Mut
     }
 }
 
+/// What [`block_pairs`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockPairs {
+    /// One edge per link, `source < target`, rows of the input, in no particular order.
+    pub pairs: Vec<RowEdge>,
+    /// Pairs compared with `f32` products.
+    pub compared: u64,
+    /// Pairs decided by the exact `f64` cosine.
+    pub rechecked: u64,
+}
+
+/// The links at or above `threshold` among the rows of `embeddings` (`n × d`): all pairs, or
+/// with `split = Some(l)` only the pairs of a row `< l` with a row `≥ l` (two blocks), decided as
+/// [`GraphBuilder`](super::GraphBuilder) decides them (an `f32` Gram block, the exact `f64`
+/// cosine near the threshold and for every weight). `earlier` holds, for LSH round `r`, each
+/// row's codes of rounds `0..r` (`n × r` values, row-major; empty for round 0 or exact mode): a
+/// pair whose rows share a code there was found in that earlier round and is left out. Zero
+/// vectors get no links.
+///
+/// # Errors
+/// [`BuildError::InvalidConfig`] for a threshold outside `[-1, 1]`, a `split` above `n` or
+/// `earlier` not a multiple of `n` long; [`BuildError::NoDimensions`], [`BuildError::NotFinite`].
+pub fn block_pairs(
+    embeddings: ArrayView2<'_, f32>,
+    split: Option<usize>,
+    earlier: &[u64],
+    threshold: f64,
+) -> Result<BlockPairs, BuildError> {
+    let (n, d) = embeddings.dim();
+    let bad = |option: &'static str, value: String, expected: &'static str| {
+        Err(BuildError::InvalidConfig { option, value, expected })
+    };
+    if !(-1.0..=1.0).contains(&threshold) {
+        return bad("threshold", threshold.to_string(), "a cosine similarity in [-1, 1]");
+    }
+    if split.is_some_and(|l| l > n) {
+        return bad("split", format!("{split:?}"), "at most the number of rows");
+    }
+    if n == 0 {
+        return Ok(BlockPairs { pairs: Vec::new(), compared: 0, rechecked: 0 });
+    }
+    if earlier.len() % n != 0 {
+        return bad("earlier", format!("{} codes for {n} rows", earlier.len()), "rows × earlier rounds codes");
+    }
+    let owned = embeddings.as_standard_layout();
+    let prep = Prepared::new(owned.as_slice().unwrap_or(&[]), n, d, None)?;
+    let rounds_before = earlier.len() / n;
+    let mut history = History::new(prep.len(), rounds_before);
+    for r in 0..rounds_before {
+        let codes: Vec<u64> = prep.rows.iter().map(|&row| earlier[row as usize * rounds_before + r]).collect();
+        history.push(&codes);
+    }
+    let margin = margin(d);
+    let bounds = Bounds { threshold, lo: f32_at_most(threshold - margin), hi: f32_at_least(threshold + margin) };
+    let len = prep.len() as u32;
+    let buckets = Buckets { members: (0..len).collect(), bounds: std::iter::once(0..len as usize).collect() };
+    let (shard, cross) = match split {
+        Some(l) => (prep.rows.partition_point(|&r| (r as usize) < l) as u32..len, true),
+        None => (0..len, false),
+    };
+    let sink = Sink::Pairs { earlier: &history };
+    let (found, stats) = scan(&prep, &buckets, &shard, cross, bounds, &sink, &|_| {}, (0, 1));
+    let pairs = found
+        .into_iter()
+        .map(|(a, b, weight)| RowEdge { source: prep.rows[a as usize], target: prep.rows[b as usize], weight })
+        .collect();
+    Ok(BlockPairs { pairs, compared: stats.compared, rechecked: stats.rechecked })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,7 +450,7 @@ mod tests {
         let buckets = Buckets { members: (0..n as u32).collect(), bounds: std::iter::once(0..n).collect() };
         let mut seen = vec![0u8; n * n];
         let shard = 100..(BLOCK as u32 + 50);
-        for t in plan(&buckets, &shard) {
+        for t in plan(&buckets, &shard, false) {
             for i in t.i.clone() {
                 for j in t.j.clone() {
                     if !t.diagonal || j > i {
