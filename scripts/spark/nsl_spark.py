@@ -28,10 +28,14 @@ def session(app, master=None, partitions=None, conf=()):
     on a cluster (`master` None, spark-submit decides) only the Arrow settings are added."""
     from pyspark.sql import SparkSession
 
+    if master is not None and master.startswith("local"):
+        # Before the JVM starts: bind to the loopback, whatever the host name resolves to.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("SPARK_LOCAL_HOSTNAME", "localhost")
     b = SparkSession.builder.appName(app)
     if master:
         b = b.master(master)
-    if master is None or master.startswith("local"):
+    if master is not None and master.startswith("local"):
         b = (b.config("spark.ui.enabled", "false")
               .config("spark.driver.host", "127.0.0.1")
               .config("spark.driver.bindAddress", "127.0.0.1"))
@@ -80,20 +84,25 @@ def run_worker(args, batches):
     errors = threading.Thread(target=drain, daemon=True)
     feeder.start()
     errors.start()
+    done = False
+    broken = None
     try:
-        reader = pa.ipc.open_stream(proc.stdout)
-        for b in reader:
+        for b in pa.ipc.open_stream(proc.stdout):
             yield b
-    except pa.ArrowInvalid as e:
-        proc.wait()
+        done = True
+    except pa.ArrowInvalid as e:  # the worker failed mid-stream (or wrote no stream): its stderr says why
+        broken = e
+    finally:
+        if not done and broken is None and proc.poll() is None:
+            proc.kill()  # the consumer stopped early or failed: do not leave the worker blocked
+        feeder.join()
+        rc = proc.wait()
         errors.join()
-        raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}): "
-                           f"{b''.join(stderr).decode(errors='replace').strip() or e}") from None
-    feeder.join()
-    rc = proc.wait()
-    errors.join()
-    if rc != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed (exit {rc}): {b''.join(stderr).decode(errors='replace').strip()}")
+        proc.stdout.close()
+        proc.stderr.close()
+    message = b"".join(stderr).decode(errors="replace").strip()
+    if rc != 0 or broken is not None:
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {rc}): {message or broken}")
     if failure:
         raise RuntimeError(f"feeding {' '.join(cmd)}: {failure[0]!r}")
 

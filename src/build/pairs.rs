@@ -466,4 +466,87 @@ mod tests {
             }
         }
     }
+
+    use crate::build::distributed::lsh_codes;
+    use crate::build::{synthetic::gaussian_clusters, BuildConfig, GraphBuilder};
+    use std::collections::{BTreeMap, HashMap};
+
+    fn edge_set(edges: impl IntoIterator<Item = RowEdge>) -> BTreeMap<(u32, u32), u32> {
+        edges.into_iter().map(|e| ((e.source.min(e.target), e.source.max(e.target)), e.weight.to_bits())).collect()
+    }
+
+    /// Rows `rows` of `x` as one matrix.
+    fn gather(x: &ndarray::Array2<f32>, rows: &[u32]) -> ndarray::Array2<f32> {
+        ndarray::stack(ndarray::Axis(0), &rows.iter().map(|&r| x.row(r as usize)).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn block_pairs_of_all_block_pairs_are_the_exact_graph() {
+        let (mut x, _) = gaussian_clusters(700, 16, 20, 4);
+        x.row_mut(5).fill(0.0);
+        let config = BuildConfig { threshold: 0.9, ..BuildConfig::default() };
+        let (want, _) = GraphBuilder::new(config).build_edges(x.view()).unwrap();
+        // Three blocks of uneven sizes, rows interleaved (any assignment of rows to blocks works).
+        let blocks: Vec<Vec<u32>> = (0..3).map(|b| (0..700).filter(|r| (r * 7 + 3) % 3 == b).collect()).collect();
+        let mut got = Vec::new();
+        for i in 0..3 {
+            for j in i..3 {
+                let rows: Vec<u32> = if i == j { blocks[i].clone() } else { [&blocks[i][..], &blocks[j][..]].concat() };
+                let split = (i != j).then_some(blocks[i].len());
+                let found = block_pairs(gather(&x, &rows).view(), split, &[], 0.9).unwrap();
+                got.extend(found.pairs.iter().map(|e| RowEdge {
+                    source: rows[e.source as usize],
+                    target: rows[e.target as usize],
+                    weight: e.weight,
+                }));
+            }
+        }
+        assert_eq!(got.len() * 2, want.len(), "each link once");
+        assert_eq!(edge_set(got), edge_set(want));
+    }
+
+    #[test]
+    fn buckets_of_lsh_codes_give_the_lsh_graph() {
+        let (x, _) = gaussian_clusters(900, 12, 30, 8);
+        for center in [false, true] {
+            let config = BuildConfig {
+                threshold: 0.85,
+                lsh_splits: 4,
+                lsh_rounds: 3,
+                seed: 11,
+                center,
+                ..BuildConfig::default()
+            };
+            let (want, _) = GraphBuilder::new(config).build_edges(x.view()).unwrap();
+            let mean = center.then(|| crate::build::distributed::column_mean(x.view()));
+            // Hash in two pieces, as two partitions would.
+            let mut rows = Vec::new();
+            let mut codes = Vec::new();
+            for (lo, hi) in [(0usize, 333usize), (333, 900)] {
+                let c = lsh_codes(x.slice(ndarray::s![lo..hi, ..]), 11, 4, 3, mean.as_deref()).unwrap();
+                rows.extend(c.rows.iter().map(|&r| r + lo as u32));
+                codes.extend(c.codes);
+            }
+            let mut got = Vec::new();
+            for round in 0..3usize {
+                let mut buckets: HashMap<u64, Vec<usize>> = HashMap::new();
+                for k in 0..rows.len() {
+                    buckets.entry(codes[k * 3 + round]).or_default().push(k);
+                }
+                for members in buckets.values() {
+                    let input: Vec<u32> = members.iter().map(|&k| rows[k]).collect();
+                    let earlier: Vec<u64> =
+                        members.iter().flat_map(|&k| codes[k * 3..k * 3 + round].to_vec()).collect();
+                    let found = block_pairs(gather(&x, &input).view(), None, &earlier, 0.85).unwrap();
+                    got.extend(found.pairs.iter().map(|e| RowEdge {
+                        source: input[e.source as usize],
+                        target: input[e.target as usize],
+                        weight: e.weight,
+                    }));
+                }
+            }
+            assert_eq!(got.len() * 2, want.len(), "center {center}: each link in one round only");
+            assert_eq!(edge_set(got), edge_set(want), "center {center}");
+        }
+    }
 }
