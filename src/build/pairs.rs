@@ -411,7 +411,7 @@ pub fn block_pairs(
     if n == 0 {
         return Ok(BlockPairs { pairs: Vec::new(), compared: 0, rechecked: 0 });
     }
-    if earlier.len() % n != 0 {
+    if !earlier.len().is_multiple_of(n) {
         return bad("earlier", format!("{} codes for {n} rows", earlier.len()), "rows × earlier rounds codes");
     }
     let owned = embeddings.as_standard_layout();

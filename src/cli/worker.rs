@@ -406,7 +406,7 @@ fn col_mean(reader: Input, mut out: Output) -> Result<()> {
             let b = bins.value(r);
             let b = cast(&b, &DataType::Int64)?;
             let b = b.as_primitive::<Int64Type>().values().to_vec();
-            if b.len() % SUM_BINS != 0 {
+            if !b.len().is_multiple_of(SUM_BINS) {
                 bail!("{} bins: not a multiple of {SUM_BINS}", b.len());
             }
             let part = ColumnSums { rows: rows.value(r) as u64, bins: b };
