@@ -46,6 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--id-column", default="id")
     p.add_argument("--embedding-column", default="features",
                    help="list<float> column of the embeddings (features, what nsl generate-embeddings writes)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output directory")
     p.add_argument("--master", default=None, help="Spark master, e.g. local[2] (default: spark-submit's)")
     p.add_argument("--partitions", type=int, default=0, help="shuffle partitions (default 4 x default parallelism)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -128,7 +129,7 @@ def main(argv=None):
         edges = (tasks.repartition(parts, "ci", "cj").sortWithinPartitions("ci", "cj")
                       .mapInArrow(nsl_spark.worker("exact-block", "--threshold", repr(a.threshold)),
                                   nsl_spark.EDGE_SCHEMA))
-    edges.write.parquet(a.output)
+    edges.write.mode("overwrite" if a.overwrite else "errorifexists").parquet(a.output)
     written = spark.read.parquet(a.output).count()
     report.update(directed_edges=written, edges=written // 2,
                   mean_degree=round(written / max(report["nodes"], 1), 4), seconds=round(time.time() - start, 2))

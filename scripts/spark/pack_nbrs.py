@@ -35,6 +35,7 @@ def parse_args(argv=None):
     p.add_argument("--id-column", default="id")
     p.add_argument("--feature-column", default="features")
     p.add_argument("--label-column", default="label", help="copied when present (integers)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output directory")
     p.add_argument("--master", default=None)
     p.add_argument("--partitions", type=int, default=0, help="shuffle partitions (default 4 x default parallelism)")
     a = p.parse_args(argv)
@@ -86,7 +87,7 @@ def main(argv=None):
     args = ["pack", "--max-neighbors", a.max_neighbors] + (["--label"] if label else [])
     packed = (rows.unionByName(cand_rows).repartition(parts, "source").sortWithinPartitions("source", "role")
                   .mapInArrow(nsl_spark.worker(*args), output_schema(a.max_neighbors, label)))
-    packed.write.parquet(a.output)
+    packed.write.mode("overwrite" if a.overwrite else "errorifexists").parquet(a.output)
     out = spark.read.parquet(a.output)
     stats = out.agg(F.count("*").alias("n"), F.sum(F.when(F.col("NL_num_nbrs") > 0, 1).otherwise(0)).alias("with"),
                     F.sum("NL_num_nbrs").alias("pairs")).first()
