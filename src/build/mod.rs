@@ -28,7 +28,10 @@
 //!
 //! With `lsh_splits > 0` rows are first hashed into buckets by the signs of random hyperplanes
 //! (see `lsh`), and only rows sharing a bucket are compared (blocked the same way); the graph is
-//! the union over `lsh_rounds` rounds. With `top_k`, each node keeps its `K` best neighbors and the
+//! the union over `lsh_rounds` rounds; with `center`, the mean row is subtracted before hashing
+//! (the report's `largest_bucket` shows whether the hashing split the data). A row's bucket depends
+//! on that row, the seed and the round alone, so a distributed job ([`distributed`],
+//! `scripts/spark/`) builds the same graph from any partitioning of the rows. With `top_k`, each node keeps its `K` best neighbors and the
 //! result is made symmetric (union of both directions).
 //!
 //! # Differences from NSL
