@@ -44,6 +44,11 @@ pub struct BuildGraphArgs {
     /// NSL's `GraphBuilderConfig` default (NSL's build_graph command line defaults to 2).
     #[arg(long, default_value_t = 1)]
     pub lsh_rounds: u32,
+    /// LSH: subtract the mean embedding before hashing (the weights stay the cosines of the input).
+    /// Non-negative or otherwise uncentred embeddings crowd a few buckets without it; watch
+    /// "largest bucket" in the summary. Default: off (NSL's behavior).
+    #[arg(long)]
+    pub center: bool,
     /// Keep each node's K most similar neighbors among those at or above the threshold (use
     /// `--threshold -1` for a plain kNN graph); the graph is then made symmetric, so degrees can
     /// exceed K. Default: no limit.
@@ -90,6 +95,7 @@ pub fn run(args: &BuildGraphArgs) -> Result<()> {
         threshold: args.threshold,
         lsh_splits: args.lsh_splits,
         lsh_rounds: args.lsh_rounds,
+        center: args.center,
         top_k: args.top_k,
         seed: args.seed,
         shard: args.shard,
@@ -205,6 +211,14 @@ fn print_summary(r: &BuildReport, output: &Path, read: f64, write: f64, total: f
     println!(
         "{} graph: {} nodes, {} edges ({} directed), mean degree {:.2}",
         r.mode, r.nodes, r.edges, r.directed_edges, r.mean_degree
+    );
+    println!(
+        "pairs compared: {} over {} round(s), largest bucket {} rows ({:.1} % of the nodes), {} rechecked in f64",
+        r.compared_pairs,
+        r.rounds,
+        r.largest_bucket,
+        100.0 * r.largest_bucket as f64 / r.nodes.max(1) as f64,
+        r.rechecked_pairs
     );
     if let Some(rec) = &r.recall {
         match rec.recall {

@@ -14,6 +14,7 @@ mod pack;
 mod progress;
 mod split;
 mod train;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use std::fmt::Display;
@@ -53,6 +54,9 @@ enum Command {
     /// Analyse and export neighbor graphs.
     #[command(subcommand)]
     Graph(graph::GraphCommand),
+    /// The executors' side of scripts/spark: Arrow IPC stream on stdin → Arrow IPC stream on stdout.
+    #[command(subcommand)]
+    Worker(worker::WorkerCommand),
 }
 
 /// Which table columns hold ids, features and labels (CSV and Parquet inputs).
@@ -124,6 +128,7 @@ pub fn main() -> ExitCode {
         Command::Graph(cmd) => graph::run(cmd),
         Command::BuildGraph(args) => build_graph::run(args),
         Command::GenerateEmbeddings(args) => generate::run(args),
+        Command::Worker(cmd) => worker::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -202,11 +202,34 @@ where
     out.commit().map_err(|e| GraphError::io(path, e))
 }
 
-/// Reads a graph from Parquet or TSV, whichever the file holds (see [`GraphFormat::detect`]).
+/// Reads a graph from Parquet or TSV, whichever the file holds (see [`GraphFormat::detect`]). A
+/// directory is read as the Parquet parts a distributed job writes (`scripts/spark/`): every
+/// `*.parquet` file in it, in name order, merged into one graph.
 ///
 /// # Errors
-/// The reader's [`GraphError`], naming the file and the row or line.
+/// The reader's [`GraphError`], naming the file and the row or line; [`GraphError::Invalid`] for
+/// a directory without `.parquet` files.
 pub fn read_graph(path: &Path) -> Result<NeighborGraph, GraphError> {
+    if path.is_dir() {
+        let mut parts: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| GraphError::io(path, e))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                p.is_file() && !name.starts_with(['.', '_']) && name.ends_with(".parquet")
+            })
+            .collect();
+        parts.sort();
+        let Some((first, rest)) = parts.split_first() else {
+            return Err(GraphError::invalid(path, crate::io::Location::File, "directory holds no .parquet parts"));
+        };
+        let mut graph = parquet::read_graph(first)?;
+        for part in rest {
+            graph.merge(&parquet::read_graph(part)?);
+        }
+        graph.set_provenance(format!("Parquet parts in {}", path.display()));
+        return Ok(graph);
+    }
     match GraphFormat::detect(path) {
         GraphFormat::Parquet => parquet::read_graph(path),
         GraphFormat::Tsv => tsv::read_tsv(path, core::EdgeKind::Explicit),
