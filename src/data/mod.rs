@@ -20,6 +20,7 @@ pub mod parquet;
 pub mod split;
 
 pub use dataset::Dataset;
+pub use split::{split_by_table, TableSplit};
 
 use crate::io::{open_maybe_gz, Location};
 use std::io::Read;

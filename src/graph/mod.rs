@@ -13,6 +13,7 @@
 
 mod core;
 pub mod export;
+pub(crate) mod hops;
 pub mod linqs;
 pub mod parquet;
 #[cfg(feature = "linalg")]
@@ -21,6 +22,7 @@ pub mod stats;
 pub mod tsv;
 
 pub use self::core::{Edge, EdgeKind, NeighborGraph, NodeId, PetGraph};
+pub use self::hops::MAX_HOPS;
 
 use crate::io::Location;
 use std::path::{Path, PathBuf};
