@@ -97,6 +97,10 @@ pub struct PropagateArgs {
     /// Which features to write.
     #[arg(long, value_enum, default_value_t = Mode::Sgc)]
     mode: Mode,
+    /// Divide each feature row by its L1 norm before propagating (GCN's and SGC's preprocessing of
+    /// bag-of-words features). Default: the features as given.
+    #[arg(long)]
+    row_normalize: bool,
     /// Output Parquet samples table (written atomically).
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
@@ -191,7 +195,7 @@ fn propagate(args: &PropagateArgs) -> Result<()> {
         Mode::Sgc => PropagateMode::Sgc,
         Mode::Sign => PropagateMode::Sign,
     };
-    let config = PropagateConfig { hops: args.hops, mode };
+    let config = PropagateConfig { hops: args.hops, mode, row_normalize: args.row_normalize };
     config.validate()?;
     let g = with_spinner("reading graph", || graph::read_graph(&args.graph))?;
     let samples = with_spinner("reading samples", || data::read_samples(&args.samples, &args.columns.to_columns()))?;

@@ -63,11 +63,15 @@ pub struct PropagateConfig {
     pub hops: usize,
     /// What to write. Default [`PropagateMode::Sgc`].
     pub mode: PropagateMode,
+    /// Divide each feature row by the sum of its absolute values (L1) before propagating, as the
+    /// GCN and SGC pipelines do with bag-of-words features (a row of zeros stays zero); in SIGN
+    /// mode the first block is then the normalized `X`. Default false (the features as given).
+    pub row_normalize: bool,
 }
 
 impl Default for PropagateConfig {
     fn default() -> Self {
-        PropagateConfig { hops: 2, mode: PropagateMode::Sgc }
+        PropagateConfig { hops: 2, mode: PropagateMode::Sgc, row_normalize: false }
     }
 }
 
@@ -116,6 +120,8 @@ pub enum PropagateError {
 /// How the graph met the samples in a [`propagate`] run (serializable for `--json`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PropagateReport {
+    /// Whether the rows were L1-normalized before propagating.
+    pub row_normalized: bool,
     /// Samples (rows of the input and of the output).
     pub samples: usize,
     /// Width of the input features.
@@ -191,7 +197,15 @@ pub fn propagate_with_report(
     let adjacency = NormalizedAdjacency::build(graph, &row_of, n);
     let (d, k) = (samples.dim(), config.hops);
 
-    let x = samples.features().as_standard_layout().into_owned();
+    let mut x = samples.features().as_standard_layout().into_owned();
+    if config.row_normalize {
+        for mut row in x.axis_iter_mut(ndarray::Axis(0)) {
+            let sum: f64 = row.iter().map(|v| f64::from(v.abs())).sum();
+            if sum > 0.0 {
+                row.mapv_inplace(|v| (f64::from(v) / sum) as f32);
+            }
+        }
+    }
     let features = match config.mode {
         PropagateMode::Sgc => {
             let (mut current, mut next) = (x, Array2::zeros((n, d)));
@@ -216,6 +230,7 @@ pub fn propagate_with_report(
         PropagateMode::Sign => vec![(k + 1) * d],
     };
     let report = PropagateReport {
+        row_normalized: config.row_normalize,
         samples: n,
         input_dim: d,
         output_dim: features.ncols(),
@@ -284,7 +299,7 @@ mod tests {
     #[test]
     fn sign_concatenates_every_power() {
         let (ds, g) = path_samples();
-        let cfg = PropagateConfig { hops: 2, mode: PropagateMode::Sign };
+        let cfg = PropagateConfig { hops: 2, mode: PropagateMode::Sign, ..Default::default() };
         let out = propagate(&ds, &g, &cfg).unwrap();
         assert_eq!(out.dim(), 6);
         assert_eq!(out.item_shape(), [6]);
@@ -308,6 +323,17 @@ mod tests {
         let (plain, _) = propagate_with_report(&ds, &path_samples().1, &PropagateConfig::default()).unwrap();
         assert_eq!(out, plain);
         assert_eq!((report.ignored_nodes, report.ignored_edges, report.ignored_self_loops), (1, 1, 1));
+    }
+
+    #[test]
+    fn row_normalize_divides_by_the_l1_norm_first() {
+        let (ds, g) = path_samples();
+        let cfg = PropagateConfig { hops: 1, mode: PropagateMode::Sign, row_normalize: true };
+        let out = propagate(&ds, &g, &cfg).unwrap();
+        // d = [7, 8] has L1 norm 15 and no edges; the zero row c stays zero.
+        let f = out.features();
+        assert!((f[[3, 0]] - 7.0 / 15.0).abs() < 1e-7 && (f[[3, 3]] - 8.0 / 15.0).abs() < 1e-7);
+        assert_eq!(f.row(2).slice(s![..2]).to_vec(), [0.0, 0.0]);
     }
 
     #[test]
