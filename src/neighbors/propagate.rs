@@ -85,6 +85,7 @@ impl PropagateConfig {
             return Err(PropagateError::InvalidConfig {
                 option: "hops",
                 value: self.hops.to_string(),
+                // `MAX_HOPS`, spelled out for a `&'static str` (checked by `rejects_bad_hops`).
                 expected: "an integer from 1 to 64",
             });
         }
@@ -342,6 +343,7 @@ mod tests {
         for hops in [0, MAX_HOPS + 1] {
             let e = propagate(&ds, &g, &PropagateConfig { hops, ..Default::default() }).unwrap_err();
             assert!(matches!(e, PropagateError::InvalidConfig { option: "hops", .. }), "{e}");
+            assert!(e.to_string().ends_with(&format!("from 1 to {MAX_HOPS}")), "{e}");
         }
         assert_eq!("sign".parse::<PropagateMode>().unwrap(), PropagateMode::Sign);
         assert!("gcn".parse::<PropagateMode>().is_err());
