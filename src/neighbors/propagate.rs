@@ -147,7 +147,14 @@ pub struct PropagateReport {
 }
 
 /// The samples with propagated features: same ids, labels and class names, in the same order.
-/// See the [module docs](self) for how `Â` is built.
+///
+/// `Â = D^-1/2 (A + I) D^-1/2` is built over the samples (SGC's normalization): `A_ij` is the
+/// weight of the edge between samples `i` and `j`, a graph that is not symmetric is symmetrized
+/// with the larger weight of the two directions (as [`NeighborGraph::make_undirected`]), the
+/// graph's own self-loops are ignored (the diagonal of `A + I` is 1), and graph nodes that are not
+/// samples are ignored with their edges (all counted by [`propagate_with_report`]). A sample
+/// without edges keeps its features. Products are sparse (CSR) with rows in parallel, each row
+/// summed in a fixed order, so the result does not depend on the thread count.
 ///
 /// # Errors
 /// [`PropagateError::InvalidConfig`] for a bad `config`; [`PropagateError::Data`] if a propagated
