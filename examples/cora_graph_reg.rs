@@ -7,10 +7,10 @@
 //! cargo run --release --example cora_graph_reg -- 5 0.2 2       # seeds, multiplier, neighbors
 //! ```
 
-use nsl::data::linqs::read_content;
-use nsl::data::split::{split, SplitConfig, SplitMethod};
+use nsl::data::read_content;
+use nsl::data::{split, SplitConfig, SplitMethod};
 use nsl::eval::evaluate;
-use nsl::graph::linqs::{read_cites, UnknownIds};
+use nsl::graph::{read_cites, UnknownIds};
 use nsl::model::{build_model, ModelSpec};
 use nsl::neighbors::NeighborTable;
 use nsl::regularize::{DistanceConfig, GraphRegConfig};

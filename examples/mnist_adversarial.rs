@@ -4,8 +4,8 @@
 //!
 //! Run with `cargo run --release --example mnist_adversarial` (`nsl demo` does the same, with pictures).
 
-use nsl::data::idx::{read_idx, IdxOptions};
-use nsl::eval::attack::{accuracy_on, adversarial_examples, Attack, AttackConfig};
+use nsl::data::{read_idx, IdxOptions};
+use nsl::eval::{accuracy_on, adversarial_examples, Attack, AttackConfig};
 use nsl::model::{build_model, ModelSpec};
 use nsl::regularize::{AdvNeighborConfig, AdvRegConfig, NormType};
 use nsl::train::{TrainConfig, Trainer};

@@ -3,8 +3,8 @@
 //! --split-table`), in the library and end to end.
 
 use ndarray::{array, Array2};
-use nsl::data::split::{split_by_table, TablePart};
 use nsl::data::{self, Dataset, SampleColumns};
+use nsl::data::{split_by_table, TablePart};
 use nsl::graph::{self, EdgeKind, NeighborGraph};
 use nsl::neighbors::{propagate, propagate_with_report, PropagateConfig, PropagateError, PropagateMode};
 use std::path::{Path, PathBuf};
@@ -169,7 +169,7 @@ fn split_table_errors_name_the_file_and_line() {
 
 #[test]
 fn split_table_parts_on_planetoid_cora() {
-    let cora = data::linqs::read_content(Path::new("datasets/cora/cora.content.gz")).unwrap();
+    let cora = data::read_content(Path::new("datasets/cora/cora.content.gz")).unwrap();
     let parts = split_by_table(&cora, Path::new("datasets/cora/cora.planetoid_split.tsv")).unwrap();
     let sizes =
         [TablePart::Train, TablePart::Validation, TablePart::Test, TablePart::Other].map(|p| parts.rows(p).len());

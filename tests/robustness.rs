@@ -2,9 +2,9 @@
 //! the bundled MNIST (2,000 training digits, 2 epochs, 1,000 held-out test digits attacked with FGSM).
 
 use candle_core::Device;
-use nsl::data::idx::{read_idx, IdxOptions};
 use nsl::data::Dataset;
-use nsl::eval::attack::{accuracy_on, adversarial_examples, Attack, AttackConfig};
+use nsl::data::{read_idx, IdxOptions};
+use nsl::eval::{accuracy_on, adversarial_examples, Attack, AttackConfig};
 use nsl::model::{build_model, Model, ModelSpec};
 use nsl::regularize::{AdvLoss, AdvNeighborConfig, AdvRegConfig, DistanceConfig, DistanceType, NormType, Transform};
 use nsl::train::{TrainConfig, Trainer};

@@ -296,10 +296,7 @@ fn cnn_on_two_threads_same_seed_same_model() {
             let spec: ModelSpec = "cnn:16,32".parse().unwrap();
             let (model, vars) = build_model(&spec, data.item_shape(), 3, 4, &Device::Cpu).unwrap();
             let config = TrainConfig { epochs: 1, batch_size: 32, seed: 4, ..Default::default() };
-            Trainer::new(model.as_ref(), &vars, config)
-                .with_adversarial(&adversarial)
-                .fit(&data, None)
-                .unwrap();
+            Trainer::new(model.as_ref(), &vars, config).with_adversarial(&adversarial).fit(&data, None).unwrap();
             weights(&vars)
         })
     };

@@ -6,8 +6,8 @@
 //! value below `threshold − margin` is certainly not an edge, and only values within the margin of
 //! the threshold need the exact `f64` cosine.
 
-pub(crate) use crate::model::transpose;
-use crate::model::{sgemm, Mat};
+pub(crate) use crate::kernels::transpose;
+use crate::kernels::{sgemm, Mat};
 use ndarray::ArrayView2;
 
 /// Rows per block side. A `BLOCK × BLOCK` block of `f32` is 1 MiB, so the threshold scan that

@@ -65,7 +65,11 @@ mod recall;
 pub mod synthetic;
 mod topk;
 
-pub use config::{parse_shard, shard_range, BuildConfig, MAX_LSH_SPLITS};
+pub use config::{BuildConfig, MAX_LSH_SPLITS};
+// For the CLI's `--shard` flag, benches and tests; not part of the documented API.
+#[doc(hidden)]
+pub use config::{parse_shard, shard_range};
+#[doc(hidden)]
 pub use kernel::gram;
 pub use recall::RecallEstimate;
 

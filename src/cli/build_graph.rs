@@ -174,12 +174,10 @@ fn embedding_columns(input: &Path, chosen: Option<&str>) -> Result<Vec<String>> 
 
 /// The top-level column names of a Parquet file (empty for any other file).
 fn parquet_columns(input: &Path) -> Result<Vec<String>> {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
-    if (&file).read_exact(&mut magic).is_err() || &magic != b"PAR1" {
+    if !nsl::io::is_parquet(input).with_context(|| format!("reading {}", input.display()))? {
         return Ok(Vec::new());
     }
+    let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
     let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .with_context(|| format!("reading the Parquet schema of {}", input.display()))?;
     Ok(builder.schema().fields().iter().map(|f| f.name().clone()).collect())

@@ -4,9 +4,9 @@ use super::progress::with_spinner;
 use super::ColumnArgs;
 use anyhow::{bail, Result};
 use clap::Args;
-use nsl::data::{self, idx::IdxOptions, Dataset, SampleColumns};
-use nsl::graph::linqs::{read_cites, CitesReport, UnknownIds};
+use nsl::data::{self, Dataset, IdxOptions, SampleColumns};
 use nsl::graph::{self, NeighborGraph};
+use nsl::graph::{read_cites, CitesReport, UnknownIds};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -104,7 +104,7 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         }
         _ => None,
     };
-    with_spinner("writing samples", || data::parquet::write_samples(&dataset, &args.samples))?;
+    with_spinner("writing samples", || data::write_samples(&dataset, &args.samples))?;
 
     let summary = Summary {
         samples: args.samples.clone(),
@@ -124,13 +124,13 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
 
 fn read_input(args: &ConvertArgs, columns: &SampleColumns) -> Result<Dataset> {
     let dataset = if let Some(content) = &args.content {
-        data::linqs::read_content(content)?
+        data::read_content(content)?
     } else if let Some(images) = &args.idx_images {
-        data::idx::read_idx(images, args.idx_labels.as_deref(), &IdxOptions { scale: !args.no_scale })?
+        data::read_idx(images, args.idx_labels.as_deref(), &IdxOptions { scale: !args.no_scale })?
     } else if let Some(csv) = &args.csv {
-        data::csv::read_csv(csv, columns)?
+        data::read_csv(csv, columns)?
     } else if let Some(parquet) = &args.parquet {
-        data::parquet::read_samples(parquet, columns)?
+        data::read_parquet_samples(parquet, columns)?
     } else {
         bail!("no input given");
     };

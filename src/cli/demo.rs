@@ -11,13 +11,13 @@ use super::progress::with_spinner;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use nsl::data::idx::{read_idx, IdxOptions};
-use nsl::data::{self, linqs, Dataset};
-use nsl::eval::attack::{accuracy_on, adversarial_examples, Attack, AttackConfig};
-use nsl::graph::export::{export, ExportFormat};
-use nsl::graph::linqs::{read_cites, UnknownIds};
-use nsl::graph::stats::{graph_stats, SampleInfo};
+use nsl::data::{self, Dataset};
+use nsl::data::{read_idx, IdxOptions};
+use nsl::eval::{accuracy_on, adversarial_examples, Attack, AttackConfig};
 use nsl::graph::{self};
+use nsl::graph::{export, ExportFormat};
+use nsl::graph::{graph_stats, SampleInfo};
+use nsl::graph::{read_cites, UnknownIds};
 use nsl::model::{build_model, Model, ModelSpec};
 use nsl::regularize::{AdvNeighborConfig, AdvRegConfig, NormType};
 use nsl::report::{digit_grid_png, training_curves_svg, DigitCell};
@@ -194,7 +194,7 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
     // The pictures: digits perturbed against the base model that fool it but not the regularized one.
     let labels = test.labels().unwrap_or(&[]);
     let predict =
-        |model: &dyn Model| -> Result<Vec<u32>> { Ok(nsl::eval::attack::predicted_classes(model, transfer.view(), 1024)?) };
+        |model: &dyn Model| -> Result<Vec<u32>> { Ok(nsl::eval::predicted_classes(model, transfer.view(), 1024)?) };
     let (base_pred, robust_pred) = (predict(base.as_ref())?, predict(robust.as_ref())?);
     let cells: Vec<DigitCell> = (0..test.len())
         .filter(|&i| base_pred[i] != labels[i] && robust_pred[i] == labels[i])
@@ -218,7 +218,9 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
         adversarial: robust_scores,
         seconds: started.elapsed().as_secs_f64(),
     };
-    nsl::io::write_bytes_atomic(&args.out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
+    let summary_path = args.out.join("summary.json");
+    nsl::io::write_bytes(&summary_path, &serde_json::to_vec_pretty(&summary)?)
+        .with_context(|| format!("writing {}", summary_path.display()))?;
     println!(
         "\n{} → each pair: the test digit and its perturbed version (crafted on the base model);\n\
          below: T = true label, B = the base model's answer (red: fooled), A = the adversarially\n\
@@ -235,13 +237,13 @@ fn cora(data_dir: &Path, out: &Path) -> Result<()> {
     let cites = data_dir.join("cora/cora.cites.gz");
 
     println!("== 1. convert: the bundled Cora (LINQS) → Parquet");
-    let samples = with_spinner("reading cora.content", || linqs::read_content(&content))?;
+    let samples = with_spinner("reading cora.content", || data::read_content(&content))?;
     let known = |id: &str| samples.position(id).is_some();
     let (mut g, report) = with_spinner("reading cora.cites", || read_cites(&cites, &known, UnknownIds::Error))?;
     g.set_provenance("nsl demo: LINQS cora.cites, undirected, weight 1");
     let samples_path = out.join("cora.parquet");
     let graph_path = out.join("cora_graph.parquet");
-    data::parquet::write_samples(&samples, &samples_path)?;
+    data::write_samples(&samples, &samples_path)?;
     graph::write_graph(&g, &graph_path)?;
     println!(
         "   {} papers × {} word features, {} classes → {}",

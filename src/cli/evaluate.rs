@@ -2,12 +2,12 @@
 
 use super::progress::with_spinner;
 use super::ColumnArgs;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use nsl::data;
 use nsl::data::Dataset;
-use nsl::eval::attack::{robustness_sweep, Attack, AttackConfig};
 use nsl::eval::{evaluate, predict};
+use nsl::eval::{robustness_sweep, Attack, AttackConfig};
 use nsl::regularize::NormType;
 use nsl::train::{load_checkpoint, Checkpoint};
 use serde::Serialize;
@@ -225,7 +225,7 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
     let csv = String::from_utf8(writer.into_inner().map_err(|e| e.into_error())?)?;
     match &args.output {
         Some(path) => {
-            nsl::io::write_bytes_atomic(path, csv.as_bytes())?;
+            nsl::io::write_bytes(path, csv.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
             eprintln!("wrote {} predictions to {}", probabilities.len(), path.display());
         }
         None => std::io::stdout().lock().write_all(csv.as_bytes())?,
@@ -237,14 +237,6 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
 fn load(run: &std::path::Path, path: &std::path::Path, columns: &ColumnArgs) -> Result<(Checkpoint, Dataset)> {
     let checkpoint = load_checkpoint(run)?;
     let samples = with_spinner("reading samples", || data::read_samples(path, &columns.to_columns()))?;
-    let item_shape = &checkpoint.meta.item_shape;
-    let expected: usize = item_shape.iter().product();
-    if expected != samples.dim() {
-        bail!(
-            "{}: samples have {} features but the model expects {expected} (item shape {item_shape:?})",
-            path.display(),
-            samples.dim()
-        );
-    }
+    checkpoint.check_input(&samples).with_context(|| format!("cannot use the samples in {}", path.display()))?;
     Ok((checkpoint, samples))
 }

@@ -44,10 +44,8 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     let (features, labels) = gaussian_clusters(args.n, args.dim, clusters, args.seed);
     let ids: Vec<String> = (0..args.n).map(|i| i.to_string()).collect();
     let dataset = Dataset::new(ids, features, vec![args.dim], Some(labels), None)?;
-    with_spinner(format!("writing {}", args.output.display()), || {
-        nsl::data::parquet::write_samples(&dataset, &args.output)
-    })
-    .with_context(|| format!("writing {}", args.output.display()))?;
+    with_spinner(format!("writing {}", args.output.display()), || nsl::data::write_samples(&dataset, &args.output))
+        .with_context(|| format!("writing {}", args.output.display()))?;
     println!(
         "wrote {} points x {} dims in {} clusters (seed {}) to {}",
         args.n,

@@ -7,9 +7,9 @@ use super::ColumnArgs;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use nsl::data;
-use nsl::graph::export::{export, ExportFormat};
-use nsl::graph::stats::{graph_stats, SampleInfo};
 use nsl::graph::{self};
+use nsl::graph::{export, ExportFormat};
+use nsl::graph::{graph_stats, SampleInfo};
 use nsl::neighbors::{propagate_with_report, PropagateConfig, PropagateMode};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -176,7 +176,7 @@ fn stats(args: &StatsArgs) -> Result<()> {
     let mut stats = with_spinner("computing statistics", || graph_stats(&g, info.as_ref()));
     #[cfg(feature = "linalg")]
     if let Some(k) = args.spectrum {
-        stats = with_spinner("computing the Laplacian spectrum", || nsl::graph::stats::with_spectrum(stats, &g, k))?;
+        stats = with_spinner("computing the Laplacian spectrum", || nsl::graph::with_spectrum(stats, &g, k))?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
@@ -202,7 +202,7 @@ fn propagate(args: &PropagateArgs) -> Result<()> {
     let (out, report) =
         with_spinner(format!("propagating over {} hops", args.hops), || propagate_with_report(&samples, &g, &config))
             .with_context(|| format!("propagating {} over {}", args.samples.display(), args.graph.display()))?;
-    with_spinner("writing", || data::parquet::write_samples(&out, &args.output))?;
+    with_spinner("writing", || data::write_samples(&out, &args.output))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());

@@ -4,8 +4,8 @@ use super::progress::with_spinner;
 use super::ColumnArgs;
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, ValueEnum};
-use nsl::data::split::{split, split_by_table, SplitConfig, SplitMethod, TableSplit};
 use nsl::data::{self, Dataset};
+use nsl::data::{split, split_by_table, SplitConfig, SplitMethod, TableSplit};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -153,8 +153,8 @@ pub fn run(args: &SplitArgs) -> Result<()> {
     let config = SplitConfig { train_fraction: args.train, seed: args.seed, stratify: args.stratify, method };
     let (train, test) = split(&dataset, &config).with_context(|| format!("splitting {}", args.input.display()))?;
     with_spinner("writing", || -> Result<()> {
-        data::parquet::write_samples(&train, &args.out_train)?;
-        data::parquet::write_samples(&test, &args.out_test)?;
+        data::write_samples(&train, &args.out_train)?;
+        data::write_samples(&test, &args.out_test)?;
         Ok(())
     })?;
     let summary = Summary {
@@ -176,13 +176,13 @@ pub fn run(args: &SplitArgs) -> Result<()> {
 fn write_table_split(args: &SplitArgs, dataset: &Dataset, parts: &TableSplit) -> Result<()> {
     let unlabeled = parts.unlabeled();
     with_spinner("writing", || -> Result<()> {
-        data::parquet::write_samples(&dataset.select(&parts.train)?, &args.out_train)?;
-        data::parquet::write_samples(&dataset.select(&parts.test)?, &args.out_test)?;
+        data::write_samples(&dataset.select(&parts.train)?, &args.out_train)?;
+        data::write_samples(&dataset.select(&parts.test)?, &args.out_test)?;
         if let Some(path) = &args.out_validation {
-            data::parquet::write_samples(&dataset.select(&parts.validation)?, path)?;
+            data::write_samples(&dataset.select(&parts.validation)?, path)?;
         }
         if let Some(path) = &args.out_unlabeled {
-            data::parquet::write_samples(&dataset.select(&unlabeled)?, path)?;
+            data::write_samples(&dataset.select(&unlabeled)?, path)?;
         }
         Ok(())
     })?;

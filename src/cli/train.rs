@@ -319,19 +319,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         steady_epoch_seconds: history.steady_epoch_seconds(),
         graph: table.as_ref().map(|(_, r)| r.clone()),
     };
-    let meta = CheckpointMeta {
-        format_version: 1,
-        spec: spec.clone(),
-        item_shape: train.item_shape().to_vec(),
+    let meta = CheckpointMeta::new(
+        spec.clone(),
+        train.item_shape().to_vec(),
         classes,
-        class_names: train.class_names().map(<[String]>::to_vec),
-        seed: init_seed,
-        training: serde_json::json!({ "config": config, "graph_reg": graph_reg, "adv_reg": adv_reg, "samples": samples_path, "graph": graph_path }),
-    };
+        train.class_names().map(<[String]>::to_vec),
+        init_seed,
+        serde_json::json!({ "config": config, "graph_reg": graph_reg, "adv_reg": adv_reg, "samples": samples_path, "graph": graph_path }),
+    );
     save_checkpoint(&out, &meta, &vars)?;
-    nsl::io::write_bytes_atomic(&out.join("history.json"), &serde_json::to_vec_pretty(&history)?)?;
-    nsl::io::write_bytes_atomic(&out.join("history.csv"), history.to_csv().as_bytes())?;
-    nsl::io::write_bytes_atomic(&out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
+    for (name, bytes) in [
+        ("history.json", serde_json::to_vec_pretty(&history)?),
+        ("history.csv", history.to_csv().into_bytes()),
+        ("summary.json", serde_json::to_vec_pretty(&summary)?),
+    ] {
+        let path = out.join(name);
+        nsl::io::write_bytes(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
     training_curves_svg(&history, &format!("nsl train {spec}"), &out.join("curves.svg"))?;
 
     if args.json {

@@ -5,30 +5,37 @@
 //!
 //! | format | reader |
 //! |---|---|
-//! | IDX (MNIST), gzipped or not | [`idx::read_idx`] |
-//! | LINQS `.content` (Cora's papers; the `.cites` links are a graph: `graph::linqs`) | [`linqs::read_content`] |
-//! | Parquet samples table | [`parquet::read_samples`] (and [`parquet::write_samples`]) |
-//! | CSV | [`csv::read_csv`] |
+//! | IDX (MNIST), gzipped or not | [`read_idx`] |
+//! | LINQS `.content` (Cora's papers; the `.cites` links are a graph: [`read_cites`](crate::graph::read_cites)) | [`read_content`] |
+//! | Parquet samples table | [`read_parquet_samples`] (and [`write_samples`]) |
+//! | CSV | [`read_csv`] |
 //!
-//! [`read_samples`] picks the reader from the file's content. Splits into train/test live in [`split`].
+//! [`read_samples`] picks the reader from the file's content. Splits into train/test: [`split`].
 
-pub mod csv;
+mod csv;
 mod dataset;
-pub mod idx;
-pub mod linqs;
-pub mod parquet;
-pub mod split;
+mod idx;
+mod linqs;
+mod parquet;
+mod split;
 
+pub use csv::read_csv;
 pub use dataset::Dataset;
-pub use split::{split_by_table, TableSplit};
+pub use idx::{read_idx, IdxOptions};
+pub use linqs::read_content;
+pub use parquet::{
+    read_samples as read_parquet_samples, write_samples, CLASS_NAMES_KEY, FORMAT_VERSION_KEY, ITEM_SHAPE_KEY,
+};
+pub use split::{split, split_by_table, split_indices, SplitConfig, SplitMethod, TablePart, TableSplit};
 
-use crate::io::{open_maybe_gz, Location};
+use crate::io::{is_parquet, open_maybe_gz, Location, ParquetWriteError};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// What can go wrong while reading, validating or writing samples. Every variant that comes from a
 /// file names it, and where possible the line, row or column.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DataError {
     /// The file could not be opened, read or written (this includes a truncated gzip stream).
     #[error("{}: {source}", path.display())]
@@ -49,6 +56,15 @@ pub enum DataError {
         /// What is wrong, naming the offending values.
         message: String,
     },
+    /// A Parquet file could not be built or encoded (I/O errors are [`DataError::Io`]).
+    #[error("{}: {source}", path.display())]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// The Arrow or Parquet error.
+        #[source]
+        source: ParquetWriteError,
+    },
     /// In-memory data that does not form a valid dataset (no file involved).
     #[error("invalid dataset: {0}")]
     Dataset(String),
@@ -63,6 +79,15 @@ impl DataError {
     /// Shorthand for [`DataError::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DataError::Io { path: path.into(), source }
+    }
+
+    /// [`DataError::Io`] for an I/O error of [`crate::io::write_parquet`], else
+    /// [`DataError::Parquet`]; both name `path`.
+    pub(crate) fn parquet_write(path: &Path, error: ParquetWriteError) -> Self {
+        match error {
+            ParquetWriteError::Io(source) => DataError::io(path, source),
+            source => DataError::Parquet { path: path.to_path_buf(), source },
+        }
     }
 
     /// Attaches a file to an in-memory [`DataError::Dataset`] error; other variants are returned
@@ -94,7 +119,8 @@ impl Default for SampleColumns {
     }
 }
 
-/// Reads samples from any supported file, recognized by content: Parquet (`PAR1` magic), IDX (its
+/// Reads samples from any supported file, recognized by content: Parquet (`PAR1` magic,
+/// [`crate::io::is_parquet`]), IDX (its
 /// magic number, gzipped or not; labels are not attached), LINQS `.content` (by extension
 /// `.content`/`.content.gz`), else CSV.
 ///
@@ -108,11 +134,10 @@ impl Default for SampleColumns {
 /// # Errors
 /// The reader's [`DataError`], naming the file and the row, line or column.
 pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataError> {
-    let mut magic = [0u8; 4];
-    let raw_len = read_prefix(path, &mut magic, false)?;
-    if raw_len == 4 && &magic == b"PAR1" {
+    if is_parquet(path).map_err(|e| DataError::io(path, e))? {
         return parquet::read_samples(path, columns);
     }
+    let mut magic = [0u8; 4];
     let len = read_prefix(path, &mut magic, true)?;
     if len == 4 && idx::is_idx_magic(&magic) {
         return idx::read_idx(path, None, &idx::IdxOptions::default());

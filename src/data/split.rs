@@ -73,7 +73,7 @@ impl Default for SplitConfig {
 ///
 /// # Example
 /// ```
-/// use nsl::data::split::{split_indices, SplitConfig, SplitMethod};
+/// use nsl::data::{split_indices, SplitConfig, SplitMethod};
 /// use nsl::Dataset;
 /// let ds = Dataset::new((0..5).map(|i| i.to_string()).collect(), ndarray::Array2::zeros((5, 1)), vec![1], None, None)?;
 /// let cfg = SplitConfig { method: SplitMethod::NslUniform, ..SplitConfig::default() };

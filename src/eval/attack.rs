@@ -2,9 +2,9 @@
 //! transferred (crafted on another model, as NSL's MNIST tutorial does), and sweeps over ε.
 
 use crate::data::Dataset;
+use crate::loss::input_gradient;
 use crate::model::Model;
 use crate::regularize::{gen_adv_neighbor, AdvNeighborConfig, NormType};
-use crate::loss::input_gradient;
 use crate::tensor::to_tensor;
 use candle_core::{Device, Result, Tensor};
 use ndarray::{s, Array2, ArrayView2};
@@ -65,7 +65,6 @@ impl AttackConfig {
 fn rows(data: &Dataset, start: usize, end: usize) -> Array2<f32> {
     data.features().slice(s![start..end, ..]).to_owned()
 }
-
 
 /// The adversarial versions of the samples in `data` (labels needed), crafted on `source` (in
 /// evaluation mode), `[n, d]`.

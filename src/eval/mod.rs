@@ -1,7 +1,10 @@
 //! Metrics: accuracy and loss of a model on labeled samples, predictions, and robustness to
-//! adversarial attacks ([`attack`]).
+//! adversarial attacks: FGSM and PGD, white-box (crafted on the evaluated model) or transferred
+//! (crafted on another model, as NSL's MNIST tutorial does), and sweeps over ε.
 
-pub mod attack;
+mod attack;
+
+pub use attack::{accuracy_on, adversarial_examples, predicted_classes, robustness_sweep, Attack, AttackConfig};
 
 use crate::data::Dataset;
 use crate::model::Model;

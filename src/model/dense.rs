@@ -8,7 +8,7 @@
 //! when the input is mostly zeros (bag-of-words: 1.3 % of Cora's 1,433 words per paper) the
 //! product and the weight gradient only visit the non-zero values.
 
-use super::kernels::{cpu_slice, sgemm, transpose, with_slice, Mat};
+use crate::kernels::{cpu_slice, sgemm, transpose, with_slice, Mat};
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use std::sync::OnceLock;

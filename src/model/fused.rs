@@ -13,9 +13,9 @@
 //! `∂h = ∂a ⊙ mask + ∂L/∂h` (a regularized hidden layer), and `g = ∂h ⊙ 1[h > 0]` for the layer below.
 
 use super::dense::{forward, input_grad, param_grads, relu_grad, Csr, Dense, Input};
-use super::kernels::with_slice;
 use super::spec::Activation;
 use super::Mlp;
+use crate::kernels::with_slice;
 use candle_core::{bail, Result, Tensor};
 
 /// What a forward pass keeps for the backward: the input and every layer's output.

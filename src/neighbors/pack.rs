@@ -3,11 +3,9 @@
 
 use super::NeighborTable;
 use crate::data::{DataError, Dataset};
-use crate::io::write_atomic_file;
+use crate::io::write_parquet;
 use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,10 +21,12 @@ use std::sync::Arc;
 /// | `NL_nbr_{j}_weight` | float32 | the edge weight (0 for padding) |
 ///
 /// for `j < max_neighbors`. NSL leaves missing neighbors out and pads when parsing (zeros, weight 0);
-/// here they are padded in the file, so every row has the same columns. The write is atomic.
+/// here they are padded in the file, so every row has the same columns. The write is atomic
+/// ([`crate::io::write_parquet`]).
 ///
 /// # Errors
-/// [`DataError::Io`] naming `path` if the file cannot be written.
+/// [`DataError::Io`] naming `path` if the file cannot be written, [`DataError::Parquet`] if the
+/// table cannot be built or encoded, [`DataError::Dataset`] if the features are too wide for Arrow.
 pub fn pack_neighbors(samples: &Dataset, table: &NeighborTable, path: &Path) -> Result<(), DataError> {
     let d = samples.dim();
     let n = samples.len();
@@ -85,14 +85,8 @@ pub fn pack_neighbors(samples: &Dataset, table: &NeighborTable, path: &Path) -> 
         }
         RecordBatch::try_new(schema.clone(), columns)
     };
-    let batch = build().map_err(|e| DataError::Dataset(e.to_string()))?;
-    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
-    write_atomic_file(path, |file| -> Result<std::fs::File, std::io::Error> {
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(std::io::Error::other)?;
-        writer.write(&batch).map_err(std::io::Error::other)?;
-        writer.into_inner().map_err(std::io::Error::other)
-    })
-    .map_err(|e| DataError::io(path, e))
+    write_parquet(path, schema.clone(), WriterProperties::builder(), [build()])
+        .map_err(|e| DataError::parquet_write(path, e))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@
 //! axis first is the same number.
 
 use crate::config::{named, ConfigError};
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::{Result, Tensor, D};
 use std::str::FromStr;
 
 /// The distance between a sample's output and a neighbor's (`nsl.configs.DistanceType`).
@@ -260,14 +260,14 @@ fn div_no_nan(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     zero.where_cond(&Tensor::zeros_like(a)?, &(a / safe_b)?)
 }
 
-/// The `f32` value of a scalar tensor (for tests and reports).
-pub fn scalar(t: &Tensor) -> Result<f32> {
-    t.to_dtype(DType::F32)?.to_scalar::<f32>()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `f32` value of a scalar tensor.
+    fn scalar(t: &Tensor) -> Result<f32> {
+        t.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()
+    }
     use candle_core::{Device, Var};
 
     fn t(rows: &[&[f32]]) -> Tensor {

@@ -29,7 +29,7 @@ mod optim;
 mod record;
 mod step;
 
-pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointError, CheckpointMeta};
+pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointError, CheckpointMeta, FORMAT_VERSION};
 pub use error::TrainError;
 pub use history::{EpochRecord, History};
 pub use optim::OptimizerConfig;
@@ -92,7 +92,8 @@ impl TrainConfig {
     /// [`ConfigError::InvalidValue`](crate::ConfigError) naming the field: zero epochs, batch
     /// size or threads, or a learning rate that is not a finite number > 0.
     pub fn validate(&self) -> Result<(), crate::ConfigError> {
-        let invalid = |field: &str, value: String, expected: &str| Err(crate::ConfigError::invalid(field, value, expected));
+        let invalid =
+            |field: &str, value: String, expected: &str| Err(crate::ConfigError::invalid(field, value, expected));
         if self.epochs == 0 {
             return invalid("epochs", "0".into(), "at least 1");
         }
@@ -125,8 +126,8 @@ pub struct BatchProgress {
 
 type ProgressFn<'a> = Box<dyn FnMut(BatchProgress) + Send + 'a>;
 
-/// Trains a model, optionally with graph and adversarial regularization.
-
+/// Trains a model, optionally with graph and adversarial regularization (see the crate's front
+/// page for a tour).
 pub struct Trainer<'a> {
     model: &'a dyn Model,
     vars: &'a VarMap,

@@ -93,7 +93,7 @@ impl Optimizer {
         self.step += 1;
         for i in 0..self.vars.len() {
             let Some(grad) = grads.get(self.vars[i].as_tensor()) else { continue };
-            crate::model::with_slice(grad, "gradient", |g| self.update(i, g))?;
+            crate::kernels::with_slice(grad, "gradient", |g| self.update(i, g))?;
         }
         Ok(())
     }

@@ -109,7 +109,7 @@ impl TableSplit {
 ///
 /// # Example
 /// ```no_run
-/// use nsl::data::{linqs::read_content, split_by_table};
+/// use nsl::data::{read_content, split_by_table};
 /// use std::path::Path;
 /// let cora = read_content(Path::new("datasets/cora/cora.content.gz"))?;
 /// let parts = split_by_table(&cora, Path::new("datasets/cora/cora.planetoid_split.tsv"))?;

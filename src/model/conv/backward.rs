@@ -4,7 +4,7 @@
 use super::dims::ConvDims;
 use super::forward::{group_cols, with_scratch, Scratch};
 use super::pool::unpool_argmax;
-use crate::model::kernels::{sgemm, transpose, Mat};
+use crate::kernels::{sgemm, transpose, Mat};
 use candle_core::Result;
 use rayon::prelude::*;
 

@@ -3,7 +3,7 @@
 
 use super::dims::ConvDims;
 use super::pool::pool_argmax;
-use crate::model::kernels::{sgemm, Mat};
+use crate::kernels::{sgemm, Mat};
 use candle_core::Result;
 use rayon::prelude::*;
 

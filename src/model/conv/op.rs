@@ -4,7 +4,7 @@
 use super::backward::{conv_backward, OutGrad, Wanted};
 use super::dims::ConvDims;
 use super::forward::conv_forward;
-use crate::model::kernels::{cpu_slice, with_slice};
+use crate::kernels::{cpu_slice, with_slice};
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::OnceLock;
 

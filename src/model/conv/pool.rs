@@ -7,7 +7,7 @@
 
 use super::backward::{keep_if, through_relu};
 use super::dims::MAX_POOL;
-use crate::model::kernels::{cpu_slice, with_slice};
+use crate::kernels::{cpu_slice, with_slice};
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::OnceLock;
