@@ -26,7 +26,7 @@ pub use linqs::read_content;
 pub use parquet::{
     read_samples as read_parquet_samples, write_samples, CLASS_NAMES_KEY, FORMAT_VERSION_KEY, ITEM_SHAPE_KEY,
 };
-pub use split::{split, split_indices, SplitConfig, SplitMethod};
+pub use split::{split, split_by_table, split_indices, SplitConfig, SplitMethod, TablePart, TableSplit};
 
 use crate::io::{is_parquet, open_maybe_gz, Location, ParquetWriteError};
 use std::io::Read;

@@ -13,6 +13,7 @@
 
 mod core;
 mod export;
+pub(crate) mod hops;
 mod linqs;
 mod parquet;
 #[cfg(feature = "linalg")]
@@ -21,6 +22,7 @@ mod stats;
 mod tsv;
 
 pub use self::core::{Edge, EdgeKind, NeighborGraph, NodeId, PetGraph};
+pub use self::hops::MAX_HOPS;
 pub use export::{export, ExportFormat};
 pub use linqs::{read_cites, CitesReport, UnknownIds};
 pub use parquet::{edge_schema, read_graph as read_parquet_graph, write_graph as write_parquet_graph, FORMAT_VERSION};
