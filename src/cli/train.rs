@@ -10,10 +10,10 @@ use nsl::eval::evaluate;
 use nsl::graph;
 use nsl::model::{build_model, ModelSpec};
 use nsl::neighbors::NeighborTable;
-use nsl::regularize::{AdvRegConfig, GraphRegConfig};
+use nsl::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
 use nsl::report::training_curves_svg;
 use nsl::train::AdversarialRecord;
-use nsl::train::{save_checkpoint, CheckpointMeta, OptimizerConfig, TrainConfig, Trainer};
+use nsl::train::{save_checkpoint, CheckpointMeta, OptimizerConfig, TrainConfig, Trainer, UnlabeledConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -90,6 +90,32 @@ settings! {
         #[arg(long, value_name = "KEY=VALUE,…", value_parser = AdvRegConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         adv_reg: Option<AdvRegConfig>,
+        /// Unlabeled samples to train as centers too (Neural Graph Machines): each batch of labeled
+        /// samples is joined by unlabeled ones (`--unlabeled-ratio`), the graph loss covers their
+        /// edges (`multiplier-uu`, `multiplier-lu` in `--graph-reg`), `--vat` and `--entropy` act on
+        /// them; their labels, if any, are never used. Also serves as `--pool` when that is not given.
+        #[arg(long, value_name = "FILE")]
+        unlabeled: Option<PathBuf>,
+        /// With `--unlabeled`: unlabeled centers per labeled center in each batch. Default 1.
+        #[arg(long, value_name = "R")]
+        unlabeled_ratio: Option<f64>,
+        /// With `--unlabeled`: weight of the entropy of the predictions on unlabeled centers (entropy
+        /// minimization). Default 0 (off).
+        #[arg(long, value_name = "W")]
+        entropy: Option<f64>,
+        /// Virtual adversarial regularization (needs no label; NSL's `VirtualAdvConfig`), as
+        /// `key=value` pairs: `multiplier` (default 1), `epsilon` (perturbation radius, default 0.001),
+        /// `norm` (l1 | l2 | inf, default l2), `steps` (power iterations, default 1), `xi` (finite
+        /// difference, default 1e-6; 1e-3 suits f32 features better), `distance` (l1 | l2 | cosine |
+        /// kl | jsd; default NSL's l2 on the logits). On labeled and unlabeled centers.
+        #[arg(long, value_name = "KEY=VALUE,…", value_parser = VatConfig::from_kv)]
+        #[serde(deserialize_with = "from_text")]
+        vat: Option<VatConfig>,
+        /// Stop when the `--validation` accuracy has not improved for N epochs and keep the best
+        /// epoch's weights: `patience=N` (or just `N`). Default: off.
+        #[arg(long, value_name = "patience=N", value_parser = parse_patience)]
+        #[serde(deserialize_with = "from_text")]
+        early_stopping: Option<Patience>,
         /// Write the adversarial neighbors generated during training as a neighbor graph (`kind =
         /// adversarial`; Parquet or TSV by extension) plus a node table `NAME.nodes.parquet` (perturbed
         /// features, perturbation norm, predictions). Needs `--adv-reg`.
@@ -144,6 +170,25 @@ settings! {
     }
 }
 
+/// `--early-stopping`'s value.
+#[derive(Clone, Copy, Debug)]
+struct Patience(usize);
+
+impl FromStr for Patience {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let n = s.strip_prefix("patience=").unwrap_or(s);
+        match n.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Patience(n)),
+            _ => Err(format!("invalid value `{s}` for --early-stopping: expected patience=N with N ≥ 1")),
+        }
+    }
+}
+
+fn parse_patience(s: &str) -> std::result::Result<Patience, String> {
+    s.parse()
+}
+
 /// `--optimizer`'s choices.
 #[derive(ValueEnum, Deserialize, Clone, Copy, Debug)]
 #[serde(rename_all = "lowercase")]
@@ -173,6 +218,8 @@ struct Summary {
     final_train_accuracy: f64,
     test_accuracy: Option<f64>,
     steady_epoch_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    best_epoch: Option<usize>,
     graph: Option<nsl::neighbors::NeighborReport>,
 }
 
@@ -220,15 +267,27 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         batch_size: settings.batch_size.unwrap_or(defaults.batch_size),
         optimizer,
         seed,
+        early_stopping: settings.early_stopping.map(|p| p.0),
         ..defaults
     };
     config.validate()?;
+    if config.early_stopping.is_some() && settings.validation.is_none() {
+        bail!("--early-stopping needs --validation (the samples whose accuracy it watches)");
+    }
+    let unlabeled_path = settings.unlabeled;
+    let unlabeled_config = UnlabeledConfig {
+        ratio: settings.unlabeled_ratio.unwrap_or(UnlabeledConfig::default().ratio),
+        entropy: settings.entropy.unwrap_or(UnlabeledConfig::default().entropy),
+    };
+    unlabeled_config.validate()?;
+    let vat = settings.vat;
     let strict = settings.strict.unwrap_or(false);
     let out = settings.out.unwrap_or_else(|| PathBuf::from("runs/train"));
     let (validation_path, test_path) = (settings.validation, settings.test);
     let inputs: Vec<(&str, &Path)> = [
         ("--samples", Some(samples_path.as_path())),
         ("--pool", pool_path.as_deref()),
+        ("--unlabeled", unlabeled_path.as_deref()),
         ("--graph", graph_path.as_deref()),
         ("--validation", validation_path.as_deref()),
         ("--test", test_path.as_deref()),
@@ -245,10 +304,17 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if train.is_empty() {
         bail!("{}: the training set is empty", samples_path.display());
     }
-    let pool = pool_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
+    let unlabeled = unlabeled_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
+    let pool = match (&pool_path, &unlabeled) {
+        (Some(p), _) => Some(read(p, &args.columns)?),
+        (None, Some(u)) => Some(u.clone()),
+        (None, None) => None,
+    };
     let validation = validation_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
     let test = test_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
-    for (name, other) in [("--pool", &pool), ("--validation", &validation), ("--test", &test)] {
+    for (name, other) in
+        [("--pool", &pool), ("--unlabeled", &unlabeled), ("--validation", &validation), ("--test", &test)]
+    {
         if let Some(d) = other {
             if d.dim() != train.dim() {
                 bail!("{name} samples have {} features but the training samples have {}", d.dim(), train.dim());
@@ -264,7 +330,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let table = match (&graph_path, &graph_reg) {
         (Some(path), Some(reg)) => {
             let g = with_spinner("reading graph", || graph::read_graph(path))?;
+            let g = with_spinner("r-hop neighbors", || reg.neighbor_graph(&g))?;
             let (table, report) = NeighborTable::new(&train, pool.as_ref(), &g, reg.max_neighbors)?;
+            let utable = match &unlabeled {
+                Some(u) => Some(NeighborTable::new(u, Some(&train), &g, reg.max_neighbors)?.0),
+                None => None,
+            };
             if report.unknown_nodes > 0 {
                 let message = format!(
                     "{}: {} graph nodes are neither training nor pool samples ({} edges from training samples skipped)",
@@ -277,7 +348,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 }
                 eprintln!("warning: {message}");
             }
-            Some((table, report))
+            Some((table, report, utable))
         }
         (None, Some(_)) => bail!("--graph-reg needs --graph"),
         (Some(_), None) => bail!("--graph needs --graph-reg (e.g. --graph-reg multiplier=0.1,neighbors=1)"),
@@ -285,8 +356,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
 
     let mut trainer = Trainer::new(model.as_ref(), &vars, config.clone());
-    if let (Some((table, _)), Some(reg)) = (&table, &graph_reg) {
+    if let (Some((table, _, _)), Some(reg)) = (&table, &graph_reg) {
         trainer = trainer.with_graph(table, reg);
+    }
+    if let Some(u) = &unlabeled {
+        trainer = trainer.with_unlabeled(u, table.as_ref().and_then(|t| t.2.as_ref()), unlabeled_config.clone());
+    }
+    if let Some(vat) = &vat {
+        trainer = trainer.with_vat(vat);
     }
     if let Some(adv) = &adv_reg {
         trainer = trainer.with_adversarial(adv);
@@ -316,7 +393,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         final_train_accuracy: history.epochs.last().map_or(0.0, |e| e.accuracy),
         test_accuracy,
         steady_epoch_seconds: history.steady_epoch_seconds(),
-        graph: table.as_ref().map(|(_, r)| r.clone()),
+        graph: table.as_ref().map(|(_, r, _)| r.clone()),
+        best_epoch: history.best_epoch,
     };
     let meta = CheckpointMeta::new(
         spec.clone(),
@@ -324,7 +402,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         classes,
         train.class_names().map(<[String]>::to_vec),
         init_seed,
-        serde_json::json!({ "config": config, "graph_reg": graph_reg, "adv_reg": adv_reg, "samples": samples_path, "graph": graph_path }),
+        serde_json::json!({ "config": config, "graph_reg": graph_reg, "adv_reg": adv_reg, "vat": vat, "unlabeled": unlabeled_path.as_ref().map(|p| serde_json::json!({ "samples": p, "config": unlabeled_config })), "samples": samples_path, "graph": graph_path }),
     );
     // The run is written whole into a hidden sibling of `out`, which then replaces `out` in one
     // step (nsl::io::StagedDir): a failure or a kill leaves the old run or the new one, never new
@@ -381,7 +459,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        if let Some((_, r)) = &table {
+        if let Some((_, r, _)) = &table {
             println!(
                 "neighbors: {} of {} training samples have neighbors ({} pairs, {} distinct neighbor samples)",
                 r.samples_with_neighbors,

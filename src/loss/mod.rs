@@ -50,6 +50,25 @@ pub fn input_gradient(model: &dyn Model, x: ArrayView2<f32>, y: &Tensor, train: 
     }
 }
 
+/// `∇ₓ L(f(x))` at `x` (`[n, d]`) for any loss `L` of the model's outputs, through candle's
+/// autograd: what the virtual adversarial direction follows.
+///
+/// # Errors
+/// A candle error of the forward pass, the loss or the backward pass.
+pub fn output_input_gradient(
+    model: &dyn Model,
+    x: ArrayView2<f32>,
+    train: bool,
+    loss: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<Array2<f32>> {
+    let var = Var::from_tensor(&to_tensor(x)?)?;
+    let grads = loss(&model.forward_t(var.as_tensor(), train)?)?.backward()?;
+    match grads.get(var.as_tensor()) {
+        Some(g) => to_array2(g),
+        None => Ok(Array2::zeros(x.dim())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,21 @@ pub struct GraphRegConfig {
     pub layer: Option<String>,
     /// Stop the gradient on the neighbor side (NSL lets it flow through both). Default false.
     pub stop_gradient: bool,
+    /// Multiplier of edges between two labeled samples (Neural Graph Machines' α₁). Default:
+    /// `multiplier`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multiplier_ll: Option<f64>,
+    /// Multiplier of edges between a labeled and an unlabeled sample (α₂). Default: `multiplier`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multiplier_lu: Option<f64>,
+    /// Multiplier of edges between two unlabeled samples (α₃; only with unlabeled centers). Default:
+    /// `multiplier`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multiplier_uu: Option<f64>,
+    /// Neighbors from r-hop neighborhoods: the graph is replaced by
+    /// [`NeighborGraph::multi_hop`](crate::graph::NeighborGraph::multi_hop)`(hops, max_neighbors)`
+    /// (weights `Σ_{h≤R} Â^h`) by [`GraphRegConfig::neighbor_graph`]. Default 1 (the graph as it is).
+    pub hops: usize,
 }
 
 impl Default for GraphRegConfig {
@@ -37,6 +52,10 @@ impl Default for GraphRegConfig {
             distance: DistanceConfig::default(),
             layer: None,
             stop_gradient: false,
+            multiplier_ll: None,
+            multiplier_lu: None,
+            multiplier_uu: None,
+            hops: 1,
         }
     }
 }
@@ -53,14 +72,29 @@ impl GraphRegConfig {
     }
 
     /// The keys [`from_kv`](Self::from_kv) knows.
-    pub const KEYS: &'static [&'static str] =
-        &["multiplier", "neighbors", "distance", "transform", "reduction", "sum-over-axis", "layer", "stop-gradient"];
+    pub const KEYS: &'static [&'static str] = &[
+        "multiplier",
+        "multiplier-ll",
+        "multiplier-lu",
+        "multiplier-uu",
+        "neighbors",
+        "distance",
+        "transform",
+        "reduction",
+        "sum-over-axis",
+        "layer",
+        "stop-gradient",
+        "hops",
+    ];
 
     /// Parses `key=value` pairs (`nsl train --graph-reg`, e.g. `multiplier=0.1,neighbors=2`) over
     /// [`GraphRegConfig::tutorial`], then [validates](Self::validate) the result. Pairs are
     /// separated by commas, and `_` in a key is the same as `-`. The keys:
     ///
-    /// - `multiplier`: a number ≥ 0 (default 0.01);
+    /// - `multiplier`: a number ≥ 0 (default 0.01); sets all three edge types;
+    /// - `multiplier-ll`, `multiplier-lu`, `multiplier-uu`: per edge type (labeled–labeled,
+    ///   labeled–unlabeled, unlabeled–unlabeled, as Neural Graph Machines; default `multiplier`);
+    /// - `hops`: neighbors from r-hop neighborhoods (default 1);
     /// - `neighbors` or `max-neighbors`: neighbors per sample (default 1);
     /// - `distance`: `l1`, `l2`, `cosine`, `kl` (`kl_divergence`), `jsd` (`jensen_shannon_divergence`)
     ///   (default `l2`);
@@ -89,6 +123,10 @@ impl GraphRegConfig {
             let kv = kv?;
             match kv.key.as_str() {
                 "multiplier" => config.multiplier = kv.parse("a number")?,
+                "multiplier-ll" => config.multiplier_ll = Some(kv.parse("a number")?),
+                "multiplier-lu" => config.multiplier_lu = Some(kv.parse("a number")?),
+                "multiplier-uu" => config.multiplier_uu = Some(kv.parse("a number")?),
+                "hops" => config.hops = kv.parse("a number of hops ≥ 1")?,
                 "neighbors" | "max-neighbors" => {
                     let expected = "a number of neighbors ≥ 0";
                     config.max_neighbors =
@@ -125,7 +163,42 @@ impl GraphRegConfig {
         if !(self.multiplier.is_finite() && self.multiplier >= 0.0) {
             return Err(ConfigError::invalid("graph-reg multiplier", self.multiplier, "a finite number ≥ 0"));
         }
+        for (name, m) in [("ll", self.multiplier_ll), ("lu", self.multiplier_lu), ("uu", self.multiplier_uu)] {
+            if let Some(m) = m.filter(|m| !(m.is_finite() && *m >= 0.0)) {
+                return Err(ConfigError::invalid(format!("graph-reg multiplier-{name}"), m, "a finite number ≥ 0"));
+            }
+        }
+        if !(1..=crate::graph::MAX_HOPS).contains(&self.hops) {
+            return Err(ConfigError::invalid("graph-reg hops", self.hops, format!("1 to {}", crate::graph::MAX_HOPS)));
+        }
         Ok(())
+    }
+
+    /// The multipliers of labeled–labeled, labeled–unlabeled and unlabeled–unlabeled edges.
+    pub fn edge_multipliers(&self) -> [f64; 3] {
+        let m = self.multiplier;
+        [self.multiplier_ll.unwrap_or(m), self.multiplier_lu.unwrap_or(m), self.multiplier_uu.unwrap_or(m)]
+    }
+
+    /// The largest of [`edge_multipliers`](Self::edge_multipliers): the graph term's scale, each
+    /// pair's weight being scaled by its type's multiplier over this one (exactly 1 when all three
+    /// are equal).
+    pub fn max_multiplier(&self) -> f64 {
+        self.edge_multipliers().into_iter().fold(0.0, f64::max)
+    }
+
+    /// The graph the neighbors come from: `graph` itself, or its r-hop graph when `hops > 1`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for hops out of range.
+    pub fn neighbor_graph<'g>(
+        &self,
+        graph: &'g crate::graph::NeighborGraph,
+    ) -> std::result::Result<std::borrow::Cow<'g, crate::graph::NeighborGraph>, ConfigError> {
+        match self.hops {
+            1 => Ok(std::borrow::Cow::Borrowed(graph)),
+            hops => Ok(std::borrow::Cow::Owned(graph.multi_hop(hops, self.max_neighbors.max(1))?)),
+        }
     }
 }
 

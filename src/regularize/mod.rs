@@ -7,13 +7,17 @@
 //!   neighbor) pairs.
 //! - [`gen_adv_neighbor`] with an [`AdvNeighborConfig`]: adversarial neighbors (FGSM/PGD), and
 //!   [`AdvRegConfig`], the adversarial regularizer that trains on them.
+//! - [`virtual_adv_direction`] with a [`VatConfig`]: virtual adversarial neighbors, which need no
+//!   label.
 
 mod adv_reg;
 mod adversarial;
 mod distance;
 mod graph;
+mod vat;
 
 pub use adv_reg::{AdvLoss, AdvRegConfig};
 pub use adversarial::{gen_adv_neighbor, AdvNeighborConfig, NormType};
 pub use distance::{pairwise_distance, DistanceConfig, DistanceType, Reduction, Transform};
 pub use graph::{graph_loss, GraphRegConfig};
+pub use vat::{normalize_rows, virtual_adv_direction, VatConfig};

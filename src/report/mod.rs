@@ -181,6 +181,8 @@ mod tests {
                     supervised_loss: 0.9 / epoch as f64,
                     graph_loss: 0.1,
                     adversarial_loss: 0.0,
+                    vat_loss: 0.0,
+                    entropy_loss: 0.0,
                     accuracy: 0.5 + 0.1 * epoch as f64,
                     validation_accuracy: Some(0.6),
                     seconds: 0.1,

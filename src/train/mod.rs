@@ -37,7 +37,7 @@ pub use record::{AdversarialExample, AdversarialRecord};
 use crate::data::Dataset;
 use crate::model::Model;
 use crate::neighbors::NeighborTable;
-use crate::regularize::{AdvRegConfig, GraphRegConfig};
+use crate::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
 use backend::{Autograd, Backend, TapeNet};
 use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -47,7 +47,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
-use step::{Plan, Step, StepContext};
+use step::{Plan, Step, StepContext, Unlabeled};
 
 /// How to train. `Default`: Adam (lr 0.001), 10 epochs, batch 32 (Keras' default), seed 0, shuffled,
 /// on the caller's thread pool.
@@ -69,6 +69,11 @@ pub struct TrainConfig {
     /// count, not on which pool runs them. On 2 cores, 1 thread is often fastest for small models.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
+    /// Stop when the validation accuracy has not improved for this many epochs, and keep the
+    /// weights of the best epoch ([`History::best_epoch`]). Needs validation samples. Default `None`:
+    /// train every epoch, keep the last weights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -80,6 +85,7 @@ impl Default for TrainConfig {
             seed: 0,
             shuffle: true,
             threads: None,
+            early_stopping: None,
         }
     }
 }
@@ -101,6 +107,9 @@ impl TrainConfig {
         }
         if self.threads == Some(0) {
             return invalid("threads", "0".into(), "at least 1");
+        }
+        if self.early_stopping == Some(0) {
+            return invalid("early_stopping", "0".into(), "a patience of at least 1 epoch");
         }
         let lr = self.optimizer.learning_rate();
         if !(lr.is_finite() && lr > 0.0) {
@@ -125,6 +134,46 @@ pub struct BatchProgress {
 
 type ProgressFn<'a> = Box<dyn FnMut(BatchProgress) + Send + 'a>;
 
+/// How unlabeled samples take part as centers (see [`Trainer::with_unlabeled`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UnlabeledConfig {
+    /// Unlabeled centers per labeled center in each batch (rounded up). Default 1.
+    pub ratio: f64,
+    /// Weight of the entropy of the predictions on unlabeled centers (entropy minimization,
+    /// Grandvalet & Bengio 2005). Default 0 (off).
+    pub entropy: f64,
+}
+
+impl Default for UnlabeledConfig {
+    fn default() -> Self {
+        UnlabeledConfig { ratio: 1.0, entropy: 0.0 }
+    }
+}
+
+impl UnlabeledConfig {
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidValue`](crate::ConfigError) for a ratio or weight that is not a finite
+    /// number ≥ 0.
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        for (name, v) in [("unlabeled ratio", self.ratio), ("entropy weight", self.entropy)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(crate::ConfigError::invalid(name, v, "a finite number ≥ 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The unlabeled centers of a fit.
+struct UnlabeledCenters<'a> {
+    data: &'a Dataset,
+    table: Option<&'a NeighborTable>,
+    config: UnlabeledConfig,
+}
+
 /// Trains a model, optionally with graph and adversarial regularization (see the crate's front
 /// page for a tour).
 pub struct Trainer<'a> {
@@ -133,6 +182,8 @@ pub struct Trainer<'a> {
     config: TrainConfig,
     graph: Option<(&'a NeighborTable, &'a GraphRegConfig)>,
     adversarial: Option<&'a AdvRegConfig>,
+    vat: Option<&'a VatConfig>,
+    unlabeled: Option<UnlabeledCenters<'a>>,
     /// Every how many epochs to record adversarial neighbors, and the record.
     record: Option<(usize, AdversarialRecord)>,
     progress: Option<ProgressFn<'a>>,
@@ -150,7 +201,17 @@ fn sorted_vars(vars: &VarMap) -> candle_core::Result<Vec<Var>> {
 impl<'a> Trainer<'a> {
     /// A trainer for `model`, whose trainable variables are `vars`.
     pub fn new(model: &'a dyn Model, vars: &'a VarMap, config: TrainConfig) -> Self {
-        Trainer { model, vars, config, graph: None, adversarial: None, record: None, progress: None }
+        Trainer {
+            model,
+            vars,
+            config,
+            graph: None,
+            adversarial: None,
+            vat: None,
+            unlabeled: None,
+            record: None,
+            progress: None,
+        }
     }
 
     /// Adds graph regularization along the neighbors of `table` (built from the same training
@@ -163,6 +224,29 @@ impl<'a> Trainer<'a> {
     /// Adds adversarial regularization: every batch also trains on its adversarial neighbors.
     pub fn with_adversarial(mut self, config: &'a AdvRegConfig) -> Self {
         self.adversarial = Some(config);
+        self
+    }
+
+    /// Adds virtual adversarial regularization (needs no label): on every center, labeled or not.
+    pub fn with_vat(mut self, config: &'a VatConfig) -> Self {
+        self.vat = Some(config);
+        self
+    }
+
+    /// Trains unlabeled samples as centers too (Neural Graph Machines): each batch of labeled
+    /// samples is joined by `ceil(ratio × batch)` unlabeled ones, drawn in a seeded shuffled order
+    /// that starts again when all were drawn (each epoch still covers the labeled set once). The
+    /// supervised loss covers the labeled centers only; the graph loss covers every edge of both
+    /// (`table`: the unlabeled samples' neighbors, built from `unlabeled` with the labeled samples as
+    /// the pool; multipliers per edge type in [`GraphRegConfig`]); virtual adversarial and entropy
+    /// terms cover the unlabeled centers too.
+    pub fn with_unlabeled(
+        mut self,
+        unlabeled: &'a Dataset,
+        table: Option<&'a NeighborTable>,
+        config: UnlabeledConfig,
+    ) -> Self {
+        self.unlabeled = Some(UnlabeledCenters { data: unlabeled, table, config });
         self
     }
 
@@ -193,6 +277,23 @@ impl<'a> Trainer<'a> {
     /// regularizer's, or a candle error of the passes.
     pub fn fit(&mut self, train: &Dataset, validation: Option<&Dataset>) -> Result<History, TrainError> {
         self.config.validate()?;
+        if self.config.early_stopping.is_some() && validation.is_none() {
+            return Err(crate::ConfigError::invalid("early_stopping", "set", "validation samples to watch").into());
+        }
+        if let Some(u) = &self.unlabeled {
+            u.config.validate()?;
+            if u.data.dim() != train.dim() {
+                return Err(crate::ConfigError::invalid(
+                    "unlabeled samples",
+                    format!("{} features", u.data.dim()),
+                    format!("{} features, as the training samples", train.dim()),
+                )
+                .into());
+            }
+        }
+        if let Some(vat) = self.vat {
+            vat.validate()?;
+        }
         match self.config.threads {
             Some(threads) => {
                 let pool = rayon::ThreadPoolBuilder::new()
@@ -248,7 +349,22 @@ impl<'a> Trainer<'a> {
         validation: Option<&Dataset>,
         optimizer: &mut Optimizer,
     ) -> Result<History, TrainError> {
-        let plan = Plan { model: self.model, graph: self.graph, adversarial: self.adversarial, seed: self.config.seed };
+        let unlabeled = self.unlabeled.as_ref().filter(|u| !u.data.is_empty()).map(|u| Unlabeled {
+            features: u.data.features(),
+            table: u.table,
+            entropy: u.config.entropy,
+        });
+        let plan = Plan {
+            model: self.model,
+            graph: self.graph,
+            adversarial: self.adversarial,
+            vat: self.vat,
+            unlabeled,
+            seed: self.config.seed,
+        };
+        let ratio = self.unlabeled.as_ref().map_or(0.0, |u| u.config.ratio);
+        let mut draw = UnlabeledDraw::new(unlabeled.map_or(0, |u| u.features.nrows()), self.config.seed);
+        let (mut best, mut since_best): (Option<(f64, usize, Vec<Tensor>)>, usize) = (None, 0);
         let (epochs, batch_size) = (self.config.epochs, self.config.batch_size);
         let features = train.features();
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
@@ -264,7 +380,8 @@ impl<'a> Trainer<'a> {
             let recording = self.record.as_ref().is_some_and(|(every, _)| epoch % every == 0 || epoch == epochs);
             for (b, rows) in order.chunks(batch_size).enumerate() {
                 let context = StepContext { epoch, batch: b, recording, ids: train.ids(), labels };
-                let step = plan.step(backend, rows, features, optimizer, &context)?;
+                let urows = draw.next((ratio * rows.len() as f64).ceil() as usize);
+                let step = plan.step(backend, rows, &urows, features, optimizer, &context)?;
                 if max_label as usize >= step.classes {
                     return Err(TrainError::LabelOutOfRange { label: max_label, classes: step.classes });
                 }
@@ -282,8 +399,60 @@ impl<'a> Trainer<'a> {
                 None => None,
             };
             history.epochs.push(sums.record(epoch, started.elapsed().as_secs_f64(), validation_accuracy));
+            if let (Some(patience), Some(accuracy)) = (self.config.early_stopping, validation_accuracy) {
+                if best.as_ref().is_none_or(|(b, _, _)| accuracy > *b) {
+                    let weights =
+                        sorted_vars(self.vars)?.iter().map(|v| v.as_tensor().copy()).collect::<Result<_, _>>()?;
+                    best = Some((accuracy, epoch, weights));
+                    since_best = 0;
+                } else {
+                    since_best += 1;
+                    if since_best >= patience {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some((_, epoch, weights)) = best {
+            for (var, saved) in sorted_vars(self.vars)?.iter().zip(&weights) {
+                var.set(saved)?;
+            }
+            history.best_epoch = Some(epoch);
         }
         Ok(history)
+    }
+}
+
+/// The unlabeled centers' order: a seeded shuffle, drawn from in turn and shuffled again when all
+/// were drawn.
+struct UnlabeledDraw {
+    order: Vec<usize>,
+    next: usize,
+    rng: ChaCha8Rng,
+}
+
+impl UnlabeledDraw {
+    fn new(n: usize, seed: u64) -> Self {
+        // A stream of its own: the labeled batches' order is the same with or without unlabeled centers.
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x756e_6c61_6265_6c64);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rng);
+        UnlabeledDraw { order, next: 0, rng }
+    }
+
+    /// The next `k` rows (fewer only if there are fewer than `k` unlabeled samples).
+    fn next(&mut self, k: usize) -> Vec<usize> {
+        let k = k.min(self.order.len());
+        let mut out = Vec::with_capacity(k);
+        while out.len() < k {
+            if self.next == self.order.len() {
+                self.order.shuffle(&mut self.rng);
+                self.next = 0;
+            }
+            out.push(self.order[self.next]);
+            self.next += 1;
+        }
+        out
     }
 }
 
@@ -293,6 +462,8 @@ struct EpochSums {
     supervised: f64,
     graph: f64,
     adversarial: f64,
+    vat: f64,
+    entropy: f64,
     correct: f64,
     seen: usize,
 }
@@ -304,6 +475,8 @@ impl EpochSums {
         self.supervised += step.supervised * w;
         self.graph += step.graph * w;
         self.adversarial += step.adversarial * w;
+        self.vat += step.vat * w;
+        self.entropy += step.entropy * w;
         self.correct += step.correct;
         self.seen += n;
     }
@@ -316,6 +489,8 @@ impl EpochSums {
             supervised_loss: self.supervised / n,
             graph_loss: self.graph / n,
             adversarial_loss: self.adversarial / n,
+            vat_loss: self.vat / n,
+            entropy_loss: self.entropy / n,
             accuracy: self.correct / n,
             validation_accuracy,
             seconds,

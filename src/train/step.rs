@@ -14,19 +14,34 @@
 use super::backend::{Backend, Outputs};
 use super::optim::Optimizer;
 use super::record::{self, AdversarialExample};
-use crate::loss::{adversarial_loss, cross_entropy, input_gradient};
+use crate::loss::{adversarial_loss, cross_entropy, input_gradient, output_input_gradient};
 use crate::model::Model;
 use crate::neighbors::{extend_row, NeighborBatch, NeighborTable};
-use crate::regularize::{gen_adv_neighbor, graph_loss, AdvRegConfig, GraphRegConfig};
+use crate::regularize::{
+    gen_adv_neighbor, graph_loss, pairwise_distance, virtual_adv_direction, AdvRegConfig, GraphRegConfig, VatConfig,
+};
 use candle_core::{DType, Device, Result, Tensor};
 use ndarray::{Array2, ArrayView2};
 
-/// What a step needs from the trainer: the model (for PGD's extra gradients) and the regularizers.
+/// What a step needs from the trainer: the model (for PGD's and VAT's extra gradients), the
+/// regularizers and the unlabeled centers.
 pub(super) struct Plan<'a> {
     pub model: &'a dyn Model,
     pub graph: Option<(&'a NeighborTable, &'a GraphRegConfig)>,
     pub adversarial: Option<&'a AdvRegConfig>,
+    pub vat: Option<&'a VatConfig>,
+    /// Unlabeled centers: their features, their neighbors (with graph regularization), and the
+    /// weight of the entropy term on their predictions.
+    pub unlabeled: Option<Unlabeled<'a>>,
     pub seed: u64,
+}
+
+/// The unlabeled centers of a [`Plan`].
+#[derive(Clone, Copy)]
+pub(super) struct Unlabeled<'a> {
+    pub features: ArrayView2<'a, f32>,
+    pub table: Option<&'a NeighborTable>,
+    pub entropy: f64,
 }
 
 /// Where a step is in the run.
@@ -60,18 +75,48 @@ pub(super) struct Step {
     pub classes: usize,
     /// The adversarial neighbors kept (see [`StepContext::recording`]).
     pub recorded: Vec<AdversarialExample>,
+    /// Unscaled virtual-adversarial and entropy losses (0 without them).
+    pub vat: f64,
+    pub entropy: f64,
 }
 
 impl Plan<'_> {
-    fn batch_input(&self, rows: &[usize], features: ArrayView2<f32>) -> Result<BatchInput<'_>> {
+    /// The batch's input buffer: the labeled `rows`, the unlabeled `urows`, then the neighbors of
+    /// both (each pair's weight scaled by its edge type's multiplier, see
+    /// [`GraphRegConfig::edge_multipliers`]).
+    fn batch_input(&self, rows: &[usize], urows: &[usize], features: ArrayView2<f32>) -> Result<BatchInput<'_>> {
         let d = features.ncols();
-        let mut buffer = Vec::with_capacity(rows.len() * d * 2);
+        let mut buffer = Vec::with_capacity((rows.len() + urows.len()) * d * 2);
         for &r in rows {
             extend_row(&mut buffer, features.row(r));
         }
+        if let Some(u) = &self.unlabeled {
+            for &r in urows {
+                extend_row(&mut buffer, u.features.row(r));
+            }
+        }
         let neighbors = match self.graph {
-            Some((table, config)) if config.multiplier > 0.0 => {
-                Some((table.append_batch(rows, &mut buffer, &Device::Cpu)?, config)).filter(|(b, _)| b.pairs() > 0)
+            Some((table, config)) if config.max_multiplier() > 0.0 => {
+                let [ll, lu, uu] = config.edge_multipliers();
+                let max = config.max_multiplier();
+                let factor = |m: f64| (m / max) as f32;
+                let (mut index, mut weights) = (Vec::new(), Vec::new());
+                // A labeled center's neighbors: among the labeled samples, or from the pool.
+                table.append_pairs(rows, 0, [factor(ll), factor(lu)], &mut buffer, &mut index, &mut weights);
+                let mut slots = rows.len() * table.max_neighbors();
+                if let Some(utable) = self.unlabeled.and_then(|u| u.table) {
+                    // An unlabeled center's neighbors: among the unlabeled samples, or labeled ones.
+                    let first = rows.len();
+                    utable.append_pairs(urows, first, [factor(uu), factor(lu)], &mut buffer, &mut index, &mut weights);
+                    slots += urows.len() * utable.max_neighbors();
+                }
+                let pairs = weights.len();
+                let batch = NeighborBatch {
+                    sample_index: Tensor::from_vec(index, pairs, &Device::Cpu)?,
+                    weights: Tensor::from_vec(weights, pairs, &Device::Cpu)?,
+                    slots,
+                };
+                Some((batch, config)).filter(|(b, _)| b.pairs() > 0)
             }
             _ => None,
         };
@@ -85,7 +130,7 @@ impl Plan<'_> {
         let Some((batch, config)) = &input.neighbors else { return Ok(None) };
         let (s, t) = (outputs.narrow(0, 0, n)?, outputs.narrow(0, n, batch.pairs())?);
         let g = graph_loss(&s, &t, batch, config)?;
-        Ok(Some(((&g * config.multiplier)?, scalar(&g)?)))
+        Ok(Some(((&g * config.max_multiplier())?, scalar(&g)?)))
     }
 
     /// The seed of a batch's adversarial generation (random starts of PGD).
@@ -93,21 +138,27 @@ impl Plan<'_> {
         self.seed ^ ((context.epoch as u64) << 32) ^ context.batch as u64
     }
 
-    /// One step on the training samples `rows`.
+    /// One step on the labeled training samples `rows` and the unlabeled centers `urows`.
     pub(super) fn step<B: Backend>(
         &self,
         backend: &mut B,
         rows: &[usize],
+        urows: &[usize],
         features: ArrayView2<f32>,
         optimizer: &mut Optimizer,
         context: &StepContext,
     ) -> Result<Step> {
         let y = batch_labels(context.labels, rows)?;
         let (n, d) = (rows.len(), features.ncols());
-        let mut input = self.batch_input(rows, features)?;
+        let centers = n + urows.len();
+        let mut input = self.batch_input(rows, urows, features)?;
         // The clean samples, kept for the adversarial neighbors (the buffer moves into the pass).
         let x = match self.adversarial {
             Some(_) => Some(to_shape(input.buffer[..n * d].to_vec(), (n, d))?),
+            None => None,
+        };
+        let x_centers = match self.vat {
+            Some(_) => Some(to_shape(input.buffer[..centers * d].to_vec(), (centers, d))?),
             None => None,
         };
         let hidden = self.graph.is_some_and(|(_, c)| c.layer.is_some());
@@ -116,9 +167,32 @@ impl Plan<'_> {
         let Outputs { logits: all_logits, hidden } = out;
         let logits = all_logits.narrow(0, 0, n)?;
         let supervised = cross_entropy(&logits, &y)?;
-        let graph = self.graph_term(hidden.as_ref().unwrap_or(&all_logits), n, &input)?;
+        let graph = self.graph_term(hidden.as_ref().unwrap_or(&all_logits), centers, &input)?;
         let graph_value = graph.as_ref().map_or(0.0, |g| g.1);
         let mut regularizers = graph.map(|g| g.0);
+        let (mut entropy_value, mut vat_value) = (0.0, 0.0);
+        if let Some(u) = self.unlabeled.filter(|u| u.entropy > 0.0 && !urows.is_empty()) {
+            let h = entropy(&all_logits.narrow(0, n, urows.len())?)?;
+            entropy_value = scalar(&h)?;
+            regularizers = Some(add_term(regularizers, (h * u.entropy)?)?);
+        }
+        let mut vat_pass = None;
+        if let (Some(config), Some(xc)) = (self.vat, &x_centers) {
+            let clean = all_logits.narrow(0, 0, centers)?.detach();
+            let ones = Tensor::ones(centers, DType::F32, &Device::Cpu)?;
+            let seed = self.adversarial_seed(context) ^ 0x5641_5400;
+            let direction = virtual_adv_direction(xc.view(), config, seed, |probe| {
+                output_input_gradient(self.model, probe, true, |out| {
+                    pairwise_distance(&clean, out, &ones, &config.distance)
+                })
+            })?;
+            let x_vat = xc + &(direction * config.epsilon as f32);
+            let (vat_out, vpass) = backend.forward(x_vat.into_raw_vec_and_offset().0, centers, false, None)?;
+            let v = pairwise_distance(&clean, &vat_out.logits, &ones, &config.distance)?;
+            vat_value = scalar(&v)?;
+            regularizers = Some(add_term(regularizers, (v * config.multiplier)?)?);
+            vat_pass = Some(vpass);
+        }
         let mut adversarial_value = 0.0;
         let mut recorded = Vec::new();
         match (self.adversarial, x) {
@@ -136,7 +210,9 @@ impl Plan<'_> {
                 let adv_loss = adversarial_loss(config, &logits, &adv_out.logits, &y)?;
                 adversarial_value = scalar(&adv_loss)?;
                 let extra = add_term(regularizers.take(), (adv_loss * config.multiplier)?)?;
-                backend.backward(&extra, &[&pass, &adv_pass], false)?;
+                let mut passes = vec![&pass, &adv_pass];
+                passes.extend(vat_pass.as_ref());
+                backend.backward(&extra, &passes, false)?;
                 regularizers = Some(extra);
                 if let Some(x_adv) = kept {
                     let x_adv = to_shape(x_adv, (n, d))?;
@@ -144,7 +220,9 @@ impl Plan<'_> {
                 }
             }
             _ => {
-                backend.backward(&add_term(regularizers.clone(), supervised.clone())?, &[&pass], false)?;
+                let mut passes = vec![&pass];
+                passes.extend(vat_pass.as_ref());
+                backend.backward(&add_term(regularizers.clone(), supervised.clone())?, &passes, false)?;
             }
         }
         backend.update(optimizer)?;
@@ -159,8 +237,17 @@ impl Plan<'_> {
             correct,
             classes: logits.dim(1)?,
             recorded,
+            vat: vat_value,
+            entropy: entropy_value,
         })
     }
+}
+
+/// The mean entropy `−Σ p log p` of the softmax of `logits` (`[n, classes]`).
+fn entropy(logits: &Tensor) -> Result<Tensor> {
+    let log_p = candle_nn::ops::log_softmax(logits, 1)?;
+    let p = log_p.exp()?;
+    (p * log_p)?.sum(1)?.mean_all()?.neg()
 }
 
 /// The step's adversarial neighbors as records.
