@@ -126,3 +126,62 @@ fn a_table_for_another_number_of_neighbors_is_refused() {
     let err = err.unwrap_err();
     assert!(matches!(err, TrainError::NeighborMismatch { table: 3, config: 1 }), "{err}");
 }
+
+/// The recipe file trains end to end on Planetoid Cora through the CLI (1 epoch here), its
+/// settings under the command line's.
+#[test]
+fn the_few_labels_recipe_runs() {
+    let nsl = env!("CARGO_BIN_EXE_nsl");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(nsl).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let cora = root.join("datasets/cora");
+    run(&[
+        "convert",
+        "--content",
+        &cora.join("cora.content.gz").to_string_lossy(),
+        "--cites",
+        &cora.join("cora.cites.gz").to_string_lossy(),
+        "--samples",
+        &p("cora.parquet"),
+        "--graph",
+        &p("g.parquet"),
+    ]);
+    let table = cora.join("cora.planetoid_split.tsv");
+    run(&["split", &p("cora.parquet"), "--split-table", &table.to_string_lossy(), "--out-train", &p("tr.parquet")]
+        .into_iter()
+        .chain(["--out-test", &p("te.parquet"), "--out-unlabeled", &p("un.parquet")])
+        .collect::<Vec<_>>());
+    let recipe = root.join("examples/recipes/few_labels.toml");
+    let out = run(&[
+        "train",
+        "--config",
+        &recipe.to_string_lossy(),
+        "--samples",
+        &p("tr.parquet"),
+        "--unlabeled",
+        &p("un.parquet"),
+        "--graph",
+        &p("g.parquet"),
+        "--epochs",
+        "1",
+        "--test",
+        &p("te.parquet"),
+        "--out",
+        &p("run"),
+        "--json",
+    ]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["epochs"], 1, "the flag wins over the file's 200");
+    assert_eq!(summary["train_samples"], 140);
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/model.json")).unwrap()).unwrap();
+    let reg = &model["training"]["graph_reg"];
+    assert_eq!((reg["hops"].as_u64(), reg["max_neighbors"].as_u64()), (Some(2), Some(10)), "{reg}");
+    assert!(model["training"]["unlabeled"]["samples"].is_string());
+}
