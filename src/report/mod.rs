@@ -188,6 +188,7 @@ mod tests {
                     seconds: 0.1,
                 })
                 .collect(),
+            best_epoch: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("curves.svg");
