@@ -323,8 +323,8 @@ mod tests {
         assert!(err("neighbors=-1").contains("`neighbors` in --graph-reg"), "{}", err("neighbors=-1"));
         assert_eq!(
             err("colour=red"),
-            "unknown key `colour` in --graph-reg (known: multiplier, neighbors, distance, transform, reduction, \
-             sum-over-axis, layer, stop-gradient)"
+            "unknown key `colour` in --graph-reg (known: multiplier, multiplier-ll, multiplier-lu, multiplier-uu, \
+             neighbors, distance, transform, reduction, sum-over-axis, layer, stop-gradient, hops)"
         );
         assert_eq!(
             err("distance=l3"),
