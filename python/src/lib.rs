@@ -39,7 +39,8 @@ fn raise(py: Python<'_>, class: Class, message: String) -> PyErr {
         Class::File => "NslFileError",
         Class::Other => "NslError",
     };
-    let ty = py.import("nsl_rs").and_then(|m| m.getattr(name)).and_then(|t| t.cast_into::<PyType>().map_err(PyErr::from));
+    let ty =
+        py.import("nsl_rs").and_then(|m| m.getattr(name)).and_then(|t| t.cast_into::<PyType>().map_err(PyErr::from));
     match ty {
         Ok(ty) => PyErr::from_type(ty, message),
         // The package is being imported without its Python half: still raise, as a ValueError.
@@ -74,7 +75,8 @@ fn data_err(py: Python<'_>, e: DataError) -> PyErr {
 
 /// Edges as `(node ids, source rows, target rows, weights, kind names)`: the Python side makes the
 /// table with `ids.take(rows)`.
-type EdgeArrays<'py> = (Vec<String>, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>, Vec<&'static str>);
+type EdgeArrays<'py> =
+    (Vec<String>, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>, Vec<&'static str>);
 
 /// Builds the similarity graph of `embeddings` (one row per sample); returns the edges as row
 /// indices `(source, target, weight)`, sorted by source then target row.
@@ -156,7 +158,12 @@ fn graph_of(
         return Err(raise(
             py,
             Class::Value,
-            format!("{} sources, {} targets and {} weights: expected one of each per edge", sources.len(), targets.len(), weights.len()),
+            format!(
+                "{} sources, {} targets and {} weights: expected one of each per edge",
+                sources.len(),
+                targets.len(),
+                weights.len()
+            ),
         ));
     }
     if kinds.len() != 1 && kinds.len() != sources.len() {
@@ -166,7 +173,11 @@ fn graph_of(
         .iter()
         .map(|k| {
             EdgeKind::parse(k).ok_or_else(|| {
-                raise(py, Class::Value, format!("unknown edge kind `{k}`: expected explicit, similarity or adversarial"))
+                raise(
+                    py,
+                    Class::Value,
+                    format!("unknown edge kind `{k}`: expected explicit, similarity or adversarial"),
+                )
             })
         })
         .collect::<PyResult<Vec<_>>>()?;
@@ -237,7 +248,8 @@ fn pack_nbrs(
     if add_undirected {
         graph.make_undirected();
     }
-    let (table, report) = NeighborTable::new(&samples, pool.as_ref(), &graph, max_neighbors).map_err(|e| data_err(py, e))?;
+    let (table, report) =
+        NeighborTable::new(&samples, pool.as_ref(), &graph, max_neighbors).map_err(|e| data_err(py, e))?;
     py.detach(|| pack_neighbors(&samples, &table, &output_path)).map_err(|e| data_err(py, e))?;
     Ok((samples.len(), report.samples_with_neighbors, report.pairs, report.unknown_targets))
 }

@@ -2,7 +2,8 @@
 
 The CLI comparisons need the `nsl` binary: $NSL_BIN, else target/release/nsl or target/debug/nsl
 of this repository; they are skipped without one. The MNIST-10k timing (not an assertion) prints
-nsl_rs.build_graph's time next to the CLI's build phase; run with `-s` to see it.
+nsl_rs.build_graph's time next to the CLI's build phase (best of $NSL_RS_TIMING_RUNS runs, default
+3); run with `-s` to see it.
 """
 
 import gzip
@@ -189,7 +190,7 @@ def test_mnist_10k_timing_vs_cli(tmp_path):
     assert x.flags["C_CONTIGUOUS"] and x.dtype == np.float32 and x.shape == (10_000, 784)
 
     cli_runs, py_runs = [], []
-    for _ in range(3):
+    for _ in range(int(os.environ.get("NSL_RS_TIMING_RUNS", "3"))):
         report = cli_build(nsl, tmp_path / "mnist10k.parquet", tmp_path / "g.parquet", "--threshold", "0.9")
         cli_runs.append(report["seconds"])
         start = time.perf_counter()
