@@ -112,6 +112,10 @@ def test_graph_stats_of_file_and_table(tmp_path):
     assert (stats["nodes"], stats["edges"], stats["links"], stats["symmetric"]) == (2, 2, 1, True)
     nsl_rs.write_graph(table, tmp_path / "g.parquet")
     assert nsl_rs.graph_stats(tmp_path / "g.parquet")["edges"] == 2
+    # with samples: c has no edge, d is not in the graph
+    write_samples(tmp_path / "s.parquet", ["a", "b", "c", "d"], [[1, 0]] * 4, [0, 0, 1, 1])
+    samples = nsl_rs.graph_stats(str(tmp_path / "g.parquet"), samples=tmp_path / "s.parquet")["samples"]
+    assert (samples["samples"], samples["isolated_samples"], samples["non_sample_nodes"]) == (4, 2, 0)
 
 
 def write_samples(path, ids, features, labels=None):
