@@ -1,0 +1,246 @@
+"""nsl_rs: Neural Structured Learning in Rust, from Python.
+
+NSL's graph tools on nsl's Rust core: ``build_graph`` (NSL's ``build_graph``: every pair of
+embeddings with cosine similarity >= threshold, exact or with LSH), ``read_graph`` /
+``write_graph`` (Parquet or NSL's TSV), ``pack_nbrs`` (NSL's ``pack_nbrs``, written as Parquet)
+and ``graph_stats``.
+
+Embeddings are numpy arrays (a C-contiguous ``float32`` array is read in place, without a copy);
+graphs are ``pyarrow.Table`` s with the columns ``source`` (string), ``target`` (string) and
+``weight`` (float32). Errors raise ``NslError`` subclasses carrying nsl's message:
+``NslValueError`` (also a ``ValueError``) for bad arguments, ``NslFileError`` (also an ``OSError``)
+when a file cannot be read or written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = [
+    "NslError",
+    "NslValueError",
+    "NslFileError",
+    "build_graph",
+    "read_graph",
+    "write_graph",
+    "pack_nbrs",
+    "graph_stats",
+]
+
+
+class NslError(RuntimeError):
+    """Base of every error nsl_rs raises; the message is nsl's (naming the file, row or value)."""
+
+
+class NslValueError(NslError, ValueError):
+    """A bad argument: an option out of range, mismatched ids, a non-finite embedding value."""
+
+
+class NslFileError(NslError, OSError):
+    """A file that cannot be opened, read or written."""
+
+
+# After the exception classes: the native module raises them (looked up in this module).
+from . import _native  # noqa: E402
+
+PathLike = Union[str, "os.PathLike[str]"]
+Edge = Tuple[str, str, float]
+EdgesLike = Union[pa.Table, Iterable[Edge]]
+
+_KINDS = ("explicit", "similarity", "adversarial")
+
+
+def _table(ids: Any, sources: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> pa.Table:
+    ids = ids if isinstance(ids, pa.Array) else pa.array(ids, type=pa.string())
+    return pa.table(
+        {
+            "source": ids.take(pa.array(sources)),
+            "target": ids.take(pa.array(targets)),
+            "weight": pa.array(weights, type=pa.float32()),
+        }
+    )
+
+
+def build_graph(
+    embeddings: Any,
+    ids: Optional[Sequence[str]] = None,
+    threshold: float = 0.8,
+    lsh_splits: int = 0,
+    lsh_rounds: int = 1,
+    seed: int = 0,
+    top_k: Optional[int] = None,
+) -> pa.Table:
+    """Builds NSL's similarity graph of ``embeddings`` (one row per sample).
+
+    Every ordered pair of distinct rows whose cosine similarity is at least ``threshold`` becomes
+    an edge in both directions, weighted by the similarity, as NSL's ``build_graph`` does (rows of
+    zeros get no edges). ``lsh_splits > 0`` buckets the rows by ``lsh_splits`` random hyperplanes
+    (``lsh_rounds`` times, seeded by ``seed``) and compares only pairs in a common bucket, as NSL's
+    LSH mode. ``top_k`` keeps each row's ``top_k`` most similar neighbors (above the threshold).
+
+    Args:
+        embeddings: a 2-D array-like of numbers, ``N x d``. A C-contiguous ``float32`` numpy array
+            is used in place; anything else is converted to ``float32`` first.
+        ids: the ``N`` sample ids (distinct); default ``"0"`` .. ``"N-1"``.
+        threshold: the least cosine similarity of an edge, in ``[-1, 1]`` (NSL's default 0.8).
+        lsh_splits: hyperplanes per LSH round (0: exact, every pair).
+        lsh_rounds: LSH rounds (at least 1).
+        seed: seed of the LSH hyperplanes.
+        top_k: keep at most this many neighbors per row (default: all above the threshold).
+
+    Returns:
+        A ``pyarrow.Table`` with columns ``source``, ``target`` (strings) and ``weight``
+        (float32), sorted by source row then target row: the edges ``nsl build-graph`` writes.
+
+    Raises:
+        NslValueError: a bad option, an id count that is not ``N``, a duplicate id, a value that
+            is not finite (naming row and column), an empty or 0-column input.
+    """
+    array = np.asarray(embeddings, dtype=np.float32)
+    if array.ndim != 2:
+        raise NslValueError(f"embeddings must be a 2-D array (rows x dimensions), got {array.ndim} dimensions")
+    id_list = None if ids is None else [str(i) for i in ids]
+    sources, targets, weights = _native.build_edges(
+        array, float(threshold), int(lsh_splits), int(lsh_rounds), int(seed), top_k, id_list
+    )
+    if id_list is None:
+        names = pa.array(np.arange(array.shape[0]).astype(str), type=pa.string())
+    else:
+        names = pa.array(id_list, type=pa.string())
+    return _table(names, sources, targets, weights)
+
+
+def read_graph(path: PathLike) -> pa.Table:
+    """Reads a graph file written by nsl, NSL or pyarrow: Parquet or NSL's TSV, by content.
+
+    A directory is read as the Parquet parts of a distributed job, merged. Returns a
+    ``pyarrow.Table`` with ``source``, ``target``, ``weight`` (float32) and ``kind`` (``explicit``,
+    ``similarity`` or ``adversarial``; TSV edges are ``explicit``), in the file's order. Nodes
+    without edges are not in the table.
+
+    Raises:
+        NslFileError: the file cannot be opened or read.
+        NslError: the content is malformed (the message names the file and row or line).
+    """
+    ids, sources, targets, weights, kinds = _native.read_graph(os.fspath(path))
+    table = _table(ids, sources, targets, weights)
+    return table.append_column("kind", pa.array(kinds, type=pa.string()))
+
+
+def _edge_columns(edges: EdgesLike, kind: str) -> Tuple[list, list, np.ndarray, list]:
+    if isinstance(edges, pa.Table):
+        missing = [c for c in ("source", "target", "weight") if c not in edges.column_names]
+        if missing:
+            raise NslValueError(f"the table has no column {', '.join(missing)}: expected source, target, weight")
+        sources = [str(s) for s in edges.column("source").to_pylist()]
+        targets = [str(t) for t in edges.column("target").to_pylist()]
+        weights = edges.column("weight").to_numpy().astype(np.float32, copy=False)
+        kinds = edges.column("kind").to_pylist() if "kind" in edges.column_names else [kind]
+    else:
+        rows = list(edges)
+        if any(len(r) != 3 for r in rows):
+            raise NslValueError("edges must be (source, target, weight) triples or a pyarrow.Table")
+        sources = [str(r[0]) for r in rows]
+        targets = [str(r[1]) for r in rows]
+        weights = np.array([r[2] for r in rows], dtype=np.float32)
+        kinds = [kind]
+    return sources, targets, np.ascontiguousarray(weights, dtype=np.float32), kinds
+
+
+def write_graph(edges: EdgesLike, path: PathLike, kind: str = "similarity") -> None:
+    """Writes a graph as Parquet (``.parquet``) or NSL's TSV (any other extension), atomically.
+
+    Args:
+        edges: a ``pyarrow.Table`` with ``source``, ``target``, ``weight`` (and optionally
+            ``kind``) columns, such as ``build_graph`` or ``read_graph`` return, or an iterable of
+            ``(source, target, weight)`` triples. A repeated edge keeps the larger weight (NSL's rule).
+        path: the output file.
+        kind: the edge kind stored in Parquet when the table has no ``kind`` column:
+            ``similarity`` (default, as ``build_graph``'s edges), ``explicit`` or ``adversarial``.
+
+    Raises:
+        NslValueError: a negative or non-finite weight, an unknown kind, a table without the columns.
+        NslFileError: the file cannot be written (nothing is left behind).
+    """
+    if kind not in _KINDS:
+        raise NslValueError(f"unknown edge kind `{kind}`: expected explicit, similarity or adversarial")
+    sources, targets, weights, kinds = _edge_columns(edges, kind)
+    _native.write_graph(sources, targets, weights, kinds, os.fspath(path))
+
+
+def pack_nbrs(
+    samples_path: PathLike,
+    graph_path: PathLike,
+    output_path: PathLike,
+    max_neighbors: Optional[int] = None,
+    pool: Optional[PathLike] = None,
+    add_undirected_edges: bool = False,
+) -> dict:
+    """NSL's ``pack_nbrs``: each sample with the features and weights of its best neighbors.
+
+    Writes a Parquet table (the same as ``nsl pack-nbrs``): one row per sample of ``samples_path``
+    in order (``id``, ``features``, ``label`` if labeled, ``NL_num_nbrs``) and for each neighbor
+    ``j`` the columns ``NL_nbr_{j}_id``, ``NL_nbr_{j}_features`` and ``NL_nbr_{j}_weight`` (padding:
+    zeros, weight 0). Neighbors come from ``samples_path`` or ``pool`` (unlabeled samples), highest
+    weight first.
+
+    Args:
+        samples_path: the labeled samples (Parquet, CSV, IDX, LINQS ``.content``).
+        graph_path: the graph (Parquet or NSL TSV).
+        output_path: the packed Parquet table (written atomically).
+        max_neighbors: neighbors per sample (default: all, as NSL's ``pack_nbrs``).
+        pool: unlabeled samples that may serve as neighbors.
+        add_undirected_edges: add every edge's reverse first (NSL's ``add_undirected_edges``).
+
+    Returns:
+        ``{"samples", "samples_with_neighbors", "pairs", "unknown_targets"}``: rows written, rows
+        with at least one neighbor, neighbor pairs written, edges to ids in neither file (skipped).
+
+    Raises:
+        NslValueError: ``max_neighbors < 0``.
+        NslFileError: an input cannot be read or the output written.
+        NslError: malformed input (features of different widths, a bad graph file).
+    """
+    if max_neighbors is not None and max_neighbors < 0:
+        raise NslValueError(f"invalid max_neighbors {max_neighbors}: expected a count >= 0")
+    limit = 2**63 - 1 if max_neighbors is None else int(max_neighbors)
+    samples, with_neighbors, pairs, unknown = _native.pack_nbrs(
+        os.fspath(samples_path),
+        os.fspath(graph_path),
+        os.fspath(output_path),
+        limit,
+        None if pool is None else os.fspath(pool),
+        bool(add_undirected_edges),
+    )
+    return {
+        "samples": samples,
+        "samples_with_neighbors": with_neighbors,
+        "pairs": pairs,
+        "unknown_targets": unknown,
+    }
+
+
+def graph_stats(graph: Union[PathLike, EdgesLike], samples: Optional[PathLike] = None) -> dict:
+    """nsl's graph statistics (``nsl graph stats --json``) of a graph file or table, as a dict.
+
+    Keys: ``nodes``, ``edges`` (directed), ``links`` (undirected), ``symmetric``,
+    ``edges_by_kind``, ``self_loops``, ``out_degree`` and ``weight`` (min/median/mean/max),
+    ``degree_histogram``, ``components``, ``largest_component``, and with ``samples`` (a samples
+    file) ``samples``: coverage and homophily of the samples. A table has only the nodes its edges
+    name; a file keeps isolated nodes.
+
+    Raises:
+        NslFileError: a file cannot be read.
+        NslValueError: a bad table.
+    """
+    samples_arg = None if samples is None else os.fspath(samples)
+    if isinstance(graph, (str, os.PathLike)):
+        text = _native.graph_stats_json(path=os.fspath(graph), samples=samples_arg)
+    else:
+        text = _native.graph_stats_json(edges=_edge_columns(graph, "similarity"), samples=samples_arg)
+    return json.loads(text)
