@@ -575,6 +575,7 @@ fn check_model_memory(spec: &ModelSpec, item_shape: &[usize], classes: usize, ba
             )?;
             (width.saturating_mul(pixels), cnn.dense.clone(), "dense layer units")
         }
+        other => bail!("--model {other}: no size check for this kind of model"),
     };
     let mut parameters = 0u128;
     let mut activations = 0u128;

@@ -26,6 +26,7 @@ use rand_chacha::ChaCha8Rng;
 
 /// How rows are assigned to train and test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SplitMethod {
     /// Seeded shuffle, then the first `round(n · train_fraction)` rows (per class when stratified) go
     /// to train. The default.

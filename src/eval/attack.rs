@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// The attack.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Attack {
     /// One step of size ε (Goodfellow et al. 2015).
     Fgsm,

@@ -30,6 +30,7 @@ use std::str::FromStr;
 
 /// A file format [`export`] can write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ExportFormat {
     /// The native Parquet edge table (`.parquet`).
     Parquet,

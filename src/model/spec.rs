@@ -8,6 +8,7 @@ use std::str::FromStr;
 /// The activation between layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Activation {
     /// `max(0, x)` (default).
     #[default]
@@ -76,6 +77,7 @@ impl Default for CnnSpec {
 /// Which model to build.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ModelSpec {
     /// A multi-layer perceptron.
     Mlp(MlpSpec),

@@ -22,6 +22,7 @@ use std::fmt;
 /// Which features [`propagate`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum PropagateMode {
     /// `Â^K·X`: the features smoothed over `K` hops, the same width as `X` (SGC). The default.
     #[default]

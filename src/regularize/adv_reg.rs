@@ -18,6 +18,7 @@ use std::str::FromStr;
 /// What the adversarial neighbor's output is compared with.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AdvLoss {
     /// The label, with the supervised loss (NSL's form). Default.
     Supervised,

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 /// The norm of the perturbation (`nsl.configs.NormType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum NormType {
     /// Sum of absolute values.
     L1,

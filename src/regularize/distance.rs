@@ -29,6 +29,7 @@ use std::str::FromStr;
 /// The distance between a sample's output and a neighbor's (`nsl.configs.DistanceType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DistanceType {
     /// `|s − t|`.
     L1,
@@ -46,6 +47,7 @@ pub enum DistanceType {
 /// A transform applied to both sides before the distance (`nsl.configs.TransformType`, plus sigmoid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Transform {
     /// Use the outputs as they are (default).
     #[default]
@@ -59,6 +61,7 @@ pub enum Transform {
 /// How weighted distances become one number (`tf.compat.v1.losses.Reduction`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Reduction {
     /// No reduction: `w·D`, one value per element (or per vector with `sum_over_axis`).
     None,

@@ -13,6 +13,7 @@ use std::cell::RefCell;
 /// The optimizer and its learning rate.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum OptimizerConfig {
     /// Adam with Keras' defaults: β₁ 0.9, β₂ 0.999, ε 1e-7.
     Adam {
