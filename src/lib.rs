@@ -30,6 +30,7 @@ pub mod model;
 pub mod neighbors;
 pub mod regularize;
 pub mod report;
+pub mod tfrecord;
 pub mod train;
 
 pub use data::{DataError, Dataset};
