@@ -24,7 +24,7 @@
 //! let mut w = RecordWriter::new(Vec::new());
 //! w.write_record(&ex.encode())?;
 //! let bytes = w.into_inner();
-//! let mut r = RecordReader::new(Box::new(&bytes[..]), "in-memory");
+//! let mut r = RecordReader::new(Box::new(std::io::Cursor::new(bytes)), "in-memory");
 //! let back = Example::decode(&r.next().unwrap()?)?;
 //! assert_eq!(back, ex);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
