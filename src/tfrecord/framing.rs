@@ -210,9 +210,7 @@ impl<W: Write> RecordWriter<W> {
 /// followed by `.gz`), or its first 12 (decompressed) bytes are a record header whose length
 /// checksum matches — a 1 in 2³² accident for any other file.
 pub fn is_tfrecord(path: &Path) -> bool {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-    let name = name.strip_suffix(".gz").unwrap_or(&name);
-    if [".tfr", ".tfrecord", ".tfrecords"].iter().any(|ext| name.ends_with(ext)) {
+    if has_tfrecord_extension(path) {
         return true;
     }
     let Ok(mut reader) = open_maybe_gz(path) else {
@@ -227,4 +225,12 @@ pub fn is_tfrecord(path: &Path) -> bool {
         }
     }
     u32::from_le_bytes([header[8], header[9], header[10], header[11]]) == masked_crc32c(&header[..8])
+}
+
+/// Whether the name of `path` ends in `.tfr`, `.tfrecord` or `.tfrecords`, optionally followed by
+/// `.gz` (case-insensitive): how an output's format is chosen.
+pub fn has_tfrecord_extension(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    [".tfr", ".tfrecord", ".tfrecords"].iter().any(|ext| name.ends_with(ext))
 }

@@ -38,7 +38,7 @@ mod samples;
 
 pub use crc::{crc32c, masked_crc32c};
 pub use example::{DecodeError, Example, Feature};
-pub use framing::{is_tfrecord, Compression, RecordReader, RecordWriter};
+pub use framing::{has_tfrecord_extension, is_tfrecord, Compression, RecordReader, RecordWriter};
 pub use pack::{merge_neighbors, pack_nbrs, PackConfig, PackReport};
 pub use samples::{
     read_embeddings, read_examples, read_packed, read_samples, write_samples, FeatureType, PackedSamples, ReadReport,
