@@ -201,3 +201,34 @@ pub fn pack_nbrs(
     })?;
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(features: &[(&str, Feature)]) -> Example {
+        Example { features: features.iter().map(|(k, v)| (k.to_string(), v.clone())).collect() }
+    }
+
+    #[test]
+    fn merge_follows_nsls_protobuf_calls_on_collisions() {
+        // A seed packed before: NSL's `.append` adds a second count and a second weight.
+        let seed = ex(&[
+            ("id", Feature::Bytes(vec![b"s".to_vec()])),
+            ("NL_num_nbrs", Feature::Int64(vec![1])),
+            ("NL_nbr_0_weight", Feature::Float(vec![0.25])),
+        ]);
+        // A neighbor with its own `weight` feature: copied over the edge weight of neighbor 1.
+        let a = ex(&[("id", Feature::Bytes(vec![b"a".to_vec()]))]);
+        let b = ex(&[("id", Feature::Bytes(vec![b"b".to_vec()])), ("weight", Feature::Int64(vec![7]))]);
+        let merged = merge_neighbors(&seed, &[(&a, 0.5), (&b, 0.75)]);
+        assert_eq!(merged.get("NL_num_nbrs"), Some(&Feature::Int64(vec![1, 2])));
+        assert_eq!(merged.get("NL_nbr_0_weight"), Some(&Feature::Float(vec![0.25, 0.5])));
+        assert_eq!(merged.get("NL_nbr_1_weight"), Some(&Feature::Int64(vec![7])));
+        assert_eq!(merged.get("NL_nbr_1_id"), Some(&Feature::Bytes(vec![b"b".to_vec()])));
+        // No neighbors: only the count is added.
+        let alone = merge_neighbors(&a, &[]);
+        assert_eq!(alone.features.len(), 2);
+        assert_eq!(alone.get("NL_num_nbrs"), Some(&Feature::Int64(vec![0])));
+    }
+}

@@ -33,7 +33,7 @@ pub struct ReadReport {
 }
 
 /// Every `tf.train.Example` of the TFRecord files `paths`, in order, as an iterator that reads one
-/// record at a time.
+/// record at a time. Each item is `(f, r, example)`: record `r` (0-based) of file `paths[f]`.
 ///
 /// # Errors
 /// Each item is an error for an unreadable file, a bad checksum, a truncated record or bytes that
