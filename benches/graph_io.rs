@@ -5,7 +5,7 @@
 //! cargo bench --bench graph_io
 //! ```
 
-use nsl::graph::{parquet, tsv, EdgeKind, NeighborGraph};
+use nsl::graph::{read_parquet_graph, read_tsv, write_parquet_graph, write_tsv, EdgeKind, NeighborGraph};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -63,11 +63,10 @@ fn main() {
     let pq = dir.path().join("graph.parquet");
     let ts = dir.path().join("graph.tsv");
 
-    let pq_write = best_of(|| parquet::write_graph(&graph, &pq).expect("write parquet"));
-    let pq_read = best_of(|| assert_eq!(parquet::read_graph(&pq).expect("read parquet").edge_count(), EDGES));
-    let tsv_write = best_of(|| tsv::write_tsv(&graph, &ts).expect("write tsv"));
-    let tsv_read =
-        best_of(|| assert_eq!(tsv::read_tsv(&ts, EdgeKind::Explicit).expect("read tsv").edge_count(), EDGES));
+    let pq_write = best_of(|| write_parquet_graph(&graph, &pq).expect("write parquet"));
+    let pq_read = best_of(|| assert_eq!(read_parquet_graph(&pq).expect("read parquet").edge_count(), EDGES));
+    let tsv_write = best_of(|| write_tsv(&graph, &ts).expect("write tsv"));
+    let tsv_read = best_of(|| assert_eq!(read_tsv(&ts, EdgeKind::Explicit).expect("read tsv").edge_count(), EDGES));
 
     println!("| format | write (s) | read (s) | file size (MiB) |");
     println!("|---|---|---|---|");

@@ -2,9 +2,9 @@
 //!
 //! Run with `cargo run --release --example cora_graph`.
 
-use nsl::data::linqs::read_content;
-use nsl::graph::linqs::{read_cites, UnknownIds};
-use nsl::graph::stats::{graph_stats, SampleInfo};
+use nsl::data::read_content;
+use nsl::graph::{graph_stats, SampleInfo};
+use nsl::graph::{read_cites, UnknownIds};
 use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -7,10 +7,10 @@
 //! cargo run --release --example cora_graph_reg -- 5 0.2 2       # seeds, multiplier, neighbors
 //! ```
 
-use nsl::data::linqs::read_content;
-use nsl::data::split::{split, SplitConfig, SplitMethod};
+use nsl::data::read_content;
+use nsl::data::{split, SplitConfig, SplitMethod};
 use nsl::eval::evaluate;
-use nsl::graph::linqs::{read_cites, UnknownIds};
+use nsl::graph::{read_cites, UnknownIds};
 use nsl::model::{build_model, ModelSpec};
 use nsl::neighbors::NeighborTable;
 use nsl::regularize::{DistanceConfig, GraphRegConfig};
@@ -21,7 +21,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arg = |i: usize, default: &str| std::env::args().nth(i).unwrap_or_else(|| default.to_string());
     let (seeds, multiplier, neighbors): (u64, f64, usize) =
         (arg(1, "3").parse()?, arg(2, "0.1").parse()?, arg(3, "1").parse()?);
-    nsl::train::set_threads(1); // small model: one thread is fastest on 2 cores
 
     let cora = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/cora");
     let papers = read_content(&cora.join("cora.content.gz"))?;
@@ -46,14 +45,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("seed  base acc  graph-reg acc  base s/epoch  graph-reg s/epoch");
     let (mut base_sum, mut reg_sum) = (0.0, 0.0);
     for seed in 0..seeds {
-        let config = TrainConfig { epochs: 100, batch_size: 128, seed, ..Default::default() };
+        let config = TrainConfig {
+            epochs: 100,
+            batch_size: 128,
+            seed,
+            threads: Some(1), // small model: one thread is fastest on 2 cores
+            ..Default::default()
+        };
         let run = |graph_reg: bool| -> Result<(f64, f64), Box<dyn std::error::Error>> {
             let (model, vars) = build_model(&spec, train.item_shape(), 7, seed, &candle_core::Device::Cpu)?;
             let mut trainer = Trainer::new(model.as_ref(), &vars, config.clone());
             if graph_reg {
                 trainer = trainer.with_graph(&table, &reg);
             }
-            let history = trainer.fit(&train, None, &mut |_, _, _| {})?;
+            let history = trainer.fit(&train, None)?;
             Ok((evaluate(model.as_ref(), &test, 1024)?.accuracy, history.steady_epoch_seconds().unwrap_or(0.0)))
         };
         let (base, base_s) = run(false)?;

@@ -5,10 +5,10 @@
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{linear, Linear, VarBuilder, VarMap};
-use nsl::data::linqs::read_content;
-use nsl::data::split::{split, SplitConfig};
+use nsl::data::read_content;
+use nsl::data::{split, SplitConfig};
 use nsl::eval::evaluate;
-use nsl::graph::linqs::{read_cites, UnknownIds};
+use nsl::graph::{read_cites, UnknownIds};
 use nsl::neighbors::NeighborTable;
 use nsl::regularize::GraphRegConfig;
 use nsl::train::{TrainConfig, Trainer};
@@ -43,8 +43,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let (neighbors, _) = NeighborTable::new(&train, Some(&test), &graph, 2)?;
     let reg = GraphRegConfig { multiplier: 0.1, max_neighbors: 2, ..Default::default() };
     let config = TrainConfig { epochs: 30, batch_size: 128, ..Default::default() };
-    let history =
-        Trainer::new(&model, &vars, config).with_graph(&neighbors, &reg).fit(&train, None, &mut |_, _, _| {})?;
+    let history = Trainer::new(&model, &vars, config).with_graph(&neighbors, &reg).fit(&train, None)?;
 
     let last = history.epochs.last().map_or(0.0, |e| e.accuracy);
     println!("train accuracy {last:.3}, test accuracy {:.3}", evaluate(&model, &test, 512)?.accuracy);

@@ -4,15 +4,14 @@
 //!
 //! Run with `cargo run --release --example mnist_adversarial` (`nsl demo` does the same, with pictures).
 
-use nsl::data::idx::{read_idx, IdxOptions};
-use nsl::eval::attack::{accuracy_on, adversarial_examples, Attack, AttackConfig};
+use nsl::data::{read_idx, IdxOptions};
+use nsl::eval::{accuracy_on, adversarial_examples, Attack, AttackConfig};
 use nsl::model::{build_model, ModelSpec};
 use nsl::regularize::{AdvNeighborConfig, AdvRegConfig, NormType};
 use nsl::train::{TrainConfig, Trainer};
 use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    nsl::train::set_threads(1);
     let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/mnist");
     let read =
         |images: &str, labels: &str| read_idx(&mnist.join(images), Some(&mnist.join(labels)), &IdxOptions::default());
@@ -20,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let test = read("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")?;
 
     let spec: ModelSpec = "mlp:256,128".parse::<ModelSpec>()?.with_dropout(0.0);
-    let config = TrainConfig { epochs: 5, batch_size: 32, ..Default::default() };
+    let config = TrainConfig { epochs: 5, batch_size: 32, threads: Some(1), ..Default::default() };
     // NSL's tutorial: multiplier 0.2, FGSM step 0.2 in L∞.
     let adv = AdvRegConfig {
         multiplier: 0.2,
@@ -29,10 +28,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let (base, base_vars) = build_model(&spec, train.item_shape(), 10, 0, &candle_core::Device::Cpu)?;
-    Trainer::new(base.as_ref(), &base_vars, config.clone()).fit(&train, None, &mut |_, _, _| {})?;
+    Trainer::new(base.as_ref(), &base_vars, config.clone()).fit(&train, None)?;
     // Independent starting weights (seed 1000), as NSL's tutorial's two models have.
     let (robust, robust_vars) = build_model(&spec, train.item_shape(), 10, 1000, &candle_core::Device::Cpu)?;
-    Trainer::new(robust.as_ref(), &robust_vars, config).with_adversarial(&adv).fit(&train, None, &mut |_, _, _| {})?;
+    Trainer::new(robust.as_ref(), &robust_vars, config).with_adversarial(&adv).fit(&train, None)?;
 
     let attack =
         AttackConfig { attack: Attack::Fgsm, norm: NormType::Infinity, epsilon: 0.2, clip: Some((0.0, 1.0)), seed: 0 };

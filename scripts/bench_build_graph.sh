@@ -8,7 +8,8 @@
 # peak RSS is its own; then, if target/release/nsl has the commands, the CLI end to end on the
 # 1,000,000 x 64 data (generate-embeddings + build-graph, Parquet in and out).
 # Environment: OUT (results directory, default target/bench_build_graph), LSH_100K / LSH_1M
-# (LSH settings, e.g. "7x11,8x10"), RAYON_NUM_THREADS.
+# (LSH settings, e.g. "7x11,8x10"), CLI_LSH (the CLI run's SPLITSxROUNDS, default 10x18),
+# SPARK_ROWS (also run scripts/spark/build_graph.py in local[2] on that many rows), RAYON_NUM_THREADS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-target/bench_build_graph}
@@ -43,4 +44,25 @@ if [ -x "$nsl" ] && "$nsl" build-graph --help >/dev/null 2>&1; then
     >"$out/cli_1m.json" 2>"$out/cli_1m.err"
   echo "## cli build-graph 1M x 64 LSH $splits (peak RSS $(peak "$out/cli_1m.err"))"
   cat "$out/cli_1m.json"
+  # Issue 13's target: end to end within 1.3x the search phase; and the bucket skew.
+  python3 - "$out/cli_1m.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+b = r["build"]
+search, total = b["phases"]["search"], r["total_seconds"]
+print(f"1M LSH end to end {total:.1f} s = {total / search:.2f} x its search phase ({search:.1f} s); "
+      f"read {r['read_seconds']:.1f} s, assemble {b['phases']['assemble']:.1f} s, write {r['write_seconds']:.1f} s; "
+      f"largest bucket {b.get('largest_bucket', '?')} rows, {b['compared_pairs']} pairs compared")
+PY
+fi
+
+# The Spark job on the same settings (SPARK_ROWS rows, local[2]), when PySpark and java are there.
+if [ -n "${SPARK_ROWS:-}" ] && [ -x "$nsl" ] && python3 -c 'import pyspark' 2>/dev/null && command -v java >/dev/null; then
+  sdata=$out/synth_n${SPARK_ROWS}_d64.parquet
+  [ -f "$sdata" ] || "$nsl" generate-embeddings --n "$SPARK_ROWS" --dim 64 --seed 1 --output "$sdata"
+  rm -rf "$out/spark_graph"
+  splits=${CLI_LSH:-10x18}
+  echo "## spark build_graph.py ${SPARK_ROWS} x 64 LSH ${CLI_LSH:-10x18}, local[2]"
+  PATH="$PWD/target/release:$PATH" python3 scripts/spark/build_graph.py --master 'local[2]' --input "$sdata" \
+    --output "$out/spark_graph" --threshold 0.9 --lsh-splits "${splits%x*}" --lsh-rounds "${splits#*x}" 2>/dev/null
 fi

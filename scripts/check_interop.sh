@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Checks that files written by nsl open as they are in the Python ecosystem: the Parquet samples and
 # graph tables in pyarrow (with the documented schemas and metadata) and the GraphML export in networkx,
-# with the counts nsl reports. Uses the debug binary (`cargo build` first); skips, loudly, if
+# with the counts nsl reports. Uses the release binary (`cargo build --release` first, which the test run has already done); skips, loudly, if
 # pyarrow/networkx are not installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q
-nsl=target/debug/nsl
+cargo build --release -q
+nsl=target/release/nsl
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

@@ -6,8 +6,50 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     tune_malloc();
+    remove_temp_files_on_signals();
     cli::main()
 }
+
+/// On `SIGINT` (Ctrl-C), `SIGTERM` and `SIGHUP`, removes the temporary files and staging
+/// directories of outputs being written (`nsl::io::remove_live_temp_files_and_exit`) and exits with
+/// 128 + the signal number (130, 143, 129), as a shell reports a process killed by the signal.
+///
+/// Removing files takes a lock and allocates, which a signal handler must not do; so the signals
+/// are blocked here, before any other thread exists (threads inherit the mask), and one thread
+/// waits for them with `sigwait` and cleans up as ordinary code. A signal the parent set to be
+/// ignored (`nohup`) stays ignored: a blocked, ignored signal is discarded, never delivered.
+#[cfg(unix)]
+fn remove_temp_files_on_signals() {
+    // SAFETY: plain libc calls on a local, initialized signal set; no other thread exists yet.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, signal);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        set
+    };
+    let spawned = std::thread::Builder::new().name("signals".into()).spawn(move || loop {
+        let mut signal: libc::c_int = 0;
+        // SAFETY: `set` is a valid signal set and `signal` a valid out-pointer.
+        if unsafe { libc::sigwait(&set, &mut signal) } == 0 {
+            nsl::io::remove_live_temp_files_and_exit(128 + signal);
+        }
+    });
+    if spawned.is_err() {
+        // Without the waiting thread, let the signals act as usual (terminate the process).
+        // SAFETY: as above.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn remove_temp_files_on_signals() {}
 
 /// Keeps freed memory in the process instead of returning it to the kernel after every training
 /// step. glibc serves blocks above 128 KiB with `mmap` and trims the heap's free top, so the

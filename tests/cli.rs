@@ -178,16 +178,139 @@ fn bad_input_fails_with_the_file_and_place() {
     std::fs::write(&config, "samples = 'x.csv'\nepochz = 3\n").unwrap();
     let err = fails(&["train", "--config", config.to_str().unwrap()]);
     assert!(err.contains("run.toml") && err.contains("epochz"), "{err}");
-    let err = fails(&["train", "--samples", csv.to_str().unwrap(), "--graph", &g, "--graph-reg", "multiplier=-1"]);
-    assert!(err.contains("multiplier"), "{err}");
+    std::fs::write(&config, "graph_reg = 'multiplier=-1'\n").unwrap();
+    let err = fails(&["train", "--config", config.to_str().unwrap()]);
+    assert!(err.contains("run.toml") && err.contains("graph-reg multiplier"), "{err}");
     let err = fails(&["evaluate", "--run", &p(dir.path(), "no-such-run"), "--samples", csv.to_str().unwrap()]);
     assert!(err.contains("model.json"), "{err}");
+}
+
+/// Runs `nsl`, expects a usage error (status 2), and returns standard error.
+fn usage_error(args: &[&str]) -> String {
+    let out = nsl(args);
+    assert_eq!(out.status.code(), Some(2), "nsl {args:?} should be a usage error");
+    String::from_utf8(out.stderr).unwrap()
 }
 
 #[test]
 fn usage_errors_exit_with_2() {
     assert_eq!(nsl(&["graph", "export", "x", "--format", "pdf", "--output", "y"]).status.code(), Some(2));
     assert_eq!(nsl(&["no-such-command"]).status.code(), Some(2));
+    // Bad values of the flags with a fixed set of choices, or a small language, are caught by the
+    // parser, and the message lists what is allowed.
+    let eval = ["evaluate", "--run", "r", "--samples", "s.csv"];
+    let err = usage_error(&[&eval[..], &["--attack", "cw"]].concat());
+    assert!(err.contains("fgsm") && err.contains("pgd"), "{err}");
+    let err = usage_error(&[&eval[..], &["--attack", "fgsm", "--norm", "l3"]].concat());
+    assert!(err.contains("inf") && err.contains("l2") && err.contains("l1"), "{err}");
+    let err = usage_error(&[&eval[..], &["--clip", "1:0"]].concat());
+    assert!(err.contains("MIN:MAX"), "{err}");
+    let err = usage_error(&["train", "--samples", "s.csv", "--optimizer", "rmsprop"]);
+    assert!(err.contains("adam") && err.contains("sgd"), "{err}");
+    let err = usage_error(&["train", "--samples", "s.csv", "--model", "rnn"]);
+    assert!(err.contains("mlp[:UNITS,…] or cnn[:FILTERS,…]"), "{err}");
+    let err = usage_error(&["train", "--samples", "s.csv", "--graph-reg", "multiplier=-1"]);
+    assert!(err.contains("graph-reg multiplier") && err.contains("≥ 0"), "{err}");
+    let err = usage_error(&["train", "--samples", "s.csv", "--adv-reg", "norm=l3"]);
+    assert!(err.contains("`norm` in --adv-reg") && err.contains("l1, l2 or inf"), "{err}");
+    // The library's aliases are accepted: this fails later, on the missing run.
+    let err = fails(&[&eval[..], &["--attack", "fgsm", "--norm", "linf"]].concat());
+    assert!(err.contains("model.json"), "{err}");
+}
+
+/// The run's `model.json`.
+fn model_json(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("model.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn config_file_settings_under_flags_over_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = toy_csv(dir.path());
+    let run = dir.path().join("run");
+    let config = dir.path().join("run.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "samples = {:?}\nout = {:?}\nepochs = 3\nseed = 5\noptimizer = 'sgd'\nmodel = 'mlp:4'\n\
+             adv_reg = 'multiplier=0.3,step-size=0.05'\nstrict = true\n",
+            csv.to_str().unwrap(),
+            run.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&ok(&["train", "--config", config.to_str().unwrap(), "--epochs", "2", "--json"])).unwrap();
+    // The flag beats the file.
+    assert_eq!(summary["epochs"], 2);
+    // The file beats the defaults (seed 0, adam, mlp:50,50) ...
+    let meta = model_json(&run);
+    assert_eq!(meta["seed"], 5);
+    assert_eq!(summary["model"], "mlp:4");
+    let training = &meta["training"];
+    assert_eq!(training["config"]["optimizer"], serde_json::json!({ "type": "sgd", "learning_rate": 0.01 }));
+    assert_eq!(training["adv_reg"]["multiplier"], 0.3);
+    // ... and what neither sets comes from the library's defaults.
+    assert_eq!(training["config"]["batch_size"], 32);
+    assert_eq!(training["adv_reg"]["neighbor"]["pgd_iterations"], 1);
+    // A flag also beats the file for the settings parsed from text.
+    ok(&["train", "--config", config.to_str().unwrap(), "--adv-reg", "multiplier=0.1", "--optimizer", "adam"]);
+    let training = &model_json(&run)["training"];
+    assert_eq!(training["adv_reg"]["multiplier"], 0.1);
+    assert_eq!(training["adv_reg"]["neighbor"]["step_size"], 0.001);
+    assert_eq!(training["config"]["optimizer"], serde_json::json!({ "type": "adam", "learning_rate": 0.001 }));
+}
+
+#[test]
+fn model_json_records_the_adversarial_regularization() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = toy_csv(dir.path());
+    let csv = csv.to_str().unwrap();
+    let (plain, adv) = (dir.path().join("plain"), dir.path().join("adv"));
+    let train = ["train", "--samples", csv, "--model", "mlp:4", "--epochs", "1"];
+    ok(&[&train[..], &["--out", plain.to_str().unwrap()]].concat());
+    ok(&[&train[..], &["--out", adv.to_str().unwrap(), "--adv-reg", "step-size=0.2,norm=inf,loss=kl"]].concat());
+    assert_eq!(model_json(&plain)["training"]["adv_reg"], serde_json::Value::Null);
+    let record = &model_json(&adv)["training"]["adv_reg"];
+    assert_eq!(record["multiplier"], 0.2);
+    assert_eq!(record["neighbor"]["step_size"], 0.2);
+    assert_eq!(record["neighbor"]["grad_norm"], "infinity");
+    assert_eq!(record["loss"]["distance"]["distance"], "kl_divergence");
+}
+
+#[test]
+fn predict_quotes_ids_and_class_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("id,a,b,label\n");
+    for i in 0..20 {
+        let (x, label) = if i % 2 == 0 { (1.0, "\"cat, big\"") } else { (-1.0, "dog") };
+        text.push_str(&format!("\"n,{i}\",{x},{},{label}\n", (i as f32).cos()));
+    }
+    let csv = dir.path().join("pets.csv");
+    std::fs::write(&csv, text).unwrap();
+    let run = p(dir.path(), "run");
+    ok(&["train", "--samples", csv.to_str().unwrap(), "--model", "mlp:4", "--epochs", "2", "--out", &run]);
+    let output = p(dir.path(), "predictions.csv");
+    ok(&["predict", "--run", &run, "--samples", csv.to_str().unwrap(), "--output", &output]);
+    let mut reader = csv::Reader::from_path(&output).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let mut classes = vec!["p_cat, big".to_string(), "p_dog".to_string()];
+    classes.sort();
+    let mut found = header[2..].to_vec();
+    found.sort();
+    assert_eq!((&header[..2], found), (&["id".to_string(), "prediction".to_string()][..], classes));
+    let rows: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().unwrap();
+    assert_eq!(rows.len(), 20);
+    assert_eq!(&rows[0][0], "n,0");
+    for row in &rows {
+        assert_eq!(row.len(), 4, "{row:?}");
+        assert!(["cat, big", "dog"].contains(&&row[1]), "{row:?}");
+    }
+    // Standard output gets the same table.
+    assert_eq!(
+        ok(&["predict", "--run", &run, "--samples", csv.to_str().unwrap()]),
+        std::fs::read_to_string(&output).unwrap()
+    );
 }
 
 #[test]

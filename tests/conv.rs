@@ -283,6 +283,7 @@ fn bad_shapes_are_errors() -> Result<()> {
     assert!(msg(conv.forward_relu_pool(&random(&[2, 3, 8, 8], 23)?, 7)).contains("does not fit"));
     assert!(fast_max_pool2d(&random(&[1, 1, 1, 5], 19)?, 2).is_err());
     assert!(fast_max_pool2d(&random(&[1, 1, 4, 4], 20)?, 0).is_err());
+    assert!(msg(fast_max_pool2d(&random(&[1, 1, 20, 20], 24)?, 17)).contains("pool size 17"));
     Ok(())
 }
 
@@ -352,6 +353,46 @@ fn max_pool_hand_computed() -> Result<()> {
     let tie = Var::new(&[[[[7f32, 7.0], [7.0, 7.0]]]], &dev)?;
     let g = fast_max_pool2d(tie.as_tensor(), 2)?.sum_all()?.backward()?;
     assert_eq!(g.get(tie.as_tensor()).unwrap().flatten_all()?.to_vec1::<f32>()?, [1.0, 0.0, 0.0, 0.0]);
+    Ok(())
+}
+
+/// Values `(k + 0.5) / 4` for integers `k` in `[-8, 8)` from `seed`: many ties within pool
+/// windows, and no zeros (where candle's ReLU gradient, 1, differs from the fused one, 0).
+fn tied(shape: &[usize], seed: u64) -> Result<Tensor> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| (rng.random_range(-8i32..8) as f32 + 0.5) / 4.0).collect();
+    Tensor::from_vec(values, shape, &Device::Cpu)
+}
+
+#[test]
+fn max_pool_matches_the_fused_pool_exactly() -> Result<()> {
+    // A 1×1 identity convolution without bias passes x through unchanged (1·x + 0·others is exact),
+    // so `forward_relu_pool` pools x and applies the ReLU: `fast_max_pool2d(relu(x))` must give the
+    // same values and send the gradient to the same elements (each window's first maximum), ties
+    // included. Pools of 2 (the unrolled kernel) and 3, with trailing rows and columns dropped.
+    let dev = Device::Cpu;
+    for (i, (shape, size)) in [([2, 3, 9, 11], 2), ([1, 2, 10, 7], 3), ([3, 1, 4, 5], 2)].into_iter().enumerate() {
+        let seed = 900 + 10 * i as u64;
+        let x = Var::from_tensor(&tied(&shape, seed)?)?;
+        let eye = Tensor::eye(shape[1], DType::F32, &dev)?.reshape((shape[1], shape[1], 1, 1))?;
+        let fused = FastConv2d::new(eye, None)?.forward_relu_pool(x.as_tensor(), size)?;
+        let separate = fast_max_pool2d(&x.as_tensor().relu()?, size)?;
+        assert_eq!(fused.dims(), separate.dims());
+        let values = fused.flatten_all()?.to_vec1::<f32>()?;
+        assert_eq!(values, separate.flatten_all()?.to_vec1::<f32>()?, "pool output {shape:?}");
+        let r = random(fused.dims(), seed + 1)?;
+        let grad = |ys: &Tensor| -> Result<Vec<f32>> {
+            let grads = (ys * &r)?.sum_all()?.backward()?;
+            grads.get(x.as_tensor()).expect("x has a gradient").flatten_all()?.to_vec1::<f32>()
+        };
+        let (g_fused, g_separate) = (grad(&fused)?, grad(&separate)?);
+        assert_eq!(g_fused, g_separate, "pool ∂x {shape:?}");
+        // One gradient value per window whose maximum is positive, none elsewhere.
+        let positive = values.iter().filter(|v| **v > 0.0).count();
+        assert!(positive > 0);
+        assert_eq!(g_fused.iter().filter(|g| **g != 0.0).count(), positive, "pool ∂x {shape:?}");
+    }
     Ok(())
 }
 

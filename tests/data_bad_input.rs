@@ -5,8 +5,8 @@ use arrow::array::{ArrayRef, Float32Array, Float64Array, Int64Array, ListArray, 
 use arrow::datatypes::Float64Type;
 use arrow::record_batch::RecordBatch;
 use ndarray::array;
-use nsl::data::idx::{read_idx, IdxOptions};
-use nsl::data::{self, csv::read_csv, linqs::read_content, parquet, DataError, Dataset, SampleColumns};
+use nsl::data::{self, read_content, read_csv, read_parquet_samples, write_samples, DataError, Dataset, SampleColumns};
+use nsl::data::{read_idx, IdxOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -75,7 +75,7 @@ fn empty_files() {
     let csv = fx.file("empty.csv", "");
     assert_error(read_csv(&csv, &defaults()), &csv, &["empty", "header"]);
     let pq = fx.file("empty.parquet", "");
-    assert_error(parquet::read_samples(&pq, &defaults()), &pq, &["empty"]);
+    assert_error(read_parquet_samples(&pq, &defaults()), &pq, &["empty"]);
     // The dispatcher sees no magic and no known extension: CSV, which says the file is empty.
     assert_error(data::read_samples(&pq, &defaults()), &pq, &["empty"]);
     let gz_of_nothing = fx.file("empty.content.gz", gzip(b""));
@@ -209,15 +209,15 @@ fn parquet_missing_required_column() {
     let path =
         fx.parquet("no-id.parquet", vec![("key", id_column(&["a"])), ("features", list_column(vec![vec![1.0]]))]);
     assert_error(
-        parquet::read_samples(&path, &defaults()),
+        read_parquet_samples(&path, &defaults()),
         &path,
         &["column `id`", "missing required column", "columns present: key (Utf8), features (List("],
     );
     let named = SampleColumns { features: vec!["embedding".into()], ..defaults() };
     let with_id = fx.parquet("no-emb.parquet", vec![("id", id_column(&["a"])), ("x", id_column(&["1"]))]);
-    assert_error(parquet::read_samples(&with_id, &named), &with_id, &["column `embedding`", "columns present: id"]);
+    assert_error(read_parquet_samples(&with_id, &named), &with_id, &["column `embedding`", "columns present: id"]);
     // Nothing usable as features at all.
-    assert_error(parquet::read_samples(&with_id, &defaults()), &with_id, &["no feature columns", "x (Utf8)"]);
+    assert_error(read_parquet_samples(&with_id, &defaults()), &with_id, &["no feature columns", "x (Utf8)"]);
 }
 
 #[test]
@@ -228,14 +228,14 @@ fn parquet_wrong_types() {
         vec![("id", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef), ("features", list_column(vec![vec![1.0]]))],
     );
     assert_error(
-        parquet::read_samples(&float_ids, &defaults()),
+        read_parquet_samples(&float_ids, &defaults()),
         &float_ids,
         &["column `id`", "has type Float64", "expected utf8, large_utf8 or an integer type"],
     );
     let text_features =
         fx.parquet("text-features.parquet", vec![("id", id_column(&["a"])), ("features", id_column(&["1 2"]))]);
     assert_error(
-        parquet::read_samples(&text_features, &defaults()),
+        read_parquet_samples(&text_features, &defaults()),
         &text_features,
         &["column `features`", "has type Utf8", "expected list, large_list or fixed_size_list of float32/float64"],
     );
@@ -247,7 +247,7 @@ fn parquet_wrong_types() {
             ("label", Arc::new(Float32Array::from(vec![1.0])) as ArrayRef),
         ],
     );
-    assert_error(parquet::read_samples(&float_labels, &defaults()), &float_labels, &["column `label`", "Float32"]);
+    assert_error(read_parquet_samples(&float_labels, &defaults()), &float_labels, &["column `label`", "Float32"]);
     let columns = SampleColumns { features: vec!["x".into(), "name".into()], ..defaults() };
     let scalars = fx.parquet(
         "scalars.parquet",
@@ -257,7 +257,7 @@ fn parquet_wrong_types() {
             ("name", id_column(&["n"])),
         ],
     );
-    assert_error(parquet::read_samples(&scalars, &columns), &scalars, &["column `name`", "Utf8", "integer or float"]);
+    assert_error(read_parquet_samples(&scalars, &columns), &scalars, &["column `name`", "Utf8", "integer or float"]);
 }
 
 #[test]
@@ -271,7 +271,7 @@ fn parquet_features_of_different_lengths() {
         ],
     );
     assert_error(
-        parquet::read_samples(&path, &defaults()),
+        read_parquet_samples(&path, &defaults()),
         &path,
         &["row 2, column `features`", "found 1 feature values, expected 2"],
     );
@@ -285,7 +285,7 @@ fn parquet_non_finite_features() {
         vec![("id", id_column(&["a", "b"])), ("features", list_column(vec![vec![1.0, 2.0], vec![3.0, f64::NAN]]))],
     );
     assert_error(
-        parquet::read_samples(&nan, &defaults()),
+        read_parquet_samples(&nan, &defaults()),
         &nan,
         &["row 1, column `features[1]`", "value NaN is not finite"],
     );
@@ -295,7 +295,7 @@ fn parquet_non_finite_features() {
         vec![("id", id_column(&["a"])), ("x", Arc::new(Float64Array::from(vec![1e300])) as ArrayRef)],
     );
     assert_error(
-        parquet::read_samples(&huge, &defaults()),
+        read_parquet_samples(&huge, &defaults()),
         &huge,
         &["row 0, column `x`", "value 1e300 is beyond the f32 range"],
     );
@@ -306,7 +306,7 @@ fn parquet_non_finite_features() {
             ("y", Arc::new(Float32Array::from(vec![0.0, f32::NEG_INFINITY])) as ArrayRef),
         ],
     );
-    assert_error(parquet::read_samples(&inf, &defaults()), &inf, &["row 1, column `y`", "-inf"]);
+    assert_error(read_parquet_samples(&inf, &defaults()), &inf, &["row 1, column `y`", "-inf"]);
 }
 
 #[test]
@@ -319,7 +319,7 @@ fn parquet_nulls_duplicates_and_negative_labels() {
             ("features", list_column(vec![vec![1.0], vec![2.0]])),
         ],
     );
-    assert_error(parquet::read_samples(&null_id, &defaults()), &null_id, &["row 1, column `id`", "null"]);
+    assert_error(read_parquet_samples(&null_id, &defaults()), &null_id, &["row 1, column `id`", "null"]);
     let null_value = fx.parquet(
         "null-value.parquet",
         vec![
@@ -333,16 +333,12 @@ fn parquet_nulls_duplicates_and_negative_labels() {
             ),
         ],
     );
-    assert_error(
-        parquet::read_samples(&null_value, &defaults()),
-        &null_value,
-        &["row 1, column `features[0]`", "null"],
-    );
+    assert_error(read_parquet_samples(&null_value, &defaults()), &null_value, &["row 1, column `features[0]`", "null"]);
     let dup = fx.parquet(
         "dup.parquet",
         vec![("id", id_column(&["a", "b", "a"])), ("features", list_column(vec![vec![1.0], vec![2.0], vec![3.0]]))],
     );
-    assert_error(parquet::read_samples(&dup, &defaults()), &dup, &["duplicate id `a`", "rows 0 and 2"]);
+    assert_error(read_parquet_samples(&dup, &defaults()), &dup, &["duplicate id `a`", "rows 0 and 2"]);
     let negative = fx.parquet(
         "neg.parquet",
         vec![
@@ -351,34 +347,30 @@ fn parquet_nulls_duplicates_and_negative_labels() {
             ("label", Arc::new(Int64Array::from(vec![0, -2])) as ArrayRef),
         ],
     );
-    assert_error(
-        parquet::read_samples(&negative, &defaults()),
-        &negative,
-        &["row 1, column `label`", "-2", "negative"],
-    );
+    assert_error(read_parquet_samples(&negative, &defaults()), &negative, &["row 1, column `label`", "-2", "negative"]);
 }
 
 #[test]
 fn parquet_not_a_parquet_file() {
     let fx = Fixtures::new();
     let path = fx.file("fake.parquet", "id,x\na,1\n");
-    assert_error(parquet::read_samples(&path, &defaults()), &path, &["not a readable Parquet file"]);
+    assert_error(read_parquet_samples(&path, &defaults()), &path, &["not a readable Parquet file"]);
 }
 
 #[test]
 fn parquet_writer_leaves_nothing_on_failure() {
     let fx = Fixtures::new();
     let ds = Dataset::new(vec!["a".into()], array![[1.0, 2.0]], vec![2], None, None).unwrap();
-    // The target is an existing directory: the final rename fails after the data was written.
+    // The target is an existing directory: an error naming it before anything is written.
     let target = fx.0.path().join("taken");
     std::fs::create_dir(&target).unwrap();
-    assert_error(parquet::write_samples(&ds, &target), &target, &[]);
+    assert_error(write_samples(&ds, &target), &target, &[]);
     let entries: Vec<_> = std::fs::read_dir(fx.0.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(entries, ["taken"], "a temporary file was left behind");
     assert!(std::fs::read_dir(&target).unwrap().next().is_none());
     // A missing directory: nothing can be created.
     let nowhere = fx.0.path().join("missing").join("out.parquet");
-    assert_error(parquet::write_samples(&ds, &nowhere), &nowhere, &[]);
+    assert_error(write_samples(&ds, &nowhere), &nowhere, &[]);
     assert!(!nowhere.exists());
 }
 
@@ -387,12 +379,12 @@ fn parquet_writer_keeps_an_existing_file_on_failure() {
     let fx = Fixtures::new();
     let ds = Dataset::new(vec!["a".into()], array![[1.0]], vec![1], None, None).unwrap();
     let path = fx.0.path().join("kept.parquet");
-    parquet::write_samples(&ds, &path).unwrap();
+    write_samples(&ds, &path).unwrap();
     let before = std::fs::read(&path).unwrap();
     // Parquet cannot hold more than i32::MAX values per fixed_size_list: too wide to write, so
     // nothing is touched (checked before any file is created).
     let wide = Dataset::new(vec![], ndarray::Array2::zeros((0, 1usize << 31)), vec![1 << 31], None, None).unwrap();
-    let error = parquet::write_samples(&wide, &path).unwrap_err();
+    let error = write_samples(&wide, &path).unwrap_err();
     assert!(error.to_string().contains("fixed_size_list"), "{error}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
     assert_eq!(std::fs::read_dir(fx.0.path()).unwrap().count(), 1);

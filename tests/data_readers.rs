@@ -4,9 +4,9 @@ use arrow::array::{ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array,
 use arrow::datatypes::{DataType, Float64Type, Schema};
 use arrow::record_batch::RecordBatch;
 use ndarray::{array, Array2};
-use nsl::data::idx::{read_idx, IdxOptions};
-use nsl::data::split::{split, split_indices, SplitConfig, SplitMethod};
-use nsl::data::{self, csv::read_csv, linqs::read_content, parquet, Dataset, SampleColumns};
+use nsl::data::{self, read_content, read_csv, read_parquet_samples, write_samples, Dataset, SampleColumns};
+use nsl::data::{read_idx, IdxOptions};
+use nsl::data::{split, split_indices, SplitConfig, SplitMethod};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -160,8 +160,8 @@ fn parquet_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.parquet");
     let ds = tiny_dataset();
-    parquet::write_samples(&ds, &path).unwrap();
-    assert_eq!(parquet::read_samples(&path, &SampleColumns::default()).unwrap(), ds);
+    write_samples(&ds, &path).unwrap();
+    assert_eq!(read_parquet_samples(&path, &SampleColumns::default()).unwrap(), ds);
     assert_eq!(data::read_samples(&path, &SampleColumns::default()).unwrap(), ds);
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, ["tiny.parquet"]);
@@ -174,8 +174,8 @@ fn parquet_round_trip_without_labels_over_several_batches() {
     let n = 40_000;
     let features = Array2::from_shape_fn((n, 3), |(i, j)| (i * 3 + j) as f32 * 0.5);
     let ds = Dataset::new((0..n).map(|i| format!("s{i}")).collect(), features, vec![3], None, None).unwrap();
-    parquet::write_samples(&ds, &path).unwrap();
-    let back = parquet::read_samples(&path, &SampleColumns::default()).unwrap();
+    write_samples(&ds, &path).unwrap();
+    let back = read_parquet_samples(&path, &SampleColumns::default()).unwrap();
     assert_eq!(back, ds);
     assert_eq!(back.row(39_999).to_vec(), vec![59_998.5, 59_999.0, 59_999.5]);
 }
@@ -185,8 +185,8 @@ fn parquet_empty_dataset_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("empty.parquet");
     let ds = Dataset::new(vec![], Array2::zeros((0, 4)), vec![2, 2], Some(vec![]), Some(vec!["x".into()])).unwrap();
-    parquet::write_samples(&ds, &path).unwrap();
-    assert_eq!(parquet::read_samples(&path, &SampleColumns::default()).unwrap(), ds);
+    write_samples(&ds, &path).unwrap();
+    assert_eq!(read_parquet_samples(&path, &SampleColumns::default()).unwrap(), ds);
 }
 
 #[test]
@@ -207,14 +207,14 @@ fn parquet_float64_list_features_and_integer_ids() {
         ],
     );
     let named = SampleColumns { features: vec!["embedding".into()], ..SampleColumns::default() };
-    let ds = parquet::read_samples(&path, &named).unwrap();
+    let ds = read_parquet_samples(&path, &named).unwrap();
     assert_eq!(ds.ids(), ["10", "-3", "7"]);
     assert_eq!(ds.item_shape(), [2]);
     assert_eq!(ds.features(), array![[0.5, -1.0], [2.0, 1e-3], [0.0, 4.25]]);
     assert_eq!(ds.class_names().unwrap(), ["cat", "dog"]);
     assert_eq!(ds.labels(), Some(&[1, 0, 1][..]));
     // Without a `features` column or numeric scalars, the table's only list column is the features.
-    assert_eq!(parquet::read_samples(&path, &SampleColumns::default()).unwrap(), ds);
+    assert_eq!(read_parquet_samples(&path, &SampleColumns::default()).unwrap(), ds);
 }
 
 #[test]
@@ -233,13 +233,13 @@ fn parquet_named_scalar_columns() {
         ],
     );
     let columns = SampleColumns { label: "class".into(), ..SampleColumns::default() };
-    let ds = parquet::read_samples(&path, &columns).unwrap();
+    let ds = read_parquet_samples(&path, &columns).unwrap();
     // Every numeric column but the id and label, in table order; the string `name` is not numeric.
     assert_eq!(ds.features(), array![[0.5, 3.0, 0.25], [1.5, -4.0, 8.0]]);
     assert_eq!(ds.labels(), Some(&[1, 0][..]));
     assert_eq!(ds.class_names(), None);
     let picked = SampleColumns { features: vec!["x3".into(), "x1".into()], ..SampleColumns::default() };
-    let ds = parquet::read_samples(&path, &picked).unwrap();
+    let ds = read_parquet_samples(&path, &picked).unwrap();
     assert_eq!(ds.features(), array![[0.25, 0.5], [8.0, 1.5]]);
     assert_eq!(ds.labels(), None, "no `label` column");
 }
@@ -269,7 +269,7 @@ fn parquet_reads_item_shape_and_class_names_metadata() {
         ::parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
-    let ds = parquet::read_samples(&path, &SampleColumns::default()).unwrap();
+    let ds = read_parquet_samples(&path, &SampleColumns::default()).unwrap();
     assert_eq!(ds.item_shape(), [2, 2]);
     assert_eq!(ds.class_names().unwrap(), ["a", "b", "c"]);
     assert_eq!(ds.labels(), Some(&[2][..]));
@@ -279,7 +279,7 @@ fn parquet_reads_item_shape_and_class_names_metadata() {
 fn parquet_writer_schema_and_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.parquet");
-    parquet::write_samples(&tiny_dataset(), &path).unwrap();
+    write_samples(&tiny_dataset(), &path).unwrap();
     let file = std::fs::File::open(&path).unwrap();
     let builder = ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
     let schema = builder.schema();

@@ -2,10 +2,9 @@
 //! leave no file behind.
 
 use arrow::array::{ArrayRef, Float32Array, Int32Array, RecordBatch, StringArray};
-use nsl::graph::export::{export, ExportFormat};
-use nsl::graph::linqs::{read_cites, UnknownIds};
-use nsl::graph::parquet as graph_pq;
-use nsl::graph::{tsv, EdgeKind, GraphError, NeighborGraph};
+use nsl::graph::{export, ExportFormat};
+use nsl::graph::{read_cites, UnknownIds};
+use nsl::graph::{read_tsv, write_tsv, EdgeKind, GraphError, NeighborGraph};
 use parquet::arrow::ArrowWriter;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,10 +48,10 @@ fn files_in(dir: &Path) -> Vec<String> {
 #[test]
 fn empty_tsv_is_an_empty_graph() {
     let (_dir, path) = file("empty.tsv", b"");
-    let g = tsv::read_tsv(&path, EdgeKind::Explicit).unwrap();
+    let g = read_tsv(&path, EdgeKind::Explicit).unwrap();
     assert_eq!((g.node_count(), g.edge_count()), (0, 0));
     let (_dir, path) = file("comments.tsv", b"# nothing here\n\n");
-    assert_eq!(tsv::read_tsv(&path, EdgeKind::Explicit).unwrap().edge_count(), 0);
+    assert_eq!(read_tsv(&path, EdgeKind::Explicit).unwrap().edge_count(), 0);
 }
 
 #[test]
@@ -63,7 +62,7 @@ fn truncated_gzip_tsv_names_the_file() {
     }
     let full = gzip(&text);
     let (_dir, path) = file("cut.tsv.gz", &full[..full.len() / 2]);
-    let err = tsv::read_tsv(&path, EdgeKind::Explicit).unwrap_err();
+    let err = read_tsv(&path, EdgeKind::Explicit).unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, GraphError::Io { .. }), "{err:?}");
     assert!(message.contains("cut.tsv.gz"), "{message}");
@@ -73,7 +72,7 @@ fn truncated_gzip_tsv_names_the_file() {
 #[test]
 fn tsv_non_numeric_weight() {
     let (_dir, path) = file("w.tsv", b"a\tb\t0.5\n# comment\na\tc\tabc\n");
-    let err = tsv::read_tsv(&path, EdgeKind::Explicit).unwrap_err();
+    let err = read_tsv(&path, EdgeKind::Explicit).unwrap_err();
     assert_invalid(err, &path, &["line 3, column 3", "`abc`", "not a number"]);
 }
 
@@ -82,7 +81,7 @@ fn tsv_negative_nan_and_infinite_weights() {
     for weight in ["-0.5", "nan", "NaN", "inf", "1e39"] {
         let content = format!("a\tb\nb\tc\t{weight}\n");
         let (_dir, path) = file("w.tsv", content.as_bytes());
-        let err = tsv::read_tsv(&path, EdgeKind::Explicit).unwrap_err();
+        let err = read_tsv(&path, EdgeKind::Explicit).unwrap_err();
         assert_invalid(err, &path, &["line 2, column 3", &format!("`{weight}`"), "finite non-negative"]);
     }
 }
@@ -90,22 +89,22 @@ fn tsv_negative_nan_and_infinite_weights() {
 #[test]
 fn tsv_one_column_and_empty_ids() {
     let (_dir, path) = file("one.tsv", b"a\tb\nlonely\n");
-    assert_invalid(tsv::read_tsv(&path, EdgeKind::Explicit).unwrap_err(), &path, &["line 2", "one column"]);
+    assert_invalid(read_tsv(&path, EdgeKind::Explicit).unwrap_err(), &path, &["line 2", "one column"]);
     let (_dir, path) = file("empty_id.tsv", b"a\t\t1\n");
-    assert_invalid(tsv::read_tsv(&path, EdgeKind::Explicit).unwrap_err(), &path, &["line 1, column 2", "empty"]);
+    assert_invalid(read_tsv(&path, EdgeKind::Explicit).unwrap_err(), &path, &["line 1, column 2", "empty"]);
 }
 
 #[test]
 fn tsv_invalid_utf8() {
     let (_dir, path) = file("bin.tsv", b"a\tb\n\xff\xfe\tc\n");
-    assert_invalid(tsv::read_tsv(&path, EdgeKind::Explicit).unwrap_err(), &path, &["line 2", "UTF-8"]);
+    assert_invalid(read_tsv(&path, EdgeKind::Explicit).unwrap_err(), &path, &["line 2", "UTF-8"]);
 }
 
 #[test]
 fn missing_file_is_io_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nope.tsv");
-    let err = tsv::read_tsv(&path, EdgeKind::Explicit).unwrap_err();
+    let err = read_tsv(&path, EdgeKind::Explicit).unwrap_err();
     assert!(matches!(err, GraphError::Io { .. }));
     assert!(err.to_string().contains("nope.tsv"));
 }
@@ -146,9 +145,9 @@ fn cites_wrong_column_count() {
 #[test]
 fn empty_file_is_not_parquet() {
     let (_dir, path) = file("empty.parquet", b"");
-    assert_invalid(graph_pq::read_graph(&path).unwrap_err(), &path, &["not a readable Parquet file"]);
+    assert_invalid(nsl::graph::read_parquet_graph(&path).unwrap_err(), &path, &["not a readable Parquet file"]);
     let (_dir, path) = file("text.parquet", b"a\tb\t1\n");
-    assert_invalid(graph_pq::read_graph(&path).unwrap_err(), &path, &["not a readable Parquet file"]);
+    assert_invalid(nsl::graph::read_parquet_graph(&path).unwrap_err(), &path, &["not a readable Parquet file"]);
 }
 
 /// Writes one record batch to a Parquet file with arrow-rs.
@@ -173,7 +172,7 @@ fn floats(values: &[Option<f32>]) -> ArrayRef {
 #[test]
 fn parquet_missing_required_column() {
     let (_dir, path) = table("m.parquet", vec![("source", strings(&[Some("a")])), ("weight", floats(&[Some(1.0)]))]);
-    let err = graph_pq::read_graph(&path).unwrap_err();
+    let err = nsl::graph::read_parquet_graph(&path).unwrap_err();
     assert_invalid(err, &path, &["column `target`", "missing", "found columns: source, weight"]);
 }
 
@@ -183,7 +182,7 @@ fn parquet_wrong_type() {
         "t.parquet",
         vec![("source", strings(&[Some("a")])), ("target", strings(&[Some("b")])), ("weight", strings(&[Some("1.0")]))],
     );
-    let err = graph_pq::read_graph(&path).unwrap_err();
+    let err = nsl::graph::read_parquet_graph(&path).unwrap_err();
     assert_invalid(err, &path, &["column `weight`", "type Utf8", "expected float32 or float64"]);
 
     let (_dir, path) = table(
@@ -195,7 +194,7 @@ fn parquet_wrong_type() {
             ("kind", Arc::new(Int32Array::from(vec![1])) as ArrayRef),
         ],
     );
-    assert_invalid(graph_pq::read_graph(&path).unwrap_err(), &path, &["column `kind`", "type Int32"]);
+    assert_invalid(nsl::graph::read_parquet_graph(&path).unwrap_err(), &path, &["column `kind`", "type Int32"]);
 }
 
 #[test]
@@ -208,7 +207,7 @@ fn parquet_nulls_name_row_and_column() {
             ("weight", floats(&[Some(1.0), Some(1.0), Some(1.0)])),
         ],
     );
-    assert_invalid(graph_pq::read_graph(&path).unwrap_err(), &path, &["row 1, column `target`", "null"]);
+    assert_invalid(nsl::graph::read_parquet_graph(&path).unwrap_err(), &path, &["row 1, column `target`", "null"]);
 }
 
 #[test]
@@ -222,7 +221,7 @@ fn parquet_bad_weights_name_row_and_column() {
                 ("weight", floats(&[Some(1.0), Some(0.5), Some(bad)])),
             ],
         );
-        let err = graph_pq::read_graph(&path).unwrap_err();
+        let err = nsl::graph::read_parquet_graph(&path).unwrap_err();
         assert_invalid(err, &path, &["row 2, column `weight`", "c -> a", "finite non-negative"]);
     }
 }
@@ -238,7 +237,11 @@ fn parquet_unknown_kind() {
             ("kind", strings(&[Some("explicit"), Some("friendship")])),
         ],
     );
-    assert_invalid(graph_pq::read_graph(&path).unwrap_err(), &path, &["row 1, column `kind`", "`friendship`"]);
+    assert_invalid(
+        nsl::graph::read_parquet_graph(&path).unwrap_err(),
+        &path,
+        &["row 1, column `kind`", "`friendship`"],
+    );
 }
 
 #[test]
@@ -260,7 +263,7 @@ fn parquet_unsupported_format_version() {
     let mut writer = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), Some(props)).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
-    assert_invalid(graph_pq::read_graph(&path).unwrap_err(), &path, &["nsl.format_version `2`"]);
+    assert_invalid(nsl::graph::read_parquet_graph(&path).unwrap_err(), &path, &["nsl.format_version `2`"]);
 }
 
 // ---------------------------------------------------------------- failed writes
@@ -272,7 +275,7 @@ fn failed_writes_leave_no_file() {
     g.add_edge("a", "b", 1.0, EdgeKind::Explicit).unwrap();
     g.add_edge("b", "tab\there", 1.0, EdgeKind::Explicit).unwrap();
     let out = dir.path().join("g.tsv");
-    let err = tsv::write_tsv(&g, &out).unwrap_err();
+    let err = write_tsv(&g, &out).unwrap_err();
     assert_invalid(err, &out, &["line 2, column 2", "tab"]);
     assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
 
@@ -280,12 +283,16 @@ fn failed_writes_leave_no_file() {
     g.add_edge("a", "bell\u{7}", 1.0, EdgeKind::Explicit).unwrap();
     let out = dir.path().join("g.graphml");
     let err = export(&g, ExportFormat::Graphml, &out).unwrap_err();
-    assert!(err.to_string().contains("U+0007"), "{err}");
+    assert!(
+        matches!(&err, GraphError::Unrepresentable { id, format: ExportFormat::Graphml, .. } if id == "bell\u{7}"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("U+0007") && err.to_string().contains("g.graphml"), "{err}");
     assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
 
     // A directory that does not exist: Io error naming the path, nothing created.
     let missing = dir.path().join("no/such/dir/g.parquet");
-    let err = graph_pq::write_graph(&g, &missing).unwrap_err();
+    let err = nsl::graph::write_parquet_graph(&g, &missing).unwrap_err();
     assert!(matches!(err, GraphError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("g.parquet"), "{err}");
     for format in ExportFormat::ALL {
@@ -301,7 +308,7 @@ fn failed_write_keeps_the_old_file() {
     std::fs::write(&out, "old\tcontent\t1\n").unwrap();
     let mut g = NeighborGraph::new();
     g.add_edge("#comment-like", "b", 1.0, EdgeKind::Explicit).unwrap();
-    assert_invalid(tsv::write_tsv(&g, &out).unwrap_err(), &out, &["line 1, column 1", "comment"]);
+    assert_invalid(write_tsv(&g, &out).unwrap_err(), &out, &["line 1, column 1", "comment"]);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "old\tcontent\t1\n");
     assert_eq!(files_in(dir.path()), ["g.tsv"]);
 }

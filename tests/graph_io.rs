@@ -3,10 +3,9 @@
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, LargeStringArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use nsl::graph::export::{export, ExportFormat};
-use nsl::graph::linqs::{read_cites, UnknownIds};
-use nsl::graph::parquet as graph_pq;
-use nsl::graph::{tsv, EdgeKind, NeighborGraph};
+use nsl::graph::{export, ExportFormat};
+use nsl::graph::{read_cites, UnknownIds};
+use nsl::graph::{read_tsv, write_tsv, EdgeKind, NeighborGraph};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::file::reader::FileReader;
@@ -82,7 +81,7 @@ fn tsv_reads_like_nsl() {
     // CRLF tolerated.
     std::fs::write(&path, "# a comment\na\tb\nb\tc\t0.5\textra\tcols\n\n  \nb\tc\t0.75\r\nb\tc\t0.25\nc\ta\t2e-3\n")
         .unwrap();
-    let g = tsv::read_tsv(&path, EdgeKind::Similarity).unwrap();
+    let g = read_tsv(&path, EdgeKind::Similarity).unwrap();
     assert_eq!(g.node_count(), 3);
     assert_eq!(g.edge_count(), 3);
     assert_eq!(g.weight("a", "b"), Some(1.0));
@@ -97,7 +96,7 @@ fn tsv_gzip_is_transparent() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.tsv.gz");
     write_gz(&path, "a\tb\t0.5\nb\ta\t0.5\n");
-    let g = tsv::read_tsv(&path, EdgeKind::Explicit).unwrap();
+    let g = read_tsv(&path, EdgeKind::Explicit).unwrap();
     assert_eq!(g.edge_count(), 2);
     assert!(g.is_symmetric());
 }
@@ -111,7 +110,7 @@ fn tsv_writes_exact_shortest_weights() {
     g.add_edge("a", "c", 0.1, EdgeKind::Explicit).unwrap();
     g.add_edge("c", "a", 1e-7, EdgeKind::Explicit).unwrap();
     g.add_edge("c", "b", 0.123_456_79, EdgeKind::Explicit).unwrap();
-    tsv::write_tsv(&g, &path).unwrap();
+    write_tsv(&g, &path).unwrap();
     // NSL's '%f' would print 1.000000, 0.100000, 0.000000 and 0.123457.
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\tb\t1\na\tc\t0.1\nc\ta\t0.0000001\nc\tb\t0.12345679\n");
 }
@@ -124,17 +123,17 @@ fn tsv_parquet_tsv_round_trip_is_exact() {
     let (tsv1, pq, tsv2) = (dir.path().join("1.tsv"), dir.path().join("g.parquet"), dir.path().join("2.tsv"));
 
     // The TSV format has no kinds: compare kinds through the Parquet leg only.
-    tsv::write_tsv(&original, &tsv1).unwrap();
-    let from_tsv = tsv::read_tsv(&tsv1, EdgeKind::Explicit).unwrap();
+    write_tsv(&original, &tsv1).unwrap();
+    let from_tsv = read_tsv(&tsv1, EdgeKind::Explicit).unwrap();
     let weights = |g: &NeighborGraph| -> BTreeMap<(String, String), u32> {
         edge_map(g).into_iter().map(|(k, (w, _))| (k, w)).collect()
     };
     assert_eq!(weights(&from_tsv), weights(&original));
 
-    graph_pq::write_graph(&from_tsv, &pq).unwrap();
-    let from_pq = graph_pq::read_graph(&pq).unwrap();
+    nsl::graph::write_graph(&from_tsv, &pq).unwrap();
+    let from_pq = nsl::graph::read_graph(&pq).unwrap();
     assert_eq!(edge_map(&from_pq), edge_map(&from_tsv));
-    tsv::write_tsv(&from_pq, &tsv2).unwrap();
+    write_tsv(&from_pq, &tsv2).unwrap();
     assert_eq!(std::fs::read(&tsv1).unwrap(), std::fs::read(&tsv2).unwrap(), "TSV bytes differ after the round trip");
     assert!(!from_pq.is_symmetric());
 }
@@ -146,13 +145,13 @@ fn symmetric_graph_round_trips_as_symmetric() {
     g.make_undirected();
     assert!(g.is_symmetric());
     let (pq, t) = (dir.path().join("g.parquet"), dir.path().join("g.tsv"));
-    graph_pq::write_graph(&g, &pq).unwrap();
-    tsv::write_tsv(&g, &t).unwrap();
-    for back in [graph_pq::read_graph(&pq).unwrap(), tsv::read_tsv(&t, EdgeKind::Explicit).unwrap()] {
+    nsl::graph::write_graph(&g, &pq).unwrap();
+    write_tsv(&g, &t).unwrap();
+    for back in [nsl::graph::read_graph(&pq).unwrap(), read_tsv(&t, EdgeKind::Explicit).unwrap()] {
         assert!(back.is_symmetric());
         assert_eq!(back.edge_count(), g.edge_count());
     }
-    assert_eq!(edge_map(&graph_pq::read_graph(&pq).unwrap()), edge_map(&g));
+    assert_eq!(edge_map(&nsl::graph::read_graph(&pq).unwrap()), edge_map(&g));
 }
 
 // ---------------------------------------------------------------- Parquet
@@ -163,12 +162,12 @@ fn parquet_round_trip_keeps_edges_kinds_and_provenance() {
     let (first, second) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
     let mut g = random_graph(2_000, 20_000, 3);
     g.set_provenance("random_graph(2000, 20000, seed 3)");
-    graph_pq::write_graph(&g, &first).unwrap();
-    let back = graph_pq::read_graph(&first).unwrap();
+    nsl::graph::write_graph(&g, &first).unwrap();
+    let back = nsl::graph::read_graph(&first).unwrap();
     assert_eq!(edge_map(&back), edge_map(&g));
     assert_eq!(back.provenance(), g.provenance());
-    graph_pq::write_graph(&back, &second).unwrap();
-    let again = graph_pq::read_graph(&second).unwrap();
+    nsl::graph::write_graph(&back, &second).unwrap();
+    let again = nsl::graph::read_graph(&second).unwrap();
     assert_eq!(edge_map(&again), edge_map(&g));
     // Same edges in the same order, so the same ids in the same order.
     assert_eq!(again.ids(), back.ids());
@@ -181,7 +180,7 @@ fn parquet_schema_and_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.parquet");
     let g = mixed_graph();
-    graph_pq::write_graph(&g, &path).unwrap();
+    nsl::graph::write_graph(&g, &path).unwrap();
 
     let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap();
     let schema = builder.schema().clone();
@@ -230,7 +229,7 @@ fn parquet_schema_and_metadata() {
     // A symmetric graph says so.
     let mut sym = g.clone();
     sym.make_undirected();
-    graph_pq::write_graph(&sym, &path).unwrap();
+    nsl::graph::write_graph(&sym, &path).unwrap();
     let reader =
         parquet::file::serialized_reader::SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
     let directed = reader
@@ -248,13 +247,13 @@ fn parquet_schema_and_metadata() {
 fn parquet_stores_only_nodes_with_edges() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.parquet");
-    graph_pq::write_graph(&mixed_graph(), &path).unwrap();
-    let back = graph_pq::read_graph(&path).unwrap();
+    nsl::graph::write_graph(&mixed_graph(), &path).unwrap();
+    let back = nsl::graph::read_graph(&path).unwrap();
     assert_eq!(back.node_count(), 4);
     assert!(back.node("lonely").is_none());
     let empty = dir.path().join("empty.parquet");
-    graph_pq::write_graph(&NeighborGraph::new(), &empty).unwrap();
-    assert_eq!(graph_pq::read_graph(&empty).unwrap().edge_count(), 0);
+    nsl::graph::write_graph(&NeighborGraph::new(), &empty).unwrap();
+    assert_eq!(nsl::graph::read_graph(&empty).unwrap().edge_count(), 0);
 }
 
 /// Writes one record batch to a Parquet file with arrow-rs, as another tool would.
@@ -279,7 +278,7 @@ fn parquet_reader_accepts_other_tools_tables() {
             ("note", Arc::new(StringArray::from(vec!["x", "y", "z"]))),
         ],
     );
-    let g = graph_pq::read_graph(&ints).unwrap();
+    let g = nsl::graph::read_graph(&ints).unwrap();
     assert_eq!(g.edge_count(), 3);
     assert_eq!(g.weight("1", "3"), Some(1.0));
     assert!(g.edges().all(|(_, _, e)| e.kind == EdgeKind::Explicit));
@@ -296,7 +295,7 @@ fn parquet_reader_accepts_other_tools_tables() {
             ("kind", Arc::new(StringArray::from(vec!["similarity", "adversarial"]))),
         ],
     );
-    let g = graph_pq::read_graph(&large).unwrap();
+    let g = nsl::graph::read_graph(&large).unwrap();
     assert_eq!(g.neighbors("a").next().unwrap().1.kind, EdgeKind::Similarity);
     assert_eq!(g.neighbors("b").next().unwrap().1.kind, EdgeKind::Adversarial);
     assert!(g.is_symmetric());
@@ -316,6 +315,30 @@ fn write_graph_dispatches_on_extension_and_read_graph_on_content() {
     std::fs::rename(&pq, &renamed).unwrap();
     assert_eq!(edge_map(&nsl::graph::read_graph(&renamed).unwrap()), edge_map(&g));
     assert_eq!(nsl::graph::read_graph(&t).unwrap().edge_count(), g.edge_count());
+}
+
+#[test]
+fn write_graph_uses_the_export_extension_table_and_ignores_old_content() {
+    use nsl::graph::GraphFormat;
+    let dir = tempfile::tempdir().unwrap();
+    let g = mixed_graph();
+    // `PQ` in any case is Parquet for writing, exactly as for `ExportFormat::from_path`.
+    let upper = dir.path().join("g.PQ");
+    nsl::graph::write_graph(&g, &upper).unwrap();
+    assert!(nsl::io::is_parquet(&upper).unwrap());
+    assert_eq!(GraphFormat::from_extension(&upper), GraphFormat::Parquet);
+    // Overwriting a Parquet file under a TSV name writes TSV: the name decides for outputs.
+    let tsv_name = dir.path().join("g.tsv");
+    std::fs::copy(&upper, &tsv_name).unwrap();
+    nsl::graph::write_graph(&g, &tsv_name).unwrap();
+    assert!(!nsl::io::is_parquet(&tsv_name).unwrap());
+    assert_eq!(nsl::graph::read_graph(&tsv_name).unwrap().edge_count(), g.edge_count());
+    // Content first, then the name: a file too short to sniff falls back on its extension.
+    let short = dir.path().join("short.parquet");
+    std::fs::write(&short, "ab").unwrap();
+    assert_eq!(GraphFormat::detect(&short), GraphFormat::Parquet);
+    assert_eq!(GraphFormat::detect(&dir.path().join("new.parquet")), GraphFormat::Parquet);
+    assert_eq!(GraphFormat::detect(&dir.path().join("new.graph")), GraphFormat::Tsv);
 }
 
 // ---------------------------------------------------------------- LINQS cites
@@ -446,11 +469,11 @@ fn export_parquet_and_tsv_match_the_writers() {
     let g = mixed_graph();
     let (a, b) = (dir.path().join("a.tsv"), dir.path().join("b.tsv"));
     export(&g, ExportFormat::Tsv, &a).unwrap();
-    tsv::write_tsv(&g, &b).unwrap();
+    write_tsv(&g, &b).unwrap();
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     let pq = dir.path().join("g.parquet");
     export(&g, ExportFormat::Parquet, &pq).unwrap();
-    assert_eq!(edge_map(&graph_pq::read_graph(&pq).unwrap()), edge_map(&g));
+    assert_eq!(edge_map(&nsl::graph::read_graph(&pq).unwrap()), edge_map(&g));
     // No temporary files are left next to the outputs.
     let names: Vec<String> =
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -480,5 +503,5 @@ fn null_free_nullable_columns_are_fine() {
     let mut writer = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
-    assert_eq!(graph_pq::read_graph(&path).unwrap().weight("a", "b"), Some(0.5));
+    assert_eq!(nsl::graph::read_graph(&path).unwrap().weight("a", "b"), Some(0.5));
 }

@@ -1,10 +1,8 @@
 //! Graph statistics on a hand-computed fixture and on Cora (reference values from networkx), and
 //! the normalized Laplacian spectrum (feature `linalg`) on graphs with known spectra.
 
-use nsl::graph::linqs::{read_cites, UnknownIds};
-use nsl::graph::stats::{
-    graph_stats, DegreeBucket, GraphStats, Homophily, KindCounts, SampleInfo, SampleStats, Summary,
-};
+use nsl::graph::{graph_stats, DegreeBucket, GraphStats, Homophily, KindCounts, SampleInfo, SampleStats, Summary};
+use nsl::graph::{read_cites, UnknownIds};
 use nsl::graph::{EdgeKind, NeighborGraph};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -228,8 +226,8 @@ fn components_match_breadth_first_search() {
 #[cfg(feature = "linalg")]
 mod spectral {
     use super::*;
-    use nsl::graph::spectral::{laplacian_spectrum, normalized_laplacian, MAX_NODES};
-    use nsl::graph::stats::with_spectrum;
+    use nsl::graph::with_spectrum;
+    use nsl::graph::{laplacian_spectrum, normalized_laplacian, MAX_NODES};
 
     fn assert_close(got: &[f64], want: &[f64]) {
         assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");

@@ -2,9 +2,9 @@
 //! the bundled MNIST (2,000 training digits, 2 epochs, 1,000 held-out test digits attacked with FGSM).
 
 use candle_core::Device;
-use nsl::data::idx::{read_idx, IdxOptions};
 use nsl::data::Dataset;
-use nsl::eval::attack::{accuracy_on, adversarial_examples, Attack, AttackConfig};
+use nsl::data::{read_idx, IdxOptions};
+use nsl::eval::{accuracy_on, adversarial_examples, Attack, AttackConfig};
 use nsl::model::{build_model, Model, ModelSpec};
 use nsl::regularize::{AdvLoss, AdvNeighborConfig, AdvRegConfig, DistanceConfig, DistanceType, NormType, Transform};
 use nsl::train::{TrainConfig, Trainer};
@@ -26,7 +26,7 @@ fn clean_and_robust(train: &Dataset, test: &Dataset, adversarial: Option<&AdvReg
     if let Some(config) = adversarial {
         trainer = trainer.with_adversarial(config);
     }
-    trainer.fit(train, None, &mut |_, _, _| {}).unwrap();
+    trainer.fit(train, None).unwrap();
     let attack =
         AttackConfig { attack: Attack::Fgsm, norm: NormType::Infinity, epsilon: 0.2, clip: Some((0.0, 1.0)), seed: 0 };
     let x_adv = adversarial_examples(model.as_ref(), test, &attack, 500).unwrap();

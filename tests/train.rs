@@ -58,7 +58,7 @@ fn train_epochs(seed: u64, graph: Option<(&NeighborTable, &GraphRegConfig)>, epo
     if let Some((table, reg)) = graph {
         trainer = trainer.with_graph(table, reg);
     }
-    let history = trainer.fit(&data, None, &mut |_, _, _| {}).unwrap();
+    let history = trainer.fit(&data, None).unwrap();
     assert_eq!(history.epochs.len(), epochs);
     (weights(&vars), evaluate(model.as_ref(), &data, 64).unwrap().accuracy)
 }
@@ -105,7 +105,7 @@ fn checkpoint_round_trip_and_mismatch() {
     let data = blobs();
     let spec: ModelSpec = "mlp:16".parse().unwrap();
     let (model, vars) = build_model(&spec, data.item_shape(), 2, 0, &Device::Cpu).unwrap();
-    Trainer::new(model.as_ref(), &vars, config()).fit(&data, None, &mut |_, _, _| {}).unwrap();
+    Trainer::new(model.as_ref(), &vars, config()).fit(&data, None).unwrap();
     let before = evaluate(model.as_ref(), &data, 64).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let meta = CheckpointMeta {
@@ -137,16 +137,16 @@ fn bad_training_input_is_an_error() {
     let data = blobs();
     let spec: ModelSpec = "mlp:4".parse().unwrap();
     let (model, vars) = build_model(&spec, data.item_shape(), 2, 0, &Device::Cpu).unwrap();
-    let trainer = Trainer::new(model.as_ref(), &vars, config());
+    let mut trainer = Trainer::new(model.as_ref(), &vars, config());
     let empty = data.select(&[]).unwrap();
-    assert!(trainer.fit(&empty, None, &mut |_, _, _| {}).unwrap_err().to_string().contains("empty"));
+    assert!(trainer.fit(&empty, None).unwrap_err().to_string().contains("empty"));
     let unlabeled = Dataset::new(data.ids().to_vec(), data.features().to_owned(), vec![8], None, None).unwrap();
-    assert!(trainer.fit(&unlabeled, None, &mut |_, _, _| {}).unwrap_err().to_string().contains("no labels"));
+    assert!(trainer.fit(&unlabeled, None).unwrap_err().to_string().contains("no labels"));
     // Labels beyond the model's outputs.
     let three =
         Dataset::new(data.ids().to_vec(), data.features().to_owned(), vec![8], Some(vec![2; 60]), None).unwrap();
     assert!(evaluate(model.as_ref(), &three, 8).unwrap_err().to_string().contains("out of range"));
-    assert!(trainer.fit(&three, None, &mut |_, _, _| {}).is_err());
+    assert!(trainer.fit(&three, None).is_err());
 }
 
 #[test]
@@ -165,7 +165,7 @@ fn adversarial_training_changes_weights_and_is_recorded() {
         if adversarial {
             trainer = trainer.with_adversarial(&adv).record_adversarial(2);
         }
-        let history = trainer.fit(&data, None, &mut |_, _, _| {}).unwrap();
+        let history = trainer.fit(&data, None).unwrap();
         (weights(&vars), history, trainer.take_record())
     };
     let (plain, plain_history, _) = run(false);
@@ -197,7 +197,7 @@ fn input_gradient_matches_finite_differences() {
     let (model, _vars) = build_model(&spec, data.item_shape(), 2, 4, &Device::Cpu).unwrap();
     let x = data.features().slice(ndarray::s![0..3, ..]).to_owned();
     let y = candle_core::Tensor::new(&[0u32, 1, 0], &Device::Cpu).unwrap();
-    let grad = nsl::train::input_gradient(model.as_ref(), x.view(), &y, false).unwrap();
+    let grad = nsl::loss::input_gradient(model.as_ref(), x.view(), &y, false).unwrap();
     let loss_at = |x: &ndarray::Array2<f32>| -> f64 {
         let t = candle_core::Tensor::from_slice(x.as_slice().unwrap(), x.dim(), &Device::Cpu).unwrap();
         let logits = model.forward_t(&t, false).unwrap();
@@ -259,7 +259,7 @@ fn fused_mlp_path_matches_candle_autograd() {
             if adversarial {
                 trainer = trainer.with_adversarial(&adv);
             }
-            let history = trainer.fit(&data, None, &mut |_, _, _| {}).unwrap();
+            let history = trainer.fit(&data, None).unwrap();
             (weights(&vars), history.epochs.last().unwrap().loss)
         };
         let ((fused, fused_loss), (autograd, autograd_loss)) = (run(true), run(false));
@@ -296,10 +296,7 @@ fn cnn_on_two_threads_same_seed_same_model() {
             let spec: ModelSpec = "cnn:16,32".parse().unwrap();
             let (model, vars) = build_model(&spec, data.item_shape(), 3, 4, &Device::Cpu).unwrap();
             let config = TrainConfig { epochs: 1, batch_size: 32, seed: 4, ..Default::default() };
-            Trainer::new(model.as_ref(), &vars, config)
-                .with_adversarial(&adversarial)
-                .fit(&data, None, &mut |_, _, _| {})
-                .unwrap();
+            Trainer::new(model.as_ref(), &vars, config).with_adversarial(&adversarial).fit(&data, None).unwrap();
             weights(&vars)
         })
     };

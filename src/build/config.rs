@@ -23,6 +23,13 @@ pub struct BuildConfig {
     /// Ignored when `lsh_splits` is 0. Default 1, the default of NSL's `GraphBuilderConfig` (NSL's
     /// deprecated `build_graph` function and its command line default to 2).
     pub lsh_rounds: u32,
+    /// Subtract the mean of the input rows before hashing (LSH only; the weights are still the
+    /// cosines of the input rows). Embeddings that are not centred (non-negative pixels, ReLU
+    /// outputs) all lie in one orthant, so random hyperplanes through the origin put most rows in a
+    /// few huge buckets (NSL issue #72: one bucket, a 3-day build); centring spreads them. The mean
+    /// is computed exactly (see [`ColumnSums`](super::distributed::ColumnSums)), so a distributed
+    /// job gets the same one. Default `false` (NSL's behavior).
+    pub center: bool,
     /// Keep only each node's `K` most similar neighbors (among those at or above the threshold;
     /// use `threshold = -1` for a plain k-nearest-neighbor graph). The result is made symmetric:
     /// `a — b` is an edge iff `b` is among `a`'s `K` best or `a` among `b`'s, so degrees can
@@ -51,6 +58,7 @@ impl Default for BuildConfig {
             threshold: 0.8,
             lsh_splits: 0,
             lsh_rounds: 1,
+            center: false,
             top_k: None,
             seed: 0,
             shard: None,

@@ -6,6 +6,8 @@
 //! value below `threshold − margin` is certainly not an edge, and only values within the margin of
 //! the threshold need the exact `f64` cosine.
 
+pub(crate) use crate::kernels::transpose;
+use crate::kernels::{sgemm, Mat};
 use ndarray::ArrayView2;
 
 /// Rows per block side. A `BLOCK × BLOCK` block of `f32` is 1 MiB, so the threshold scan that
@@ -15,9 +17,9 @@ pub(crate) const BLOCK: usize = 512;
 /// The Gram block `c = a · bᵀ` of `a: m × d` and `b: n × d` (any strides), written row-major into
 /// `c[..m·n]`, on the calling thread: the builder runs many blocks in parallel instead.
 ///
-/// The product is the `gemm` crate's, which picks AVX-512, AVX2+FMA or plain kernels at run time;
-/// on the benchmark machine it ran 2.6× faster than ndarray's `dot` (matrixmultiply), see
-/// `docs/benchmarks.md`.
+/// The product is the `gemm` crate's (through the crate's one GEMM wrapper, shared with the fast
+/// layers), which picks AVX-512, AVX2+FMA or plain kernels at run time; on the benchmark machine
+/// it ran 2.6× faster than ndarray's `dot` (matrixmultiply), see `docs/benchmarks.md`.
 ///
 /// # Panics
 /// If `a` and `b` differ in width or `c` is shorter than `m·n`.
@@ -25,42 +27,11 @@ pub fn gram(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: &mut [f32]) {
     let (m, n, d) = (a.nrows(), b.nrows(), a.ncols());
     assert_eq!(b.ncols(), d, "gram: widths differ");
     let c = &mut c[..m * n];
-    if m == 0 || n == 0 {
-        return;
-    }
-    if d == 0 {
-        c.fill(0.0);
-        return;
-    }
-    let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
-    let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
-    // SAFETY: `c` holds m·n values, addressed row-major (row stride n, column stride 1). `a` is
-    // read as an m × d matrix and `bᵀ` as a d × n matrix (element (k, j) = b[j, k]) through the
-    // views' own pointers and strides, which ndarray guarantees valid for their shapes. With
-    // `read_dst = false` the destination is only written; alpha (0) is unused; beta = 1.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            d,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_rs,
-            b_cs,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    // `bᵀ` is read as a d × n matrix (element (k, j) = b[j, k]) through b's own strides. With
+    // d = 0 the product writes zeros.
+    let product = sgemm((m, n, d), Mat::view(a), Mat::view(b.reversed_axes()), c, false, false);
+    // Cannot fail: `c` holds m·n values and the views are m × d and d × n, what the product reads.
+    product.expect("gram: operand shapes checked above");
 }
 
 /// A bound on `|c − cos(x, y)|` for a value `c` of [`gram`] on unit rows of dimension `d` rounded
@@ -98,21 +69,6 @@ pub(crate) fn f32_at_least(x: f64) -> f32 {
         f.next_up()
     } else {
         f
-    }
-}
-
-/// Writes the transpose of the row-major `m × n` matrix `c` into `out` (`n × m`, row-major), in
-/// tiles so both sides stay in cache.
-pub(crate) fn transpose(c: &[f32], m: usize, n: usize, out: &mut [f32]) {
-    const T: usize = 32;
-    for i0 in (0..m).step_by(T) {
-        for j0 in (0..n).step_by(T) {
-            for i in i0..(i0 + T).min(m) {
-                for j in j0..(j0 + T).min(n) {
-                    out[j * m + i] = c[i * n + j];
-                }
-            }
-        }
     }
 }
 

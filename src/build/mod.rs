@@ -28,7 +28,10 @@
 //!
 //! With `lsh_splits > 0` rows are first hashed into buckets by the signs of random hyperplanes
 //! (see `lsh`), and only rows sharing a bucket are compared (blocked the same way); the graph is
-//! the union over `lsh_rounds` rounds. With `top_k`, each node keeps its `K` best neighbors and the
+//! the union over `lsh_rounds` rounds; with `center`, the mean row is subtracted before hashing
+//! (the report's `largest_bucket` shows whether the hashing split the data). A row's bucket depends
+//! on that row, the seed and the round alone, so a distributed job ([`distributed`],
+//! `scripts/spark/`) builds the same graph from any partitioning of the rows. With `top_k`, each node keeps its `K` best neighbors and the
 //! result is made symmetric (union of both directions).
 //!
 //! # Differences from NSL
@@ -65,7 +68,27 @@ mod recall;
 pub mod synthetic;
 mod topk;
 
-pub use config::{parse_shard, shard_range, BuildConfig, MAX_LSH_SPLITS};
+pub use config::{BuildConfig, MAX_LSH_SPLITS};
+// For the CLI's `--shard` flag, benches and tests; not part of the documented API.
+#[doc(hidden)]
+pub use config::{parse_shard, shard_range};
+
+/// The pieces of a build for a distributed job (`nsl worker`, `scripts/spark/`): hash rows into
+/// buckets and find the pairs of one bucket, or of two blocks, exactly as [`GraphBuilder`] does,
+/// so that the union of the pieces is the graph `nsl build-graph` builds.
+///
+/// - [`lsh_codes`](distributed::lsh_codes): every round's bucket code of each row; a row's code
+///   depends on that row, the seed and the round only.
+/// - [`block_pairs`](distributed::block_pairs): the pairs at or above the threshold within one
+///   set of rows or between two, each decided by the exact `f64` cosine near the threshold, and
+///   (LSH) only those that shared no bucket in an earlier round.
+/// - [`ColumnSums`](distributed::ColumnSums): exact per-column sums, mergeable in any order, for
+///   the mean that [`BuildConfig::center`] subtracts.
+pub mod distributed {
+    pub use super::lsh::{column_mean, lsh_codes, ColumnSums, LshCodes, SUM_BINS};
+    pub use super::pairs::{block_pairs, BlockPairs};
+}
+#[doc(hidden)]
 pub use kernel::gram;
 pub use recall::RecallEstimate;
 
@@ -199,6 +222,9 @@ pub struct BuildReport {
     pub rounds: u32,
     /// Pairs compared with `f32` products, over all rounds (with repeats across rounds).
     pub compared_pairs: u64,
+    /// Rows of the largest bucket of any round (all kept rows in exact mode): with LSH, a bucket
+    /// near `N` means the hashing did not split the data (try [`BuildConfig::center`]).
+    pub largest_bucket: usize,
     /// Pairs whose `f32` value was within the error margin of the threshold and were decided in `f64`.
     pub rechecked_pairs: u64,
     /// Worker threads used.
@@ -353,6 +379,12 @@ impl GraphBuilder {
         };
         let c = &self.config;
         let prep = Prepared::new(data, n, d, ids)?;
+        let center = (c.center && c.lsh_splits > 0).then(|| {
+            let mut sums = lsh::ColumnSums::new(d);
+            data.chunks_exact(d).for_each(|row| sums.add_row(row));
+            sums.mean()
+        });
+        let hashed = lsh::Hashed::new(&prep, center.as_deref());
         split(&mut phases.prepare);
         let rows = c.shard_rows(n);
         // The shard's kept rows, as a range of compact indices (compact order follows row order).
@@ -382,6 +414,7 @@ impl GraphBuilder {
         let mut earlier = pairs::History::new(prep.len(), history_rounds);
         let mut found: Vec<Pair> = Vec::new();
         let mut stats = pairs::ScanStats::default();
+        let mut largest_bucket = 0usize;
         for round in 0..rounds {
             let (buckets, codes) = if c.lsh_splits == 0 {
                 (
@@ -392,19 +425,21 @@ impl GraphBuilder {
                     Vec::new(),
                 )
             } else {
-                lsh::buckets(&prep, c.seed, round, c.lsh_splits)
+                lsh::buckets(&prep, &hashed, c.seed, round, c.lsh_splits)
             };
+            largest_bucket = largest_bucket.max(buckets.bounds.iter().map(|b| b.len()).max().unwrap_or(0));
             let sink = match c.top_k {
                 Some(k) => Sink::TopK { lists: &lists, k, margin2 },
                 None => Sink::Pairs { earlier: &earlier },
             };
-            let (new, s) = pairs::scan(&prep, &buckets, search_shard, bounds, &sink, progress, (round, rounds));
+            let (new, s) = pairs::scan(&prep, &buckets, search_shard, false, bounds, &sink, progress, (round, rounds));
             drop(buckets);
             stats.add(&s);
             found.extend_from_slice(&new);
             earlier.push(&codes);
         }
         drop(earlier);
+        drop(hashed);
         split(&mut phases.search);
         // Top-k: each node's own list (kept for the recall), and their union as pairs.
         let own_lists: Vec<Vec<(u32, f64)>> = match c.top_k {
@@ -460,6 +495,7 @@ impl GraphBuilder {
             negative_weights_clamped: stats.negative as usize,
             rounds,
             compared_pairs: stats.compared,
+            largest_bucket,
             rechecked_pairs: stats.rechecked,
             threads: rayon::current_num_threads(),
             seconds: start.elapsed().as_secs_f64(),
@@ -493,6 +529,9 @@ impl GraphBuilder {
         let mut p = format!("nsl build-graph: cosine >= {}", c.threshold);
         if c.lsh_splits > 0 {
             p += &format!(", lsh {} splits x {} rounds, seed {}", c.lsh_splits, c.lsh_rounds, c.seed);
+            if c.center {
+                p += ", centered";
+            }
         }
         if let Some(k) = c.top_k {
             p += &format!(", top-{k} (symmetric)");

@@ -7,10 +7,10 @@
 //! skipped when neither side holds a row of the shard. The block pairs run in parallel (rayon) and
 //! their results are collected in block order, so the outcome does not depend on the thread count.
 
-use super::kernel::{any_at_least, gram, transpose, BLOCK};
+use super::kernel::{any_at_least, f32_at_least, f32_at_most, gram, margin, transpose, BLOCK};
 use super::prepare::{cosine, Prepared};
 use super::topk::Candidates;
-use super::Progress;
+use super::{BuildError, Progress, RowEdge};
 use ndarray::{s, ArrayView2};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -134,8 +134,9 @@ impl Task {
     }
 }
 
-/// The block pairs of all buckets that touch `shard` (a range of compact indices).
-fn plan(buckets: &Buckets, shard: &Range<u32>) -> Vec<Task> {
+/// The block pairs of all buckets that touch `shard` (a range of compact indices); with `cross`,
+/// only those with one side in the shard and the other outside it.
+fn plan(buckets: &Buckets, shard: &Range<u32>, cross: bool) -> Vec<Task> {
     let mut tasks = Vec::new();
     for bound in &buckets.bounds {
         let rows = &buckets.members[bound.clone()];
@@ -153,7 +154,8 @@ fn plan(buckets: &Buckets, shard: &Range<u32>) -> Vec<Task> {
         }
         for (x, bi) in blocks.iter().enumerate() {
             for bj in &blocks[x..] {
-                if bi.in_shard || bj.in_shard {
+                let wanted = if cross { bi.in_shard != bj.in_shard } else { bi.in_shard || bj.in_shard };
+                if wanted {
                     let diagonal = bi.range == bj.range;
                     tasks.push(Task { i: bi.range.clone(), j: bj.range.clone(), diagonal });
                 }
@@ -220,17 +222,20 @@ fn rows_view<'x>(prep: &'x Prepared<'_>, rows: &[u32], buf: &'x mut Vec<f32>) ->
 
 /// Runs every block pair of `buckets` that touches `shard` and returns the pairs found (for
 /// [`Sink::Pairs`], in block order, each pair once with `a < b`, with its exact weight computed
-/// while both rows are in cache) and the counts.
+/// while both rows are in cache) and the counts. With `cross`, only pairs with one row in `shard`
+/// and the other outside it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn scan(
     prep: &Prepared<'_>,
     buckets: &Buckets,
     shard: &Range<u32>,
+    cross: bool,
     bounds: Bounds,
     sink: &Sink<'_>,
     progress: &(dyn Fn(Progress) + Sync),
     round: (u32, u32),
 ) -> (Vec<Pair>, ScanStats) {
-    let tasks = plan(buckets, shard);
+    let tasks = plan(buckets, shard, cross);
     let total: u64 = tasks.iter().map(Task::size).sum();
     let done = AtomicU64::new(0);
     progress(Progress { round: round.0, rounds: round.1, done: 0, total });
@@ -365,6 +370,75 @@ fn push_rows(c: &[f32], rows: &[u32], cols: &[u32], diagonal: bool, lists: &[Mut
     }
 }
 
+/// What [`block_pairs`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockPairs {
+    /// One edge per link, `source < target`, rows of the input, in no particular order.
+    pub pairs: Vec<RowEdge>,
+    /// Pairs compared with `f32` products.
+    pub compared: u64,
+    /// Pairs decided by the exact `f64` cosine.
+    pub rechecked: u64,
+}
+
+/// The links at or above `threshold` among the rows of `embeddings` (`n × d`): all pairs, or
+/// with `split = Some(l)` only the pairs of a row `< l` with a row `≥ l` (two blocks), decided as
+/// [`GraphBuilder`](super::GraphBuilder) decides them (an `f32` Gram block, the exact `f64`
+/// cosine near the threshold and for every weight). `earlier` holds, for LSH round `r`, each
+/// row's codes of rounds `0..r` (`n × r` values, row-major; empty for round 0 or exact mode): a
+/// pair whose rows share a code there was found in that earlier round and is left out. Zero
+/// vectors get no links.
+///
+/// # Errors
+/// [`BuildError::InvalidConfig`] for a threshold outside `[-1, 1]`, a `split` above `n` or
+/// `earlier` not a multiple of `n` long; [`BuildError::NoDimensions`], [`BuildError::NotFinite`].
+pub fn block_pairs(
+    embeddings: ArrayView2<'_, f32>,
+    split: Option<usize>,
+    earlier: &[u64],
+    threshold: f64,
+) -> Result<BlockPairs, BuildError> {
+    let (n, d) = embeddings.dim();
+    let bad = |option: &'static str, value: String, expected: &'static str| {
+        Err(BuildError::InvalidConfig { option, value, expected })
+    };
+    if !(-1.0..=1.0).contains(&threshold) {
+        return bad("threshold", threshold.to_string(), "a cosine similarity in [-1, 1]");
+    }
+    if split.is_some_and(|l| l > n) {
+        return bad("split", format!("{split:?}"), "at most the number of rows");
+    }
+    if n == 0 {
+        return Ok(BlockPairs { pairs: Vec::new(), compared: 0, rechecked: 0 });
+    }
+    if !earlier.len().is_multiple_of(n) {
+        return bad("earlier", format!("{} codes for {n} rows", earlier.len()), "rows × earlier rounds codes");
+    }
+    let owned = embeddings.as_standard_layout();
+    let prep = Prepared::new(owned.as_slice().unwrap_or(&[]), n, d, None)?;
+    let rounds_before = earlier.len() / n;
+    let mut history = History::new(prep.len(), rounds_before);
+    for r in 0..rounds_before {
+        let codes: Vec<u64> = prep.rows.iter().map(|&row| earlier[row as usize * rounds_before + r]).collect();
+        history.push(&codes);
+    }
+    let margin = margin(d);
+    let bounds = Bounds { threshold, lo: f32_at_most(threshold - margin), hi: f32_at_least(threshold + margin) };
+    let len = prep.len() as u32;
+    let buckets = Buckets { members: (0..len).collect(), bounds: std::iter::once(0..len as usize).collect() };
+    let (shard, cross) = match split {
+        Some(l) => (prep.rows.partition_point(|&r| (r as usize) < l) as u32..len, true),
+        None => (0..len, false),
+    };
+    let sink = Sink::Pairs { earlier: &history };
+    let (found, stats) = scan(&prep, &buckets, &shard, cross, bounds, &sink, &|_| {}, (0, 1));
+    let pairs = found
+        .into_iter()
+        .map(|(a, b, weight)| RowEdge { source: prep.rows[a as usize], target: prep.rows[b as usize], weight })
+        .collect();
+    Ok(BlockPairs { pairs, compared: stats.compared, rechecked: stats.rechecked })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,7 +450,7 @@ mod tests {
         let buckets = Buckets { members: (0..n as u32).collect(), bounds: std::iter::once(0..n).collect() };
         let mut seen = vec![0u8; n * n];
         let shard = 100..(BLOCK as u32 + 50);
-        for t in plan(&buckets, &shard) {
+        for t in plan(&buckets, &shard, false) {
             for i in t.i.clone() {
                 for j in t.j.clone() {
                     if !t.diagonal || j > i {
@@ -390,6 +464,89 @@ mod tests {
                 let touches = shard.contains(&(i as u32)) || shard.contains(&(j as u32));
                 assert_eq!(seen[i * n + j], u8::from(touches), "pair {i},{j}");
             }
+        }
+    }
+
+    use crate::build::distributed::lsh_codes;
+    use crate::build::{synthetic::gaussian_clusters, BuildConfig, GraphBuilder};
+    use std::collections::{BTreeMap, HashMap};
+
+    fn edge_set(edges: impl IntoIterator<Item = RowEdge>) -> BTreeMap<(u32, u32), u32> {
+        edges.into_iter().map(|e| ((e.source.min(e.target), e.source.max(e.target)), e.weight.to_bits())).collect()
+    }
+
+    /// Rows `rows` of `x` as one matrix.
+    fn gather(x: &ndarray::Array2<f32>, rows: &[u32]) -> ndarray::Array2<f32> {
+        ndarray::stack(ndarray::Axis(0), &rows.iter().map(|&r| x.row(r as usize)).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn block_pairs_of_all_block_pairs_are_the_exact_graph() {
+        let (mut x, _) = gaussian_clusters(700, 16, 20, 4);
+        x.row_mut(5).fill(0.0);
+        let config = BuildConfig { threshold: 0.9, ..BuildConfig::default() };
+        let (want, _) = GraphBuilder::new(config).build_edges(x.view()).unwrap();
+        // Three blocks of uneven sizes, rows interleaved (any assignment of rows to blocks works).
+        let blocks: Vec<Vec<u32>> = (0..3).map(|b| (0..700).filter(|r| (r * 7 + 3) % 3 == b).collect()).collect();
+        let mut got = Vec::new();
+        for i in 0..3 {
+            for j in i..3 {
+                let rows: Vec<u32> = if i == j { blocks[i].clone() } else { [&blocks[i][..], &blocks[j][..]].concat() };
+                let split = (i != j).then_some(blocks[i].len());
+                let found = block_pairs(gather(&x, &rows).view(), split, &[], 0.9).unwrap();
+                got.extend(found.pairs.iter().map(|e| RowEdge {
+                    source: rows[e.source as usize],
+                    target: rows[e.target as usize],
+                    weight: e.weight,
+                }));
+            }
+        }
+        assert_eq!(got.len() * 2, want.len(), "each link once");
+        assert_eq!(edge_set(got), edge_set(want));
+    }
+
+    #[test]
+    fn buckets_of_lsh_codes_give_the_lsh_graph() {
+        let (x, _) = gaussian_clusters(900, 12, 30, 8);
+        for center in [false, true] {
+            let config = BuildConfig {
+                threshold: 0.85,
+                lsh_splits: 4,
+                lsh_rounds: 3,
+                seed: 11,
+                center,
+                ..BuildConfig::default()
+            };
+            let (want, _) = GraphBuilder::new(config).build_edges(x.view()).unwrap();
+            let mean = center.then(|| crate::build::distributed::column_mean(x.view()));
+            // Hash in two pieces, as two partitions would.
+            let mut rows = Vec::new();
+            let mut codes = Vec::new();
+            for (lo, hi) in [(0usize, 333usize), (333, 900)] {
+                let c = lsh_codes(x.slice(ndarray::s![lo..hi, ..]), 11, 4, 3, mean.as_deref()).unwrap();
+                rows.extend(c.rows.iter().map(|&r| r + lo as u32));
+                codes.extend(c.codes);
+            }
+            let mut got = Vec::new();
+            for round in 0..3usize {
+                let mut buckets: HashMap<u64, Vec<usize>> = HashMap::new();
+                for k in 0..rows.len() {
+                    buckets.entry(codes[k * 3 + round]).or_default().push(k);
+                }
+                for members in buckets.values() {
+                    let input: Vec<u32> = members.iter().map(|&k| rows[k]).collect();
+                    let earlier: Vec<u64> =
+                        members.iter().flat_map(|&k| codes[k * 3..k * 3 + round].to_vec()).collect();
+                    let found = block_pairs(gather(&x, &input).view(), None, &earlier, 0.85).unwrap();
+                    got.extend(found.pairs.iter().map(|e| RowEdge {
+                        source: input[e.source as usize],
+                        target: input[e.target as usize],
+                        weight: e.weight,
+                    }));
+                }
+            }
+            assert_eq!(got.len() * 2, want.len(), "center {center}: each link in one round only");
+            assert_eq!(edge_set(got), edge_set(want), "center {center}");
         }
     }
 }

@@ -44,6 +44,11 @@ pub struct BuildGraphArgs {
     /// NSL's `GraphBuilderConfig` default (NSL's build_graph command line defaults to 2).
     #[arg(long, default_value_t = 1)]
     pub lsh_rounds: u32,
+    /// LSH: subtract the mean embedding before hashing (the weights stay the cosines of the input).
+    /// Non-negative or otherwise uncentred embeddings crowd a few buckets without it; watch
+    /// "largest bucket" in the summary. Default: off (NSL's behavior).
+    #[arg(long)]
+    pub center: bool,
     /// Keep each node's K most similar neighbors among those at or above the threshold (use
     /// `--threshold -1` for a plain kNN graph); the graph is then made symmetric, so degrees can
     /// exceed K. Default: no limit.
@@ -67,7 +72,7 @@ pub struct BuildGraphArgs {
     #[arg(long, default_value = "id")]
     pub id_column: String,
     /// Column of the embeddings. Default: `embedding` if a Parquet input has it, else `features`
-    /// (what `nsl generate-embeddings` writes) or, for CSV, every numeric column but the id.
+    /// (what `nsl generate-embeddings` writes) or, for CSV, every numeric column but the id and `label`.
     #[arg(long)]
     pub embedding_column: Option<String>,
     /// Print the summary as one JSON object on stdout instead of text.
@@ -90,6 +95,7 @@ pub fn run(args: &BuildGraphArgs) -> Result<()> {
         threshold: args.threshold,
         lsh_splits: args.lsh_splits,
         lsh_rounds: args.lsh_rounds,
+        center: args.center,
         top_k: args.top_k,
         seed: args.seed,
         shard: args.shard,
@@ -174,12 +180,10 @@ fn embedding_columns(input: &Path, chosen: Option<&str>) -> Result<Vec<String>> 
 
 /// The top-level column names of a Parquet file (empty for any other file).
 fn parquet_columns(input: &Path) -> Result<Vec<String>> {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
-    if (&file).read_exact(&mut magic).is_err() || &magic != b"PAR1" {
+    if !nsl::io::is_parquet(input).with_context(|| format!("reading {}", input.display()))? {
         return Ok(Vec::new());
     }
+    let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
     let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .with_context(|| format!("reading the Parquet schema of {}", input.display()))?;
     Ok(builder.schema().fields().iter().map(|f| f.name().clone()).collect())
@@ -207,6 +211,14 @@ fn print_summary(r: &BuildReport, output: &Path, read: f64, write: f64, total: f
     println!(
         "{} graph: {} nodes, {} edges ({} directed), mean degree {:.2}",
         r.mode, r.nodes, r.edges, r.directed_edges, r.mean_degree
+    );
+    println!(
+        "pairs compared: {} over {} round(s), largest bucket {} rows ({:.1} % of the nodes), {} rechecked in f64",
+        r.compared_pairs,
+        r.rounds,
+        r.largest_bucket,
+        100.0 * r.largest_bucket as f64 / r.nodes.max(1) as f64,
+        r.rechecked_pairs
     );
     if let Some(rec) = &r.recall {
         match rec.recall {

@@ -2,13 +2,14 @@
 
 use super::progress::with_spinner;
 use super::ColumnArgs;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use nsl::data::{self, idx::IdxOptions, Dataset, SampleColumns};
-use nsl::graph::linqs::{read_cites, CitesReport, UnknownIds};
+use nsl::data::{self, Dataset, IdxOptions, SampleColumns};
 use nsl::graph::{self, NeighborGraph};
+use nsl::graph::{read_cites, CitesReport, UnknownIds};
+use nsl::io::OutputSet;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Flags of `nsl convert`. Give exactly one input: `--content` (LINQS, with optional `--cites`),
 /// `--idx-images` (with optional `--idx-labels`), `--csv` or `--parquet`.
@@ -87,8 +88,15 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
     if args.graph.is_some() && args.cites.is_none() {
         bail!("--graph needs --cites (only LINQS input carries a graph)");
     }
+    check_paths(args)?;
     let columns = args.columns.to_columns();
     let dataset = with_spinner("reading samples", || read_input(args, &columns))?;
+    if dataset.is_empty() {
+        eprintln!("warning: the input has no samples: the samples table will have 0 rows");
+    }
+    // The samples and the graph become visible together (or not at all).
+    let mut outputs = OutputSet::new();
+    let samples_out = outputs.add(&args.samples).with_context(|| format!("--samples {}", args.samples.display()))?;
 
     let graph = match (&args.cites, &args.graph) {
         (Some(cites), Some(out)) => {
@@ -99,12 +107,16 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
                 eprintln!("warning: skipped {} cites lines naming unknown papers", report.skipped_unknown);
             }
             g.set_provenance(format!("nsl convert --cites {}", cites.display()));
-            with_spinner("writing graph", || graph::write_graph(&g, out))?;
+            let graph_out = outputs.add(out).with_context(|| format!("--graph {}", out.display()))?;
+            with_spinner("writing graph", || graph::write_graph(&g, &graph_out))
+                .with_context(|| format!("writing --graph {}", out.display()))?;
             Some(graph_summary(out, &g, &report))
         }
         _ => None,
     };
-    with_spinner("writing samples", || data::parquet::write_samples(&dataset, &args.samples))?;
+    with_spinner("writing samples", || data::write_samples(&dataset, &samples_out))
+        .with_context(|| format!("writing --samples {}", args.samples.display()))?;
+    outputs.commit()?;
 
     let summary = Summary {
         samples: args.samples.clone(),
@@ -122,15 +134,34 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
     Ok(())
 }
 
+/// Usage errors: two outputs naming one file, or an output naming an input.
+fn check_paths(args: &ConvertArgs) -> Result<()> {
+    let mut outputs = vec![("--samples", args.samples.as_path())];
+    outputs.extend(args.graph.as_deref().map(|g| ("--graph", g)));
+    let inputs: Vec<(&str, &Path)> = [
+        ("--content", &args.content),
+        ("--cites", &args.cites),
+        ("--idx-images", &args.idx_images),
+        ("--idx-labels", &args.idx_labels),
+        ("--csv", &args.csv),
+        ("--parquet", &args.parquet),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path)| path.as_deref().map(|p| (flag, p)))
+    .collect();
+    nsl::io::check_paths(&outputs, &inputs)?;
+    Ok(())
+}
+
 fn read_input(args: &ConvertArgs, columns: &SampleColumns) -> Result<Dataset> {
     let dataset = if let Some(content) = &args.content {
-        data::linqs::read_content(content)?
+        data::read_content(content)?
     } else if let Some(images) = &args.idx_images {
-        data::idx::read_idx(images, args.idx_labels.as_deref(), &IdxOptions { scale: !args.no_scale })?
+        data::read_idx(images, args.idx_labels.as_deref(), &IdxOptions { scale: !args.no_scale })?
     } else if let Some(csv) = &args.csv {
-        data::csv::read_csv(csv, columns)?
+        data::read_csv(csv, columns)?
     } else if let Some(parquet) = &args.parquet {
-        data::parquet::read_samples(parquet, columns)?
+        data::read_parquet_samples(parquet, columns)?
     } else {
         bail!("no input given");
     };

@@ -11,19 +11,20 @@ use super::progress::with_spinner;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use nsl::data::idx::{read_idx, IdxOptions};
-use nsl::data::{self, linqs, Dataset};
-use nsl::eval::attack::{accuracy_on, adversarial_examples, Attack, AttackConfig};
-use nsl::graph::export::{export, ExportFormat};
-use nsl::graph::linqs::{read_cites, UnknownIds};
-use nsl::graph::stats::{graph_stats, SampleInfo};
+use nsl::data::{self, Dataset};
+use nsl::data::{read_idx, IdxOptions};
+use nsl::eval::{accuracy_on, adversarial_examples, Attack, AttackConfig};
 use nsl::graph::{self};
+use nsl::graph::{export, ExportFormat};
+use nsl::graph::{graph_stats, SampleInfo};
+use nsl::graph::{read_cites, UnknownIds};
 use nsl::model::{build_model, Model, ModelSpec};
 use nsl::regularize::{AdvNeighborConfig, AdvRegConfig, NormType};
 use nsl::report::{digit_grid_png, training_curves_svg, DigitCell};
 use nsl::train::{History, TrainConfig, Trainer};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Instant;
 
 /// Flags of `nsl demo`.
@@ -36,16 +37,16 @@ pub struct DemoArgs {
     /// next to the crate's sources.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Model: `mlp:256,128` (fast), or `cnn` for NSL's tutorial CNN. Default mlp:256,128.
-    #[arg(long, default_value = "mlp:256,128", value_name = "SPEC")]
-    model: String,
+    /// Model: `mlp:256,128` (fast), or `cnn` for NSL's tutorial CNN. MLP dropout is 0.
+    #[arg(long, default_value = "mlp:256,128", value_name = "SPEC", value_parser = ModelSpec::from_str)]
+    model: ModelSpec,
     /// Training epochs of each model (NSL's tutorial: 5).
     #[arg(long, default_value_t = 5)]
     epochs: usize,
     /// Seed of weights and shuffling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// CPU threads. Default: 1 for the MLP, all cores for the CNN.
+    /// CPU threads. Default: 1 for the MLP, 2 for the CNN.
     #[arg(long)]
     threads: Option<usize>,
     /// Instead: walk the bundled Cora citation graph through convert, graph stats and export.
@@ -92,13 +93,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 
 fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
     let started = Instant::now();
-    let spec: ModelSpec = args.model.parse().map_err(anyhow::Error::msg)?;
-    let spec = match spec {
-        ModelSpec::Mlp(_) => spec.with_dropout(0.0),
+    let spec = match args.model.clone() {
+        spec @ ModelSpec::Mlp(_) => spec.with_dropout(0.0),
         other => other,
     };
     let threads = args.threads.unwrap_or(if matches!(spec, ModelSpec::Mlp(_)) { 1 } else { 2 });
-    nsl::train::set_threads(threads);
+    super::set_threads(threads);
     let mnist = data_dir.join("mnist");
     let (train, test) = with_spinner("reading MNIST", || -> Result<(Dataset, Dataset)> {
         let options = IdxOptions::default();
@@ -142,10 +142,13 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
             ProgressStyle::with_template(&format!("{name:>22} {{bar:30}} epoch {{msg}} ({{elapsed}}, eta {{eta}})"))
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        let history = trainer.fit(&train, None, &mut |epoch, _, _| {
-            bar.set_message(format!("{epoch}/{}", args.epochs));
-            bar.inc(1);
-        })?;
+        let progress_bar = bar.clone();
+        let history = trainer
+            .on_progress(move |p| {
+                progress_bar.set_message(format!("{}/{}", p.epoch, p.epochs));
+                progress_bar.inc(1);
+            })
+            .fit(&train, None)?;
         bar.finish_and_clear();
         Ok((model, history))
     };
@@ -190,14 +193,8 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
 
     // The pictures: digits perturbed against the base model that fool it but not the regularized one.
     let labels = test.labels().unwrap_or(&[]);
-    let predict = |model: &dyn Model| -> Result<Vec<u32>> {
-        let t = candle_core::Tensor::from_slice(
-            transfer.as_slice().unwrap_or(&[]),
-            transfer.dim(),
-            &candle_core::Device::Cpu,
-        )?;
-        Ok(model.forward_t(&t, false)?.argmax(1)?.to_vec1()?)
-    };
+    let predict =
+        |model: &dyn Model| -> Result<Vec<u32>> { Ok(nsl::eval::predicted_classes(model, transfer.view(), 1024)?) };
     let (base_pred, robust_pred) = (predict(base.as_ref())?, predict(robust.as_ref())?);
     let cells: Vec<DigitCell> = (0..test.len())
         .filter(|&i| base_pred[i] != labels[i] && robust_pred[i] == labels[i])
@@ -221,7 +218,9 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
         adversarial: robust_scores,
         seconds: started.elapsed().as_secs_f64(),
     };
-    nsl::io::write_bytes_atomic(&args.out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
+    let summary_path = args.out.join("summary.json");
+    nsl::io::write_bytes(&summary_path, &serde_json::to_vec_pretty(&summary)?)
+        .with_context(|| format!("writing {}", summary_path.display()))?;
     println!(
         "\n{} → each pair: the test digit and its perturbed version (crafted on the base model);\n\
          below: T = true label, B = the base model's answer (red: fooled), A = the adversarially\n\
@@ -238,14 +237,18 @@ fn cora(data_dir: &Path, out: &Path) -> Result<()> {
     let cites = data_dir.join("cora/cora.cites.gz");
 
     println!("== 1. convert: the bundled Cora (LINQS) → Parquet");
-    let samples = with_spinner("reading cora.content", || linqs::read_content(&content))?;
+    let samples = with_spinner("reading cora.content", || data::read_content(&content))?;
     let known = |id: &str| samples.position(id).is_some();
     let (mut g, report) = with_spinner("reading cora.cites", || read_cites(&cites, &known, UnknownIds::Error))?;
     g.set_provenance("nsl demo: LINQS cora.cites, undirected, weight 1");
     let samples_path = out.join("cora.parquet");
     let graph_path = out.join("cora_graph.parquet");
-    data::parquet::write_samples(&samples, &samples_path)?;
-    graph::write_graph(&g, &graph_path)?;
+    // The samples and the graph become visible together, as with `nsl convert`.
+    let mut outputs = nsl::io::OutputSet::new();
+    data::write_samples(&samples, &outputs.add(&samples_path)?)
+        .with_context(|| format!("writing {}", samples_path.display()))?;
+    graph::write_graph(&g, &outputs.add(&graph_path)?).with_context(|| format!("writing {}", graph_path.display()))?;
+    outputs.commit()?;
     println!(
         "   {} papers × {} word features, {} classes → {}",
         samples.len(),

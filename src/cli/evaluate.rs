@@ -2,12 +2,12 @@
 
 use super::progress::with_spinner;
 use super::ColumnArgs;
-use anyhow::{bail, Result};
-use clap::Args;
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
 use nsl::data;
 use nsl::data::Dataset;
-use nsl::eval::attack::{robustness_sweep, Attack, AttackConfig};
 use nsl::eval::{evaluate, predict};
+use nsl::eval::{robustness_sweep, Attack, AttackConfig};
 use nsl::regularize::NormType;
 use nsl::train::{load_checkpoint, Checkpoint};
 use serde::Serialize;
@@ -29,12 +29,12 @@ pub struct EvaluateArgs {
     samples: PathBuf,
     #[command(flatten)]
     columns: ColumnArgs,
-    /// Also measure robust accuracy under this attack: fgsm or pgd. Default: clean accuracy only.
+    /// Also measure robust accuracy under this attack. Default: clean accuracy only.
     #[arg(long, value_name = "ATTACK")]
-    attack: Option<String>,
-    /// Norm of the attack's perturbation: inf, l2 or l1.
-    #[arg(long, default_value = "inf", value_name = "NORM")]
-    norm: String,
+    attack: Option<AttackName>,
+    /// Norm of the attack's perturbation.
+    #[arg(long, value_enum, default_value_t = Norm::Inf, value_name = "NORM")]
+    norm: Norm,
     /// Attack strengths ε, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0.05,0.1,0.2,0.3", value_name = "EPS,…")]
     epsilon: Vec<f64>,
@@ -49,8 +49,8 @@ pub struct EvaluateArgs {
     random_init: bool,
     /// Valid input range MIN:MAX that perturbed features are clipped to (e.g. 0:1 for pixels).
     /// Default: no clipping.
-    #[arg(long, value_name = "MIN:MAX")]
-    clip: Option<String>,
+    #[arg(long, value_name = "MIN:MAX", value_parser = parse_clip)]
+    clip: Option<(f32, f32)>,
     /// Craft the perturbations on this other run's model (a transfer attack, as in NSL's tutorial)
     /// instead of on the evaluated model itself (white-box). Default: white-box.
     #[arg(long, value_name = "DIR")]
@@ -83,12 +83,52 @@ struct EvaluateOutput {
     robust_accuracy: Vec<f64>,
 }
 
-/// Parses `MIN:MAX`.
-pub fn parse_clip(text: &str) -> Result<(f32, f32)> {
+/// `--attack`'s choices.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum AttackName {
+    // One step of size ε (Goodfellow et al. 2015).
+    Fgsm,
+    // `--pgd-steps` steps of `--pgd-step-size`, projected onto the ε-ball (Madry et al. 2018).
+    Pgd,
+}
+
+impl AttackName {
+    fn as_str(self) -> &'static str {
+        match self {
+            AttackName::Fgsm => "fgsm",
+            AttackName::Pgd => "pgd",
+        }
+    }
+}
+
+/// `--norm`'s choices (the library's [`NormType`]).
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Norm {
+    // Largest absolute value (L∞).
+    #[value(alias = "infinity", alias = "linf")]
+    Inf,
+    // Euclidean norm.
+    L2,
+    // Sum of absolute values.
+    L1,
+}
+
+impl From<Norm> for NormType {
+    fn from(norm: Norm) -> Self {
+        match norm {
+            Norm::Inf => NormType::Infinity,
+            Norm::L2 => NormType::L2,
+            Norm::L1 => NormType::L1,
+        }
+    }
+}
+
+/// Parses `MIN:MAX` with `MIN ≤ MAX`.
+fn parse_clip(text: &str) -> std::result::Result<(f32, f32), String> {
     let parsed = text.split_once(':').and_then(|(lo, hi)| Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?)));
     match parsed {
         Some((lo, hi)) if lo <= hi => Ok((lo, hi)),
-        _ => bail!("--clip `{text}` is not MIN:MAX with MIN ≤ MAX"),
+        _ => Err(format!("`{text}` is not MIN:MAX with MIN ≤ MAX")),
     }
 }
 
@@ -122,23 +162,37 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
         epsilon: Vec::new(),
         robust_accuracy: Vec::new(),
     };
-    if let Some(name) = &args.attack {
-        let attack = match name.as_str() {
-            "fgsm" => Attack::Fgsm,
-            "pgd" => {
+    if let Some(attack_name) = args.attack {
+        let attack = match attack_name {
+            AttackName::Fgsm => Attack::Fgsm,
+            AttackName::Pgd => {
                 Attack::Pgd { steps: args.pgd_steps, step_size: args.pgd_step_size, random_init: args.random_init }
             }
-            other => bail!("unknown attack `{other}` (expected fgsm or pgd)"),
         };
         if let Some(bad) = args.epsilon.iter().find(|e| !(e.is_finite() && **e >= 0.0)) {
             bail!("--epsilon {bad} must be a finite number ≥ 0");
         }
-        let norm: NormType = args.norm.parse().map_err(anyhow::Error::msg)?;
-        let clip = args.clip.as_deref().map(parse_clip).transpose()?;
-        let config = AttackConfig { attack, norm, epsilon: args.epsilon[0], clip, seed: args.seed };
+        let config =
+            AttackConfig { attack, norm: args.norm.into(), epsilon: args.epsilon[0], clip: args.clip, seed: args.seed };
         let source = args.attack_from.as_deref().map(load_checkpoint).transpose()?;
+        if let Some(source) = &source {
+            // The attack's gradients come from the source model: it must take these samples and
+            // predict the same classes, or the attack fails deep inside a layer.
+            source.check_input(&samples).with_context(|| {
+                format!("--attack-from {}: the attack's source run cannot take the samples", source.dir().display())
+            })?;
+            if source.meta.classes != checkpoint.meta.classes {
+                bail!(
+                    "--attack-from {}: the attack's source run predicts {} classes, the evaluated run {} predicts {}",
+                    source.dir().display(),
+                    source.meta.classes,
+                    args.run.display(),
+                    checkpoint.meta.classes
+                );
+            }
+        }
         let source_model = source.as_ref().map_or(checkpoint.model.as_ref(), |s| s.model.as_ref());
-        let curve = with_spinner(format!("attacking with {name}"), || {
+        let curve = with_spinner(format!("attacking with {}", attack_name.as_str()), || {
             robustness_sweep(checkpoint.model.as_ref(), source_model, &samples, &config, &args.epsilon, 256)
         })?;
         output.attack = Some(config);
@@ -149,11 +203,8 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
             points.extend(curve.iter().copied().filter(|p| p.0 > 0.0));
             let name = args.run.display().to_string();
             let how = if args.attack_from.is_some() { "transfer" } else { "white-box" };
-            nsl::report::robustness_curves_svg(
-                &[(name, points)],
-                &format!("{name_attack} ({how})", name_attack = args.attack.as_deref().unwrap_or("")),
-                plot,
-            )?;
+            nsl::report::robustness_curves_svg(&[(name, points)], &format!("{} ({how})", attack_name.as_str()), plot)
+                .with_context(|| format!("writing --plot {}", plot.display()))?;
         }
     }
     if args.json {
@@ -165,7 +216,7 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
                 Some(from) => format!("crafted on {}", from.display()),
                 None => "white-box".into(),
             };
-            println!("  {} ε={eps:<6} robust accuracy {acc:.4} ({how})", args.attack.as_deref().unwrap_or(""));
+            println!("  {} ε={eps:<6} robust accuracy {acc:.4} ({how})", args.attack.map_or("", AttackName::as_str));
         }
     }
     Ok(())
@@ -179,15 +230,19 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
         Some(names) => names.clone(),
         None => (0..checkpoint.meta.classes).map(|c| c.to_string()).collect(),
     };
-    let mut csv = format!("id,prediction,{}\n", names.iter().map(|n| format!("p_{n}")).collect::<Vec<_>>().join(","));
+    // csv quotes the ids and class names that need it (a comma, a quote, a line break).
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let header = ["id".to_string(), "prediction".to_string()].into_iter().chain(names.iter().map(|n| format!("p_{n}")));
+    writer.write_record(header)?;
     for (id, p) in samples.ids().iter().zip(&probabilities) {
         let best = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
-        let row: Vec<String> = p.iter().map(|v| format!("{v:.6}")).collect();
-        csv.push_str(&format!("{},{},{}\n", quote(id), quote(&names[best]), row.join(",")));
+        let row = [id.clone(), names[best].clone()].into_iter().chain(p.iter().map(|v| format!("{v:.6}")));
+        writer.write_record(row)?;
     }
+    let csv = String::from_utf8(writer.into_inner().map_err(|e| e.into_error())?)?;
     match &args.output {
         Some(path) => {
-            nsl::io::write_bytes_atomic(path, csv.as_bytes())?;
+            nsl::io::write_bytes(path, csv.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
             eprintln!("wrote {} predictions to {}", probabilities.len(), path.display());
         }
         None => std::io::stdout().lock().write_all(csv.as_bytes())?,
@@ -199,23 +254,66 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
 fn load(run: &std::path::Path, path: &std::path::Path, columns: &ColumnArgs) -> Result<(Checkpoint, Dataset)> {
     let checkpoint = load_checkpoint(run)?;
     let samples = with_spinner("reading samples", || data::read_samples(path, &columns.to_columns()))?;
-    let item_shape = &checkpoint.meta.item_shape;
-    let expected: usize = item_shape.iter().product();
-    if expected != samples.dim() {
-        bail!(
-            "{}: samples have {} features but the model expects {expected} (item shape {item_shape:?})",
-            path.display(),
-            samples.dim()
-        );
+    checkpoint.check_input(&samples).with_context(|| format!("cannot use the samples in {}", path.display()))?;
+    if samples.is_empty() {
+        bail!("{}: the table has no samples (nothing to evaluate or predict)", path.display());
     }
+    let samples = align_labels(&checkpoint, samples, path)?;
     Ok((checkpoint, samples))
 }
 
-/// Quotes a CSV field when it needs it.
-fn quote(field: &str) -> String {
-    if field.contains([',', '"', '\n']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
+/// Makes the samples' label indices mean the run's classes. String labels are indexed by their
+/// sorted distinct names *in each file*, so a test table missing one class would otherwise be
+/// scored against shifted classes: labels are mapped through the names when both sides have them
+/// (a name the run does not know is an error), and every label must be below the run's class count.
+fn align_labels(checkpoint: &Checkpoint, samples: Dataset, path: &std::path::Path) -> Result<Dataset> {
+    let Some(labels) = samples.labels() else { return Ok(samples) };
+    let classes = checkpoint.meta.classes;
+    let remapped = match (&checkpoint.meta.class_names, samples.class_names()) {
+        (Some(run_names), Some(names)) if run_names.as_slice() != names => {
+            let mut index = Vec::with_capacity(names.len());
+            for name in names {
+                match run_names.iter().position(|n| n == name) {
+                    Some(i) => index.push(i as u32),
+                    None => bail!(
+                        "{}: label `{name}` is not one of the run's classes ({}): the run {} was trained on other labels",
+                        path.display(),
+                        run_names.join(", "),
+                        checkpoint.dir().display()
+                    ),
+                }
+            }
+            Some((labels.iter().map(|&l| index[l as usize]).collect::<Vec<u32>>(), run_names.clone()))
+        }
+        (None, Some(names)) => {
+            eprintln!(
+                "warning: {} has named labels ({}) but the run {} was trained on unnamed ones: label i is taken as class i",
+                path.display(),
+                names.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                checkpoint.dir().display()
+            );
+            None
+        }
+        _ => None,
+    };
+    let labels = remapped.as_ref().map_or(labels, |(l, _)| l.as_slice());
+    if let Some(row) = labels.iter().position(|&l| l as usize >= classes) {
+        bail!(
+            "{}: row {row} (id `{}`) has label {} but the run {} predicts {classes} classes",
+            path.display(),
+            samples.ids()[row],
+            labels[row],
+            checkpoint.dir().display()
+        );
+    }
+    match remapped {
+        Some((labels, names)) => Ok(Dataset::new(
+            samples.ids().to_vec(),
+            samples.features().to_owned(),
+            samples.item_shape().to_vec(),
+            Some(labels),
+            Some(names),
+        )?),
+        None => Ok(samples),
     }
 }

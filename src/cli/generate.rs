@@ -32,7 +32,8 @@ pub struct GenerateArgs {
 /// Runs `nsl generate-embeddings`.
 ///
 /// # Errors
-/// `--n`, `--dim` or `--clusters` of 0, or an unwritable output.
+/// `--n`, `--dim` or `--clusters` of 0, sizes that do not fit in the available memory
+/// ([`nsl::io::check_memory`]), or an unwritable output.
 pub fn run(args: &GenerateArgs) -> Result<()> {
     if args.n == 0 || args.dim == 0 {
         bail!("--n and --dim must be at least 1 (got --n {} --dim {})", args.n, args.dim);
@@ -41,13 +42,25 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     if clusters == 0 {
         bail!("--clusters must be at least 1");
     }
+    // Checked before allocating: the features (n·dim f32, held twice while the table is built),
+    // the cluster centres, and the ids (~24 bytes each plus their digits).
+    let features = (args.n as u128).checked_mul(args.dim as u128).context("--n × --dim overflows")?;
+    nsl::io::check_memory(
+        format!("--n {} × --dim {} features (f32, twice while writing)", args.n, args.dim),
+        features,
+        8,
+    )?;
+    nsl::io::check_memory(
+        format!("--clusters {clusters} × --dim {} centres", args.dim),
+        clusters as u128 * args.dim as u128,
+        8,
+    )?;
+    nsl::io::check_memory(format!("--n {} ids and labels", args.n), args.n as u128, 48)?;
     let (features, labels) = gaussian_clusters(args.n, args.dim, clusters, args.seed);
     let ids: Vec<String> = (0..args.n).map(|i| i.to_string()).collect();
     let dataset = Dataset::new(ids, features, vec![args.dim], Some(labels), None)?;
-    with_spinner(format!("writing {}", args.output.display()), || {
-        nsl::data::parquet::write_samples(&dataset, &args.output)
-    })
-    .with_context(|| format!("writing {}", args.output.display()))?;
+    with_spinner(format!("writing {}", args.output.display()), || nsl::data::write_samples(&dataset, &args.output))
+        .with_context(|| format!("writing {}", args.output.display()))?;
     println!(
         "wrote {} points x {} dims in {} clusters (seed {}) to {}",
         args.n,

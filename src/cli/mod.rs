@@ -14,9 +14,12 @@ mod pack;
 mod progress;
 mod split;
 mod train;
+mod worker;
 
 use clap::{Parser, Subcommand};
+use std::fmt::Display;
 use std::process::ExitCode;
+use std::str::FromStr;
 
 /// Neural Structured Learning in Rust: build neighbor graphs, train with graph and adversarial
 /// regularization, and analyse graphs.
@@ -29,7 +32,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the main job on the bundled data (Cora: convert, graph statistics, exports).
+    /// Run the main job on the bundled data: MNIST adversarial training and attacks (with `--graph`:
+    /// Cora through convert, graph statistics and exports).
     Demo(demo::DemoArgs),
     /// Convert samples (IDX, LINQS, CSV, Parquet) to a Parquet samples table, and LINQS cites to a graph.
     Convert(convert::ConvertArgs),
@@ -50,6 +54,9 @@ enum Command {
     /// Analyse and export neighbor graphs.
     #[command(subcommand)]
     Graph(graph::GraphCommand),
+    /// The executors' side of scripts/spark: Arrow IPC stream on stdin → Arrow IPC stream on stdout.
+    #[command(subcommand)]
+    Worker(worker::WorkerCommand),
 }
 
 /// Which table columns hold ids, features and labels (CSV and Parquet inputs).
@@ -78,6 +85,35 @@ impl ColumnArgs {
     }
 }
 
+/// Reads an optional setting of a `--config` file from its text form, as its flag parses it
+/// (`FromStr`), for `#[serde(deserialize_with = "from_text")]` on an `Option` field.
+pub fn from_text<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: FromStr,
+    T::Err: Display,
+{
+    let text: Option<String> = serde::Deserialize::deserialize(deserializer)?;
+    text.map(|text| text.parse().map_err(serde::de::Error::custom)).transpose()
+}
+
+/// Sets the number of CPU threads nsl's kernels (and rayon) use. Call it at start-up, before any
+/// tensor work and before any other thread starts: rayon's global pool is created once, and
+/// changing environment variables races with any other thread reading them.
+///
+/// candle's own element-wise ops get one thread unless `CANDLE_NUM_THREADS` says otherwise: its
+/// pool's workers spin after every op, and on a small machine they take the cores the products
+/// need (set `CANDLE_NUM_THREADS=2` with `--threads 2` to compare).
+pub fn set_threads(threads: usize) {
+    // candle reads RAYON_NUM_THREADS at every matmul, CANDLE_NUM_THREADS when its pool starts;
+    // rayon reads RAYON_NUM_THREADS when its pool starts.
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+}
+
 /// Parses the command line, runs the command and turns its outcome into an exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -92,6 +128,7 @@ pub fn main() -> ExitCode {
         Command::Graph(cmd) => graph::run(cmd),
         Command::BuildGraph(args) => build_graph::run(args),
         Command::GenerateEmbeddings(args) => generate::run(args),
+        Command::Worker(cmd) => worker::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,6 +143,10 @@ pub fn main() -> ExitCode {
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
+            }
+            // Two outputs naming one file, or an output naming an input: a usage error.
+            if err.chain().any(|e| e.is::<nsl::io::PathConflict>()) {
+                return ExitCode::from(2);
             }
             ExitCode::FAILURE
         }

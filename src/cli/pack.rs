@@ -25,6 +25,7 @@ pub struct PackArgs {
     #[arg(long, value_name = "FILE")]
     graph: PathBuf,
     /// Neighbors per sample, highest weight first (ties: larger id). NSL's Cora preprocessing uses 5.
+    /// The table gets as many neighbor columns as the best-connected sample has neighbors (at most N).
     #[arg(long, default_value_t = 5, value_name = "N")]
     max_neighbors: usize,
     /// Make the graph undirected first (each edge also in reverse, keeping the larger weight), as
@@ -40,6 +41,9 @@ pub struct PackArgs {
 
 /// Runs `nsl pack-nbrs`.
 pub fn run(args: &PackArgs) -> Result<()> {
+    let mut inputs = vec![("--samples", args.samples.as_path()), ("--graph", args.graph.as_path())];
+    inputs.extend(args.pool.as_deref().map(|p| ("--pool", p)));
+    nsl::io::check_paths(&[("--output", &args.output)], &inputs)?;
     let columns = args.columns.to_columns();
     let samples = with_spinner("reading samples", || data::read_samples(&args.samples, &columns))?;
     let pool =

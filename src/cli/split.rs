@@ -1,13 +1,13 @@
-//! `nsl split`: a samples table → train and test tables.
+//! `nsl split`: a samples table → train and test tables (random, or by an `id<TAB>split` table).
 
 use super::progress::with_spinner;
 use super::ColumnArgs;
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
-use nsl::data::split::{split, SplitConfig, SplitMethod};
-use nsl::data::{self};
+use clap::{Args, CommandFactory, ValueEnum};
+use nsl::data::{self, Dataset};
+use nsl::data::{split, split_by_table, SplitConfig, SplitMethod, TableSplit};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How rows are assigned to the parts.
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -22,7 +22,9 @@ enum Method {
 /// Flags of `nsl split`.
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Example:\n  nsl split cora.parquet --train 0.8 --seed 1 --out-train train.parquet --out-test test.parquet --stratify"
+    after_help = "Examples:\n  nsl split cora.parquet --train 0.8 --seed 1 --out-train train.parquet --out-test test.parquet --stratify\n  \
+    nsl split cora.parquet --split-table datasets/cora/cora.planetoid_split.tsv --out-train train.parquet \\\n    \
+    --out-validation val.parquet --out-test test.parquet --out-unlabeled unlabeled.parquet"
 )]
 pub struct SplitArgs {
     /// Samples to split: Parquet, CSV, IDX or LINQS `.content` (recognized by content).
@@ -39,12 +41,24 @@ pub struct SplitArgs {
     /// How rows are assigned.
     #[arg(long, value_enum, default_value_t = Method::Shuffle)]
     method: Method,
+    /// Take the parts from a table of `id<TAB>split` lines instead (split: train, val/validation,
+    /// test, other/unlabeled; an `id<TAB>split` header line is skipped; gzipped or not), e.g.
+    /// Planetoid's `datasets/cora/cora.planetoid_split.tsv`. Samples the table omits go to `other`.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["train", "seed", "stratify", "method"])]
+    split_table: Option<PathBuf>,
     /// Output Parquet table of the train part (written atomically).
     #[arg(long, value_name = "FILE")]
     out_train: PathBuf,
     /// Output Parquet table of the test part (written atomically).
     #[arg(long, value_name = "FILE")]
     out_test: PathBuf,
+    /// With `--split-table`: output Parquet table of the validation part (not written otherwise).
+    #[arg(long, value_name = "FILE", requires = "split_table")]
+    out_validation: Option<PathBuf>,
+    /// With `--split-table`: output Parquet table of every sample that is not `train` (validation,
+    /// test and other, labels kept): the pool of unlabeled centers or neighbors for `nsl train`.
+    #[arg(long, value_name = "FILE", requires = "split_table")]
+    out_unlabeled: Option<PathBuf>,
     #[command(flatten)]
     columns: ColumnArgs,
     /// Print the summary as JSON on standard output.
@@ -60,19 +74,90 @@ struct Summary {
     out_test: PathBuf,
 }
 
+/// What `nsl split --split-table` reports.
+#[derive(Serialize)]
+struct TableSummary {
+    train: usize,
+    validation: usize,
+    test: usize,
+    /// Rows marked other/unlabeled plus the rows the table omits.
+    other: usize,
+    /// Rows the table omits (counted in `other`).
+    not_in_table: usize,
+    /// Rows that are not train (written with `--out-unlabeled`).
+    unlabeled: usize,
+    out_train: PathBuf,
+    out_test: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    out_validation: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    out_unlabeled: Option<PathBuf>,
+}
+
+/// A path as the file system will resolve it: canonical if the file exists, else its canonical
+/// directory joined with its name, else as given.
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(canonical) = path.canonicalize() {
+        return canonical;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => {
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            dir.canonicalize().map_or_else(|_| path.to_path_buf(), |d| d.join(name))
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Exits with a usage error (status 2, in clap's format, with the usage of `nsl SUBCOMMAND…`) if
+/// two of the named `paths` are the same file; the first is the input, the others are outputs.
+/// Checked before any file is read or written, so a typo cannot overwrite an input.
+pub(super) fn exit_unless_distinct(subcommand: &[&str], paths: &[(&str, &Path)]) {
+    for (i, &(name_a, a)) in paths.iter().enumerate() {
+        for &(name_b, b) in &paths[i + 1..] {
+            if a == b || resolved(a) == resolved(b) {
+                let mut command = super::Cli::command();
+                command.build();
+                // After `build`, a subcommand carries its full name (`nsl graph hops`) for the usage line.
+                let mut sub = command;
+                for name in subcommand {
+                    match sub.find_subcommand(name).cloned() {
+                        Some(found) => sub = found,
+                        None => break,
+                    }
+                }
+                let message = format!("{name_a} and {name_b} are the same file: {}", b.display());
+                sub.error(clap::error::ErrorKind::ArgumentConflict, message).exit();
+            }
+        }
+    }
+}
+
 /// Runs `nsl split`.
 pub fn run(args: &SplitArgs) -> Result<()> {
+    let mut outputs: Vec<(&str, &Path)> = vec![("--out-train", &args.out_train), ("--out-test", &args.out_test)];
+    outputs.extend(args.out_validation.as_deref().map(|p| ("--out-validation", p)));
+    outputs.extend(args.out_unlabeled.as_deref().map(|p| ("--out-unlabeled", p)));
+    let mut inputs: Vec<(&str, &Path)> = vec![("input", &args.input)];
+    inputs.extend(args.split_table.as_deref().map(|p| ("--split-table", p)));
+    nsl::io::check_paths(&outputs, &inputs)?;
     let dataset = with_spinner("reading samples", || data::read_samples(&args.input, &args.columns.to_columns()))?;
+    if let Some(table) = &args.split_table {
+        let parts = split_by_table(&dataset, table)?;
+        return write_table_split(args, &dataset, &parts);
+    }
     let method = match args.method {
         Method::Shuffle => SplitMethod::Shuffle,
         Method::Nsl => SplitMethod::NslUniform,
     };
     let config = SplitConfig { train_fraction: args.train, seed: args.seed, stratify: args.stratify, method };
     let (train, test) = split(&dataset, &config).with_context(|| format!("splitting {}", args.input.display()))?;
+    // Both parts become visible together, or neither (nsl::io::OutputSet).
     with_spinner("writing", || -> Result<()> {
-        data::parquet::write_samples(&train, &args.out_train)?;
-        data::parquet::write_samples(&test, &args.out_test)?;
-        Ok(())
+        let mut outputs = nsl::io::OutputSet::new();
+        data::write_samples(&train, &outputs.add(&args.out_train)?)?;
+        data::write_samples(&test, &outputs.add(&args.out_test)?)?;
+        Ok(outputs.commit()?)
     })?;
     let summary = Summary {
         train: train.len(),
@@ -86,5 +171,47 @@ pub fn run(args: &SplitArgs) -> Result<()> {
         println!("train: {} rows → {}", summary.train, summary.out_train.display());
         println!("test:  {} rows → {}", summary.test, summary.out_test.display());
     }
+    Ok(())
+}
+
+/// Writes and reports the parts of `nsl split --split-table`.
+fn write_table_split(args: &SplitArgs, dataset: &Dataset, parts: &TableSplit) -> Result<()> {
+    let unlabeled = parts.unlabeled();
+    // Every part becomes visible together, or none (nsl::io::OutputSet).
+    with_spinner("writing", || -> Result<()> {
+        let mut outputs = nsl::io::OutputSet::new();
+        data::write_samples(&dataset.select(&parts.train)?, &outputs.add(&args.out_train)?)?;
+        data::write_samples(&dataset.select(&parts.test)?, &outputs.add(&args.out_test)?)?;
+        if let Some(path) = &args.out_validation {
+            data::write_samples(&dataset.select(&parts.validation)?, &outputs.add(path)?)?;
+        }
+        if let Some(path) = &args.out_unlabeled {
+            data::write_samples(&dataset.select(&unlabeled)?, &outputs.add(path)?)?;
+        }
+        Ok(outputs.commit()?)
+    })?;
+    let summary = TableSummary {
+        train: parts.train.len(),
+        validation: parts.validation.len(),
+        test: parts.test.len(),
+        other: parts.other.len(),
+        not_in_table: parts.not_in_table,
+        unlabeled: unlabeled.len(),
+        out_train: args.out_train.clone(),
+        out_test: args.out_test.clone(),
+        out_validation: args.out_validation.clone(),
+        out_unlabeled: args.out_unlabeled.clone(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    let target =
+        |path: &Option<PathBuf>| path.as_ref().map_or("not written".to_string(), |p| format!("→ {}", p.display()));
+    println!("train:      {} rows → {}", summary.train, summary.out_train.display());
+    println!("validation: {} rows {}", summary.validation, target(&summary.out_validation));
+    println!("test:       {} rows → {}", summary.test, summary.out_test.display());
+    println!("other:      {} rows ({} not in the table)", summary.other, summary.not_in_table);
+    println!("unlabeled (all but train): {} rows {}", summary.unlabeled, target(&summary.out_unlabeled));
     Ok(())
 }

@@ -1,112 +1,36 @@
 //! `nsl train`: train a model, optionally graph-regularized, and save the run.
 
 use super::progress::with_spinner;
-use super::ColumnArgs;
+use super::{from_text, set_threads, ColumnArgs};
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use nsl::data::{self, Dataset};
 use nsl::eval::evaluate;
 use nsl::graph;
 use nsl::model::{build_model, ModelSpec};
 use nsl::neighbors::NeighborTable;
-use nsl::regularize::{
-    AdvLoss, AdvNeighborConfig, AdvRegConfig, DistanceConfig, DistanceType, GraphRegConfig, Reduction, Transform,
-};
+use nsl::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
 use nsl::report::training_curves_svg;
 use nsl::train::AdversarialRecord;
-use nsl::train::{save_checkpoint, set_threads, CheckpointMeta, OptimizerConfig, TrainConfig, Trainer};
+use nsl::train::{save_checkpoint, CheckpointMeta, OptimizerConfig, TrainConfig, Trainer, UnlabeledConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
-/// Flags of `nsl train`. Every flag can also come from `--config run.toml` (same names, with `_` for
-/// `-`); flags given on the command line win.
+/// Flags of `nsl train`.
 #[derive(Args, Debug)]
 #[command(after_help = "Example (NSL's Cora tutorial):\n  \
     nsl train --samples train.parquet --pool test.parquet --graph cora_graph.parquet --model mlp:50,50 --dropout 0.5 \\\n    \
     --graph-reg multiplier=0.1,neighbors=1,distance=l2 --epochs 100 --batch-size 128 --test test.parquet --out runs/cora")]
 pub struct TrainArgs {
-    /// TOML file with any of these settings (e.g. `samples = "train.parquet"`, `epochs = 100`,
-    /// `graph_reg = "multiplier=0.1,neighbors=2"`); unknown keys are errors.
+    /// TOML file with any of the settings below but the column names and `--json` (e.g. `samples =
+    /// "train.parquet"`, `epochs = 100`, `graph_reg = "multiplier=0.1,neighbors=2"`, `strict = true`);
+    /// unknown keys are errors. Flags given on the command line win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Labeled training samples (Parquet, CSV, IDX or LINQS).
-    #[arg(long, value_name = "FILE")]
-    samples: Option<PathBuf>,
-    /// Extra samples that may serve as neighbors but are not trained on with their labels (NSL's Cora
-    /// tutorial uses the test papers).
-    #[arg(long, value_name = "FILE")]
-    pool: Option<PathBuf>,
-    /// Neighbor graph (Parquet or NSL TSV) for graph regularization.
-    #[arg(long, value_name = "FILE")]
-    graph: Option<PathBuf>,
-    /// Graph regularization, as `key=value` pairs: `multiplier` (default 0.01), `neighbors` (max per
-    /// sample, default 1), `distance` (l1 | l2 | cosine | kl | jsd, default l2), `transform` (none |
-    /// softmax | sigmoid, default none), `reduction` (sum_by_nonzero_weights | sum | mean |
-    /// sum_over_batch_size, default sum_by_nonzero_weights), `sum-over-axis` (default -1, as NSL's
-    /// tutorials; `none` for elementwise), `layer` (a hidden layer name, default the logits),
-    /// `stop-gradient` (true | false, default false). Needs `--graph`.
-    #[arg(long, value_name = "KEY=VALUE,…")]
-    graph_reg: Option<String>,
-    /// Adversarial regularization, as `key=value` pairs: `multiplier` (default 0.2), `step-size`
-    /// (default 0.001; NSL's MNIST tutorial: 0.2), `norm` (l1 | l2 | inf, default l2),
-    /// `pgd-iterations` (default 1 = FGSM), `epsilon` (PGD ball radius, default none), `clip`
-    /// (MIN:MAX bounds of the perturbed features, e.g. 0:1 for pixels, default none), `random-init`
-    /// (default false), `loss` (supervised = NSL's form, default; or a distance l1 | l2 | kl | jsd |
-    /// cosine between the sample's and the neighbor's outputs, which needs no label). Combines with
-    /// `--graph-reg`.
-    #[arg(long, value_name = "KEY=VALUE,…")]
-    adv_reg: Option<String>,
-    /// Write the adversarial neighbors generated during training as a neighbor graph (`kind =
-    /// adversarial`; Parquet or TSV by extension) plus a node table `NAME.nodes.parquet` (perturbed
-    /// features, perturbation norm, predictions). Needs `--adv-reg`.
-    #[arg(long, value_name = "FILE")]
-    record_adversarial: Option<PathBuf>,
-    /// With `--record-adversarial`: record every N-th epoch (and the last). Default 1.
-    #[arg(long, value_name = "N")]
-    record_every: Option<usize>,
-    /// Model: `mlp:UNITS,…` or `cnn[:FILTERS,…]`. Default `mlp:50,50`.
-    #[arg(long, value_name = "SPEC")]
-    model: Option<String>,
-    /// Dropout rate after hidden/dense layers, in training only. Default 0.5 for mlp, 0 for cnn.
-    #[arg(long, value_name = "RATE")]
-    dropout: Option<f32>,
-    /// Passes over the training samples. Default 10.
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Samples per batch. Default 32 (Keras' default).
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Optimizer: adam or sgd. Default adam.
-    #[arg(long, value_name = "NAME")]
-    optimizer: Option<String>,
-    /// Learning rate. Default 0.001 for adam, 0.01 for sgd.
-    #[arg(long, value_name = "LR")]
-    learning_rate: Option<f64>,
-    /// Seed of the weights, dropout and shuffling. Default 0.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Seed of the initial weights and dropout masks only, when they should differ from `--seed`'s
-    /// (e.g. two models compared on the same batches from independent starts, as in NSL's
-    /// tutorial). Default: `--seed`.
-    #[arg(long, value_name = "SEED")]
-    init_seed: Option<u64>,
-    /// CPU threads. Default: all cores (on 2 cores, 1 is often faster for small models).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Labeled samples to evaluate after every epoch (shown in the history and the curves).
-    #[arg(long, value_name = "FILE")]
-    validation: Option<PathBuf>,
-    /// Labeled samples to evaluate at the end (the accuracy `nsl evaluate` reproduces).
-    #[arg(long, value_name = "FILE")]
-    test: Option<PathBuf>,
-    /// Fail if the graph names ids that are neither training nor pool samples (default: skip them and
-    /// report the count).
-    #[arg(long)]
-    strict: bool,
-    /// Run directory: weights, model.json, history (JSON, CSV), curves.svg, summary.json. Default `runs/train`.
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
+    #[command(flatten)]
+    settings: TrainSettings,
     #[command(flatten)]
     columns: ColumnArgs,
     /// Print the summary as JSON on standard output.
@@ -114,30 +38,174 @@ pub struct TrainArgs {
     json: bool,
 }
 
-/// `--config` file: the same settings as the flags.
-#[derive(Deserialize, Default, Debug)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    samples: Option<PathBuf>,
-    pool: Option<PathBuf>,
-    graph: Option<PathBuf>,
-    graph_reg: Option<String>,
-    adv_reg: Option<String>,
-    record_adversarial: Option<PathBuf>,
-    record_every: Option<usize>,
-    model: Option<String>,
-    dropout: Option<f32>,
-    epochs: Option<usize>,
-    batch_size: Option<usize>,
-    optimizer: Option<String>,
-    learning_rate: Option<f64>,
-    seed: Option<u64>,
-    init_seed: Option<u64>,
-    threads: Option<usize>,
-    validation: Option<PathBuf>,
-    test: Option<PathBuf>,
-    strict: Option<bool>,
-    out: Option<PathBuf>,
+/// Declares a struct of `Option` fields, and its method `or`, which fills the fields left unset
+/// from another value: one list of fields serves the flags, the `--config` file and their merge.
+macro_rules! settings {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($(#[$field_meta:meta])* $field:ident: Option<$ty:ty>,)* }) => {
+        $(#[$meta])*
+        $vis struct $name { $($(#[$field_meta])* $field: Option<$ty>,)* }
+
+        impl $name {
+            /// `self`, with the settings it leaves unset taken from `under`.
+            fn or(self, under: Self) -> Self {
+                $name { $($field: self.$field.or(under.$field),)* }
+            }
+        }
+    };
+}
+
+settings! {
+    /// The settings of `nsl train`, from the flags or from the `--config` file (same names, with `_`
+    /// for `-`). Unset means the default written in each doc.
+    #[derive(Args, Deserialize, Default, Clone, Debug)]
+    #[group(skip)]
+    #[serde(default, deny_unknown_fields)]
+    struct TrainSettings {
+        /// Labeled training samples (Parquet, CSV, IDX or LINQS).
+        #[arg(long, value_name = "FILE")]
+        samples: Option<PathBuf>,
+        /// Extra samples that may serve as neighbors but are not trained on with their labels (NSL's Cora
+        /// tutorial uses the test papers).
+        #[arg(long, value_name = "FILE")]
+        pool: Option<PathBuf>,
+        /// Neighbor graph (Parquet or NSL TSV) for graph regularization.
+        #[arg(long, value_name = "FILE")]
+        graph: Option<PathBuf>,
+        /// Graph regularization, as `key=value` pairs: `multiplier` (default 0.01), `neighbors` (max per
+        /// sample, default 1), `distance` (l1 | l2 | cosine | kl | jsd, default l2), `transform` (none |
+        /// softmax | sigmoid, default none), `reduction` (sum_by_nonzero_weights | sum | mean |
+        /// sum_over_batch_size, default sum_by_nonzero_weights), `sum-over-axis` (default -1, as NSL's
+        /// tutorials; `none` for elementwise), `layer` (a hidden layer name, default the logits),
+        /// `stop-gradient` (true | false, default false). Needs `--graph`.
+        #[arg(long, value_name = "KEY=VALUE,…", value_parser = GraphRegConfig::from_kv)]
+        #[serde(deserialize_with = "from_text")]
+        graph_reg: Option<GraphRegConfig>,
+        /// Adversarial regularization, as `key=value` pairs: `multiplier` (default 0.2), `step-size`
+        /// (default 0.001; NSL's MNIST tutorial: 0.2), `norm` (l1 | l2 | inf, default l2),
+        /// `pgd-iterations` (default 1 = FGSM), `epsilon` (PGD ball radius, default none), `clip`
+        /// (MIN:MAX bounds of the perturbed features, e.g. 0:1 for pixels, default none), `random-init`
+        /// (default false), `loss` (supervised = NSL's form, default; or a distance l1 | l2 | kl | jsd |
+        /// cosine between the sample's and the neighbor's outputs: the neighbor is still crafted from
+        /// the labels' loss gradient, only the loss term compares outputs). Combines with `--graph-reg`.
+        #[arg(long, value_name = "KEY=VALUE,…", value_parser = AdvRegConfig::from_kv)]
+        #[serde(deserialize_with = "from_text")]
+        adv_reg: Option<AdvRegConfig>,
+        /// Unlabeled samples to train as centers too (Neural Graph Machines): each batch of labeled
+        /// samples is joined by unlabeled ones (`--unlabeled-ratio`), the graph loss covers their
+        /// edges (`multiplier-uu`, `multiplier-lu` in `--graph-reg`), `--vat` and `--entropy` act on
+        /// them; their labels, if any, are never used. Also serves as `--pool` when that is not given.
+        #[arg(long, value_name = "FILE")]
+        unlabeled: Option<PathBuf>,
+        /// With `--unlabeled`: unlabeled centers per labeled center in each batch. Default 1.
+        #[arg(long, value_name = "R")]
+        unlabeled_ratio: Option<f64>,
+        /// With `--unlabeled`: weight of the entropy of the predictions on unlabeled centers (entropy
+        /// minimization). Default 0 (off).
+        #[arg(long, value_name = "W")]
+        entropy: Option<f64>,
+        /// Virtual adversarial regularization (needs no label; NSL's `VirtualAdvConfig`), as
+        /// `key=value` pairs: `multiplier` (default 1), `epsilon` (perturbation radius, default 0.001),
+        /// `norm` (l1 | l2 | inf, default l2), `steps` (power iterations, default 1), `xi` (finite
+        /// difference, default 1e-6; 1e-3 suits f32 features better), `distance` (l1 | l2 | cosine |
+        /// kl | jsd; default NSL's l2 on the logits). On labeled and unlabeled centers.
+        #[arg(long, value_name = "KEY=VALUE,…", value_parser = VatConfig::from_kv)]
+        #[serde(deserialize_with = "from_text")]
+        vat: Option<VatConfig>,
+        /// Stop when the `--validation` accuracy has not improved for N epochs and keep the best
+        /// epoch's weights: `patience=N` (or just `N`). Default: off.
+        #[arg(long, value_name = "patience=N", value_parser = parse_patience)]
+        #[serde(deserialize_with = "from_text")]
+        early_stopping: Option<Patience>,
+        /// Write the adversarial neighbors generated during training as a neighbor graph (`kind =
+        /// adversarial`; Parquet or TSV by extension) plus a node table `NAME.nodes.parquet` (perturbed
+        /// features, perturbation norm, predictions). Needs `--adv-reg`.
+        #[arg(long, value_name = "FILE")]
+        record_adversarial: Option<PathBuf>,
+        /// With `--record-adversarial`: record every N-th epoch (and the last). Default 1.
+        #[arg(long, value_name = "N")]
+        record_every: Option<usize>,
+        /// Model: `mlp:UNITS,…` or `cnn[:FILTERS,…]`. Default `mlp:50,50`.
+        #[arg(long, value_name = "SPEC", value_parser = ModelSpec::from_str)]
+        #[serde(deserialize_with = "from_text")]
+        model: Option<ModelSpec>,
+        /// Dropout rate after hidden/dense layers, in training only. Default 0.5 for mlp, 0 for cnn.
+        #[arg(long, value_name = "RATE")]
+        dropout: Option<f32>,
+        /// Passes over the training samples. Default 10.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Samples per batch. Default 32 (Keras' default).
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Optimizer. Default adam.
+        #[arg(long, value_name = "NAME")]
+        optimizer: Option<OptimizerName>,
+        /// Learning rate. Default 0.001 for adam, 0.01 for sgd (Keras' defaults).
+        #[arg(long, value_name = "LR")]
+        learning_rate: Option<f64>,
+        /// Seed of the weights, dropout and shuffling. Default 0.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Seed of the initial weights and dropout masks only, when they should differ from `--seed`'s
+        /// (e.g. two models compared on the same batches from independent starts, as in NSL's
+        /// tutorial). Default: `--seed`.
+        #[arg(long, value_name = "SEED")]
+        init_seed: Option<u64>,
+        /// CPU threads. Default: all cores (on 2 cores, 1 is often faster for small models).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Labeled samples to evaluate after every epoch (shown in the history and the curves).
+        #[arg(long, value_name = "FILE")]
+        validation: Option<PathBuf>,
+        /// Labeled samples to evaluate at the end (the accuracy `nsl evaluate` reproduces).
+        #[arg(long, value_name = "FILE")]
+        test: Option<PathBuf>,
+        /// Fail if the graph names ids that are neither training nor pool samples (default: skip them and
+        /// report the count).
+        #[arg(long, num_args = 0, default_missing_value = "true")]
+        strict: Option<bool>,
+        /// Run directory: weights, model.json, history (JSON, CSV), curves.svg, summary.json. Default `runs/train`.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    }
+}
+
+/// `--early-stopping`'s value.
+#[derive(Clone, Copy, Debug)]
+struct Patience(usize);
+
+impl FromStr for Patience {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let n = s.strip_prefix("patience=").unwrap_or(s);
+        match n.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Patience(n)),
+            _ => Err(format!("invalid value `{s}` for --early-stopping: expected patience=N with N ≥ 1")),
+        }
+    }
+}
+
+fn parse_patience(s: &str) -> std::result::Result<Patience, String> {
+    s.parse()
+}
+
+/// `--optimizer`'s choices.
+#[derive(ValueEnum, Deserialize, Clone, Copy, Debug)]
+#[serde(rename_all = "lowercase")]
+enum OptimizerName {
+    // Adam, with Keras' defaults.
+    Adam,
+    // Plain stochastic gradient descent.
+    Sgd,
+}
+
+impl From<OptimizerName> for OptimizerConfig {
+    fn from(name: OptimizerName) -> Self {
+        match name {
+            OptimizerName::Adam => OptimizerConfig::adam(),
+            OptimizerName::Sgd => OptimizerConfig::sgd(),
+        }
+    }
 }
 
 /// What `nsl train` reports (also `RUN/summary.json`).
@@ -150,120 +218,9 @@ struct Summary {
     final_train_accuracy: f64,
     test_accuracy: Option<f64>,
     steady_epoch_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    best_epoch: Option<usize>,
     graph: Option<nsl::neighbors::NeighborReport>,
-}
-
-/// Parses `--graph-reg multiplier=0.1,neighbors=1,distance=l2,…` (see the flag's help).
-pub fn parse_graph_reg(spec: &str) -> Result<GraphRegConfig> {
-    let mut config = GraphRegConfig {
-        distance: DistanceConfig { sum_over_axis: Some(-1), ..Default::default() },
-        ..Default::default()
-    };
-    for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').with_context(|| format!("`{pair}` in --graph-reg is not KEY=VALUE"))?;
-        let bad = || format!("invalid value `{value}` for `{key}` in --graph-reg");
-        match key.trim().replace('_', "-").as_str() {
-            "multiplier" => config.multiplier = value.parse().with_context(bad)?,
-            "neighbors" | "max-neighbors" => {
-                let n: i64 = value.parse().with_context(bad)?;
-                if n < 0 {
-                    bail!("neighbors={n} in --graph-reg: the number of neighbors cannot be negative");
-                }
-                config.max_neighbors = n as usize;
-            }
-            "distance" => {
-                config.distance.distance = match value {
-                    "l1" => DistanceType::L1,
-                    "l2" => DistanceType::L2,
-                    "cosine" => DistanceType::Cosine,
-                    "kl" | "kl_divergence" => DistanceType::KlDivergence,
-                    "jsd" | "jensen_shannon_divergence" => DistanceType::JensenShannonDivergence,
-                    _ => bail!("{} (expected l1, l2, cosine, kl or jsd)", bad()),
-                }
-            }
-            "transform" => {
-                config.distance.transform = match value {
-                    "none" => Transform::None,
-                    "softmax" => Transform::Softmax,
-                    "sigmoid" => Transform::Sigmoid,
-                    _ => bail!("{} (expected none, softmax or sigmoid)", bad()),
-                }
-            }
-            "reduction" => {
-                config.distance.reduction = match value {
-                    "sum_by_nonzero_weights" => Reduction::SumByNonzeroWeights,
-                    "sum" => Reduction::Sum,
-                    "mean" => Reduction::Mean,
-                    "sum_over_batch_size" => Reduction::SumOverBatchSize,
-                    "none" => bail!("reduction=none gives no single loss; use sum"),
-                    _ => bail!("{} (expected sum_by_nonzero_weights, sum, mean or sum_over_batch_size)", bad()),
-                }
-            }
-            "sum-over-axis" => {
-                config.distance.sum_over_axis = if value == "none" { None } else { Some(value.parse().with_context(bad)?) }
-            }
-            "layer" => config.layer = Some(value.to_string()),
-            "stop-gradient" => config.stop_gradient = value.parse().with_context(bad)?,
-            other => bail!(
-                "unknown key `{other}` in --graph-reg (known: multiplier, neighbors, distance, transform, reduction, sum-over-axis, layer, stop-gradient)"
-            ),
-        }
-    }
-    config.validate().map_err(anyhow::Error::msg)?;
-    Ok(config)
-}
-
-/// Parses `--adv-reg multiplier=0.2,step-size=0.2,norm=inf,…` (see the flag's help).
-pub fn parse_adv_reg(spec: &str) -> Result<AdvRegConfig> {
-    let mut config = AdvRegConfig::default();
-    let neighbor: &mut AdvNeighborConfig = &mut config.neighbor;
-    let mut multiplier = 0.2;
-    let mut loss = AdvLoss::Supervised;
-    for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').with_context(|| format!("`{pair}` in --adv-reg is not KEY=VALUE"))?;
-        let bad = || format!("invalid value `{value}` for `{key}` in --adv-reg");
-        match key.trim().replace('_', "-").as_str() {
-            "multiplier" => multiplier = value.parse().with_context(bad)?,
-            "step-size" | "adv-step-size" => neighbor.step_size = value.parse().with_context(bad)?,
-            "norm" | "grad-norm" => neighbor.grad_norm = value.parse().map_err(anyhow::Error::msg)?,
-            "pgd-iterations" | "iterations" => neighbor.pgd_iterations = value.parse().with_context(bad)?,
-            "epsilon" | "pgd-epsilon" => neighbor.pgd_epsilon = Some(value.parse().with_context(bad)?),
-            "clip" => {
-                let (lo, hi) = value.split_once(':').with_context(|| format!("{} (expected MIN:MAX)", bad()))?;
-                neighbor.clip_min = if lo.is_empty() { None } else { Some(lo.parse().with_context(bad)?) };
-                neighbor.clip_max = if hi.is_empty() { None } else { Some(hi.parse().with_context(bad)?) };
-            }
-            "random-init" => neighbor.random_init = value.parse().with_context(bad)?,
-            "loss" => {
-                let distance = |d| AdvLoss::Distance(DistanceConfig { distance: d, sum_over_axis: Some(-1), ..Default::default() });
-                loss = match value {
-                    "supervised" => AdvLoss::Supervised,
-                    "l1" => distance(DistanceType::L1),
-                    "l2" => distance(DistanceType::L2),
-                    "cosine" => distance(DistanceType::Cosine),
-                    "kl" => AdvLoss::Distance(DistanceConfig {
-                        distance: DistanceType::KlDivergence,
-                        transform: Transform::Softmax,
-                        sum_over_axis: Some(-1),
-                        ..Default::default()
-                    }),
-                    "jsd" => AdvLoss::Distance(DistanceConfig {
-                        distance: DistanceType::JensenShannonDivergence,
-                        transform: Transform::Softmax,
-                        sum_over_axis: Some(-1),
-                        ..Default::default()
-                    }),
-                    _ => bail!("{} (expected supervised, l1, l2, cosine, kl or jsd)", bad()),
-                }
-            }
-            other => bail!(
-                "unknown key `{other}` in --adv-reg (known: multiplier, step-size, norm, pgd-iterations, epsilon, clip, random-init, loss)"
-            ),
-        }
-    }
-    config.multiplier = multiplier;
-    config.loss = loss;
-    Ok(config)
 }
 
 fn read(path: &Path, columns: &ColumnArgs) -> Result<Dataset> {
@@ -272,56 +229,73 @@ fn read(path: &Path, columns: &ColumnArgs) -> Result<Dataset> {
 
 /// Runs `nsl train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let file: FileConfig = match &args.config {
+    let file: TrainSettings = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?
         }
-        None => FileConfig::default(),
+        None => TrainSettings::default(),
     };
-    if let Some(threads) = args.threads.or(file.threads) {
+    let settings = args.settings.clone().or(file);
+    if let Some(threads) = settings.threads {
         set_threads(threads);
     }
-    let samples_path =
-        args.samples.clone().or(file.samples).context("--samples is required (or `samples` in --config)")?;
-    let pool_path = args.pool.clone().or(file.pool);
-    let graph_path = args.graph.clone().or(file.graph);
-    let graph_reg = args.graph_reg.clone().or(file.graph_reg).map(|s| parse_graph_reg(&s)).transpose()?;
-    let adv_reg = args.adv_reg.clone().or(file.adv_reg).map(|s| parse_adv_reg(&s)).transpose()?;
-    let record_path = args.record_adversarial.clone().or(file.record_adversarial);
-    let record_every = args.record_every.or(file.record_every).unwrap_or(1);
+    let samples_path = settings.samples.context("--samples is required (or `samples` in --config)")?;
+    let (pool_path, graph_path) = (settings.pool, settings.graph);
+    let (graph_reg, adv_reg) = (settings.graph_reg, settings.adv_reg);
+    let record_path = settings.record_adversarial;
+    let record_every = settings.record_every.unwrap_or(1);
     if record_path.is_some() && adv_reg.is_none() {
         bail!("--record-adversarial needs --adv-reg");
     }
-    let model_text = args.model.clone().or(file.model).unwrap_or_else(|| "mlp:50,50".into());
-    let mut spec: ModelSpec = model_text.parse().map_err(anyhow::Error::msg)?;
-    if let Some(dropout) = args.dropout.or(file.dropout) {
+    let mut spec = settings.model.unwrap_or_default();
+    if let Some(dropout) = settings.dropout {
         if !(0.0..1.0).contains(&dropout) {
             bail!("--dropout {dropout} must be in [0, 1)");
         }
         spec = spec.with_dropout(dropout);
     }
-    let optimizer = match args.optimizer.clone().or(file.optimizer).as_deref().unwrap_or("adam") {
-        "adam" => OptimizerConfig::Adam { learning_rate: args.learning_rate.or(file.learning_rate).unwrap_or(0.001) },
-        "sgd" => OptimizerConfig::Sgd { learning_rate: args.learning_rate.or(file.learning_rate).unwrap_or(0.01) },
-        other => bail!("unknown optimizer `{other}` (expected adam or sgd)"),
-    };
-    let seed = args.seed.or(file.seed).unwrap_or(0);
-    let init_seed = args.init_seed.or(file.init_seed).unwrap_or(seed);
+    let mut optimizer = settings.optimizer.map_or_else(OptimizerConfig::default, OptimizerConfig::from);
+    if let Some(learning_rate) = settings.learning_rate {
+        optimizer = optimizer.with_learning_rate(learning_rate);
+    }
+    let defaults = TrainConfig::default();
+    let seed = settings.seed.unwrap_or(defaults.seed);
+    let init_seed = settings.init_seed.unwrap_or(seed);
     let config = TrainConfig {
-        epochs: args.epochs.or(file.epochs).unwrap_or(10),
-        batch_size: args.batch_size.or(file.batch_size).unwrap_or(32),
+        epochs: settings.epochs.unwrap_or(defaults.epochs),
+        batch_size: settings.batch_size.unwrap_or(defaults.batch_size),
         optimizer,
         seed,
-        shuffle: true,
+        early_stopping: settings.early_stopping.map(|p| p.0),
+        ..defaults
     };
-    if config.epochs == 0 || config.batch_size == 0 {
-        bail!("--epochs and --batch-size must be at least 1");
+    config.validate()?;
+    if config.early_stopping.is_some() && settings.validation.is_none() {
+        bail!("--early-stopping needs --validation (the samples whose accuracy it watches)");
     }
-    let strict = args.strict || file.strict.unwrap_or(false);
-    let out = args.out.clone().or(file.out).unwrap_or_else(|| PathBuf::from("runs/train"));
-    let validation_path = args.validation.clone().or(file.validation);
-    let test_path = args.test.clone().or(file.test);
+    let unlabeled_path = settings.unlabeled;
+    let unlabeled_config = UnlabeledConfig {
+        ratio: settings.unlabeled_ratio.unwrap_or(UnlabeledConfig::default().ratio),
+        entropy: settings.entropy.unwrap_or(UnlabeledConfig::default().entropy),
+    };
+    unlabeled_config.validate()?;
+    let vat = settings.vat;
+    let strict = settings.strict.unwrap_or(false);
+    let out = settings.out.unwrap_or_else(|| PathBuf::from("runs/train"));
+    let (validation_path, test_path) = (settings.validation, settings.test);
+    let inputs: Vec<(&str, &Path)> = [
+        ("--samples", Some(samples_path.as_path())),
+        ("--pool", pool_path.as_deref()),
+        ("--unlabeled", unlabeled_path.as_deref()),
+        ("--graph", graph_path.as_deref()),
+        ("--validation", validation_path.as_deref()),
+        ("--test", test_path.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path)| path.map(|p| (flag, p)))
+    .collect();
+    let record_inside = check_run_outputs(&out, record_path.as_deref(), &inputs)?;
 
     let train = read(&samples_path, &args.columns)?;
     let Some(classes) = train.num_classes() else {
@@ -330,10 +304,17 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if train.is_empty() {
         bail!("{}: the training set is empty", samples_path.display());
     }
-    let pool = pool_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
+    let unlabeled = unlabeled_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
+    let pool = match (&pool_path, &unlabeled) {
+        (Some(p), _) => Some(read(p, &args.columns)?),
+        (None, Some(u)) => Some(u.clone()),
+        (None, None) => None,
+    };
     let validation = validation_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
     let test = test_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
-    for (name, other) in [("--pool", &pool), ("--validation", &validation), ("--test", &test)] {
+    for (name, other) in
+        [("--pool", &pool), ("--unlabeled", &unlabeled), ("--validation", &validation), ("--test", &test)]
+    {
         if let Some(d) = other {
             if d.dim() != train.dim() {
                 bail!("{name} samples have {} features but the training samples have {}", d.dim(), train.dim());
@@ -342,13 +323,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
 
     if let Some(adv) = &adv_reg {
-        adv.validate(train.dim()).map_err(anyhow::Error::msg)?;
+        adv.validate(train.dim())?;
     }
+    check_model_memory(&spec, train.item_shape(), classes, config.batch_size)?;
     let (model, vars) = build_model(&spec, train.item_shape(), classes, init_seed, &candle_core::Device::Cpu)?;
     let table = match (&graph_path, &graph_reg) {
         (Some(path), Some(reg)) => {
             let g = with_spinner("reading graph", || graph::read_graph(path))?;
+            let g = with_spinner("r-hop neighbors", || reg.neighbor_graph(&g))?;
             let (table, report) = NeighborTable::new(&train, pool.as_ref(), &g, reg.max_neighbors)?;
+            let utable = match &unlabeled {
+                Some(u) => Some(NeighborTable::new(u, Some(&train), &g, reg.max_neighbors)?.0),
+                None => None,
+            };
             if report.unknown_nodes > 0 {
                 let message = format!(
                     "{}: {} graph nodes are neither training nor pool samples ({} edges from training samples skipped)",
@@ -361,7 +348,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 }
                 eprintln!("warning: {message}");
             }
-            Some((table, report))
+            Some((table, report, utable))
         }
         (None, Some(_)) => bail!("--graph-reg needs --graph"),
         (Some(_), None) => bail!("--graph needs --graph-reg (e.g. --graph-reg multiplier=0.1,neighbors=1)"),
@@ -369,8 +356,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
 
     let mut trainer = Trainer::new(model.as_ref(), &vars, config.clone());
-    if let (Some((table, _)), Some(reg)) = (&table, &graph_reg) {
+    if let (Some((table, _, _)), Some(reg)) = (&table, &graph_reg) {
         trainer = trainer.with_graph(table, reg);
+    }
+    if let Some(u) = &unlabeled {
+        trainer = trainer.with_unlabeled(u, table.as_ref().and_then(|t| t.2.as_ref()), unlabeled_config.clone());
+    }
+    if let Some(vat) = &vat {
+        trainer = trainer.with_vat(vat);
     }
     if let Some(adv) = &adv_reg {
         trainer = trainer.with_adversarial(adv);
@@ -383,25 +376,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         ProgressStyle::with_template("{bar:40} epoch {msg} ({elapsed}, eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut progress = |epoch: usize, _batch: usize, _batches: usize| {
-        bar.set_message(format!("{epoch}/{}", config.epochs));
-        bar.inc(1);
-    };
-    let history = trainer.fit(&train, validation.as_ref(), &mut progress)?;
+    let progress_bar = bar.clone();
+    trainer = trainer.on_progress(move |p| {
+        progress_bar.set_message(format!("{}/{}", p.epoch, p.epochs));
+        progress_bar.inc(1);
+    });
+    let history = trainer.fit(&train, validation.as_ref())?;
     bar.finish_and_clear();
-    if let Some(path) = &record_path {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let record = trainer.take_record();
-        with_spinner("writing adversarial neighbors", || record.write(path))?;
-        eprintln!(
-            "recorded {} adversarial neighbors → {} and {}",
-            record.examples.len(),
-            path.display(),
-            AdversarialRecord::nodes_path(path).display()
-        );
-    }
     let test_accuracy = test.as_ref().map(|t| evaluate(model.as_ref(), t, 1024)).transpose()?.map(|e| e.accuracy);
 
     let summary = Summary {
@@ -412,27 +393,73 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         final_train_accuracy: history.epochs.last().map_or(0.0, |e| e.accuracy),
         test_accuracy,
         steady_epoch_seconds: history.steady_epoch_seconds(),
-        graph: table.as_ref().map(|(_, r)| r.clone()),
+        graph: table.as_ref().map(|(_, r, _)| r.clone()),
+        best_epoch: history.best_epoch,
     };
-    let meta = CheckpointMeta {
-        format_version: 1,
-        spec: spec.clone(),
-        item_shape: train.item_shape().to_vec(),
+    let meta = CheckpointMeta::new(
+        spec.clone(),
+        train.item_shape().to_vec(),
         classes,
-        class_names: train.class_names().map(<[String]>::to_vec),
-        seed: init_seed,
-        training: serde_json::json!({ "config": config, "graph_reg": graph_reg, "samples": samples_path, "graph": graph_path }),
+        train.class_names().map(<[String]>::to_vec),
+        init_seed,
+        serde_json::json!({ "config": config, "graph_reg": graph_reg, "adv_reg": adv_reg, "vat": vat, "unlabeled": unlabeled_path.as_ref().map(|p| serde_json::json!({ "samples": p, "config": unlabeled_config })), "samples": samples_path, "graph": graph_path }),
+    );
+    // The run is written whole into a hidden sibling of `out`, which then replaces `out` in one
+    // step (nsl::io::StagedDir): a failure or a kill leaves the old run or the new one, never new
+    // weights beside an old model.json. The adversarial record (graph + nodes) commits as a set.
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let staged = nsl::io::StagedDir::create(&out).with_context(|| format!("--out {}", out.display()))?;
+    let run = staged.path();
+    save_checkpoint(run, &meta, &vars).with_context(|| format!("writing the run {}", out.display()))?;
+    for (name, bytes) in [
+        ("history.json", serde_json::to_vec_pretty(&history)?),
+        ("history.csv", history.to_csv().into_bytes()),
+        ("summary.json", serde_json::to_vec_pretty(&summary)?),
+    ] {
+        nsl::io::write_bytes(&run.join(name), &bytes)
+            .with_context(|| format!("writing {}", out.join(name).display()))?;
+    }
+    training_curves_svg(&history, &format!("nsl train {spec}"), &run.join("curves.svg"))
+        .with_context(|| format!("writing {}", out.join("curves.svg").display()))?;
+    let record = match &record_path {
+        Some(path) => {
+            let record = trainer.take_record();
+            let mut outputs = nsl::io::OutputSet::new();
+            let nodes = AdversarialRecord::nodes_path(path);
+            if record_inside {
+                // Inside the run directory: written into the staged run, committed with it.
+                let name = path.file_name().context("--record-adversarial names no file")?;
+                with_spinner("writing adversarial neighbors", || record.write(&run.join(name)))?;
+            } else {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                }
+                let graph_out =
+                    outputs.add(path).with_context(|| format!("--record-adversarial {}", path.display()))?;
+                let nodes_out =
+                    outputs.add(&nodes).with_context(|| format!("--record-adversarial {}", nodes.display()))?;
+                with_spinner("writing adversarial neighbors", || record.write(&graph_out))?;
+                if AdversarialRecord::nodes_path(&graph_out) != nodes_out {
+                    std::fs::rename(AdversarialRecord::nodes_path(&graph_out), &nodes_out)
+                        .with_context(|| format!("writing {}", nodes.display()))?;
+                }
+            }
+            Some((outputs, record.examples.len(), path.clone(), nodes))
+        }
+        None => None,
     };
-    save_checkpoint(&out, &meta, &vars)?;
-    nsl::io::write_bytes_atomic(&out.join("history.json"), &serde_json::to_vec_pretty(&history)?)?;
-    nsl::io::write_bytes_atomic(&out.join("history.csv"), history.to_csv().as_bytes())?;
-    nsl::io::write_bytes_atomic(&out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
-    training_curves_svg(&history, &format!("nsl train {spec}"), &out.join("curves.svg"))?;
+    staged.commit().with_context(|| format!("saving the run {}", out.display()))?;
+    if let Some((outputs, examples, path, nodes)) = record {
+        outputs.commit()?;
+        eprintln!("recorded {examples} adversarial neighbors → {} and {}", path.display(), nodes.display());
+    }
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        if let Some((_, r)) = &table {
+        if let Some((_, r, _)) = &table {
             println!(
                 "neighbors: {} of {} training samples have neighbors ({} pairs, {} distinct neighbor samples)",
                 r.samples_with_neighbors,
@@ -456,34 +483,119 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The files a run directory holds; an existing `--out` directory is replaced only if it holds
+/// nothing else (it may be a user's directory, not a run).
+const RUN_FILES: [&str; 6] =
+    ["model.safetensors", "model.json", "history.json", "history.csv", "summary.json", "curves.svg"];
 
-    #[test]
-    fn graph_reg_flags() {
-        let c = parse_graph_reg("multiplier=0.1,neighbors=2,distance=cosine,stop-gradient=true").unwrap();
-        assert_eq!(c.multiplier, 0.1);
-        assert_eq!(c.max_neighbors, 2);
-        assert_eq!(c.distance.distance, DistanceType::Cosine);
-        assert_eq!(c.distance.sum_over_axis, Some(-1));
-        assert!(c.stop_gradient);
-        assert!(parse_graph_reg("multiplier=-1").is_err());
-        assert!(parse_graph_reg("neighbors=-1").is_err());
-        assert!(parse_graph_reg("colour=red").is_err());
+/// Checks `--out` before training (so that a long run does not fail at the end): it must be a
+/// directory or not exist, and an existing one may hold only a run's files; the adversarial
+/// record must not overwrite an input. Returns whether the record goes inside the run directory.
+fn check_run_outputs(out: &Path, record: Option<&Path>, inputs: &[(&str, &Path)]) -> Result<bool> {
+    if out.exists() && !out.is_dir() {
+        bail!(
+            "--out {} is a file; a run is saved as a directory (model.json, model.safetensors, …): name a directory",
+            out.display()
+        );
     }
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut allowed: Vec<String> = RUN_FILES.iter().map(|s| s.to_string()).collect();
+    let mut inside = false;
+    if let Some(record) = record {
+        let nodes = AdversarialRecord::nodes_path(record);
+        nsl::io::check_paths(
+            &[("--record-adversarial", record), ("--record-adversarial's nodes table", &nodes)],
+            inputs,
+        )?;
+        let parent = record.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        inside = canonical(parent) == canonical(out);
+        if inside {
+            for p in [record, nodes.as_path()] {
+                allowed.extend(p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            }
+        }
+    }
+    if out.is_dir() {
+        let entries = std::fs::read_dir(out).with_context(|| format!("reading --out {}", out.display()))?;
+        let mut others = Vec::new();
+        for entry in entries {
+            let name = entry.with_context(|| format!("reading --out {}", out.display()))?.file_name();
+            let name = name.to_string_lossy().into_owned();
+            // Stale temporary files of an interrupted nsl write go with the old run.
+            let stale_temp = name.starts_with('.') && name.ends_with(".tmp");
+            if !allowed.contains(&name) && !stale_temp {
+                others.push(name);
+            }
+        }
+        if !others.is_empty() {
+            others.sort();
+            others.truncate(5);
+            bail!(
+                "--out {} holds files that are not a run's ({}): a run directory is replaced as a whole, so name a new or run directory",
+                out.display(),
+                others.join(", ")
+            );
+        }
+    }
+    Ok(inside)
+}
 
-    #[test]
-    fn adv_reg_flags() {
-        let c = parse_adv_reg("multiplier=0.2,step-size=0.2,norm=inf,clip=0:1,pgd-iterations=3,epsilon=0.3").unwrap();
-        assert_eq!(c.multiplier, 0.2);
-        assert_eq!(c.neighbor.step_size, 0.2);
-        assert_eq!(c.neighbor.grad_norm, nsl::regularize::NormType::Infinity);
-        assert_eq!((c.neighbor.clip_min, c.neighbor.clip_max), (Some(0.0), Some(1.0)));
-        assert_eq!(c.neighbor.pgd_iterations, 3);
-        assert_eq!(c.neighbor.pgd_epsilon, Some(0.3));
-        assert!(matches!(parse_adv_reg("loss=kl").unwrap().loss, AdvLoss::Distance(_)));
-        assert!(parse_adv_reg("norm=l3").is_err());
-        assert!(parse_adv_reg("clip=0").is_err());
+/// The widest layer `model.json` accepts (so that a run that trains can be loaded).
+const MAX_WIDTH: u128 = 1 << 24;
+
+/// Checks the model's size before building it: every width at most [`MAX_WIDTH`], and the
+/// weights, gradients and optimizer state (4 × parameters × 4 bytes) plus a batch's activations
+/// within the available memory. Convolutions are bounded by the dense part's input at full image
+/// size (an upper bound).
+fn check_model_memory(spec: &ModelSpec, item_shape: &[usize], classes: usize, batch_size: usize) -> Result<()> {
+    let (input, layers, flag): (u128, Vec<usize>, &str) = match spec {
+        ModelSpec::Mlp(mlp) => {
+            (item_shape.iter().map(|&d| d as u128).product(), mlp.hidden.clone(), "hidden layer units")
+        }
+        ModelSpec::Cnn(cnn) => {
+            let pixels: u128 = item_shape.iter().rev().take(2).map(|&d| d as u128).product();
+            let channels = item_shape.len().checked_sub(3).and_then(|i| item_shape.get(i)).map_or(1, |&c| c as u128);
+            let mut width = channels;
+            let mut parameters = 0u128;
+            for &f in &cnn.filters {
+                if f as u128 > MAX_WIDTH {
+                    bail!("--model: {f} filters is more than the {MAX_WIDTH} a layer may have");
+                }
+                parameters = parameters
+                    .saturating_add((f as u128).saturating_mul(width).saturating_mul((cnn.kernel as u128).pow(2)));
+                width = f as u128;
+            }
+            nsl::io::check_memory(format!("--model {spec}: the convolutions' weights and state"), parameters, 16)?;
+            nsl::io::check_memory(
+                format!("--model {spec}: a batch's convolution activations (--batch-size {batch_size})"),
+                (batch_size as u128)
+                    .saturating_mul(pixels)
+                    .saturating_mul(cnn.filters.iter().map(|&f| f as u128).sum::<u128>()),
+                12,
+            )?;
+            (width.saturating_mul(pixels), cnn.dense.clone(), "dense layer units")
+        }
+    };
+    let mut parameters = 0u128;
+    let mut activations = 0u128;
+    let mut width = input;
+    for &units in layers.iter().chain(std::iter::once(&classes)) {
+        if units as u128 > MAX_WIDTH {
+            bail!("--model {spec}: {flag} {units} is more than the {MAX_WIDTH} a layer may have");
+        }
+        parameters = parameters.saturating_add(width.saturating_mul(units as u128).saturating_add(units as u128));
+        activations = activations.saturating_add((batch_size as u128).saturating_mul(units as u128));
+        width = units as u128;
     }
+    nsl::io::check_memory(
+        format!("--model {spec}: {parameters} parameters (weights, gradients and Adam's two moments, f32)"),
+        parameters,
+        16,
+    )?;
+    nsl::io::check_memory(
+        format!("--model {spec}: a batch's activations (--batch-size {batch_size})"),
+        activations,
+        12,
+    )?;
+    Ok(())
 }

@@ -25,7 +25,8 @@ impl Dataset {
     ///
     /// # Errors
     /// [`DataError::Dataset`] naming the offending row and value when ids and rows differ in count,
-    /// an id repeats, a feature is NaN or infinite, `item_shape` does not multiply to the width,
+    /// an id is empty or repeats, the rows have no features, a feature is NaN or infinite,
+    /// `item_shape` does not multiply to the width,
     /// labels and rows differ in count, or a label is not below the number of class names.
     pub fn new(
         ids: Vec<String>,
@@ -44,8 +45,18 @@ impl Dataset {
                 item_shape.iter().product::<usize>()
             )));
         }
+        if n > 0 && d == 0 {
+            return Err(DataError::Dataset(format!(
+                "the {n} rows have no features (every feature list is empty, or no feature column was found)"
+            )));
+        }
         let mut index = HashMap::with_capacity(n);
         for (row, id) in ids.iter().enumerate() {
+            // `pack-nbrs` pads missing neighbors with the empty id: an empty sample id would be
+            // ambiguous with it (and names nothing in a graph).
+            if id.is_empty() {
+                return Err(DataError::Dataset(format!("row {row}: empty id (every sample needs a non-empty id)")));
+            }
             if let Some(first) = index.insert(id.clone(), row) {
                 return Err(DataError::Dataset(format!("duplicate id `{id}` in rows {first} and {row}")));
             }

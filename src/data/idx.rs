@@ -230,7 +230,7 @@ fn read_labels(path: &Path) -> Result<Vec<u32>, DataError> {
 ///
 /// # Example
 /// ```no_run
-/// use nsl::data::idx::{read_idx, IdxOptions};
+/// use nsl::data::{read_idx, IdxOptions};
 /// use std::path::Path;
 /// let train = read_idx(
 ///     Path::new("datasets/mnist/train-images-idx3-ubyte.gz"),

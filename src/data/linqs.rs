@@ -29,7 +29,7 @@ use std::path::Path;
 ///
 /// # Example
 /// ```no_run
-/// let cora = nsl::data::linqs::read_content(std::path::Path::new("datasets/cora/cora.content.gz"))?;
+/// let cora = nsl::data::read_content(std::path::Path::new("datasets/cora/cora.content.gz"))?;
 /// assert_eq!((cora.len(), cora.dim()), (2708, 1433));
 /// # Ok::<(), nsl::DataError>(())
 /// ```

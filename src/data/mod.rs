@@ -5,29 +5,37 @@
 //!
 //! | format | reader |
 //! |---|---|
-//! | IDX (MNIST), gzipped or not | [`idx::read_idx`] |
-//! | LINQS `.content` (Cora's papers; the `.cites` links are a graph: `graph::linqs`) | [`linqs::read_content`] |
-//! | Parquet samples table | [`parquet::read_samples`] (and [`parquet::write_samples`]) |
-//! | CSV | [`csv::read_csv`] |
+//! | IDX (MNIST), gzipped or not | [`read_idx`] |
+//! | LINQS `.content` (Cora's papers; the `.cites` links are a graph: [`read_cites`](crate::graph::read_cites)) | [`read_content`] |
+//! | Parquet samples table | [`read_parquet_samples`] (and [`write_samples`]) |
+//! | CSV | [`read_csv`] |
 //!
-//! [`read_samples`] picks the reader from the file's content. Splits into train/test live in [`split`].
+//! [`read_samples`] picks the reader from the file's content. Splits into train/test: [`split`].
 
-pub mod csv;
+mod csv;
 mod dataset;
-pub mod idx;
-pub mod linqs;
-pub mod parquet;
-pub mod split;
+mod idx;
+mod linqs;
+mod parquet;
+mod split;
 
+pub use csv::read_csv;
 pub use dataset::Dataset;
+pub use idx::{read_idx, IdxOptions};
+pub use linqs::read_content;
+pub use parquet::{
+    read_samples as read_parquet_samples, write_samples, CLASS_NAMES_KEY, FORMAT_VERSION_KEY, ITEM_SHAPE_KEY,
+};
+pub use split::{split, split_by_table, split_indices, SplitConfig, SplitMethod, TablePart, TableSplit};
 
-use crate::io::{open_maybe_gz, Location};
+use crate::io::{is_parquet, open_maybe_gz, Location, ParquetWriteError};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// What can go wrong while reading, validating or writing samples. Every variant that comes from a
 /// file names it, and where possible the line, row or column.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DataError {
     /// The file could not be opened, read or written (this includes a truncated gzip stream).
     #[error("{}: {source}", path.display())]
@@ -48,6 +56,15 @@ pub enum DataError {
         /// What is wrong, naming the offending values.
         message: String,
     },
+    /// A Parquet file could not be built or encoded (I/O errors are [`DataError::Io`]).
+    #[error("{}: {source}", path.display())]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// The Arrow or Parquet error.
+        #[source]
+        source: ParquetWriteError,
+    },
     /// In-memory data that does not form a valid dataset (no file involved).
     #[error("invalid dataset: {0}")]
     Dataset(String),
@@ -62,6 +79,15 @@ impl DataError {
     /// Shorthand for [`DataError::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DataError::Io { path: path.into(), source }
+    }
+
+    /// [`DataError::Io`] for an I/O error of [`crate::io::write_parquet`], else
+    /// [`DataError::Parquet`]; both name `path`.
+    pub(crate) fn parquet_write(path: &Path, error: ParquetWriteError) -> Self {
+        match error {
+            ParquetWriteError::Io(source) => DataError::io(path, source),
+            source => DataError::Parquet { path: path.to_path_buf(), source },
+        }
     }
 
     /// Attaches a file to an in-memory [`DataError::Dataset`] error; other variants are returned
@@ -93,9 +119,12 @@ impl Default for SampleColumns {
     }
 }
 
-/// Reads samples from any supported file, recognized by content: Parquet (`PAR1` magic), IDX (its
+/// Reads samples from any supported file, recognized by content: Parquet (`PAR1` magic,
+/// [`crate::io::is_parquet`]), IDX (its
 /// magic number, gzipped or not; labels are not attached), LINQS `.content` (by extension
-/// `.content`/`.content.gz`), else CSV.
+/// `.content`/`.content.gz`), else CSV. A file without a magic number is read as the format its
+/// name says (`.parquet`, `idx`/`-ubyte` in the name), so that a damaged or empty file gets that
+/// format's message; a file starting with NUL bytes that is none of these is refused (not read as CSV).
 ///
 /// IDX is recognized by its first four (decompressed) bytes: `0x00 0x00`, a known type byte and 1 to
 /// 4 dimensions. A text file never starts with two NUL bytes, so a CSV is not mistaken for IDX; a file
@@ -107,18 +136,34 @@ impl Default for SampleColumns {
 /// # Errors
 /// The reader's [`DataError`], naming the file and the row, line or column.
 pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataError> {
-    let mut magic = [0u8; 4];
-    let raw_len = read_prefix(path, &mut magic, false)?;
-    if raw_len == 4 && &magic == b"PAR1" {
+    if is_parquet(path).map_err(|e| DataError::io(path, e))? {
         return parquet::read_samples(path, columns);
     }
+    let mut magic = [0u8; 4];
     let len = read_prefix(path, &mut magic, true)?;
-    if len == 4 && idx::is_idx_magic(&magic) {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    // Magic bytes first; then, for files without one, the extension names the format the user
+    // meant, so that a damaged or empty file gets that format's message (not CSV's).
+    let idx_name = name.contains("idx") || name.contains("-ubyte");
+    if (len == 4 && idx::is_idx_magic(&magic)) || (len >= 2 && magic[..2] == [0, 0]) || idx_name {
         return idx::read_idx(path, None, &idx::IdxOptions::default());
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    if name.ends_with(".parquet") || name.ends_with(".pq") {
+        return parquet::read_samples(path, columns);
+    }
     if name.ends_with(".content") || name.ends_with(".content.gz") {
         return linqs::read_content(path);
+    }
+    if magic[..len].contains(&0) {
+        return Err(DataError::invalid(
+            path,
+            Location::File,
+            format!(
+                "not a samples file: it starts with the bytes {:02x?}, which are not a Parquet (`PAR1`), IDX \
+                 (`00 00 TT NN`) or text (CSV) header",
+                &magic[..len]
+            ),
+        ));
     }
     csv::read_csv(path, columns)
 }
@@ -153,7 +198,8 @@ fn read_prefix(path: &Path, buf: &mut [u8], gunzip: bool) -> Result<usize, DataE
 fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     let mut reader = open_maybe_gz(path).map_err(|e| DataError::io(path, e))?;
     let mut bytes = Vec::new();
-    match reader.read_to_end(&mut bytes) {
+    // Bounded by the available memory: `/dev/zero` or a gzip bomb fails here, not in the allocator.
+    match crate::io::read_to_end_limited(&mut reader, &mut bytes, crate::io::available_memory()) {
         Ok(_) => Ok(bytes),
         Err(e) => {
             // `read_to_end` keeps what it read before the error, so `bytes.len()` says where it failed.

@@ -16,15 +16,14 @@
 //! name (`features`, `embedding`, …) or several scalar numeric columns, and labels may be strings.
 
 use super::{index_class_names, DataError, Dataset, SampleColumns};
-use crate::io::{write_atomic_file, Location};
+use crate::io::{write_parquet, Location};
 use arrow::array::{Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Int64Array, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
 use ndarray::{s, Array2};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::{ArrowWriter, ProjectionMask};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
@@ -188,11 +187,12 @@ struct Collected {
 }
 
 /// Writes a dataset as a Parquet samples table (layout in the [module docs](self)), zstd-compressed,
-/// atomically: `path` is replaced only once the file is complete.
+/// atomically: `path` is replaced only once the file is complete ([`crate::io::write_parquet`]).
 ///
 /// # Errors
-/// [`DataError::Io`] naming `path` if the file cannot be written (nothing is left behind), or
-/// [`DataError::Dataset`] if the item is too wide for Arrow (more than `i32::MAX` values).
+/// [`DataError::Io`] naming `path` if the file cannot be written, [`DataError::Parquet`] if
+/// encoding fails (nothing is left behind then), or [`DataError::Dataset`] if the item is too wide
+/// for Arrow (more than `i32::MAX` values).
 pub fn write_samples(dataset: &Dataset, path: &Path) -> Result<(), DataError> {
     let d = dataset.dim();
     let size = i32::try_from(d)
@@ -219,34 +219,24 @@ pub fn write_samples(dataset: &Dataset, path: &Path) -> Result<(), DataError> {
     let schema_metadata: HashMap<String, String> =
         metadata.iter().map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default())).collect();
     let schema = Arc::new(Schema::new_with_metadata(fields, schema_metadata));
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+    let options = WriterProperties::builder()
         // Ids are unique: a dictionary would only add a page.
         .set_column_dictionary_enabled(ColumnPath::from("id"), false)
-        .set_key_value_metadata(Some(metadata))
-        .build();
+        .set_key_value_metadata(Some(metadata));
 
     let features = dataset.features();
-    write_atomic_file(path, |file| -> Result<File, std::io::Error> {
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(std::io::Error::other)?;
-        for start in (0..dataset.len()).step_by(WRITE_BATCH_ROWS) {
-            let end = (start + WRITE_BATCH_ROWS).min(dataset.len());
-            let ids: ArrayRef = Arc::new(StringArray::from_iter_values(&dataset.ids()[start..end]));
-            let values = Float32Array::from_iter_values(features.slice(s![start..end, ..]).iter().copied());
-            let lists: ArrayRef = Arc::new(
-                FixedSizeListArray::try_new(item.clone(), size, Arc::new(values), None)
-                    .map_err(std::io::Error::other)?,
-            );
-            let mut arrays = vec![ids, lists];
-            if let Some(labels) = dataset.labels() {
-                arrays.push(Arc::new(Int64Array::from_iter_values(labels[start..end].iter().map(|&l| i64::from(l)))));
-            }
-            let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(std::io::Error::other)?;
-            writer.write(&batch).map_err(std::io::Error::other)?;
+    let batches = (0..dataset.len()).step_by(WRITE_BATCH_ROWS).map(|start| {
+        let end = (start + WRITE_BATCH_ROWS).min(dataset.len());
+        let ids: ArrayRef = Arc::new(StringArray::from_iter_values(&dataset.ids()[start..end]));
+        let values = Float32Array::from_iter_values(features.slice(s![start..end, ..]).iter().copied());
+        let lists: ArrayRef = Arc::new(FixedSizeListArray::try_new(item.clone(), size, Arc::new(values), None)?);
+        let mut arrays = vec![ids, lists];
+        if let Some(labels) = dataset.labels() {
+            arrays.push(Arc::new(Int64Array::from_iter_values(labels[start..end].iter().map(|&l| i64::from(l)))));
         }
-        writer.into_inner().map_err(std::io::Error::other)
-    })
-    .map_err(|e| DataError::io(path, e))
+        RecordBatch::try_new(schema.clone(), arrays)
+    });
+    write_parquet(path, schema.clone(), options, batches).map_err(|e| DataError::parquet_write(path, e))
 }
 
 /// The field `name`, or an error naming it and listing the columns present.

@@ -8,8 +8,15 @@
 //!   `random.uniform(0, 1) <= f`. The train share is only about `f`.
 //!
 //! Both keep the input order within each part.
+//!
+//! A split can also be given by a table of `id<TAB>split` lines ([`split_by_table`]), such as
+//! Planetoid's standard split of Cora (`datasets/cora/cora.planetoid_split.tsv`): train,
+//! validation, test and other parts.
 
 mod pyrandom;
+mod table;
+
+pub use table::{split_by_table, TablePart, TableSplit};
 
 use super::{DataError, Dataset};
 use pyrandom::PyRandom;
@@ -66,7 +73,7 @@ impl Default for SplitConfig {
 ///
 /// # Example
 /// ```
-/// use nsl::data::split::{split_indices, SplitConfig, SplitMethod};
+/// use nsl::data::{split_indices, SplitConfig, SplitMethod};
 /// use nsl::Dataset;
 /// let ds = Dataset::new((0..5).map(|i| i.to_string()).collect(), ndarray::Array2::zeros((5, 1)), vec![1], None, None)?;
 /// let cfg = SplitConfig { method: SplitMethod::NslUniform, ..SplitConfig::default() };

@@ -2,11 +2,12 @@
 //! transferred (crafted on another model, as NSL's MNIST tutorial does), and sweeps over ε.
 
 use crate::data::Dataset;
+use crate::loss::input_gradient;
 use crate::model::Model;
 use crate::regularize::{gen_adv_neighbor, AdvNeighborConfig, NormType};
-use crate::train::input_gradient;
+use crate::tensor::to_tensor;
 use candle_core::{Device, Result, Tensor};
-use ndarray::{s, Array2};
+use ndarray::{s, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 /// The attack.
@@ -65,11 +66,6 @@ fn rows(data: &Dataset, start: usize, end: usize) -> Array2<f32> {
     data.features().slice(s![start..end, ..]).to_owned()
 }
 
-fn tensor(a: &Array2<f32>) -> Result<Tensor> {
-    let standard = a.as_standard_layout();
-    Tensor::from_slice(standard.as_slice().unwrap_or(&[]), a.dim(), &Device::Cpu)
-}
-
 /// The adversarial versions of the samples in `data` (labels needed), crafted on `source` (in
 /// evaluation mode), `[n, d]`.
 ///
@@ -97,20 +93,29 @@ pub fn adversarial_examples(
     Ok(out)
 }
 
+/// The arg-max class of `model` (in evaluation mode) for each row of `x`, in batches.
+///
+/// # Errors
+/// A candle error of the forward pass.
+pub fn predicted_classes(model: &dyn Model, x: ArrayView2<f32>, batch_size: usize) -> Result<Vec<u32>> {
+    let mut out = Vec::with_capacity(x.nrows());
+    let batch_size = batch_size.max(1);
+    for start in (0..x.nrows()).step_by(batch_size) {
+        let end = (start + batch_size).min(x.nrows());
+        let batch = to_tensor(x.slice(s![start..end, ..]))?;
+        out.extend(model.forward_t(&batch, false)?.argmax(1)?.to_vec1::<u32>()?);
+    }
+    Ok(out)
+}
+
 /// Accuracy of `model` on the (already perturbed) features `x` with `data`'s labels.
 ///
 /// # Errors
 /// A candle error, or a message if `data` has no labels.
 pub fn accuracy_on(model: &dyn Model, x: &Array2<f32>, data: &Dataset, batch_size: usize) -> Result<f64> {
     let Some(labels) = data.labels() else { candle_core::bail!("accuracy needs labeled samples") };
-    let mut correct = 0usize;
-    let batch_size = batch_size.max(1);
-    for start in (0..data.len()).step_by(batch_size) {
-        let end = (start + batch_size).min(data.len());
-        let batch = x.slice(s![start..end, ..]).to_owned();
-        let predicted: Vec<u32> = model.forward_t(&tensor(&batch)?, false)?.argmax(1)?.to_vec1()?;
-        correct += predicted.iter().zip(&labels[start..end]).filter(|(p, l)| p == l).count();
-    }
+    let predicted = predicted_classes(model, x.view(), batch_size)?;
+    let correct = predicted.iter().zip(labels).filter(|(p, l)| p == l).count();
     Ok(correct as f64 / data.len().max(1) as f64)
 }
 

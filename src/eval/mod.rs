@@ -1,7 +1,10 @@
 //! Metrics: accuracy and loss of a model on labeled samples, predictions, and robustness to
-//! adversarial attacks ([`attack`]).
+//! adversarial attacks: FGSM and PGD, white-box (crafted on the evaluated model) or transferred
+//! (crafted on another model, as NSL's MNIST tutorial does), and sweeps over ε.
 
-pub mod attack;
+mod attack;
+
+pub use attack::{accuracy_on, adversarial_examples, predicted_classes, robustness_sweep, Attack, AttackConfig};
 
 use crate::data::Dataset;
 use crate::model::Model;
@@ -20,9 +23,7 @@ pub struct Evaluation {
 }
 
 fn batch_tensor(data: &Dataset, rows: std::ops::Range<usize>) -> Result<Tensor> {
-    let view = data.features().slice_move(ndarray::s![rows.clone(), ..]);
-    let owned = view.as_standard_layout();
-    Tensor::from_slice(owned.as_slice().unwrap_or(&[]), (rows.len(), data.dim()), &Device::Cpu)
+    crate::tensor::to_tensor(data.features().slice_move(ndarray::s![rows, ..]))
 }
 
 /// Accuracy and loss of `model` (in evaluation mode: no dropout) on labeled `data`, in batches.
@@ -45,7 +46,7 @@ pub fn evaluate(model: &dyn Model, data: &Dataset, batch_size: usize) -> Result<
         }
         let y = Tensor::from_slice(&labels[start..end], end - start, &Device::Cpu)?;
         correct += logits.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;
-        loss_sum += crate::train::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64 * (end - start) as f64;
+        loss_sum += crate::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64 * (end - start) as f64;
     }
     let n = data.len().max(1) as f64;
     Ok(Evaluation { accuracy: correct / n, loss: loss_sum / n, samples: data.len() })

@@ -21,11 +21,10 @@
 //!
 //! Every export is atomic: on error no output file is left behind.
 
-use super::{GraphError, NeighborGraph, NodeId};
-use crate::io::{write_atomic, write_atomic_file, Location};
+use super::{write_atomically, GraphError, NeighborGraph, NodeId};
+use crate::io::Location;
 use std::fmt;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -97,7 +96,7 @@ impl FromStr for ExportFormat {
         };
         ExportFormat::ALL.into_iter().find(|f| f.as_str() == alias).ok_or_else(|| {
             let names: Vec<&str> = ExportFormat::ALL.iter().map(|f| f.as_str()).collect();
-            GraphError::Format(format!("unknown graph export format `{s}` (expected one of {})", names.join(", ")))
+            GraphError::UnknownFormat { name: s.to_owned(), expected: names.join(", ") }
         })
     }
 }
@@ -105,43 +104,18 @@ impl FromStr for ExportFormat {
 /// Writes `graph` to `path` in `format`, atomically (see the module docs for each layout).
 ///
 /// # Errors
-/// [`GraphError::Io`] if writing fails; [`GraphError::Invalid`] or [`GraphError::Format`] for an id
-/// the format cannot hold (TSV: tabs and line breaks; GraphML: characters XML 1.0 forbids).
+/// [`GraphError::Io`] if writing fails; [`GraphError::Invalid`] (TSV: tabs and line breaks, naming
+/// the line) or [`GraphError::Unrepresentable`] (GraphML: characters XML 1.0 forbids) for an id
+/// the format cannot hold; [`GraphError::Parquet`] if Parquet encoding fails.
 /// No output file is left behind on error.
 pub fn export(graph: &NeighborGraph, format: ExportFormat, path: &Path) -> Result<(), GraphError> {
     match format {
         ExportFormat::Parquet => super::parquet::write_graph(graph, path),
         ExportFormat::Tsv => super::tsv::write_tsv(graph, path),
-        ExportFormat::Graphml => write_atomic_graph(path, |out| write_graphml(graph, out, path)),
-        ExportFormat::Dot => write_atomic_graph(path, |out| write_dot(graph, out).map_err(|e| GraphError::io(path, e))),
-        ExportFormat::Json => write_atomic_graph(path, |out| write_json(graph, out, path)),
-        ExportFormat::Csv => write_atomic_graph(path, |out| write_csv(graph, out, path)),
-    }
-}
-
-/// [`crate::io::write_atomic`] for writers that fail with a [`GraphError`]: the error travels
-/// through the `io::Error` that `write_atomic` expects and comes out unchanged; a failure of
-/// creating, flushing or renaming the file becomes [`GraphError::Io`] naming `path`.
-pub(crate) fn write_atomic_graph<F>(path: &Path, write: F) -> Result<(), GraphError>
-where
-    F: FnOnce(&mut BufWriter<File>) -> Result<(), GraphError>,
-{
-    write_atomic(path, |out| write(out).map_err(io::Error::other)).map_err(|e| unwrap_graph_error(path, e))
-}
-
-/// [`write_atomic_graph`] for writers that need the `File` itself (Parquet's `ArrowWriter`).
-pub(crate) fn write_atomic_graph_file<F>(path: &Path, write: F) -> Result<(), GraphError>
-where
-    F: FnOnce(File) -> Result<File, GraphError>,
-{
-    write_atomic_file(path, |file| write(file).map_err(io::Error::other)).map_err(|e| unwrap_graph_error(path, e))
-}
-
-/// Takes back a [`GraphError`] wrapped by [`io::Error::other`], or names `path` for a plain I/O error.
-fn unwrap_graph_error(path: &Path, e: io::Error) -> GraphError {
-    match e.downcast::<GraphError>() {
-        Ok(inner) => inner,
-        Err(e) => GraphError::io(path, e),
+        ExportFormat::Graphml => write_atomically(path, |out| write_graphml(graph, out, path)),
+        ExportFormat::Dot => write_atomically(path, |out| write_dot(graph, out).map_err(|e| GraphError::io(path, e))),
+        ExportFormat::Json => write_atomically(path, |out| write_json(graph, out, path)),
+        ExportFormat::Csv => write_atomically(path, |out| write_csv(graph, out, path)),
     }
 }
 
@@ -189,12 +163,11 @@ fn write_graphml(graph: &NeighborGraph, out: &mut impl Write, path: &Path) -> Re
 
 /// [`xml_escape`] with the error for an id XML cannot hold.
 fn xml_text<'a>(id: &'a str, path: &Path) -> Result<std::borrow::Cow<'a, str>, GraphError> {
-    xml_escape(id).map_err(|c| {
-        GraphError::Format(format!(
-            "cannot write {}: id {id:?} contains the character U+{:04X}, which XML 1.0 forbids",
-            path.display(),
-            u32::from(c)
-        ))
+    xml_escape(id).map_err(|c| GraphError::Unrepresentable {
+        path: path.to_path_buf(),
+        id: id.to_owned(),
+        format: ExportFormat::Graphml,
+        reason: format!("contains the character U+{:04X}, which XML 1.0 forbids", u32::from(c)),
     })
 }
 
@@ -346,7 +319,9 @@ mod tests {
         }
         assert_eq!("GraphML".parse::<ExportFormat>().unwrap(), ExportFormat::Graphml);
         assert_eq!("gv".parse::<ExportFormat>().unwrap(), ExportFormat::Dot);
-        assert!("xml".parse::<ExportFormat>().unwrap_err().to_string().contains("graphml"));
+        let err = "xml".parse::<ExportFormat>().unwrap_err();
+        assert!(matches!(&err, GraphError::UnknownFormat { name, .. } if name == "xml"), "{err:?}");
+        assert!(err.to_string().contains("graphml"), "{err}");
         assert_eq!(ExportFormat::from_path(Path::new("g.PQ")), Some(ExportFormat::Parquet));
         assert_eq!(ExportFormat::from_path(Path::new("g")), None);
     }

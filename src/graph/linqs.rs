@@ -10,8 +10,8 @@
 //! stored once and counted in [`CitesReport::duplicate_links`].
 
 use super::{Edge, EdgeKind, GraphError, NeighborGraph};
-use crate::io::{open_maybe_gz, Location};
-use std::io::{self, BufRead};
+use crate::io::{open_maybe_gz, read_line_limited, Location, MAX_LINE_BYTES};
+use std::io;
 use std::path::Path;
 
 /// What to do with a line naming a paper that is not among the known samples.
@@ -57,17 +57,19 @@ pub fn read_cites(
     let mut report = CitesReport::default();
     let link = Edge { weight: 1.0, kind: EdgeKind::Explicit };
     // One buffer for the whole file: no allocation per line.
-    let mut line = String::with_capacity(64);
+    let mut buf = Vec::with_capacity(64);
     let mut line_no = 0usize;
     loop {
-        line.clear();
-        let read = reader.read_line(&mut line).map_err(|e| {
+        buf.clear();
+        let read = read_line_limited(&mut reader, &mut buf, MAX_LINE_BYTES).map_err(|e| {
             GraphError::io(path, io::Error::new(e.kind(), format!("reading line {}: {e}", line_no + 1)))
         })?;
         if read == 0 {
             break;
         }
         line_no += 1;
+        let line = std::str::from_utf8(&buf)
+            .map_err(|e| GraphError::invalid(path, Location::Line(line_no), format!("not valid UTF-8: {e}")))?;
         let mut columns = line.split_whitespace();
         let (cited, citing) = match (columns.next(), columns.next(), columns.next()) {
             (None, ..) => continue,

@@ -3,30 +3,44 @@
 //!
 //! | file format | read | write |
 //! |---|---|---|
-//! | Parquet (native; schema in `docs/formats.md`) | [`parquet::read_graph`] | [`parquet::write_graph`] |
-//! | NSL TSV (`source\ttarget[\tweight]`) | [`tsv::read_tsv`] | [`tsv::write_tsv`] |
-//! | LINQS `.cites` (Cora) | [`linqs::read_cites`] | |
+//! | Parquet (native; schema in `docs/formats.md`) | [`read_graph`] | [`write_graph`] |
+//! | NSL TSV (`source\ttarget[\tweight]`) | [`read_tsv`] (or [`read_graph`]) | [`write_tsv`] (or [`write_graph`]) |
+//! | LINQS `.cites` (Cora) | [`read_cites`] | |
 //! | GraphML, DOT, JSON, CSV | | [`export`] |
 //!
 //! [`read_graph`] and [`write_graph`] pick the format from the file's content or extension.
-//! Statistics (degrees, components, homophily, …) are in [`stats`].
+//! Statistics (degrees, components, homophily, …): [`graph_stats`].
 
 mod core;
-pub mod export;
-pub mod linqs;
-pub mod parquet;
+mod export;
+pub(crate) mod hops;
+mod linqs;
+mod parquet;
 #[cfg(feature = "linalg")]
-pub mod spectral;
-pub mod stats;
-pub mod tsv;
+mod spectral;
+mod stats;
+mod tsv;
 
 pub use self::core::{Edge, EdgeKind, NeighborGraph, NodeId, PetGraph};
+pub use self::hops::MAX_HOPS;
+pub use export::{export, ExportFormat};
+pub use linqs::{read_cites, CitesReport, UnknownIds};
+pub use parquet::{edge_schema, read_graph as read_parquet_graph, write_graph as write_parquet_graph, FORMAT_VERSION};
+#[cfg(feature = "linalg")]
+pub use spectral::{laplacian_eigenvalues, laplacian_spectrum, normalized_laplacian, MAX_NODES, ZERO_TOLERANCE};
+#[cfg(feature = "linalg")]
+pub use stats::with_spectrum;
+pub use stats::{
+    graph_stats, DegreeBucket, GraphStats, Homophily, KindCounts, SampleInfo, SampleStats, Spectrum, Summary,
+};
+pub use tsv::{read_tsv, write_tsv};
 
-use crate::io::Location;
+use crate::io::{Location, ParquetWriteError};
 use std::path::{Path, PathBuf};
 
 /// What can go wrong while building, reading or writing a graph.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GraphError {
     /// The file could not be opened, read or written.
     #[error("{}: {source}", path.display())]
@@ -57,9 +71,53 @@ pub enum GraphError {
         /// The rejected weight.
         weight: f32,
     },
-    /// An unknown format name or an unrecognized file.
-    #[error("{0}")]
-    Format(String),
+    /// A format name that is not one of [`ExportFormat::ALL`](export::ExportFormat::ALL).
+    #[error("unknown graph export format `{name}` (expected one of {expected})")]
+    UnknownFormat {
+        /// The name given.
+        name: String,
+        /// The accepted names, comma-separated.
+        expected: String,
+    },
+    /// An id that the output format cannot hold (e.g. a character XML 1.0 forbids).
+    #[error("cannot write {} as {format}: id {id:?} {reason}", path.display())]
+    Unrepresentable {
+        /// The output file.
+        path: PathBuf,
+        /// The id.
+        id: String,
+        /// The output format.
+        format: export::ExportFormat,
+        /// Why, e.g. `contains the character U+0007, which XML 1.0 forbids`.
+        reason: String,
+    },
+    /// A Parquet file could not be built or encoded (I/O errors are [`GraphError::Io`]).
+    #[error("{}: {source}", path.display())]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// The Arrow or Parquet error.
+        #[source]
+        source: ParquetWriteError,
+    },
+    /// A graph too large for a dense computation.
+    #[error("{what} is computed densely and limited to {max} nodes; this graph has {nodes}")]
+    TooLarge {
+        /// The computation.
+        what: &'static str,
+        /// The graph's node count.
+        nodes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A linear-algebra routine failed.
+    #[error("{what} failed: {message}")]
+    Linalg {
+        /// The computation.
+        what: &'static str,
+        /// The routine's error.
+        message: String,
+    },
 }
 
 impl GraphError {
@@ -71,6 +129,15 @@ impl GraphError {
     /// Shorthand for [`GraphError::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         GraphError::Io { path: path.into(), source }
+    }
+
+    /// [`GraphError::Io`] for an I/O error of [`crate::io::write_parquet`], else
+    /// [`GraphError::Parquet`]; both name `path`.
+    pub(crate) fn parquet_write(path: &Path, error: ParquetWriteError) -> Self {
+        match error {
+            ParquetWriteError::Io(source) => GraphError::io(path, source),
+            source => GraphError::Parquet { path: path.to_path_buf(), source },
+        }
     }
 
     /// Gives an in-file location to a [`GraphError::BadWeight`]; other variants are returned unchanged.
@@ -92,47 +159,90 @@ pub enum GraphFormat {
 }
 
 impl GraphFormat {
-    /// Recognizes a graph file: Parquet by its `PAR1` magic bytes, otherwise TSV. A file that does
-    /// not exist yet (an output) is recognized by its extension: `.parquet`/`.pq` is Parquet, anything
-    /// else TSV.
+    /// Recognizes a graph file by content first: Parquet by its `PAR1` magic bytes
+    /// ([`crate::io::is_parquet`]), any other file of at least four bytes is TSV. A file that does
+    /// not exist yet (an output) or is too short to tell is recognized by its extension
+    /// ([`GraphFormat::from_extension`]).
     pub fn detect(path: &Path) -> GraphFormat {
-        use std::io::Read;
-        let mut magic = [0u8; 4];
-        if let Ok(mut f) = std::fs::File::open(path) {
-            if f.read_exact(&mut magic).is_ok() {
-                return if &magic == b"PAR1" { GraphFormat::Parquet } else { GraphFormat::Tsv };
-            }
+        let long_enough = std::fs::metadata(path).is_ok_and(|m| m.len() >= 4);
+        match crate::io::is_parquet(path) {
+            Ok(true) => GraphFormat::Parquet,
+            Ok(false) if long_enough => GraphFormat::Tsv,
+            _ => GraphFormat::from_extension(path),
         }
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-            Some("parquet" | "pq") => GraphFormat::Parquet,
+    }
+
+    /// The format a file name asks for: Parquet for the extensions
+    /// [`ExportFormat::from_path`](export::ExportFormat::from_path) reads as Parquet (`.parquet`,
+    /// `.pq`, any case), TSV for anything else.
+    pub fn from_extension(path: &Path) -> GraphFormat {
+        match export::ExportFormat::from_path(path) {
+            Some(export::ExportFormat::Parquet) => GraphFormat::Parquet,
             _ => GraphFormat::Tsv,
         }
     }
 }
 
-/// Reads a graph from Parquet or TSV, whichever the file holds (see [`GraphFormat::detect`]).
+impl From<GraphFormat> for export::ExportFormat {
+    fn from(format: GraphFormat) -> Self {
+        match format {
+            GraphFormat::Parquet => export::ExportFormat::Parquet,
+            GraphFormat::Tsv => export::ExportFormat::Tsv,
+        }
+    }
+}
+
+/// Writes `path` atomically with `write` (see [`crate::io::AtomicFile`]): on error the temporary
+/// file is removed and an existing `path` stays as it was; I/O errors of the file itself become
+/// [`GraphError::Io`] naming `path`.
+fn write_atomically<F>(path: &Path, write: F) -> Result<(), GraphError>
+where
+    F: FnOnce(&mut crate::io::AtomicFile) -> Result<(), GraphError>,
+{
+    let mut out = crate::io::AtomicFile::create(path).map_err(|e| GraphError::io(path, e))?;
+    write(&mut out)?;
+    out.commit().map_err(|e| GraphError::io(path, e))
+}
+
+/// Reads a graph from Parquet or TSV, whichever the file holds (see [`GraphFormat::detect`]). A
+/// directory is read as the Parquet parts a distributed job writes (`scripts/spark/`): every
+/// `*.parquet` file in it, in name order, merged into one graph.
 ///
 /// # Errors
-/// The reader's [`GraphError`], naming the file and the row or line.
+/// The reader's [`GraphError`], naming the file and the row or line; [`GraphError::Invalid`] for
+/// a directory without `.parquet` files.
 pub fn read_graph(path: &Path) -> Result<NeighborGraph, GraphError> {
+    if path.is_dir() {
+        let mut parts: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| GraphError::io(path, e))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                p.is_file() && !name.starts_with(['.', '_']) && name.ends_with(".parquet")
+            })
+            .collect();
+        parts.sort();
+        let Some((first, rest)) = parts.split_first() else {
+            return Err(GraphError::invalid(path, crate::io::Location::File, "directory holds no .parquet parts"));
+        };
+        let mut graph = parquet::read_graph(first)?;
+        for part in rest {
+            graph.merge(&parquet::read_graph(part)?);
+        }
+        graph.set_provenance(format!("Parquet parts in {}", path.display()));
+        return Ok(graph);
+    }
     match GraphFormat::detect(path) {
         GraphFormat::Parquet => parquet::read_graph(path),
         GraphFormat::Tsv => tsv::read_tsv(path, core::EdgeKind::Explicit),
     }
 }
 
-/// Writes a graph as Parquet or TSV, chosen by the extension (see [`GraphFormat::detect`]); the
-/// write is atomic.
+/// Writes a graph as Parquet or TSV, chosen by the extension (see [`GraphFormat::from_extension`];
+/// an existing file's content does not matter); the write is atomic.
 ///
 /// # Errors
 /// The writer's [`GraphError`].
 pub fn write_graph(graph: &NeighborGraph, path: &Path) -> Result<(), GraphError> {
-    let format = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-        Some("parquet" | "pq") => GraphFormat::Parquet,
-        _ => GraphFormat::Tsv,
-    };
-    match format {
-        GraphFormat::Parquet => parquet::write_graph(graph, path),
-        GraphFormat::Tsv => tsv::write_tsv(graph, path),
-    }
+    export::export(graph, GraphFormat::from_extension(path).into(), path)
 }

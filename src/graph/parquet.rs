@@ -23,7 +23,7 @@
 //! informative. **Only nodes with at least one edge are stored**: an edge table cannot hold an
 //! isolated node, so `nsl.nodes` may be larger than the number of ids read back.
 //!
-//! The file is zstd-compressed, written in batches of 65,536 rows into row groups of at most
+//! The file is zstd-compressed ([`crate::io::ZSTD_LEVEL`]), written in batches of 65,536 rows into row groups of at most
 //! 1,048,576 rows, and opens as is in pyarrow, pandas (`kind` becomes a `category`) and DuckDB.
 //!
 //! [`read_graph`] is more lenient than the writer, so that tables made by other tools load:
@@ -32,16 +32,14 @@
 //! of strings or plain strings; other columns are ignored and nullable columns are fine as long as
 //! they hold no null.
 
-use super::export::write_atomic_graph_file;
 use super::{EdgeKind, GraphError, NeighborGraph};
-use crate::io::Location;
+use crate::io::{write_parquet, Location};
 use arrow::array::{
     Array, ArrayRef, AsArray, DictionaryArray, Float32Builder, Int8Array, RecordBatch, StringArray, StringBuilder,
 };
 use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int32Type, Int64Type, Int8Type, Schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::{ArrowWriter, ProjectionMask};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use std::borrow::Cow;
@@ -69,10 +67,12 @@ pub fn edge_schema() -> Schema {
     ])
 }
 
-/// Writes `graph` as a Parquet edge table (schema and metadata in the module docs), atomically.
+/// Writes `graph` as a Parquet edge table (schema and metadata in the module docs), atomically,
+/// with [`crate::io::write_parquet`].
 ///
 /// # Errors
-/// [`GraphError::Io`] if the file cannot be written (no file is left behind then).
+/// [`GraphError::Io`] if the file cannot be written, [`GraphError::Parquet`] if encoding fails (no
+/// file is left behind then).
 pub fn write_graph(graph: &NeighborGraph, path: &Path) -> Result<(), GraphError> {
     let schema = Arc::new(edge_schema());
     let metadata = vec![
@@ -81,45 +81,38 @@ pub fn write_graph(graph: &NeighborGraph, path: &Path) -> Result<(), GraphError>
         KeyValue::new("nsl.provenance".to_owned(), graph.provenance().to_owned()),
         KeyValue::new("nsl.nodes".to_owned(), graph.node_count().to_string()),
     ];
-    let parquet_err = |e: parquet::errors::ParquetError| GraphError::io(path, std::io::Error::other(e));
-    // Level 3 is zstd's own default: a good size/speed trade-off for id strings.
-    let level = ZstdLevel::try_new(3).map_err(parquet_err)?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(level))
+    let options = WriterProperties::builder()
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_key_value_metadata(Some(metadata))
-        .build();
+        .set_key_value_metadata(Some(metadata));
     // The dictionary of the `kind` column: key i is EdgeKind::ALL[i].
     let kind_values: ArrayRef = Arc::new(StringArray::from_iter_values(EdgeKind::ALL.iter().map(|k| k.as_str())));
-    write_atomic_graph_file(path, |file: File| {
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(parquet_err)?;
-        let mut edges = graph.edges().peekable();
-        while edges.peek().is_some() {
-            let mut sources = StringBuilder::with_capacity(WRITE_BATCH_ROWS, WRITE_BATCH_ROWS * 8);
-            let mut targets = StringBuilder::with_capacity(WRITE_BATCH_ROWS, WRITE_BATCH_ROWS * 8);
-            let mut weights = Float32Builder::with_capacity(WRITE_BATCH_ROWS);
-            let mut kinds = Vec::with_capacity(WRITE_BATCH_ROWS);
-            for (s, t, e) in edges.by_ref().take(WRITE_BATCH_ROWS) {
-                sources.append_value(s);
-                targets.append_value(t);
-                weights.append_value(e.weight);
-                kinds.push(kind_key(e.kind));
-            }
-            let kind = DictionaryArray::<Int8Type>::try_new(Int8Array::from(kinds), kind_values.clone())
-                .map_err(|e| GraphError::io(path, std::io::Error::other(e)))?;
-            let columns: Vec<ArrayRef> = vec![
-                Arc::new(sources.finish()),
-                Arc::new(targets.finish()),
-                Arc::new(weights.finish()),
-                Arc::new(kind),
-            ];
-            let batch = RecordBatch::try_new(schema.clone(), columns)
-                .map_err(|e| GraphError::io(path, std::io::Error::other(e)))?;
-            writer.write(&batch).map_err(parquet_err)?;
+    let mut edges = graph.edges().peekable();
+    // One batch of at most WRITE_BATCH_ROWS edges per call, built only when the writer asks for it.
+    let batches = std::iter::from_fn(|| {
+        edges.peek()?;
+        let mut sources = StringBuilder::with_capacity(WRITE_BATCH_ROWS, WRITE_BATCH_ROWS * 8);
+        let mut targets = StringBuilder::with_capacity(WRITE_BATCH_ROWS, WRITE_BATCH_ROWS * 8);
+        let mut weights = Float32Builder::with_capacity(WRITE_BATCH_ROWS);
+        let mut kinds = Vec::with_capacity(WRITE_BATCH_ROWS);
+        for (s, t, e) in edges.by_ref().take(WRITE_BATCH_ROWS) {
+            sources.append_value(s);
+            targets.append_value(t);
+            weights.append_value(e.weight);
+            kinds.push(kind_key(e.kind));
         }
-        // `into_inner` writes the footer (row group index and metadata) and hands back the file.
-        writer.into_inner().map_err(parquet_err)
-    })
+        let batch =
+            DictionaryArray::<Int8Type>::try_new(Int8Array::from(kinds), kind_values.clone()).and_then(|kind| {
+                let columns: Vec<ArrayRef> = vec![
+                    Arc::new(sources.finish()),
+                    Arc::new(targets.finish()),
+                    Arc::new(weights.finish()),
+                    Arc::new(kind),
+                ];
+                RecordBatch::try_new(schema.clone(), columns)
+            });
+        Some(batch)
+    });
+    write_parquet(path, schema.clone(), options, batches).map_err(|e| GraphError::parquet_write(path, e))
 }
 
 /// The dictionary key of `kind` in the `kind` column: its index in [`EdgeKind::ALL`].

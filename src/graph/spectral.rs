@@ -34,13 +34,11 @@ pub const ZERO_TOLERANCE: f64 = 1e-8;
 /// `graph` (see the module docs), rows and columns in node order.
 ///
 /// # Errors
-/// [`GraphError::Format`] if the graph has more than [`MAX_NODES`] nodes.
+/// [`GraphError::TooLarge`] if the graph has more than [`MAX_NODES`] nodes.
 pub fn normalized_laplacian(graph: &NeighborGraph) -> Result<Array2<f64>, GraphError> {
     let n = graph.node_count();
     if n > MAX_NODES {
-        return Err(GraphError::Format(format!(
-            "the Laplacian spectrum is computed densely and limited to {MAX_NODES} nodes; this graph has {n}"
-        )));
+        return Err(GraphError::TooLarge { what: "the Laplacian spectrum", nodes: n, max: MAX_NODES });
     }
     let mut a = Array2::<f64>::zeros((n, n));
     for (s, t, e) in graph.petgraph().all_edges() {
@@ -62,7 +60,8 @@ pub fn normalized_laplacian(graph: &NeighborGraph) -> Result<Array2<f64>, GraphE
 /// All eigenvalues of the [`normalized_laplacian`], ascending.
 ///
 /// # Errors
-/// [`GraphError::Format`] if the graph has more than [`MAX_NODES`] nodes or LAPACK fails.
+/// [`GraphError::TooLarge`] if the graph has more than [`MAX_NODES`] nodes, [`GraphError::Linalg`]
+/// if LAPACK fails.
 pub fn laplacian_eigenvalues(graph: &NeighborGraph) -> Result<Vec<f64>, GraphError> {
     let laplacian = normalized_laplacian(graph)?;
     if laplacian.is_empty() {
@@ -71,7 +70,7 @@ pub fn laplacian_eigenvalues(graph: &NeighborGraph) -> Result<Vec<f64>, GraphErr
     // `eigvalsh` (LAPACK `syev`) returns the eigenvalues of a symmetric matrix in ascending order.
     let values = laplacian
         .eigvalsh(UPLO::Lower)
-        .map_err(|e| GraphError::Format(format!("eigenvalues of the normalized Laplacian failed: {e}")))?;
+        .map_err(|e| GraphError::Linalg { what: "eigenvalues of the normalized Laplacian", message: e.to_string() })?;
     Ok(values.to_vec())
 }
 
@@ -89,7 +88,8 @@ pub fn laplacian_eigenvalues(graph: &NeighborGraph) -> Result<Vec<f64>, GraphErr
 /// ```
 ///
 /// # Errors
-/// [`GraphError::Format`] if the graph has more than [`MAX_NODES`] nodes or LAPACK fails.
+/// [`GraphError::TooLarge`] if the graph has more than [`MAX_NODES`] nodes, [`GraphError::Linalg`]
+/// if LAPACK fails.
 pub fn laplacian_spectrum(graph: &NeighborGraph, k: usize) -> Result<Vec<f64>, GraphError> {
     let mut values = laplacian_eigenvalues(graph)?;
     values.truncate(k);

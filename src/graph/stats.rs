@@ -2,12 +2,12 @@
 //! covers a set of samples (with labels: its homophily).
 //!
 //! ```
-//! use nsl::graph::{stats, EdgeKind, NeighborGraph};
+//! use nsl::graph::{graph_stats, EdgeKind, NeighborGraph};
 //! let mut g = NeighborGraph::new();
 //! g.add_edge("a", "b", 1.0, EdgeKind::Explicit).unwrap();
 //! g.add_edge("c", "d", 0.5, EdgeKind::Similarity).unwrap();
 //! g.make_undirected();
-//! let s = stats::graph_stats(&g, None);
+//! let s = graph_stats(&g, None);
 //! assert_eq!((s.nodes, s.edges, s.links, s.components, s.largest_component), (4, 4, 2, 2, 2));
 //! ```
 

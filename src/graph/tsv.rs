@@ -22,10 +22,9 @@
 //! decimal that reads back as the same `f32` (Rust's `{}` for `f32`, e.g. `1`, `0.1`, `1e-7`), so a
 //! TSV round trip is exact. NSL's `float()` reads every such number.
 
-use super::export::write_atomic_graph;
-use super::{EdgeKind, GraphError, NeighborGraph};
-use crate::io::{open_maybe_gz, Location};
-use std::io::{self, BufRead, Write};
+use super::{write_atomically, EdgeKind, GraphError, NeighborGraph};
+use crate::io::{open_maybe_gz, read_line_limited, Location, MAX_LINE_BYTES};
+use std::io::{self, Write};
 use std::path::Path;
 
 /// Reads an NSL TSV graph (see the module docs for the exact rules). Every edge gets `kind`.
@@ -44,7 +43,7 @@ pub fn read_tsv(path: &Path, kind: EdgeKind) -> Result<NeighborGraph, GraphError
     let mut line_no = 0usize;
     loop {
         buf.clear();
-        let read = reader.read_until(b'\n', &mut buf).map_err(|e| {
+        let read = read_line_limited(&mut reader, &mut buf, MAX_LINE_BYTES).map_err(|e| {
             GraphError::io(path, io::Error::new(e.kind(), format!("reading line {}: {e}", line_no + 1)))
         })?;
         if read == 0 {
@@ -110,7 +109,7 @@ pub(crate) fn parse_weight(text: &str) -> Result<f32, String> {
 /// id containing a tab, `\n` or `\r`, or a source id starting with `#` (it would read back as a
 /// comment). Nothing is written then. [`GraphError::Io`] if writing fails; no file is left behind.
 pub fn write_tsv(graph: &NeighborGraph, path: &Path) -> Result<(), GraphError> {
-    write_atomic_graph(path, |out| {
+    write_atomically(path, |out| {
         for (line, (source, target, edge)) in graph.edges().enumerate() {
             for (column, id) in [(1, source), (2, target)] {
                 if let Some(problem) = tsv_id_problem(id, column == 1) {

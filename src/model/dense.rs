@@ -8,7 +8,7 @@
 //! when the input is mostly zeros (bag-of-words: 1.3 % of Cora's 1,433 words per paper) the
 //! product and the weight gradient only visit the non-zero values.
 
-use super::kernels::{cpu_slice, sgemm, transpose, with_slice, Mat};
+use crate::kernels::{cpu_slice, sgemm, transpose, with_slice, Mat};
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use std::sync::OnceLock;
@@ -21,7 +21,21 @@ const SPARSE_DENSITY: f64 = 0.1;
 /// (32 × 784 × 256) made a training step slower.
 const PARALLEL_MIN_WORK: usize = 1 << 23;
 
-/// `y = x·W + b` with `W: [in, out]`, `b: [out]`.
+/// `y = x·W + b` with `W: [in, out]`, `b: [out]`, for `x: [n, in]` and `y: [n, out]`.
+///
+/// Built from its tensors with [`Dense::new`], or with fresh variables by [`dense`].
+///
+/// ```
+/// use candle_core::{Device, Module, Tensor};
+/// use nsl::model::Dense;
+/// // [1, 2]·[[1, 0, 2], [0, 1, -1]] + [0.5, 0, 0] = [1.5, 2, 0].
+/// let dev = Device::Cpu;
+/// let w = Tensor::new(&[[1f32, 0.0, 2.0], [0.0, 1.0, -1.0]], &dev)?;
+/// let layer = Dense::new(w, Tensor::new(&[0.5f32, 0.0, 0.0], &dev)?)?;
+/// let y = layer.forward(&Tensor::new(&[[1f32, 2.0]], &dev)?)?;
+/// assert_eq!(y.to_vec2::<f32>()?, [[1.5, 2.0, 0.0]]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Dense {
     weight: Tensor,
@@ -36,10 +50,26 @@ pub fn dense(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Dense> {
     let bound = (6.0 / (in_dim + out_dim) as f64).sqrt();
     let weight = vb.get_with_hints((in_dim, out_dim), "weight", Init::Uniform { lo: -bound, up: bound })?;
     let bias = vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?;
-    Ok(Dense { weight, bias })
+    Dense::new(weight, bias)
 }
 
 impl Dense {
+    /// A layer with the given weight `[in, out]` and bias `[out]`.
+    ///
+    /// # Errors
+    /// A candle error naming both shapes if the weight is not rank 2 or the bias is not `[out]`.
+    pub fn new(weight: Tensor, bias: Tensor) -> Result<Self> {
+        let fits = matches!((weight.dims(), bias.dims()), ([_, out], [len]) if out == len);
+        if !fits {
+            candle_core::bail!(
+                "dense layer: weight {:?} must be [in, out] and bias {:?} must be [out]",
+                weight.dims(),
+                bias.dims()
+            );
+        }
+        Ok(Dense { weight, bias })
+    }
+
     /// The weight, `[in, out]`.
     pub fn weight(&self) -> &Tensor {
         &self.weight
@@ -326,6 +356,31 @@ mod tests {
                 assert!(d.to_scalar::<f32>().unwrap() < 1e-5, "gradient differs (density {density})");
             }
         }
+    }
+
+    /// `y = x·W + b` by hand: `[1, 2]·[[1, 0, 2], [0, 1, −1]] + [0.5, 0, −1] = [1.5, 2, −1]`, and
+    /// `[−3, 0]` gives `[−2.5, 0, −7]` (`[0, 0, 0]` after the ReLU).
+    #[test]
+    fn new_from_literals_computes_by_hand_values() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::new(&[[1f32, 0.0, 2.0], [0.0, 1.0, -1.0]], &dev)?;
+        let layer = Dense::new(w, Tensor::new(&[0.5f32, 0.0, -1.0], &dev)?)?;
+        let x = Tensor::new(&[[1f32, 2.0], [-3.0, 0.0]], &dev)?;
+        assert_eq!(layer.forward(&x)?.to_vec2::<f32>()?, [[1.5, 2.0, -1.0], [-2.5, 0.0, -7.0]]);
+        assert_eq!(layer.forward_relu(&x)?.to_vec2::<f32>()?, [[1.5, 2.0, 0.0], [0.0, 0.0, 0.0]]);
+        Ok(())
+    }
+
+    #[test]
+    fn new_rejects_mismatched_shapes_naming_both() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::zeros((2, 3), DType::F32, &dev)?;
+        let err = Dense::new(w.clone(), Tensor::zeros(4, DType::F32, &dev)?).expect_err("bias of 4 for 3 outputs");
+        let msg = err.to_string();
+        assert!(msg.contains("[2, 3]") && msg.contains("[4]"), "{msg}");
+        assert!(Dense::new(w.clone(), Tensor::zeros((1, 3), DType::F32, &dev)?).is_err());
+        assert!(Dense::new(w.flatten_all()?, Tensor::zeros(6, DType::F32, &dev)?).is_err());
+        Ok(())
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! forward keeps each layer's output on a [`Tape`], the backward walks it back and adds the
 //! parameter gradients straight into one buffer per parameter, and candle only differentiates the
 //! losses with respect to the logits (or a hidden layer). The trainer takes this path for an
-//! [`Mlp`] with ReLU activations (see [`Mlp::fused`]).
+//! [`Mlp`] with ReLU activations (see [`Mlp::supports_tape`]).
 //!
 //! # Formula
 //! Hidden layer `i`: `hᵢ = relu(aᵢ₋₁·Wᵢ + bᵢ)`, `aᵢ = hᵢ ⊙ maskᵢ` (dropout; `a₋₁ = x`); logits
@@ -13,9 +13,9 @@
 //! `∂h = ∂a ⊙ mask + ∂L/∂h` (a regularized hidden layer), and `g = ∂h ⊙ 1[h > 0]` for the layer below.
 
 use super::dense::{forward, input_grad, param_grads, relu_grad, Csr, Dense, Input};
-use super::kernels::with_slice;
 use super::spec::Activation;
 use super::Mlp;
+use crate::kernels::with_slice;
 use candle_core::{bail, Result, Tensor};
 
 /// What a forward pass keeps for the backward: the input and every layer's output.
@@ -37,6 +37,11 @@ struct Hidden {
 }
 
 impl Tape {
+    /// The number of input rows.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
     /// The logits, `[rows, classes]` row-major.
     pub(crate) fn logits(&self) -> &[f32] {
         &self.logits
@@ -68,7 +73,7 @@ fn dims(layer: &Dense) -> Result<(usize, usize)> {
 
 impl Mlp {
     /// Whether [`Mlp::forward_tape`] and [`Mlp::backward_tape`] can run this network (ReLU only).
-    pub(crate) fn fused(&self) -> bool {
+    pub(crate) fn supports_tape(&self) -> bool {
         self.activation == Activation::Relu
     }
 

@@ -9,7 +9,6 @@ mod dense;
 mod dropout;
 mod fused;
 mod init;
-mod kernels;
 mod net;
 mod spec;
 
@@ -18,7 +17,6 @@ pub use dense::{dense, Dense};
 pub use dropout::Dropout;
 pub(crate) use fused::Tape;
 pub use init::glorot_init;
-pub(crate) use kernels::with_slice;
 pub use net::{build_model, Cnn, Mlp};
 pub use spec::{Activation, CnnSpec, MlpSpec, ModelSpec};
 

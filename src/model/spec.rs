@@ -1,5 +1,6 @@
 //! [`ModelSpec`]: a small, serializable description of a model, e.g. `mlp:50,50` or `cnn`.
 
+use crate::config::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -82,6 +83,7 @@ pub enum ModelSpec {
     Cnn(CnnSpec),
 }
 
+/// `mlp:50,50` with ReLU and dropout 0.5 (NSL's Cora model; the default of `nsl train --model`).
 impl Default for ModelSpec {
     fn default() -> Self {
         ModelSpec::Mlp(MlpSpec::default())
@@ -91,7 +93,7 @@ impl Default for ModelSpec {
 /// Parses `mlp`, `mlp:256,128`, `cnn`, `cnn:32,64,64` (the numbers are the hidden units or the conv
 /// filters; everything else keeps its default).
 impl FromStr for ModelSpec {
-    type Err = String;
+    type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (kind, numbers) = match s.split_once(':') {
@@ -102,7 +104,9 @@ impl FromStr for ModelSpec {
             .map(|n| {
                 n.split(',')
                     .map(|x| match x.trim().parse::<usize>() {
-                        Ok(0) | Err(_) => Err(format!("`{x}` in model `{s}` is not a positive integer")),
+                        Ok(0) | Err(_) => {
+                            Err(ConfigError::invalid(format!("a layer size of model `{s}`"), x, "a positive integer"))
+                        }
                         Ok(v) => Ok(v),
                     })
                     .collect::<Result<Vec<_>, _>>()
@@ -117,7 +121,7 @@ impl FromStr for ModelSpec {
                 filters: numbers.unwrap_or_else(|| CnnSpec::default().filters),
                 ..Default::default()
             })),
-            other => Err(format!("unknown model `{other}` (expected mlp[:UNITS,…] or cnn[:FILTERS,…])")),
+            _ => Err(ConfigError::invalid("model", s, "mlp[:UNITS,…] or cnn[:FILTERS,…]")),
         }
     }
 }
@@ -160,8 +164,14 @@ mod tests {
         assert_eq!("mlp:50,50".parse::<ModelSpec>().unwrap(), ModelSpec::Mlp(MlpSpec::default()));
         assert_eq!("cnn".parse::<ModelSpec>().unwrap(), ModelSpec::Cnn(CnnSpec::default()));
         assert_eq!("mlp:256,128".parse::<ModelSpec>().unwrap().to_string(), "mlp:256,128");
-        assert!("mlp:0".parse::<ModelSpec>().is_err());
-        assert!("rnn".parse::<ModelSpec>().is_err());
+        assert_eq!(
+            "mlp:0".parse::<ModelSpec>().unwrap_err().to_string(),
+            "invalid value `0` for a layer size of model `mlp:0`: expected a positive integer"
+        );
+        assert_eq!(
+            "rnn".parse::<ModelSpec>().unwrap_err().to_string(),
+            "invalid value `rnn` for model: expected mlp[:UNITS,…] or cnn[:FILTERS,…]"
+        );
         let json = serde_json::to_string(&ModelSpec::default()).unwrap();
         assert_eq!(serde_json::from_str::<ModelSpec>(&json).unwrap(), ModelSpec::default());
     }

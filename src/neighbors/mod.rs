@@ -8,7 +8,11 @@
 //! whether the neighbor came from a graph or was generated adversarially.
 
 mod pack;
+mod propagate;
 mod table;
 
 pub use pack::pack_neighbors;
+pub use propagate::{
+    propagate, propagate_with_report, PropagateConfig, PropagateError, PropagateMode, PropagateReport,
+};
 pub use table::{extend_row, NeighborBatch, NeighborReport, NeighborTable};

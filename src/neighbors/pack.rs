@@ -3,11 +3,9 @@
 
 use super::NeighborTable;
 use crate::data::{DataError, Dataset};
-use crate::io::write_atomic_file;
+use crate::io::write_parquet;
 use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::path::Path;
 use std::sync::Arc;
@@ -22,15 +20,29 @@ use std::sync::Arc;
 /// | `NL_nbr_{j}_features` | fixed_size_list\<float32\>\[d\] | its features (zeros for padding) |
 /// | `NL_nbr_{j}_weight` | float32 | the edge weight (0 for padding) |
 ///
-/// for `j < max_neighbors`. NSL leaves missing neighbors out and pads when parsing (zeros, weight 0);
-/// here they are padded in the file, so every row has the same columns. The write is atomic.
+/// for `j < K_max`, the largest neighbor count of any sample (at most `max_neighbors`: a table
+/// whose samples have at most 3 neighbors gets 3 groups of columns, whatever `max_neighbors` is).
+/// NSL leaves missing neighbors out and pads when parsing (zeros, weight 0); here they are padded
+/// in the file, so every row has the same columns. The write is atomic
+/// ([`crate::io::write_parquet`]).
 ///
 /// # Errors
-/// [`DataError::Io`] naming `path` if the file cannot be written.
+/// [`DataError::Io`] naming `path` if the file cannot be written, [`DataError::Parquet`] if the
+/// table cannot be built or encoded, [`DataError::Dataset`] if the features are too wide for Arrow
+/// or the table would not fit in the available memory.
 pub fn pack_neighbors(samples: &Dataset, table: &NeighborTable, path: &Path) -> Result<(), DataError> {
     let d = samples.dim();
     let n = samples.len();
-    let k = table.max_neighbors();
+    // As many neighbor columns as the sample with the most neighbors has, not `max_neighbors`:
+    // memory grows with the neighbors that exist (`--max-neighbors 100000` on 40 rows would
+    // otherwise build 300,000 columns).
+    let k = (0..n).map(|r| table.neighbors(r).count()).max().unwrap_or(0).min(table.max_neighbors());
+    crate::io::check_memory(
+        format!("the packed table ({n} samples × {k} neighbors × {d} features)"),
+        (n as u128) * (k as u128 + 1) * (d as u128),
+        4,
+    )
+    .map_err(|e| DataError::Dataset(e.to_string()))?;
     let width =
         i32::try_from(d).map_err(|_| DataError::Dataset(format!("{d} features do not fit a fixed_size_list")))?;
     let item = Arc::new(Field::new("item", DataType::Float32, false));
@@ -85,14 +97,8 @@ pub fn pack_neighbors(samples: &Dataset, table: &NeighborTable, path: &Path) -> 
         }
         RecordBatch::try_new(schema.clone(), columns)
     };
-    let batch = build().map_err(|e| DataError::Dataset(e.to_string()))?;
-    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
-    write_atomic_file(path, |file| -> Result<std::fs::File, std::io::Error> {
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(std::io::Error::other)?;
-        writer.write(&batch).map_err(std::io::Error::other)?;
-        writer.into_inner().map_err(std::io::Error::other)
-    })
-    .map_err(|e| DataError::io(path, e))
+    write_parquet(path, schema.clone(), WriterProperties::builder(), [build()])
+        .map_err(|e| DataError::parquet_write(path, e))
 }
 
 #[cfg(test)]
@@ -125,8 +131,9 @@ mod tests {
         let feats = col("NL_nbr_0_features");
         let feats = feats.as_fixed_size_list();
         assert_eq!(feats.value(0).as_primitive::<Float32Type>().values().to_vec(), vec![3.0, 4.0]);
-        assert_eq!(col("NL_nbr_1_weight").as_primitive::<Float32Type>().values().to_vec(), vec![0.0, 0.0]);
-        assert_eq!(batch.num_columns(), 3 + 1 + 2 * 3);
-        assert!(col("NL_nbr_1_id").as_string::<i32>().value(1).is_empty() && feats.len() == 2);
+        // `b` is padded; no sample has a second neighbor, so there is no `NL_nbr_1_*` group.
+        assert!(col("NL_nbr_0_id").as_string::<i32>().value(1).is_empty() && feats.len() == 2);
+        assert_eq!(batch.num_columns(), 3 + 1 + 3);
+        assert!(batch.column_by_name("NL_nbr_1_weight").is_none());
     }
 }

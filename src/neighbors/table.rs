@@ -30,6 +30,8 @@ pub struct NeighborTable {
     offsets: Vec<usize>,
     /// `(row in features, weight)`.
     pairs: Vec<(u32, f32)>,
+    /// For each pair: whether its neighbor came from the pool (not from the samples themselves).
+    from_pool: Vec<bool>,
     features: Array2<f32>,
     /// The sample id of each feature row.
     ids: Vec<String>,
@@ -89,6 +91,7 @@ impl NeighborTable {
         let mut gathered: Vec<(bool, usize)> = Vec::new();
         let mut offsets = Vec::with_capacity(samples.len() + 1);
         let mut pairs = Vec::new();
+        let mut from_pool = Vec::new();
         offsets.push(0);
         for id in samples.ids() {
             let mut kept = 0;
@@ -108,6 +111,7 @@ impl NeighborTable {
                     gathered.push(key);
                 }
                 pairs.push((slot, weight));
+                from_pool.push(key.0);
                 kept += 1;
             }
             report.samples_with_neighbors += usize::from(kept > 0);
@@ -122,7 +126,7 @@ impl NeighborTable {
         }
         report.pairs = pairs.len();
         report.distinct_neighbors = gathered.len();
-        Ok((NeighborTable { offsets, pairs, features, ids, max_neighbors }, report))
+        Ok((NeighborTable { offsets, pairs, from_pool, features, ids, max_neighbors }, report))
     }
 
     /// The configured maximum number of neighbors per sample.
@@ -162,24 +166,41 @@ impl NeighborTable {
         features: &mut Vec<f32>,
         device: &Device,
     ) -> CandleResult<NeighborBatch> {
-        let mut sample_index = Vec::new();
-        let mut weights = Vec::new();
-        for (position, &row) in rows.iter().enumerate() {
-            for &(slot, weight) in &self.pairs[self.offsets[row]..self.offsets[row + 1]] {
-                if weight == 0.0 {
-                    continue;
-                }
-                extend_row(features, self.features.row(slot as usize));
-                sample_index.push(position as u32);
-                weights.push(weight);
-            }
-        }
+        let (mut sample_index, mut weights) = (Vec::new(), Vec::new());
+        self.append_pairs(rows, 0, [1.0, 1.0], features, &mut sample_index, &mut weights);
         let pairs = weights.len();
         Ok(NeighborBatch {
             sample_index: Tensor::from_vec(sample_index, pairs, device)?,
             weights: Tensor::from_vec(weights, pairs, device)?,
             slots: rows.len() * self.max_neighbors,
         })
+    }
+
+    /// The pairs of `rows` (which sit at positions `first_position..` of a batch), their neighbors'
+    /// features appended to `features`, their batch positions to `sample_index` and their weights,
+    /// scaled by `scale[0]` for neighbors among the samples and `scale[1]` for neighbors from the
+    /// pool, to `weights`. Pairs whose scaled weight is 0 are left out.
+    pub fn append_pairs(
+        &self,
+        rows: &[usize],
+        first_position: usize,
+        scale: [f32; 2],
+        features: &mut Vec<f32>,
+        sample_index: &mut Vec<u32>,
+        weights: &mut Vec<f32>,
+    ) {
+        for (position, &row) in rows.iter().enumerate() {
+            let range = self.offsets[row]..self.offsets[row + 1];
+            for (&(slot, weight), &pool) in self.pairs[range.clone()].iter().zip(&self.from_pool[range]) {
+                let weight = weight * scale[usize::from(pool)];
+                if weight == 0.0 {
+                    continue;
+                }
+                extend_row(features, self.features.row(slot as usize));
+                sample_index.push((first_position + position) as u32);
+                weights.push(weight);
+            }
+        }
     }
 }
 

@@ -16,6 +16,7 @@
 //!
 //! Everything here works on rows of a `[B, d]` matrix, one example per row.
 
+use crate::config::{named, ConfigError};
 use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -36,15 +37,22 @@ pub enum NormType {
     Infinity,
 }
 
+impl NormType {
+    /// Every name [`FromStr`](std::str::FromStr) accepts.
+    pub(crate) const NAMES: &'static [(&'static str, NormType)] = &[
+        ("l1", NormType::L1),
+        ("l2", NormType::L2),
+        ("inf", NormType::Infinity),
+        ("infinity", NormType::Infinity),
+        ("linf", NormType::Infinity),
+    ];
+}
+
+/// Parses `l1`, `l2`, `inf` (or `infinity`, `linf`).
 impl std::str::FromStr for NormType {
-    type Err = String;
+    type Err = ConfigError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "l1" => Ok(NormType::L1),
-            "l2" => Ok(NormType::L2),
-            "inf" | "infinity" | "linf" => Ok(NormType::Infinity),
-            other => Err(format!("unknown norm `{other}` (expected l1, l2 or inf)")),
-        }
+        named("norm", Self::NAMES, s)
     }
 }
 
@@ -91,31 +99,36 @@ impl AdvNeighborConfig {
     /// Checks the values against the feature width `d`.
     ///
     /// # Errors
-    /// A message naming the field: negative or non-finite step or ε, 0 iterations, `clip_min >
-    /// clip_max`, a mask of the wrong length or with values outside `[0, 1]`.
-    pub fn validate(&self, d: usize) -> Result<(), String> {
+    /// [`ConfigError::InvalidValue`] naming the field: a negative or non-finite step or ε, 0
+    /// iterations, `clip_min > clip_max`, a mask of the wrong length or with values outside `[0, 1]`.
+    pub fn validate(&self, d: usize) -> Result<(), ConfigError> {
+        let finite = "a finite number ≥ 0";
         if !(self.step_size.is_finite() && self.step_size >= 0.0) {
-            return Err(format!("adversarial step size {} must be a finite number ≥ 0", self.step_size));
+            return Err(ConfigError::invalid("adversarial step_size", self.step_size, finite));
         }
         if self.pgd_iterations == 0 {
-            return Err("pgd_iterations must be at least 1 (1 = FGSM)".into());
+            return Err(ConfigError::invalid("adversarial pgd_iterations", 0, "at least 1 (1 = FGSM)"));
         }
         if let Some(eps) = self.pgd_epsilon {
             if !(eps.is_finite() && eps >= 0.0) {
-                return Err(format!("pgd_epsilon {eps} must be a finite number ≥ 0"));
+                return Err(ConfigError::invalid("adversarial pgd_epsilon", eps, finite));
             }
         }
         if let (Some(lo), Some(hi)) = (self.clip_min, self.clip_max) {
             if lo > hi {
-                return Err(format!("clip range [{lo}, {hi}] is empty"));
+                return Err(ConfigError::invalid("adversarial clip_min:clip_max", format!("{lo}:{hi}"), "MIN ≤ MAX"));
             }
         }
         if let Some(mask) = &self.feature_mask {
             if mask.len() != d {
-                return Err(format!("feature mask has {} values but the features have {d}", mask.len()));
+                return Err(ConfigError::invalid(
+                    "adversarial feature_mask",
+                    format!("{} values", mask.len()),
+                    format!("one value per feature ({d})"),
+                ));
             }
             if let Some(v) = mask.iter().find(|v| !(0.0..=1.0).contains(*v)) {
-                return Err(format!("feature mask value {v} is not in [0, 1]"));
+                return Err(ConfigError::invalid("adversarial feature_mask", v, "values in [0, 1]"));
             }
         }
         Ok(())
@@ -373,10 +386,10 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        assert!(AdvNeighborConfig { pgd_iterations: 0, ..Default::default() }
-            .validate(2)
-            .unwrap_err()
-            .contains("pgd_iterations"));
+        let err = AdvNeighborConfig { pgd_iterations: 0, ..Default::default() }.validate(2).unwrap_err();
+        assert_eq!(err.to_string(), "invalid value `0` for adversarial pgd_iterations: expected at least 1 (1 = FGSM)");
+        let err = AdvNeighborConfig { clip_min: Some(1.0), clip_max: Some(0.0), ..Default::default() }.validate(2);
+        assert!(err.unwrap_err().to_string().contains("clip_min:clip_max"));
         assert!(AdvNeighborConfig { feature_mask: Some(vec![1.0]), ..Default::default() }.validate(2).is_err());
         assert!(AdvNeighborConfig { step_size: -1.0, ..Default::default() }.validate(2).is_err());
         assert!(AdvNeighborConfig::default().validate(2).is_ok());

@@ -22,7 +22,9 @@
 //! default). NSL gets the per-vector form by rescaling elementwise means by `d`; summing over the
 //! axis first is the same number.
 
-use candle_core::{DType, Result, Tensor, D};
+use crate::config::{named, ConfigError};
+use candle_core::{Result, Tensor, D};
+use std::str::FromStr;
 
 /// The distance between a sample's output and a neighbor's (`nsl.configs.DistanceType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -69,6 +71,60 @@ pub enum Reduction {
     /// `Σ w·D / #{w ≠ 0}` (0 when no weight is non-zero). NSL's default.
     #[default]
     SumByNonzeroWeights,
+}
+
+impl DistanceType {
+    /// Every name [`FromStr`] accepts, the short one of each distance first.
+    pub(crate) const NAMES: &'static [(&'static str, DistanceType)] = &[
+        ("l1", DistanceType::L1),
+        ("l2", DistanceType::L2),
+        ("cosine", DistanceType::Cosine),
+        ("kl", DistanceType::KlDivergence),
+        ("kl_divergence", DistanceType::KlDivergence),
+        ("jsd", DistanceType::JensenShannonDivergence),
+        ("jensen_shannon_divergence", DistanceType::JensenShannonDivergence),
+    ];
+}
+
+/// Parses `l1`, `l2`, `cosine`, `kl` (or `kl_divergence`), `jsd` (or `jensen_shannon_divergence`).
+impl FromStr for DistanceType {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> std::result::Result<Self, ConfigError> {
+        named("distance", Self::NAMES, s)
+    }
+}
+
+impl Transform {
+    /// Every name [`FromStr`] accepts.
+    pub(crate) const NAMES: &'static [(&'static str, Transform)] =
+        &[("none", Transform::None), ("softmax", Transform::Softmax), ("sigmoid", Transform::Sigmoid)];
+}
+
+/// Parses `none`, `softmax`, `sigmoid`.
+impl FromStr for Transform {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> std::result::Result<Self, ConfigError> {
+        named("transform", Self::NAMES, s)
+    }
+}
+
+impl Reduction {
+    /// Every name [`FromStr`] accepts: the reductions to one number, then `none`.
+    pub(crate) const NAMES: &'static [(&'static str, Reduction)] = &[
+        ("sum_by_nonzero_weights", Reduction::SumByNonzeroWeights),
+        ("sum", Reduction::Sum),
+        ("mean", Reduction::Mean),
+        ("sum_over_batch_size", Reduction::SumOverBatchSize),
+        ("none", Reduction::None),
+    ];
+}
+
+/// Parses `sum_by_nonzero_weights`, `sum`, `mean`, `sum_over_batch_size`, `none` (serde's names).
+impl FromStr for Reduction {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> std::result::Result<Self, ConfigError> {
+        named("reduction", Self::NAMES, s)
+    }
 }
 
 /// Which distance, transform and reduction to use (`nsl.configs.DistanceConfig`). `Default` is NSL's:
@@ -204,14 +260,14 @@ fn div_no_nan(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     zero.where_cond(&Tensor::zeros_like(a)?, &(a / safe_b)?)
 }
 
-/// The `f32` value of a scalar tensor (for tests and reports).
-pub fn scalar(t: &Tensor) -> Result<f32> {
-    t.to_dtype(DType::F32)?.to_scalar::<f32>()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `f32` value of a scalar tensor.
+    fn scalar(t: &Tensor) -> Result<f32> {
+        t.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()
+    }
     use candle_core::{Device, Var};
 
     fn t(rows: &[&[f32]]) -> Tensor {
@@ -238,6 +294,23 @@ mod tests {
 
     fn close(a: f32, b: f32) {
         assert!((a - b).abs() < 1e-5, "{a} != {b}");
+    }
+
+    #[test]
+    fn names_parse_like_serde() {
+        // Every name serde writes parses back, and the short names are accepted too.
+        for (name, d) in DistanceType::NAMES {
+            assert_eq!(name.parse::<DistanceType>().unwrap(), *d);
+        }
+        for d in [DistanceType::KlDivergence, DistanceType::JensenShannonDivergence, DistanceType::Cosine] {
+            let json = serde_json::to_string(&d).unwrap();
+            assert_eq!(json.trim_matches('"').parse::<DistanceType>().unwrap(), d);
+        }
+        assert_eq!("sum_over_batch_size".parse::<Reduction>().unwrap(), Reduction::SumOverBatchSize);
+        assert_eq!("softmax".parse::<Transform>().unwrap(), Transform::Softmax);
+        let err = "l3".parse::<DistanceType>().unwrap_err();
+        assert_eq!(err.to_string(), "invalid value `l3` for distance: expected l1, l2, cosine, kl or jsd");
+        assert!("tanh".parse::<Transform>().unwrap_err().to_string().contains("none, softmax or sigmoid"));
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! `L_graph = Reduce_{(i,j)} wᵢⱼ · D(f(xᵢ), f(xⱼ))` over the (sample, neighbor) pairs of the batch
 //! ([`pairwise_distance`]). `f` is the model's output (logits), or a named hidden layer.
 
-use super::distance::{pairwise_distance, DistanceConfig, Reduction};
+use super::distance::{pairwise_distance, DistanceConfig, DistanceType, Reduction, Transform};
+use crate::config::{key_values, ConfigError};
 use crate::neighbors::NeighborBatch;
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
+use std::str::FromStr;
 
 /// Graph-regularization settings. `Default` is NSL's (`multiplier` 0.01, `l2`, sum by non-zero
 /// weights), except `max_neighbors`, which NSL defaults to 0 (off) and is 1 here.
@@ -25,6 +27,21 @@ pub struct GraphRegConfig {
     pub layer: Option<String>,
     /// Stop the gradient on the neighbor side (NSL lets it flow through both). Default false.
     pub stop_gradient: bool,
+    /// Multiplier of edges between two labeled samples (Neural Graph Machines' α₁). Default:
+    /// `multiplier`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multiplier_ll: Option<f64>,
+    /// Multiplier of edges between a labeled and an unlabeled sample (α₂). Default: `multiplier`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multiplier_lu: Option<f64>,
+    /// Multiplier of edges between two unlabeled samples (α₃; only with unlabeled centers). Default:
+    /// `multiplier`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multiplier_uu: Option<f64>,
+    /// Neighbors from r-hop neighborhoods: the graph is replaced by
+    /// [`NeighborGraph::multi_hop`](crate::graph::NeighborGraph::multi_hop)`(hops, max_neighbors)`
+    /// (weights `Σ_{h≤R} Â^h`) by [`GraphRegConfig::neighbor_graph`]. Default 1 (the graph as it is).
+    pub hops: usize,
 }
 
 impl Default for GraphRegConfig {
@@ -35,20 +52,161 @@ impl Default for GraphRegConfig {
             distance: DistanceConfig::default(),
             layer: None,
             stop_gradient: false,
+            multiplier_ll: None,
+            multiplier_lu: None,
+            multiplier_uu: None,
+            hops: 1,
         }
     }
 }
 
 impl GraphRegConfig {
+    /// The settings of NSL's tutorials, the base of [`from_kv`](Self::from_kv): the `Default`
+    /// with `sum_over_axis = Some(-1)`, one distance per (sample, neighbor) pair rather than per
+    /// element (NSL's library default, kept by `Default`, divides the `l2` loss by the output width).
+    pub fn tutorial() -> Self {
+        GraphRegConfig {
+            distance: DistanceConfig { sum_over_axis: Some(-1), ..DistanceConfig::default() },
+            ..GraphRegConfig::default()
+        }
+    }
+
+    /// The keys [`from_kv`](Self::from_kv) knows.
+    pub const KEYS: &'static [&'static str] = &[
+        "multiplier",
+        "multiplier-ll",
+        "multiplier-lu",
+        "multiplier-uu",
+        "neighbors",
+        "distance",
+        "transform",
+        "reduction",
+        "sum-over-axis",
+        "layer",
+        "stop-gradient",
+        "hops",
+    ];
+
+    /// Parses `key=value` pairs (`nsl train --graph-reg`, e.g. `multiplier=0.1,neighbors=2`) over
+    /// [`GraphRegConfig::tutorial`], then [validates](Self::validate) the result. Pairs are
+    /// separated by commas, and `_` in a key is the same as `-`. The keys:
+    ///
+    /// - `multiplier`: a number ≥ 0 (default 0.01); sets all three edge types;
+    /// - `multiplier-ll`, `multiplier-lu`, `multiplier-uu`: per edge type (labeled–labeled,
+    ///   labeled–unlabeled, unlabeled–unlabeled, as Neural Graph Machines; default `multiplier`);
+    /// - `hops`: neighbors from r-hop neighborhoods (default 1);
+    /// - `neighbors` or `max-neighbors`: neighbors per sample (default 1);
+    /// - `distance`: `l1`, `l2`, `cosine`, `kl` (`kl_divergence`), `jsd` (`jensen_shannon_divergence`)
+    ///   (default `l2`);
+    /// - `transform`: `none`, `softmax`, `sigmoid` (default `none`);
+    /// - `reduction`: `sum_by_nonzero_weights`, `sum`, `mean`, `sum_over_batch_size` (default
+    ///   `sum_by_nonzero_weights`);
+    /// - `sum-over-axis`: an axis, or `none` for elementwise distances (default `-1`);
+    /// - `layer`: a hidden layer's name (default: the logits);
+    /// - `stop-gradient`: `true` or `false` (default `false`).
+    ///
+    /// ```
+    /// use nsl::regularize::{DistanceType, GraphRegConfig};
+    /// let config = GraphRegConfig::from_kv("multiplier=0.1,neighbors=2,distance=cosine").unwrap();
+    /// assert_eq!((config.multiplier, config.max_neighbors), (0.1, 2));
+    /// assert_eq!(config.distance.distance, DistanceType::Cosine);
+    /// assert_eq!(GraphRegConfig::from_kv("").unwrap(), GraphRegConfig::tutorial());
+    /// assert!(GraphRegConfig::from_kv("colour=red").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the pair: not `key=value`, an unknown key, a value that does not
+    /// parse (or `reduction=none`, which gives no single loss), or a value `validate` refuses.
+    pub fn from_kv(spec: &str) -> std::result::Result<Self, ConfigError> {
+        let mut config = GraphRegConfig::tutorial();
+        for kv in key_values("--graph-reg", spec) {
+            let kv = kv?;
+            match kv.key.as_str() {
+                "multiplier" => config.multiplier = kv.parse("a number")?,
+                "multiplier-ll" => config.multiplier_ll = Some(kv.parse("a number")?),
+                "multiplier-lu" => config.multiplier_lu = Some(kv.parse("a number")?),
+                "multiplier-uu" => config.multiplier_uu = Some(kv.parse("a number")?),
+                "hops" => config.hops = kv.parse("a number of hops ≥ 1")?,
+                "neighbors" | "max-neighbors" => {
+                    let expected = "a number of neighbors ≥ 0";
+                    config.max_neighbors =
+                        usize::try_from(kv.parse::<i64>(expected)?).map_err(|_| kv.invalid(expected))?;
+                }
+                "distance" => config.distance.distance = kv.named(DistanceType::NAMES)?,
+                "transform" => config.distance.transform = kv.named(Transform::NAMES)?,
+                "reduction" => {
+                    config.distance.reduction = match kv.named(Reduction::NAMES)? {
+                        Reduction::None => {
+                            return Err(kv.invalid("a reduction to one loss (none gives one per pair; use sum)"))
+                        }
+                        reduction => reduction,
+                    }
+                }
+                "sum-over-axis" => {
+                    config.distance.sum_over_axis =
+                        if kv.value == "none" { None } else { Some(kv.parse("an axis (e.g. -1) or none")?) }
+                }
+                "layer" => config.layer = Some(kv.value.to_string()),
+                "stop-gradient" => config.stop_gradient = kv.parse("true or false")?,
+                _ => return Err(kv.unknown(Self::KEYS)),
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks the values.
     ///
     /// # Errors
-    /// A message naming the field if `multiplier` is negative or not finite.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    /// [`ConfigError::InvalidValue`] if `multiplier` is negative or not finite.
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
         if !(self.multiplier.is_finite() && self.multiplier >= 0.0) {
-            return Err(format!("graph-reg multiplier {} must be a finite number ≥ 0", self.multiplier));
+            return Err(ConfigError::invalid("graph-reg multiplier", self.multiplier, "a finite number ≥ 0"));
+        }
+        for (name, m) in [("ll", self.multiplier_ll), ("lu", self.multiplier_lu), ("uu", self.multiplier_uu)] {
+            if let Some(m) = m.filter(|m| !(m.is_finite() && *m >= 0.0)) {
+                return Err(ConfigError::invalid(format!("graph-reg multiplier-{name}"), m, "a finite number ≥ 0"));
+            }
+        }
+        if !(1..=crate::graph::MAX_HOPS).contains(&self.hops) {
+            return Err(ConfigError::invalid("graph-reg hops", self.hops, format!("1 to {}", crate::graph::MAX_HOPS)));
         }
         Ok(())
+    }
+
+    /// The multipliers of labeled–labeled, labeled–unlabeled and unlabeled–unlabeled edges.
+    pub fn edge_multipliers(&self) -> [f64; 3] {
+        let m = self.multiplier;
+        [self.multiplier_ll.unwrap_or(m), self.multiplier_lu.unwrap_or(m), self.multiplier_uu.unwrap_or(m)]
+    }
+
+    /// The largest of [`edge_multipliers`](Self::edge_multipliers): the graph term's scale, each
+    /// pair's weight being scaled by its type's multiplier over this one (exactly 1 when all three
+    /// are equal).
+    pub fn max_multiplier(&self) -> f64 {
+        self.edge_multipliers().into_iter().fold(0.0, f64::max)
+    }
+
+    /// The graph the neighbors come from: `graph` itself, or its r-hop graph when `hops > 1`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for hops out of range.
+    pub fn neighbor_graph<'g>(
+        &self,
+        graph: &'g crate::graph::NeighborGraph,
+    ) -> std::result::Result<std::borrow::Cow<'g, crate::graph::NeighborGraph>, ConfigError> {
+        match self.hops {
+            1 => Ok(std::borrow::Cow::Borrowed(graph)),
+            hops => Ok(std::borrow::Cow::Owned(graph.multi_hop(hops, self.max_neighbors.max(1))?)),
+        }
+    }
+}
+
+/// [`GraphRegConfig::from_kv`].
+impl FromStr for GraphRegConfig {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> std::result::Result<Self, ConfigError> {
+        GraphRegConfig::from_kv(s)
     }
 }
 
@@ -122,5 +280,58 @@ mod tests {
         let neighbors = Tensor::new(&[[1.0f32]], &dev).unwrap();
         let some = graph_loss(&samples, &neighbors, &batch(vec![0.5]), &GraphRegConfig::default()).unwrap();
         assert!(some.to_scalar::<f32>().unwrap() > 0.0);
+    }
+
+    #[test]
+    fn kv_keys_values_and_defaults() {
+        let c = GraphRegConfig::from_kv("multiplier=0.1,neighbors=2,distance=cosine,stop-gradient=true").unwrap();
+        assert_eq!(c.multiplier, 0.1);
+        assert_eq!(c.max_neighbors, 2);
+        assert_eq!(c.distance.distance, DistanceType::Cosine);
+        assert_eq!(c.distance.sum_over_axis, Some(-1));
+        assert!(c.stop_gradient);
+        // The aliases, `_` for `-`, and the base: NSL's default but one distance per pair.
+        let c = GraphRegConfig::from_kv(
+            "max_neighbors=3,distance=kl_divergence,transform=softmax,reduction=mean,sum_over_axis=none,layer=h1",
+        )
+        .unwrap();
+        assert_eq!((c.max_neighbors, c.layer.as_deref()), (3, Some("h1")));
+        assert_eq!(
+            c.distance,
+            DistanceConfig {
+                distance: DistanceType::KlDivergence,
+                transform: Transform::Softmax,
+                reduction: Reduction::Mean,
+                sum_over_axis: None
+            }
+        );
+        let base = GraphRegConfig::from_kv("").unwrap();
+        assert_eq!(
+            base,
+            GraphRegConfig {
+                distance: DistanceConfig { sum_over_axis: Some(-1), ..Default::default() },
+                ..Default::default()
+            }
+        );
+        assert_eq!(GraphRegConfig::default().distance.sum_over_axis, None);
+    }
+
+    #[test]
+    fn kv_errors_name_the_key_and_value() {
+        let err = |spec: &str| GraphRegConfig::from_kv(spec).unwrap_err().to_string();
+        assert_eq!(err("multiplier=-1"), "invalid value `-1` for graph-reg multiplier: expected a finite number ≥ 0");
+        assert!(err("neighbors=-1").contains("`neighbors` in --graph-reg"), "{}", err("neighbors=-1"));
+        assert_eq!(
+            err("colour=red"),
+            "unknown key `colour` in --graph-reg (known: multiplier, neighbors, distance, transform, reduction, \
+             sum-over-axis, layer, stop-gradient)"
+        );
+        assert_eq!(
+            err("distance=l3"),
+            "invalid value `l3` for `distance` in --graph-reg: expected l1, l2, cosine, kl or jsd"
+        );
+        assert!(err("reduction=none").contains("use sum"));
+        assert_eq!(err("multiplier"), "`multiplier` in --graph-reg is not KEY=VALUE");
+        assert!(matches!(GraphRegConfig::from_kv("stop-gradient=yes"), Err(ConfigError::InvalidValue { .. })));
     }
 }

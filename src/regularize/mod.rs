@@ -1,15 +1,23 @@
 //! Regularizers: the loss terms that tie a sample's output to its neighbors' outputs.
 //!
-//! [`distance`] holds NSL's `DistanceConfig` and `pairwise_distance_wrapper`: the distance between a
-//! sample's output and each neighbor's, weighted by the edge weight and reduced to one number. The same
-//! code serves explicit, similarity and adversarial neighbors.
+//! - [`pairwise_distance`] with a [`DistanceConfig`] is NSL's `pairwise_distance_wrapper`: the
+//!   distance between a sample's output and each neighbor's, weighted by the edge weight and reduced
+//!   to one number. The same code serves explicit, similarity and adversarial neighbors.
+//! - [`graph_loss`] with a [`GraphRegConfig`]: graph regularization over a batch's (sample,
+//!   neighbor) pairs.
+//! - [`gen_adv_neighbor`] with an [`AdvNeighborConfig`]: adversarial neighbors (FGSM/PGD), and
+//!   [`AdvRegConfig`], the adversarial regularizer that trains on them.
+//! - [`virtual_adv_direction`] with a [`VatConfig`]: virtual adversarial neighbors, which need no
+//!   label.
 
-pub mod adv_reg;
-pub mod adversarial;
-pub mod distance;
-pub mod graph;
+mod adv_reg;
+mod adversarial;
+mod distance;
+mod graph;
+mod vat;
 
 pub use adv_reg::{AdvLoss, AdvRegConfig};
 pub use adversarial::{gen_adv_neighbor, AdvNeighborConfig, NormType};
 pub use distance::{pairwise_distance, DistanceConfig, DistanceType, Reduction, Transform};
 pub use graph::{graph_loss, GraphRegConfig};
+pub use vat::{normalize_rows, virtual_adv_direction, VatConfig};

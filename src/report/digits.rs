@@ -1,6 +1,7 @@
 //! A PNG grid of images with their adversarial versions and the labels models give them, drawn with
 //! a built-in 3×5 pixel font (no font files).
 
+use super::{render_error, write_file, ReportError};
 use std::path::Path;
 
 /// One cell of the grid: an image, its adversarial version, and up to a few labelled class numbers
@@ -91,8 +92,8 @@ impl Canvas {
 /// The file is written atomically.
 ///
 /// # Errors
-/// The `io::Error` of encoding or writing.
-pub fn digit_grid_png(cells: &[DigitCell], side: usize, columns: usize, path: &Path) -> std::io::Result<()> {
+/// [`ReportError::Io`] if the file cannot be written, [`ReportError::Render`] if PNG encoding fails.
+pub fn digit_grid_png(cells: &[DigitCell], side: usize, columns: usize, path: &Path) -> Result<(), ReportError> {
     let columns = columns.max(1);
     let img = side * SCALE;
     let (cell_w, cell_h) = (2 * img + 3 * 4 + 10, img + 5 * GLYPH + 12);
@@ -118,10 +119,10 @@ pub fn digit_grid_png(cells: &[DigitCell], side: usize, columns: usize, path: &P
         let mut encoder = png::Encoder::new(&mut bytes, canvas.width as u32, canvas.height as u32);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
-        writer.write_image_data(&canvas.rgb).map_err(std::io::Error::other)?;
+        let mut writer = encoder.write_header().map_err(|e| render_error(path, e))?;
+        writer.write_image_data(&canvas.rgb).map_err(|e| render_error(path, e))?;
     }
-    crate::io::write_bytes_atomic(path, &bytes)
+    write_file(path, &bytes)
 }
 
 #[cfg(test)]

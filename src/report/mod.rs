@@ -7,17 +7,50 @@ pub use digits::{digit_grid_png, DigitCell};
 
 use crate::train::History;
 use plotters::prelude::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// What can go wrong while writing a plot. Both variants name the output file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// The file could not be written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The output file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The image could not be drawn or encoded.
+    #[error("{}: cannot render the image: {message}", path.display())]
+    Render {
+        /// The output file.
+        path: PathBuf,
+        /// The drawing or encoding library's message.
+        message: String,
+    },
+}
+
+/// Writes `bytes` to `path` atomically, naming `path` in the error.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    crate::io::write_bytes(path, bytes).map_err(|source| ReportError::Io { path: path.to_path_buf(), source })
+}
+
+/// A rendering error naming `path`.
+fn render_error(path: &Path, error: impl std::fmt::Display) -> ReportError {
+    ReportError::Render { path: path.to_path_buf(), message: error.to_string() }
+}
 
 /// Writes the training curves of `history` as an SVG: losses (total, supervised, graph) on the left,
 /// accuracies (training, validation) on the right, against the epoch. The file is written atomically.
 ///
 /// # Errors
-/// The `io::Error` of writing, or a drawing error as `io::Error`.
-pub fn training_curves_svg(history: &History, title: &str, path: &Path) -> std::io::Result<()> {
+/// [`ReportError::Io`] if the file cannot be written, [`ReportError::Render`] if drawing fails.
+pub fn training_curves_svg(history: &History, title: &str, path: &Path) -> Result<(), ReportError> {
     let mut svg = String::new();
-    draw(history, title, &mut svg).map_err(|e| std::io::Error::other(e.to_string()))?;
-    crate::io::write_bytes_atomic(path, svg.as_bytes())
+    draw(history, title, &mut svg).map_err(|e| render_error(path, e))?;
+    write_file(path, svg.as_bytes())
 }
 
 fn draw(history: &History, title: &str, svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
@@ -88,11 +121,15 @@ fn draw(history: &History, title: &str, svg: &mut String) -> Result<(), Box<dyn 
 /// Each curve is `(name, [(ε, accuracy)])`. The file is written atomically.
 ///
 /// # Errors
-/// The `io::Error` of writing, or a drawing error as `io::Error`.
-pub fn robustness_curves_svg(curves: &[(String, Vec<(f64, f64)>)], title: &str, path: &Path) -> std::io::Result<()> {
+/// [`ReportError::Io`] if the file cannot be written, [`ReportError::Render`] if drawing fails.
+pub fn robustness_curves_svg(
+    curves: &[(String, Vec<(f64, f64)>)],
+    title: &str,
+    path: &Path,
+) -> Result<(), ReportError> {
     let mut svg = String::new();
-    draw_robustness(curves, title, &mut svg).map_err(|e| std::io::Error::other(e.to_string()))?;
-    crate::io::write_bytes_atomic(path, svg.as_bytes())
+    draw_robustness(curves, title, &mut svg).map_err(|e| render_error(path, e))?;
+    write_file(path, svg.as_bytes())
 }
 
 fn draw_robustness(
@@ -144,6 +181,8 @@ mod tests {
                     supervised_loss: 0.9 / epoch as f64,
                     graph_loss: 0.1,
                     adversarial_loss: 0.0,
+                    vat_loss: 0.0,
+                    entropy_loss: 0.0,
                     accuracy: 0.5 + 0.1 * epoch as f64,
                     validation_accuracy: Some(0.6),
                     seconds: 0.1,
@@ -169,6 +208,8 @@ mod tests {
         robustness_curves_svg(&curves, "FGSM", &path).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.contains("base") && svg.contains("adv-reg"));
-        assert!(svg.matches("<polyline").count() >= 2);
+        // One data line per model (width 2); the legend's sample lines are thinner.
+        let data_lines = svg.lines().filter(|l| l.contains("<polyline") && l.contains(r#"stroke-width="2""#)).count();
+        assert_eq!(data_lines, curves.len(), "{svg}");
     }
 }

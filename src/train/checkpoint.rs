@@ -1,18 +1,36 @@
 //! Checkpoints: a run directory with the weights (`model.safetensors`) and what is needed to rebuild
 //! the model (`model.json`: spec, input shape, classes).
+//!
+//! Both files are written atomically ([`crate::io::AtomicFile`]) with the umask's permissions, so
+//! a run directory can be shared. Loading trusts neither file: `model.json` is validated (format
+//! version, class names, layer sizes) and the parameter count it implies is compared with the
+//! safetensors header **before** the model is allocated, so a corrupt or foreign checkpoint is an
+//! error naming the file, never a panic or a huge allocation.
 
-use crate::io::{write_atomic_path, write_bytes_atomic};
+use crate::data::Dataset;
+use crate::io::AtomicFile;
 use crate::model::{build_model, Model, ModelSpec};
 use candle_core::Device;
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// The version of the checkpoint layout this nsl writes, and the only one it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The widest layer (units, filters, classes, kernel) a checkpoint may describe: far above any real
+/// model, low enough that sizes computed from it cannot overflow before they are checked.
+const MAX_WIDTH: usize = 1 << 24;
+
+/// The largest safetensors header read (the safetensors crate's own limit).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
 
 /// Everything about a trained model except its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointMeta {
-    /// Version of this layout (1).
+    /// Version of this layout (`FORMAT_VERSION`, 1).
     pub format_version: u32,
     /// The model.
     pub spec: ModelSpec,
@@ -20,13 +38,54 @@ pub struct CheckpointMeta {
     pub item_shape: Vec<usize>,
     /// Number of classes (outputs).
     pub classes: usize,
-    /// Class names, if the training data had them.
+    /// Class names, if the training data had them (then exactly `classes` of them).
     pub class_names: Option<Vec<String>>,
     /// The seed the weights were initialized from.
     pub seed: u64,
     /// The training configuration and results, free-form (for the record).
     #[serde(default)]
     pub training: serde_json::Value,
+}
+
+impl CheckpointMeta {
+    /// The metadata of a model `spec` for items of `item_shape` and `classes` classes, at the
+    /// current `FORMAT_VERSION` (1). It is validated when saved and when loaded.
+    pub fn new(
+        spec: ModelSpec,
+        item_shape: Vec<usize>,
+        classes: usize,
+        class_names: Option<Vec<String>>,
+        seed: u64,
+        training: serde_json::Value,
+    ) -> Self {
+        CheckpointMeta { format_version: FORMAT_VERSION, spec, item_shape, classes, class_names, seed, training }
+    }
+
+    /// Checks everything but the weights and returns the model's `(tensors, parameters)`;
+    /// `path` is the `model.json` named in errors.
+    fn validate(&self, path: &Path) -> Result<(usize, u64), CheckpointError> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(CheckpointError::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found: self.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let invalid = |message: String| CheckpointError::Invalid { path: path.to_path_buf(), message };
+        if self.classes == 0 || self.classes > MAX_WIDTH {
+            return Err(invalid(format!("classes {} is not in 1..={MAX_WIDTH}", self.classes)));
+        }
+        if let Some(names) = &self.class_names {
+            if names.len() != self.classes {
+                return Err(invalid(format!(
+                    "{} class names for {} classes (there must be one name per class)",
+                    names.len(),
+                    self.classes
+                )));
+            }
+        }
+        parameter_count(&self.spec, &self.item_shape, self.classes).map_err(invalid)
+    }
 }
 
 /// A loaded checkpoint.
@@ -37,10 +96,41 @@ pub struct Checkpoint {
     pub vars: VarMap,
     /// The metadata.
     pub meta: CheckpointMeta,
+    /// The run directory it was loaded from.
+    dir: PathBuf,
 }
 
-/// Errors of saving or loading a checkpoint.
+impl Checkpoint {
+    /// The run directory the checkpoint was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Checks that `samples` can be fed to the model: each must have as many features as the
+    /// model's items (`item_shape`'s product). The shapes themselves may differ (a flattened CSV
+    /// of images fits a model trained on IDX images), since the model flattens or reshapes its input.
+    ///
+    /// # Errors
+    /// [`CheckpointError::InputMismatch`] naming the run, both feature counts and the item shape,
+    /// e.g. "samples have 8 features but the run's model expects 784 (item shape [1, 28, 28])".
+    pub fn check_input(&self, samples: &Dataset) -> Result<(), CheckpointError> {
+        let expected: usize = self.meta.item_shape.iter().product();
+        if samples.dim() == expected {
+            Ok(())
+        } else {
+            Err(CheckpointError::InputMismatch {
+                path: self.dir.clone(),
+                features: samples.dim(),
+                expected,
+                item_shape: self.meta.item_shape.clone(),
+            })
+        }
+    }
+}
+
+/// Errors of saving or loading a checkpoint. Every variant names the file (or run directory).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckpointError {
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
@@ -51,7 +141,7 @@ pub enum CheckpointError {
         #[source]
         source: std::io::Error,
     },
-    /// `model.json` is not valid.
+    /// `model.json` is not valid JSON for [`CheckpointMeta`].
     #[error("{}: {source}", path.display())]
     Json {
         /// The file.
@@ -59,6 +149,24 @@ pub enum CheckpointError {
         /// The cause.
         #[source]
         source: serde_json::Error,
+    },
+    /// `model.json` has a `format_version` this nsl does not read.
+    #[error("{}: format_version {found} is not supported (this nsl reads format_version {supported})", path.display())]
+    UnsupportedVersion {
+        /// `model.json`.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// `FORMAT_VERSION`, the version this nsl reads.
+        supported: u32,
+    },
+    /// `model.json` parses but describes no valid model (class names, layer sizes, input shape).
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// `model.json`.
+        path: PathBuf,
+        /// What is wrong, with the values.
+        message: String,
     },
     /// The weights could not be saved, or do not fit the model described in `model.json`.
     #[error("{}: {message}", path.display())]
@@ -68,66 +176,451 @@ pub enum CheckpointError {
         /// What is wrong.
         message: String,
     },
+    /// Samples whose feature count differs from the model's input ([`Checkpoint::check_input`]).
+    #[error(
+        "{}: samples have {features} features but the run's model expects {expected} (item shape {item_shape:?})",
+        path.display()
+    )]
+    InputMismatch {
+        /// The run directory.
+        path: PathBuf,
+        /// Features per sample.
+        features: usize,
+        /// Features the model expects.
+        expected: usize,
+        /// The model's item shape.
+        item_shape: Vec<usize>,
+    },
 }
 
 const WEIGHTS: &str = "model.safetensors";
 const META: &str = "model.json";
 
-/// Saves `vars` and `meta` into the directory `dir` (created if missing); each file is written atomically.
+/// Saves `vars` and `meta` into the directory `dir` (created if missing); each file is written
+/// atomically, readable by others as the umask allows. `meta` is validated first, so a checkpoint
+/// that could not be loaded is never written.
 ///
 /// # Errors
-/// [`CheckpointError`] naming the file that could not be written.
+/// [`CheckpointError`] naming the file that could not be written, or `model.json` when `meta` is
+/// invalid ([`CheckpointError::UnsupportedVersion`], [`CheckpointError::Invalid`]).
 pub fn save_checkpoint(dir: &Path, meta: &CheckpointMeta, vars: &VarMap) -> Result<(), CheckpointError> {
+    let meta_path = dir.join(META);
+    meta.validate(&meta_path)?;
     std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io { path: dir.to_path_buf(), source })?;
     let weights = dir.join(WEIGHTS);
-    write_atomic_path(&weights, |tmp| {
-        vars.save(tmp).map_err(|e| CheckpointError::Weights { path: weights.clone(), message: e.to_string() })
-    })
-    .map_err(|e| match e {
-        CheckpointError::Io { source, .. } => CheckpointError::Io { path: weights.clone(), source },
-        other => other,
-    })?;
-    let meta_path = dir.join(META);
+    let mut out =
+        AtomicFile::create(&weights).map_err(|source| CheckpointError::Io { path: weights.clone(), source })?;
+    write_safetensors(vars, &mut out, &weights)?;
+    out.commit().map_err(|source| CheckpointError::Io { path: weights.clone(), source })?;
     let json =
         serde_json::to_vec_pretty(meta).map_err(|source| CheckpointError::Json { path: meta_path.clone(), source })?;
-    write_bytes_atomic(&meta_path, &json).map_err(|source| CheckpointError::Io { path: meta_path, source })
+    crate::io::write_bytes(&meta_path, &json).map_err(|source| CheckpointError::Io { path: meta_path, source })
 }
 
-impl From<std::io::Error> for CheckpointError {
-    fn from(source: std::io::Error) -> Self {
-        CheckpointError::Io { path: PathBuf::new(), source }
+/// One tensor entry of a safetensors header, fields in the order the safetensors crate writes them.
+#[derive(Serialize, Deserialize)]
+struct TensorEntry {
+    dtype: String,
+    shape: Vec<u64>,
+    data_offsets: (u64, u64),
+}
+
+/// Writes `vars` in the safetensors format to `out` (`path` is named in errors): the `u64`
+/// little-endian header length, the JSON header (tensors sorted by name, padded with spaces to a
+/// multiple of 8 bytes) and the little-endian `f32` data. The bytes are those of
+/// [`VarMap::save`], which can only write to a path and replaces it with its own `0600` file; this
+/// streams into the [`AtomicFile`] instead.
+fn write_safetensors(vars: &VarMap, out: &mut AtomicFile, path: &Path) -> Result<(), CheckpointError> {
+    use std::io::Write;
+    let bad = |message: String| CheckpointError::Weights { path: path.to_path_buf(), message };
+    let io_error = |source| CheckpointError::Io { path: path.to_path_buf(), source };
+    let vars = vars.data().lock().map_err(|_| bad("the variables' lock is poisoned".into()))?;
+    let sorted: std::collections::BTreeMap<&str, &candle_core::Var> =
+        vars.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut header = std::collections::BTreeMap::new();
+    let mut offset = 0u64;
+    for (&name, var) in &sorted {
+        if var.dtype() != candle_core::DType::F32 {
+            return Err(bad(format!("variable `{name}` is {:?}; checkpoints hold F32 only", var.dtype())));
+        }
+        let bytes = 4 * var.elem_count() as u64;
+        let shape = var.dims().iter().map(|&d| d as u64).collect();
+        header.insert(name, TensorEntry { dtype: "F32".into(), shape, data_offsets: (offset, offset + bytes) });
+        offset += bytes;
     }
+    let mut json = serde_json::to_vec(&header).map_err(|e| bad(e.to_string()))?;
+    json.resize(json.len().next_multiple_of(8), b' ');
+    out.write_all(&(json.len() as u64).to_le_bytes()).map_err(io_error)?;
+    out.write_all(&json).map_err(io_error)?;
+    for var in sorted.values() {
+        let values = var.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| bad(e.to_string()))?;
+        for v in values {
+            out.write_all(&v.to_le_bytes()).map_err(io_error)?;
+        }
+    }
+    Ok(())
 }
 
-/// Loads the checkpoint in `dir`: rebuilds the model from `model.json` and sets its weights from
-/// `model.safetensors`.
+/// Only the version of `model.json`, read before the rest so that a file of another version is
+/// reported as such even if its fields differ.
+#[derive(Deserialize)]
+struct VersionOnly {
+    format_version: u32,
+}
+
+/// Loads the checkpoint in `dir`: validates `model.json`, checks the weights' header against it,
+/// rebuilds the model and sets its weights from `model.safetensors`.
 ///
 /// # Errors
-/// [`CheckpointError`] naming the file: missing files, invalid JSON, or weights that do not match
-/// the model spec (a checkpoint of another model).
+/// [`CheckpointError`] naming the file: missing files, invalid JSON, an unsupported
+/// `format_version`, class names that do not match `classes`, layer sizes out of range, or
+/// weights that do not match the model spec (a checkpoint of another model).
 pub fn load_checkpoint(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     let meta_path = dir.join(META);
     let text = std::fs::read(&meta_path).map_err(|source| CheckpointError::Io { path: meta_path.clone(), source })?;
-    let meta: CheckpointMeta =
-        serde_json::from_slice(&text).map_err(|source| CheckpointError::Json { path: meta_path.clone(), source })?;
+    let json_error = |source| CheckpointError::Json { path: meta_path.clone(), source };
+    let VersionOnly { format_version } = serde_json::from_slice(&text).map_err(json_error)?;
+    if format_version != FORMAT_VERSION {
+        return Err(CheckpointError::UnsupportedVersion {
+            path: meta_path,
+            found: format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let meta: CheckpointMeta = serde_json::from_slice(&text).map_err(json_error)?;
+    let (tensors, parameters) = meta.validate(&meta_path)?;
+
     let weights = dir.join(WEIGHTS);
     let bad = |message: String| CheckpointError::Weights { path: weights.clone(), message };
-    let (model, mut vars) = build_model(&meta.spec, &meta.item_shape, meta.classes, meta.seed, &Device::Cpu)
-        .map_err(|e| CheckpointError::Weights { path: meta_path.clone(), message: e.to_string() })?;
     if !weights.is_file() {
         return Err(bad("missing (no trained weights in this run directory)".into()));
     }
-    let expected = vars.all_vars().len();
-    let stored = candle_core::safetensors::load(&weights, &Device::Cpu).map_err(|e| bad(e.to_string()))?;
-    if stored.len() != expected {
+    // Compare sizes from the header before allocating the model: a model.json describing a huge
+    // network next to a small weights file must fail here, not in the allocator.
+    let stored = safetensors_header(&weights)?;
+    if stored.tensors != tensors || stored.parameters != parameters {
         return Err(bad(format!(
-            "holds {} tensors but the model {} in {} has {expected}: a checkpoint of another model",
-            stored.len(),
+            "holds {} parameters in {} tensors, but the model {} described in {} (items {:?}, {} classes) has {parameters} \
+             in {tensors}: this file does not fit it (a checkpoint of another model?)",
+            stored.parameters,
+            stored.tensors,
             meta.spec,
-            meta_path.display()
+            meta_path.display(),
+            meta.item_shape,
+            meta.classes
         )));
     }
+    let (model, mut vars) = build_model(&meta.spec, &meta.item_shape, meta.classes, meta.seed, &Device::Cpu)
+        .map_err(|e| CheckpointError::Invalid { path: meta_path.clone(), message: e.to_string() })?;
     vars.load(&weights)
         .map_err(|e| bad(format!("does not fit the model {} in {}: {e}", meta.spec, meta_path.display())))?;
-    Ok(Checkpoint { model, vars, meta })
+    Ok(Checkpoint { model, vars, meta, dir: dir.to_path_buf() })
+}
+
+/// Sizes read from a safetensors header.
+struct StoredSizes {
+    tensors: usize,
+    parameters: u64,
+}
+
+/// Reads the header of a safetensors file (`u64` little-endian length, then a JSON object of
+/// `name → {dtype, shape, data_offsets}`) and checks that every tensor is `F32` and lies within
+/// the file, so that the parameter count is backed by the file's bytes.
+fn safetensors_header(path: &Path) -> Result<StoredSizes, CheckpointError> {
+    let bad = |message: String| CheckpointError::Weights { path: path.to_path_buf(), message };
+    let io_error = |source| CheckpointError::Io { path: path.to_path_buf(), source };
+    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    let len = file.metadata().map_err(io_error)?.len();
+    let mut prefix = [0u8; 8];
+    file.read_exact(&mut prefix).map_err(|_| bad(format!("{len} bytes: too short for a safetensors file")))?;
+    let header_len = u64::from_le_bytes(prefix);
+    if header_len > MAX_HEADER_BYTES || header_len > len - 8 {
+        return Err(bad(format!("header length {header_len} does not fit the file's {len} bytes")));
+    }
+    // header_len ≤ MAX_HEADER_BYTES fits a usize on every supported platform.
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(io_error)?;
+    let data_len = len - 8 - header_len;
+    let entries: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("invalid header: {e}")))?;
+    let mut sizes = StoredSizes { tensors: 0, parameters: 0 };
+    for (name, value) in entries {
+        if name == "__metadata__" {
+            continue;
+        }
+        let entry: TensorEntry =
+            serde_json::from_value(value).map_err(|e| bad(format!("invalid header entry `{name}`: {e}")))?;
+        if entry.dtype != "F32" {
+            return Err(bad(format!("tensor `{name}` is {}, expected F32", entry.dtype)));
+        }
+        let elements = entry.shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+        let (start, end) = entry.data_offsets;
+        let fits = elements.zip(end.checked_sub(start)).is_some_and(|(n, bytes)| n.checked_mul(4) == Some(bytes));
+        if !fits || end > data_len {
+            return Err(bad(format!(
+                "tensor `{name}` of shape {:?} does not match its data at bytes {start}..{end} of {data_len}",
+                entry.shape
+            )));
+        }
+        sizes.tensors += 1;
+        // A hostile header may overlap its tensors: saturate rather than overflow.
+        sizes.parameters = sizes.parameters.saturating_add(elements.unwrap_or(0));
+    }
+    Ok(sizes)
+}
+
+/// The `(tensors, parameters)` of the model [`build_model`] makes from `spec` for `item_shape` and
+/// `classes` (each dense layer and convolution has a weight and a bias), after checking that every
+/// size is in range. The error says which size is wrong.
+fn parameter_count(spec: &ModelSpec, item_shape: &[usize], classes: usize) -> Result<(usize, u64), String> {
+    let width_ok = |what: &str, n: usize| {
+        if (1..=MAX_WIDTH).contains(&n) {
+            Ok(n as u64)
+        } else {
+            Err(format!("{what} {n} is not in 1..={MAX_WIDTH}"))
+        }
+    };
+    let overflow = || format!("the model {spec} on items {item_shape:?} has too many parameters to count");
+    if item_shape.is_empty() {
+        return Err("the item shape is empty".into());
+    }
+    for &d in item_shape {
+        width_ok("item dimension", d)?;
+    }
+    let dropout = spec.dropout();
+    if !(0.0..1.0).contains(&dropout) {
+        return Err(format!("dropout {dropout} is not in [0, 1)"));
+    }
+    // A dense stack from `width` inputs through `layers` to the logits.
+    let dense = |mut width: u64, layers: &[usize], name: &str| -> Result<(usize, u64), String> {
+        let mut parameters = 0u64;
+        for &units in layers.iter().chain(std::iter::once(&classes)) {
+            let units = width_ok(name, units)?;
+            let layer = width.checked_mul(units).and_then(|w| w.checked_add(units)).ok_or_else(overflow)?;
+            parameters = parameters.checked_add(layer).ok_or_else(overflow)?;
+            width = units;
+        }
+        Ok((2 * (layers.len() + 1), parameters))
+    };
+    match spec {
+        ModelSpec::Mlp(mlp) => {
+            let input = item_shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64)).ok_or_else(overflow)?;
+            dense(input, &mlp.hidden, "hidden layer units")
+        }
+        ModelSpec::Cnn(cnn) => {
+            let [c, h, w] = match *item_shape {
+                [c, h, w] => [c, h, w],
+                [h, w] => [1, h, w],
+                _ => return Err(format!("a CNN needs image items [c, h, w] or [h, w], not {item_shape:?}")),
+            };
+            let kernel = width_ok("kernel", cnn.kernel)? as usize;
+            let pool = width_ok("pool", cnn.pool)? as usize;
+            let (mut channels, mut h, mut w) = (c as u64, h, w);
+            let mut parameters = 0u64;
+            for (i, &filters) in cnn.filters.iter().enumerate() {
+                let filters = width_ok("filters", filters)?;
+                if h < kernel || w < kernel {
+                    return Err(format!(
+                        "images {item_shape:?} are too small for convolution {i} ({h}×{w} left, kernel {kernel})"
+                    ));
+                }
+                let k2 = (kernel * kernel) as u64;
+                let layer = filters
+                    .checked_mul(channels)
+                    .and_then(|n| n.checked_mul(k2))
+                    .and_then(|n| n.checked_add(filters))
+                    .ok_or_else(overflow)?;
+                parameters = parameters.checked_add(layer).ok_or_else(overflow)?;
+                (channels, h, w) = (filters, h - kernel + 1, w - kernel + 1);
+                if i + 1 < cnn.filters.len() {
+                    (h, w) = (h / pool, w / pool);
+                }
+            }
+            let flat = channels.checked_mul(h as u64).and_then(|n| n.checked_mul(w as u64)).ok_or_else(overflow)?;
+            let (tensors, dense_parameters) = dense(flat, &cnn.dense, "dense layer units")?;
+            let parameters = parameters.checked_add(dense_parameters).ok_or_else(overflow)?;
+            Ok((tensors + 2 * cnn.filters.len(), parameters))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+
+    /// The metadata of an `mlp:4` on 3 features and 2 classes.
+    fn tiny_meta() -> CheckpointMeta {
+        CheckpointMeta::new("mlp:4".parse().unwrap(), vec![3], 2, None, 7, serde_json::json!({"note": "test"}))
+    }
+
+    /// A run directory holding a freshly initialized checkpoint of [`tiny_meta`].
+    fn tiny_run() -> tempfile::TempDir {
+        let meta = tiny_meta();
+        let (_, vars) = build_model(&meta.spec, &meta.item_shape, meta.classes, meta.seed, &Device::Cpu).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        save_checkpoint(dir.path(), &meta, &vars).unwrap();
+        dir
+    }
+
+    /// Rewrites `model.json` in `dir` with `edit` applied to its JSON.
+    fn edit_meta(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+        let path = dir.join(META);
+        let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        edit(&mut json);
+        std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    }
+
+    fn load_error(dir: &Path) -> CheckpointError {
+        load_checkpoint(dir).err().expect("an invalid checkpoint loaded")
+    }
+
+    #[test]
+    fn round_trip_with_the_current_version() {
+        let dir = tiny_run();
+        let loaded = load_checkpoint(dir.path()).unwrap();
+        assert_eq!(loaded.meta, tiny_meta());
+        assert_eq!(loaded.meta.format_version, FORMAT_VERSION);
+        assert_eq!(loaded.dir(), dir.path());
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn weights_are_byte_for_byte_what_candle_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec: ModelSpec = "cnn:2,3".parse().unwrap();
+        let (_, vars) = build_model(&spec, &[1, 9, 9], 3, 5, &Device::Cpu).unwrap();
+        let reference = dir.path().join("reference.safetensors");
+        vars.save(&reference).unwrap();
+        let ours = dir.path().join("ours.safetensors");
+        let mut out = AtomicFile::create(&ours).unwrap();
+        write_safetensors(&vars, &mut out, &ours).unwrap();
+        out.commit().unwrap();
+        assert_eq!(std::fs::read(&ours).unwrap(), std::fs::read(&reference).unwrap());
+    }
+
+    #[test]
+    fn parameter_counts_match_the_built_models() {
+        for (spec, shape) in
+            [("mlp:4", vec![3]), ("mlp:5,6", vec![2, 3]), ("cnn:2,3", vec![1, 9, 9]), ("cnn:2", vec![8, 8])]
+        {
+            let spec: ModelSpec = spec.parse().unwrap();
+            let (_, vars) = build_model(&spec, &shape, 3, 0, &Device::Cpu).unwrap();
+            let all = vars.all_vars();
+            let parameters: usize = all.iter().map(|v| v.elem_count()).sum();
+            assert!(all.iter().all(|v| v.dtype() == DType::F32));
+            assert_eq!(parameter_count(&spec, &shape, 3), Ok((all.len(), parameters as u64)), "{spec}");
+        }
+    }
+
+    #[test]
+    fn unknown_format_version_names_the_file_and_the_supported_one() {
+        let dir = tiny_run();
+        // A future layout may have other fields too: the version is still what is reported.
+        edit_meta(dir.path(), |m| {
+            m["format_version"] = 99.into();
+            m["future_field"] = true.into();
+        });
+        let err = load_error(dir.path());
+        assert!(matches!(err, CheckpointError::UnsupportedVersion { found: 99, supported: 1, .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("model.json") && text.contains("99") && text.contains("format_version 1"), "{text}");
+    }
+
+    #[test]
+    fn class_names_must_match_classes() {
+        let dir = tiny_run();
+        edit_meta(dir.path(), |m| m["class_names"] = serde_json::json!(["only one"]));
+        let text = load_error(dir.path()).to_string();
+        assert!(text.contains("model.json") && text.contains("1 class names for 2 classes"), "{text}");
+        // Saving refuses it too, before writing anything.
+        let meta = CheckpointMeta { class_names: Some(vec!["a".into()]), ..tiny_meta() };
+        let out = tempfile::tempdir().unwrap();
+        let err = save_checkpoint(&out.path().join("run"), &meta, &VarMap::new()).unwrap_err();
+        assert!(matches!(err, CheckpointError::Invalid { .. }), "{err:?}");
+        assert!(!out.path().join("run").exists());
+    }
+
+    #[test]
+    fn absurd_sizes_are_errors_not_panics_or_allocations() {
+        let image = serde_json::json!([1, 8, 8]);
+        let cases = [
+            ("hidden layer units", serde_json::json!({"type": "mlp", "hidden": [1usize << 30]}), None),
+            ("hidden layer units 0", serde_json::json!({"type": "mlp", "hidden": [0]}), None),
+            ("pool 0", serde_json::json!({"type": "cnn", "filters": [2, 2], "pool": 0}), Some(&image)),
+            ("kernel 0", serde_json::json!({"type": "cnn", "filters": [2], "kernel": 0}), Some(&image)),
+            (
+                "too small for convolution 1",
+                serde_json::json!({"type": "cnn", "filters": [2, 2], "kernel": 5}),
+                Some(&image),
+            ),
+            ("a CNN needs image items", serde_json::json!({"type": "cnn", "filters": [2]}), None),
+            ("dropout", serde_json::json!({"type": "mlp", "hidden": [4], "dropout": 1.5}), None),
+            // 2^23 × 2^23 weights: every width in range, but 2^46 parameters the file does not hold.
+            ("another model", serde_json::json!({"type": "mlp", "hidden": [1usize << 23, 1usize << 23]}), None),
+        ];
+        for (expected, spec, shape) in cases {
+            let dir = tiny_run();
+            edit_meta(dir.path(), |m| {
+                m["spec"] = spec.clone();
+                if let Some(shape) = shape {
+                    m["item_shape"] = shape.clone();
+                }
+            });
+            let text = load_error(dir.path()).to_string();
+            assert!(text.contains(expected), "{spec}: `{expected}` missing from: {text}");
+        }
+        let dir = tiny_run();
+        edit_meta(dir.path(), |m| m["item_shape"] = serde_json::json!([usize::MAX, usize::MAX]));
+        let text = load_error(dir.path()).to_string();
+        assert!(text.contains("item dimension"), "{text}");
+    }
+
+    #[test]
+    fn a_truncated_weights_file_is_an_error() {
+        let dir = tiny_run();
+        let weights = dir.path().join(WEIGHTS);
+        let bytes = std::fs::read(&weights).unwrap();
+        std::fs::write(&weights, &bytes[..bytes.len() - 4]).unwrap();
+        let text = load_error(dir.path()).to_string();
+        assert!(text.contains("model.safetensors") && text.contains("does not match its data"), "{text}");
+        std::fs::write(&weights, [1u8, 2, 3]).unwrap();
+        let text = load_error(dir.path()).to_string();
+        assert!(text.contains("too short"), "{text}");
+        std::fs::write(&weights, u64::MAX.to_le_bytes()).unwrap();
+        let text = load_error(dir.path()).to_string();
+        assert!(text.contains("header length"), "{text}");
+    }
+
+    #[test]
+    fn check_input_compares_feature_counts() {
+        let dir = tiny_run();
+        let checkpoint = load_checkpoint(dir.path()).unwrap();
+        let fits = Dataset::new(vec!["a".into()], ndarray::array![[1.0, 2.0, 3.0]], vec![3], None, None).unwrap();
+        checkpoint.check_input(&fits).unwrap();
+        let wide = Dataset::new(vec!["a".into()], ndarray::Array2::zeros((1, 8)), vec![8], None, None).unwrap();
+        let err = checkpoint.check_input(&wide).unwrap_err();
+        assert!(matches!(err, CheckpointError::InputMismatch { features: 8, expected: 3, .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("samples have 8 features but the run's model expects 3"), "{text}");
+        assert!(text.contains(&dir.path().display().to_string()), "{text}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_weights_follow_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tiny_run();
+        let probe = dir.path().join("probe");
+        std::fs::File::create(&probe).unwrap();
+        let expected = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+        for file in [WEIGHTS, META] {
+            let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, expected, "{file}");
+        }
+    }
 }

@@ -16,6 +16,12 @@ pub struct EpochRecord {
     /// Unscaled adversarial loss (0 without adversarial regularization).
     #[serde(default)]
     pub adversarial_loss: f64,
+    /// Unscaled virtual adversarial loss (0 without it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub vat_loss: f64,
+    /// Entropy of the predictions on unlabeled centers (0 without the entropy term).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub entropy_loss: f64,
     /// Training accuracy.
     pub accuracy: f64,
     /// Accuracy on the validation samples, if any were given.
@@ -29,6 +35,9 @@ pub struct EpochRecord {
 pub struct History {
     /// The records.
     pub epochs: Vec<EpochRecord>,
+    /// With early stopping: the epoch whose weights were kept (the best validation accuracy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
 }
 
 impl History {
@@ -56,4 +65,8 @@ impl History {
         times.sort_by(f64::total_cmp);
         Some(times[times.len() / 2])
     }
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }

@@ -4,43 +4,53 @@
 //! # Formula
 //! Per batch `B` with labels `y`: `L = CE(y, f(x_B)) + m_g · L_graph + m_a · L_adv` where `CE` is the
 //! mean softmax cross-entropy (Keras' `SparseCategoricalCrossentropy(from_logits=True)`), `L_graph` the
-//! graph loss over the batch's (sample, neighbor) pairs ([`graph_loss`]) and `L_adv` the loss on the
-//! batch's adversarial neighbors ([`AdvRegConfig`]): explicit and adversarial edges in one step.
+//! graph loss over the batch's (sample, neighbor) pairs ([`graph_loss`](crate::regularize::graph_loss))
+//! and `L_adv` the loss on the batch's adversarial neighbors ([`AdvRegConfig`]): explicit and
+//! adversarial edges in one step.
 //!
-//! With adversarial regularization a step costs two forward and two backward passes: the backward of
-//! `CE` gives both `∇ₓ CE` (for the neighbors) and its parameter gradients, and one more backward
-//! through the regularizers adds theirs (NSL's Keras wrapper does three).
+//! # How a step runs
+//! One step function (`step.rs`) holds every loss term; it runs over a backend (`backend.rs`): candle's
+//! autograd for any [`Model`], or the built-in [`Mlp`](crate::model::Mlp)'s own forward/backward tape,
+//! several times faster for small networks. Both give the same weights (a test checks it). With
+//! adversarial regularization a step costs two forward and two backward passes: the backward of `CE`
+//! gives both `∇ₓ CE` (for the neighbors) and its parameter gradients, and one more backward through the
+//! regularizers adds theirs (NSL's Keras wrapper does three).
+//!
+//! # Threads
+//! [`TrainConfig::threads`] runs the whole fit on a pool of its own; without it, on the caller's rayon
+//! pool. Nothing process-wide is changed.
 
+mod backend;
 mod checkpoint;
-mod denormal;
+mod error;
 mod history;
-mod loss;
 mod optim;
 mod record;
+mod step;
 
-pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointError, CheckpointMeta};
+pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointError, CheckpointMeta, FORMAT_VERSION};
+pub use error::TrainError;
 pub use history::{EpochRecord, History};
-pub use loss::cross_entropy;
-use optim::Optimizer;
 pub use optim::OptimizerConfig;
 pub use record::{AdversarialExample, AdversarialRecord};
 
 use crate::data::Dataset;
-use crate::model::{Mlp, Model, Tape};
-use crate::neighbors::{NeighborBatch, NeighborTable};
-use crate::regularize::{gen_adv_neighbor, graph_loss, pairwise_distance, AdvLoss, AdvRegConfig, GraphRegConfig};
-use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Result, Tensor, Var};
+use crate::model::Model;
+use crate::neighbors::NeighborTable;
+use crate::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
+use backend::{Autograd, Backend, TapeNet};
+use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
-use ndarray::{Array2, ArrayView2};
+use optim::Optimizer;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
 use std::time::Instant;
+use step::{Plan, Step, StepContext, Unlabeled};
 
-/// How to train. `Default`: Adam (lr 0.001), 10 epochs, batch 32 (Keras' default), seed 0, shuffled.
+/// How to train. `Default`: Adam (lr 0.001), 10 epochs, batch 32 (Keras' default), seed 0, shuffled,
+/// on the caller's thread pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -54,31 +64,134 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Shuffle the samples every epoch. Default true.
     pub shuffle: bool,
+    /// Train on a rayon pool of this many threads, made for the fit and dropped after it. Default
+    /// `None`: the caller's pool (rayon's global pool outside one). Results depend on the thread
+    /// count, not on which pool runs them. On 2 cores, 1 thread is often fastest for small models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+    /// Stop when the validation accuracy has not improved for this many epochs, and keep the
+    /// weights of the best epoch ([`History::best_epoch`]). Needs validation samples. Default `None`:
+    /// train every epoch, keep the last weights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<usize>,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { epochs: 10, batch_size: 32, optimizer: OptimizerConfig::default(), seed: 0, shuffle: true }
+        TrainConfig {
+            epochs: 10,
+            batch_size: 32,
+            optimizer: OptimizerConfig::default(),
+            seed: 0,
+            shuffle: true,
+            threads: None,
+            early_stopping: None,
+        }
     }
 }
 
-/// Progress reported after every batch: `(epoch, batches done in the epoch, batches per epoch)`.
-pub type Progress<'a> = &'a mut (dyn FnMut(usize, usize, usize) + Send);
+impl TrainConfig {
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidValue`](crate::ConfigError) naming the field: zero epochs, batch
+    /// size or threads, or a learning rate that is not a finite number > 0.
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        let invalid =
+            |field: &str, value: String, expected: &str| Err(crate::ConfigError::invalid(field, value, expected));
+        if self.epochs == 0 {
+            return invalid("epochs", "0".into(), "at least 1");
+        }
+        if self.batch_size == 0 {
+            return invalid("batch_size", "0".into(), "at least 1");
+        }
+        if self.threads == Some(0) {
+            return invalid("threads", "0".into(), "at least 1");
+        }
+        if self.early_stopping == Some(0) {
+            return invalid("early_stopping", "0".into(), "a patience of at least 1 epoch");
+        }
+        let lr = self.optimizer.learning_rate();
+        if !(lr.is_finite() && lr > 0.0) {
+            return invalid("learning_rate", lr.to_string(), "a finite number > 0");
+        }
+        Ok(())
+    }
+}
 
-/// Trains a model with optional graph regularization.
+/// Progress reported after every batch (see [`Trainer::on_progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchProgress {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Batches done in this epoch.
+    pub batch: usize,
+    /// Batches per epoch.
+    pub batches: usize,
+}
+
+type ProgressFn<'a> = Box<dyn FnMut(BatchProgress) + Send + 'a>;
+
+/// How unlabeled samples take part as centers (see [`Trainer::with_unlabeled`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UnlabeledConfig {
+    /// Unlabeled centers per labeled center in each batch (rounded up). Default 1.
+    pub ratio: f64,
+    /// Weight of the entropy of the predictions on unlabeled centers (entropy minimization,
+    /// Grandvalet & Bengio 2005). Default 0 (off).
+    pub entropy: f64,
+}
+
+impl Default for UnlabeledConfig {
+    fn default() -> Self {
+        UnlabeledConfig { ratio: 1.0, entropy: 0.0 }
+    }
+}
+
+impl UnlabeledConfig {
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidValue`](crate::ConfigError) for a ratio or weight that is not a finite
+    /// number ≥ 0.
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        for (name, v) in [("unlabeled ratio", self.ratio), ("entropy weight", self.entropy)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(crate::ConfigError::invalid(name, v, "a finite number ≥ 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The unlabeled centers of a fit.
+struct UnlabeledCenters<'a> {
+    data: &'a Dataset,
+    table: Option<&'a NeighborTable>,
+    config: UnlabeledConfig,
+}
+
+/// Trains a model, optionally with graph and adversarial regularization (see the crate's front
+/// page for a tour).
 pub struct Trainer<'a> {
     model: &'a dyn Model,
     vars: &'a VarMap,
     config: TrainConfig,
     graph: Option<(&'a NeighborTable, &'a GraphRegConfig)>,
     adversarial: Option<&'a AdvRegConfig>,
-    record: Option<(usize, Mutex<AdversarialRecord>)>,
-    device: Device,
+    vat: Option<&'a VatConfig>,
+    unlabeled: Option<UnlabeledCenters<'a>>,
+    /// Every how many epochs to record adversarial neighbors, and the record.
+    record: Option<(usize, AdversarialRecord)>,
+    progress: Option<ProgressFn<'a>>,
 }
 
 /// The trainable variables of `vars`, sorted by name so that the update order (and so every float)
 /// is the same on every run.
-fn sorted_vars(vars: &VarMap) -> Result<Vec<Var>> {
+fn sorted_vars(vars: &VarMap) -> candle_core::Result<Vec<Var>> {
     let data = vars.data().lock().map_err(|_| candle_core::Error::Msg("variable map lock poisoned".into()))?;
     let mut named: Vec<(&String, &Var)> = data.iter().collect();
     named.sort_by(|a, b| a.0.cmp(b.0));
@@ -88,7 +201,24 @@ fn sorted_vars(vars: &VarMap) -> Result<Vec<Var>> {
 impl<'a> Trainer<'a> {
     /// A trainer for `model`, whose trainable variables are `vars`.
     pub fn new(model: &'a dyn Model, vars: &'a VarMap, config: TrainConfig) -> Self {
-        Trainer { model, vars, config, graph: None, adversarial: None, record: None, device: Device::Cpu }
+        Trainer {
+            model,
+            vars,
+            config,
+            graph: None,
+            adversarial: None,
+            vat: None,
+            unlabeled: None,
+            record: None,
+            progress: None,
+        }
+    }
+
+    /// Adds graph regularization along the neighbors of `table` (built from the same training
+    /// samples that [`Trainer::fit`] gets, with `config.max_neighbors` neighbors per sample).
+    pub fn with_graph(mut self, table: &'a NeighborTable, config: &'a GraphRegConfig) -> Self {
+        self.graph = Some((table, config));
+        self
     }
 
     /// Adds adversarial regularization: every batch also trains on its adversarial neighbors.
@@ -97,431 +227,232 @@ impl<'a> Trainer<'a> {
         self
     }
 
+    /// Adds virtual adversarial regularization (needs no label): on every center, labeled or not.
+    pub fn with_vat(mut self, config: &'a VatConfig) -> Self {
+        self.vat = Some(config);
+        self
+    }
+
+    /// Trains unlabeled samples as centers too (Neural Graph Machines): each batch of labeled
+    /// samples is joined by `ceil(ratio × batch)` unlabeled ones, drawn in a seeded shuffled order
+    /// that starts again when all were drawn (each epoch still covers the labeled set once). The
+    /// supervised loss covers the labeled centers only; the graph loss covers every edge of both
+    /// (`table`: the unlabeled samples' neighbors, built from `unlabeled` with the labeled samples as
+    /// the pool; multipliers per edge type in [`GraphRegConfig`]); virtual adversarial and entropy
+    /// terms cover the unlabeled centers too.
+    pub fn with_unlabeled(
+        mut self,
+        unlabeled: &'a Dataset,
+        table: Option<&'a NeighborTable>,
+        config: UnlabeledConfig,
+    ) -> Self {
+        self.unlabeled = Some(UnlabeledCenters { data: unlabeled, table, config });
+        self
+    }
+
     /// Records the adversarial neighbors generated in every `every`-th epoch (and the last), to be
     /// taken with [`Trainer::take_record`] and written as a neighbor graph.
     pub fn record_adversarial(mut self, every: usize) -> Self {
-        self.record = Some((every.max(1), Mutex::new(AdversarialRecord::default())));
+        self.record = Some((every.max(1), AdversarialRecord::default()));
+        self
+    }
+
+    /// Calls `f` after every batch (e.g. to move a progress bar).
+    pub fn on_progress(mut self, f: impl FnMut(BatchProgress) + Send + 'a) -> Self {
+        self.progress = Some(Box::new(f));
         self
     }
 
     /// The adversarial neighbors recorded so far (see [`Trainer::record_adversarial`]).
-    pub fn take_record(&self) -> AdversarialRecord {
-        self.record
-            .as_ref()
-            .map(|(_, r)| std::mem::take(&mut *r.lock().unwrap_or_else(|e| e.into_inner())))
-            .unwrap_or_default()
-    }
-
-    /// Adds graph regularization along the neighbors of `table` (built from the same training
-    /// samples that [`Trainer::fit`] gets).
-    pub fn with_graph(mut self, table: &'a NeighborTable, config: &'a GraphRegConfig) -> Self {
-        self.graph = Some((table, config));
-        self
+    pub fn take_record(&mut self) -> AdversarialRecord {
+        self.record.as_mut().map(|(_, r)| std::mem::take(r)).unwrap_or_default()
     }
 
     /// Trains on `train` (which must have labels) for the configured epochs; after each epoch,
-    /// evaluates on `validation` if given. Calls `progress` after every batch.
+    /// evaluates on `validation` if given. Returns every epoch's metrics.
     ///
     /// # Errors
-    /// A candle error, or a message if `train` is empty, unlabeled, or has more classes than the
-    /// model's output.
-    pub fn fit(&self, train: &Dataset, validation: Option<&Dataset>, progress: Progress) -> Result<History> {
-        // Run on a rayon worker, so that a product split over the pool uses its threads and no
-        // more: called from outside the pool, the caller would be a thread too many, competing
-        // with the workers that spin on after a parallel product.
-        rayon::scope(|_| {
-            let _flush = denormal::FlushDenormals::new();
-            self.fit_on_pool(train, validation, progress)
-        })
+    /// [`TrainError`]: an invalid configuration, empty or unlabeled samples, a label the model has
+    /// no output for, a neighbor table built for another number of neighbors than the graph
+    /// regularizer's, or a candle error of the passes.
+    pub fn fit(&mut self, train: &Dataset, validation: Option<&Dataset>) -> Result<History, TrainError> {
+        self.config.validate()?;
+        if self.config.early_stopping.is_some() && validation.is_none() {
+            return Err(crate::ConfigError::invalid("early_stopping", "set", "validation samples to watch").into());
+        }
+        if let Some(u) = &self.unlabeled {
+            u.config.validate()?;
+            if u.data.dim() != train.dim() {
+                return Err(crate::ConfigError::invalid(
+                    "unlabeled samples",
+                    format!("{} features", u.data.dim()),
+                    format!("{} features, as the training samples", train.dim()),
+                )
+                .into());
+            }
+        }
+        if let Some(vat) = self.vat {
+            vat.validate()?;
+        }
+        match self.config.threads {
+            Some(threads) => {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(|e| TrainError::ThreadPool(e.to_string()))?;
+                pool.install(|| self.fit_here(train, validation))
+            }
+            // Run on a rayon worker, so that a product split over the pool uses its threads and no
+            // more: called from outside the pool, the caller would be a thread too many, competing
+            // with the workers that spin on after a parallel product.
+            None => rayon::scope(|_| self.fit_here(train, validation)),
+        }
     }
 
-    fn fit_on_pool(&self, train: &Dataset, validation: Option<&Dataset>, progress: Progress) -> Result<History> {
-        let Some(labels) = train.labels() else {
-            candle_core::bail!("the training samples have no labels");
-        };
+    /// [`Trainer::fit`] on the current thread's pool: picks the backend.
+    fn fit_here(&mut self, train: &Dataset, validation: Option<&Dataset>) -> Result<History, TrainError> {
+        let Some(labels) = train.labels() else { return Err(TrainError::NoLabels) };
         if train.is_empty() {
-            candle_core::bail!("the training set is empty");
+            return Err(TrainError::Empty);
         }
-        if self.config.batch_size == 0 || self.config.epochs == 0 {
-            candle_core::bail!("batch size and epochs must be at least 1");
+        if let Some((table, config)) = self.graph {
+            if table.max_neighbors() != config.max_neighbors {
+                return Err(TrainError::NeighborMismatch {
+                    table: table.max_neighbors(),
+                    config: config.max_neighbors,
+                });
+            }
         }
-        let features = train.features();
-        let labels = Tensor::from_slice(labels, train.len(), &self.device)?;
-        let mut optimizer = Optimizer::new(self.config.optimizer, sorted_vars(self.vars)?)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        let batches = train.len().div_ceil(self.config.batch_size);
-        let mut history = History::default();
+        let labels = Tensor::from_slice(labels, train.len(), &Device::Cpu)?;
+        let max_label = train.labels().and_then(|l| l.iter().max().copied()).unwrap_or(0);
+        let mut optimizer = Optimizer::new(self.config.optimizer, sorted_vars(self.vars)?);
         let layer = self.graph.and_then(|(_, c)| c.layer.as_deref());
-        let mut fused = match self.model.as_mlp().filter(|m| m.fused()) {
-            Some(mlp) => Some(FusedNet::new(mlp, layer, &optimizer)?),
+        let tape = match self.model.as_mlp() {
+            Some(mlp) => TapeNet::new(mlp, layer, &optimizer)?,
             None => None,
         };
-        for epoch in 1..=self.config.epochs {
+        match tape {
+            Some(mut net) => self.epochs(&mut net, train, &labels, max_label, validation, &mut optimizer),
+            None => {
+                let mut autograd = Autograd::new(self.model, layer, train.dim(), sorted_vars(self.vars)?);
+                self.epochs(&mut autograd, train, &labels, max_label, validation, &mut optimizer)
+            }
+        }
+    }
+
+    fn epochs<B: Backend>(
+        &mut self,
+        backend: &mut B,
+        train: &Dataset,
+        labels: &Tensor,
+        max_label: u32,
+        validation: Option<&Dataset>,
+        optimizer: &mut Optimizer,
+    ) -> Result<History, TrainError> {
+        let unlabeled = self.unlabeled.as_ref().filter(|u| !u.data.is_empty()).map(|u| Unlabeled {
+            features: u.data.features(),
+            table: u.table,
+            entropy: u.config.entropy,
+        });
+        let plan = Plan {
+            model: self.model,
+            graph: self.graph,
+            adversarial: self.adversarial,
+            vat: self.vat,
+            unlabeled,
+            seed: self.config.seed,
+        };
+        let ratio = self.unlabeled.as_ref().map_or(0.0, |u| u.config.ratio);
+        let mut draw = UnlabeledDraw::new(unlabeled.map_or(0, |u| u.features.nrows()), self.config.seed);
+        let (mut best, mut since_best): (Option<(f64, usize, Vec<Tensor>)>, usize) = (None, 0);
+        let (epochs, batch_size) = (self.config.epochs, self.config.batch_size);
+        let features = train.features();
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        let batches = train.len().div_ceil(batch_size);
+        let mut history = History::default();
+        for epoch in 1..=epochs {
             let started = Instant::now();
             if self.config.shuffle {
                 order.shuffle(&mut rng);
             }
             let mut sums = EpochSums::default();
-            let recording =
-                self.record.as_ref().is_some_and(|(every, _)| epoch % every == 0 || epoch == self.config.epochs);
-            for (b, rows) in order.chunks(self.config.batch_size).enumerate() {
-                let context = StepContext { epoch, batch: b, recording, ids: train.ids() };
-                let step = match &mut fused {
-                    Some(net) => self.step_fused(net, rows, features, &labels, &mut optimizer, &context)?,
-                    None => self.step(rows, features, &labels, &mut optimizer, &context)?,
-                };
+            let recording = self.record.as_ref().is_some_and(|(every, _)| epoch % every == 0 || epoch == epochs);
+            for (b, rows) in order.chunks(batch_size).enumerate() {
+                let context = StepContext { epoch, batch: b, recording, ids: train.ids(), labels };
+                let urows = draw.next((ratio * rows.len() as f64).ceil() as usize);
+                let step = plan.step(backend, rows, &urows, features, optimizer, &context)?;
+                if max_label as usize >= step.classes {
+                    return Err(TrainError::LabelOutOfRange { label: max_label, classes: step.classes });
+                }
                 sums.add(&step, rows.len());
-                progress(epoch, b + 1, batches);
+                if let (Some((_, record)), Some(adv)) = (self.record.as_mut(), self.adversarial) {
+                    record.examples.extend(step.recorded);
+                    record.multiplier = adv.multiplier as f32;
+                }
+                if let Some(progress) = self.progress.as_mut() {
+                    progress(BatchProgress { epoch, epochs, batch: b + 1, batches });
+                }
             }
             let validation_accuracy = match validation {
                 Some(v) => Some(crate::eval::evaluate(self.model, v, 1024)?.accuracy),
                 None => None,
             };
             history.epochs.push(sums.record(epoch, started.elapsed().as_secs_f64(), validation_accuracy));
+            if let (Some(patience), Some(accuracy)) = (self.config.early_stopping, validation_accuracy) {
+                if best.as_ref().is_none_or(|(b, _, _)| accuracy > *b) {
+                    let weights =
+                        sorted_vars(self.vars)?.iter().map(|v| v.as_tensor().copy()).collect::<Result<_, _>>()?;
+                    best = Some((accuracy, epoch, weights));
+                    since_best = 0;
+                } else {
+                    since_best += 1;
+                    if since_best >= patience {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some((_, epoch, weights)) = best {
+            for (var, saved) in sorted_vars(self.vars)?.iter().zip(&weights) {
+                var.set(saved)?;
+            }
+            history.best_epoch = Some(epoch);
         }
         Ok(history)
     }
+}
 
-    /// A batch's inputs in one buffer: the samples' rows, then their explicit neighbors' rows (one
-    /// forward pass, one large product per layer instead of two small ones).
-    fn batch_input(&self, rows: &[usize], features: ArrayView2<f32>) -> Result<BatchInput<'a>> {
-        let d = features.ncols();
-        let mut buffer = Vec::with_capacity(rows.len() * d * 2);
-        for &r in rows {
-            crate::neighbors::extend_row(&mut buffer, features.row(r));
-        }
-        let neighbors = match self.graph {
-            Some((table, config)) if config.multiplier > 0.0 => {
-                Some((table.append_batch(rows, &mut buffer, &self.device)?, config)).filter(|(b, _)| b.pairs() > 0)
+/// The unlabeled centers' order: a seeded shuffle, drawn from in turn and shuffled again when all
+/// were drawn.
+struct UnlabeledDraw {
+    order: Vec<usize>,
+    next: usize,
+    rng: ChaCha8Rng,
+}
+
+impl UnlabeledDraw {
+    fn new(n: usize, seed: u64) -> Self {
+        // A stream of its own: the labeled batches' order is the same with or without unlabeled centers.
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x756e_6c61_6265_6c64);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rng);
+        UnlabeledDraw { order, next: 0, rng }
+    }
+
+    /// The next `k` rows (fewer only if there are fewer than `k` unlabeled samples).
+    fn next(&mut self, k: usize) -> Vec<usize> {
+        let k = k.min(self.order.len());
+        let mut out = Vec::with_capacity(k);
+        while out.len() < k {
+            if self.next == self.order.len() {
+                self.order.shuffle(&mut self.rng);
+                self.next = 0;
             }
-            _ => None,
-        };
-        let rows = buffer.len() / d.max(1);
-        Ok(BatchInput { buffer, rows, neighbors })
-    }
-
-    /// The graph regularizer over `outputs` (the batch's `n` samples, then their neighbors):
-    /// `multiplier · L_graph` and the value of `L_graph`.
-    fn graph_term(&self, outputs: &Tensor, n: usize, input: &BatchInput) -> Result<Option<(Tensor, f64)>> {
-        let Some((batch, config)) = &input.neighbors else { return Ok(None) };
-        let (s, t) = (outputs.narrow(0, 0, n)?, outputs.narrow(0, n, batch.pairs())?);
-        let g = graph_loss(&s, &t, batch, config)?;
-        let value = g.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
-        Ok(Some(((g * config.multiplier)?, value)))
-    }
-
-    /// The seed of a batch's adversarial generation (random starts of PGD).
-    fn adversarial_seed(&self, context: &StepContext) -> u64 {
-        self.config.seed ^ ((context.epoch as u64) << 32) ^ context.batch as u64
-    }
-
-    fn step(
-        &self,
-        rows: &[usize],
-        features: ArrayView2<f32>,
-        labels: &Tensor,
-        optimizer: &mut Optimizer,
-        context: &StepContext,
-    ) -> Result<Step> {
-        let y = batch_labels(labels, rows)?;
-        let layer = self.graph.and_then(|(_, c)| c.layer.as_deref());
-        let (n, d) = (rows.len(), features.ncols());
-        let mut input = self.batch_input(rows, features)?;
-        let all = Tensor::from_vec(std::mem::take(&mut input.buffer), (input.rows, d), &self.device)?;
-        let x = all.narrow(0, 0, n)?;
-        // With adversarial regularization the samples are a variable, so that one backward gives ∇ₓ.
-        let x_var = match self.adversarial {
-            Some(_) => Some(Var::from_tensor(&x)?),
-            None => None,
-        };
-        let model_input = match &x_var {
-            Some(v) if input.rows > n => Tensor::cat(&[v.as_tensor(), &all.narrow(0, n, input.rows - n)?], 0)?,
-            Some(v) => v.as_tensor().clone(),
-            None => all,
-        };
-        let (all_logits, all_hidden) = self.model.forward_with(&model_input, true, layer)?;
-        let logits = all_logits.narrow(0, 0, n)?;
-        let supervised = cross_entropy(&logits, &y)?;
-        let graph = self.graph_term(all_hidden.as_ref().unwrap_or(&all_logits), n, &input)?;
-        let graph_value = graph.as_ref().map_or(0.0, |g| g.1);
-        let mut regularizers = graph.map(|g| g.0);
-        let mut adversarial_value = 0.0;
-        match (self.adversarial, &x_var) {
-            (Some(config), Some(x_var)) => {
-                let mut grads = supervised.backward()?;
-                let gx = grads.remove(x_var.as_tensor()).map(|g| to_array(&g)).transpose()?;
-                let x_nd = to_array(&x)?;
-                let x_adv =
-                    gen_adv_neighbor(x_nd.view(), gx, &config.neighbor, self.adversarial_seed(context), |xt| {
-                        input_gradient(self.model, xt, &y, true)
-                    })?;
-                let adv_logits = self.model.forward_t(&from_array(&x_adv, &self.device)?, true)?;
-                let adv_loss = adversarial_loss(config, &logits, &adv_logits, &y)?;
-                adversarial_value = adv_loss.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
-                let extra = add_term(regularizers.take(), (adv_loss * config.multiplier)?)?;
-                optimizer.accumulate(&mut grads, &extra.backward()?)?;
-                optimizer.step(&grads)?;
-                regularizers = Some(extra);
-                if context.recording {
-                    self.remember(rows, context, x_nd.view(), x_adv.view(), &logits, &adv_logits, labels, config)?;
-                }
-            }
-            _ => optimizer.step(&add_term(regularizers.clone(), supervised.clone())?.backward()?)?,
+            out.push(self.order[self.next]);
+            self.next += 1;
         }
-        Step::new(&logits, &y, &supervised, regularizers.as_ref(), graph_value, adversarial_value)
-    }
-
-    /// [`Trainer::step`] for a built-in MLP: the network's own forward and backward passes
-    /// ([`Mlp::forward_tape`](crate::model::Mlp)), candle only for the losses over its outputs.
-    fn step_fused(
-        &self,
-        net: &mut FusedNet,
-        rows: &[usize],
-        features: ArrayView2<f32>,
-        labels: &Tensor,
-        optimizer: &mut Optimizer,
-        context: &StepContext,
-    ) -> Result<Step> {
-        let y = batch_labels(labels, rows)?;
-        let (n, d) = (rows.len(), features.ncols());
-        let mut input = self.batch_input(rows, features)?;
-        let tape = net.mlp.forward_tape(std::mem::take(&mut input.buffer), input.rows, true)?;
-        let classes = tape.logits().len() / input.rows.max(1);
-        let all_logits = Var::from_slice(tape.logits(), (input.rows, classes), &self.device)?;
-        let hidden = match net.hidden {
-            Some(i) => Some((
-                i,
-                Var::from_slice(tape.hidden(i), (input.rows, tape.hidden(i).len() / input.rows), &self.device)?,
-            )),
-            None => None,
-        };
-        let logits = all_logits.narrow(0, 0, n)?;
-        let supervised = cross_entropy(&logits, &y)?;
-        let graph = self.graph_term(hidden.as_ref().map_or(all_logits.as_tensor(), |h| h.1.as_tensor()), n, &input)?;
-        let graph_value = graph.as_ref().map_or(0.0, |g| g.1);
-        let mut regularizers = graph.map(|g| g.0);
-        let mut adversarial_value = 0.0;
-        net.stale = true;
-        match self.adversarial {
-            Some(config) => {
-                let gx = net.backprop(&tape, &supervised.backward()?, &all_logits, None, true)?;
-                let x_nd = ArrayView2::from_shape((n, d), &tape.input()[..n * d])
-                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-                let gx = gx.map(|mut g| {
-                    g.truncate(n * d);
-                    to_shape(g, (n, d))
-                });
-                let x_adv =
-                    gen_adv_neighbor(x_nd, gx.transpose()?, &config.neighbor, self.adversarial_seed(context), |xt| {
-                        input_gradient(self.model, xt, &y, true)
-                    })?;
-                let x_adv = match x_adv.is_standard_layout() {
-                    true => x_adv.into_raw_vec_and_offset().0,
-                    false => x_adv.iter().copied().collect(),
-                };
-                let adv_tape = net.mlp.forward_tape(x_adv, n, true)?;
-                let adv_logits = Var::from_slice(adv_tape.logits(), (n, classes), &self.device)?;
-                let adv_loss = adversarial_loss(config, &logits, adv_logits.as_tensor(), &y)?;
-                adversarial_value = adv_loss.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
-                let extra = add_term(regularizers.take(), (adv_loss * config.multiplier)?)?;
-                let grads = extra.backward()?;
-                net.backprop(&tape, &grads, &all_logits, hidden.as_ref(), false)?;
-                net.backprop(&adv_tape, &grads, &adv_logits, None, false)?;
-                regularizers = Some(extra);
-                if context.recording {
-                    let x_adv = ArrayView2::from_shape((n, d), adv_tape.input())
-                        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-                    self.remember(rows, context, x_nd, x_adv, &logits, adv_logits.as_tensor(), labels, config)?;
-                }
-            }
-            _ => {
-                let grads = add_term(regularizers.clone(), supervised.clone())?.backward()?;
-                net.backprop(&tape, &grads, &all_logits, hidden.as_ref(), false)?;
-            }
-        }
-        if net.stale {
-            candle_core::bail!("no gradient reached the model's parameters");
-        }
-        optimizer.step_slices(net.slots.iter().copied().zip(net.grads.iter().map(Vec::as_slice)))?;
-        Step::new(&logits, &y, &supervised, regularizers.as_ref(), graph_value, adversarial_value)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn remember(
-        &self,
-        rows: &[usize],
-        context: &StepContext,
-        x: ArrayView2<f32>,
-        x_adv: ArrayView2<f32>,
-        logits: &Tensor,
-        adv_logits: &Tensor,
-        labels: &Tensor,
-        config: &AdvRegConfig,
-    ) -> Result<()> {
-        let Some((_, record)) = &self.record else { return Ok(()) };
-        let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
-        let predicted_adv: Vec<u32> = adv_logits.argmax(1)?.to_vec1()?;
-        let all_labels: Vec<u32> = labels.to_vec1()?;
-        let mut record =
-            record.lock().map_err(|_| candle_core::Error::Msg("adversarial record lock poisoned".into()))?;
-        for (i, &row) in rows.iter().enumerate() {
-            let delta: Vec<f32> = x_adv.row(i).iter().zip(x.row(i)).map(|(a, b)| a - b).collect();
-            record.examples.push(AdversarialExample {
-                sample_id: context.ids[row].clone(),
-                epoch: context.epoch,
-                features: x_adv.row(i).to_vec(),
-                perturbation_norm: record::norm(&delta, config.neighbor.grad_norm),
-                label: all_labels[row],
-                prediction: predicted[i],
-                adversarial_prediction: predicted_adv[i],
-            });
-        }
-        record.multiplier = config.multiplier as f32;
-        Ok(())
-    }
-}
-
-/// Where a step is in the run.
-struct StepContext<'d> {
-    epoch: usize,
-    batch: usize,
-    recording: bool,
-    ids: &'d [String],
-}
-
-/// A batch's inputs (see [`Trainer::batch_input`]).
-struct BatchInput<'g> {
-    /// `[rows, d]` row-major: the samples, then their neighbors.
-    buffer: Vec<f32>,
-    rows: usize,
-    neighbors: Option<(NeighborBatch, &'g GraphRegConfig)>,
-}
-
-/// A built-in MLP trained through its own passes, with its gradient buffers and where each
-/// parameter sits among the optimizer's variables.
-struct FusedNet<'m> {
-    mlp: &'m Mlp,
-    /// The regularized hidden layer, if the graph regularizer names one.
-    hidden: Option<usize>,
-    grads: Vec<Vec<f32>>,
-    /// Whether `grads` still holds the previous step's values (the next backward writes over them).
-    stale: bool,
-    slots: Vec<usize>,
-}
-
-impl<'m> FusedNet<'m> {
-    fn new(mlp: &'m Mlp, layer: Option<&str>, optimizer: &Optimizer) -> Result<Self> {
-        let slots = mlp.parameters().iter().map(|p| optimizer.index_of(p)).collect::<Option<Vec<usize>>>();
-        let Some(slots) = slots else {
-            candle_core::bail!("the model's parameters are not among the trained variables")
-        };
-        Ok(FusedNet { mlp, hidden: mlp.hidden_index(layer)?, grads: mlp.zero_grads(), stale: true, slots })
-    }
-
-    /// Backpropagates the losses' gradients in `grads` with respect to `logits` (and a hidden
-    /// layer's output) through `tape`, adding into the parameter gradients; returns `∂L/∂x` if
-    /// `want_input`.
-    fn backprop(
-        &mut self,
-        tape: &Tape,
-        grads: &GradStore,
-        logits: &Var,
-        hidden: Option<&(usize, Var)>,
-        want_input: bool,
-    ) -> Result<Option<Vec<f32>>> {
-        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
-        let dh = match hidden.and_then(|(i, v)| grads.get(v.as_tensor()).map(|g| (*i, g))) {
-            Some((i, g)) => Some((i, flat(g)?)),
-            None => None,
-        };
-        let dl = match grads.get(logits.as_tensor()) {
-            Some(g) => flat(g)?,
-            None if dh.is_some() || want_input => vec![0.0; tape.logits().len()],
-            None => return Ok(None),
-        };
-        let dh = dh.as_ref().map(|(i, g)| (*i, g.as_slice()));
-        let dx = self.mlp.backward_tape(tape, &dl, dh, &mut self.grads, !self.stale, want_input)?;
-        self.stale = false;
-        Ok(dx)
-    }
-}
-
-/// The labels of the batch `rows`.
-fn batch_labels(labels: &Tensor, rows: &[usize]) -> Result<Tensor> {
-    let index = Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<u32>>(), rows.len(), labels.device())?;
-    labels.index_select(&index, 0)
-}
-
-/// `a + b`, or `b` alone.
-fn add_term(a: Option<Tensor>, b: Tensor) -> Result<Tensor> {
-    match a {
-        Some(a) => a + b,
-        None => Ok(b),
-    }
-}
-
-/// The adversarial loss of [`AdvRegConfig::loss`] for the samples' `logits` and their adversarial
-/// neighbors' `adv_logits`.
-fn adversarial_loss(config: &AdvRegConfig, logits: &Tensor, adv_logits: &Tensor, y: &Tensor) -> Result<Tensor> {
-    match &config.loss {
-        AdvLoss::Supervised => cross_entropy(adv_logits, y),
-        AdvLoss::Distance(distance) => {
-            let ones = Tensor::ones(y.dim(0)?, DType::F32, y.device())?;
-            pairwise_distance(logits, adv_logits, &ones, distance)
-        }
-    }
-}
-
-fn to_shape(v: Vec<f32>, shape: (usize, usize)) -> Result<Array2<f32>> {
-    Array2::from_shape_vec(shape, v).map_err(|e| candle_core::Error::Msg(e.to_string()))
-}
-
-fn to_array(t: &Tensor) -> Result<Array2<f32>> {
-    to_shape(t.flatten_all()?.to_vec1::<f32>()?, t.dims2()?)
-}
-
-fn from_array(a: &Array2<f32>, device: &Device) -> Result<Tensor> {
-    let standard = a.as_standard_layout();
-    Tensor::from_slice(standard.as_slice().unwrap_or(&[]), a.dim(), device)
-}
-
-/// `∇ₓ CE(y, f(x))` at `x`: what FGSM/PGD follow.
-///
-/// # Errors
-/// A candle error of the forward or backward pass.
-pub fn input_gradient(model: &dyn Model, x: ArrayView2<f32>, y: &Tensor, train: bool) -> Result<Array2<f32>> {
-    let var = Var::from_tensor(&from_array(&x.to_owned(), &Device::Cpu)?)?;
-    let loss = cross_entropy(&model.forward_t(var.as_tensor(), train)?, y)?;
-    let grads = loss.backward()?;
-    match grads.get(var.as_tensor()) {
-        Some(g) => to_array(g),
-        None => Ok(Array2::zeros(x.dim())),
-    }
-}
-
-struct Step {
-    loss: f64,
-    supervised: f64,
-    graph: f64,
-    adversarial: f64,
-    correct: f64,
-}
-
-impl Step {
-    fn new(
-        logits: &Tensor,
-        y: &Tensor,
-        supervised: &Tensor,
-        regularizers: Option<&Tensor>,
-        graph: f64,
-        adversarial: f64,
-    ) -> Result<Self> {
-        let scalar = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64) };
-        let correct = scalar(&logits.argmax(1)?.eq(y)?.to_dtype(DType::F32)?.sum_all()?)?;
-        let supervised = scalar(supervised)?;
-        let regularizers = regularizers.map(scalar).transpose()?.unwrap_or(0.0);
-        Ok(Step { loss: supervised + regularizers, supervised, graph, adversarial, correct })
+        out
     }
 }
 
@@ -531,6 +462,8 @@ struct EpochSums {
     supervised: f64,
     graph: f64,
     adversarial: f64,
+    vat: f64,
+    entropy: f64,
     correct: f64,
     seen: usize,
 }
@@ -542,6 +475,8 @@ impl EpochSums {
         self.supervised += step.supervised * w;
         self.graph += step.graph * w;
         self.adversarial += step.adversarial * w;
+        self.vat += step.vat * w;
+        self.entropy += step.entropy * w;
         self.correct += step.correct;
         self.seen += n;
     }
@@ -554,52 +489,11 @@ impl EpochSums {
             supervised_loss: self.supervised / n,
             graph_loss: self.graph / n,
             adversarial_loss: self.adversarial / n,
+            vat_loss: self.vat / n,
+            entropy_loss: self.entropy / n,
             accuracy: self.correct / n,
             validation_accuracy,
             seconds,
         }
-    }
-}
-
-/// Sets the number of CPU threads nsl's kernels (and rayon) use. Call it before any tensor work:
-/// rayon's global pool is created once. On 2 cores, 1 thread is often faster for small models.
-///
-/// candle's own element-wise ops get one thread unless `CANDLE_NUM_THREADS` says otherwise: its
-/// pool's workers spin after every op, and on a small machine they take the cores the products
-/// need (set `CANDLE_NUM_THREADS=2` with `--threads 2` to compare).
-pub fn set_threads(threads: usize) {
-    // candle reads RAYON_NUM_THREADS at every matmul, CANDLE_NUM_THREADS when its pool starts;
-    // rayon reads RAYON_NUM_THREADS when its pool starts.
-    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::regularize::DistanceConfig;
-
-    /// Both forms of the adversarial loss against hand-computed values: samples' logits
-    /// `[[0, 0], [1, 2]]`, their adversarial neighbors' `[[ln 3, 0], [1, 0]]`, labels `[0, 1]`.
-    #[test]
-    fn adversarial_loss_forms() {
-        let dev = Device::Cpu;
-        let logits = Tensor::new(&[[0.0f32, 0.0], [1.0, 2.0]], &dev).unwrap();
-        let adv_logits = Tensor::new(&[[3f32.ln(), 0.0], [1.0, 0.0]], &dev).unwrap();
-        let y = Tensor::new(&[0u32, 1], &dev).unwrap();
-        let value = |loss: AdvLoss| {
-            let config = AdvRegConfig { loss, ..Default::default() };
-            adversarial_loss(&config, &logits, &adv_logits, &y).unwrap().to_scalar::<f32>().unwrap()
-        };
-        // Supervised (NSL): mean cross-entropy on the neighbors, (−ln ¾ + ln(e + 1)) / 2.
-        let supervised = value(AdvLoss::Supervised);
-        assert!((supervised - (-(0.75f32).ln() + (1f32.exp() + 1.0).ln()) / 2.0).abs() < 1e-5, "{supervised}");
-        // Label-free: squared L2 per sample, (ln²3 + 4) / 2 (sum by non-zero weights, all weights 1).
-        let distance = DistanceConfig { sum_over_axis: Some(-1), ..Default::default() };
-        let label_free = value(AdvLoss::Distance(distance));
-        assert!((label_free - (3f32.ln().powi(2) + 4.0) / 2.0).abs() < 1e-5, "{label_free}");
     }
 }

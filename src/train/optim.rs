@@ -4,6 +4,7 @@
 //! which dominates the step time of small models; here each variable is updated in place, in its own
 //! storage, by one vectorized loop.
 
+use crate::config::{named, ConfigError};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
@@ -25,9 +26,45 @@ pub enum OptimizerConfig {
     },
 }
 
+/// Adam with learning rate 0.001 ([`OptimizerConfig::adam`]).
 impl Default for OptimizerConfig {
     fn default() -> Self {
+        OptimizerConfig::adam()
+    }
+}
+
+impl OptimizerConfig {
+    /// Adam with Keras' default learning rate, 0.001.
+    pub const fn adam() -> Self {
         OptimizerConfig::Adam { learning_rate: 0.001 }
+    }
+
+    /// SGD with Keras' default learning rate, 0.01.
+    pub const fn sgd() -> Self {
+        OptimizerConfig::Sgd { learning_rate: 0.01 }
+    }
+
+    /// The learning rate.
+    pub const fn learning_rate(&self) -> f64 {
+        match *self {
+            OptimizerConfig::Adam { learning_rate } | OptimizerConfig::Sgd { learning_rate } => learning_rate,
+        }
+    }
+
+    /// The same optimizer with another learning rate.
+    pub const fn with_learning_rate(self, learning_rate: f64) -> Self {
+        match self {
+            OptimizerConfig::Adam { .. } => OptimizerConfig::Adam { learning_rate },
+            OptimizerConfig::Sgd { .. } => OptimizerConfig::Sgd { learning_rate },
+        }
+    }
+}
+
+/// Parses `adam` or `sgd`, with Keras' default learning rate.
+impl std::str::FromStr for OptimizerConfig {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> std::result::Result<Self, ConfigError> {
+        named("optimizer", &[("adam", OptimizerConfig::adam()), ("sgd", OptimizerConfig::sgd())], s)
     }
 }
 
@@ -41,14 +78,14 @@ pub(crate) struct Optimizer {
 }
 
 impl Optimizer {
-    pub(crate) fn new(config: OptimizerConfig, vars: Vec<Var>) -> Result<Self> {
+    pub(crate) fn new(config: OptimizerConfig, vars: Vec<Var>) -> Self {
         let moments = match config {
             OptimizerConfig::Adam { .. } => {
                 vars.iter().map(|v| (vec![0.0; v.elem_count()], vec![0.0; v.elem_count()])).collect()
             }
             OptimizerConfig::Sgd { .. } => Vec::new(),
         };
-        Ok(Optimizer { config, vars, moments, step: 0 })
+        Optimizer { config, vars, moments, step: 0 }
     }
 
     /// One update from `grads` (variables without a gradient are left alone).
@@ -56,7 +93,7 @@ impl Optimizer {
         self.step += 1;
         for i in 0..self.vars.len() {
             let Some(grad) = grads.get(self.vars[i].as_tensor()) else { continue };
-            crate::model::with_slice(grad, "gradient", |g| self.update(i, g))?;
+            crate::kernels::with_slice(grad, "gradient", |g| self.update(i, g))?;
         }
         Ok(())
     }
@@ -94,8 +131,8 @@ impl Optimizer {
                     // Compiled for the CPU's widest vectors; zipped slices have no bounds checks.
                     arch.dispatch(|| {
                         for (((t, m), v), &g) in theta.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
-                            *m = b1 * *m + (1.0 - b1) * g;
-                            *v = b2 * *v + (1.0 - b2) * g * g;
+                            *m = flush_subnormal(b1 * *m + (1.0 - b1) * g);
+                            *v = flush_subnormal(b2 * *v + (1.0 - b2) * g * g);
                             *t -= lr_t * *m / (v.sqrt() + eps);
                         }
                     })
@@ -107,19 +144,21 @@ impl Optimizer {
             })),
         }
     }
+}
 
-    /// Adds the parameter gradients of `more` into `grads`.
-    pub(crate) fn accumulate(&self, grads: &mut GradStore, more: &GradStore) -> Result<()> {
-        for var in &self.vars {
-            if let Some(extra) = more.get(var.as_tensor()) {
-                let sum = match grads.get(var.as_tensor()) {
-                    Some(g) => (g + extra)?,
-                    None => extra.clone(),
-                };
-                grads.insert(var.as_tensor(), sum);
-            }
-        }
-        Ok(())
+/// `x`, or 0 if `x` is subnormal (|x| < `f32::MIN_POSITIVE`).
+///
+/// Adam's moments of rarely-active weights decay geometrically (×0.9 and ×0.999 per step) into
+/// subnormal floats, which x86 handles in slow microcode: epochs got slower and slower. Flushing the
+/// moments here keeps them out of that range without touching the thread's floating-point
+/// environment (the FTZ/DAZ bits, which Rust documents changing as undefined behaviour). A compare
+/// and a select: the loop stays vectorized.
+#[inline(always)]
+fn flush_subnormal(x: f32) -> f32 {
+    if x.abs() < f32::MIN_POSITIVE {
+        0.0
+    } else {
+        x
     }
 }
 
@@ -157,7 +196,7 @@ mod tests {
     #[test]
     fn adam_first_steps_match_keras() {
         let var = Var::new(&[1.0f32], &Device::Cpu).unwrap();
-        let mut opt = Optimizer::new(OptimizerConfig::Adam { learning_rate: 0.1 }, vec![var.clone()]).unwrap();
+        let mut opt = Optimizer::new(OptimizerConfig::Adam { learning_rate: 0.1 }, vec![var.clone()]);
         let mut thetas = Vec::new();
         for _ in 0..3 {
             let loss = var.as_tensor().sqr().unwrap().sum_all().unwrap();
@@ -175,9 +214,19 @@ mod tests {
     }
 
     #[test]
+    fn names_and_default_learning_rates() {
+        assert_eq!("adam".parse::<OptimizerConfig>().unwrap(), OptimizerConfig::default());
+        assert_eq!("sgd".parse::<OptimizerConfig>().unwrap(), OptimizerConfig::Sgd { learning_rate: 0.01 });
+        assert_eq!(OptimizerConfig::sgd().with_learning_rate(0.5).learning_rate(), 0.5);
+        assert!(matches!(OptimizerConfig::sgd().with_learning_rate(0.5), OptimizerConfig::Sgd { .. }));
+        let err = "rmsprop".parse::<OptimizerConfig>().unwrap_err();
+        assert_eq!(err.to_string(), "invalid value `rmsprop` for optimizer: expected adam or sgd");
+    }
+
+    #[test]
     fn sgd_step() {
         let var = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
-        let mut opt = Optimizer::new(OptimizerConfig::Sgd { learning_rate: 0.5 }, vec![var.clone()]).unwrap();
+        let mut opt = Optimizer::new(OptimizerConfig::Sgd { learning_rate: 0.5 }, vec![var.clone()]);
         let loss = var.as_tensor().sqr().unwrap().sum_all().unwrap();
         opt.step(&loss.backward().unwrap()).unwrap();
         assert_eq!(var.as_tensor().to_vec1::<f32>().unwrap(), vec![0.0, 0.0]);

@@ -2,12 +2,10 @@
 //! that `nsl graph stats|export` can show where the model is fragile.
 
 use crate::graph::{EdgeKind, GraphError, NeighborGraph};
-use crate::io::write_atomic_file;
+use crate::io::write_parquet;
 use crate::regularize::NormType;
 use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -80,16 +78,24 @@ impl AdversarialRecord {
 
     /// Writes the graph to `graph` (Parquet or TSV by extension) and the node table to
     /// [`AdversarialRecord::nodes_path`]: `id`, `sample_id`, `epoch`, `features`
-    /// (fixed_size_list<float32>), `perturbation_norm`, `label`, `prediction`, `adversarial_prediction`.
+    /// (`fixed_size_list<float32>`), `perturbation_norm`, `label`, `prediction`, `adversarial_prediction`.
     /// Both writes are atomic.
     ///
     /// # Errors
-    /// [`GraphError`] naming the file that could not be written.
+    /// [`GraphError`] naming the file that could not be written ([`GraphError::Io`],
+    /// [`GraphError::Parquet`]).
     pub fn write(&self, graph: &Path) -> Result<(), GraphError> {
         crate::graph::write_graph(&self.to_graph()?, graph)?;
         let nodes = Self::nodes_path(graph);
         let d = self.examples.first().map_or(0, |e| e.features.len());
-        let width = i32::try_from(d).map_err(|_| GraphError::Format(format!("{d} features are too many")))?;
+        // Arrow's fixed_size_list length is an i32: let Arrow's own error say so.
+        let width = i32::try_from(d).map_err(|_| {
+            let too_wide = arrow::error::ArrowError::InvalidArgumentError(format!(
+                "{d} features per neighbor do not fit a fixed_size_list (at most {})",
+                i32::MAX
+            ));
+            GraphError::parquet_write(&nodes, too_wide.into())
+        })?;
         let item = Arc::new(Field::new("item", DataType::Float32, false));
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Utf8, false),
@@ -121,13 +127,7 @@ impl AdversarialRecord {
                 ],
             )
         };
-        let batch = build().map_err(|err| GraphError::Format(err.to_string()))?;
-        let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
-        write_atomic_file(&nodes, |file| -> Result<std::fs::File, std::io::Error> {
-            let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(std::io::Error::other)?;
-            writer.write(&batch).map_err(std::io::Error::other)?;
-            writer.into_inner().map_err(std::io::Error::other)
-        })
-        .map_err(|err| GraphError::io(&nodes, err))
+        write_parquet(&nodes, schema.clone(), WriterProperties::builder(), [build()])
+            .map_err(|err| GraphError::parquet_write(&nodes, err))
     }
 }

@@ -1,4 +1,4 @@
-//! The supervised loss as one op.
+//! The supervised loss (softmax cross-entropy) as one op.
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 

@@ -1,0 +1,234 @@
+//! The backward pass: the gradient w.r.t. the convolution output (through the fused ReLU and
+//! pool), then the weight, input and bias gradients.
+
+use super::dims::ConvDims;
+use super::forward::{group_cols, with_scratch, Scratch};
+use super::pool::unpool_argmax;
+use crate::kernels::{sgemm, transpose, Mat};
+use candle_core::Result;
+use rayon::prelude::*;
+
+/// The transpose of `forward::im2col` for one image: `dx[c, y+i, x+j] += gcol[(c, i, j), (y, x)]`.
+fn col2im(gcol: &[f32], d: &ConvDims, ld: usize, dx: &mut [f32]) {
+    let plane_len = d.h * d.w;
+    for row in 0..d.k() {
+        let (c, i, j) = (row / (d.kh * d.kw), row / d.kw % d.kh, row % d.kw);
+        let plane = &mut dx[c * plane_len..][..plane_len];
+        for (y, src) in gcol[row * ld..][..d.n()].chunks_exact(d.ow).enumerate() {
+            for (a, g) in plane[(y + i) * d.w + j..][..d.ow].iter_mut().zip(src) {
+                *a += g;
+            }
+        }
+    }
+}
+
+/// `g` if `keep`, else 0, as a bit mask so that loops vectorize (a branch on data would be
+/// mispredicted half the time).
+#[inline(always)]
+pub(super) fn keep_if(g: f32, keep: bool) -> f32 {
+    f32::from_bits(g.to_bits() & 0u32.wrapping_sub(u32::from(keep)))
+}
+
+/// `g` where the ReLU output `y` is positive, else 0: one value of ReLU's gradient (the slice
+/// version for the dense layers is `dense::relu_grad`).
+#[inline(always)]
+pub(super) fn through_relu(g: f32, y: f32) -> f32 {
+    keep_if(g, y > 0.0)
+}
+
+/// The gradient arriving at one call of the op, and what is needed to carry it back through the
+/// fused ReLU and pool to the convolution's output.
+#[derive(Clone, Copy)]
+pub(super) enum OutGrad<'a> {
+    /// The op output is the convolution (`relu_out`: the output, if a ReLU was fused).
+    Dense { dy: &'a [f32], relu_out: Option<&'a [f32]> },
+    /// The op output is pooled: `out` is that output, `argmax` each window's offset.
+    Pooled { dy: &'a [f32], out: &'a [f32], argmax: &'a [u8], relu: bool },
+}
+
+impl OutGrad<'_> {
+    /// Group `g`'s gradient w.r.t. the convolution output, in GEMM layout `[O, G·N]`, in `buf`.
+    fn group<'b>(&self, g: usize, d: &ConvDims, buf: &'b mut Vec<f32>) -> &'b [f32] {
+        let (n, images) = (d.n(), d.images(g));
+        let width = images * n;
+        let range = g * d.group * d.image_out()..(g * d.group + images) * d.image_out();
+        match *self {
+            OutGrad::Dense { dy, relu_out } => {
+                buf.resize(d.o * width, 0.0);
+                for (img, dy_img) in dy[range.clone()].chunks_exact(d.image_out()).enumerate() {
+                    for (o, src) in dy_img.chunks_exact(n).enumerate() {
+                        let dst = &mut buf[o * width + img * n..][..n];
+                        match relu_out {
+                            None => dst.copy_from_slice(src),
+                            Some(y) => {
+                                let y = &y[range.start + img * d.image_out() + o * n..][..n];
+                                for ((dst, g), y) in dst.iter_mut().zip(src).zip(y) {
+                                    *dst = through_relu(*g, *y);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            OutGrad::Pooled { dy, out, argmax, relu } => {
+                // Each conv-output value is written once: a window's gradient where the forward
+                // found its maximum, 0 elsewhere (see `unpool_argmax`).
+                buf.resize(d.o * width, 0.0);
+                let pn = d.out_n();
+                for (plane, dst) in (range.start / pn..range.end / pn).zip(0..) {
+                    let (img, o) = (dst / d.o, dst % d.o);
+                    let dst = &mut buf[o * width + img * n..][..n];
+                    let at = plane * pn..(plane + 1) * pn;
+                    unpool_argmax(&dy[at.clone()], &out[at.clone()], relu, &argmax[at], d.pool, dst, d.ow);
+                }
+            }
+        }
+        &buf[..d.o * width]
+    }
+
+    /// `∂b[o]`: the sum of the gradient w.r.t. the convolution output over images and positions.
+    fn bias(&self, d: &ConvDims) -> Vec<f32> {
+        let (dy, mask) = match *self {
+            OutGrad::Dense { dy, relu_out } => (dy, relu_out),
+            OutGrad::Pooled { dy, out, relu, .. } => (dy, relu.then_some(out)),
+        };
+        let mut db = vec![0f32; d.o];
+        let n = d.out_n().max(1);
+        for (idx, row) in dy.chunks_exact(n).enumerate() {
+            db[idx % d.o] += match mask {
+                None => lane_sum(n, |i| row[i]),
+                Some(y) => {
+                    let y = &y[idx * n..][..n];
+                    lane_sum(n, |i| through_relu(row[i], y[i]))
+                }
+            };
+        }
+        db
+    }
+}
+
+/// `Σ f(i)` for `i < len`, in 8 interleaved partial sums so that the loop vectorizes (a single
+/// running float sum cannot be reordered by the compiler).
+fn lane_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut lanes = [0f32; 8];
+    let full = len / 8 * 8;
+    for base in (0..full).step_by(8) {
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            *lane += f(base + l);
+        }
+    }
+    lanes.iter().sum::<f32>() + (full..len).map(f).sum::<f32>()
+}
+
+/// Which gradients the backward pass must produce.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Wanted {
+    pub(super) input: bool,
+    pub(super) weight: bool,
+    pub(super) bias: bool,
+}
+
+/// The gradients `(∂x, ∂w, ∂b)` for the output gradient; each only if wanted.
+///
+/// Per group, the gradient w.r.t. the convolution output `∂y'[O, G·N]` is computed once and
+/// serves both products:
+/// - `∂w[O, K] += ∂y'[O, G·N] × colᵀ[G·N, K]`, one partial sum per task, added up at the end. The
+///   `gemm` crate packs a transposed (column-major) right operand element by element, which cost
+///   more than the multiplication, so the smaller of the two operands is transposed here, with a
+///   tiled copy, and the product takes two row-major operands: `colᵀ` if `K < O` (e.g. the first
+///   layer of a CNN, `K = 9`), else `∂y'ᵀ`, computing `∂wᵀ[K, O] += col × ∂y'ᵀ`, transposed at the
+///   end.
+/// - `∂x = col2im(wᵀ[K, O] × ∂y'[O, G·N])`.
+#[allow(clippy::type_complexity)]
+pub(super) fn conv_backward(
+    x: &[f32],
+    w: &[f32],
+    dy: OutGrad,
+    d: &ConvDims,
+    want: Wanted,
+) -> Result<(Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>)> {
+    let db = want.bias.then(|| dy.bias(d));
+    let (n, k, o) = (d.n(), d.k(), d.o);
+    let dw_len = if want.weight { k * o } else { 0 };
+    let mut dx = vec![0f32; if want.input { d.b * d.image_in() } else { 0 }];
+    // Each group's slice of ∂x, or None for every group if ∂x is not wanted.
+    let dx_groups: Vec<Option<&mut [f32]>> = if dx.is_empty() {
+        (0..d.groups()).map(|_| None).collect()
+    } else {
+        dx.chunks_mut(d.group * d.image_in()).map(Some).collect()
+    };
+    let parallel_gemm = !d.parallel_groups();
+    // Whether the weight gradient is accumulated transposed, `[K, O]` (when O ≤ K).
+    let transposed_dw = o <= k;
+    let group_grad = |g: usize, dx: Option<&mut [f32]>, dw: &mut [f32], s: &mut Scratch| -> Result<()> {
+        if !want.weight && dx.is_none() {
+            return Ok(());
+        }
+        let [dyp, trans, col_buf, gcol] = s;
+        let (images, first) = (d.images(g), g * d.group);
+        let width = images * n;
+        let dy_g = dy.group(g, d, dyp);
+        if want.weight {
+            let col = group_cols(&x[first * d.image_in()..][..images * d.image_in()], d, col_buf);
+            // Transpose the smaller of the two operands (see the function's docs).
+            trans.resize(width * k.min(o), 0.0);
+            if transposed_dw {
+                transpose(dy_g, o, width, trans);
+                sgemm((k, o, width), Mat::rows(col, width), Mat::rows(trans, o), dw, true, parallel_gemm)?;
+            } else {
+                transpose(col, k, width, trans);
+                sgemm((o, k, width), Mat::rows(dy_g, width), Mat::rows(trans, k), dw, true, parallel_gemm)?;
+            }
+        }
+        if let Some(dx) = dx {
+            gcol.resize(k * width, 0.0);
+            sgemm((k, width, o), Mat::transposed(w, k), Mat::rows(dy_g, width), gcol, false, parallel_gemm)?;
+            for (img, dx) in dx.chunks_exact_mut(d.image_in()).enumerate() {
+                col2im(&gcol[img * n..], d, width, dx);
+            }
+        }
+        Ok(())
+    };
+    let acc = if d.parallel_groups() {
+        // A fixed, contiguous run of groups per thread, each summed into its own partial ∂w, and
+        // the partials added in thread order: the same sums in the same order on every run (a
+        // work-stealing fold would group them differently from run to run).
+        let per_task = d.groups().div_ceil(rayon::current_num_threads().max(1));
+        let mut groups = dx_groups.into_iter().enumerate();
+        let tasks: Vec<Vec<_>> = std::iter::from_fn(|| {
+            let task: Vec<_> = groups.by_ref().take(per_task).collect();
+            (!task.is_empty()).then_some(task)
+        })
+        .collect();
+        let partials = tasks
+            .into_par_iter()
+            .map(|task| {
+                let mut acc = vec![0f32; dw_len];
+                with_scratch(|s| task.into_iter().try_for_each(|(g, dx)| group_grad(g, dx, &mut acc, s)))?;
+                Ok(acc)
+            })
+            .collect::<Result<Vec<Vec<f32>>>>()?;
+        partials
+            .into_iter()
+            .reduce(|mut acc, p| {
+                acc.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+                acc
+            })
+            .unwrap_or_else(|| vec![0f32; dw_len])
+    } else {
+        let mut acc = vec![0f32; dw_len];
+        with_scratch(|s| dx_groups.into_iter().enumerate().try_for_each(|(g, dx)| group_grad(g, dx, &mut acc, s)))?;
+        acc
+    };
+    let dw = want.weight.then(|| {
+        if transposed_dw {
+            let mut dw = vec![0f32; dw_len];
+            transpose(&acc, k, o, &mut dw);
+            dw
+        } else {
+            acc
+        }
+    });
+    let dx = want.input.then_some(dx);
+    Ok((dx, dw, db))
+}

@@ -1,0 +1,107 @@
+//! The shapes of one convolution and how its batch is grouped for the GEMMs.
+
+use candle_core::{bail, Result};
+
+/// A GEMM below this many output columns runs far from peak, so images with fewer output
+/// positions are grouped (e.g. 3×3 outputs: 15 images per GEMM).
+const MIN_GEMM_COLS: usize = 128;
+
+/// The largest pool window (fused into a convolution or not): offsets within a window fit in a byte.
+pub(super) const MAX_POOL: usize = 16;
+
+/// The shapes of one convolution (and of the max-pool fused after it), and how the batch is grouped.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ConvDims {
+    pub(super) b: usize,
+    pub(super) c: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) o: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) oh: usize,
+    pub(super) ow: usize,
+    /// Pool window (1: no pooling) and the pooled height and width.
+    pub(super) pool: usize,
+    pub(super) ph: usize,
+    pub(super) pw: usize,
+    /// Images per group (one GEMM each).
+    pub(super) group: usize,
+}
+
+impl ConvDims {
+    /// The dims for an input of shape `x`, weights of shape `w` and a `pool × pool` max-pool after
+    /// the convolution (1: none), checked, with the batch grouped for the current rayon pool.
+    pub(super) fn new(x: &[usize], w: &[usize], pool: usize) -> Result<Self> {
+        let ([b, c, h, wi], [o, wc, kh, kw]) = (x, w) else {
+            bail!("fast_conv2d: input {x:?} and weights {w:?} must both be rank 4 ([B, C, H, W], [O, C, KH, KW])");
+        };
+        if c != wc {
+            bail!("fast_conv2d: input {x:?} has {c} channels but the weights {w:?} expect {wc}");
+        }
+        if *kh == 0 || *kw == 0 || h < kh || wi < kw {
+            bail!("fast_conv2d: kernel {kh}×{kw} does not fit input images of {h}×{wi} (input {x:?})");
+        }
+        let (oh, ow) = (h - kh + 1, wi - kw + 1);
+        if pool == 0 || pool > MAX_POOL || oh < pool || ow < pool {
+            bail!("fast_conv2d: pool window {pool}×{pool} does not fit the convolution's {oh}×{ow} output");
+        }
+        // As few groups as keep each GEMM at least MIN_GEMM_COLS wide, rounded up to a multiple of
+        // the thread count, then images spread evenly over them (e.g. 32 images of 3×3 outputs on
+        // 2 threads: 4 groups of 8 rather than 15 + 15 + 2).
+        let threads = rayon::current_num_threads().max(1);
+        let mut groups = b.div_ceil(MIN_GEMM_COLS.div_ceil(oh * ow)).max(1);
+        if groups >= threads {
+            groups = groups.div_ceil(threads) * threads;
+        }
+        let group = b.div_ceil(groups).max(1);
+        let (b, c, h, w, o, kh, kw) = (*b, *c, *h, *wi, *o, *kh, *kw);
+        Ok(ConvDims { b, c, h, w, o, kh, kw, oh, ow, pool, ph: oh / pool, pw: ow / pool, group })
+    }
+
+    /// Convolution output positions per image.
+    pub(super) fn n(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Op output positions per image (after the pool, if any).
+    pub(super) fn out_n(&self) -> usize {
+        self.ph * self.pw
+    }
+
+    /// Rows of the im2col matrix (the GEMM's inner dimension in the forward).
+    pub(super) fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// Values of one input image.
+    pub(super) fn image_in(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// Values of one op output image, `[O, PH, PW]`.
+    pub(super) fn image_out(&self) -> usize {
+        self.o * self.out_n()
+    }
+
+    /// The op's output shape.
+    pub(super) fn out_shape(&self) -> [usize; 4] {
+        [self.b, self.o, self.ph, self.pw]
+    }
+
+    /// Number of groups of images.
+    pub(super) fn groups(&self) -> usize {
+        self.b.div_ceil(self.group)
+    }
+
+    /// Images in group `g` (the last one may be smaller).
+    pub(super) fn images(&self, g: usize) -> usize {
+        self.group.min(self.b - g * self.group)
+    }
+
+    /// Whether groups run in parallel (single-threaded GEMMs), or one after the other with
+    /// multi-threaded GEMMs (when there are fewer groups than threads).
+    pub(super) fn parallel_groups(&self) -> bool {
+        self.groups() >= rayon::current_num_threads()
+    }
+}

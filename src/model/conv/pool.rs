@@ -1,0 +1,173 @@
+//! Max-pooling: the argmax kernel and its gradient scatter, and the stand-alone max-pool op of
+//! [`fast_max_pool2d`](super::fast_max_pool2d).
+//!
+//! There is one max-pool: [`pool_argmax`] records each window's argmax (one byte per output) and
+//! [`unpool_argmax`] sends the gradient back there, for the pool fused after a convolution and for
+//! [`MaxPoolOp`] alike.
+
+use super::backward::{keep_if, through_relu};
+use super::dims::MAX_POOL;
+use crate::kernels::{cpu_slice, with_slice};
+use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Whether `v` replaces `best` as a window's maximum: larger, or the first NaN. Non-short-circuit
+/// `|` and `&` keep it free of branches, which random data would mispredict.
+#[inline(always)]
+fn better(v: f32, best: f32) -> bool {
+    (v > best) | (v.is_nan() & !best.is_nan())
+}
+
+/// Max-pools one plane (`ow` wide) with `s × s` windows into `out` (`pw` wide), recording in `arg`
+/// each maximum's offset `p·s + q` within its window: the first maximum in row-major order, a NaN
+/// winning over numbers (as documented on [`fast_max_pool2d`](super::fast_max_pool2d)).
+pub(super) fn pool_argmax(plane: &[f32], ow: usize, s: usize, out: &mut [f32], arg: &mut [u8], pw: usize) {
+    for (i, (out_row, arg_row)) in out.chunks_exact_mut(pw).zip(arg.chunks_exact_mut(pw)).enumerate() {
+        let top = &plane[i * s * ow..];
+        if s == 2 {
+            // The common case, unrolled.
+            let (r0, r1) = (&top[..2 * pw], &top[ow..][..2 * pw]);
+            for (((out, arg), a), b) in out_row.iter_mut().zip(arg_row).zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2))
+            {
+                let (mut best, mut at) = (a[0], 0u8);
+                for (k, v) in [(1u8, a[1]), (2, b[0]), (3, b[1])] {
+                    let m = better(v, best);
+                    best = if m { v } else { best };
+                    at = if m { k } else { at };
+                }
+                (*out, *arg) = (best, at);
+            }
+            continue;
+        }
+        for (j, (out, arg)) in out_row.iter_mut().zip(arg_row).enumerate() {
+            let (mut best, mut at) = (top[j * s], 0u8);
+            for p in 0..s {
+                for (q, &v) in top[p * ow + j * s..][..s].iter().enumerate() {
+                    let m = better(v, best);
+                    best = if m { v } else { best };
+                    // Offsets are below MAX_POOL² = 256 (checked in ConvDims::new and MaxPoolOp::dims).
+                    at = if m { (p * s + q) as u8 } else { at };
+                }
+            }
+            (*out, *arg) = (best, at);
+        }
+    }
+}
+
+/// The gradient of [`pool_argmax`] for one plane: writes into `plane` (`ow` wide, the plane that
+/// was pooled with `s × s` windows) each window's gradient `dy` where the forward found its
+/// maximum (`arg`), and 0 elsewhere (and on the rows and columns no window covers). With `relu`,
+/// `dy` is first masked by `y > 0`, `y` being the pooled output: the gradient of a ReLU applied
+/// after the pool (or before it: they commute).
+///
+/// Each value of `plane` is written once. Selects on the recorded offset instead of a zero fill
+/// then a scatter: sequential stores, no branches.
+#[inline]
+pub(super) fn unpool_argmax(dy: &[f32], y: &[f32], relu: bool, arg: &[u8], s: usize, plane: &mut [f32], ow: usize) {
+    let pw = ow / s;
+    let ph = dy.len() / pw.max(1);
+    for (row_index, row) in plane.chunks_exact_mut(ow).enumerate() {
+        let (i, p) = (row_index / s, row_index % s);
+        let (windows, rest) = row.split_at_mut(pw * s);
+        rest.fill(0.0);
+        if i >= ph {
+            windows.fill(0.0);
+            continue;
+        }
+        let (dy, y, arg) = (&dy[i * pw..][..pw], &y[i * pw..][..pw], &arg[i * pw..][..pw]);
+        // Offsets are p·s + q < MAX_POOL² = 256 (checked in ConvDims::new and MaxPoolOp::dims).
+        let first = (p * s) as u8;
+        let grads = dy.iter().zip(y).map(|(g, y)| if relu { through_relu(*g, *y) } else { *g });
+        if s == 2 {
+            // The common case, unrolled.
+            for ((pair, g), a) in windows.chunks_exact_mut(2).zip(grads).zip(arg) {
+                pair[0] = keep_if(g, *a == first);
+                pair[1] = keep_if(g, *a == first + 1);
+            }
+        } else {
+            for ((window, g), a) in windows.chunks_exact_mut(s).zip(grads).zip(arg) {
+                for (q, v) in window.iter_mut().enumerate() {
+                    *v = keep_if(g, *a == first + q as u8);
+                }
+            }
+        }
+    }
+}
+
+/// `size × size` max-pooling with stride `size` on [`pool_argmax`] and [`unpool_argmax`]. One
+/// instance serves one call (forward, then backward).
+#[derive(Debug)]
+pub(super) struct MaxPoolOp {
+    size: usize,
+    /// Set by the forward: each window's argmax offset, for the backward.
+    argmax: OnceLock<Vec<u8>>,
+}
+
+impl MaxPoolOp {
+    /// A `size × size` max-pool (`size` is checked by the op against `MAX_POOL` and the input).
+    pub(super) fn new(size: usize) -> Self {
+        MaxPoolOp { size, argmax: OnceLock::new() }
+    }
+
+    /// `(planes = B·C, h, w, oh, ow)` for an input of shape `dims`.
+    fn dims(&self, dims: &[usize]) -> Result<(usize, usize, usize, usize, usize)> {
+        let [b, c, h, w] = dims else { bail!("fast_max_pool2d: input {dims:?} must be rank 4") };
+        if self.size == 0 || self.size > MAX_POOL {
+            bail!("fast_max_pool2d: pool size {} must be between 1 and {MAX_POOL}", self.size);
+        }
+        if *h < self.size || *w < self.size {
+            bail!("fast_max_pool2d: window {0}×{0} does not fit images of {h}×{w}", self.size);
+        }
+        Ok((b * c, *h, *w, h / self.size, w / self.size))
+    }
+}
+
+impl CustomOp1 for MaxPoolOp {
+    fn name(&self) -> &'static str {
+        "fast-max-pool2d"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (planes, h, w, oh, ow) = self.dims(layout.dims())?;
+        let x = cpu_slice(storage, layout, "pool input")?;
+        let mut ys = vec![0f32; planes * oh * ow];
+        let mut argmax = vec![0u8; ys.len()];
+        ys.par_chunks_mut(oh * ow)
+            .zip(argmax.par_chunks_mut(oh * ow))
+            .zip(x.par_chunks(h * w))
+            .with_min_len(16)
+            .for_each(|((out, arg), plane)| pool_argmax(plane, w, self.size, out, arg, ow));
+        if self.argmax.set(argmax).is_err() {
+            bail!("fast_max_pool2d: the op's forward ran twice");
+        }
+        let dims = layout.dims();
+        Ok((CpuStorage::F32(ys), Shape::from((dims[0], dims[1], oh, ow))))
+    }
+
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (planes, h, w, oh, ow) = self.dims(arg.dims())?;
+        if grad.dims() != res.dims() || res.dims() != [arg.dims()[0], arg.dims()[1], oh, ow] {
+            bail!("fast_max_pool2d: output gradient {:?} does not match the output of {:?}", grad.dims(), arg.dims());
+        }
+        let Some(argmax) = self.argmax.get() else {
+            bail!("fast_max_pool2d: backward before forward");
+        };
+        if argmax.len() != planes * oh * ow {
+            bail!("fast_max_pool2d: {} recorded maxima for an output of {:?}", argmax.len(), res.dims());
+        }
+        let dx = with_slice(res, "pool output", |y| {
+            with_slice(grad, "pool output gradient", |g| {
+                let mut dx = vec![0f32; planes * h * w];
+                dx.par_chunks_mut(h * w)
+                    .zip(g.par_chunks(oh * ow))
+                    .zip(y.par_chunks(oh * ow))
+                    .zip(argmax.par_chunks(oh * ow))
+                    .with_min_len(16)
+                    .for_each(|(((dplane, g), y), a)| unpool_argmax(g, y, false, a, self.size, dplane, w));
+                Ok(dx)
+            })
+        })?;
+        Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
+    }
+}

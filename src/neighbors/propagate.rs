@@ -1,0 +1,358 @@
+//! Feature propagation over a graph: SGC's `Â^K·X` and SIGN's `[X, ÂX, …, Â^K X]`.
+//!
+//! # How it is computed
+//! `Â = D^-1/2 (A + I) D^-1/2` is the symmetrically normalized adjacency with self-loops (SGC, Wu
+//! et al. 2019), over the samples only: `A_ij` is the weight of the edge between samples `i` and
+//! `j`. A graph that is not symmetric is made symmetric with the larger weight of the two
+//! directions (as [`NeighborGraph::make_undirected`]), the graph's own self-loops are ignored
+//! (the diagonal of `A + I` is exactly 1), and graph nodes that are not samples are ignored with
+//! their edges (all of it counted in the [`PropagateReport`]). A sample without any edge to another
+//! sample has `Â_ii = 1` and keeps its own features.
+//!
+//! `Â` is a CSR matrix; each product `Â·Y` computes the output rows in parallel (rayon), each row a
+//! sum in a fixed order, so the result does not depend on the thread count. Memory: the input, the
+//! output and one `n × d` buffer (SGC), or the `n × (K+1)·d` output (SIGN).
+
+use crate::data::{DataError, Dataset};
+use crate::graph::hops::NormalizedAdjacency;
+use crate::graph::{NeighborGraph, MAX_HOPS};
+use ndarray::{s, Array2};
+use std::fmt;
+
+/// Which features [`propagate`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PropagateMode {
+    /// `Â^K·X`: the features smoothed over `K` hops, the same width as `X` (SGC). The default.
+    #[default]
+    Sgc,
+    /// `[X, ÂX, Â²X, …, Â^K X]` side by side: `(K + 1)·d` features (SIGN-style, Frasca et al. 2020),
+    /// so a model can weigh each hop itself.
+    Sign,
+}
+
+impl PropagateMode {
+    /// The name on the command line: `sgc` or `sign`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PropagateMode::Sgc => "sgc",
+            PropagateMode::Sign => "sign",
+        }
+    }
+}
+
+impl fmt::Display for PropagateMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses `sgc` or `sign`.
+impl std::str::FromStr for PropagateMode {
+    type Err = crate::ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        crate::config::named("propagation mode", &[("sgc", PropagateMode::Sgc), ("sign", PropagateMode::Sign)], s)
+    }
+}
+
+/// Options of [`propagate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PropagateConfig {
+    /// `K`, the power of `Â`, in `1..=`[`MAX_HOPS`]. Default 2 (SGC's choice for Cora).
+    pub hops: usize,
+    /// What to write. Default [`PropagateMode::Sgc`].
+    pub mode: PropagateMode,
+    /// Divide each feature row by the sum of its absolute values (L1) before propagating, as the
+    /// GCN and SGC pipelines do with bag-of-words features (a row of zeros stays zero); in SIGN
+    /// mode the first block is then the normalized `X`. Default false (the features as given).
+    pub row_normalize: bool,
+}
+
+impl Default for PropagateConfig {
+    fn default() -> Self {
+        PropagateConfig { hops: 2, mode: PropagateMode::Sgc, row_normalize: false }
+    }
+}
+
+impl PropagateConfig {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`PropagateError::InvalidConfig`] naming the setting.
+    pub fn validate(&self) -> Result<(), PropagateError> {
+        if !(1..=MAX_HOPS).contains(&self.hops) {
+            return Err(PropagateError::InvalidConfig {
+                option: "hops",
+                value: self.hops.to_string(),
+                // `MAX_HOPS`, spelled out for a `&'static str` (checked by `rejects_bad_hops`).
+                expected: "an integer from 1 to 64",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What can go wrong in [`propagate`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PropagateError {
+    /// A setting out of range.
+    #[error("invalid {option} `{value}`: expected {expected}")]
+    InvalidConfig {
+        /// The setting (a [`PropagateConfig`] field).
+        option: &'static str,
+        /// Its value.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// More samples than 32-bit row indices can address.
+    #[error("{rows} samples: at most 4294967295 are supported")]
+    TooManyRows {
+        /// Number of samples.
+        rows: usize,
+    },
+    /// The propagated features do not form a valid dataset (e.g. an overflow to infinity).
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
+
+/// How the graph met the samples in a [`propagate`] run (serializable for `--json`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PropagateReport {
+    /// Whether the rows were L1-normalized before propagating.
+    pub row_normalized: bool,
+    /// Samples (rows of the input and of the output).
+    pub samples: usize,
+    /// Width of the input features.
+    pub input_dim: usize,
+    /// Width of the output features: `d` (SGC) or `(K + 1)·d` (SIGN).
+    pub output_dim: usize,
+    /// `K`.
+    pub hops: usize,
+    /// The mode.
+    pub mode: PropagateMode,
+    /// Samples without any edge to another sample: they keep their own features.
+    pub isolated_samples: usize,
+    /// Graph nodes that are not samples, ignored with their edges.
+    pub ignored_nodes: usize,
+    /// Directed edges with an end that is not a sample.
+    pub ignored_edges: usize,
+    /// Self-loops of the graph, ignored (the diagonal of `A + I` is 1).
+    pub ignored_self_loops: usize,
+    /// Directed edges between samples whose reverse is missing or weighs differently; when not 0
+    /// the graph was symmetrized with the larger weight of the two directions.
+    pub asymmetric_edges: usize,
+}
+
+/// The samples with propagated features: same ids, labels and class names, in the same order.
+///
+/// `Â = D^-1/2 (A + I) D^-1/2` is built over the samples (SGC's normalization): `A_ij` is the
+/// weight of the edge between samples `i` and `j`, a graph that is not symmetric is symmetrized
+/// with the larger weight of the two directions (as [`NeighborGraph::make_undirected`]), the
+/// graph's own self-loops are ignored (the diagonal of `A + I` is 1), and graph nodes that are not
+/// samples are ignored with their edges (all counted by [`propagate_with_report`]). A sample
+/// without edges keeps its features. Products are sparse (CSR) with rows in parallel, each row
+/// summed in a fixed order, so the result does not depend on the thread count.
+///
+/// # Errors
+/// [`PropagateError::InvalidConfig`] for a bad `config`; [`PropagateError::Data`] if a propagated
+/// value is not finite (only possible with huge inputs or weights).
+///
+/// # Example
+/// ```
+/// use ndarray::array;
+/// use nsl::graph::{EdgeKind, NeighborGraph};
+/// use nsl::neighbors::{propagate, PropagateConfig};
+/// use nsl::Dataset;
+/// // The path a - b - c; Â = [[1/2, 1/√6, 0], [1/√6, 1/3, 1/√6], [0, 1/√6, 1/2]].
+/// let ids = ["a", "b", "c"].map(String::from).to_vec();
+/// let ds = Dataset::new(ids, array![[6.0f32], [0.0], [0.0]], vec![1], None, None)?;
+/// let mut g = NeighborGraph::new();
+/// g.add_edge("a", "b", 1.0, EdgeKind::Explicit)?;
+/// g.add_edge("b", "c", 1.0, EdgeKind::Explicit)?;
+/// let one = propagate(&ds, &g, &PropagateConfig { hops: 1, ..Default::default() })?;
+/// assert!((one.row(0)[0] - 3.0).abs() < 1e-6 && (one.row(1)[0] - 6f32.sqrt()).abs() < 1e-6);
+/// // Â²: row a is [5/12, 5/(6√6), 1/6], so (Â²X)_c = 6 · 1/6 = 1.
+/// let two = propagate(&ds, &g, &PropagateConfig::default())?;
+/// assert!((two.row(2)[0] - 1.0).abs() < 1e-6);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn propagate(
+    samples: &Dataset,
+    graph: &NeighborGraph,
+    config: &PropagateConfig,
+) -> Result<Dataset, PropagateError> {
+    propagate_with_report(samples, graph, config).map(|(dataset, _)| dataset)
+}
+
+/// [`propagate`], also saying how the graph met the samples.
+///
+/// # Errors
+/// As [`propagate`].
+pub fn propagate_with_report(
+    samples: &Dataset,
+    graph: &NeighborGraph,
+    config: &PropagateConfig,
+) -> Result<(Dataset, PropagateReport), PropagateError> {
+    config.validate()?;
+    let n = samples.len();
+    if u32::try_from(n).is_err() {
+        return Err(PropagateError::TooManyRows { rows: n });
+    }
+    let row_of: Vec<Option<u32>> = graph.ids().iter().map(|id| samples.position(id).map(|r| r as u32)).collect();
+    let adjacency = NormalizedAdjacency::build(graph, &row_of, n);
+    let (d, k) = (samples.dim(), config.hops);
+
+    let mut x = samples.features().as_standard_layout().into_owned();
+    if config.row_normalize {
+        for mut row in x.axis_iter_mut(ndarray::Axis(0)) {
+            let sum: f64 = row.iter().map(|v| f64::from(v.abs())).sum();
+            if sum > 0.0 {
+                row.mapv_inplace(|v| (f64::from(v) / sum) as f32);
+            }
+        }
+    }
+    let features = match config.mode {
+        PropagateMode::Sgc => {
+            let (mut current, mut next) = (x, Array2::zeros((n, d)));
+            for _ in 0..k {
+                adjacency.multiply(current.view(), next.view_mut());
+                std::mem::swap(&mut current, &mut next);
+            }
+            current
+        }
+        PropagateMode::Sign => {
+            let mut out = Array2::zeros((n, (k + 1) * d));
+            out.slice_mut(s![.., ..d]).assign(&x);
+            for h in 1..=k {
+                let (done, rest) = out.view_mut().split_at(ndarray::Axis(1), h * d);
+                adjacency.multiply(done.slice(s![.., (h - 1) * d..]), rest.slice_move(s![.., ..d]));
+            }
+            out
+        }
+    };
+    let item_shape = match config.mode {
+        PropagateMode::Sgc => samples.item_shape().to_vec(),
+        PropagateMode::Sign => vec![(k + 1) * d],
+    };
+    let report = PropagateReport {
+        row_normalized: config.row_normalize,
+        samples: n,
+        input_dim: d,
+        output_dim: features.ncols(),
+        hops: k,
+        mode: config.mode,
+        isolated_samples: adjacency.stats.isolated_rows,
+        ignored_nodes: adjacency.stats.ignored_nodes,
+        ignored_edges: adjacency.stats.ignored_edges,
+        ignored_self_loops: adjacency.stats.self_loops,
+        asymmetric_edges: adjacency.stats.asymmetric_edges,
+    };
+    let dataset = Dataset::new(
+        samples.ids().to_vec(),
+        features,
+        item_shape,
+        samples.labels().map(<[u32]>::to_vec),
+        samples.class_names().map(<[String]>::to_vec),
+    )?;
+    Ok((dataset, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::EdgeKind;
+    use ndarray::array;
+
+    /// Same shape and every value within `tol`.
+    fn close(a: ndarray::ArrayView2<'_, f32>, b: ndarray::ArrayView2<'_, f32>, tol: f32) -> bool {
+        a.shape() == b.shape() && a.iter().zip(b.iter()).all(|(x, y)| (x - y).abs() <= tol)
+    }
+
+    /// The undirected path a - b - c (weight 1) plus a lone sample d; labels 0, 1, 0, 1.
+    fn path_samples() -> (Dataset, NeighborGraph) {
+        let ids = ["a", "b", "c", "d"].map(String::from).to_vec();
+        let x = array![[1.0f32, 0.0], [0.0, 1.0], [0.0, 0.0], [7.0, 8.0]];
+        let names = Some(vec!["x".to_string(), "y".to_string()]);
+        let ds = Dataset::new(ids, x, vec![2], Some(vec![0, 1, 0, 1]), names).unwrap();
+        let mut g = NeighborGraph::new();
+        g.add_edge("a", "b", 1.0, EdgeKind::Explicit).unwrap();
+        g.add_edge("b", "c", 1.0, EdgeKind::Explicit).unwrap();
+        g.make_undirected();
+        (ds, g)
+    }
+
+    #[test]
+    fn sgc_two_hops_matches_hand_values() {
+        let (ds, g) = path_samples();
+        let (out, report) = propagate_with_report(&ds, &g, &PropagateConfig::default()).unwrap();
+        let r6 = 6f32.sqrt();
+        // Â² = [[5/12, 5/(6√6), 1/6], [5/(6√6), 4/9, 5/(6√6)], [1/6, 5/(6√6), 5/12]] on a, b, c.
+        let expected = array![
+            [5.0 / 12.0, 5.0 / (6.0 * r6)],
+            [5.0 / (6.0 * r6), 4.0 / 9.0],
+            [1.0 / 6.0, 5.0 / (6.0 * r6)],
+            [7.0, 8.0]
+        ];
+        assert!(close(out.features().view(), expected.view(), 1e-6), "{}", out.features());
+        assert_eq!(out.ids(), ds.ids());
+        assert_eq!(out.labels(), ds.labels());
+        assert_eq!(out.class_names(), ds.class_names());
+        assert_eq!(report.isolated_samples, 1);
+        assert_eq!((report.ignored_nodes, report.asymmetric_edges), (0, 0));
+    }
+
+    #[test]
+    fn sign_concatenates_every_power() {
+        let (ds, g) = path_samples();
+        let cfg = PropagateConfig { hops: 2, mode: PropagateMode::Sign, ..Default::default() };
+        let out = propagate(&ds, &g, &cfg).unwrap();
+        assert_eq!(out.dim(), 6);
+        assert_eq!(out.item_shape(), [6]);
+        let x = ds.features();
+        let one = propagate(&ds, &g, &PropagateConfig { hops: 1, ..Default::default() }).unwrap();
+        let two = propagate(&ds, &g, &PropagateConfig::default()).unwrap();
+        let f = out.features();
+        assert_eq!(f.slice(s![.., 0..2]), x);
+        assert!(close(f.slice(s![.., 2..4]).view(), one.features().view(), 1e-7));
+        assert!(close(f.slice(s![.., 4..6]).view(), two.features().view(), 1e-7));
+        // Âx for a: 1/2·x_a + 1/√6·x_b.
+        assert!((f[[0, 2]] - 0.5).abs() < 1e-6 && (f[[0, 3]] - 1.0 / 6f32.sqrt()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn nodes_that_are_not_samples_are_ignored() {
+        let (ds, mut g) = path_samples();
+        g.add_edge("a", "zz", 5.0, EdgeKind::Explicit).unwrap();
+        g.add_edge("d", "d", 1.0, EdgeKind::Explicit).unwrap();
+        let (out, report) = propagate_with_report(&ds, &g, &PropagateConfig::default()).unwrap();
+        let (plain, _) = propagate_with_report(&ds, &path_samples().1, &PropagateConfig::default()).unwrap();
+        assert_eq!(out, plain);
+        assert_eq!((report.ignored_nodes, report.ignored_edges, report.ignored_self_loops), (1, 1, 1));
+    }
+
+    #[test]
+    fn row_normalize_divides_by_the_l1_norm_first() {
+        let (ds, g) = path_samples();
+        let cfg = PropagateConfig { hops: 1, mode: PropagateMode::Sign, row_normalize: true };
+        let out = propagate(&ds, &g, &cfg).unwrap();
+        // d = [7, 8] has L1 norm 15 and no edges; the zero row c stays zero.
+        let f = out.features();
+        assert!((f[[3, 0]] - 7.0 / 15.0).abs() < 1e-7 && (f[[3, 3]] - 8.0 / 15.0).abs() < 1e-7);
+        assert_eq!(f.row(2).slice(s![..2]).to_vec(), [0.0, 0.0]);
+    }
+
+    #[test]
+    fn rejects_bad_hops() {
+        let (ds, g) = path_samples();
+        for hops in [0, MAX_HOPS + 1] {
+            let e = propagate(&ds, &g, &PropagateConfig { hops, ..Default::default() }).unwrap_err();
+            assert!(matches!(e, PropagateError::InvalidConfig { option: "hops", .. }), "{e}");
+            assert!(e.to_string().ends_with(&format!("from 1 to {MAX_HOPS}")), "{e}");
+        }
+        assert_eq!("sign".parse::<PropagateMode>().unwrap(), PropagateMode::Sign);
+        assert!("gcn".parse::<PropagateMode>().is_err());
+    }
+}

@@ -1,0 +1,41 @@
+//! [`TrainError`]: why training could not run.
+
+/// Why [`Trainer::fit`](super::Trainer::fit) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A setting is out of range.
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
+    /// The training samples have no labels.
+    #[error("the training samples have no labels")]
+    NoLabels,
+    /// There are no training samples.
+    #[error("the training set is empty")]
+    Empty,
+    /// A label has no output in the model.
+    #[error("label {label} is out of range for a model with {classes} outputs")]
+    LabelOutOfRange {
+        /// The largest label of the training samples.
+        label: u32,
+        /// The model's number of outputs.
+        classes: usize,
+    },
+    /// The neighbor table holds another number of neighbors per sample than the graph regularizer.
+    #[error(
+        "the neighbor table was built with {table} neighbors per sample but the graph regularizer's \
+         max_neighbors is {config}: build the table with the config's value"
+    )]
+    NeighborMismatch {
+        /// The table's neighbors per sample.
+        table: usize,
+        /// `GraphRegConfig::max_neighbors`.
+        config: usize,
+    },
+    /// The thread pool could not be made.
+    #[error("cannot start the training thread pool: {0}")]
+    ThreadPool(String),
+    /// A candle error of the forward or backward passes.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}

@@ -1,0 +1,305 @@
+//! One training step, written once over a [`Backend`]: the batch (samples, then their explicit
+//! neighbors, in one buffer and one forward pass), every loss term, the adversarial neighbors, the
+//! optimizer update and what the step reports.
+//!
+//! # Order of work
+//! 1. forward over the samples and their graph neighbors;
+//! 2. `CE(y, f(x))` on the samples, the graph term over the (sample, neighbor) pairs;
+//! 3. with adversarial regularization: backward of `CE` (parameter gradients and `∇ₓ`), the
+//!    adversarial neighbors from `∇ₓ`, a forward over them, and one backward of the regularizers
+//!    (`m_g · L_graph + m_a · L_adv`) through both passes — two backward passes, NSL's Keras wrapper
+//!    does three; without: one backward of `CE + m_g · L_graph`;
+//! 4. the optimizer update.
+
+use super::backend::{Backend, Outputs};
+use super::optim::Optimizer;
+use super::record::{self, AdversarialExample};
+use crate::loss::{adversarial_loss, cross_entropy, input_gradient, output_input_gradient};
+use crate::model::Model;
+use crate::neighbors::{extend_row, NeighborBatch, NeighborTable};
+use crate::regularize::{
+    gen_adv_neighbor, graph_loss, pairwise_distance, virtual_adv_direction, AdvRegConfig, GraphRegConfig, VatConfig,
+};
+use candle_core::{DType, Device, Result, Tensor};
+use ndarray::{Array2, ArrayView2};
+
+/// What a step needs from the trainer: the model (for PGD's and VAT's extra gradients), the
+/// regularizers and the unlabeled centers.
+pub(super) struct Plan<'a> {
+    pub model: &'a dyn Model,
+    pub graph: Option<(&'a NeighborTable, &'a GraphRegConfig)>,
+    pub adversarial: Option<&'a AdvRegConfig>,
+    pub vat: Option<&'a VatConfig>,
+    /// Unlabeled centers: their features, their neighbors (with graph regularization), and the
+    /// weight of the entropy term on their predictions.
+    pub unlabeled: Option<Unlabeled<'a>>,
+    pub seed: u64,
+}
+
+/// The unlabeled centers of a [`Plan`].
+#[derive(Clone, Copy)]
+pub(super) struct Unlabeled<'a> {
+    pub features: ArrayView2<'a, f32>,
+    pub table: Option<&'a NeighborTable>,
+    pub entropy: f64,
+}
+
+/// Where a step is in the run.
+pub(super) struct StepContext<'d> {
+    pub epoch: usize,
+    pub batch: usize,
+    /// Keep this step's adversarial neighbors.
+    pub recording: bool,
+    pub ids: &'d [String],
+    /// All training labels.
+    pub labels: &'d Tensor,
+}
+
+/// A batch's inputs: the samples' rows, then their explicit neighbors' rows (one forward pass, one
+/// large product per layer instead of two small ones).
+struct BatchInput<'g> {
+    /// `[rows, d]` row-major.
+    buffer: Vec<f32>,
+    rows: usize,
+    neighbors: Option<(NeighborBatch, &'g GraphRegConfig)>,
+}
+
+/// What a step reports.
+pub(super) struct Step {
+    pub loss: f64,
+    pub supervised: f64,
+    pub graph: f64,
+    pub adversarial: f64,
+    pub correct: f64,
+    /// The model's number of outputs.
+    pub classes: usize,
+    /// The adversarial neighbors kept (see [`StepContext::recording`]).
+    pub recorded: Vec<AdversarialExample>,
+    /// Unscaled virtual-adversarial and entropy losses (0 without them).
+    pub vat: f64,
+    pub entropy: f64,
+}
+
+impl Plan<'_> {
+    /// The batch's input buffer: the labeled `rows`, the unlabeled `urows`, then the neighbors of
+    /// both (each pair's weight scaled by its edge type's multiplier, see
+    /// [`GraphRegConfig::edge_multipliers`]).
+    fn batch_input(&self, rows: &[usize], urows: &[usize], features: ArrayView2<f32>) -> Result<BatchInput<'_>> {
+        let d = features.ncols();
+        let mut buffer = Vec::with_capacity((rows.len() + urows.len()) * d * 2);
+        for &r in rows {
+            extend_row(&mut buffer, features.row(r));
+        }
+        if let Some(u) = &self.unlabeled {
+            for &r in urows {
+                extend_row(&mut buffer, u.features.row(r));
+            }
+        }
+        let neighbors = match self.graph {
+            Some((table, config)) if config.max_multiplier() > 0.0 => {
+                let [ll, lu, uu] = config.edge_multipliers();
+                let max = config.max_multiplier();
+                let factor = |m: f64| (m / max) as f32;
+                let (mut index, mut weights) = (Vec::new(), Vec::new());
+                // A labeled center's neighbors: among the labeled samples, or from the pool.
+                table.append_pairs(rows, 0, [factor(ll), factor(lu)], &mut buffer, &mut index, &mut weights);
+                let mut slots = rows.len() * table.max_neighbors();
+                if let Some(utable) = self.unlabeled.and_then(|u| u.table) {
+                    // An unlabeled center's neighbors: among the unlabeled samples, or labeled ones.
+                    let first = rows.len();
+                    utable.append_pairs(urows, first, [factor(uu), factor(lu)], &mut buffer, &mut index, &mut weights);
+                    slots += urows.len() * utable.max_neighbors();
+                }
+                let pairs = weights.len();
+                let batch = NeighborBatch {
+                    sample_index: Tensor::from_vec(index, pairs, &Device::Cpu)?,
+                    weights: Tensor::from_vec(weights, pairs, &Device::Cpu)?,
+                    slots,
+                };
+                Some((batch, config)).filter(|(b, _)| b.pairs() > 0)
+            }
+            _ => None,
+        };
+        let rows = buffer.len() / d.max(1);
+        Ok(BatchInput { buffer, rows, neighbors })
+    }
+
+    /// `multiplier · L_graph` over `outputs` (the batch's `n` samples, then their neighbors), and the
+    /// value of `L_graph`.
+    fn graph_term(&self, outputs: &Tensor, n: usize, input: &BatchInput) -> Result<Option<(Tensor, f64)>> {
+        let Some((batch, config)) = &input.neighbors else { return Ok(None) };
+        let (s, t) = (outputs.narrow(0, 0, n)?, outputs.narrow(0, n, batch.pairs())?);
+        let g = graph_loss(&s, &t, batch, config)?;
+        Ok(Some(((&g * config.max_multiplier())?, scalar(&g)?)))
+    }
+
+    /// The seed of a batch's adversarial generation (random starts of PGD).
+    fn adversarial_seed(&self, context: &StepContext) -> u64 {
+        self.seed ^ ((context.epoch as u64) << 32) ^ context.batch as u64
+    }
+
+    /// One step on the labeled training samples `rows` and the unlabeled centers `urows`.
+    pub(super) fn step<B: Backend>(
+        &self,
+        backend: &mut B,
+        rows: &[usize],
+        urows: &[usize],
+        features: ArrayView2<f32>,
+        optimizer: &mut Optimizer,
+        context: &StepContext,
+    ) -> Result<Step> {
+        let y = batch_labels(context.labels, rows)?;
+        let (n, d) = (rows.len(), features.ncols());
+        let centers = n + urows.len();
+        let mut input = self.batch_input(rows, urows, features)?;
+        // The clean samples, kept for the adversarial neighbors (the buffer moves into the pass).
+        let x = match self.adversarial {
+            Some(_) => Some(to_shape(input.buffer[..n * d].to_vec(), (n, d))?),
+            None => None,
+        };
+        let x_centers = match self.vat {
+            Some(_) => Some(to_shape(input.buffer[..centers * d].to_vec(), (centers, d))?),
+            None => None,
+        };
+        let hidden = self.graph.is_some_and(|(_, c)| c.layer.is_some());
+        let (out, pass) =
+            backend.forward(std::mem::take(&mut input.buffer), input.rows, hidden, x.as_ref().map(|_| n))?;
+        let Outputs { logits: all_logits, hidden } = out;
+        let logits = all_logits.narrow(0, 0, n)?;
+        let supervised = cross_entropy(&logits, &y)?;
+        let graph = self.graph_term(hidden.as_ref().unwrap_or(&all_logits), centers, &input)?;
+        let graph_value = graph.as_ref().map_or(0.0, |g| g.1);
+        let mut regularizers = graph.map(|g| g.0);
+        let (mut entropy_value, mut vat_value) = (0.0, 0.0);
+        if let Some(u) = self.unlabeled.filter(|u| u.entropy > 0.0 && !urows.is_empty()) {
+            let h = entropy(&all_logits.narrow(0, n, urows.len())?)?;
+            entropy_value = scalar(&h)?;
+            regularizers = Some(add_term(regularizers, (h * u.entropy)?)?);
+        }
+        let mut vat_pass = None;
+        if let (Some(config), Some(xc)) = (self.vat, &x_centers) {
+            let clean = all_logits.narrow(0, 0, centers)?.detach();
+            let ones = Tensor::ones(centers, DType::F32, &Device::Cpu)?;
+            let seed = self.adversarial_seed(context) ^ 0x5641_5400;
+            let direction = virtual_adv_direction(xc.view(), config, seed, |probe| {
+                output_input_gradient(self.model, probe, true, |out| {
+                    pairwise_distance(&clean, out, &ones, &config.distance)
+                })
+            })?;
+            let x_vat = xc + &(direction * config.epsilon as f32);
+            let (vat_out, vpass) = backend.forward(x_vat.into_raw_vec_and_offset().0, centers, false, None)?;
+            let v = pairwise_distance(&clean, &vat_out.logits, &ones, &config.distance)?;
+            vat_value = scalar(&v)?;
+            regularizers = Some(add_term(regularizers, (v * config.multiplier)?)?);
+            vat_pass = Some(vpass);
+        }
+        let mut adversarial_value = 0.0;
+        let mut recorded = Vec::new();
+        match (self.adversarial, x) {
+            (Some(config), Some(x)) => {
+                let gx = backend.backward(&supervised, &[&pass], true)?;
+                let x_adv = gen_adv_neighbor(x.view(), gx, &config.neighbor, self.adversarial_seed(context), |xt| {
+                    input_gradient(self.model, xt, &y, true)
+                })?;
+                let x_adv = match x_adv.is_standard_layout() {
+                    true => x_adv.into_raw_vec_and_offset().0,
+                    false => x_adv.iter().copied().collect(),
+                };
+                let kept = context.recording.then(|| x_adv.clone());
+                let (adv_out, adv_pass) = backend.forward(x_adv, n, false, None)?;
+                let adv_loss = adversarial_loss(config, &logits, &adv_out.logits, &y)?;
+                adversarial_value = scalar(&adv_loss)?;
+                let extra = add_term(regularizers.take(), (adv_loss * config.multiplier)?)?;
+                let mut passes = vec![&pass, &adv_pass];
+                passes.extend(vat_pass.as_ref());
+                backend.backward(&extra, &passes, false)?;
+                regularizers = Some(extra);
+                if let Some(x_adv) = kept {
+                    let x_adv = to_shape(x_adv, (n, d))?;
+                    recorded = remember(rows, context, x.view(), x_adv.view(), &logits, &adv_out.logits, config)?;
+                }
+            }
+            _ => {
+                let mut passes = vec![&pass];
+                passes.extend(vat_pass.as_ref());
+                backend.backward(&add_term(regularizers.clone(), supervised.clone())?, &passes, false)?;
+            }
+        }
+        backend.update(optimizer)?;
+        let correct = scalar(&logits.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?)?;
+        let supervised = scalar(&supervised)?;
+        let regularizers = regularizers.as_ref().map(scalar).transpose()?.unwrap_or(0.0);
+        Ok(Step {
+            loss: supervised + regularizers,
+            supervised,
+            graph: graph_value,
+            adversarial: adversarial_value,
+            correct,
+            classes: logits.dim(1)?,
+            recorded,
+            vat: vat_value,
+            entropy: entropy_value,
+        })
+    }
+}
+
+/// The mean entropy `−Σ p log p` of the softmax of `logits` (`[n, classes]`).
+fn entropy(logits: &Tensor) -> Result<Tensor> {
+    let log_p = candle_nn::ops::log_softmax(logits, 1)?;
+    let p = log_p.exp()?;
+    (p * log_p)?.sum(1)?.mean_all()?.neg()
+}
+
+/// The step's adversarial neighbors as records.
+fn remember(
+    rows: &[usize],
+    context: &StepContext,
+    x: ArrayView2<f32>,
+    x_adv: ArrayView2<f32>,
+    logits: &Tensor,
+    adv_logits: &Tensor,
+    config: &AdvRegConfig,
+) -> Result<Vec<AdversarialExample>> {
+    let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
+    let predicted_adv: Vec<u32> = adv_logits.argmax(1)?.to_vec1()?;
+    let all_labels: Vec<u32> = context.labels.to_vec1()?;
+    Ok(rows
+        .iter()
+        .enumerate()
+        .map(|(i, &row)| {
+            let delta: Vec<f32> = x_adv.row(i).iter().zip(x.row(i)).map(|(a, b)| a - b).collect();
+            AdversarialExample {
+                sample_id: context.ids[row].clone(),
+                epoch: context.epoch,
+                features: x_adv.row(i).to_vec(),
+                perturbation_norm: record::norm(&delta, config.neighbor.grad_norm),
+                label: all_labels[row],
+                prediction: predicted[i],
+                adversarial_prediction: predicted_adv[i],
+            }
+        })
+        .collect())
+}
+
+/// A scalar tensor's value.
+fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64)
+}
+
+/// The labels of the batch `rows`.
+fn batch_labels(labels: &Tensor, rows: &[usize]) -> Result<Tensor> {
+    let index = Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<u32>>(), rows.len(), labels.device())?;
+    labels.index_select(&index, 0)
+}
+
+/// `a + b`, or `b` alone.
+fn add_term(a: Option<Tensor>, b: Tensor) -> Result<Tensor> {
+    match a {
+        Some(a) => a + b,
+        None => Ok(b),
+    }
+}
+
+fn to_shape(v: Vec<f32>, shape: (usize, usize)) -> Result<Array2<f32>> {
+    Array2::from_shape_vec(shape, v).map_err(|e| candle_core::Error::Msg(e.to_string()))
+}
