@@ -114,8 +114,8 @@ pub mod model;
 pub mod neighbors;
 pub mod regularize;
 pub mod report;
-pub mod tfrecord;
 mod tensor;
+pub mod tfrecord;
 pub mod train;
 
 pub use build::{BuildConfig, BuildError, GraphBuilder};

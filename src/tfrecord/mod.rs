@@ -139,30 +139,31 @@ pub enum TfRecordError {
     Data(#[from] crate::data::DataError),
 }
 
-/// Writes a TFRecord file atomically: `fill` appends records; the file appears at `path` only when
-/// it returned `Ok`. Returns the number of records.
+/// Writes a TFRecord file atomically ([`AtomicFile`](crate::io::AtomicFile)): `fill` appends
+/// records; the file appears at `path` only when it returned `Ok`. Returns the number of records.
 fn write_records<F>(path: &Path, compression: Compression, fill: F) -> Result<u64, TfRecordError>
 where
     F: FnOnce(&mut RecordWriter<&mut dyn Write>) -> std::io::Result<()>,
 {
-    let mut records = 0;
-    crate::io::write_atomic(path, |out| -> std::io::Result<()> {
-        match compression {
+    let write = || -> std::io::Result<u64> {
+        let mut out = crate::io::AtomicFile::create(path)?;
+        let records = match compression {
             Compression::None => {
-                let mut w = RecordWriter::new(out as &mut dyn Write);
+                let mut w = RecordWriter::new(&mut out as &mut dyn Write);
                 fill(&mut w)?;
-                records = w.records();
+                w.records()
             }
             Compression::Gzip => {
-                let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+                let mut gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::default());
                 let mut w = RecordWriter::new(&mut gz as &mut dyn Write);
                 fill(&mut w)?;
-                records = w.records();
+                let records = w.records();
                 gz.finish()?;
+                records
             }
-        }
-        Ok(())
-    })
-    .map_err(|source| TfRecordError::Io { path: path.to_path_buf(), source })?;
-    Ok(records)
+        };
+        out.commit()?;
+        Ok(records)
+    };
+    write().map_err(|source| TfRecordError::Io { path: path.to_path_buf(), source })
 }
