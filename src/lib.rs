@@ -115,6 +115,7 @@ pub mod neighbors;
 pub mod regularize;
 pub mod report;
 mod tensor;
+pub mod tfrecord;
 pub mod train;
 
 pub use build::{BuildConfig, BuildError, GraphBuilder};

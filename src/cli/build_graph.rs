@@ -25,16 +25,20 @@ ranges, sorted by source; the N outputs concatenated (in shard order) are the un
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = AFTER_HELP)]
 pub struct BuildGraphArgs {
-    /// Embeddings: Parquet (an `embedding` or `features` list<float32> column and an `id` column),
-    /// CSV, IDX, LINQS `.content`; any file `nsl` reads samples from. Required.
-    #[arg(long)]
-    pub input: PathBuf,
+    /// Embeddings: TFRecord of `tf.train.Example`s as NSL's `build_graph` reads them (an `id`
+    /// bytes feature and an `embedding` float feature; recognized by content or by the extension
+    /// `.tfr`/`.tfrecord`, gzipped or not; several files may be given, as NSL takes them, and a
+    /// repeated id keeps its last embedding), Parquet (an `embedding` or `features` list<float32>
+    /// column and an `id` column), CSV, IDX, LINQS `.content`; any file `nsl` reads samples from.
+    /// Required.
+    #[arg(long, num_args = 1.., required = true)]
+    pub input: Vec<PathBuf>,
     /// The graph to write: Parquet if the name ends in `.parquet`/`.pq`, else NSL's TSV
     /// (`source<TAB>target<TAB>weight`, both directions). Written atomically. Required.
     #[arg(long)]
     pub output: PathBuf,
     /// Minimum cosine similarity of an edge, inclusive, in [-1, 1].
-    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
+    #[arg(long, visible_alias = "similarity-threshold", default_value_t = 0.8, allow_negative_numbers = true)]
     pub threshold: f64,
     /// LSH: number of random hyperplanes (at most 63); 0 compares every pair exactly. NSL's rule
     /// of thumb: ceil(log2(N / 1000)).
@@ -68,12 +72,14 @@ pub struct BuildGraphArgs {
     /// Estimate recall against exact search on N random source nodes and print it. Default: off.
     #[arg(long, value_name = "N")]
     pub recall_sample: Option<usize>,
-    /// Column of the sample ids (Parquet, CSV).
-    #[arg(long, default_value = "id")]
+    /// Column (Parquet, CSV) or feature (TFRecord; NSL's `--id_feature_name`) of the sample ids.
+    #[arg(long, visible_alias = "id-feature", default_value = "id")]
     pub id_column: String,
-    /// Column of the embeddings. Default: `embedding` if a Parquet input has it, else `features`
-    /// (what `nsl generate-embeddings` writes) or, for CSV, every numeric column but the id and `label`.
-    #[arg(long)]
+    /// Column or feature of the embeddings (`--embedding-feature`, NSL's
+    /// `--embedding_feature_name`). Default: `embedding` for TFRecord, as NSL; for Parquet
+    /// `embedding` if the file has it, else `features` (what `nsl generate-embeddings` writes); for
+    /// CSV, every numeric column but the id and `label`.
+    #[arg(long, visible_alias = "embedding-feature")]
     pub embedding_column: Option<String>,
     /// Print the summary as one JSON object on stdout instead of text.
     #[arg(long)]
@@ -105,13 +111,7 @@ pub fn run(args: &BuildGraphArgs) -> Result<()> {
     // Bad options and an output that cannot be written are reported before any work.
     config.validate()?;
     check_writable(&args.output)?;
-    let columns = SampleColumns {
-        id: args.id_column.clone(),
-        features: embedding_columns(&args.input, args.embedding_column.as_deref())?,
-        ..SampleColumns::default()
-    };
-    let dataset = with_spinner(format!("reading {}", args.input.display()), || read_samples(&args.input, &columns))
-        .with_context(|| format!("reading embeddings from {}", args.input.display()))?;
+    let dataset = read_embeddings(args)?;
     let read_seconds = start.elapsed().as_secs_f64();
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {percent}% ({eta} left)")
@@ -151,7 +151,7 @@ pub fn run(args: &BuildGraphArgs) -> Result<()> {
     let total_seconds = start.elapsed().as_secs_f64();
     if args.json {
         let summary = serde_json::json!({
-            "input": args.input,
+            "input": if args.input.len() == 1 { serde_json::json!(args.input[0]) } else { serde_json::json!(args.input) },
             "output": args.output,
             "build": report,
             "read_seconds": read_seconds,
@@ -163,6 +163,45 @@ pub fn run(args: &BuildGraphArgs) -> Result<()> {
         print_summary(&report, &args.output, read_seconds, write_seconds, total_seconds);
     }
     Ok(())
+}
+
+/// The embeddings of `--input`: NSL's reader for TFRecord files (all of them, in order), else the
+/// samples reader of the one file.
+fn read_embeddings(args: &BuildGraphArgs) -> Result<nsl::Dataset> {
+    let inputs = &args.input;
+    let names = inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    let tfrecord = inputs.iter().filter(|p| nsl::tfrecord::is_tfrecord(p)).count();
+    if tfrecord > 0 {
+        if tfrecord < inputs.len() {
+            bail!("--input mixes TFRecord and other files ({names}); give files of one kind");
+        }
+        let embedding = args.embedding_column.as_deref().unwrap_or("embedding");
+        let (dataset, report) = with_spinner(format!("reading {names}"), || {
+            nsl::tfrecord::read_embeddings(inputs, &args.id_column, embedding)
+        })
+        .with_context(|| format!("reading embeddings from {names}"))?;
+        // NSL logs these records and skips them; say so once.
+        for (count, what) in [
+            (report.skipped_no_id, format!("without the id feature `{}`", args.id_column)),
+            (report.skipped_no_embedding, format!("without the embedding feature `{embedding}`")),
+            (report.duplicate_ids, "repeating an earlier id (the last embedding of an id is kept)".to_string()),
+        ] {
+            if count > 0 {
+                eprintln!("warning: {count} of {} records {what}", report.records);
+            }
+        }
+        return Ok(dataset);
+    }
+    let [input] = inputs.as_slice() else {
+        bail!("several --input files ({names}) are read for TFRecord only; merge the other files first")
+    };
+    let columns = SampleColumns {
+        id: args.id_column.clone(),
+        features: embedding_columns(input, args.embedding_column.as_deref())?,
+        ..SampleColumns::default()
+    };
+    with_spinner(format!("reading {}", input.display()), || read_samples(input, &columns))
+        .with_context(|| format!("reading embeddings from {}", input.display()))
 }
 
 /// The feature columns to ask the reader for.

@@ -1,4 +1,5 @@
-//! `nsl convert`: any supported samples input → a Parquet samples table (and LINQS cites → a graph).
+//! `nsl convert`: any supported samples input → a Parquet samples table or TFRecord of
+//! `tf.train.Example`s (and LINQS cites → a graph).
 
 use super::progress::with_spinner;
 use super::ColumnArgs;
@@ -8,15 +9,18 @@ use nsl::data::{self, Dataset, IdxOptions, SampleColumns};
 use nsl::graph::{self, NeighborGraph};
 use nsl::graph::{read_cites, CitesReport, UnknownIds};
 use nsl::io::OutputSet;
+use nsl::tfrecord::{self, Compression, FeatureType, WriteOptions};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Flags of `nsl convert`. Give exactly one input: `--content` (LINQS, with optional `--cites`),
-/// `--idx-images` (with optional `--idx-labels`), `--csv` or `--parquet`.
+/// `--idx-images` (with optional `--idx-labels`), `--csv`, `--parquet` or `--tfrecord`.
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
     nsl convert --content datasets/cora/cora.content.gz --cites datasets/cora/cora.cites.gz --samples cora.parquet --graph cora_graph.parquet\n  \
-    nsl convert --idx-images datasets/mnist/train-images-idx3-ubyte.gz --idx-labels datasets/mnist/train-labels-idx1-ubyte.gz --samples mnist.parquet")]
+    nsl convert --idx-images datasets/mnist/train-images-idx3-ubyte.gz --idx-labels datasets/mnist/train-labels-idx1-ubyte.gz --samples mnist.parquet\n  \
+    nsl convert --content datasets/cora/cora.content.gz --samples cora.tfr    (NSL's Cora tutorial layout: id, words, label)\n  \
+    nsl convert --tfrecord train_examples.tfr --samples train.parquet")]
 pub struct ConvertArgs {
     /// LINQS `.content` file (`<id> <features…> <label>` per line; gzipped or not).
     #[arg(long, value_name = "FILE")]
@@ -44,17 +48,68 @@ pub struct ConvertArgs {
     /// Parquet samples table (e.g. to re-select columns or re-validate it).
     #[arg(long, value_name = "FILE")]
     parquet: Option<PathBuf>,
+    /// TFRecord files of `tf.train.Example`s (gzipped or not), read in order: the id from
+    /// `--id-column` (default `id`, `bytes_list[0]`), the values from `--feature-columns` (default:
+    /// the first of `words`, `features`, `embedding`; float or int64 lists, concatenated), the
+    /// label from `--label-column` (default `label`; an int64 class index or a bytes class name).
+    /// Other features (e.g. NSL's `NL_nbr_*`) are ignored; a repeated id keeps its last record.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    tfrecord: Vec<PathBuf>,
     #[command(flatten)]
     columns: ColumnArgs,
-    /// Output Parquet samples table (written atomically).
+    /// Output samples, written atomically: TFRecord of `tf.train.Example`s if the name ends in
+    /// `.tfr`/`.tfrecord` (optionally `.gz`), with NSL's tutorial features — `id` (bytes), the
+    /// values (`words` unless one `--feature-columns` name is given), `label` (int64 class index)
+    /// — else a Parquet samples table.
     #[arg(long, value_name = "FILE")]
     samples: PathBuf,
+    /// TFRecord output: how the values are stored. `auto` (default) writes an int64 list when every
+    /// value is an integer (Cora's multi-hot words, which NSL's tutorial parses as int64), else a
+    /// float list.
+    #[arg(long, value_enum, default_value_t = FeatureTypeArg::Auto)]
+    feature_type: FeatureTypeArg,
+    /// TFRecord output: gzip it (TensorFlow's `compression_type="GZIP"`). Default: only when the
+    /// name ends in `.gz`.
+    #[arg(long)]
+    gzip: bool,
     /// Output graph for `--cites`: Parquet (`.parquet`) or NSL TSV (any other extension).
     #[arg(long, value_name = "FILE")]
     graph: Option<PathBuf>,
     /// Print the summary as JSON on standard output.
     #[arg(long)]
     json: bool,
+}
+
+/// `--feature-type`'s choices.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum FeatureTypeArg {
+    /// int64 when every value is an integer, else float.
+    Auto,
+    /// float_list.
+    Float,
+    /// int64_list (every value must be an integer).
+    Int64,
+}
+
+/// Reads samples from any file nsl reads, TFRecord of `tf.train.Example`s included (recognized by
+/// its extension or its content): what every subcommand that reads samples calls.
+///
+/// # Errors
+/// The reader's error, naming the file and the record, row or line.
+pub(super) fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset> {
+    if tfrecord::is_tfrecord(path) {
+        let (dataset, report) = tfrecord::read_samples(&[path.to_path_buf()], columns)?;
+        if report.duplicate_ids > 0 {
+            eprintln!(
+                "warning: {}: {} records repeat an earlier id (the last one is kept, as NSL)",
+                path.display(),
+                report.duplicate_ids
+            );
+        }
+        Ok(dataset)
+    } else {
+        Ok(data::read_samples(path, columns)?)
+    }
 }
 
 /// What `nsl convert` produced.
@@ -81,9 +136,19 @@ struct GraphSummary {
 
 /// Runs `nsl convert`.
 pub fn run(args: &ConvertArgs) -> Result<()> {
-    let inputs = [args.content.is_some(), args.idx_images.is_some(), args.csv.is_some(), args.parquet.is_some()];
+    let inputs = [
+        args.content.is_some(),
+        args.idx_images.is_some(),
+        args.csv.is_some(),
+        args.parquet.is_some(),
+        !args.tfrecord.is_empty(),
+    ];
     if inputs.iter().filter(|&&given| given).count() != 1 {
-        bail!("give exactly one input: --content, --idx-images, --csv or --parquet");
+        bail!("give exactly one input: --content, --idx-images, --csv, --parquet or --tfrecord");
+    }
+    let tfrecord_output = tfrecord::has_tfrecord_extension(&args.samples);
+    if args.gzip && !tfrecord_output {
+        bail!("--gzip applies to TFRecord output (a --samples name ending in .tfr or .tfrecord)");
     }
     if args.graph.is_some() && args.cites.is_none() {
         bail!("--graph needs --cites (only LINQS input carries a graph)");
@@ -114,8 +179,14 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         }
         _ => None,
     };
-    with_spinner("writing samples", || data::write_samples(&dataset, &samples_out))
-        .with_context(|| format!("writing --samples {}", args.samples.display()))?;
+    if tfrecord_output {
+        let options = write_options(args, &columns);
+        with_spinner("writing samples", || tfrecord::write_samples(&dataset, &samples_out, &options))
+            .with_context(|| format!("writing --samples {}", args.samples.display()))?;
+    } else {
+        with_spinner("writing samples", || data::write_samples(&dataset, &samples_out))
+            .with_context(|| format!("writing --samples {}", args.samples.display()))?;
+    }
     outputs.commit()?;
 
     let summary = Summary {
@@ -148,6 +219,7 @@ fn check_paths(args: &ConvertArgs) -> Result<()> {
     ]
     .into_iter()
     .filter_map(|(flag, path)| path.as_deref().map(|p| (flag, p)))
+    .chain(args.tfrecord.iter().map(|p| ("--tfrecord", p.as_path())))
     .collect();
     nsl::io::check_paths(&outputs, &inputs)?;
     Ok(())
@@ -162,10 +234,40 @@ fn read_input(args: &ConvertArgs, columns: &SampleColumns) -> Result<Dataset> {
         data::read_csv(csv, columns)?
     } else if let Some(parquet) = &args.parquet {
         data::read_parquet_samples(parquet, columns)?
+    } else if !args.tfrecord.is_empty() {
+        let (dataset, report) = tfrecord::read_samples(&args.tfrecord, columns)?;
+        if report.duplicate_ids > 0 {
+            eprintln!("warning: {} records repeat an earlier id (the last one is kept, as NSL)", report.duplicate_ids);
+        }
+        dataset
     } else {
         bail!("no input given");
     };
     Ok(dataset)
+}
+
+/// The TFRecord feature names and encoding: NSL's tutorial names unless the column flags say otherwise.
+fn write_options(args: &ConvertArgs, columns: &SampleColumns) -> WriteOptions {
+    let defaults = WriteOptions::default();
+    let name = |name: &std::ffi::OsStr| name.to_string_lossy().to_ascii_lowercase();
+    WriteOptions {
+        id: columns.id.clone(),
+        features: match columns.features.as_slice() {
+            [one] => one.clone(),
+            _ => defaults.features,
+        },
+        label: columns.label.clone(),
+        feature_type: match args.feature_type {
+            FeatureTypeArg::Auto => FeatureType::Auto,
+            FeatureTypeArg::Float => FeatureType::Float,
+            FeatureTypeArg::Int64 => FeatureType::Int64,
+        },
+        compression: if args.gzip || args.samples.file_name().is_some_and(|n| name(n).ends_with(".gz")) {
+            Compression::Gzip
+        } else {
+            Compression::None
+        },
+    }
 }
 
 fn graph_summary(path: &std::path::Path, g: &NeighborGraph, report: &CitesReport) -> GraphSummary {

@@ -4,7 +4,6 @@ use super::progress::with_spinner;
 use super::ColumnArgs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use nsl::data;
 use nsl::data::Dataset;
 use nsl::eval::{evaluate, predict};
 use nsl::eval::{robustness_sweep, Attack, AttackConfig};
@@ -253,7 +252,7 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
 /// Loads the run's checkpoint and the samples, and checks that the samples fit the model.
 fn load(run: &std::path::Path, path: &std::path::Path, columns: &ColumnArgs) -> Result<(Checkpoint, Dataset)> {
     let checkpoint = load_checkpoint(run)?;
-    let samples = with_spinner("reading samples", || data::read_samples(path, &columns.to_columns()))?;
+    let samples = with_spinner("reading samples", || super::convert::read_samples(path, &columns.to_columns()))?;
     checkpoint.check_input(&samples).with_context(|| format!("cannot use the samples in {}", path.display()))?;
     if samples.is_empty() {
         bail!("{}: the table has no samples (nothing to evaluate or predict)", path.display());

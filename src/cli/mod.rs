@@ -35,7 +35,7 @@ enum Command {
     /// Run the main job on the bundled data: MNIST adversarial training and attacks (with `--graph`:
     /// Cora through convert, graph statistics and exports).
     Demo(demo::DemoArgs),
-    /// Convert samples (IDX, LINQS, CSV, Parquet) to a Parquet samples table, and LINQS cites to a graph.
+    /// Convert samples (IDX, LINQS, CSV, Parquet, TFRecord) to a Parquet or TFRecord samples file, and LINQS cites to a graph.
     Convert(convert::ConvertArgs),
     /// Split a samples table into train and test parts (random, stratified, or NSL's Cora procedure).
     Split(split::SplitArgs),
@@ -45,7 +45,7 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Class probabilities of a saved run for samples.
     Predict(evaluate::PredictArgs),
-    /// Write NSL's pack_nbrs table: each sample with its neighbors' features copied in (NL_nbr_*).
+    /// NSL's pack_nbrs: each sample with its neighbors' features copied in (NL_nbr_*), as TFRecord or Parquet.
     PackNbrs(pack::PackArgs),
     /// Build a neighbor graph from embeddings by cosine similarity (exact or LSH).
     BuildGraph(build_graph::BuildGraphArgs),
@@ -59,17 +59,18 @@ enum Command {
     Worker(worker::WorkerCommand),
 }
 
-/// Which table columns hold ids, features and labels (CSV and Parquet inputs).
+/// Which table columns (CSV, Parquet) or `tf.train.Example` features (TFRecord) hold ids, features and labels.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ColumnArgs {
-    /// CSV/Parquet: the id column (strings or integers).
+    /// CSV/Parquet/TFRecord: the id column or feature (strings or integers).
     #[arg(long, default_value = "id", value_name = "NAME")]
     id_column: String,
-    /// CSV/Parquet: the feature column(s), comma-separated: one list column or several numeric columns.
-    /// Default: `features` if present, else every numeric column other than the id and label.
+    /// CSV/Parquet/TFRecord: the feature column(s), comma-separated: one list column or several numeric columns.
+    /// Default: `features` if present, else every numeric column other than the id and label; for
+    /// TFRecord, the first of `words`, `features`, `embedding`.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     feature_columns: Vec<String>,
-    /// CSV/Parquet: the label column (integers or strings); if the file has none, samples are unlabeled.
+    /// CSV/Parquet/TFRecord: the label column or feature (integers or strings); if the file has none, samples are unlabeled.
     #[arg(long, default_value = "label", value_name = "NAME")]
     label_column: String,
 }

@@ -5,7 +5,7 @@ use super::{from_text, set_threads, ColumnArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use nsl::data::{self, Dataset};
+use nsl::data::Dataset;
 use nsl::eval::evaluate;
 use nsl::graph;
 use nsl::model::{build_model, ModelSpec};
@@ -61,9 +61,14 @@ settings! {
     #[group(skip)]
     #[serde(default, deny_unknown_fields)]
     struct TrainSettings {
-        /// Labeled training samples (Parquet, CSV, IDX or LINQS).
+        /// Labeled training samples (Parquet, CSV, IDX, LINQS or TFRecord of `tf.train.Example`s).
         #[arg(long, value_name = "FILE")]
         samples: Option<PathBuf>,
+        /// The samples are NSL-packed TFRecord records (`pack_nbrs` output): the neighbors packed in
+        /// each record (`NL_num_nbrs`, `NL_nbr_<j>_weight`, `NL_nbr_<j>_<feature>`) are the graph and
+        /// the pool, in place of `--graph` and `--pool`. Needs `--graph-reg`.
+        #[arg(long, num_args = 0, default_missing_value = "true")]
+        packed: Option<bool>,
         /// Extra samples that may serve as neighbors but are not trained on with their labels (NSL's Cora
         /// tutorial uses the test papers).
         #[arg(long, value_name = "FILE")]
@@ -224,7 +229,7 @@ struct Summary {
 }
 
 fn read(path: &Path, columns: &ColumnArgs) -> Result<Dataset> {
-    Ok(with_spinner(format!("reading {}", path.display()), || data::read_samples(path, &columns.to_columns()))?)
+    with_spinner(format!("reading {}", path.display()), || super::convert::read_samples(path, &columns.to_columns()))
 }
 
 /// Runs `nsl train`.
@@ -297,7 +302,21 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     .collect();
     let record_inside = check_run_outputs(&out, record_path.as_deref(), &inputs)?;
 
-    let train = read(&samples_path, &args.columns)?;
+    let packed = settings.packed.unwrap_or(false);
+    if packed && (pool_path.is_some() || graph_path.is_some() || unlabeled_path.is_some()) {
+        bail!("--packed takes the graph and the pool from the records: drop --graph, --pool and --unlabeled");
+    }
+    if packed && graph_reg.is_none() {
+        bail!("--packed needs --graph-reg (e.g. --graph-reg multiplier=0.1,neighbors=1)");
+    }
+    let (train, packed_pool, packed_graph) = if packed {
+        let p = with_spinner(format!("reading {}", samples_path.display()), || {
+            nsl::tfrecord::read_packed(std::slice::from_ref(&samples_path), &args.columns.to_columns())
+        })?;
+        (p.samples, p.pool, Some(p.graph))
+    } else {
+        (read(&samples_path, &args.columns)?, None, None)
+    };
     let Some(classes) = train.num_classes() else {
         bail!("{}: the training samples have no labels", samples_path.display())
     };
@@ -308,7 +327,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let pool = match (&pool_path, &unlabeled) {
         (Some(p), _) => Some(read(p, &args.columns)?),
         (None, Some(u)) => Some(u.clone()),
-        (None, None) => None,
+        (None, None) => packed_pool,
     };
     let validation = validation_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
     let test = test_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
@@ -327,9 +346,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     check_model_memory(&spec, train.item_shape(), classes, config.batch_size)?;
     let (model, vars) = build_model(&spec, train.item_shape(), classes, init_seed, &candle_core::Device::Cpu)?;
-    let table = match (&graph_path, &graph_reg) {
+    let graph_source = graph_path.clone().or_else(|| packed.then(|| samples_path.clone()));
+    let table = match (&graph_source, &graph_reg) {
         (Some(path), Some(reg)) => {
-            let g = with_spinner("reading graph", || graph::read_graph(path))?;
+            let g = match packed_graph {
+                Some(g) => g,
+                None => with_spinner("reading graph", || graph::read_graph(path))?,
+            };
             let g = with_spinner("r-hop neighbors", || reg.neighbor_graph(&g))?;
             let (table, report) = NeighborTable::new(&train, pool.as_ref(), &g, reg.max_neighbors)?;
             let utable = match &unlabeled {
