@@ -97,6 +97,15 @@ pub fn read_maybe_gz(path: &Path) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The names in `dir`, sorted (for the tests of this module's writers).
+#[cfg(test)]
+pub(crate) fn test_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

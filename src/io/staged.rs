@@ -346,12 +346,7 @@ fn same_inode(_a: &Path, _b: &Path) -> bool {
 mod tests {
     use super::*;
 
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> =
-            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        names.sort();
-        names
-    }
+    use crate::io::test_names as names;
 
     #[test]
     fn an_output_set_that_is_not_committed_changes_nothing() {

@@ -325,7 +325,8 @@ impl<'a> Trainer<'a> {
         }
         let labels = Tensor::from_slice(labels, train.len(), &Device::Cpu)?;
         let max_label = train.labels().and_then(|l| l.iter().max().copied()).unwrap_or(0);
-        let mut optimizer = Optimizer::new(self.config.optimizer, sorted_vars(self.vars)?);
+        let vars = sorted_vars(self.vars)?;
+        let mut optimizer = Optimizer::new(self.config.optimizer, vars.clone());
         let layer = self.graph.and_then(|(_, c)| c.layer.as_deref());
         let tape = match self.model.as_mlp() {
             Some(mlp) => TapeNet::new(mlp, layer, &optimizer)?,
@@ -334,7 +335,7 @@ impl<'a> Trainer<'a> {
         match tape {
             Some(mut net) => self.epochs(&mut net, train, &labels, max_label, validation, &mut optimizer),
             None => {
-                let mut autograd = Autograd::new(self.model, layer, train.dim(), sorted_vars(self.vars)?);
+                let mut autograd = Autograd::new(self.model, layer, train.dim(), vars);
                 self.epochs(&mut autograd, train, &labels, max_label, validation, &mut optimizer)
             }
         }
