@@ -528,8 +528,7 @@ fn write_packed(
     for g in groups.drain(..) {
         let (Some(source), Some((f, l))) = (g.source, g.sample) else { continue };
         let mut nbrs = g.nbrs;
-        // NeighborGraph::top_k's order: weight descending, ties to the larger id.
-        nbrs.sort_by(|x, y| y.2.total_cmp(&x.2).then_with(|| y.0.cmp(&x.0)));
+        nbrs.sort_by(|x, y| nsl::graph::neighbor_order((x.0.as_str(), x.2), (y.0.as_str(), y.2)));
         nbrs.truncate(k);
         id.append_value(&source);
         feats.extend_from_slice(&f);

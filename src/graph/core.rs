@@ -88,6 +88,12 @@ pub struct NeighborGraph {
     provenance: String,
 }
 
+/// The order of a node's neighbors everywhere in nsl (top-k, packing, r-hop graphs): heavier first,
+/// ties to the larger id — NSL's `pack_nbrs` order (Python's `sorted(((weight, id), …), reverse=True)`).
+pub fn neighbor_order<T: Ord + ?Sized>(a: (&T, f32), b: (&T, f32)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then_with(|| b.0.cmp(a.0))
+}
+
 impl NeighborGraph {
     /// An empty graph.
     pub fn new() -> Self {
@@ -218,7 +224,7 @@ impl NeighborGraph {
     /// lexicographically larger id, as in NSL's `pack_nbrs` (which sorts `(weight, id)` descending).
     pub fn top_k(&self, id: &str, k: usize) -> Vec<(&str, Edge)> {
         let mut all: Vec<(&str, Edge)> = self.neighbors(id).collect();
-        all.sort_by(|a, b| b.1.weight.total_cmp(&a.1.weight).then_with(|| b.0.cmp(a.0)));
+        all.sort_by(|a, b| neighbor_order((a.0, a.1.weight), (b.0, b.1.weight)));
         all.truncate(k);
         all
     }

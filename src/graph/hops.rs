@@ -194,8 +194,7 @@ impl NeighborGraph {
                 || Scratch::new(n),
                 |scratch, i| {
                     let mut row = scratch.expand(&adjacency, i, hops);
-                    // Heaviest first; ties to the larger id (NSL's `pack_nbrs` order).
-                    row.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| ids[b.0 as usize].cmp(&ids[a.0 as usize])));
+                    row.sort_by(|a, b| super::neighbor_order((&ids[a.0 as usize], a.1), (&ids[b.0 as usize], b.1)));
                     row.truncate(top_k);
                     row
                 },

@@ -21,7 +21,7 @@ mod spectral;
 mod stats;
 mod tsv;
 
-pub use self::core::{Edge, EdgeKind, NeighborGraph, NodeId, PetGraph};
+pub use self::core::{neighbor_order, Edge, EdgeKind, NeighborGraph, NodeId, PetGraph};
 pub use self::hops::MAX_HOPS;
 pub use export::{export, ExportFormat};
 pub use linqs::{read_cites, CitesReport, UnknownIds};

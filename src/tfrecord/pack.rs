@@ -183,8 +183,7 @@ pub fn pack_nbrs(
                     report.unknown_targets += 1;
                 }
             }
-            // Python's `sorted(((weight, id), …), reverse=True)`.
-            candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| b.0.cmp(a.0)));
+            candidates.sort_by(|a, b| crate::graph::neighbor_order((a.0, a.1), (b.0, b.1)));
             if let Some(k) = config.max_neighbors {
                 candidates.truncate(k);
             }
