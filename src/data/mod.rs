@@ -136,6 +136,8 @@ impl Default for SampleColumns {
 /// # Errors
 /// The reader's [`DataError`], naming the file and the row, line or column.
 pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataError> {
+    // Outputs of a set whose commit a kill interrupted become whole before they are read.
+    crate::io::finish_pending_commits(path).map_err(|e| DataError::io(path, e))?;
     if is_parquet(path).map_err(|e| DataError::io(path, e))? {
         return parquet::read_samples(path, columns);
     }

@@ -212,6 +212,8 @@ where
 /// The reader's [`GraphError`], naming the file and the row or line; [`GraphError::Invalid`] for
 /// a directory without `.parquet` files.
 pub fn read_graph(path: &Path) -> Result<NeighborGraph, GraphError> {
+    // Outputs of a set whose commit a kill interrupted become whole before they are read.
+    crate::io::finish_pending_commits(path).map_err(|e| GraphError::io(path, e))?;
     if path.is_dir() {
         let mut parts: Vec<std::path::PathBuf> = std::fs::read_dir(path)
             .map_err(|e| GraphError::io(path, e))?

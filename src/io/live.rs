@@ -69,6 +69,19 @@ impl LiveTemp {
     }
 }
 
+/// [`LiveTemp::commit_with`] for several paths at once: `commit` (every rename of a set of
+/// outputs) runs under one hold of the registry's lock, so a concurrent cleanup runs before all of
+/// the renames or after all of them, never between two.
+pub(crate) fn commit_all<T>(temps: Vec<LiveTemp>, commit: impl FnOnce() -> T) -> T {
+    let mut map = live();
+    let result = commit();
+    for temp in temps {
+        map.remove(&temp.id);
+        std::mem::forget(temp);
+    }
+    result
+}
+
 impl Drop for LiveTemp {
     fn drop(&mut self) {
         live().remove(&self.id);

@@ -7,7 +7,7 @@
 //! | write a file atomically (no half-written output, ever) | [`AtomicFile`], [`write_bytes`] |
 //! | write a Parquet file (atomically, one compression for all) | [`write_parquet`] |
 //! | recognize a Parquet file (by its magic bytes) | [`is_parquet`] |
-//! | write several files that become visible together | [`OutputSet`] |
+//! | write several files that become visible together | [`OutputSet`] (and [`finish_pending_commits`], which readers call) |
 //! | write a directory that replaces the old one whole | [`StagedDir`] |
 //! | refuse two outputs naming one file, or an output naming an input | [`check_paths`] |
 //! | remove the temporary files on `SIGINT`/`SIGTERM` | [`remove_live_temp_files_and_exit`] |
@@ -17,12 +17,14 @@
 //! maps them into its own typed error naming the file (e.g. `GraphError::Io { path, source }`).
 
 mod atomic;
+mod journal;
 mod limits;
 mod live;
 mod parquet;
 mod staged;
 
 pub use atomic::{write_bytes, AtomicFile};
+pub use journal::finish_pending_commits;
 pub use limits::{
     available_memory, check_memory, read_line_limited, read_to_end_limited, MemoryLimitError, FALLBACK_MEMORY_BYTES,
     MAX_LINE_BYTES,

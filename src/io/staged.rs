@@ -2,7 +2,8 @@
 //! and [`check_paths`], which refuses two outputs naming the same file or an output naming an input.
 
 use super::atomic::{parent_dir, sync_dir};
-use super::live::LiveTemp;
+use super::journal::Journal;
+use super::live::{commit_all, LiveTemp};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -12,11 +13,13 @@ use std::path::{Path, PathBuf};
 /// commit (a full disk on the second file, an error, a panic, `SIGINT`) leaves every destination
 /// as it was and removes the staging directories.
 ///
-/// # Guarantees and their limit
-/// The renames themselves are one after the other: each is atomic, but a `SIGKILL` or a power
-/// cut between two of them (a window of microseconds, after all the data is written and
-/// `fsync`ed) leaves the first destinations new and the others old, and the unrenamed staged files
-/// in their hidden `.<name>.<random>.tmp/` directories. No reader takes such a directory for output.
+/// # Guarantees
+/// The renames are one after the other, so the set writes a commit journal first (see
+/// [`finish_pending_commits`](super::finish_pending_commits)): a `SIGKILL` or a power cut between
+/// two renames leaves the journal, and the next reader of any destination (or the next output set
+/// there) finishes the renames before reading. `SIGINT`/`SIGTERM` wait for the renames to end.
+/// A kill before the journal leaves the old files and hidden `.<name>.<random>.tmp/` staging
+/// directories, which no reader takes for output.
 ///
 /// A destination that exists and is not a regular file (`/dev/null`, a FIFO) is written in place
 /// (see [`super::AtomicFile`]): [`add`](OutputSet::add) returns the destination itself.
@@ -68,6 +71,8 @@ impl OutputSet {
     pub fn add(&mut self, dest: impl AsRef<Path>) -> io::Result<PathBuf> {
         let dest = dest.as_ref();
         let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", dest.display()));
+        // A set that a killed process decided to commit here completes before a new one starts.
+        super::finish_pending_commits(dest)?;
         let key = canonical(dest);
         let special = std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir());
         if !special && self.outputs.iter().any(|o| canonical(&o.dest) == key) {
@@ -98,12 +103,16 @@ impl OutputSet {
         Ok(staged)
     }
 
-    /// Makes every output visible: checks that each staged file was written, then renames them
-    /// into place in the order they were added and removes the staging directories.
+    /// Makes every output visible: checks that each staged file was written, writes the set's
+    /// commit journal (see [`finish_pending_commits`](super::finish_pending_commits)), renames the
+    /// files into place in the order they were added, then removes the journal and the staging
+    /// directories.
     ///
     /// # Errors
-    /// `NotFound` naming the output that was never written (then no destination changes), or the
-    /// error of a rename naming its destination (then the outputs before it are committed).
+    /// `NotFound` naming the output that was never written, or the error of writing the journal
+    /// (then no destination changes); the error of a rename naming its destination (then the
+    /// journal and the remaining staged files are kept, and the next reader of any of the
+    /// destinations completes the commit).
     pub fn commit(self) -> io::Result<()> {
         for output in &self.outputs {
             if output.dir.is_some() && !output.staged.is_file() {
@@ -113,15 +122,29 @@ impl OutputSet {
                 ));
             }
         }
+        let (mut renames, mut dirs, mut temps) = (Vec::new(), Vec::new(), Vec::new());
         for output in self.outputs {
-            let Some((dir, live)) = output.dir else { continue };
-            let dest = &output.dest;
-            live.commit_with(|| std::fs::rename(&output.staged, dest))
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dest.display())))?;
-            sync_dir(&parent_dir(dest)).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dest.display())))?;
-            drop(dir);
+            if let Some((dir, live)) = output.dir {
+                renames.push((output.staged, output.dest));
+                dirs.push(dir);
+                temps.push(live);
+            }
         }
-        Ok(())
+        if renames.is_empty() {
+            return Ok(());
+        }
+        let journal = Journal::new(renames, rand::random());
+        if let Err(e) = journal.write() {
+            let _ = journal.finish();
+            return Err(e);
+        }
+        // Decided: from here on a kill is rolled forward by the next reader, so the staged files
+        // stay until they are renamed.
+        for dir in &mut dirs {
+            dir.keep = true;
+        }
+        commit_all(temps, || journal.apply())?;
+        journal.finish()
     }
 }
 
@@ -360,6 +383,63 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a");
         assert_eq!(names(dir.path()), ["a"]);
+    }
+
+    #[test]
+    fn a_kill_between_two_renames_is_rolled_forward_by_the_next_reader() {
+        // The state a SIGKILL leaves after the journal and the first of two renames, in two directories.
+        let dir = tempfile::tempdir().unwrap();
+        let (da, db) = (dir.path().join("da"), dir.path().join("db"));
+        std::fs::create_dir_all(&da).unwrap();
+        std::fs::create_dir_all(&db).unwrap();
+        let (a, b) = (da.join("a"), db.join("b"));
+        std::fs::write(&a, "old a").unwrap();
+        std::fs::write(&b, "old b").unwrap();
+        let mut set = OutputSet::new();
+        let (sa, sb) = (set.add(&a).unwrap(), set.add(&b).unwrap());
+        std::fs::write(&sa, "new a").unwrap();
+        std::fs::write(&sb, "new b").unwrap();
+        let journal = Journal::new(vec![(sa.clone(), a.clone()), (sb.clone(), b.clone())], 1);
+        journal.write().unwrap();
+        std::fs::rename(&sa, &a).unwrap();
+        std::mem::forget(set); // killed: nothing is cleaned up
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "old b", "the mix a kill leaves on disk");
+        // A reader of `b` (the directory without the renamed file) completes the set.
+        let read = crate::io::finish_pending_commits(&b).unwrap();
+        assert_eq!(read, 1);
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new a");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "new b");
+        assert_eq!(names(&da), ["a"], "journal and staging directory removed");
+        assert_eq!(names(&db), ["b"]);
+        assert_eq!(crate::io::finish_pending_commits(&a).unwrap(), 0, "nothing left to finish");
+    }
+
+    #[test]
+    fn a_kill_before_the_journal_leaves_the_old_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "old a").unwrap();
+        let mut set = OutputSet::new();
+        std::fs::write(set.add(&a).unwrap(), "new a").unwrap();
+        std::fs::write(set.add(&b).unwrap(), "new b").unwrap();
+        std::mem::forget(set);
+        assert_eq!(crate::io::finish_pending_commits(&a).unwrap(), 0);
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a");
+        assert!(!b.exists());
+    }
+
+    #[test]
+    fn a_committed_set_leaves_no_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let (a, b) = (dir.path().join("a"), sub.join("b"));
+        let mut set = OutputSet::new();
+        std::fs::write(set.add(&a).unwrap(), "a").unwrap();
+        std::fs::write(set.add(&b).unwrap(), "b").unwrap();
+        set.commit().unwrap();
+        assert_eq!(names(dir.path()), ["a", "sub"]);
+        assert_eq!(names(&sub), ["b"]);
     }
 
     #[test]
