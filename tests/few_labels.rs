@@ -183,5 +183,29 @@ fn the_few_labels_recipe_runs() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/model.json")).unwrap()).unwrap();
     let reg = &model["training"]["graph_reg"];
     assert_eq!((reg["hops"].as_u64(), reg["max_neighbors"].as_u64()), (Some(2), Some(10)), "{reg}");
+    assert_eq!(reg["contrastive"].as_f64(), Some(0.5), "{reg}");
     assert!(model["training"]["unlabeled"]["samples"].is_string());
+}
+
+#[test]
+fn the_contrastive_distance_pulls_neighbors_together_over_training() {
+    let (labeled, pool, g) = fixture();
+    let reg = GraphRegConfig::from_kv("multiplier=1,neighbors=2,distance=contrastive,layer=hidden0").unwrap();
+    let train = || {
+        let spec: ModelSpec = "mlp:8".parse::<ModelSpec>().unwrap().with_dropout(0.0);
+        let (model, vars) = build_model(&spec, &[8], 2, 5, &Device::Cpu).unwrap();
+        let (table, _) = NeighborTable::new(&labeled, Some(&pool), &g, 2).unwrap();
+        let (utable, _) = NeighborTable::new(&pool, Some(&labeled), &g, 2).unwrap();
+        let config = TrainConfig { epochs: 30, batch_size: 8, ..Default::default() };
+        let history = Trainer::new(model.as_ref(), &vars, config)
+            .with_graph(&table, &reg)
+            .with_unlabeled(&pool, Some(&utable), UnlabeledConfig::default())
+            .fit(&labeled, None)
+            .unwrap();
+        (history, weights(&vars))
+    };
+    let (history, w) = train();
+    let (first, last) = (history.epochs[0].graph_loss, history.epochs.last().unwrap().graph_loss);
+    assert!(first > 0.0 && last < 0.95 * first, "contrastive loss {first} → {last}");
+    assert_eq!(w, train().1, "same seed, same model");
 }

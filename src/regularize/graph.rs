@@ -4,6 +4,17 @@
 //! `L = L_sup(y, f(x)) + multiplier · L_graph`, with
 //! `L_graph = Reduce_{(i,j)} wᵢⱼ · D(f(xᵢ), f(xⱼ))` over the (sample, neighbor) pairs of the batch
 //! ([`pairwise_distance`]). `f` is the model's output (logits), or a named hidden layer.
+//!
+//! # The contrastive distance (`distance=contrastive`, not in NSL)
+//! Graph-MLP's neighbor contrastive loss (Hu et al. 2021), over the batch's centers `sᵢ` and their
+//! neighbors `t_p`: with `c(a, b) = cos(a, b) / τ` (`temperature` τ, default 0.5, Graph-MLP's `tau = 2`),
+//!
+//! `ℓᵢ = −log( Σ_{p∈P(i)} w_p e^{c(sᵢ, t_p)} / ( Σ_{p∈P(i)} e^{c(sᵢ, t_p)} + Σ_{k≠i} e^{c(sᵢ, s_k)} ) )`,
+//!
+//! averaged over the centers that have a neighbor: it pulls a center towards its (r-hop) neighbors
+//! and pushes it away from the batch's other centers. Graph-MLP takes the positives from the batch
+//! itself (`Â^r` restricted to it); here they are the sampled neighbors, so a small batch still has
+//! them. The per-edge-type multipliers only reweight a center's positives against each other.
 
 use super::distance::{pairwise_distance, DistanceConfig, DistanceType, Reduction, Transform};
 use crate::config::{key_values, ConfigError};
@@ -42,7 +53,15 @@ pub struct GraphRegConfig {
     /// [`NeighborGraph::multi_hop`](crate::graph::NeighborGraph::multi_hop)`(hops, max_neighbors)`
     /// (weights `Σ_{h≤R} Â^h`) by [`GraphRegConfig::neighbor_graph`]. Default 1 (the graph as it is).
     pub hops: usize,
+    /// The contrastive distance's temperature τ (see the module docs): `Some` replaces `distance`
+    /// by Graph-MLP's neighbor contrastive loss (`distance=contrastive`). Default `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contrastive: Option<f64>,
 }
+
+/// The default temperature of `distance=contrastive` (Graph-MLP's `tau = 2` multiplies the
+/// cosine, i.e. τ = 0.5).
+pub const CONTRASTIVE_TEMPERATURE: f64 = 0.5;
 
 impl Default for GraphRegConfig {
     fn default() -> Self {
@@ -56,6 +75,7 @@ impl Default for GraphRegConfig {
             multiplier_lu: None,
             multiplier_uu: None,
             hops: 1,
+            contrastive: None,
         }
     }
 }
@@ -85,6 +105,7 @@ impl GraphRegConfig {
         "layer",
         "stop-gradient",
         "hops",
+        "temperature",
     ];
 
     /// Parses `key=value` pairs (`nsl train --graph-reg`, e.g. `multiplier=0.1,neighbors=2`) over
@@ -96,8 +117,9 @@ impl GraphRegConfig {
     ///   labeled–unlabeled, unlabeled–unlabeled, as Neural Graph Machines; default `multiplier`);
     /// - `hops`: neighbors from r-hop neighborhoods (default 1);
     /// - `neighbors` or `max-neighbors`: neighbors per sample (default 1);
-    /// - `distance`: `l1`, `l2`, `cosine`, `kl` (`kl_divergence`), `jsd` (`jensen_shannon_divergence`)
-    ///   (default `l2`);
+    /// - `distance`: `l1`, `l2`, `cosine`, `kl` (`kl_divergence`), `jsd` (`jensen_shannon_divergence`),
+    ///   or `contrastive` (Graph-MLP's neighbor contrastive loss, see the module docs) (default `l2`);
+    /// - `temperature`: the contrastive distance's τ > 0 (default 0.5);
     /// - `transform`: `none`, `softmax`, `sigmoid` (default `none`);
     /// - `reduction`: `sum_by_nonzero_weights`, `sum`, `mean`, `sum_over_batch_size` (default
     ///   `sum_by_nonzero_weights`);
@@ -119,6 +141,7 @@ impl GraphRegConfig {
     /// parse (or `reduction=none`, which gives no single loss), or a value `validate` refuses.
     pub fn from_kv(spec: &str) -> std::result::Result<Self, ConfigError> {
         let mut config = GraphRegConfig::tutorial();
+        let mut temperature = None;
         for kv in key_values("--graph-reg", spec) {
             let kv = kv?;
             match kv.key.as_str() {
@@ -132,7 +155,18 @@ impl GraphRegConfig {
                     config.max_neighbors =
                         usize::try_from(kv.parse::<i64>(expected)?).map_err(|_| kv.invalid(expected))?;
                 }
-                "distance" => config.distance.distance = kv.named(DistanceType::NAMES)?,
+                "distance" if kv.value == "contrastive" => {
+                    config.contrastive = Some(config.contrastive.unwrap_or(CONTRASTIVE_TEMPERATURE))
+                }
+                "distance" => {
+                    config.distance.distance = kv
+                        .named(DistanceType::NAMES)
+                        .map_err(|_| kv.invalid("l1, l2, cosine, kl, jsd or contrastive"))?;
+                    config.contrastive = None;
+                }
+                "temperature" => {
+                    temperature = Some(kv.parse("a temperature > 0")?);
+                }
                 "transform" => config.distance.transform = kv.named(Transform::NAMES)?,
                 "reduction" => {
                     config.distance.reduction = match kv.named(Reduction::NAMES)? {
@@ -151,6 +185,13 @@ impl GraphRegConfig {
                 _ => return Err(kv.unknown(Self::KEYS)),
             }
         }
+        match (&mut config.contrastive, temperature) {
+            (Some(t), Some(given)) => *t = given,
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid("graph-reg temperature", "set", "distance=contrastive"));
+            }
+            _ => {}
+        }
         config.validate()?;
         Ok(config)
     }
@@ -167,6 +208,9 @@ impl GraphRegConfig {
             if let Some(m) = m.filter(|m| !(m.is_finite() && *m >= 0.0)) {
                 return Err(ConfigError::invalid(format!("graph-reg multiplier-{name}"), m, "a finite number ≥ 0"));
             }
+        }
+        if let Some(t) = self.contrastive.filter(|t| !(t.is_finite() && *t > 0.0)) {
+            return Err(ConfigError::invalid("graph-reg temperature", t, "a finite number > 0"));
         }
         if !(1..=crate::graph::MAX_HOPS).contains(&self.hops) {
             return Err(ConfigError::invalid("graph-reg hops", self.hops, format!("1 to {}", crate::graph::MAX_HOPS)));
@@ -228,8 +272,11 @@ pub fn graph_loss(
     if batch.weights.elem_count() == 0 {
         return Tensor::zeros((), samples.dtype(), samples.device());
     }
-    let sources = samples.index_select(&batch.sample_index, 0)?;
     let targets = if config.stop_gradient { neighbors.detach() } else { neighbors.clone() };
+    if let Some(temperature) = config.contrastive {
+        return contrastive_loss(samples, &targets, batch, temperature);
+    }
+    let sources = samples.index_select(&batch.sample_index, 0)?;
     let distance = &config.distance;
     if distance.reduction == Reduction::SumOverBatchSize {
         let summed = DistanceConfig { reduction: Reduction::Sum, ..*distance };
@@ -239,6 +286,37 @@ pub fn graph_loss(
         return pairwise_distance(&sources, &targets, &batch.weights, &summed)? / elements.max(1.0);
     }
     pairwise_distance(&sources, &targets, &batch.weights, distance)
+}
+
+/// Graph-MLP's neighbor contrastive loss (see the module docs). Every exponent is shifted by
+/// `−1/τ` (its maximum), so nothing overflows; the shift cancels in the ratio.
+fn contrastive_loss(samples: &Tensor, neighbors: &Tensor, batch: &NeighborBatch, temperature: f64) -> Result<Tensor> {
+    let (b, device) = (samples.dim(0)?, samples.device());
+    let unit = |x: &Tensor| -> Result<Tensor> {
+        let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+        x.broadcast_div(&norm)
+    };
+    let (s, t) = (unit(samples)?, unit(neighbors)?);
+    let inv = 1.0 / temperature;
+    let pos = (s.index_select(&batch.sample_index, 0)? * &t)?.sum(1)?.affine(inv, -inv)?.exp()?;
+    let off_diagonal = Tensor::eye(b, samples.dtype(), device)?.affine(-1.0, 1.0)?;
+    let neg = (s.matmul(&s.t()?)?.affine(inv, -inv)?.exp()? * off_diagonal)?.sum(1)?;
+    // Which center each pair belongs to, as a [B, P] 0/1 matrix: sums per center are products.
+    let index: Vec<u32> = batch.sample_index.to_vec1()?;
+    let mut member = vec![0f32; b * index.len()];
+    let mut has = vec![0f32; b];
+    for (p, &i) in index.iter().enumerate() {
+        member[i as usize * index.len() + p] = 1.0;
+        has[i as usize] = 1.0;
+    }
+    let centers = has.iter().sum::<f32>().max(1.0);
+    let member = Tensor::from_vec(member, (b, index.len()), device)?;
+    let per_center = |v: &Tensor| member.matmul(&v.unsqueeze(1)?)?.squeeze(1);
+    let numerator = per_center(&(&pos * &batch.weights)?)?;
+    let denominator = (per_center(&pos)? + neg)?;
+    let has = Tensor::from_vec(has, b, device)?;
+    let loss = ((denominator.affine(1.0, 1e-12)?.log()? - numerator.affine(1.0, 1e-12)?.log()?)? * has)?;
+    loss.sum_all()? / centers as f64
 }
 
 #[cfg(test)]
@@ -283,6 +361,33 @@ mod tests {
     }
 
     #[test]
+    fn the_contrastive_loss_matches_a_hand_computation() {
+        // Two centers s₀ = (1, 0), s₁ = (0, 2); s₀ has neighbors t₀ = (1, 1) (w 1) and t₁ = (0, −1)
+        // (w 0.5); s₁ has none. τ = 0.5: cos(s₀,t₀) = 1/√2, cos(s₀,t₁) = 0, cos(s₀,s₁) = 0.
+        let dev = Device::Cpu;
+        let samples = Tensor::new(&[[1.0f32, 0.0], [0.0, 2.0]], &dev).unwrap();
+        let neighbors = Tensor::new(&[[1.0f32, 1.0], [0.0, -1.0]], &dev).unwrap();
+        let batch = NeighborBatch {
+            sample_index: Tensor::new(&[0u32, 0], &dev).unwrap(),
+            weights: Tensor::new(&[1.0f32, 0.5], &dev).unwrap(),
+            slots: 4,
+        };
+        let config = GraphRegConfig::from_kv("distance=contrastive,temperature=0.5").unwrap();
+        let loss = graph_loss(&samples, &neighbors, &batch, &config).unwrap().to_scalar::<f32>().unwrap() as f64;
+        let e = |c: f64| (c / 0.5).exp();
+        let (p0, p1, n) = (e(1.0 / 2f64.sqrt()), e(0.0), e(0.0));
+        let want = -((p0 + 0.5 * p1) / (p0 + p1 + n)).ln(); // averaged over the one center with neighbors
+        assert!((loss - want).abs() < 1e-5, "{loss} vs {want}");
+        // Pulling t₀ onto s₀ lowers it.
+        let closer = Tensor::new(&[[1.0f32, 0.1], [0.0, -1.0]], &dev).unwrap();
+        let lower = graph_loss(&samples, &closer, &batch, &config).unwrap().to_scalar::<f32>().unwrap() as f64;
+        assert!(lower < loss);
+        assert!(GraphRegConfig::from_kv("temperature=0.5").is_err(), "temperature needs the contrastive distance");
+        assert!(GraphRegConfig::from_kv("distance=contrastive,temperature=0").is_err());
+        assert_eq!(GraphRegConfig::from_kv("distance=contrastive").unwrap().contrastive, Some(0.5));
+    }
+
+    #[test]
     fn kv_keys_values_and_defaults() {
         let c = GraphRegConfig::from_kv("multiplier=0.1,neighbors=2,distance=cosine,stop-gradient=true").unwrap();
         assert_eq!(c.multiplier, 0.1);
@@ -324,11 +429,11 @@ mod tests {
         assert_eq!(
             err("colour=red"),
             "unknown key `colour` in --graph-reg (known: multiplier, multiplier-ll, multiplier-lu, multiplier-uu, \
-             neighbors, distance, transform, reduction, sum-over-axis, layer, stop-gradient, hops)"
+             neighbors, distance, transform, reduction, sum-over-axis, layer, stop-gradient, hops, temperature)"
         );
         assert_eq!(
             err("distance=l3"),
-            "invalid value `l3` for `distance` in --graph-reg: expected l1, l2, cosine, kl or jsd"
+            "invalid value `l3` for `distance` in --graph-reg: expected l1, l2, cosine, kl, jsd or contrastive"
         );
         assert!(err("reduction=none").contains("use sum"));
         assert_eq!(err("multiplier"), "`multiplier` in --graph-reg is not KEY=VALUE");
