@@ -390,6 +390,14 @@ fn finite_non_negative(kv: &crate::config::KeyValue) -> Result<f64, ConfigError>
     }
 }
 
+/// [`MultiplierSchedule::from_kv`].
+impl std::str::FromStr for MultiplierSchedule {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        MultiplierSchedule::from_kv(s)
+    }
+}
+
 /// The text [`MultiplierSchedule::from_kv`] reads back (empty for the default).
 impl fmt::Display for MultiplierSchedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
