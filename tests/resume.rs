@@ -144,3 +144,177 @@ fn a_truncated_or_foreign_state_file_is_an_error_naming_it() {
     std::fs::write(&path, b"not a state").unwrap();
     assert!(TrainState::load(&path).unwrap_err().to_string().contains("not a training state"));
 }
+
+// ---- `nsl train --resume` after a SIGKILL ----
+
+fn nsl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nsl"))
+}
+
+fn run_ok(dir: &Path, args: &[&str]) -> String {
+    let out = nsl().current_dir(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "nsl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn run_err(dir: &Path, args: &[&str]) -> String {
+    let out = nsl().current_dir(dir).args(args).output().unwrap();
+    assert!(!out.status.success(), "nsl {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn data(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets").join(rel).to_string_lossy().into_owned()
+}
+
+/// Cora as `cora.parquet` + `graph.parquet` in `dir`, split into `train.parquet` (half) and
+/// `unlabeled.parquet`.
+fn cora(dir: &Path) {
+    run_ok(
+        dir,
+        &[
+            "convert",
+            "--content",
+            &data("cora/cora.content.gz"),
+            "--cites",
+            &data("cora/cora.cites.gz"),
+            "--samples",
+            "cora.parquet",
+            "--graph",
+            "graph.parquet",
+        ],
+    );
+    run_ok(dir, &["split", "cora.parquet", "--train", "0.5", "--out-train", "train.parquet", "--out-test", "unlabeled.parquet"]);
+}
+
+/// Adam, dropout 0.5, graph regularization with a scheduled multiplier, unlabeled centers, a
+/// cosine learning rate; 1 thread (results depend on the thread count).
+fn train_args(out: &str, epochs: &str) -> Vec<String> {
+    [
+        "train",
+        "--samples",
+        "train.parquet",
+        "--unlabeled",
+        "unlabeled.parquet",
+        "--graph",
+        "graph.parquet",
+        "--graph-reg",
+        "multiplier=0.1,neighbors=2",
+        "--graph-reg-schedule",
+        "steps=100,rate=0.9,warmup=50",
+        "--model",
+        "mlp:50,50",
+        "--dropout",
+        "0.5",
+        "--optimizer",
+        "adam",
+        "--lr-schedule",
+        "cosine,min=0.0001,warmup=2",
+        "--epochs",
+        epochs,
+        "--threads",
+        "1",
+        "--seed",
+        "3",
+        "--out",
+        out,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Starts `args`, waits until its saved state holds at least `epochs` completed epochs, and kills
+/// it with SIGKILL; returns the epoch of the state it left.
+fn kill_after(dir: &Path, args: &[&str], state: &Path, epochs: usize) -> usize {
+    let mut child = nsl()
+        .current_dir(dir)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        // The state is written atomically: a load never sees half a file.
+        if let Ok(s) = TrainState::load(state) {
+            if s.epoch() >= epochs {
+                break;
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(start.elapsed() < Duration::from_secs(300), "no state of epoch {epochs} after 300 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    TrainState::load(state).unwrap().epoch()
+}
+
+#[test]
+fn killed_train_resumes_to_the_uninterrupted_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cora(d);
+    let epochs = "60";
+    run_ok(d, &strs(&train_args("whole", epochs)));
+    assert!(!d.join("whole.partial").exists(), "a saved run leaves no state behind");
+    let killed_at = kill_after(d, &strs(&train_args("run", epochs)), &d.join("run.partial/state.safetensors"), 2);
+    assert!(killed_at >= 2 && killed_at < 60, "killed after epoch {killed_at}");
+    assert!(!d.join("run").exists(), "a killed run is not visible");
+
+    // Other values of the run's settings are refused, naming the flag; nothing is written.
+    let err = run_err(d, &["train", "--resume", "run", "--epochs", "61"]);
+    assert!(err.contains("--epochs 61 (the run has 60) differ from the interrupted run's settings"), "{err}");
+    let err = run_err(d, &["train", "--resume", "run", "--lr-schedule", "constant"]);
+    assert!(err.contains("--lr-schedule"), "{err}");
+    assert!(!d.join("run").exists());
+
+    // The same values may be repeated.
+    let mut again = vec!["train", "--resume", "run", "--epochs", epochs, "--json"];
+    again.extend(["--threads", "1"]);
+    let summary = run_ok(d, &again);
+    assert!(summary.contains("\"epochs\": 60"), "{summary}");
+    let read = |run: &str, file: &str| std::fs::read(d.join(run).join(file)).unwrap();
+    assert_eq!(read("run", "model.safetensors"), read("whole", "model.safetensors"), "resumed after epoch {killed_at}");
+    assert_eq!(read("run", "model.json"), read("whole", "model.json"));
+    let history = |run: &str| -> Vec<String> {
+        // Every column but the epoch's seconds.
+        String::from_utf8(read(run, "history.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit_once(',').map_or(l, |(a, _)| a).to_string())
+            .collect()
+    };
+    assert_eq!(history("run"), history("whole"), "the history covers every epoch");
+    assert!(!d.join("run.partial").exists(), "the state is removed once the run is saved");
+    let err = run_err(d, &["train", "--resume", "run"]);
+    assert!(err.contains("no interrupted run to resume"), "{err}");
+}
+
+#[test]
+fn a_state_of_another_runs_settings_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cora(d);
+    // Two interrupted runs that differ in their learning-rate schedule only.
+    let a = train_args("a", "60");
+    let mut b = train_args("b", "60");
+    let at = b.iter().position(|x| x == "cosine,min=0.0001,warmup=2").unwrap();
+    b[at] = "exponential,rate=0.9".into();
+    kill_after(d, &strs(&a), &d.join("a.partial/state.safetensors"), 1);
+    kill_after(d, &strs(&b), &d.join("b.partial/state.safetensors"), 1);
+    std::fs::copy(d.join("b.partial/state.safetensors"), d.join("a.partial/state.safetensors")).unwrap();
+    let err = run_err(d, &["train", "--resume", "a"]);
+    assert!(
+        err.contains(
+            "the saved state was made with lr_schedule = {\"decay\":{\"kind\":\"exponential\",\"rate\":0.9},\"warmup\":0}, \
+             this run has {\"decay\":{\"kind\":\"cosine\",\"min\":0.0001},\"warmup\":2}"
+        ),
+        "{err}"
+    );
+    assert!(!d.join("a").exists(), "nothing written");
+}
