@@ -96,7 +96,10 @@ fn multiplier_schedules_reach_the_graph_term() {
     // Without dropout: without graph pairs, the forward pass draws fewer dropout masks.
     let no_graph = run_with(base(), &off, 0.0);
     let warm = |text: &str| TrainConfig {
-        multiplier_schedules: MultiplierSchedules { graph: MultiplierSchedule::from_kv(text).unwrap(), ..Default::default() },
+        multiplier_schedules: MultiplierSchedules {
+            graph: MultiplierSchedule::from_kv(text).unwrap(),
+            ..Default::default()
+        },
         ..base()
     };
     let warming = run_with(warm("warmup=100000"), &reg(), 0.0);

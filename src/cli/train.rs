@@ -190,8 +190,10 @@ settings! {
         #[serde(deserialize_with = "from_text")]
         vat_schedule: Option<MultiplierSchedule>,
         /// Save the state needed to resume (`nsl train --resume`) after every N-th epoch into
-        /// `OUT.partial/` (removed when the run is saved); 0 saves none. Default 1. Not with
-        /// `--record-adversarial` (whose record a state does not hold).
+        /// `OUT.partial/` (removed when the run is saved); 0 saves none. Default: after an epoch
+        /// when 30 s have passed since the start or the last save (a save costs a few milliseconds
+        /// of fsync, as much as a whole epoch of a small model). Not with `--record-adversarial`
+        /// (whose record a state does not hold).
         #[arg(long, value_name = "N")]
         checkpoint_every: Option<usize>,
         /// Samples per batch. Default 32 (Keras' default).
@@ -304,9 +306,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 /// The settings of a `--config` file (`path`, its `text`), or none.
 fn config_file(path: Option<&Path>, text: Option<&str>) -> Result<TrainSettings> {
     match (path, text) {
-        (Some(path), Some(text)) => {
-            toml::from_str(text).with_context(|| format!("{}: invalid config", path.display()))
-        }
+        (Some(path), Some(text)) => toml::from_str(text).with_context(|| format!("{}: invalid config", path.display())),
         _ => Ok(TrainSettings::default()),
     }
 }
@@ -357,6 +357,8 @@ fn partial_dir(out: &Path) -> Result<PathBuf> {
 }
 
 const STATE_FILE: &str = "state.safetensors";
+/// Without `--checkpoint-every`: the least time between two saved states.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 const COMMAND_FILE: &str = "command.json";
 
 /// `nsl train --resume RUN`: runs the saved command again from the saved state.
@@ -372,8 +374,8 @@ fn resume(args: &TrainArgs, run: &Path) -> Result<()> {
         );
     }
     let text = std::fs::read(&command_path).with_context(|| format!("reading {}", command_path.display()))?;
-    let command: SavedCommand =
-        serde_json::from_slice(&text).with_context(|| format!("{}: not a saved nsl command", command_path.display()))?;
+    let command: SavedCommand = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not a saved nsl command", command_path.display()))?;
     let mut saved = SavedArgs::try_parse_from(&command.args)
         .with_context(|| format!("{}: the saved command line does not parse", command_path.display()))?
         .args;
@@ -479,12 +481,14 @@ fn train(
             bail!("{flag} needs {needs} (the multiplier it schedules)");
         }
     }
-    let checkpoint_every = match (settings.checkpoint_every, &record_path) {
+    // Every how many epochs a state is saved, and whether by the clock (the default).
+    let (checkpoint_every, by_clock) = match (settings.checkpoint_every, &record_path) {
         (Some(n), Some(_)) if n > 0 => {
             bail!("--checkpoint-every {n} cannot go with --record-adversarial: a saved state does not hold the record")
         }
-        (_, Some(_)) => 0,
-        (n, None) => n.unwrap_or(1),
+        (_, Some(_)) => (0, false),
+        (Some(n), None) => (n, false),
+        (None, None) => (1, true),
     };
     if config.early_stopping.is_some() && settings.validation.is_none() {
         bail!("--early-stopping needs --validation (the samples whose accuracy it watches)");
@@ -628,7 +632,15 @@ fn train(
     };
     if let Some(dir) = &partial {
         let path = dir.join(STATE_FILE);
-        trainer = trainer.on_epoch_state(checkpoint_every, move |state| state.save(&path));
+        let mut last = std::time::Instant::now();
+        trainer = trainer.on_epoch_state(checkpoint_every, move |state| {
+            if by_clock && last.elapsed() < CHECKPOINT_INTERVAL {
+                return Ok(());
+            }
+            state.save(&path)?;
+            last = std::time::Instant::now();
+            Ok(())
+        });
     }
     let resumed_epochs = resume.as_ref().map_or(0, |(_, s)| s.epoch());
     if let Some((_, state)) = resume {

@@ -171,8 +171,12 @@ impl std::str::FromStr for LrSchedule {
             Cosine,
             Exponential,
         }
-        let names =
-            [("constant", Kind::Constant), ("step", Kind::Step), ("cosine", Kind::Cosine), ("exponential", Kind::Exponential)];
+        let names = [
+            ("constant", Kind::Constant),
+            ("step", Kind::Step),
+            ("cosine", Kind::Cosine),
+            ("exponential", Kind::Exponential),
+        ];
         let kind = named("--lr-schedule", &names, kind)?;
         let (mut every, mut gamma, mut min, mut rate, mut warmup) = (None, 0.1, 0.0, None, 0);
         for kv in key_values(FLAG, rest) {

@@ -229,12 +229,18 @@ impl TrainState {
             if (b - a) / 4 != expected as u64 {
                 return Err(invalid(format!("tensor `{name}` has {} values, its variable {expected}", (b - a) / 4)));
             }
-            Ok(data[a as usize..b as usize].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            Ok(data[a as usize..b as usize]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
         };
         let adam = matches!(meta.config.optimizer, super::OptimizerConfig::Adam { .. });
         let (mut weights, mut moments, mut best) = (Vec::new(), Vec::new(), Vec::new());
         for (name, shape) in &meta.variables {
-            let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| invalid(format!("shape {shape:?}")))?;
+            let n = shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| invalid(format!("shape {shape:?}")))?;
             weights.push(take(format!("weight/{name}"), n)?);
             if adam {
                 moments.push((take(format!("adam.m/{name}"), n)?, take(format!("adam.v/{name}"), n)?));

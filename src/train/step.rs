@@ -137,7 +137,13 @@ impl Plan<'_> {
 
     /// `multiplier · L_graph` over `outputs` (the batch's `n` samples, then their neighbors), and the
     /// value of `L_graph`.
-    fn graph_term(&self, outputs: &Tensor, n: usize, input: &BatchInput, multiplier: f64) -> Result<Option<(Tensor, f64)>> {
+    fn graph_term(
+        &self,
+        outputs: &Tensor,
+        n: usize,
+        input: &BatchInput,
+        multiplier: f64,
+    ) -> Result<Option<(Tensor, f64)>> {
         let Some((batch, config)) = &input.neighbors else { return Ok(None) };
         let (s, t) = (outputs.narrow(0, 0, n)?, outputs.narrow(0, n, batch.pairs())?);
         let g = graph_loss(&s, &t, batch, config)?;
@@ -178,7 +184,8 @@ impl Plan<'_> {
         let Outputs { logits: all_logits, hidden } = out;
         let logits = all_logits.narrow(0, 0, n)?;
         let supervised = cross_entropy(&logits, &y)?;
-        let graph = self.graph_term(hidden.as_ref().unwrap_or(&all_logits), centers, &input, context.multipliers.graph)?;
+        let graph =
+            self.graph_term(hidden.as_ref().unwrap_or(&all_logits), centers, &input, context.multipliers.graph)?;
         let graph_value = graph.as_ref().map_or(0.0, |g| g.1);
         let mut regularizers = graph.map(|g| g.0);
         let (mut entropy_value, mut vat_value) = (0.0, 0.0);
