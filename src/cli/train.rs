@@ -658,7 +658,16 @@ fn train(
         progress_bar.set_message(format!("{}/{}", p.epoch, p.epochs));
         progress_bar.inc(1);
     });
-    let history = trainer.fit(&train, validation.as_ref())?;
+    let history = match trainer.fit(&train, validation.as_ref()) {
+        Ok(history) => history,
+        Err(e) => {
+            // Nothing to resume from yet: leave no `OUT.partial/` behind.
+            if let Some(dir) = partial.as_ref().filter(|d| !d.join(STATE_FILE).exists()) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(e.into());
+        }
+    };
     bar.finish_and_clear();
     let test_accuracy = test.as_ref().map(|t| evaluate(model.as_ref(), t, 1024)).transpose()?.map(|e| e.accuracy);
 
