@@ -16,6 +16,14 @@
 //! gives both `∇ₓ CE` (for the neighbors) and its parameter gradients, and one more backward through the
 //! regularizers adds theirs (NSL's Keras wrapper does three).
 //!
+//! # Schedules and resuming
+//! [`TrainConfig::lr_schedule`] sets the optimizer's rate before every step and
+//! [`TrainConfig::multiplier_schedules`] the regularizers' multipliers (NSL's `DecayConfig`, which
+//! NSL's own wrappers never apply, plus a warm-up; see [`LrSchedule`] and [`MultiplierSchedule`]);
+//! the defaults change nothing, bit for bit. [`Trainer::on_epoch_state`] hands out a
+//! [`TrainState`] after completed epochs and [`Trainer::resume_from`] continues from one, ending
+//! with the weights of an uninterrupted run.
+//!
 //! # Threads
 //! [`TrainConfig::threads`] runs the whole fit on a pool of its own; without it, on the caller's rayon
 //! pool. Nothing process-wide is changed.
