@@ -7,7 +7,7 @@ use nsl::data::Dataset;
 use nsl::graph::{EdgeKind, NeighborGraph};
 use nsl::model::{build_model, ModelSpec};
 use nsl::neighbors::NeighborTable;
-use nsl::regularize::{GraphRegConfig, VatConfig};
+use nsl::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
 use nsl::train::{
     MultiplierSchedule, MultiplierSchedules, StateError, TrainConfig, TrainError, TrainState, Trainer, UnlabeledConfig,
 };
@@ -47,7 +47,8 @@ fn weights(vars: &candle_nn::VarMap) -> Vec<f32> {
 }
 
 /// Adam, dropout, a cosine learning rate with warm-up, graph regularization with a decaying
-/// multiplier, unlabeled centers, VAT and early stopping (patience long enough to run every epoch).
+/// multiplier, unlabeled centers, VAT, PGD adversarial neighbors with random starts and early
+/// stopping (patience long enough to run every epoch).
 fn config() -> TrainConfig {
     TrainConfig {
         epochs: 6,
@@ -73,6 +74,7 @@ fn run(
     let (labeled, pool, validation, g) = fixture();
     let reg = GraphRegConfig { multiplier: 0.3, max_neighbors: 2, ..GraphRegConfig::tutorial() };
     let vat = VatConfig { multiplier: 0.5, ..Default::default() };
+    let adv = AdvRegConfig::from_kv("multiplier=0.2,step-size=0.05,pgd-iterations=2,random-init=true").unwrap();
     let spec: ModelSpec = "mlp:8".parse::<ModelSpec>().unwrap().with_dropout(0.3);
     let (model, vars) = build_model(&spec, &[8], 2, 5, &Device::Cpu).unwrap();
     let (table, _) = NeighborTable::new(&labeled, Some(&pool), &g, reg.max_neighbors).unwrap();
@@ -82,6 +84,7 @@ fn run(
         .with_graph(&table, &reg)
         .with_unlabeled(&pool, Some(&utable), UnlabeledConfig { ratio: 0.5, entropy: 0.1 })
         .with_vat(&vat)
+        .with_adversarial(&adv)
         .on_epoch_state(1, |state| {
             last = Some(state.clone());
             match stop_after {
