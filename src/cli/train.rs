@@ -3,7 +3,7 @@
 use super::progress::with_spinner;
 use super::{from_text, set_threads, ColumnArgs};
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use nsl::data::Dataset;
 use nsl::eval::evaluate;
@@ -13,7 +13,10 @@ use nsl::neighbors::NeighborTable;
 use nsl::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
 use nsl::report::training_curves_svg;
 use nsl::train::AdversarialRecord;
-use nsl::train::{save_checkpoint, CheckpointMeta, OptimizerConfig, TrainConfig, Trainer, UnlabeledConfig};
+use nsl::train::{
+    save_checkpoint, CheckpointMeta, LrSchedule, MultiplierSchedule, MultiplierSchedules, OptimizerConfig, TrainConfig,
+    TrainState, Trainer, UnlabeledConfig,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -36,6 +39,11 @@ pub struct TrainArgs {
     /// Print the summary as JSON on standard output.
     #[arg(long)]
     json: bool,
+    /// Continue the interrupted run whose `--out` was RUN from its last completed epoch (the state
+    /// in `RUN.partial/`), with the settings it started with: other settings may be given only
+    /// with the same values (`--config` not at all). Ends with the weights of an uninterrupted run.
+    #[arg(long, value_name = "RUN")]
+    resume: Option<PathBuf>,
 }
 
 /// Declares a struct of `Option` fields, and its method `or`, which fills the fields left unset
@@ -49,6 +57,24 @@ macro_rules! settings {
             /// `self`, with the settings it leaves unset taken from `under`.
             fn or(self, under: Self) -> Self {
                 $name { $($field: self.$field.or(under.$field),)* }
+            }
+
+            /// The flags `self` sets to another value than `saved` has (`--name NEW` vs `OLD`).
+            fn conflicts(&self, saved: &Self) -> Vec<String> {
+                let mut out = Vec::new();
+                $(
+                    if let Some(new) = &self.$field {
+                        let old = saved.$field.as_ref().map(|v| format!("{v:?}"));
+                        if old.as_deref() != Some(format!("{new:?}").as_str()) {
+                            out.push(format!(
+                                "--{} {new:?} (the run has {})",
+                                stringify!($field).replace('_', "-"),
+                                old.unwrap_or_else(|| "it unset".into())
+                            ));
+                        }
+                    }
+                )*
+                out
             }
         }
     };
@@ -139,6 +165,37 @@ settings! {
         /// Passes over the training samples. Default 10.
         #[arg(long)]
         epochs: Option<usize>,
+        /// Learning-rate schedule, evaluated before every step: `constant` (default),
+        /// `step,every=E[,gamma=G]` (× G every E epochs, G default 0.1), `cosine[,min=M]` (Keras'
+        /// CosineDecay per step down to M, default 0, over the run), `exponential,rate=R` (× R per
+        /// epoch, continuously); each may add `warmup=W`: a linear ramp over the first W epochs
+        /// (default 0), after which the decay starts.
+        #[arg(long, value_name = "SPEC", value_parser = LrSchedule::from_str)]
+        #[serde(deserialize_with = "from_text")]
+        lr_schedule: Option<LrSchedule>,
+        /// Schedule of the `--graph-reg` multiplier over the optimizer's steps (NSL's DecayConfig,
+        /// which NSL's Keras wrappers never use, plus a warm-up), as `key=value` pairs: `steps`
+        /// (NSL's decay_steps: turns the decay on), `decay` (exponential | inverse-time | natural-exp,
+        /// default exponential), `rate` (default 0.96), `min` (floor, default 0), `warmup` (steps of
+        /// linear ramp from 0, default 0). Default: none, the multiplier as given.
+        #[arg(long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
+        #[serde(deserialize_with = "from_text")]
+        graph_reg_schedule: Option<MultiplierSchedule>,
+        /// Schedule of the `--adv-reg` multiplier, as `--graph-reg-schedule`. Default: none.
+        #[arg(long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
+        #[serde(deserialize_with = "from_text")]
+        adv_reg_schedule: Option<MultiplierSchedule>,
+        /// Schedule of the `--vat` multiplier, as `--graph-reg-schedule`. Default: none.
+        #[arg(long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
+        #[serde(deserialize_with = "from_text")]
+        vat_schedule: Option<MultiplierSchedule>,
+        /// Save the state needed to resume (`nsl train --resume`) after every N-th epoch into
+        /// `OUT.partial/` (removed when the run is saved); 0 saves none. Default: after an epoch
+        /// when 30 s have passed since the start or the last save (a save costs a few milliseconds
+        /// of fsync, as much as a whole epoch of a small model). Not with `--record-adversarial`
+        /// (whose record a state does not hold).
+        #[arg(long, value_name = "N")]
+        checkpoint_every: Option<usize>,
         /// Samples per batch. Default 32 (Keras' default).
         #[arg(long)]
         batch_size: Option<usize>,
@@ -234,14 +291,147 @@ fn read(path: &Path, columns: &ColumnArgs) -> Result<Dataset> {
 
 /// Runs `nsl train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let file: TrainSettings = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?
-        }
-        None => TrainSettings::default(),
+    if let Some(run) = &args.resume {
+        return resume(args, run);
+    }
+    let text = match &args.config {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+        None => None,
     };
-    let settings = args.settings.clone().or(file);
+    let file = config_file(args.config.as_deref(), text.as_deref())?;
+    let command = SavedCommand::capture(text)?;
+    train(args, args.settings.clone().or(file), command, None)
+}
+
+/// The settings of a `--config` file (`path`, its `text`), or none.
+fn config_file(path: Option<&Path>, text: Option<&str>) -> Result<TrainSettings> {
+    match (path, text) {
+        (Some(path), Some(text)) => toml::from_str(text).with_context(|| format!("{}: invalid config", path.display())),
+        _ => Ok(TrainSettings::default()),
+    }
+}
+
+/// The command line of a run, saved in `OUT.partial/command.json` so that `--resume` can run it
+/// again: the arguments after `train`, the working directory they are relative to, and the
+/// `--config` file's text (the file may change).
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct SavedCommand {
+    format_version: u32,
+    cwd: PathBuf,
+    args: Vec<String>,
+    config: Option<String>,
+}
+
+/// Parses a saved command line.
+#[derive(Parser, Debug)]
+#[command(no_binary_name = true)]
+struct SavedArgs {
+    #[command(flatten)]
+    args: TrainArgs,
+}
+
+impl SavedCommand {
+    /// This process's `nsl train` command line; `None` if it cannot be recorded (an argument that
+    /// is not UTF-8), and then the run saves no state.
+    fn capture(config: Option<String>) -> Result<Option<SavedCommand>> {
+        let mut all = std::env::args_os().skip_while(|a| a != "train");
+        if all.next().is_none() {
+            return Ok(None);
+        }
+        let Ok(args) = all.map(|a| a.into_string()).collect::<Result<Vec<String>, _>>() else {
+            eprintln!("warning: an argument is not UTF-8: no state is saved for --resume");
+            return Ok(None);
+        };
+        let cwd = std::env::current_dir().context("the working directory (saved for --resume)")?;
+        Ok(Some(SavedCommand { format_version: 1, cwd, args, config }))
+    }
+}
+
+/// Where a run whose `--out` is `out` keeps the state to resume from: the sibling `OUT.partial/`.
+fn partial_dir(out: &Path) -> Result<PathBuf> {
+    let name = out.file_name().with_context(|| format!("--out {} names no directory", out.display()))?;
+    let mut name = name.to_os_string();
+    name.push(".partial");
+    Ok(out.with_file_name(name))
+}
+
+const STATE_FILE: &str = "state.safetensors";
+/// Without `--checkpoint-every`: the least time between two saved states.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+const COMMAND_FILE: &str = "command.json";
+
+/// `nsl train --resume RUN`: runs the saved command again from the saved state.
+fn resume(args: &TrainArgs, run: &Path) -> Result<()> {
+    let partial = partial_dir(run)?;
+    let command_path = partial.join(COMMAND_FILE);
+    if !command_path.is_file() {
+        bail!(
+            "--resume {}: no interrupted run to resume ({} does not exist: the run finished, saved no state \
+             (--checkpoint-every 0, --record-adversarial) or never started)",
+            run.display(),
+            command_path.display()
+        );
+    }
+    let text = std::fs::read(&command_path).with_context(|| format!("reading {}", command_path.display()))?;
+    let command: SavedCommand = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not a saved nsl command", command_path.display()))?;
+    let mut saved = SavedArgs::try_parse_from(&command.args)
+        .with_context(|| format!("{}: the saved command line does not parse", command_path.display()))?
+        .args;
+    let file = config_file(saved.config.as_deref(), command.config.as_deref())?;
+    let settings = saved.settings.clone().or(file);
+    if args.config.is_some() {
+        bail!("--config cannot be given with --resume: a run resumes with the settings it started with");
+    }
+    let mut conflicts = args.settings.conflicts(&settings);
+    let no_columns = format!("{:?}", SavedArgs::try_parse_from(Vec::<String>::new())?.args.columns);
+    let columns = format!("{:?}", args.columns);
+    if columns != no_columns && columns != format!("{:?}", saved.columns) {
+        conflicts.push("--id-column, --feature-columns or --label-column".into());
+    }
+    if !conflicts.is_empty() {
+        bail!(
+            "--resume {}: {} differ from the interrupted run's settings: a run resumes with the settings it started \
+             with (give no other flag, or the same values)",
+            run.display(),
+            conflicts.join(", ")
+        );
+    }
+    let partial = std::fs::canonicalize(&partial).with_context(|| format!("--resume {}", partial.display()))?;
+    std::env::set_current_dir(&command.cwd)
+        .with_context(|| format!("--resume: the run's working directory {}", command.cwd.display()))?;
+    let out = settings.out.clone().unwrap_or_else(|| PathBuf::from("runs/train"));
+    let saved_partial = partial_dir(&out)?;
+    if std::fs::canonicalize(&saved_partial).ok().as_ref() != Some(&partial) {
+        bail!(
+            "--resume {}: {} belongs to the run --out {} (in {}), not to this one",
+            run.display(),
+            command_path.display(),
+            out.display(),
+            command.cwd.display()
+        );
+    }
+    let state_path = partial.join(STATE_FILE);
+    let state = match state_path.is_file() {
+        true => Some(TrainState::load(&state_path)?),
+        false => {
+            eprintln!("no completed epoch was saved: training again from the start");
+            None
+        }
+    };
+    saved.json = args.json;
+    train(&saved, settings, Some(command), state.map(|s| (partial, s)))
+}
+
+/// Trains with `settings` (the flags over the `--config` file) and saves the run; `command` is
+/// saved for `--resume` with every state, `resume` the state to continue from and its directory.
+fn train(
+    args: &TrainArgs,
+    settings: TrainSettings,
+    command: Option<SavedCommand>,
+    resume: Option<(PathBuf, TrainState)>,
+) -> Result<()> {
     if let Some(threads) = settings.threads {
         set_threads(threads);
     }
@@ -273,9 +463,33 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         optimizer,
         seed,
         early_stopping: settings.early_stopping.map(|p| p.0),
+        lr_schedule: settings.lr_schedule.unwrap_or_default(),
+        multiplier_schedules: MultiplierSchedules {
+            graph: settings.graph_reg_schedule.unwrap_or_default(),
+            adversarial: settings.adv_reg_schedule.unwrap_or_default(),
+            vat: settings.vat_schedule.unwrap_or_default(),
+        },
         ..defaults
     };
     config.validate()?;
+    for (flag, set, needs, given) in [
+        ("--graph-reg-schedule", settings.graph_reg_schedule.is_some(), "--graph-reg", graph_reg.is_some()),
+        ("--adv-reg-schedule", settings.adv_reg_schedule.is_some(), "--adv-reg", adv_reg.is_some()),
+        ("--vat-schedule", settings.vat_schedule.is_some(), "--vat", settings.vat.is_some()),
+    ] {
+        if set && !given {
+            bail!("{flag} needs {needs} (the multiplier it schedules)");
+        }
+    }
+    // Every how many epochs a state is saved, and whether by the clock (the default).
+    let (checkpoint_every, by_clock) = match (settings.checkpoint_every, &record_path) {
+        (Some(n), Some(_)) if n > 0 => {
+            bail!("--checkpoint-every {n} cannot go with --record-adversarial: a saved state does not hold the record")
+        }
+        (_, Some(_)) => (0, false),
+        (Some(n), None) => (n, false),
+        (None, None) => (1, true),
+    };
     if config.early_stopping.is_some() && settings.validation.is_none() {
         bail!("--early-stopping needs --validation (the samples whose accuracy it watches)");
     }
@@ -394,7 +608,47 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             trainer = trainer.record_adversarial(record_every);
         }
     }
-    let bar = ProgressBar::new((config.epochs * train.len().div_ceil(config.batch_size)) as u64);
+    // The state to resume from lives beside the run (`OUT.partial/`): the staged run directory is
+    // removed when the process dies, the state must survive a kill.
+    let partial = match (&command, checkpoint_every) {
+        (Some(command), 1..) => {
+            let partial = partial_dir(&out)?;
+            if resume.is_none() {
+                std::fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
+                // A state of an earlier run of this --out must not pair with this command.
+                match std::fs::remove_file(partial.join(STATE_FILE)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(e).with_context(|| format!("removing {}", partial.join(STATE_FILE).display()))
+                    }
+                    _ => {}
+                }
+                let json = serde_json::to_vec_pretty(command)?;
+                nsl::io::write_bytes(&partial.join(COMMAND_FILE), &json)
+                    .with_context(|| format!("writing {}", partial.join(COMMAND_FILE).display()))?;
+            }
+            Some(partial)
+        }
+        _ => None,
+    };
+    if let Some(dir) = &partial {
+        let path = dir.join(STATE_FILE);
+        let mut last = std::time::Instant::now();
+        trainer = trainer.on_epoch_state(checkpoint_every, move |state| {
+            if by_clock && last.elapsed() < CHECKPOINT_INTERVAL {
+                return Ok(());
+            }
+            state.save(&path)?;
+            last = std::time::Instant::now();
+            Ok(())
+        });
+    }
+    let resumed_epochs = resume.as_ref().map_or(0, |(_, s)| s.epoch());
+    if let Some((_, state)) = resume {
+        trainer = trainer.resume_from(state);
+    }
+    let batches = train.len().div_ceil(config.batch_size);
+    let bar = ProgressBar::new((config.epochs * batches) as u64);
+    bar.set_position((resumed_epochs * batches) as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} epoch {msg} ({elapsed}, eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -404,7 +658,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         progress_bar.set_message(format!("{}/{}", p.epoch, p.epochs));
         progress_bar.inc(1);
     });
-    let history = trainer.fit(&train, validation.as_ref())?;
+    let history = match trainer.fit(&train, validation.as_ref()) {
+        Ok(history) => history,
+        Err(e) => {
+            // Nothing to resume from yet: leave no `OUT.partial/` behind.
+            if let Some(dir) = partial.as_ref().filter(|d| !d.join(STATE_FILE).exists()) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(e.into());
+        }
+    };
     bar.finish_and_clear();
     let test_accuracy = test.as_ref().map(|t| evaluate(model.as_ref(), t, 1024)).transpose()?.map(|e| e.accuracy);
 
@@ -474,6 +737,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         None => None,
     };
     staged.commit().with_context(|| format!("saving the run {}", out.display()))?;
+    if let Some(dir) = &partial {
+        // The run is saved: its state has served.
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            eprintln!("warning: could not remove {}: {e}", dir.display());
+        }
+    }
     if let Some((outputs, examples, path, nodes)) = record {
         outputs.commit()?;
         eprintln!("recorded {examples} adversarial neighbors → {} and {}", path.display(), nodes.display());

@@ -20,6 +20,25 @@ impl Dropout {
         Dropout { p, rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)) }
     }
 
+    /// The position of the mask generator in its stream (ChaCha words drawn so far): with
+    /// [`Dropout::set_position`], what a resumed run needs to draw the masks an uninterrupted one
+    /// would.
+    ///
+    /// # Errors
+    /// If the generator's lock is poisoned.
+    pub fn position(&self) -> Result<u128> {
+        Ok(self.rng.lock().map_err(|_| candle_core::Error::Msg("dropout lock poisoned".into()))?.get_word_pos())
+    }
+
+    /// Moves the mask generator to `position` (see [`Dropout::position`]).
+    ///
+    /// # Errors
+    /// If the generator's lock is poisoned.
+    pub fn set_position(&self, position: u128) -> Result<()> {
+        self.rng.lock().map_err(|_| candle_core::Error::Msg("dropout lock poisoned".into()))?.set_word_pos(position);
+        Ok(())
+    }
+
     /// Applies dropout when `train` is true.
     ///
     /// # Errors

@@ -48,6 +48,27 @@ pub trait Model: Send + Sync {
     fn as_mlp(&self) -> Option<&Mlp> {
         None
     }
+
+    /// The positions of the model's own random streams (the built-in models' dropout masks), saved
+    /// with a run's state so that a resumed run draws what an uninterrupted one would. The default
+    /// (a model without seeded randomness) has none.
+    ///
+    /// # Errors
+    /// A poisoned lock of a generator.
+    fn rng_positions(&self) -> Result<Vec<u128>> {
+        Ok(Vec::new())
+    }
+
+    /// Moves the model's random streams to `positions` (from [`Model::rng_positions`]).
+    ///
+    /// # Errors
+    /// `positions` of another length than [`Model::rng_positions`] gives.
+    fn set_rng_positions(&self, positions: &[u128]) -> Result<()> {
+        match positions {
+            [] => Ok(()),
+            _ => candle_core::bail!("this model has no random stream, got {} positions", positions.len()),
+        }
+    }
 }
 
 impl<M: candle_nn::ModuleT + Send + Sync> Model for M {

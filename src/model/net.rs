@@ -86,6 +86,17 @@ impl Model for Mlp {
         Some(self)
     }
 
+    fn rng_positions(&self) -> Result<Vec<u128>> {
+        Ok(vec![self.dropout.position()?])
+    }
+
+    fn set_rng_positions(&self, positions: &[u128]) -> Result<()> {
+        match positions {
+            [p] => self.dropout.set_position(*p),
+            _ => candle_core::bail!("the model has one random stream (dropout), got {} positions", positions.len()),
+        }
+    }
+
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         Ok(self.forward_with(xs, train, None)?.0)
     }
@@ -152,6 +163,17 @@ impl Cnn {
 impl Model for Cnn {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         Ok(self.forward_with(xs, train, None)?.0)
+    }
+
+    fn rng_positions(&self) -> Result<Vec<u128>> {
+        Ok(vec![self.dropout.position()?])
+    }
+
+    fn set_rng_positions(&self, positions: &[u128]) -> Result<()> {
+        match positions {
+            [p] => self.dropout.set_position(*p),
+            _ => candle_core::bail!("the model has one random stream (dropout), got {} positions", positions.len()),
+        }
     }
 
     fn forward_with(&self, xs: &Tensor, train: bool, layer: Option<&str>) -> Result<(Tensor, Option<Tensor>)> {

@@ -35,6 +35,10 @@ pub enum TrainError {
     /// The thread pool could not be made.
     #[error("cannot start the training thread pool: {0}")]
     ThreadPool(String),
+    /// A saved state could not be written, or does not fit this run
+    /// ([`Trainer::resume_from`](super::Trainer::resume_from)).
+    #[error(transparent)]
+    State(#[from] super::StateError),
     /// A candle error of the forward or backward passes.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

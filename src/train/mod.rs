@@ -16,6 +16,14 @@
 //! gives both `∇ₓ CE` (for the neighbors) and its parameter gradients, and one more backward through the
 //! regularizers adds theirs (NSL's Keras wrapper does three).
 //!
+//! # Schedules and resuming
+//! [`TrainConfig::lr_schedule`] sets the optimizer's rate before every step and
+//! [`TrainConfig::multiplier_schedules`] the regularizers' multipliers (NSL's `DecayConfig`, which
+//! NSL's own wrappers never apply, plus a warm-up; see [`LrSchedule`] and [`MultiplierSchedule`]);
+//! the defaults change nothing, bit for bit. [`Trainer::on_epoch_state`] hands out a
+//! [`TrainState`] after completed epochs and [`Trainer::resume_from`] continues from one, ending
+//! with the weights of an uninterrupted run.
+//!
 //! # Threads
 //! [`TrainConfig::threads`] runs the whole fit on a pool of its own; without it, on the caller's rayon
 //! pool. Nothing process-wide is changed.
@@ -26,6 +34,8 @@ mod error;
 mod history;
 mod optim;
 mod record;
+mod schedule;
+mod state;
 mod step;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointError, CheckpointMeta, FORMAT_VERSION};
@@ -33,6 +43,8 @@ pub use error::TrainError;
 pub use history::{EpochRecord, History};
 pub use optim::OptimizerConfig;
 pub use record::{AdversarialExample, AdversarialRecord};
+pub use schedule::{DecayConfig, DecayType, LrDecay, LrSchedule, MultiplierSchedule, MultiplierSchedules};
+pub use state::{StateError, TrainState};
 
 use crate::data::Dataset;
 use crate::model::Model;
@@ -47,7 +59,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
-use step::{Plan, Step, StepContext, Unlabeled};
+use step::{Multipliers, Plan, Step, StepContext, Unlabeled};
 
 /// How to train. `Default`: Adam (lr 0.001), 10 epochs, batch 32 (Keras' default), seed 0, shuffled,
 /// on the caller's thread pool.
@@ -74,6 +86,14 @@ pub struct TrainConfig {
     /// train every epoch, keep the last weights.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<usize>,
+    /// The learning rate over the run ([`LrSchedule`], evaluated before every step). Default
+    /// constant: the optimizer's rate throughout.
+    #[serde(skip_serializing_if = "LrSchedule::is_constant")]
+    pub lr_schedule: LrSchedule,
+    /// Decay and warm-up of the graph, adversarial and virtual adversarial multipliers over the
+    /// optimizer's steps ([`MultiplierSchedule`]). Default none.
+    #[serde(skip_serializing_if = "MultiplierSchedules::is_none")]
+    pub multiplier_schedules: MultiplierSchedules,
 }
 
 impl Default for TrainConfig {
@@ -86,6 +106,8 @@ impl Default for TrainConfig {
             shuffle: true,
             threads: None,
             early_stopping: None,
+            lr_schedule: LrSchedule::default(),
+            multiplier_schedules: MultiplierSchedules::default(),
         }
     }
 }
@@ -95,7 +117,8 @@ impl TrainConfig {
     ///
     /// # Errors
     /// [`ConfigError::InvalidValue`](crate::ConfigError) naming the field: zero epochs, batch
-    /// size or threads, or a learning rate that is not a finite number > 0.
+    /// size or threads, a learning rate that is not a finite number > 0, or a learning-rate
+    /// schedule out of range ([`LrSchedule::validate`]).
     pub fn validate(&self) -> Result<(), crate::ConfigError> {
         let invalid =
             |field: &str, value: String, expected: &str| Err(crate::ConfigError::invalid(field, value, expected));
@@ -115,7 +138,7 @@ impl TrainConfig {
         if !(lr.is_finite() && lr > 0.0) {
             return invalid("learning_rate", lr.to_string(), "a finite number > 0");
         }
-        Ok(())
+        self.lr_schedule.validate(lr, self.epochs)
     }
 }
 
@@ -133,6 +156,7 @@ pub struct BatchProgress {
 }
 
 type ProgressFn<'a> = Box<dyn FnMut(BatchProgress) + Send + 'a>;
+type StateFn<'a> = Box<dyn FnMut(&TrainState) -> Result<(), StateError> + Send + 'a>;
 
 /// How unlabeled samples take part as centers (see [`Trainer::with_unlabeled`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,6 +211,10 @@ pub struct Trainer<'a> {
     /// Every how many epochs to record adversarial neighbors, and the record.
     record: Option<(usize, AdversarialRecord)>,
     progress: Option<ProgressFn<'a>>,
+    /// Every how many epochs to hand the run's state out, and to whom.
+    state_sink: Option<(usize, StateFn<'a>)>,
+    /// The state to continue from.
+    resume: Option<TrainState>,
 }
 
 /// The trainable variables of `vars`, sorted by name so that the update order (and so every float)
@@ -211,6 +239,8 @@ impl<'a> Trainer<'a> {
             unlabeled: None,
             record: None,
             progress: None,
+            state_sink: None,
+            resume: None,
         }
     }
 
@@ -260,6 +290,28 @@ impl<'a> Trainer<'a> {
     /// Calls `f` after every batch (e.g. to move a progress bar).
     pub fn on_progress(mut self, f: impl FnMut(BatchProgress) + Send + 'a) -> Self {
         self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// Calls `f` with the run's [`TrainState`] after every `every`-th completed epoch (and the
+    /// last), e.g. to save it ([`TrainState::save`]) so that an interrupted run can be resumed. An
+    /// error from `f` stops the fit.
+    pub fn on_epoch_state(
+        mut self,
+        every: usize,
+        f: impl FnMut(&TrainState) -> Result<(), StateError> + Send + 'a,
+    ) -> Self {
+        self.state_sink = Some((every.max(1), Box::new(f)));
+        self
+    }
+
+    /// Continues from `state` (saved by a run with the same configuration, regularizers, model and
+    /// samples) instead of starting afresh: [`Trainer::fit`] then trains the epochs after
+    /// [`TrainState::epoch`] and returns the whole run's history; its weights are those of an
+    /// uninterrupted run, bit for bit. Adversarial neighbors recorded before the interruption are
+    /// not in the state.
+    pub fn resume_from(mut self, state: TrainState) -> Self {
+        self.resume = Some(state);
         self
     }
 
@@ -327,6 +379,13 @@ impl<'a> Trainer<'a> {
         let max_label = train.labels().and_then(|l| l.iter().max().copied()).unwrap_or(0);
         let vars = sorted_vars(self.vars)?;
         let mut optimizer = Optimizer::new(self.config.optimizer, vars.clone());
+        if let Some(state) = &self.resume {
+            state.check(&self.config, &self.setup(train), &named_shapes(self.vars)?)?;
+            for (var, values) in vars.iter().zip(&state.weights) {
+                var.set(&Tensor::from_slice(values, var.shape(), &Device::Cpu)?)?;
+            }
+            optimizer.restore(state.meta.optimizer_steps, state.moments.clone())?;
+        }
         let layer = self.graph.and_then(|(_, c)| c.layer.as_deref());
         let tape = match self.model.as_mlp() {
             Some(mlp) => TapeNet::new(mlp, layer, &optimizer)?,
@@ -372,7 +431,19 @@ impl<'a> Trainer<'a> {
         let mut order: Vec<usize> = (0..train.len()).collect();
         let batches = train.len().div_ceil(batch_size);
         let mut history = History::default();
-        for epoch in 1..=epochs {
+        let mut first = 1;
+        if let Some(state) = self.resume.take() {
+            first = self.restore(&state, &mut rng, &mut order, &mut draw, &mut best, &mut since_best)?;
+            history = state.meta.history;
+        }
+        let base_lr = self.config.optimizer.learning_rate();
+        let (lr_schedule, schedules) = (self.config.lr_schedule, self.config.multiplier_schedules);
+        let initial = Multipliers {
+            graph: self.graph.map_or(0.0, |(_, c)| c.max_multiplier()),
+            adversarial: self.adversarial.map_or(0.0, |c| c.multiplier),
+            vat: self.vat.map_or(0.0, |c| c.multiplier),
+        };
+        for epoch in first..=epochs {
             let started = Instant::now();
             if self.config.shuffle {
                 order.shuffle(&mut rng);
@@ -380,7 +451,17 @@ impl<'a> Trainer<'a> {
             let mut sums = EpochSums::default();
             let recording = self.record.as_ref().is_some_and(|(every, _)| epoch % every == 0 || epoch == epochs);
             for (b, rows) in order.chunks(batch_size).enumerate() {
-                let context = StepContext { epoch, batch: b, recording, ids: train.ids(), labels };
+                // The global step: the optimizer's updates so far.
+                let t = optimizer.steps();
+                if !lr_schedule.is_constant() {
+                    optimizer.set_learning_rate(lr_schedule.learning_rate(base_lr, t, batches, epochs));
+                }
+                let multipliers = Multipliers {
+                    graph: schedules.graph.multiplier(initial.graph, t),
+                    adversarial: schedules.adversarial.multiplier(initial.adversarial, t),
+                    vat: schedules.vat.multiplier(initial.vat, t),
+                };
+                let context = StepContext { epoch, batch: b, recording, ids: train.ids(), labels, multipliers };
                 let urows = draw.next((ratio * rows.len() as f64).ceil() as usize);
                 let step = plan.step(backend, rows, &urows, features, optimizer, &context)?;
                 if max_label as usize >= step.classes {
@@ -400,6 +481,7 @@ impl<'a> Trainer<'a> {
                 None => None,
             };
             history.epochs.push(sums.record(epoch, started.elapsed().as_secs_f64(), validation_accuracy));
+            let mut stop = false;
             if let (Some(patience), Some(accuracy)) = (self.config.early_stopping, validation_accuracy) {
                 if best.as_ref().is_none_or(|(b, _, _)| accuracy > *b) {
                     let weights =
@@ -408,10 +490,20 @@ impl<'a> Trainer<'a> {
                     since_best = 0;
                 } else {
                     since_best += 1;
-                    if since_best >= patience {
-                        break;
+                    stop = since_best >= patience;
+                }
+            }
+            if let Some(every) = self.state_sink.as_ref().map(|(every, _)| *every) {
+                if !stop && (epoch % every == 0 || epoch == epochs) {
+                    let saved = RunPosition { epoch, rng: &rng, order: &order, draw: &draw, best: &best, since_best };
+                    let state = self.state(train, &history, optimizer, saved)?;
+                    if let Some((_, sink)) = self.state_sink.as_mut() {
+                        sink(&state)?;
                     }
                 }
+            }
+            if stop {
+                break;
             }
         }
         if let Some((_, epoch, weights)) = best {
@@ -422,6 +514,124 @@ impl<'a> Trainer<'a> {
         }
         Ok(history)
     }
+
+    /// What a saved state is compared on, besides the [`TrainConfig`]: the regularizers, the
+    /// unlabeled centers and the sample counts.
+    fn setup(&self, train: &Dataset) -> serde_json::Value {
+        serde_json::json!({
+            "train_samples": train.len(),
+            "features": train.dim(),
+            "graph": self.graph.map(|(_, c)| c),
+            "graph_pairs": self.graph.map(|(t, _)| t.max_neighbors()),
+            "adversarial": self.adversarial,
+            "vat": self.vat,
+            "unlabeled": self.unlabeled.as_ref().map(|u| serde_json::json!({ "samples": u.data.len(), "config": u.config })),
+            "recording": self.record.as_ref().map(|(every, _)| every),
+        })
+    }
+
+    /// The run's state after `at.epoch`.
+    fn state(
+        &self,
+        train: &Dataset,
+        history: &History,
+        optimizer: &Optimizer,
+        at: RunPosition,
+    ) -> Result<TrainState, TrainError> {
+        let values = |t: &Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>());
+        let vars = sorted_vars(self.vars)?;
+        let weights = vars.iter().map(|v| values(v.as_tensor())).collect::<Result<Vec<_>, _>>()?;
+        let best_weights = match at.best {
+            Some((_, _, w)) => Some(w.iter().map(values).collect::<Result<Vec<_>, _>>()?),
+            None => None,
+        };
+        let meta = state::StateMeta {
+            format_version: 1,
+            epoch: at.epoch,
+            config: self.config.clone(),
+            setup: self.setup(train),
+            history: history.clone(),
+            variables: named_shapes(self.vars)?,
+            optimizer_steps: optimizer.steps(),
+            best: at.best.as_ref().map(|(a, e, _)| (*a, *e)),
+            since_best: at.since_best,
+            order: at.order.to_vec(),
+            order_rng: at.rng.get_word_pos().to_string(),
+            unlabeled: (!at.draw.order.is_empty())
+                .then(|| (at.draw.order.clone(), at.draw.next, at.draw.rng.get_word_pos().to_string())),
+            model_rng: self.model.rng_positions()?.iter().map(u128::to_string).collect(),
+        };
+        Ok(TrainState { meta, weights, moments: optimizer.moments().to_vec(), best_weights })
+    }
+
+    /// Puts the random streams and early stopping where `state` left them; returns the first epoch
+    /// to train. (The weights and the optimizer were restored in [`Trainer::fit_here`].)
+    fn restore(
+        &self,
+        state: &TrainState,
+        rng: &mut ChaCha8Rng,
+        order: &mut Vec<usize>,
+        draw: &mut UnlabeledDraw,
+        best: &mut Option<(f64, usize, Vec<Tensor>)>,
+        since_best: &mut usize,
+    ) -> Result<usize, TrainError> {
+        let bad = |what: &str| {
+            TrainError::State(StateError::Mismatch {
+                setting: what.to_string(),
+                saved: "a state that does not fit".into(),
+                current: "this run".into(),
+            })
+        };
+        let m = &state.meta;
+        let position = |s: &str| s.parse::<u128>().map_err(|_| bad("a random stream's position"));
+        let mut sorted = m.order.clone();
+        sorted.sort_unstable();
+        if sorted != (0..order.len()).collect::<Vec<_>>() {
+            return Err(bad("the batch order"));
+        }
+        *order = m.order.clone();
+        rng.set_word_pos(position(&m.order_rng)?);
+        match &m.unlabeled {
+            Some((o, next, pos)) if o.len() == draw.order.len() && *next <= o.len() => {
+                draw.order = o.clone();
+                draw.next = *next;
+                draw.rng.set_word_pos(position(pos)?);
+            }
+            None if draw.order.is_empty() => {}
+            _ => return Err(bad("the unlabeled centers' draw")),
+        }
+        let positions = m.model_rng.iter().map(|p| position(p)).collect::<Result<Vec<_>, _>>()?;
+        self.model.set_rng_positions(&positions)?;
+        if let (Some((accuracy, epoch)), Some(weights)) = (m.best, &state.best_weights) {
+            let vars = sorted_vars(self.vars)?;
+            let tensors = vars
+                .iter()
+                .zip(weights)
+                .map(|(v, w)| Tensor::from_slice(w, v.shape(), &Device::Cpu))
+                .collect::<Result<Vec<_>, _>>()?;
+            *best = Some((accuracy, epoch, tensors));
+        }
+        *since_best = m.since_best;
+        Ok(m.epoch + 1)
+    }
+}
+
+/// Where the epoch loop is, for [`Trainer::state`].
+struct RunPosition<'r> {
+    epoch: usize,
+    rng: &'r ChaCha8Rng,
+    order: &'r [usize],
+    draw: &'r UnlabeledDraw,
+    best: &'r Option<(f64, usize, Vec<Tensor>)>,
+    since_best: usize,
+}
+
+/// The trainable variables' names and shapes, in name order.
+fn named_shapes(vars: &VarMap) -> candle_core::Result<Vec<(String, Vec<usize>)>> {
+    let data = vars.data().lock().map_err(|_| candle_core::Error::Msg("variable map lock poisoned".into()))?;
+    let mut named: Vec<(String, Vec<usize>)> = data.iter().map(|(k, v)| (k.clone(), v.dims().to_vec())).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(named)
 }
 
 /// The unlabeled centers' order: a seeded shuffle, drawn from in turn and shuffled again when all

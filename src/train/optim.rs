@@ -108,6 +108,41 @@ impl Optimizer {
         Ok(())
     }
 
+    /// Sets the learning rate of the next updates (a schedule's value for the coming step).
+    pub(crate) fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.config = self.config.with_learning_rate(learning_rate);
+    }
+
+    /// Updates done so far (the global step).
+    pub(crate) fn steps(&self) -> u64 {
+        u64::try_from(self.step).unwrap_or(0)
+    }
+
+    /// Adam's moments `(m, v)` per variable, in the variables' order (empty for SGD).
+    pub(crate) fn moments(&self) -> &[(Vec<f32>, Vec<f32>)] {
+        &self.moments
+    }
+
+    /// Restores the step count and Adam's moments of a saved run.
+    ///
+    /// # Errors
+    /// Moments that do not fit the variables (another optimizer or model).
+    pub(crate) fn restore(&mut self, steps: u64, moments: Vec<(Vec<f32>, Vec<f32>)>) -> Result<()> {
+        let fits = moments.len() == self.moments.len()
+            && moments.iter().zip(&self.moments).all(|(a, b)| a.0.len() == b.0.len() && a.1.len() == b.1.len());
+        if !fits {
+            candle_core::bail!(
+                "optimizer state: {} moment buffers, the optimizer has {} (another optimizer or model)",
+                moments.len(),
+                self.moments.len()
+            );
+        }
+        self.step = i32::try_from(steps)
+            .map_err(|_| candle_core::Error::Msg(format!("optimizer state: {steps} steps is too many")))?;
+        self.moments = moments;
+        Ok(())
+    }
+
     /// The index of the variable whose tensor is `t`.
     pub(crate) fn index_of(&self, t: &Tensor) -> Option<usize> {
         self.vars.iter().position(|v| v.as_tensor().id() == t.id())

@@ -53,6 +53,17 @@ pub(super) struct StepContext<'d> {
     pub ids: &'d [String],
     /// All training labels.
     pub labels: &'d Tensor,
+    /// This step's multipliers (the configured ones, or their schedules' values).
+    pub multipliers: Multipliers,
+}
+
+/// The regularizers' multipliers of a step: the graph's (scaling every edge type's), the
+/// adversarial and the virtual adversarial one.
+#[derive(Clone, Copy)]
+pub(super) struct Multipliers {
+    pub graph: f64,
+    pub adversarial: f64,
+    pub vat: f64,
 }
 
 /// A batch's inputs: the samples' rows, then their explicit neighbors' rows (one forward pass, one
@@ -126,11 +137,17 @@ impl Plan<'_> {
 
     /// `multiplier · L_graph` over `outputs` (the batch's `n` samples, then their neighbors), and the
     /// value of `L_graph`.
-    fn graph_term(&self, outputs: &Tensor, n: usize, input: &BatchInput) -> Result<Option<(Tensor, f64)>> {
+    fn graph_term(
+        &self,
+        outputs: &Tensor,
+        n: usize,
+        input: &BatchInput,
+        multiplier: f64,
+    ) -> Result<Option<(Tensor, f64)>> {
         let Some((batch, config)) = &input.neighbors else { return Ok(None) };
         let (s, t) = (outputs.narrow(0, 0, n)?, outputs.narrow(0, n, batch.pairs())?);
         let g = graph_loss(&s, &t, batch, config)?;
-        Ok(Some(((&g * config.max_multiplier())?, scalar(&g)?)))
+        Ok(Some(((&g * multiplier)?, scalar(&g)?)))
     }
 
     /// The seed of a batch's adversarial generation (random starts of PGD).
@@ -167,7 +184,8 @@ impl Plan<'_> {
         let Outputs { logits: all_logits, hidden } = out;
         let logits = all_logits.narrow(0, 0, n)?;
         let supervised = cross_entropy(&logits, &y)?;
-        let graph = self.graph_term(hidden.as_ref().unwrap_or(&all_logits), centers, &input)?;
+        let graph =
+            self.graph_term(hidden.as_ref().unwrap_or(&all_logits), centers, &input, context.multipliers.graph)?;
         let graph_value = graph.as_ref().map_or(0.0, |g| g.1);
         let mut regularizers = graph.map(|g| g.0);
         let (mut entropy_value, mut vat_value) = (0.0, 0.0);
@@ -190,7 +208,7 @@ impl Plan<'_> {
             let (vat_out, vpass) = backend.forward(x_vat.into_raw_vec_and_offset().0, centers, false, None)?;
             let v = pairwise_distance(&clean, &vat_out.logits, &ones, &config.distance)?;
             vat_value = scalar(&v)?;
-            regularizers = Some(add_term(regularizers, (v * config.multiplier)?)?);
+            regularizers = Some(add_term(regularizers, (v * context.multipliers.vat)?)?);
             vat_pass = Some(vpass);
         }
         let mut adversarial_value = 0.0;
@@ -209,7 +227,7 @@ impl Plan<'_> {
                 let (adv_out, adv_pass) = backend.forward(x_adv, n, false, None)?;
                 let adv_loss = adversarial_loss(config, &logits, &adv_out.logits, &y)?;
                 adversarial_value = scalar(&adv_loss)?;
-                let extra = add_term(regularizers.take(), (adv_loss * config.multiplier)?)?;
+                let extra = add_term(regularizers.take(), (adv_loss * context.multipliers.adversarial)?)?;
                 let mut passes = vec![&pass, &adv_pass];
                 passes.extend(vat_pass.as_ref());
                 backend.backward(&extra, &passes, false)?;
