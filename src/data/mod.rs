@@ -18,9 +18,11 @@ mod idx;
 mod linqs;
 mod parquet;
 mod split;
+mod targets;
 
 pub use csv::read_csv;
-pub use dataset::Dataset;
+pub use dataset::{Dataset, Targets};
+pub use targets::{read_multilabel, read_values, read_weights, MultiLabels};
 pub use idx::{read_idx, IdxOptions};
 pub use linqs::read_content;
 pub use parquet::{

@@ -84,7 +84,9 @@ pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, Dat
 
     let id = require_column(path, &schema, &columns.id)?;
     check_type(path, id, is_key_type, "utf8, large_utf8 or an integer type")?;
-    let label = schema.field_with_name(&columns.label).ok();
+    // A list or float label column holds multilabel or regression targets, read by
+    // `data::read_multilabel` / `data::read_values`: not class labels.
+    let label = schema.field_with_name(&columns.label).ok().filter(|f| !is_target_type(f.data_type()));
     if let Some(label) = label {
         check_type(path, label, is_key_type, "an integer type or utf8/large_utf8")?;
     }
@@ -284,6 +286,19 @@ fn is_string(t: &DataType) -> bool {
         DataType::Dictionary(key, value) => is_integer(key) && matches!(**value, DataType::Utf8 | DataType::LargeUtf8),
         _ => false,
     }
+}
+
+/// Label columns that hold other targets than one class: lists and floats.
+fn is_target_type(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::List(_)
+            | DataType::LargeList(_)
+            | DataType::FixedSizeList(..)
+            | DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+    )
 }
 
 /// Ids and labels: strings or integers.
