@@ -22,7 +22,7 @@ mod targets;
 
 pub use csv::read_csv;
 pub use dataset::{Dataset, Targets};
-pub use targets::{read_multilabel, read_values, read_weights, MultiLabels};
+pub use targets::{attach_targets, attach_weights, read_multilabel, read_values, read_weights, MultiLabels, TargetKind};
 pub use idx::{read_idx, IdxOptions};
 pub use linqs::read_content;
 pub use parquet::{

@@ -10,7 +10,7 @@
 //! Rows come in the file's order, with their ids, so that the caller can check them against the
 //! samples read from the same file.
 
-use super::{read_file, DataError};
+use super::{read_file, DataError, Dataset, Targets};
 use crate::io::{is_parquet, Location};
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::cast;
@@ -45,6 +45,71 @@ pub struct MultiLabels {
     pub multi_hot: Array2<f32>,
     /// The label names indexed by column, when the labels are strings.
     pub names: Option<Vec<String>>,
+}
+
+/// Which targets [`attach_targets`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TargetKind {
+    /// A list of labels per sample ([`read_multilabel`]).
+    MultiLabel,
+    /// One or several real values per sample ([`read_values`]).
+    Values,
+}
+
+/// `dataset` (read from `path`) with the targets of column `column` in place of its labels;
+/// `names`: a trained model's multilabel classes, to index string labels by.
+///
+/// # Errors
+/// The reader's [`DataError`], or one naming the row whose id differs from the dataset's.
+pub fn attach_targets(
+    dataset: Dataset,
+    path: &Path,
+    id_column: &str,
+    column: &str,
+    kind: TargetKind,
+    names: Option<&[String]>,
+) -> Result<Dataset, DataError> {
+    let (ids, targets, names) = match kind {
+        TargetKind::MultiLabel => {
+            let m = read_multilabel(path, id_column, column, names)?;
+            (m.ids, Targets::MultiHot(m.multi_hot), m.names)
+        }
+        TargetKind::Values => {
+            let (ids, values) = read_values(path, id_column, column)?;
+            (ids, Targets::Values(values), None)
+        }
+    };
+    check_ids(path, &dataset, &ids)?;
+    dataset.with_targets(targets, names).map_err(|e| e.in_file(path))
+}
+
+/// `dataset` (read from `path`) with the per-sample weights of column `column`.
+///
+/// # Errors
+/// [`read_weights`]' errors, or one naming the row whose id differs from the dataset's.
+pub fn attach_weights(dataset: Dataset, path: &Path, id_column: &str, column: &str) -> Result<Dataset, DataError> {
+    let (ids, weights) = read_weights(path, id_column, column)?;
+    check_ids(path, &dataset, &ids)?;
+    dataset.with_weights(weights).map_err(|e| e.in_file(path))
+}
+
+fn check_ids(path: &Path, dataset: &Dataset, ids: &[String]) -> Result<(), DataError> {
+    if ids.len() != dataset.len() {
+        return Err(DataError::invalid(
+            path,
+            Location::File,
+            format!("{} rows of targets or weights for {} samples", ids.len(), dataset.len()),
+        ));
+    }
+    match ids.iter().zip(dataset.ids()).position(|(a, b)| a != b) {
+        Some(row) => Err(DataError::invalid(
+            path,
+            Location::Row(row),
+            format!("id `{}` where the samples have `{}`", ids[row], dataset.ids()[row]),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Reads a multilabel column: each row a list of class names or class indices. With `names`
