@@ -216,7 +216,8 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn t2(v: &[[f32; 1]]) -> Tensor {
+    /// A `[n, 1]` column.
+    fn t2<const N: usize>(v: &[[f32; 1]; N]) -> Tensor {
         Tensor::new(v, &Device::Cpu).unwrap()
     }
 
