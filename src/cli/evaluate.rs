@@ -7,8 +7,8 @@ use clap::{Args, ValueEnum};
 use nsl::data::Dataset;
 use nsl::data::TargetKind;
 use nsl::eval::{evaluate_task, predict_task, Metrics};
-use nsl::loss::Task;
 use nsl::eval::{robustness_sweep, Attack, AttackConfig};
+use nsl::loss::Task;
 use nsl::regularize::NormType;
 use nsl::train::{load_checkpoint, Checkpoint};
 use serde::Serialize;
@@ -275,8 +275,7 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
             Task::Regression(_) => std::iter::once(id.clone()).chain(values).collect(),
             // The labels with p > 0.5, separated by `;`.
             Task::Multilabel => {
-                let on: Vec<&str> =
-                    p.iter().zip(&names).filter(|(v, _)| **v > 0.5).map(|(_, n)| n.as_str()).collect();
+                let on: Vec<&str> = p.iter().zip(&names).filter(|(v, _)| **v > 0.5).map(|(_, n)| n.as_str()).collect();
                 [id.clone(), on.join(";")].into_iter().chain(values).collect()
             }
             Task::Binary => {
@@ -339,13 +338,15 @@ pub(super) fn task_samples(
         Task::Multilabel => TargetKind::MultiLabel,
         Task::Regression(_) => TargetKind::Values,
         Task::Binary => {
-            if let Some(names) = samples.class_names().filter(|n| n.len() > 2) {
+            // The training samples must name both classes; others at most two.
+            let training = names.is_none();
+            if let Some(found) = samples.class_names().filter(|n| n.len() > 2 || (training && n.len() != 2)) {
                 bail!(
                     "{}: --task binary needs two classes, the label column `{}` has {} ({})",
                     path.display(),
                     columns.label,
-                    names.len(),
-                    names.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                    found.len(),
+                    found.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
                 );
             }
             if let Some(row) = samples.labels().and_then(|l| l.iter().position(|&v| v > 1)) {

@@ -7,8 +7,8 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use nsl::data::Dataset;
 use nsl::eval::{evaluate_task, Metric, Metrics};
-use nsl::loss::{ClassWeights, Task};
 use nsl::graph;
+use nsl::loss::{ClassWeights, Task};
 use nsl::model::{build_model, ModelSpec};
 use nsl::neighbors::NeighborTable;
 use nsl::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
@@ -354,7 +354,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 
     let packed = settings.packed.unwrap_or(false);
     if packed && (!task.has_classes() || settings.weight_column.is_some()) {
-        bail!("--packed records carry class labels only: --task {task} and --weight-column need Parquet or CSV samples");
+        bail!(
+            "--packed records carry class labels only: --task {task} and --weight-column need Parquet or CSV samples"
+        );
     }
     if packed && (pool_path.is_some() || graph_path.is_some() || unlabeled_path.is_some()) {
         bail!("--packed takes the graph and the pool from the records: drop --graph, --pool and --unlabeled");
@@ -383,9 +385,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let classes = task.outputs(width);
     if let Some(column) = &settings.weight_column {
         let columns = args.columns.to_columns();
-        train = with_spinner("reading weights", || {
-            nsl::data::attach_weights(train, &samples_path, &columns.id, column)
-        })?;
+        train =
+            with_spinner("reading weights", || nsl::data::attach_weights(train, &samples_path, &columns.id, column))?;
     }
     if let (Some(class_weights), Some(labels)) = (&settings.class_weights, train.labels()) {
         let per_class = class_weights.per_class(labels, width, train.class_names())?;

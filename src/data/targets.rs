@@ -153,9 +153,10 @@ pub fn read_multilabel(
         let mut out = Vec::with_capacity(row.len());
         for t in row {
             let i = match (t, &names) {
-                (Token::Text(s), Some(names)) => names.iter().position(|n| n == s).ok_or_else(|| {
-                    bad(r, format!("label `{s}` is not one of the classes ({})", names.join(", ")))
-                })?,
+                (Token::Text(s), Some(names)) => names
+                    .iter()
+                    .position(|n| n == s)
+                    .ok_or_else(|| bad(r, format!("label `{s}` is not one of the classes ({})", names.join(", "))))?,
                 (Token::Int(v), _) if *v >= 0 => *v as usize,
                 (Token::Int(v), _) => return Err(bad(r, format!("label {v} is negative"))),
                 (Token::Float(v), _) if v.fract() == 0.0 && *v >= 0.0 && *v < 1e9 => *v as usize,
@@ -169,7 +170,8 @@ pub fn read_multilabel(
         Some(n) => n.len(),
         None => indices.iter().flatten().max().map_or(0, |&m| m + 1),
     };
-    if let Some((r, &i)) = indices.iter().enumerate().find_map(|(r, row)| row.iter().find(|&&i| i >= width).map(|i| (r, i)))
+    if let Some((r, &i)) =
+        indices.iter().enumerate().find_map(|(r, row)| row.iter().find(|&&i| i >= width).map(|i| (r, i)))
     {
         return Err(bad(r, format!("label {i} is out of range for {width} classes")));
     }
@@ -229,7 +231,11 @@ pub fn read_weights(path: &Path, id_column: &str, column: &str) -> Result<(Vec<S
     let cells = read_cells(path, id_column, column)?;
     let (ids, values) = read_values(path, id_column, column)?;
     if values.ncols() != 1 {
-        return Err(DataError::invalid(path, Location::Column(column.into()), "a weight column holds one number per row"));
+        return Err(DataError::invalid(
+            path,
+            Location::Column(column.into()),
+            "a weight column holds one number per row",
+        ));
     }
     if let Some(r) = values.iter().position(|&w| w < 0.0) {
         return Err(DataError::invalid(
@@ -260,7 +266,11 @@ fn csv_cells(path: &Path, id_column: &str, column: &str) -> Result<Cells, DataEr
     let find = |c: &str| {
         header.iter().position(|h| h == c).ok_or_else(|| {
             let present = header.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ");
-            DataError::invalid(path, Location::Line(1), format!("no column `{c}` in the header; columns present: {present}"))
+            DataError::invalid(
+                path,
+                Location::Line(1),
+                format!("no column `{c}` in the header; columns present: {present}"),
+            )
         })
     };
     let (id_col, col) = (find(id_column)?, find(column)?);

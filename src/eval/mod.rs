@@ -111,18 +111,17 @@ pub fn evaluate_task(model: &dyn Model, data: &Dataset, task: Task, batch_size: 
                 }
                 correct += logits.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;
             }
-            _ if y.dims() != logits.dims() => candle_core::bail!(
-                "the {task} task's targets are {} wide but the model has {width} outputs",
-                y.dim(1)?
-            ),
+            _ if y.dims() != logits.dims() => {
+                candle_core::bail!("the {task} task's targets are {} wide but the model has {width} outputs", y.dim(1)?)
+            }
             _ => {}
         }
         loss_sum += task.loss(&logits, &y, None)?.to_scalar::<f32>()? as f64 * (end - start) as f64;
         outputs.extend(logits.flatten_all()?.to_vec1::<f32>()?);
     }
     let n = data.len().max(1) as f64;
-    let outputs = Array2::from_shape_vec((data.len(), width), outputs)
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let outputs =
+        Array2::from_shape_vec((data.len(), width), outputs).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let truth = match (data.labels(), data.targets()) {
         (_, Some(t)) => Truth::Matrix(t.matrix()),
         (Some(labels), None) => Truth::Classes(labels),

@@ -301,7 +301,10 @@ mod tests {
         let huber: Task = "regression,loss=huber,delta=0.5".parse().unwrap();
         assert_eq!(huber, Task::Regression(RegressionLoss::Huber { delta: 0.5 }));
         assert_eq!(huber.to_string().parse::<Task>().unwrap(), huber);
-        assert_eq!("regression,loss=huber".parse::<Task>().unwrap(), Task::Regression(RegressionLoss::Huber { delta: 1.0 }));
+        assert_eq!(
+            "regression,loss=huber".parse::<Task>().unwrap(),
+            Task::Regression(RegressionLoss::Huber { delta: 1.0 })
+        );
         for bad in ["softmax", "binary,loss=mse", "regression,loss=l1", "regression,delta=0", "regression,delta=1"] {
             assert!(bad.parse::<Task>().is_err(), "{bad}");
         }

@@ -64,12 +64,17 @@ impl ClassWeights {
     /// [`WeightsError`] for an unreadable file or a bad line (naming the file and line): not two
     /// tab-separated fields, a class that is not one of the samples', a repeated class, a weight that
     /// is not a finite number ≥ 0.
-    pub fn per_class(&self, labels: &[u32], classes: usize, names: Option<&[String]>) -> Result<Vec<f32>, WeightsError> {
+    pub fn per_class(
+        &self,
+        labels: &[u32],
+        classes: usize,
+        names: Option<&[String]>,
+    ) -> Result<Vec<f32>, WeightsError> {
         match self {
             ClassWeights::Balanced => Ok(balanced_class_weights(labels, classes)),
             ClassWeights::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| WeightsError::Io { path: path.clone(), source })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| WeightsError::Io { path: path.clone(), source })?;
                 parse_weights(path, &text, classes, names)
             }
         }

@@ -27,7 +27,9 @@ pub enum TrainError {
     Targets(String),
     /// The model's outputs do not match the task's targets (binary: 1 output; multilabel: one per
     /// label; regression: one per target).
-    #[error("the {task} task has {targets} target columns, so the model needs {expected} outputs, but it has {outputs}")]
+    #[error(
+        "the {task} task has {targets} target columns, so the model needs {expected} outputs, but it has {outputs}"
+    )]
     OutputWidth {
         /// The task.
         task: String,
