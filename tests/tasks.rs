@@ -172,7 +172,8 @@ fn binary_one_class_against_the_rest() {
     let p: Vec<f64> = rows.iter().map(|r| r[2].parse().unwrap()).collect();
     // Probabilities are printed with 6 decimals (and saturate in f32 beyond |z| ≈ 16), so the
     // confident samples' losses are clamped at −ln(1e−6): a 2% tolerance.
-    let bce = p.iter().zip(&y).map(|(&p, &y)| -(if y { p } else { 1.0 - p }).max(1e-6).ln()).sum::<f64>() / p.len() as f64;
+    let bce =
+        p.iter().zip(&y).map(|(&p, &y)| -(if y { p } else { 1.0 - p }).max(1e-6).ln()).sum::<f64>() / p.len() as f64;
     let loss = f(&e, "loss");
     assert!((bce - loss).abs() < 0.02 * loss, "BCE from predictions {bce} vs {loss}");
     let right = p.iter().zip(&y).filter(|(&p, &y)| (p > 0.5) == y).count() as f64 / y.len() as f64;
@@ -440,4 +441,114 @@ fn bad_targets_are_clear_errors() {
     assert!(err.contains("--task binary needs two classes") && err.contains("has 3"), "{err}");
     let err = run("id,features,label\na,1 0,x\nb,0 1,\n", "multilabel");
     assert!(err.contains("line 3") && err.contains("empty"), "{err}");
+}
+
+mod library {
+    use candle_core::Device;
+    use nsl::data::{Dataset, Targets};
+    use nsl::graph::{EdgeKind, NeighborGraph};
+    use nsl::loss::Task;
+    use nsl::model::build_model;
+    use nsl::neighbors::NeighborTable;
+    use nsl::regularize::{AdvNeighborConfig, AdvRegConfig, GraphRegConfig, NormType, VatConfig};
+    use nsl::train::{TrainConfig, Trainer};
+    use rand::{Rng, SeedableRng};
+
+    /// 40 samples of 6 features, two classes; the first feature carries the class.
+    fn blobs() -> Dataset {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let labels: Vec<u32> = (0..40).map(|i| (i % 2) as u32).collect();
+        let x = ndarray::Array2::from_shape_fn((40, 6), |(i, j)| {
+            (if j == 0 { labels[i] as f32 } else { 0.0 }) + rng.random_range(-0.5..0.5f32)
+        });
+        Dataset::new((0..40).map(|i| format!("s{i}")).collect(), x, vec![6], Some(labels), None).unwrap()
+    }
+
+    fn ring(data: &Dataset) -> NeighborGraph {
+        let mut g = NeighborGraph::new();
+        for i in 0..data.len() {
+            g.add_edge(&data.ids()[i], &data.ids()[(i + 2) % data.len()], 1.0, EdgeKind::Explicit).unwrap();
+        }
+        g
+    }
+
+    fn weights(vars: &candle_nn::VarMap) -> Vec<f32> {
+        let data = vars.data().lock().unwrap();
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        names.iter().flat_map(|n| data[*n].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+    }
+
+    /// Every sample weighing 0 zeroes every loss term — supervised, graph (per center),
+    /// adversarial (supervised and distance forms) and virtual adversarial — so Adam never moves
+    /// the weights, for each task. With weights 1, training moves them.
+    #[test]
+    fn zero_weights_reach_every_loss_term() {
+        let data = blobs();
+        let (table, _) = NeighborTable::new(&data, None, &ring(&data), 1).unwrap();
+        let graph = GraphRegConfig { multiplier: 0.5, max_neighbors: 1, ..Default::default() };
+        let adv = AdvRegConfig {
+            multiplier: 0.5,
+            neighbor: AdvNeighborConfig { step_size: 0.1, grad_norm: NormType::L2, ..Default::default() },
+            ..Default::default()
+        };
+        let adv_distance = AdvRegConfig::from_kv("multiplier=0.5,step-size=0.1,loss=l2").unwrap();
+        let vat = VatConfig { epsilon: 0.1, ..Default::default() };
+        let values = ndarray::Array2::from_shape_fn((40, 1), |(i, _)| data.row(i)[0] * 2.0);
+        let multi = ndarray::Array2::from_shape_fn((40, 2), |(i, j)| f32::from(u8::from((i + j) % 2 == 0)));
+        let cases: Vec<(Task, Dataset, usize)> = vec![
+            (Task::Multiclass, data.clone(), 2),
+            (Task::Binary, data.clone(), 1),
+            (Task::Multilabel, data.clone().with_targets(Targets::MultiHot(multi), None).unwrap(), 2),
+            (
+                Task::Regression(Default::default()),
+                data.clone().with_targets(Targets::Values(values), None).unwrap(),
+                1,
+            ),
+        ];
+        for (task, train, outputs) in cases {
+            for adversarial in [&adv, &adv_distance] {
+                let run = |w: f32| {
+                    let train = train.clone().with_weights(vec![w; 40]).unwrap();
+                    let spec = "mlp:8".parse().unwrap();
+                    let (model, vars) = build_model(&spec, &[6], outputs, 3, &Device::Cpu).unwrap();
+                    let before = weights(&vars);
+                    let config = TrainConfig { epochs: 2, batch_size: 8, threads: Some(1), ..Default::default() };
+                    let history = Trainer::new(model.as_ref(), &vars, config)
+                        .with_task(task)
+                        .with_graph(&table, &graph)
+                        .with_adversarial(adversarial)
+                        .with_vat(&vat)
+                        .fit(&train, None)
+                        .unwrap();
+                    let last = history.epochs.last().unwrap().clone();
+                    (before == weights(&vars), last)
+                };
+                let (unchanged, last) = run(0.0);
+                assert!(unchanged, "{task}: weights moved with every sample weight 0 ({last:?})");
+                assert_eq!((last.supervised_loss, last.graph_loss, last.adversarial_loss), (0.0, 0.0, 0.0), "{task}");
+                assert_eq!(last.vat_loss, 0.0, "{task}");
+                let (unchanged, last) = run(1.0);
+                assert!(!unchanged && last.supervised_loss > 0.0 && last.graph_loss > 0.0, "{task}");
+            }
+        }
+    }
+
+    /// The binary task through the trainer: one output, labels 0/1; the training accuracy counts
+    /// logit > 0 as class 1, and a model with two outputs is refused.
+    #[test]
+    fn binary_trains_and_checks_the_output_width() {
+        let data = blobs();
+        let spec = "mlp:8".parse::<nsl::model::ModelSpec>().unwrap().with_dropout(0.0);
+        let (model, vars) = build_model(&spec, &[6], 1, 3, &Device::Cpu).unwrap();
+        let optimizer = nsl::train::OptimizerConfig::adam().with_learning_rate(0.01);
+        let config = TrainConfig { epochs: 30, batch_size: 8, threads: Some(1), optimizer, ..Default::default() };
+        let h = Trainer::new(model.as_ref(), &vars, config.clone()).with_task(Task::Binary).fit(&data, None).unwrap();
+        let last = h.epochs.last().unwrap();
+        assert!(last.accuracy > 0.8, "{last:?}");
+        assert!(last.metrics.as_ref().unwrap().roc_auc.unwrap() > 0.85, "{last:?}");
+        let (model, vars) = build_model(&spec, &[6], 2, 3, &Device::Cpu).unwrap();
+        let err = Trainer::new(model.as_ref(), &vars, config).with_task(Task::Binary).fit(&data, None).unwrap_err();
+        assert!(err.to_string().contains("needs 1 outputs, but it has 2"), "{err}");
+    }
 }

@@ -362,6 +362,21 @@ impl<'a> Trainer<'a> {
             Err(e) => return Err(TrainError::Targets(e.to_string())),
         };
         let max_label = train.labels().and_then(|l| l.iter().max().copied()).unwrap_or(0);
+        if self.task != Task::Multiclass {
+            // The model's outputs against the targets' width, before a step fails on the shapes.
+            // (Evaluation mode: no dropout mask is drawn, the multiclass path is left untouched.)
+            let width = labels.dims().get(1).copied().unwrap_or(0);
+            let first = crate::tensor::to_tensor(train.features().slice(ndarray::s![0..1, ..]))?;
+            let outputs = self.model.forward_t(&first, false)?.dim(1)?;
+            if outputs != self.task.outputs(width) {
+                return Err(TrainError::OutputWidth {
+                    task: self.task.to_string(),
+                    targets: width,
+                    expected: self.task.outputs(width),
+                    outputs,
+                });
+            }
+        }
         let vars = sorted_vars(self.vars)?;
         let mut optimizer = Optimizer::new(self.config.optimizer, vars.clone());
         let layer = self.graph.and_then(|(_, c)| c.layer.as_deref());
