@@ -163,6 +163,7 @@ fn binary_one_class_against_the_rest() {
     let e = evaluate(dir.path());
     assert_eq!(e["task"], "binary");
     let (accuracy, auc) = (f(&e, "accuracy"), f(&e, "roc_auc"));
+    eprintln!("binary: accuracy {accuracy:.4} (majority {majority:.4}), ROC-AUC {auc:.4}, loss {:.4}", f(&e, "loss"));
     assert!(accuracy >= majority + 0.10, "accuracy {accuracy} vs majority {majority}");
     assert!(auc >= 0.85, "auc {auc}");
     assert!((f(&summary["test_metrics"], "roc_auc") - auc).abs() < 1e-9);
@@ -237,6 +238,11 @@ fn multilabel_own_and_cited_classes() {
         .sum::<f64>()
         / names.len() as f64;
     let macro_f1 = f(&e, "macro_f1");
+    eprintln!(
+        "multilabel: macro-F1 {macro_f1:.4} (every-label baseline {baseline:.4}), micro-F1 {:.4}, subset accuracy {:.4}",
+        f(&e, "micro_f1"),
+        f(&e, "subset_accuracy")
+    );
     assert!(macro_f1 >= baseline + 0.15, "macro-F1 {macro_f1} vs every-label baseline {baseline}");
 
     let (header, rows) = predict(dir.path());
@@ -297,6 +303,7 @@ fn regression_on_a_linear_function_of_the_words() {
     assert!(summary.get("test_accuracy").is_none_or(|v| v.is_null()));
     let e = evaluate(dir.path());
     let mse = f(&e, "mse");
+    eprintln!("regression: MSE {mse:.4} (mean predictor {variance:.4}), MAE {:.4}", f(&e, "mae"));
     assert!(mse <= 0.5 * variance, "MSE {mse} vs the mean predictor's {variance}");
     assert!(e.get("accuracy").is_none(), "{e}");
     let (header, rows) = predict(dir.path());
@@ -321,6 +328,7 @@ fn regression_on_a_linear_function_of_the_words() {
         &["--task", "regression,loss=huber,delta=1", "--learning-rate", "0.005", "--dropout", "0", "--epochs", "40"],
     );
     let huber_mse = f(&huber["test_metrics"], "mse");
+    eprintln!("regression, Huber δ=1: MSE {huber_mse:.4}");
     assert!(huber_mse <= 0.5 * variance, "Huber: MSE {huber_mse} vs {variance}");
 }
 
