@@ -341,7 +341,7 @@ fn weights_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     // Binary "class_5" (11%) against the rest; weight column 2 for the even rows.
     let positive = |i: usize| cora.classes[i] == "class_5";
-    let weight = |i: usize| if i % 2 == 0 { 2.0 } else { 1.0 };
+    let weight = |i: usize| if i.is_multiple_of(2) { 2.0 } else { 1.0 };
     write_tables(dir.path(), &cora, |i| u8::from(positive(i)).to_string(), Some(&weight));
     let columns = ["--feature-columns", "features"];
     let plain = train(dir.path(), &[&["--task", "binary"][..], &columns].concat());
