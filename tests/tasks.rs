@@ -560,3 +560,74 @@ mod library {
         assert!(err.to_string().contains("needs 1 outputs, but it has 2"), "{err}");
     }
 }
+
+/// Parquet tables: a float64 label column trains a regression and a `list<utf8>` one a multilabel
+/// model (and `nsl evaluate` reads them back); as class labels, a float column stays an error.
+#[test]
+fn parquet_target_columns() {
+    use arrow::array::{
+        Array, ArrayRef, FixedSizeListArray, Float32Array, Float64Array, ListBuilder, StringArray, StringBuilder,
+    };
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let n = 64;
+    let x: Vec<f32> = (0..n * 2).map(|i| ((i * 37) % 11) as f32 / 10.0).collect();
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let features = FixedSizeListArray::new(item.clone(), 2, Arc::new(Float32Array::from(x.clone())), None);
+    let y: Vec<f64> = (0..n).map(|i| f64::from(x[2 * i] - 2.0 * x[2 * i + 1])).collect();
+    let mut labels = ListBuilder::new(StringBuilder::new());
+    for i in 0..n {
+        if x[2 * i] > 0.5 {
+            labels.values().append_value("big");
+        }
+        if x[2 * i + 1] > 0.5 {
+            labels.values().append_value("second");
+        }
+        labels.append(true);
+    }
+    let labels = labels.finish();
+    let write = |name: &str, label: ArrayRef| {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("features", features.data_type().clone(), false),
+            Field::new("label", label.data_type().clone(), true),
+        ]));
+        let ids: ArrayRef = Arc::new(StringArray::from((0..n).map(|i| format!("s{i}")).collect::<Vec<_>>()));
+        let batch =
+            arrow::record_batch::RecordBatch::try_new(schema, vec![ids, Arc::new(features.clone()), label]).unwrap();
+        let path = dir.path().join(name);
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        path
+    };
+    let regression = write("reg.parquet", Arc::new(Float64Array::from(y)));
+    let multilabel = write("ml.parquet", Arc::new(labels));
+    for (path, task, key) in [(&regression, "regression", "mse"), (&multilabel, "multilabel", "macro_f1")] {
+        let run = dir.path().join(format!("run-{task}"));
+        let p = path.to_str().unwrap();
+        ok(&[
+            "train",
+            "--samples",
+            p,
+            "--task",
+            task,
+            "--epochs",
+            "2",
+            "--threads",
+            "1",
+            "--out",
+            run.to_str().unwrap(),
+        ]);
+        let e: serde_json::Value =
+            serde_json::from_str(&ok(&["evaluate", "--run", run.to_str().unwrap(), "--samples", p, "--json"])).unwrap();
+        assert_eq!(e["task"], task);
+        assert!(e[key].is_number(), "{e}");
+    }
+    let o =
+        nsl(&["train", "--samples", regression.to_str().unwrap(), "--out", dir.path().join("mc").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("column `label`") && err.contains("Float64"), "{err}");
+}

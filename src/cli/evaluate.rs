@@ -309,59 +309,75 @@ fn load(
     targets: bool,
 ) -> Result<(Checkpoint, Dataset)> {
     let checkpoint = load_checkpoint(run)?;
-    let samples = with_spinner("reading samples", || super::convert::read_samples(path, &columns.to_columns()))?;
+    let task = checkpoint.meta.task;
+    let plain = || with_spinner("reading samples", || super::convert::read_samples(path, &columns.to_columns()));
+    let names = checkpoint.meta.class_names.as_deref();
+    let samples = match (task.has_classes(), targets) {
+        (true, _) => plain()?,
+        (false, true) => read_for_task(path, columns, task, names)?,
+        // Predictions need no targets: a table without (valid) ones is read as it is.
+        (false, false) => match read_for_task(path, columns, task, names) {
+            Ok(samples) => samples,
+            Err(_) => plain()?,
+        },
+    };
     checkpoint.check_input(&samples).with_context(|| format!("cannot use the samples in {}", path.display()))?;
     if samples.is_empty() {
         bail!("{}: the table has no samples (nothing to evaluate or predict)", path.display());
     }
-    let task = checkpoint.meta.task;
-    let samples = match task {
-        Task::Multiclass | Task::Binary => align_labels(&checkpoint, samples, path)?,
-        // Predictions need no targets.
-        _ if !targets => samples,
-        _ => task_samples(samples, path, columns, task, checkpoint.meta.class_names.as_deref())?,
+    let samples = match task.has_classes() {
+        true => align_labels(&checkpoint, samples, path)?,
+        false => samples,
     };
     Ok((checkpoint, samples))
 }
 
-/// The samples of `path` with the targets `task` needs: for multilabel and regression, read from
-/// the label column (`names`: a trained run's multilabel classes); for binary, at most two classes.
-pub(super) fn task_samples(
-    samples: Dataset,
+/// Checks that class samples fit `--task binary` (two classes; for the training samples, both
+/// named when names are used).
+fn check_binary(samples: &Dataset, path: &std::path::Path, label: &str, training: bool) -> Result<()> {
+    if let Some(found) = samples.class_names().filter(|n| n.len() > 2 || (training && n.len() != 2)) {
+        bail!(
+            "{}: --task binary needs two classes, the label column `{label}` has {} ({})",
+            path.display(),
+            found.len(),
+            found.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    if let Some(row) = samples.labels().and_then(|l| l.iter().position(|&v| v > 1)) {
+        bail!(
+            "{}: row {row} (id `{}`): --task binary needs labels 0 and 1 (or two class names)",
+            path.display(),
+            samples.ids()[row]
+        );
+    }
+    Ok(())
+}
+
+/// Reads the samples of `path` for `task`: class tasks as every other command reads them (binary
+/// checked for two classes); multilabel and regression from Parquet or CSV with the label column
+/// as their targets (`names`: a trained run's multilabel classes).
+pub(super) fn read_for_task(
     path: &std::path::Path,
     columns: &ColumnArgs,
     task: Task,
     names: Option<&[String]>,
 ) -> Result<Dataset> {
-    let columns = columns.to_columns();
     let kind = match task {
         Task::Multilabel => TargetKind::MultiLabel,
         Task::Regression(_) => TargetKind::Values,
-        Task::Binary => {
-            // The training samples must name both classes; others at most two.
-            let training = names.is_none();
-            if let Some(found) = samples.class_names().filter(|n| n.len() > 2 || (training && n.len() != 2)) {
-                bail!(
-                    "{}: --task binary needs two classes, the label column `{}` has {} ({})",
-                    path.display(),
-                    columns.label,
-                    found.len(),
-                    found.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-                );
-            }
-            if let Some(row) = samples.labels().and_then(|l| l.iter().position(|&v| v > 1)) {
-                bail!(
-                    "{}: row {row} (id `{}`): --task binary needs labels 0 and 1 (or two class names)",
-                    path.display(),
-                    samples.ids()[row]
-                );
+        _ => {
+            let samples = with_spinner(format!("reading {}", path.display()), || {
+                super::convert::read_samples(path, &columns.to_columns())
+            })?;
+            if task == Task::Binary {
+                check_binary(&samples, path, &columns.to_columns().label, names.is_none())?;
             }
             return Ok(samples);
         }
-        _ => return Ok(samples),
     };
-    with_spinner("reading targets", || {
-        nsl::data::attach_targets(samples, path, &columns.id, &columns.label, kind, names)
+    let columns = columns.to_columns();
+    with_spinner(format!("reading {}", path.display()), || {
+        nsl::data::read_samples_with_targets(path, &columns, kind, names)
     })
     .map_err(Into::into)
 }

@@ -364,15 +364,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if packed && graph_reg.is_none() {
         bail!("--packed needs --graph-reg (e.g. --graph-reg multiplier=0.1,neighbors=1)");
     }
-    let (train, packed_pool, packed_graph) = if packed {
+    let (mut train, packed_pool, packed_graph) = if packed {
         let p = with_spinner(format!("reading {}", samples_path.display()), || {
             nsl::tfrecord::read_packed(std::slice::from_ref(&samples_path), &args.columns.to_columns())
         })?;
         (p.samples, p.pool, Some(p.graph))
     } else {
-        (read(&samples_path, &args.columns)?, None, None)
+        (super::evaluate::read_for_task(&samples_path, &args.columns, task, None)?, None, None)
     };
-    let mut train = super::evaluate::task_samples(train, &samples_path, &args.columns, task, None)?;
     let Some(width) = train.target_width() else {
         bail!(
             "{}: the training samples have no class labels (a label column of lists or floats needs --task multilabel or regression)",
@@ -402,7 +401,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         (None, None) => packed_pool,
     };
     let labeled = |path: &Path| -> Result<Dataset> {
-        super::evaluate::task_samples(read(path, &args.columns)?, path, &args.columns, task, names.as_deref())
+        super::evaluate::read_for_task(path, &args.columns, task, names.as_deref())
     };
     let validation = validation_path.as_deref().map(labeled).transpose()?;
     let test = test_path.as_deref().map(labeled).transpose()?;

@@ -10,7 +10,7 @@
 //! Rows come in the file's order, with their ids, so that the caller can check them against the
 //! samples read from the same file.
 
-use super::{read_file, DataError, Dataset, Targets};
+use super::{read_file, DataError, Dataset, SampleColumns, Targets};
 use crate::io::{is_parquet, Location};
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::cast;
@@ -55,6 +55,25 @@ pub enum TargetKind {
     MultiLabel,
     /// One or several real values per sample ([`read_values`]).
     Values,
+}
+
+/// Reads a Parquet or CSV samples table whose label column holds multilabel or regression targets
+/// (not classes): the features as [`read_parquet_samples`](super::read_parquet_samples) /
+/// [`read_csv`](super::read_csv) read them, the label column with [`attach_targets`].
+///
+/// # Errors
+/// The readers' [`DataError`], naming the file, row (or line) and column.
+pub fn read_samples_with_targets(
+    path: &Path,
+    columns: &SampleColumns,
+    kind: TargetKind,
+    names: Option<&[String]>,
+) -> Result<Dataset, DataError> {
+    let dataset = match is_parquet(path).map_err(|e| DataError::io(path, e))? {
+        true => super::parquet::read_samples_as(path, columns, false)?,
+        false => super::csv::read_csv(path, columns)?,
+    };
+    attach_targets(dataset, path, &columns.id, &columns.label, kind, names)
 }
 
 /// `dataset` (read from `path`) with the targets of column `column` in place of its labels;
@@ -419,6 +438,54 @@ mod tests {
         let (_d, p) = csv("id,labels\na,x\nb,\n");
         let err = read_multilabel(&p, "id", "labels", None).unwrap_err().to_string();
         assert!(err.contains("line 3") && err.contains("empty cell"), "{err}");
+    }
+
+    /// Parquet: a `list<utf8>` multilabel column (with an empty list), a float column with a NaN, a
+    /// `list<bool>` column of an unknown type.
+    #[test]
+    fn parquet_lists_and_floats() {
+        use arrow::array::{BooleanBuilder, Float64Array, ListBuilder, StringArray, StringBuilder};
+        use arrow::datatypes::Schema;
+        use arrow::record_batch::RecordBatch;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let mut labels = ListBuilder::new(StringBuilder::new());
+        labels.values().append_value("b");
+        labels.values().append_value("a");
+        labels.append(true);
+        labels.append(true);
+        labels.values().append_value("b");
+        labels.append(true);
+        let labels = labels.finish();
+        let mut flags = ListBuilder::new(BooleanBuilder::new());
+        for _ in 0..3 {
+            flags.values().append_value(true);
+            flags.append(true);
+        }
+        let flags = flags.finish();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("labels", labels.data_type().clone(), true),
+            Field::new("y", DataType::Float64, false),
+            Field::new("flags", flags.data_type().clone(), true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["x", "y", "z"])),
+            Arc::new(labels),
+            Arc::new(Float64Array::from(vec![1.5, f64::NAN, 2.0])),
+            Arc::new(flags),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let props = parquet::file::properties::WriterProperties::builder();
+        crate::io::write_parquet(&path, schema, props, [Ok(batch)]).unwrap();
+        let m = read_multilabel(&path, "id", "labels", None).unwrap();
+        assert_eq!(m.ids, ["x", "y", "z"]);
+        assert_eq!(m.names, Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(m.multi_hot, ndarray::array![[1.0, 1.0], [0.0, 0.0], [0.0, 1.0]]);
+        let err = read_values(&path, "id", "y").unwrap_err().to_string();
+        assert!(err.contains("row 1, column `y`") && err.contains("not finite"), "{err}");
+        let err = read_multilabel(&path, "id", "flags", None).unwrap_err().to_string();
+        assert!(err.contains("flags") && err.contains("expected a number, a string, or a list"), "{err}");
     }
 
     #[test]
