@@ -292,12 +292,15 @@ impl<'a> Trainer<'a> {
         self.record.as_mut().map(|(_, r)| std::mem::take(r)).unwrap_or_default()
     }
 
-    /// Trains on `train` (which must have labels) for the configured epochs; after each epoch,
-    /// evaluates on `validation` if given. Returns every epoch's metrics.
+    /// Trains on `train` (which must have the task's targets: labels for multiclass and binary,
+    /// [`Targets`](crate::data::Targets) for multilabel and regression; its
+    /// [`weights`](Dataset::weights), if any, weigh every loss term) for the configured epochs;
+    /// after each epoch, evaluates on `validation` if given. Returns every epoch's metrics.
     ///
     /// # Errors
-    /// [`TrainError`]: an invalid configuration, empty or unlabeled samples, a label the model has
-    /// no output for, a neighbor table built for another number of neighbors than the graph
+    /// [`TrainError`]: an invalid configuration, empty or unlabeled samples, targets missing for
+    /// the task, a label the model has no output for (or outputs that do not match the task's
+    /// targets), a neighbor table built for another number of neighbors than the graph
     /// regularizer's, or a candle error of the passes.
     pub fn fit(&mut self, train: &Dataset, validation: Option<&Dataset>) -> Result<History, TrainError> {
         self.config.validate()?;
