@@ -114,6 +114,7 @@ fn checkpoint_round_trip_and_mismatch() {
         item_shape: vec![8],
         classes: 2,
         class_names: None,
+        task: Default::default(),
         seed: 0,
         training: serde_json::Value::Null,
     };

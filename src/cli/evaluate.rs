@@ -5,8 +5,10 @@ use super::ColumnArgs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use nsl::data::Dataset;
-use nsl::eval::{evaluate, predict};
+use nsl::data::TargetKind;
+use nsl::eval::{evaluate_task, predict_task, Metrics};
 use nsl::eval::{robustness_sweep, Attack, AttackConfig};
+use nsl::loss::Task;
 use nsl::regularize::NormType;
 use nsl::train::{load_checkpoint, Checkpoint};
 use serde::Serialize;
@@ -60,8 +62,11 @@ pub struct EvaluateArgs {
     /// Seed of PGD's random start.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Print the result as JSON: `accuracy`, `loss`, `samples`, and with `--attack` also `epsilon` and
-    /// `robust_accuracy` (one value per ε, in the order given).
+    /// Print the result as JSON: `task`, `accuracy` (absent for regression), `loss`, `samples`, the
+    /// task's metrics (`accuracy`, `macro_f1` for multiclass; `accuracy`, `roc_auc`, `macro_f1` for
+    /// binary; `macro_f1`, `micro_f1`, `subset_accuracy` for multilabel; `mse`, `mae`, `rmse` for
+    /// regression), and with `--attack` also `epsilon` and `robust_accuracy` (one value per ε, in
+    /// the order given).
     #[arg(long)]
     json: bool,
 }
@@ -69,9 +74,13 @@ pub struct EvaluateArgs {
 /// The result of `nsl evaluate`.
 #[derive(Serialize)]
 struct EvaluateOutput {
-    accuracy: f64,
+    task: Task,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy: Option<f64>,
     loss: f64,
     samples: usize,
+    #[serde(flatten)]
+    metrics: Metrics,
     #[serde(skip_serializing_if = "Option::is_none")]
     attack: Option<AttackConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -150,12 +159,21 @@ pub struct PredictArgs {
 
 /// Runs `nsl evaluate`.
 pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
-    let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns)?;
-    let result = evaluate(checkpoint.model.as_ref(), &samples, 1024)?;
+    let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns, true)?;
+    let task = checkpoint.meta.task;
+    if args.attack.is_some() && task != Task::Multiclass {
+        bail!("--attack measures robust accuracy of multiclass runs; {} was trained for {task}", args.run.display());
+    }
+    let result = evaluate_task(checkpoint.model.as_ref(), &samples, task, 1024)?;
+    let mut metrics = result.metrics.clone();
+    // `accuracy` is the evaluation's own (top level), as before tasks.
+    metrics.accuracy = None;
     let mut output = EvaluateOutput {
-        accuracy: result.accuracy,
+        task,
+        accuracy: Some(result.accuracy).filter(|a| !a.is_nan()),
         loss: result.loss,
         samples: result.samples,
+        metrics,
         attack: None,
         attack_from: args.attack_from.clone(),
         epsilon: Vec::new(),
@@ -209,7 +227,13 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&output)?);
     } else {
-        println!("accuracy {:.4} ({} samples), loss {:.4}", output.accuracy, output.samples, output.loss);
+        match output.accuracy {
+            Some(accuracy) => println!("accuracy {accuracy:.4} ({} samples), loss {:.4}", output.samples, output.loss),
+            None => println!("{} samples, loss {:.4}", output.samples, output.loss),
+        }
+        if task != Task::Multiclass {
+            println!("{task} metrics: {}", serde_json::to_string(&output.metrics)?);
+        }
         for (eps, acc) in output.epsilon.iter().zip(&output.robust_accuracy) {
             let how = match &args.attack_from {
                 Some(from) => format!("crafted on {}", from.display()),
@@ -223,19 +247,46 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
 
 /// Runs `nsl predict`.
 pub fn run_predict(args: &PredictArgs) -> Result<()> {
-    let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns)?;
-    let probabilities = predict(checkpoint.model.as_ref(), &samples, 1024)?;
+    let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns, false)?;
+    let task = checkpoint.meta.task;
+    let probabilities = predict_task(checkpoint.model.as_ref(), &samples, task, 1024)?;
     let names: Vec<String> = match &checkpoint.meta.class_names {
         Some(names) => names.clone(),
+        None if task == Task::Binary => vec!["0".into(), "1".into()],
         None => (0..checkpoint.meta.classes).map(|c| c.to_string()).collect(),
     };
     // csv quotes the ids and class names that need it (a comma, a quote, a line break).
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let header = ["id".to_string(), "prediction".to_string()].into_iter().chain(names.iter().map(|n| format!("p_{n}")));
+    let columns: Vec<String> = match task {
+        // One probability, of the second class (label 1).
+        Task::Binary => vec![format!("p_{}", names[1])],
+        Task::Regression(_) if checkpoint.meta.classes == 1 => vec!["value".into()],
+        Task::Regression(_) => (0..checkpoint.meta.classes).map(|k| format!("value_{k}")).collect(),
+        _ => names.iter().map(|n| format!("p_{n}")).collect(),
+    };
+    let header: Vec<String> = match task {
+        Task::Regression(_) => ["id".to_string()].into_iter().chain(columns).collect(),
+        _ => ["id".to_string(), "prediction".to_string()].into_iter().chain(columns).collect(),
+    };
     writer.write_record(header)?;
     for (id, p) in samples.ids().iter().zip(&probabilities) {
-        let best = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
-        let row = [id.clone(), names[best].clone()].into_iter().chain(p.iter().map(|v| format!("{v:.6}")));
+        let values = p.iter().map(|v| format!("{v:.6}"));
+        let row: Vec<String> = match task {
+            Task::Regression(_) => std::iter::once(id.clone()).chain(values).collect(),
+            // The labels with p > 0.5, separated by `;`.
+            Task::Multilabel => {
+                let on: Vec<&str> = p.iter().zip(&names).filter(|(v, _)| **v > 0.5).map(|(_, n)| n.as_str()).collect();
+                [id.clone(), on.join(";")].into_iter().chain(values).collect()
+            }
+            Task::Binary => {
+                let class = &names[usize::from(p.first().is_some_and(|&v| v > 0.5))];
+                [id.clone(), class.clone()].into_iter().chain(values).collect()
+            }
+            _ => {
+                let best = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+                [id.clone(), names[best].clone()].into_iter().chain(values).collect()
+            }
+        };
         writer.write_record(row)?;
     }
     let csv = String::from_utf8(writer.into_inner().map_err(|e| e.into_error())?)?;
@@ -249,16 +300,86 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
     Ok(())
 }
 
-/// Loads the run's checkpoint and the samples, and checks that the samples fit the model.
-fn load(run: &std::path::Path, path: &std::path::Path, columns: &ColumnArgs) -> Result<(Checkpoint, Dataset)> {
+/// Loads the run's checkpoint and the samples (with the targets of the run's task when `targets`), and
+/// checks that the samples fit the model.
+fn load(
+    run: &std::path::Path,
+    path: &std::path::Path,
+    columns: &ColumnArgs,
+    targets: bool,
+) -> Result<(Checkpoint, Dataset)> {
     let checkpoint = load_checkpoint(run)?;
-    let samples = with_spinner("reading samples", || super::convert::read_samples(path, &columns.to_columns()))?;
+    let task = checkpoint.meta.task;
+    let plain = || with_spinner("reading samples", || super::convert::read_samples(path, &columns.to_columns()));
+    let names = checkpoint.meta.class_names.as_deref();
+    let samples = match (task.has_classes(), targets) {
+        (true, _) => plain()?,
+        (false, true) => read_for_task(path, columns, task, names)?,
+        // Predictions need no targets: a table without (valid) ones is read as it is.
+        (false, false) => match read_for_task(path, columns, task, names) {
+            Ok(samples) => samples,
+            Err(_) => plain()?,
+        },
+    };
     checkpoint.check_input(&samples).with_context(|| format!("cannot use the samples in {}", path.display()))?;
     if samples.is_empty() {
         bail!("{}: the table has no samples (nothing to evaluate or predict)", path.display());
     }
-    let samples = align_labels(&checkpoint, samples, path)?;
+    let samples = match task.has_classes() {
+        true => align_labels(&checkpoint, samples, path)?,
+        false => samples,
+    };
     Ok((checkpoint, samples))
+}
+
+/// Checks that class samples fit `--task binary` (two classes; for the training samples, both
+/// named when names are used).
+fn check_binary(samples: &Dataset, path: &std::path::Path, label: &str, training: bool) -> Result<()> {
+    if let Some(found) = samples.class_names().filter(|n| n.len() > 2 || (training && n.len() != 2)) {
+        bail!(
+            "{}: --task binary needs two classes, the label column `{label}` has {} ({})",
+            path.display(),
+            found.len(),
+            found.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    if let Some(row) = samples.labels().and_then(|l| l.iter().position(|&v| v > 1)) {
+        bail!(
+            "{}: row {row} (id `{}`): --task binary needs labels 0 and 1 (or two class names)",
+            path.display(),
+            samples.ids()[row]
+        );
+    }
+    Ok(())
+}
+
+/// Reads the samples of `path` for `task`: class tasks as every other command reads them (binary
+/// checked for two classes); multilabel and regression from Parquet or CSV with the label column
+/// as their targets (`names`: a trained run's multilabel classes).
+pub(super) fn read_for_task(
+    path: &std::path::Path,
+    columns: &ColumnArgs,
+    task: Task,
+    names: Option<&[String]>,
+) -> Result<Dataset> {
+    let kind = match task {
+        Task::Multilabel => TargetKind::MultiLabel,
+        Task::Regression(_) => TargetKind::Values,
+        _ => {
+            let samples = with_spinner(format!("reading {}", path.display()), || {
+                super::convert::read_samples(path, &columns.to_columns())
+            })?;
+            if task == Task::Binary {
+                check_binary(&samples, path, &columns.to_columns().label, names.is_none())?;
+            }
+            return Ok(samples);
+        }
+    };
+    let columns = columns.to_columns();
+    with_spinner(format!("reading {}", path.display()), || {
+        nsl::data::read_samples_with_targets(path, &columns, kind, names)
+    })
+    .map_err(Into::into)
 }
 
 /// Makes the samples' label indices mean the run's classes. String labels are indexed by their
@@ -267,7 +388,8 @@ fn load(run: &std::path::Path, path: &std::path::Path, columns: &ColumnArgs) -> 
 /// (a name the run does not know is an error), and every label must be below the run's class count.
 fn align_labels(checkpoint: &Checkpoint, samples: Dataset, path: &std::path::Path) -> Result<Dataset> {
     let Some(labels) = samples.labels() else { return Ok(samples) };
-    let classes = checkpoint.meta.classes;
+    // A binary model has one output for two classes.
+    let classes = if checkpoint.meta.task == Task::Binary { 2 } else { checkpoint.meta.classes };
     let remapped = match (&checkpoint.meta.class_names, samples.class_names()) {
         (Some(run_names), Some(names)) if run_names.as_slice() != names => {
             let mut index = Vec::with_capacity(names.len());

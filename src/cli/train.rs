@@ -6,8 +6,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use nsl::data::Dataset;
-use nsl::eval::evaluate;
+use nsl::eval::{evaluate_task, Metric, Metrics};
 use nsl::graph;
+use nsl::loss::{ClassWeights, Task};
 use nsl::model::{build_model, ModelSpec};
 use nsl::neighbors::NeighborTable;
 use nsl::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
@@ -142,9 +143,12 @@ settings! {
         #[arg(long, value_name = "KEY=VALUE,…", value_parser = VatConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         vat: Option<VatConfig>,
-        /// Stop when the `--validation` accuracy has not improved for N epochs and keep the best
-        /// epoch's weights: `patience=N` (or just `N`). Default: off.
-        #[arg(long, value_name = "patience=N", value_parser = parse_patience)]
+        /// Stop when the `--validation` metric has not improved for N epochs and keep the best
+        /// epoch's weights: `patience=N` (or just `N`), optionally `,metric=NAME` (accuracy |
+        /// macro-f1 | micro-f1 | subset-accuracy | roc-auc | mse | mae | rmse; default the task's:
+        /// accuracy for multiclass, roc-auc for binary, macro-f1 for multilabel, mse (lower is
+        /// better) for regression). Default: off.
+        #[arg(long, value_name = "patience=N[,metric=NAME]", value_parser = parse_patience)]
         #[serde(deserialize_with = "from_text")]
         early_stopping: Option<Patience>,
         /// Write the adversarial neighbors generated during training as a neighbor graph (`kind =
@@ -155,6 +159,27 @@ settings! {
         /// With `--record-adversarial`: record every N-th epoch (and the last). Default 1.
         #[arg(long, value_name = "N")]
         record_every: Option<usize>,
+        /// What to predict: `multiclass` (softmax cross-entropy, one output per class), `binary`
+        /// (labels 0/1 or two class names; one output, sigmoid cross-entropy), `multilabel` (the
+        /// label column holds a list of class names or indices per sample; sigmoid cross-entropy per
+        /// label), `regression` (the label column holds a number, or a list of numbers; linear
+        /// outputs, `loss=mse` or `loss=huber` with `delta=D` (default 1), e.g.
+        /// `regression,loss=huber,delta=1`). Default multiclass.
+        #[arg(long, value_name = "TASK", value_parser = Task::from_str)]
+        #[serde(deserialize_with = "from_text")]
+        task: Option<Task>,
+        /// Column of per-sample weights in the training samples (Parquet or CSV; finite, ≥ 0): each
+        /// sample's weight multiplies its supervised, graph (per center), adversarial and virtual
+        /// adversarial loss terms, as NSL's `sample_weight_key`. Name the feature columns (or use a
+        /// `features` list column) so that it is not read as a feature. Default: every weight 1.
+        #[arg(long, value_name = "NAME")]
+        weight_column: Option<String>,
+        /// Class weights, multiplied into the sample weights (multiclass and binary only):
+        /// `balanced` (n / (k · countₖ), scikit-learn's) or a file of `class<TAB>weight` lines
+        /// (class by name, or index without names; classes not listed weigh 1). Default: none.
+        #[arg(long, value_name = "balanced|FILE", value_parser = ClassWeights::from_str)]
+        #[serde(deserialize_with = "from_text")]
+        class_weights: Option<ClassWeights>,
         /// Model: `mlp:UNITS,…` or `cnn[:FILTERS,…]`. Default `mlp:50,50`.
         #[arg(long, value_name = "SPEC", value_parser = ModelSpec::from_str)]
         #[serde(deserialize_with = "from_text")]
@@ -232,18 +257,24 @@ settings! {
     }
 }
 
-/// `--early-stopping`'s value.
+/// `--early-stopping`'s value: the patience and the watched metric, if named.
 #[derive(Clone, Copy, Debug)]
-struct Patience(usize);
+struct Patience(usize, Option<Metric>);
 
 impl FromStr for Patience {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let n = s.strip_prefix("patience=").unwrap_or(s);
-        match n.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(Patience(n)),
-            _ => Err(format!("invalid value `{s}` for --early-stopping: expected patience=N with N ≥ 1")),
+        let bad = || format!("invalid value `{s}` for --early-stopping: expected patience=N[,metric=NAME] with N ≥ 1");
+        let (mut patience, mut metric) = (None, None);
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part.split_once('=').unwrap_or(("patience", part));
+            match key.trim() {
+                "metric" => metric = Some(value.parse::<Metric>().map_err(|e| format!("--early-stopping: {e}"))?),
+                "patience" => patience = Some(value.trim().parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(bad)?),
+                _ => return Err(bad()),
+            }
         }
+        Ok(Patience(patience.ok_or_else(bad)?, metric))
     }
 }
 
@@ -277,8 +308,20 @@ struct Summary {
     model: String,
     train_samples: usize,
     epochs: usize,
+    task: Task,
     final_train_accuracy: f64,
     test_accuracy: Option<f64>,
+    /// The task's metrics on the last epoch's training batches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    final_train_metrics: Option<Metrics>,
+    /// The task's metrics on the last epoch's validation samples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    final_validation_metrics: Option<Metrics>,
+    /// The task's loss and metrics on `--test`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_metrics: Option<Metrics>,
     steady_epoch_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     best_epoch: Option<usize>,
@@ -443,6 +486,13 @@ fn train(
     if record_path.is_some() && adv_reg.is_none() {
         bail!("--record-adversarial needs --adv-reg");
     }
+    let task = settings.task.unwrap_or_default();
+    if record_path.is_some() && !task.has_classes() {
+        bail!("--record-adversarial records classes: it needs --task multiclass or binary, not {task}");
+    }
+    if settings.class_weights.is_some() && !task.has_classes() {
+        bail!("--class-weights applies to --task multiclass or binary, not {task} (use --weight-column)");
+    }
     let mut spec = settings.model.unwrap_or_default();
     if let Some(dropout) = settings.dropout {
         if !(0.0..1.0).contains(&dropout) {
@@ -517,34 +567,58 @@ fn train(
     let record_inside = check_run_outputs(&out, record_path.as_deref(), &inputs)?;
 
     let packed = settings.packed.unwrap_or(false);
+    if packed && (!task.has_classes() || settings.weight_column.is_some()) {
+        bail!(
+            "--packed records carry class labels only: --task {task} and --weight-column need Parquet or CSV samples"
+        );
+    }
     if packed && (pool_path.is_some() || graph_path.is_some() || unlabeled_path.is_some()) {
         bail!("--packed takes the graph and the pool from the records: drop --graph, --pool and --unlabeled");
     }
     if packed && graph_reg.is_none() {
         bail!("--packed needs --graph-reg (e.g. --graph-reg multiplier=0.1,neighbors=1)");
     }
-    let (train, packed_pool, packed_graph) = if packed {
+    let (mut train, packed_pool, packed_graph) = if packed {
         let p = with_spinner(format!("reading {}", samples_path.display()), || {
             nsl::tfrecord::read_packed(std::slice::from_ref(&samples_path), &args.columns.to_columns())
         })?;
         (p.samples, p.pool, Some(p.graph))
     } else {
-        (read(&samples_path, &args.columns)?, None, None)
+        (super::evaluate::read_for_task(&samples_path, &args.columns, task, None)?, None, None)
     };
-    let Some(classes) = train.num_classes() else {
-        bail!("{}: the training samples have no labels", samples_path.display())
+    let Some(width) = train.target_width() else {
+        bail!(
+            "{}: the training samples have no class labels (a label column of lists or floats needs --task multilabel or regression)",
+            samples_path.display()
+        )
     };
     if train.is_empty() {
         bail!("{}: the training set is empty", samples_path.display());
     }
+    let classes = task.outputs(width);
+    if let Some(column) = &settings.weight_column {
+        let columns = args.columns.to_columns();
+        train =
+            with_spinner("reading weights", || nsl::data::attach_weights(train, &samples_path, &columns.id, column))?;
+    }
+    if let (Some(class_weights), Some(labels)) = (&settings.class_weights, train.labels()) {
+        let per_class = class_weights.per_class(labels, width, train.class_names())?;
+        let base = train.weights().map_or_else(|| vec![1.0; train.len()], <[f32]>::to_vec);
+        let weights = labels.iter().zip(base).map(|(&l, w)| w * per_class[l as usize]).collect();
+        train = train.with_weights(weights)?;
+    }
+    let names = train.class_names().map(<[String]>::to_vec);
     let unlabeled = unlabeled_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
     let pool = match (&pool_path, &unlabeled) {
         (Some(p), _) => Some(read(p, &args.columns)?),
         (None, Some(u)) => Some(u.clone()),
         (None, None) => packed_pool,
     };
-    let validation = validation_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
-    let test = test_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
+    let labeled = |path: &Path| -> Result<Dataset> {
+        super::evaluate::read_for_task(path, &args.columns, task, names.as_deref())
+    };
+    let validation = validation_path.as_deref().map(labeled).transpose()?;
+    let test = test_path.as_deref().map(labeled).transpose()?;
     for (name, other) in
         [("--pool", &pool), ("--unlabeled", &unlabeled), ("--validation", &validation), ("--test", &test)]
     {
@@ -592,7 +666,10 @@ fn train(
         (None, None) => None,
     };
 
-    let mut trainer = Trainer::new(model.as_ref(), &vars, config.clone());
+    let mut trainer = Trainer::new(model.as_ref(), &vars, config.clone()).with_task(task);
+    if let Some(metric) = settings.early_stopping.and_then(|p| p.1) {
+        trainer = trainer.early_stopping_metric(metric);
+    }
     if let (Some((table, _, _)), Some(reg)) = (&table, &graph_reg) {
         trainer = trainer.with_graph(table, reg);
     }
@@ -669,13 +746,19 @@ fn train(
         }
     };
     bar.finish_and_clear();
-    let test_accuracy = test.as_ref().map(|t| evaluate(model.as_ref(), t, 1024)).transpose()?.map(|e| e.accuracy);
+    let test_evaluation = test.as_ref().map(|t| evaluate_task(model.as_ref(), t, task, 1024)).transpose()?;
+    let test_accuracy = test_evaluation.as_ref().map(|e| e.accuracy).filter(|a| !a.is_nan());
 
     let summary = Summary {
         run: out.clone(),
         model: spec.to_string(),
         train_samples: train.len(),
         epochs: config.epochs,
+        task,
+        final_train_metrics: history.epochs.last().and_then(|e| e.metrics.clone()),
+        final_validation_metrics: history.epochs.last().and_then(|e| e.validation_metrics.clone()),
+        test_loss: test_evaluation.as_ref().map(|e| e.loss),
+        test_metrics: test_evaluation.map(|e| e.metrics),
         final_train_accuracy: history.epochs.last().map_or(0.0, |e| e.accuracy),
         test_accuracy,
         steady_epoch_seconds: history.steady_epoch_seconds(),
@@ -686,10 +769,11 @@ fn train(
         spec.clone(),
         train.item_shape().to_vec(),
         classes,
-        train.class_names().map(<[String]>::to_vec),
+        names,
         init_seed,
         serde_json::json!({ "config": config, "graph_reg": graph_reg, "adv_reg": adv_reg, "vat": vat, "unlabeled": unlabeled_path.as_ref().map(|p| serde_json::json!({ "samples": p, "config": unlabeled_config })), "samples": samples_path, "graph": graph_path }),
-    );
+    )
+    .with_task(task);
     // The run is written whole into a hidden sibling of `out`, which then replaces `out` in one
     // step (nsl::io::StagedDir): a failure or a kill leaves the old run or the new one, never new
     // weights beside an old model.json. The adversarial record (graph + nodes) commits as a set.
@@ -769,6 +853,9 @@ fn train(
         );
         if let Some(acc) = test_accuracy {
             println!("test accuracy: {acc:.4}");
+        }
+        if let (Task::Binary | Task::Multilabel | Task::Regression(_), Some(m)) = (task, &summary.test_metrics) {
+            println!("test {task} metrics: {}", serde_json::to_string(m)?);
         }
         println!("run saved to {} (model.safetensors, model.json, history.csv, curves.svg)", out.display());
     }

@@ -18,6 +18,35 @@ pub struct Dataset {
     labels: Option<Vec<u32>>,
     class_names: Option<Vec<String>>,
     index: HashMap<String, usize>,
+    targets: Option<Targets>,
+    weights: Option<Vec<f32>>,
+}
+
+/// The targets of the tasks whose targets are not one class index per sample (those are
+/// [`Dataset::labels`]): one row per sample.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Targets {
+    /// Multilabel: `[n, k]`, 1 where the sample has label `k`, else 0.
+    MultiHot(Array2<f32>),
+    /// Regression: `[n, k]` real values (`k` targets per sample).
+    Values(Array2<f32>),
+}
+
+impl Targets {
+    /// The `[n, k]` matrix.
+    pub fn matrix(&self) -> ArrayView2<'_, f32> {
+        match self {
+            Targets::MultiHot(m) | Targets::Values(m) => m.view(),
+        }
+    }
+
+    fn select(&self, rows: &[usize]) -> Targets {
+        match self {
+            Targets::MultiHot(m) => Targets::MultiHot(m.select(Axis(0), rows)),
+            Targets::Values(m) => Targets::Values(m.select(Axis(0), rows)),
+        }
+    }
 }
 
 impl Dataset {
@@ -83,7 +112,78 @@ impl Dataset {
                 }
             }
         }
-        Ok(Dataset { ids, features, item_shape, labels, class_names, index })
+        Ok(Dataset { ids, features, item_shape, labels, class_names, index, targets: None, weights: None })
+    }
+
+    /// The dataset with multilabel or regression `targets` in place of its labels (which are
+    /// dropped); `names` are the multilabel classes indexed by column, if known.
+    ///
+    /// # Errors
+    /// [`DataError::Dataset`] naming the row: targets and rows differ in count, a value is not
+    /// finite, a multi-hot value is not 0 or 1, or `names` do not match the width.
+    pub fn with_targets(mut self, targets: Targets, names: Option<Vec<String>>) -> Result<Dataset, DataError> {
+        let m = targets.matrix();
+        if m.nrows() != self.len() {
+            return Err(DataError::Dataset(format!("{} target rows but {} samples", m.nrows(), self.len())));
+        }
+        for (row, values) in m.axis_iter(Axis(0)).enumerate() {
+            let bad = match &targets {
+                Targets::MultiHot(_) => values.iter().position(|&v| v != 0.0 && v != 1.0),
+                Targets::Values(_) => values.iter().position(|v| !v.is_finite()),
+            };
+            if let Some(col) = bad {
+                return Err(DataError::Dataset(format!(
+                    "row {row} (id `{}`), target {col}: value {} is not {}",
+                    self.ids[row],
+                    values[col],
+                    if matches!(targets, Targets::MultiHot(_)) { "0 or 1" } else { "finite" }
+                )));
+            }
+        }
+        if let Some(names) = names.as_ref().filter(|n| n.len() != m.ncols()) {
+            return Err(DataError::Dataset(format!("{} label names for {} target columns", names.len(), m.ncols())));
+        }
+        self.labels = None;
+        self.class_names = names;
+        self.targets = Some(targets);
+        Ok(self)
+    }
+
+    /// The multilabel or regression targets, if set with [`Dataset::with_targets`].
+    pub fn targets(&self) -> Option<&Targets> {
+        self.targets.as_ref()
+    }
+
+    /// The dataset with a weight per sample (multiplied into every loss term).
+    ///
+    /// # Errors
+    /// [`DataError::Dataset`] naming the row: weights and rows differ in count, or a weight is
+    /// negative or not finite.
+    pub fn with_weights(mut self, weights: Vec<f32>) -> Result<Dataset, DataError> {
+        if weights.len() != self.len() {
+            return Err(DataError::Dataset(format!("{} weights but {} samples", weights.len(), self.len())));
+        }
+        if let Some(row) = weights.iter().position(|w| !(w.is_finite() && *w >= 0.0)) {
+            return Err(DataError::Dataset(format!(
+                "row {row} (id `{}`): weight {} is not a finite number ≥ 0",
+                self.ids[row], weights[row]
+            )));
+        }
+        self.weights = Some(weights);
+        Ok(self)
+    }
+
+    /// The samples' weights, if set with [`Dataset::with_weights`].
+    pub fn weights(&self) -> Option<&[f32]> {
+        self.weights.as_deref()
+    }
+
+    /// The width of the targets: the number of classes for labels, else the targets' columns.
+    pub fn target_width(&self) -> Option<usize> {
+        match &self.targets {
+            Some(t) => Some(t.matrix().ncols()),
+            None => self.num_classes(),
+        }
     }
 
     /// Number of samples.
@@ -156,13 +256,16 @@ impl Dataset {
         if let Some(&bad) = rows.iter().find(|&&r| r >= self.len()) {
             return Err(DataError::Dataset(format!("row {bad} out of range for {} samples", self.len())));
         }
-        Dataset::new(
+        let mut out = Dataset::new(
             rows.iter().map(|&r| self.ids[r].clone()).collect(),
             self.features.select(Axis(0), rows),
             self.item_shape.clone(),
             self.labels.as_ref().map(|l| rows.iter().map(|&r| l[r]).collect()),
             self.class_names.clone(),
-        )
+        )?;
+        out.targets = self.targets.as_ref().map(|t| t.select(rows));
+        out.weights = self.weights.as_ref().map(|w| rows.iter().map(|&r| w[r]).collect());
+        Ok(out)
     }
 
     /// Returns the dataset with a different item shape of the same size (e.g. `[784]` → `[1, 28, 28]`).
@@ -220,5 +323,22 @@ mod tests {
         assert_eq!(d.labels(), Some(&[0, 0][..]));
         assert_eq!(d.position("a"), Some(1));
         assert_eq!(d.num_classes(), Some(2));
+    }
+
+    #[test]
+    fn targets_and_weights_follow_select() {
+        let d = tiny()
+            .with_targets(Targets::Values(array![[1.0], [2.0], [3.0]]), None)
+            .unwrap()
+            .with_weights(vec![0.5, 1.0, 2.0])
+            .unwrap();
+        assert_eq!(d.labels(), None);
+        let s = d.select(&[2, 1]).unwrap();
+        assert_eq!(s.targets(), Some(&Targets::Values(array![[3.0], [2.0]])));
+        assert_eq!(s.weights(), Some(&[2.0, 1.0][..]));
+        let e = tiny().with_weights(vec![1.0, -1.0, 1.0]).unwrap_err().to_string();
+        assert!(e.contains("row 1 (id `b`)"), "{e}");
+        let e = tiny().with_targets(Targets::MultiHot(array![[1.0], [0.5], [0.0]]), None).unwrap_err().to_string();
+        assert!(e.contains("row 1") && e.contains("0 or 1"), "{e}");
     }
 }

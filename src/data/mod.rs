@@ -18,15 +18,20 @@ mod idx;
 mod linqs;
 mod parquet;
 mod split;
+mod targets;
 
 pub use csv::read_csv;
-pub use dataset::Dataset;
+pub use dataset::{Dataset, Targets};
 pub use idx::{read_idx, IdxOptions};
 pub use linqs::read_content;
 pub use parquet::{
     read_samples as read_parquet_samples, write_samples, CLASS_NAMES_KEY, FORMAT_VERSION_KEY, ITEM_SHAPE_KEY,
 };
 pub use split::{split, split_by_table, split_indices, SplitConfig, SplitMethod, TablePart, TableSplit};
+pub use targets::{
+    attach_targets, attach_weights, read_multilabel, read_samples_with_targets, read_values, read_weights, MultiLabels,
+    TargetKind,
+};
 
 use crate::io::{is_parquet, open_maybe_gz, Location, ParquetWriteError};
 use std::io::Read;

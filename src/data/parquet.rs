@@ -73,6 +73,12 @@ enum FeatureSource {
 /// expected types), a null, feature lists of different lengths (found and expected), a NaN or
 /// infinite feature, a negative label, bad `nsl.*` metadata, and duplicate ids.
 pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataError> {
+    read_samples_as(path, columns, true)
+}
+
+/// [`read_samples`]; with `class_labels` false the label column is left out (neither labels nor a
+/// feature): it holds another task's targets, read by [`super::attach_targets`].
+pub(super) fn read_samples_as(path: &Path, columns: &SampleColumns, class_labels: bool) -> Result<Dataset, DataError> {
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
     if file.metadata().map_err(|e| DataError::io(path, e))?.len() == 0 {
         return Err(DataError::invalid(path, Location::File, "file is empty (expected a Parquet file)"));
@@ -84,7 +90,7 @@ pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, Dat
 
     let id = require_column(path, &schema, &columns.id)?;
     check_type(path, id, is_key_type, "utf8, large_utf8 or an integer type")?;
-    let label = schema.field_with_name(&columns.label).ok();
+    let label = schema.field_with_name(&columns.label).ok().filter(|_| class_labels);
     if let Some(label) = label {
         check_type(path, label, is_key_type, "an integer type or utf8/large_utf8")?;
     }

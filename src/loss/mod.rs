@@ -1,14 +1,20 @@
 //! The terms of the training objective, written once and shared by the trainer's backends and by
-//! evaluation: the supervised loss ([`cross_entropy`]), the adversarial term ([`adversarial_loss`])
-//! and the input gradient `∇ₓ CE` that FGSM/PGD follow ([`input_gradient`]). The graph term is
-//! [`graph_loss`](crate::regularize::graph_loss).
+//! evaluation: the supervised loss of the [`Task`] ([`Task::loss`]; for multiclass the one-op
+//! [`cross_entropy`]), the adversarial term ([`adversarial_loss`], [`task_adversarial_loss`]) and
+//! the input gradient `∇ₓ L` that FGSM/PGD follow ([`input_gradient`], [`task_input_gradient`]).
+//! The graph term is [`graph_loss`](crate::regularize::graph_loss). Per-class weights:
+//! [`ClassWeights`].
 //!
 //! This module sits below both [`train`](crate::train) and [`eval`](crate::eval): neither imports
 //! the other for a loss.
 
 mod cross_entropy;
+mod task;
+mod weights;
 
 pub use cross_entropy::cross_entropy;
+pub use task::{RegressionLoss, Task};
+pub use weights::{balanced_class_weights, ClassWeights, WeightsError};
 
 use crate::model::Model;
 use crate::regularize::{pairwise_distance, AdvLoss, AdvRegConfig};
@@ -26,23 +32,61 @@ use ndarray::{Array2, ArrayView2};
 /// # Errors
 /// A candle error if the shapes do not match or a label is out of range.
 pub fn adversarial_loss(config: &AdvRegConfig, logits: &Tensor, adv_logits: &Tensor, y: &Tensor) -> Result<Tensor> {
+    task_adversarial_loss(config, Task::Multiclass, logits, adv_logits, y, None)
+}
+
+/// [`adversarial_loss`] for any [`Task`], each sample weighted by `weights` (`[n]`) if given:
+/// [`AdvLoss::Supervised`] is the task's loss on the neighbors, `Σ wᵢ ℓᵢ(f(x_adv)) / n` (NSL's
+/// `loss_fn(labels, model(adv_input), sample_weights)`); [`AdvLoss::Distance`] weights each
+/// (sample, neighbor) pair by its sample's weight.
+///
+/// # Errors
+/// A candle error if the shapes do not match or a label is out of range.
+pub fn task_adversarial_loss(
+    config: &AdvRegConfig,
+    task: Task,
+    logits: &Tensor,
+    adv_logits: &Tensor,
+    y: &Tensor,
+    weights: Option<&Tensor>,
+) -> Result<Tensor> {
     match &config.loss {
-        AdvLoss::Supervised => cross_entropy(adv_logits, y),
-        AdvLoss::Distance(distance) => {
-            let ones = Tensor::ones(y.dim(0)?, DType::F32, y.device())?;
-            pairwise_distance(logits, adv_logits, &ones, distance)
-        }
+        AdvLoss::Supervised => task.loss(adv_logits, y, weights),
+        AdvLoss::Distance(distance) => match weights {
+            Some(w) => pairwise_distance(logits, adv_logits, w, distance),
+            None => {
+                let ones = Tensor::ones(y.dim(0)?, DType::F32, y.device())?;
+                pairwise_distance(logits, adv_logits, &ones, distance)
+            }
+        },
     }
 }
 
-/// `∇ₓ CE(y, f(x))` at `x` (`[n, d]`), through candle's autograd: what FGSM/PGD follow. `train`
+/// `∇ₓ CE(y, f(x))` at `x` (`[n, d]`), through candle's autograd: what FGSM/PGD follow for the
+/// multiclass task ([`task_input_gradient`] for any). `train`
 /// runs the model in training mode (dropout on).
 ///
 /// # Errors
 /// A candle error of the forward or backward pass.
 pub fn input_gradient(model: &dyn Model, x: ArrayView2<f32>, y: &Tensor, train: bool) -> Result<Array2<f32>> {
+    task_input_gradient(model, x, Task::Multiclass, y, None, train)
+}
+
+/// `∇ₓ L(y, f(x))` at `x` for the [`Task`]'s loss `L` (samples weighted by `weights`, `[n]`, if
+/// given, as in [`Task::loss`]): what FGSM/PGD follow for that task.
+///
+/// # Errors
+/// A candle error of the forward or backward pass.
+pub fn task_input_gradient(
+    model: &dyn Model,
+    x: ArrayView2<f32>,
+    task: Task,
+    y: &Tensor,
+    weights: Option<&Tensor>,
+    train: bool,
+) -> Result<Array2<f32>> {
     let var = Var::from_tensor(&to_tensor(x)?)?;
-    let loss = cross_entropy(&model.forward_t(var.as_tensor(), train)?, y)?;
+    let loss = task.loss(&model.forward_t(var.as_tensor(), train)?, y, weights)?;
     let grads = loss.backward()?;
     match grads.get(var.as_tensor()) {
         Some(g) => to_array2(g),

@@ -186,6 +186,8 @@ mod tests {
                     accuracy: 0.5 + 0.1 * epoch as f64,
                     validation_accuracy: Some(0.6),
                     seconds: 0.1,
+                    metrics: None,
+                    validation_metrics: None,
                 })
                 .collect(),
             best_epoch: None,

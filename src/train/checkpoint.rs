@@ -9,6 +9,7 @@
 
 use crate::data::Dataset;
 use crate::io::AtomicFile;
+use crate::loss::Task;
 use crate::model::{build_model, Model, ModelSpec};
 use candle_core::Device;
 use candle_nn::VarMap;
@@ -38,8 +39,13 @@ pub struct CheckpointMeta {
     pub item_shape: Vec<usize>,
     /// Number of classes (outputs).
     pub classes: usize,
-    /// Class names, if the training data had them (then exactly `classes` of them).
+    /// Class names, if the training data had them (then exactly `classes` of them; 2 for a
+    /// binary task's single output).
     pub class_names: Option<Vec<String>>,
+    /// The task the model was trained for (its outputs' meaning). Absent in `model.json` =
+    /// multiclass, as every run before tasks; written only for the other tasks.
+    #[serde(default, skip_serializing_if = "is_multiclass")]
+    pub task: Task,
     /// The seed the weights were initialized from.
     pub seed: u64,
     /// The training configuration and results, free-form (for the record).
@@ -58,7 +64,22 @@ impl CheckpointMeta {
         seed: u64,
         training: serde_json::Value,
     ) -> Self {
-        CheckpointMeta { format_version: FORMAT_VERSION, spec, item_shape, classes, class_names, seed, training }
+        CheckpointMeta {
+            format_version: FORMAT_VERSION,
+            spec,
+            item_shape,
+            classes,
+            class_names,
+            task: Task::Multiclass,
+            seed,
+            training,
+        }
+    }
+
+    /// The metadata with another task (default multiclass).
+    pub fn with_task(mut self, task: Task) -> Self {
+        self.task = task;
+        self
     }
 
     /// Checks everything but the weights and returns the model's `(tensors, parameters)`;
@@ -75,17 +96,25 @@ impl CheckpointMeta {
         if self.classes == 0 || self.classes > MAX_WIDTH {
             return Err(invalid(format!("classes {} is not in 1..={MAX_WIDTH}", self.classes)));
         }
+        if self.task == Task::Binary && self.classes != 1 {
+            return Err(invalid(format!("a binary model has 1 output, not {}", self.classes)));
+        }
         if let Some(names) = &self.class_names {
-            if names.len() != self.classes {
+            let expected = if self.task == Task::Binary { 2 } else { self.classes };
+            if names.len() != expected {
                 return Err(invalid(format!(
                     "{} class names for {} classes (there must be one name per class)",
                     names.len(),
-                    self.classes
+                    expected
                 )));
             }
         }
         parameter_count(&self.spec, &self.item_shape, self.classes).map_err(invalid)
     }
+}
+
+fn is_multiclass(task: &Task) -> bool {
+    *task == Task::Multiclass
 }
 
 /// A loaded checkpoint.

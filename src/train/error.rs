@@ -21,6 +21,25 @@ pub enum TrainError {
         /// The model's number of outputs.
         classes: usize,
     },
+    /// The training samples have no targets of the task's kind (see
+    /// [`task_targets`](crate::eval::task_targets)).
+    #[error("{0}")]
+    Targets(String),
+    /// The model's outputs do not match the task's targets (binary: 1 output; multilabel: one per
+    /// label; regression: one per target).
+    #[error(
+        "the {task} task has {targets} target columns, so the model needs {expected} outputs, but it has {outputs}"
+    )]
+    OutputWidth {
+        /// The task.
+        task: String,
+        /// The width of the targets.
+        targets: usize,
+        /// The outputs the task needs.
+        expected: usize,
+        /// The model's outputs.
+        outputs: usize,
+    },
     /// The neighbor table holds another number of neighbors per sample than the graph regularizer.
     #[error(
         "the neighbor table was built with {table} neighbors per sample but the graph regularizer's \

@@ -1,5 +1,6 @@
 //! [`History`]: per-epoch training metrics, saved as JSON and CSV.
 
+use crate::eval::Metrics;
 use serde::{Deserialize, Serialize};
 
 /// Metrics of one epoch (means over the epoch's training batches, in training mode).
@@ -22,12 +23,20 @@ pub struct EpochRecord {
     /// Entropy of the predictions on unlabeled centers (0 without the entropy term).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub entropy_loss: f64,
-    /// Training accuracy.
+    /// Training accuracy (binary: logit > 0 is class 1; multilabel: every label right;
+    /// regression: 0).
     pub accuracy: f64,
-    /// Accuracy on the validation samples, if any were given.
+    /// Accuracy on the validation samples, if any were given (absent for regression).
     pub validation_accuracy: Option<f64>,
     /// Wall time of the epoch.
     pub seconds: f64,
+    /// The task's metrics on the epoch's training batches (outputs in training mode, before each
+    /// batch's update, as Keras reports them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+    /// The task's metrics on the validation samples, if any were given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_metrics: Option<Metrics>,
 }
 
 /// Every epoch's record, in order.
@@ -35,7 +44,8 @@ pub struct EpochRecord {
 pub struct History {
     /// The records.
     pub epochs: Vec<EpochRecord>,
-    /// With early stopping: the epoch whose weights were kept (the best validation accuracy).
+    /// With early stopping: the epoch whose weights were kept (the best value of the watched
+    /// validation metric).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_epoch: Option<usize>,
 }

@@ -3,7 +3,9 @@
 //!
 //! # Formula
 //! Per batch `B` with labels `y`: `L = CE(y, f(x_B)) + m_g · L_graph + m_a · L_adv` where `CE` is the
-//! mean softmax cross-entropy (Keras' `SparseCategoricalCrossentropy(from_logits=True)`), `L_graph` the
+//! mean softmax cross-entropy (Keras' `SparseCategoricalCrossentropy(from_logits=True)`), or the
+//! loss of another [`Task`] ([`Trainer::with_task`]; sample weights from
+//! [`Dataset::with_weights`] weigh every term, see [`Task::loss`]), `L_graph` the
 //! graph loss over the batch's (sample, neighbor) pairs ([`graph_loss`](crate::regularize::graph_loss))
 //! and `L_adv` the loss on the batch's adversarial neighbors ([`AdvRegConfig`]): explicit and
 //! adversarial edges in one step.
@@ -47,6 +49,8 @@ pub use schedule::{DecayConfig, DecayType, LrDecay, LrSchedule, MultiplierSchedu
 pub use state::{StateError, TrainState};
 
 use crate::data::Dataset;
+use crate::eval::{task_metrics, Metric, Metrics, Truth};
+use crate::loss::Task;
 use crate::model::Model;
 use crate::neighbors::NeighborTable;
 use crate::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
@@ -215,6 +219,9 @@ pub struct Trainer<'a> {
     state_sink: Option<(usize, StateFn<'a>)>,
     /// The state to continue from.
     resume: Option<TrainState>,
+    task: Task,
+    /// The validation metric early stopping watches (default: the task's primary one).
+    monitor: Option<Metric>,
 }
 
 /// The trainable variables of `vars`, sorted by name so that the update order (and so every float)
@@ -241,7 +248,24 @@ impl<'a> Trainer<'a> {
             progress: None,
             state_sink: None,
             resume: None,
+            task: Task::Multiclass,
+            monitor: None,
         }
+    }
+
+    /// Trains for `task` (default [`Task::Multiclass`]): its loss in every term that uses the
+    /// targets (supervised, adversarial neighbors' gradient, supervised adversarial loss), its
+    /// metrics in the history, its primary metric for early stopping.
+    pub fn with_task(mut self, task: Task) -> Self {
+        self.task = task;
+        self
+    }
+
+    /// The validation metric early stopping watches, in place of the task's primary metric
+    /// ([`Metric::primary`]: accuracy, ROC-AUC, macro-F1 or MSE).
+    pub fn early_stopping_metric(mut self, metric: Metric) -> Self {
+        self.monitor = Some(metric);
+        self
     }
 
     /// Adds graph regularization along the neighbors of `table` (built from the same training
@@ -320,12 +344,15 @@ impl<'a> Trainer<'a> {
         self.record.as_mut().map(|(_, r)| std::mem::take(r)).unwrap_or_default()
     }
 
-    /// Trains on `train` (which must have labels) for the configured epochs; after each epoch,
-    /// evaluates on `validation` if given. Returns every epoch's metrics.
+    /// Trains on `train` (which must have the task's targets: labels for multiclass and binary,
+    /// [`Targets`](crate::data::Targets) for multilabel and regression; its
+    /// [`weights`](Dataset::weights), if any, weigh every loss term) for the configured epochs;
+    /// after each epoch, evaluates on `validation` if given. Returns every epoch's metrics.
     ///
     /// # Errors
-    /// [`TrainError`]: an invalid configuration, empty or unlabeled samples, a label the model has
-    /// no output for, a neighbor table built for another number of neighbors than the graph
+    /// [`TrainError`]: an invalid configuration, empty or unlabeled samples, targets missing for
+    /// the task, a label the model has no output for (or outputs that do not match the task's
+    /// targets), a neighbor table built for another number of neighbors than the graph
     /// regularizer's, or a candle error of the passes.
     pub fn fit(&mut self, train: &Dataset, validation: Option<&Dataset>) -> Result<History, TrainError> {
         self.config.validate()?;
@@ -363,9 +390,19 @@ impl<'a> Trainer<'a> {
 
     /// [`Trainer::fit`] on the current thread's pool: picks the backend.
     fn fit_here(&mut self, train: &Dataset, validation: Option<&Dataset>) -> Result<History, TrainError> {
-        let Some(labels) = train.labels() else { return Err(TrainError::NoLabels) };
+        if self.task.has_classes() && train.labels().is_none() {
+            return Err(TrainError::NoLabels);
+        }
         if train.is_empty() {
             return Err(TrainError::Empty);
+        }
+        if self.task != Task::Multiclass && self.unlabeled.as_ref().is_some_and(|u| u.config.entropy > 0.0) {
+            return Err(crate::ConfigError::invalid(
+                "entropy weight",
+                "> 0",
+                format!("0 for the {} task (the entropy term is of softmax outputs)", self.task),
+            )
+            .into());
         }
         if let Some((table, config)) = self.graph {
             if table.max_neighbors() != config.max_neighbors {
@@ -375,8 +412,26 @@ impl<'a> Trainer<'a> {
                 });
             }
         }
-        let labels = Tensor::from_slice(labels, train.len(), &Device::Cpu)?;
+        let labels = match crate::eval::task_targets(train, self.task) {
+            Ok(t) => t,
+            Err(e) => return Err(TrainError::Targets(e.to_string())),
+        };
         let max_label = train.labels().and_then(|l| l.iter().max().copied()).unwrap_or(0);
+        if self.task != Task::Multiclass {
+            // The model's outputs against the targets' width, before a step fails on the shapes.
+            // (Evaluation mode: no dropout mask is drawn, the multiclass path is left untouched.)
+            let width = labels.dims().get(1).copied().unwrap_or(0);
+            let first = crate::tensor::to_tensor(train.features().slice(ndarray::s![0..1, ..]))?;
+            let outputs = self.model.forward_t(&first, false)?.dim(1)?;
+            if outputs != self.task.outputs(width) {
+                return Err(TrainError::OutputWidth {
+                    task: self.task.to_string(),
+                    targets: width,
+                    expected: self.task.outputs(width),
+                    outputs,
+                });
+            }
+        }
         let vars = sorted_vars(self.vars)?;
         let mut optimizer = Optimizer::new(self.config.optimizer, vars.clone());
         if let Some(state) = &self.resume {
@@ -421,7 +476,10 @@ impl<'a> Trainer<'a> {
             vat: self.vat,
             unlabeled,
             seed: self.config.seed,
+            task: self.task,
         };
+        let monitor = self.monitor.unwrap_or(Metric::primary(self.task));
+        let width = labels.dims().get(1).copied().unwrap_or(0);
         let ratio = self.unlabeled.as_ref().map_or(0.0, |u| u.config.ratio);
         let mut draw = UnlabeledDraw::new(unlabeled.map_or(0, |u| u.features.nrows()), self.config.seed);
         let (mut best, mut since_best): (Option<(f64, usize, Vec<Tensor>)>, usize) = (None, 0);
@@ -449,6 +507,7 @@ impl<'a> Trainer<'a> {
                 order.shuffle(&mut rng);
             }
             let mut sums = EpochSums::default();
+            let mut outputs: Vec<(Vec<usize>, Tensor)> = Vec::with_capacity(batches);
             let recording = self.record.as_ref().is_some_and(|(every, _)| epoch % every == 0 || epoch == epochs);
             for (b, rows) in order.chunks(batch_size).enumerate() {
                 // The global step: the optimizer's updates so far.
@@ -461,13 +520,34 @@ impl<'a> Trainer<'a> {
                     adversarial: schedules.adversarial.multiplier(initial.adversarial, t),
                     vat: schedules.vat.multiplier(initial.vat, t),
                 };
-                let context = StepContext { epoch, batch: b, recording, ids: train.ids(), labels, multipliers };
+                let context = StepContext {
+                    epoch,
+                    batch: b,
+                    recording,
+                    ids: train.ids(),
+                    labels,
+                    weights: train.weights(),
+                    multipliers,
+                };
                 let urows = draw.next((ratio * rows.len() as f64).ceil() as usize);
                 let step = plan.step(backend, rows, &urows, features, optimizer, &context)?;
-                if max_label as usize >= step.classes {
-                    return Err(TrainError::LabelOutOfRange { label: max_label, classes: step.classes });
+                match self.task {
+                    Task::Multiclass if max_label as usize >= step.classes => {
+                        return Err(TrainError::LabelOutOfRange { label: max_label, classes: step.classes });
+                    }
+                    Task::Multiclass => {}
+                    task if step.classes != task.outputs(width) => {
+                        return Err(TrainError::OutputWidth {
+                            task: task.to_string(),
+                            targets: width,
+                            expected: task.outputs(width),
+                            outputs: step.classes,
+                        });
+                    }
+                    _ => {}
                 }
                 sums.add(&step, rows.len());
+                outputs.push((rows.to_vec(), step.outputs));
                 if let (Some((_, record)), Some(adv)) = (self.record.as_mut(), self.adversarial) {
                     record.examples.extend(step.recorded);
                     record.multiplier = adv.multiplier as f32;
@@ -476,17 +556,27 @@ impl<'a> Trainer<'a> {
                     progress(BatchProgress { epoch, epochs, batch: b + 1, batches });
                 }
             }
-            let validation_accuracy = match validation {
-                Some(v) => Some(crate::eval::evaluate(self.model, v, 1024)?.accuracy),
+            let evaluation = match validation {
+                Some(v) => Some(crate::eval::evaluate_task(self.model, v, self.task, 1024)?),
                 None => None,
             };
-            history.epochs.push(sums.record(epoch, started.elapsed().as_secs_f64(), validation_accuracy));
+            let validation_accuracy = evaluation.as_ref().map(|e| e.accuracy).filter(|a| !a.is_nan());
+            let mut record = sums.record(epoch, started.elapsed().as_secs_f64(), validation_accuracy);
+            record.metrics = Some(train_metrics(self.task, train, &outputs)?);
+            record.validation_metrics = evaluation.as_ref().map(|e| e.metrics.clone());
+            history.epochs.push(record);
             let mut stop = false;
-            if let (Some(patience), Some(accuracy)) = (self.config.early_stopping, validation_accuracy) {
-                if best.as_ref().is_none_or(|(b, _, _)| accuracy > *b) {
+            // The watched value: the evaluation's own accuracy (as before tasks), or the metric.
+            let watched = evaluation.as_ref().and_then(|e| match monitor {
+                Metric::Accuracy => validation_accuracy,
+                m => e.metrics.get(m),
+            });
+            if let (Some(patience), Some(value)) = (self.config.early_stopping, watched) {
+                let better = |b: f64| if monitor.higher_is_better() { value > b } else { value < b };
+                if best.as_ref().is_none_or(|(b, _, _)| better(*b)) {
                     let weights =
                         sorted_vars(self.vars)?.iter().map(|v| v.as_tensor().copy()).collect::<Result<_, _>>()?;
-                    best = Some((accuracy, epoch, weights));
+                    best = Some((value, epoch, weights));
                     since_best = 0;
                 } else {
                     since_best += 1;
@@ -527,6 +617,9 @@ impl<'a> Trainer<'a> {
             "vat": self.vat,
             "unlabeled": self.unlabeled.as_ref().map(|u| serde_json::json!({ "samples": u.data.len(), "config": u.config })),
             "recording": self.record.as_ref().map(|(every, _)| every),
+            "task": self.task.to_string(),
+            "monitor": self.monitor.map(|m| format!("{m:?}")),
+            "sample_weights": train.weights().is_some(),
         })
     }
 
@@ -634,6 +727,33 @@ fn named_shapes(vars: &VarMap) -> candle_core::Result<Vec<(String, Vec<usize>)>>
     Ok(named)
 }
 
+/// The task's metrics of an epoch's training outputs (in training mode, as Keras reports them),
+/// each batch's outputs with its rows.
+fn train_metrics(task: Task, train: &Dataset, batches: &[(Vec<usize>, Tensor)]) -> candle_core::Result<Metrics> {
+    let rows: Vec<usize> = batches.iter().flat_map(|(r, _)| r.iter().copied()).collect();
+    let width = batches.first().map_or(Ok(0), |(_, t)| t.dim(1))?;
+    let mut values = Vec::with_capacity(rows.len() * width);
+    for (_, t) in batches {
+        values.extend(t.flatten_all()?.to_vec1::<f32>()?);
+    }
+    let outputs = ndarray::Array2::from_shape_vec((rows.len(), width), values)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let labels: Vec<u32>;
+    let matrix;
+    let truth = match (train.labels(), train.targets()) {
+        (_, Some(t)) => {
+            matrix = t.matrix().select(ndarray::Axis(0), &rows);
+            Truth::Matrix(matrix.view())
+        }
+        (Some(all), None) => {
+            labels = rows.iter().map(|&r| all[r]).collect();
+            Truth::Classes(&labels)
+        }
+        (None, None) => Truth::Classes(&[]),
+    };
+    Ok(task_metrics(task, outputs.view(), truth))
+}
+
 /// The unlabeled centers' order: a seeded shuffle, drawn from in turn and shuffled again when all
 /// were drawn.
 struct UnlabeledDraw {
@@ -705,6 +825,8 @@ impl EpochSums {
             accuracy: self.correct / n,
             validation_accuracy,
             seconds,
+            metrics: None,
+            validation_metrics: None,
         }
     }
 }

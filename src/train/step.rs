@@ -4,7 +4,9 @@
 //!
 //! # Order of work
 //! 1. forward over the samples and their graph neighbors;
-//! 2. `CE(y, f(x))` on the samples, the graph term over the (sample, neighbor) pairs;
+//! 2. the task's loss `L(y, f(x))` on the samples (softmax cross-entropy for multiclass; see
+//!    [`Task`]), each weighted by its sample weight if any, the graph term over the (sample,
+//!    neighbor) pairs, each pair's weight times its center's sample weight;
 //! 3. with adversarial regularization: backward of `CE` (parameter gradients and `∇ₓ`), the
 //!    adversarial neighbors from `∇ₓ`, a forward over them, and one backward of the regularizers
 //!    (`m_g · L_graph + m_a · L_adv`) through both passes — two backward passes, NSL's Keras wrapper
@@ -14,7 +16,7 @@
 use super::backend::{Backend, Outputs};
 use super::optim::Optimizer;
 use super::record::{self, AdversarialExample};
-use crate::loss::{adversarial_loss, cross_entropy, input_gradient, output_input_gradient};
+use crate::loss::{output_input_gradient, task_adversarial_loss, task_input_gradient, Task};
 use crate::model::Model;
 use crate::neighbors::{extend_row, NeighborBatch, NeighborTable};
 use crate::regularize::{
@@ -34,6 +36,8 @@ pub(super) struct Plan<'a> {
     /// weight of the entropy term on their predictions.
     pub unlabeled: Option<Unlabeled<'a>>,
     pub seed: u64,
+    /// The supervised loss.
+    pub task: Task,
 }
 
 /// The unlabeled centers of a [`Plan`].
@@ -51,8 +55,10 @@ pub(super) struct StepContext<'d> {
     /// Keep this step's adversarial neighbors.
     pub recording: bool,
     pub ids: &'d [String],
-    /// All training labels.
+    /// All training targets (see [`crate::eval::task_targets`]).
     pub labels: &'d Tensor,
+    /// All training samples' weights, if any.
+    pub weights: Option<&'d [f32]>,
     /// This step's multipliers (the configured ones, or their schedules' values).
     pub multipliers: Multipliers,
 }
@@ -84,6 +90,8 @@ pub(super) struct Step {
     pub correct: f64,
     /// The model's number of outputs.
     pub classes: usize,
+    /// The batch's outputs (detached), for the epoch's training metrics.
+    pub outputs: Tensor,
     /// The adversarial neighbors kept (see [`StepContext::recording`]).
     pub recorded: Vec<AdversarialExample>,
     /// Unscaled virtual-adversarial and entropy losses (0 without them).
@@ -95,7 +103,13 @@ impl Plan<'_> {
     /// The batch's input buffer: the labeled `rows`, the unlabeled `urows`, then the neighbors of
     /// both (each pair's weight scaled by its edge type's multiplier, see
     /// [`GraphRegConfig::edge_multipliers`]).
-    fn batch_input(&self, rows: &[usize], urows: &[usize], features: ArrayView2<f32>) -> Result<BatchInput<'_>> {
+    fn batch_input(
+        &self,
+        rows: &[usize],
+        urows: &[usize],
+        features: ArrayView2<f32>,
+        sample_weights: Option<&[f32]>,
+    ) -> Result<BatchInput<'_>> {
         let d = features.ncols();
         let mut buffer = Vec::with_capacity((rows.len() + urows.len()) * d * 2);
         for &r in rows {
@@ -114,6 +128,12 @@ impl Plan<'_> {
                 let (mut index, mut weights) = (Vec::new(), Vec::new());
                 // A labeled center's neighbors: among the labeled samples, or from the pool.
                 table.append_pairs(rows, 0, [factor(ll), factor(lu)], &mut buffer, &mut index, &mut weights);
+                // Sample weights apply to the graph term per center (unlabeled centers weigh 1).
+                if let Some(sw) = sample_weights {
+                    for (w, &i) in weights.iter_mut().zip(&index) {
+                        *w *= sw[rows[i as usize]];
+                    }
+                }
                 let mut slots = rows.len() * table.max_neighbors();
                 if let Some(utable) = self.unlabeled.and_then(|u| u.table) {
                     // An unlabeled center's neighbors: among the unlabeled samples, or labeled ones.
@@ -167,8 +187,12 @@ impl Plan<'_> {
     ) -> Result<Step> {
         let y = batch_labels(context.labels, rows)?;
         let (n, d) = (rows.len(), features.ncols());
+        let w = match context.weights {
+            Some(all) => Some(Tensor::from_vec(rows.iter().map(|&r| all[r]).collect::<Vec<f32>>(), n, &Device::Cpu)?),
+            None => None,
+        };
         let centers = n + urows.len();
-        let mut input = self.batch_input(rows, urows, features)?;
+        let mut input = self.batch_input(rows, urows, features, context.weights)?;
         // The clean samples, kept for the adversarial neighbors (the buffer moves into the pass).
         let x = match self.adversarial {
             Some(_) => Some(to_shape(input.buffer[..n * d].to_vec(), (n, d))?),
@@ -183,7 +207,7 @@ impl Plan<'_> {
             backend.forward(std::mem::take(&mut input.buffer), input.rows, hidden, x.as_ref().map(|_| n))?;
         let Outputs { logits: all_logits, hidden } = out;
         let logits = all_logits.narrow(0, 0, n)?;
-        let supervised = cross_entropy(&logits, &y)?;
+        let supervised = self.task.loss(&logits, &y, w.as_ref())?;
         let graph =
             self.graph_term(hidden.as_ref().unwrap_or(&all_logits), centers, &input, context.multipliers.graph)?;
         let graph_value = graph.as_ref().map_or(0.0, |g| g.1);
@@ -197,7 +221,15 @@ impl Plan<'_> {
         let mut vat_pass = None;
         if let (Some(config), Some(xc)) = (self.vat, &x_centers) {
             let clean = all_logits.narrow(0, 0, centers)?.detach();
-            let ones = Tensor::ones(centers, DType::F32, &Device::Cpu)?;
+            // Each center's pair weighs its sample weight (unlabeled centers 1).
+            let ones = match context.weights {
+                Some(all) => {
+                    let mut cw: Vec<f32> = rows.iter().map(|&r| all[r]).collect();
+                    cw.resize(centers, 1.0);
+                    Tensor::from_vec(cw, centers, &Device::Cpu)?
+                }
+                None => Tensor::ones(centers, DType::F32, &Device::Cpu)?,
+            };
             let seed = self.adversarial_seed(context) ^ 0x5641_5400;
             let direction = virtual_adv_direction(xc.view(), config, seed, |probe| {
                 output_input_gradient(self.model, probe, true, |out| {
@@ -217,7 +249,7 @@ impl Plan<'_> {
             (Some(config), Some(x)) => {
                 let gx = backend.backward(&supervised, &[&pass], true)?;
                 let x_adv = gen_adv_neighbor(x.view(), gx, &config.neighbor, self.adversarial_seed(context), |xt| {
-                    input_gradient(self.model, xt, &y, true)
+                    task_input_gradient(self.model, xt, self.task, &y, w.as_ref(), true)
                 })?;
                 let x_adv = match x_adv.is_standard_layout() {
                     true => x_adv.into_raw_vec_and_offset().0,
@@ -225,7 +257,7 @@ impl Plan<'_> {
                 };
                 let kept = context.recording.then(|| x_adv.clone());
                 let (adv_out, adv_pass) = backend.forward(x_adv, n, false, None)?;
-                let adv_loss = adversarial_loss(config, &logits, &adv_out.logits, &y)?;
+                let adv_loss = task_adversarial_loss(config, self.task, &logits, &adv_out.logits, &y, w.as_ref())?;
                 adversarial_value = scalar(&adv_loss)?;
                 let extra = add_term(regularizers.take(), (adv_loss * context.multipliers.adversarial)?)?;
                 let mut passes = vec![&pass, &adv_pass];
@@ -234,7 +266,8 @@ impl Plan<'_> {
                 regularizers = Some(extra);
                 if let Some(x_adv) = kept {
                     let x_adv = to_shape(x_adv, (n, d))?;
-                    recorded = remember(rows, context, x.view(), x_adv.view(), &logits, &adv_out.logits, config)?;
+                    recorded =
+                        remember(self.task, rows, context, x.view(), x_adv.view(), &logits, &adv_out.logits, config)?;
                 }
             }
             _ => {
@@ -244,7 +277,7 @@ impl Plan<'_> {
             }
         }
         backend.update(optimizer)?;
-        let correct = scalar(&logits.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?)?;
+        let correct = correct(self.task, &logits, &y)?;
         let supervised = scalar(&supervised)?;
         let regularizers = regularizers.as_ref().map(scalar).transpose()?.unwrap_or(0.0);
         Ok(Step {
@@ -254,6 +287,7 @@ impl Plan<'_> {
             adversarial: adversarial_value,
             correct,
             classes: logits.dim(1)?,
+            outputs: logits.detach(),
             recorded,
             vat: vat_value,
             entropy: entropy_value,
@@ -268,8 +302,31 @@ fn entropy(logits: &Tensor) -> Result<Tensor> {
     (p * log_p)?.sum(1)?.mean_all()?.neg()
 }
 
+/// The number of samples of the batch predicted right: arg-max = label (multiclass), logit > 0 ⇔
+/// label 1 (binary), every label right (multilabel); 0 for regression.
+fn correct(task: Task, logits: &Tensor, y: &Tensor) -> Result<f64> {
+    match task {
+        Task::Multiclass => scalar(&logits.argmax(1)?.eq(y)?.to_dtype(DType::F32)?.sum_all()?),
+        Task::Binary | Task::Multilabel => {
+            let wrong = logits.gt(0f32)?.to_dtype(DType::F32)?.ne(y)?.to_dtype(DType::F32)?.sum(1)?;
+            scalar(&wrong.eq(0f32)?.to_dtype(DType::F32)?.sum_all()?)
+        }
+        _ => Ok(0.0),
+    }
+}
+
+/// The classes of a batch: arg-max for multiclass, logit > 0 otherwise.
+fn classes_of(task: Task, logits: &Tensor) -> Result<Vec<u32>> {
+    match task {
+        Task::Multiclass => logits.argmax(1)?.to_vec1(),
+        _ => logits.narrow(1, 0, 1)?.squeeze(1)?.gt(0f32)?.to_dtype(DType::U32)?.to_vec1(),
+    }
+}
+
 /// The step's adversarial neighbors as records.
+#[allow(clippy::too_many_arguments)] // the step's pieces, each used once
 fn remember(
+    task: Task,
     rows: &[usize],
     context: &StepContext,
     x: ArrayView2<f32>,
@@ -278,9 +335,12 @@ fn remember(
     adv_logits: &Tensor,
     config: &AdvRegConfig,
 ) -> Result<Vec<AdversarialExample>> {
-    let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
-    let predicted_adv: Vec<u32> = adv_logits.argmax(1)?.to_vec1()?;
-    let all_labels: Vec<u32> = context.labels.to_vec1()?;
+    let predicted = classes_of(task, logits)?;
+    let predicted_adv = classes_of(task, adv_logits)?;
+    let all_labels: Vec<u32> = match context.labels.rank() {
+        1 => context.labels.to_vec1()?,
+        _ => context.labels.narrow(1, 0, 1)?.squeeze(1)?.to_dtype(DType::U32)?.to_vec1()?,
+    };
     Ok(rows
         .iter()
         .enumerate()

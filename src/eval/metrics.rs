@@ -1,0 +1,333 @@
+//! The metrics of each [`Task`], from a model's outputs (logits, or values for regression) and
+//! the true targets.
+//!
+//! | task | metrics | primary (early stopping) |
+//! |---|---|---|
+//! | multiclass | accuracy (arg-max), macro-F1 | accuracy |
+//! | binary | accuracy at p = 0.5 (logit > 0), ROC-AUC, macro-F1 | ROC-AUC |
+//! | multilabel | macro-F1, micro-F1, subset accuracy (every label right), at p = 0.5 | macro-F1 |
+//! | regression | MSE, MAE, RMSE, over every target value | MSE (lower is better) |
+//!
+//! - **F1** of a class is `2·TP / (2·TP + FP + FN)`; the macro average is taken over the classes
+//!   that occur in the targets or the predictions (scikit-learn's `labels` default for multiclass),
+//!   so a class that is never predicted but present counts as 0, and one absent from both is left
+//!   out. Micro-F1 pools the counts of every label.
+//! - **ROC-AUC** is the Mann–Whitney statistic: the share of (positive, negative) pairs ranked in
+//!   the right order, ties counting ½ (average ranks), as scikit-learn's `roc_auc_score`. It is
+//!   undefined (absent) when the targets hold one class only.
+
+use crate::loss::Task;
+use ndarray::{ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
+
+/// A task's metrics; the ones that do not apply to the task are `None` (and absent from JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Share of samples predicted right (multiclass, binary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    /// Mean F1 over the classes (multiclass, binary) or labels (multilabel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macro_f1: Option<f64>,
+    /// F1 of the pooled label counts (multilabel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub micro_f1: Option<f64>,
+    /// Share of samples with every label right (multilabel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset_accuracy: Option<f64>,
+    /// Area under the ROC curve (binary; absent with one class only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roc_auc: Option<f64>,
+    /// Mean squared error (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mse: Option<f64>,
+    /// Mean absolute error (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mae: Option<f64>,
+    /// Root mean squared error (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rmse: Option<f64>,
+}
+
+/// One metric, to watch (early stopping) or report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Metric {
+    /// [`Metrics::accuracy`].
+    Accuracy,
+    /// [`Metrics::macro_f1`].
+    MacroF1,
+    /// [`Metrics::micro_f1`].
+    MicroF1,
+    /// [`Metrics::subset_accuracy`].
+    SubsetAccuracy,
+    /// [`Metrics::roc_auc`].
+    RocAuc,
+    /// [`Metrics::mse`] (lower is better).
+    Mse,
+    /// [`Metrics::mae`] (lower is better).
+    Mae,
+    /// [`Metrics::rmse`] (lower is better).
+    Rmse,
+}
+
+impl Metric {
+    /// The names [`Metric::from_str`](std::str::FromStr) accepts, with their metrics.
+    pub const NAMES: &'static [(&'static str, Metric)] = &[
+        ("accuracy", Metric::Accuracy),
+        ("macro-f1", Metric::MacroF1),
+        ("micro-f1", Metric::MicroF1),
+        ("subset-accuracy", Metric::SubsetAccuracy),
+        ("roc-auc", Metric::RocAuc),
+        ("auc", Metric::RocAuc),
+        ("mse", Metric::Mse),
+        ("mae", Metric::Mae),
+        ("rmse", Metric::Rmse),
+    ];
+
+    /// The metric early stopping watches by default: accuracy (multiclass), ROC-AUC (binary),
+    /// macro-F1 (multilabel), MSE (regression).
+    pub fn primary(task: Task) -> Metric {
+        match task {
+            Task::Binary => Metric::RocAuc,
+            Task::Multilabel => Metric::MacroF1,
+            Task::Regression(_) => Metric::Mse,
+            _ => Metric::Accuracy,
+        }
+    }
+
+    /// Whether larger values are better (false for the errors).
+    pub fn higher_is_better(self) -> bool {
+        !matches!(self, Metric::Mse | Metric::Mae | Metric::Rmse)
+    }
+
+    /// The metric's name, as [`Metric::from_str`](std::str::FromStr) reads it.
+    pub fn name(self) -> &'static str {
+        Metric::NAMES.iter().find(|(_, m)| *m == self).map_or("accuracy", |(n, _)| n)
+    }
+}
+
+impl std::str::FromStr for Metric {
+    type Err = crate::ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().replace('_', "-");
+        Metric::NAMES.iter().find(|(n, _)| *n == s).map(|(_, m)| *m).ok_or_else(|| crate::ConfigError::InvalidValue {
+            field: "metric".into(),
+            value: s.clone(),
+            expected: Metric::NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(" | "),
+        })
+    }
+}
+
+impl Metrics {
+    /// The value of `metric`, if computed.
+    pub fn get(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::Accuracy => self.accuracy,
+            Metric::MacroF1 => self.macro_f1,
+            Metric::MicroF1 => self.micro_f1,
+            Metric::SubsetAccuracy => self.subset_accuracy,
+            Metric::RocAuc => self.roc_auc,
+            Metric::Mse => self.mse,
+            Metric::Mae => self.mae,
+            Metric::Rmse => self.rmse,
+        }
+    }
+}
+
+/// The true targets of [`task_metrics`].
+#[derive(Debug, Clone, Copy)]
+pub enum Truth<'a> {
+    /// Class indices (multiclass; binary: 0 or 1).
+    Classes(&'a [u32]),
+    /// `[n, k]` multi-hot labels or values.
+    Matrix(ArrayView2<'a, f32>),
+}
+
+/// The metrics of `task` for the model's `outputs` (`[n, outputs]`: logits, or values for
+/// regression) against `truth`. A `truth` of the wrong kind for the task gives no metric.
+pub fn task_metrics(task: Task, outputs: ArrayView2<f32>, truth: Truth) -> Metrics {
+    let mut m = Metrics::default();
+    match (task, truth) {
+        (Task::Binary, Truth::Classes(y)) => {
+            let scores: Vec<f32> = outputs.column(0).to_vec();
+            let predicted: Vec<u32> = scores.iter().map(|&z| u32::from(z > 0.0)).collect();
+            m.accuracy = Some(accuracy(&predicted, y));
+            m.macro_f1 = Some(macro_f1(&predicted, y, 2));
+            let positive: Vec<bool> = y.iter().map(|&c| c == 1).collect();
+            m.roc_auc = roc_auc(&scores, &positive);
+        }
+        (Task::Multilabel, Truth::Matrix(y)) => {
+            let (n, k) = y.dim();
+            let (mut tp, mut fp, mut fnn) = (vec![0usize; k], vec![0usize; k], vec![0usize; k]);
+            let mut exact = 0usize;
+            for (z, t) in outputs.axis_iter(Axis(0)).zip(y.axis_iter(Axis(0))) {
+                let mut all = true;
+                for j in 0..k {
+                    let (p, a) = (z[j] > 0.0, t[j] > 0.5);
+                    tp[j] += usize::from(p && a);
+                    fp[j] += usize::from(p && !a);
+                    fnn[j] += usize::from(!p && a);
+                    all &= p == a;
+                }
+                exact += usize::from(all);
+            }
+            m.macro_f1 = Some(mean_f1(&tp, &fp, &fnn));
+            let (t, f, g) = (tp.iter().sum::<usize>(), fp.iter().sum::<usize>(), fnn.iter().sum::<usize>());
+            m.micro_f1 = Some(if 2 * t + f + g == 0 { 1.0 } else { 2.0 * t as f64 / (2 * t + f + g) as f64 });
+            m.subset_accuracy = Some(exact as f64 / n.max(1) as f64);
+        }
+        (Task::Regression(_), Truth::Matrix(y)) => {
+            let count = y.len().max(1) as f64;
+            let (mut se, mut ae) = (0.0f64, 0.0f64);
+            for (z, t) in outputs.iter().zip(y.iter()) {
+                let e = f64::from(*z) - f64::from(*t);
+                se += e * e;
+                ae += e.abs();
+            }
+            m.mse = Some(se / count);
+            m.mae = Some(ae / count);
+            m.rmse = Some((se / count).sqrt());
+        }
+        (Task::Multiclass, Truth::Classes(y)) => {
+            let predicted = argmax_rows(outputs);
+            m.accuracy = Some(accuracy(&predicted, y));
+            m.macro_f1 = Some(macro_f1(&predicted, y, outputs.ncols()));
+        }
+        _ => {}
+    }
+    m
+}
+
+/// The arg-max of each row (the first on ties, as candle's `argmax`).
+pub(crate) fn argmax_rows(outputs: ArrayView2<f32>) -> Vec<u32> {
+    outputs
+        .axis_iter(Axis(0))
+        .map(|row| {
+            let mut best = 0;
+            for (j, &v) in row.iter().enumerate() {
+                if v > row[best] {
+                    best = j;
+                }
+            }
+            best as u32
+        })
+        .collect()
+}
+
+/// Share of `predicted` equal to `y`.
+pub fn accuracy(predicted: &[u32], y: &[u32]) -> f64 {
+    let right = predicted.iter().zip(y).filter(|(p, t)| p == t).count();
+    right as f64 / y.len().max(1) as f64
+}
+
+/// Mean F1 over the classes below `classes` that occur in `y` or `predicted`.
+pub fn macro_f1(predicted: &[u32], y: &[u32], classes: usize) -> f64 {
+    let k = classes.max(1 + predicted.iter().chain(y).copied().max().unwrap_or(0) as usize);
+    let (mut tp, mut fp, mut fnn) = (vec![0usize; k], vec![0usize; k], vec![0usize; k]);
+    for (&p, &t) in predicted.iter().zip(y) {
+        if p == t {
+            tp[p as usize] += 1;
+        } else {
+            fp[p as usize] += 1;
+            fnn[t as usize] += 1;
+        }
+    }
+    mean_f1(&tp, &fp, &fnn)
+}
+
+/// Mean `2TP / (2TP + FP + FN)` over the classes with `TP + FP + FN > 0` (1 if there is none).
+fn mean_f1(tp: &[usize], fp: &[usize], fnn: &[usize]) -> f64 {
+    let scores: Vec<f64> = (0..tp.len())
+        .filter(|&c| tp[c] + fp[c] + fnn[c] > 0)
+        .map(|c| 2.0 * tp[c] as f64 / (2 * tp[c] + fp[c] + fnn[c]) as f64)
+        .collect();
+    if scores.is_empty() {
+        1.0
+    } else {
+        scores.iter().sum::<f64>() / scores.len() as f64
+    }
+}
+
+/// ROC-AUC of `scores` for the `positive` samples: `(Σ ranks of positives − P(P+1)/2) / (P·N)`,
+/// tied scores sharing their average rank. `None` if either class is absent.
+pub fn roc_auc(scores: &[f32], positive: &[bool]) -> Option<f64> {
+    let p = positive.iter().filter(|&&b| b).count();
+    let n = positive.len() - p;
+    if p == 0 || n == 0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let mut rank_sum = 0.0f64;
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
+            j += 1;
+        }
+        // Ranks i+1 ..= j+1 share their mean.
+        let rank = (i + j + 2) as f64 / 2.0;
+        rank_sum += rank * order[i..=j].iter().filter(|&&s| positive[s]).count() as f64;
+        i = j + 1;
+    }
+    Some((rank_sum - (p * (p + 1)) as f64 / 2.0) / (p as f64 * n as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    /// Scores 0.1, 0.4, 0.35, 0.8 with labels 0, 0, 1, 1: scikit-learn's `roc_auc_score` example,
+    /// 0.75. With ties (0.5, 0.5, 0.5, 0.9 and labels 0, 1, 0, 1): positive ranks 2 and 4 → (6 − 3)
+    /// / 4 = 0.75.
+    #[test]
+    fn auc_by_hand_with_ties() {
+        assert_eq!(roc_auc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]), Some(0.75));
+        assert_eq!(roc_auc(&[0.5, 0.5, 0.5, 0.9], &[false, true, false, true]), Some(0.75));
+        assert_eq!(roc_auc(&[0.5, 0.5], &[false, true]), Some(0.5));
+        assert_eq!(roc_auc(&[0.5, 0.7], &[true, true]), None);
+    }
+
+    /// y = 0 0 1 1 2, predicted 0 0 0 1 1: class 2 is never predicted (F1 0); F1 = 0.8, 0.5, 0 →
+    /// macro 13/30.
+    #[test]
+    fn macro_f1_with_a_class_never_predicted() {
+        let f1 = macro_f1(&[0, 0, 0, 1, 1], &[0, 0, 1, 1, 2], 3);
+        assert!((f1 - 1.3 / 3.0).abs() < 1e-12, "{f1}");
+        // A class in neither is left out: 4 classes, the same value.
+        assert!((macro_f1(&[0, 0, 0, 1, 1], &[0, 0, 1, 1, 2], 4) - f1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn multilabel_and_regression_metrics() {
+        // Predictions (logit > 0): [1,0], [1,1], [0,0]; truth [1,0], [0,1], [0,1].
+        let z = array![[2.0f32, -1.0], [0.5, 0.5], [-1.0, -2.0]];
+        let y = array![[1.0f32, 0.0], [0.0, 1.0], [0.0, 1.0]];
+        let m = task_metrics(Task::Multilabel, z.view(), Truth::Matrix(y.view()));
+        // Label 0: TP 1, FP 1 → 2/3; label 1: TP 1, FN 1 → 2/3. Micro: TP 2, FP 1, FN 1 → 2/3.
+        assert!((m.macro_f1.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m.micro_f1.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m.subset_accuracy.unwrap() - 1.0 / 3.0).abs() < 1e-12);
+        let z = array![[1.5f32], [0.0], [3.0], [1.0]];
+        let y = array![[1.0f32], [2.0], [0.0], [1.0]];
+        let m = task_metrics(Task::Regression(Default::default()), z.view(), Truth::Matrix(y.view()));
+        assert!((m.mse.unwrap() - 13.25 / 4.0).abs() < 1e-12);
+        assert!((m.mae.unwrap() - 5.5 / 4.0).abs() < 1e-12);
+        assert!((m.rmse.unwrap() - (13.25f64 / 4.0).sqrt()).abs() < 1e-12);
+        assert_eq!(m.accuracy, None);
+    }
+
+    #[test]
+    fn binary_metrics() {
+        let z = array![[-1.0f32], [2.0], [0.5], [-0.2]];
+        let m = task_metrics(Task::Binary, z.view(), Truth::Classes(&[0, 1, 0, 1]));
+        assert_eq!(m.accuracy, Some(0.5));
+        // Positives score 2 and −0.2, negatives −1 and 0.5: right pairs (2,−1), (2,0.5), (−0.2,−1) = 3/4.
+        assert_eq!(m.roc_auc, Some(0.75));
+        assert_eq!("auc".parse::<Metric>().unwrap(), Metric::RocAuc);
+        assert_eq!(Metric::primary(Task::Binary), Metric::RocAuc);
+        assert!(!Metric::Mse.higher_is_better());
+    }
+}
