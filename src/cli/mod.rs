@@ -65,7 +65,9 @@ pub struct ColumnArgs {
     /// CSV/Parquet/TFRecord: the id column or feature (strings or integers).
     #[arg(long, default_value = "id", value_name = "NAME")]
     id_column: String,
-    /// CSV/Parquet/TFRecord: the feature column(s), comma-separated: one list column or several numeric columns.
+    /// CSV/Parquet/TFRecord: the feature column(s), comma-separated. Parquet: numeric scalar columns (gathered
+    /// into one dense group), fixed-length float list columns (a group each) and integer list columns (token
+    /// ids of variable length, for `--model bow`); CSV: numeric columns.
     /// Default: `features` if present, else every numeric column other than the id and label; for
     /// TFRecord, the first of `words`, `features`, `embedding`.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
@@ -73,6 +75,10 @@ pub struct ColumnArgs {
     /// CSV/Parquet/TFRecord: the label column or feature (integers or strings); if the file has none, samples are unlabeled.
     #[arg(long, default_value = "label", value_name = "NAME")]
     label_column: String,
+    /// Parquet: the vocabulary size of every token-id list column (ids must be below it). Default: the
+    /// file's `nsl.feature_layout` metadata, else the largest id + 1.
+    #[arg(long, value_name = "N")]
+    vocab_size: Option<usize>,
 }
 
 impl ColumnArgs {
@@ -82,6 +88,7 @@ impl ColumnArgs {
             id: self.id_column.clone(),
             features: self.feature_columns.clone(),
             label: self.label_column.clone(),
+            vocab: self.vocab_size,
         }
     }
 }
