@@ -18,8 +18,8 @@
 //! (Cora's `words`) is padded by `tf.io.FixedLenFeature` to its declared length with a default of 0.
 //! nsl pads with −1 instead, so that id 0 stays a real token.
 
-use super::DataError;
-use ndarray::ArrayView2;
+use super::{DataError, Dataset};
+use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 /// Metadata key of a samples table's [`FeatureLayout`] (a JSON list of groups).
@@ -180,6 +180,47 @@ pub fn token_ids(cell: impl IntoIterator<Item = f32>) -> impl Iterator<Item = u3
     cell.into_iter().take_while(|&v| v != PAD).map(|v| v as u32)
 }
 
+/// A dataset of dense multi-hot rows (e.g. Cora's 1,433 word flags) as one token group `name`:
+/// each row's ids are the columns holding a non-zero value, in increasing order; the vocabulary is
+/// the row width and `max_len` the most non-zero values in a row (at least 1). Ids, labels and
+/// class names are kept.
+///
+/// # Errors
+/// [`DataError::Dataset`] when the dataset already has a token group or its rows are wider than
+/// [`MAX_VOCAB`].
+pub fn multi_hot_to_tokens(dataset: &Dataset, name: &str) -> Result<Dataset, DataError> {
+    if let Some(group) = dataset.layout().first_token_group() {
+        return Err(DataError::Dataset(format!("feature group `{group}` already holds token ids")));
+    }
+    let vocab = dataset.dim();
+    if vocab > MAX_VOCAB {
+        return Err(DataError::Dataset(format!("{vocab} columns are more than the {MAX_VOCAB} ids a token group may have")));
+    }
+    let rows: Vec<Vec<u32>> = dataset
+        .features()
+        .rows()
+        .into_iter()
+        .map(|row| row.iter().enumerate().filter(|(_, &v)| v != 0.0).map(|(i, _)| i as u32).collect())
+        .collect();
+    let max_len = rows.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let mut features = Array2::from_elem((dataset.len(), max_len), PAD);
+    for (mut target, ids) in features.rows_mut().into_iter().zip(&rows) {
+        target.iter_mut().zip(ids).for_each(|(t, &id)| *t = id as f32);
+    }
+    let layout = FeatureLayout::new(vec![FeatureGroup {
+        name: name.to_owned(),
+        kind: FeatureKind::Tokens { max_len, vocab: vocab.max(1) },
+    }])?;
+    Dataset::new(
+        dataset.ids().to_vec(),
+        features,
+        vec![max_len],
+        dataset.labels().map(<[u32]>::to_vec),
+        dataset.class_names().map(<[String]>::to_vec),
+    )?
+    .with_layout(layout)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +246,23 @@ mod tests {
         assert!(e.contains("before the padding"), "{e}");
         assert!(layout.check(array![[0.5, 1.0, 1.5, -1.0, -1.0]].view()).is_err());
         assert_eq!(token_ids([3.0, 0.0, PAD]).collect::<Vec<_>>(), [3, 0]);
+    }
+
+    #[test]
+    fn multi_hot_rows_become_sorted_ids() {
+        let dense = Dataset::new(
+            vec!["a".into(), "b".into()],
+            array![[0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]],
+            vec![4],
+            Some(vec![1, 0]),
+            None,
+        )
+        .unwrap();
+        let tokens = multi_hot_to_tokens(&dense, "words").unwrap();
+        assert_eq!(tokens.features(), array![[1.0, 3.0], [PAD, PAD]]);
+        assert_eq!(tokens.layout().groups()[0].kind, FeatureKind::Tokens { max_len: 2, vocab: 4 });
+        assert_eq!(tokens.labels(), Some(&[1, 0][..]));
+        assert!(multi_hot_to_tokens(&tokens, "again").is_err());
     }
 
     #[test]

@@ -36,13 +36,15 @@ pub fn adversarial_loss(config: &AdvRegConfig, logits: &Tensor, adv_logits: &Ten
 }
 
 /// `∇ₓ CE(y, f(x))` at `x` (`[n, d]`), through candle's autograd: what FGSM/PGD follow. `train`
-/// runs the model in training mode (dropout on).
+/// runs the model in training mode (dropout on). `x` is the model's encoded input
+/// ([`Model::encode`]: the rows themselves for models without an encoder, pooled embeddings for
+/// token inputs), so token ids are never perturbed.
 ///
 /// # Errors
 /// A candle error of the forward or backward pass.
 pub fn input_gradient(model: &dyn Model, x: ArrayView2<f32>, y: &Tensor, train: bool) -> Result<Array2<f32>> {
     let var = Var::from_tensor(&to_tensor(x)?)?;
-    let loss = cross_entropy(&model.forward_t(var.as_tensor(), train)?, y)?;
+    let loss = cross_entropy(&model.forward_encoded(var.as_tensor(), train, None)?.0, y)?;
     let grads = loss.backward()?;
     match grads.get(var.as_tensor()) {
         Some(g) => to_array2(g),
@@ -51,7 +53,8 @@ pub fn input_gradient(model: &dyn Model, x: ArrayView2<f32>, y: &Tensor, train: 
 }
 
 /// `∇ₓ L(f(x))` at `x` (`[n, d]`) for any loss `L` of the model's outputs, through candle's
-/// autograd: what the virtual adversarial direction follows.
+/// autograd: what the virtual adversarial direction follows. `x` is the model's encoded input, as
+/// for [`input_gradient`].
 ///
 /// # Errors
 /// A candle error of the forward pass, the loss or the backward pass.
@@ -62,7 +65,7 @@ pub fn output_input_gradient(
     loss: impl FnOnce(&Tensor) -> Result<Tensor>,
 ) -> Result<Array2<f32>> {
     let var = Var::from_tensor(&to_tensor(x)?)?;
-    let grads = loss(&model.forward_t(var.as_tensor(), train)?)?.backward()?;
+    let grads = loss(&model.forward_encoded(var.as_tensor(), train, None)?.0)?.backward()?;
     match grads.get(var.as_tensor()) {
         Some(g) => to_array2(g),
         None => Ok(Array2::zeros(x.dim())),

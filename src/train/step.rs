@@ -17,6 +17,7 @@ use super::record::{self, AdversarialExample};
 use crate::loss::{adversarial_loss, cross_entropy, input_gradient, output_input_gradient};
 use crate::model::Model;
 use crate::neighbors::{extend_row, NeighborBatch, NeighborTable};
+use crate::tensor::to_array2;
 use crate::regularize::{
     gen_adv_neighbor, graph_loss, pairwise_distance, virtual_adv_direction, AdvRegConfig, GraphRegConfig, VatConfig,
 };
@@ -164,7 +165,15 @@ impl Plan<'_> {
         let hidden = self.graph.is_some_and(|(_, c)| c.layer.is_some());
         let (out, pass) =
             backend.forward(std::mem::take(&mut input.buffer), input.rows, hidden, x.as_ref().map(|_| n))?;
-        let Outputs { logits: all_logits, hidden } = out;
+        let Outputs { logits: all_logits, hidden, encoded } = out;
+        // A model with an encoder (token inputs) is perturbed in its encoded input, never in the ids.
+        let (x, x_centers) = match &encoded {
+            Some(e) => (
+                x.map(|_| to_array2(&e.narrow(0, 0, n)?)).transpose()?,
+                x_centers.map(|_| to_array2(&e.narrow(0, 0, centers)?)).transpose()?,
+            ),
+            None => (x, x_centers),
+        };
         let logits = all_logits.narrow(0, 0, n)?;
         let supervised = cross_entropy(&logits, &y)?;
         let graph = self.graph_term(hidden.as_ref().unwrap_or(&all_logits), centers, &input)?;
@@ -187,7 +196,7 @@ impl Plan<'_> {
                 })
             })?;
             let x_vat = xc + &(direction * config.epsilon as f32);
-            let (vat_out, vpass) = backend.forward(x_vat.into_raw_vec_and_offset().0, centers, false, None)?;
+            let (vat_out, vpass) = backend.forward_perturbed(&pass, x_vat.into_raw_vec_and_offset().0, centers)?;
             let v = pairwise_distance(&clean, &vat_out.logits, &ones, &config.distance)?;
             vat_value = scalar(&v)?;
             regularizers = Some(add_term(regularizers, (v * config.multiplier)?)?);
@@ -206,7 +215,7 @@ impl Plan<'_> {
                     false => x_adv.iter().copied().collect(),
                 };
                 let kept = context.recording.then(|| x_adv.clone());
-                let (adv_out, adv_pass) = backend.forward(x_adv, n, false, None)?;
+                let (adv_out, adv_pass) = backend.forward_perturbed(&pass, x_adv, n)?;
                 let adv_loss = adversarial_loss(config, &logits, &adv_out.logits, &y)?;
                 adversarial_value = scalar(&adv_loss)?;
                 let extra = add_term(regularizers.take(), (adv_loss * config.multiplier)?)?;
@@ -215,7 +224,7 @@ impl Plan<'_> {
                 backend.backward(&extra, &passes, false)?;
                 regularizers = Some(extra);
                 if let Some(x_adv) = kept {
-                    let x_adv = to_shape(x_adv, (n, d))?;
+                    let x_adv = to_shape(x_adv, (n, x.ncols()))?;
                     recorded = remember(rows, context, x.view(), x_adv.view(), &logits, &adv_out.logits, config)?;
                 }
             }
