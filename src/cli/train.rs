@@ -130,7 +130,7 @@ settings! {
         #[arg(long, value_name = "N")]
         record_every: Option<usize>,
         /// Model: `mlp:UNITS,…`, `cnn[:FILTERS,…]` or `bow[:EMBED,UNITS,…]` (token-id lists: embeddings
-        /// mean-pooled per list, then dense layers; `bow` = `bow:50,50`). Default `mlp:50,50`.
+        /// mean-pooled per list, then dense layers; `bow` = `bow:50`). Default `mlp:50,50`.
         #[arg(long, value_name = "SPEC", value_parser = ModelSpec::from_str)]
         #[serde(deserialize_with = "from_text")]
         model: Option<ModelSpec>,

@@ -156,7 +156,10 @@ impl Model for Bow {
                 self.encoded_width
             );
         }
-        dense_stack(encoded.clone(), &self.hidden, &self.out, Activation::Relu, &self.dropout, train, layer, "hidden")
+        // Dropout on the encoding too, like the MLP's after its first layer (which, on multi-hot
+        // words, is the same product as a summed embedding bag).
+        let encoded = self.dropout.forward_t(encoded, train)?;
+        dense_stack(encoded, &self.hidden, &self.out, Activation::Relu, &self.dropout, train, layer, "hidden")
     }
 
     fn has_encoder(&self) -> bool {

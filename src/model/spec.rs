@@ -118,7 +118,8 @@ impl InputGroup {
 /// A bag-of-words text model: each token group is embedded (`embed` values per id, one table per
 /// group) and mean-pooled over its ids (padding excluded; an empty list pools to zeros), dense
 /// groups pass through, all are concatenated, then `[Dense(h) → ReLU → Dropout] × len(hidden)` and
-/// `Dense(classes)` logits. Parsed from `bow:EMBED,HIDDEN…`; the default `bow` is `bow:50,50`.
+/// `Dense(classes)` logits. Parsed from `bow:EMBED,HIDDEN…`; the default `bow` is `bow:50` (no
+/// hidden layer). Dropout (the spec's rate) applies to the encoding and after each hidden layer.
 ///
 /// NSL's text tutorials use Keras `Embedding` + `GlobalAveragePooling1D` (which, without a mask,
 /// averages over the padding too); nsl averages over the ids only.
@@ -127,9 +128,10 @@ impl InputGroup {
 pub struct BowSpec {
     /// Values per embedded id. Default 50.
     pub embed: usize,
-    /// Units of each hidden layer. Default `[50]`.
+    /// Units of each hidden layer. Default none: on Cora's words (NSL split, 3 seeds) `bow:50`
+    /// reached 73.7 % against 71.5 % for `bow:50,50` (docs/guide.md, "Text and token lists").
     pub hidden: Vec<usize>,
-    /// Dropout rate after each hidden layer, in training only. Default 0.5.
+    /// Dropout rate on the encoding and after each hidden layer, in training only. Default 0.5.
     pub dropout: f32,
     /// The input groups, in row order: filled from the data by [`ModelSpec::for_inputs`] (and
     /// stored in `model.json`). Default empty (the model cannot be built until filled).
@@ -152,7 +154,7 @@ impl BowSpec {
 
 impl Default for BowSpec {
     fn default() -> Self {
-        BowSpec { embed: 50, hidden: vec![50], dropout: 0.5, inputs: Vec::new() }
+        BowSpec { embed: 50, hidden: Vec::new(), dropout: 0.5, inputs: Vec::new() }
     }
 }
 
@@ -300,7 +302,7 @@ mod tests {
         let bow = "bow:64,32,16".parse::<ModelSpec>().unwrap();
         assert_eq!(bow, ModelSpec::Bow(BowSpec { embed: 64, hidden: vec![32, 16], ..Default::default() }));
         assert_eq!(bow.to_string(), "bow:64,32,16");
-        assert_eq!("bow".parse::<ModelSpec>().unwrap().to_string(), "bow:50,50");
+        assert_eq!("bow".parse::<ModelSpec>().unwrap().to_string(), "bow:50");
         assert_eq!("bow:8".parse::<ModelSpec>().unwrap().to_string(), "bow:8");
         let words = InputGroup::Tokens { name: "words".into(), max_len: 3, vocab: 10 };
         let e = ModelSpec::default().for_inputs(std::slice::from_ref(&words)).unwrap_err().to_string();
