@@ -244,8 +244,22 @@ fn bow_trains_on_cora_words_through_the_cli() {
         assert!(out.status.success(), "nsl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    ok(&["convert", "--content", content.to_str().unwrap(), "--tokens", "--samples", &p("cora.parquet")]);
+    let cites = content.with_file_name("cora.cites.gz");
+    ok(&[
+        "convert", "--content", content.to_str().unwrap(), "--cites", cites.to_str().unwrap(), "--tokens",
+        "--samples", &p("cora.parquet"), "--graph", &p("graph.parquet"),
+    ]);
     ok(&["split", &p("cora.parquet"), "--method", "nsl", "--seed", "1", "--train", "0.8", "--out-train", &p("train.parquet"), "--out-test", &p("test.parquet")]);
+    // Token ids are not embeddings: build-graph and propagate refuse them, writing nothing.
+    for args in [
+        vec!["build-graph", "--input", &p("train.parquet"), "--output", &p("built.tsv")],
+        vec!["graph", "propagate", &p("graph.parquet"), "--samples", &p("train.parquet"), "--output", &p("smooth.parquet")],
+    ] {
+        let out = nsl(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("feature group `words` holds token ids"), "{args:?}");
+    }
+    assert!(!Path::new(&p("built.tsv")).exists() && !Path::new(&p("smooth.parquet")).exists());
     // The MLP refuses token ids and points at bow.
     let refused = nsl(&["train", "--samples", &p("train.parquet"), "--model", "mlp:50,50", "--out", &p("run-mlp")]);
     assert_eq!(refused.status.code(), Some(1));

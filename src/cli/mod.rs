@@ -68,7 +68,7 @@ pub struct ColumnArgs {
     /// CSV/Parquet/TFRecord: the feature column(s), comma-separated. Parquet: numeric scalar columns (gathered
     /// into one dense group), fixed-length float list columns (a group each) and integer list columns (token
     /// ids of variable length, for `--model bow`); CSV: numeric columns.
-    /// Default: `features` if present, else every numeric column other than the id and label; for
+    /// Default: the groups recorded in a Parquet file's `nsl.feature_layout`, else `features` if present, else every numeric column other than the id and label; for
     /// TFRecord, the first of `words`, `features`, `embedding`.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     feature_columns: Vec<String>,
