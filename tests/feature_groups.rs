@@ -42,8 +42,11 @@ fn every_kind(path: &Path) {
         Some(vec![]),
         Some(vec![Some(0), Some(0), Some(4)]),
     ]);
-    let tags =
-        LargeListArray::from_iter_primitive::<Int64Type, _, _>(vec![Some(vec![Some(1)]), Some(vec![Some(0)]), Some(vec![])]);
+    let tags = LargeListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+        Some(vec![Some(1)]),
+        Some(vec![Some(0)]),
+        Some(vec![]),
+    ]);
     write_table(
         path,
         vec![
@@ -113,7 +116,9 @@ fn groups_round_trip_through_write_samples() {
     let file = std::fs::File::open(&out).unwrap();
     let reader = ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
     let schema = reader.schema().clone();
-    assert!(matches!(schema.field_with_name("words").unwrap().data_type(), DataType::List(f) if f.data_type() == &DataType::Int64));
+    assert!(
+        matches!(schema.field_with_name("words").unwrap().data_type(), DataType::List(f) if f.data_type() == &DataType::Int64)
+    );
     let batch = reader.build().unwrap().next().unwrap().unwrap();
     let words = batch.column_by_name("words").unwrap().as_any().downcast_ref::<ListArray>().unwrap();
     assert_eq!(words.value_offsets(), [0, 2, 2, 5]);
@@ -178,8 +183,7 @@ fn token_dataset() -> Dataset {
     let n = 40;
     let words: Vec<Option<Vec<Option<i64>>>> =
         (0..n).map(|i| Some((0..1 + i % 3).map(|k| Some(((i * 7 + k * 5) % 6) as i64)).collect())).collect();
-    let labels: Vec<i64> =
-        words.iter().map(|w| w.as_ref().unwrap().iter().any(|&id| id == Some(5)) as i64).collect();
+    let labels: Vec<i64> = words.iter().map(|w| w.as_ref().unwrap().contains(&Some(5)) as i64).collect();
     write_table(
         &path,
         vec![
@@ -212,9 +216,10 @@ fn adversarial_neighbors_move_the_encoded_input_by_epsilon_not_the_ids() {
     let (model, vars) = build_model(&spec, data.item_shape(), 2, 0, &Device::Cpu).unwrap();
     for (pgd, eps) in [("", 0.05), (",pgd_iterations=3,pgd_epsilon=0.03", 0.03)] {
         let adv: AdvRegConfig = format!("multiplier=0.2,step_size=0.05{pgd}").parse().unwrap();
-        let mut trainer = Trainer::new(model.as_ref(), &vars, TrainConfig { epochs: 2, batch_size: 8, ..Default::default() })
-            .with_adversarial(&adv)
-            .record_adversarial(1);
+        let mut trainer =
+            Trainer::new(model.as_ref(), &vars, TrainConfig { epochs: 2, batch_size: 8, ..Default::default() })
+                .with_adversarial(&adv)
+                .record_adversarial(1);
         trainer.fit(&data, None).unwrap();
         let record = trainer.take_record();
         assert!(!record.examples.is_empty());
@@ -246,14 +251,43 @@ fn bow_trains_on_cora_words_through_the_cli() {
     };
     let cites = content.with_file_name("cora.cites.gz");
     ok(&[
-        "convert", "--content", content.to_str().unwrap(), "--cites", cites.to_str().unwrap(), "--tokens",
-        "--samples", &p("cora.parquet"), "--graph", &p("graph.parquet"),
+        "convert",
+        "--content",
+        content.to_str().unwrap(),
+        "--cites",
+        cites.to_str().unwrap(),
+        "--tokens",
+        "--samples",
+        &p("cora.parquet"),
+        "--graph",
+        &p("graph.parquet"),
     ]);
-    ok(&["split", &p("cora.parquet"), "--method", "nsl", "--seed", "1", "--train", "0.8", "--out-train", &p("train.parquet"), "--out-test", &p("test.parquet")]);
+    ok(&[
+        "split",
+        &p("cora.parquet"),
+        "--method",
+        "nsl",
+        "--seed",
+        "1",
+        "--train",
+        "0.8",
+        "--out-train",
+        &p("train.parquet"),
+        "--out-test",
+        &p("test.parquet"),
+    ]);
     // Token ids are not embeddings: build-graph and propagate refuse them, writing nothing.
     for args in [
         vec!["build-graph", "--input", &p("train.parquet"), "--output", &p("built.tsv")],
-        vec!["graph", "propagate", &p("graph.parquet"), "--samples", &p("train.parquet"), "--output", &p("smooth.parquet")],
+        vec![
+            "graph",
+            "propagate",
+            &p("graph.parquet"),
+            "--samples",
+            &p("train.parquet"),
+            "--output",
+            &p("smooth.parquet"),
+        ],
     ] {
         let out = nsl(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -265,8 +299,22 @@ fn bow_trains_on_cora_words_through_the_cli() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("use --model bow"));
     let summary = ok(&[
-        "train", "--samples", &p("train.parquet"), "--test", &p("test.parquet"), "--model", "bow:50", "--epochs", "100",
-        "--seed", "0", "--threads", "1", "--json", "--out", &p("run"),
+        "train",
+        "--samples",
+        &p("train.parquet"),
+        "--test",
+        &p("test.parquet"),
+        "--model",
+        "bow:50",
+        "--epochs",
+        "100",
+        "--seed",
+        "0",
+        "--threads",
+        "1",
+        "--json",
+        "--out",
+        &p("run"),
     ]);
     let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
     let accuracy = summary["test_accuracy"].as_f64().unwrap();

@@ -194,7 +194,9 @@ pub fn multi_hot_to_tokens(dataset: &Dataset, name: &str) -> Result<Dataset, Dat
     }
     let vocab = dataset.dim();
     if vocab > MAX_VOCAB {
-        return Err(DataError::Dataset(format!("{vocab} columns are more than the {MAX_VOCAB} ids a token group may have")));
+        return Err(DataError::Dataset(format!(
+            "{vocab} columns are more than the {MAX_VOCAB} ids a token group may have"
+        )));
     }
     let rows: Vec<Vec<u32>> = dataset
         .features()

@@ -23,7 +23,9 @@ mod split;
 pub use csv::read_csv;
 pub use dataset::Dataset;
 pub use idx::{read_idx, IdxOptions};
-pub use layout::{multi_hot_to_tokens, token_ids, FeatureGroup, FeatureKind, FeatureLayout, FEATURE_LAYOUT_KEY, MAX_VOCAB, PAD};
+pub use layout::{
+    multi_hot_to_tokens, token_ids, FeatureGroup, FeatureKind, FeatureLayout, FEATURE_LAYOUT_KEY, MAX_VOCAB, PAD,
+};
 pub use linqs::read_content;
 pub use parquet::{
     read_samples as read_parquet_samples, write_samples, CLASS_NAMES_KEY, FORMAT_VERSION_KEY, ITEM_SHAPE_KEY,

@@ -249,10 +249,11 @@ fn assemble(
         let kind = match part {
             PartData::Dense { width, .. } => FeatureKind::Dense { width: width.unwrap_or(0) },
             PartData::Tokens { ids, offsets } => {
-                let stored = stored.and_then(|l| l.groups().iter().find(|g| g.name == name)).and_then(|g| match g.kind {
-                    FeatureKind::Tokens { max_len, vocab } => Some((max_len, vocab)),
-                    FeatureKind::Dense { .. } => None,
-                });
+                let stored =
+                    stored.and_then(|l| l.groups().iter().find(|g| g.name == name)).and_then(|g| match g.kind {
+                        FeatureKind::Tokens { max_len, vocab } => Some((max_len, vocab)),
+                        FeatureKind::Dense { .. } => None,
+                    });
                 let longest = offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
                 // An all-empty column still takes one (padding) column, so the group exists.
                 let max_len = longest.max(stored.map_or(0, |s| s.0)).max(1);
@@ -295,7 +296,11 @@ fn assemble(
             PartData::Tokens { ids, offsets } => {
                 for row in 0..n {
                     let cell = &ids[offsets[row]..offsets[row + 1]];
-                    features.slice_mut(s![row, offset..offset + cell.len()]).iter_mut().zip(cell).for_each(|(x, &v)| *x = v as f32);
+                    features
+                        .slice_mut(s![row, offset..offset + cell.len()])
+                        .iter_mut()
+                        .zip(cell)
+                        .for_each(|(x, &v)| *x = v as f32);
                 }
             }
         }
@@ -523,7 +528,11 @@ fn feature_sources(
                 return Err(wrong_type(path, field, &format!("{LIST_TYPES}, {TOKEN_TYPES}, or {SCALAR_TYPES}")));
             }
             if sources.iter().flat_map(FeatureSource::columns).filter(|c| c == name).count() > 1 {
-                return Err(DataError::invalid(path, Location::Column(name.clone()), "named twice as a feature column"));
+                return Err(DataError::invalid(
+                    path,
+                    Location::Column(name.clone()),
+                    "named twice as a feature column",
+                ));
             }
         }
         Ok(sources)
@@ -596,7 +605,11 @@ fn append_tokens(
             // what cannot be an id at all.
             let id = u32::try_from(v).ok().filter(|&id| (id as usize) < MAX_VOCAB).ok_or_else(|| {
                 let why = if v < 0 { "is negative".to_owned() } else { format!("is not below 2^24 = {MAX_VOCAB}") };
-                DataError::invalid(path, Location::RowColumn(row0 + i, format!("{name}[{k}]")), format!("token id {v} {why}"))
+                DataError::invalid(
+                    path,
+                    Location::RowColumn(row0 + i, format!("{name}[{k}]")),
+                    format!("token id {v} {why}"),
+                )
             })?;
             ids.push(id);
         }
@@ -605,13 +618,16 @@ fn append_tokens(
     Ok(())
 }
 
+/// Each row's `(start, length)` in a list column's child array.
+type Spans = Vec<(usize, usize)>;
+
 /// The child array of a list column and each row's `(start, length)` in it.
 fn list_spans<'a>(
     path: &Path,
     name: &str,
     array: &'a ArrayRef,
     expected: &str,
-) -> Result<(&'a ArrayRef, Vec<(usize, usize)>), DataError> {
+) -> Result<(&'a ArrayRef, Spans), DataError> {
     Ok(match array.data_type() {
         DataType::List(_) => {
             let list = array.as_list::<i32>();

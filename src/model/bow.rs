@@ -100,7 +100,14 @@ impl Bow {
             width = units;
         }
         let out = dense_layer(width, classes, vb.pp("logits"))?;
-        Ok(Bow { inputs, width: offset, encoded_width: encoded, hidden, out, dropout: Dropout::new(spec.dropout, seed ^ 0xD80) })
+        Ok(Bow {
+            inputs,
+            width: offset,
+            encoded_width: encoded,
+            hidden,
+            out,
+            dropout: Dropout::new(spec.dropout, seed ^ 0xD80),
+        })
     }
 
     /// The encoded input of rows `xs` (`[B, d]`): each token group mean-pooled through its

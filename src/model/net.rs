@@ -1,10 +1,10 @@
 //! The built-in networks ([`Mlp`], [`Cnn`]) and [`build_model`], which makes one from a [`ModelSpec`].
 
+use super::bow::Bow;
 use super::conv::{fast_conv2d, fast_max_pool2d, FastConv2d};
 use super::dense::{dense as dense_layer, Dense};
 use super::dropout::Dropout;
 use super::init::glorot_init;
-use super::bow::Bow;
 use super::spec::{Activation, CnnSpec, MlpSpec, ModelSpec};
 use super::Model;
 use candle_core::{DType, Device, Module, Result, Tensor};

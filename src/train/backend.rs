@@ -135,7 +135,12 @@ impl Backend for Autograd<'_> {
         Ok((Outputs { logits, hidden, encoded: None }, AutogradPass { x, encoded: None }))
     }
 
-    fn forward_perturbed(&mut self, base: &AutogradPass, input: Vec<f32>, rows: usize) -> Result<(Outputs, AutogradPass)> {
+    fn forward_perturbed(
+        &mut self,
+        base: &AutogradPass,
+        input: Vec<f32>,
+        rows: usize,
+    ) -> Result<(Outputs, AutogradPass)> {
         let Some(encoded) = &base.encoded else { return self.forward(input, rows, false, None) };
         // encoded + stop_gradient(perturbed − encoded): the values of `input`, with the gradient
         // of the adversarial loss flowing into the encoder (NSL's `x + stop_gradient(δ)`).

@@ -17,10 +17,10 @@ use super::record::{self, AdversarialExample};
 use crate::loss::{adversarial_loss, cross_entropy, input_gradient, output_input_gradient};
 use crate::model::Model;
 use crate::neighbors::{extend_row, NeighborBatch, NeighborTable};
-use crate::tensor::to_array2;
 use crate::regularize::{
     gen_adv_neighbor, graph_loss, pairwise_distance, virtual_adv_direction, AdvRegConfig, GraphRegConfig, VatConfig,
 };
+use crate::tensor::to_array2;
 use candle_core::{DType, Device, Result, Tensor};
 use ndarray::{Array2, ArrayView2};
 
