@@ -208,7 +208,7 @@ fn usage_errors_exit_with_2() {
     let err = usage_error(&["train", "--samples", "s.csv", "--optimizer", "rmsprop"]);
     assert!(err.contains("adam") && err.contains("sgd"), "{err}");
     let err = usage_error(&["train", "--samples", "s.csv", "--model", "rnn"]);
-    assert!(err.contains("mlp[:UNITS,…] or cnn[:FILTERS,…]"), "{err}");
+    assert!(err.contains("mlp[:UNITS,…], cnn[:FILTERS,…] or bow[:EMBED,UNITS,…]"), "{err}");
     let err = usage_error(&["train", "--samples", "s.csv", "--graph-reg", "multiplier=-1"]);
     assert!(err.contains("graph-reg multiplier") && err.contains("≥ 0"), "{err}");
     let err = usage_error(&["train", "--samples", "s.csv", "--adv-reg", "norm=l3"]);

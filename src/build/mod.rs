@@ -121,6 +121,15 @@ pub enum BuildError {
     /// No embeddings at all.
     #[error("no embeddings to build a graph from (empty input)")]
     Empty,
+    /// The samples hold token ids, which are not embeddings.
+    #[error(
+        "feature group `{group}` holds token ids, not an embedding: embed the tokens first (e.g. the pooled layer of a \
+         `bow` model, see examples/text_bow.rs)"
+    )]
+    TokenIds {
+        /// The token group.
+        group: String,
+    },
     /// Embeddings of dimension 0.
     #[error("the {rows} embeddings have no dimensions")]
     NoDimensions {
@@ -317,8 +326,11 @@ impl GraphBuilder {
     /// [`GraphBuilder::build`] on a [`Dataset`] (its ids and features).
     ///
     /// # Errors
-    /// As [`GraphBuilder::build`].
+    /// As [`GraphBuilder::build`], and [`BuildError::TokenIds`] for a dataset with a token group.
     pub fn build_dataset(&self, dataset: &Dataset) -> Result<(NeighborGraph, BuildReport), BuildError> {
+        if let Some(group) = dataset.layout().first_token_group() {
+            return Err(BuildError::TokenIds { group: group.to_owned() });
+        }
         self.build(dataset.ids(), dataset.features())
     }
 

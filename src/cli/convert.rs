@@ -75,6 +75,11 @@ pub struct ConvertArgs {
     /// Output graph for `--cites`: Parquet (`.parquet`) or NSL TSV (any other extension).
     #[arg(long, value_name = "FILE")]
     graph: Option<PathBuf>,
+    /// Write each sample's non-zero feature columns as a list of token ids (`list<int64>` column
+    /// `words`, vocabulary = the feature width; Parquet output only): Cora's words as a token list,
+    /// for `nsl train --model bow`. Default: keep the dense features.
+    #[arg(long)]
+    tokens: bool,
     /// Print the summary as JSON on standard output.
     #[arg(long)]
     json: bool,
@@ -155,7 +160,13 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
     }
     check_paths(args)?;
     let columns = args.columns.to_columns();
-    let dataset = with_spinner("reading samples", || read_input(args, &columns))?;
+    let mut dataset = with_spinner("reading samples", || read_input(args, &columns))?;
+    if args.tokens {
+        dataset = data::multi_hot_to_tokens(&dataset, "words").context("--tokens")?;
+    }
+    if tfrecord_output && dataset.layout().has_tokens() {
+        bail!("TFRecord output holds dense values only: write the token lists to a Parquet --samples table");
+    }
     if dataset.is_empty() {
         eprintln!("warning: the input has no samples: the samples table will have 0 rows");
     }

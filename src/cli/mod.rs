@@ -65,14 +65,20 @@ pub struct ColumnArgs {
     /// CSV/Parquet/TFRecord: the id column or feature (strings or integers).
     #[arg(long, default_value = "id", value_name = "NAME")]
     id_column: String,
-    /// CSV/Parquet/TFRecord: the feature column(s), comma-separated: one list column or several numeric columns.
-    /// Default: `features` if present, else every numeric column other than the id and label; for
+    /// CSV/Parquet/TFRecord: the feature column(s), comma-separated. Parquet: numeric scalar columns (gathered
+    /// into one dense group), fixed-length float list columns (a group each) and integer list columns (token
+    /// ids of variable length, for `--model bow`); CSV: numeric columns.
+    /// Default: the groups recorded in a Parquet file's `nsl.feature_layout`, else `features` if present, else every numeric column other than the id and label; for
     /// TFRecord, the first of `words`, `features`, `embedding`.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     feature_columns: Vec<String>,
     /// CSV/Parquet/TFRecord: the label column or feature (integers or strings); if the file has none, samples are unlabeled.
     #[arg(long, default_value = "label", value_name = "NAME")]
     label_column: String,
+    /// Parquet: the vocabulary size of every token-id list column (ids must be below it). Default: the
+    /// file's `nsl.feature_layout` metadata, else the largest id + 1.
+    #[arg(long, value_name = "N")]
+    vocab_size: Option<usize>,
 }
 
 impl ColumnArgs {
@@ -82,8 +88,23 @@ impl ColumnArgs {
             id: self.id_column.clone(),
             features: self.feature_columns.clone(),
             label: self.label_column.clone(),
+            vocab: self.vocab_size,
         }
     }
+}
+
+/// The model-side view of a dataset's feature groups (`ModelSpec::for_inputs`).
+pub fn model_inputs(layout: &nsl::data::FeatureLayout) -> Vec<nsl::model::InputGroup> {
+    use nsl::data::FeatureKind;
+    use nsl::model::InputGroup;
+    layout
+        .groups()
+        .iter()
+        .map(|g| match g.kind {
+            FeatureKind::Tokens { max_len, vocab } => InputGroup::Tokens { name: g.name.clone(), max_len, vocab },
+            _ => InputGroup::Dense { name: g.name.clone(), width: g.kind.width() },
+        })
+        .collect()
 }
 
 /// Reads an optional setting of a `--config` file from its text form, as its flag parses it

@@ -180,7 +180,8 @@ settings! {
         #[arg(long, value_name = "balanced|FILE", value_parser = ClassWeights::from_str)]
         #[serde(deserialize_with = "from_text")]
         class_weights: Option<ClassWeights>,
-        /// Model: `mlp:UNITS,…` or `cnn[:FILTERS,…]`. Default `mlp:50,50`.
+        /// Model: `mlp:UNITS,…`, `cnn[:FILTERS,…]` or `bow[:EMBED,UNITS,…]` (token-id lists: embeddings
+        /// mean-pooled per list, then dense layers; `bow` = `bow:50`). Default `mlp:50,50`.
         #[arg(long, value_name = "SPEC", value_parser = ModelSpec::from_str)]
         #[serde(deserialize_with = "from_text")]
         model: Option<ModelSpec>,
@@ -626,11 +627,21 @@ fn train(
             if d.dim() != train.dim() {
                 bail!("{name} samples have {} features but the training samples have {}", d.dim(), train.dim());
             }
+            if train.layout().has_tokens() {
+                d.clone().with_layout(train.layout().clone()).with_context(|| {
+                    format!("{name} samples do not fit the training samples' feature groups (token ids past the vocabulary?)")
+                })?;
+            }
         }
     }
-
+    let spec = spec.for_inputs(&super::model_inputs(train.layout()))?;
     if let Some(adv) = &adv_reg {
-        adv.validate(train.dim())?;
+        // Perturbations move the model's encoded input (pooled embeddings for token groups).
+        let width = match &spec {
+            ModelSpec::Bow(bow) => bow.encoded_width(),
+            _ => train.dim(),
+        };
+        adv.validate(width)?;
     }
     check_model_memory(&spec, train.item_shape(), classes, config.batch_size)?;
     let (model, vars) = build_model(&spec, train.item_shape(), classes, init_seed, &candle_core::Device::Cpu)?;
@@ -953,6 +964,16 @@ fn check_model_memory(spec: &ModelSpec, item_shape: &[usize], classes: usize, ba
                 12,
             )?;
             (width.saturating_mul(pixels), cnn.dense.clone(), "dense layer units")
+        }
+        ModelSpec::Bow(bow) => {
+            let mut tables = 0u128;
+            for group in &bow.inputs {
+                if let nsl::model::InputGroup::Tokens { vocab, .. } = group {
+                    tables = tables.saturating_add((*vocab as u128).saturating_mul(bow.embed as u128));
+                }
+            }
+            nsl::io::check_memory(format!("--model {spec}: the embedding tables and their state"), tables, 16)?;
+            (bow.encoded_width() as u128, bow.hidden.clone(), "hidden layer units")
         }
         other => bail!("--model {other}: no size check for this kind of model"),
     };

@@ -1,12 +1,15 @@
 //! The [`Dataset`]: samples as ids + a dense feature matrix.
 
-use super::DataError;
+use super::{DataError, FeatureLayout};
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use std::collections::HashMap;
 
 /// A set of samples held in memory: an id per row, a dense `f32` feature matrix (`n × d`, one row
 /// per sample, each row the flattened item), the shape of one item (e.g. `[1433]` or `[1, 28, 28]`;
 /// its product is `d`), and optionally an integer label per row with the class names they index.
+///
+/// The row is split into feature groups by a [`FeatureLayout`] (default: one dense group; see
+/// [`Dataset::with_layout`] for token ids).
 ///
 /// A `Dataset` is always valid: ids are unique, every feature is finite, the item shape matches the
 /// width, and labels (if any) index into the class names (if any). [`Dataset::new`] checks it.
@@ -17,6 +20,7 @@ pub struct Dataset {
     item_shape: Vec<usize>,
     labels: Option<Vec<u32>>,
     class_names: Option<Vec<String>>,
+    layout: FeatureLayout,
     index: HashMap<String, usize>,
     targets: Option<Targets>,
     weights: Option<Vec<f32>>,
@@ -112,7 +116,17 @@ impl Dataset {
                 }
             }
         }
-        Ok(Dataset { ids, features, item_shape, labels, class_names, index, targets: None, weights: None })
+        Ok(Dataset {
+            ids,
+            features,
+            item_shape,
+            labels,
+            class_names,
+            layout: FeatureLayout::dense(d),
+            index,
+            targets: None,
+            weights: None,
+        })
     }
 
     /// The dataset with multilabel or regression `targets` in place of its labels (which are
@@ -184,6 +198,23 @@ impl Dataset {
             Some(t) => Some(t.matrix().ncols()),
             None => self.num_classes(),
         }
+    }
+
+    /// Returns the dataset with its feature row split into the groups of `layout`.
+    ///
+    /// # Errors
+    /// [`DataError::Dataset`] when the layout's width differs from [`Dataset::dim`] or a token
+    /// group's cell holds something other than ids in `0..vocab` then padding
+    /// ([`FeatureLayout::check`]).
+    pub fn with_layout(mut self, layout: FeatureLayout) -> Result<Dataset, DataError> {
+        layout.check(self.features.view())?;
+        self.layout = layout;
+        Ok(self)
+    }
+
+    /// The feature groups of a row.
+    pub fn layout(&self) -> &FeatureLayout {
+        &self.layout
     }
 
     /// Number of samples.
@@ -265,6 +296,7 @@ impl Dataset {
         )?;
         out.targets = self.targets.as_ref().map(|t| t.select(rows));
         out.weights = self.weights.as_ref().map(|w| rows.iter().map(|&r| w[r]).collect());
+        out.layout = self.layout.clone();
         Ok(out)
     }
 
@@ -280,7 +312,8 @@ impl Dataset {
         Ok(self)
     }
 
-    /// Splits the dataset into its parts: `(ids, features, item_shape, labels, class_names)`.
+    /// Splits the dataset into its parts: `(ids, features, item_shape, labels, class_names)` (the
+    /// layout is dropped: read it with [`Dataset::layout`] first).
     #[allow(clippy::type_complexity)] // a plain tuple reads best at the destructuring call sites
     pub fn into_parts(self) -> (Vec<String>, Array2<f32>, Vec<usize>, Option<Vec<u32>>, Option<Vec<String>>) {
         (self.ids, self.features, self.item_shape, self.labels, self.class_names)

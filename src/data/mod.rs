@@ -15,6 +15,7 @@
 mod csv;
 mod dataset;
 mod idx;
+mod layout;
 mod linqs;
 mod parquet;
 mod split;
@@ -23,6 +24,9 @@ mod targets;
 pub use csv::read_csv;
 pub use dataset::{Dataset, Targets};
 pub use idx::{read_idx, IdxOptions};
+pub use layout::{
+    multi_hot_to_tokens, token_ids, FeatureGroup, FeatureKind, FeatureLayout, FEATURE_LAYOUT_KEY, MAX_VOCAB, PAD,
+};
 pub use linqs::read_content;
 pub use parquet::{
     read_samples as read_parquet_samples, write_samples, CLASS_NAMES_KEY, FORMAT_VERSION_KEY, ITEM_SHAPE_KEY,
@@ -110,17 +114,22 @@ impl DataError {
 pub struct SampleColumns {
     /// The id column (utf8 or integer). Default `id`.
     pub id: String,
-    /// The feature columns: one list column (e.g. `features` or `embedding`), or several scalar
-    /// numeric columns taken in the given order. Empty means: `features` if it exists, else every
-    /// numeric column other than the id and label. Default empty.
+    /// The feature columns, in row order. Parquet: scalar numeric columns (gathered into one dense
+    /// group), float list columns (a dense group each) and integer list columns (token ids, a token
+    /// group each; see [`FeatureLayout`]); CSV: scalar numeric columns. Empty means: the file's
+    /// `nsl.feature_layout` groups, else `features` if it exists, else every numeric column other
+    /// than the id and label, else the only list column. Default empty.
     pub features: Vec<String>,
     /// The label column (integer or string); a missing column means no labels. Default `label`.
     pub label: String,
+    /// The vocabulary size of every token group (ids must be below it). Default `None`: the
+    /// file's `nsl.feature_layout`, else the largest id + 1.
+    pub vocab: Option<usize>,
 }
 
 impl Default for SampleColumns {
     fn default() -> Self {
-        SampleColumns { id: "id".into(), features: Vec::new(), label: "label".into() }
+        SampleColumns { id: "id".into(), features: Vec::new(), label: "label".into(), vocab: None }
     }
 }
 

@@ -15,9 +15,10 @@
 //! integers, features may be a `list`/`large_list`/`fixed_size_list` of `float32`/`float64` under any
 //! name (`features`, `embedding`, …) or several scalar numeric columns, and labels may be strings.
 
+use super::layout::{token_ids, FeatureGroup, FeatureKind, FeatureLayout, FEATURE_LAYOUT_KEY, MAX_VOCAB, PAD};
 use super::{index_class_names, DataError, Dataset, SampleColumns};
 use crate::io::{write_parquet, Location};
-use arrow::array::{Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Int64Array, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Int64Array, ListArray, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
@@ -42,36 +43,69 @@ pub const CLASS_NAMES_KEY: &str = "nsl.class_names";
 /// Rows per record batch when writing: bounds the extra memory of the Arrow copy.
 const WRITE_BATCH_ROWS: usize = 16_384;
 
-/// Where the features of a table come from.
+/// One part of a table's features.
 #[derive(Debug)]
 enum FeatureSource {
-    /// One list column (`list`, `large_list` or `fixed_size_list` of `float32`/`float64`).
+    /// One float list column (`list`, `large_list` or `fixed_size_list` of `float32`/`float64`):
+    /// a dense group of the list's (fixed) length.
     List(String),
-    /// Several scalar numeric columns, one value each, in this order.
+    /// Several scalar numeric columns, one value each, in this order: one dense group.
     Scalars(Vec<String>),
+    /// An integer list column (`list`, `large_list` or `fixed_size_list` of an integer type):
+    /// token ids of variable length, a token group.
+    Tokens(String),
+}
+
+impl FeatureSource {
+    fn columns(&self) -> Vec<&str> {
+        match self {
+            FeatureSource::List(name) | FeatureSource::Tokens(name) => vec![name],
+            FeatureSource::Scalars(names) => names.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// What one [`FeatureSource`] gathers batch by batch.
+enum PartData {
+    /// Row-major values and the width, once known.
+    Dense { values: Vec<f32>, width: Option<usize> },
+    /// Each row's ids, concatenated, and where each row starts (`n + 1` offsets).
+    Tokens { ids: Vec<u32>, offsets: Vec<usize> },
 }
 
 /// Reads a Parquet samples table.
 ///
 /// Columns are chosen by `columns` ([`SampleColumns`]):
 /// - **id** (required): `utf8`, `large_utf8` or any integer type (converted to its decimal string);
-/// - **features**: with `columns.features` empty, the column `features` if present, else every
-///   scalar numeric column other than the id and label (in table order), else — when there is none —
-///   the table's only list column. A single named column may be a list column or a scalar; several
-///   named columns must be scalars. List elements must be `float32` or `float64`; scalars may be any
-///   integer or float type. Values are stored as `f32`;
+/// - **features**: with `columns.features` empty, the groups of the file's `nsl.feature_layout`
+///   when it has one, else the column `features` if present, else every scalar numeric column other
+///   than the id and label (in table order), else — when there is none — the table's only list
+///   column. Named columns may be (see docs/formats.md, "Feature columns"):
+///   - scalar numeric columns (any integer or float type): gathered, in the given order, into one
+///     dense group placed where the first of them is named;
+///   - float lists (`list`/`large_list`/`fixed_size_list` of `float32`/`float64`): a dense group
+///     each; every row must have the same length;
+///   - integer lists (`list`/`large_list`/`fixed_size_list` of an integer type): token ids of
+///     variable length, a [`FeatureKind::Tokens`] group of `max_len` = the longest list (or the
+///     file's `nsl.feature_layout` when it is longer) and `vocab` = `columns.vocab`, else the
+///     layout's, else the largest id + 1.
+///
+///   Values are stored as `f32`. A table with only one dense group gets the default layout
+///   ([`FeatureLayout::dense`]), exactly as before token groups existed;
 /// - **label** (optional, absent column = no labels): an integer type (each ≥ 0, stored as `u32`) or
 ///   strings (class names sorted by their bytes, as for LINQS, or the order of `nsl.class_names`
 ///   when the file has it).
 ///
-/// The item shape is `nsl.item_shape` from the file metadata when present (its product must equal
-/// the feature width), else `[d]`; integer labels take their class names from `nsl.class_names`.
+/// The item shape is `nsl.item_shape` from the file metadata when present and the table has one
+/// dense group (its product must equal the feature width), else `[d]`; integer labels take their
+/// class names from `nsl.class_names`.
 ///
 /// # Errors
 /// [`DataError`] naming the file and the row (0-based) and column: an empty or unreadable file, a
 /// missing required column (with the columns present), a column of the wrong type (found and
 /// expected types), a null, feature lists of different lengths (found and expected), a NaN or
-/// infinite feature, a negative label, bad `nsl.*` metadata, and duplicate ids.
+/// infinite feature, a negative token id or one past the vocabulary, a negative label, bad `nsl.*`
+/// metadata, and duplicate ids.
 pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataError> {
     read_samples_as(path, columns, true)
 }
@@ -94,15 +128,13 @@ pub(super) fn read_samples_as(path: &Path, columns: &SampleColumns, class_labels
     if let Some(label) = label {
         check_type(path, label, is_key_type, "an integer type or utf8/large_utf8")?;
     }
-    let source = feature_source(path, &schema, columns)?;
+    let stored_layout = metadata.get(FEATURE_LAYOUT_KEY).map(|v| parse_layout(path, v)).transpose()?;
+    let sources = feature_sources(path, &schema, columns, stored_layout.as_ref())?;
     let item_shape = metadata.get(ITEM_SHAPE_KEY).map(|v| parse_item_shape(path, v)).transpose()?;
     let class_names = metadata.get(CLASS_NAMES_KEY).map(|v| parse_class_names(path, v)).transpose()?;
 
     let mut needed: Vec<&str> = vec![&columns.id];
-    match &source {
-        FeatureSource::List(name) => needed.push(name),
-        FeatureSource::Scalars(names) => needed.extend(names.iter().map(String::as_str)),
-    }
+    needed.extend(sources.iter().flat_map(FeatureSource::columns));
     if label.is_some() {
         needed.push(&columns.label);
     }
@@ -119,29 +151,40 @@ pub(super) fn read_samples_as(path: &Path, columns: &SampleColumns, class_labels
         .build()
         .map_err(|e| DataError::invalid(path, Location::File, format!("cannot read the table: {e}")))?;
 
-    let mut table = Collected {
-        width: match &source {
-            FeatureSource::Scalars(names) => Some(names.len()),
-            FeatureSource::List(name) => match schema.field_with_name(name).map(|f| f.data_type().clone()) {
-                Ok(DataType::FixedSizeList(_, size)) => usize::try_from(size).ok(),
-                _ => None,
+    let mut parts: Vec<PartData> = sources
+        .iter()
+        .map(|source| match source {
+            FeatureSource::Scalars(names) => PartData::Dense { values: Vec::new(), width: Some(names.len()) },
+            FeatureSource::List(name) => PartData::Dense {
+                values: Vec::new(),
+                width: match schema.field_with_name(name).map(|f| f.data_type().clone()) {
+                    Ok(DataType::FixedSizeList(_, size)) => usize::try_from(size).ok(),
+                    _ => None,
+                },
             },
-        },
-        ..Collected::default()
-    };
+            FeatureSource::Tokens(_) => PartData::Tokens { ids: Vec::new(), offsets: vec![0] },
+        })
+        .collect();
+    let mut table = Collected::default();
     for batch in reader {
         let batch = batch.map_err(|e| {
             DataError::invalid(path, Location::Row(table.ids.len()), format!("cannot read the table: {e}"))
         })?;
         let row0 = table.ids.len();
         append_ids(path, row0, &columns.id, column(path, &batch, &columns.id)?, &mut table.ids)?;
-        match &source {
-            FeatureSource::List(name) => {
-                append_list(path, row0, name, column(path, &batch, name)?, &mut table.width, &mut table.values)?
-            }
-            FeatureSource::Scalars(names) => {
-                let arrays = names.iter().map(|n| column(path, &batch, n)).collect::<Result<Vec<_>, _>>()?;
-                append_scalars(path, row0, names, &arrays, &mut table.values)?
+        for (source, part) in sources.iter().zip(parts.iter_mut()) {
+            match (source, part) {
+                (FeatureSource::List(name), PartData::Dense { values, width }) => {
+                    append_list(path, row0, name, column(path, &batch, name)?, width, values)?
+                }
+                (FeatureSource::Scalars(names), PartData::Dense { values, .. }) => {
+                    let arrays = names.iter().map(|n| column(path, &batch, n)).collect::<Result<Vec<_>, _>>()?;
+                    append_scalars(path, row0, names, &arrays, values)?
+                }
+                (FeatureSource::Tokens(name), PartData::Tokens { ids, offsets }) => {
+                    append_tokens(path, row0, name, column(path, &batch, name)?, ids, offsets)?
+                }
+                _ => return Err(DataError::invalid(path, Location::File, "internal: feature part mismatch")),
             }
         }
         if label.is_some() {
@@ -150,17 +193,28 @@ pub(super) fn read_samples_as(path: &Path, columns: &SampleColumns, class_labels
     }
 
     let n = table.ids.len();
-    let d = table.width.or_else(|| item_shape.as_ref().map(|s| s.iter().product())).unwrap_or(0);
-    let item_shape = item_shape.unwrap_or_else(|| vec![d]);
-    if item_shape.iter().product::<usize>() != d {
-        return Err(DataError::invalid(
-            path,
-            Location::File,
-            format!("metadata {ITEM_SHAPE_KEY} {item_shape:?} does not hold the {d} feature values per row"),
-        ));
-    }
-    let features = Array2::from_shape_vec((n, d), table.values)
-        .map_err(|e| DataError::invalid(path, Location::File, e.to_string()))?;
+    let (features, item_shape, layout) = match (sources.as_slice(), parts.as_mut_slice()) {
+        // One dense group: the layout every table had before token groups, read as before.
+        ([FeatureSource::List(_) | FeatureSource::Scalars(_)], [PartData::Dense { values, width }]) => {
+            let d = width.or_else(|| item_shape.as_ref().map(|s| s.iter().product())).unwrap_or(0);
+            let item_shape = item_shape.unwrap_or_else(|| vec![d]);
+            if item_shape.iter().product::<usize>() != d {
+                return Err(DataError::invalid(
+                    path,
+                    Location::File,
+                    format!("metadata {ITEM_SHAPE_KEY} {item_shape:?} does not hold the {d} feature values per row"),
+                ));
+            }
+            let features = Array2::from_shape_vec((n, d), std::mem::take(values))
+                .map_err(|e| DataError::invalid(path, Location::File, e.to_string()))?;
+            (features, item_shape, None)
+        }
+        _ => {
+            let (features, layout) = assemble(path, &sources, &parts, n, columns.vocab, stored_layout.as_ref())?;
+            let d = features.ncols();
+            (features, vec![d], Some(layout))
+        }
+    };
     let (labels, class_names) = match label {
         None => (None, None),
         Some(field) if is_integer(field.data_type()) => (Some(table.labels), class_names),
@@ -175,17 +229,95 @@ pub(super) fn read_samples_as(path: &Path, columns: &SampleColumns, class_labels
             (Some(indices), Some(names))
         }
     };
-    Dataset::new(table.ids, features, item_shape, labels, class_names).map_err(|e| e.in_file(path))
+    let dataset = Dataset::new(table.ids, features, item_shape, labels, class_names).map_err(|e| e.in_file(path))?;
+    match layout {
+        Some(layout) => dataset.with_layout(layout).map_err(|e| e.in_file(path)),
+        None => Ok(dataset),
+    }
 }
 
-/// What [`read_samples`] gathers batch by batch.
+/// Puts the parts side by side into one row-major matrix (token groups padded with [`PAD`]) and
+/// their layout, checking every token id against its group's vocabulary.
+fn assemble(
+    path: &Path,
+    sources: &[FeatureSource],
+    parts: &[PartData],
+    n: usize,
+    vocab: Option<usize>,
+    stored: Option<&FeatureLayout>,
+) -> Result<(Array2<f32>, FeatureLayout), DataError> {
+    let mut groups = Vec::with_capacity(parts.len());
+    for (source, part) in sources.iter().zip(parts) {
+        let name = match source {
+            FeatureSource::List(name) | FeatureSource::Tokens(name) => name.clone(),
+            FeatureSource::Scalars(_) => "features".to_owned(),
+        };
+        let kind = match part {
+            PartData::Dense { width, .. } => FeatureKind::Dense { width: width.unwrap_or(0) },
+            PartData::Tokens { ids, offsets } => {
+                let stored =
+                    stored.and_then(|l| l.groups().iter().find(|g| g.name == name)).and_then(|g| match g.kind {
+                        FeatureKind::Tokens { max_len, vocab } => Some((max_len, vocab)),
+                        FeatureKind::Dense { .. } => None,
+                    });
+                let longest = offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+                // An all-empty column still takes one (padding) column, so the group exists.
+                let max_len = longest.max(stored.map_or(0, |s| s.0)).max(1);
+                let largest = ids.iter().copied().max().map_or(0, |m| m as usize + 1);
+                let vocab = vocab.or(stored.map(|s| s.1)).unwrap_or(largest).max(1);
+                if vocab > MAX_VOCAB {
+                    return Err(DataError::invalid(
+                        path,
+                        Location::Column(name),
+                        format!(
+                            "vocabulary size {vocab} is more than {MAX_VOCAB}: token ids are stored as f32, exact \
+                             only below 2^24"
+                        ),
+                    ));
+                }
+                if let Some(at) = ids.iter().position(|&id| id as usize >= vocab) {
+                    let row = offsets.partition_point(|&o| o <= at) - 1;
+                    return Err(DataError::invalid(
+                        path,
+                        Location::RowColumn(row, format!("{name}[{}]", at - offsets[row])),
+                        format!("token id {} is past the vocabulary of {vocab} ids (0..{vocab})", ids[at]),
+                    ));
+                }
+                FeatureKind::Tokens { max_len, vocab }
+            }
+        };
+        groups.push(FeatureGroup { name, kind });
+    }
+    let layout = FeatureLayout::new(groups).map_err(|e| e.in_file(path))?;
+    let d = layout.width();
+    let mut features = Array2::from_elem((n, d), PAD);
+    for ((offset, group), part) in layout.offsets().zip(parts) {
+        let w = group.kind.width();
+        match part {
+            PartData::Dense { values, .. } => {
+                for (row, chunk) in values.chunks_exact(w.max(1)).enumerate().take(n) {
+                    features.slice_mut(s![row, offset..offset + w]).iter_mut().zip(chunk).for_each(|(x, &v)| *x = v);
+                }
+            }
+            PartData::Tokens { ids, offsets } => {
+                for row in 0..n {
+                    let cell = &ids[offsets[row]..offsets[row + 1]];
+                    features
+                        .slice_mut(s![row, offset..offset + cell.len()])
+                        .iter_mut()
+                        .zip(cell)
+                        .for_each(|(x, &v)| *x = v as f32);
+                }
+            }
+        }
+    }
+    Ok((features, layout))
+}
+
+/// What [`read_samples`] gathers batch by batch besides the features.
 #[derive(Default)]
 struct Collected {
     ids: Vec<String>,
-    /// Row-major feature values.
-    values: Vec<f32>,
-    /// Features per row, once known.
-    width: Option<usize>,
     /// Integer labels, when the label column is an integer column.
     labels: Vec<u32>,
     /// String labels, when the label column holds strings; indexed once all are read.
@@ -200,14 +332,34 @@ struct Collected {
 /// encoding fails (nothing is left behind then), or [`DataError::Dataset`] if the item is too wide
 /// for Arrow (more than `i32::MAX` values).
 pub fn write_samples(dataset: &Dataset, path: &Path) -> Result<(), DataError> {
-    let d = dataset.dim();
-    let size = i32::try_from(d)
-        .map_err(|_| DataError::Dataset(format!("{d} features per row do not fit a Parquet fixed_size_list")))?;
+    let layout = dataset.layout();
+    let plain = !layout.has_tokens() && layout.groups().len() == 1;
+    // The columns of the features: `features` alone for the default layout, else one per group.
+    let mut groups: Vec<(usize, FeatureGroup)> = if plain {
+        vec![(0, FeatureGroup { name: "features".into(), kind: FeatureKind::Dense { width: dataset.dim() } })]
+    } else {
+        layout.offsets().map(|(o, g)| (o, g.clone())).collect()
+    };
     let item = Arc::new(Field::new("item", DataType::Float32, false));
-    let mut fields = vec![
-        Field::new("id", DataType::Utf8, false),
-        Field::new("features", DataType::FixedSizeList(item.clone(), size), false),
-    ];
+    let token = Arc::new(Field::new("item", DataType::Int64, false));
+    let mut fields = vec![Field::new("id", DataType::Utf8, false)];
+    for (_, group) in &groups {
+        if group.name == "id" || group.name == "label" {
+            return Err(DataError::Dataset(format!(
+                "feature group `{}` would collide with the {} column",
+                group.name, group.name
+            )));
+        }
+        fields.push(match group.kind {
+            FeatureKind::Dense { width } => {
+                let size = i32::try_from(width).map_err(|_| {
+                    DataError::Dataset(format!("{width} features per row do not fit a Parquet fixed_size_list"))
+                })?;
+                Field::new(&group.name, DataType::FixedSizeList(item.clone(), size), false)
+            }
+            FeatureKind::Tokens { .. } => Field::new(&group.name, DataType::List(token.clone()), false),
+        });
+    }
     if dataset.labels().is_some() {
         fields.push(Field::new("label", DataType::Int64, false));
     }
@@ -220,6 +372,10 @@ pub fn write_samples(dataset: &Dataset, path: &Path) -> Result<(), DataError> {
         let json = serde_json::to_string(names).map_err(|e| DataError::Dataset(e.to_string()))?;
         metadata.push(KeyValue::new(CLASS_NAMES_KEY.to_owned(), json));
     }
+    if !plain {
+        let json = serde_json::to_string(layout).map_err(|e| DataError::Dataset(e.to_string()))?;
+        metadata.push(KeyValue::new(FEATURE_LAYOUT_KEY.to_owned(), json));
+    }
     // The same pairs go into the Arrow schema too: pyarrow shows a file's `schema.metadata` from the
     // embedded Arrow schema when there is one, and the file key/value metadata otherwise.
     let schema_metadata: HashMap<String, String> =
@@ -231,12 +387,34 @@ pub fn write_samples(dataset: &Dataset, path: &Path) -> Result<(), DataError> {
         .set_key_value_metadata(Some(metadata));
 
     let features = dataset.features();
+    let groups = std::mem::take(&mut groups);
     let batches = (0..dataset.len()).step_by(WRITE_BATCH_ROWS).map(|start| {
         let end = (start + WRITE_BATCH_ROWS).min(dataset.len());
         let ids: ArrayRef = Arc::new(StringArray::from_iter_values(&dataset.ids()[start..end]));
-        let values = Float32Array::from_iter_values(features.slice(s![start..end, ..]).iter().copied());
-        let lists: ArrayRef = Arc::new(FixedSizeListArray::try_new(item.clone(), size, Arc::new(values), None)?);
-        let mut arrays = vec![ids, lists];
+        let mut arrays = vec![ids];
+        for (offset, group) in &groups {
+            let w = group.kind.width();
+            let block = features.slice(s![start..end, *offset..*offset + w]);
+            arrays.push(match group.kind {
+                FeatureKind::Dense { .. } => {
+                    let values = Float32Array::from_iter_values(block.iter().copied());
+                    // `w` fits an i32: checked when the fields were built.
+                    Arc::new(FixedSizeListArray::try_new(item.clone(), w as i32, Arc::new(values), None)?)
+                }
+                FeatureKind::Tokens { .. } => {
+                    let mut offsets = vec![0i32];
+                    let mut values = Vec::new();
+                    for row in block.rows() {
+                        values.extend(token_ids(row.iter().copied()).map(i64::from));
+                        offsets.push(i32::try_from(values.len()).map_err(|_| {
+                            arrow::error::ArrowError::ComputeError("token lists too long for one batch".into())
+                        })?);
+                    }
+                    let offsets = arrow::buffer::OffsetBuffer::new(offsets.into());
+                    Arc::new(ListArray::try_new(token.clone(), offsets, Arc::new(Int64Array::from(values)), None)?)
+                }
+            });
+        }
         if let Some(labels) = dataset.labels() {
             arrays.push(Arc::new(Int64Array::from_iter_values(labels[start..end].iter().map(|&l| i64::from(l)))));
         }
@@ -313,50 +491,170 @@ fn is_float_list(t: &DataType) -> bool {
 const LIST_TYPES: &str = "list, large_list or fixed_size_list of float32/float64";
 const SCALAR_TYPES: &str = "an integer or float type";
 
+fn is_int_list(t: &DataType) -> bool {
+    match t {
+        DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+            is_integer(item.data_type())
+        }
+        _ => false,
+    }
+}
+
+const TOKEN_TYPES: &str = "list, large_list or fixed_size_list of an integer type (token ids)";
+
 /// Decides where the features come from (see [`read_samples`]) and checks the columns' types.
-fn feature_source(path: &Path, schema: &Schema, columns: &SampleColumns) -> Result<FeatureSource, DataError> {
-    let one = |name: &str| -> Result<FeatureSource, DataError> {
-        let field = require_column(path, schema, name)?;
-        if is_float_list(field.data_type()) {
-            Ok(FeatureSource::List(name.to_owned()))
-        } else if is_scalar_numeric(field.data_type()) {
-            Ok(FeatureSource::Scalars(vec![name.to_owned()]))
-        } else {
-            Err(wrong_type(path, field, &format!("{LIST_TYPES}, or {SCALAR_TYPES}")))
-        }
-    };
-    match columns.features.as_slice() {
-        [] if schema.field_with_name("features").is_ok() => one("features"),
-        [] => {
-            let candidates =
-                || schema.fields().iter().filter(|f| *f.name() != columns.id && *f.name() != columns.label);
-            let scalars: Vec<String> =
-                candidates().filter(|f| is_scalar_numeric(f.data_type())).map(|f| f.name().clone()).collect();
-            if !scalars.is_empty() {
-                return Ok(FeatureSource::Scalars(scalars));
+fn feature_sources(
+    path: &Path,
+    schema: &Schema,
+    columns: &SampleColumns,
+    stored: Option<&FeatureLayout>,
+) -> Result<Vec<FeatureSource>, DataError> {
+    let named = |names: &[String]| -> Result<Vec<FeatureSource>, DataError> {
+        let mut sources = Vec::new();
+        let mut scalars: Option<usize> = None;
+        for name in names {
+            let field = require_column(path, schema, name)?;
+            let t = field.data_type();
+            if is_float_list(t) {
+                sources.push(FeatureSource::List(name.clone()));
+            } else if is_int_list(t) {
+                sources.push(FeatureSource::Tokens(name.clone()));
+            } else if is_scalar_numeric(t) {
+                match scalars {
+                    Some(i) => match &mut sources[i] {
+                        FeatureSource::Scalars(v) => v.push(name.clone()),
+                        _ => return Err(DataError::invalid(path, Location::File, "internal: scalar group")),
+                    },
+                    None => {
+                        scalars = Some(sources.len());
+                        sources.push(FeatureSource::Scalars(vec![name.clone()]));
+                    }
+                }
+            } else {
+                return Err(wrong_type(path, field, &format!("{LIST_TYPES}, {TOKEN_TYPES}, or {SCALAR_TYPES}")));
             }
-            let lists: Vec<&String> = candidates().filter(|f| is_float_list(f.data_type())).map(|f| f.name()).collect();
-            match lists.as_slice() {
-                [only] => Ok(FeatureSource::List((*only).clone())),
-                _ => Err(DataError::invalid(
+            if sources.iter().flat_map(FeatureSource::columns).filter(|c| c == name).count() > 1 {
+                return Err(DataError::invalid(
                     path,
-                    Location::File,
-                    format!(
-                        "no feature columns: expected a `features` column, numeric columns or a single float list \
-                         column; columns present: {}",
-                        column_list(schema)
-                    ),
-                )),
+                    Location::Column(name.clone()),
+                    "named twice as a feature column",
+                ));
             }
         }
-        [name] => one(name),
-        names => {
-            for name in names {
-                check_type(path, require_column(path, schema, name)?, is_scalar_numeric, SCALAR_TYPES)?;
-            }
-            Ok(FeatureSource::Scalars(names.to_vec()))
+        Ok(sources)
+    };
+    if !columns.features.is_empty() {
+        return named(&columns.features);
+    }
+    if let Some(layout) = stored {
+        let names: Vec<String> = layout.groups().iter().map(|g| g.name.clone()).collect();
+        if names.iter().all(|n| schema.field_with_name(n).is_ok()) {
+            return named(&names);
         }
     }
+    if schema.field_with_name("features").is_ok() {
+        return named(&["features".to_owned()]);
+    }
+    let candidates = || schema.fields().iter().filter(|f| *f.name() != columns.id && *f.name() != columns.label);
+    let scalars: Vec<String> =
+        candidates().filter(|f| is_scalar_numeric(f.data_type())).map(|f| f.name().clone()).collect();
+    if !scalars.is_empty() {
+        return Ok(vec![FeatureSource::Scalars(scalars)]);
+    }
+    let lists: Vec<String> = candidates()
+        .filter(|f| is_float_list(f.data_type()) || is_int_list(f.data_type()))
+        .map(|f| f.name().clone())
+        .collect();
+    match lists.as_slice() {
+        [_] => named(&lists),
+        _ => Err(DataError::invalid(
+            path,
+            Location::File,
+            format!(
+                "no feature columns: expected a `features` column, numeric columns or a single list column (or name \
+                 them with --feature-columns); columns present: {}",
+                column_list(schema)
+            ),
+        )),
+    }
+}
+
+/// Appends an integer list column's rows as token ids: checks nulls and negative ids.
+fn append_tokens(
+    path: &Path,
+    row0: usize,
+    name: &str,
+    array: &ArrayRef,
+    ids: &mut Vec<u32>,
+    offsets: &mut Vec<usize>,
+) -> Result<(), DataError> {
+    reject_nulls(path, row0, name, array.as_ref())?;
+    let (child, spans) = list_spans(path, name, array, TOKEN_TYPES)?;
+    if child.null_count() > 0 {
+        if let Some((i, k)) = spans
+            .iter()
+            .enumerate()
+            .find_map(|(i, &(start, len))| (start..start + len).position(|c| child.is_null(c)).map(|k| (i, k)))
+        {
+            return Err(DataError::invalid(
+                path,
+                Location::RowColumn(row0 + i, format!("{name}[{k}]")),
+                "null token id",
+            ));
+        }
+    }
+    let values = cast_to(path, name, child.as_ref(), &DataType::Int64)?;
+    let values = values.as_primitive::<Int64Type>().values();
+    for (i, &(start, len)) in spans.iter().enumerate() {
+        for (k, &v) in values[start..start + len].iter().enumerate() {
+            // Ids past the vocabulary are reported once it is known (see `assemble`); here only
+            // what cannot be an id at all.
+            let id = u32::try_from(v).ok().filter(|&id| (id as usize) < MAX_VOCAB).ok_or_else(|| {
+                let why = if v < 0 { "is negative".to_owned() } else { format!("is not below 2^24 = {MAX_VOCAB}") };
+                DataError::invalid(
+                    path,
+                    Location::RowColumn(row0 + i, format!("{name}[{k}]")),
+                    format!("token id {v} {why}"),
+                )
+            })?;
+            ids.push(id);
+        }
+        offsets.push(ids.len());
+    }
+    Ok(())
+}
+
+/// Each row's `(start, length)` in a list column's child array.
+type Spans = Vec<(usize, usize)>;
+
+/// The child array of a list column and each row's `(start, length)` in it.
+fn list_spans<'a>(
+    path: &Path,
+    name: &str,
+    array: &'a ArrayRef,
+    expected: &str,
+) -> Result<(&'a ArrayRef, Spans), DataError> {
+    Ok(match array.data_type() {
+        DataType::List(_) => {
+            let list = array.as_list::<i32>();
+            (list.values(), list.value_offsets().windows(2).map(|w| (w[0] as usize, (w[1] - w[0]) as usize)).collect())
+        }
+        DataType::LargeList(_) => {
+            let list = array.as_list::<i64>();
+            (list.values(), list.value_offsets().windows(2).map(|w| (w[0] as usize, (w[1] - w[0]) as usize)).collect())
+        }
+        DataType::FixedSizeList(_, size) => {
+            let list = array.as_fixed_size_list();
+            (list.values(), (0..list.len()).map(|i| (list.value_offset_at(i), *size as usize)).collect())
+        }
+        other => {
+            return Err(DataError::invalid(
+                path,
+                Location::Column(name.to_owned()),
+                format!("has type {other}, expected {expected}"),
+            ))
+        }
+    })
 }
 
 /// The column `name` of a batch read with a projection that includes it.
@@ -462,28 +760,7 @@ fn append_list(
     values: &mut Vec<f32>,
 ) -> Result<(), DataError> {
     reject_nulls(path, row0, name, array.as_ref())?;
-    // (start, length) of each row in the child array.
-    let (child, spans): (&ArrayRef, Vec<(usize, usize)>) = match array.data_type() {
-        DataType::List(_) => {
-            let list = array.as_list::<i32>();
-            (list.values(), list.value_offsets().windows(2).map(|w| (w[0] as usize, (w[1] - w[0]) as usize)).collect())
-        }
-        DataType::LargeList(_) => {
-            let list = array.as_list::<i64>();
-            (list.values(), list.value_offsets().windows(2).map(|w| (w[0] as usize, (w[1] - w[0]) as usize)).collect())
-        }
-        DataType::FixedSizeList(_, size) => {
-            let list = array.as_fixed_size_list();
-            (list.values(), (0..list.len()).map(|i| (list.value_offset_at(i), *size as usize)).collect())
-        }
-        other => {
-            return Err(DataError::invalid(
-                path,
-                Location::Column(name.to_owned()),
-                format!("has type {other}, expected {LIST_TYPES}"),
-            ))
-        }
-    };
+    let (child, spans) = list_spans(path, name, array, LIST_TYPES)?;
     for (i, &(_, len)) in spans.iter().enumerate() {
         match *width {
             None => *width = Some(len),
@@ -555,6 +832,15 @@ fn parse_item_shape(path: &Path, value: &str) -> Result<Vec<usize>, DataError> {
             )
         },
     )
+}
+
+/// Parses `nsl.feature_layout`: a JSON list of groups.
+fn parse_layout(path: &Path, value: &str) -> Result<FeatureLayout, DataError> {
+    let layout: FeatureLayout = serde_json::from_str(value).map_err(|e| {
+        DataError::invalid(path, Location::File, format!("metadata {FEATURE_LAYOUT_KEY} is not a feature layout: {e}"))
+    })?;
+    // Re-validated: the JSON may come from anywhere.
+    FeatureLayout::new(layout.groups().to_vec()).map_err(|e| e.in_file(path))
 }
 
 /// Parses `nsl.class_names`: a JSON list of strings.

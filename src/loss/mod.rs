@@ -63,8 +63,9 @@ pub fn task_adversarial_loss(
 }
 
 /// `∇ₓ CE(y, f(x))` at `x` (`[n, d]`), through candle's autograd: what FGSM/PGD follow for the
-/// multiclass task ([`task_input_gradient`] for any). `train`
-/// runs the model in training mode (dropout on).
+/// multiclass task ([`task_input_gradient`] for any). `train` runs the model in training mode
+/// (dropout on). `x` is the model's encoded input ([`Model::encode`]: the rows themselves for models
+/// without an encoder, pooled embeddings for token inputs), so token ids are never perturbed.
 ///
 /// # Errors
 /// A candle error of the forward or backward pass.
@@ -86,7 +87,7 @@ pub fn task_input_gradient(
     train: bool,
 ) -> Result<Array2<f32>> {
     let var = Var::from_tensor(&to_tensor(x)?)?;
-    let loss = task.loss(&model.forward_t(var.as_tensor(), train)?, y, weights)?;
+    let loss = task.loss(&model.forward_encoded(var.as_tensor(), train, None)?.0, y, weights)?;
     let grads = loss.backward()?;
     match grads.get(var.as_tensor()) {
         Some(g) => to_array2(g),
@@ -95,7 +96,8 @@ pub fn task_input_gradient(
 }
 
 /// `∇ₓ L(f(x))` at `x` (`[n, d]`) for any loss `L` of the model's outputs, through candle's
-/// autograd: what the virtual adversarial direction follows.
+/// autograd: what the virtual adversarial direction follows. `x` is the model's encoded input, as
+/// for [`input_gradient`].
 ///
 /// # Errors
 /// A candle error of the forward pass, the loss or the backward pass.
@@ -106,7 +108,7 @@ pub fn output_input_gradient(
     loss: impl FnOnce(&Tensor) -> Result<Tensor>,
 ) -> Result<Array2<f32>> {
     let var = Var::from_tensor(&to_tensor(x)?)?;
-    let grads = loss(&model.forward_t(var.as_tensor(), train)?)?.backward()?;
+    let grads = loss(&model.forward_encoded(var.as_tensor(), train, None)?.0)?.backward()?;
     match grads.get(var.as_tensor()) {
         Some(g) => to_array2(g),
         None => Ok(Array2::zeros(x.dim())),

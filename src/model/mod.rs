@@ -1,9 +1,10 @@
-//! Models: the [`Model`] trait the trainer drives, the built-in [`Mlp`] and [`Cnn`] described by a
-//! serializable [`ModelSpec`], and seeded initialization.
+//! Models: the [`Model`] trait the trainer drives, the built-in [`Mlp`], [`Cnn`] and [`Bow`]
+//! described by a serializable [`ModelSpec`], and seeded initialization.
 //!
 //! Any Candle module plugs in unchanged: every `candle_nn::ModuleT` (and so every `Module`) is a
 //! [`Model`].
 
+mod bow;
 mod conv;
 mod dense;
 mod dropout;
@@ -12,13 +13,17 @@ mod init;
 mod net;
 mod spec;
 
+pub use bow::Bow;
 pub use conv::{fast_conv2d, fast_max_pool2d, FastConv2d};
 pub use dense::{dense, Dense};
 pub use dropout::Dropout;
 pub(crate) use fused::Tape;
 pub use init::glorot_init;
 pub use net::{build_model, Cnn, Mlp};
-pub use spec::{Activation, CnnSpec, MlpSpec, ModelSpec};
+pub use spec::{Activation, BowSpec, CnnSpec, InputGroup, MlpSpec, ModelSpec};
+
+/// The value after a token group's ids in an input row (the data layer's `nsl::data::PAD`).
+pub(crate) const PAD_ID: f32 = -1.0;
 
 use candle_core::{Result, Tensor};
 
@@ -40,6 +45,32 @@ pub trait Model: Send + Sync {
             None => Ok((self.forward_t(xs, train)?, None)),
             Some(name) => candle_core::bail!("this model does not expose layer `{name}`"),
         }
+    }
+
+    /// The model's continuous input for rows `xs`: what adversarial and virtual-adversarial
+    /// perturbations move. The default is `xs` itself; a model with discrete inputs (token ids,
+    /// [`Bow`]) returns their encoding (pooled embeddings), and then [`Model::has_encoder`] is true.
+    ///
+    /// # Errors
+    /// Any candle error of the encoding.
+    fn encode(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let _ = train;
+        Ok(xs.clone())
+    }
+
+    /// [`Model::forward_with`] from an encoded input ([`Model::encode`]); the default, for models
+    /// without an encoder, is `forward_with` itself.
+    ///
+    /// # Errors
+    /// Any candle error of the forward pass, or an unknown layer name.
+    fn forward_encoded(&self, encoded: &Tensor, train: bool, layer: Option<&str>) -> Result<(Tensor, Option<Tensor>)> {
+        self.forward_with(encoded, train, layer)
+    }
+
+    /// Whether [`Model::encode`] differs from the identity (the trainer then differentiates with
+    /// respect to the encoded input). Default false.
+    fn has_encoder(&self) -> bool {
+        false
     }
 
     /// The model as a built-in [`Mlp`], if it is one: the trainer then runs the network's forward

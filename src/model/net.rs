@@ -1,5 +1,6 @@
 //! The built-in networks ([`Mlp`], [`Cnn`]) and [`build_model`], which makes one from a [`ModelSpec`].
 
+use super::bow::Bow;
 use super::conv::{fast_conv2d, fast_max_pool2d, FastConv2d};
 use super::dense::{dense as dense_layer, Dense};
 use super::dropout::Dropout;
@@ -21,7 +22,7 @@ fn activate(xs: &Tensor, activation: Activation) -> Result<Tensor> {
 /// `[Dense → activation → dropout] × layers`, then the logits; returns the logits and, if `layer`
 /// names one (`{prefix}{i}` or `logits`), that layer's output (before dropout).
 #[allow(clippy::too_many_arguments)]
-fn dense_stack(
+pub(super) fn dense_stack(
     mut h: Tensor,
     layers: &[Dense],
     out: &Dense,
@@ -194,7 +195,9 @@ impl Model for Cnn {
 }
 
 /// Builds the model `spec` for items of shape `item_shape` and `classes` classes, with weights
-/// initialized from `seed` (Glorot-uniform, zero biases; see [`glorot_init`]). Returns the model and
+/// initialized from `seed` (Glorot-uniform, zero biases; see [`glorot_init`]; embedding tables
+/// `[vocab, embed]` Glorot-uniform too). A `bow` spec must carry its input groups
+/// ([`ModelSpec::for_inputs`]). Returns the model and
 /// the variables the optimizer trains and checkpoints save.
 ///
 /// # Errors
@@ -217,6 +220,16 @@ pub fn build_model(
                 _ => candle_core::bail!("a CNN needs image items [c, h, w] or [h, w], not {item_shape:?}"),
             };
             Box::new(Cnn::new(cnn, shape, classes, vb, seed)?)
+        }
+        ModelSpec::Bow(bow) => {
+            let width: usize = bow.inputs.iter().map(|g| g.width()).sum();
+            if width != item_shape.iter().product::<usize>() {
+                candle_core::bail!(
+                    "the bow model's input groups take {width} values per row but items {item_shape:?} hold {}",
+                    item_shape.iter().product::<usize>()
+                );
+            }
+            Box::new(Bow::new(bow, classes, vb, seed)?)
         }
     };
     glorot_init(&vars, seed)?;

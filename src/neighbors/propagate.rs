@@ -114,6 +114,12 @@ pub enum PropagateError {
         /// Number of samples.
         rows: usize,
     },
+    /// The samples hold token ids, which averaging over neighbors would turn into meaningless values.
+    #[error("feature group `{group}` holds token ids: propagation averages dense features only")]
+    TokenIds {
+        /// The token group.
+        group: String,
+    },
     /// The propagated features do not form a valid dataset (e.g. an overflow to infinity).
     #[error(transparent)]
     Data(#[from] DataError),
@@ -198,6 +204,9 @@ pub fn propagate_with_report(
     config: &PropagateConfig,
 ) -> Result<(Dataset, PropagateReport), PropagateError> {
     config.validate()?;
+    if let Some(group) = samples.layout().first_token_group() {
+        return Err(PropagateError::TokenIds { group: group.to_owned() });
+    }
     let n = samples.len();
     if u32::try_from(n).is_err() {
         return Err(PropagateError::TooManyRows { rows: n });

@@ -17,10 +17,12 @@ use candle_core::{Device, Result, Tensor, Var};
 use ndarray::Array2;
 
 /// What a forward pass gives the losses: logits `[rows, classes]` and, if asked for, the regularized
-/// hidden layer's output `[rows, units]`.
+/// hidden layer's output `[rows, units]`; for a model with an encoder ([`Model::has_encoder`]), the
+/// encoded input `[rows, e]` that perturbations move instead of the raw rows.
 pub(super) struct Outputs {
     pub logits: Tensor,
     pub hidden: Option<Tensor>,
+    pub encoded: Option<Tensor>,
 }
 
 /// A model's forward and backward passes for one training step.
@@ -43,6 +45,15 @@ pub(super) trait Backend {
     /// gradients to the step's. With `input_grad`, returns `∂loss/∂x` of the first pass's
     /// `input_grad` rows, `[n, d]`.
     fn backward(&mut self, loss: &Tensor, passes: &[&Self::Pass], input_grad: bool) -> Result<Option<Array2<f32>>>;
+
+    /// The forward pass (training mode) over perturbed copies of the first `rows` inputs of
+    /// `base`: `input` is `[rows, d]` in the space [`Outputs::encoded`] describes when `base` had
+    /// one (the model's encoded input: the perturbation is added to it, so gradients still reach
+    /// the encoder), else in the raw input space.
+    fn forward_perturbed(&mut self, base: &Self::Pass, input: Vec<f32>, rows: usize) -> Result<(Outputs, Self::Pass)> {
+        let _ = base;
+        self.forward(input, rows, false, None)
+    }
 
     /// Applies the step's gradients with `optimizer` and starts the next step from none.
     fn update(&mut self, optimizer: &mut Optimizer) -> Result<()>;
@@ -67,9 +78,12 @@ impl<'m> Autograd<'m> {
     }
 }
 
-/// A pass of [`Autograd`]: the input rows that are a variable, if their gradient is wanted.
+/// A pass of [`Autograd`]: the variable whose gradient is `∇ₓ` (the input rows themselves, or a
+/// zero added to the encoded rows), if it is wanted, and the encoded input of a model with an
+/// encoder.
 pub(super) struct AutogradPass {
     x: Option<Var>,
+    encoded: Option<Tensor>,
 }
 
 impl Backend for Autograd<'_> {
@@ -83,6 +97,28 @@ impl Backend for Autograd<'_> {
         input_grad: Option<usize>,
     ) -> Result<(Outputs, AutogradPass)> {
         let all = Tensor::from_vec(input, (rows, self.d), &Device::Cpu)?;
+        let layer = if hidden { self.layer.as_deref() } else { None };
+        if self.model.has_encoder() {
+            // ∇ with respect to the encoded input: candle keeps gradients only for variables, so
+            // a zero variable is added to the first rows; the encoder's own parameters still get
+            // their gradient through the sum.
+            let encoded = self.model.encode(&all, true)?;
+            let (model_input, x) = match input_grad {
+                Some(n) => {
+                    let zero = Var::zeros((n, encoded.dim(1)?), encoded.dtype(), &Device::Cpu)?;
+                    let probed = (encoded.narrow(0, 0, n)? + zero.as_tensor())?;
+                    let joined = match rows > n {
+                        true => Tensor::cat(&[&probed, &encoded.narrow(0, n, rows - n)?], 0)?,
+                        false => probed,
+                    };
+                    (joined, Some(zero))
+                }
+                None => (encoded.clone(), None),
+            };
+            let (logits, hidden) = self.model.forward_encoded(&model_input, true, layer)?;
+            let outputs = Outputs { logits, hidden, encoded: Some(encoded.clone()) };
+            return Ok((outputs, AutogradPass { x, encoded: Some(encoded) }));
+        }
         // The rows whose gradient is wanted become a variable, so that one backward gives ∇ₓ.
         let (model_input, x) = match input_grad {
             Some(n) => {
@@ -95,9 +131,24 @@ impl Backend for Autograd<'_> {
             }
             None => (all, None),
         };
-        let layer = if hidden { self.layer.as_deref() } else { None };
         let (logits, hidden) = self.model.forward_with(&model_input, true, layer)?;
-        Ok((Outputs { logits, hidden }, AutogradPass { x }))
+        Ok((Outputs { logits, hidden, encoded: None }, AutogradPass { x, encoded: None }))
+    }
+
+    fn forward_perturbed(
+        &mut self,
+        base: &AutogradPass,
+        input: Vec<f32>,
+        rows: usize,
+    ) -> Result<(Outputs, AutogradPass)> {
+        let Some(encoded) = &base.encoded else { return self.forward(input, rows, false, None) };
+        // encoded + stop_gradient(perturbed − encoded): the values of `input`, with the gradient
+        // of the adversarial loss flowing into the encoder (NSL's `x + stop_gradient(δ)`).
+        let clean = encoded.narrow(0, 0, rows)?;
+        let perturbed = Tensor::from_vec(input, (rows, clean.dim(1)?), &Device::Cpu)?;
+        let model_input = (&clean + (perturbed - clean.detach())?)?;
+        let (logits, _) = self.model.forward_encoded(&model_input, true, None)?;
+        Ok((Outputs { logits, hidden: None, encoded: None }, AutogradPass { x: None, encoded: None }))
     }
 
     fn backward(&mut self, loss: &Tensor, passes: &[&AutogradPass], input_grad: bool) -> Result<Option<Array2<f32>>> {
@@ -189,8 +240,11 @@ impl Backend for TapeNet<'_> {
             }
             None => None,
         };
-        let outputs =
-            Outputs { logits: logits.as_tensor().clone(), hidden: hidden.as_ref().map(|h| h.1.as_tensor().clone()) };
+        let outputs = Outputs {
+            logits: logits.as_tensor().clone(),
+            hidden: hidden.as_ref().map(|h| h.1.as_tensor().clone()),
+            encoded: None,
+        };
         Ok((outputs, TapePass { tape, logits, hidden, input_grad }))
     }
 

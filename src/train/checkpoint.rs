@@ -10,7 +10,7 @@
 use crate::data::Dataset;
 use crate::io::AtomicFile;
 use crate::loss::Task;
-use crate::model::{build_model, Model, ModelSpec};
+use crate::model::{build_model, InputGroup, Model, ModelSpec};
 use candle_core::Device;
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
@@ -469,6 +469,27 @@ fn parameter_count(spec: &ModelSpec, item_shape: &[usize], classes: usize) -> Re
             let (tensors, dense_parameters) = dense(flat, &cnn.dense, "dense layer units")?;
             let parameters = parameters.checked_add(dense_parameters).ok_or_else(overflow)?;
             Ok((tensors + 2 * cnn.filters.len(), parameters))
+        }
+        ModelSpec::Bow(bow) => {
+            // One `[vocab, embed]` table per token group, then a dense stack over the encoding.
+            let embed = width_ok("embedding size", bow.embed)?;
+            let (mut tables, mut parameters, mut input, mut width) = (0usize, 0u64, 0u64, 0u64);
+            for group in &bow.inputs {
+                width += width_ok("input group width", group.width())?;
+                match group {
+                    InputGroup::Tokens { vocab, .. } => {
+                        let table = width_ok("vocabulary size", *vocab)?.checked_mul(embed).ok_or_else(overflow)?;
+                        parameters = parameters.checked_add(table).ok_or_else(overflow)?;
+                        (tables, input) = (tables + 1, input + embed);
+                    }
+                    _ => input += group.width() as u64,
+                }
+            }
+            if width != item_shape.iter().map(|&d| d as u64).product::<u64>() {
+                return Err(format!("the bow model's input groups take {width} values but items are {item_shape:?}"));
+            }
+            let (tensors, dense_parameters) = dense(input, &bow.hidden, "hidden layer units")?;
+            Ok((tensors + tables, parameters.checked_add(dense_parameters).ok_or_else(overflow)?))
         }
     }
 }

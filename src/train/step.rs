@@ -22,6 +22,7 @@ use crate::neighbors::{extend_row, NeighborBatch, NeighborTable};
 use crate::regularize::{
     gen_adv_neighbor, graph_loss, pairwise_distance, virtual_adv_direction, AdvRegConfig, GraphRegConfig, VatConfig,
 };
+use crate::tensor::to_array2;
 use candle_core::{DType, Device, Result, Tensor};
 use ndarray::{Array2, ArrayView2};
 
@@ -205,7 +206,15 @@ impl Plan<'_> {
         let hidden = self.graph.is_some_and(|(_, c)| c.layer.is_some());
         let (out, pass) =
             backend.forward(std::mem::take(&mut input.buffer), input.rows, hidden, x.as_ref().map(|_| n))?;
-        let Outputs { logits: all_logits, hidden } = out;
+        let Outputs { logits: all_logits, hidden, encoded } = out;
+        // A model with an encoder (token inputs) is perturbed in its encoded input, never in the ids.
+        let (x, x_centers) = match &encoded {
+            Some(e) => (
+                x.map(|_| to_array2(&e.narrow(0, 0, n)?)).transpose()?,
+                x_centers.map(|_| to_array2(&e.narrow(0, 0, centers)?)).transpose()?,
+            ),
+            None => (x, x_centers),
+        };
         let logits = all_logits.narrow(0, 0, n)?;
         let supervised = self.task.loss(&logits, &y, w.as_ref())?;
         let graph =
@@ -237,7 +246,7 @@ impl Plan<'_> {
                 })
             })?;
             let x_vat = xc + &(direction * config.epsilon as f32);
-            let (vat_out, vpass) = backend.forward(x_vat.into_raw_vec_and_offset().0, centers, false, None)?;
+            let (vat_out, vpass) = backend.forward_perturbed(&pass, x_vat.into_raw_vec_and_offset().0, centers)?;
             let v = pairwise_distance(&clean, &vat_out.logits, &ones, &config.distance)?;
             vat_value = scalar(&v)?;
             regularizers = Some(add_term(regularizers, (v * context.multipliers.vat)?)?);
@@ -256,7 +265,7 @@ impl Plan<'_> {
                     false => x_adv.iter().copied().collect(),
                 };
                 let kept = context.recording.then(|| x_adv.clone());
-                let (adv_out, adv_pass) = backend.forward(x_adv, n, false, None)?;
+                let (adv_out, adv_pass) = backend.forward_perturbed(&pass, x_adv, n)?;
                 let adv_loss = task_adversarial_loss(config, self.task, &logits, &adv_out.logits, &y, w.as_ref())?;
                 adversarial_value = scalar(&adv_loss)?;
                 let extra = add_term(regularizers.take(), (adv_loss * context.multipliers.adversarial)?)?;
@@ -265,7 +274,7 @@ impl Plan<'_> {
                 backend.backward(&extra, &passes, false)?;
                 regularizers = Some(extra);
                 if let Some(x_adv) = kept {
-                    let x_adv = to_shape(x_adv, (n, d))?;
+                    let x_adv = to_shape(x_adv, (n, x.ncols()))?;
                     recorded =
                         remember(self.task, rows, context, x.view(), x_adv.view(), &logits, &adv_out.logits, config)?;
                 }

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Cora's words as token lists (issue 12): the `bow` model on `nsl convert --tokens` (each paper's word
+# indices, a list<int64> column) against the dense MLP on the 1,433 word flags, side by side in one run:
+# accuracy (mean over seeds) and steady epoch time, without and with graph regularization. NSL's tutorial
+# set-up (the split and settings of scripts/bench_cora.sh): 80/20 split (Python random.seed(1)), dropout 0.5,
+# 100 epochs, batch 128, Adam, `--threads 1`, test papers as unlabeled neighbors. Writes the "bow" section of
+# docs/benchmarks.md.
+#
+#   scripts/bench_bow.sh [SEEDS=3] [BOW=bow:50] [GRAPH_REG=multiplier=0.1,neighbors=1,distance=l2]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seeds=${1:-3}
+bow=${2:-bow:50}
+reg=${3:-multiplier=0.1,neighbors=1,distance=l2}
+cargo build --release -q
+nsl=${CARGO_TARGET_DIR:-target}/release/nsl
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+content=datasets/cora/cora.content.gz
+cites=datasets/cora/cora.cites.gz
+$nsl convert --content $content --cites $cites --samples "$work/dense.parquet" --graph "$work/graph.parquet" >/dev/null
+$nsl convert --content $content --tokens --samples "$work/tokens.parquet" >/dev/null
+for kind in dense tokens; do
+  $nsl split "$work/$kind.parquet" --method nsl --seed 1 --train 0.8 \
+    --out-train "$work/$kind-train.parquet" --out-test "$work/$kind-test.parquet" >/dev/null
+done
+
+rows=""
+for seed in $(seq 0 $((seeds - 1))); do
+  for reg_kind in base graph; do
+    for kind in dense tokens; do
+      model=mlp:50,50
+      [ "$kind" = tokens ] && model=$bow
+      extra=()
+      [ "$reg_kind" = graph ] && extra=(--graph "$work/graph.parquet" --graph-reg "$reg")
+      $nsl train --samples "$work/$kind-train.parquet" --pool "$work/$kind-test.parquet" \
+        --test "$work/$kind-test.parquet" --model "$model" --dropout 0.5 --epochs 100 --batch-size 128 \
+        --threads 1 --seed "$seed" --json "${extra[@]}" --out "$work/run-$kind-$reg_kind-$seed" > "$work/out.json"
+      line=$(python3 -c "import json; s=json.load(open('$work/out.json')); print(f\"{s['test_accuracy']:.4f} {s['steady_epoch_seconds']:.5f}\")")
+      rows+="$seed $reg_kind $kind $line"$'\n'
+      echo "seed $seed $reg_kind $model: $line" >&2
+    done
+  done
+done
+
+python3 - "$seeds" "$bow" "$reg" "$rows" <<'PY' | scripts/bench_section.py bow
+import datetime, subprocess, sys, statistics as st
+seeds, bow, reg, rows = int(sys.argv[1]), sys.argv[2], sys.argv[3], [r.split() for r in sys.argv[4].strip().splitlines()]
+def pick(reg_kind, kind, col):
+    return [float(r[col]) for r in rows if r[1] == reg_kind and r[2] == kind]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+print("## Cora's words as token lists: `bow` against the dense MLP (issue 12)\n")
+print(f"`scripts/bench_bow.sh {seeds} {bow} {reg}` — {datetime.date.today()}, {cpu}, {cores} cores, release "
+      "build, `--threads 1`, both models in the same run, alternating.\n")
+print("NSL's tutorial split and settings (80/20, Python `random.seed(1)`, dropout 0.5, 100 epochs, batch 128, "
+      f"Adam; graph regularization `{reg}`, test papers as unlabeled neighbors). Dense: `mlp:50,50` on the 1,433 "
+      f"word flags. Tokens: `{bow}` on `nsl convert --tokens` (each paper's word indices as a `list<int64>`, "
+      "18 words on average, at most 30). Accuracy: mean over the seeds; epoch: median steady epoch.\n")
+print("| | dense `mlp:50,50` | tokens `" + bow + "` | bow / mlp |")
+print("|---|---|---|---|")
+for reg_kind, label in (("base", "no graph"), ("graph", "graph-regularized")):
+    a_d, a_t = st.mean(pick(reg_kind, "dense", 3)), st.mean(pick(reg_kind, "tokens", 3))
+    e_d, e_t = st.median(pick(reg_kind, "dense", 4)), st.median(pick(reg_kind, "tokens", 4))
+    print(f"| accuracy, {label} | {a_d*100:.2f} % | {a_t*100:.2f} % | {(a_t-a_d)*100:+.2f} points |")
+    print(f"| steady epoch, {label} | {e_d*1000:.2f} ms | {e_t*1000:.2f} ms | {e_t/e_d:.2f}× |")
+print("\nPer seed (accuracy, no graph / graph):\n")
+print("| seed | dense | tokens |")
+print("|---|---|---|")
+for s in range(seeds):
+    cell = lambda kind: " / ".join(f"{float(r[3])*100:.2f} %" for rk in ("base", "graph") for r in rows
+                                   if r[0] == str(s) and r[1] == rk and r[2] == kind)
+    print(f"| {s} | {cell('dense')} | {cell('tokens')} |")
+PY
