@@ -93,13 +93,14 @@ pub use kernel::gram;
 pub use recall::RecallEstimate;
 
 use crate::data::Dataset;
-use crate::graph::{Edge, EdgeKind, GraphError, NeighborGraph};
+use crate::graph::{Edge, EdgeKind, EdgeTableMeta, GraphError, NeighborGraph};
 use ndarray::{Array2, ArrayView2};
 use pairs::{Bounds, Buckets, Pair, Sink};
 use prepare::Prepared;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::ops::Range;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 use topk::Candidates;
@@ -296,16 +297,7 @@ impl GraphBuilder {
         embeddings: ArrayView2<'_, f32>,
     ) -> Result<(NeighborGraph, BuildReport), BuildError> {
         let start = Instant::now();
-        if ids.len() != embeddings.nrows() {
-            return Err(BuildError::IdCount { ids: ids.len(), rows: embeddings.nrows() });
-        }
-        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
-        for (row, id) in ids.iter().enumerate() {
-            if let Some(first) = seen.insert(id, row) {
-                return Err(BuildError::DuplicateId { id: id.clone(), first, second: row });
-            }
-        }
-        drop(seen);
+        check_ids(ids, embeddings.nrows())?;
         let (edges, mut report) = self.edges_named(embeddings, Some(ids))?;
         let assemble = Instant::now();
         let graph = self.graph_of(ids, &edges);
@@ -314,12 +306,44 @@ impl GraphBuilder {
         Ok((graph, report))
     }
 
+    /// Builds the graph of `embeddings` named by `ids` and writes it to `path` (Parquet or TSV by
+    /// the extension, as [`crate::graph::write_graph`]), atomically, without making a
+    /// [`NeighborGraph`]: the file is the one `write_graph` writes for the graph of
+    /// [`GraphBuilder::build`], byte for byte (same edges, weights, order and metadata), at a
+    /// fraction of the time and memory (the edges stay 12-byte row triples; each id is borrowed
+    /// from `ids`, never copied per edge). The report's `seconds` cover the build, not the write.
+    ///
+    /// # Errors
+    /// Those of [`GraphBuilder::build`], and [`BuildError::Graph`] when the file cannot be
+    /// written (naming it; nothing is left at `path` then).
+    pub fn write(&self, ids: &[String], embeddings: ArrayView2<'_, f32>, path: &Path) -> Result<BuildReport, BuildError> {
+        let start = Instant::now();
+        check_ids(ids, embeddings.nrows())?;
+        let (edges, mut report) = self.edges_named(embeddings, Some(ids))?;
+        let assemble = Instant::now();
+        let meta = self.meta_of(ids.len(), &edges);
+        report.phases.assemble += assemble.elapsed().as_secs_f64();
+        report.seconds = start.elapsed().as_secs_f64();
+        let similarity = |weight| Edge { weight, kind: EdgeKind::Similarity };
+        let named = edges.iter().map(|e| (ids[e.source as usize].as_str(), ids[e.target as usize].as_str(), similarity(e.weight)));
+        crate::graph::write_edges(path, &meta, named)?;
+        Ok(report)
+    }
+
     /// [`GraphBuilder::build`] on a [`Dataset`] (its ids and features).
     ///
     /// # Errors
     /// As [`GraphBuilder::build`].
     pub fn build_dataset(&self, dataset: &Dataset) -> Result<(NeighborGraph, BuildReport), BuildError> {
         self.build(dataset.ids(), dataset.features())
+    }
+
+    /// [`GraphBuilder::write`] on a [`Dataset`] (its ids and features).
+    ///
+    /// # Errors
+    /// As [`GraphBuilder::write`].
+    pub fn write_dataset(&self, dataset: &Dataset, path: &Path) -> Result<BuildReport, BuildError> {
+        self.write(dataset.ids(), dataset.features(), path)
     }
 
     /// The edges of the graph of `embeddings`, between row indices, sorted by source then target:
@@ -523,6 +547,19 @@ impl GraphBuilder {
         graph
     }
 
+    /// The file metadata of the graph [`GraphBuilder::graph_of`] makes of `edges` (from `n` rows),
+    /// computed from the edge list: the graph holds the shard's rows and the targets of its edges;
+    /// it is symmetric iff every target lies in the shard (the builder emits both directions of
+    /// every link between two rows of the shard, with one weight).
+    fn meta_of(&self, n: usize, edges: &[RowEdge]) -> EdgeTableMeta {
+        let rows = self.config.shard_rows(n);
+        let mut outside: Vec<u32> =
+            edges.iter().map(|e| e.target).filter(|&t| !rows.contains(&(t as usize))).collect();
+        outside.par_sort_unstable();
+        outside.dedup();
+        EdgeTableMeta { directed: !outside.is_empty(), provenance: self.provenance(), nodes: rows.len() + outside.len() }
+    }
+
     /// A one-line description of the options, kept in the graph's provenance.
     fn provenance(&self) -> String {
         let c = &self.config;
@@ -541,6 +578,20 @@ impl GraphBuilder {
         }
         p
     }
+}
+
+/// Checks that there is one id per row and no id twice.
+fn check_ids(ids: &[String], rows: usize) -> Result<(), BuildError> {
+    if ids.len() != rows {
+        return Err(BuildError::IdCount { ids: ids.len(), rows });
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+    for (row, id) in ids.iter().enumerate() {
+        if let Some(first) = seen.insert(id, row) {
+            return Err(BuildError::DuplicateId { id: id.clone(), first, second: row });
+        }
+    }
+    Ok(())
 }
 
 /// The compact indices of the kept rows within input rows `rows`.

@@ -132,8 +132,13 @@ pub fn run(args: &BuildGraphArgs) -> Result<()> {
             progress_bar.set_position(p.done);
         }
     });
-    let (graph, report) = builder.build_dataset(&dataset)?;
+    // The graph goes straight from the builder's edge list to the file (no in-memory graph).
+    let build_start = Instant::now();
+    let report = builder.write_dataset(&dataset, &args.output);
     bar.finish_and_clear();
+    // Errors name their file (the input's row and column, or the output).
+    let report = report?;
+    let write_seconds = (build_start.elapsed().as_secs_f64() - report.seconds).max(0.0);
     drop(dataset);
     if report.skipped_zero_vectors > 0 {
         eprintln!(
@@ -144,10 +149,6 @@ pub fn run(args: &BuildGraphArgs) -> Result<()> {
     if report.negative_weights_clamped > 0 {
         eprintln!("warning: {} edges of negative cosine got weight 0", report.negative_weights_clamped);
     }
-    let write_start = Instant::now();
-    with_spinner(format!("writing {}", args.output.display()), || nsl::graph::write_graph(&graph, &args.output))
-        .with_context(|| format!("writing the graph to {}", args.output.display()))?;
-    let write_seconds = write_start.elapsed().as_secs_f64();
     let total_seconds = start.elapsed().as_secs_f64();
     if args.json {
         let summary = serde_json::json!({

@@ -40,7 +40,7 @@ pub enum ParquetWriteError {
 }
 
 /// Writes `batches` (each with `schema`) as one Parquet file at `path`, atomically (see
-/// [`AtomicFile`]), zstd-compressed at [`ZSTD_LEVEL`].
+/// [`AtomicFile`]), zstd-compressed at [`ZSTD_LEVEL`]: [`ParquetStream`] fed from an iterator.
 ///
 /// `options` carries everything else (key/value metadata, row-group size, per-column
 /// dictionaries); its compression setting is overridden, so that every nsl file uses the same one.
@@ -59,17 +59,97 @@ pub fn write_parquet<I>(
 where
     I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
 {
-    let level = ZstdLevel::try_new(ZSTD_LEVEL)?;
-    let props = options.set_compression(Compression::ZSTD(level)).build();
-    let mut out = AtomicFile::create(path)?;
-    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props))?;
+    let mut stream = ParquetStream::create(path, schema, options)?;
     for batch in batches {
-        writer.write(&batch?)?;
+        stream.write(&batch?)?;
     }
-    // `close` writes the footer (row-group index and metadata).
-    writer.close()?;
-    out.commit()?;
-    Ok(())
+    stream.finish()
+}
+
+/// A Parquet file written batch by batch as its rows are produced, committed atomically by
+/// [`ParquetStream::finish`].
+///
+/// Memory stays bounded whatever the file's size: each batch is encoded when it is written, and a
+/// row group is flushed to the temporary file as soon as it reaches the row-group size of the
+/// writer options (the `parquet` crate's `max_row_group_row_count`), so only the compressed pages
+/// of one row group are held. The file is the one [`write_parquet`] writes from the same batches
+/// and options, byte for byte (that function is this type fed from an iterator).
+///
+/// Dropping the stream without [`ParquetStream::finish`] (an error on the caller's side, a panic)
+/// removes the temporary file and leaves an existing `path` as it was.
+///
+/// ```
+/// use arrow::array::{ArrayRef, Int64Array, RecordBatch};
+/// use arrow::datatypes::{DataType, Field, Schema};
+/// use nsl::io::ParquetStream;
+/// use parquet::file::properties::WriterProperties;
+/// use std::sync::Arc;
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("x.parquet");
+/// let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+/// let mut stream = ParquetStream::create(&path, schema.clone(), WriterProperties::builder())?;
+/// for chunk in [[1i64, 2], [3, 4]] {
+///     let column: ArrayRef = Arc::new(Int64Array::from(chunk.to_vec()));
+///     stream.write(&RecordBatch::try_new(schema.clone(), vec![column])?)?;
+/// }
+/// assert_eq!(stream.rows(), 4);
+/// assert!(!path.exists(), "nothing is visible before the commit");
+/// stream.finish()?;
+/// assert!(nsl::io::is_parquet(&path)?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ParquetStream {
+    writer: ArrowWriter<AtomicFile>,
+    rows: u64,
+}
+
+impl std::fmt::Debug for ParquetStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetStream").field("rows", &self.rows).finish_non_exhaustive()
+    }
+}
+
+impl ParquetStream {
+    /// Starts writing `path` (a temporary sibling until [`ParquetStream::finish`]) with `schema`,
+    /// zstd at [`ZSTD_LEVEL`] and the rest of `options` (see [`write_parquet`]).
+    ///
+    /// # Errors
+    /// [`ParquetWriteError::Io`] if the temporary file cannot be created,
+    /// [`ParquetWriteError::Parquet`] if the encoder rejects the schema or options.
+    pub fn create(path: &Path, schema: SchemaRef, options: WriterPropertiesBuilder) -> Result<Self, ParquetWriteError> {
+        let level = ZstdLevel::try_new(ZSTD_LEVEL)?;
+        let props = options.set_compression(Compression::ZSTD(level)).build();
+        let out = AtomicFile::create(path)?;
+        let writer = ArrowWriter::try_new(out, schema, Some(props))?;
+        Ok(ParquetStream { writer, rows: 0 })
+    }
+
+    /// Encodes one batch (its schema must be the stream's); flushes a row group when it is full.
+    ///
+    /// # Errors
+    /// [`ParquetWriteError::Parquet`] for a batch of another schema or an encoder error,
+    /// [`ParquetWriteError::Io`] if flushing a row group fails.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetWriteError> {
+        self.writer.write(batch)?;
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Writes the last row group and the footer, then renames the file into place (fsynced).
+    ///
+    /// # Errors
+    /// [`ParquetWriteError`]; the destination is then untouched and the temporary file removed.
+    pub fn finish(self) -> Result<(), ParquetWriteError> {
+        // `into_inner` flushes the open row group and writes the footer (row-group index, metadata).
+        let out = self.writer.into_inner()?;
+        out.commit()?;
+        Ok(())
+    }
 }
 
 /// Whether the file at `path` starts with the Parquet magic bytes `PAR1`. A file shorter than
