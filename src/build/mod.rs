@@ -324,8 +324,18 @@ impl GraphBuilder {
         let meta = self.meta_of(ids.len(), &edges);
         report.phases.assemble += assemble.elapsed().as_secs_f64();
         report.seconds = start.elapsed().as_secs_f64();
+        // The ids packed into one buffer: an edge's target is a random row, and one cache miss
+        // into a compact table is cheaper than two (the `String`, then its bytes) per edge.
+        let mut packed = String::with_capacity(ids.iter().map(String::len).sum());
+        let mut ends = Vec::with_capacity(ids.len() + 1);
+        ends.push(0);
+        for id in ids {
+            packed.push_str(id);
+            ends.push(packed.len());
+        }
+        let name = |row: u32| &packed[ends[row as usize]..ends[row as usize + 1]];
         let similarity = |weight| Edge { weight, kind: EdgeKind::Similarity };
-        let named = edges.iter().map(|e| (ids[e.source as usize].as_str(), ids[e.target as usize].as_str(), similarity(e.weight)));
+        let named = edges.iter().map(|e| (name(e.source), name(e.target), similarity(e.weight)));
         crate::graph::write_edges(path, &meta, named)?;
         Ok(report)
     }

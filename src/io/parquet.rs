@@ -5,10 +5,13 @@ use super::AtomicFile;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowLeafColumn, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterPropertiesBuilder;
+use parquet::file::writer::SerializedFileWriter;
+use rayon::prelude::*;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -69,11 +72,15 @@ where
 /// A Parquet file written batch by batch as its rows are produced, committed atomically by
 /// [`ParquetStream::finish`].
 ///
-/// Memory stays bounded whatever the file's size: each batch is encoded when it is written, and a
-/// row group is flushed to the temporary file as soon as it reaches the row-group size of the
-/// writer options (the `parquet` crate's `max_row_group_row_count`), so only the compressed pages
-/// of one row group are held. The file is the one [`write_parquet`] writes from the same batches
-/// and options, byte for byte (that function is this type fed from an iterator).
+/// Memory stays bounded whatever the file's size: the batches of one row group (the row-group
+/// size of the writer options, the `parquet` crate's `max_row_group_row_count`) are held, then
+/// encoded and flushed to the temporary file, **one column per thread** (rayon), so that a file of
+/// a few wide string columns is written at the speed of several cores. The file is the one the
+/// `parquet` crate's `ArrowWriter` writes from the same batches and options, byte for byte: each
+/// column chunk is encoded by the same column writer whatever the thread, and the chunks are
+/// appended in column order. (Options the parallel path does not implement — a byte limit on row
+/// groups, content-defined chunking — make the stream hand the batches to `ArrowWriter` as they
+/// come.) [`write_parquet`] is this type fed from an iterator.
 ///
 /// Dropping the stream without [`ParquetStream::finish`] (an error on the caller's side, a panic)
 /// removes the temporary file and leaves an existing `path` as it was.
@@ -99,8 +106,27 @@ where
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct ParquetStream {
-    writer: ArrowWriter<AtomicFile>,
+    inner: Inner,
     rows: u64,
+}
+
+enum Inner {
+    /// Batches go to the `parquet` crate's writer as they come.
+    Sequential(ArrowWriter<AtomicFile>),
+    /// Row groups encoded one column per thread.
+    Parallel(Box<Parallel>),
+}
+
+/// The state of the parallel path: the file writer and column-writer factory of an `ArrowWriter`
+/// (so the schema, options and embedded Arrow schema are the same), and the batches of the open
+/// row group.
+struct Parallel {
+    file: SerializedFileWriter<AtomicFile>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    max_rows: usize,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
 }
 
 impl std::fmt::Debug for ParquetStream {
@@ -119,18 +145,31 @@ impl ParquetStream {
     pub fn create(path: &Path, schema: SchemaRef, options: WriterPropertiesBuilder) -> Result<Self, ParquetWriteError> {
         let level = ZstdLevel::try_new(ZSTD_LEVEL)?;
         let props = options.set_compression(Compression::ZSTD(level)).build();
+        let simple = props.max_row_group_bytes().is_none() && props.content_defined_chunking().is_none();
+        let max_rows = props.max_row_group_row_count();
         let out = AtomicFile::create(path)?;
-        let writer = ArrowWriter::try_new(out, schema, Some(props))?;
-        Ok(ParquetStream { writer, rows: 0 })
+        let writer = ArrowWriter::try_new(out, schema.clone(), Some(props))?;
+        let inner = match max_rows {
+            Some(max_rows) if simple && max_rows > 0 => {
+                let (file, factory) = writer.into_serialized_writer()?;
+                Inner::Parallel(Box::new(Parallel { file, factory, schema, max_rows, pending: Vec::new(), pending_rows: 0 }))
+            }
+            _ => Inner::Sequential(writer),
+        };
+        Ok(ParquetStream { inner, rows: 0 })
     }
 
-    /// Encodes one batch (its schema must be the stream's); flushes a row group when it is full.
+    /// Adds one batch (its schema must be the stream's); encodes and flushes a row group when it
+    /// is full.
     ///
     /// # Errors
     /// [`ParquetWriteError::Parquet`] for a batch of another schema or an encoder error,
     /// [`ParquetWriteError::Io`] if flushing a row group fails.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetWriteError> {
-        self.writer.write(batch)?;
+        match &mut self.inner {
+            Inner::Sequential(writer) => writer.write(batch)?,
+            Inner::Parallel(p) => p.write(batch)?,
+        }
         self.rows += batch.num_rows() as u64;
         Ok(())
     }
@@ -146,8 +185,80 @@ impl ParquetStream {
     /// [`ParquetWriteError`]; the destination is then untouched and the temporary file removed.
     pub fn finish(self) -> Result<(), ParquetWriteError> {
         // `into_inner` flushes the open row group and writes the footer (row-group index, metadata).
-        let out = self.writer.into_inner()?;
+        let out = match self.inner {
+            Inner::Sequential(writer) => writer.into_inner()?,
+            Inner::Parallel(mut p) => {
+                p.flush()?;
+                p.file.into_inner()?
+            }
+        };
         out.commit()?;
+        Ok(())
+    }
+}
+
+impl Parallel {
+    /// `ArrowWriter::write` with a row-count limit: a batch that overflows the open row group is
+    /// split at the limit.
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetWriteError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let mut rest = batch.clone();
+        loop {
+            let room = self.max_rows - self.pending_rows;
+            let now = if rest.num_rows() > room {
+                let head = rest.slice(0, room);
+                rest = rest.slice(room, rest.num_rows() - room);
+                head
+            } else {
+                std::mem::replace(&mut rest, RecordBatch::new_empty(self.schema.clone()))
+            };
+            self.pending_rows += now.num_rows();
+            self.pending.push(now);
+            if self.pending_rows >= self.max_rows {
+                self.flush()?;
+            }
+            if rest.num_rows() == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Encodes the open row group, one column writer per thread, and appends it to the file.
+    fn flush(&mut self) -> Result<(), ParquetWriteError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let writers = self.factory.create_column_writers(self.file.flushed_row_groups().len())?;
+        // The leaves of each column writer, batch after batch (a nested field has several).
+        let mut leaves: Vec<Vec<ArrowLeafColumn>> = (0..writers.len()).map(|_| Vec::new()).collect();
+        for batch in self.pending.drain(..) {
+            let mut slot = leaves.iter_mut();
+            for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
+                for leaf in compute_leaves(field, column)? {
+                    slot.next()
+                        .ok_or_else(|| ParquetError::General("more leaf columns than column writers".into()))?
+                        .push(leaf);
+                }
+            }
+        }
+        self.pending_rows = 0;
+        let chunks: Vec<Result<ArrowColumnChunk, ParquetError>> = writers
+            .into_par_iter()
+            .zip(leaves)
+            .map(|(mut writer, leaves)| {
+                for leaf in &leaves {
+                    writer.write(leaf)?;
+                }
+                writer.close()
+            })
+            .collect();
+        let mut row_group = self.file.next_row_group()?;
+        for chunk in chunks {
+            chunk?.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
         Ok(())
     }
 }
