@@ -307,6 +307,66 @@ mod tests {
         assert!(matches!(compression, Compression::ZSTD(_)), "{compression:?}");
     }
 
+    /// Batches of 7, 0 and 40 rows over string, float and nullable columns.
+    fn mixed_batches() -> (SchemaRef, Vec<RecordBatch>) {
+        use arrow::array::{Float32Array, StringArray};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, false),
+            Field::new("x", DataType::Int64, true),
+            Field::new("f", DataType::Float32, false),
+        ]));
+        let batch = |lo: i64, n: i64| {
+            let s: ArrayRef = Arc::new(StringArray::from_iter_values((lo..lo + n).map(|i| format!("id{}", i * 7 % 13))));
+            let x: ArrayRef = Arc::new(Int64Array::from_iter((lo..lo + n).map(|i| (i % 3 != 0).then_some(i))));
+            let f: ArrayRef = Arc::new(Float32Array::from_iter_values((lo..lo + n).map(|i| i as f32 / 3.0)));
+            RecordBatch::try_new(schema.clone(), vec![s, x, f]).unwrap()
+        };
+        (schema.clone(), vec![batch(0, 7), batch(7, 0), batch(7, 40)])
+    }
+
+    #[test]
+    fn the_parallel_stream_writes_the_bytes_of_arrow_writer() {
+        // Row groups of 5 rows: batches are split across row groups, the last one is partial.
+        for max_rows in [5, 47, 1000] {
+            let (schema, batches) = mixed_batches();
+            let options = || {
+                WriterProperties::builder()
+                    .set_max_row_group_row_count(Some(max_rows))
+                    .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new("k".to_owned(), "v".to_owned())]))
+            };
+            let level = ZstdLevel::try_new(ZSTD_LEVEL).unwrap();
+            let mut want = Vec::new();
+            let props = options().set_compression(Compression::ZSTD(level)).build();
+            let mut writer = ArrowWriter::try_new(&mut want, schema.clone(), Some(props)).unwrap();
+            for b in &batches {
+                writer.write(b).unwrap();
+            }
+            writer.close().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.parquet");
+            let mut stream = ParquetStream::create(&path, schema.clone(), options()).unwrap();
+            assert!(matches!(stream.inner, Inner::Parallel(_)));
+            for b in &batches {
+                stream.write(b).unwrap();
+            }
+            assert_eq!(stream.rows(), 47);
+            stream.finish().unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), want, "row groups of {max_rows}");
+            let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap();
+            assert_eq!(builder.metadata().num_row_groups(), 47usize.div_ceil(max_rows));
+        }
+    }
+
+    #[test]
+    fn a_dropped_stream_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let mut stream = ParquetStream::create(&path, schema(), WriterProperties::builder()).unwrap();
+        stream.write(&batch(&[1, 2]).unwrap()).unwrap();
+        drop(stream);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temporary file left behind");
+    }
+
     #[test]
     fn a_failing_batch_leaves_the_old_file_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
