@@ -469,7 +469,10 @@ impl GraphBuilder {
             let (new, s) = pairs::scan(&prep, &buckets, search_shard, false, bounds, &sink, progress, (round, rounds));
             drop(buckets);
             stats.add(&s);
+            // Grown by exactly what the round found: doubling would hold up to twice the list.
+            found.reserve_exact(new.len());
             found.extend_from_slice(&new);
+            drop(new);
             earlier.push(&codes);
         }
         drop(earlier);
@@ -501,7 +504,7 @@ impl GraphBuilder {
         }
         split(&mut phases.weights);
         let links = found.len();
-        let directed = directed_edges(&found, &shard);
+        let mut directed = directed_edges(&found, &shard);
         drop(found);
         split(&mut phases.assemble);
         let recall = c.recall_sample.map(|sample| {
@@ -513,10 +516,13 @@ impl GraphBuilder {
         });
         drop(own_lists);
         split(&mut phases.recall);
-        let directed: Vec<RowEdge> = directed
-            .into_par_iter()
-            .map(|(s, t, weight)| RowEdge { source: prep.rows[s as usize], target: prep.rows[t as usize], weight })
-            .collect();
+        // Compact indices to input rows, in place (a second list would double the peak).
+        if prep.zero_rows > 0 {
+            directed.par_iter_mut().for_each(|e| {
+                e.source = prep.rows[e.source as usize];
+                e.target = prep.rows[e.target as usize];
+            });
+        }
         split(&mut phases.assemble);
         let nodes = rows.len();
         let report = BuildReport {
@@ -613,7 +619,7 @@ fn compact_range(prep: &Prepared<'_>, rows: &Range<usize>) -> Range<u32> {
 
 /// Both directions of every pair whose source is in `shard`, sorted by source then target
 /// (compact indices): a counting sort by source, then each source's targets sorted in parallel.
-fn directed_edges(pairs: &[Pair], shard: &Range<u32>) -> Vec<Pair> {
+fn directed_edges(pairs: &[Pair], shard: &Range<u32>) -> Vec<RowEdge> {
     let base = shard.start;
     let width = (shard.end - shard.start) as usize;
     let mut starts = vec![0usize; width + 1];
@@ -627,24 +633,24 @@ fn directed_edges(pairs: &[Pair], shard: &Range<u32>) -> Vec<Pair> {
     for i in 0..width {
         starts[i + 1] += starts[i];
     }
-    let mut out = vec![(0u32, 0u32, 0.0f32); starts[width]];
+    let mut out = vec![RowEdge { source: 0, target: 0, weight: 0.0 }; starts[width]];
     let mut next = starts.clone();
     for &(a, b, w) in pairs {
         for (s, t) in [(a, b), (b, a)] {
             if shard.contains(&s) {
                 let slot = &mut next[(s - base) as usize];
-                out[*slot] = (s, t, w);
+                out[*slot] = RowEdge { source: s, target: t, weight: w };
                 *slot += 1;
             }
         }
     }
     let mut segments = Vec::with_capacity(width);
-    let mut rest: &mut [Pair] = &mut out;
+    let mut rest: &mut [RowEdge] = &mut out;
     for i in 0..width {
         let (segment, tail) = rest.split_at_mut(starts[i + 1] - starts[i]);
         segments.push(segment);
         rest = tail;
     }
-    segments.into_par_iter().for_each(|seg| seg.sort_unstable_by_key(|e| e.1));
+    segments.into_par_iter().for_each(|seg| seg.sort_unstable_by_key(|e| e.target));
     out
 }

@@ -250,6 +250,7 @@ pub(crate) fn scan(
         .collect();
     let mut stats = ScanStats::default();
     let mut pairs = Vec::with_capacity(results.iter().map(|r| r.0.len()).sum());
+    // Each task's list is freed as soon as it is copied.
     for (p, s) in results {
         pairs.extend_from_slice(&p);
         stats.add(&s);
