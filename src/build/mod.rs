@@ -316,7 +316,12 @@ impl GraphBuilder {
     /// # Errors
     /// Those of [`GraphBuilder::build`], and [`BuildError::Graph`] when the file cannot be
     /// written (naming it; nothing is left at `path` then).
-    pub fn write(&self, ids: &[String], embeddings: ArrayView2<'_, f32>, path: &Path) -> Result<BuildReport, BuildError> {
+    pub fn write(
+        &self,
+        ids: &[String],
+        embeddings: ArrayView2<'_, f32>,
+        path: &Path,
+    ) -> Result<BuildReport, BuildError> {
         let start = Instant::now();
         check_ids(ids, embeddings.nrows())?;
         let (edges, mut report) = self.edges_named(embeddings, Some(ids))?;
@@ -569,11 +574,14 @@ impl GraphBuilder {
     /// every link between two rows of the shard, with one weight).
     fn meta_of(&self, n: usize, edges: &[RowEdge]) -> EdgeTableMeta {
         let rows = self.config.shard_rows(n);
-        let mut outside: Vec<u32> =
-            edges.iter().map(|e| e.target).filter(|&t| !rows.contains(&(t as usize))).collect();
+        let mut outside: Vec<u32> = edges.iter().map(|e| e.target).filter(|&t| !rows.contains(&(t as usize))).collect();
         outside.par_sort_unstable();
         outside.dedup();
-        EdgeTableMeta { directed: !outside.is_empty(), provenance: self.provenance(), nodes: rows.len() + outside.len() }
+        EdgeTableMeta {
+            directed: !outside.is_empty(),
+            provenance: self.provenance(),
+            nodes: rows.len() + outside.len(),
+        }
     }
 
     /// A one-line description of the options, kept in the graph's provenance.

@@ -103,7 +103,8 @@ fn query_block(prep: &Prepared<'_>, qs: &[u32], bounds: Bounds, built: &Built<'_
                         Built::Edges(edges) => {
                             if v >= bounds.hi || prep.cosine(q, y) >= bounds.threshold {
                                 exact += 1;
-                                found += u64::from(edges.binary_search_by(|e| (e.source, e.target).cmp(&(q, y))).is_ok());
+                                found +=
+                                    u64::from(edges.binary_search_by(|e| (e.source, e.target).cmp(&(q, y))).is_ok());
                             }
                         }
                         Built::TopK { k, margin2, .. } => lists[r].push(v, y, *k, *margin2),

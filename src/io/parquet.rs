@@ -112,7 +112,7 @@ pub struct ParquetStream {
 
 enum Inner {
     /// Batches go to the `parquet` crate's writer as they come.
-    Sequential(ArrowWriter<AtomicFile>),
+    Sequential(Box<ArrowWriter<AtomicFile>>),
     /// Row groups encoded one column per thread.
     Parallel(Box<Parallel>),
 }
@@ -152,9 +152,16 @@ impl ParquetStream {
         let inner = match max_rows {
             Some(max_rows) if simple && max_rows > 0 => {
                 let (file, factory) = writer.into_serialized_writer()?;
-                Inner::Parallel(Box::new(Parallel { file, factory, schema, max_rows, pending: Vec::new(), pending_rows: 0 }))
+                Inner::Parallel(Box::new(Parallel {
+                    file,
+                    factory,
+                    schema,
+                    max_rows,
+                    pending: Vec::new(),
+                    pending_rows: 0,
+                }))
             }
-            _ => Inner::Sequential(writer),
+            _ => Inner::Sequential(Box::new(writer)),
         };
         Ok(ParquetStream { inner, rows: 0 })
     }
@@ -316,7 +323,8 @@ mod tests {
             Field::new("f", DataType::Float32, false),
         ]));
         let batch = |lo: i64, n: i64| {
-            let s: ArrayRef = Arc::new(StringArray::from_iter_values((lo..lo + n).map(|i| format!("id{}", i * 7 % 13))));
+            let s: ArrayRef =
+                Arc::new(StringArray::from_iter_values((lo..lo + n).map(|i| format!("id{}", i * 7 % 13))));
             let x: ArrayRef = Arc::new(Int64Array::from_iter((lo..lo + n).map(|i| (i % 3 != 0).then_some(i))));
             let f: ArrayRef = Arc::new(Float32Array::from_iter_values((lo..lo + n).map(|i| i as f32 / 3.0)));
             RecordBatch::try_new(schema.clone(), vec![s, x, f]).unwrap()
@@ -330,9 +338,9 @@ mod tests {
         for max_rows in [5, 47, 1000] {
             let (schema, batches) = mixed_batches();
             let options = || {
-                WriterProperties::builder()
-                    .set_max_row_group_row_count(Some(max_rows))
-                    .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new("k".to_owned(), "v".to_owned())]))
+                WriterProperties::builder().set_max_row_group_row_count(Some(max_rows)).set_key_value_metadata(Some(
+                    vec![parquet::file::metadata::KeyValue::new("k".to_owned(), "v".to_owned())],
+                ))
             };
             let level = ZstdLevel::try_new(ZSTD_LEVEL).unwrap();
             let mut want = Vec::new();
