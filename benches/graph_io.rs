@@ -100,10 +100,11 @@ fn edge_list() {
     for name in ["graph.parquet", "graph.tsv"] {
         let path = dir.path().join(name);
         let time = best_of(|| {
-            let named = edges.iter().map(|&(s, t, w)| {
+            let named = |i: usize| {
+                let (s, t, w) = edges[i];
                 (ids[s as usize].as_str(), ids[t as usize].as_str(), Edge { weight: w, kind: EdgeKind::Similarity })
-            });
-            write_edges(&path, &meta, named).expect("write");
+            };
+            write_edges(&path, &meta, edges.len(), named).expect("write");
         });
         println!("{name}: {} edges written in {:.3} s, {:.1} MiB", edges.len(), time.as_secs_f64(), size_mib(&path));
     }

@@ -241,29 +241,28 @@ pub fn read_graph(path: &Path) -> Result<NeighborGraph, GraphError> {
     }
 }
 
-/// Writes a sequence of edges as a graph file, Parquet or TSV by the extension (as
-/// [`write_graph`]), atomically, without building a [`NeighborGraph`]: for producers that hold
-/// their edges in a compact form (`nsl build-graph` writes millions of edges this way). The file
-/// is the one [`write_graph`] writes for a graph with these edges in this order and the metadata
+/// Writes `count` edges, `edge(0)` to `edge(count − 1)`, as a graph file, Parquet or TSV by the
+/// extension (as [`write_graph`]), atomically, without building a [`NeighborGraph`]: for producers
+/// that hold their edges in a compact form (`nsl build-graph` writes millions of edges this way;
+/// the Parquet batches are built in parallel, see [`EdgeTableWriter::push_indexed`]). The file is
+/// the one [`write_graph`] writes for a graph with these edges in this order and the metadata
 /// `meta` (which TSV does not store); the edges are written as given (no duplicate check, weights
 /// as they are).
 ///
 /// # Errors
 /// As [`write_graph`]: [`GraphError::Io`], [`GraphError::Parquet`], and for TSV
 /// [`GraphError::Invalid`] naming the output line of an id TSV cannot hold.
-pub fn write_edges<'a, I>(path: &Path, meta: &EdgeTableMeta, edges: I) -> Result<(), GraphError>
+pub fn write_edges<'a, F>(path: &Path, meta: &EdgeTableMeta, count: usize, edge: F) -> Result<(), GraphError>
 where
-    I: IntoIterator<Item = (&'a str, &'a str, Edge)>,
+    F: Fn(usize) -> (&'a str, &'a str, Edge) + Sync,
 {
     match GraphFormat::from_extension(path) {
         GraphFormat::Parquet => {
             let mut writer = EdgeTableWriter::create(path, meta)?;
-            for (source, target, edge) in edges {
-                writer.push(source, target, edge)?;
-            }
+            writer.push_indexed(count, edge)?;
             writer.finish()
         }
-        GraphFormat::Tsv => tsv::write_tsv_edges(path, edges),
+        GraphFormat::Tsv => tsv::write_tsv_edges(path, (0..count).map(edge)),
     }
 }
 
