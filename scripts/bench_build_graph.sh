@@ -16,7 +16,7 @@
 # synth1m), each in its own process under /usr/bin/time -v so its peak RSS is its own.
 # Environment: OUT (results directory, default target/bench_build_graph), DATA (generated inputs,
 # default $OUT), LSH_100K / LSH_1M (bench LSH settings, e.g. "7x11,8x10"), CLI_LSH, TEN_M_LSH,
-# SKIP_10M, SPARK_ROWS (also run scripts/spark/build_graph.py in local[2] on that many rows),
+# SKIP_1M, SKIP_10M, SPARK_ROWS (also run scripts/spark/build_graph.py in local[2] on that many rows),
 # RAYON_NUM_THREADS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,9 +71,9 @@ print(f"exact {n} x {d} (threshold {r['threshold']}): search {search:.3f} s = {n
 PY
 fi
 
-# The CLI end to end, when it is wired (cargo build --release builds target/release/nsl).
+# 2. The CLI end to end on 1M x 64 (cargo build --release builds target/release/nsl).
 nsl=target/release/nsl
-if [ -x "$nsl" ] && "$nsl" build-graph --help >/dev/null 2>&1; then
+if [ -x "$nsl" ] && [ -z "${SKIP_1M:-}" ] && "$nsl" build-graph --help >/dev/null 2>&1; then
   data=$data_dir/synth_n1000000_d64.parquet
   [ -f "$data" ] || "$nsl" generate-embeddings --n 1000000 --dim 64 --seed 1000042 --output "$data"
   splits=${CLI_LSH:-10x18}
