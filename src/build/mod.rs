@@ -53,7 +53,7 @@
 //! runs) does not: it writes the file from the 12-byte edges, the ids borrowed and packed once,
 //! through a streaming Parquet writer that holds one row group (2²⁰ rows). Never `N²`. With LSH,
 //! `8 · N · (lsh_rounds − 1)` bytes more for the bucket codes of past rounds, and `16 · N` for one
-//! round's buckets. Measured: 1M × 64 (20.5 M directed edges) 1.2 GiB peak with `write`, 2.1 GiB
+//! round's buckets. Measured: 1M × 64 (20.5 M directed edges) 1.1 GiB peak with `write`, 2.1 GiB
 //! with `build`; 10M × 64 in `docs/benchmarks.md`.
 //!
 //! # Sharding
