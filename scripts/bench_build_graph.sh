@@ -27,7 +27,8 @@ mkdir -p "$out" "$data_dir"
 
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 [ -n "$cpu" ] || cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
-echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(nproc) cores, $cpu, $(grep -o -m1 -w 'avx512f\|avx2' /proc/cpuinfo | head -1)," \
+simd=$(grep -q -w avx512f /proc/cpuinfo && echo avx512f || (grep -q -w avx2 /proc/cpuinfo && echo avx2 || echo no-avx2))
+echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(nproc) cores, $cpu, $simd," \
   "$(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$out/machine.txt"
 
 bin=$(CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1} cargo bench --bench build_graph --no-run --message-format=json 2>/dev/null |
