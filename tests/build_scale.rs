@@ -1,7 +1,7 @@
 //! Issue 13, item 4: `GraphBuilder::write` (the path of `nsl build-graph`) writes the file that
 //! `write_graph` writes for the graph of `GraphBuilder::build`, byte for byte, without making the
 //! `NeighborGraph`: LSH and exact, with shards (directed metadata, extra target nodes), top-k,
-//! zero vectors, Parquet and TSV.
+//! zero vectors, one thread, Parquet and TSV.
 
 use ndarray::Array2;
 use nsl::build::synthetic::gaussian_clusters;
@@ -27,6 +27,7 @@ fn configs() -> Vec<(&'static str, BuildConfig)> {
         ("exact", base.clone()),
         ("lsh", lsh.clone()),
         ("lsh-centred", BuildConfig { center: true, ..lsh.clone() }),
+        ("lsh-one-thread", BuildConfig { threads: Some(1), ..lsh.clone() }),
         ("exact-shard", BuildConfig { shard: Some((1, 3)), ..base.clone() }),
         ("lsh-shard", BuildConfig { shard: Some((2, 3)), ..lsh }),
         ("top-k", BuildConfig { threshold: 0.5, top_k: Some(3), ..base }),

@@ -351,7 +351,8 @@ impl GraphBuilder {
             let e = &edges[i];
             (name(e.source), name(e.target), similarity(e.weight))
         };
-        crate::graph::write_edges(path, &meta, edges.len(), named)?;
+        // The write builds and encodes row groups in parallel: on the configured threads too.
+        self.in_pool(|| crate::graph::write_edges(path, &meta, edges.len(), named))??;
         Ok(report)
     }
 
@@ -399,15 +400,20 @@ impl GraphBuilder {
                 owned.as_slice().unwrap_or(&[])
             }
         };
+        self.in_pool(|| self.run(data, n, d, ids))?
+    }
+
+    /// Runs `f` in the configured thread pool (`threads`), or in rayon's global pool.
+    fn in_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R, BuildError> {
         match self.config.threads {
             Some(threads) => {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()
                     .map_err(|e| BuildError::ThreadPool { threads, message: e.to_string() })?;
-                pool.install(|| self.run(data, n, d, ids))
+                Ok(pool.install(f))
             }
-            None => self.run(data, n, d, ids),
+            None => Ok(f()),
         }
     }
 
