@@ -54,7 +54,7 @@
 //! through a streaming Parquet writer that holds one row group (2²⁰ rows). Never `N²`. With LSH,
 //! `8 · N · (lsh_rounds − 1)` bytes more for the bucket codes of past rounds, and `16 · N` for one
 //! round's buckets. Measured: 1M × 64 (20.5 M directed edges) 1.1 GiB peak with `write`, 2.1 GiB
-//! with `build`; 10M × 64 in `docs/benchmarks.md`.
+//! with `build`; 10M × 64 (89 M links) 9.9 GiB with `write` (`docs/benchmarks.md`).
 //!
 //! # Sharding
 //! With `shard = Some((i, n))` only the edges whose source row is in the `i`-th of `n` contiguous
