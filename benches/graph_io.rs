@@ -51,6 +51,9 @@ fn size_mib(path: &Path) -> f64 {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "edge-list") {
+        return edge_list();
+    }
     let start = Instant::now();
     let graph = random_graph();
     eprintln!(
@@ -73,5 +76,36 @@ fn main() {
     for (name, write, read, path) in [("Parquet (zstd)", pq_write, pq_read, &pq), ("NSL TSV", tsv_write, tsv_read, &ts)]
     {
         println!("| {name} | {:.3} | {:.3} | {:.1} |", write.as_secs_f64(), read.as_secs_f64(), size_mib(path));
+    }
+}
+
+/// `cargo bench --bench graph_io -- edge-list`: the write `nsl build-graph` does at 1M × 64 —
+/// 20,000,000 directed edges sorted by source (20 per node, ids "0".."999999") through
+/// `nsl::graph::write_edges`, without a `NeighborGraph`.
+fn edge_list() {
+    use nsl::graph::{write_edges, Edge, EdgeTableMeta};
+    let nodes = 1_000_000u32;
+    let ids: Vec<String> = (0..nodes).map(|i| i.to_string()).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(SEED);
+    let mut edges: Vec<(u32, u32, f32)> = Vec::with_capacity(20 * nodes as usize);
+    for s in 0..nodes {
+        let base = s / 50 * 50;
+        let mut targets: Vec<u32> = (0..20).map(|_| (base + rng.random_range(0..50)).min(nodes - 1)).collect();
+        targets.sort_unstable();
+        targets.dedup();
+        edges.extend(targets.into_iter().map(|t| (s, t, rng.random_range(0.9f32..1.0))));
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let meta = EdgeTableMeta { directed: false, provenance: "bench".into(), nodes: nodes as usize };
+    for name in ["graph.parquet", "graph.tsv"] {
+        let path = dir.path().join(name);
+        let time = best_of(|| {
+            let named = |i: usize| {
+                let (s, t, w) = edges[i];
+                (ids[s as usize].as_str(), ids[t as usize].as_str(), Edge { weight: w, kind: EdgeKind::Similarity })
+            };
+            write_edges(&path, &meta, edges.len(), named).expect("write");
+        });
+        println!("{name}: {} edges written in {:.3} s, {:.1} MiB", edges.len(), time.as_secs_f64(), size_mib(&path));
     }
 }

@@ -250,6 +250,7 @@ pub(crate) fn scan(
         .collect();
     let mut stats = ScanStats::default();
     let mut pairs = Vec::with_capacity(results.iter().map(|r| r.0.len()).sum());
+    // Each task's list is freed as soon as it is copied.
     for (p, s) in results {
         pairs.extend_from_slice(&p);
         stats.add(&s);
@@ -317,6 +318,21 @@ fn run_task(
                 return (pairs, stats);
             }
             // 3. The exact cosine decides the pairs within the margin and is every edge's weight.
+            // With few candidates, read their rows where they are: gathering both blocks' input
+            // rows would copy far more than the candidates touch (it was an eighth of an LSH build).
+            if cands.len() < m + n {
+                for &(r, col) in cands.iter() {
+                    let (r, col) = (r as usize, col as usize);
+                    stats.rechecked += u64::from(c[r * n + col] < bounds.hi);
+                    let (a, b) = (ri[r], rj[col]);
+                    let cos = prep.cosine(a, b);
+                    if cos >= bounds.threshold {
+                        stats.negative += u64::from(cos < 0.0);
+                        pairs.push((a, b, cos.max(0.0) as f32));
+                    }
+                }
+                return (pairs, stats);
+            }
             let d = prep.dim();
             gather_input(prep, ri, input_i, sq_i);
             let (xj, sj): (&[f32], &[f64]) = if task.diagonal {

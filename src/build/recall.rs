@@ -33,7 +33,7 @@ pub struct RecallEstimate {
 pub(crate) enum Built<'a> {
     /// Directed edges `(source, target, weight)` sorted by source then target (compact indices);
     /// every sampled node is a source of this list's shard.
-    Edges(&'a [(u32, u32, f32)]),
+    Edges(&'a [super::RowEdge]),
     /// Each node's own top-k list (compact index → neighbors).
     TopK { lists: &'a [Vec<(u32, f64)>], k: usize, margin2: f32 },
 }
@@ -103,7 +103,8 @@ fn query_block(prep: &Prepared<'_>, qs: &[u32], bounds: Bounds, built: &Built<'_
                         Built::Edges(edges) => {
                             if v >= bounds.hi || prep.cosine(q, y) >= bounds.threshold {
                                 exact += 1;
-                                found += u64::from(edges.binary_search_by(|e| (e.0, e.1).cmp(&(q, y))).is_ok());
+                                found +=
+                                    u64::from(edges.binary_search_by(|e| (e.source, e.target).cmp(&(q, y))).is_ok());
                             }
                         }
                         Built::TopK { k, margin2, .. } => lists[r].push(v, y, *k, *margin2),

@@ -25,7 +25,10 @@ pub use self::core::{neighbor_order, Edge, EdgeKind, NeighborGraph, NodeId, PetG
 pub use self::hops::MAX_HOPS;
 pub use export::{export, ExportFormat};
 pub use linqs::{read_cites, CitesReport, UnknownIds};
-pub use parquet::{edge_schema, read_graph as read_parquet_graph, write_graph as write_parquet_graph, FORMAT_VERSION};
+pub use parquet::{
+    edge_schema, read_graph as read_parquet_graph, write_graph as write_parquet_graph, EdgeTableMeta, EdgeTableWriter,
+    FORMAT_VERSION,
+};
 #[cfg(feature = "linalg")]
 pub use spectral::{laplacian_eigenvalues, laplacian_spectrum, normalized_laplacian, MAX_NODES, ZERO_TOLERANCE};
 #[cfg(feature = "linalg")]
@@ -237,6 +240,31 @@ pub fn read_graph(path: &Path) -> Result<NeighborGraph, GraphError> {
     match GraphFormat::detect(path) {
         GraphFormat::Parquet => parquet::read_graph(path),
         GraphFormat::Tsv => tsv::read_tsv(path, core::EdgeKind::Explicit),
+    }
+}
+
+/// Writes `count` edges, `edge(0)` to `edge(count − 1)`, as a graph file, Parquet or TSV by the
+/// extension (as [`write_graph`]), atomically, without building a [`NeighborGraph`]: for producers
+/// that hold their edges in a compact form (`nsl build-graph` writes millions of edges this way;
+/// the Parquet batches are built in parallel, see [`EdgeTableWriter::push_indexed`]). The file is
+/// the one [`write_graph`] writes for a graph with these edges in this order and the metadata
+/// `meta` (which TSV does not store); the edges are written as given (no duplicate check, weights
+/// as they are).
+///
+/// # Errors
+/// As [`write_graph`]: [`GraphError::Io`], [`GraphError::Parquet`], and for TSV
+/// [`GraphError::Invalid`] naming the output line of an id TSV cannot hold.
+pub fn write_edges<'a, F>(path: &Path, meta: &EdgeTableMeta, count: usize, edge: F) -> Result<(), GraphError>
+where
+    F: Fn(usize) -> (&'a str, &'a str, Edge) + Sync,
+{
+    match GraphFormat::from_extension(path) {
+        GraphFormat::Parquet => {
+            let mut writer = EdgeTableWriter::create(path, meta)?;
+            writer.push_indexed(count, edge)?;
+            writer.finish()
+        }
+        GraphFormat::Tsv => tsv::write_tsv_edges(path, (0..count).map(edge)),
     }
 }
 

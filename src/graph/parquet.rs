@@ -32,20 +32,22 @@
 //! of strings or plain strings; other columns are ignored and nullable columns are fine as long as
 //! they hold no null.
 
-use super::{EdgeKind, GraphError, NeighborGraph};
-use crate::io::{write_parquet, Location};
+use super::{Edge, EdgeKind, GraphError, NeighborGraph};
+use crate::io::{Location, ParquetStream};
 use arrow::array::{
     Array, ArrayRef, AsArray, DictionaryArray, Float32Builder, Int8Array, RecordBatch, StringArray, StringBuilder,
 };
-use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int32Type, Int64Type, Int8Type, Schema};
+use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int32Type, Int64Type, Int8Type, Schema, SchemaRef};
+use arrow::error::ArrowError;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use rayon::prelude::*;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The value of the `nsl.format_version` metadata key written (and the only one read).
@@ -67,52 +69,222 @@ pub fn edge_schema() -> Schema {
     ])
 }
 
-/// Writes `graph` as a Parquet edge table (schema and metadata in the module docs), atomically,
-/// with [`crate::io::write_parquet`].
+/// Writes `graph` as a Parquet edge table (schema and metadata in the module docs), atomically:
+/// its edges in insertion order through an [`EdgeTableWriter`].
 ///
 /// # Errors
 /// [`GraphError::Io`] if the file cannot be written, [`GraphError::Parquet`] if encoding fails (no
 /// file is left behind then).
 pub fn write_graph(graph: &NeighborGraph, path: &Path) -> Result<(), GraphError> {
-    let schema = Arc::new(edge_schema());
-    let metadata = vec![
-        KeyValue::new("nsl.format_version".to_owned(), FORMAT_VERSION.to_owned()),
-        KeyValue::new("nsl.directed".to_owned(), (!graph.is_symmetric()).to_string()),
-        KeyValue::new("nsl.provenance".to_owned(), graph.provenance().to_owned()),
-        KeyValue::new("nsl.nodes".to_owned(), graph.node_count().to_string()),
-    ];
-    let options = WriterProperties::builder()
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_key_value_metadata(Some(metadata));
-    // The dictionary of the `kind` column: key i is EdgeKind::ALL[i].
-    let kind_values: ArrayRef = Arc::new(StringArray::from_iter_values(EdgeKind::ALL.iter().map(|k| k.as_str())));
-    let mut edges = graph.edges().peekable();
-    // One batch of at most WRITE_BATCH_ROWS edges per call, built only when the writer asks for it.
-    let batches = std::iter::from_fn(|| {
-        edges.peek()?;
-        let mut sources = StringBuilder::with_capacity(WRITE_BATCH_ROWS, WRITE_BATCH_ROWS * 8);
-        let mut targets = StringBuilder::with_capacity(WRITE_BATCH_ROWS, WRITE_BATCH_ROWS * 8);
-        let mut weights = Float32Builder::with_capacity(WRITE_BATCH_ROWS);
-        let mut kinds = Vec::with_capacity(WRITE_BATCH_ROWS);
-        for (s, t, e) in edges.by_ref().take(WRITE_BATCH_ROWS) {
-            sources.append_value(s);
-            targets.append_value(t);
-            weights.append_value(e.weight);
-            kinds.push(kind_key(e.kind));
+    let meta = EdgeTableMeta {
+        directed: !graph.is_symmetric(),
+        provenance: graph.provenance().to_owned(),
+        nodes: graph.node_count(),
+    };
+    let mut writer = EdgeTableWriter::create(path, &meta)?;
+    for (source, target, edge) in graph.edges() {
+        writer.push(source, target, edge)?;
+    }
+    writer.finish()
+}
+
+/// The file metadata of an edge table (see the module docs), for an [`EdgeTableWriter`], which
+/// writes it before it has seen the edges.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EdgeTableMeta {
+    /// `nsl.directed`: `false` iff every edge has its reverse with the same weight
+    /// ([`NeighborGraph::is_symmetric`]).
+    pub directed: bool,
+    /// `nsl.provenance`: how the graph was made.
+    pub provenance: String,
+    /// `nsl.nodes`: the node count, isolated nodes included.
+    pub nodes: usize,
+}
+
+/// Writes a Parquet edge table edge by edge, without a [`NeighborGraph`]: the same schema,
+/// metadata, batches and row groups as [`write_graph`], so a graph's edges pushed in its order give
+/// the same file, byte for byte. Rows are encoded in batches of 65,536 and flushed as row groups
+/// of 1,048,576 rows (through [`crate::io::ParquetStream`]), so memory does not grow with the
+/// number of edges. The file appears at `path` only on [`EdgeTableWriter::finish`]; dropping the
+/// writer removes the temporary file.
+///
+/// ```
+/// use nsl::graph::{read_parquet_graph, Edge, EdgeKind, EdgeTableMeta, EdgeTableWriter};
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("g.parquet");
+/// let meta = EdgeTableMeta { directed: false, provenance: "by hand".into(), nodes: 2 };
+/// let mut writer = EdgeTableWriter::create(&path, &meta)?;
+/// let edge = Edge { weight: 0.5, kind: EdgeKind::Similarity };
+/// writer.push("a", "b", edge)?;
+/// writer.push("b", "a", edge)?;
+/// writer.finish()?;
+/// let graph = read_parquet_graph(&path)?;
+/// assert_eq!((graph.edge_count(), graph.weight("b", "a")), (2, Some(0.5)));
+/// assert_eq!(graph.provenance(), "by hand");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct EdgeTableWriter {
+    stream: ParquetStream,
+    path: PathBuf,
+    schema: SchemaRef,
+    /// The dictionary of the `kind` column: key i is `EdgeKind::ALL[i]`.
+    kind_values: ArrayRef,
+    /// The rows of the open batch.
+    pending: Rows,
+}
+
+/// The columns of one record batch being filled.
+struct Rows {
+    sources: StringBuilder,
+    targets: StringBuilder,
+    weights: Float32Builder,
+    kinds: Vec<i8>,
+}
+
+impl Rows {
+    fn new() -> Self {
+        Rows {
+            sources: StringBuilder::with_capacity(WRITE_BATCH_ROWS, WRITE_BATCH_ROWS * 8),
+            targets: StringBuilder::with_capacity(WRITE_BATCH_ROWS, WRITE_BATCH_ROWS * 8),
+            weights: Float32Builder::with_capacity(WRITE_BATCH_ROWS),
+            kinds: Vec::with_capacity(WRITE_BATCH_ROWS),
         }
-        let batch =
-            DictionaryArray::<Int8Type>::try_new(Int8Array::from(kinds), kind_values.clone()).and_then(|kind| {
-                let columns: Vec<ArrayRef> = vec![
-                    Arc::new(sources.finish()),
-                    Arc::new(targets.finish()),
-                    Arc::new(weights.finish()),
-                    Arc::new(kind),
-                ];
-                RecordBatch::try_new(schema.clone(), columns)
-            });
-        Some(batch)
-    });
-    write_parquet(path, schema.clone(), options, batches).map_err(|e| GraphError::parquet_write(path, e))
+    }
+
+    fn push(&mut self, source: &str, target: &str, edge: Edge) {
+        self.sources.append_value(source);
+        self.targets.append_value(target);
+        self.weights.append_value(edge.weight);
+        self.kinds.push(kind_key(edge.kind));
+    }
+
+    fn len(&self) -> usize {
+        self.kinds.len()
+    }
+
+    /// The batch of the rows (the builders are left empty).
+    fn finish(&mut self, schema: &SchemaRef, kind_values: &ArrayRef) -> Result<RecordBatch, ArrowError> {
+        let kinds = Int8Array::from(std::mem::replace(&mut self.kinds, Vec::with_capacity(WRITE_BATCH_ROWS)));
+        let kind = DictionaryArray::<Int8Type>::try_new(kinds, kind_values.clone())?;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.sources.finish()),
+            Arc::new(self.targets.finish()),
+            Arc::new(self.weights.finish()),
+            Arc::new(kind),
+        ];
+        RecordBatch::try_new(schema.clone(), columns)
+    }
+}
+
+impl std::fmt::Debug for EdgeTableWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeTableWriter").field("path", &self.path).field("rows", &self.rows()).finish_non_exhaustive()
+    }
+}
+
+impl EdgeTableWriter {
+    /// Starts writing the edge table `path` with the metadata `meta`.
+    ///
+    /// # Errors
+    /// [`GraphError::Io`] if the temporary file cannot be created, [`GraphError::Parquet`] if the
+    /// encoder cannot be set up.
+    pub fn create(path: &Path, meta: &EdgeTableMeta) -> Result<Self, GraphError> {
+        let schema: SchemaRef = Arc::new(edge_schema());
+        let metadata = vec![
+            KeyValue::new("nsl.format_version".to_owned(), FORMAT_VERSION.to_owned()),
+            KeyValue::new("nsl.directed".to_owned(), meta.directed.to_string()),
+            KeyValue::new("nsl.provenance".to_owned(), meta.provenance.clone()),
+            KeyValue::new("nsl.nodes".to_owned(), meta.nodes.to_string()),
+        ];
+        let options = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_key_value_metadata(Some(metadata));
+        let stream =
+            ParquetStream::create(path, schema.clone(), options).map_err(|e| GraphError::parquet_write(path, e))?;
+        let kind_values: ArrayRef = Arc::new(StringArray::from_iter_values(EdgeKind::ALL.iter().map(|k| k.as_str())));
+        Ok(EdgeTableWriter { stream, path: path.to_path_buf(), schema, kind_values, pending: Rows::new() })
+    }
+
+    /// Appends the edge `source → target` (written as given: the caller checks the weight and
+    /// the ids, as a [`NeighborGraph`] does).
+    ///
+    /// # Errors
+    /// Those of encoding a full batch ([`GraphError::Parquet`], [`GraphError::Io`]).
+    pub fn push(&mut self, source: &str, target: &str, edge: Edge) -> Result<(), GraphError> {
+        self.pending.push(source, target, edge);
+        if self.pending.len() == WRITE_BATCH_ROWS {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    /// Appends the edges `edge(0)`, …, `edge(count − 1)`, in that order: the file is the one
+    /// [`EdgeTableWriter::push`] of each would give, but the record batches of each row group are
+    /// built in parallel (rayon), for producers that can look an edge up by its index (an edge
+    /// list in memory).
+    ///
+    /// # Errors
+    /// As [`EdgeTableWriter::push`].
+    pub fn push_indexed<'a, F>(&mut self, count: usize, edge: F) -> Result<(), GraphError>
+    where
+        F: Fn(usize) -> (&'a str, &'a str, Edge) + Sync,
+    {
+        // Complete the open batch first, so that batch boundaries are those of `push`.
+        let head = ((WRITE_BATCH_ROWS - self.pending.len()) % WRITE_BATCH_ROWS).min(count);
+        for i in 0..head {
+            let (source, target, e) = edge(i);
+            self.push(source, target, e)?;
+        }
+        let full = (count - head) / WRITE_BATCH_ROWS;
+        let group = ROW_GROUP_ROWS / WRITE_BATCH_ROWS;
+        for first in (0..full).step_by(group) {
+            let batches: Vec<Result<RecordBatch, ArrowError>> = (first..(first + group).min(full))
+                .into_par_iter()
+                .map(|b| {
+                    let start = head + b * WRITE_BATCH_ROWS;
+                    let mut rows = Rows::new();
+                    for i in start..start + WRITE_BATCH_ROWS {
+                        let (source, target, e) = edge(i);
+                        rows.push(source, target, e);
+                    }
+                    rows.finish(&self.schema, &self.kind_values)
+                })
+                .collect();
+            for batch in batches {
+                let batch = batch.map_err(|e| GraphError::parquet_write(&self.path, e.into()))?;
+                self.stream.write(&batch).map_err(|e| GraphError::parquet_write(&self.path, e))?;
+            }
+        }
+        for i in head + full * WRITE_BATCH_ROWS..count {
+            let (source, target, e) = edge(i);
+            self.push(source, target, e)?;
+        }
+        Ok(())
+    }
+
+    /// Rows pushed so far.
+    pub fn rows(&self) -> u64 {
+        self.stream.rows() + self.pending.len() as u64
+    }
+
+    /// Writes the pending rows, the footer and commits the file.
+    ///
+    /// # Errors
+    /// [`GraphError::Io`] or [`GraphError::Parquet`]; no file is left behind then.
+    pub fn finish(mut self) -> Result<(), GraphError> {
+        if self.pending.len() > 0 {
+            self.flush_batch()?;
+        }
+        let path = self.path;
+        self.stream.finish().map_err(|e| GraphError::parquet_write(&path, e))
+    }
+
+    /// Encodes the pending rows as one record batch.
+    fn flush_batch(&mut self) -> Result<(), GraphError> {
+        let batch = self.pending.finish(&self.schema, &self.kind_values);
+        let batch = batch.map_err(|e| GraphError::parquet_write(&self.path, e.into()))?;
+        self.stream.write(&batch).map_err(|e| GraphError::parquet_write(&self.path, e))
+    }
 }
 
 /// The dictionary key of `kind` in the `kind` column: its index in [`EdgeKind::ALL`].
@@ -367,4 +539,46 @@ fn add_batch(graph: &mut NeighborGraph, batch: &RecordBatch, first_row: usize, p
 fn parse_kind(text: Option<&str>) -> Result<EdgeKind, String> {
     let text = text.unwrap_or("null");
     EdgeKind::parse(text).ok_or_else(|| text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Edge `i` of a synthetic list: ids from a table of 5,000, weights and kinds varying.
+    fn edge_at(ids: &[String], i: usize) -> (&str, &str, Edge) {
+        let kind = EdgeKind::ALL[i % 3];
+        (&ids[i / 300 % ids.len()], &ids[(i * 7919) % ids.len()], Edge { weight: (i % 1000) as f32 / 999.0, kind })
+    }
+
+    #[test]
+    fn indexed_pushes_write_the_bytes_of_single_pushes() {
+        let ids: Vec<String> = (0..5_000).map(|i| format!("n{i}")).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let meta = EdgeTableMeta { directed: true, provenance: "test".into(), nodes: ids.len() };
+        // Two row groups and a partial batch; the indexed writer starts after 1,000 single pushes.
+        let count = ROW_GROUP_ROWS + 3 * WRITE_BATCH_ROWS + 1_234;
+        let one = dir.path().join("one.parquet");
+        let mut w = EdgeTableWriter::create(&one, &meta).unwrap();
+        for i in 0..count {
+            let (s, t, e) = edge_at(&ids, i);
+            w.push(s, t, e).unwrap();
+        }
+        w.finish().unwrap();
+        let many = dir.path().join("many.parquet");
+        let mut w = EdgeTableWriter::create(&many, &meta).unwrap();
+        for i in 0..1_000 {
+            let (s, t, e) = edge_at(&ids, i);
+            w.push(s, t, e).unwrap();
+        }
+        w.push_indexed(count - 1_000, |i| edge_at(&ids, i + 1_000)).unwrap();
+        assert_eq!(w.rows(), count as u64);
+        w.finish().unwrap();
+        assert_eq!(std::fs::read(&one).unwrap(), std::fs::read(&many).unwrap());
+        let graph = read_graph(&many).unwrap();
+        // Pairs repeat in this list (the reader keeps the larger weight), so at most `count` edges.
+        assert!(graph.edge_count() > 1_000_000 && graph.edge_count() <= count, "{}", graph.edge_count());
+        let (s, t, e) = edge_at(&ids, 777_777);
+        assert_eq!(graph.weight(s, t), Some(e.weight));
+    }
 }

@@ -22,7 +22,7 @@
 //! decimal that reads back as the same `f32` (Rust's `{}` for `f32`, e.g. `1`, `0.1`, `1e-7`), so a
 //! TSV round trip is exact. NSL's `float()` reads every such number.
 
-use super::{write_atomically, EdgeKind, GraphError, NeighborGraph};
+use super::{write_atomically, Edge, EdgeKind, GraphError, NeighborGraph};
 use crate::io::{open_maybe_gz, read_line_limited, Location, MAX_LINE_BYTES};
 use std::io::{self, Write};
 use std::path::Path;
@@ -109,8 +109,17 @@ pub(crate) fn parse_weight(text: &str) -> Result<f32, String> {
 /// id containing a tab, `\n` or `\r`, or a source id starting with `#` (it would read back as a
 /// comment). Nothing is written then. [`GraphError::Io`] if writing fails; no file is left behind.
 pub fn write_tsv(graph: &NeighborGraph, path: &Path) -> Result<(), GraphError> {
+    write_tsv_edges(path, graph.edges())
+}
+
+/// [`write_tsv`] of a sequence of edges, without a [`NeighborGraph`]: one line per edge, in the
+/// order given (the errors are those of [`write_tsv`]).
+pub(crate) fn write_tsv_edges<'a, I>(path: &Path, edges: I) -> Result<(), GraphError>
+where
+    I: IntoIterator<Item = (&'a str, &'a str, Edge)>,
+{
     write_atomically(path, |out| {
-        for (line, (source, target, edge)) in graph.edges().enumerate() {
+        for (line, (source, target, edge)) in edges.into_iter().enumerate() {
             for (column, id) in [(1, source), (2, target)] {
                 if let Some(problem) = tsv_id_problem(id, column == 1) {
                     return Err(GraphError::invalid(

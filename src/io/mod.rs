@@ -30,7 +30,7 @@ pub use limits::{
     MAX_LINE_BYTES,
 };
 pub use live::{live_temp_files, remove_live_temp_files, remove_live_temp_files_and_exit};
-pub use parquet::{is_parquet, write_parquet, ParquetWriteError, ZSTD_LEVEL};
+pub use parquet::{is_parquet, write_parquet, ParquetStream, ParquetWriteError, ZSTD_LEVEL};
 pub use staged::{check_paths, OutputSet, PathConflict, StagedDir};
 
 use std::fmt;
