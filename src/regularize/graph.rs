@@ -301,17 +301,15 @@ fn contrastive_loss(samples: &Tensor, neighbors: &Tensor, batch: &NeighborBatch,
     let pos = (s.index_select(&batch.sample_index, 0)? * &t)?.sum(1)?.affine(inv, -inv)?.exp()?;
     let off_diagonal = Tensor::eye(b, samples.dtype(), device)?.affine(-1.0, 1.0)?;
     let neg = (s.matmul(&s.t()?)?.affine(inv, -inv)?.exp()? * off_diagonal)?.sum(1)?;
-    // Which center each pair belongs to, as a [B, P] 0/1 matrix: sums per center are products.
+    // Which centers have a pair; sums over each center's pairs are scatter-adds (no [B, P] matrix).
     let index: Vec<u32> = batch.sample_index.to_vec1()?;
-    let mut member = vec![0f32; b * index.len()];
     let mut has = vec![0f32; b];
-    for (p, &i) in index.iter().enumerate() {
-        member[i as usize * index.len() + p] = 1.0;
+    for &i in &index {
         has[i as usize] = 1.0;
     }
     let centers = has.iter().sum::<f32>().max(1.0);
-    let member = Tensor::from_vec(member, (b, index.len()), device)?;
-    let per_center = |v: &Tensor| member.matmul(&v.unsqueeze(1)?)?.squeeze(1);
+    let zeros = Tensor::zeros(b, samples.dtype(), device)?;
+    let per_center = |v: &Tensor| zeros.index_add(&batch.sample_index, v, 0);
     let numerator = per_center(&(&pos * &batch.weights)?)?;
     let denominator = (per_center(&pos)? + neg)?;
     let has = Tensor::from_vec(has, b, device)?;
