@@ -264,8 +264,9 @@ fn kill_after(dir: &Path, args: &[&str], state: &Path, epochs: usize) -> usize {
     TrainState::load(state).unwrap().epoch()
 }
 
+/// Issue 15, "training writes nothing until the end, so an interrupted long run loses everything".
 #[test]
-fn killed_train_resumes_to_the_uninterrupted_weights() {
+fn interrupted_train_keeps_its_completed_epochs_and_resumes_to_the_uninterrupted_weights() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     cora(d);
