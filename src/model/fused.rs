@@ -101,8 +101,8 @@ impl Mlp {
             Some(name) => match name.strip_prefix("hidden").and_then(|i| i.parse::<usize>().ok()) {
                 Some(i) if i < self.hidden.len() => Ok(Some(i)),
                 _ => bail!(
-                    "the model has no layer `{name}` (layers: hidden0…hidden{}, logits)",
-                    self.hidden.len().saturating_sub(1)
+                    "the model has no layer `{name}` (layers: {})",
+                    super::net::layer_names("hidden", self.hidden.len())
                 ),
             },
         }

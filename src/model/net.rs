@@ -46,10 +46,9 @@ pub(super) fn dense_stack(
     let logits = out.forward(&h)?;
     match layer {
         Some("logits") => picked = Some(logits.clone()),
-        Some(name) if picked.is_none() => candle_core::bail!(
-            "the model has no layer `{name}` (layers: {prefix}0…{prefix}{}, logits)",
-            layers.len().saturating_sub(1)
-        ),
+        Some(name) if picked.is_none() => {
+            candle_core::bail!("the model has no layer `{name}` (layers: {})", layer_names(prefix, layers.len()))
+        }
         _ => {}
     }
     Ok((logits, picked))
@@ -234,4 +233,27 @@ pub fn build_model(
     };
     glorot_init(&vars, seed)?;
     Ok((model, vars))
+}
+
+/// The names of a stack's layers for messages: `hidden0, hidden1, logits`, `hidden0…hidden4, logits`
+/// or just `logits`.
+pub(super) fn layer_names(prefix: &str, hidden: usize) -> String {
+    match hidden {
+        0 => "logits".into(),
+        1 => format!("{prefix}0, logits"),
+        2 => format!("{prefix}0, {prefix}1, logits"),
+        n => format!("{prefix}0…{prefix}{}, logits", n - 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::layer_names;
+
+    #[test]
+    fn layer_names_list_what_exists() {
+        assert_eq!(layer_names("hidden", 0), "logits");
+        assert_eq!(layer_names("hidden", 1), "hidden0, logits");
+        assert_eq!(layer_names("hidden", 5), "hidden0…hidden4, logits");
+    }
 }
