@@ -379,8 +379,11 @@ impl GraphBuilder {
     /// [`GraphBuilder::write`] on a [`Dataset`] (its ids and features).
     ///
     /// # Errors
-    /// As [`GraphBuilder::write`].
+    /// As [`GraphBuilder::write`], and [`BuildError::TokenIds`] for a dataset with a token group.
     pub fn write_dataset(&self, dataset: &Dataset, path: &Path) -> Result<BuildReport, BuildError> {
+        if let Some(group) = dataset.layout().first_token_group() {
+            return Err(BuildError::TokenIds { group: group.to_owned() });
+        }
         self.write(dataset.ids(), dataset.features(), path)
     }
 
