@@ -590,19 +590,7 @@ fn append_tokens(
 ) -> Result<(), DataError> {
     reject_nulls(path, row0, name, array.as_ref())?;
     let (child, spans) = list_spans(path, name, array, TOKEN_TYPES)?;
-    if child.null_count() > 0 {
-        if let Some((i, k)) = spans
-            .iter()
-            .enumerate()
-            .find_map(|(i, &(start, len))| (start..start + len).position(|c| child.is_null(c)).map(|k| (i, k)))
-        {
-            return Err(DataError::invalid(
-                path,
-                Location::RowColumn(row0 + i, format!("{name}[{k}]")),
-                "null token id",
-            ));
-        }
-    }
+    reject_null_elements(path, row0, name, child.as_ref(), &spans, "null token id")?;
     let values = cast_to(path, name, child.as_ref(), &DataType::Int64)?;
     let values = values.as_primitive::<Int64Type>().values();
     for (i, &(start, len)) in spans.iter().enumerate() {
@@ -628,6 +616,29 @@ fn append_tokens(
 type Spans = Vec<(usize, usize)>;
 
 /// The child array of a list column and each row's `(start, length)` in it.
+/// A null element of a list column (the row and `name[k]` named), given the child array and each
+/// row's `(start, length)` in it.
+fn reject_null_elements(
+    path: &Path,
+    row0: usize,
+    name: &str,
+    child: &dyn Array,
+    spans: &[(usize, usize)],
+    what: &str,
+) -> Result<(), DataError> {
+    if child.null_count() == 0 {
+        return Ok(());
+    }
+    let null = spans
+        .iter()
+        .enumerate()
+        .find_map(|(i, &(start, len))| (start..start + len).position(|c| child.is_null(c)).map(|k| (i, k)));
+    match null {
+        Some((i, k)) => Err(DataError::invalid(path, Location::RowColumn(row0 + i, format!("{name}[{k}]")), what)),
+        None => Ok(()),
+    }
+}
+
 fn list_spans<'a>(
     path: &Path,
     name: &str,
@@ -774,19 +785,7 @@ fn append_list(
             Some(_) => {}
         }
     }
-    if child.null_count() > 0 {
-        if let Some((i, k)) = spans
-            .iter()
-            .enumerate()
-            .find_map(|(i, &(start, len))| (start..start + len).position(|c| child.is_null(c)).map(|k| (i, k)))
-        {
-            return Err(DataError::invalid(
-                path,
-                Location::RowColumn(row0 + i, format!("{name}[{k}]")),
-                "null feature value",
-            ));
-        }
-    }
+    reject_null_elements(path, row0, name, child.as_ref(), &spans, "null feature value")?;
     match child.data_type() {
         DataType::Float32 => copy_spans(path, row0, name, child.as_primitive::<Float32Type>().values(), &spans, values),
         DataType::Float64 => copy_spans(path, row0, name, child.as_primitive::<Float64Type>().values(), &spans, values),

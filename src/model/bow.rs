@@ -148,14 +148,11 @@ impl Model for Bow {
     }
 
     fn rng_positions(&self) -> Result<Vec<u128>> {
-        Ok(vec![self.dropout.position()?])
+        self.dropout.positions()
     }
 
     fn set_rng_positions(&self, positions: &[u128]) -> Result<()> {
-        match positions {
-            [p] => self.dropout.set_position(*p),
-            _ => candle_core::bail!("the model has one random stream (dropout), got {} positions", positions.len()),
-        }
+        self.dropout.set_positions(positions)
     }
 
     fn forward_with(&self, xs: &Tensor, train: bool, layer: Option<&str>) -> Result<(Tensor, Option<Tensor>)> {

@@ -39,6 +39,26 @@ impl Dropout {
         Ok(())
     }
 
+    /// [`Dropout::position`] as a model's list of random-stream positions
+    /// ([`Model::rng_positions`](super::Model::rng_positions) of a model whose one stream is this).
+    ///
+    /// # Errors
+    /// If the generator's lock is poisoned.
+    pub(crate) fn positions(&self) -> Result<Vec<u128>> {
+        Ok(vec![self.position()?])
+    }
+
+    /// Restores [`Dropout::positions`].
+    ///
+    /// # Errors
+    /// Not exactly one position, or a poisoned lock.
+    pub(crate) fn set_positions(&self, positions: &[u128]) -> Result<()> {
+        match positions {
+            [p] => self.set_position(*p),
+            _ => candle_core::bail!("the model has one random stream (dropout), got {} positions", positions.len()),
+        }
+    }
+
     /// Applies dropout when `train` is true.
     ///
     /// # Errors

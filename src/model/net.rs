@@ -87,14 +87,11 @@ impl Model for Mlp {
     }
 
     fn rng_positions(&self) -> Result<Vec<u128>> {
-        Ok(vec![self.dropout.position()?])
+        self.dropout.positions()
     }
 
     fn set_rng_positions(&self, positions: &[u128]) -> Result<()> {
-        match positions {
-            [p] => self.dropout.set_position(*p),
-            _ => candle_core::bail!("the model has one random stream (dropout), got {} positions", positions.len()),
-        }
+        self.dropout.set_positions(positions)
     }
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
@@ -166,14 +163,11 @@ impl Model for Cnn {
     }
 
     fn rng_positions(&self) -> Result<Vec<u128>> {
-        Ok(vec![self.dropout.position()?])
+        self.dropout.positions()
     }
 
     fn set_rng_positions(&self, positions: &[u128]) -> Result<()> {
-        match positions {
-            [p] => self.dropout.set_position(*p),
-            _ => candle_core::bail!("the model has one random stream (dropout), got {} positions", positions.len()),
-        }
+        self.dropout.set_positions(positions)
     }
 
     fn forward_with(&self, xs: &Tensor, train: bool, layer: Option<&str>) -> Result<(Tensor, Option<Tensor>)> {
