@@ -20,7 +20,7 @@
 use nsl::build::{BuildConfig, GraphBuilder};
 use nsl::data::{multi_hot_to_tokens, read_content, split, token_ids, Dataset, FeatureKind, SplitConfig, SplitMethod};
 use nsl::eval::evaluate;
-use nsl::model::{build_model, InputGroup, ModelSpec};
+use nsl::model::{build_model, ModelSpec};
 use nsl::neighbors::NeighborTable;
 use nsl::regularize::{DistanceConfig, GraphRegConfig};
 use nsl::train::{TrainConfig, Trainer};
@@ -55,8 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let nsl_split = SplitConfig { train_fraction: 0.8, seed: 1, stratify: false, method: SplitMethod::NslUniform };
     let (train, test) = split(&papers, &nsl_split)?;
-    let inputs = [InputGroup::Tokens { name: group.name.clone(), max_len, vocab }];
-    let spec = model.for_inputs(&inputs)?;
+    let spec = model.for_inputs(&nsl::train::model_inputs(papers.layout()))?;
     let config = |seed| TrainConfig { epochs: 100, batch_size: 128, seed, threads: Some(1), ..Default::default() };
 
     let embeddings = match source.as_str() {

@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, Field, Int32Type, Int64Type};
 use arrow::record_batch::RecordBatch;
 use candle_core::Device;
 use nsl::data::{read_parquet_samples, write_samples, Dataset, FeatureKind, SampleColumns, PAD};
-use nsl::model::{build_model, InputGroup, ModelSpec};
+use nsl::model::{build_model, ModelSpec};
 use nsl::regularize::AdvRegConfig;
 use nsl::train::{TrainConfig, Trainer};
 use std::path::Path;
@@ -196,23 +196,17 @@ fn token_dataset() -> Dataset {
     read_parquet_samples(&path, &columns("words,x")).unwrap()
 }
 
-fn inputs(data: &Dataset) -> Vec<InputGroup> {
-    data.layout()
-        .groups()
-        .iter()
-        .map(|g| match g.kind {
-            FeatureKind::Tokens { max_len, vocab } => InputGroup::Tokens { name: g.name.clone(), max_len, vocab },
-            _ => InputGroup::Dense { name: g.name.clone(), width: g.kind.width() },
-        })
-        .collect()
-}
-
 #[test]
 fn adversarial_neighbors_move_the_encoded_input_by_epsilon_not_the_ids() {
     let data = token_dataset();
     let before = data.features().to_owned();
     // No dropout: a row whose encoding is all dropped has no gradient, hence no perturbation.
-    let spec = "bow:4".parse::<ModelSpec>().unwrap().with_dropout(0.0).for_inputs(&inputs(&data)).unwrap();
+    let spec = "bow:4"
+        .parse::<ModelSpec>()
+        .unwrap()
+        .with_dropout(0.0)
+        .for_inputs(&nsl::train::model_inputs(data.layout()))
+        .unwrap();
     let (model, vars) = build_model(&spec, data.item_shape(), 2, 0, &Device::Cpu).unwrap();
     for (pgd, eps) in [("", 0.05), (",pgd_iterations=3,pgd_epsilon=0.03", 0.03)] {
         let adv: AdvRegConfig = format!("multiplier=0.2,step_size=0.05{pgd}").parse().unwrap();
@@ -235,7 +229,7 @@ fn adversarial_neighbors_move_the_encoded_input_by_epsilon_not_the_ids() {
 #[test]
 fn dense_models_refuse_token_groups() {
     let data = token_dataset();
-    let e = ModelSpec::default().for_inputs(&inputs(&data)).unwrap_err().to_string();
+    let e = ModelSpec::default().for_inputs(&nsl::train::model_inputs(data.layout())).unwrap_err().to_string();
     assert!(e.contains("feature group `words` holds token ids") && e.contains("--model bow"), "{e}");
 }
 

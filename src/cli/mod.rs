@@ -93,20 +93,6 @@ impl ColumnArgs {
     }
 }
 
-/// The model-side view of a dataset's feature groups (`ModelSpec::for_inputs`).
-pub fn model_inputs(layout: &nsl::data::FeatureLayout) -> Vec<nsl::model::InputGroup> {
-    use nsl::data::FeatureKind;
-    use nsl::model::InputGroup;
-    layout
-        .groups()
-        .iter()
-        .map(|g| match g.kind {
-            FeatureKind::Tokens { max_len, vocab } => InputGroup::Tokens { name: g.name.clone(), max_len, vocab },
-            _ => InputGroup::Dense { name: g.name.clone(), width: g.kind.width() },
-        })
-        .collect()
-}
-
 /// Reads an optional setting of a `--config` file from its text form, as its flag parses it
 /// (`FromStr`), for `#[serde(deserialize_with = "from_text")]` on an `Option` field.
 pub fn from_text<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>

@@ -634,7 +634,7 @@ fn train(
             }
         }
     }
-    let spec = spec.for_inputs(&super::model_inputs(train.layout()))?;
+    let spec = spec.for_inputs(&nsl::train::model_inputs(train.layout()))?;
     if let Some(adv) = &adv_reg {
         // Perturbations move the model's encoded input (pooled embeddings for token groups).
         let width = match &spec {

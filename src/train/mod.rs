@@ -224,6 +224,22 @@ pub struct Trainer<'a> {
     monitor: Option<Metric>,
 }
 
+/// The model-side view of a dataset's feature groups, for
+/// [`ModelSpec::for_inputs`](crate::model::ModelSpec::for_inputs) (`data` and `model` sit on one layer,
+/// so neither names the other's types).
+pub fn model_inputs(layout: &crate::data::FeatureLayout) -> Vec<crate::model::InputGroup> {
+    use crate::data::FeatureKind;
+    use crate::model::InputGroup;
+    layout
+        .groups()
+        .iter()
+        .map(|g| match g.kind {
+            FeatureKind::Tokens { max_len, vocab } => InputGroup::Tokens { name: g.name.clone(), max_len, vocab },
+            _ => InputGroup::Dense { name: g.name.clone(), width: g.kind.width() },
+        })
+        .collect()
+}
+
 /// The trainable variables of `vars`, sorted by name so that the update order (and so every float)
 /// is the same on every run.
 fn sorted_vars(vars: &VarMap) -> candle_core::Result<Vec<Var>> {
@@ -479,7 +495,6 @@ impl<'a> Trainer<'a> {
             task: self.task,
         };
         let monitor = self.monitor.unwrap_or(Metric::primary(self.task));
-        let width = labels.dims().get(1).copied().unwrap_or(0);
         let ratio = self.unlabeled.as_ref().map_or(0.0, |u| u.config.ratio);
         let mut draw = UnlabeledDraw::new(unlabeled.map_or(0, |u| u.features.nrows()), self.config.seed);
         let (mut best, mut since_best): (Option<(f64, usize, Vec<Tensor>)>, usize) = (None, 0);
@@ -531,20 +546,9 @@ impl<'a> Trainer<'a> {
                 };
                 let urows = draw.next((ratio * rows.len() as f64).ceil() as usize);
                 let step = plan.step(backend, rows, &urows, features, optimizer, &context)?;
-                match self.task {
-                    Task::Multiclass if max_label as usize >= step.classes => {
-                        return Err(TrainError::LabelOutOfRange { label: max_label, classes: step.classes });
-                    }
-                    Task::Multiclass => {}
-                    task if step.classes != task.outputs(width) => {
-                        return Err(TrainError::OutputWidth {
-                            task: task.to_string(),
-                            targets: width,
-                            expected: task.outputs(width),
-                            outputs: step.classes,
-                        });
-                    }
-                    _ => {}
+                // The other tasks' output width was checked before the first step (`fit_here`).
+                if self.task == Task::Multiclass && max_label as usize >= step.classes {
+                    return Err(TrainError::LabelOutOfRange { label: max_label, classes: step.classes });
                 }
                 sums.add(&step, rows.len());
                 outputs.push((rows.to_vec(), step.outputs));
