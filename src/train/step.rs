@@ -7,10 +7,10 @@
 //! 2. the task's loss `L(y, f(x))` on the samples (softmax cross-entropy for multiclass; see
 //!    [`Task`]), each weighted by its sample weight if any, the graph term over the (sample,
 //!    neighbor) pairs, each pair's weight times its center's sample weight;
-//! 3. with adversarial regularization: backward of `CE` (parameter gradients and `∇ₓ`), the
+//! 3. with adversarial regularization: backward of `L` (parameter gradients and `∇ₓ`), the
 //!    adversarial neighbors from `∇ₓ`, a forward over them, and one backward of the regularizers
 //!    (`m_g · L_graph + m_a · L_adv`) through both passes — two backward passes, NSL's Keras wrapper
-//!    does three; without: one backward of `CE + m_g · L_graph`;
+//!    does three; without: one backward of `L + m_g · L_graph`;
 //! 4. the optimizer update.
 
 use super::backend::{Backend, Outputs};
@@ -188,10 +188,8 @@ impl Plan<'_> {
     ) -> Result<Step> {
         let y = batch_labels(context.labels, rows)?;
         let (n, d) = (rows.len(), features.ncols());
-        let w = match context.weights {
-            Some(all) => Some(Tensor::from_vec(rows.iter().map(|&r| all[r]).collect::<Vec<f32>>(), n, &Device::Cpu)?),
-            None => None,
-        };
+        let batch_weights: Option<Vec<f32>> = context.weights.map(|all| rows.iter().map(|&r| all[r]).collect());
+        let w = batch_weights.as_ref().map(|v| Tensor::from_slice(v, n, &Device::Cpu)).transpose()?;
         let centers = n + urows.len();
         let mut input = self.batch_input(rows, urows, features, context.weights)?;
         // The clean samples, kept for the adversarial neighbors (the buffer moves into the pass).
@@ -231,9 +229,9 @@ impl Plan<'_> {
         if let (Some(config), Some(xc)) = (self.vat, &x_centers) {
             let clean = all_logits.narrow(0, 0, centers)?.detach();
             // Each center's pair weighs its sample weight (unlabeled centers 1).
-            let ones = match context.weights {
-                Some(all) => {
-                    let mut cw: Vec<f32> = rows.iter().map(|&r| all[r]).collect();
+            let ones = match &batch_weights {
+                Some(bw) => {
+                    let mut cw = bw.clone();
                     cw.resize(centers, 1.0);
                     Tensor::from_vec(cw, centers, &Device::Cpu)?
                 }
