@@ -211,6 +211,12 @@ pub fn read_multilabel(
 /// cell, a value that is not a number or not finite (NaN), lists of different lengths.
 pub fn read_values(path: &Path, id_column: &str, column: &str) -> Result<(Vec<String>, Array2<f32>), DataError> {
     let cells = read_cells(path, id_column, column)?;
+    let values = numbers(path, &cells)?;
+    Ok((cells.ids, values))
+}
+
+/// The numbers of `cells`, one row per cell, every row as long as the first.
+fn numbers(path: &Path, cells: &Cells) -> Result<Array2<f32>, DataError> {
     let mut width = None;
     let mut values = Vec::new();
     for (r, row) in cells.rows.iter().enumerate() {
@@ -235,10 +241,8 @@ pub fn read_values(path: &Path, id_column: &str, column: &str) -> Result<(Vec<St
             values.push(v as f32);
         }
     }
-    let n = cells.ids.len();
-    let values = Array2::from_shape_vec((n, width.unwrap_or(0)), values)
-        .map_err(|e| DataError::invalid(path, Location::File, e.to_string()))?;
-    Ok((cells.ids, values))
+    Array2::from_shape_vec((cells.ids.len(), width.unwrap_or(0)), values)
+        .map_err(|e| DataError::invalid(path, Location::File, e.to_string()))
 }
 
 /// Reads a column of per-sample weights: one finite number ≥ 0 per row.
@@ -248,7 +252,7 @@ pub fn read_values(path: &Path, id_column: &str, column: &str) -> Result<(Vec<St
 /// a negative weight.
 pub fn read_weights(path: &Path, id_column: &str, column: &str) -> Result<(Vec<String>, Vec<f32>), DataError> {
     let cells = read_cells(path, id_column, column)?;
-    let (ids, values) = read_values(path, id_column, column)?;
+    let values = numbers(path, &cells)?;
     if values.ncols() != 1 {
         return Err(DataError::invalid(
             path,
@@ -263,7 +267,7 @@ pub fn read_weights(path: &Path, id_column: &str, column: &str) -> Result<(Vec<S
             format!("weight {} is negative (weights are ≥ 0)", values[[r, 0]]),
         ));
     }
-    Ok((ids, values.into_raw_vec_and_offset().0))
+    Ok((cells.ids, values.into_raw_vec_and_offset().0))
 }
 
 /// The cells of `column` (and the ids), from a Parquet or a CSV file.
