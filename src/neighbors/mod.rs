@@ -6,12 +6,18 @@
 //! are kept once instead of being copied into every record. [`NeighborTable::batch`] gathers the
 //! neighbors of a batch as (sample, neighbor, weight) pairs — the form every regularizer consumes,
 //! whether the neighbor came from a graph or was generated adversarially.
+//!
+//! [`PackedParts`] reads the other form, neighbors copied into every record ([`pack_neighbors`],
+//! `scripts/spark/pack_nbrs.py`), as a stream of batches through a seeded shuffle buffer, for
+//! tables larger than memory.
 
 mod pack;
+mod packed;
 mod propagate;
 mod table;
 
 pub use pack::pack_neighbors;
+pub use packed::{PackedBatch, PackedConfig, PackedEpoch, PackedParts};
 pub use propagate::{
     propagate, propagate_with_report, PropagateConfig, PropagateError, PropagateMode, PropagateReport,
 };

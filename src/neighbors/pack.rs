@@ -2,13 +2,18 @@
 //! every record (nsl's trainer does not: it joins on the fly).
 
 use super::NeighborTable;
-use crate::data::{DataError, Dataset};
+use crate::data::{DataError, Dataset, CLASS_NAMES_KEY, ITEM_SHAPE_KEY};
 use crate::io::write_parquet;
 use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+
+/// Rows per record batch written: bounds the Arrow copy (a row group holds several).
+const WRITE_BATCH_ROWS: usize = 16_384;
 
 /// Writes one row per sample of `samples`, in order, with NSL's `pack_nbrs` columns:
 ///
@@ -23,7 +28,9 @@ use std::sync::Arc;
 /// for `j < K_max`, the largest neighbor count of any sample (at most `max_neighbors`: a table
 /// whose samples have at most 3 neighbors gets 3 groups of columns, whatever `max_neighbors` is).
 /// NSL leaves missing neighbors out and pads when parsing (zeros, weight 0); here they are padded
-/// in the file, so every row has the same columns. The write is atomic
+/// in the file, so every row has the same columns. The file metadata carries the samples'
+/// `nsl.item_shape` and, when known, `nsl.class_names` (as the samples table), which
+/// [`PackedParts`](super::PackedParts) reads back. The write is atomic
 /// ([`crate::io::write_parquet`]).
 ///
 /// # Errors
@@ -62,22 +69,37 @@ pub fn pack_neighbors(samples: &Dataset, table: &NeighborTable, path: &Path) -> 
         fields.push(Field::new(format!("NL_nbr_{j}_features"), DataType::FixedSizeList(item.clone(), width), false));
         fields.push(Field::new(format!("NL_nbr_{j}_weight"), DataType::Float32, false));
     }
-    let schema = Arc::new(Schema::new(fields));
+    // The samples table's metadata (docs/formats.md), so that a stream of the packed table knows
+    // the item shape and the class names the labels index.
+    let mut metadata = HashMap::from([(
+        ITEM_SHAPE_KEY.to_owned(),
+        samples.item_shape().iter().map(usize::to_string).collect::<Vec<_>>().join(","),
+    )]);
+    if let Some(names) = samples.class_names() {
+        let json = serde_json::to_string(names).map_err(|e| DataError::Dataset(e.to_string()))?;
+        metadata.insert(CLASS_NAMES_KEY.to_owned(), json);
+    }
+    let pairs: Vec<KeyValue> = metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
+    let schema = Arc::new(Schema::new_with_metadata(fields, metadata));
 
-    let build = || -> Result<RecordBatch, arrow::error::ArrowError> {
+    // Rows `start..end`, built one batch at a time so that the Arrow copy stays small.
+    let build = |start: usize, end: usize| -> Result<RecordBatch, arrow::error::ArrowError> {
+        let rows = start..end;
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(samples.ids())),
-            list(samples.features().iter().copied().collect())?,
+            Arc::new(StringArray::from_iter_values(&samples.ids()[start..end])),
+            list(samples.features().slice(ndarray::s![start..end, ..]).iter().copied().collect())?,
         ];
         if let Some(labels) = samples.labels() {
-            columns.push(Arc::new(Int64Array::from_iter_values(labels.iter().map(|&l| i64::from(l)))));
+            columns.push(Arc::new(Int64Array::from_iter_values(labels[start..end].iter().map(|&l| i64::from(l)))));
         }
-        columns.push(Arc::new(Int64Array::from_iter_values((0..n).map(|r| table.neighbors(r).count() as i64))));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            rows.clone().map(|r| table.neighbors(r).count() as i64),
+        )));
         for j in 0..k {
-            let mut ids = Vec::with_capacity(n);
-            let mut features = Vec::with_capacity(n * d);
-            let mut weights = Vec::with_capacity(n);
-            for r in 0..n {
+            let mut ids = Vec::with_capacity(end - start);
+            let mut features = Vec::with_capacity((end - start) * d);
+            let mut weights = Vec::with_capacity(end - start);
+            for r in rows.clone() {
                 match table.neighbors(r).nth(j) {
                     Some((id, f, w)) => {
                         ids.push(id.to_owned());
@@ -97,8 +119,9 @@ pub fn pack_neighbors(samples: &Dataset, table: &NeighborTable, path: &Path) -> 
         }
         RecordBatch::try_new(schema.clone(), columns)
     };
-    write_parquet(path, schema.clone(), WriterProperties::builder(), [build()])
-        .map_err(|e| DataError::parquet_write(path, e))
+    let batches = (0..n).step_by(WRITE_BATCH_ROWS).map(|start| build(start, (start + WRITE_BATCH_ROWS).min(n)));
+    let options = WriterProperties::builder().set_key_value_metadata(Some(pairs));
+    write_parquet(path, schema.clone(), options, batches).map_err(|e| DataError::parquet_write(path, e))
 }
 
 #[cfg(test)]

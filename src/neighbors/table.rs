@@ -129,6 +129,50 @@ impl NeighborTable {
         Ok((NeighborTable { offsets, pairs, from_pool, features, ids, max_neighbors }, report))
     }
 
+    /// A table from neighbor lists already resolved, as packed records carry them: sample `i` has
+    /// the next `counts[i]` rows of `features` (`[Σ counts, d]`, best first) with the next
+    /// `counts[i]` `weights`. Every neighbor counts as a training sample's (none from the pool), and
+    /// its id is empty.
+    ///
+    /// # Errors
+    /// [`DataError::Dataset`] if the counts do not add up to the rows of `features` and the number
+    /// of weights, or a count exceeds `max_neighbors`.
+    pub fn from_lists(
+        counts: &[usize],
+        features: Array2<f32>,
+        weights: Vec<f32>,
+        max_neighbors: usize,
+    ) -> Result<Self, DataError> {
+        let total: usize = counts.iter().sum();
+        if total != features.nrows() || total != weights.len() {
+            return Err(DataError::Dataset(format!(
+                "neighbor counts add up to {total} but there are {} feature rows and {} weights",
+                features.nrows(),
+                weights.len()
+            )));
+        }
+        if let Some(row) = counts.iter().position(|&c| c > max_neighbors) {
+            return Err(DataError::Dataset(format!(
+                "sample {row} has {} neighbors, more than max_neighbors {max_neighbors}",
+                counts[row]
+            )));
+        }
+        let mut offsets = Vec::with_capacity(counts.len() + 1);
+        offsets.push(0);
+        for &c in counts {
+            offsets.push(offsets[offsets.len() - 1] + c);
+        }
+        let pairs = weights.into_iter().enumerate().map(|(slot, w)| (slot as u32, w)).collect();
+        Ok(NeighborTable {
+            offsets,
+            pairs,
+            from_pool: vec![false; total],
+            features,
+            ids: vec![String::new(); total],
+            max_neighbors,
+        })
+    }
+
     /// The configured maximum number of neighbors per sample.
     pub fn max_neighbors(&self) -> usize {
         self.max_neighbors

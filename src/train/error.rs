@@ -51,6 +51,9 @@ pub enum TrainError {
         /// `GraphRegConfig::max_neighbors`.
         config: usize,
     },
+    /// A row of a streamed packed table is bad ([`Trainer::fit_packed`](super::Trainer::fit_packed)).
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
     /// The thread pool could not be made.
     #[error("cannot start the training thread pool: {0}")]
     ThreadPool(String),

@@ -52,7 +52,7 @@ use crate::data::Dataset;
 use crate::eval::{task_metrics, Metric, Metrics, Truth};
 use crate::loss::Task;
 use crate::model::Model;
-use crate::neighbors::NeighborTable;
+use crate::neighbors::{NeighborTable, PackedConfig, PackedEpoch, PackedParts};
 use crate::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
 use backend::{Autograd, Backend, TapeNet};
 use candle_core::{Device, Tensor, Var};
@@ -371,17 +371,73 @@ impl<'a> Trainer<'a> {
     /// targets), a neighbor table built for another number of neighbors than the graph
     /// regularizer's, or a candle error of the passes.
     pub fn fit(&mut self, train: &Dataset, validation: Option<&Dataset>) -> Result<History, TrainError> {
+        self.fit_source(Source::Memory(train), validation)
+    }
+
+    /// Trains on a packed table streamed from disk ([`PackedParts`], through a shuffle buffer of
+    /// `stream.buffer` rows, re-read every epoch), regularized along its packed neighbors with
+    /// `graph` (which must not have `hops` > 1, nor a `multiplier-lu` other than `multiplier-ll`:
+    /// packed neighbors were chosen when packing, and do not say whether they are labeled). Memory
+    /// holds the buffer, not the table. The same step runs as in [`Trainer::fit`]; with a buffer of
+    /// at least [`PackedParts::rows`] rows, the same seed and a table packed from the same samples,
+    /// pool and graph, the model is the one [`Trainer::fit`] with [`Trainer::with_graph`] trains,
+    /// bit for bit (see [`crate::neighbors::PackedParts`]). The history has no training metrics
+    /// beyond loss and accuracy (they would need every output of the epoch). Multiclass and binary
+    /// tasks; no sample weights, no unlabeled centers.
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`], and [`TrainError::Data`] for a bad row of the table (naming its file,
+    /// row and column), [`TrainError::Config`] for a table given with [`Trainer::with_graph`] or
+    /// [`Trainer::with_unlabeled`], another task, or the graph settings above.
+    pub fn fit_packed(
+        &mut self,
+        parts: &PackedParts,
+        stream: &PackedConfig,
+        graph: Option<&GraphRegConfig>,
+        validation: Option<&Dataset>,
+    ) -> Result<History, TrainError> {
+        stream.validate()?;
+        let invalid = |field: &str, value: String, expected: &str| -> Result<_, TrainError> {
+            Err(crate::ConfigError::invalid(field, value, expected).into())
+        };
+        if self.graph.is_some() {
+            return invalid("graph", "a neighbor table".into(), "none: a packed table brings its neighbors");
+        }
+        if self.unlabeled.is_some() {
+            return invalid("unlabeled samples", "given".into(), "none with a packed table");
+        }
+        if !self.task.has_classes() {
+            return invalid("task", self.task.to_string(), "multiclass or binary with a packed table (labels only)");
+        }
+        if let Some(g) = graph {
+            if g.hops != 1 {
+                return invalid("hops", g.hops.to_string(), "1 with a packed table (its neighbors were packed)");
+            }
+            let [ll, lu, _] = g.edge_multipliers();
+            if ll != lu {
+                return invalid(
+                    "multiplier-lu",
+                    lu.to_string(),
+                    "the same as multiplier-ll with a packed table (it does not say which neighbors are labeled)",
+                );
+            }
+        }
+        self.fit_source(Source::Packed { parts, config: stream, graph }, validation)
+    }
+
+    /// [`Trainer::fit`] and [`Trainer::fit_packed`]: checks, then the fit on its thread pool.
+    fn fit_source(&mut self, source: Source, validation: Option<&Dataset>) -> Result<History, TrainError> {
         self.config.validate()?;
         if self.config.early_stopping.is_some() && validation.is_none() {
             return Err(crate::ConfigError::invalid("early_stopping", "set", "validation samples to watch").into());
         }
         if let Some(u) = &self.unlabeled {
             u.config.validate()?;
-            if u.data.dim() != train.dim() {
+            if u.data.dim() != source.dim() {
                 return Err(crate::ConfigError::invalid(
                     "unlabeled samples",
                     format!("{} features", u.data.dim()),
-                    format!("{} features, as the training samples", train.dim()),
+                    format!("{} features, as the training samples", source.dim()),
                 )
                 .into());
             }
@@ -395,17 +451,21 @@ impl<'a> Trainer<'a> {
                     .num_threads(threads)
                     .build()
                     .map_err(|e| TrainError::ThreadPool(e.to_string()))?;
-                pool.install(|| self.fit_here(train, validation))
+                pool.install(|| self.fit_here(source, validation))
             }
             // Run on a rayon worker, so that a product split over the pool uses its threads and no
             // more: called from outside the pool, the caller would be a thread too many, competing
             // with the workers that spin on after a parallel product.
-            None => rayon::scope(|_| self.fit_here(train, validation)),
+            None => rayon::scope(|_| self.fit_here(source, validation)),
         }
     }
 
     /// [`Trainer::fit`] on the current thread's pool: picks the backend.
-    fn fit_here(&mut self, train: &Dataset, validation: Option<&Dataset>) -> Result<History, TrainError> {
+    fn fit_here(&mut self, source: Source, validation: Option<&Dataset>) -> Result<History, TrainError> {
+        let train = match source {
+            Source::Memory(train) => train,
+            Source::Packed { parts, .. } => return self.fit_packed_here(parts, source, validation),
+        };
         if self.task.has_classes() && train.labels().is_none() {
             return Err(TrainError::NoLabels);
         }
@@ -451,31 +511,94 @@ impl<'a> Trainer<'a> {
         let vars = sorted_vars(self.vars)?;
         let mut optimizer = Optimizer::new(self.config.optimizer, vars.clone());
         if let Some(state) = &self.resume {
-            state.check(&self.config, &self.setup(train), &named_shapes(self.vars)?)?;
+            state.check(&self.config, &self.setup(source), &named_shapes(self.vars)?)?;
             for (var, values) in vars.iter().zip(&state.weights) {
                 var.set(&Tensor::from_slice(values, var.shape(), &Device::Cpu)?)?;
             }
             optimizer.restore(state.meta.optimizer_steps, state.moments.clone())?;
         }
-        let layer = self.graph.and_then(|(_, c)| c.layer.as_deref());
+        self.run(source, Some(&labels), max_label, validation, optimizer, vars)
+    }
+
+    /// [`Trainer::fit_here`] for a packed table: its checks (the batches' labels are checked as
+    /// they come).
+    fn fit_packed_here(
+        &mut self,
+        parts: &PackedParts,
+        source: Source,
+        validation: Option<&Dataset>,
+    ) -> Result<History, TrainError> {
+        if !parts.has_labels() {
+            return Err(TrainError::NoLabels);
+        }
+        if parts.rows() == 0 {
+            return Err(TrainError::Empty);
+        }
+        if self.task != Task::Multiclass {
+            // Binary: one output (checked on a row of zeros, in evaluation mode: no dropout drawn).
+            let zeros = Tensor::zeros((1, parts.dim()), candle_core::DType::F32, &Device::Cpu)?;
+            let outputs = self.model.forward_t(&zeros, false)?.dim(1)?;
+            if outputs != self.task.outputs(1) {
+                return Err(TrainError::OutputWidth {
+                    task: self.task.to_string(),
+                    targets: 1,
+                    expected: self.task.outputs(1),
+                    outputs,
+                });
+            }
+        }
+        let vars = sorted_vars(self.vars)?;
+        let mut optimizer = Optimizer::new(self.config.optimizer, vars.clone());
+        if let Some(state) = &self.resume {
+            state.check(&self.config, &self.setup(source), &named_shapes(self.vars)?)?;
+            for (var, values) in vars.iter().zip(&state.weights) {
+                var.set(&Tensor::from_slice(values, var.shape(), &Device::Cpu)?)?;
+            }
+            optimizer.restore(state.meta.optimizer_steps, state.moments.clone())?;
+        }
+        self.run(source, None, parts.max_label().unwrap_or(0), validation, optimizer, vars)
+    }
+
+    /// Picks the backend and trains.
+    fn run(
+        &mut self,
+        source: Source,
+        labels: Option<&Tensor>,
+        max_label: u32,
+        validation: Option<&Dataset>,
+        mut optimizer: Optimizer,
+        vars: Vec<Var>,
+    ) -> Result<History, TrainError> {
+        let layer = self.graph_config(source).and_then(|c| c.layer.as_deref());
         let tape = match self.model.as_mlp() {
             Some(mlp) => TapeNet::new(mlp, layer, &optimizer)?,
             None => None,
         };
         match tape {
-            Some(mut net) => self.epochs(&mut net, train, &labels, max_label, validation, &mut optimizer),
+            Some(mut net) => self.epochs(&mut net, source, labels, max_label, validation, &mut optimizer),
             None => {
-                let mut autograd = Autograd::new(self.model, layer, train.dim(), vars);
-                self.epochs(&mut autograd, train, &labels, max_label, validation, &mut optimizer)
+                let mut autograd = Autograd::new(self.model, layer, source.dim(), vars);
+                self.epochs(&mut autograd, source, labels, max_label, validation, &mut optimizer)
             }
+        }
+    }
+
+    /// The graph regularizer's settings: [`Trainer::with_graph`]'s, or a packed table's.
+    fn graph_config<'s>(&self, source: Source<'s>) -> Option<&'s GraphRegConfig>
+    where
+        'a: 's,
+    {
+        match source {
+            Source::Memory(_) => self.graph.map(|(_, c)| c),
+            Source::Packed { graph, .. } => graph,
         }
     }
 
     fn epochs<B: Backend>(
         &mut self,
         backend: &mut B,
-        train: &Dataset,
-        labels: &Tensor,
+        source: Source,
+        labels: Option<&Tensor>,
         max_label: u32,
         validation: Option<&Dataset>,
         optimizer: &mut Optimizer,
@@ -499,13 +622,34 @@ impl<'a> Trainer<'a> {
         let mut draw = UnlabeledDraw::new(unlabeled.map_or(0, |u| u.features.nrows()), self.config.seed);
         let (mut best, mut since_best): (Option<(f64, usize, Vec<Tensor>)>, usize) = (None, 0);
         let (epochs, batch_size) = (self.config.epochs, self.config.batch_size);
-        let features = train.features();
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        let batches = train.len().div_ceil(batch_size);
+        // In memory: the order of the rows, shuffled every epoch. Packed: the shuffle buffer's slot
+        // permutation (sized at the end of the first epoch), shuffled the same way.
+        let mut order: Vec<usize> = match source {
+            Source::Memory(train) => (0..train.len()).collect(),
+            Source::Packed { .. } => Vec::new(),
+        };
+        let batches = source.len().div_ceil(batch_size);
+        let graph_config = self.graph_config(source);
+        let positions: Vec<usize> = match source {
+            Source::Memory(_) => Vec::new(),
+            Source::Packed { .. } => (0..batch_size).collect(),
+        };
         let mut history = History::default();
         let mut first = 1;
         if let Some(state) = self.resume.take() {
+            if let Source::Packed { config, .. } = source {
+                // A permutation of the buffer's slots (empty before the first epoch's end).
+                let saved = state.meta.order.len();
+                if saved > config.buffer {
+                    return Err(TrainError::State(StateError::Mismatch {
+                        setting: "the shuffle buffer".into(),
+                        saved: format!("{saved} slots"),
+                        current: format!("{} rows", config.buffer),
+                    }));
+                }
+                order = (0..saved).collect();
+            }
             first = self.restore(&state, &mut rng, &mut order, &mut draw, &mut best, &mut since_best)?;
             history = state.meta.history;
         }
@@ -518,13 +662,48 @@ impl<'a> Trainer<'a> {
         };
         for epoch in first..=epochs {
             let started = Instant::now();
-            if self.config.shuffle {
+            if self.config.shuffle && matches!(source, Source::Memory(_)) {
                 order.shuffle(&mut rng);
             }
             let mut sums = EpochSums::default();
             let mut outputs: Vec<(Vec<usize>, Tensor)> = Vec::with_capacity(batches);
             let recording = self.record.as_ref().is_some_and(|(every, _)| epoch % every == 0 || epoch == epochs);
-            for (b, rows) in order.chunks(batch_size).enumerate() {
+            let mut epoch_batches = match source {
+                Source::Memory(train) => EpochBatches::Memory { train, chunks: order.chunks(batch_size) },
+                Source::Packed { parts, config, .. } => {
+                    let shuffle = self.config.shuffle.then_some((&mut order, &mut rng));
+                    let neighbors = graph_config.map_or(0, |c| c.max_neighbors);
+                    EpochBatches::Packed(parts.epoch(config, neighbors, self.config.seed, epoch, shuffle))
+                }
+            };
+            for b in 0.. {
+                // The batch: rows of the samples in memory, or the rows of a streamed batch.
+                let (packed, packed_labels, packed_plan);
+                // (A plan of its own for a streamed batch: its neighbors live as long as the batch.)
+                let (rows, train, labels, max_label, batch_plan) = match &mut epoch_batches {
+                    EpochBatches::Memory { train, chunks } => match (chunks.next(), labels) {
+                        (Some(rows), Some(labels)) => (rows, *train, labels, max_label, None),
+                        _ => break,
+                    },
+                    EpochBatches::Packed(stream) => {
+                        let Some(batch) = stream.next_batch(batch_size)? else { break };
+                        packed = batch;
+                        packed_labels = crate::eval::task_targets(&packed.samples, self.task)
+                            .map_err(|e| TrainError::Targets(e.to_string()))?;
+                        packed_plan = Plan {
+                            graph: graph_config.map(|c| (&packed.neighbors, c)),
+                            model: plan.model,
+                            adversarial: plan.adversarial,
+                            vat: plan.vat,
+                            unlabeled: None, // refused with a packed table
+                            seed: plan.seed,
+                            task: plan.task,
+                        };
+                        let max = packed.samples.labels().and_then(|l| l.iter().max().copied()).unwrap_or(0);
+                        (&positions[..packed.samples.len()], &packed.samples, &packed_labels, max, Some(&packed_plan))
+                    }
+                };
+                let features = train.features();
                 // The global step: the optimizer's updates so far.
                 let t = optimizer.steps();
                 if !lr_schedule.is_constant() {
@@ -545,13 +724,18 @@ impl<'a> Trainer<'a> {
                     multipliers,
                 };
                 let urows = draw.next((ratio * rows.len() as f64).ceil() as usize);
-                let step = plan.step(backend, rows, &urows, features, optimizer, &context)?;
+                let step = match batch_plan {
+                    Some(p) => p.step(backend, rows, &urows, features, optimizer, &context)?,
+                    None => plan.step(backend, rows, &urows, features, optimizer, &context)?,
+                };
                 // The other tasks' output width was checked before the first step (`fit_here`).
                 if self.task == Task::Multiclass && max_label as usize >= step.classes {
                     return Err(TrainError::LabelOutOfRange { label: max_label, classes: step.classes });
                 }
                 sums.add(&step, rows.len());
-                outputs.push((rows.to_vec(), step.outputs));
+                if matches!(source, Source::Memory(_)) {
+                    outputs.push((rows.to_vec(), step.outputs));
+                }
                 if let (Some((_, record)), Some(adv)) = (self.record.as_mut(), self.adversarial) {
                     record.examples.extend(step.recorded);
                     record.multiplier = adv.multiplier as f32;
@@ -565,8 +749,11 @@ impl<'a> Trainer<'a> {
                 None => None,
             };
             let validation_accuracy = evaluation.as_ref().map(|e| e.accuracy).filter(|a| !a.is_nan());
+            drop(epoch_batches);
             let mut record = sums.record(epoch, started.elapsed().as_secs_f64(), validation_accuracy);
-            record.metrics = Some(train_metrics(self.task, train, &outputs)?);
+            if let Source::Memory(train) = source {
+                record.metrics = Some(train_metrics(self.task, train, &outputs)?);
+            }
             record.validation_metrics = evaluation.as_ref().map(|e| e.metrics.clone());
             history.epochs.push(record);
             let mut stop = false;
@@ -590,7 +777,7 @@ impl<'a> Trainer<'a> {
             if let Some(every) = self.state_sink.as_ref().map(|(every, _)| *every) {
                 if !stop && (epoch % every == 0 || epoch == epochs) {
                     let saved = RunPosition { epoch, rng: &rng, order: &order, draw: &draw, best: &best, since_best };
-                    let state = self.state(train, &history, optimizer, saved)?;
+                    let state = self.state(source, &history, optimizer, saved)?;
                     if let Some((_, sink)) = self.state_sink.as_mut() {
                         sink(&state)?;
                     }
@@ -611,26 +798,37 @@ impl<'a> Trainer<'a> {
 
     /// What a saved state is compared on, besides the [`TrainConfig`]: the regularizers, the
     /// unlabeled centers and the sample counts.
-    fn setup(&self, train: &Dataset) -> serde_json::Value {
-        serde_json::json!({
-            "train_samples": train.len(),
-            "features": train.dim(),
-            "graph": self.graph.map(|(_, c)| c),
-            "graph_pairs": self.graph.map(|(t, _)| t.max_neighbors()),
+    fn setup(&self, source: Source) -> serde_json::Value {
+        let graph_pairs = match source {
+            Source::Memory(_) => self.graph.map(|(t, _)| t.max_neighbors()),
+            Source::Packed { graph, .. } => graph.map(|c| c.max_neighbors),
+        };
+        let mut setup = serde_json::json!({
+            "train_samples": source.len(),
+            "features": source.dim(),
+            "graph": self.graph_config(source),
+            "graph_pairs": graph_pairs,
             "adversarial": self.adversarial,
             "vat": self.vat,
             "unlabeled": self.unlabeled.as_ref().map(|u| serde_json::json!({ "samples": u.data.len(), "config": u.config })),
             "recording": self.record.as_ref().map(|(every, _)| every),
             "task": self.task.to_string(),
             "monitor": self.monitor.map(|m| format!("{m:?}")),
-            "sample_weights": train.weights().is_some(),
-        })
+            "sample_weights": match source {
+                Source::Memory(train) => train.weights().is_some(),
+                Source::Packed { .. } => false,
+            },
+        });
+        if let (Source::Packed { parts, config, .. }, Some(map)) = (source, setup.as_object_mut()) {
+            map.insert("packed".into(), serde_json::json!({ "files": parts.files().len(), "stream": config }));
+        }
+        setup
     }
 
     /// The run's state after `at.epoch`.
     fn state(
         &self,
-        train: &Dataset,
+        source: Source,
         history: &History,
         optimizer: &Optimizer,
         at: RunPosition,
@@ -646,7 +844,7 @@ impl<'a> Trainer<'a> {
             format_version: 1,
             epoch: at.epoch,
             config: self.config.clone(),
-            setup: self.setup(train),
+            setup: self.setup(source),
             history: history.clone(),
             variables: named_shapes(self.vars)?,
             optimizer_steps: optimizer.steps(),
@@ -711,6 +909,37 @@ impl<'a> Trainer<'a> {
         *since_best = m.since_best;
         Ok(m.epoch + 1)
     }
+}
+
+/// Where a fit's batches come from.
+#[derive(Clone, Copy)]
+enum Source<'s> {
+    /// The samples, in memory ([`Trainer::fit`]).
+    Memory(&'s Dataset),
+    /// A packed table, streamed ([`Trainer::fit_packed`]).
+    Packed { parts: &'s PackedParts, config: &'s PackedConfig, graph: Option<&'s GraphRegConfig> },
+}
+
+impl Source<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Source::Memory(train) => train.len(),
+            Source::Packed { parts, .. } => parts.rows(),
+        }
+    }
+
+    fn dim(&self) -> usize {
+        match self {
+            Source::Memory(train) => train.dim(),
+            Source::Packed { parts, .. } => parts.dim(),
+        }
+    }
+}
+
+/// One epoch's batches: chunks of the shuffled row order, or a packed table's stream.
+enum EpochBatches<'e> {
+    Memory { train: &'e Dataset, chunks: std::slice::Chunks<'e, usize> },
+    Packed(PackedEpoch<'e>),
 }
 
 /// Where the epoch loop is, for [`Trainer::state`].
