@@ -10,7 +10,7 @@ use nsl::eval::{evaluate_task, Metric, Metrics};
 use nsl::graph;
 use nsl::loss::{ClassWeights, Task};
 use nsl::model::{build_model, ModelSpec};
-use nsl::neighbors::NeighborTable;
+use nsl::neighbors::{NeighborTable, PackedConfig, PackedParts};
 use nsl::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
 use nsl::report::training_curves_svg;
 use nsl::train::AdversarialRecord;
@@ -91,11 +91,27 @@ settings! {
         /// Labeled training samples (Parquet, CSV, IDX, LINQS or TFRecord of `tf.train.Example`s).
         #[arg(long, value_name = "FILE")]
         samples: Option<PathBuf>,
-        /// The samples are NSL-packed TFRecord records (`pack_nbrs` output): the neighbors packed in
-        /// each record (`NL_num_nbrs`, `NL_nbr_<j>_weight`, `NL_nbr_<j>_<feature>`) are the graph and
-        /// the pool, in place of `--graph` and `--pool`. Needs `--graph-reg`.
+        /// Train on packed samples, whose records carry their neighbors, in place of `--samples`,
+        /// `--graph` and `--pool`. `--packed DIR_OR_FILE`: a packed Parquet table (`nsl pack-nbrs
+        /// … --output packed.parquet`, or a directory of parts such as scripts/spark/pack_nbrs.py
+        /// writes), streamed every epoch through a seeded shuffle buffer (`--shuffle-buffer`), so
+        /// memory holds the buffer, not the table; multiclass or binary labels only. `--packed` alone
+        /// (or `--packed FILE.tfr`): the `--samples` are NSL-packed TFRecord records (`pack_nbrs`
+        /// output: `NL_num_nbrs`, `NL_nbr_<j>_weight`, `NL_nbr_<j>_<feature>`), read whole; needs
+        /// `--graph-reg`. Default: off.
+        #[arg(long, value_name = "DIR_OR_FILE", num_args = 0..=1, default_missing_value = "true", value_parser = PackedInput::from_str)]
+        #[serde(deserialize_with = "packed_setting")]
+        packed: Option<PackedInput>,
+        /// With `--packed DIR_OR_FILE` (Parquet): rows of the shuffle buffer. A buffer at least as
+        /// large as the table gives the batches (and the model) of in-memory training with the same
+        /// seed; a smaller one shuffles locally (each row leaves the buffer at a random draw after at
+        /// least N rows came in). Default 10000.
+        #[arg(long, value_name = "N")]
+        shuffle_buffer: Option<usize>,
+        /// With `--packed DIR` (Parquet parts): read the parts in sorted name order every epoch
+        /// instead of a seeded order drawn anew each epoch. Default: off (seeded order).
         #[arg(long, num_args = 0, default_missing_value = "true")]
-        packed: Option<bool>,
+        keep_part_order: Option<bool>,
         /// Extra samples that may serve as neighbors but are not trained on with their labels (NSL's Cora
         /// tutorial uses the test papers).
         #[arg(long, value_name = "FILE")]
@@ -256,6 +272,52 @@ settings! {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     }
+}
+
+/// `--packed`'s value.
+#[derive(Clone, Debug, PartialEq)]
+enum PackedInput {
+    /// `--packed` alone: the `--samples` are NSL-packed TFRecord records.
+    Records,
+    /// `--packed PATH`: a packed Parquet table (file or directory of parts), or packed TFRecord
+    /// records.
+    Path(PathBuf),
+}
+
+impl FromStr for PackedInput {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "true" => Ok(PackedInput::Records),
+            "" => Err("--packed: empty path".into()),
+            path => Ok(PackedInput::Path(PathBuf::from(path))),
+        }
+    }
+}
+
+/// `packed` in a `--config` file: `true` (the samples are packed TFRecord records), `false`, or
+/// a path.
+fn packed_setting<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<PackedInput>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Flag(bool),
+        Path(PathBuf),
+    }
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Flag(false)) => None,
+        Some(Value::Flag(true)) => Some(PackedInput::Records),
+        Some(Value::Path(p)) => Some(PackedInput::Path(p)),
+    })
+}
+
+/// A one-row stand-in for a streamed packed table where the run needs the training samples'
+/// shape: width, item shape, class names, number of classes (its label is the table's largest).
+fn packed_header(parts: &PackedParts) -> Result<Dataset> {
+    let features = ndarray::Array2::zeros((1, parts.dim()));
+    let label = parts.max_label().unwrap_or(0);
+    let names = parts.class_names().map(<[String]>::to_vec);
+    Ok(Dataset::new(vec!["-".into()], features, parts.item_shape().to_vec(), Some(vec![label]), names)?)
 }
 
 /// `--early-stopping`'s value: the patience and the watched metric, if named.
@@ -479,7 +541,27 @@ fn train(
     if let Some(threads) = settings.threads {
         set_threads(threads);
     }
-    let samples_path = settings.samples.context("--samples is required (or `samples` in --config)")?;
+    // `--packed PATH`: a packed Parquet table to stream, or packed TFRecord records (as `--samples
+    // PATH --packed`).
+    let (samples_path, packed, stream_path) = match (settings.packed.clone(), settings.samples) {
+        (Some(PackedInput::Path(p)), Some(s)) => bail!(
+            "--packed {} and --samples {}: give the packed samples once (--packed DIR_OR_FILE, or --samples FILE.tfr --packed)",
+            p.display(),
+            s.display()
+        ),
+        (Some(PackedInput::Path(p)), None) if !p.is_dir() && nsl::tfrecord::is_tfrecord(&p) => (p, true, None),
+        (Some(PackedInput::Path(p)), None) => (p.clone(), false, Some(p)),
+        (packed, Some(s)) => (s, packed.is_some(), None),
+        (_, None) => bail!("--samples is required (or `samples` in --config), or --packed DIR_OR_FILE"),
+    };
+    if stream_path.is_none() && (settings.shuffle_buffer.is_some() || settings.keep_part_order.is_some()) {
+        bail!("--shuffle-buffer and --keep-part-order apply to --packed DIR_OR_FILE (a packed Parquet table)");
+    }
+    let stream_config = PackedConfig {
+        buffer: settings.shuffle_buffer.unwrap_or(PackedConfig::default().buffer),
+        shuffle_parts: !settings.keep_part_order.unwrap_or(false),
+    };
+    stream_config.validate()?;
     let (pool_path, graph_path) = (settings.pool, settings.graph);
     let (graph_reg, adv_reg) = (settings.graph_reg, settings.adv_reg);
     let record_path = settings.record_adversarial;
@@ -555,7 +637,7 @@ fn train(
     let out = settings.out.unwrap_or_else(|| PathBuf::from("runs/train"));
     let (validation_path, test_path) = (settings.validation, settings.test);
     let inputs: Vec<(&str, &Path)> = [
-        ("--samples", Some(samples_path.as_path())),
+        (if stream_path.is_some() { "--packed" } else { "--samples" }, Some(samples_path.as_path())),
         ("--pool", pool_path.as_deref()),
         ("--unlabeled", unlabeled_path.as_deref()),
         ("--graph", graph_path.as_deref()),
@@ -567,7 +649,17 @@ fn train(
     .collect();
     let record_inside = check_run_outputs(&out, record_path.as_deref(), &inputs)?;
 
-    let packed = settings.packed.unwrap_or(false);
+    if stream_path.is_some() {
+        if !task.has_classes() || settings.weight_column.is_some() || settings.class_weights.is_some() {
+            bail!(
+                "--packed tables carry class labels only: --task {task}, --weight-column and --class-weights need \
+                 Parquet or CSV samples"
+            );
+        }
+        if pool_path.is_some() || graph_path.is_some() || unlabeled_path.is_some() {
+            bail!("--packed takes the graph and the pool from the table: drop --graph, --pool and --unlabeled");
+        }
+    }
     if packed && (!task.has_classes() || settings.weight_column.is_some()) {
         bail!(
             "--packed records carry class labels only: --task {task} and --weight-column need Parquet or CSV samples"
@@ -579,7 +671,13 @@ fn train(
     if packed && graph_reg.is_none() {
         bail!("--packed needs --graph-reg (e.g. --graph-reg multiplier=0.1,neighbors=1)");
     }
-    let (mut train, packed_pool, packed_graph) = if packed {
+    let stream = match &stream_path {
+        Some(path) => Some(with_spinner(format!("opening {}", path.display()), || PackedParts::open(path))?),
+        None => None,
+    };
+    let (mut train, packed_pool, packed_graph) = if let Some(parts) = &stream {
+        (packed_header(parts)?, None, None)
+    } else if packed {
         let p = with_spinner(format!("reading {}", samples_path.display()), || {
             nsl::tfrecord::read_packed(std::slice::from_ref(&samples_path), &args.columns.to_columns())
         })?;
@@ -672,6 +770,8 @@ fn train(
             }
             Some((table, report, utable))
         }
+        // A streamed packed table brings its neighbors batch by batch.
+        (None, Some(_)) if stream.is_some() => None,
         (None, Some(_)) => bail!("--graph-reg needs --graph"),
         (Some(_), None) => bail!("--graph needs --graph-reg (e.g. --graph-reg multiplier=0.1,neighbors=1)"),
         (None, None) => None,
@@ -734,7 +834,8 @@ fn train(
     if let Some((_, state)) = resume {
         trainer = trainer.resume_from(state);
     }
-    let batches = train.len().div_ceil(config.batch_size);
+    let train_len = stream.as_ref().map_or(train.len(), PackedParts::rows);
+    let batches = train_len.div_ceil(config.batch_size);
     let bar = ProgressBar::new((config.epochs * batches) as u64);
     bar.set_position((resumed_epochs * batches) as u64);
     bar.set_style(
@@ -746,7 +847,11 @@ fn train(
         progress_bar.set_message(format!("{}/{}", p.epoch, p.epochs));
         progress_bar.inc(1);
     });
-    let history = match trainer.fit(&train, validation.as_ref()) {
+    let fitted = match &stream {
+        Some(parts) => trainer.fit_packed(parts, &stream_config, graph_reg.as_ref(), validation.as_ref()),
+        None => trainer.fit(&train, validation.as_ref()),
+    };
+    let history = match fitted {
         Ok(history) => history,
         Err(e) => {
             // Nothing to resume from yet: leave no `OUT.partial/` behind.
@@ -763,7 +868,7 @@ fn train(
     let summary = Summary {
         run: out.clone(),
         model: spec.to_string(),
-        train_samples: train.len(),
+        train_samples: train_len,
         epochs: config.epochs,
         task,
         final_train_metrics: history.epochs.last().and_then(|e| e.metrics.clone()),
@@ -782,7 +887,7 @@ fn train(
         classes,
         names,
         init_seed,
-        serde_json::json!({ "config": config, "graph_reg": graph_reg, "adv_reg": adv_reg, "vat": vat, "unlabeled": unlabeled_path.as_ref().map(|p| serde_json::json!({ "samples": p, "config": unlabeled_config })), "samples": samples_path, "graph": graph_path }),
+        serde_json::json!({ "config": config, "graph_reg": graph_reg, "adv_reg": adv_reg, "vat": vat, "unlabeled": unlabeled_path.as_ref().map(|p| serde_json::json!({ "samples": p, "config": unlabeled_config })), "samples": samples_path, "graph": graph_path, "stream": stream.as_ref().map(|_| stream_config) }),
     )
     .with_task(task);
     // The run is written whole into a hidden sibling of `out`, which then replaces `out` in one
@@ -850,7 +955,7 @@ fn train(
             println!(
                 "neighbors: {} of {} training samples have neighbors ({} pairs, {} distinct neighbor samples)",
                 r.samples_with_neighbors,
-                train.len(),
+                train_len,
                 r.pairs,
                 r.distinct_neighbors
             );
@@ -858,7 +963,7 @@ fn train(
         println!(
             "trained {spec} for {} epochs on {} samples: train accuracy {:.4}, steady epoch {:.4} s",
             config.epochs,
-            train.len(),
+            train_len,
             summary.final_train_accuracy,
             summary.steady_epoch_seconds.unwrap_or(0.0)
         );

@@ -656,7 +656,7 @@ impl<'a> Trainer<'a> {
         let base_lr = self.config.optimizer.learning_rate();
         let (lr_schedule, schedules) = (self.config.lr_schedule, self.config.multiplier_schedules);
         let initial = Multipliers {
-            graph: self.graph.map_or(0.0, |(_, c)| c.max_multiplier()),
+            graph: graph_config.map_or(0.0, GraphRegConfig::max_multiplier),
             adversarial: self.adversarial.map_or(0.0, |c| c.multiplier),
             vat: self.vat.map_or(0.0, |c| c.multiplier),
         };
