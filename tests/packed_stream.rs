@@ -166,8 +166,12 @@ fn train_run(cora: &Cora, out: &str, inputs: &[&str], extra: &[&str]) -> (Vec<u8
 #[test]
 fn issue_13_train_packed_equals_train_graph_byte_for_byte() {
     let cora = Cora::new();
-    let (train, test, graph, packed) =
-        (cora.path("train.parquet"), cora.path("test.parquet"), cora.path("graph.parquet"), cora.path("packed.parquet"));
+    let (train, test, graph, packed) = (
+        cora.path("train.parquet"),
+        cora.path("test.parquet"),
+        cora.path("graph.parquet"),
+        cora.path("packed.parquet"),
+    );
     let eval = ["--validation", s(&test), "--test", s(&test)];
     let (in_memory, a) =
         train_run(&cora, "memory", &["--samples", s(&train), "--pool", s(&test), "--graph", s(&graph)], &eval);
@@ -281,7 +285,8 @@ fn bad_packed_tables_are_clear_errors() {
     std::fs::create_dir_all(&dir).unwrap();
     write_batch(&dir.join("part-0.parquet"), &all.slice(0, 1000));
     let unlabeled = all.slice(1000, all.num_rows() - 1000);
-    let keep: Vec<usize> = (0..unlabeled.num_columns()).filter(|&i| unlabeled.schema().field(i).name() != "label").collect();
+    let keep: Vec<usize> =
+        (0..unlabeled.num_columns()).filter(|&i| unlabeled.schema().field(i).name() != "label").collect();
     write_batch(&dir.join("part-1.parquet"), &unlabeled.project(&keep).unwrap());
     let err = train_args(&dir, "r3");
     assert!(err.contains("part-1.parquet") && err.contains("part-0.parquet") && err.contains("`label`"), "{err}");
@@ -346,9 +351,8 @@ fn a_resumed_packed_run_ends_with_the_uninterrupted_weights() {
     let run = |stop_after: Option<usize>, resume: Option<TrainState>| {
         let (model, vars) = nsl::build_model(&spec, &[1433], 7, 3, &Device::Cpu).unwrap();
         let mut last = None;
-        let mut trainer = Trainer::new(model.as_ref(), &vars, config.clone()).with_adversarial(&adv).on_epoch_state(
-            1,
-            |state| {
+        let mut trainer =
+            Trainer::new(model.as_ref(), &vars, config.clone()).with_adversarial(&adv).on_epoch_state(1, |state| {
                 last = Some(state.clone());
                 match stop_after {
                     Some(e) if state.epoch() == e => {
@@ -356,8 +360,7 @@ fn a_resumed_packed_run_ends_with_the_uninterrupted_weights() {
                     }
                     _ => Ok(()),
                 }
-            },
-        );
+            });
         if let Some(state) = resume {
             trainer = trainer.resume_from(state);
         }

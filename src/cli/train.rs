@@ -124,7 +124,7 @@ settings! {
         /// softmax | sigmoid, default none), `reduction` (sum_by_nonzero_weights | sum | mean |
         /// sum_over_batch_size, default sum_by_nonzero_weights), `sum-over-axis` (default -1, as NSL's
         /// tutorials; `none` for elementwise), `layer` (a hidden layer name, default the logits),
-        /// `stop-gradient` (true | false, default false). Needs `--graph`.
+        /// `stop-gradient` (true | false, default false). Needs `--graph` (or `--packed`).
         #[arg(long, value_name = "KEY=VALUE,…", value_parser = GraphRegConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         graph_reg: Option<GraphRegConfig>,
@@ -297,7 +297,9 @@ impl FromStr for PackedInput {
 
 /// `packed` in a `--config` file: `true` (the samples are packed TFRecord records), `false`, or
 /// a path.
-fn packed_setting<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<PackedInput>, D::Error> {
+fn packed_setting<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<PackedInput>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Value {
@@ -881,15 +883,12 @@ fn train(
         graph: table.as_ref().map(|(_, r, _)| r.clone()),
         best_epoch: history.best_epoch,
     };
-    let meta = CheckpointMeta::new(
-        spec.clone(),
-        train.item_shape().to_vec(),
-        classes,
-        names,
-        init_seed,
-        serde_json::json!({ "config": config, "graph_reg": graph_reg, "adv_reg": adv_reg, "vat": vat, "unlabeled": unlabeled_path.as_ref().map(|p| serde_json::json!({ "samples": p, "config": unlabeled_config })), "samples": samples_path, "graph": graph_path, "stream": stream.as_ref().map(|_| stream_config) }),
-    )
-    .with_task(task);
+    let mut setup = serde_json::json!({ "config": config, "graph_reg": graph_reg, "adv_reg": adv_reg, "vat": vat, "unlabeled": unlabeled_path.as_ref().map(|p| serde_json::json!({ "samples": p, "config": unlabeled_config })), "samples": samples_path, "graph": graph_path });
+    if let (Some(_), Some(map)) = (&stream, setup.as_object_mut()) {
+        map.insert("stream".into(), serde_json::json!(stream_config));
+    }
+    let meta = CheckpointMeta::new(spec.clone(), train.item_shape().to_vec(), classes, names, init_seed, setup)
+        .with_task(task);
     // The run is written whole into a hidden sibling of `out`, which then replaces `out` in one
     // step (nsl::io::StagedDir): a failure or a kill leaves the old run or the new one, never new
     // weights beside an old model.json. The adversarial record (graph + nodes) commits as a set.
@@ -954,10 +953,7 @@ fn train(
         if let Some((_, r, _)) = &table {
             println!(
                 "neighbors: {} of {} training samples have neighbors ({} pairs, {} distinct neighbor samples)",
-                r.samples_with_neighbors,
-                train_len,
-                r.pairs,
-                r.distinct_neighbors
+                r.samples_with_neighbors, train_len, r.pairs, r.distinct_neighbors
             );
         }
         println!(

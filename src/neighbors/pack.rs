@@ -92,9 +92,7 @@ pub fn pack_neighbors(samples: &Dataset, table: &NeighborTable, path: &Path) -> 
         if let Some(labels) = samples.labels() {
             columns.push(Arc::new(Int64Array::from_iter_values(labels[start..end].iter().map(|&l| i64::from(l)))));
         }
-        columns.push(Arc::new(Int64Array::from_iter_values(
-            rows.clone().map(|r| table.neighbors(r).count() as i64),
-        )));
+        columns.push(Arc::new(Int64Array::from_iter_values(rows.clone().map(|r| table.neighbors(r).count() as i64))));
         for j in 0..k {
             let mut ids = Vec::with_capacity(end - start);
             let mut features = Vec::with_capacity((end - start) * d);

@@ -200,7 +200,11 @@ impl PackedParts {
             None => first_width(&parts.files)?,
         };
         if parts.dim == 0 {
-            return Err(DataError::invalid(&first_file, Location::Column("features".into()), "the rows have no feature"));
+            return Err(DataError::invalid(
+                &first_file,
+                Location::Column("features".into()),
+                "the rows have no feature",
+            ));
         }
         parts.item_shape = match item_shape {
             Some(shape) if shape.iter().product::<usize>() == parts.dim => shape,
@@ -208,7 +212,10 @@ impl PackedParts {
                 return Err(DataError::invalid(
                     &first_file,
                     Location::File,
-                    format!("metadata {ITEM_SHAPE_KEY} {shape:?} does not hold the {} feature values per row", parts.dim),
+                    format!(
+                        "metadata {ITEM_SHAPE_KEY} {shape:?} does not hold the {} feature values per row",
+                        parts.dim
+                    ),
                 ))
             }
             None => vec![parts.dim],
@@ -466,7 +473,15 @@ struct Rows {
 
 impl Rows {
     fn new(d: usize, k: usize) -> Self {
-        Rows { d, k, ids: Vec::new(), labels: Vec::new(), counts: Vec::new(), weights: Vec::new(), features: Vec::new() }
+        Rows {
+            d,
+            k,
+            ids: Vec::new(),
+            labels: Vec::new(),
+            counts: Vec::new(),
+            weights: Vec::new(),
+            features: Vec::new(),
+        }
     }
 
     fn len(&self) -> usize {
@@ -663,7 +678,8 @@ fn layout_difference(a: &Layout, b: &Layout) -> Option<String> {
 
 /// The largest label of a part, checking for nulls and negative values.
 fn max_label(path: &Path, builder: ParquetRecordBatchReaderBuilder<File>) -> Result<Option<u32>, DataError> {
-    let root = builder.schema().index_of("label").map_err(|e| DataError::invalid(path, Location::File, e.to_string()))?;
+    let root =
+        builder.schema().index_of("label").map_err(|e| DataError::invalid(path, Location::File, e.to_string()))?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), [root]);
     let reader = builder
         .with_projection(mask)
@@ -688,7 +704,11 @@ fn labels_of(path: &Path, row0: usize, array: &ArrayRef) -> Result<Vec<u32>, Dat
         .enumerate()
         .map(|(r, &v)| {
             u32::try_from(v).map_err(|_| {
-                DataError::invalid(path, Location::RowColumn(row0 + r, "label".into()), format!("label {v} (expected 0 or more)"))
+                DataError::invalid(
+                    path,
+                    Location::RowColumn(row0 + r, "label".into()),
+                    format!("label {v} (expected 0 or more)"),
+                )
             })
         })
         .collect()
@@ -726,7 +746,12 @@ fn floats(path: &Path, row0: usize, name: &str, array: &ArrayRef) -> Result<Vec<
 }
 
 /// A float-list column: its values as `f32` and each row's `(start, len)`.
-fn float_lists(path: &Path, row0: usize, name: &str, array: &ArrayRef) -> Result<(Vec<f32>, Vec<(usize, usize)>), DataError> {
+fn float_lists(
+    path: &Path,
+    row0: usize,
+    name: &str,
+    array: &ArrayRef,
+) -> Result<(Vec<f32>, Vec<(usize, usize)>), DataError> {
     reject_nulls(path, row0, name, array.as_ref())?;
     let n = array.len();
     let (values, spans): (ArrayRef, Vec<(usize, usize)>) = match array.data_type() {
@@ -767,7 +792,10 @@ fn float_lists(path: &Path, row0: usize, name: &str, array: &ArrayRef) -> Result
 fn first_width(files: &[PathBuf]) -> Result<usize, DataError> {
     for file in files {
         let builder = open_builder(file)?;
-        let root = builder.schema().index_of("features").map_err(|e| DataError::invalid(file, Location::File, e.to_string()))?;
+        let root = builder
+            .schema()
+            .index_of("features")
+            .map_err(|e| DataError::invalid(file, Location::File, e.to_string()))?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), [root]);
         let mut reader = builder
             .with_projection(mask)
@@ -790,7 +818,9 @@ fn decode(path: &Path, row0: usize, batch: &RecordBatch, parts: &PackedParts, ou
     let (d, k) = (out.d, out.k);
     let labels = parts.labels;
     let column = |name: &str| -> Result<&ArrayRef, DataError> {
-        batch.column_by_name(name).ok_or_else(|| DataError::invalid(path, Location::Column(name.into()), "missing column"))
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| DataError::invalid(path, Location::Column(name.into()), "missing column"))
     };
     let n = batch.num_rows();
     let ids = cast(column("id")?, &DataType::Utf8)
@@ -866,15 +896,17 @@ fn copy_finite(path: &Path, row: usize, name: &str, values: &[f32], to: &mut [f3
 }
 
 fn parse_shape(path: &Path, value: &str) -> Result<Vec<usize>, DataError> {
-    value
-        .split(',')
-        .map(|s| s.trim().parse::<usize>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| DataError::invalid(path, Location::File, format!("metadata {ITEM_SHAPE_KEY} `{value}` is not a list of sizes")))
+    value.split(',').map(|s| s.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>().map_err(|_| {
+        DataError::invalid(path, Location::File, format!("metadata {ITEM_SHAPE_KEY} `{value}` is not a list of sizes"))
+    })
 }
 
 fn parse_names(path: &Path, value: &str) -> Result<Vec<String>, DataError> {
     serde_json::from_str(value).map_err(|e| {
-        DataError::invalid(path, Location::File, format!("metadata {CLASS_NAMES_KEY} is not a JSON list of strings: {e}"))
+        DataError::invalid(
+            path,
+            Location::File,
+            format!("metadata {CLASS_NAMES_KEY} is not a JSON list of strings: {e}"),
+        )
     })
 }
