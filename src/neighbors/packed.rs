@@ -745,13 +745,11 @@ fn floats(path: &Path, row0: usize, name: &str, array: &ArrayRef) -> Result<Vec<
     Ok(values)
 }
 
+/// A float-list column's values as `f32`, and each row's `(start, len)` in them.
+type FloatLists = (Vec<f32>, Vec<(usize, usize)>);
+
 /// A float-list column: its values as `f32` and each row's `(start, len)`.
-fn float_lists(
-    path: &Path,
-    row0: usize,
-    name: &str,
-    array: &ArrayRef,
-) -> Result<(Vec<f32>, Vec<(usize, usize)>), DataError> {
+fn float_lists(path: &Path, row0: usize, name: &str, array: &ArrayRef) -> Result<FloatLists, DataError> {
     reject_nulls(path, row0, name, array.as_ref())?;
     let n = array.len();
     let (values, spans): (ArrayRef, Vec<(usize, usize)>) = match array.data_type() {

@@ -673,7 +673,7 @@ impl<'a> Trainer<'a> {
                 Source::Packed { parts, config, .. } => {
                     let shuffle = self.config.shuffle.then_some((&mut order, &mut rng));
                     let neighbors = graph_config.map_or(0, |c| c.max_neighbors);
-                    EpochBatches::Packed(parts.epoch(config, neighbors, self.config.seed, epoch, shuffle))
+                    EpochBatches::Packed(Box::new(parts.epoch(config, neighbors, self.config.seed, epoch, shuffle)))
                 }
             };
             for b in 0.. {
@@ -939,7 +939,7 @@ impl Source<'_> {
 /// One epoch's batches: chunks of the shuffled row order, or a packed table's stream.
 enum EpochBatches<'e> {
     Memory { train: &'e Dataset, chunks: std::slice::Chunks<'e, usize> },
-    Packed(PackedEpoch<'e>),
+    Packed(Box<PackedEpoch<'e>>),
 }
 
 /// Where the epoch loop is, for [`Trainer::state`].
