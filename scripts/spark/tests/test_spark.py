@@ -119,6 +119,20 @@ class SparkJobs(unittest.TestCase):
         by_id = {r["id"]: r for r in got.to_pylist()}
         for r in want.to_pylist():
             self.assertEqual(by_id.get(r["id"]), r, f"packed row of `{r['id']}`")
+        # `nsl train --packed` streams the job's parts (list<float> features, Spark's part names and
+        # _SUCCESS): in sorted part order with a buffer holding every row, the model is the one
+        # trained on nsl's own packed file with its rows put in the parts' order.
+        parts = sorted(f for f in os.listdir(self.path("packed_parts")) if f.endswith(".parquet"))
+        order = [i for f in parts for i in pq.read_table(os.path.join(self.path("packed_parts"), f))["id"].to_pylist()]
+        position = {i: k for k, i in enumerate(want["id"].to_pylist())}
+        reordered = self.path("packed_in_part_order.parquet")
+        pq.write_table(want.take([position[i] for i in order]), reordered)
+        flags = ["--graph-reg", "multiplier=0.1,neighbors=3", "--model", "mlp:16", "--epochs", 2, "--threads", 1,
+                 "--shuffle-buffer", ROWS]
+        nsl("train", "--packed", self.path("packed_parts"), "--keep-part-order", *flags, "--out", self.path("run_parts"))
+        nsl("train", "--packed", reordered, *flags, "--out", self.path("run_file"))
+        with open(self.path("run_parts/model.safetensors"), "rb") as a, open(self.path("run_file/model.safetensors"), "rb") as b:
+            self.assertTrue(a.read() == b.read(), "training on the job's parts differs from training on nsl's file")
 
 
 class Worker(unittest.TestCase):
