@@ -390,3 +390,82 @@ fn a_resumed_packed_run_ends_with_the_uninterrupted_weights() {
         .unwrap_err();
     assert!(err.to_string().contains("packed") || err.to_string().contains("buffer"), "{err}");
 }
+
+/// The shuffle buffer's order, written out from its description (docs of `nsl::neighbors::PackedParts`):
+/// fill `buffer` slots; then each arriving row draws a slot, whose row is emitted and replaced; at
+/// the end, the slots in the order of the kept permutation, shuffled first.
+fn reference_order(n: usize, buffer: usize, order: &mut Vec<usize>, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    use rand::Rng;
+    let (mut slots, mut out) = (Vec::new(), Vec::new());
+    for row in 0..n {
+        if slots.len() < buffer {
+            slots.push(row);
+        } else {
+            let j = rng.random_range(0..buffer);
+            out.push(slots[j]);
+            slots[j] = row;
+        }
+    }
+    if order.len() != slots.len() {
+        *order = (0..slots.len()).collect();
+    }
+    order.shuffle(rng);
+    out.extend(order.iter().map(|&s| slots[s]));
+    out
+}
+
+#[test]
+fn the_shuffle_buffer_emits_rows_as_documented() {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+    let n = 23;
+    let samples = nsl::Dataset::new(
+        (0..n).map(|i| format!("r{i}")).collect(),
+        ndarray::Array2::from_shape_fn((n, 2), |(i, j)| (i * 2 + j) as f32),
+        vec![2],
+        Some((0..n as u32).map(|i| i % 3).collect()),
+        None,
+    )
+    .unwrap();
+    let (table, _) = NeighborTable::new(&samples, None, &nsl::NeighborGraph::new(), 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("packed.parquet");
+    nsl::neighbors::pack_neighbors(&samples, &table, &path).unwrap();
+    let parts = PackedParts::open(&path).unwrap();
+    assert_eq!((parts.rows(), parts.dim(), parts.num_classes()), (n, 2, Some(3)));
+    for buffer in [1, 4, 23, 100] {
+        let config = PackedConfig { buffer, shuffle_parts: true };
+        let (mut rng, mut order) = (ChaCha8Rng::seed_from_u64(4), Vec::new());
+        let (mut want_rng, mut want_order) = (ChaCha8Rng::seed_from_u64(4), Vec::new());
+        // The in-memory trainer's order: the row order, shuffled every epoch by the same generator.
+        let (mut memory_rng, mut memory) = (ChaCha8Rng::seed_from_u64(4), (0..n).collect::<Vec<usize>>());
+        for epoch in 1..=3 {
+            let mut got = Vec::new();
+            let mut stream = parts.epoch(&config, 1, 4, epoch, Some((&mut order, &mut rng)));
+            while let Some(batch) = stream.next_batch(5).unwrap() {
+                assert!(batch.samples.len() == 5 || got.len() == 20, "batches of 5, then the rest");
+                for (i, id) in batch.samples.ids().iter().enumerate() {
+                    let row: usize = id[1..].parse().unwrap();
+                    // Each row travels with its own features and label.
+                    assert_eq!(batch.samples.row(i).to_vec(), vec![(row * 2) as f32, (row * 2 + 1) as f32]);
+                    assert_eq!(batch.samples.labels().unwrap()[i], row as u32 % 3);
+                    got.push(row);
+                }
+            }
+            drop(stream);
+            assert_eq!(
+                got,
+                reference_order(n, buffer, &mut want_order, &mut want_rng),
+                "buffer {buffer}, epoch {epoch}"
+            );
+            memory.shuffle(&mut memory_rng);
+            if buffer >= n {
+                assert_eq!(got, memory, "a buffer holding the table gives the in-memory order (epoch {epoch})");
+            } else if buffer == 1 {
+                assert_eq!(got, (0..n).collect::<Vec<_>>(), "a 1-row buffer keeps the file order");
+            }
+        }
+    }
+}
