@@ -508,15 +508,7 @@ impl<'a> Trainer<'a> {
                 });
             }
         }
-        let vars = sorted_vars(self.vars)?;
-        let mut optimizer = Optimizer::new(self.config.optimizer, vars.clone());
-        if let Some(state) = &self.resume {
-            state.check(&self.config, &self.setup(source), &named_shapes(self.vars)?)?;
-            for (var, values) in vars.iter().zip(&state.weights) {
-                var.set(&Tensor::from_slice(values, var.shape(), &Device::Cpu)?)?;
-            }
-            optimizer.restore(state.meta.optimizer_steps, state.moments.clone())?;
-        }
+        let (vars, optimizer) = self.optimizer(source)?;
         self.run(source, Some(&labels), max_label, validation, optimizer, vars)
     }
 
@@ -547,6 +539,13 @@ impl<'a> Trainer<'a> {
                 });
             }
         }
+        let (vars, optimizer) = self.optimizer(source)?;
+        self.run(source, None, parts.max_label().unwrap_or(0), validation, optimizer, vars)
+    }
+
+    /// The trainable variables and the optimizer, both restored from the state to resume from, if
+    /// any (checked against this run first).
+    fn optimizer(&self, source: Source) -> Result<(Vec<Var>, Optimizer), TrainError> {
         let vars = sorted_vars(self.vars)?;
         let mut optimizer = Optimizer::new(self.config.optimizer, vars.clone());
         if let Some(state) = &self.resume {
@@ -556,7 +555,7 @@ impl<'a> Trainer<'a> {
             }
             optimizer.restore(state.meta.optimizer_steps, state.moments.clone())?;
         }
-        self.run(source, None, parts.max_label().unwrap_or(0), validation, optimizer, vars)
+        Ok((vars, optimizer))
     }
 
     /// Picks the backend and trains.
