@@ -60,6 +60,14 @@ const READ_ROWS: usize = 1024;
 const PART_SALT: u64 = 0x7061_7274_7300_0000;
 
 /// How a packed table is streamed. `Default`: a buffer of 10,000 rows, parts in a seeded order.
+///
+/// ```
+/// use nsl::neighbors::PackedConfig;
+/// let config = PackedConfig::default();
+/// assert_eq!((config.buffer, config.shuffle_parts), (10_000, true));
+/// assert!(config.validate().is_ok());
+/// assert!(PackedConfig { buffer: 0, ..config }.validate().is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PackedConfig {
