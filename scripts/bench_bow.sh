@@ -10,6 +10,11 @@
 #
 # BOW_TRAIN (default "--dropout 0.5 --epochs 100", the dense model's) sets the `bow` model's dropout and
 # epochs, e.g. BOW_TRAIN="--dropout 0.3 --epochs 60": each model with its own settings.
+#
+# BOW_VALIDATE=1 measures on validation data instead, to choose settings without the test papers: the
+# training papers are split 90/10 (`nsl split --method shuffle --seed 2 --train 0.9`), the models train on
+# the 90 % and are scored on the 10 %, with the other papers (validation and test) as unlabeled neighbors.
+# Prints the table and leaves docs/benchmarks.md alone (needs Python's pyarrow for the id table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=${1:-3}
@@ -27,6 +32,28 @@ for kind in dense tokens; do
   $nsl split "$work/$kind.parquet" --method nsl --seed 1 --train 0.8 \
     --out-train "$work/$kind-train.parquet" --out-test "$work/$kind-test.parquet" >/dev/null
 done
+validate=${BOW_VALIDATE:-0}
+if [ "$validate" = 1 ]; then
+  # Train on 90 % of the training papers, score the other 10 %; every other paper is a neighbor.
+  for kind in dense tokens; do
+    $nsl split "$work/$kind-train.parquet" --method shuffle --seed 2 --train 0.9 \
+      --out-train "$work/$kind-fit.parquet" --out-test "$work/$kind-val.parquet" >/dev/null
+  done
+  python3 - "$work" <<'PY'
+import sys, pyarrow.parquet as pq
+work = sys.argv[1]
+fit = set(pq.read_table(f"{work}/dense-fit.parquet").column("id").to_pylist())
+with open(f"{work}/fit.tsv", "w") as f:
+    for i in pq.read_table(f"{work}/dense.parquet").column("id").to_pylist():
+        f.write(f"{i}\t{'train' if i in fit else 'test'}\n")
+PY
+  for kind in dense tokens; do
+    $nsl split "$work/$kind.parquet" --split-table "$work/fit.tsv" \
+      --out-train "$work/$kind-unused.parquet" --out-test "$work/$kind-pool.parquet" >/dev/null
+    mv "$work/$kind-fit.parquet" "$work/$kind-train.parquet"
+    mv "$work/$kind-val.parquet" "$work/$kind-test.parquet"
+  done
+fi
 
 rows=""
 for seed in $(seq 0 $((seeds - 1))); do
@@ -40,7 +67,9 @@ for seed in $(seq 0 $((seeds - 1))); do
       fi
       extra=()
       [ "$reg_kind" = graph ] && extra=(--graph "$work/graph.parquet" --graph-reg "$reg")
-      $nsl train --samples "$work/$kind-train.parquet" --pool "$work/$kind-test.parquet" \
+      pool="$work/$kind-test.parquet"
+      [ "$validate" = 1 ] && pool="$work/$kind-pool.parquet"
+      $nsl train --samples "$work/$kind-train.parquet" --pool "$pool" \
         --test "$work/$kind-test.parquet" --model "$model" "${train[@]}" --batch-size 128 \
         --threads 1 --seed "$seed" --json "${extra[@]}" --out "$work/run-$kind-$reg_kind-$seed" > "$work/out.json"
       line=$(python3 -c "import json; s=json.load(open('$work/out.json')); print(f\"{s['test_accuracy']:.4f} {s['steady_epoch_seconds']:.5f}\")")
@@ -50,15 +79,17 @@ for seed in $(seq 0 $((seeds - 1))); do
   done
 done
 
-python3 - "$seeds" "$bow" "$reg" "$rows" "${BOW_TRAIN:---dropout 0.5 --epochs 100}" <<'PY' | scripts/bench_section.py bow
+report() { if [ "$validate" = 1 ]; then cat; else scripts/bench_section.py bow; fi; }
+python3 - "$seeds" "$bow" "$reg" "$rows" "${BOW_TRAIN:---dropout 0.5 --epochs 100}" "$validate" <<'PY' | report
 import datetime, subprocess, sys, statistics as st
 seeds, bow, reg, rows = int(sys.argv[1]), sys.argv[2], sys.argv[3], [r.split() for r in sys.argv[4].strip().splitlines()]
-bow_train = sys.argv[5]
+bow_train, validate = sys.argv[5], sys.argv[6] == "1"
 def pick(reg_kind, kind, col):
     return [float(r[col]) for r in rows if r[1] == reg_kind and r[2] == kind]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-print("## Cora's words as token lists: `bow` against the dense MLP (issue 12)\n")
+print("## Cora's words as token lists: `bow` against the dense MLP (issue 12)"
+      + (" — VALIDATION (90/10 of the training papers)" if validate else "") + "\n")
 print(f"`BOW_TRAIN='{bow_train}' scripts/bench_bow.sh {seeds} {bow} {reg}` — {datetime.date.today()}, {cpu}, {cores} cores, release "
       "build, `--threads 1`, both models in the same run, alternating.\n")
 print("NSL's tutorial split and settings (80/20, Python `random.seed(1)`, dropout 0.5, 100 epochs, batch 128, "
