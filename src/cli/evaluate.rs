@@ -30,6 +30,12 @@ pub struct EvaluateArgs {
     samples: PathBuf,
     #[command(flatten)]
     columns: ColumnArgs,
+    /// Column of per-sample weights in the samples (finite, ≥ 0, as `train --weight-column`): the
+    /// loss becomes `Σ wᵢ ℓᵢ / n` (the training loss's reduction) and every metric counts each sample
+    /// `wᵢ` times (weighted accuracy, F1 counts, ROC-AUC pairs, MSE/MAE); robust accuracy under
+    /// `--attack` stays unweighted. Default: unweighted.
+    #[arg(long, value_name = "NAME")]
+    weight_column: Option<String>,
     /// Also measure robust accuracy under this attack. Default: clean accuracy only.
     #[arg(long, value_name = "ATTACK")]
     attack: Option<AttackName>,
@@ -62,7 +68,8 @@ pub struct EvaluateArgs {
     /// Seed of PGD's random start.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Print the result as JSON: `task`, `accuracy` (absent for regression), `loss`, `samples`, the
+    /// Print the result as JSON: `task`, `accuracy` (absent for regression), `loss`, `weighted` (true
+    /// with `--weight-column`, else absent), `samples`, the
     /// task's metrics (`accuracy`, `macro_f1` for multiclass; `accuracy`, `roc_auc`, `macro_f1` for
     /// binary; `macro_f1`, `micro_f1`, `subset_accuracy` for multilabel; `mse`, `mae`, `rmse` for
     /// regression), and with `--attack` also `epsilon` and `robust_accuracy` (one value per ε, in
@@ -78,6 +85,9 @@ struct EvaluateOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     accuracy: Option<f64>,
     loss: f64,
+    /// The loss and metrics are weighted (`--weight-column`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    weighted: bool,
     samples: usize,
     #[serde(flatten)]
     metrics: Metrics,
@@ -160,6 +170,10 @@ pub struct PredictArgs {
 /// Runs `nsl evaluate`.
 pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
     let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns, true)?;
+    let samples = match &args.weight_column {
+        Some(column) => nsl::data::attach_weights(samples, &args.samples, &args.columns.to_columns().id, column)?,
+        None => samples,
+    };
     let task = checkpoint.meta.task;
     if args.attack.is_some() && task != Task::Multiclass {
         bail!("--attack measures robust accuracy of multiclass runs; {} was trained for {task}", args.run.display());
@@ -172,6 +186,7 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
         task,
         accuracy: Some(result.accuracy).filter(|a| !a.is_nan()),
         loss: result.loss,
+        weighted: result.weighted,
         samples: result.samples,
         metrics,
         attack: None,
@@ -227,9 +242,12 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&output)?);
     } else {
+        let weighted = args.weight_column.as_deref().map(|c| format!(", weighted by `{c}`")).unwrap_or_default();
         match output.accuracy {
-            Some(accuracy) => println!("accuracy {accuracy:.4} ({} samples), loss {:.4}", output.samples, output.loss),
-            None => println!("{} samples, loss {:.4}", output.samples, output.loss),
+            Some(accuracy) => {
+                println!("accuracy {accuracy:.4} ({} samples{weighted}), loss {:.4}", output.samples, output.loss)
+            }
+            None => println!("{} samples{weighted}, loss {:.4}", output.samples, output.loss),
         }
         if task != Task::Multiclass {
             println!("{task} metrics: {}", serde_json::to_string(&output.metrics)?);
@@ -330,6 +348,22 @@ fn load(
         false => samples,
     };
     Ok((checkpoint, samples))
+}
+
+/// `samples` (read from `path`) weighted by `column` when the table has it (loss and metrics are
+/// then weighted, see `nsl::eval::evaluate_task`); unweighted with a warning when it has not.
+pub(super) fn weigh_if_present(
+    samples: Dataset,
+    path: &std::path::Path,
+    columns: &ColumnArgs,
+    column: Option<&str>,
+) -> Result<Dataset> {
+    let Some(column) = column else { return Ok(samples) };
+    if !nsl::data::has_column(path, column)? {
+        eprintln!("warning: {} has no weight column `{column}`: its loss and metrics are unweighted", path.display());
+        return Ok(samples);
+    }
+    Ok(nsl::data::attach_weights(samples, path, &columns.to_columns().id, column)?)
 }
 
 /// Checks that class samples fit `--task binary` (two classes; for the training samples, both

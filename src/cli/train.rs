@@ -171,7 +171,9 @@ settings! {
         /// Column of per-sample weights in the training samples (Parquet or CSV; finite, ≥ 0): each
         /// sample's weight multiplies its supervised, graph (per center), adversarial and virtual
         /// adversarial loss terms, as NSL's `sample_weight_key`. Name the feature columns (or use a
-        /// `features` list column) so that it is not read as a feature. Default: every weight 1.
+        /// `features` list column) so that it is not read as a feature. `--validation` and `--test`
+        /// tables that have the column are scored with weighted loss and metrics too (a warning
+        /// says when one has not). Default: every weight 1.
         #[arg(long, value_name = "NAME")]
         weight_column: Option<String>,
         /// Class weights, multiplied into the sample weights (multiclass and binary only):
@@ -616,7 +618,8 @@ fn train(
         (None, None) => packed_pool,
     };
     let labeled = |path: &Path| -> Result<Dataset> {
-        super::evaluate::read_for_task(path, &args.columns, task, names.as_deref())
+        let samples = super::evaluate::read_for_task(path, &args.columns, task, names.as_deref())?;
+        super::evaluate::weigh_if_present(samples, path, &args.columns, settings.weight_column.as_deref())
     };
     let validation = validation_path.as_deref().map(labeled).transpose()?;
     let test = test_path.as_deref().map(labeled).transpose()?;
