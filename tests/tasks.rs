@@ -484,6 +484,18 @@ fn weighted_evaluation_by_hand() {
     // The run's own test figures are the weighted ones.
     assert!((f(&summary, "test_loss") - f(&e, "loss")).abs() < 1e-6, "{summary}");
     assert!((f(&summary["test_metrics"], "roc_auc") - f(&e, "roc_auc")).abs() < 1e-9);
+
+    // FGSM along the sigmoid cross-entropy's gradient: at ε = 0 the clean (weighted) metrics, at
+    // ε = 0.5 a lower ROC-AUC.
+    let mut args = vec!["evaluate", "--run", run.to_str().unwrap(), "--samples", test.to_str().unwrap()];
+    args.extend(["--feature-columns", "features", "--weight-column", "weight", "--json"]);
+    args.extend(["--attack", "fgsm", "--epsilon", "0,0.5"]);
+    let attacked: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+    let robust = &attacked["robust_metrics"];
+    assert!((f(&robust[0], "roc_auc") - f(&e, "roc_auc")).abs() < 1e-12, "{attacked}");
+    assert!((f(&robust[0], "accuracy") - f(&e, "accuracy")).abs() < 1e-12, "{attacked}");
+    assert!(f(&robust[1], "roc_auc") < f(&e, "roc_auc") - 0.05, "{attacked}");
+    assert_eq!(attacked["robust_accuracy"].as_array().map(Vec::len), Some(2));
 }
 
 /// Bad targets: a NaN regression target and a ragged target list name the file, line and column;

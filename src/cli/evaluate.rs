@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use nsl::data::Dataset;
 use nsl::data::TargetKind;
 use nsl::eval::{evaluate_task, predict_task, Metrics};
-use nsl::eval::{robustness_sweep, Attack, AttackConfig};
+use nsl::eval::{robustness_sweep_task, Attack, AttackConfig};
 use nsl::loss::Task;
 use nsl::regularize::NormType;
 use nsl::train::{load_checkpoint, Checkpoint};
@@ -32,11 +32,13 @@ pub struct EvaluateArgs {
     columns: ColumnArgs,
     /// Column of per-sample weights in the samples (finite, ≥ 0, as `train --weight-column`): the
     /// loss becomes `Σ wᵢ ℓᵢ / n` (the training loss's reduction) and every metric counts each sample
-    /// `wᵢ` times (weighted accuracy, F1 counts, ROC-AUC pairs, MSE/MAE); robust accuracy under
-    /// `--attack` stays unweighted. Default: unweighted.
+    /// `wᵢ` times (weighted accuracy, F1 counts, ROC-AUC pairs, MSE/MAE), under `--attack` too
+    /// (the attack's gradient itself is unweighted). Default: unweighted.
     #[arg(long, value_name = "NAME")]
     weight_column: Option<String>,
-    /// Also measure robust accuracy under this attack. Default: clean accuracy only.
+    /// Also measure the task's metrics under this attack, crafted along the gradient of the run's
+    /// task loss. It perturbs the model's encoded input: the features for `mlp`/`cnn`, the pooled
+    /// embeddings (and dense groups) for `bow`, never token ids. Default: clean metrics only.
     #[arg(long, value_name = "ATTACK")]
     attack: Option<AttackName>,
     /// Norm of the attack's perturbation.
@@ -54,15 +56,18 @@ pub struct EvaluateArgs {
     /// PGD: start from a random point of the ε-ball.
     #[arg(long)]
     random_init: bool,
-    /// Valid input range MIN:MAX that perturbed features are clipped to (e.g. 0:1 for pixels).
-    /// Default: no clipping.
+    /// Valid input range MIN:MAX that perturbed features (for `bow`: the perturbed encoding) are
+    /// clipped to (e.g. 0:1 for pixels). Default: no clipping.
     #[arg(long, value_name = "MIN:MAX", value_parser = parse_clip)]
     clip: Option<(f32, f32)>,
     /// Craft the perturbations on this other run's model (a transfer attack, as in NSL's tutorial)
-    /// instead of on the evaluated model itself (white-box). Default: white-box.
+    /// instead of on the evaluated model itself (white-box); both runs must read the same features
+    /// (not `bow`, which is attacked in its own embedding space) and have the same task. Default:
+    /// white-box.
     #[arg(long, value_name = "DIR")]
     attack_from: Option<PathBuf>,
-    /// Write the robustness curve (accuracy against ε) as an SVG.
+    /// Write the robustness curve (accuracy against ε; subset accuracy for multilabel; not for
+    /// regression) as an SVG. Default: no plot.
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
     /// Seed of PGD's random start.
@@ -72,8 +77,8 @@ pub struct EvaluateArgs {
     /// with `--weight-column`, else absent), `samples`, the
     /// task's metrics (`accuracy`, `macro_f1` for multiclass; `accuracy`, `roc_auc`, `macro_f1` for
     /// binary; `macro_f1`, `micro_f1`, `subset_accuracy` for multilabel; `mse`, `mae`, `rmse` for
-    /// regression), and with `--attack` also `epsilon` and `robust_accuracy` (one value per ε, in
-    /// the order given).
+    /// regression), and with `--attack` also `epsilon`, `robust_accuracy` (absent for regression)
+    /// and `robust_metrics` (the task's metrics; one value per ε, in the order given).
     #[arg(long)]
     json: bool,
 }
@@ -99,6 +104,8 @@ struct EvaluateOutput {
     epsilon: Vec<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     robust_accuracy: Vec<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    robust_metrics: Vec<Metrics>,
 }
 
 /// `--attack`'s choices.
@@ -175,8 +182,11 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
         None => samples,
     };
     let task = checkpoint.meta.task;
-    if args.attack.is_some() && task != Task::Multiclass {
-        bail!("--attack measures robust accuracy of multiclass runs; {} was trained for {task}", args.run.display());
+    if args.attack.is_some() && args.plot.is_some() && matches!(task, Task::Regression(_)) {
+        bail!(
+            "--plot draws robust accuracy; {} is a regression run (its robust errors are in the output)",
+            args.run.display()
+        );
     }
     let result = evaluate_task(checkpoint.model.as_ref(), &samples, task, 1024)?;
     let mut metrics = result.metrics.clone();
@@ -193,6 +203,7 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
         attack_from: args.attack_from.clone(),
         epsilon: Vec::new(),
         robust_accuracy: Vec::new(),
+        robust_metrics: Vec::new(),
     };
     if let Some(attack_name) = args.attack {
         let attack = match attack_name {
@@ -223,13 +234,30 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
                 );
             }
         }
+        if let Some(source) = &source {
+            if source.meta.task != task {
+                bail!(
+                    "--attack-from {}: the attack's source run was trained for {}, the evaluated run {} for {task}",
+                    source.dir().display(),
+                    source.meta.task,
+                    args.run.display()
+                );
+            }
+        }
         let source_model = source.as_ref().map_or(checkpoint.model.as_ref(), |s| s.model.as_ref());
-        let curve = with_spinner(format!("attacking with {}", attack_name.as_str()), || {
-            robustness_sweep(checkpoint.model.as_ref(), source_model, &samples, &config, &args.epsilon, 256)
+        let sweep = with_spinner(format!("attacking with {}", attack_name.as_str()), || {
+            robustness_sweep_task(checkpoint.model.as_ref(), source_model, &samples, task, &config, &args.epsilon, 256)
         })?;
+        // Robust accuracy as the evaluation's own accuracy is defined: subset accuracy for multilabel.
+        let robust = |m: &Metrics| match task {
+            Task::Multilabel => m.subset_accuracy,
+            _ => m.accuracy,
+        };
+        let curve: Vec<(f64, f64)> = sweep.iter().filter_map(|(e, m)| robust(m).map(|a| (*e, a))).collect();
         output.attack = Some(config);
-        output.epsilon = curve.iter().map(|p| p.0).collect();
+        output.epsilon = sweep.iter().map(|p| p.0).collect();
         output.robust_accuracy = curve.iter().map(|p| p.1).collect();
+        output.robust_metrics = sweep.into_iter().map(|p| p.1).collect();
         if let Some(plot) = &args.plot {
             let mut points = vec![(0.0, result.accuracy)];
             points.extend(curve.iter().copied().filter(|p| p.0 > 0.0));
@@ -252,12 +280,19 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
         if task != Task::Multiclass {
             println!("{task} metrics: {}", serde_json::to_string(&output.metrics)?);
         }
-        for (eps, acc) in output.epsilon.iter().zip(&output.robust_accuracy) {
-            let how = match &args.attack_from {
-                Some(from) => format!("crafted on {}", from.display()),
-                None => "white-box".into(),
-            };
-            println!("  {} ε={eps:<6} robust accuracy {acc:.4} ({how})", args.attack.map_or("", AttackName::as_str));
+        let how = match &args.attack_from {
+            Some(from) => format!("crafted on {}", from.display()),
+            None => "white-box".into(),
+        };
+        let name = args.attack.map_or("", AttackName::as_str);
+        for (i, eps) in output.epsilon.iter().enumerate() {
+            match (output.robust_accuracy.get(i), task) {
+                (Some(acc), Task::Multiclass) => println!("  {name} ε={eps:<6} robust accuracy {acc:.4} ({how})"),
+                _ => println!(
+                    "  {name} ε={eps:<6} robust {task} metrics {} ({how})",
+                    serde_json::to_string(&output.robust_metrics[i])?
+                ),
+            }
         }
     }
     Ok(())

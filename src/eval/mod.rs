@@ -6,7 +6,10 @@
 mod attack;
 mod metrics;
 
-pub use attack::{accuracy_on, adversarial_examples, predicted_classes, robustness_sweep, Attack, AttackConfig};
+pub use attack::{
+    accuracy_on, adversarial_examples, metrics_on, outputs_on, predicted_classes, robustness_sweep,
+    robustness_sweep_task, task_adversarial_inputs, Attack, AttackConfig,
+};
 pub use metrics::{accuracy, macro_f1, roc_auc, task_metrics, weighted_task_metrics, Metric, Metrics, Truth};
 
 use crate::data::{Dataset, Targets};
