@@ -154,6 +154,7 @@ fn bad_feature_columns_name_column_and_row_and_write_nothing() {
     ])) as ArrayRef;
     let e = refused(vec![("id", ids(2)), ("emb", ragged)], &["--feature-columns", "emb"]);
     assert!(e.contains("row 1, column `emb`: found 1 feature values, expected 2"), "{e}");
+    assert!(e.contains("variable-length lists are token ids, list<int64>"), "{e}");
     // A token id past the vocabulary given by --vocab-size.
     let words = int_lists(vec![Some(vec![Some(1)]), Some(vec![Some(0), Some(7)])]);
     let e = refused(vec![("id", ids(2)), ("words", words)], &["--feature-columns", "words", "--vocab-size", "5"]);

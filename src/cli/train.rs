@@ -182,8 +182,9 @@ settings! {
         #[arg(long, value_name = "balanced|FILE", value_parser = ClassWeights::from_str)]
         #[serde(deserialize_with = "from_text")]
         class_weights: Option<ClassWeights>,
-        /// Model: `mlp:UNITS,…`, `cnn[:FILTERS,…]` or `bow[:EMBED,UNITS,…]` (token-id lists: embeddings
-        /// mean-pooled per list, then dense layers; `bow` = `bow:50`). Default `mlp:50,50`.
+        /// Model: `mlp:UNITS,…`, `cnn[:FILTERS,…]` or `bow[:EMBED,UNITS,…][,combiner=mean|sum|sqrtn]
+        /// [,bag-activation=none|relu|tanh|sigmoid|gelu]` (token-id lists: embeddings pooled per list,
+        /// default mean and no bag activation, then dense layers; `bow` = `bow:50`). Default `mlp:50,50`.
         #[arg(long, value_name = "SPEC", value_parser = ModelSpec::from_str)]
         #[serde(deserialize_with = "from_text")]
         model: Option<ModelSpec>,

@@ -188,8 +188,7 @@ impl fmt::Display for Activation {
 pub struct BowSpec {
     /// Values per embedded id. Default 50.
     pub embed: usize,
-    /// Units of each hidden layer. Default none: on Cora's words (NSL split, 3 seeds) `bow:50`
-    /// reached 73.7 % against 71.5 % for `bow:50,50` (docs/guide.md, "Text and token lists").
+    /// Units of each hidden layer. Default none (`bow:50`: the pooled embeddings feed the logits).
     pub hidden: Vec<usize>,
     /// How each token group's embedding rows are pooled. Default [`Combiner::Mean`].
     pub combiner: Combiner,
@@ -267,7 +266,7 @@ impl FromStr for ModelSpec {
         let (numbers, options) = match rest {
             None => (None, ""),
             Some(rest) => {
-                let split = rest.find(|c| c == '=').map_or(rest.len(), |eq| rest[..eq].rfind(',').map_or(0, |c| c + 1));
+                let split = rest.find('=').map_or(rest.len(), |eq| rest[..eq].rfind(',').map_or(0, |c| c + 1));
                 let (numbers, options) = rest.split_at(split);
                 let numbers = numbers.trim_end_matches(',');
                 let numbers = (!numbers.trim().is_empty())
