@@ -52,23 +52,24 @@ pub struct History {
 
 impl History {
     /// The history as CSV, one line per epoch, with a header: `epoch, loss, supervised_loss,
-    /// graph_loss, adversarial_loss, accuracy, validation_accuracy, seconds`, then, for each of the
-    /// task's metrics other than accuracy that some epoch has ([`History::metric_columns`], e.g.
-    /// `roc_auc` for binary, `mse` for regression), its training value and its validation value
-    /// (`macro_f1,validation_macro_f1,…`). A value an epoch lacks is an empty cell.
+    /// graph_loss, adversarial_loss, accuracy, validation_accuracy`, then, for each of the task's
+    /// metrics other than accuracy that some epoch has ([`History::metric_columns`], e.g. `roc_auc`
+    /// for binary, `mse` for regression), its training value and its validation value
+    /// (`macro_f1,validation_macro_f1,…`), and last `seconds`. A value an epoch lacks is an empty
+    /// cell.
     pub fn to_csv(&self) -> String {
         let metrics = self.metric_columns();
         let mut out =
-            String::from("epoch,loss,supervised_loss,graph_loss,adversarial_loss,accuracy,validation_accuracy,seconds");
+            String::from("epoch,loss,supervised_loss,graph_loss,adversarial_loss,accuracy,validation_accuracy");
         for m in &metrics {
             let name = m.name().replace('-', "_");
             out.push_str(&format!(",{name},validation_{name}"));
         }
-        out.push('\n');
+        out.push_str(",seconds\n");
         let cell = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
         for e in &self.epochs {
             out.push_str(&format!(
-                "{},{:.6},{:.6},{:.6},{:.6},{:.6},{},{:.4}",
+                "{},{:.6},{:.6},{:.6},{:.6},{:.6},{}",
                 e.epoch,
                 e.loss,
                 e.supervised_loss,
@@ -76,14 +77,13 @@ impl History {
                 e.adversarial_loss,
                 e.accuracy,
                 cell(e.validation_accuracy),
-                e.seconds
             ));
             for &m in &metrics {
                 let train = e.metrics.as_ref().and_then(|x| x.get(m));
                 let validation = e.validation_metrics.as_ref().and_then(|x| x.get(m));
                 out.push_str(&format!(",{},{}", cell(train), cell(validation)));
             }
-            out.push('\n');
+            out.push_str(&format!(",{:.4}\n", e.seconds));
         }
         out
     }
@@ -155,16 +155,22 @@ mod tests {
         assert_eq!(history.metric_columns(), [Metric::MacroF1, Metric::RocAuc]);
         assert_eq!(
             history.to_csv(),
-            "epoch,loss,supervised_loss,graph_loss,adversarial_loss,accuracy,validation_accuracy,seconds,\
-             macro_f1,validation_macro_f1,roc_auc,validation_roc_auc\n\
-             1,0.500000,0.500000,0.000000,0.000000,0.750000,,0.2500,0.500000,0.500000,0.800000,0.900000\n\
-             2,0.500000,0.500000,0.000000,0.000000,0.750000,,0.2500,0.500000,0.500000,0.850000,\n"
+            "epoch,loss,supervised_loss,graph_loss,adversarial_loss,accuracy,validation_accuracy,\
+             macro_f1,validation_macro_f1,roc_auc,validation_roc_auc,seconds\n\
+             1,0.500000,0.500000,0.000000,0.000000,0.750000,,0.500000,0.500000,0.800000,0.900000,0.2500\n\
+             2,0.500000,0.500000,0.000000,0.000000,0.750000,,0.500000,0.500000,0.850000,,0.2500\n"
         );
         // Regression: the errors, no validation set.
         let mse = Metrics { mse: Some(2.0), mae: Some(1.0), rmse: Some(2f64.sqrt()), ..Default::default() };
         let history = History { epochs: vec![record(1, Some(mse), None)], best_epoch: None };
         let csv = history.to_csv();
-        assert!(csv.ends_with(",seconds,mse,validation_mse,mae,validation_mae,rmse,validation_rmse\n1,0.500000,0.500000,0.000000,0.000000,0.750000,,0.2500,2.000000,,1.000000,,1.414214,\n"), "{csv}");
+        assert!(
+            csv.ends_with(
+                ",validation_accuracy,mse,validation_mse,mae,validation_mae,rmse,validation_rmse,seconds\n\
+                 1,0.500000,0.500000,0.000000,0.000000,0.750000,,2.000000,,1.000000,,1.414214,,0.2500\n"
+            ),
+            "{csv}"
+        );
         // Without metrics (a history from before tasks): the eight columns only.
         let old = History { epochs: vec![record(1, None, None)], best_epoch: None };
         assert_eq!(old.to_csv().lines().next().map(|h| h.split(',').count()), Some(8));
