@@ -154,6 +154,7 @@ fn bad_feature_columns_name_column_and_row_and_write_nothing() {
     ])) as ArrayRef;
     let e = refused(vec![("id", ids(2)), ("emb", ragged)], &["--feature-columns", "emb"]);
     assert!(e.contains("row 1, column `emb`: found 1 feature values, expected 2"), "{e}");
+    assert!(e.contains("variable-length lists are token ids, list<int64>"), "{e}");
     // A token id past the vocabulary given by --vocab-size.
     let words = int_lists(vec![Some(vec![Some(1)]), Some(vec![Some(0), Some(7)])]);
     let e = refused(vec![("id", ids(2)), ("words", words)], &["--feature-columns", "words", "--vocab-size", "5"]);
@@ -320,4 +321,72 @@ fn bow_trains_on_cora_words_through_the_cli() {
     assert_eq!((group["type"].as_str(), group["vocab"].as_u64()), (Some("tokens"), Some(1433)), "{meta}");
     let eval = ok(&["evaluate", "--run", &p("run"), "--samples", &p("test.parquet"), "--json"]);
     assert!(eval.contains("accuracy"), "{eval}");
+
+    // A sqrtn bag with a bias and ReLU: its checkpoint (with `bag0.bias`) reloads, and a white-box
+    // FGSM perturbs the pooled embeddings: at ε = 0 the clean accuracy, at ε = 0.2 less.
+    let json = |text: String| -> serde_json::Value { serde_json::from_str(&text).unwrap() };
+    let bagged = "bow:16,8,combiner=sqrtn,bag-activation=relu";
+    let train_bagged = |out: &str, seed: &str| {
+        json(ok(&[
+            "train",
+            "--samples",
+            &p("train.parquet"),
+            "--test",
+            &p("test.parquet"),
+            "--model",
+            bagged,
+            "--epochs",
+            "20",
+            "--seed",
+            seed,
+            "--threads",
+            "1",
+            "--json",
+            "--out",
+            &p(out),
+        ]))
+    };
+    let summary = train_bagged("run-bag", "0");
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(p("run-bag/model.json")).unwrap()).unwrap();
+    assert_eq!(
+        (meta["spec"]["combiner"].as_str(), meta["spec"]["bag_activation"].as_str()),
+        (Some("sqrtn"), Some("relu"))
+    );
+    let attacked = json(ok(&[
+        "evaluate",
+        "--run",
+        &p("run-bag"),
+        "--samples",
+        &p("test.parquet"),
+        "--attack",
+        "fgsm",
+        "--epsilon",
+        "0,0.2",
+        "--json",
+    ]));
+    let clean = attacked["accuracy"].as_f64().unwrap();
+    assert!((clean - summary["test_accuracy"].as_f64().unwrap()).abs() < 1e-9, "{attacked} {summary}");
+    let robust: Vec<f64> =
+        attacked["robust_accuracy"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(robust[0], clean, "{attacked}");
+    assert!(robust[1] < clean - 0.05, "{attacked}");
+    // A transfer attack between bow models is refused: each perturbs its own embeddings.
+    train_bagged("run-bag2", "1");
+    let out = nsl(&[
+        "evaluate",
+        "--run",
+        &p("run-bag"),
+        "--samples",
+        &p("test.parquet"),
+        "--attack",
+        "fgsm",
+        "--attack-from",
+        &p("run-bag2"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("attack it white-box"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

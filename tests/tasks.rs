@@ -417,6 +417,87 @@ fn weights_through_the_cli() {
     assert!(!out.exists());
 }
 
+/// Weighted evaluation (`--weight-column`): `nsl evaluate`'s loss is `Σ wᵢ BCEᵢ / n` and its
+/// accuracy and ROC-AUC count each paper `wᵢ` times (weights 0, 1, 2, 3 by row), as recomputed
+/// from `nsl predict`'s probabilities; `nsl train --test` reports the same weighted values, and
+/// without the flag `nsl evaluate` is unweighted (and differs).
+#[test]
+fn weighted_evaluation_by_hand() {
+    let cora = cora();
+    let dir = tempfile::tempdir().unwrap();
+    let positive = |i: usize| cora.classes[i] == "class_3";
+    let weight = |i: usize| ((i / 4) % 4) as f32;
+    write_tables(dir.path(), &cora, |i| u8::from(positive(i)).to_string(), Some(&weight));
+    let summary = train(
+        dir.path(),
+        &["--task", "binary", "--weight-column", "weight", "--feature-columns", "features", "--epochs", "5"],
+    );
+    let (run, test) = (dir.path().join("run"), dir.path().join("test.csv"));
+    let eval = |weighted: bool| -> serde_json::Value {
+        let mut args = vec!["evaluate", "--run", run.to_str().unwrap(), "--samples", test.to_str().unwrap()];
+        args.extend(["--feature-columns", "features", "--json"]);
+        if weighted {
+            args.extend(["--weight-column", "weight"]);
+        }
+        serde_json::from_str(&ok(&args)).unwrap()
+    };
+    let (e, plain) = (eval(true), eval(false));
+    assert_eq!(e["weighted"], true);
+    assert!(plain.get("weighted").is_none(), "{plain}");
+
+    let rows = test_rows(&cora);
+    let w: Vec<f64> = rows.iter().map(|&i| f64::from(weight(i))).collect();
+    let y: Vec<bool> = rows.iter().map(|&i| positive(i)).collect();
+    let (header, predicted) = predict(dir.path());
+    assert_eq!(header, ["id", "prediction", "p_1"]);
+    let p: Vec<f64> = predicted.iter().map(|r| r[2].parse().unwrap()).collect();
+    let n = p.len() as f64;
+    let total: f64 = w.iter().sum();
+    let bce = |p: f64, y: bool| -(if y { p } else { 1.0 - p }).max(1e-6).ln();
+    let loss = p.iter().zip(&y).zip(&w).map(|((&p, &y), &w)| w * bce(p, y)).sum::<f64>() / n;
+    let plain_loss = p.iter().zip(&y).map(|(&p, &y)| bce(p, y)).sum::<f64>() / n;
+    let accuracy =
+        p.iter().zip(&y).zip(&w).filter(|((&p, &y), _)| (p > 0.5) == y).map(|(_, &w)| w).sum::<f64>() / total;
+    let (mut right, mut pairs) = (0.0, 0.0);
+    for (i, (&pi, &wi)) in p.iter().zip(&w).enumerate().filter(|(i, _)| y[*i]) {
+        for (_, (&pj, &wj)) in p.iter().zip(&w).enumerate().filter(|(j, _)| !y[*j] && *j != i) {
+            pairs += wi * wj;
+            right += wi
+                * wj
+                * if pi > pj {
+                    1.0
+                } else if pi == pj {
+                    0.5
+                } else {
+                    0.0
+                };
+        }
+    }
+    let auc = right / pairs;
+    eprintln!("weighted binary: loss {loss:.4} (unweighted {plain_loss:.4}), accuracy {accuracy:.4}, ROC-AUC {auc:.4}");
+    // Probabilities are printed with 6 decimals: a 2% tolerance on the loss, 2e-3 on the AUC.
+    assert!((f(&e, "loss") - loss).abs() < 0.02 * loss, "{} vs {loss}", f(&e, "loss"));
+    assert!((f(&plain, "loss") - plain_loss).abs() < 0.02 * plain_loss);
+    assert!((f(&e, "loss") - f(&plain, "loss")).abs() > 0.05 * plain_loss, "weights changed nothing: {e} {plain}");
+    assert!((f(&e, "accuracy") - accuracy).abs() < 1e-9, "{e}");
+    assert!((f(&e, "roc_auc") - auc).abs() < 2e-3, "{e} vs {auc}");
+    // The run's own test figures are the weighted ones.
+    assert!((f(&summary, "test_loss") - f(&e, "loss")).abs() < 1e-6, "{summary}");
+    assert!((f(&summary["test_metrics"], "roc_auc") - f(&e, "roc_auc")).abs() < 1e-9);
+
+    // FGSM along the sigmoid cross-entropy's gradient: at ε = 0 the clean (weighted) metrics, at
+    // ε = 0.5 a lower ROC-AUC.
+    let mut args = vec!["evaluate", "--run", run.to_str().unwrap(), "--samples", test.to_str().unwrap()];
+    args.extend(["--feature-columns", "features", "--weight-column", "weight", "--json"]);
+    args.extend(["--attack", "fgsm", "--epsilon", "0,0.5"]);
+    let attacked: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+    let robust = &attacked["robust_metrics"];
+    assert!((f(&robust[0], "roc_auc") - f(&e, "roc_auc")).abs() < 1e-12, "{attacked}");
+    assert!((f(&robust[0], "accuracy") - f(&e, "accuracy")).abs() < 1e-12, "{attacked}");
+    assert!(f(&robust[1], "roc_auc") < f(&e, "roc_auc") - 0.05, "{attacked}");
+    assert_eq!(attacked["robust_accuracy"].as_array().map(Vec::len), Some(2));
+}
+
 /// Bad targets: a NaN regression target and a ragged target list name the file, line and column;
 /// binary refuses more than two classes.
 #[test]

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use nsl::data::Dataset;
 use nsl::data::TargetKind;
 use nsl::eval::{evaluate_task, predict_task, Metrics};
-use nsl::eval::{robustness_sweep, Attack, AttackConfig};
+use nsl::eval::{robustness_sweep_task, Attack, AttackConfig};
 use nsl::loss::Task;
 use nsl::regularize::NormType;
 use nsl::train::{load_checkpoint, Checkpoint};
@@ -30,7 +30,15 @@ pub struct EvaluateArgs {
     samples: PathBuf,
     #[command(flatten)]
     columns: ColumnArgs,
-    /// Also measure robust accuracy under this attack. Default: clean accuracy only.
+    /// Column of per-sample weights in the samples (finite, ≥ 0, as `train --weight-column`): the
+    /// loss becomes `Σ wᵢ ℓᵢ / n` (the training loss's reduction) and every metric counts each sample
+    /// `wᵢ` times (weighted accuracy, F1 counts, ROC-AUC pairs, MSE/MAE), under `--attack` too
+    /// (the attack's gradient itself is unweighted). Default: unweighted.
+    #[arg(long, value_name = "NAME")]
+    weight_column: Option<String>,
+    /// Also measure the task's metrics under this attack, crafted along the gradient of the run's
+    /// task loss. It perturbs the model's encoded input: the features for `mlp`/`cnn`, the pooled
+    /// embeddings (and dense groups) for `bow`, never token ids. Default: clean metrics only.
     #[arg(long, value_name = "ATTACK")]
     attack: Option<AttackName>,
     /// Norm of the attack's perturbation.
@@ -48,25 +56,29 @@ pub struct EvaluateArgs {
     /// PGD: start from a random point of the ε-ball.
     #[arg(long)]
     random_init: bool,
-    /// Valid input range MIN:MAX that perturbed features are clipped to (e.g. 0:1 for pixels).
-    /// Default: no clipping.
+    /// Valid input range MIN:MAX that perturbed features (for `bow`: the perturbed encoding) are
+    /// clipped to (e.g. 0:1 for pixels). Default: no clipping.
     #[arg(long, value_name = "MIN:MAX", value_parser = parse_clip)]
     clip: Option<(f32, f32)>,
     /// Craft the perturbations on this other run's model (a transfer attack, as in NSL's tutorial)
-    /// instead of on the evaluated model itself (white-box). Default: white-box.
+    /// instead of on the evaluated model itself (white-box); both runs must read the same features
+    /// (not `bow`, which is attacked in its own embedding space) and have the same task. Default:
+    /// white-box.
     #[arg(long, value_name = "DIR")]
     attack_from: Option<PathBuf>,
-    /// Write the robustness curve (accuracy against ε) as an SVG.
+    /// Write the robustness curve (accuracy against ε; subset accuracy for multilabel; not for
+    /// regression) as an SVG. Default: no plot.
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
     /// Seed of PGD's random start.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Print the result as JSON: `task`, `accuracy` (absent for regression), `loss`, `samples`, the
+    /// Print the result as JSON: `task`, `accuracy` (absent for regression), `loss`, `weighted` (true
+    /// with `--weight-column`, else absent), `samples`, the
     /// task's metrics (`accuracy`, `macro_f1` for multiclass; `accuracy`, `roc_auc`, `macro_f1` for
     /// binary; `macro_f1`, `micro_f1`, `subset_accuracy` for multilabel; `mse`, `mae`, `rmse` for
-    /// regression), and with `--attack` also `epsilon` and `robust_accuracy` (one value per ε, in
-    /// the order given).
+    /// regression), and with `--attack` also `epsilon`, `robust_accuracy` (absent for regression)
+    /// and `robust_metrics` (the task's metrics; one value per ε, in the order given).
     #[arg(long)]
     json: bool,
 }
@@ -78,6 +90,9 @@ struct EvaluateOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     accuracy: Option<f64>,
     loss: f64,
+    /// The loss and metrics are weighted (`--weight-column`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    weighted: bool,
     samples: usize,
     #[serde(flatten)]
     metrics: Metrics,
@@ -89,6 +104,8 @@ struct EvaluateOutput {
     epsilon: Vec<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     robust_accuracy: Vec<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    robust_metrics: Vec<Metrics>,
 }
 
 /// `--attack`'s choices.
@@ -160,9 +177,16 @@ pub struct PredictArgs {
 /// Runs `nsl evaluate`.
 pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
     let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns, true)?;
+    let samples = match &args.weight_column {
+        Some(column) => nsl::data::attach_weights(samples, &args.samples, &args.columns.to_columns().id, column)?,
+        None => samples,
+    };
     let task = checkpoint.meta.task;
-    if args.attack.is_some() && task != Task::Multiclass {
-        bail!("--attack measures robust accuracy of multiclass runs; {} was trained for {task}", args.run.display());
+    if args.attack.is_some() && args.plot.is_some() && matches!(task, Task::Regression(_)) {
+        bail!(
+            "--plot draws robust accuracy; {} is a regression run (its robust errors are in the output)",
+            args.run.display()
+        );
     }
     let result = evaluate_task(checkpoint.model.as_ref(), &samples, task, 1024)?;
     let mut metrics = result.metrics.clone();
@@ -172,12 +196,14 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
         task,
         accuracy: Some(result.accuracy).filter(|a| !a.is_nan()),
         loss: result.loss,
+        weighted: result.weighted,
         samples: result.samples,
         metrics,
         attack: None,
         attack_from: args.attack_from.clone(),
         epsilon: Vec::new(),
         robust_accuracy: Vec::new(),
+        robust_metrics: Vec::new(),
     };
     if let Some(attack_name) = args.attack {
         let attack = match attack_name {
@@ -208,13 +234,30 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
                 );
             }
         }
+        if let Some(source) = &source {
+            if source.meta.task != task {
+                bail!(
+                    "--attack-from {}: the attack's source run was trained for {}, the evaluated run {} for {task}",
+                    source.dir().display(),
+                    source.meta.task,
+                    args.run.display()
+                );
+            }
+        }
         let source_model = source.as_ref().map_or(checkpoint.model.as_ref(), |s| s.model.as_ref());
-        let curve = with_spinner(format!("attacking with {}", attack_name.as_str()), || {
-            robustness_sweep(checkpoint.model.as_ref(), source_model, &samples, &config, &args.epsilon, 256)
+        let sweep = with_spinner(format!("attacking with {}", attack_name.as_str()), || {
+            robustness_sweep_task(checkpoint.model.as_ref(), source_model, &samples, task, &config, &args.epsilon, 256)
         })?;
+        // Robust accuracy as the evaluation's own accuracy is defined: subset accuracy for multilabel.
+        let robust = |m: &Metrics| match task {
+            Task::Multilabel => m.subset_accuracy,
+            _ => m.accuracy,
+        };
+        let curve: Vec<(f64, f64)> = sweep.iter().filter_map(|(e, m)| robust(m).map(|a| (*e, a))).collect();
         output.attack = Some(config);
-        output.epsilon = curve.iter().map(|p| p.0).collect();
+        output.epsilon = sweep.iter().map(|p| p.0).collect();
         output.robust_accuracy = curve.iter().map(|p| p.1).collect();
+        output.robust_metrics = sweep.into_iter().map(|p| p.1).collect();
         if let Some(plot) = &args.plot {
             let mut points = vec![(0.0, result.accuracy)];
             points.extend(curve.iter().copied().filter(|p| p.0 > 0.0));
@@ -227,19 +270,29 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&output)?);
     } else {
+        let weighted = args.weight_column.as_deref().map(|c| format!(", weighted by `{c}`")).unwrap_or_default();
         match output.accuracy {
-            Some(accuracy) => println!("accuracy {accuracy:.4} ({} samples), loss {:.4}", output.samples, output.loss),
-            None => println!("{} samples, loss {:.4}", output.samples, output.loss),
+            Some(accuracy) => {
+                println!("accuracy {accuracy:.4} ({} samples{weighted}), loss {:.4}", output.samples, output.loss)
+            }
+            None => println!("{} samples{weighted}, loss {:.4}", output.samples, output.loss),
         }
         if task != Task::Multiclass {
             println!("{task} metrics: {}", serde_json::to_string(&output.metrics)?);
         }
-        for (eps, acc) in output.epsilon.iter().zip(&output.robust_accuracy) {
-            let how = match &args.attack_from {
-                Some(from) => format!("crafted on {}", from.display()),
-                None => "white-box".into(),
-            };
-            println!("  {} ε={eps:<6} robust accuracy {acc:.4} ({how})", args.attack.map_or("", AttackName::as_str));
+        let how = match &args.attack_from {
+            Some(from) => format!("crafted on {}", from.display()),
+            None => "white-box".into(),
+        };
+        let name = args.attack.map_or("", AttackName::as_str);
+        for (i, eps) in output.epsilon.iter().enumerate() {
+            match (output.robust_accuracy.get(i), task) {
+                (Some(acc), Task::Multiclass) => println!("  {name} ε={eps:<6} robust accuracy {acc:.4} ({how})"),
+                _ => println!(
+                    "  {name} ε={eps:<6} robust {task} metrics {} ({how})",
+                    serde_json::to_string(&output.robust_metrics[i])?
+                ),
+            }
         }
     }
     Ok(())
@@ -330,6 +383,22 @@ fn load(
         false => samples,
     };
     Ok((checkpoint, samples))
+}
+
+/// `samples` (read from `path`) weighted by `column` when the table has it (loss and metrics are
+/// then weighted, see `nsl::eval::evaluate_task`); unweighted with a warning when it has not.
+pub(super) fn weigh_if_present(
+    samples: Dataset,
+    path: &std::path::Path,
+    columns: &ColumnArgs,
+    column: Option<&str>,
+) -> Result<Dataset> {
+    let Some(column) = column else { return Ok(samples) };
+    if !nsl::data::has_column(path, column)? {
+        eprintln!("warning: {} has no weight column `{column}`: its loss and metrics are unweighted", path.display());
+        return Ok(samples);
+    }
+    Ok(nsl::data::attach_weights(samples, path, &columns.to_columns().id, column)?)
 }
 
 /// Checks that class samples fit `--task binary` (two classes; for the training samples, both

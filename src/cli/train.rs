@@ -187,7 +187,9 @@ settings! {
         /// Column of per-sample weights in the training samples (Parquet or CSV; finite, ≥ 0): each
         /// sample's weight multiplies its supervised, graph (per center), adversarial and virtual
         /// adversarial loss terms, as NSL's `sample_weight_key`. Name the feature columns (or use a
-        /// `features` list column) so that it is not read as a feature. Default: every weight 1.
+        /// `features` list column) so that it is not read as a feature. `--validation` and `--test`
+        /// tables that have the column are scored with weighted loss and metrics too (a warning
+        /// says when one has not). Default: every weight 1.
         #[arg(long, value_name = "NAME")]
         weight_column: Option<String>,
         /// Class weights, multiplied into the sample weights (multiclass and binary only):
@@ -196,8 +198,9 @@ settings! {
         #[arg(long, value_name = "balanced|FILE", value_parser = ClassWeights::from_str)]
         #[serde(deserialize_with = "from_text")]
         class_weights: Option<ClassWeights>,
-        /// Model: `mlp:UNITS,…`, `cnn[:FILTERS,…]` or `bow[:EMBED,UNITS,…]` (token-id lists: embeddings
-        /// mean-pooled per list, then dense layers; `bow` = `bow:50`). Default `mlp:50,50`.
+        /// Model: `mlp:UNITS,…`, `cnn[:FILTERS,…]` or `bow[:EMBED,UNITS,…][,combiner=mean|sum|sqrtn]
+        /// [,bag-activation=none|relu|tanh|sigmoid|gelu]` (token-id lists: embeddings pooled per list,
+        /// default mean and no bag activation, then dense layers; `bow` = `bow:50`). Default `mlp:50,50`.
         #[arg(long, value_name = "SPEC", value_parser = ModelSpec::from_str)]
         #[serde(deserialize_with = "from_text")]
         model: Option<ModelSpec>,
@@ -716,7 +719,8 @@ fn train(
         (None, None) => packed_pool,
     };
     let labeled = |path: &Path| -> Result<Dataset> {
-        super::evaluate::read_for_task(path, &args.columns, task, names.as_deref())
+        let samples = super::evaluate::read_for_task(path, &args.columns, task, names.as_deref())?;
+        super::evaluate::weigh_if_present(samples, path, &args.columns, settings.weight_column.as_deref())
     };
     let validation = validation_path.as_deref().map(labeled).transpose()?;
     let test = test_path.as_deref().map(labeled).transpose()?;

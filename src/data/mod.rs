@@ -33,8 +33,8 @@ pub use parquet::{
 };
 pub use split::{split, split_by_table, split_indices, SplitConfig, SplitMethod, TablePart, TableSplit};
 pub use targets::{
-    attach_targets, attach_weights, read_multilabel, read_samples_with_targets, read_values, read_weights, MultiLabels,
-    TargetKind,
+    attach_targets, attach_weights, has_column, read_multilabel, read_samples_with_targets, read_values, read_weights,
+    MultiLabels, TargetKind,
 };
 
 use crate::io::{is_parquet, open_maybe_gz, Location, ParquetWriteError};

@@ -779,7 +779,10 @@ fn append_list(
                 return Err(DataError::invalid(
                     path,
                     Location::RowColumn(row0 + i, name.to_owned()),
-                    format!("found {len} feature values, expected {d} like the first row"),
+                    format!(
+                        "found {len} feature values, expected {d} like the first row (a float list is one \
+                         fixed-size vector; variable-length lists are token ids, list<int64>)"
+                    ),
                 ))
             }
             Some(_) => {}

@@ -113,6 +113,35 @@ pub fn attach_weights(dataset: Dataset, path: &Path, id_column: &str, column: &s
     dataset.with_weights(weights).map_err(|e| e.in_file(path))
 }
 
+/// Whether the Parquet or CSV/TSV table `path` has a column named `column` (for an optional
+/// column, such as the weights of a test table).
+///
+/// # Errors
+/// The file cannot be read, or is neither a readable Parquet file nor a CSV with a header line.
+pub fn has_column(path: &Path, column: &str) -> Result<bool, DataError> {
+    if is_parquet(path).map_err(|e| DataError::io(path, e))? {
+        let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| DataError::invalid(path, Location::File, format!("not a readable Parquet file: {e}")))?;
+        return Ok(builder.schema().index_of(column).is_ok());
+    }
+    let bytes = read_file(path)?;
+    let mut reader =
+        ::csv::ReaderBuilder::new().delimiter(csv_delimiter(path)).trim(::csv::Trim::All).from_reader(bytes.as_slice());
+    let header = reader.headers().map_err(|e| DataError::invalid(path, Location::Line(1), e.to_string()))?;
+    Ok(header.iter().any(|h| h == column))
+}
+
+/// Tab for `.tsv` / `.tsv.gz`, else comma.
+fn csv_delimiter(path: &Path) -> u8 {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    if name.ends_with(".tsv") || name.ends_with(".tsv.gz") {
+        b'\t'
+    } else {
+        b','
+    }
+}
+
 fn check_ids(path: &Path, dataset: &Dataset, ids: &[String]) -> Result<(), DataError> {
     if ids.len() != dataset.len() {
         return Err(DataError::invalid(
@@ -281,10 +310,8 @@ fn read_cells(path: &Path, id_column: &str, column: &str) -> Result<Cells, DataE
 
 fn csv_cells(path: &Path, id_column: &str, column: &str) -> Result<Cells, DataError> {
     let bytes = read_file(path)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-    let delimiter = if name.ends_with(".tsv") || name.ends_with(".tsv.gz") { b'\t' } else { b',' };
     let mut reader =
-        ::csv::ReaderBuilder::new().delimiter(delimiter).trim(::csv::Trim::All).from_reader(bytes.as_slice());
+        ::csv::ReaderBuilder::new().delimiter(csv_delimiter(path)).trim(::csv::Trim::All).from_reader(bytes.as_slice());
     let header = reader.headers().map_err(|e| DataError::invalid(path, Location::Line(1), e.to_string()))?.clone();
     let find = |c: &str| {
         header.iter().position(|h| h == c).ok_or_else(|| {

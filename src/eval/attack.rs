@@ -1,12 +1,20 @@
 //! Robustness evaluation: FGSM and PGD attacks, white-box (crafted on the evaluated model) or
 //! transferred (crafted on another model, as NSL's MNIST tutorial does), and sweeps over ε.
+//!
+//! Attacks move a model's encoded input ([`Model::encode`]): the rows themselves for the MLP and
+//! the CNN, the pooled embeddings (and dense groups) for `bow`, whose token ids are never
+//! perturbed, as in training. They follow the gradient of the task's loss (cross-entropy,
+//! sigmoid cross-entropy, MSE/Huber) and report the task's metrics under attack
+//! ([`robustness_sweep_task`]).
 
+use super::metrics::{weighted_task_metrics, Metrics, Truth};
+use super::task_targets;
 use crate::data::Dataset;
-use crate::loss::input_gradient;
+use crate::loss::{task_input_gradient, Task};
 use crate::model::Model;
 use crate::regularize::{gen_adv_neighbor, AdvNeighborConfig, NormType};
-use crate::tensor::to_tensor;
-use candle_core::{Device, Result, Tensor};
+use crate::tensor::{to_array2, to_tensor};
+use candle_core::Result;
 use ndarray::{s, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
@@ -68,7 +76,9 @@ fn rows(data: &Dataset, start: usize, end: usize) -> Array2<f32> {
 }
 
 /// The adversarial versions of the samples in `data` (labels needed), crafted on `source` (in
-/// evaluation mode), `[n, d]`.
+/// evaluation mode) along the cross-entropy's gradient, `[n, encoded width]`:
+/// [`task_adversarial_inputs`] for [`Task::Multiclass`]. For a model without an encoder (MLP, CNN)
+/// these are perturbed rows.
 ///
 /// # Errors
 /// A candle error, or a message if `data` has no labels.
@@ -78,38 +88,73 @@ pub fn adversarial_examples(
     config: &AttackConfig,
     batch_size: usize,
 ) -> Result<Array2<f32>> {
-    let Some(labels) = data.labels() else { candle_core::bail!("attacks need labeled samples") };
+    if data.labels().is_none() {
+        candle_core::bail!("attacks need labeled samples");
+    }
+    task_adversarial_inputs(source, data, Task::Multiclass, config, batch_size)
+}
+
+/// The adversarial versions of the samples' **encoded inputs** ([`Model::encode`] of `source`:
+/// the rows themselves for models without an encoder, the pooled embeddings and dense groups for
+/// `bow`; token ids are never perturbed), crafted on `source` in evaluation mode along the
+/// gradient of `task`'s loss against `data`'s targets (unweighted), `[n, encoded width]`. The
+/// clip bounds, if any, apply to the encoded values.
+///
+/// # Errors
+/// A candle error, or a message if `data` has no targets for `task`.
+pub fn task_adversarial_inputs(
+    source: &dyn Model,
+    data: &Dataset,
+    task: Task,
+    config: &AttackConfig,
+    batch_size: usize,
+) -> Result<Array2<f32>> {
+    let targets = task_targets(data, task)?;
     let neighbor = config.neighbor_config();
-    let mut out = Array2::zeros((data.len(), data.dim()));
+    let mut out: Option<Array2<f32>> = None;
     let batch_size = batch_size.max(1);
     for start in (0..data.len()).step_by(batch_size) {
         let end = (start + batch_size).min(data.len());
-        let x = rows(data, start, end);
-        let y = Tensor::from_slice(&labels[start..end], end - start, &Device::Cpu)?;
-        let adv = gen_adv_neighbor(x.view(), None, &neighbor, config.seed ^ start as u64, |xt| {
-            input_gradient(source, xt, &y, false)
+        let encoded = to_array2(&source.encode(&to_tensor(rows(data, start, end).view())?, false)?)?;
+        let y = targets.narrow(0, start, end - start)?;
+        let adv = gen_adv_neighbor(encoded.view(), None, &neighbor, config.seed ^ start as u64, |xt| {
+            task_input_gradient(source, xt, task, &y, None, false)
         })?;
-        out.slice_mut(s![start..end, ..]).assign(&adv);
+        out.get_or_insert_with(|| Array2::zeros((data.len(), adv.ncols()))).slice_mut(s![start..end, ..]).assign(&adv);
     }
-    Ok(out)
+    Ok(out.unwrap_or_else(|| Array2::zeros((0, data.dim()))))
 }
 
-/// The arg-max class of `model` (in evaluation mode) for each row of `x`, in batches.
+/// The model's outputs (logits, or values for regression) for encoded inputs `x` (see
+/// [`task_adversarial_inputs`]; the rows themselves for a model without an encoder), in evaluation
+/// mode and in batches, `[n, outputs]`.
+///
+/// # Errors
+/// A candle error of the forward pass (e.g. `x` is not the model's encoded width).
+pub fn outputs_on(model: &dyn Model, x: ArrayView2<f32>, batch_size: usize) -> Result<Array2<f32>> {
+    let mut values = Vec::new();
+    let mut width = 0;
+    let batch_size = batch_size.max(1);
+    for start in (0..x.nrows()).step_by(batch_size) {
+        let end = (start + batch_size).min(x.nrows());
+        let out = model.forward_encoded(&to_tensor(x.slice(s![start..end, ..]))?, false, None)?.0;
+        width = out.dim(1)?;
+        values.extend(out.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Array2::from_shape_vec((x.nrows(), width), values).map_err(|e| candle_core::Error::Msg(e.to_string()))
+}
+
+/// The arg-max class of `model` (in evaluation mode) for each encoded input of `x` (the rows
+/// themselves for a model without an encoder), in batches.
 ///
 /// # Errors
 /// A candle error of the forward pass.
 pub fn predicted_classes(model: &dyn Model, x: ArrayView2<f32>, batch_size: usize) -> Result<Vec<u32>> {
-    let mut out = Vec::with_capacity(x.nrows());
-    let batch_size = batch_size.max(1);
-    for start in (0..x.nrows()).step_by(batch_size) {
-        let end = (start + batch_size).min(x.nrows());
-        let batch = to_tensor(x.slice(s![start..end, ..]))?;
-        out.extend(model.forward_t(&batch, false)?.argmax(1)?.to_vec1::<u32>()?);
-    }
-    Ok(out)
+    Ok(crate::eval::metrics::argmax_rows(outputs_on(model, x, batch_size)?.view()))
 }
 
-/// Accuracy of `model` on the (already perturbed) features `x` with `data`'s labels.
+/// Accuracy of `model` on the (already perturbed) encoded inputs `x` with `data`'s labels
+/// (unweighted).
 ///
 /// # Errors
 /// A candle error, or a message if `data` has no labels.
@@ -120,11 +165,34 @@ pub fn accuracy_on(model: &dyn Model, x: &Array2<f32>, data: &Dataset, batch_siz
     Ok(correct as f64 / data.len().max(1) as f64)
 }
 
-/// Robust accuracy of `target` at each ε of `epsilons`, the perturbations crafted on `source`
-/// (`source = target` for white-box). Returns `(ε, accuracy)` pairs in the given order.
+/// `task`'s metrics of `model` on the (already perturbed) encoded inputs `x` against `data`'s
+/// targets, weighted by `data`'s sample weights if it has any ([`weighted_task_metrics`]).
 ///
 /// # Errors
-/// As [`adversarial_examples`].
+/// A candle error of the forward pass.
+pub fn metrics_on(
+    model: &dyn Model,
+    x: &Array2<f32>,
+    data: &Dataset,
+    task: Task,
+    batch_size: usize,
+) -> Result<Metrics> {
+    let outputs = outputs_on(model, x.view(), batch_size)?;
+    let truth = match (data.labels(), data.targets()) {
+        (_, Some(t)) => Truth::Matrix(t.matrix()),
+        (Some(labels), None) => Truth::Classes(labels),
+        (None, None) => Truth::Classes(&[]),
+    };
+    Ok(weighted_task_metrics(task, outputs.view(), truth, data.weights()))
+}
+
+/// Robust accuracy of `target` at each ε of `epsilons`, the perturbations crafted on `source`
+/// (`source = target` for white-box). Returns `(ε, accuracy)` pairs in the given order: the
+/// multiclass case of [`robustness_sweep_task`], unweighted.
+///
+/// # Errors
+/// As [`adversarial_examples`], and a transfer attack (`source` another model) when either
+/// model has an encoder (each perturbs its own embeddings).
 pub fn robustness_sweep(
     target: &dyn Model,
     source: &dyn Model,
@@ -133,6 +201,7 @@ pub fn robustness_sweep(
     epsilons: &[f64],
     batch_size: usize,
 ) -> Result<Vec<(f64, f64)>> {
+    check_transfer(target, source)?;
     epsilons
         .iter()
         .map(|&epsilon| {
@@ -141,4 +210,43 @@ pub fn robustness_sweep(
             Ok((epsilon, accuracy_on(target, &x, data, batch_size)?))
         })
         .collect()
+}
+
+/// `task`'s metrics of `target` under attack at each ε of `epsilons` (the perturbations crafted
+/// on `source` along `task`'s loss, `source = target` for white-box), weighted by `data`'s
+/// sample weights if any: `(ε, metrics)` pairs in the given order.
+///
+/// # Errors
+/// As [`task_adversarial_inputs`], and a transfer attack when either model has an encoder: a
+/// `bow` model's perturbations live in its own embedding space, which another model does not read.
+pub fn robustness_sweep_task(
+    target: &dyn Model,
+    source: &dyn Model,
+    data: &Dataset,
+    task: Task,
+    base: &AttackConfig,
+    epsilons: &[f64],
+    batch_size: usize,
+) -> Result<Vec<(f64, Metrics)>> {
+    check_transfer(target, source)?;
+    epsilons
+        .iter()
+        .map(|&epsilon| {
+            let config = AttackConfig { epsilon, ..*base };
+            let x = task_adversarial_inputs(source, data, task, &config, batch_size)?;
+            Ok((epsilon, metrics_on(target, &x, data, task, batch_size)?))
+        })
+        .collect()
+}
+
+/// Refuses a transfer attack between different models when either perturbs an encoding.
+fn check_transfer(target: &dyn Model, source: &dyn Model) -> Result<()> {
+    let same = std::ptr::addr_eq(target as *const dyn Model, source as *const dyn Model);
+    if !same && (target.has_encoder() || source.has_encoder()) {
+        candle_core::bail!(
+            "a transfer attack needs two models that read the same inputs; a bow model is attacked in its own \
+             embedding space (pooled embeddings), so attack it white-box"
+        );
+    }
+    Ok(())
 }

@@ -147,43 +147,63 @@ pub enum Truth<'a> {
 /// The metrics of `task` for the model's `outputs` (`[n, outputs]`: logits, or values for
 /// regression) against `truth`. A `truth` of the wrong kind for the task gives no metric.
 pub fn task_metrics(task: Task, outputs: ArrayView2<f32>, truth: Truth) -> Metrics {
+    weighted_task_metrics(task, outputs, truth, None)
+}
+
+/// [`task_metrics`] with each sample counted `weights[i]` times (scikit-learn's `sample_weight`):
+/// accuracies are `Σ wᵢ·[right] / Σ wᵢ`; F1 uses weighted TP/FP/FN counts; ROC-AUC weighs each
+/// (positive, negative) pair by `w_p·w_n`; MSE and MAE are `Σ wᵢ·eᵢ / (k·Σ wᵢ)` over the `k`
+/// values of each sample, RMSE the root of that MSE. `None` (or `n` weights of 1) gives the
+/// unweighted metrics; weights summing to 0 leave every metric undefined (absent).
+pub fn weighted_task_metrics(task: Task, outputs: ArrayView2<f32>, truth: Truth, weights: Option<&[f32]>) -> Metrics {
+    let n = outputs.nrows();
+    let w: Vec<f64> = match weights {
+        Some(w) if w.len() == n => w.iter().map(|&v| f64::from(v)).collect(),
+        _ => vec![1.0; n],
+    };
+    let total: f64 = w.iter().sum();
     let mut m = Metrics::default();
+    if total <= 0.0 {
+        return m;
+    }
     match (task, truth) {
         (Task::Binary, Truth::Classes(y)) => {
             let scores: Vec<f32> = outputs.column(0).to_vec();
             let predicted: Vec<u32> = scores.iter().map(|&z| u32::from(z > 0.0)).collect();
-            m.accuracy = Some(accuracy(&predicted, y));
-            m.macro_f1 = Some(macro_f1(&predicted, y, 2));
+            m.accuracy = Some(weighted_accuracy(&predicted, y, &w));
+            m.macro_f1 = Some(weighted_macro_f1(&predicted, y, 2, &w));
             let positive: Vec<bool> = y.iter().map(|&c| c == 1).collect();
-            m.roc_auc = roc_auc(&scores, &positive);
+            m.roc_auc = weighted_roc_auc(&scores, &positive, &w);
         }
         (Task::Multilabel, Truth::Matrix(y)) => {
-            let (n, k) = y.dim();
-            let (mut tp, mut fp, mut fnn) = (vec![0usize; k], vec![0usize; k], vec![0usize; k]);
-            let mut exact = 0usize;
-            for (z, t) in outputs.axis_iter(Axis(0)).zip(y.axis_iter(Axis(0))) {
+            let k = y.ncols();
+            let (mut tp, mut fp, mut fnn) = (vec![0f64; k], vec![0f64; k], vec![0f64; k]);
+            let mut exact = 0f64;
+            for ((z, t), &wi) in outputs.axis_iter(Axis(0)).zip(y.axis_iter(Axis(0))).zip(&w) {
                 let mut all = true;
                 for j in 0..k {
                     let (p, a) = (z[j] > 0.0, t[j] > 0.5);
-                    tp[j] += usize::from(p && a);
-                    fp[j] += usize::from(p && !a);
-                    fnn[j] += usize::from(!p && a);
+                    tp[j] += if p && a { wi } else { 0.0 };
+                    fp[j] += if p && !a { wi } else { 0.0 };
+                    fnn[j] += if !p && a { wi } else { 0.0 };
                     all &= p == a;
                 }
-                exact += usize::from(all);
+                exact += if all { wi } else { 0.0 };
             }
             m.macro_f1 = Some(mean_f1(&tp, &fp, &fnn));
-            let (t, f, g) = (tp.iter().sum::<usize>(), fp.iter().sum::<usize>(), fnn.iter().sum::<usize>());
-            m.micro_f1 = Some(if 2 * t + f + g == 0 { 1.0 } else { 2.0 * t as f64 / (2 * t + f + g) as f64 });
-            m.subset_accuracy = Some(exact as f64 / n.max(1) as f64);
+            let (t, f, g) = (tp.iter().sum::<f64>(), fp.iter().sum::<f64>(), fnn.iter().sum::<f64>());
+            m.micro_f1 = Some(if 2.0 * t + f + g == 0.0 { 1.0 } else { 2.0 * t / (2.0 * t + f + g) });
+            m.subset_accuracy = Some(exact / total);
         }
         (Task::Regression(_), Truth::Matrix(y)) => {
-            let count = y.len().max(1) as f64;
+            let count = total * y.ncols().max(1) as f64;
             let (mut se, mut ae) = (0.0f64, 0.0f64);
-            for (z, t) in outputs.iter().zip(y.iter()) {
-                let e = f64::from(*z) - f64::from(*t);
-                se += e * e;
-                ae += e.abs();
+            for ((z, t), &wi) in outputs.axis_iter(Axis(0)).zip(y.axis_iter(Axis(0))).zip(&w) {
+                for (zj, tj) in z.iter().zip(t.iter()) {
+                    let e = f64::from(*zj) - f64::from(*tj);
+                    se += wi * e * e;
+                    ae += wi * e.abs();
+                }
             }
             m.mse = Some(se / count);
             m.mae = Some(ae / count);
@@ -191,8 +211,8 @@ pub fn task_metrics(task: Task, outputs: ArrayView2<f32>, truth: Truth) -> Metri
         }
         (Task::Multiclass, Truth::Classes(y)) => {
             let predicted = argmax_rows(outputs);
-            m.accuracy = Some(accuracy(&predicted, y));
-            m.macro_f1 = Some(macro_f1(&predicted, y, outputs.ncols()));
+            m.accuracy = Some(weighted_accuracy(&predicted, y, &w));
+            m.macro_f1 = Some(weighted_macro_f1(&predicted, y, outputs.ncols(), &w));
         }
         _ => {}
     }
@@ -217,30 +237,63 @@ pub(crate) fn argmax_rows(outputs: ArrayView2<f32>) -> Vec<u32> {
 
 /// Share of `predicted` equal to `y`.
 pub fn accuracy(predicted: &[u32], y: &[u32]) -> f64 {
-    let right = predicted.iter().zip(y).filter(|(p, t)| p == t).count();
-    right as f64 / y.len().max(1) as f64
+    weighted_accuracy(predicted, y, &vec![1.0; y.len()])
+}
+
+/// `Σ wᵢ·[predictedᵢ = yᵢ] / Σ wᵢ` (0 when the weights sum to 0).
+fn weighted_accuracy(predicted: &[u32], y: &[u32], w: &[f64]) -> f64 {
+    let right: f64 = predicted.iter().zip(y).zip(w).filter(|((p, t), _)| p == t).map(|(_, &wi)| wi).sum();
+    let total: f64 = w.iter().take(y.len()).sum();
+    if total > 0.0 {
+        right / total
+    } else {
+        0.0
+    }
 }
 
 /// Mean F1 over the classes below `classes` that occur in `y` or `predicted`.
 pub fn macro_f1(predicted: &[u32], y: &[u32], classes: usize) -> f64 {
-    let k = classes.max(1 + predicted.iter().chain(y).copied().max().unwrap_or(0) as usize);
-    let (mut tp, mut fp, mut fnn) = (vec![0usize; k], vec![0usize; k], vec![0usize; k]);
-    for (&p, &t) in predicted.iter().zip(y) {
-        if p == t {
-            tp[p as usize] += 1;
-        } else {
-            fp[p as usize] += 1;
-            fnn[t as usize] += 1;
-        }
-    }
-    mean_f1(&tp, &fp, &fnn)
+    weighted_macro_f1(predicted, y, classes, &vec![1.0; y.len()])
 }
 
-/// Mean `2TP / (2TP + FP + FN)` over the classes with `TP + FP + FN > 0` (1 if there is none).
-fn mean_f1(tp: &[usize], fp: &[usize], fnn: &[usize]) -> f64 {
+/// [`macro_f1`] with weighted TP/FP/FN counts (a class occurs if it has a sample of any weight).
+fn weighted_macro_f1(predicted: &[u32], y: &[u32], classes: usize, w: &[f64]) -> f64 {
+    let k = classes.max(1 + predicted.iter().chain(y).copied().max().unwrap_or(0) as usize);
+    let (mut tp, mut fp, mut fnn) = (vec![0f64; k], vec![0f64; k], vec![0f64; k]);
+    let mut seen = vec![false; k];
+    for ((&p, &t), &wi) in predicted.iter().zip(y).zip(w) {
+        seen[p as usize] = true;
+        seen[t as usize] = true;
+        if p == t {
+            tp[p as usize] += wi;
+        } else {
+            fp[p as usize] += wi;
+            fnn[t as usize] += wi;
+        }
+    }
+    let scores: Vec<f64> = (0..k)
+        .filter(|&c| seen[c])
+        .map(|c| {
+            let d = 2.0 * tp[c] + fp[c] + fnn[c];
+            if d > 0.0 {
+                2.0 * tp[c] / d
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    if scores.is_empty() {
+        1.0
+    } else {
+        scores.iter().sum::<f64>() / scores.len() as f64
+    }
+}
+
+/// Mean `2TP / (2TP + FP + FN)` over the labels with `TP + FP + FN > 0` (1 if there is none).
+fn mean_f1(tp: &[f64], fp: &[f64], fnn: &[f64]) -> f64 {
     let scores: Vec<f64> = (0..tp.len())
-        .filter(|&c| tp[c] + fp[c] + fnn[c] > 0)
-        .map(|c| 2.0 * tp[c] as f64 / (2 * tp[c] + fp[c] + fnn[c]) as f64)
+        .filter(|&c| tp[c] + fp[c] + fnn[c] > 0.0)
+        .map(|c| 2.0 * tp[c] / (2.0 * tp[c] + fp[c] + fnn[c]))
         .collect();
     if scores.is_empty() {
         1.0
@@ -252,26 +305,48 @@ fn mean_f1(tp: &[usize], fp: &[usize], fnn: &[usize]) -> f64 {
 /// ROC-AUC of `scores` for the `positive` samples: `(Σ ranks of positives − P(P+1)/2) / (P·N)`,
 /// tied scores sharing their average rank. `None` if either class is absent.
 pub fn roc_auc(scores: &[f32], positive: &[bool]) -> Option<f64> {
-    let p = positive.iter().filter(|&&b| b).count();
-    let n = positive.len() - p;
-    if p == 0 || n == 0 {
+    weighted_roc_auc(scores, positive, &vec![1.0; scores.len()])
+}
+
+/// ROC-AUC with each (positive p, negative q) pair weighted `w_p·w_q`: the weighted share of pairs
+/// in the right order, ties counting ½; with unit weights [`roc_auc`]'s Mann–Whitney statistic.
+/// `None` if either class has no weight.
+fn weighted_roc_auc(scores: &[f32], positive: &[bool], w: &[f64]) -> Option<f64> {
+    let (mut wp, mut wn) = (0.0f64, 0.0f64);
+    for (&p, &wi) in positive.iter().zip(w) {
+        if p {
+            wp += wi;
+        } else {
+            wn += wi;
+        }
+    }
+    if wp <= 0.0 || wn <= 0.0 {
         return None;
     }
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let mut rank_sum = 0.0f64;
+    // Walk the tie groups upwards: a group's positives beat the negatives below it and tie with
+    // the group's own negatives.
+    let (mut below, mut right) = (0.0f64, 0.0f64);
     let mut i = 0;
     while i < order.len() {
         let mut j = i;
         while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
             j += 1;
         }
-        // Ranks i+1 ..= j+1 share their mean.
-        let rank = (i + j + 2) as f64 / 2.0;
-        rank_sum += rank * order[i..=j].iter().filter(|&&s| positive[s]).count() as f64;
+        let (mut gp, mut gn) = (0.0f64, 0.0f64);
+        for &s in &order[i..=j] {
+            if positive[s] {
+                gp += w[s];
+            } else {
+                gn += w[s];
+            }
+        }
+        right += gp * (below + gn / 2.0);
+        below += gn;
         i = j + 1;
     }
-    Some((rank_sum - (p * (p + 1)) as f64 / 2.0) / (p as f64 * n as f64))
+    Some(right / (wp * wn))
 }
 
 #[cfg(test)]
@@ -317,6 +392,58 @@ mod tests {
         assert!((m.mae.unwrap() - 5.5 / 4.0).abs() < 1e-12);
         assert!((m.rmse.unwrap() - (13.25f64 / 4.0).sqrt()).abs() < 1e-12);
         assert_eq!(m.accuracy, None);
+    }
+
+    /// Weighted metrics by hand. Multiclass y = 0 0 1 1 2, predicted 0 0 0 1 1, weights 1 2 3 1 1
+    /// (total 8): right weight 1 + 2 + 1 = 4 → accuracy 0.5. Class 0: TP 3, FP 3 → 6/9;
+    /// class 1: TP 1, FP 1, FN 3 → 2/6; class 2: FN 1 → 0; macro (2/3 + 1/3 + 0) / 3 = 1/3.
+    #[test]
+    fn weighted_metrics_by_hand() {
+        let z = array![[1.0f32, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]];
+        let w = [1.0f32, 2.0, 3.0, 1.0, 1.0];
+        let m = weighted_task_metrics(Task::Multiclass, z.view(), Truth::Classes(&[0, 0, 1, 1, 2]), Some(&w));
+        assert_eq!(m.accuracy, Some(0.5));
+        assert!((m.macro_f1.unwrap() - 1.0 / 3.0).abs() < 1e-12, "{m:?}");
+        // Unit weights give the unweighted metrics.
+        let ones = [1.0f32; 5];
+        assert_eq!(
+            weighted_task_metrics(Task::Multiclass, z.view(), Truth::Classes(&[0, 0, 1, 1, 2]), Some(&ones)),
+            task_metrics(Task::Multiclass, z.view(), Truth::Classes(&[0, 0, 1, 1, 2]))
+        );
+        // Binary: scores −1, 2, 0.5, −0.2 with labels 0 1 0 1, weights 1 1 3 2. Pairs (p, n):
+        // (2, −1) right 1·1, (2, 0.5) right 1·3, (−0.2, −1) right 2·1, (−0.2, 0.5) wrong 2·3:
+        // AUC = (1 + 3 + 2) / (3 · 4) = 0.5. Accuracy: rows 0 and 1 right → 2/7.
+        let z = array![[-1.0f32], [2.0], [0.5], [-0.2]];
+        let m =
+            weighted_task_metrics(Task::Binary, z.view(), Truth::Classes(&[0, 1, 0, 1]), Some(&[1.0, 1.0, 3.0, 2.0]));
+        assert_eq!(m.roc_auc, Some(0.5));
+        assert!((m.accuracy.unwrap() - 2.0 / 7.0).abs() < 1e-12);
+        // A tie between a positive (weight 2) and a negative (weight 3) counts half: 3 / 6.
+        assert_eq!(weighted_roc_auc(&[0.5, 0.5], &[true, false], &[2.0, 3.0]), Some(0.5));
+        // Regression, errors 0.5, −2, 3, 0 with weights 2, 1, 1, 0: MSE (0.5 + 4 + 9) / 4,
+        // MAE (1 + 2 + 3) / 4.
+        let z = array![[1.5f32], [0.0], [3.0], [1.0]];
+        let y = array![[1.0f32], [2.0], [0.0], [1.0]];
+        let m = weighted_task_metrics(
+            Task::Regression(Default::default()),
+            z.view(),
+            Truth::Matrix(y.view()),
+            Some(&[2.0, 1.0, 1.0, 0.0]),
+        );
+        assert!((m.mse.unwrap() - 13.5 / 4.0).abs() < 1e-12, "{m:?}");
+        assert!((m.mae.unwrap() - 1.5).abs() < 1e-12);
+        // Multilabel: rows [1,0]→[1,0] (w 3), [1,1]→[0,1] (w 1): label 0 TP 3 FP 1 → 6/7,
+        // label 1 TP 1 → 1; subset accuracy 3/4.
+        let z = array![[2.0f32, -1.0], [0.5, 0.5]];
+        let y = array![[1.0f32, 0.0], [0.0, 1.0]];
+        let m = weighted_task_metrics(Task::Multilabel, z.view(), Truth::Matrix(y.view()), Some(&[3.0, 1.0]));
+        assert!((m.macro_f1.unwrap() - (6.0 / 7.0 + 1.0) / 2.0).abs() < 1e-12);
+        assert!((m.subset_accuracy.unwrap() - 0.75).abs() < 1e-12);
+        // Weights summing to zero: nothing defined.
+        assert_eq!(
+            weighted_task_metrics(Task::Binary, z.view(), Truth::Classes(&[0, 1]), Some(&[0.0, 0.0])),
+            Metrics::default()
+        );
     }
 
     #[test]

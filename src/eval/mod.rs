@@ -6,8 +6,11 @@
 mod attack;
 mod metrics;
 
-pub use attack::{accuracy_on, adversarial_examples, predicted_classes, robustness_sweep, Attack, AttackConfig};
-pub use metrics::{accuracy, macro_f1, roc_auc, task_metrics, Metric, Metrics, Truth};
+pub use attack::{
+    accuracy_on, adversarial_examples, metrics_on, outputs_on, predicted_classes, robustness_sweep,
+    robustness_sweep_task, task_adversarial_inputs, Attack, AttackConfig,
+};
+pub use metrics::{accuracy, macro_f1, roc_auc, task_metrics, weighted_task_metrics, Metric, Metrics, Truth};
 
 use crate::data::{Dataset, Targets};
 use crate::loss::Task;
@@ -20,11 +23,17 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation {
     /// Share of samples whose arg-max logit is the label (binary: logit > 0 is class 1;
-    /// multilabel: subset accuracy; regression: NaN, absent from JSON).
+    /// multilabel: subset accuracy; regression: NaN, absent from JSON). Weighted, `Σ wᵢ·[right]
+    /// / Σ wᵢ`, when the samples carry weights.
     #[serde(skip_serializing_if = "is_nan")]
     pub accuracy: f64,
-    /// Mean loss of the task (unweighted): softmax cross-entropy for multiclass.
+    /// Mean loss of the task: softmax cross-entropy for multiclass. With sample weights, the
+    /// training loss's reduction, `Σ wᵢ ℓᵢ / n`.
     pub loss: f64,
+    /// Whether the loss and the metrics were weighted by the samples' weights
+    /// ([`Dataset::weights`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub weighted: bool,
     /// Number of samples.
     pub samples: usize,
     /// The task evaluated.
@@ -87,13 +96,16 @@ pub fn task_targets(data: &Dataset, task: Task) -> Result<Tensor> {
 }
 
 /// The loss and the metrics of `task` for `model` (in evaluation mode: no dropout) on `data`, in
-/// batches. Sample weights, if any, are not applied (the metrics count every sample once).
+/// batches. If `data` carries sample weights ([`Dataset::weights`], e.g. `--weight-column`), the
+/// loss is weighted as in training (`Σ wᵢ ℓᵢ / n`) and every metric, accuracy included, counts
+/// each sample `wᵢ` times ([`weighted_task_metrics`]); [`Evaluation::weighted`] says so.
 ///
 /// # Errors
 /// A candle error, or a message if `data` has no targets for the task, or a label or target width
 /// does not fit the model's outputs.
 pub fn evaluate_task(model: &dyn Model, data: &Dataset, task: Task, batch_size: usize) -> Result<Evaluation> {
     let targets = task_targets(data, task)?;
+    let weights = data.weights();
     let (mut correct, mut loss_sum) = (0.0f64, 0.0f64);
     let batch_size = batch_size.max(1);
     let mut outputs: Vec<f32> = Vec::new();
@@ -116,7 +128,8 @@ pub fn evaluate_task(model: &dyn Model, data: &Dataset, task: Task, batch_size: 
             }
             _ => {}
         }
-        loss_sum += task.loss(&logits, &y, None)?.to_scalar::<f32>()? as f64 * (end - start) as f64;
+        let w = weights.map(|w| Tensor::from_slice(&w[start..end], end - start, &Device::Cpu)).transpose()?;
+        loss_sum += task.loss(&logits, &y, w.as_ref())?.to_scalar::<f32>()? as f64 * (end - start) as f64;
         outputs.extend(logits.flatten_all()?.to_vec1::<f32>()?);
     }
     let n = data.len().max(1) as f64;
@@ -127,14 +140,15 @@ pub fn evaluate_task(model: &dyn Model, data: &Dataset, task: Task, batch_size: 
         (Some(labels), None) => Truth::Classes(labels),
         (None, None) => Truth::Classes(&[]),
     };
-    let metrics = task_metrics(task, outputs.view(), truth);
+    let metrics = weighted_task_metrics(task, outputs.view(), truth, weights);
     let accuracy = match task {
+        Task::Multiclass if weights.is_some() => metrics.accuracy.unwrap_or(0.0),
         Task::Multiclass => correct / n,
         Task::Multilabel => metrics.subset_accuracy.unwrap_or(0.0),
         Task::Regression(_) => f64::NAN,
         _ => metrics.accuracy.unwrap_or(0.0),
     };
-    Ok(Evaluation { accuracy, loss: loss_sum / n, samples: data.len(), task, metrics })
+    Ok(Evaluation { accuracy, loss: loss_sum / n, weighted: weights.is_some(), samples: data.len(), task, metrics })
 }
 
 /// Class probabilities (softmax of the logits) for every sample, `[n, classes]`: [`predict_task`]

@@ -2,21 +2,29 @@
 //!
 //! # How it is computed
 //! An input row is the dataset's feature row: token groups hold ids as `f32` padded with −1,
-//! dense groups hold floats. [`Bow::encode`] turns each token group into the mean of its ids'
-//! embedding rows,
+//! dense groups hold floats. [`Bow::encode`] pools each token group's embedding rows with the
+//! spec's [`Combiner`],
 //!
 //! ```text
-//! pooled[b] = (1 / |ids_b|) · Σ_{i ∈ ids_b} E[i]        (zeros when ids_b is empty)
+//! pooled[b] = s(|ids_b|) · Σ_{i ∈ ids_b} E[i]     s(n) = 1/n (mean), 1 (sum), 1/√n (sqrtn)
+//!                                                 (zeros when ids_b is empty)
 //! ```
 //!
 //! and concatenates the pooled groups with the dense groups, in row order. That continuous
-//! *encoded input* goes through `[Dense → ReLU → Dropout] × hidden` and the logits layer
+//! *encoded input* goes through, with a bag activation `σ`, `σ(pooled + bias)` for each token
+//! group, then dropout, `[Dense → ReLU → Dropout] × hidden` and the logits layer
 //! ([`Model::forward_encoded`]). Adversarial and virtual-adversarial perturbations act on the
-//! encoded input, never on the ids.
+//! encoded input (before the bias), never on the ids.
 //!
-//! The lookup and pooling is one candle op (`EmbeddingBag`): the forward gathers and averages the
-//! rows of `E`, the backward scatters `∂L/∂pooled[b] / |ids_b|` into the rows of `∂L/∂E` that the
-//! batch used. candle's own `Embedding` (an `index_select`) followed by a masked mean would be four
+//! With the sum combiner and a ReLU bag activation, a bag of distinct words computes
+//! `ReLU(x·E + b)` for the multi-hot row `x`: the first layer of an MLP on the word flags. The
+//! Glorot limit of `E: [vocab, embed]` is that of a `[vocab, embed]` dense weight, and the seeded
+//! initialization draws the same values in the same order, so `bow:50,50,combiner=sum,
+//! bag-activation=relu` starts where `mlp:50,50` starts (up to the summation order of floats).
+//!
+//! The lookup and pooling is one candle op (`EmbeddingBag`): the forward gathers and pools the
+//! rows of `E`, the backward scatters `s(|ids_b|) · ∂L/∂pooled[b]` into the rows of `∂L/∂E` that
+//! the batch used. candle's own `Embedding` (an `index_select`) followed by a masked mean would be four
 //! ops over `[B, max_len, embed]` tensors; the bag op touches only the ids present.
 //!
 //! # Differences from NSL
@@ -27,8 +35,8 @@
 
 use super::dense::{dense as dense_layer, Dense};
 use super::dropout::Dropout;
-use super::net::dense_stack;
-use super::spec::{Activation, BowSpec, InputGroup};
+use super::net::{activate, dense_stack};
+use super::spec::{Activation, BowSpec, Combiner, InputGroup};
 use super::Model;
 use crate::kernels::{cpu_slice, with_slice};
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
@@ -37,19 +45,32 @@ use candle_nn::{Embedding, VarBuilder};
 /// One input group of a [`Bow`], with where it starts in the row.
 #[derive(Debug)]
 enum Input {
-    Dense { offset: usize, width: usize },
-    Tokens { name: String, offset: usize, max_len: usize, vocab: usize, embedding: Embedding },
+    Dense {
+        offset: usize,
+        width: usize,
+    },
+    Tokens {
+        name: String,
+        offset: usize,
+        max_len: usize,
+        vocab: usize,
+        embedding: Embedding,
+        /// The bag's bias (`[embed]`), present with a bag activation.
+        bias: Option<Tensor>,
+    },
 }
 
 /// A bag-of-words model (see [`BowSpec`] and the [module docs](self)). Input `[B, d]` (the
 /// dataset's rows), output logits `[B, classes]`. Hidden layers are named `hidden0`, `hidden1`, …;
 /// each token group's embedding table is the variable `embedding{k}.weight` (`[vocab, embed]`,
-/// `k` counting token groups).
+/// `k` counting token groups), and with a bag activation its bias is `bag{k}.bias` (`[embed]`).
 #[derive(Debug)]
 pub struct Bow {
     inputs: Vec<Input>,
     width: usize,
     encoded_width: usize,
+    combiner: Combiner,
+    bag_activation: Option<Activation>,
     hidden: Vec<Dense>,
     out: Dense,
     dropout: Dropout,
@@ -80,6 +101,14 @@ impl Bow {
                         bail!("token group `{name}` has an empty vocabulary");
                     }
                     let embedding = candle_nn::embedding(*vocab, spec.embed, vb.pp(format!("embedding{tables}")))?;
+                    let bias = match spec.bag_activation {
+                        Some(_) => Some(vb.pp(format!("bag{tables}")).get_with_hints(
+                            spec.embed,
+                            "bias",
+                            candle_nn::Init::Const(0.0),
+                        )?),
+                        None => None,
+                    };
                     tables += 1;
                     inputs.push(Input::Tokens {
                         name: name.clone(),
@@ -87,6 +116,7 @@ impl Bow {
                         max_len: *max_len,
                         vocab: *vocab,
                         embedding,
+                        bias,
                     });
                     encoded += spec.embed;
                 }
@@ -104,14 +134,16 @@ impl Bow {
             inputs,
             width: offset,
             encoded_width: encoded,
+            combiner: spec.combiner,
+            bag_activation: spec.bag_activation,
             hidden,
             out,
             dropout: Dropout::new(spec.dropout, seed ^ 0xD80),
         })
     }
 
-    /// The encoded input of rows `xs` (`[B, d]`): each token group mean-pooled through its
-    /// embedding, dense groups as they are, concatenated in row order (`[B, encoded width]`).
+    /// The encoded input of rows `xs` (`[B, d]`): each token group pooled through its
+    /// embedding by the spec's combiner, dense groups as they are, concatenated in row order (`[B, encoded width]`).
     ///
     /// # Errors
     /// A candle error if `xs` is not `[B, d]`, or a token cell holds something other than ids in
@@ -126,12 +158,45 @@ impl Bow {
         for input in &self.inputs {
             match input {
                 Input::Dense { offset, width } => parts.push(xs.narrow(1, *offset, *width)?),
-                Input::Tokens { name, offset, max_len, vocab, embedding } => {
+                Input::Tokens { name, offset, max_len, vocab, embedding, .. } => {
                     let (ids, offsets) = with_slice(&xs, "token ids", |values| {
                         bag_ids(values, rows, d, *offset, *max_len, *vocab, name)
                     })?;
-                    let op = EmbeddingBag { ids, offsets };
+                    let op = EmbeddingBag { ids, offsets, combiner: self.combiner };
                     parts.push(embedding.embeddings().apply_op1(op)?);
+                }
+            }
+        }
+        match parts.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Tensor::cat(&parts, 1),
+        }
+    }
+}
+
+impl Bow {
+    /// `σ(pooled + bias)` on each token group's part of `encoded` (dense groups unchanged), for a
+    /// bag activation `σ`; `encoded` itself without one.
+    fn activate_bags(&self, encoded: &Tensor) -> Result<Tensor> {
+        let Some(activation) = self.bag_activation else {
+            return Ok(encoded.clone());
+        };
+        let (mut parts, mut at) = (Vec::with_capacity(self.inputs.len()), 0);
+        for input in &self.inputs {
+            match input {
+                Input::Dense { width, .. } => {
+                    parts.push(encoded.narrow(1, at, *width)?);
+                    at += width;
+                }
+                Input::Tokens { embedding, bias, .. } => {
+                    let embed = embedding.hidden_size();
+                    let part = encoded.narrow(1, at, embed)?;
+                    let part = match bias {
+                        Some(bias) => part.broadcast_add(bias)?,
+                        None => part,
+                    };
+                    parts.push(activate(&part, activation)?);
+                    at += embed;
                 }
             }
         }
@@ -172,8 +237,8 @@ impl Model for Bow {
             );
         }
         // Dropout on the encoding too, like the MLP's after its first layer (which, on multi-hot
-        // words, is the same product as a summed embedding bag).
-        let encoded = self.dropout.forward_t(encoded, train)?;
+        // words, is a summed embedding bag with a bias and ReLU).
+        let encoded = self.dropout.forward_t(&self.activate_bags(encoded)?, train)?;
         dense_stack(encoded, &self.hidden, &self.out, Activation::Relu, &self.dropout, train, layer, "hidden")
     }
 
@@ -213,12 +278,13 @@ fn bag_ids(
 }
 
 /// The pooled lookup of one token group as a custom op on the embedding table `[vocab, embed]`:
-/// the mean of each row's ids' embeddings, `[rows, embed]`. One instance serves one call.
+/// each row's ids' embeddings combined by `combiner`, `[rows, embed]`. One instance serves one call.
 #[derive(Debug)]
 struct EmbeddingBag {
     ids: Vec<u32>,
     /// Where each row's ids start in `ids` (`rows + 1` values).
     offsets: Vec<usize>,
+    combiner: Combiner,
 }
 
 impl EmbeddingBag {
@@ -229,7 +295,7 @@ impl EmbeddingBag {
 
 impl CustomOp1 for EmbeddingBag {
     fn name(&self) -> &'static str {
-        "embedding-bag-mean"
+        "embedding-bag"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
@@ -249,8 +315,10 @@ impl CustomOp1 for EmbeddingBag {
                 }
                 target.iter_mut().zip(&table[id * embed..(id + 1) * embed]).for_each(|(t, &e)| *t += e);
             }
-            let scale = 1.0 / ids.len() as f32;
-            target.iter_mut().for_each(|t| *t *= scale);
+            let scale = self.combiner.scale(ids.len());
+            if scale != 1.0 {
+                target.iter_mut().for_each(|t| *t *= scale);
+            }
         }
         Ok((CpuStorage::F32(out), Shape::from((self.rows(), embed))))
     }
@@ -264,7 +332,7 @@ impl CustomOp1 for EmbeddingBag {
                 if ids.is_empty() {
                     continue;
                 }
-                let scale = 1.0 / ids.len() as f32;
+                let scale = self.combiner.scale(ids.len());
                 let source = &g[row * embed..(row + 1) * embed];
                 for &id in ids {
                     // Ids were checked against the table in the forward.
@@ -287,10 +355,17 @@ mod tests {
 
     /// Two token groups' worth of one: vocab 3, embed 2, max_len 3; a dense group of width 1 first.
     fn tiny() -> (Bow, VarMap) {
+        tiny_with(Combiner::Mean, None)
+    }
+
+    /// [`tiny`] with another combiner or a bag activation.
+    fn tiny_with(combiner: Combiner, bag_activation: Option<Activation>) -> (Bow, VarMap) {
         let spec = BowSpec {
             embed: 2,
             hidden: vec![],
             dropout: 0.0,
+            combiner,
+            bag_activation,
             inputs: vec![
                 InputGroup::Dense { name: "x".into(), width: 1 },
                 InputGroup::Tokens { name: "words".into(), max_len: 3, vocab: 3 },
@@ -316,6 +391,73 @@ mod tests {
         let bad = Tensor::new(&[[0f32, 3.0, -1.0, -1.0]], &Device::Cpu).unwrap();
         let e = bow.encode(&bad).unwrap_err().to_string();
         assert!(e.contains("token group `words`, row 0, position 0: 3 is not a token id in 0..3"), "{e}");
+    }
+
+    #[test]
+    fn sum_and_sqrtn_combiners_and_the_bag_activation() {
+        let rows = || Tensor::new(&[[0f32, 0.0, 2.0, 1.0], [0.0, 1.0, -1.0, -1.0]], &Device::Cpu).unwrap();
+        let encoded = |combiner, bag_activation: Option<Activation>, bias: &[f32]| {
+            let (bow, vars) = tiny_with(combiner, bag_activation);
+            if bag_activation.is_some() {
+                let b = Tensor::new(bias, &Device::Cpu).unwrap();
+                vars.data().lock().unwrap()["bag0.bias"].set(&b).unwrap();
+            }
+            // The encoded input, then what the dense layers see (the bag activation applied).
+            let e = Model::encode(&bow, &rows(), false).unwrap();
+            (e.to_vec2::<f32>().unwrap(), bow.activate_bags(&e).unwrap().to_vec2::<f32>().unwrap())
+        };
+        // Row 0: ids 0, 2, 1 → Σ = (14, 26); row 1: id 1 → (3, 4).
+        let (sum, same) = encoded(Combiner::Sum, None, &[]);
+        assert_eq!(sum, [[0.0, 14.0, 26.0], [0.0, 3.0, 4.0]]);
+        assert_eq!(same, sum);
+        let (sqrtn, _) = encoded(Combiner::Sqrtn, None, &[]);
+        let r3 = 3f32.sqrt();
+        let expected = [0.0, 14.0 / r3, 26.0 / r3, 0.0, 3.0, 4.0];
+        assert!(sqrtn.iter().flatten().zip(expected).all(|(a, b)| (a - b).abs() < 1e-5), "{sqrtn:?}");
+        // ReLU(Σ + b) with b = (−10, −30): (4, 0) and (0, 0); the dense group passes unchanged.
+        let (pre, post) = encoded(Combiner::Sum, Some(Activation::Relu), &[-10.0, -30.0]);
+        assert_eq!(pre, sum);
+        assert_eq!(post, [[0.0, 4.0, 0.0], [0.0, 0.0, 0.0]]);
+    }
+
+    #[test]
+    fn sum_bag_with_relu_is_the_mlp_on_word_flags() {
+        use crate::model::{build_model, MlpSpec, ModelSpec};
+        // Vocabulary 6, rows of distinct ids; the MLP reads the same rows as multi-hot flags.
+        let ids: [&[usize]; 3] = [&[0, 3, 5], &[2], &[1, 2, 3, 4]];
+        let mut tokens = vec![-1f32; 3 * 4];
+        let mut flags = vec![0f32; 3 * 6];
+        for (row, list) in ids.iter().enumerate() {
+            for (k, &id) in list.iter().enumerate() {
+                tokens[row * 4 + k] = id as f32;
+                flags[row * 6 + id] = 1.0;
+            }
+        }
+        let tokens = Tensor::from_vec(tokens, (3, 4), &Device::Cpu).unwrap();
+        let flags = Tensor::from_vec(flags, (3, 6), &Device::Cpu).unwrap();
+        let spec = BowSpec {
+            embed: 5,
+            hidden: vec![4],
+            combiner: Combiner::Sum,
+            bag_activation: Some(Activation::Relu),
+            inputs: vec![InputGroup::Tokens { name: "words".into(), max_len: 4, vocab: 6 }],
+            ..Default::default()
+        };
+        let mlp = ModelSpec::Mlp(MlpSpec { hidden: vec![5, 4], ..Default::default() });
+        let (bow, bow_vars) = build_model(&ModelSpec::Bow(spec), &[4], 3, 7, &Device::Cpu).unwrap();
+        let (mlp, mlp_vars) = build_model(&mlp, &[6], 3, 7, &Device::Cpu).unwrap();
+        // The same seeded initial weights: the embedding table is the first layer's weight.
+        let var = |vars: &VarMap, name: &str| vars.data().lock().unwrap()[name].as_tensor().to_vec2::<f32>().unwrap();
+        assert_eq!(var(&bow_vars, "embedding0.weight"), var(&mlp_vars, "hidden0.weight"));
+        // A bias on the bag so that the ReLU cuts something, the same on both.
+        let bias = Tensor::new(&[0.1f32, -0.2, 0.3, -0.05, 0.0], &Device::Cpu).unwrap();
+        bow_vars.data().lock().unwrap()["bag0.bias"].set(&bias).unwrap();
+        mlp_vars.data().lock().unwrap()["hidden0.bias"].set(&bias).unwrap();
+        let a = bow.forward_t(&tokens, false).unwrap().to_vec2::<f32>().unwrap();
+        let b = mlp.forward_t(&flags, false).unwrap().to_vec2::<f32>().unwrap();
+        for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+            assert!((x - y).abs() < 1e-5, "{a:?} vs {b:?}");
+        }
     }
 
     #[test]

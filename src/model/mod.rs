@@ -20,7 +20,7 @@ pub use dropout::Dropout;
 pub(crate) use fused::Tape;
 pub use init::glorot_init;
 pub use net::{build_model, Cnn, Mlp};
-pub use spec::{Activation, BowSpec, CnnSpec, InputGroup, MlpSpec, ModelSpec};
+pub use spec::{Activation, BowSpec, CnnSpec, Combiner, InputGroup, MlpSpec, ModelSpec};
 
 /// The value after a token group's ids in an input row (the data layer's `nsl::data::PAD`).
 pub(crate) const PAD_ID: f32 = -1.0;

@@ -10,7 +10,7 @@ use super::Model;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
-fn activate(xs: &Tensor, activation: Activation) -> Result<Tensor> {
+pub(super) fn activate(xs: &Tensor, activation: Activation) -> Result<Tensor> {
     match activation {
         Activation::Relu => xs.relu(),
         Activation::Tanh => xs.tanh(),

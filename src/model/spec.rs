@@ -1,6 +1,6 @@
 //! [`ModelSpec`]: a small, serializable description of a model, e.g. `mlp:50,50`, `cnn` or `bow:50,50`.
 
-use crate::config::ConfigError;
+use crate::config::{key_values, ConfigError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -115,11 +115,71 @@ impl InputGroup {
     }
 }
 
+/// How a token group's embedding rows are combined into one vector per row: the combiners of
+/// TensorFlow's `embedding_lookup_sparse` (and `embedding_column`), over the row's `n` ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Combiner {
+    /// `(1 / n) · Σ E[i]` (default; TF's default too).
+    #[default]
+    Mean,
+    /// `Σ E[i]`: on a bag of distinct words this is the product of the multi-hot row with `E`,
+    /// i.e. a dense layer's pre-activation on the word flags.
+    Sum,
+    /// `(1 / √n) · Σ E[i]`.
+    Sqrtn,
+}
+
+impl Combiner {
+    /// The factor the sum of `n` embedding rows is multiplied by (`n > 0`).
+    pub fn scale(self, n: usize) -> f32 {
+        match self {
+            Combiner::Mean => 1.0 / n as f32,
+            Combiner::Sum => 1.0,
+            Combiner::Sqrtn => 1.0 / (n as f32).sqrt(),
+        }
+    }
+
+    const NAMES: &'static [(&'static str, Combiner)] =
+        &[("mean", Combiner::Mean), ("sum", Combiner::Sum), ("sqrtn", Combiner::Sqrtn)];
+}
+
+impl fmt::Display for Combiner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = Combiner::NAMES.iter().find(|(_, c)| c == self).map_or("?", |(n, _)| n);
+        f.write_str(name)
+    }
+}
+
+impl Activation {
+    const NAMES: &'static [(&'static str, Activation)] = &[
+        ("relu", Activation::Relu),
+        ("tanh", Activation::Tanh),
+        ("sigmoid", Activation::Sigmoid),
+        ("gelu", Activation::Gelu),
+    ];
+}
+
+impl fmt::Display for Activation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = Activation::NAMES.iter().find(|(_, a)| a == self).map_or("?", |(n, _)| n);
+        f.write_str(name)
+    }
+}
+
 /// A bag-of-words text model: each token group is embedded (`embed` values per id, one table per
-/// group) and mean-pooled over its ids (padding excluded; an empty list pools to zeros), dense
-/// groups pass through, all are concatenated, then `[Dense(h) → ReLU → Dropout] × len(hidden)` and
-/// `Dense(classes)` logits. Parsed from `bow:EMBED,HIDDEN…`; the default `bow` is `bow:50` (no
-/// hidden layer). Dropout (the spec's rate) applies to the encoding and after each hidden layer.
+/// group) and pooled over its ids by the [`Combiner`] (padding excluded; an empty list pools to
+/// zeros); with a `bag_activation`, a bias and that activation follow the pooling (the bag is then
+/// a hidden layer of its own). Dense groups pass through, all are concatenated, then
+/// `[Dense(h) → ReLU → Dropout] × len(hidden)` and `Dense(classes)` logits. Parsed from
+/// `bow:EMBED,HIDDEN…[,combiner=mean|sum|sqrtn][,bag-activation=none|relu|tanh|sigmoid|gelu]`;
+/// the default `bow` is `bow:50` (mean, no bag activation, no hidden layer). Dropout (the spec's
+/// rate) applies to the encoding and after each hidden layer.
+///
+/// On a bag of distinct words, `bow:50,50,combiner=sum,bag-activation=relu` computes the same
+/// function as `mlp:50,50` on the multi-hot word flags (the embedding table is the first layer's
+/// weight), with the same seeded initial weights.
 ///
 /// NSL's text tutorials use Keras `Embedding` + `GlobalAveragePooling1D` (which, without a mask,
 /// averages over the padding too); nsl averages over the ids only.
@@ -128,9 +188,13 @@ impl InputGroup {
 pub struct BowSpec {
     /// Values per embedded id. Default 50.
     pub embed: usize,
-    /// Units of each hidden layer. Default none: on Cora's words (NSL split, 3 seeds) `bow:50`
-    /// reached 73.7 % against 71.5 % for `bow:50,50` (docs/guide.md, "Text and token lists").
+    /// Units of each hidden layer. Default none (`bow:50`: the pooled embeddings feed the logits).
     pub hidden: Vec<usize>,
+    /// How each token group's embedding rows are pooled. Default [`Combiner::Mean`].
+    pub combiner: Combiner,
+    /// When set, each pooled token group gets a bias (variable `bag{k}.bias`) and this activation
+    /// before dropout. Default `None` (the pooled embeddings go to the dense layers as they are).
+    pub bag_activation: Option<Activation>,
     /// Dropout rate on the encoding and after each hidden layer, in training only. Default 0.5.
     pub dropout: f32,
     /// The input groups, in row order: filled from the data by [`ModelSpec::for_inputs`] (and
@@ -154,7 +218,14 @@ impl BowSpec {
 
 impl Default for BowSpec {
     fn default() -> Self {
-        BowSpec { embed: 50, hidden: Vec::new(), dropout: 0.5, inputs: Vec::new() }
+        BowSpec {
+            embed: 50,
+            hidden: Vec::new(),
+            combiner: Combiner::Mean,
+            bag_activation: None,
+            dropout: 0.5,
+            inputs: Vec::new(),
+        }
     }
 }
 
@@ -180,28 +251,47 @@ impl Default for ModelSpec {
 
 /// Parses `mlp`, `mlp:256,128`, `cnn`, `cnn:32,64,64`, `bow`, `bow:64,50` (the numbers are the
 /// hidden units, the conv filters, or the embedding size then the hidden units; everything else
-/// keeps its default).
+/// keeps its default). A `bow` spec also takes `key=value` items after its numbers:
+/// `combiner=mean|sum|sqrtn` and `bag-activation=none|relu|tanh|sigmoid|gelu`
+/// (`bow:50,50,combiner=sum,bag-activation=relu`).
 impl FromStr for ModelSpec {
     type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (kind, numbers) = match s.split_once(':') {
+        let (kind, rest) = match s.split_once(':') {
             Some((k, n)) => (k.trim(), Some(n)),
             None => (s.trim(), None),
         };
-        let numbers = numbers
-            .map(|n| {
-                n.split(',')
-                    .map(|x| match x.trim().parse::<usize>() {
-                        Ok(0) | Err(_) => {
-                            Err(ConfigError::invalid(format!("a layer size of model `{s}`"), x, "a positive integer"))
-                        }
-                        Ok(v) => Ok(v),
+        // Numbers first, then `key=value` items (bow only).
+        let (numbers, options) = match rest {
+            None => (None, ""),
+            Some(rest) => {
+                let split = rest.find('=').map_or(rest.len(), |eq| rest[..eq].rfind(',').map_or(0, |c| c + 1));
+                let (numbers, options) = rest.split_at(split);
+                let numbers = numbers.trim_end_matches(',');
+                let numbers = (!numbers.trim().is_empty())
+                    .then(|| {
+                        numbers
+                            .split(',')
+                            .map(|x| match x.trim().parse::<usize>() {
+                                Ok(0) | Err(_) => Err(ConfigError::invalid(
+                                    format!("a layer size of model `{s}`"),
+                                    x,
+                                    "a positive integer",
+                                )),
+                                Ok(v) => Ok(v),
+                            })
+                            .collect::<Result<Vec<_>, _>>()
                     })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?;
-        match kind.to_ascii_lowercase().as_str() {
+                    .transpose()?;
+                (numbers, options)
+            }
+        };
+        let kind = kind.to_ascii_lowercase();
+        if !options.is_empty() && kind != "bow" {
+            return Err(ConfigError::invalid("model", s, "options (KEY=VALUE) for bow only"));
+        }
+        match kind.as_str() {
             "mlp" => Ok(ModelSpec::Mlp(MlpSpec {
                 hidden: numbers.unwrap_or_else(|| MlpSpec::default().hidden),
                 ..Default::default()
@@ -210,15 +300,42 @@ impl FromStr for ModelSpec {
                 filters: numbers.unwrap_or_else(|| CnnSpec::default().filters),
                 ..Default::default()
             })),
-            "bow" => Ok(ModelSpec::Bow(match numbers.as_deref() {
-                None => BowSpec::default(),
-                Some([embed, hidden @ ..]) => BowSpec { embed: *embed, hidden: hidden.to_vec(), ..Default::default() },
-                Some([]) => return Err(ConfigError::invalid("model", s, "bow[:EMBED,UNITS,…]")),
-            })),
-            _ => Err(ConfigError::invalid("model", s, "mlp[:UNITS,…], cnn[:FILTERS,…] or bow[:EMBED,UNITS,…]")),
+            "bow" => {
+                let mut bow = match numbers.as_deref() {
+                    None => BowSpec::default(),
+                    Some([embed, hidden @ ..]) => {
+                        BowSpec { embed: *embed, hidden: hidden.to_vec(), ..Default::default() }
+                    }
+                    Some([]) => return Err(ConfigError::invalid("model", s, BOW_FORM)),
+                };
+                for kv in key_values("--model", options) {
+                    let kv = kv?;
+                    match kv.key.as_str() {
+                        "combiner" => bow.combiner = kv.named(Combiner::NAMES)?,
+                        "bag-activation" => {
+                            bow.bag_activation = kv.named(BAG_ACTIVATIONS)?;
+                        }
+                        _ => return Err(kv.unknown(&["combiner", "bag-activation"])),
+                    }
+                }
+                Ok(ModelSpec::Bow(bow))
+            }
+            _ => Err(ConfigError::invalid("model", s, format!("mlp[:UNITS,…], cnn[:FILTERS,…] or {BOW_FORM}"))),
         }
     }
 }
+
+/// The values of `bag-activation=`.
+const BAG_ACTIVATIONS: &[(&str, Option<Activation>)] = &[
+    ("none", None),
+    ("relu", Some(Activation::Relu)),
+    ("tanh", Some(Activation::Tanh)),
+    ("sigmoid", Some(Activation::Sigmoid)),
+    ("gelu", Some(Activation::Gelu)),
+];
+
+/// The `bow` spec's form, for messages.
+const BOW_FORM: &str = "bow[:EMBED,UNITS,…][,combiner=mean|sum|sqrtn][,bag-activation=none|relu|…]";
 
 impl fmt::Display for ModelSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -226,7 +343,16 @@ impl fmt::Display for ModelSpec {
         match self {
             ModelSpec::Mlp(m) => write!(f, "mlp:{}", join(&m.hidden)),
             ModelSpec::Cnn(c) => write!(f, "cnn:{}", join(&c.filters)),
-            ModelSpec::Bow(b) => write!(f, "bow:{}", join(&[&[b.embed][..], &b.hidden].concat())),
+            ModelSpec::Bow(b) => {
+                write!(f, "bow:{}", join(&[&[b.embed][..], &b.hidden].concat()))?;
+                if b.combiner != Combiner::default() {
+                    write!(f, ",combiner={}", b.combiner)?;
+                }
+                match b.bag_activation {
+                    Some(a) => write!(f, ",bag-activation={a}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -297,13 +423,45 @@ mod tests {
         );
         assert_eq!(
             "rnn".parse::<ModelSpec>().unwrap_err().to_string(),
-            "invalid value `rnn` for model: expected mlp[:UNITS,…], cnn[:FILTERS,…] or bow[:EMBED,UNITS,…]"
+            "invalid value `rnn` for model: expected mlp[:UNITS,…], cnn[:FILTERS,…] or \
+             bow[:EMBED,UNITS,…][,combiner=mean|sum|sqrtn][,bag-activation=none|relu|…]"
         );
         let bow = "bow:64,32,16".parse::<ModelSpec>().unwrap();
         assert_eq!(bow, ModelSpec::Bow(BowSpec { embed: 64, hidden: vec![32, 16], ..Default::default() }));
         assert_eq!(bow.to_string(), "bow:64,32,16");
         assert_eq!("bow".parse::<ModelSpec>().unwrap().to_string(), "bow:50");
         assert_eq!("bow:8".parse::<ModelSpec>().unwrap().to_string(), "bow:8");
+        let mlp_like = "bow:50,50,combiner=sum,bag_activation=relu".parse::<ModelSpec>().unwrap();
+        assert_eq!(
+            mlp_like,
+            ModelSpec::Bow(BowSpec {
+                hidden: vec![50],
+                combiner: Combiner::Sum,
+                bag_activation: Some(Activation::Relu),
+                ..Default::default()
+            })
+        );
+        assert_eq!(mlp_like.to_string(), "bow:50,50,combiner=sum,bag-activation=relu");
+        assert_eq!(mlp_like.to_string().parse::<ModelSpec>().unwrap(), mlp_like);
+        assert_eq!("bow:combiner=sqrtn".parse::<ModelSpec>().unwrap().to_string(), "bow:50,combiner=sqrtn");
+        assert_eq!("bow:8,bag-activation=none,combiner=mean".parse::<ModelSpec>().unwrap().to_string(), "bow:8");
+        assert_eq!(
+            "bow:8,combiner=max".parse::<ModelSpec>().unwrap_err().to_string(),
+            "invalid value `max` for `combiner` in --model: expected mean, sum or sqrtn"
+        );
+        assert_eq!(
+            "bow:8,pool=sum".parse::<ModelSpec>().unwrap_err().to_string(),
+            "unknown key `pool` in --model (known: combiner, bag-activation)"
+        );
+        assert_eq!(
+            "bow:8,combiner=sum,9".parse::<ModelSpec>().unwrap_err().to_string(),
+            "`9` in --model is not KEY=VALUE"
+        );
+        let e = "mlp:50,combiner=sum".parse::<ModelSpec>().unwrap_err().to_string();
+        assert!(e.contains("options (KEY=VALUE) for bow only"), "{e}");
+        // model.json written before the combiner existed reads as the mean without a bag activation.
+        let old = r#"{"type":"bow","embed":8,"hidden":[],"dropout":0.5,"inputs":[]}"#;
+        assert_eq!(serde_json::from_str::<ModelSpec>(old).unwrap().to_string(), "bow:8");
         let words = InputGroup::Tokens { name: "words".into(), max_len: 3, vocab: 10 };
         let e = ModelSpec::default().for_inputs(std::slice::from_ref(&words)).unwrap_err().to_string();
         assert!(e.contains("feature group `words` holds token ids") && e.contains("bow:"), "{e}");

@@ -42,8 +42,10 @@ fn render_error(path: &Path, error: impl std::fmt::Display) -> ReportError {
     ReportError::Render { path: path.to_path_buf(), message: error.to_string() }
 }
 
-/// Writes the training curves of `history` as an SVG: losses (total, supervised, graph) on the left,
-/// accuracies (training, validation) on the right, against the epoch. The file is written atomically.
+/// Writes the training curves of `history` as an SVG: losses (total, supervised, graph,
+/// adversarial) on the left; on the right accuracy (training, validation) and the task's other
+/// metrics (e.g. ROC-AUC for binary, macro-F1 for multilabel), or for regression the errors (MSE,
+/// MAE, RMSE), against the epoch. The file is written atomically.
 ///
 /// # Errors
 /// [`ReportError::Io`] if the file cannot be written, [`ReportError::Render`] if drawing fails.
@@ -88,32 +90,89 @@ fn draw(history: &History, title: &str, svg: &mut String) -> Result<(), Box<dyn 
     }
     chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
 
-    let mut chart = ChartBuilder::on(&right)
-        .caption("accuracy", ("sans-serif", 14))
+    draw_metrics(history, &right, epochs)?;
+    root.present()?;
+    Ok(())
+}
+
+/// One curve of the metrics panel: its legend and its points.
+type Curve = (String, Vec<(f64, f64)>);
+
+/// The metrics panel's curves: training and validation accuracy, then, for each of the task's
+/// other metrics ([`History::metric_columns`]), its training and validation values.
+fn metric_curves(history: &History) -> Vec<Curve> {
+    let mut curves: Vec<Curve> = Vec::new();
+    let mut push = |name: String, points: Vec<(f64, f64)>| {
+        if !points.is_empty() {
+            curves.push((name, points));
+        }
+    };
+    let metrics = history.metric_columns();
+    // Regression has no accuracy: its panel shows the errors only.
+    let regression = metrics.iter().any(|m| !m.higher_is_better());
+    if !regression {
+        push("training".into(), history.epochs.iter().map(|e| (e.epoch as f64, e.accuracy)).collect());
+        push(
+            "validation".into(),
+            history.epochs.iter().filter_map(|e| e.validation_accuracy.map(|v| (e.epoch as f64, v))).collect(),
+        );
+    }
+    for m in metrics {
+        let series = |pick: fn(&crate::train::EpochRecord) -> Option<&crate::eval::Metrics>| -> Vec<(f64, f64)> {
+            history.epochs.iter().filter_map(|e| pick(e).and_then(|x| x.get(m)).map(|v| (e.epoch as f64, v))).collect()
+        };
+        push(format!("{} (training)", m.name()), series(|e| e.metrics.as_ref()));
+        push(format!("{} (validation)", m.name()), series(|e| e.validation_metrics.as_ref()));
+    }
+    curves
+}
+
+/// The right panel: accuracy (training, validation) and the task's other metrics, on `[0, 1]`, or
+/// for regression the errors (MSE, MAE, RMSE) from 0 to their largest value.
+fn draw_metrics(
+    history: &History,
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    epochs: f64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let curves = metric_curves(history);
+    let errors = history.metric_columns().iter().any(|m| !m.higher_is_better());
+    let top = if errors {
+        curves
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|q| q.1))
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max)
+            .max(1e-6)
+            * 1.05
+    } else {
+        1.0
+    };
+    let caption = match (errors, curves.len() > 2) {
+        (true, _) => "errors",
+        (false, true) => "metrics",
+        (false, false) => "accuracy",
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 14))
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(45)
-        .build_cartesian_2d(1.0..epochs.max(2.0), 0.0..1.0)?;
+        .build_cartesian_2d(1.0..epochs.max(2.0), 0.0..top)?;
     chart.configure_mesh().x_desc("epoch").draw()?;
-    chart
-        .draw_series(LineSeries::new(history.epochs.iter().map(|e| (e.epoch as f64, e.accuracy)), BLUE))?
-        .label("training")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], BLUE));
-    let validation: Vec<(f64, f64)> =
-        history.epochs.iter().filter_map(|e| e.validation_accuracy.map(|v| (e.epoch as f64, v))).collect();
-    if !validation.is_empty() {
+    let colors = [BLUE, MAGENTA, GREEN, RED, CYAN, BLACK, RGBColor(255, 140, 0), RGBColor(128, 128, 128)];
+    for (i, (name, points)) in curves.into_iter().enumerate() {
+        let color = colors[i % colors.len()];
         chart
-            .draw_series(LineSeries::new(validation, MAGENTA))?
-            .label("validation")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], MAGENTA));
+            .draw_series(LineSeries::new(points, color))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color));
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(if errors { SeriesLabelPosition::UpperRight } else { SeriesLabelPosition::LowerRight })
         .border_style(BLACK)
         .background_style(WHITE)
         .draw()?;
-    root.present()?;
     Ok(())
 }
 
@@ -198,6 +257,51 @@ mod tests {
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("accuracy") && svg.contains("validation") && svg.contains("<polyline"));
+    }
+
+    #[test]
+    fn metrics_panel_follows_the_task() {
+        use crate::eval::Metrics;
+        let history = |metrics: Metrics, validation: bool| History {
+            epochs: (1..=2)
+                .map(|epoch| EpochRecord {
+                    epoch,
+                    loss: 1.0,
+                    supervised_loss: 1.0,
+                    graph_loss: 0.0,
+                    adversarial_loss: 0.0,
+                    vat_loss: 0.0,
+                    entropy_loss: 0.0,
+                    accuracy: 0.5,
+                    validation_accuracy: validation.then_some(0.4),
+                    seconds: 0.1,
+                    metrics: Some(metrics.clone()),
+                    validation_metrics: validation.then(|| metrics.clone()),
+                })
+                .collect(),
+            best_epoch: None,
+        };
+        let names = |h: &History| metric_curves(h).into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        let binary = Metrics { accuracy: Some(0.5), macro_f1: Some(0.4), roc_auc: Some(0.8), ..Default::default() };
+        assert_eq!(
+            names(&history(binary, true)),
+            [
+                "training",
+                "validation",
+                "macro-f1 (training)",
+                "macro-f1 (validation)",
+                "roc-auc (training)",
+                "roc-auc (validation)"
+            ]
+        );
+        let regression = Metrics { mse: Some(4.0), mae: Some(1.5), rmse: Some(2.0), ..Default::default() };
+        let h = history(regression, false);
+        assert_eq!(names(&h), ["mse (training)", "mae (training)", "rmse (training)"]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curves.svg");
+        training_curves_svg(&h, "regression", &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("errors") && svg.contains("mse (training)") && !svg.contains(">accuracy<"), "{svg}");
     }
 
     #[test]

@@ -471,16 +471,19 @@ fn parameter_count(spec: &ModelSpec, item_shape: &[usize], classes: usize) -> Re
             Ok((tensors + 2 * cnn.filters.len(), parameters))
         }
         ModelSpec::Bow(bow) => {
-            // One `[vocab, embed]` table per token group, then a dense stack over the encoding.
+            // One `[vocab, embed]` table per token group (and with a bag activation an `[embed]`
+            // bias), then a dense stack over the encoding.
             let embed = width_ok("embedding size", bow.embed)?;
+            let bias = u64::from(bow.bag_activation.is_some());
             let (mut tables, mut parameters, mut input, mut width) = (0usize, 0u64, 0u64, 0u64);
             for group in &bow.inputs {
                 width += width_ok("input group width", group.width())?;
                 match group {
                     InputGroup::Tokens { vocab, .. } => {
-                        let table = width_ok("vocabulary size", *vocab)?.checked_mul(embed).ok_or_else(overflow)?;
+                        let table =
+                            (width_ok("vocabulary size", *vocab)? + bias).checked_mul(embed).ok_or_else(overflow)?;
                         parameters = parameters.checked_add(table).ok_or_else(overflow)?;
-                        (tables, input) = (tables + 1, input + embed);
+                        (tables, input) = (tables + 1 + bias as usize, input + embed);
                     }
                     _ => input += group.width() as u64,
                 }
