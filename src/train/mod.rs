@@ -496,6 +496,7 @@ impl<'a> Trainer<'a> {
     ) -> Result<History, TrainError> {
         let unlabeled = self.unlabeled.as_ref().filter(|u| !u.data.is_empty()).map(|u| Unlabeled {
             features: u.data.features(),
+            ids: u.data.ids(),
             table: u.table,
             entropy: u.config.entropy,
         });
