@@ -483,7 +483,7 @@ mod tests {
         assert_eq!(
             err("colour=red"),
             "unknown key `colour` in --graph-reg (known: multiplier, multiplier-ll, multiplier-lu, multiplier-uu, \
-             neighbors, distance, transform, reduction, sum-over-axis, layer, stop-gradient, hops, temperature)"
+             neighbors, distance, transform, reduction, sum-over-axis, layer, stop-gradient, hops, temperature, in-batch)"
         );
         assert_eq!(
             err("distance=l3"),
