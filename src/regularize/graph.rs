@@ -292,7 +292,8 @@ pub fn graph_loss(
     }
     let targets = if config.stop_gradient { neighbors.detach() } else { neighbors.clone() };
     if let Some(temperature) = config.contrastive {
-        return contrastive_loss(samples, &targets, batch, temperature, !config.in_batch);
+        let positives = Positives::Rows { outputs: &targets, outside: !config.in_batch };
+        return contrastive_loss(samples, positives, batch, temperature);
     }
     let sources = samples.index_select(&batch.sample_index, 0)?;
     let distance = &config.distance;
@@ -306,28 +307,64 @@ pub fn graph_loss(
     pairwise_distance(&sources, &targets, &batch.weights, distance)
 }
 
-/// Graph-MLP's neighbor contrastive loss (see the module docs). Every exponent is shifted by
-/// `−1/τ` (its maximum), so nothing overflows; the shift cancels in the ratio. `outside`: the
-/// positives are not among the batch's centers, so they join the denominator.
-fn contrastive_loss(
+/// [`graph_loss`] with [`GraphRegConfig::in_batch`] pairs: pair `p`'s neighbor is row
+/// `positions[p]` (u32, `[P]`) of `samples` itself, so no neighbor outputs are needed. The
+/// contrastive distance then reads each pair's similarity from the batch's `[B, B]` similarities
+/// instead of building `[P, k]` tensors (P is ~30 B with 2-hop neighborhoods).
+///
+/// # Errors
+/// A candle error if the shapes do not match.
+pub fn graph_loss_in_batch(
     samples: &Tensor,
-    neighbors: &Tensor,
+    positions: &Tensor,
     batch: &NeighborBatch,
-    temperature: f64,
-    outside: bool,
+    config: &GraphRegConfig,
 ) -> Result<Tensor> {
+    match config.contrastive {
+        Some(temperature) if !config.stop_gradient && batch.weights.elem_count() > 0 => {
+            contrastive_loss(samples, Positives::Samples(positions), batch, temperature)
+        }
+        _ => graph_loss(samples, &samples.index_select(positions, 0)?, batch, config),
+    }
+}
+
+/// Where the contrastive loss finds each pair's neighbor.
+enum Positives<'a> {
+    /// In its own row of outputs (`[P, k]`); `outside`: not among the batch's centers, so the
+    /// positive joins the denominator.
+    Rows { outputs: &'a Tensor, outside: bool },
+    /// At this position among the batch's samples (`[P]`, u32).
+    Samples(&'a Tensor),
+}
+
+/// Graph-MLP's neighbor contrastive loss (see the module docs). Every exponent is shifted by
+/// `−1/τ` (its maximum), so nothing overflows; the shift cancels in the ratio.
+fn contrastive_loss(samples: &Tensor, positives: Positives, batch: &NeighborBatch, temperature: f64) -> Result<Tensor> {
     let (b, device) = (samples.dim(0)?, samples.device());
     let unit = |x: &Tensor| -> Result<Tensor> {
         let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
         x.broadcast_div(&norm)
     };
-    let (s, t) = (unit(samples)?, unit(neighbors)?);
+    let s = unit(samples)?;
     let inv = 1.0 / temperature;
-    let pos = (s.index_select(&batch.sample_index, 0)? * &t)?.sum(1)?.affine(inv, -inv)?.exp()?;
-    let off_diagonal = Tensor::eye(b, samples.dtype(), device)?.affine(-1.0, 1.0)?;
-    let neg = (s.matmul(&s.t()?)?.affine(inv, -inv)?.exp()? * off_diagonal)?.sum(1)?;
-    // Which centers have a pair; sums over each center's pairs are scatter-adds (no [B, P] matrix).
+    let similar = s.matmul(&s.t()?)?.affine(inv, -inv)?.exp()?;
+    // Σ_{k≠i}: the whole row's sum less its diagonal term (no [B, B] mask kept for the gradient).
+    let self_term = s.sqr()?.sum(1)?.affine(inv, -inv)?.exp()?;
+    let neg = (similar.sum(1)? - self_term)?;
     let index: Vec<u32> = batch.sample_index.to_vec1()?;
+    let (pos, outside) = match positives {
+        Positives::Rows { outputs, outside } => {
+            let t = unit(outputs)?;
+            ((s.index_select(&batch.sample_index, 0)? * t)?.sum(1)?.affine(inv, -inv)?.exp()?, outside)
+        }
+        Positives::Samples(positions) => {
+            let flat: Vec<u32> =
+                index.iter().zip(positions.to_vec1::<u32>()?).map(|(&i, j)| i * b as u32 + j).collect();
+            let flat = Tensor::from_vec(flat, index.len(), device)?;
+            (similar.flatten_all()?.index_select(&flat, 0)?, false)
+        }
+    };
+    // Which centers have a pair; sums over each center's pairs are scatter-adds (no [B, P] matrix).
     let mut has = vec![0f32; b];
     for &i in &index {
         has[i as usize] = 1.0;
@@ -433,6 +470,9 @@ mod tests {
         let l2 = -(c / (c + one)).ln();
         let want = (l0 + l2) / 2.0;
         assert!((loss - want).abs() < 1e-5, "{loss} vs {want}");
+        // The same from the positions (the similarities read from the [B, B] matrix).
+        let read = graph_loss_in_batch(&samples, &targets, &batch, &config).unwrap().to_scalar::<f32>().unwrap() as f64;
+        assert!((read - want).abs() < 1e-5, "{read} vs {want}");
         // Sampled positives (in-batch off) add them to the denominator once more: a larger loss.
         let outside = GraphRegConfig { in_batch: false, ..config };
         let sampled = graph_loss(&samples, &neighbors, &batch, &outside).unwrap().to_scalar::<f32>().unwrap() as f64;

@@ -20,7 +20,8 @@ use crate::loss::{output_input_gradient, task_adversarial_loss, task_input_gradi
 use crate::model::Model;
 use crate::neighbors::{extend_row, NeighborBatch, NeighborTable};
 use crate::regularize::{
-    gen_adv_neighbor, graph_loss, pairwise_distance, virtual_adv_direction, AdvRegConfig, GraphRegConfig, VatConfig,
+    gen_adv_neighbor, graph_loss, graph_loss_in_batch, pairwise_distance, virtual_adv_direction, AdvRegConfig,
+    GraphRegConfig, VatConfig,
 };
 use crate::tensor::to_array2;
 use candle_core::{DType, Device, Result, Tensor};
@@ -238,11 +239,10 @@ impl Plan<'_> {
     ) -> Result<Option<(Tensor, f64)>> {
         let Some((batch, config)) = &input.neighbors else { return Ok(None) };
         let s = outputs.narrow(0, 0, n)?;
-        let t = match &input.positives {
-            Some(p) => s.index_select(p, 0)?,
-            None => outputs.narrow(0, n, batch.pairs())?,
+        let g = match &input.positives {
+            Some(p) => graph_loss_in_batch(&s, p, batch, config)?,
+            None => graph_loss(&s, &outputs.narrow(0, n, batch.pairs())?, batch, config)?,
         };
-        let g = graph_loss(&s, &t, batch, config)?;
         Ok(Some(((&g * multiplier)?, scalar(&g)?)))
     }
 
