@@ -209,3 +209,42 @@ fn the_contrastive_distance_pulls_neighbors_together_over_training() {
     assert!(first > 0.0 && last < 0.95 * first, "contrastive loss {first} → {last}");
     assert_eq!(w, train().1, "same seed, same model");
 }
+
+#[test]
+fn in_batch_contrastive_pairs_train_without_neighbor_rows() {
+    // in-batch=true: the positives are the neighbors that are centers of the same batch (Graph-MLP).
+    let (labeled, pool, g) = fixture();
+    let reg =
+        GraphRegConfig::from_kv("multiplier=1,neighbors=4,distance=contrastive,layer=hidden0,in-batch=true").unwrap();
+    let spec: ModelSpec = "mlp:8".parse::<ModelSpec>().unwrap().with_dropout(0.0);
+    let (model, vars) = build_model(&spec, &[8], 2, 5, &Device::Cpu).unwrap();
+    let (table, _) = NeighborTable::new(&labeled, Some(&pool), &g, 4).unwrap();
+    let (utable, _) = NeighborTable::new(&pool, Some(&labeled), &g, 4).unwrap();
+    // Every center in one batch: 20 labeled + 40 unlabeled (ratio 2), so every edge is in it.
+    let config = TrainConfig { epochs: 30, batch_size: 20, ..Default::default() };
+    let unlabeled = UnlabeledConfig { ratio: 2.0, ..Default::default() };
+    let history = Trainer::new(model.as_ref(), &vars, config)
+        .with_graph(&table, &reg)
+        .with_unlabeled(&pool, Some(&utable), unlabeled)
+        .fit(&labeled, None)
+        .unwrap();
+    let (first, last) = (history.epochs[0].graph_loss, history.epochs.last().unwrap().graph_loss);
+    // −log(Σ positives / Σ the 59 others) starts near log(59 / 4) ≈ 2.7 and falls as neighbors align.
+    assert!(first > 1.0 && last < 0.95 * first, "in-batch contrastive loss {first} → {last}");
+}
+
+#[test]
+fn weight_decay_shrinks_the_weights() {
+    let (labeled, _, _) = fixture();
+    let norm = |weight_decay: f64| {
+        let spec: ModelSpec = "mlp:8".parse::<ModelSpec>().unwrap().with_dropout(0.0);
+        let (model, vars) = build_model(&spec, &[8], 2, 5, &Device::Cpu).unwrap();
+        let config = TrainConfig { epochs: 20, batch_size: 8, weight_decay, ..Default::default() };
+        Trainer::new(model.as_ref(), &vars, config).fit(&labeled, None).unwrap();
+        weights(&vars).iter().map(|w| w * w).sum::<f32>()
+    };
+    let (plain, decayed) = (norm(0.0), norm(1.0));
+    assert!(decayed < 0.9 * plain, "‖θ‖² {plain} without decay, {decayed} with λ = 1");
+    let bad = TrainConfig { weight_decay: -1.0, ..Default::default() };
+    assert!(bad.validate().unwrap_err().to_string().contains("weight_decay"));
+}

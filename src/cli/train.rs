@@ -250,6 +250,10 @@ settings! {
         /// Learning rate. Default 0.001 for adam, 0.01 for sgd (Keras' defaults).
         #[arg(long, value_name = "LR")]
         learning_rate: Option<f64>,
+        /// L2 weight decay λ ≥ 0: `λ·θ` is added to every parameter's gradient (PyTorch's
+        /// `weight_decay`, as Graph-MLP trains; Keras' optimizers have none). Default 0 (off).
+        #[arg(long, value_name = "LAMBDA")]
+        weight_decay: Option<f64>,
         /// Seed of the weights, dropout and shuffling. Default 0.
         #[arg(long)]
         seed: Option<u64>,
@@ -602,6 +606,7 @@ fn train(
         seed,
         early_stopping: settings.early_stopping.map(|p| p.0),
         lr_schedule: settings.lr_schedule.unwrap_or_default(),
+        weight_decay: settings.weight_decay.unwrap_or(defaults.weight_decay),
         multiplier_schedules: MultiplierSchedules {
             graph: settings.graph_reg_schedule.unwrap_or_default(),
             adversarial: settings.adv_reg_schedule.unwrap_or_default(),

@@ -21,6 +21,20 @@ pub enum Activation {
     Gelu,
 }
 
+impl Activation {
+    /// The names `mlp:…,NAME` and `bag-activation=NAME` take, in the order of the variants.
+    const NAMES: &'static [(&'static str, Activation)] = &[
+        ("relu", Activation::Relu),
+        ("tanh", Activation::Tanh),
+        ("sigmoid", Activation::Sigmoid),
+        ("gelu", Activation::Gelu),
+    ];
+
+    fn name(self) -> &'static str {
+        Self::NAMES.iter().find(|(_, a)| *a == self).map_or("relu", |(n, _)| n)
+    }
+}
+
 /// A multi-layer perceptron: `[Dense(h) → activation → Dropout] × len(hidden)`, then `Dense(classes)`
 /// giving logits. NSL's Cora model is `hidden = [50, 50]`, ReLU, dropout 0.5.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,19 +166,9 @@ impl fmt::Display for Combiner {
     }
 }
 
-impl Activation {
-    const NAMES: &'static [(&'static str, Activation)] = &[
-        ("relu", Activation::Relu),
-        ("tanh", Activation::Tanh),
-        ("sigmoid", Activation::Sigmoid),
-        ("gelu", Activation::Gelu),
-    ];
-}
-
 impl fmt::Display for Activation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = Activation::NAMES.iter().find(|(_, a)| a == self).map_or("?", |(n, _)| n);
-        f.write_str(name)
+        f.write_str(self.name())
     }
 }
 
@@ -253,11 +257,23 @@ impl Default for ModelSpec {
 /// hidden units, the conv filters, or the embedding size then the hidden units; everything else
 /// keeps its default). A `bow` spec also takes `key=value` items after its numbers:
 /// `combiner=mean|sum|sqrtn` and `bag-activation=none|relu|tanh|sigmoid|gelu`
-/// (`bow:50,50,combiner=sum,bag-activation=relu`).
+/// (`bow:50,50,combiner=sum,bag-activation=relu`). An MLP's list may end with its activation,
+/// `relu` (default), `tanh`, `sigmoid` or `gelu`: `mlp:256,256,gelu` (other than `relu`, the MLP
+/// trains on candle's autograd rather than its own tape, which is slower).
 impl FromStr for ModelSpec {
     type Err = ConfigError;
 
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        // `mlp:…,gelu`: a trailing activation name, taken off before the numbers are read.
+        let (s, activation) = match text.rsplit_once([',', ':']) {
+            Some((head, word)) if text.trim_start().to_ascii_lowercase().starts_with("mlp") => {
+                match crate::config::lookup(Activation::NAMES, &word.trim().to_ascii_lowercase()) {
+                    Some(a) => (head, a),
+                    None => (text, Activation::Relu),
+                }
+            }
+            _ => (text, Activation::Relu),
+        };
         let (kind, rest) = match s.split_once(':') {
             Some((k, n)) => (k.trim(), Some(n)),
             None => (s.trim(), None),
@@ -294,6 +310,7 @@ impl FromStr for ModelSpec {
         match kind.as_str() {
             "mlp" => Ok(ModelSpec::Mlp(MlpSpec {
                 hidden: numbers.unwrap_or_else(|| MlpSpec::default().hidden),
+                activation,
                 ..Default::default()
             })),
             "cnn" => Ok(ModelSpec::Cnn(CnnSpec {
@@ -341,6 +358,9 @@ impl fmt::Display for ModelSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let join = |v: &[usize]| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
         match self {
+            ModelSpec::Mlp(m) if m.activation != Activation::Relu => {
+                write!(f, "mlp:{},{}", join(&m.hidden), m.activation.name())
+            }
             ModelSpec::Mlp(m) => write!(f, "mlp:{}", join(&m.hidden)),
             ModelSpec::Cnn(c) => write!(f, "cnn:{}", join(&c.filters)),
             ModelSpec::Bow(b) => {
@@ -417,6 +437,21 @@ mod tests {
         assert_eq!("mlp:50,50".parse::<ModelSpec>().unwrap(), ModelSpec::Mlp(MlpSpec::default()));
         assert_eq!("cnn".parse::<ModelSpec>().unwrap(), ModelSpec::Cnn(CnnSpec::default()));
         assert_eq!("mlp:256,128".parse::<ModelSpec>().unwrap().to_string(), "mlp:256,128");
+        let gelu = "mlp:256,128,GELU".parse::<ModelSpec>().unwrap();
+        assert_eq!(
+            gelu,
+            ModelSpec::Mlp(MlpSpec { hidden: vec![256, 128], activation: Activation::Gelu, dropout: 0.5 })
+        );
+        assert_eq!(gelu.to_string(), "mlp:256,128,gelu");
+        assert_eq!("mlp:256,128,relu".parse::<ModelSpec>().unwrap().to_string(), "mlp:256,128");
+        let tanh = "mlp:tanh".parse::<ModelSpec>().unwrap();
+        assert_eq!(tanh, ModelSpec::Mlp(MlpSpec { activation: Activation::Tanh, ..Default::default() }));
+        assert!("mlp:256,swish".parse::<ModelSpec>().is_err());
+        assert!("cnn:32,gelu".parse::<ModelSpec>().is_err(), "only the MLP takes an activation");
+        assert_eq!(
+            "mlp:0,gelu".parse::<ModelSpec>().unwrap_err().to_string(),
+            "invalid value `0` for a layer size of model `mlp:0,gelu`: expected a positive integer"
+        );
         assert_eq!(
             "mlp:0".parse::<ModelSpec>().unwrap_err().to_string(),
             "invalid value `0` for a layer size of model `mlp:0`: expected a positive integer"

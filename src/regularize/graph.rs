@@ -15,6 +15,15 @@
 //! and pushes it away from the batch's other centers. Graph-MLP takes the positives from the batch
 //! itself (`Â^r` restricted to it); here they are the sampled neighbors, so a small batch still has
 //! them. The per-edge-type multipliers only reweight a center's positives against each other.
+//!
+//! # Positives from the batch (`in-batch=true`, not in NSL)
+//! With `in-batch`, a center's pairs are only its (r-hop) neighbors that are centers of the same
+//! batch, as in Graph-MLP (`Â^r` restricted to the batch): no neighbor rows go through the model,
+//! the "neighbor" outputs are the batch's own. Each pair `(i, j)` then appears once among the
+//! negatives already, so the contrastive denominator is `Σ_{k≠i} e^{c(sᵢ, s_k)}` alone. The
+//! other distances take the in-batch pairs as they come. Cheaper by the neighbors' forward pass;
+//! a center's positives depend on which of its neighbors the batch drew (use a large
+//! `neighbors=` and many unlabeled centers per batch).
 
 use super::distance::{pairwise_distance, DistanceConfig, DistanceType, Reduction, Transform};
 use crate::config::{key_values, ConfigError};
@@ -57,6 +66,10 @@ pub struct GraphRegConfig {
     /// by Graph-MLP's neighbor contrastive loss (`distance=contrastive`). Default `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contrastive: Option<f64>,
+    /// Take each center's neighbors from the batch's own centers instead of sampling neighbor rows
+    /// (see the module docs, "Positives from the batch"). Default false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub in_batch: bool,
 }
 
 /// The default temperature of `distance=contrastive` (Graph-MLP's `tau = 2` multiplies the
@@ -76,6 +89,7 @@ impl Default for GraphRegConfig {
             multiplier_uu: None,
             hops: 1,
             contrastive: None,
+            in_batch: false,
         }
     }
 }
@@ -106,6 +120,7 @@ impl GraphRegConfig {
         "stop-gradient",
         "hops",
         "temperature",
+        "in-batch",
     ];
 
     /// Parses `key=value` pairs (`nsl train --graph-reg`, e.g. `multiplier=0.1,neighbors=2`) over
@@ -125,7 +140,9 @@ impl GraphRegConfig {
     ///   `sum_by_nonzero_weights`);
     /// - `sum-over-axis`: an axis, or `none` for elementwise distances (default `-1`);
     /// - `layer`: a hidden layer's name (default: the logits);
-    /// - `stop-gradient`: `true` or `false` (default `false`).
+    /// - `stop-gradient`: `true` or `false` (default `false`);
+    /// - `in-batch`: `true` takes a center's neighbors from the batch's centers only (Graph-MLP's
+    ///   positives, see the module docs) (default `false`).
     ///
     /// ```
     /// use nsl::regularize::{DistanceType, GraphRegConfig};
@@ -182,6 +199,7 @@ impl GraphRegConfig {
                 }
                 "layer" => config.layer = Some(kv.value.to_string()),
                 "stop-gradient" => config.stop_gradient = kv.parse("true or false")?,
+                "in-batch" => config.in_batch = kv.parse("true or false")?,
                 _ => return Err(kv.unknown(Self::KEYS)),
             }
         }
@@ -256,7 +274,7 @@ impl FromStr for GraphRegConfig {
 
 /// The graph loss `L_graph` (unscaled: the caller multiplies by `multiplier`) between the batch's
 /// sample outputs `samples` (`[B, k]`) and the neighbor outputs `neighbors` (`[P, k]`, one row per
-/// pair of `batch`).
+/// pair of `batch`; with [`GraphRegConfig::in_batch`], rows of `samples` themselves).
 ///
 /// Zero-weight (padding) pairs are never in `batch`; for `sum_over_batch_size` the count is NSL's
 /// padded `B · max_neighbors` slots. With no pairs the loss is 0.
@@ -274,7 +292,8 @@ pub fn graph_loss(
     }
     let targets = if config.stop_gradient { neighbors.detach() } else { neighbors.clone() };
     if let Some(temperature) = config.contrastive {
-        return contrastive_loss(samples, &targets, batch, temperature);
+        let positives = Positives::Rows { outputs: &targets, outside: !config.in_batch };
+        return contrastive_loss(samples, positives, batch, temperature);
     }
     let sources = samples.index_select(&batch.sample_index, 0)?;
     let distance = &config.distance;
@@ -288,21 +307,64 @@ pub fn graph_loss(
     pairwise_distance(&sources, &targets, &batch.weights, distance)
 }
 
+/// [`graph_loss`] with [`GraphRegConfig::in_batch`] pairs: pair `p`'s neighbor is row
+/// `positions[p]` (u32, `[P]`) of `samples` itself, so no neighbor outputs are needed. The
+/// contrastive distance then reads each pair's similarity from the batch's `[B, B]` similarities
+/// instead of building `[P, k]` tensors (P is ~30 B with 2-hop neighborhoods).
+///
+/// # Errors
+/// A candle error if the shapes do not match.
+pub fn graph_loss_in_batch(
+    samples: &Tensor,
+    positions: &Tensor,
+    batch: &NeighborBatch,
+    config: &GraphRegConfig,
+) -> Result<Tensor> {
+    match config.contrastive {
+        Some(temperature) if !config.stop_gradient && batch.weights.elem_count() > 0 => {
+            contrastive_loss(samples, Positives::Samples(positions), batch, temperature)
+        }
+        _ => graph_loss(samples, &samples.index_select(positions, 0)?, batch, config),
+    }
+}
+
+/// Where the contrastive loss finds each pair's neighbor.
+enum Positives<'a> {
+    /// In its own row of outputs (`[P, k]`); `outside`: not among the batch's centers, so the
+    /// positive joins the denominator.
+    Rows { outputs: &'a Tensor, outside: bool },
+    /// At this position among the batch's samples (`[P]`, u32).
+    Samples(&'a Tensor),
+}
+
 /// Graph-MLP's neighbor contrastive loss (see the module docs). Every exponent is shifted by
 /// `−1/τ` (its maximum), so nothing overflows; the shift cancels in the ratio.
-fn contrastive_loss(samples: &Tensor, neighbors: &Tensor, batch: &NeighborBatch, temperature: f64) -> Result<Tensor> {
+fn contrastive_loss(samples: &Tensor, positives: Positives, batch: &NeighborBatch, temperature: f64) -> Result<Tensor> {
     let (b, device) = (samples.dim(0)?, samples.device());
     let unit = |x: &Tensor| -> Result<Tensor> {
         let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
         x.broadcast_div(&norm)
     };
-    let (s, t) = (unit(samples)?, unit(neighbors)?);
+    let s = unit(samples)?;
     let inv = 1.0 / temperature;
-    let pos = (s.index_select(&batch.sample_index, 0)? * &t)?.sum(1)?.affine(inv, -inv)?.exp()?;
-    let off_diagonal = Tensor::eye(b, samples.dtype(), device)?.affine(-1.0, 1.0)?;
-    let neg = (s.matmul(&s.t()?)?.affine(inv, -inv)?.exp()? * off_diagonal)?.sum(1)?;
-    // Which centers have a pair; sums over each center's pairs are scatter-adds (no [B, P] matrix).
+    let similar = s.matmul(&s.t()?)?.affine(inv, -inv)?.exp()?;
+    // Σ_{k≠i}: the whole row's sum less its diagonal term (no [B, B] mask kept for the gradient).
+    let self_term = s.sqr()?.sum(1)?.affine(inv, -inv)?.exp()?;
+    let neg = (similar.sum(1)? - self_term)?;
     let index: Vec<u32> = batch.sample_index.to_vec1()?;
+    let (pos, outside) = match positives {
+        Positives::Rows { outputs, outside } => {
+            let t = unit(outputs)?;
+            ((s.index_select(&batch.sample_index, 0)? * t)?.sum(1)?.affine(inv, -inv)?.exp()?, outside)
+        }
+        Positives::Samples(positions) => {
+            let flat: Vec<u32> =
+                index.iter().zip(positions.to_vec1::<u32>()?).map(|(&i, j)| i * b as u32 + j).collect();
+            let flat = Tensor::from_vec(flat, index.len(), device)?;
+            (similar.flatten_all()?.index_select(&flat, 0)?, false)
+        }
+    };
+    // Which centers have a pair; sums over each center's pairs are scatter-adds (no [B, P] matrix).
     let mut has = vec![0f32; b];
     for &i in &index {
         has[i as usize] = 1.0;
@@ -311,7 +373,7 @@ fn contrastive_loss(samples: &Tensor, neighbors: &Tensor, batch: &NeighborBatch,
     let zeros = Tensor::zeros(b, samples.dtype(), device)?;
     let per_center = |v: &Tensor| zeros.index_add(&batch.sample_index, v, 0);
     let numerator = per_center(&(&pos * &batch.weights)?)?;
-    let denominator = (per_center(&pos)? + neg)?;
+    let denominator = if outside { (per_center(&pos)? + neg)? } else { neg };
     let has = Tensor::from_vec(has, b, device)?;
     let loss = ((denominator.affine(1.0, 1e-12)?.log()? - numerator.affine(1.0, 1e-12)?.log()?)? * has)?;
     loss.sum_all()? / centers as f64
@@ -386,6 +448,40 @@ mod tests {
     }
 
     #[test]
+    fn the_in_batch_contrastive_loss_matches_a_hand_computation() {
+        // Three centers s₀ = (1, 0), s₁ = (1, 1), s₂ = (0, 1); pairs (0→1, w 1), (0→2, w 0.5),
+        // (2→1, w 1), the neighbors being the centers themselves. τ = 1, c(a, b) = cos(a, b):
+        // c₀₁ = c₁₂ = 1/√2, c₀₂ = 0. Graph-MLP: ℓᵢ = −log(Σⱼ wᵢⱼ e^{cᵢⱼ} / Σ_{k≠i} e^{cᵢₖ}), averaged
+        // over centers 0 and 2 (s₁ has no pair).
+        let dev = Device::Cpu;
+        let samples = Tensor::new(&[[1.0f32, 0.0], [1.0, 1.0], [0.0, 1.0]], &dev).unwrap();
+        let targets = Tensor::new(&[1u32, 2, 1], &dev).unwrap();
+        let neighbors = samples.index_select(&targets, 0).unwrap();
+        let batch = NeighborBatch {
+            sample_index: Tensor::new(&[0u32, 0, 2], &dev).unwrap(),
+            weights: Tensor::new(&[1.0f32, 0.5, 1.0], &dev).unwrap(),
+            slots: 3,
+        };
+        let config = GraphRegConfig::from_kv("distance=contrastive,temperature=1,in-batch=true").unwrap();
+        assert!(config.in_batch);
+        let loss = graph_loss(&samples, &neighbors, &batch, &config).unwrap().to_scalar::<f32>().unwrap() as f64;
+        let (c, one) = ((1.0 / 2f64.sqrt()).exp(), 1.0f64);
+        let l0 = -((c + 0.5 * one) / (c + one)).ln();
+        let l2 = -(c / (c + one)).ln();
+        let want = (l0 + l2) / 2.0;
+        assert!((loss - want).abs() < 1e-5, "{loss} vs {want}");
+        // The same from the positions (the similarities read from the [B, B] matrix).
+        let read = graph_loss_in_batch(&samples, &targets, &batch, &config).unwrap().to_scalar::<f32>().unwrap() as f64;
+        assert!((read - want).abs() < 1e-5, "{read} vs {want}");
+        // Sampled positives (in-batch off) add them to the denominator once more: a larger loss.
+        let outside = GraphRegConfig { in_batch: false, ..config };
+        let sampled = graph_loss(&samples, &neighbors, &batch, &outside).unwrap().to_scalar::<f32>().unwrap() as f64;
+        assert!(sampled > loss + 0.1, "{sampled} vs {loss}");
+        assert!(GraphRegConfig::from_kv("in-batch=maybe").is_err());
+        assert!(!GraphRegConfig::from_kv("distance=contrastive").unwrap().in_batch);
+    }
+
+    #[test]
     fn kv_keys_values_and_defaults() {
         let c = GraphRegConfig::from_kv("multiplier=0.1,neighbors=2,distance=cosine,stop-gradient=true").unwrap();
         assert_eq!(c.multiplier, 0.1);
@@ -427,7 +523,7 @@ mod tests {
         assert_eq!(
             err("colour=red"),
             "unknown key `colour` in --graph-reg (known: multiplier, multiplier-ll, multiplier-lu, multiplier-uu, \
-             neighbors, distance, transform, reduction, sum-over-axis, layer, stop-gradient, hops, temperature)"
+             neighbors, distance, transform, reduction, sum-over-axis, layer, stop-gradient, hops, temperature, in-batch)"
         );
         assert_eq!(
             err("distance=l3"),

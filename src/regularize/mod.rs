@@ -4,7 +4,7 @@
 //!   distance between a sample's output and each neighbor's, weighted by the edge weight and reduced
 //!   to one number. The same code serves explicit, similarity and adversarial neighbors.
 //! - [`graph_loss`] with a [`GraphRegConfig`]: graph regularization over a batch's (sample,
-//!   neighbor) pairs.
+//!   neighbor) pairs; [`graph_loss_in_batch`] when the neighbors are the batch's own samples.
 //! - [`gen_adv_neighbor`] with an [`AdvNeighborConfig`]: adversarial neighbors (FGSM/PGD), and
 //!   [`AdvRegConfig`], the adversarial regularizer that trains on them.
 //! - [`virtual_adv_direction`] with a [`VatConfig`]: virtual adversarial neighbors, which need no
@@ -19,5 +19,5 @@ mod vat;
 pub use adv_reg::{AdvLoss, AdvRegConfig};
 pub use adversarial::{gen_adv_neighbor, AdvNeighborConfig, NormType};
 pub use distance::{pairwise_distance, DistanceConfig, DistanceType, Reduction, Transform};
-pub use graph::{graph_loss, GraphRegConfig};
+pub use graph::{graph_loss, graph_loss_in_batch, GraphRegConfig};
 pub use vat::{normalize_rows, virtual_adv_direction, VatConfig};

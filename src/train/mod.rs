@@ -98,6 +98,14 @@ pub struct TrainConfig {
     /// optimizer's steps ([`MultiplierSchedule`]). Default none.
     #[serde(skip_serializing_if = "MultiplierSchedules::is_none")]
     pub multiplier_schedules: MultiplierSchedules,
+    /// L2 weight decay λ ≥ 0: the optimizer adds `λ·θ` to every parameter's gradient (PyTorch's
+    /// `Adam(weight_decay=λ)`, as Graph-MLP trains). Default 0 (off; Keras' optimizers have none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub weight_decay: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for TrainConfig {
@@ -112,6 +120,7 @@ impl Default for TrainConfig {
             early_stopping: None,
             lr_schedule: LrSchedule::default(),
             multiplier_schedules: MultiplierSchedules::default(),
+            weight_decay: 0.0,
         }
     }
 }
@@ -121,7 +130,8 @@ impl TrainConfig {
     ///
     /// # Errors
     /// [`ConfigError::InvalidValue`](crate::ConfigError) naming the field: zero epochs, batch
-    /// size or threads, a learning rate that is not a finite number > 0, or a learning-rate
+    /// size or threads, a learning rate that is not a finite number > 0, a negative or non-finite
+    /// weight decay, or a learning-rate
     /// schedule out of range ([`LrSchedule::validate`]).
     pub fn validate(&self) -> Result<(), crate::ConfigError> {
         let invalid =
@@ -141,6 +151,9 @@ impl TrainConfig {
         let lr = self.optimizer.learning_rate();
         if !(lr.is_finite() && lr > 0.0) {
             return invalid("learning_rate", lr.to_string(), "a finite number > 0");
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return invalid("weight_decay", self.weight_decay.to_string(), "a finite number ≥ 0");
         }
         self.lr_schedule.validate(lr, self.epochs)
     }
@@ -547,7 +560,8 @@ impl<'a> Trainer<'a> {
     /// any (checked against this run first).
     fn optimizer(&self, source: Source) -> Result<(Vec<Var>, Optimizer), TrainError> {
         let vars = sorted_vars(self.vars)?;
-        let mut optimizer = Optimizer::new(self.config.optimizer, vars.clone());
+        let mut optimizer =
+            Optimizer::new(self.config.optimizer, vars.clone()).with_weight_decay(self.config.weight_decay);
         if let Some(state) = &self.resume {
             state.check(&self.config, &self.setup(source), &named_shapes(self.vars)?)?;
             for (var, values) in vars.iter().zip(&state.weights) {
@@ -604,6 +618,7 @@ impl<'a> Trainer<'a> {
     ) -> Result<History, TrainError> {
         let unlabeled = self.unlabeled.as_ref().filter(|u| !u.data.is_empty()).map(|u| Unlabeled {
             features: u.data.features(),
+            ids: u.data.ids(),
             table: u.table,
             entropy: u.config.entropy,
         });

@@ -76,6 +76,8 @@ pub(crate) struct Optimizer {
     /// Adam's first and second moments, one buffer per variable (empty for SGD).
     moments: Vec<(Vec<f32>, Vec<f32>)>,
     step: i32,
+    /// L2 weight decay λ: every gradient gets `λ·θ` added before the update (0: off).
+    weight_decay: f32,
 }
 
 impl Optimizer {
@@ -86,7 +88,15 @@ impl Optimizer {
             }
             OptimizerConfig::Sgd { .. } => Vec::new(),
         };
-        Optimizer { config, vars, moments, step: 0 }
+        Optimizer { config, vars, moments, step: 0, weight_decay: 0.0 }
+    }
+
+    /// The same optimizer with L2 weight decay `λ` ([`TrainConfig::weight_decay`](super::TrainConfig)):
+    /// each update uses the gradient `g + λ·θ` of `L + λ/2·‖θ‖²`, over every variable (biases
+    /// included), as PyTorch's `Adam(weight_decay=λ)` and Graph-MLP. 0 leaves the updates as they were.
+    pub(crate) fn with_weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay as f32;
+        self
     }
 
     /// One update from `grads` (variables without a gradient are left alone).
@@ -151,13 +161,26 @@ impl Optimizer {
     /// Updates variable `i` from its gradient `g`, in place in the variable's storage.
     ///
     /// Adam, as Keras: `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
-    /// `θ ← θ − lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m/(√v + ε)`. SGD: `θ ← θ − lr·g`.
+    /// `θ ← θ − lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m/(√v + ε)`. SGD: `θ ← θ − lr·g`. With weight decay λ > 0,
+    /// `g` is first replaced by `g + λ·θ`.
     fn update(&mut self, i: usize, g: &[f32]) -> Result<()> {
         let var = &self.vars[i];
         if var.elem_count() != g.len() {
             candle_core::bail!("optimizer: {} gradient values for {} parameters", g.len(), var.elem_count());
         }
         let arch = pulp::Arch::new();
+        // With decay, the decayed gradient is built first (a copy); without, `g` is used as it is,
+        // so runs without decay keep their exact floating-point results.
+        let decayed: Vec<f32>;
+        let g = if self.weight_decay > 0.0 {
+            let wd = self.weight_decay;
+            decayed = crate::kernels::with_slice(var.as_tensor(), "weights", |theta| {
+                Ok(g.iter().zip(theta).map(|(&g, &t)| g + wd * t).collect())
+            })?;
+            &decayed[..]
+        } else {
+            g
+        };
         match self.config {
             OptimizerConfig::Adam { learning_rate } => {
                 let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-7f32);
@@ -257,6 +280,36 @@ mod tests {
         assert!(matches!(OptimizerConfig::sgd().with_learning_rate(0.5), OptimizerConfig::Sgd { .. }));
         let err = "rmsprop".parse::<OptimizerConfig>().unwrap_err();
         assert_eq!(err.to_string(), "invalid value `rmsprop` for optimizer: expected adam or sgd");
+    }
+
+    /// L2 decay on f(θ) = θ² (g = 2θ): the update sees 2θ + λθ.
+    #[test]
+    fn weight_decay_adds_lambda_theta_to_the_gradient() {
+        // SGD, lr 0.5, λ 0.5, θ = [1, −2]: θ − 0.5·(2θ + 0.5θ) = −0.25·θ = [−0.25, 0.5].
+        let var = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
+        let mut opt =
+            Optimizer::new(OptimizerConfig::Sgd { learning_rate: 0.5 }, vec![var.clone()]).with_weight_decay(0.5);
+        let loss = var.as_tensor().sqr().unwrap().sum_all().unwrap();
+        opt.step(&loss.backward().unwrap()).unwrap();
+        assert_eq!(var.as_tensor().to_vec1::<f32>().unwrap(), vec![-0.25, 0.5]);
+        // Adam, lr 0.1, λ 1, on f(θ) = θ (g = 1, so the decay is not a mere rescaling), θ₀ = 1, three
+        // steps; python3, PyTorch's Adam(weight_decay) rule with Keras' ε:
+        // t,m,v,th=0,0,0,1.0
+        // for _ in range(3): g=1+1.0*th; t+=1; m=.9*m+.1*g; v=.999*v+.001*g*g;
+        //   th-=.1*(1-.999**t)**.5/(1-.9**t)*m/(v**.5+1e-7)
+        // (without decay: 0.9000003, 0.8000005, 0.7000007)
+        let var = Var::new(&[1.0f32], &Device::Cpu).unwrap();
+        let mut opt =
+            Optimizer::new(OptimizerConfig::Adam { learning_rate: 0.1 }, vec![var.clone()]).with_weight_decay(1.0);
+        let mut thetas = Vec::new();
+        for _ in 0..3 {
+            let loss = var.as_tensor().sum_all().unwrap();
+            opt.step(&loss.backward().unwrap()).unwrap();
+            thetas.push(var.as_tensor().to_vec1::<f32>().unwrap()[0]);
+        }
+        for (a, b) in thetas.iter().zip([0.900_000_16f32, 0.800_166_76, 0.700_623_76]) {
+            assert!((a - b).abs() < 1e-5, "{thetas:?}");
+        }
     }
 
     #[test]

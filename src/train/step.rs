@@ -20,7 +20,8 @@ use crate::loss::{output_input_gradient, task_adversarial_loss, task_input_gradi
 use crate::model::Model;
 use crate::neighbors::{extend_row, NeighborBatch, NeighborTable};
 use crate::regularize::{
-    gen_adv_neighbor, graph_loss, pairwise_distance, virtual_adv_direction, AdvRegConfig, GraphRegConfig, VatConfig,
+    gen_adv_neighbor, graph_loss, graph_loss_in_batch, pairwise_distance, virtual_adv_direction, AdvRegConfig,
+    GraphRegConfig, VatConfig,
 };
 use crate::tensor::to_array2;
 use candle_core::{DType, Device, Result, Tensor};
@@ -45,6 +46,8 @@ pub(super) struct Plan<'a> {
 #[derive(Clone, Copy)]
 pub(super) struct Unlabeled<'a> {
     pub features: ArrayView2<'a, f32>,
+    /// Their ids (for `in-batch` graph pairs).
+    pub ids: &'a [String],
     pub table: Option<&'a NeighborTable>,
     pub entropy: f64,
 }
@@ -80,6 +83,9 @@ struct BatchInput<'g> {
     buffer: Vec<f32>,
     rows: usize,
     neighbors: Option<(NeighborBatch, &'g GraphRegConfig)>,
+    /// With `in-batch` graph pairs: each pair's neighbor as a position among the centers (the
+    /// neighbors' outputs are the centers' own; no neighbor rows in `buffer`).
+    positives: Option<Tensor>,
 }
 
 /// What a step reports.
@@ -110,6 +116,7 @@ impl Plan<'_> {
         urows: &[usize],
         features: ArrayView2<f32>,
         sample_weights: Option<&[f32]>,
+        ids: &[String],
     ) -> Result<BatchInput<'_>> {
         let d = features.ncols();
         let mut buffer = Vec::with_capacity((rows.len() + urows.len()) * d * 2);
@@ -121,7 +128,13 @@ impl Plan<'_> {
                 extend_row(&mut buffer, u.features.row(r));
             }
         }
+        let mut positives = None;
         let neighbors = match self.graph {
+            Some((table, config)) if config.max_multiplier() > 0.0 && config.in_batch => {
+                let (batch, targets) = self.in_batch_pairs(table, config, rows, urows, sample_weights, ids)?;
+                positives = Some(targets);
+                Some((batch, config)).filter(|(b, _)| b.pairs() > 0)
+            }
             Some((table, config)) if config.max_multiplier() > 0.0 => {
                 let [ll, lu, uu] = config.edge_multipliers();
                 let max = config.max_multiplier();
@@ -153,7 +166,66 @@ impl Plan<'_> {
             _ => None,
         };
         let rows = buffer.len() / d.max(1);
-        Ok(BatchInput { buffer, rows, neighbors })
+        Ok(BatchInput { buffer, rows, neighbors, positives })
+    }
+
+    /// `in-batch` graph pairs: each center's neighbors that are centers of this batch too (the
+    /// labeled `rows` at positions `0..`, then the unlabeled `urows`), weighted as
+    /// [`Plan::batch_input`]'s pairs; returns the pairs and each pair's neighbor position.
+    fn in_batch_pairs(
+        &self,
+        table: &NeighborTable,
+        config: &GraphRegConfig,
+        rows: &[usize],
+        urows: &[usize],
+        sample_weights: Option<&[f32]>,
+        ids: &[String],
+    ) -> Result<(NeighborBatch, Tensor)> {
+        let [ll, lu, uu] = config.edge_multipliers();
+        let max = config.max_multiplier();
+        let factor = |m: f64| (m / max) as f32;
+        let n = rows.len() as u32;
+        // The centers' positions by id; a labeled center wins over an unlabeled one with its id.
+        let mut position: std::collections::HashMap<&str, u32> =
+            rows.iter().enumerate().map(|(p, &r)| (ids[r].as_str(), p as u32)).collect();
+        let unlabeled = self.unlabeled.filter(|_| !urows.is_empty());
+        if let Some(u) = unlabeled {
+            for (p, &r) in urows.iter().enumerate() {
+                position.entry(u.ids[r].as_str()).or_insert(n + p as u32);
+            }
+        }
+        let (mut index, mut targets, mut weights) = (Vec::new(), Vec::new(), Vec::new());
+        let mut pair = |i: u32, id: &str, w: f32, [to_labeled, to_unlabeled]: [f64; 2]| {
+            let Some(&j) = position.get(id).filter(|&&j| j != i) else { return };
+            let w = w * factor(if j < n { to_labeled } else { to_unlabeled });
+            if w != 0.0 {
+                index.push(i);
+                targets.push(j);
+                weights.push(w);
+            }
+        };
+        for (i, &r) in rows.iter().enumerate() {
+            let sw = sample_weights.map_or(1.0, |sw| sw[r]);
+            for (id, _, w) in table.neighbors(r) {
+                pair(i as u32, id, w * sw, [ll, lu]);
+            }
+        }
+        let mut slots = rows.len() * table.max_neighbors();
+        if let Some(utable) = unlabeled.and_then(|u| u.table) {
+            for (p, &r) in urows.iter().enumerate() {
+                for (id, _, w) in utable.neighbors(r) {
+                    pair(n + p as u32, id, w, [lu, uu]);
+                }
+            }
+            slots += urows.len() * utable.max_neighbors();
+        }
+        let pairs = weights.len();
+        let batch = NeighborBatch {
+            sample_index: Tensor::from_vec(index, pairs, &Device::Cpu)?,
+            weights: Tensor::from_vec(weights, pairs, &Device::Cpu)?,
+            slots,
+        };
+        Ok((batch, Tensor::from_vec(targets, pairs, &Device::Cpu)?))
     }
 
     /// `multiplier · L_graph` over `outputs` (the batch's `n` samples, then their neighbors), and the
@@ -166,8 +238,11 @@ impl Plan<'_> {
         multiplier: f64,
     ) -> Result<Option<(Tensor, f64)>> {
         let Some((batch, config)) = &input.neighbors else { return Ok(None) };
-        let (s, t) = (outputs.narrow(0, 0, n)?, outputs.narrow(0, n, batch.pairs())?);
-        let g = graph_loss(&s, &t, batch, config)?;
+        let s = outputs.narrow(0, 0, n)?;
+        let g = match &input.positives {
+            Some(p) => graph_loss_in_batch(&s, p, batch, config)?,
+            None => graph_loss(&s, &outputs.narrow(0, n, batch.pairs())?, batch, config)?,
+        };
         Ok(Some(((&g * multiplier)?, scalar(&g)?)))
     }
 
@@ -191,7 +266,7 @@ impl Plan<'_> {
         let batch_weights: Option<Vec<f32>> = context.weights.map(|all| rows.iter().map(|&r| all[r]).collect());
         let w = batch_weights.as_ref().map(|v| Tensor::from_slice(v, n, &Device::Cpu)).transpose()?;
         let centers = n + urows.len();
-        let mut input = self.batch_input(rows, urows, features, context.weights)?;
+        let mut input = self.batch_input(rows, urows, features, context.weights, context.ids)?;
         // The clean samples, kept for the adversarial neighbors (the buffer moves into the pass).
         let x = match self.adversarial {
             Some(_) => Some(to_shape(input.buffer[..n * d].to_vec(), (n, d))?),
