@@ -7,7 +7,7 @@ use nsl::graph::{EdgeKind, NeighborGraph};
 use nsl::model::{build_model, ModelSpec};
 use nsl::neighbors::NeighborTable;
 use nsl::regularize::{GraphRegConfig, VatConfig};
-use nsl::train::{TrainConfig, TrainError, Trainer, UnlabeledConfig};
+use nsl::train::{OptimizerConfig, TrainConfig, TrainError, Trainer, UnlabeledConfig};
 use rand::{Rng, SeedableRng};
 
 /// Two noisy blobs in 8 dimensions: `n` samples with ids `{prefix}{i}`, labels 0/1.
@@ -177,12 +177,13 @@ fn the_few_labels_recipe_runs() {
         "--json",
     ]);
     let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(summary["epochs"], 1, "the flag wins over the file's 200");
+    assert_eq!(summary["epochs"], 1, "the flag wins over the file's 400");
     assert_eq!(summary["train_samples"], 140);
     let model: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/model.json")).unwrap()).unwrap();
     let reg = &model["training"]["graph_reg"];
-    assert_eq!((reg["hops"].as_u64(), reg["max_neighbors"].as_u64()), (Some(2), Some(10)), "{reg}");
+    assert_eq!((reg["hops"].as_u64(), reg["max_neighbors"].as_u64()), (Some(2), Some(100)), "{reg}");
+    assert_eq!(reg["in_batch"].as_bool(), Some(true), "{reg}");
     assert_eq!(reg["contrastive"].as_f64(), Some(0.5), "{reg}");
     assert!(model["training"]["unlabeled"]["samples"].is_string());
 }
@@ -220,8 +221,10 @@ fn in_batch_contrastive_pairs_train_without_neighbor_rows() {
     let (model, vars) = build_model(&spec, &[8], 2, 5, &Device::Cpu).unwrap();
     let (table, _) = NeighborTable::new(&labeled, Some(&pool), &g, 4).unwrap();
     let (utable, _) = NeighborTable::new(&pool, Some(&labeled), &g, 4).unwrap();
-    // Every center in one batch: 20 labeled + 40 unlabeled (ratio 2), so every edge is in it.
-    let config = TrainConfig { epochs: 30, batch_size: 20, ..Default::default() };
+    // Every center in one batch: 20 labeled + 40 unlabeled (ratio 2), so every edge is in it; one
+    // step per epoch, so a larger learning rate than Adam's default.
+    let optimizer = OptimizerConfig::default().with_learning_rate(0.01);
+    let config = TrainConfig { epochs: 30, batch_size: 20, optimizer, ..Default::default() };
     let unlabeled = UnlabeledConfig { ratio: 2.0, ..Default::default() };
     let history = Trainer::new(model.as_ref(), &vars, config)
         .with_graph(&table, &reg)
@@ -229,7 +232,7 @@ fn in_batch_contrastive_pairs_train_without_neighbor_rows() {
         .fit(&labeled, None)
         .unwrap();
     let (first, last) = (history.epochs[0].graph_loss, history.epochs.last().unwrap().graph_loss);
-    // −log(Σ positives / Σ the 59 others) starts near log(59 / 4) ≈ 2.7 and falls as neighbors align.
+    // −log(Σ w·positives / Σ the 59 others) starts near log(59 / Σw) and falls as neighbors align.
     assert!(first > 1.0 && last < 0.95 * first, "in-batch contrastive loss {first} → {last}");
 }
 

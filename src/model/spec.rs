@@ -291,7 +291,7 @@ impl FromStr for ModelSpec {
                             .split(',')
                             .map(|x| match x.trim().parse::<usize>() {
                                 Ok(0) | Err(_) => Err(ConfigError::invalid(
-                                    format!("a layer size of model `{s}`"),
+                                    format!("a layer size of model `{text}`"),
                                     x,
                                     "a positive integer",
                                 )),
