@@ -8,7 +8,9 @@ use nsl::data::{split_by_table, TablePart};
 use nsl::graph::{self, EdgeKind, NeighborGraph};
 use nsl::neighbors::{propagate, propagate_with_report, PropagateConfig, PropagateError, PropagateMode};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+use common::{fails_with, ok};
 
 // ---- fixtures ------------------------------------------------------------------------------
 
@@ -45,25 +47,6 @@ fn assert_close(actual: ndarray::ArrayView2<'_, f32>, expected: ndarray::ArrayVi
     for (a, e) in actual.iter().zip(expected.iter()) {
         assert!((a - e).abs() < 1e-6, "{actual} != {expected}");
     }
-}
-
-fn nsl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nsl")).args(args).output().expect("nsl runs")
-}
-
-#[track_caller]
-fn ok(args: &[&str]) -> String {
-    let out = nsl(args);
-    assert!(out.status.success(), "nsl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs a command that must fail with `status`; returns its standard error.
-#[track_caller]
-fn fails(status: i32, args: &[&str]) -> String {
-    let out = nsl(args);
-    assert_eq!(out.status.code(), Some(status), "nsl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stderr).unwrap()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -208,10 +191,11 @@ fn cli_graph_propagate_writes_propagated_samples() {
     ok(&["graph", "propagate", s(&graph), "--samples", s(&samples), "--mode", "sign", "--output", s(&sign)]);
     assert_eq!(data::read_samples(&sign, &SampleColumns::default()).unwrap().dim(), 6, "default hops 2: [X, ÂX, Â²X]");
 
-    let e = fails(2, &["graph", "propagate", s(&graph), "--samples", s(&samples), "--output", s(&samples)]);
+    let e = fails_with(2, &["graph", "propagate", s(&graph), "--samples", s(&samples), "--output", s(&samples)]);
     assert!(e.contains("--samples and --output are the same file"), "{e}");
     assert!(!e.contains("caused by"), "{e}");
-    let e = fails(1, &["graph", "propagate", s(&graph), "--samples", s(&samples), "--hops", "0", "--output", s(&out)]);
+    let e =
+        fails_with(1, &["graph", "propagate", s(&graph), "--samples", s(&samples), "--hops", "0", "--output", s(&out)]);
     assert!(e.contains("invalid hops `0`"), "{e}");
 }
 
@@ -228,7 +212,7 @@ fn cli_graph_hops_writes_the_r_hop_graph() {
     for (s, t) in [("a", "b"), ("c", "b"), ("b", "c")] {
         assert!((h.weight(s, t).unwrap() - ab).abs() < 1e-6, "{s}→{t}");
     }
-    let e = fails(2, &["graph", "hops", s(&graph), "--output", s(&graph)]);
+    let e = fails_with(2, &["graph", "hops", s(&graph), "--output", s(&graph)]);
     assert!(e.contains("the graph and --output are the same file"), "{e}");
 }
 
@@ -264,21 +248,25 @@ fn cli_split_by_table_writes_every_part() {
         ok(&["split", s(&samples), "--split-table", s(&table), "--out-train", s(&train), "--out-test", s(&test)]);
     assert!(text.contains("other:      1 rows (1 not in the table)"), "{text}");
 
-    let e = fails(
+    let e = fails_with(
         2,
         &["split", s(&samples), "--split-table", s(&table), "--out-train", s(&train), "--out-test", s(&train)],
     );
     assert!(e.contains("--out-train and --out-test name the same file"), "{e}");
-    let e = fails(
+    let e = fails_with(
         2,
         &["split", s(&samples), "--split-table", s(&table), "--out-train", s(&samples), "--out-test", s(&test)],
     );
     assert!(e.contains("input and --out-train name the same file"), "{e}");
-    let e =
-        fails(2, &["split", s(&samples), "--out-train", s(&train), "--out-test", s(&test), "--out-unlabeled", s(&val)]);
+    let e = fails_with(
+        2,
+        &["split", s(&samples), "--out-train", s(&train), "--out-test", s(&test), "--out-unlabeled", s(&val)],
+    );
     assert!(e.contains("--split-table"), "{e}");
     let bad = write(dir.path(), "bad.tsv", "a\ttrain\nq\ttest\n");
-    let e =
-        fails(1, &["split", s(&samples), "--split-table", s(&bad), "--out-train", s(&train), "--out-test", s(&test)]);
+    let e = fails_with(
+        1,
+        &["split", s(&samples), "--split-table", s(&bad), "--out-train", s(&train), "--out-test", s(&test)],
+    );
     assert!(e.contains(&format!("{}: line 2, column 1: id `q` is not among the 4 samples", bad.display())), "{e}");
 }

@@ -7,23 +7,9 @@ use candle_core::Device;
 use nsl::data::{read_samples, SampleColumns};
 use nsl::neighbors::{NeighborTable, PackedConfig, PackedParts};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn nsl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nsl")).args(args).output().expect("nsl runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = nsl(args);
-    assert!(out.status.success(), "nsl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = nsl(args);
-    assert_eq!(out.status.code(), Some(1), "nsl {args:?} should fail with status 1");
-    String::from_utf8(out.stderr).unwrap()
-}
+mod common;
+use common::{fails, ok};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -7,31 +7,11 @@ use arrow::array::{Array, ArrayRef, Int64Array, ListArray, RecordBatch, StringAr
 use arrow::datatypes::{DataType, Field, Float32Type, Schema};
 use parquet::file::properties::WriterProperties;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+mod common;
+use common::{fails, fails_with, nsl, ok};
 use std::sync::Arc;
-
-fn nsl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nsl")).args(args).output().expect("nsl runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = nsl(args);
-    assert!(out.status.success(), "nsl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs `nsl args`, expects exit status `code` (never a panic's 101) and returns stderr.
-fn fails_with(code: i32, args: &[&str]) -> String {
-    let out = nsl(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(code), "nsl {args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "nsl {args:?} panicked: {stderr}");
-    stderr
-}
-
-fn fails(args: &[&str]) -> String {
-    fails_with(1, args)
-}
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()

@@ -13,17 +13,9 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn nsl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nsl")).args(args).output().expect("nsl runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = nsl(args);
-    assert!(out.status.success(), "nsl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{nsl, ok};
 
 fn cora_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/cora")

@@ -1,6 +1,39 @@
-//! Fixture helpers shared by the data reader tests.
+//! Helpers shared by the integration tests: running the `nsl` binary, and data fixtures. Each test
+//! file that says `mod common;` uses some of them.
+#![allow(dead_code)]
 
 use std::io::Write;
+use std::process::{Command, Output};
+
+/// Runs the `nsl` binary that Cargo built for these tests.
+pub fn nsl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nsl")).args(args).output().expect("nsl runs")
+}
+
+/// Runs `nsl args`, which must succeed; returns its standard output.
+#[track_caller]
+pub fn ok(args: &[&str]) -> String {
+    let out = nsl(args);
+    assert!(out.status.success(), "nsl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `nsl args`, which must exit with status `code` (never a panic's 101); returns its standard
+/// error.
+#[track_caller]
+pub fn fails_with(code: i32, args: &[&str]) -> String {
+    let out = nsl(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "nsl {args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "nsl {args:?} panicked: {stderr}");
+    stderr
+}
+
+/// Runs `nsl args`, which must fail with status 1 (a runtime error); returns its standard error.
+#[track_caller]
+pub fn fails(args: &[&str]) -> String {
+    fails_with(1, args)
+}
 
 /// `bytes`, gzipped.
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
