@@ -10,7 +10,8 @@
 #   plain        MLP [50, 50], dropout 0.5, 100 epochs, batch 128 (NSL's tutorial model)
 #   nsl_recipe   the same + NSL's tutorial graph regularization (pool = non-train papers)
 #   kl_unlabeled examples/recipes/few_labels_kl.toml (unlabeled centers, KL on softmax)
-#   contrastive  examples/recipes/few_labels.toml (unlabeled centers, Graph-MLP's contrastive distance)
+#   few_labels   examples/recipes/few_labels.toml (Graph-MLP's training: unlabeled centers, in-batch
+#                two-hop positives, the contrastive distance on the last hidden layer)
 #   sgc3_mlp     `nsl graph propagate` SGC K=3 row-normalized features + MLP [64] (uses the graph at
 #                inference; settings as chosen on validation by scripts/planetoid_propagate.sh)
 #
@@ -51,7 +52,7 @@ RECIPES=(
     "plain|--samples $OUT/tr.parquet $MLP"
     "nsl_recipe|--samples $OUT/tr.parquet $MLP --pool $OUT/un.parquet --graph $OUT/g.parquet --graph-reg multiplier=0.1,neighbors=1"
     "kl_unlabeled|--config $ROOT/examples/recipes/few_labels_kl.toml --samples $OUT/tr.parquet --unlabeled $OUT/un.parquet --graph $OUT/g.parquet"
-    "contrastive|--config $ROOT/examples/recipes/few_labels.toml --samples $OUT/tr.parquet --unlabeled $OUT/un.parquet --graph $OUT/g.parquet"
+    "few_labels|--config $ROOT/examples/recipes/few_labels.toml --samples $OUT/tr.parquet --unlabeled $OUT/un.parquet --graph $OUT/g.parquet"
     "sgc3_mlp|--samples $OUT/sgc3_tr.parquet --model mlp:64 --dropout 0.8 --learning-rate 0.01 --epochs 100 --batch-size 140"
 )
 
