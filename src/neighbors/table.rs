@@ -51,6 +51,19 @@ pub struct NeighborBatch {
 }
 
 impl NeighborBatch {
+    /// The batch of pairs `(sample_index[p], weights[p])` on `device`; `slots` as in the field.
+    ///
+    /// # Errors
+    /// A candle error if the tensors cannot be made.
+    pub fn new(sample_index: Vec<u32>, weights: Vec<f32>, slots: usize, device: &Device) -> CandleResult<Self> {
+        let pairs = weights.len();
+        Ok(NeighborBatch {
+            sample_index: Tensor::from_vec(sample_index, pairs, device)?,
+            weights: Tensor::from_vec(weights, pairs, device)?,
+            slots,
+        })
+    }
+
     /// Number of (sample, neighbor) pairs.
     pub fn pairs(&self) -> usize {
         self.weights.elem_count()
@@ -212,12 +225,7 @@ impl NeighborTable {
     ) -> CandleResult<NeighborBatch> {
         let (mut sample_index, mut weights) = (Vec::new(), Vec::new());
         self.append_pairs(rows, 0, [1.0, 1.0], features, &mut sample_index, &mut weights);
-        let pairs = weights.len();
-        Ok(NeighborBatch {
-            sample_index: Tensor::from_vec(sample_index, pairs, device)?,
-            weights: Tensor::from_vec(weights, pairs, device)?,
-            slots: rows.len() * self.max_neighbors,
-        })
+        NeighborBatch::new(sample_index, weights, rows.len() * self.max_neighbors, device)
     }
 
     /// The pairs of `rows` (which sit at positions `first_position..` of a batch), their neighbors'

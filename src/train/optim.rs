@@ -307,7 +307,7 @@ mod tests {
             opt.step(&loss.backward().unwrap()).unwrap();
             thetas.push(var.as_tensor().to_vec1::<f32>().unwrap()[0]);
         }
-        for (a, b) in thetas.iter().zip([0.900_000_16f32, 0.800_166_76, 0.700_623_76]) {
+        for (a, b) in thetas.iter().zip([0.900_000_2f32, 0.800_166_8, 0.700_623_8]) {
             assert!((a - b).abs() < 1e-5, "{thetas:?}");
         }
     }

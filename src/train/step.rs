@@ -155,12 +155,7 @@ impl Plan<'_> {
                     utable.append_pairs(urows, first, [factor(uu), factor(lu)], &mut buffer, &mut index, &mut weights);
                     slots += urows.len() * utable.max_neighbors();
                 }
-                let pairs = weights.len();
-                let batch = NeighborBatch {
-                    sample_index: Tensor::from_vec(index, pairs, &Device::Cpu)?,
-                    weights: Tensor::from_vec(weights, pairs, &Device::Cpu)?,
-                    slots,
-                };
+                let batch = NeighborBatch::new(index, weights, slots, &Device::Cpu)?;
                 Some((batch, config)).filter(|(b, _)| b.pairs() > 0)
             }
             _ => None,
@@ -220,11 +215,7 @@ impl Plan<'_> {
             slots += urows.len() * utable.max_neighbors();
         }
         let pairs = weights.len();
-        let batch = NeighborBatch {
-            sample_index: Tensor::from_vec(index, pairs, &Device::Cpu)?,
-            weights: Tensor::from_vec(weights, pairs, &Device::Cpu)?,
-            slots,
-        };
+        let batch = NeighborBatch::new(index, weights, slots, &Device::Cpu)?;
         Ok((batch, Tensor::from_vec(targets, pairs, &Device::Cpu)?))
     }
 
