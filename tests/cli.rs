@@ -338,3 +338,18 @@ fn init_seed_changes_only_the_starting_weights() {
     // The run records the seed its weights came from, so that it can be rebuilt.
     assert_eq!((plain_seed, other_seed), (serde_json::json!(3), serde_json::json!(4)));
 }
+
+#[test]
+fn train_help_explains_every_key_of_the_key_value_flags() {
+    use nsl::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
+    let help = ok(&["train", "--help"]);
+    for (flag, keys) in
+        [("--graph-reg", GraphRegConfig::KEYS), ("--adv-reg", AdvRegConfig::KEYS), ("--vat", VatConfig::KEYS)]
+    {
+        let text = help.split(&format!("{flag} <")).nth(1).unwrap_or_else(|| panic!("{flag} is not in the help"));
+        let text = text.split("\n  --").next().unwrap_or(text).split("\n      --").next().unwrap_or(text);
+        for key in keys {
+            assert!(text.contains(&format!("`{key}`")), "the help of {flag} does not explain `{key}`: {text}");
+        }
+    }
+}

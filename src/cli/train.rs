@@ -119,12 +119,18 @@ settings! {
         /// Neighbor graph (Parquet or NSL TSV) for graph regularization.
         #[arg(long, value_name = "FILE")]
         graph: Option<PathBuf>,
-        /// Graph regularization, as `key=value` pairs: `multiplier` (default 0.01), `neighbors` (max per
-        /// sample, default 1), `distance` (l1 | l2 | cosine | kl | jsd, default l2), `transform` (none |
-        /// softmax | sigmoid, default none), `reduction` (sum_by_nonzero_weights | sum | mean |
-        /// sum_over_batch_size, default sum_by_nonzero_weights), `sum-over-axis` (default -1, as NSL's
-        /// tutorials; `none` for elementwise), `layer` (a hidden layer name, default the logits),
-        /// `stop-gradient` (true | false, default false). Needs `--graph` (or `--packed`).
+        /// Graph regularization, as `key=value` pairs: `multiplier` (default 0.01; sets the three
+        /// below), `multiplier-ll` | `multiplier-lu` | `multiplier-uu` (per edge type between labeled
+        /// and `--unlabeled` centers, default `multiplier`), `neighbors` (max per sample, default 1),
+        /// `hops` (neighbors from the R-hop neighborhood weighted by powers of the normalized adjacency,
+        /// default 1), `distance` (l1 | l2 | cosine | kl | jsd | contrastive, default l2; contrastive is
+        /// Graph-MLP's loss: pull neighbors, push the batch's other centers), `temperature` (its τ,
+        /// default 0.5), `in-batch` (true: a center's neighbors are the batch's centers among them,
+        /// Graph-MLP's positives; default false), `transform` (none | softmax | sigmoid, default none),
+        /// `reduction` (sum_by_nonzero_weights | sum | mean | sum_over_batch_size, default
+        /// sum_by_nonzero_weights), `sum-over-axis` (default -1, as NSL's tutorials; `none` for
+        /// elementwise), `layer` (a hidden layer name, default the logits), `stop-gradient` (true |
+        /// false, default false). Needs `--graph` (or `--packed`).
         #[arg(long, value_name = "KEY=VALUE,…", value_parser = GraphRegConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         graph_reg: Option<GraphRegConfig>,
@@ -198,7 +204,8 @@ settings! {
         #[arg(long, value_name = "balanced|FILE", value_parser = ClassWeights::from_str)]
         #[serde(deserialize_with = "from_text")]
         class_weights: Option<ClassWeights>,
-        /// Model: `mlp:UNITS,…`, `cnn[:FILTERS,…]` or `bow[:EMBED,UNITS,…][,combiner=mean|sum|sqrtn]
+        /// Model: `mlp:UNITS,…[,relu|tanh|sigmoid|gelu]` (the activation, default relu; others train
+        /// slower), `cnn[:FILTERS,…]` or `bow[:EMBED,UNITS,…][,combiner=mean|sum|sqrtn]
         /// [,bag-activation=none|relu|tanh|sigmoid|gelu]` (token-id lists: embeddings pooled per list,
         /// default mean and no bag activation, then dense layers; `bow` = `bow:50`). Default `mlp:50,50`.
         #[arg(long, value_name = "SPEC", value_parser = ModelSpec::from_str)]
