@@ -35,7 +35,7 @@
 
 use super::dense::{dense as dense_layer, Dense};
 use super::dropout::Dropout;
-use super::net::{activate, dense_stack};
+use super::net::{activate, dense_stack, layer_names};
 use super::spec::{Activation, BowSpec, Combiner, InputGroup};
 use super::Model;
 use crate::kernels::{cpu_slice, with_slice};
@@ -61,7 +61,8 @@ enum Input {
 }
 
 /// A bag-of-words model (see [`BowSpec`] and the [module docs](self)). Input `[B, d]` (the
-/// dataset's rows), output logits `[B, classes]`. Hidden layers are named `hidden0`, `hidden1`, …;
+/// dataset's rows), output logits `[B, classes]`. Layers are named `bag` (the pooled token groups,
+/// after their bag activation, concatenated with the dense groups), `hidden0`, `hidden1`, …;
 /// each token group's embedding table is the variable `embedding{k}.weight` (`[vocab, embed]`,
 /// `k` counting token groups), and with a bag activation its bias is `bag{k}.bias` (`[embed]`).
 #[derive(Debug)]
@@ -231,15 +232,28 @@ impl Model for Bow {
     fn forward_encoded(&self, encoded: &Tensor, train: bool, layer: Option<&str>) -> Result<(Tensor, Option<Tensor>)> {
         if encoded.dim(1)? != self.encoded_width {
             bail!(
-                "bow model: the encoded input has {} values per row but the model's is {} wide (token rows must go                  through Model::encode first; perturbations act on the encoded input)",
+                "bow model: the encoded input has {} values per row but the model's is {} wide (token rows must go \
+                 through Model::encode first; perturbations act on the encoded input)",
                 encoded.dim(1)?,
                 self.encoded_width
             );
         }
         // Dropout on the encoding too, like the MLP's after its first layer (which, on multi-hot
         // words, is a summed embedding bag with a bias and ReLU).
-        let encoded = self.dropout.forward_t(&self.activate_bags(encoded)?, train)?;
-        dense_stack(encoded, &self.hidden, &self.out, Activation::Relu, &self.dropout, train, layer, "hidden")
+        let bags = self.activate_bags(encoded)?;
+        let dropped = self.dropout.forward_t(&bags, train)?;
+        let stack = |layer: Option<&str>| {
+            dense_stack(dropped, &self.hidden, &self.out, Activation::Relu, &self.dropout, train, layer, "hidden")
+        };
+        let hidden = |name: &str| name.strip_prefix("hidden").and_then(|i| i.parse::<usize>().ok());
+        match layer {
+            // `layer=bag`: the pooled (and activated) groups with the dense ones, before dropout.
+            Some("bag") => Ok((stack(None)?.0, Some(bags))),
+            Some(name) if name != "logits" && hidden(name).is_none_or(|i| i >= self.hidden.len()) => {
+                bail!("the model has no layer `{name}` (layers: bag, {})", layer_names("hidden", self.hidden.len()))
+            }
+            _ => stack(layer),
+        }
     }
 
     fn has_encoder(&self) -> bool {
@@ -418,6 +432,21 @@ mod tests {
         let (pre, post) = encoded(Combiner::Sum, Some(Activation::Relu), &[-10.0, -30.0]);
         assert_eq!(pre, sum);
         assert_eq!(post, [[0.0, 4.0, 0.0], [0.0, 0.0, 0.0]]);
+    }
+
+    #[test]
+    fn the_bag_layer_is_the_activated_encoding() {
+        let (bow, vars) = tiny_with(Combiner::Sum, Some(Activation::Relu));
+        let b = Tensor::new(&[-10f32, -30.0], &Device::Cpu).unwrap();
+        vars.data().lock().unwrap()["bag0.bias"].set(&b).unwrap();
+        let rows = Tensor::new(&[[0f32, 0.0, 2.0, 1.0], [0.0, 1.0, -1.0, -1.0]], &Device::Cpu).unwrap();
+        let (logits, bag) = bow.forward_with(&rows, false, Some("bag")).unwrap();
+        assert_eq!(bag.unwrap().to_vec2::<f32>().unwrap(), [[0.0, 4.0, 0.0], [0.0, 0.0, 0.0]]);
+        assert_eq!(logits.to_vec2::<f32>().unwrap(), bow.forward_t(&rows, false).unwrap().to_vec2::<f32>().unwrap());
+        let (_, out) = bow.forward_with(&rows, false, Some("logits")).unwrap();
+        assert_eq!(out.unwrap().to_vec2::<f32>().unwrap(), logits.to_vec2::<f32>().unwrap());
+        let e = bow.forward_with(&rows, false, Some("hidden0")).unwrap_err().to_string();
+        assert!(e.contains("no layer `hidden0` (layers: bag, logits)"), "{e}");
     }
 
     #[test]
