@@ -116,12 +116,19 @@ fn fit_packed_equals_fit_with_graph_in_the_library() {
     let spec: nsl::ModelSpec = "mlp:16".parse().unwrap();
     let config = TrainConfig { epochs: 2, batch_size: 128, seed: 5, threads: Some(1), ..TrainConfig::default() };
     let (m1, v1) = nsl::build_model(&spec, &[1433], 7, 5, &Device::Cpu).unwrap();
-    Trainer::new(m1.as_ref(), &v1, config.clone()).with_graph(&table, &reg).fit(&train, None).unwrap();
+    let h1 = Trainer::new(m1.as_ref(), &v1, config.clone()).with_graph(&table, &reg).fit(&train, None).unwrap();
     let (m2, v2) = nsl::build_model(&spec, &[1433], 7, 5, &Device::Cpu).unwrap();
-    Trainer::new(m2.as_ref(), &v2, config).fit_packed(&parts, &PackedConfig::default(), Some(&reg), None).unwrap();
+    let h2 =
+        Trainer::new(m2.as_ref(), &v2, config).fit_packed(&parts, &PackedConfig::default(), Some(&reg), None).unwrap();
     let (a, b) = (weights(&v1), weights(&v2));
     let differing: usize = a.iter().zip(&b).map(|(x, y)| x.1.iter().zip(&y.1).filter(|(p, q)| p != q).count()).sum();
     assert_eq!(differing, 0, "{differing} of the weights differ");
+    // The streamed epoch counts its training metrics batch by batch: the in-memory epoch's values.
+    for (e1, e2) in h1.epochs.iter().zip(&h2.epochs) {
+        let (m1, m2) = (e1.metrics.as_ref().unwrap(), e2.metrics.as_ref().expect("packed training metrics"));
+        assert_eq!((m1.accuracy, m1.macro_f1), (m2.accuracy, m2.macro_f1), "epoch {}", e1.epoch);
+        assert_eq!(m2.accuracy, Some(e2.accuracy), "epoch {}", e1.epoch);
+    }
 }
 
 /// The flags both runs share: graph regularization on 2 of the 3 packed neighbors (seed 0).

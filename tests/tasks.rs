@@ -560,6 +560,42 @@ mod library {
         names.iter().flat_map(|n| data[*n].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
     }
 
+    /// With sample weights, the history's training metrics count each sample as often as its
+    /// weight, as the validation and test tables are scored: one batch of the whole set, no dropout,
+    /// so the epoch's training outputs are the initial model's.
+    #[test]
+    fn training_metrics_are_weighted() {
+        let data = blobs();
+        let w: Vec<f32> = (0..40)
+            .map(|i| {
+                if i % 2 == 0 {
+                    3.0
+                } else if i < 20 {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let weighted = data.clone().with_weights(w).unwrap();
+        let spec: nsl::model::ModelSpec = "mlp:8".parse::<nsl::model::ModelSpec>().unwrap().with_dropout(0.0);
+        let (model, vars) = build_model(&spec, &[6], 2, 3, &Device::Cpu).unwrap();
+        let x = weighted.features().to_owned();
+        let expected = nsl::eval::metrics_on(model.as_ref(), &x, &weighted, Task::Multiclass, 64).unwrap();
+        let unweighted = nsl::eval::metrics_on(model.as_ref(), &x, &data, Task::Multiclass, 64).unwrap();
+        assert_ne!(expected.macro_f1, unweighted.macro_f1, "the weights must change the figures");
+        let config = TrainConfig { epochs: 1, batch_size: 40, threads: Some(1), ..Default::default() };
+        let history = Trainer::new(model.as_ref(), &vars, config).fit(&weighted, None).unwrap();
+        let got = history.epochs[0].metrics.clone().unwrap();
+        for (name, a, b) in
+            [("accuracy", got.accuracy, expected.accuracy), ("macro_f1", got.macro_f1, expected.macro_f1)]
+        {
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert!((a - b).abs() < 1e-12, "{name}: history {a}, weighted {b}");
+        }
+        assert_eq!(history.epochs[0].accuracy, got.accuracy.unwrap(), "the accuracy column is the weighted one");
+    }
+
     /// Every sample weighing 0 zeroes every loss term — supervised, graph (per center),
     /// adversarial (supervised and distance forms) and virtual adversarial — so Adam never moves
     /// the weights, for each task. With weights 1, training moves them.

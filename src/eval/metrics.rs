@@ -170,8 +170,8 @@ pub fn weighted_task_metrics(task: Task, outputs: ArrayView2<f32>, truth: Truth,
         (Task::Binary, Truth::Classes(y)) => {
             let scores: Vec<f32> = outputs.column(0).to_vec();
             let predicted: Vec<u32> = scores.iter().map(|&z| u32::from(z > 0.0)).collect();
-            m.accuracy = Some(weighted_accuracy(&predicted, y, &w));
-            m.macro_f1 = Some(weighted_macro_f1(&predicted, y, 2, &w));
+            let tally = ClassTally::of(&predicted, y, &w);
+            (m.accuracy, m.macro_f1) = (Some(tally.accuracy()), Some(tally.macro_f1()));
             let positive: Vec<bool> = y.iter().map(|&c| c == 1).collect();
             m.roc_auc = weighted_roc_auc(&scores, &positive, &w);
         }
@@ -211,8 +211,7 @@ pub fn weighted_task_metrics(task: Task, outputs: ArrayView2<f32>, truth: Truth,
         }
         (Task::Multiclass, Truth::Classes(y)) => {
             let predicted = argmax_rows(outputs);
-            m.accuracy = Some(weighted_accuracy(&predicted, y, &w));
-            m.macro_f1 = Some(weighted_macro_f1(&predicted, y, outputs.ncols(), &w));
+            m = ClassTally::of(&predicted, y, &w).metrics();
         }
         _ => {}
     }
@@ -237,55 +236,93 @@ pub(crate) fn argmax_rows(outputs: ArrayView2<f32>) -> Vec<u32> {
 
 /// Share of `predicted` equal to `y`.
 pub fn accuracy(predicted: &[u32], y: &[u32]) -> f64 {
-    weighted_accuracy(predicted, y, &vec![1.0; y.len()])
+    ClassTally::of(predicted, y, &vec![1.0; y.len()]).accuracy()
 }
 
-/// `Σ wᵢ·[predictedᵢ = yᵢ] / Σ wᵢ` (0 when the weights sum to 0).
-fn weighted_accuracy(predicted: &[u32], y: &[u32], w: &[f64]) -> f64 {
-    let right: f64 = predicted.iter().zip(y).zip(w).filter(|((p, t), _)| p == t).map(|(_, &wi)| wi).sum();
-    let total: f64 = w.iter().take(y.len()).sum();
-    if total > 0.0 {
-        right / total
-    } else {
-        0.0
+/// Mean F1 over the classes that occur in `y` or `predicted` (a class that occurs in neither has
+/// no F1, so `classes`, the number of outputs, does not change the value).
+pub fn macro_f1(predicted: &[u32], y: &[u32], _classes: usize) -> f64 {
+    ClassTally::of(predicted, y, &vec![1.0; y.len()]).macro_f1()
+}
+
+/// Running weighted counts of predicted against true classes — right answers, and each class's
+/// TP/FP/FN — from which accuracy (`Σ wᵢ·[right] / Σ wᵢ`, 0 when the weights sum to 0) and
+/// macro-F1 (over the classes that occur in `y` or `predicted`, with any weight; 1 if none)
+/// follow. Batches can be added one after another (a streamed epoch's training metrics keep
+/// these counts, not the outputs); the values are those of the batches joined, bit for bit.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ClassTally {
+    tp: Vec<f64>,
+    fp: Vec<f64>,
+    fnn: Vec<f64>,
+    seen: Vec<bool>,
+    right: f64,
+    total: f64,
+}
+
+impl ClassTally {
+    /// The counts of one set of predictions.
+    fn of(predicted: &[u32], y: &[u32], w: &[f64]) -> Self {
+        let mut tally = ClassTally::default();
+        tally.add(predicted, y, w);
+        tally
     }
-}
 
-/// Mean F1 over the classes below `classes` that occur in `y` or `predicted`.
-pub fn macro_f1(predicted: &[u32], y: &[u32], classes: usize) -> f64 {
-    weighted_macro_f1(predicted, y, classes, &vec![1.0; y.len()])
-}
+    /// Adds `predicted` against `y`, sample `i` weighing `w[i]`.
+    pub(crate) fn add(&mut self, predicted: &[u32], y: &[u32], w: &[f64]) {
+        let k = 1 + predicted.iter().chain(y).copied().max().unwrap_or(0) as usize;
+        if k > self.seen.len() {
+            for v in [&mut self.tp, &mut self.fp, &mut self.fnn] {
+                v.resize(k, 0.0);
+            }
+            self.seen.resize(k, false);
+        }
+        for ((&p, &t), &wi) in predicted.iter().zip(y).zip(w) {
+            self.seen[p as usize] = true;
+            self.seen[t as usize] = true;
+            if p == t {
+                self.tp[p as usize] += wi;
+                self.right += wi;
+            } else {
+                self.fp[p as usize] += wi;
+                self.fnn[t as usize] += wi;
+            }
+        }
+        self.total += w.iter().take(y.len()).sum::<f64>();
+    }
 
-/// [`macro_f1`] with weighted TP/FP/FN counts (a class occurs if it has a sample of any weight).
-fn weighted_macro_f1(predicted: &[u32], y: &[u32], classes: usize, w: &[f64]) -> f64 {
-    let k = classes.max(1 + predicted.iter().chain(y).copied().max().unwrap_or(0) as usize);
-    let (mut tp, mut fp, mut fnn) = (vec![0f64; k], vec![0f64; k], vec![0f64; k]);
-    let mut seen = vec![false; k];
-    for ((&p, &t), &wi) in predicted.iter().zip(y).zip(w) {
-        seen[p as usize] = true;
-        seen[t as usize] = true;
-        if p == t {
-            tp[p as usize] += wi;
+    /// Weighted share of right answers.
+    pub(crate) fn accuracy(&self) -> f64 {
+        if self.total > 0.0 {
+            self.right / self.total
         } else {
-            fp[p as usize] += wi;
-            fnn[t as usize] += wi;
+            0.0
         }
     }
-    let scores: Vec<f64> = (0..k)
-        .filter(|&c| seen[c])
-        .map(|c| {
-            let d = 2.0 * tp[c] + fp[c] + fnn[c];
-            if d > 0.0 {
-                2.0 * tp[c] / d
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    if scores.is_empty() {
-        1.0
-    } else {
-        scores.iter().sum::<f64>() / scores.len() as f64
+
+    /// Mean `2TP / (2TP + FP + FN)` over the seen classes.
+    pub(crate) fn macro_f1(&self) -> f64 {
+        let scores: Vec<f64> = (0..self.seen.len())
+            .filter(|&c| self.seen[c])
+            .map(|c| {
+                let d = 2.0 * self.tp[c] + self.fp[c] + self.fnn[c];
+                if d > 0.0 {
+                    2.0 * self.tp[c] / d
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        if scores.is_empty() {
+            1.0
+        } else {
+            scores.iter().sum::<f64>() / scores.len() as f64
+        }
+    }
+
+    /// The multiclass (and binary, but for ROC-AUC) metrics of the counts.
+    pub(crate) fn metrics(&self) -> Metrics {
+        Metrics { accuracy: Some(self.accuracy()), macro_f1: Some(self.macro_f1()), ..Default::default() }
     }
 }
 

@@ -10,6 +10,7 @@ pub use attack::{
     accuracy_on, adversarial_examples, metrics_on, outputs_on, predicted_classes, robustness_sweep,
     robustness_sweep_task, task_adversarial_inputs, Attack, AttackConfig,
 };
+pub(crate) use metrics::ClassTally;
 pub use metrics::{accuracy, macro_f1, roc_auc, task_metrics, weighted_task_metrics, Metric, Metrics, Truth};
 
 use crate::data::{Dataset, Targets};

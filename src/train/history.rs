@@ -24,7 +24,7 @@ pub struct EpochRecord {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub entropy_loss: f64,
     /// Training accuracy (binary: logit > 0 is class 1; multilabel: every label right;
-    /// regression: 0).
+    /// regression: 0); with sample weights, each sample counts as often as its weight.
     pub accuracy: f64,
     /// Accuracy on the validation samples, if any were given (absent for regression).
     pub validation_accuracy: Option<f64>,

@@ -49,7 +49,7 @@ pub use schedule::{DecayConfig, DecayType, LrDecay, LrSchedule, MultiplierSchedu
 pub use state::{StateError, TrainState};
 
 use crate::data::Dataset;
-use crate::eval::{task_metrics, Metric, Metrics, Truth};
+use crate::eval::{weighted_task_metrics, ClassTally, Metric, Metrics, Truth};
 use crate::loss::Task;
 use crate::model::Model;
 use crate::neighbors::{NeighborTable, PackedConfig, PackedEpoch, PackedParts};
@@ -394,8 +394,9 @@ impl<'a> Trainer<'a> {
     /// holds the buffer, not the table. The same step runs as in [`Trainer::fit`]; with a buffer of
     /// at least [`PackedParts::rows`] rows, the same seed and a table packed from the same samples,
     /// pool and graph, the model is the one [`Trainer::fit`] with [`Trainer::with_graph`] trains,
-    /// bit for bit (see [`crate::neighbors::PackedParts`]). The history has no training metrics
-    /// beyond loss and accuracy (they would need every output of the epoch). Multiclass and binary
+    /// bit for bit (see [`crate::neighbors::PackedParts`]). The history's training metrics of a
+    /// multiclass run (accuracy, macro-F1) are counted batch by batch; a binary run's history has
+    /// loss and accuracy only (ROC-AUC would need every output of the epoch). Multiclass and binary
     /// tasks; no sample weights, no unlabeled centers.
     ///
     /// # Errors
@@ -681,6 +682,8 @@ impl<'a> Trainer<'a> {
             }
             let mut sums = EpochSums::default();
             let mut outputs: Vec<(Vec<usize>, Tensor)> = Vec::with_capacity(batches);
+            // A streamed epoch keeps counts, not outputs (multiclass: the only task it trains).
+            let mut tally = ClassTally::default();
             let recording = self.record.as_ref().is_some_and(|(every, _)| epoch % every == 0 || epoch == epochs);
             let mut epoch_batches = match source {
                 Source::Memory(train) => EpochBatches::Memory { train, chunks: order.chunks(batch_size) },
@@ -747,8 +750,16 @@ impl<'a> Trainer<'a> {
                     return Err(TrainError::LabelOutOfRange { label: max_label, classes: step.classes });
                 }
                 sums.add(&step, rows.len());
-                if matches!(source, Source::Memory(_)) {
-                    outputs.push((rows.to_vec(), step.outputs));
+                match (source, train.labels()) {
+                    (Source::Memory(_), _) => outputs.push((rows.to_vec(), step.outputs)),
+                    (Source::Packed { .. }, Some(y)) if self.task == Task::Multiclass => {
+                        let w: Vec<f64> = match train.weights() {
+                            Some(w) => w.iter().map(|&v| f64::from(v)).collect(),
+                            None => vec![1.0; y.len()],
+                        };
+                        tally.add(&step.outputs.argmax(1)?.to_vec1::<u32>()?, y, &w);
+                    }
+                    (Source::Packed { .. }, _) => {}
                 }
                 if let (Some((_, record)), Some(adv)) = (self.record.as_mut(), self.adversarial) {
                     record.examples.extend(step.recorded);
@@ -765,8 +776,17 @@ impl<'a> Trainer<'a> {
             let validation_accuracy = evaluation.as_ref().map(|e| e.accuracy).filter(|a| !a.is_nan());
             drop(epoch_batches);
             let mut record = sums.record(epoch, started.elapsed().as_secs_f64(), validation_accuracy);
-            if let Source::Memory(train) = source {
-                record.metrics = Some(train_metrics(self.task, train, &outputs)?);
+            match source {
+                Source::Memory(train) => {
+                    let metrics = train_metrics(self.task, train, &outputs)?;
+                    // With sample weights, the accuracy column is the weighted one too.
+                    if let (Some(_), Some(accuracy)) = (train.weights(), metrics.accuracy) {
+                        record.accuracy = accuracy;
+                    }
+                    record.metrics = Some(metrics);
+                }
+                Source::Packed { .. } if self.task == Task::Multiclass => record.metrics = Some(tally.metrics()),
+                Source::Packed { .. } => {}
             }
             record.validation_metrics = evaluation.as_ref().map(|e| e.metrics.clone());
             history.epochs.push(record);
@@ -975,7 +995,8 @@ fn named_shapes(vars: &VarMap) -> candle_core::Result<Vec<(String, Vec<usize>)>>
 }
 
 /// The task's metrics of an epoch's training outputs (in training mode, as Keras reports them),
-/// each batch's outputs with its rows.
+/// each batch's outputs with its rows; weighted by the samples' weights when they have any, as the
+/// validation and test tables are scored.
 fn train_metrics(task: Task, train: &Dataset, batches: &[(Vec<usize>, Tensor)]) -> candle_core::Result<Metrics> {
     let rows: Vec<usize> = batches.iter().flat_map(|(r, _)| r.iter().copied()).collect();
     let width = batches.first().map_or(Ok(0), |(_, t)| t.dim(1))?;
@@ -998,7 +1019,8 @@ fn train_metrics(task: Task, train: &Dataset, batches: &[(Vec<usize>, Tensor)]) 
         }
         (None, None) => Truth::Classes(&[]),
     };
-    Ok(task_metrics(task, outputs.view(), truth))
+    let weights: Option<Vec<f32>> = train.weights().map(|w| rows.iter().map(|&r| w[r]).collect());
+    Ok(weighted_task_metrics(task, outputs.view(), truth, weights.as_deref()))
 }
 
 /// The unlabeled centers' order: a seeded shuffle, drawn from in turn and shuffled again when all
