@@ -297,6 +297,27 @@ fn bad_packed_tables_are_clear_errors() {
     let err = train_args(&nan, "r4");
     assert!(err.contains(s(&nan)) && err.contains("row 7, column `features[3]`") && err.contains("NaN"), "{err}");
     assert!(features.len() == 2155);
+    // A null inside a feature list: named by row and element.
+    let values: Vec<Option<f32>> = features
+        .values()
+        .as_primitive::<Float32Type>()
+        .values()
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (i != 9 * 1433 + 5).then_some(v))
+        .collect();
+    let nullable = Arc::new(arrow::datatypes::Field::new("item", arrow::datatypes::DataType::Float32, true));
+    let column: ArrayRef =
+        Arc::new(FixedSizeListArray::try_new(nullable, 1433, Arc::new(Float32Array::from(values)), None).unwrap());
+    let mut fields: Vec<arrow::datatypes::Field> = all.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[1] = arrow::datatypes::Field::new("features", column.data_type().clone(), false);
+    let schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(fields, all.schema().metadata().clone()));
+    let mut columns = all.columns().to_vec();
+    columns[1] = column;
+    let null = cora.path("null.parquet");
+    write_batch(&null, &arrow::array::RecordBatch::try_new(schema, columns).unwrap());
+    let err = train_args(&null, "r5");
+    assert!(err.contains(s(&null)) && err.contains("row 9, column `features[5]`: null element"), "{err}");
     // Flags that do not fit a packed table.
     let packed = cora.path("packed.parquet");
     let graph = cora.path("graph.parquet");

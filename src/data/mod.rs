@@ -31,6 +31,11 @@ pub use linqs::read_content;
 pub use parquet::{
     read_samples as read_parquet_samples, write_samples, CLASS_NAMES_KEY, FORMAT_VERSION_KEY, ITEM_SHAPE_KEY,
 };
+// Arrow column helpers the packed-table stream (`neighbors::PackedParts`) reads with too.
+pub(crate) use parquet::{
+    cast_to, is_float_list, is_integer, list_spans, parse_class_names, parse_item_shape, reject_null_elements,
+    reject_nulls,
+};
 pub use split::{split, split_by_table, split_indices, SplitConfig, SplitMethod, TablePart, TableSplit};
 pub use targets::{
     attach_targets, attach_weights, has_column, read_multilabel, read_samples_with_targets, read_values, read_weights,

@@ -456,7 +456,7 @@ fn wrong_type(path: &Path, field: &Field, expected: &str) -> DataError {
     )
 }
 
-fn is_integer(t: &DataType) -> bool {
+pub(crate) fn is_integer(t: &DataType) -> bool {
     use DataType::*;
     matches!(t, Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64)
 }
@@ -479,7 +479,7 @@ fn is_scalar_numeric(t: &DataType) -> bool {
     is_integer(t) || matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64)
 }
 
-fn is_float_list(t: &DataType) -> bool {
+pub(crate) fn is_float_list(t: &DataType) -> bool {
     match t {
         DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
             matches!(item.data_type(), DataType::Float32 | DataType::Float64)
@@ -613,12 +613,11 @@ fn append_tokens(
 }
 
 /// Each row's `(start, length)` in a list column's child array.
-type Spans = Vec<(usize, usize)>;
+pub(crate) type Spans = Vec<(usize, usize)>;
 
-/// The child array of a list column and each row's `(start, length)` in it.
 /// A null element of a list column (the row and `name[k]` named), given the child array and each
 /// row's `(start, length)` in it.
-fn reject_null_elements(
+pub(crate) fn reject_null_elements(
     path: &Path,
     row0: usize,
     name: &str,
@@ -639,7 +638,8 @@ fn reject_null_elements(
     }
 }
 
-fn list_spans<'a>(
+/// The child array of a list column and each row's `(start, length)` in it.
+pub(crate) fn list_spans<'a>(
     path: &Path,
     name: &str,
     array: &'a ArrayRef,
@@ -676,7 +676,7 @@ fn column<'a>(path: &Path, batch: &'a RecordBatch, name: &str) -> Result<&'a Arr
 }
 
 /// An error if `array` has a null, naming its row.
-fn reject_nulls(path: &Path, row0: usize, name: &str, array: &dyn Array) -> Result<(), DataError> {
+pub(crate) fn reject_nulls(path: &Path, row0: usize, name: &str, array: &dyn Array) -> Result<(), DataError> {
     if array.null_count() == 0 {
         return Ok(());
     }
@@ -685,7 +685,7 @@ fn reject_nulls(path: &Path, row0: usize, name: &str, array: &dyn Array) -> Resu
 }
 
 /// Converts `array` to `to`, reporting a failure against the column.
-fn cast_to(path: &Path, name: &str, array: &dyn Array, to: &DataType) -> Result<ArrayRef, DataError> {
+pub(crate) fn cast_to(path: &Path, name: &str, array: &dyn Array, to: &DataType) -> Result<ArrayRef, DataError> {
     cast(array, to).map_err(|e| DataError::invalid(path, Location::Column(name.to_owned()), e.to_string()))
 }
 
@@ -824,7 +824,7 @@ fn copy_spans<T: Copy + Into<f64>>(
 }
 
 /// Parses `nsl.item_shape`: comma-separated positive sizes such as `1,28,28`.
-fn parse_item_shape(path: &Path, value: &str) -> Result<Vec<usize>, DataError> {
+pub(crate) fn parse_item_shape(path: &Path, value: &str) -> Result<Vec<usize>, DataError> {
     value.split(',').map(|s| s.trim().parse::<usize>().ok().filter(|&v| v > 0)).collect::<Option<Vec<_>>>().ok_or_else(
         || {
             DataError::invalid(
@@ -846,7 +846,7 @@ fn parse_layout(path: &Path, value: &str) -> Result<FeatureLayout, DataError> {
 }
 
 /// Parses `nsl.class_names`: a JSON list of strings.
-fn parse_class_names(path: &Path, value: &str) -> Result<Vec<String>, DataError> {
+pub(crate) fn parse_class_names(path: &Path, value: &str) -> Result<Vec<String>, DataError> {
     serde_json::from_str(value).map_err(|e| {
         DataError::invalid(
             path,

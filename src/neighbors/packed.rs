@@ -38,10 +38,12 @@
 //! first `max_neighbors` are read.
 
 use super::NeighborTable;
-use crate::data::{DataError, Dataset, CLASS_NAMES_KEY, ITEM_SHAPE_KEY};
+use crate::data::{
+    cast_to, is_float_list, is_integer, list_spans, parse_class_names, parse_item_shape, reject_null_elements,
+    reject_nulls, DataError, Dataset, CLASS_NAMES_KEY, ITEM_SHAPE_KEY,
+};
 use crate::io::Location;
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::compute::cast;
+use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float32Type, Int64Type, Schema};
 use ndarray::Array2;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
@@ -172,8 +174,9 @@ impl PackedParts {
             match &first {
                 None => {
                     let metadata = schema.metadata();
-                    item_shape = metadata.get(ITEM_SHAPE_KEY).map(|v| parse_shape(file, v)).transpose()?;
-                    parts.class_names = metadata.get(CLASS_NAMES_KEY).map(|v| parse_names(file, v)).transpose()?;
+                    item_shape = metadata.get(ITEM_SHAPE_KEY).map(|v| parse_item_shape(file, v)).transpose()?;
+                    parts.class_names =
+                        metadata.get(CLASS_NAMES_KEY).map(|v| parse_class_names(file, v)).transpose()?;
                     first = Some((file.clone(), layout.clone()));
                 }
                 Some((first_file, expected)) => {
@@ -599,19 +602,8 @@ fn open_reader(path: &Path, k: usize) -> Result<ParquetRecordBatchReader, DataEr
         .map_err(|e| DataError::invalid(path, Location::File, format!("cannot read the table: {e}")))
 }
 
-fn is_integer(t: &DataType) -> bool {
-    t.is_integer()
-}
-
 fn is_float(t: &DataType) -> bool {
     matches!(t, DataType::Float32 | DataType::Float64)
-}
-
-fn is_float_list(t: &DataType) -> bool {
-    match t {
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => is_float(f.data_type()),
-        _ => false,
-    }
 }
 
 /// Checks the packed columns of a part's schema.
@@ -725,23 +717,14 @@ fn labels_of(path: &Path, row0: usize, array: &ArrayRef) -> Result<Vec<u32>, Dat
 /// An integer column as `i64`s, rejecting nulls.
 fn integers(path: &Path, row0: usize, name: &str, array: &ArrayRef) -> Result<Vec<i64>, DataError> {
     reject_nulls(path, row0, name, array.as_ref())?;
-    let values = cast(array, &DataType::Int64)
-        .map_err(|e| DataError::invalid(path, Location::Column(name.into()), e.to_string()))?;
+    let values = cast_to(path, name, array.as_ref(), &DataType::Int64)?;
     Ok(values.as_primitive::<Int64Type>().values().to_vec())
-}
-
-fn reject_nulls(path: &Path, row0: usize, name: &str, array: &dyn Array) -> Result<(), DataError> {
-    match (0..array.len()).find(|&r| array.is_null(r)) {
-        Some(r) => Err(DataError::invalid(path, Location::RowColumn(row0 + r, name.into()), "null value")),
-        None => Ok(()),
-    }
 }
 
 /// A float column as `f32`s, rejecting nulls and non-finite values.
 fn floats(path: &Path, row0: usize, name: &str, array: &ArrayRef) -> Result<Vec<f32>, DataError> {
     reject_nulls(path, row0, name, array.as_ref())?;
-    let values = cast(array, &DataType::Float32)
-        .map_err(|e| DataError::invalid(path, Location::Column(name.into()), e.to_string()))?;
+    let values = cast_to(path, name, array.as_ref(), &DataType::Float32)?;
     let values = values.as_primitive::<Float32Type>().values().to_vec();
     if let Some(r) = values.iter().position(|v| !v.is_finite()) {
         return Err(DataError::invalid(
@@ -756,41 +739,12 @@ fn floats(path: &Path, row0: usize, name: &str, array: &ArrayRef) -> Result<Vec<
 /// A float-list column's values as `f32`, and each row's `(start, len)` in them.
 type FloatLists = (Vec<f32>, Vec<(usize, usize)>);
 
-/// A float-list column: its values as `f32` and each row's `(start, len)`.
+/// A float-list column: its values as `f32` and each row's `(start, len)`, rejecting nulls.
 fn float_lists(path: &Path, row0: usize, name: &str, array: &ArrayRef) -> Result<FloatLists, DataError> {
     reject_nulls(path, row0, name, array.as_ref())?;
-    let n = array.len();
-    let (values, spans): (ArrayRef, Vec<(usize, usize)>) = match array.data_type() {
-        DataType::FixedSizeList(_, size) => {
-            let list = array.as_fixed_size_list();
-            let size = usize::try_from(*size).unwrap_or(0);
-            (list.values().clone(), (0..n).map(|r| (list.value_offset_at(r), size)).collect())
-        }
-        DataType::List(_) => {
-            let list = array.as_list::<i32>();
-            let o = list.value_offsets();
-            (list.values().clone(), (0..n).map(|r| (o[r] as usize, (o[r + 1] - o[r]) as usize)).collect())
-        }
-        DataType::LargeList(_) => {
-            let list = array.as_list::<i64>();
-            let o = list.value_offsets();
-            (list.values().clone(), (0..n).map(|r| (o[r] as usize, (o[r + 1] - o[r]) as usize)).collect())
-        }
-        other => {
-            return Err(DataError::invalid(
-                path,
-                Location::Column(name.into()),
-                format!("type {other} (expected a list of float32 or float64)"),
-            ))
-        }
-    };
-    if values.null_count() > 0 {
-        if let Some(r) = spans.iter().position(|&(s, l)| (s..s + l).any(|i| values.is_null(i))) {
-            return Err(DataError::invalid(path, Location::RowColumn(row0 + r, name.into()), "null element"));
-        }
-    }
-    let values = cast(&values, &DataType::Float32)
-        .map_err(|e| DataError::invalid(path, Location::Column(name.into()), e.to_string()))?;
+    let (values, spans) = list_spans(path, name, array, "a list of float32 or float64")?;
+    reject_null_elements(path, row0, name, values.as_ref(), &spans, "null element")?;
+    let values = cast_to(path, name, values.as_ref(), &DataType::Float32)?;
     Ok((values.as_primitive::<Float32Type>().values().to_vec(), spans))
 }
 
@@ -829,8 +783,7 @@ fn decode(path: &Path, row0: usize, batch: &RecordBatch, parts: &PackedParts, ou
             .ok_or_else(|| DataError::invalid(path, Location::Column(name.into()), "missing column"))
     };
     let n = batch.num_rows();
-    let ids = cast(column("id")?, &DataType::Utf8)
-        .map_err(|e| DataError::invalid(path, Location::Column("id".into()), e.to_string()))?;
+    let ids = cast_to(path, "id", column("id")?.as_ref(), &DataType::Utf8)?;
     reject_nulls(path, row0, "id", ids.as_ref())?;
     out.ids.extend(ids.as_string::<i32>().iter().map(|s| s.unwrap_or_default().to_owned()));
     if labels {
@@ -899,20 +852,4 @@ fn copy_finite(path: &Path, row: usize, name: &str, values: &[f32], to: &mut [f3
     }
     to[..values.len()].copy_from_slice(values);
     Ok(())
-}
-
-fn parse_shape(path: &Path, value: &str) -> Result<Vec<usize>, DataError> {
-    value.split(',').map(|s| s.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>().map_err(|_| {
-        DataError::invalid(path, Location::File, format!("metadata {ITEM_SHAPE_KEY} `{value}` is not a list of sizes"))
-    })
-}
-
-fn parse_names(path: &Path, value: &str) -> Result<Vec<String>, DataError> {
-    serde_json::from_str(value).map_err(|e| {
-        DataError::invalid(
-            path,
-            Location::File,
-            format!("metadata {CLASS_NAMES_KEY} is not a JSON list of strings: {e}"),
-        )
-    })
 }
