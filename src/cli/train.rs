@@ -666,24 +666,24 @@ fn train(
     .collect();
     let record_inside = check_run_outputs(&out, record_path.as_deref(), &inputs)?;
 
-    if stream_path.is_some() {
-        if !task.has_classes() || settings.weight_column.is_some() || settings.class_weights.is_some() {
-            bail!(
-                "--packed tables carry class labels only: --task {task}, --weight-column and --class-weights need \
-                 Parquet or CSV samples"
-            );
-        }
-        if pool_path.is_some() || graph_path.is_some() || unlabeled_path.is_some() {
-            bail!("--packed takes the graph and the pool from the table: drop --graph, --pool and --unlabeled");
-        }
+    // Either packed form (a streamed Parquet table, or TFRecord records read whole) brings its own
+    // neighbors and class labels; a streamed one has no sample weights (so no class weights).
+    let form = if stream_path.is_some() { "table" } else { "records" };
+    if stream_path.is_some()
+        && (!task.has_classes() || settings.weight_column.is_some() || settings.class_weights.is_some())
+    {
+        bail!(
+            "--packed tables carry class labels only: --task {task}, --weight-column and --class-weights need \
+             Parquet or CSV samples"
+        );
     }
     if packed && (!task.has_classes() || settings.weight_column.is_some()) {
         bail!(
             "--packed records carry class labels only: --task {task} and --weight-column need Parquet or CSV samples"
         );
     }
-    if packed && (pool_path.is_some() || graph_path.is_some() || unlabeled_path.is_some()) {
-        bail!("--packed takes the graph and the pool from the records: drop --graph, --pool and --unlabeled");
+    if (packed || stream_path.is_some()) && (pool_path.is_some() || graph_path.is_some() || unlabeled_path.is_some()) {
+        bail!("--packed takes the graph and the pool from the {form}: drop --graph, --pool and --unlabeled");
     }
     if packed && graph_reg.is_none() {
         bail!("--packed needs --graph-reg (e.g. --graph-reg multiplier=0.1,neighbors=1)");

@@ -173,9 +173,7 @@ impl Bow {
             _ => Tensor::cat(&parts, 1),
         }
     }
-}
 
-impl Bow {
     /// `σ(pooled + bias)` on each token group's part of `encoded` (dense groups unchanged), for a
     /// bag activation `σ`; `encoded` itself without one.
     fn activate_bags(&self, encoded: &Tensor) -> Result<Tensor> {

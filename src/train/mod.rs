@@ -752,12 +752,9 @@ impl<'a> Trainer<'a> {
                 sums.add(&step, rows.len());
                 match (source, train.labels()) {
                     (Source::Memory(_), _) => outputs.push((rows.to_vec(), step.outputs)),
+                    // (A packed table has no sample weights: each row counts once.)
                     (Source::Packed { .. }, Some(y)) if self.task == Task::Multiclass => {
-                        let w: Vec<f64> = match train.weights() {
-                            Some(w) => w.iter().map(|&v| f64::from(v)).collect(),
-                            None => vec![1.0; y.len()],
-                        };
-                        tally.add(&step.outputs.argmax(1)?.to_vec1::<u32>()?, y, &w);
+                        tally.add(&step.outputs.argmax(1)?.to_vec1::<u32>()?, y, &vec![1.0; y.len()]);
                     }
                     (Source::Packed { .. }, _) => {}
                 }
