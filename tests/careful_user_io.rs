@@ -351,6 +351,8 @@ fn output_that_names_an_input_is_refused_before_any_work() {
     let model = run.join("model.json");
     let err = fails_with(2, &["predict", "--run", s(&run), "--samples", s(&f.samples()), "--output", s(&model)]);
     assert!(err.contains("--run and --output"), "{err}");
+    let err = fails_with(2, &["evaluate", "--run", s(&run), "--samples", s(&f.samples()), "--plot", s(&f.samples())]);
+    assert!(err.contains("--samples and --plot name the same file"), "{err}");
     let err = fails_with(2, &["graph", "export", s(&f.graph()), "--format", "tsv", "--output", s(&f.graph())]);
     assert!(err.contains("the graph and --output name the same file"), "{err}");
     assert_eq!(std::fs::read(f.samples()).unwrap(), samples);
@@ -364,41 +366,45 @@ fn output_dev_stdout_redirected_to_a_file_writes_the_file_through_the_descriptor
     let f = Fixture::new();
     let expected = f.path("expected.tsv");
     ok(&["graph", "export", s(&f.graph()), "--format", "tsv", "--output", s(&expected)]);
-    for output in ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"] {
-        let target = f.path("redirected.tsv");
-        let file = std::fs::File::create(&target).unwrap();
+    // `/dev/stdout` itself is shared by every process on the machine: an nsl that replaced it (as
+    // before issue 22) would break it for all. The test uses a link of the same kind in its own
+    // directory (`stdout -> /proc/self/fd/1`) and `/dev/fd/1`, `/proc/self/fd/1`, whose
+    // directories no file can be created in.
+    let link = f.path("stdout");
+    std::os::unix::fs::symlink("/proc/self/fd/1", &link).unwrap();
+    let link_dir = f.path("fd");
+    std::os::unix::fs::symlink("/proc/self/fd", &link_dir).unwrap();
+    let export_to = |output: &str, stdout: std::fs::File| {
         let out = Command::new(env!("CARGO_BIN_EXE_nsl"))
             .args(["graph", "export", s(&f.graph()), "--format", "tsv", "--output", output])
-            .stdout(file)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
             .output()
             .unwrap();
         assert!(out.status.success(), "{output}: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(std::fs::read(&target).unwrap(), std::fs::read(&expected).unwrap(), "{output}");
-        assert!(std::fs::symlink_metadata("/dev/stdout").unwrap().file_type().is_symlink());
+    };
+    for output in [s(&link), &format!("{}/1", s(&link_dir)), "/dev/fd/1", "/proc/self/fd/1"] {
+        let target = f.path("redirected.tsv");
+        export_to(output, std::fs::File::create(&target).unwrap());
+        assert!(std::fs::read(&target).unwrap() == std::fs::read(&expected).unwrap(), "{output}: not written");
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "{output}: link replaced");
     }
     // Appending (`>>`) appends.
     let target = f.path("appended.tsv");
     std::fs::write(&target, "first line\n").unwrap();
-    let file = std::fs::OpenOptions::new().append(true).open(&target).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nsl"))
-        .args(["graph", "export", s(&f.graph()), "--format", "tsv", "--output", "/dev/stdout"])
-        .stdout(file)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    export_to(s(&link), std::fs::OpenOptions::new().append(true).open(&target).unwrap());
     let mut want = b"first line\n".to_vec();
     want.extend(std::fs::read(&expected).unwrap());
-    assert_eq!(std::fs::read(&target).unwrap(), want);
-    // Samples (a set of outputs) too.
+    assert!(std::fs::read(&target).unwrap() == want);
+    // Samples (a set of outputs) too, and the report then goes to stderr, not into the file.
     let target = f.path("samples_copy.parquet");
-    let file = std::fs::File::create(&target).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_nsl"))
-        .args(["convert", "--parquet", s(&f.samples()), "--samples", "/dev/stdout"])
-        .stdout(file)
+        .args(["convert", "--parquet", s(&f.samples()), "--samples", s(&link)])
+        .stdout(std::fs::File::create(&target).unwrap())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(std::fs::read(&target).unwrap().starts_with(b"PAR1"));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
     ok(&["graph", "stats", s(&f.graph()), "--samples", s(&target)]);
 }
 
@@ -498,4 +504,28 @@ fn closed_pipe_helper_really_closes() {
     drop(reader);
     let err = std::io::Write::write_all(&mut writer, b"x").unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+}
+
+#[test]
+fn silent_accepts_the_library_refuses_them_too() {
+    use nsl::model::{build_model, ModelSpec};
+    use nsl::regularize::{AdvRegConfig, GraphRegConfig};
+    use nsl::train::{TrainConfig, Trainer};
+    let n = 8;
+    let features = ndarray::Array2::from_shape_fn((n, 2), |(i, j)| (i * 2 + j) as f32 / 16.0);
+    let labels: Vec<u32> = (0..n).map(|i| (i % 2) as u32).collect();
+    let data =
+        nsl::data::Dataset::new((0..n).map(|i| format!("s{i}")).collect(), features, vec![2], Some(labels), None)
+            .unwrap();
+    let spec: ModelSpec = "mlp:4".parse().unwrap();
+    let (model, vars) = build_model(&spec, data.item_shape(), 2, 0, &candle_core::Device::Cpu).unwrap();
+    let config = TrainConfig { epochs: 1, batch_size: 4, ..Default::default() };
+    let adv = AdvRegConfig::default();
+    let mut trainer = Trainer::new(model.as_ref(), &vars, config).with_adversarial(&adv).record_adversarial(0);
+    let err = trainer.fit(&data, None).unwrap_err().to_string();
+    assert!(err.contains("record_adversarial"), "{err}");
+    let err = TrainConfig { threads: Some(0), ..TrainConfig::default() }.validate().unwrap_err().to_string();
+    assert!(err.contains("threads"), "{err}");
+    let err = GraphRegConfig { max_neighbors: 0, ..GraphRegConfig::default() }.validate().unwrap_err().to_string();
+    assert!(err.contains("neighbors"), "{err}");
 }

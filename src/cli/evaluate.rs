@@ -176,6 +176,9 @@ pub struct PredictArgs {
 
 /// Runs `nsl evaluate`.
 pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
+    if let Some(plot) = &args.plot {
+        check_output("--plot", plot, &args.samples, &args.run)?;
+    }
     let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns, true)?;
     let samples = match &args.weight_column {
         Some(column) => nsl::data::attach_weights(samples, &args.samples, &args.columns.to_columns().id, column)?,
@@ -301,11 +304,7 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
 /// Runs `nsl predict`.
 pub fn run_predict(args: &PredictArgs) -> Result<()> {
     if let Some(output) = &args.output {
-        let (model, weights) = (args.run.join("model.json"), args.run.join("model.safetensors"));
-        nsl::io::check_paths(
-            &[("--output", output)],
-            &[("--samples", &args.samples), ("--run", &model), ("--run", &weights)],
-        )?;
+        check_output("--output", output, &args.samples, &args.run)?;
     }
     let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns, false)?;
     let task = checkpoint.meta.task;
@@ -513,4 +512,12 @@ fn align_labels(checkpoint: &Checkpoint, samples: Dataset, path: &std::path::Pat
         )?),
         None => Ok(samples),
     }
+}
+
+/// Refuses an output (`flag`) that names the samples or the run's model files (a usage error,
+/// through the one check of every command, `nsl::io::check_paths`).
+fn check_output(flag: &str, output: &std::path::Path, samples: &std::path::Path, run: &std::path::Path) -> Result<()> {
+    let (model, weights) = (run.join("model.json"), run.join("model.safetensors"));
+    nsl::io::check_paths(&[(flag, output)], &[("--samples", samples), ("--run", &model), ("--run", &weights)])?;
+    Ok(())
 }
