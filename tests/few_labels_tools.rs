@@ -192,7 +192,7 @@ fn cli_graph_propagate_writes_propagated_samples() {
     assert_eq!(data::read_samples(&sign, &SampleColumns::default()).unwrap().dim(), 6, "default hops 2: [X, ÂX, Â²X]");
 
     let e = fails_with(2, &["graph", "propagate", s(&graph), "--samples", s(&samples), "--output", s(&samples)]);
-    assert!(e.contains("--samples and --output are the same file"), "{e}");
+    assert!(e.contains("--samples and --output name the same file"), "{e}");
     assert!(!e.contains("caused by"), "{e}");
     let e =
         fails_with(1, &["graph", "propagate", s(&graph), "--samples", s(&samples), "--hops", "0", "--output", s(&out)]);
@@ -213,7 +213,7 @@ fn cli_graph_hops_writes_the_r_hop_graph() {
         assert!((h.weight(s, t).unwrap() - ab).abs() < 1e-6, "{s}→{t}");
     }
     let e = fails_with(2, &["graph", "hops", s(&graph), "--output", s(&graph)]);
-    assert!(e.contains("the graph and --output are the same file"), "{e}");
+    assert!(e.contains("the graph and --output name the same file"), "{e}");
 }
 
 #[test]

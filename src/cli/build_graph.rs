@@ -112,6 +112,8 @@ pub fn run(args: &BuildGraphArgs) -> Result<()> {
     };
     // Bad options and an output that cannot be written are reported before any work.
     config.validate()?;
+    let inputs: Vec<(&str, &Path)> = args.input.iter().map(|p| ("--input", p.as_path())).collect();
+    nsl::io::check_paths(&[("--output", &args.output)], &inputs)?;
     check_writable(&args.output)?;
     let dataset = read_embeddings(args)?;
     let read_seconds = start.elapsed().as_secs_f64();
@@ -143,13 +145,10 @@ pub fn run(args: &BuildGraphArgs) -> Result<()> {
     let write_seconds = (build_start.elapsed().as_secs_f64() - report.seconds).max(0.0);
     drop(dataset);
     if report.skipped_zero_vectors > 0 {
-        eprintln!(
-            "warning: skipped {} zero vectors (cosine similarity undefined; no edges)",
-            report.skipped_zero_vectors
-        );
+        errln!("warning: skipped {} zero vectors (cosine similarity undefined; no edges)", report.skipped_zero_vectors);
     }
     if report.negative_weights_clamped > 0 {
-        eprintln!("warning: {} edges of negative cosine got weight 0", report.negative_weights_clamped);
+        errln!("warning: {} edges of negative cosine got weight 0", report.negative_weights_clamped);
     }
     let total_seconds = start.elapsed().as_secs_f64();
     if args.json {
@@ -161,7 +160,7 @@ pub fn run(args: &BuildGraphArgs) -> Result<()> {
             "write_seconds": write_seconds,
             "total_seconds": total_seconds,
         });
-        println!("{summary}");
+        outln!("{summary}");
     } else {
         print_summary(&report, &args.output, read_seconds, write_seconds, total_seconds);
     }
@@ -190,7 +189,7 @@ fn read_embeddings(args: &BuildGraphArgs) -> Result<nsl::Dataset> {
             (report.duplicate_ids, "repeating an earlier id (the last embedding of an id is kept)".to_string()),
         ] {
             if count > 0 {
-                eprintln!("warning: {count} of {} records {what}", report.records);
+                errln!("warning: {count} of {} records {what}", report.records);
             }
         }
         return Ok(dataset);
@@ -250,11 +249,15 @@ fn check_writable(output: &Path) -> Result<()> {
 }
 
 fn print_summary(r: &BuildReport, output: &Path, read: f64, write: f64, total: f64) {
-    println!(
+    outln!(
         "{} graph: {} nodes, {} edges ({} directed), mean degree {:.2}",
-        r.mode, r.nodes, r.edges, r.directed_edges, r.mean_degree
+        r.mode,
+        r.nodes,
+        r.edges,
+        r.directed_edges,
+        r.mean_degree
     );
-    println!(
+    outln!(
         "pairs compared: {} over {} round(s), largest bucket {} rows ({:.1} % of the nodes), {} rechecked in f64",
         r.compared_pairs,
         r.rounds,
@@ -264,16 +267,19 @@ fn print_summary(r: &BuildReport, output: &Path, read: f64, write: f64, total: f
     );
     if let Some(rec) = &r.recall {
         match rec.recall {
-            Some(x) => println!(
+            Some(x) => outln!(
                 "estimated recall {:.4} ({} of {} exact edges of {} sampled nodes)",
-                x, rec.found_edges, rec.exact_edges, rec.sampled_nodes
+                x,
+                rec.found_edges,
+                rec.exact_edges,
+                rec.sampled_nodes
             ),
             None => {
-                println!("estimated recall: undefined (the {} sampled nodes have no exact neighbor)", rec.sampled_nodes)
+                outln!("estimated recall: undefined (the {} sampled nodes have no exact neighbor)", rec.sampled_nodes)
             }
         }
     }
-    println!(
+    outln!(
         "time: read {read:.2} s, build {:.2} s ({} threads), write {write:.2} s, total {total:.2} s -> {}",
         r.seconds,
         r.threads,

@@ -105,7 +105,7 @@ pub(super) fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Datas
     if tfrecord::is_tfrecord(path) {
         let (dataset, report) = tfrecord::read_samples(&[path.to_path_buf()], columns)?;
         if report.duplicate_ids > 0 {
-            eprintln!(
+            errln!(
                 "warning: {}: {} records repeat an earlier id (the last one is kept, as NSL)",
                 path.display(),
                 report.duplicate_ids
@@ -182,7 +182,7 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         bail!("TFRecord output holds dense values only: write the token lists to a Parquet --samples table");
     }
     if dataset.is_empty() {
-        eprintln!("warning: the input has no samples: the samples table will have 0 rows");
+        errln!("warning: the input has no samples: the samples table will have 0 rows");
     }
     // The samples and the graph become visible together (or not at all).
     let mut outputs = OutputSet::new();
@@ -194,7 +194,7 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
             let known = |id: &str| dataset.position(id).is_some();
             let (mut g, report) = with_spinner("reading cites", || read_cites(cites, &known, unknown))?;
             if report.skipped_unknown > 0 {
-                eprintln!("warning: skipped {} cites lines naming unknown papers", report.skipped_unknown);
+                errln!("warning: skipped {} cites lines naming unknown papers", report.skipped_unknown);
             }
             g.set_provenance(format!("nsl convert --cites {}", cites.display()));
             let graph_out = outputs.add(out).with_context(|| format!("--graph {}", out.display()))?;
@@ -223,7 +223,7 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         graph,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print_summary(&summary);
     }
@@ -262,7 +262,7 @@ fn read_input(args: &ConvertArgs, columns: &SampleColumns) -> Result<Dataset> {
     } else if !args.tfrecord.is_empty() {
         let (dataset, report) = tfrecord::read_samples(&args.tfrecord, columns)?;
         if report.duplicate_ids > 0 {
-            eprintln!("warning: {} records repeat an earlier id (the last one is kept, as NSL)", report.duplicate_ids);
+            errln!("warning: {} records repeat an earlier id (the last one is kept, as NSL)", report.duplicate_ids);
         }
         dataset
     } else {
@@ -309,7 +309,7 @@ fn graph_summary(path: &std::path::Path, g: &NeighborGraph, report: &CitesReport
 
 fn print_summary(s: &Summary) {
     let classes = s.classes.map_or("unlabeled".to_string(), |c| format!("{c} classes"));
-    println!(
+    outln!(
         "samples: {} rows × {} features (item shape {:?}), {classes} → {}",
         s.rows,
         s.dim,
@@ -317,7 +317,7 @@ fn print_summary(s: &Summary) {
         s.samples.display()
     );
     if let Some(g) = &s.graph {
-        println!(
+        outln!(
             "graph:   {} nodes, {} undirected links ({} directed edges) → {}",
             g.nodes,
             g.links,
@@ -325,7 +325,7 @@ fn print_summary(s: &Summary) {
             g.path.display()
         );
         if g.duplicate_links > 0 || g.self_loops > 0 {
-            println!("         ({} duplicate links merged, {} self-loops)", g.duplicate_links, g.self_loops);
+            outln!("         ({} duplicate links merged, {} self-loops)", g.duplicate_links, g.self_loops);
         }
     }
 }

@@ -8,7 +8,7 @@
 //! the graph tools instead.
 
 use super::progress::with_spinner;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use nsl::data::{self, Dataset};
@@ -82,8 +82,12 @@ struct Scores {
 
 /// Runs `nsl demo`.
 pub fn run(args: &DemoArgs) -> Result<()> {
+    if args.out.exists() && !args.out.is_dir() {
+        bail!("--out {} exists and is not a directory: name a directory for the demo's outputs", args.out.display());
+    }
     let data_dir = dataset_dir(args.data_dir.as_deref())?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("--out {}: creating the directory", args.out.display()))?;
     if args.graph {
         cora(&data_dir, &args.out)
     } else {
@@ -98,7 +102,7 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
         other => other,
     };
     let threads = args.threads.unwrap_or(if matches!(spec, ModelSpec::Mlp(_)) { 1 } else { 2 });
-    super::set_threads(threads);
+    super::set_threads(threads)?;
     let mnist = data_dir.join("mnist");
     let (train, test) = with_spinner("reading MNIST", || -> Result<(Dataset, Dataset)> {
         let options = IdxOptions::default();
@@ -115,7 +119,7 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
             )?,
         ))
     })?;
-    println!(
+    outln!(
         "MNIST: {} training and {} test digits; model {spec}, {} epochs, batch 32",
         train.len(),
         test.len(),
@@ -178,11 +182,11 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
     let base_scores = score(base.as_ref(), &transfer, &base_history)?;
     let robust_scores = score(robust.as_ref(), &robust_white, &robust_history)?;
 
-    println!("\nAccuracy on the 10,000 test digits (FGSM ε = 0.2, L∞, clipped to [0, 1]):\n");
-    println!("| model | clean | adversarial (crafted on base) | white-box (crafted on itself) | s/epoch |");
-    println!("|---|---|---|---|---|");
+    outln!("\nAccuracy on the 10,000 test digits (FGSM ε = 0.2, L∞, clipped to [0, 1]):\n");
+    outln!("| model | clean | adversarial (crafted on base) | white-box (crafted on itself) | s/epoch |");
+    outln!("|---|---|---|---|---|");
     for (name, s) in [("base", &base_scores), ("adversarially regularized", &robust_scores)] {
-        println!(
+        outln!(
             "| {name} | {:.2} % | {:.2} % | {:.2} % | {:.2} |",
             s.clean * 100.0,
             s.transfer_adversarial * 100.0,
@@ -221,13 +225,13 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
     let summary_path = args.out.join("summary.json");
     nsl::io::write_bytes(&summary_path, &serde_json::to_vec_pretty(&summary)?)
         .with_context(|| format!("writing {}", summary_path.display()))?;
-    println!(
+    outln!(
         "\n{} → each pair: the test digit and its perturbed version (crafted on the base model);\n\
          below: T = true label, B = the base model's answer (red: fooled), A = the adversarially\n\
          regularized model's answer (green: still right).",
         grid.display()
     );
-    println!("done in {:.0} s; curves and summary.json in {}", summary.seconds, args.out.display());
+    outln!("done in {:.0} s; curves and summary.json in {}", summary.seconds, args.out.display());
     Ok(())
 }
 
@@ -236,7 +240,7 @@ fn cora(data_dir: &Path, out: &Path) -> Result<()> {
     let content = data_dir.join("cora/cora.content.gz");
     let cites = data_dir.join("cora/cora.cites.gz");
 
-    println!("== 1. convert: the bundled Cora (LINQS) → Parquet");
+    outln!("== 1. convert: the bundled Cora (LINQS) → Parquet");
     let samples = with_spinner("reading cora.content", || data::read_content(&content))?;
     let known = |id: &str| samples.position(id).is_some();
     let (mut g, report) = with_spinner("reading cora.cites", || read_cites(&cites, &known, UnknownIds::Error))?;
@@ -249,21 +253,21 @@ fn cora(data_dir: &Path, out: &Path) -> Result<()> {
         .with_context(|| format!("writing {}", samples_path.display()))?;
     graph::write_graph(&g, &outputs.add(&graph_path)?).with_context(|| format!("writing {}", graph_path.display()))?;
     outputs.commit()?;
-    println!(
+    outln!(
         "   {} papers × {} word features, {} classes → {}",
         samples.len(),
         samples.dim(),
         samples.num_classes().unwrap_or(0),
         samples_path.display()
     );
-    println!("   {} citation links → {}", report.links, graph_path.display());
+    outln!("   {} citation links → {}", report.links, graph_path.display());
 
-    println!("\n== 2. graph stats (read back from Parquet, with the labels)");
+    outln!("\n== 2. graph stats (read back from Parquet, with the labels)");
     let g = graph::read_graph(&graph_path)?;
     let info = SampleInfo { ids: samples.ids(), labels: samples.labels() };
-    print!("{}", graph_stats(&g, Some(&info)));
+    out!("{}", graph_stats(&g, Some(&info)));
 
-    println!("\n== 3. export");
+    outln!("\n== 3. export");
     for (format, name) in [
         (ExportFormat::Tsv, "cora_graph.tsv"),
         (ExportFormat::Graphml, "cora.graphml"),
@@ -273,9 +277,9 @@ fn cora(data_dir: &Path, out: &Path) -> Result<()> {
     ] {
         let path = out.join(name);
         export(&g, format, &path)?;
-        println!("   {:<8} → {}", format.to_string(), path.display());
+        outln!("   {:<8} → {}", format.to_string(), path.display());
     }
-    println!(
+    outln!(
         "\ndone in {:.1} s; try `nsl graph stats {} --samples {}`",
         started.elapsed().as_secs_f64(),
         graph_path.display(),

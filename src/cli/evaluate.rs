@@ -176,6 +176,9 @@ pub struct PredictArgs {
 
 /// Runs `nsl evaluate`.
 pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
+    if let Some(plot) = &args.plot {
+        check_output("--plot", plot, &args.samples, &args.run)?;
+    }
     let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns, true)?;
     let samples = match &args.weight_column {
         Some(column) => nsl::data::attach_weights(samples, &args.samples, &args.columns.to_columns().id, column)?,
@@ -268,17 +271,17 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&output)?);
+        outln!("{}", serde_json::to_string_pretty(&output)?);
     } else {
         let weighted = args.weight_column.as_deref().map(|c| format!(", weighted by `{c}`")).unwrap_or_default();
         match output.accuracy {
             Some(accuracy) => {
-                println!("accuracy {accuracy:.4} ({} samples{weighted}), loss {:.4}", output.samples, output.loss)
+                outln!("accuracy {accuracy:.4} ({} samples{weighted}), loss {:.4}", output.samples, output.loss)
             }
-            None => println!("{} samples{weighted}, loss {:.4}", output.samples, output.loss),
+            None => outln!("{} samples{weighted}, loss {:.4}", output.samples, output.loss),
         }
         if task != Task::Multiclass {
-            println!("{task} metrics: {}", serde_json::to_string(&output.metrics)?);
+            outln!("{task} metrics: {}", serde_json::to_string(&output.metrics)?);
         }
         let how = match &args.attack_from {
             Some(from) => format!("crafted on {}", from.display()),
@@ -287,8 +290,8 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
         let name = args.attack.map_or("", AttackName::as_str);
         for (i, eps) in output.epsilon.iter().enumerate() {
             match (output.robust_accuracy.get(i), task) {
-                (Some(acc), Task::Multiclass) => println!("  {name} ε={eps:<6} robust accuracy {acc:.4} ({how})"),
-                _ => println!(
+                (Some(acc), Task::Multiclass) => outln!("  {name} ε={eps:<6} robust accuracy {acc:.4} ({how})"),
+                _ => outln!(
                     "  {name} ε={eps:<6} robust {task} metrics {} ({how})",
                     serde_json::to_string(&output.robust_metrics[i])?
                 ),
@@ -300,6 +303,9 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
 
 /// Runs `nsl predict`.
 pub fn run_predict(args: &PredictArgs) -> Result<()> {
+    if let Some(output) = &args.output {
+        check_output("--output", output, &args.samples, &args.run)?;
+    }
     let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns, false)?;
     let task = checkpoint.meta.task;
     let probabilities = predict_task(checkpoint.model.as_ref(), &samples, task, 1024)?;
@@ -346,7 +352,7 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
     match &args.output {
         Some(path) => {
             nsl::io::write_bytes(path, csv.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("wrote {} predictions to {}", probabilities.len(), path.display());
+            errln!("wrote {} predictions to {}", probabilities.len(), path.display());
         }
         None => std::io::stdout().lock().write_all(csv.as_bytes())?,
     }
@@ -396,7 +402,7 @@ pub(super) fn weigh_if_present(
 ) -> Result<Dataset> {
     let Some(column) = column else { return Ok(samples) };
     if !nsl::data::has_column(path, column)? {
-        eprintln!("warning: {} has no weight column `{column}`: its loss and metrics are unweighted", path.display());
+        errln!("warning: {} has no weight column `{column}`: its loss and metrics are unweighted", path.display());
         return Ok(samples);
     }
     Ok(nsl::data::attach_weights(samples, path, &columns.to_columns().id, column)?)
@@ -477,7 +483,7 @@ fn align_labels(checkpoint: &Checkpoint, samples: Dataset, path: &std::path::Pat
             Some((labels.iter().map(|&l| index[l as usize]).collect::<Vec<u32>>(), run_names.clone()))
         }
         (None, Some(names)) => {
-            eprintln!(
+            errln!(
                 "warning: {} has named labels ({}) but the run {} was trained on unnamed ones: label i is taken as class i",
                 path.display(),
                 names.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
@@ -507,4 +513,12 @@ fn align_labels(checkpoint: &Checkpoint, samples: Dataset, path: &std::path::Pat
         )?),
         None => Ok(samples),
     }
+}
+
+/// Refuses an output (`flag`) that names the samples or the run's model files (a usage error,
+/// through the one check of every command, `nsl::io::check_paths`).
+fn check_output(flag: &str, output: &std::path::Path, samples: &std::path::Path, run: &std::path::Path) -> Result<()> {
+    let (model, weights) = (run.join("model.json"), run.join("model.safetensors"));
+    nsl::io::check_paths(&[(flag, output)], &[("--samples", samples), ("--run", &model), ("--run", &weights)])?;
+    Ok(())
 }

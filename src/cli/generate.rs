@@ -61,7 +61,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     let dataset = Dataset::new(ids, features, vec![args.dim], Some(labels), None)?;
     with_spinner(format!("writing {}", args.output.display()), || nsl::data::write_samples(&dataset, &args.output))
         .with_context(|| format!("writing {}", args.output.display()))?;
-    println!(
+    outln!(
         "wrote {} points x {} dims in {} clusters (seed {}) to {}",
         args.n,
         args.dim,

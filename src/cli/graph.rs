@@ -2,7 +2,6 @@
 //! smooth features over it, or expand it to r-hop neighbors.
 
 use super::progress::with_spinner;
-use super::split::exit_unless_distinct;
 use super::ColumnArgs;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
@@ -151,9 +150,10 @@ pub fn run(cmd: &GraphCommand) -> Result<()> {
         GraphCommand::Propagate(args) => propagate(args),
         GraphCommand::Hops(args) => hops(args),
         GraphCommand::Export(args) => {
+            nsl::io::check_paths(&[("--output", &args.output)], &[("the graph", &args.graph)])?;
             let g = with_spinner("reading graph", || graph::read_graph(&args.graph))?;
             with_spinner("writing", || export(&g, args.format, &args.output))?;
-            eprintln!(
+            errln!(
                 "wrote {} nodes, {} edges as {} → {}",
                 g.node_count(),
                 g.edge_count(),
@@ -181,18 +181,15 @@ fn stats(args: &StatsArgs) -> Result<()> {
         stats = with_spinner("computing the Laplacian spectrum", || nsl::graph::with_spectrum(stats, &g, k))?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&stats)?);
+        outln!("{}", serde_json::to_string_pretty(&stats)?);
     } else {
-        print!("{stats}");
+        out!("{stats}");
     }
     Ok(())
 }
 
 fn propagate(args: &PropagateArgs) -> Result<()> {
-    exit_unless_distinct(
-        &["graph", "propagate"],
-        &[("the graph", &args.graph), ("--samples", &args.samples), ("--output", &args.output)],
-    );
+    nsl::io::check_paths(&[("--output", &args.output)], &[("the graph", &args.graph), ("--samples", &args.samples)])?;
     let mode = match args.mode {
         Mode::Sgc => PropagateMode::Sgc,
         Mode::Sign => PropagateMode::Sign,
@@ -208,10 +205,10 @@ fn propagate(args: &PropagateArgs) -> Result<()> {
             .with_context(|| format!("propagating {} over {}", args.samples.display(), args.graph.display()))?;
     with_spinner("writing", || data::write_samples(&out, &args.output))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{}: {} samples, {} → {} features ({} over {} hops) → {}",
         report.mode,
         report.samples,
@@ -221,19 +218,22 @@ fn propagate(args: &PropagateArgs) -> Result<()> {
         report.hops,
         args.output.display()
     );
-    println!("samples without edges (features kept): {}", report.isolated_samples);
+    outln!("samples without edges (features kept): {}", report.isolated_samples);
     if report.ignored_nodes > 0 || report.ignored_self_loops > 0 || report.asymmetric_edges > 0 {
-        println!(
+        outln!(
             "ignored: {} graph nodes that are not samples ({} edges), {} self-loops; {} edges without an equal \
              reverse (symmetrized with the larger weight)",
-            report.ignored_nodes, report.ignored_edges, report.ignored_self_loops, report.asymmetric_edges
+            report.ignored_nodes,
+            report.ignored_edges,
+            report.ignored_self_loops,
+            report.asymmetric_edges
         );
     }
     Ok(())
 }
 
 fn hops(args: &HopsArgs) -> Result<()> {
-    exit_unless_distinct(&["graph", "hops"], &[("the graph", &args.graph), ("--output", &args.output)]);
+    nsl::io::check_paths(&[("--output", &args.output)], &[("the graph", &args.graph)])?;
     let g = with_spinner("reading graph", || graph::read_graph(&args.graph))?;
     let top_k = args.top_k.unwrap_or(usize::MAX);
     let out = with_spinner(format!("summing {} powers", args.hops), || g.multi_hop(args.hops, top_k))?;
@@ -247,9 +247,9 @@ fn hops(args: &HopsArgs) -> Result<()> {
         mean_degree: if out.node_count() == 0 { 0.0 } else { out.edge_count() as f64 / out.node_count() as f64 },
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!(
+        outln!(
             "{}-hop graph: {} nodes, {} directed edges (mean out-degree {:.2}) → {}",
             summary.hops,
             summary.nodes,

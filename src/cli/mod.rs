@@ -3,6 +3,31 @@
 //! One file per subcommand, each with an `Args` struct (flags, their docs and defaults) and a
 //! `run` function. Errors travel as `anyhow::Error` and are printed once, in [`main`], with their
 //! whole chain; the exit status is 1 for a failed command and 2 for a usage error.
+//!
+//! Commands print with `outln!`/`out!` (a report on standard output) and `errln!` (a message on
+//! standard error), never `println!`/`eprintln!`, which panic when the stream is a closed pipe
+//! (see [`progress::print_out`]).
+
+/// `println!` for reports: a line on standard output that never panics (see [`progress::print_out`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::progress::print_out(format_args!($($arg)*), true)
+    };
+}
+
+/// `print!` for reports (see [`progress::print_out`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::progress::print_out(format_args!($($arg)*), false)
+    };
+}
+
+/// `eprintln!` that never panics (see [`progress::print_err`]).
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::progress::print_err(format_args!($($arg)*))
+    };
+}
 
 mod build_graph;
 mod convert;
@@ -16,6 +41,7 @@ mod split;
 mod train;
 mod worker;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::fmt::Display;
 use std::process::ExitCode;
@@ -112,7 +138,13 @@ where
 /// candle's own element-wise ops get one thread unless `CANDLE_NUM_THREADS` says otherwise: its
 /// pool's workers spin after every op, and on a small machine they take the cores the products
 /// need (set `CANDLE_NUM_THREADS=2` with `--threads 2` to compare).
-pub fn set_threads(threads: usize) {
+///
+/// # Errors
+/// `--threads 0` (rayon would take 0 for "one per core": a silent accept).
+pub fn set_threads(threads: usize) -> anyhow::Result<()> {
+    if threads == 0 {
+        anyhow::bail!("--threads 0: give at least 1 thread (or leave --threads out for one per core)");
+    }
     // candle reads RAYON_NUM_THREADS at every matmul, CANDLE_NUM_THREADS when its pool starts;
     // rayon reads RAYON_NUM_THREADS when its pool starts.
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
@@ -120,6 +152,7 @@ pub fn set_threads(threads: usize) {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
     let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    Ok(())
 }
 
 /// Parses the command line, runs the command and turns its outcome into an exit status.
@@ -138,19 +171,22 @@ pub fn main() -> ExitCode {
         Command::GenerateEmbeddings(args) => generate::run(args),
         Command::Worker(cmd) => worker::run(cmd),
     };
+    // A report that could not be written (other than to a closed pipe) fails the command, after
+    // its outputs are committed.
+    let result = result.and_then(|()| progress::finish_stdout().context("writing the report to standard output"));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // A closed pipe (`nsl graph stats … | head`) is not a failure.
+            // A closed pipe (`nsl predict … | head`) is not a failure.
             if err
                 .chain()
                 .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
             {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err}");
+            errln!("error: {err}");
             for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                errln!("  caused by: {cause}");
             }
             // Two outputs naming one file, or an output naming an input: a usage error.
             if err.chain().any(|e| e.is::<nsl::io::PathConflict>()) {

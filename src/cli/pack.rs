@@ -106,7 +106,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
     let (table, report) = NeighborTable::new(&samples, pool.as_ref(), &g, max_neighbors)?;
     with_spinner("writing", || pack_neighbors(&samples, &table, &args.output))?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "output": args.output, "format": "parquet", "seeds": samples.len(),
@@ -116,7 +116,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "packed {} samples ({} with neighbors, {} pairs; {} edges to unknown ids skipped) → {}",
         samples.len(),
         report.samples_with_neighbors,
@@ -138,24 +138,21 @@ fn run_tfrecord(args: &PackArgs, gz_name: bool) -> Result<()> {
     };
     let report = with_spinner("packing", || tfrecord::pack_nbrs(&args.samples, &args.pool, g, &args.output, &config))?;
     if report.unknown_targets > 0 {
-        eprintln!(
-            "warning: {} edges of seeds lead to ids without an example (skipped, as NSL)",
-            report.unknown_targets
-        );
+        errln!("warning: {} edges of seeds lead to ids without an example (skipped, as NSL)", report.unknown_targets);
     }
     if report.duplicate_ids > 0 {
-        eprintln!("warning: {} records repeat an earlier id (the last one is kept, as NSL)", report.duplicate_ids);
+        errln!("warning: {} records repeat an earlier id (the last one is kept, as NSL)", report.duplicate_ids);
     }
     if args.json {
         let mut summary = serde_json::to_value(&report)?;
         summary["output"] = serde_json::json!(args.output);
         summary["format"] = serde_json::json!("tfrecord");
-        println!("{summary}");
+        outln!("{summary}");
         return Ok(());
     }
     let histogram: Vec<String> =
         report.out_degrees.iter().enumerate().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k}: {n}")).collect();
-    println!(
+    outln!(
         "packed {} seeds with {} neighbors ({} unlabeled examples; seeds by neighbor count {{{}}}) → {}",
         report.seeds,
         report.pairs,

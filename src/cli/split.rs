@@ -3,7 +3,7 @@
 use super::progress::with_spinner;
 use super::ColumnArgs;
 use anyhow::{Context, Result};
-use clap::{Args, CommandFactory, ValueEnum};
+use clap::{Args, ValueEnum};
 use nsl::data::{self, Dataset};
 use nsl::data::{split, split_by_table, SplitConfig, SplitMethod, TableSplit};
 use serde::Serialize;
@@ -96,45 +96,6 @@ struct TableSummary {
     out_unlabeled: Option<PathBuf>,
 }
 
-/// A path as the file system will resolve it: canonical if the file exists, else its canonical
-/// directory joined with its name, else as given.
-fn resolved(path: &Path) -> PathBuf {
-    if let Ok(canonical) = path.canonicalize() {
-        return canonical;
-    }
-    match (path.parent(), path.file_name()) {
-        (Some(dir), Some(name)) => {
-            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-            dir.canonicalize().map_or_else(|_| path.to_path_buf(), |d| d.join(name))
-        }
-        _ => path.to_path_buf(),
-    }
-}
-
-/// Exits with a usage error (status 2, in clap's format, with the usage of `nsl SUBCOMMAND…`) if
-/// two of the named `paths` are the same file; the first is the input, the others are outputs.
-/// Checked before any file is read or written, so a typo cannot overwrite an input.
-pub(super) fn exit_unless_distinct(subcommand: &[&str], paths: &[(&str, &Path)]) {
-    for (i, &(name_a, a)) in paths.iter().enumerate() {
-        for &(name_b, b) in &paths[i + 1..] {
-            if a == b || resolved(a) == resolved(b) {
-                let mut command = super::Cli::command();
-                command.build();
-                // After `build`, a subcommand carries its full name (`nsl graph hops`) for the usage line.
-                let mut sub = command;
-                for name in subcommand {
-                    match sub.find_subcommand(name).cloned() {
-                        Some(found) => sub = found,
-                        None => break,
-                    }
-                }
-                let message = format!("{name_a} and {name_b} are the same file: {}", b.display());
-                sub.error(clap::error::ErrorKind::ArgumentConflict, message).exit();
-            }
-        }
-    }
-}
-
 /// Runs `nsl split`.
 pub fn run(args: &SplitArgs) -> Result<()> {
     let mut outputs: Vec<(&str, &Path)> = vec![("--out-train", &args.out_train), ("--out-test", &args.out_test)];
@@ -170,10 +131,10 @@ pub fn run(args: &SplitArgs) -> Result<()> {
         out_test: args.out_test.clone(),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!("train: {} rows → {}", summary.train, summary.out_train.display());
-        println!("test:  {} rows → {}", summary.test, summary.out_test.display());
+        outln!("train: {} rows → {}", summary.train, summary.out_train.display());
+        outln!("test:  {} rows → {}", summary.test, summary.out_test.display());
     }
     Ok(())
 }
@@ -208,18 +169,18 @@ fn write_table_split(args: &SplitArgs, dataset: &Dataset, parts: &TableSplit) ->
         out_unlabeled: args.out_unlabeled.clone(),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
     }
     let target =
         |path: &Option<PathBuf>| path.as_ref().map_or("not written".to_string(), |p| format!("→ {}", p.display()));
-    println!("train:      {} rows → {}", summary.train, summary.out_train.display());
-    println!("validation: {} rows {}", summary.validation, target(&summary.out_validation));
-    println!("test:       {} rows → {}", summary.test, summary.out_test.display());
-    println!("other:      {} rows ({} not in the table)", summary.other, summary.not_in_table);
+    outln!("train:      {} rows → {}", summary.train, summary.out_train.display());
+    outln!("validation: {} rows {}", summary.validation, target(&summary.out_validation));
+    outln!("test:       {} rows → {}", summary.test, summary.out_test.display());
+    outln!("other:      {} rows ({} not in the table)", summary.other, summary.not_in_table);
     if summary.skipped_other > 0 {
-        println!("skipped:    {} `other` lines of the table name ids that are not samples", summary.skipped_other);
+        outln!("skipped:    {} `other` lines of the table name ids that are not samples", summary.skipped_other);
     }
-    println!("unlabeled (all but train): {} rows {}", summary.unlabeled, target(&summary.out_unlabeled));
+    outln!("unlabeled (all but train): {} rows {}", summary.unlabeled, target(&summary.out_unlabeled));
     Ok(())
 }

@@ -495,7 +495,7 @@ impl SavedCommand {
             return Ok(None);
         }
         let Ok(args) = all.map(|a| a.into_string()).collect::<Result<Vec<String>, _>>() else {
-            eprintln!("warning: an argument is not UTF-8: no state is saved for --resume");
+            errln!("warning: an argument is not UTF-8: no state is saved for --resume");
             return Ok(None);
         };
         let cwd = std::env::current_dir().context("the working directory (saved for --resume)")?;
@@ -571,7 +571,7 @@ fn resume(args: &TrainArgs, run: &Path) -> Result<()> {
     let state = match state_path.is_file() {
         true => Some(TrainState::load(&state_path)?),
         false => {
-            eprintln!("no completed epoch was saved: training again from the start");
+            errln!("no completed epoch was saved: training again from the start");
             None
         }
     };
@@ -588,7 +588,7 @@ fn train(
     resume: Option<(PathBuf, TrainState)>,
 ) -> Result<()> {
     if let Some(threads) = settings.threads {
-        set_threads(threads);
+        set_threads(threads)?;
     }
     // `--packed PATH`: a packed Parquet table to stream, or packed TFRecord records (as `--samples
     // PATH --packed`).
@@ -615,6 +615,9 @@ fn train(
     let (graph_reg, adv_reg) = (settings.graph_reg, settings.adv_reg);
     let record_path = settings.record_adversarial;
     let record_every = settings.record_every.unwrap_or(1);
+    if record_every == 0 {
+        bail!("--record-every 0: give a number of epochs ≥ 1 (1 records every epoch)");
+    }
     if record_path.is_some() && adv_reg.is_none() {
         bail!("--record-adversarial needs --adv-reg");
     }
@@ -807,7 +810,7 @@ fn train(
                 if strict {
                     bail!("{message}");
                 }
-                eprintln!("warning: {message}");
+                errln!("warning: {message}");
             }
             Some((table, report, utable))
         }
@@ -862,8 +865,11 @@ fn train(
     if let Some(dir) = &partial {
         let path = dir.join(STATE_FILE);
         let mut last = std::time::Instant::now();
+        let epochs = config.epochs;
         trainer = trainer.on_epoch_state(checkpoint_every, move |state| {
-            if by_clock && last.elapsed() < CHECKPOINT_INTERVAL {
+            // The last epoch's state is always saved: if the save of the run fails, `--resume`
+            // saves it from there without training again.
+            if by_clock && last.elapsed() < CHECKPOINT_INTERVAL && state.epoch() < epochs {
                 return Ok(());
             }
             state.save(&path)?;
@@ -931,71 +937,83 @@ fn train(
     // The run is written whole into a hidden sibling of `out`, which then replaces `out` in one
     // step (nsl::io::StagedDir): a failure or a kill leaves the old run or the new one, never new
     // weights beside an old model.json. The adversarial record (graph + nodes) commits as a set.
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let staged = nsl::io::StagedDir::create(&out).with_context(|| format!("--out {}", out.display()))?;
-    let run = staged.path();
-    save_checkpoint(run, &meta, &vars).with_context(|| format!("writing the run {}", out.display()))?;
-    for (name, bytes) in [
-        ("history.json", serde_json::to_vec_pretty(&history)?),
-        ("history.csv", history.to_csv().into_bytes()),
-        ("summary.json", serde_json::to_vec_pretty(&summary)?),
-    ] {
-        nsl::io::write_bytes(&run.join(name), &bytes)
-            .with_context(|| format!("writing {}", out.join(name).display()))?;
-    }
-    training_curves_svg(&history, &format!("nsl train {spec}"), &run.join("curves.svg"))
-        .with_context(|| format!("writing {}", out.join("curves.svg").display()))?;
-    let record = match &record_path {
-        Some(path) => {
-            let record = trainer.take_record();
-            let mut outputs = nsl::io::OutputSet::new();
-            let nodes = AdversarialRecord::nodes_path(path);
-            if record_inside {
-                // Inside the run directory: written into the staged run, committed with it.
-                let name = path.file_name().context("--record-adversarial names no file")?;
-                with_spinner("writing adversarial neighbors", || record.write(&run.join(name)))?;
-            } else {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                }
-                let graph_out =
-                    outputs.add(path).with_context(|| format!("--record-adversarial {}", path.display()))?;
-                let nodes_out =
-                    outputs.add(&nodes).with_context(|| format!("--record-adversarial {}", nodes.display()))?;
-                with_spinner("writing adversarial neighbors", || record.write(&graph_out))?;
-                if AdversarialRecord::nodes_path(&graph_out) != nodes_out {
-                    std::fs::rename(AdversarialRecord::nodes_path(&graph_out), &nodes_out)
-                        .with_context(|| format!("writing {}", nodes.display()))?;
-                }
-            }
-            Some((outputs, record.examples.len(), path.clone(), nodes))
+    // The save is one step for the user: if it fails, say where the trained state is (a run that
+    // saves states keeps it in OUT.partial/, and `--resume` saves it without training again).
+    let mut save = || -> Result<_> {
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        None => None,
+        let staged = nsl::io::StagedDir::create(&out).with_context(|| format!("--out {}", out.display()))?;
+        let run = staged.path();
+        save_checkpoint(run, &meta, &vars).with_context(|| format!("writing the run {}", out.display()))?;
+        for (name, bytes) in [
+            ("history.json", serde_json::to_vec_pretty(&history)?),
+            ("history.csv", history.to_csv().into_bytes()),
+            ("summary.json", serde_json::to_vec_pretty(&summary)?),
+        ] {
+            nsl::io::write_bytes(&run.join(name), &bytes)
+                .with_context(|| format!("writing {}", out.join(name).display()))?;
+        }
+        training_curves_svg(&history, &format!("nsl train {spec}"), &run.join("curves.svg"))
+            .with_context(|| format!("writing {}", out.join("curves.svg").display()))?;
+        let record = match &record_path {
+            Some(path) => {
+                let record = trainer.take_record();
+                let mut outputs = nsl::io::OutputSet::new();
+                let nodes = AdversarialRecord::nodes_path(path);
+                if record_inside {
+                    // Inside the run directory: written into the staged run, committed with it.
+                    let name = path.file_name().context("--record-adversarial names no file")?;
+                    with_spinner("writing adversarial neighbors", || record.write(&run.join(name)))?;
+                } else {
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                    }
+                    let graph_out =
+                        outputs.add(path).with_context(|| format!("--record-adversarial {}", path.display()))?;
+                    let nodes_out =
+                        outputs.add(&nodes).with_context(|| format!("--record-adversarial {}", nodes.display()))?;
+                    with_spinner("writing adversarial neighbors", || record.write(&graph_out))?;
+                    if AdversarialRecord::nodes_path(&graph_out) != nodes_out {
+                        std::fs::rename(AdversarialRecord::nodes_path(&graph_out), &nodes_out)
+                            .with_context(|| format!("writing {}", nodes.display()))?;
+                    }
+                }
+                Some((outputs, record.examples.len(), path.clone(), nodes))
+            }
+            None => None,
+        };
+        staged.commit().with_context(|| format!("saving the run {}", out.display()))?;
+        Ok(record)
     };
-    staged.commit().with_context(|| format!("saving the run {}", out.display()))?;
+    let record = match save() {
+        Ok(record) => record,
+        Err(e) => return Err(explain_failed_save(e, partial.as_deref(), &out)),
+    };
     if let Some(dir) = &partial {
         // The run is saved: its state has served.
         if let Err(e) = std::fs::remove_dir_all(dir) {
-            eprintln!("warning: could not remove {}: {e}", dir.display());
+            errln!("warning: could not remove {}: {e}", dir.display());
         }
     }
     if let Some((outputs, examples, path, nodes)) = record {
         outputs.commit()?;
-        eprintln!("recorded {examples} adversarial neighbors → {} and {}", path.display(), nodes.display());
+        errln!("recorded {examples} adversarial neighbors → {} and {}", path.display(), nodes.display());
     }
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         if let Some((_, r, _)) = &table {
-            println!(
+            outln!(
                 "neighbors: {} of {} training samples have neighbors ({} pairs, {} distinct neighbor samples)",
-                r.samples_with_neighbors, train_len, r.pairs, r.distinct_neighbors
+                r.samples_with_neighbors,
+                train_len,
+                r.pairs,
+                r.distinct_neighbors
             );
         }
-        println!(
+        outln!(
             "trained {spec} for {} epochs on {} samples: train accuracy {:.4}, steady epoch {:.4} s",
             config.epochs,
             train_len,
@@ -1003,14 +1021,30 @@ fn train(
             summary.steady_epoch_seconds.unwrap_or(0.0)
         );
         if let Some(acc) = test_accuracy {
-            println!("test accuracy: {acc:.4}");
+            outln!("test accuracy: {acc:.4}");
         }
         if let (Task::Binary | Task::Multilabel | Task::Regression(_), Some(m)) = (task, &summary.test_metrics) {
-            println!("test {task} metrics: {}", serde_json::to_string(m)?);
+            outln!("test {task} metrics: {}", serde_json::to_string(m)?);
         }
-        println!("run saved to {} (model.safetensors, model.json, history.csv, curves.svg)", out.display());
+        outln!("run saved to {} (model.safetensors, model.json, history.csv, curves.svg)", out.display());
     }
     Ok(())
+}
+
+/// The error of a failed save, with what became of the trained state: kept in `OUT.partial/` (when
+/// the run saves states: the last epoch's state is always saved, so `--resume` saves the run
+/// without training again), or lost.
+fn explain_failed_save(e: anyhow::Error, partial: Option<&Path>, out: &Path) -> anyhow::Error {
+    match partial.filter(|d| d.join(STATE_FILE).is_file()) {
+        Some(dir) => e.context(format!(
+            "the run was trained but not saved; its state is kept in {}: once the cause is fixed, \
+             `nsl train --resume {}` saves it without training again (or remove {} to discard it)",
+            dir.display(),
+            out.display(),
+            dir.display()
+        )),
+        None => e.context(format!("the run was trained but not saved to {} (no state was kept)", out.display())),
+    }
 }
 
 /// The files a run directory holds; an existing `--out` directory is replaced only if it holds
@@ -1045,6 +1079,8 @@ fn check_run_outputs(out: &Path, record: Option<&Path>, inputs: &[(&str, &Path)]
             }
         }
     }
+    // A run directory that cannot be replaced whole (read-only) fails now, not after training.
+    nsl::io::check_replaceable(out).with_context(|| format!("--out {}", out.display()))?;
     if out.is_dir() {
         let entries = std::fs::read_dir(out).with_context(|| format!("reading --out {}", out.display()))?;
         let mut others = Vec::new();

@@ -28,7 +28,11 @@ const BUFFER: usize = 1 << 16;
 /// - [`commit`](AtomicFile::commit) flushes the buffer, `fsync`s the file, renames it over the
 ///   destination and `fsync`s the directory, so after a crash the destination holds either the
 ///   old or the new content, never a mix or an empty file.
-/// - A destination that is a symlink is replaced by the new file (the link is not followed).
+/// - A destination that is a symlink is replaced by the new file (the link is not followed),
+///   except a name of one of the process's open descriptors: `/dev/stdout`, `/dev/stderr`,
+///   `/dev/fd/N`, `/proc/self/fd/N` are written **through the descriptor** (a duplicate of it),
+///   whatever it is open on — `nsl … --output /dev/stdout > out.txt` writes `out.txt` at the
+///   descriptor's offset (and in append mode under `>>`), never replacing the `/dev/stdout` link.
 /// - A destination that exists and is not a regular file — a character device such as
 ///   `/dev/null`, a FIFO — is written **in place** (opened for writing, not truncated, no
 ///   rename): replacing `/dev/null` with a regular file would be a disaster, and a FIFO's reader
@@ -76,6 +80,14 @@ impl AtomicFile {
     /// `path` when it is a directory.
     pub fn create(path: impl AsRef<Path>) -> io::Result<AtomicFile> {
         let path = path.as_ref();
+        check_names_file(path)?;
+        if let Some(file) = open_descriptor(path)? {
+            return Ok(AtomicFile {
+                path: path.to_path_buf(),
+                inner: Inner::InPlace(BufWriter::with_capacity(BUFFER, file)),
+                live: None,
+            });
+        }
         // `metadata` follows symlinks: a link to `/dev/null` is written in place, a link to a
         // regular file is replaced like a regular file.
         match std::fs::metadata(path) {
@@ -241,6 +253,94 @@ pub(crate) fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// `path` made absolute without resolving its last component: its directory's canonical form
+/// joined with its name (so that a symlink at `path` is still replaced, not followed), or
+/// [`std::path::absolute`] when the directory cannot be resolved. Paths recorded for another
+/// process (the commit journal) must not depend on the working directory.
+pub(crate) fn anchored(path: &Path) -> PathBuf {
+    match (std::fs::canonicalize(parent_dir(path)), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    }
+}
+
+/// Fails with `InvalidInput` naming `path` when it cannot name a file to write: it ends in `/`
+/// (`x.parquet/` names a directory: the final rename would fail with `ENOTDIR` after all the
+/// work), or in `.`/`..`, or is empty.
+pub(crate) fn check_names_file(path: &Path) -> io::Result<()> {
+    let text = path.as_os_str().as_encoded_bytes();
+    let ends_in_separator = text.last().is_some_and(|&b| b == b'/' || (cfg!(windows) && b == b'\\'));
+    if ends_in_separator || path.file_name().is_none() {
+        let hint = if ends_in_separator { " (drop the trailing `/`)" } else { "" };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} names a directory, not a file{hint}", path.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// The process's own descriptor that `path` names (`/dev/stdout`, `/dev/fd/1`, `/proc/self/fd/1`,
+/// through any chain of symlinks), duplicated; `None` for any other path.
+///
+/// # Errors
+/// The error of duplicating the descriptor.
+#[cfg(target_os = "linux")]
+pub(crate) fn open_descriptor(path: &Path) -> io::Result<Option<File>> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let Some(fd) = names_descriptor(path) else { return Ok(None) };
+    // SAFETY: fcntl only reads the descriptor number; the new descriptor is owned by nothing else.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a descriptor just created for us and owned by nothing else.
+    Ok(Some(File::from(unsafe { OwnedFd::from_raw_fd(dup) })))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn open_descriptor(_path: &Path) -> io::Result<Option<File>> {
+    Ok(None)
+}
+
+/// Set once an output is written to standard output (`--output /dev/stdout`).
+static STDOUT_IS_AN_OUTPUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether an output of this process goes to standard output (`--output /dev/stdout`,
+/// `/dev/fd/1`, `/proc/self/fd/1`): then a command's report must go elsewhere (the `nsl` binary
+/// prints it on standard error), or it would be mixed into the output.
+pub fn stdout_is_an_output() -> bool {
+    STDOUT_IS_AN_OUTPUT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The descriptor number when `path` resolves to `/proc/<this process>/fd/N` (`/dev/stdout` is a
+/// symlink to `/proc/self/fd/1`, `/dev/fd` one to `/proc/self/fd`) and that descriptor is open.
+#[cfg(target_os = "linux")]
+pub(crate) fn names_descriptor(path: &Path) -> Option<i32> {
+    let fd_dir = PathBuf::from(format!("/proc/{}/fd", std::process::id()));
+    let mut path = path.to_path_buf();
+    // Symlinks are followed one at a time: the last one (`/proc/self/fd/1` → `/tmp/out.txt`) must not be.
+    for _ in 0..40 {
+        if std::fs::canonicalize(parent_dir(&path)).is_ok_and(|dir| dir == fd_dir) {
+            let fd = path.file_name()?.to_str()?.parse().ok()?;
+            std::fs::symlink_metadata(&path).ok()?;
+            // Only outputs are resolved here (AtomicFile, OutputSet).
+            if fd == 1 {
+                STDOUT_IS_AN_OUTPUT.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            return Some(fd);
+        }
+        let target = std::fs::read_link(&path).ok()?;
+        path = parent_dir(&path).join(target);
+    }
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn names_descriptor(_path: &Path) -> Option<i32> {
+    None
+}
+
 /// Makes the rename durable: on POSIX a rename is recorded in the directory, which has its own
 /// `fsync`. File systems that cannot `fsync` a directory (`EINVAL`) are accepted as they are.
 #[cfg(unix)]
@@ -404,6 +504,17 @@ mod tests {
         assert_eq!(reader.join().unwrap(), "through the pipe");
         assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
         assert_eq!(names(dir.path()), ["pipe"]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn dev_stdout_names_descriptor_1_and_a_plain_path_none() {
+        assert_eq!(names_descriptor(Path::new("/dev/stdout")), Some(1));
+        assert_eq!(names_descriptor(Path::new("/dev/fd/2")), Some(2));
+        assert_eq!(names_descriptor(Path::new("/proc/self/fd/0")), Some(0));
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(names_descriptor(&dir.path().join("out.txt")), None);
+        assert_eq!(names_descriptor(Path::new("/dev/null")), None);
     }
 
     #[test]

@@ -17,9 +17,15 @@
 //! came before the journal) or the complete new set, never a mix. Rolling forward is idempotent:
 //! two processes may finish the same journal at the same time.
 //!
-//! Paths are stored as hex-encoded bytes, one pair per line, so that any file name round-trips.
+//! Paths are stored absolute (each directory's canonical form joined with the file's name), so
+//! that a reader started in any working directory finishes the commit; and as hex-encoded bytes,
+//! one pair per line, so that any file name round-trips.
+//!
+//! A journal that cannot be finished (a destination became a directory, a rename fails) never
+//! stops the commands that do not read its outputs: [`finish_pending_commits`] leaves it for the
+//! readers of those outputs, which fail with a message naming the journal and what to do.
 
-use super::atomic::{parent_dir, sync_dir};
+use super::atomic::{anchored, check_names_file, parent_dir, sync_dir};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -40,6 +46,9 @@ impl Journal {
     /// The journal of `renames`, to be written as `.nsl-commit.<token>.journal` into every
     /// destination directory.
     pub(super) fn new(renames: Vec<(PathBuf, PathBuf)>, token: u64) -> Journal {
+        // Absolute: the process that finishes the commit may run in another directory.
+        let renames: Vec<(PathBuf, PathBuf)> =
+            renames.into_iter().map(|(staged, dest)| (anchored(&staged), anchored(&dest))).collect();
         let mut dirs: Vec<PathBuf> = renames.iter().map(|(_, dest)| parent_dir(dest)).collect();
         dirs.sort();
         dirs.dedup();
@@ -57,8 +66,68 @@ impl Journal {
         Ok(())
     }
 
-    /// Renames each staged file that still exists into place, making each rename durable.
+    /// Checks, before any rename, that every staged file that still exists can be renamed into
+    /// place: its destination names a file, is not a directory and has its directory. A commit that
+    /// fails here changes nothing.
+    ///
+    /// # Errors
+    /// `InvalidInput`, `IsADirectory` or `NotFound` naming the destination.
+    pub(super) fn check(&self) -> io::Result<()> {
+        for (staged, dest) in &self.renames {
+            if std::fs::symlink_metadata(staged).is_err() {
+                continue; // renamed already
+            }
+            check_names_file(dest)?;
+            if std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    format!("cannot write {}: it is a directory", dest.display()),
+                ));
+            }
+            if !parent_dir(dest).is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("cannot write {}: its directory does not exist", dest.display()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `path` (absolute, see [`anchored`]) is one of the destinations.
+    fn writes(&self, path: &Path) -> bool {
+        self.renames.iter().any(|(_, dest)| dest == path)
+    }
+
+    /// Makes the relative paths of a journal written by an older nsl (which recorded them as given,
+    /// relative to its working directory) absolute: that directory is found from the journal's own
+    /// recorded path, which must end the path it was found at.
+    fn anchor_relative(&mut self, found_at: &Path) {
+        let Some(base) = self
+            .journals
+            .iter()
+            .filter(|j| j.is_relative() && found_at.ends_with(j))
+            .find_map(|j| found_at.ancestors().nth(j.components().count()))
+            .map(Path::to_path_buf)
+        else {
+            return;
+        };
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for (staged, dest) in &mut self.renames {
+            fix(staged);
+            fix(dest);
+        }
+        self.journals.iter_mut().for_each(fix);
+    }
+
+    /// Renames each staged file that still exists into place, making each rename durable; first
+    /// [`check`](Journal::check)s that all of them can be.
     pub(super) fn apply(&self) -> io::Result<()> {
+        self.check()?;
         for (staged, dest) in &self.renames {
             match std::fs::rename(staged, dest) {
                 Ok(()) => {}
@@ -122,10 +191,13 @@ impl Journal {
 
 /// Finishes the commits that a killed process decided but did not complete in the directory of
 /// `path` (see the module docs), and returns how many it finished. A journal that cannot be
-/// parsed (not written by nsl) is left alone.
+/// parsed (not written by nsl) is left alone; so is one that cannot be finished, unless `path` is
+/// one of its outputs.
 ///
 /// # Errors
-/// The error of listing the directory (other than it not existing), or of a rename, naming the path.
+/// The error of listing the directory (other than it not existing), naming it; or, when `path` is
+/// an output of a commit that cannot be finished, an error naming the journal, the reason and how
+/// to recover (the outputs of such a commit may be part old, part new).
 pub fn finish_pending_commits(path: &Path) -> io::Result<usize> {
     let dir = match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => path.to_path_buf(),
@@ -136,6 +208,7 @@ pub fn finish_pending_commits(path: &Path) -> io::Result<usize> {
         Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return Ok(0),
         Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
     };
+    let target = anchored(path);
     let mut finished = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
@@ -144,12 +217,31 @@ pub fn finish_pending_commits(path: &Path) -> io::Result<usize> {
             continue;
         }
         let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
-        let Some(journal) = Journal::decode(&text) else { continue };
-        journal.apply()?;
-        journal.finish()?;
-        finished += 1;
+        let Some(mut journal) = Journal::decode(&text) else { continue };
+        let found_at = anchored(&entry.path());
+        journal.anchor_relative(&found_at);
+        match journal.apply().and_then(|()| journal.finish()) {
+            Ok(()) => finished += 1,
+            Err(e) if journal.writes(&target) => return Err(unfinishable(&found_at, &journal, &e)),
+            // Not this reader's concern: the readers of its outputs report it.
+            Err(_) => {}
+        }
     }
     Ok(finished)
+}
+
+/// The error of a commit that cannot be finished, for a reader of one of its outputs.
+fn unfinishable(journal_path: &Path, journal: &Journal, e: &io::Error) -> io::Error {
+    let outputs: Vec<String> = journal.renames.iter().map(|(_, dest)| dest.display().to_string()).collect();
+    io::Error::new(
+        e.kind(),
+        format!(
+            "an interrupted nsl write of {} cannot be finished ({e}); these files may be part old, part new: \
+             remove {} (and the hidden `.NAME.*.tmp` directories beside them) and write them again",
+            outputs.join(", "),
+            journal_path.display()
+        ),
+    )
 }
 
 fn hex(path: &Path) -> String {
@@ -188,6 +280,28 @@ fn from_bytes(bytes: Vec<u8>) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_journal_records_absolute_paths_whatever_it_is_given() {
+        // Relative to the test's working directory (the package root), without changing it.
+        let dir = tempfile::tempdir_in(".").unwrap();
+        let rel = Path::new(".").join(dir.path().file_name().unwrap());
+        let journal = Journal::new(vec![(rel.join(".a.1.tmp").join("a"), rel.join("a"))], 3);
+        let abs = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(journal.renames, [(abs.join(".a.1.tmp").join("a"), abs.join("a"))]);
+        assert_eq!(journal.journals, [abs.join(".nsl-commit.0000000000000003.journal")]);
+    }
+
+    #[test]
+    fn a_journal_of_relative_paths_written_by_an_older_nsl_is_anchored_where_it_was_found() {
+        let mut journal = Journal {
+            renames: vec![(PathBuf::from("sub/.a.1.tmp/a"), PathBuf::from("sub/a"))],
+            journals: vec![PathBuf::from("sub/.nsl-commit.1.journal")],
+        };
+        journal.anchor_relative(Path::new("/work/d/sub/.nsl-commit.1.journal"));
+        assert_eq!(journal.renames, [(PathBuf::from("/work/d/sub/.a.1.tmp/a"), PathBuf::from("/work/d/sub/a"))]);
+        assert_eq!(journal.journals, [PathBuf::from("/work/d/sub/.nsl-commit.1.journal")]);
+    }
 
     #[test]
     fn a_journal_round_trips_any_path() {

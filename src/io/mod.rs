@@ -23,7 +23,7 @@ mod live;
 mod parquet;
 mod staged;
 
-pub use atomic::{write_bytes, AtomicFile};
+pub use atomic::{stdout_is_an_output, write_bytes, AtomicFile};
 pub use journal::finish_pending_commits;
 pub use limits::{
     available_memory, check_memory, read_line_limited, read_to_end_limited, MemoryLimitError, FALLBACK_MEMORY_BYTES,
@@ -31,7 +31,7 @@ pub use limits::{
 };
 pub use live::{live_temp_files, remove_live_temp_files, remove_live_temp_files_and_exit};
 pub use parquet::{is_parquet, write_parquet, ParquetStream, ParquetWriteError, ZSTD_LEVEL};
-pub use staged::{check_paths, OutputSet, PathConflict, StagedDir};
+pub use staged::{check_paths, check_replaceable, OutputSet, PathConflict, StagedDir};
 
 use std::fmt;
 use std::fs::File;

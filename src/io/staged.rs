@@ -1,7 +1,7 @@
 //! Outputs that commit together: [`OutputSet`] (several files) and [`StagedDir`] (a directory),
 //! and [`check_paths`], which refuses two outputs naming the same file or an output naming an input.
 
-use super::atomic::{parent_dir, sync_dir};
+use super::atomic::{check_names_file, parent_dir, sync_dir};
 use super::journal::Journal;
 use super::live::{commit_all, LiveTemp};
 use std::io;
@@ -71,10 +71,13 @@ impl OutputSet {
     pub fn add(&mut self, dest: impl AsRef<Path>) -> io::Result<PathBuf> {
         let dest = dest.as_ref();
         let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", dest.display()));
+        check_names_file(dest)?;
         // A set that a killed process decided to commit here completes before a new one starts.
         super::finish_pending_commits(dest)?;
         let key = canonical(dest);
-        let special = std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        // A device, a FIFO or an open descriptor (`/dev/stdout`) is written in place.
+        let special = std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir())
+            || super::atomic::names_descriptor(dest).is_some();
         if !special && self.outputs.iter().any(|o| canonical(&o.dest) == key) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -88,7 +91,7 @@ impl OutputSet {
                     format!("cannot write {}: it is a directory", dest.display()),
                 ));
             }
-            Ok(meta) if !meta.is_file() => {
+            _ if special => {
                 self.outputs.push(Staged { dest: dest.to_path_buf(), staged: dest.to_path_buf(), dir: None });
                 return Ok(dest.to_path_buf());
             }
@@ -134,7 +137,9 @@ impl OutputSet {
             return Ok(());
         }
         let journal = Journal::new(renames, rand::random());
-        if let Err(e) = journal.write() {
+        // Every rename is checked before the journal decides the commit: a commit that cannot
+        // complete must leave nothing (no journal that every later reader would trip on).
+        if let Err(e) = journal.check().and_then(|()| journal.write()) {
             let _ = journal.finish();
             return Err(e);
         }
@@ -143,7 +148,12 @@ impl OutputSet {
         for dir in &mut dirs {
             dir.keep = true;
         }
-        commit_all(temps, || journal.apply())?;
+        commit_all(temps, || journal.apply()).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("{e} (the commit is recorded: the next nsl command that reads these outputs completes it)"),
+            )
+        })?;
         journal.finish()
     }
 }
@@ -159,6 +169,11 @@ impl OutputSet {
 /// two renames leaves no directory at the destination, the old one under the `.old` name and the
 /// new one under the `.tmp` name (both hidden, both complete).
 ///
+/// An existing destination is replaced only if this process can remove it whole: every directory
+/// in it writable and searchable (checked by [`create`](StagedDir::create) and again before the
+/// swap). A destination that cannot be removed (a read-only `run/`) is an error naming it, and
+/// nothing changes — instead of the new content in place and the old one left under a hidden name.
+///
 /// The staging directory is created with mode `0o777` narrowed by the umask, like `mkdir`.
 #[derive(Debug)]
 pub struct StagedDir {
@@ -171,16 +186,12 @@ impl StagedDir {
     /// Creates the staging directory next to `dest`.
     ///
     /// # Errors
-    /// `NotADirectory` naming `dest` when it exists and is not a directory, or the error of
-    /// creating the staging directory (e.g. `NotFound` when `dest`'s parent does not exist).
+    /// `NotADirectory` naming `dest` when it exists and is not a directory, `PermissionDenied`
+    /// when it cannot be replaced (see [`check_replaceable`]), or the error of creating the staging
+    /// directory (e.g. `NotFound` when `dest`'s parent does not exist).
     pub fn create(dest: impl AsRef<Path>) -> io::Result<StagedDir> {
         let dest = dest.as_ref();
-        if std::fs::metadata(dest).is_ok_and(|m| !m.is_dir()) {
-            return Err(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                format!("{} exists and is not a directory", dest.display()),
-            ));
-        }
+        check_replaceable(dest)?;
         let (dir, live) = staging_dir(dest)
             .map_err(|e| io::Error::new(e.kind(), format!("creating a directory next to {}: {e}", dest.display())))?;
         Ok(StagedDir { dest: dest.to_path_buf(), dir, live })
@@ -201,6 +212,12 @@ impl StagedDir {
         dir.keep = true;
         let staged = dir.path.clone();
         let named = |path: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        // Checked again: the old directory must go whole once the new one is in place.
+        if let Err(e) = check_replaceable(&dest) {
+            drop(live);
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(e);
+        }
         let swapped = live.commit_with(|| -> io::Result<bool> {
             if !dest.exists() {
                 std::fs::rename(&staged, &dest).map_err(|e| named(&dest, e))?;
@@ -227,10 +244,80 @@ impl StagedDir {
         sync_dir(&parent_dir(&dest)).map_err(|e| named(&dest, e))?;
         if swapped {
             // The staging name now holds the old directory.
-            std::fs::remove_dir_all(&staged).map_err(|e| named(&staged, e))?;
+            std::fs::remove_dir_all(&staged).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{} is written, but its old content could not be removed from {}: {e}",
+                        dest.display(),
+                        staged.display()
+                    ),
+                )
+            })?;
         }
         Ok(())
     }
+}
+
+/// Checks that the directory `dest` can be replaced as a whole by a [`StagedDir`]: it does not
+/// exist, or it is a directory (a symlink counts as a file: the link itself is replaced) whose
+/// every directory, `dest` included, this process may write and search (`faccessat(W_OK | X_OK,
+/// AT_EACCESS)`), so that its old content can be removed once the new content is in place.
+///
+/// # Errors
+/// `NotADirectory` when `dest` exists and is not a directory, `PermissionDenied` naming `dest`
+/// and the directory that is not writable, or the error of listing one.
+pub fn check_replaceable(dest: &Path) -> io::Result<()> {
+    match std::fs::metadata(dest) {
+        Err(_) => return Ok(()),
+        Ok(meta) if !meta.is_dir() => {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} exists and is not a directory", dest.display()),
+            ));
+        }
+        Ok(_) => {}
+    }
+    if std::fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Ok(());
+    }
+    let mut pending = vec![dest.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let listed = |e: io::Error| {
+            io::Error::new(e.kind(), format!("cannot replace {}: {}: {e}", dest.display(), dir.display()))
+        };
+        if !writable_dir(&dir) {
+            let which = if dir == dest { String::new() } else { format!(" ({} in it is not)", dir.display()) };
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "cannot replace {}: it must be writable to be replaced as a whole{which}; nothing was changed",
+                    dest.display()
+                ),
+            ));
+        }
+        for entry in std::fs::read_dir(&dir).map_err(listed)? {
+            let entry = entry.map_err(listed)?;
+            if entry.file_type().map_err(listed)?.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether this process may create and remove entries in `dir`.
+#[cfg(unix)]
+fn writable_dir(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
+    // SAFETY: `c` is a valid NUL-terminated path; faccessat only reads it.
+    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK | libc::X_OK, libc::AT_EACCESS) == 0 }
+}
+
+#[cfg(not(unix))]
+fn writable_dir(dir: &Path) -> bool {
+    std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
 }
 
 /// A hidden staging directory, removed (with its content) when dropped unless `keep`.
@@ -469,6 +556,42 @@ mod tests {
         assert!(fresh.is_dir());
         drop(StagedDir::create(dir.path().join("never")).unwrap());
         assert_eq!(names(dir.path()), ["fresh", "run"]);
+    }
+
+    #[test]
+    fn trailing_slash_destinations_are_refused_before_anything_is_staged() {
+        let dir = tempfile::tempdir().unwrap();
+        let slashed = PathBuf::from(format!("{}/", dir.path().join("x.parquet").display()));
+        let err = OutputSet::new().add(&slashed).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("names a directory"), "{err}");
+        assert_eq!(crate::io::AtomicFile::create(&slashed).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert!(names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_set_whose_rename_cannot_succeed_leaves_no_journal_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "old a").unwrap();
+        let mut set = OutputSet::new();
+        std::fs::write(set.add(&a).unwrap(), "new a").unwrap();
+        std::fs::write(set.add(&b).unwrap(), "new b").unwrap();
+        std::fs::create_dir(&b).unwrap(); // `b` became a directory meanwhile
+        let err = set.commit().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::IsADirectory, "{err}");
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a");
+        assert_eq!(names(dir.path()), ["a", "b"], "journal or staging left behind");
+    }
+
+    #[test]
+    fn check_replaceable_accepts_new_and_writable_directories_and_refuses_files() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_replaceable(&dir.path().join("new")).is_ok());
+        std::fs::create_dir_all(dir.path().join("run/sub")).unwrap();
+        assert!(check_replaceable(&dir.path().join("run")).is_ok());
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        assert_eq!(check_replaceable(&dir.path().join("f")).unwrap_err().kind(), io::ErrorKind::NotADirectory);
     }
 
     #[test]

@@ -168,7 +168,7 @@ impl GraphRegConfig {
                 "multiplier-uu" => config.multiplier_uu = Some(kv.parse("a number")?),
                 "hops" => config.hops = kv.parse("a number of hops ≥ 1")?,
                 "neighbors" | "max-neighbors" => {
-                    let expected = "a number of neighbors ≥ 0";
+                    let expected = "a number of neighbors ≥ 1";
                     config.max_neighbors =
                         usize::try_from(kv.parse::<i64>(expected)?).map_err(|_| kv.invalid(expected))?;
                 }
@@ -229,6 +229,10 @@ impl GraphRegConfig {
         }
         if let Some(t) = self.contrastive.filter(|t| !(t.is_finite() && *t > 0.0)) {
             return Err(ConfigError::invalid("graph-reg temperature", t, "a finite number > 0"));
+        }
+        if self.max_neighbors == 0 {
+            // 0 would train without a single neighbor: a graph term that is always 0.
+            return Err(ConfigError::invalid("graph-reg neighbors", 0, "at least 1 neighbor per sample"));
         }
         if !(1..=crate::graph::MAX_HOPS).contains(&self.hops) {
             return Err(ConfigError::invalid("graph-reg hops", self.hops, format!("1 to {}", crate::graph::MAX_HOPS)));
@@ -383,6 +387,15 @@ fn contrastive_loss(samples: &Tensor, positives: Positives, batch: &NeighborBatc
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn zero_neighbors_is_refused_by_the_config_not_only_the_flag() {
+        let config = GraphRegConfig { max_neighbors: 0, ..GraphRegConfig::default() };
+        let err = config.validate().unwrap_err();
+        assert!(err.to_string().contains("neighbors"), "{err}");
+        assert!(GraphRegConfig::from_kv("neighbors=0").is_err());
+        assert!(GraphRegConfig::from_kv("neighbors=1").is_ok());
+    }
 
     fn batch(weights: Vec<f32>) -> NeighborBatch {
         let dev = Device::Cpu;

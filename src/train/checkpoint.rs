@@ -416,7 +416,27 @@ pub fn load_checkpoint(dir: &Path) -> Result<Checkpoint, CheckpointError> {
         .map_err(|e| CheckpointError::Invalid { path: meta_path.clone(), message: e.to_string() })?;
     vars.load(&weights)
         .map_err(|e| bad(format!("does not fit the model {} in {}: {e}", meta.spec, meta_path.display())))?;
+    check_finite(&vars).map_err(bad)?;
     Ok(Checkpoint { model, vars, meta, dir: dir.to_path_buf() })
+}
+
+/// Fails naming the first tensor (by name) that holds a NaN or an infinity, and where: such a
+/// model predicts NaN for every sample, and `evaluate` would report `loss NaN` as a result.
+fn check_finite(vars: &VarMap) -> Result<(), String> {
+    let vars = vars.data().lock().map_err(|_| "the variables' lock is poisoned".to_string())?;
+    let sorted: std::collections::BTreeMap<&str, &candle_core::Var> =
+        vars.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    for (name, var) in sorted {
+        let values = var.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string())?;
+        if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(format!(
+                "tensor `{name}` holds {v} at element {i} of {}: a model with non-finite weights predicts nothing \
+                 (a run saved after its loss diverged, or a damaged file)",
+                values.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Sizes read from a safetensors header.

@@ -334,9 +334,10 @@ impl<'a> Trainer<'a> {
     }
 
     /// Records the adversarial neighbors generated in every `every`-th epoch (and the last), to be
-    /// taken with [`Trainer::take_record`] and written as a neighbor graph.
+    /// taken with [`Trainer::take_record`] and written as a neighbor graph. `every` must be at
+    /// least 1 ([`Trainer::fit`] refuses 0).
     pub fn record_adversarial(mut self, every: usize) -> Self {
-        self.record = Some((every.max(1), AdversarialRecord::default()));
+        self.record = Some((every, AdversarialRecord::default()));
         self
     }
 
@@ -458,6 +459,16 @@ impl<'a> Trainer<'a> {
         }
         if let Some(vat) = self.vat {
             vat.validate()?;
+        }
+        let graph = match &source {
+            Source::Memory(_) => self.graph.map(|(_, config)| config),
+            Source::Packed { graph, .. } => *graph,
+        };
+        if let Some(graph) = graph {
+            graph.validate()?;
+        }
+        if let Some((0, _)) = &self.record {
+            return Err(crate::ConfigError::invalid("record_adversarial every", 0, "at least 1 epoch").into());
         }
         match self.config.threads {
             Some(threads) => {
