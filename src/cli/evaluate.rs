@@ -6,8 +6,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use nsl::data::Dataset;
 use nsl::data::TargetKind;
+use nsl::eval::{evaluate_attacks, masking_check, robustness_sweep_task, Attack, AttackConfig};
 use nsl::eval::{evaluate_task, predict_task, Metrics};
-use nsl::eval::{robustness_sweep_task, Attack, AttackConfig};
+use nsl::eval::{EvalAttack, EvalAttackConfig, MaskingWarning, RobustnessReport};
 use nsl::loss::Task;
 use nsl::regularize::NormType;
 use nsl::train::{load_checkpoint, Checkpoint};
@@ -20,7 +21,17 @@ use std::path::PathBuf;
 #[command(after_help = "Examples:\n  \
     nsl evaluate --run runs/cora --samples test.parquet --json\n  \
     nsl evaluate --run runs/adv --samples mnist_test.parquet --attack fgsm --norm inf --epsilon 0.05,0.1,0.2,0.3 --clip 0:1\n  \
-    nsl evaluate --run runs/adv --samples mnist_test.parquet --attack fgsm --epsilon 0.2 --attack-from runs/base --clip 0:1")]
+    nsl evaluate --run runs/adv --samples mnist_test.parquet --attack fgsm --epsilon 0.2 --attack-from runs/base --clip 0:1\n  \
+    nsl evaluate --run runs/adv --samples mnist_test.parquet --attack autoattack --epsilon 0.3 --clip 0:1 --per-sample aa.parquet\n\n\
+Attacks:\n  \
+    fgsm, pgd      NSL's attacks along the task loss's gradient (any task; transfer with --attack-from)\n  \
+    apgd-ce        APGD on the cross-entropy (Croce & Hein 2020), --iterations steps, --restarts\n  \
+    apgd-dlr       APGD on the DLR loss (3+ classes)\n  \
+    apgd-t         APGD on the targeted DLR loss, one run per --target-classes most likely classes (4+ classes)\n  \
+    square         Square Attack (Andriushchenko et al. 2020): random search, no gradients, --queries, L∞ only\n  \
+    autoattack     AutoAttack's standard sequence: apgd-ce, apgd-t, square (FAB-T is not built), each on the\n                 \
+points still robust; a point is robust only if every attack fails\n\
+The apgd/square/autoattack results come with a gradient-masking check (warnings on standard error and in --json).")]
 pub struct EvaluateArgs {
     /// Run directory written by `nsl train`.
     #[arg(long, value_name = "DIR")]
@@ -47,12 +58,35 @@ pub struct EvaluateArgs {
     /// Attack strengths ε, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0.05,0.1,0.2,0.3", value_name = "EPS,…")]
     epsilon: Vec<f64>,
-    /// PGD: number of steps.
+    /// PGD: number of steps (at least 1).
     #[arg(long, default_value_t = 40, value_name = "N")]
     pgd_steps: usize,
-    /// PGD: size of each step.
-    #[arg(long, default_value_t = 0.01, value_name = "SIZE")]
+    /// PGD: size of each step (finite, > 0).
+    #[arg(long, default_value_t = 0.01, value_name = "SIZE", allow_negative_numbers = true)]
     pgd_step_size: f64,
+    /// APGD (apgd-ce, apgd-dlr, apgd-t, autoattack): iterations per run.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    iterations: usize,
+    /// APGD-CE/DLR: random restarts; APGD-T: restarts per target class; Square: restarts. Each
+    /// restart attacks only the points still robust. AutoAttack's standard version uses 1.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    restarts: usize,
+    /// Square: queries (forward passes) per restart and sample.
+    #[arg(long, default_value_t = 5000, value_name = "N")]
+    queries: usize,
+    /// APGD-T: number of target classes, the most likely after the prediction (fewer if the model
+    /// has fewer classes).
+    #[arg(long, default_value_t = 9, value_name = "N")]
+    target_classes: usize,
+    /// Samples attacked together by apgd/square/autoattack (one pass through the model per step).
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    attack_batch_size: usize,
+    /// With apgd/square/autoattack: write a Parquet table of every sample at every ε (columns
+    /// `epsilon`, `id`, `label`, `clean_prediction`, `robust`, `broken_by` (the attack that broke it;
+    /// null if robust or misclassified clean), `adversarial_prediction`, `perturbation_norm` (in
+    /// the --norm)), written atomically when every attack is done.
+    #[arg(long, value_name = "FILE")]
+    per_sample: Option<PathBuf>,
     /// PGD: start from a random point of the ε-ball.
     #[arg(long)]
     random_init: bool,
@@ -70,7 +104,7 @@ pub struct EvaluateArgs {
     /// regression) as an SVG. Default: no plot.
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
-    /// Seed of PGD's random start.
+    /// Seed of PGD's random start and of the apgd/square random choices.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Print the result as JSON: `task`, `accuracy` (absent for regression), `loss`, `weighted` (true
@@ -78,7 +112,11 @@ pub struct EvaluateArgs {
     /// task's metrics (`accuracy`, `macro_f1` for multiclass; `accuracy`, `roc_auc`, `macro_f1` for
     /// binary; `macro_f1`, `micro_f1`, `subset_accuracy` for multilabel; `mse`, `mae`, `rmse` for
     /// regression), and with `--attack` also `epsilon`, `robust_accuracy` (absent for regression)
-    /// and `robust_metrics` (the task's metrics; one value per ε, in the order given).
+    /// and `robust_metrics` (the task's metrics; one value per ε, in the order given). With
+    /// apgd/square/autoattack, `robust_metrics` is replaced by `results`: per ε, `clean_accuracy`,
+    /// `stages` (each attack's `attack`, cumulative `robust_accuracy`, `broken`, `attacked`,
+    /// `seconds`), `robust_accuracy`, `fgsm_accuracy`; and `masking_check` (`warnings`, each with a
+    /// `kind` and a `message`).
     #[arg(long)]
     json: bool,
 }
@@ -106,6 +144,37 @@ struct EvaluateOutput {
     robust_accuracy: Vec<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     robust_metrics: Vec<Metrics>,
+    /// The evaluation attacks' settings (apgd/square/autoattack).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evaluation_attack: Option<EvaluationAttackSettings>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    results: Vec<RobustnessReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    masking_check: Option<MaskingOutput>,
+}
+
+/// The settings of an apgd/square/autoattack evaluation, as `--json` reports them.
+#[derive(Serialize)]
+struct EvaluationAttackSettings {
+    method: &'static str,
+    attacks: Vec<EvalAttack>,
+    #[serde(flatten)]
+    config: EvalAttackConfig,
+}
+
+/// The masking check, as `--json` reports it.
+#[derive(Serialize)]
+struct MaskingOutput {
+    /// No warning.
+    passed: bool,
+    warnings: Vec<WarningOutput>,
+}
+
+#[derive(Serialize)]
+struct WarningOutput {
+    #[serde(flatten)]
+    warning: MaskingWarning,
+    message: String,
 }
 
 /// `--attack`'s choices.
@@ -115,6 +184,16 @@ enum AttackName {
     Fgsm,
     // `--pgd-steps` steps of `--pgd-step-size`, projected onto the ε-ball (Madry et al. 2018).
     Pgd,
+    // APGD on the cross-entropy.
+    ApgdCe,
+    // APGD on the DLR loss.
+    ApgdDlr,
+    // APGD on the targeted DLR loss.
+    ApgdT,
+    // Square Attack.
+    Square,
+    // AutoAttack's standard sequence.
+    Autoattack,
 }
 
 impl AttackName {
@@ -122,6 +201,23 @@ impl AttackName {
         match self {
             AttackName::Fgsm => "fgsm",
             AttackName::Pgd => "pgd",
+            AttackName::ApgdCe => "apgd-ce",
+            AttackName::ApgdDlr => "apgd-dlr",
+            AttackName::ApgdT => "apgd-t",
+            AttackName::Square => "square",
+            AttackName::Autoattack => "autoattack",
+        }
+    }
+
+    /// The evaluation attacks it runs (none for FGSM and PGD).
+    fn sequence(self) -> Vec<EvalAttack> {
+        match self {
+            AttackName::Fgsm | AttackName::Pgd => Vec::new(),
+            AttackName::ApgdCe => vec![EvalAttack::ApgdCe],
+            AttackName::ApgdDlr => vec![EvalAttack::ApgdDlr],
+            AttackName::ApgdT => vec![EvalAttack::ApgdT],
+            AttackName::Square => vec![EvalAttack::Square],
+            AttackName::Autoattack => EvalAttack::STANDARD.to_vec(),
         }
     }
 }
@@ -207,13 +303,28 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
         epsilon: Vec::new(),
         robust_accuracy: Vec::new(),
         robust_metrics: Vec::new(),
+        evaluation_attack: None,
+        results: Vec::new(),
+        masking_check: None,
     };
+    if let Some(attack_name) = args.attack.filter(|a| !a.sequence().is_empty()) {
+        run_evaluation_attacks(args, attack_name, &checkpoint, &samples, &mut output)?;
+        return print_output(args, &output, task);
+    }
     if let Some(attack_name) = args.attack {
         let attack = match attack_name {
-            AttackName::Fgsm => Attack::Fgsm,
             AttackName::Pgd => {
+                // Issue 22: 0 steps or a step ≤ 0 leaves the inputs clean (or moves them away from the
+                // loss), and the "robust" accuracy is then at or above the clean one.
+                if args.pgd_steps == 0 {
+                    bail!("--pgd-steps 0: PGD needs at least 1 step");
+                }
+                if !(args.pgd_step_size.is_finite() && args.pgd_step_size > 0.0) {
+                    bail!("--pgd-step-size {} must be a finite number > 0", args.pgd_step_size);
+                }
                 Attack::Pgd { steps: args.pgd_steps, step_size: args.pgd_step_size, random_init: args.random_init }
             }
+            _ => Attack::Fgsm,
         };
         if let Some(bad) = args.epsilon.iter().find(|e| !(e.is_finite() && **e >= 0.0)) {
             bail!("--epsilon {bad} must be a finite number ≥ 0");
@@ -270,6 +381,11 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
                 .with_context(|| format!("writing --plot {}", plot.display()))?;
         }
     }
+    print_output(args, &output, task)
+}
+
+/// Prints `nsl evaluate`'s result (JSON or text).
+fn print_output(args: &EvaluateArgs, output: &EvaluateOutput, task: Task) -> Result<()> {
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&output)?);
     } else {
@@ -288,7 +404,30 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
             None => "white-box".into(),
         };
         let name = args.attack.map_or("", AttackName::as_str);
-        for (i, eps) in output.epsilon.iter().enumerate() {
+        for report in &output.results {
+            let stages: Vec<String> =
+                report.stages.iter().map(|s| format!("{} {:.4}", s.attack, s.robust_accuracy)).collect();
+            outln!(
+                "  ε={:<6} clean {:.4} → {} (cumulative); robust accuracy {:.4} (FGSM alone {:.4})",
+                report.epsilon,
+                report.clean_accuracy,
+                stages.join(" → "),
+                report.robust_accuracy,
+                report.fgsm_accuracy
+            );
+        }
+        if let Some(check) = &output.masking_check {
+            match check.passed {
+                true => outln!("masking check: passed (no sign of gradient masking)"),
+                false => {
+                    for w in &check.warnings {
+                        outln!("masking check: warning: {}", w.message);
+                    }
+                }
+            }
+        }
+        let epsilons = if output.results.is_empty() { output.epsilon.as_slice() } else { &[] };
+        for (i, eps) in epsilons.iter().enumerate() {
             match (output.robust_accuracy.get(i), task) {
                 (Some(acc), Task::Multiclass) => outln!("  {name} ε={eps:<6} robust accuracy {acc:.4} ({how})"),
                 _ => outln!(
@@ -298,6 +437,147 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Runs apgd/square/autoattack at every ε: the masking check, `--plot` and `--per-sample`.
+fn run_evaluation_attacks(
+    args: &EvaluateArgs,
+    attack_name: AttackName,
+    checkpoint: &Checkpoint,
+    samples: &Dataset,
+    output: &mut EvaluateOutput,
+) -> Result<()> {
+    let task = checkpoint.meta.task;
+    let name = attack_name.as_str();
+    if args.attack_from.is_some() {
+        bail!("--attack {name} is white-box (it attacks the evaluated model itself); --attack-from works with fgsm and pgd");
+    }
+    if !matches!(task, Task::Multiclass) {
+        bail!(
+            "--attack {name}: {} is a {task} run; apgd, square and autoattack attack multiclass classifiers (fgsm and \
+             pgd work for every task)",
+            args.run.display()
+        );
+    }
+    let attacks = attack_name.sequence();
+    let mut config = EvalAttackConfig {
+        norm: args.norm.into(),
+        epsilon: args.epsilon.first().copied().unwrap_or(0.0),
+        clip: args.clip,
+        iterations: args.iterations,
+        restarts: args.restarts,
+        target_classes: args.target_classes,
+        queries: args.queries,
+        seed: args.seed,
+        batch_size: args.attack_batch_size,
+        ..EvalAttackConfig::default()
+    };
+    // Every ε and setting is checked before any attack runs.
+    for &epsilon in &args.epsilon {
+        EvalAttackConfig { epsilon, ..config.clone() }
+            .validate(&attacks, checkpoint.meta.classes)
+            .with_context(|| format!("--attack {name}"))?;
+    }
+    if let Some(path) = &args.per_sample {
+        let run_files = [args.run.join("model.safetensors"), args.run.join("model.json")];
+        let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--samples", args.samples.as_path())];
+        inputs.extend(run_files.iter().map(|p| ("--run", p.as_path())));
+        nsl::io::check_paths(&[("--per-sample", path.as_path())], &inputs)?;
+        if let Some(plot) = &args.plot {
+            nsl::io::check_paths(&[("--plot", plot.as_path()), ("--per-sample", path.as_path())], &inputs)?;
+        }
+    }
+    if args.weight_column.is_some() {
+        errln!("note: robust accuracies under --attack {name} are unweighted (each sample counts once)");
+    }
+    if args.clip.is_none() && !checkpoint.model.has_encoder() {
+        errln!("note: no --clip: the attacks may leave the valid input range (use --clip 0:1 for pixels)");
+    }
+    let bar = super::progress::WorkBar::new();
+    let mut reports = Vec::with_capacity(args.epsilon.len());
+    for &epsilon in &args.epsilon {
+        config.epsilon = epsilon;
+        let report = evaluate_attacks(
+            checkpoint.model.as_ref(),
+            samples,
+            task,
+            &attacks,
+            &config,
+            Some(&|p: &nsl::eval::AttackProgress| {
+                bar.update(&format!("{} ε={}", p.attack, p.epsilon), p.done, p.total)
+            }),
+        )
+        .with_context(|| format!("--attack {name} at ε={epsilon}"))?;
+        reports.push(report);
+    }
+    bar.finish();
+    let warnings = masking_check(&reports, args.clip);
+    for w in &warnings {
+        errln!("warning: masking check: {w}");
+    }
+    if let Some(plot) = &args.plot {
+        let mut points = vec![(0.0, output.accuracy.unwrap_or(0.0))];
+        points.extend(reports.iter().filter(|r| r.epsilon > 0.0).map(|r| (r.epsilon, r.robust_accuracy)));
+        nsl::report::robustness_curves_svg(
+            &[(args.run.display().to_string(), points)],
+            &format!("{name} (white-box)"),
+            plot,
+        )
+        .with_context(|| format!("writing --plot {}", plot.display()))?;
+    }
+    if let Some(path) = &args.per_sample {
+        write_per_sample(path, samples, &reports)
+            .with_context(|| format!("writing --per-sample {}", path.display()))?;
+        errln!("wrote {} rows to {}", samples.len() * reports.len(), path.display());
+    }
+    output.epsilon = reports.iter().map(|r| r.epsilon).collect();
+    output.robust_accuracy = reports.iter().map(|r| r.robust_accuracy).collect();
+    output.evaluation_attack = Some(EvaluationAttackSettings { method: name, attacks, config });
+    output.masking_check = Some(MaskingOutput {
+        passed: warnings.is_empty(),
+        warnings: warnings.into_iter().map(|w| WarningOutput { message: w.to_string(), warning: w }).collect(),
+    });
+    output.results = reports;
+    Ok(())
+}
+
+/// The `--per-sample` table: one row per sample and ε, written atomically.
+fn write_per_sample(path: &std::path::Path, samples: &Dataset, reports: &[RobustnessReport]) -> Result<()> {
+    use arrow::array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt32Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("epsilon", DataType::Float64, false),
+        Field::new("id", DataType::Utf8, false),
+        Field::new("label", DataType::UInt32, false),
+        Field::new("clean_prediction", DataType::UInt32, false),
+        Field::new("robust", DataType::Boolean, false),
+        Field::new("broken_by", DataType::Utf8, true),
+        Field::new("adversarial_prediction", DataType::UInt32, true),
+        Field::new("perturbation_norm", DataType::Float64, true),
+    ]));
+    let labels = samples.labels().unwrap_or_default();
+    let batches = reports.iter().map(|report| {
+        let o = &report.outcomes;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Float64Array::from(vec![report.epsilon; o.len()])),
+            Arc::new(StringArray::from_iter_values(samples.ids())),
+            Arc::new(UInt32Array::from(labels.to_vec())),
+            Arc::new(UInt32Array::from(o.iter().map(|s| s.clean_prediction).collect::<Vec<u32>>())),
+            Arc::new(BooleanArray::from(
+                o.iter()
+                    .zip(labels)
+                    .map(|(s, &l)| s.clean_prediction == l && s.broken_by.is_none())
+                    .collect::<Vec<bool>>(),
+            )),
+            Arc::new(StringArray::from(o.iter().map(|s| s.broken_by.map(|a| a.name())).collect::<Vec<Option<&str>>>())),
+            Arc::new(UInt32Array::from(o.iter().map(|s| s.adversarial_prediction).collect::<Vec<Option<u32>>>())),
+            Arc::new(Float64Array::from(o.iter().map(|s| s.perturbation_norm).collect::<Vec<Option<f64>>>())),
+        ];
+        RecordBatch::try_new(schema.clone(), columns)
+    });
+    nsl::io::write_parquet(path, schema.clone(), parquet::file::properties::WriterProperties::builder(), batches)?;
     Ok(())
 }
 

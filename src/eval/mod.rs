@@ -1,14 +1,18 @@
 //! Metrics: the loss and the task's metrics of a model on labeled samples ([`evaluate_task`];
 //! see [`Metrics`] for each task's), predictions, and robustness to adversarial attacks: FGSM and
 //! PGD, white-box (crafted on the evaluated model) or transferred (crafted on another model, as
-//! NSL's MNIST tutorial does), and sweeps over ε.
+//! NSL's MNIST tutorial does), and sweeps over ε; APGD-CE, APGD-DLR, APGD-T, Square and
+//! AutoAttack's sequence ([`run_attacks`], [`evaluate_attacks`]) with a gradient-masking check
+//! ([`masking_check`]).
 
 mod attack;
 mod metrics;
 
 pub use attack::{
-    accuracy_on, adversarial_examples, metrics_on, outputs_on, predicted_classes, robustness_sweep,
-    robustness_sweep_task, task_adversarial_inputs, Attack, AttackConfig,
+    accuracy_on, adversarial_examples, apgd_checkpoints, attack_layout, evaluate_attacks, masking_check, metrics_on,
+    outputs_on, predicted_classes, robustness_sweep, robustness_sweep_task, run_attacks, square_p_schedule,
+    task_adversarial_inputs, Attack, AttackConfig, AttackError, AttackProgress, EvalAttack, EvalAttackConfig,
+    MaskingWarning, ProgressFn, RobustnessReport, SampleOutcome, StageResult,
 };
 pub(crate) use metrics::ClassTally;
 pub use metrics::{accuracy, macro_f1, roc_auc, task_metrics, weighted_task_metrics, Metric, Metrics, Truth};

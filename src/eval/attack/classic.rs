@@ -1,15 +1,11 @@
-//! Robustness evaluation: FGSM and PGD attacks, white-box (crafted on the evaluated model) or
-//! transferred (crafted on another model, as NSL's MNIST tutorial does), and sweeps over ε.
-//!
-//! Attacks move a model's encoded input ([`Model::encode`]): the rows themselves for the MLP and
-//! the CNN, the pooled embeddings (and dense groups) for `bow`, whose token ids are never
-//! perturbed, as in training. They follow the gradient of the task's loss (cross-entropy,
-//! sigmoid cross-entropy, MSE/Huber) and report the task's metrics under attack
+//! FGSM and PGD (NSL's attacks, built on [`gen_adv_neighbor`]), white-box or transferred, and
+//! sweeps over ε. They follow the gradient of the task's loss (cross-entropy, sigmoid
+//! cross-entropy, MSE/Huber) and report the task's metrics under attack
 //! ([`robustness_sweep_task`]).
 
-use super::metrics::{weighted_task_metrics, Metrics, Truth};
-use super::task_targets;
 use crate::data::Dataset;
+use crate::eval::metrics::{weighted_task_metrics, Metrics, Truth};
+use crate::eval::task_targets;
 use crate::loss::{task_input_gradient, Task};
 use crate::model::Model;
 use crate::regularize::{gen_adv_neighbor, AdvNeighborConfig, NormType};
