@@ -459,6 +459,9 @@ impl<'a> Trainer<'a> {
         if let Some(vat) = self.vat {
             vat.validate()?;
         }
+        if let Some(adversarial) = self.adversarial {
+            adversarial.validate_task(self.task)?;
+        }
         match self.config.threads {
             Some(threads) => {
                 let pool = rayon::ThreadPoolBuilder::new()
@@ -674,6 +677,7 @@ impl<'a> Trainer<'a> {
             graph: graph_config.map_or(0.0, GraphRegConfig::max_multiplier),
             adversarial: self.adversarial.map_or(0.0, |c| c.multiplier),
             vat: self.vat.map_or(0.0, |c| c.multiplier),
+            epsilon: 1.0,
         };
         for epoch in first..=epochs {
             let started = Instant::now();
@@ -730,6 +734,7 @@ impl<'a> Trainer<'a> {
                     graph: schedules.graph.multiplier(initial.graph, t),
                     adversarial: schedules.adversarial.multiplier(initial.adversarial, t),
                     vat: schedules.vat.multiplier(initial.vat, t),
+                    epsilon: self.adversarial.map_or(1.0, |c| c.epsilon_factor(t, batches)),
                 };
                 let context = StepContext {
                     epoch,
