@@ -277,3 +277,38 @@ fn each_objective_trains_from_the_cli_and_reduces_its_loss() {
         fails(&["train", "--samples", &samples, "--task", "regression", "--adv-reg", "objective=trades,epsilon=0.1"]);
     assert!(err.contains("objective=trades"), "{err}");
 }
+
+/// `examples/recipes/robust_mnist.toml` parses and trains (one epoch on 40 synthetic digits: the
+/// flags win over the file), and the run records TRADES with its warm-up.
+#[test]
+fn the_robust_mnist_recipe_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let n = 40u32;
+    let pixels: Vec<u8> =
+        (0..n * 784).map(|i| if (i % 784) / 28 < 14 + (i / 784 % 2) * 10 { 200 } else { 10 }).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 2) as u8).collect();
+    std::fs::write(p("x.gz"), common::gzip(&common::idx_bytes(0x08, &[n, 28, 28], &pixels))).unwrap();
+    std::fs::write(p("y.gz"), common::gzip(&common::idx_bytes(0x08, &[n], &labels))).unwrap();
+    ok(&["convert", "--idx-images", &p("x.gz"), "--idx-labels", &p("y.gz"), "--samples", &p("s.parquet")]);
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/recipes/robust_mnist.toml");
+    let out = ok(&[
+        "train",
+        "--config",
+        recipe.to_str().unwrap(),
+        "--samples",
+        &p("s.parquet"),
+        "--epochs",
+        "1",
+        "--out",
+        &p("run"),
+        "--json",
+    ]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["epochs"], 1, "the flag wins over the file's");
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/model.json")).unwrap()).unwrap();
+    let adv = &model["training"]["adv_reg"];
+    assert_eq!((adv["objective"].as_str(), adv["epsilon_warmup"].as_u64()), (Some("trades"), Some(2)), "{adv}");
+    assert_eq!(adv["neighbor"]["pgd_epsilon"].as_f64(), Some(0.3));
+}
