@@ -312,3 +312,83 @@ fn the_robust_mnist_recipe_trains() {
     assert_eq!((adv["objective"].as_str(), adv["epsilon_warmup"].as_u64()), (Some("trades"), Some(2)), "{adv}");
     assert_eq!(adv["neighbor"]["pgd_epsilon"].as_f64(), Some(0.3));
 }
+
+/// 40 samples with a token group `words` (vocab 6) and a dense `x`: label 1 when the words hold id 5.
+fn token_dataset() -> Dataset {
+    use arrow::array::{ArrayRef, Float32Array, Int64Array, ListArray, StringArray};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    let n = 40;
+    let words: Vec<Option<Vec<Option<i64>>>> =
+        (0..n).map(|i| Some((0..1 + i % 3).map(|k| Some(((i * 7 + k * 5) % 6) as i64)).collect())).collect();
+    let labels: Vec<i64> = words.iter().map(|w| w.as_ref().unwrap().contains(&Some(5)) as i64).collect();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("id", Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("s{i}"))))),
+        ("words", Arc::new(ListArray::from_iter_primitive::<arrow::datatypes::Int64Type, _, _>(words))),
+        ("x", Arc::new(Float32Array::from_iter_values((0..n).map(|i| i as f32 / 40.0)))),
+        ("label", Arc::new(Int64Array::from(labels))),
+    ];
+    let batch = arrow::record_batch::RecordBatch::try_from_iter(columns).unwrap();
+    let mut writer =
+        ::parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let columns =
+        nsl::data::SampleColumns { features: vec!["words".into(), "x".into()], ..nsl::data::SampleColumns::default() };
+    nsl::data::read_parquet_samples(&path, &columns).unwrap()
+}
+
+/// `bow` (perturbations of the encoded input, never the token ids) with each objective, and
+/// TRADES on a binary task (per-output Bernoulli KL).
+#[test]
+fn objectives_train_bow_in_its_encoded_input_and_trades_trains_a_binary_task() {
+    let data = token_dataset();
+    let before = data.features().to_owned();
+    let spec = "bow:4"
+        .parse::<ModelSpec>()
+        .unwrap()
+        .with_dropout(0.0)
+        .for_inputs(&nsl::train::model_inputs(data.layout()))
+        .unwrap();
+    for objective in ["madry", "trades", "mart"] {
+        let (model, vars) = build_model(&spec, data.item_shape(), 2, 0, &Device::Cpu).unwrap();
+        let adv = AdvRegConfig::from_kv(&format!(
+            "objective={objective},epsilon=0.03,step-size=0.02,pgd-iterations=3,norm=inf"
+        ))
+        .unwrap();
+        let config = TrainConfig { epochs: 2, batch_size: 8, ..Default::default() };
+        let mut trainer = Trainer::new(model.as_ref(), &vars, config).with_adversarial(&adv).record_adversarial(1);
+        trainer.fit(&data, None).unwrap();
+        let record = trainer.take_record();
+        for example in &record.examples {
+            // The encoding (4 pooled embedding values + the dense `x`), not the id columns.
+            assert_eq!(example.features.len(), 5);
+            assert!(example.perturbation_norm <= 0.03 + 1e-5, "{objective}: {}", example.perturbation_norm);
+        }
+        assert!(record.examples.iter().any(|e| e.perturbation_norm > 0.01), "{objective} moves the encoding");
+    }
+    assert_eq!(data.features(), before, "the token ids are never perturbed");
+    // Binary TRADES: one logit.
+    let blobs = classes(30, 9);
+    let labels: Vec<u32> = blobs.labels().unwrap().iter().map(|&c| (c == 0) as u32).collect();
+    let binary = Dataset::new(blobs.ids().to_vec(), blobs.features().to_owned(), vec![6], Some(labels), None).unwrap();
+    let (model, vars) = build_model(&"mlp:8".parse().unwrap(), &[6], 1, 0, &Device::Cpu).unwrap();
+    let adv = AdvRegConfig::from_kv("objective=trades,epsilon=0.1,step-size=0.05,pgd-iterations=2,norm=inf").unwrap();
+    let history = Trainer::new(model.as_ref(), &vars, TrainConfig { epochs: 3, batch_size: 10, ..Default::default() })
+        .with_task(Task::Binary)
+        .with_adversarial(&adv)
+        .fit(&binary, None)
+        .unwrap();
+    assert!(history.epochs.iter().all(|e| e.adversarial_loss > 0.0 && e.adversarial_loss.is_finite()));
+    // MART on the binary task is refused before training.
+    let (model, vars) = build_model(&"mlp:8".parse().unwrap(), &[6], 1, 0, &Device::Cpu).unwrap();
+    let mart = AdvRegConfig::from_kv("objective=mart,epsilon=0.1").unwrap();
+    let err = Trainer::new(model.as_ref(), &vars, TrainConfig::default())
+        .with_task(Task::Binary)
+        .with_adversarial(&mart)
+        .fit(&binary, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("objective=mart") && err.contains("binary"), "{err}");
+}
