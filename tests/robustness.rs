@@ -40,7 +40,8 @@ fn adversarial_regularization_raises_fgsm_accuracy() {
     let train = mnist("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 2000);
     let test = mnist("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 1000);
     let neighbor = AdvNeighborConfig { step_size: 0.2, grad_norm: NormType::Infinity, ..Default::default() };
-    let supervised = AdvRegConfig { multiplier: 0.2, neighbor: neighbor.clone(), loss: AdvLoss::Supervised };
+    let supervised =
+        AdvRegConfig { multiplier: 0.2, neighbor: neighbor.clone(), loss: AdvLoss::Supervised, ..Default::default() };
     // The label-free form (virtual-adversarial style): the KL divergence between the predicted class
     // distributions on a digit and on its adversarial version.
     let distance = DistanceConfig {
@@ -49,7 +50,8 @@ fn adversarial_regularization_raises_fgsm_accuracy() {
         sum_over_axis: Some(-1),
         ..Default::default()
     };
-    let label_free = AdvRegConfig { multiplier: 0.5, neighbor, loss: AdvLoss::Distance(distance) };
+    let label_free =
+        AdvRegConfig { multiplier: 0.5, neighbor, loss: AdvLoss::Distance(distance), ..Default::default() };
 
     let (base_clean, base_robust) = clean_and_robust(&train, &test, None);
     let (sup_clean, sup_robust) = clean_and_robust(&train, &test, Some(&supervised));

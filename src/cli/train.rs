@@ -140,7 +140,13 @@ settings! {
         /// (MIN:MAX bounds of the perturbed features, e.g. 0:1 for pixels, default none), `random-init`
         /// (default false), `loss` (supervised = NSL's form, default; or a distance l1 | l2 | kl | jsd |
         /// cosine between the sample's and the neighbor's outputs: the neighbor is still crafted from
-        /// the labels' loss gradient, only the loss term compares outputs). Combines with `--graph-reg`.
+        /// the labels' loss gradient, only the loss term compares outputs), `objective` (nsl = NSL's
+        /// L(x) + m·L(x_adv), default; madry = m·L(x_adv) alone, PGD from a random start (default m 1:
+        /// with no clean term m only scales the loss); trades = CE(x) + m·KL(f(x) ‖ f(x′)), x′ maximizing
+        /// that KL from x + 0.001·N(0, I) (m = β, default 6); mart = boosted CE(x′) + m·KL·(1 − p_y(x))
+        /// (m = λ, default 6); madry, trades and mart need `epsilon` and run their inner PGD in inference
+        /// mode), `epsilon-warmup` (epochs over which ε and the step size ramp linearly from 0, default 0).
+        /// Combines with `--graph-reg`. Robust MNIST: `--config examples/recipes/robust_mnist.toml`.
         #[arg(long, value_name = "KEY=VALUE,…", value_parser = AdvRegConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         adv_reg: Option<AdvRegConfig>,
@@ -784,6 +790,7 @@ fn train(
             _ => train.dim(),
         };
         adv.validate(width)?;
+        adv.validate_task(task)?;
     }
     check_model_memory(&spec, train.item_shape(), classes, config.batch_size)?;
     let (model, vars) = build_model(&spec, train.item_shape(), classes, init_seed, &candle_core::Device::Cpu)?;

@@ -1,17 +1,46 @@
-//! Adversarial regularization (`nsl.configs.AdvRegConfig`, `nsl.keras.AdversarialRegularization`).
+//! Adversarial regularization (`nsl.configs.AdvRegConfig`, `nsl.keras.AdversarialRegularization`)
+//! and the adversarial-training objectives of the robustness literature ([`AdvObjective`]).
 //!
 //! # Formula
-//! NSL's form (supervised): `L = L_sup(y, f(x)) + multiplier · L_sup(y, f(x_adv))`.
-//! Distance form: `L = L_sup(y, f(x)) + multiplier · D(f(x), f(x_adv))` with a [`DistanceConfig`],
-//! the graph regularizer's distance over the (sample, adversarial neighbor) pairs of weight 1.
-//! In both forms `x_adv` is built by [`gen_adv_neighbor`](super::gen_adv_neighbor) from
-//! `∇ₓ L_sup`, the gradient of the supervised loss on the **labels**: the distance form is not
-//! label-free (not virtual adversarial training); only its loss term compares outputs instead of
-//! labels.
+//! With `m` the multiplier, `ℓ` the task's loss, `p = softmax(f(x))` and `q = softmax(f(x′))`:
+//!
+//! | objective | loss of a batch | `x′` maximizes, from |
+//! |---|---|---|
+//! | `nsl` (default) | `ℓ(y, f(x)) + m·ℓ(y, f(x′))`, or `ℓ(y, f(x)) + m·D(f(x), f(x′))` | `ℓ(y, ·)`, `x` (or a uniform point of the ball with `random-init`) |
+//! | `madry` (Madry et al. 2018) | `m·ℓ(y, f(x′))` — no clean term | `ℓ(y, ·)`, a uniform point of the ε-ball |
+//! | `trades` (Zhang et al. 2019) | `CE(y, f(x)) + m·KL(p ‖ q)` | `KL(stop_grad(p) ‖ ·)`, `x + 0.001·N(0, I)` |
+//! | `mart` (Wang et al. 2020) | `BCE(q, y) + m·KL(p ‖ q)·(1 − p_y)` | `CE(y, ·)`, `x + 0.001·N(0, I)` |
+//!
+//! with MART's boosted cross-entropy `BCE(q, y) = −log q_y − log(1.0001 − max_{k≠y} q_k)` (the
+//! reference code's 1.0001 keeps the log finite). Each sample's term is weighted by its sample
+//! weight, `Σ wᵢ ℓᵢ / n`. For `nsl` the neighbor is built by [`gen_adv_neighbor`](super::gen_adv_neighbor)
+//! from `∇ₓ` of the supervised loss on the **labels**, in training mode, the first step reusing the
+//! clean pass's gradient (NSL's); the distance form is not label-free (not virtual adversarial
+//! training), only its loss term compares outputs instead of labels. The other three run their inner
+//! maximization in inference mode (no dropout), as their reference implementations do
+//! (`model.eval()`), with PGD's steps ([`pgd_from`](super::pgd_from)) projected to the ε-ball and
+//! clipped.
+//!
+//! `madry` has no clean term, so `m` only scales the whole loss: with SGD it multiplies the
+//! learning rate, with Adam it changes almost nothing; its default is 1. `trades`' `m` is the
+//! paper's β (1/λ; default 6, the paper's MNIST and CIFAR-10 value), `mart`'s the paper's λ
+//! (default 6, the reference code's).
+//!
+//! # ε warm-up
+//! With `epsilon-warmup = W` epochs, the step size and ε of the step after `s` optimizer steps are
+//! multiplied by `min(1, (s + 1)/(W·b))` (`b` batches per epoch): the linear ramp of the learning
+//! rate's warm-up ([`LrSchedule`](crate::train::LrSchedule)), from (almost) 0 to the configured ε
+//! over the first `W` epochs. It depends only on the optimizer's step count, so a resumed run ramps
+//! exactly as an uninterrupted one.
+//!
+//! # How it differs from NSL
+//! NSL has only the `nsl` objective (and no ε warm-up); TRADES, MART and Madry's training are the
+//! objectives robustness papers compare against.
 
 use super::adversarial::AdvNeighborConfig;
 use super::distance::{DistanceConfig, DistanceType, Transform};
 use crate::config::{key_values, lookup, one_of, ConfigError};
+use crate::loss::Task;
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
@@ -49,6 +78,63 @@ impl AdvLoss {
     }
 }
 
+/// What the adversarial term trains on, and how its neighbor is found (see the [module
+/// docs](self) for the formulas).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum AdvObjective {
+    /// NSL's adversarial regularization: the clean loss plus `m` times [`AdvLoss`] on the neighbor
+    /// crafted from the labels' loss. Default.
+    #[default]
+    Nsl,
+    /// Madry et al.'s PGD adversarial training: the task's loss on the adversarial point only, the
+    /// point found by PGD on that loss from a random start in the ε-ball. Every task.
+    Madry,
+    /// TRADES (Zhang et al. 2019): cross-entropy on the clean point plus `β·KL(f(x) ‖ f(x′))`, `x′`
+    /// maximizing that KL. Multiclass (softmax), binary and multilabel (per-output Bernoulli KL,
+    /// averaged over the outputs).
+    Trades,
+    /// MART (Wang et al. 2020): boosted cross-entropy on `x′` plus `λ·KL(f(x) ‖ f(x′))` weighted by
+    /// how wrong the clean prediction is. Multiclass.
+    Mart,
+}
+
+impl AdvObjective {
+    /// The names of `objective=` in [`AdvRegConfig::from_kv`].
+    pub const NAMES: &'static [(&'static str, AdvObjective)] = &[
+        ("nsl", AdvObjective::Nsl),
+        ("madry", AdvObjective::Madry),
+        ("pgd-at", AdvObjective::Madry),
+        ("trades", AdvObjective::Trades),
+        ("mart", AdvObjective::Mart),
+    ];
+
+    /// The multiplier when `multiplier=` is not given: NSL's 0.2, Madry's 1, TRADES' β and MART's λ 6.
+    pub fn default_multiplier(self) -> f64 {
+        match self {
+            AdvObjective::Nsl => 0.2,
+            AdvObjective::Madry => 1.0,
+            AdvObjective::Trades | AdvObjective::Mart => 6.0,
+        }
+    }
+
+    fn is_nsl(&self) -> bool {
+        *self == AdvObjective::Nsl
+    }
+}
+
+impl std::fmt::Display for AdvObjective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = Self::NAMES.iter().find(|(_, o)| o == self).map_or("nsl", |(n, _)| n);
+        f.write_str(name)
+    }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// Adversarial-regularization settings. `Default` is NSL's: multiplier 0.2, NSL's
 /// [`AdvNeighborConfig`] defaults, the supervised form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,20 +144,53 @@ pub struct AdvRegConfig {
     pub multiplier: f64,
     /// How neighbors are generated.
     pub neighbor: AdvNeighborConfig,
-    /// What the loss compares. Default: the supervised loss on the label.
+    /// What the loss compares (the `nsl` objective only). Default: the supervised loss on the label.
     pub loss: AdvLoss,
+    /// The training objective. Default [`AdvObjective::Nsl`].
+    #[serde(skip_serializing_if = "AdvObjective::is_nsl")]
+    pub objective: AdvObjective,
+    /// Epochs over which ε and the step size ramp up linearly from 0 (see the [module
+    /// docs](self)). Default 0 (none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub epsilon_warmup: usize,
 }
 
 impl Default for AdvRegConfig {
     fn default() -> Self {
-        AdvRegConfig { multiplier: 0.2, neighbor: AdvNeighborConfig::default(), loss: AdvLoss::Supervised }
+        AdvRegConfig {
+            multiplier: 0.2,
+            neighbor: AdvNeighborConfig::default(),
+            loss: AdvLoss::Supervised,
+            objective: AdvObjective::Nsl,
+            epsilon_warmup: 0,
+        }
     }
 }
 
 impl AdvRegConfig {
     /// The keys [`from_kv`](Self::from_kv) knows.
-    pub const KEYS: &'static [&'static str] =
-        &["multiplier", "step-size", "norm", "pgd-iterations", "epsilon", "clip", "random-init", "loss"];
+    pub const KEYS: &'static [&'static str] = &[
+        "multiplier",
+        "step-size",
+        "norm",
+        "pgd-iterations",
+        "epsilon",
+        "clip",
+        "random-init",
+        "loss",
+        "objective",
+        "epsilon-warmup",
+    ];
+
+    /// The ε warm-up's factor of the step after `step` optimizer steps, with `batches` batches per
+    /// epoch: `min(1, (step + 1)/(W·batches))`, 1 without warm-up.
+    pub fn epsilon_factor(&self, step: u64, batches: usize) -> f64 {
+        let warm = (self.epsilon_warmup * batches.max(1)) as f64;
+        match step as f64 + 1.0 {
+            s if s < warm => s / warm,
+            _ => 1.0,
+        }
+    }
 
     /// Parses `key=value` pairs (`nsl train --adv-reg`, e.g. `multiplier=0.2,step-size=0.2,norm=inf`)
     /// over [`AdvRegConfig::default`]. Pairs are separated by commas, and `_` in a key is the same
@@ -87,7 +206,13 @@ impl AdvRegConfig {
     /// - `random-init`: `true` or `false` (default `false`);
     /// - `loss`: `supervised` (NSL's form, default), or a distance `l1`, `l2`, `cosine`, `kl`, `jsd`
     ///   between the sample's and the neighbor's outputs ([`AdvLoss::distance`]). The neighbor is
-    ///   crafted from the labels' loss gradient in either case.
+    ///   crafted from the labels' loss gradient in either case. `objective=nsl` only;
+    /// - `objective`: `nsl` (default), `madry` (or `pgd-at`), `trades`, `mart` ([`AdvObjective`];
+    ///   the formulas are in the [module docs](self)). Without `multiplier`, the objective's
+    ///   default ([`AdvObjective::default_multiplier`]: 0.2, 1, 6, 6); `madry` turns `random-init`
+    ///   on unless it is given; `madry`, `trades` and `mart` need `epsilon`;
+    /// - `epsilon-warmup`: epochs over which ε and the step size ramp up linearly from 0
+    ///   (default 0, none).
     ///
     /// Values that depend on the data are checked later, by [`validate`](Self::validate).
     ///
@@ -104,12 +229,13 @@ impl AdvRegConfig {
     /// parse.
     pub fn from_kv(spec: &str) -> Result<Self, ConfigError> {
         let mut config = AdvRegConfig::default();
+        let (mut multiplier, mut random_init, mut loss) = (None, None, None);
         let neighbor = &mut config.neighbor;
         for kv in key_values("--adv-reg", spec) {
             let kv = kv?;
             let number = "a number";
             match kv.key.as_str() {
-                "multiplier" => config.multiplier = kv.parse(number)?,
+                "multiplier" => multiplier = Some(kv.parse(number)?),
                 "step-size" | "adv-step-size" => neighbor.step_size = kv.parse(number)?,
                 "norm" | "grad-norm" => neighbor.grad_norm = kv.named(super::NormType::NAMES)?,
                 "pgd-iterations" | "iterations" => neighbor.pgd_iterations = kv.parse("a number of steps")?,
@@ -127,8 +253,11 @@ impl AdvRegConfig {
                     neighbor.clip_min = bound(lo)?;
                     neighbor.clip_max = bound(hi)?;
                 }
-                "random-init" => neighbor.random_init = kv.parse("true or false")?,
+                "random-init" => random_init = Some(kv.parse("true or false")?),
+                "objective" => config.objective = kv.named(AdvObjective::NAMES)?,
+                "epsilon-warmup" => config.epsilon_warmup = kv.parse("a whole number of epochs")?,
                 "loss" => {
+                    loss = Some(kv.field());
                     config.loss = match lookup(AdvLoss::NAMES, kv.value) {
                         Some(None) => AdvLoss::Supervised,
                         Some(Some(distance)) => AdvLoss::distance(distance),
@@ -138,18 +267,63 @@ impl AdvRegConfig {
                 _ => return Err(kv.unknown(Self::KEYS)),
             }
         }
+        let objective = config.objective;
+        if let (Some(field), false) = (loss, objective.is_nsl()) {
+            return Err(ConfigError::invalid(field, spec, format!("no `loss` with objective={objective} (nsl only)")));
+        }
+        config.multiplier = multiplier.unwrap_or(objective.default_multiplier());
+        config.neighbor.random_init = random_init.unwrap_or(objective == AdvObjective::Madry);
         Ok(config)
     }
 
     /// Checks the values against the feature width `d`.
     ///
     /// # Errors
-    /// [`ConfigError::InvalidValue`] naming the field (see also [`AdvNeighborConfig::validate`]).
+    /// [`ConfigError::InvalidValue`] naming the field (see also [`AdvNeighborConfig::validate`]); an
+    /// objective other than `nsl` without ε, or with a distance [`AdvLoss`].
     pub fn validate(&self, d: usize) -> Result<(), ConfigError> {
         if !(self.multiplier.is_finite() && self.multiplier >= 0.0) {
             return Err(ConfigError::invalid("adv-reg multiplier", self.multiplier, "a finite number ≥ 0"));
         }
+        let objective = self.objective;
+        if !objective.is_nsl() {
+            if self.neighbor.pgd_epsilon.is_none() {
+                return Err(ConfigError::invalid(
+                    format!("adv-reg objective={objective}"),
+                    "no epsilon",
+                    "an `epsilon` (the radius of the ball its inner maximization searches)",
+                ));
+            }
+            if self.loss != AdvLoss::Supervised {
+                return Err(ConfigError::invalid(
+                    "adv-reg loss",
+                    "a distance",
+                    format!("none with objective={objective}"),
+                ));
+            }
+        }
         self.neighbor.validate(d)
+    }
+
+    /// Checks that the objective makes sense for the task: `trades` needs outputs that are
+    /// probabilities (multiclass, binary, multilabel), `mart` a multiclass task.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidValue`] naming the objective and the task.
+    pub fn validate_task(&self, task: Task) -> Result<(), ConfigError> {
+        let ok = match self.objective {
+            AdvObjective::Nsl | AdvObjective::Madry => true,
+            AdvObjective::Trades => !matches!(task, Task::Regression(_)),
+            AdvObjective::Mart => task == Task::Multiclass,
+        };
+        if ok {
+            return Ok(());
+        }
+        let expected = match self.objective {
+            AdvObjective::Trades => "a multiclass, binary or multilabel task (its KL compares predicted probabilities; use objective=madry for regression)",
+            _ => "a multiclass task (its boosted cross-entropy needs the other classes' probabilities; use objective=trades or madry)",
+        };
+        Err(ConfigError::invalid(format!("adv-reg objective={} with --task", self.objective), task, expected))
     }
 }
 

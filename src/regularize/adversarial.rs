@@ -97,6 +97,16 @@ impl Default for AdvNeighborConfig {
 }
 
 impl AdvNeighborConfig {
+    /// The config with the step size and ε (and so the random start's radius) multiplied by
+    /// `factor`: the ε warm-up of [`AdvRegConfig::epsilon_warmup`](super::AdvRegConfig).
+    pub fn scaled(&self, factor: f64) -> AdvNeighborConfig {
+        AdvNeighborConfig {
+            step_size: self.step_size * factor,
+            pgd_epsilon: self.pgd_epsilon.map(|e| e * factor),
+            ..self.clone()
+        }
+    }
+
     /// Checks the values against the feature width `d`.
     ///
     /// # Errors
@@ -245,23 +255,46 @@ pub fn gen_adv_neighbor<E>(
     first_gradient: Option<Array2<f32>>,
     config: &AdvNeighborConfig,
     seed: u64,
-    mut gradient: impl FnMut(ArrayView2<f32>) -> Result<Array2<f32>, E>,
+    gradient: impl FnMut(ArrayView2<f32>) -> Result<Array2<f32>, E>,
 ) -> Result<Array2<f32>, E> {
-    let clip = |a: &mut Array2<f32>| {
-        if config.clip_min.is_some() || config.clip_max.is_some() {
-            let (lo, hi) = (config.clip_min.unwrap_or(f32::NEG_INFINITY), config.clip_max.unwrap_or(f32::INFINITY));
-            a.mapv_inplace(|v| v.clamp(lo, hi));
-        }
-    };
-    let mut current = x.to_owned();
-    let mut first = first_gradient;
     if config.random_init {
         let radius = config.pgd_epsilon.unwrap_or(config.step_size) as f32;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        current = &current + &random_in_norm_ball(x.nrows(), x.ncols(), radius, config.grad_norm, &mut rng);
-        clip(&mut current);
-        first = None;
+        let mut start = &x + &random_in_norm_ball(x.nrows(), x.ncols(), radius, config.grad_norm, &mut rng);
+        clip(&mut start, config);
+        return pgd_from(x, start, None, config, gradient);
     }
+    pgd_from(x, x.to_owned(), first_gradient, config, gradient)
+}
+
+/// `x + σ·N(0, I)` clipped to the config's range, one draw per value from `seed`: the small random
+/// start of TRADES' and MART's inner maximization (their reference code uses `σ = 0.001`; at `x`
+/// itself TRADES' KL has a zero gradient).
+pub fn gaussian_start(x: ArrayView2<f32>, sigma: f32, config: &AdvNeighborConfig, seed: u64) -> Array2<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut start = x.mapv(|v| {
+        let z: f32 = StandardNormal.sample(&mut rng);
+        v + sigma * z
+    });
+    clip(&mut start, config);
+    start
+}
+
+/// The `T = pgd_iterations` steps of [`gen_adv_neighbor`]'s formula from `start` (a point that
+/// replaces `x⁰`; the ε-ball stays centered on `x`), ignoring `random_init`. `first_gradient`, if
+/// given, is the gradient at `start`.
+///
+/// # Errors
+/// Whatever `gradient` returns.
+pub fn pgd_from<E>(
+    x: ArrayView2<f32>,
+    start: Array2<f32>,
+    first_gradient: Option<Array2<f32>>,
+    config: &AdvNeighborConfig,
+    mut gradient: impl FnMut(ArrayView2<f32>) -> Result<Array2<f32>, E>,
+) -> Result<Array2<f32>, E> {
+    let mut current = start;
+    let mut first = first_gradient;
     for _ in 0..config.pgd_iterations {
         let mut g = match first.take() {
             Some(g) => g,
@@ -279,9 +312,17 @@ pub fn gen_adv_neighbor<E>(
             project_to_ball(&mut delta, eps as f32, config.grad_norm);
         }
         current = &x + &delta;
-        clip(&mut current);
+        clip(&mut current, config);
     }
     Ok(current)
+}
+
+/// Clips every value to the config's `[clip_min, clip_max]`, if any.
+fn clip(a: &mut Array2<f32>, config: &AdvNeighborConfig) {
+    if config.clip_min.is_some() || config.clip_max.is_some() {
+        let (lo, hi) = (config.clip_min.unwrap_or(f32::NEG_INFINITY), config.clip_max.unwrap_or(f32::INFINITY));
+        a.mapv_inplace(|v| v.clamp(lo, hi));
+    }
 }
 
 #[cfg(test)]

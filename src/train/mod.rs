@@ -470,6 +470,9 @@ impl<'a> Trainer<'a> {
         if let Some((0, _)) = &self.record {
             return Err(crate::ConfigError::invalid("record_adversarial every", 0, "at least 1 epoch").into());
         }
+        if let Some(adversarial) = self.adversarial {
+            adversarial.validate_task(self.task)?;
+        }
         match self.config.threads {
             Some(threads) => {
                 let pool = rayon::ThreadPoolBuilder::new()
@@ -685,6 +688,7 @@ impl<'a> Trainer<'a> {
             graph: graph_config.map_or(0.0, GraphRegConfig::max_multiplier),
             adversarial: self.adversarial.map_or(0.0, |c| c.multiplier),
             vat: self.vat.map_or(0.0, |c| c.multiplier),
+            epsilon: 1.0,
         };
         for epoch in first..=epochs {
             let started = Instant::now();
@@ -741,6 +745,7 @@ impl<'a> Trainer<'a> {
                     graph: schedules.graph.multiplier(initial.graph, t),
                     adversarial: schedules.adversarial.multiplier(initial.adversarial, t),
                     vat: schedules.vat.multiplier(initial.vat, t),
+                    epsilon: self.adversarial.map_or(1.0, |c| c.epsilon_factor(t, batches)),
                 };
                 let context = StepContext {
                     epoch,

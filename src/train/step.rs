@@ -16,14 +16,14 @@
 use super::backend::{Backend, Outputs};
 use super::optim::Optimizer;
 use super::record::{self, AdversarialExample};
-use crate::loss::{output_input_gradient, task_adversarial_loss, task_input_gradient, Task};
+use crate::loss::{mart_terms, output_input_gradient, task_adversarial_loss, task_input_gradient, trades_kl, Task};
 use crate::model::Model;
 use crate::neighbors::{extend_row, NeighborBatch, NeighborTable};
 use crate::regularize::{
-    gen_adv_neighbor, graph_loss, graph_loss_in_batch, pairwise_distance, virtual_adv_direction, AdvRegConfig,
-    GraphRegConfig, VatConfig,
+    gaussian_start, gen_adv_neighbor, graph_loss, graph_loss_in_batch, pairwise_distance, pgd_from,
+    virtual_adv_direction, AdvObjective, AdvRegConfig, GraphRegConfig, VatConfig,
 };
-use crate::tensor::to_array2;
+use crate::tensor::{to_array2, to_tensor};
 use candle_core::{DType, Device, Result, Tensor};
 use ndarray::{Array2, ArrayView2};
 
@@ -68,12 +68,14 @@ pub(super) struct StepContext<'d> {
 }
 
 /// The regularizers' multipliers of a step: the graph's (scaling every edge type's), the
-/// adversarial and the virtual adversarial one.
+/// adversarial and the virtual adversarial one; and the ε warm-up's factor of the adversarial step
+/// size and radius ([`AdvRegConfig::epsilon_factor`], 1 without warm-up).
 #[derive(Clone, Copy)]
 pub(super) struct Multipliers {
     pub graph: f64,
     pub adversarial: f64,
     pub vat: f64,
+    pub epsilon: f64,
 }
 
 /// A batch's inputs: the samples' rows, then their explicit neighbors' rows (one forward pass, one
@@ -242,6 +244,46 @@ impl Plan<'_> {
         self.seed ^ ((context.epoch as u64) << 32) ^ context.batch as u64
     }
 
+    /// The adversarial neighbors of Madry's, TRADES' or MART's inner maximization (inference mode,
+    /// the ε warm-up applied), row-major `[n, d]`: PGD on the task's loss from the configured start
+    /// (Madry), on `KL(p ‖ ·)` from `x + 0.001·N(0, I)` (TRADES, `p` the clean prediction in
+    /// inference mode, held fixed), on the cross-entropy from that start (MART). With `random-init`
+    /// given, TRADES and MART start from a uniform point of the ε-ball instead.
+    fn robust_neighbor(
+        &self,
+        config: &AdvRegConfig,
+        x: ArrayView2<f32>,
+        y: &Tensor,
+        w: Option<&Tensor>,
+        context: &StepContext,
+    ) -> Result<Vec<f32>> {
+        let neighbor = config.neighbor.scaled(context.multipliers.epsilon);
+        let seed = self.adversarial_seed(context);
+        let start = |x: ArrayView2<f32>| match neighbor.random_init {
+            true => None,
+            false => Some(gaussian_start(x, 0.001, &neighbor, seed)),
+        };
+        let labels_loss = |xt: ArrayView2<f32>| task_input_gradient(self.model, xt, self.task, y, w, false);
+        let x_adv = match config.objective {
+            AdvObjective::Trades => {
+                let clean = self.model.forward_encoded(&to_tensor(x)?, false, None)?.0.detach();
+                let kl = |xt: ArrayView2<f32>| {
+                    output_input_gradient(self.model, xt, false, |out| trades_kl(self.task, &clean, out, w))
+                };
+                match start(x) {
+                    Some(from) => pgd_from(x, from, None, &neighbor, kl)?,
+                    None => gen_adv_neighbor(x, None, &neighbor, seed, kl)?,
+                }
+            }
+            AdvObjective::Mart => match start(x) {
+                Some(from) => pgd_from(x, from, None, &neighbor, labels_loss)?,
+                None => gen_adv_neighbor(x, None, &neighbor, seed, labels_loss)?,
+            },
+            _ => gen_adv_neighbor(x, None, &neighbor, seed, labels_loss)?,
+        };
+        Ok(into_vec(x_adv))
+    }
+
     /// One step on the labeled training samples `rows` and the unlabeled centers `urows`.
     pub(super) fn step<B: Backend>(
         &self,
@@ -318,16 +360,15 @@ impl Plan<'_> {
         }
         let mut adversarial_value = 0.0;
         let mut recorded = Vec::new();
+        let mut objective_value = None;
         match (self.adversarial, x) {
-            (Some(config), Some(x)) => {
+            (Some(config), Some(x)) if config.objective == AdvObjective::Nsl => {
                 let gx = backend.backward(&supervised, &[&pass], true)?;
-                let x_adv = gen_adv_neighbor(x.view(), gx, &config.neighbor, self.adversarial_seed(context), |xt| {
+                let neighbor = config.neighbor.scaled(context.multipliers.epsilon);
+                let x_adv = gen_adv_neighbor(x.view(), gx, &neighbor, self.adversarial_seed(context), |xt| {
                     task_input_gradient(self.model, xt, self.task, &y, w.as_ref(), true)
                 })?;
-                let x_adv = match x_adv.is_standard_layout() {
-                    true => x_adv.into_raw_vec_and_offset().0,
-                    false => x_adv.iter().copied().collect(),
-                };
+                let x_adv = into_vec(x_adv);
                 let kept = context.recording.then(|| x_adv.clone());
                 let (adv_out, adv_pass) = backend.forward_perturbed(&pass, x_adv, n)?;
                 let adv_loss = task_adversarial_loss(config, self.task, &logits, &adv_out.logits, &y, w.as_ref())?;
@@ -337,6 +378,42 @@ impl Plan<'_> {
                 passes.extend(vat_pass.as_ref());
                 backend.backward(&extra, &passes, false)?;
                 regularizers = Some(extra);
+                if let Some(x_adv) = kept {
+                    let x_adv = to_shape(x_adv, (n, x.ncols()))?;
+                    recorded =
+                        remember(self.task, rows, context, x.view(), x_adv.view(), &logits, &adv_out.logits, config)?;
+                }
+            }
+            (Some(config), Some(x)) => {
+                // Madry, TRADES, MART: the inner maximization in inference mode, then one backward of
+                // the whole objective through the clean and the adversarial pass.
+                let x_adv = self.robust_neighbor(config, x.view(), &y, w.as_ref(), context)?;
+                let kept = context.recording.then(|| x_adv.clone());
+                let (adv_out, adv_pass) = backend.forward_perturbed(&pass, x_adv, n)?;
+                let m = context.multipliers.adversarial;
+                let (term, value) = match config.objective {
+                    AdvObjective::Madry => {
+                        let adv = self.task.loss(&adv_out.logits, &y, w.as_ref())?;
+                        let value = scalar(&adv)?;
+                        ((adv * m)?, value)
+                    }
+                    AdvObjective::Trades => {
+                        let kl = trades_kl(self.task, &logits, &adv_out.logits, w.as_ref())?;
+                        let value = scalar(&kl)?;
+                        ((&supervised + (kl * m)?)?, value)
+                    }
+                    _ => {
+                        let (bce, kl) = mart_terms(&logits, &adv_out.logits, &y, w.as_ref())?;
+                        let value = scalar(&kl)?;
+                        ((bce + (kl * m)?)?, value)
+                    }
+                };
+                adversarial_value = value;
+                let total = add_term(regularizers.take(), term)?;
+                let mut passes = vec![&pass, &adv_pass];
+                passes.extend(vat_pass.as_ref());
+                backend.backward(&total, &passes, false)?;
+                objective_value = Some(scalar(&total)?);
                 if let Some(x_adv) = kept {
                     let x_adv = to_shape(x_adv, (n, x.ncols()))?;
                     recorded =
@@ -354,7 +431,7 @@ impl Plan<'_> {
         let supervised = scalar(&supervised)?;
         let regularizers = regularizers.as_ref().map(scalar).transpose()?.unwrap_or(0.0);
         Ok(Step {
-            loss: supervised + regularizers,
+            loss: objective_value.unwrap_or(supervised + regularizers),
             supervised,
             graph: graph_value,
             adversarial: adversarial_value,
@@ -430,6 +507,14 @@ fn remember(
             }
         })
         .collect())
+}
+
+/// An array's values, row-major.
+fn into_vec(a: Array2<f32>) -> Vec<f32> {
+    match a.is_standard_layout() {
+        true => a.into_raw_vec_and_offset().0,
+        false => a.iter().copied().collect(),
+    }
 }
 
 /// A scalar tensor's value.
