@@ -11,8 +11,8 @@ that both give the same clean predictions on the first N MNIST test digits, then
     standard settings), the sequence nsl runs (nsl has no FAB-T);
   * `nsl evaluate --attack autoattack` on the same digits (a Parquet file of the first N rows),
 
-all on the same number of threads, and prints each robust accuracy (they must agree within 1 point)
-and wall time.
+all on the same number of threads, and prints each robust accuracy (they must agree within 1 point),
+wall time and CPU time (user + system: on a shared machine the wall times depend on the other load).
 
   /tmp/torchvenv/bin/python scripts/autoattack_crosscheck.py --run RUN --samples test.parquet \\
       [--n 1000] [--eps 0.3] [--threads 2] [--nsl target/release/nsl] [--json]
@@ -24,6 +24,7 @@ and wall time.
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,12 @@ class NslCnn(nn.Module):
     return self.logits(x)
 
 
+def children_cpu():
+  """User + system CPU seconds of the finished child processes (nsl)."""
+  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return usage.ru_utime + usage.ru_stime
+
+
 def load_run(run):
   meta = json.load(open(os.path.join(run, "model.json")))
   spec = meta["spec"]
@@ -105,12 +112,12 @@ def run_torchattacks(model, x, y, eps, standard, bs=250):
         torchattacks.APGDT(model, norm="Linf", eps=eps, seed=0, n_classes=10, n_restarts=1),
         torchattacks.Square(model, norm="Linf", eps=eps, seed=0, n_queries=5000, n_restarts=1),
     ])
-  start = time.time()
+  start, cpu = time.time(), time.process_time()
   adv = torch.cat([attack(x[i:i + bs], y[i:i + bs]).detach() for i in range(0, len(x), bs)])
-  seconds = time.time() - start
+  seconds, cpu = time.time() - start, time.process_time() - cpu
   if float((adv - x).abs().max()) > eps + 1e-5:
     raise SystemExit("torchattacks returned a perturbation larger than eps")
-  return robust_accuracy(model, adv, y), seconds
+  return robust_accuracy(model, adv, y), seconds, cpu
 
 
 def main():
@@ -150,11 +157,11 @@ def main():
     if disagree:
       print(f"warning: {disagree} clean predictions differ between nsl and the PyTorch port", file=sys.stderr)
 
-    start = time.time()
+    start, cpu = time.time(), children_cpu()
     out = subprocess.run([args.nsl, "evaluate", "--run", args.run, "--samples", subset, "--attack", "autoattack",
                           "--epsilon", str(args.eps), "--clip", "0:1", "--seed", "0", "--threads", str(args.threads),
                           "--json"], env=env, check=True, capture_output=True, text=True)
-    result["nsl_seconds"] = time.time() - start
+    result["nsl_seconds"], result["nsl_cpu_seconds"] = time.time() - start, children_cpu() - cpu
     nsl = json.loads(out.stdout)
     result["nsl_clean_accuracy"] = nsl["accuracy"]
     result["nsl_stages"] = {s["attack"]: s["robust_accuracy"] for s in nsl["results"][0]["stages"]}
@@ -162,11 +169,13 @@ def main():
     result["nsl_masking_check"] = [w["message"] for w in nsl["masking_check"]["warnings"]]
 
   if not args.skip_fab_free:
-    acc, seconds = run_torchattacks(model, x, y, args.eps, standard=False)
+    acc, seconds, cpu = run_torchattacks(model, x, y, args.eps, standard=False)
     result["torchattacks_no_fab_robust_accuracy"], result["torchattacks_no_fab_seconds"] = acc, seconds
+    result["torchattacks_no_fab_cpu_seconds"] = cpu
   if not args.skip_standard:
-    acc, seconds = run_torchattacks(model, x, y, args.eps, standard=True)
+    acc, seconds, cpu = run_torchattacks(model, x, y, args.eps, standard=True)
     result["torchattacks_standard_robust_accuracy"], result["torchattacks_standard_seconds"] = acc, seconds
+    result["torchattacks_standard_cpu_seconds"] = cpu
 
   if args.json:
     print(json.dumps(result, indent=1))
@@ -174,14 +183,16 @@ def main():
   print(f"{args.n} MNIST test digits, L∞ ε={args.eps}, {args.threads} threads; "
         f"clean predictions that differ: {disagree}")
   print(f"nsl autoattack (APGD-CE, APGD-T, Square 5000): robust {result['nsl_robust_accuracy']:.4f} "
-        f"(clean {result['nsl_clean_accuracy']:.4f}; stages {result['nsl_stages']}), {result['nsl_seconds']:.1f} s")
+        f"(clean {result['nsl_clean_accuracy']:.4f}; stages {result['nsl_stages']}), {result['nsl_seconds']:.1f} s "
+        f"wall, {result['nsl_cpu_seconds']:.1f} s CPU")
   for key, name in [("torchattacks_no_fab", "torchattacks APGD-CE, APGD-T, Square 5000"),
                     ("torchattacks_standard", "torchattacks AutoAttack standard (with FAB-T)")]:
     if key + "_seconds" in result:
-      acc, seconds = result[key + "_robust_accuracy"], result[key + "_seconds"]
+      acc, seconds, cpu = result[key + "_robust_accuracy"], result[key + "_seconds"], result[key + "_cpu_seconds"]
       agree = "agrees" if abs(acc - result["nsl_robust_accuracy"]) <= 0.01 else "DOES NOT AGREE"
-      print(f"{name}: robust {acc:.4f} ({agree} within 1 point), {seconds:.1f} s "
-            f"(nsl {seconds / result['nsl_seconds']:.2f}× faster)")
+      print(f"{name}: robust {acc:.4f} ({agree} within 1 point), {seconds:.1f} s wall, {cpu:.1f} s CPU "
+            f"(nsl {seconds / result['nsl_seconds']:.2f}× faster in wall time, "
+            f"{cpu / result['nsl_cpu_seconds']:.2f}× in CPU time)")
 
 
 if __name__ == "__main__":
