@@ -369,3 +369,57 @@ fn evaluate_refuses_bad_attack_settings() {
     assert!(err.contains("regression"), "{err}");
     assert!(!dir.path().join("per_sample.parquet").exists());
 }
+
+/// Every model: a `bow` model is attacked in its pooled embeddings (and dense group), a CNN in its
+/// images (Square's squares); broken samples stay within ε and the accuracies are cumulative.
+#[test]
+fn autoattack_runs_on_bow_encodings_and_cnn_images() {
+    use arrow::array::{ArrayRef, Float32Array, Int64Array, ListArray, StringArray};
+    use arrow::datatypes::Int64Type;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    let n = 40;
+    let words: Vec<Option<Vec<Option<i64>>>> =
+        (0..n).map(|i| Some((0..1 + i % 3).map(|k| Some(((i * 7 + k * 5) % 6) as i64)).collect())).collect();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("id", Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("n{i}"))))),
+        ("words", Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(words))),
+        ("x", Arc::new(Float32Array::from_iter_values((0..n).map(|i| i as f32 / 40.0)))),
+        ("label", Arc::new(Int64Array::from_iter_values((0..n).map(|i| (i % 4) as i64)))),
+    ];
+    let batch = arrow::record_batch::RecordBatch::try_from_iter(columns).unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let columns = nsl::data::SampleColumns { features: vec!["words".into(), "x".into()], ..Default::default() };
+    let data = nsl::data::read_parquet_samples(&path, &columns).unwrap();
+    let spec =
+        "bow:4".parse::<nsl::model::ModelSpec>().unwrap().for_inputs(&nsl::train::model_inputs(data.layout())).unwrap();
+    let (model, _) = nsl::model::build_model(&spec, data.item_shape(), 4, 0, &Device::Cpu).unwrap();
+    let config = EvalAttackConfig { epsilon: 0.05, iterations: 10, queries: 50, ..Default::default() };
+    let report =
+        nsl::eval::evaluate_attacks(model.as_ref(), &data, Task::Multiclass, &EvalAttack::STANDARD, &config, None)
+            .unwrap();
+    assert_eq!(report.adversarial.ncols(), 5, "4 pooled embedding values and the dense x, not the token ids");
+    assert!(report.robust_accuracy <= report.clean_accuracy);
+    assert!(report.outcomes.iter().filter_map(|o| o.perturbation_norm).all(|v| v <= 0.05 + 1e-6));
+
+    // A CNN on 1×8×8 images.
+    let spec: nsl::model::ModelSpec = "cnn:4,4".parse().unwrap();
+    let (cnn, _) = nsl::model::build_model(&spec, &[1, 8, 8], 10, 1, &Device::Cpu).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let images = Array2::from_shape_fn((30, 64), |_| rng.random::<f32>());
+    let labels = nsl::eval::predicted_classes(cnn.as_ref(), images.view(), 30).unwrap();
+    let ids: Vec<String> = (0..30).map(|i| format!("i{i}")).collect();
+    let data = nsl::data::Dataset::new(ids, images, vec![1, 8, 8], Some(labels), None).unwrap();
+    let config =
+        EvalAttackConfig { epsilon: 0.1, clip: Some((0.0, 1.0)), iterations: 10, queries: 50, ..Default::default() };
+    let report =
+        nsl::eval::evaluate_attacks(cnn.as_ref(), &data, Task::Multiclass, &EvalAttack::STANDARD, &config, None)
+            .unwrap();
+    assert_eq!(report.clean_accuracy, 1.0);
+    assert!(report.robust_accuracy < 1.0, "an untrained CNN is not robust at ε 0.1");
+    assert!(report.adversarial.iter().all(|v| (0.0..=1.0).contains(v)));
+}

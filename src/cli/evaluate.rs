@@ -104,6 +104,10 @@ pub struct EvaluateArgs {
     /// regression) as an SVG. Default: no plot.
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
+    /// CPU threads for the model's kernels (every attack is batch-parallel over them). Default:
+    /// `RAYON_NUM_THREADS`, else one per core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
     /// Seed of PGD's random start and of the apgd/square random choices.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -274,6 +278,9 @@ pub struct PredictArgs {
 pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
     if let Some(plot) = &args.plot {
         check_output("--plot", plot, &args.samples, &args.run)?;
+    }
+    if let Some(threads) = args.threads {
+        super::set_threads(threads as usize)?;
     }
     let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns, true)?;
     let samples = match &args.weight_column {

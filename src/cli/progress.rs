@@ -109,6 +109,8 @@ struct PlainProgress {
     stage: String,
     started: std::time::Instant,
     printed: std::time::Instant,
+    /// The stage's last line (at 100 %) is printed.
+    ended: bool,
 }
 
 impl WorkBar {
@@ -127,7 +129,12 @@ impl WorkBar {
         let now = std::time::Instant::now();
         WorkBar {
             bar,
-            plain: std::sync::Mutex::new(PlainProgress { stage: String::new(), started: now, printed: now }),
+            plain: std::sync::Mutex::new(PlainProgress {
+                stage: String::new(),
+                started: now,
+                printed: now,
+                ended: false,
+            }),
         }
     }
 
@@ -139,6 +146,7 @@ impl WorkBar {
             plain.stage = stage.to_string();
             plain.started = now;
             plain.printed = now;
+            plain.ended = false;
             if let Some(bar) = &self.bar {
                 bar.reset();
                 bar.set_length(total);
@@ -147,8 +155,11 @@ impl WorkBar {
         }
         match &self.bar {
             Some(bar) => bar.set_position(done),
-            None if now.duration_since(plain.printed) >= Duration::from_secs(30) || (done == total && total > 0) => {
+            None if !plain.ended
+                && (now.duration_since(plain.printed) >= Duration::from_secs(30) || (done == total && total > 0)) =>
+            {
                 plain.printed = now;
+                plain.ended = done == total;
                 let elapsed = now.duration_since(plain.started).as_secs_f64();
                 let fraction = if total == 0 { 1.0 } else { done as f64 / total as f64 };
                 let eta = if fraction > 0.0 { elapsed * (1.0 - fraction) / fraction } else { f64::NAN };

@@ -190,3 +190,60 @@ pub fn masking_check(reports: &[RobustnessReport], clip: Option<(f32, f32)>) -> 
     }
     warnings
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::attack::autoattack::StageResult;
+    use ndarray::Array2;
+
+    /// A report at `epsilon` with clean accuracy 0.98, FGSM `fgsm`, and the cumulative accuracy
+    /// after APGD-CE, APGD-T and Square.
+    fn report(epsilon: f64, fgsm: f64, [ce, t, square]: [f64; 3]) -> RobustnessReport {
+        let stage =
+            |attack, robust_accuracy| StageResult { attack, robust_accuracy, broken: 0, attacked: 0, seconds: 0.0 };
+        RobustnessReport {
+            epsilon,
+            norm: NormType::Infinity,
+            clean_accuracy: 0.98,
+            stages: vec![stage(EvalAttack::ApgdCe, ce), stage(EvalAttack::ApgdT, t), stage(EvalAttack::Square, square)],
+            robust_accuracy: square,
+            fgsm_accuracy: fgsm,
+            zero_gradients: 0,
+            classes: 10,
+            samples: 1000,
+            outcomes: Vec::new(),
+            adversarial: Array2::zeros((0, 1)),
+        }
+    }
+
+    #[test]
+    fn an_honest_sweep_passes() {
+        let sweep = [report(0.1, 0.93, [0.92, 0.915, 0.915]), report(0.3, 0.80, [0.75, 0.74, 0.739])];
+        assert_eq!(masking_check(&sweep, Some((0.0, 1.0))), vec![]);
+    }
+
+    #[test]
+    fn each_sign_of_masking_is_named() {
+        // NSL's recipe (issue 23): FGSM 80.8 %, APGD 32.2 %, APGD-T 28.9 %; Square then breaks 2 % more.
+        let w = masking_check(&[report(0.2, 0.808, [0.322, 0.289, 0.269])], None);
+        assert!(
+            matches!(w[0], MaskingWarning::GradientFreeStronger { gradient, with_square, .. } if gradient == 0.289 && with_square == 0.269)
+        );
+        assert!(matches!(w[1], MaskingWarning::FgsmOverstates { .. }));
+        assert_eq!(w.len(), 2);
+        // The iterative attacks leave more robust than FGSM.
+        let w = masking_check(&[report(0.2, 0.5, [0.6, 0.58, 0.58])], None);
+        assert!(matches!(w[..], [MaskingWarning::IterativeWeaker { .. }]), "{w:?}");
+        // Accuracy rises with ε, and stays near clean over a sweep ×6.
+        let w = masking_check(&[report(0.3, 0.97, [0.97, 0.97, 0.97]), report(0.05, 0.95, [0.95, 0.95, 0.95])], None);
+        assert!(
+            matches!(w[..], [MaskingWarning::RisesWithEpsilon { from, to, .. }, MaskingWarning::DoesNotFall { .. }] if from == 0.05 && to == 0.3),
+            "{w:?}"
+        );
+        // ε = 1 reaches every image in [0, 1]: anything above chance + 5 points is suspect.
+        let w = masking_check(&[report(1.0, 0.2, [0.2, 0.2, 0.2])], Some((0.0, 1.0)));
+        assert!(matches!(w[..], [MaskingWarning::DoesNotFall { .. }]), "{w:?}");
+        assert!(w[0].to_string().contains("does not fall towards chance"));
+    }
+}
