@@ -8,7 +8,9 @@
 //! [`Dataset::with_weights`] weigh every term, see [`Task::loss`]), `L_graph` the
 //! graph loss over the batch's (sample, neighbor) pairs ([`graph_loss`](crate::regularize::graph_loss))
 //! and `L_adv` the loss on the batch's adversarial neighbors ([`AdvRegConfig`]): explicit and
-//! adversarial edges in one step.
+//! adversarial edges in one step. With Madry's, TRADES' or MART's objective
+//! ([`AdvObjective`](crate::regularize::AdvObjective)) the first and last terms are that objective's
+//! (Madry's and MART's have no clean term), and the history's `loss` is the objective's value.
 //!
 //! # How a step runs
 //! One step function (`step.rs`) holds every loss term; it runs over a backend (`backend.rs`): candle's

@@ -10,7 +10,10 @@
 //! 3. with adversarial regularization: backward of `L` (parameter gradients and `∇ₓ`), the
 //!    adversarial neighbors from `∇ₓ`, a forward over them, and one backward of the regularizers
 //!    (`m_g · L_graph + m_a · L_adv`) through both passes — two backward passes, NSL's Keras wrapper
-//!    does three; without: one backward of `L + m_g · L_graph`;
+//!    does three; without: one backward of `L + m_g · L_graph`. With Madry's, TRADES' or MART's
+//!    objective: the neighbors from the objective's inner maximization (its own gradients, in
+//!    inference mode), a forward over them, and one backward of the whole objective (plus the graph
+//!    and VAT terms) through both passes;
 //! 4. the optimizer update.
 
 use super::backend::{Backend, Outputs};
