@@ -1010,12 +1010,13 @@ fn train(
 
 /// The error of a failed save, with what became of the trained state: kept in `OUT.partial/` (when
 /// the run saves states: the last epoch's state is always saved, so `--resume` saves the run
-/// without training again), or lost.
+/// without training again unless it stopped early), or lost.
 fn explain_failed_save(e: anyhow::Error, partial: Option<&Path>, out: &Path) -> anyhow::Error {
     match partial.filter(|d| d.join(STATE_FILE).is_file()) {
         Some(dir) => e.context(format!(
             "the run was trained but not saved; its state is kept in {}: once the cause is fixed, \
-             `nsl train --resume {}` saves it without training again (or remove {} to discard it)",
+             `nsl train --resume {}` saves it from the last saved epoch, the last one unless training \
+             stopped early (or remove {} to discard it)",
             dir.display(),
             out.display(),
             dir.display()
