@@ -963,10 +963,7 @@ fn train(
         staged.commit().with_context(|| format!("saving the run {}", out.display()))?;
         Ok(record)
     };
-    let record = match save() {
-        Ok(record) => record,
-        Err(e) => return Err(explain_failed_save(e, partial.as_deref(), &out)),
-    };
+    let record = save().map_err(|e| explain_failed_save(e, partial.as_deref(), &out))?;
     if let Some(dir) = &partial {
         // The run is saved: its state has served.
         if let Err(e) = std::fs::remove_dir_all(dir) {
