@@ -249,3 +249,82 @@ fn convert_on_mutated_inputs_exits_cleanly_and_leaves_no_partial_output() {
         }
     }
 }
+
+/// A token-list table as pyarrow writes it (no nsl metadata): `rows` lists of ids, labels 0/1.
+fn token_table(path: &Path, rows: &[Vec<i64>]) -> Vec<u8> {
+    use arrow::array::{ArrayRef, Int64Array, ListArray, StringArray};
+    let ids: ArrayRef = std::sync::Arc::new(StringArray::from_iter_values((0..rows.len()).map(|i| format!("t{i}"))));
+    let words: ArrayRef = std::sync::Arc::new(ListArray::from_iter_primitive::<arrow::datatypes::Int64Type, _, _>(
+        rows.iter().map(|r| Some(r.iter().map(|&v| Some(v)).collect::<Vec<_>>())),
+    ));
+    let labels: ArrayRef = std::sync::Arc::new(Int64Array::from_iter_values((0..rows.len() as i64).map(|i| i % 2)));
+    let batch =
+        arrow::record_batch::RecordBatch::try_from_iter([("id", ids), ("words", words), ("label", labels)]).unwrap();
+    let mut writer =
+        ::parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    std::fs::read(path).unwrap()
+}
+
+/// Issue 22: token-list tables split across files. A training file and a test file with other
+/// longest lists and other largest ids; each is mutated in turn and read as `nsl train` reads a
+/// run's files (layouts merged, every file conformed to the merge) and as `nsl evaluate` reads a
+/// later file into a trained `bow` model (widened or refused, never a panic).
+#[test]
+fn token_lists_split_across_files_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let train_rows: Vec<Vec<i64>> = (0..10).map(|i| (0..(i % 4) + 1).map(|k| (i * 3 + k) % 9).collect()).collect();
+    let test_rows: Vec<Vec<i64>> = (0..6).map(|i| (0..(i % 6) + 1).map(|k| (i + k * 5) % 12).collect()).collect();
+    let train_path = dir.path().join("train.parquet");
+    let train_bytes = token_table(&train_path, &train_rows);
+    let test_path = dir.path().join("test.parquet");
+    let test_bytes = token_table(&test_path, &test_rows);
+    let run = dir.path().join("run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nsl"))
+        .args(["train", "--samples", train_path.to_str().unwrap(), "--model", "bow:3", "--epochs", "1"])
+        .args(["--out", run.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let columns = SampleColumns::default();
+    let as_a_run = |train: &Path, test: &Path| {
+        let (Ok(a), Ok(b)) = (data::read_samples(train, &columns), data::read_samples(test, &columns)) else {
+            return;
+        };
+        if let Ok(layout) = a.layout().merge(b.layout()) {
+            let (a, b) = (a.conform(&layout), b.conform(&layout));
+            assert!(a.is_ok() && b.is_ok(), "a merged layout holds both files");
+        }
+    };
+    fuzz("token lists: test file", 12, &test_bytes, &test_path, &|p| {
+        as_a_run(&train_path, p);
+        if let (Ok(mut checkpoint), Ok(samples)) = (nsl::train::load_checkpoint(&run), data::read_samples(p, &columns))
+        {
+            let _ = checkpoint.fit_samples(samples);
+        }
+    });
+    std::fs::write(&test_path, &test_bytes).unwrap();
+    fuzz("token lists: training file", 13, &train_bytes, &train_path, &|p| as_a_run(p, &test_path));
+}
+
+/// Issue 22: split tables (`id<TAB>split`, Planetoid's format) mutated, against samples that lack
+/// some of the table's `other` ids.
+#[test]
+fn split_tables_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("samples.csv");
+    std::fs::write(&csv, samples_csv()).unwrap();
+    let samples = data::read_samples(&csv, &SampleColumns::default()).unwrap();
+    let mut table = String::from("id\tsplit\n");
+    for i in 0..12 {
+        table.push_str(&format!("s{i}\t{}\n", ["train", "val", "test", "other", "unlabeled"][i % 5]));
+    }
+    table.push_str("# dropped nodes\ns12\tother\ns13\tunlabeled\n");
+    let path = dir.path().join("case.tsv");
+    std::fs::write(&path, &table).unwrap();
+    assert_eq!(data::split_by_table(&samples, &path).unwrap().skipped_other, 2);
+    fuzz("split table", 14, table.as_bytes(), &path, &|p| {
+        let _ = data::split_by_table(&samples, p);
+    });
+}

@@ -44,8 +44,9 @@ def parse_args(argv=None):
     p.add_argument("--bucket-bound", type=int, default=20000,
                    help="LSH: split buckets of more rows into chunk pairs (20000)")
     p.add_argument("--id-column", default="id")
-    p.add_argument("--embedding-column", default="features",
-                   help="list<float> column of the embeddings (features, what nsl generate-embeddings writes)")
+    p.add_argument("--embedding-column", default=None,
+                   help="list<float> column of the embeddings (default as nsl build-graph: `embedding` if the table "
+                        "has it, else `features` (what nsl generate-embeddings writes), else its only list column)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output directory")
     p.add_argument("--master", default=None, help="Spark master, e.g. local[2] (default: spark-submit's)")
     p.add_argument("--partitions", type=int, default=0, help="shuffle partitions (default 4 x default parallelism)")
@@ -58,6 +59,23 @@ def parse_args(argv=None):
     if not -1.0 <= a.threshold <= 1.0:
         p.error("--threshold must be in [-1, 1]")
     return a
+
+
+def embedding_column(fields, chosen=None, id_column="id"):
+    """The column of the embeddings, picked as `nsl build-graph` picks it: `chosen` when given, else
+    `embedding` when the table has it, else `features`, else the table's only list column other than
+    the id. `fields` are the table's (name, is_list) pairs, in order."""
+    if chosen:
+        return chosen
+    names = [name for name, _ in fields]
+    for default in ("embedding", "features"):
+        if default in names:
+            return default
+    lists = [name for name, is_list in fields if is_list and name != id_column]
+    if len(lists) == 1:
+        return lists[0]
+    raise SystemExit(f"error: no embedding column: expected `embedding`, `features` or a single list column "
+                     f"(or name it with --embedding-column); columns present: {', '.join(names)}")
 
 
 def replicate(df, chunk_col, count_col):
@@ -82,8 +100,10 @@ def main(argv=None):
     spark = nsl_spark.session("nsl build-graph", a.master, a.partitions)
     parts = a.partitions or 4 * spark.sparkContext.defaultParallelism
     spark.conf.set("spark.sql.shuffle.partitions", str(parts))
-    rows = (spark.read.parquet(a.input)
-            .select(F.col(a.id_column).cast("string").alias("id"), F.col(a.embedding_column).alias("embedding")))
+    raw = spark.read.parquet(a.input)
+    column = embedding_column([(f.name, f.dataType.typeName() == "array") for f in raw.schema.fields],
+                              a.embedding_column, a.id_column)
+    rows = raw.select(F.col(a.id_column).cast("string").alias("id"), F.col(column).alias("embedding"))
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     counts = rows.agg(F.count("*").alias("n"), F.countDistinct("id").alias("ids")).first()
     if counts["n"] == 0:

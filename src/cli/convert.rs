@@ -117,6 +117,20 @@ pub(super) fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Datas
     }
 }
 
+/// [`read_samples`] for a command that needs samples to work on (`split`, `pack-nbrs`, `graph
+/// stats --samples`, `graph propagate`): a table without rows is an error naming the file and
+/// `what` the command would have done, not an empty output or an empty statistic.
+///
+/// # Errors
+/// The reader's error, or "no samples (0 rows)".
+pub(super) fn read_nonempty(path: &Path, columns: &SampleColumns, what: &str) -> Result<Dataset> {
+    let dataset = read_samples(path, columns)?;
+    if dataset.is_empty() {
+        bail!("{}: the table has no samples (0 rows): nothing to {what}", path.display());
+    }
+    Ok(dataset)
+}
+
 /// What `nsl convert` produced.
 #[derive(Serialize)]
 struct Summary {

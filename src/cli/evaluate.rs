@@ -367,7 +367,7 @@ fn load(
     columns: &ColumnArgs,
     targets: bool,
 ) -> Result<(Checkpoint, Dataset)> {
-    let checkpoint = load_checkpoint(run)?;
+    let mut checkpoint = load_checkpoint(run)?;
     let task = checkpoint.meta.task;
     let plain = || with_spinner("reading samples", || super::convert::read_samples(path, &columns.to_columns()));
     let names = checkpoint.meta.class_names.as_deref();
@@ -380,7 +380,8 @@ fn load(
             Err(_) => plain()?,
         },
     };
-    checkpoint.check_input(&samples).with_context(|| format!("cannot use the samples in {}", path.display()))?;
+    let samples =
+        checkpoint.fit_samples(samples).with_context(|| format!("cannot use the samples in {}", path.display()))?;
     if samples.is_empty() {
         bail!("{}: the table has no samples (nothing to evaluate or predict)", path.display());
     }

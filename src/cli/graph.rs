@@ -168,7 +168,9 @@ pub fn run(cmd: &GraphCommand) -> Result<()> {
 fn stats(args: &StatsArgs) -> Result<()> {
     let g = with_spinner("reading graph", || graph::read_graph(&args.graph))?;
     let samples = match &args.samples {
-        Some(path) => Some(with_spinner("reading samples", || data::read_samples(path, &args.columns.to_columns()))?),
+        Some(path) => Some(with_spinner("reading samples", || {
+            super::convert::read_nonempty(path, &args.columns.to_columns(), "count labels of")
+        })?),
         None => None,
     };
     let info = samples.as_ref().map(|d| SampleInfo { ids: d.ids(), labels: d.labels() });
@@ -195,7 +197,9 @@ fn propagate(args: &PropagateArgs) -> Result<()> {
     let config = PropagateConfig { hops: args.hops, mode, row_normalize: args.row_normalize };
     config.validate()?;
     let g = with_spinner("reading graph", || graph::read_graph(&args.graph))?;
-    let samples = with_spinner("reading samples", || data::read_samples(&args.samples, &args.columns.to_columns()))?;
+    let samples = with_spinner("reading samples", || {
+        super::convert::read_nonempty(&args.samples, &args.columns.to_columns(), "propagate")
+    })?;
     let (out, report) =
         with_spinner(format!("propagating over {} hops", args.hops), || propagate_with_report(&samples, &g, &config))
             .with_context(|| format!("propagating {} over {}", args.samples.display(), args.graph.display()))?;

@@ -94,7 +94,7 @@ pub fn run(args: &PackArgs) -> Result<()> {
     }
     let max_neighbors = args.max_neighbors.unwrap_or(5);
     let columns = args.columns.to_columns();
-    let samples = with_spinner("reading samples", || super::convert::read_samples(samples_path, &columns))?;
+    let samples = with_spinner("reading samples", || super::convert::read_nonempty(samples_path, &columns, "pack"))?;
     let pool = pool_path
         .first()
         .map(|p| with_spinner("reading pool", || super::convert::read_samples(p, &columns)))

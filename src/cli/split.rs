@@ -84,6 +84,8 @@ struct TableSummary {
     other: usize,
     /// Rows the table omits (counted in `other`).
     not_in_table: usize,
+    /// `other` lines of the table naming ids that are not samples (skipped).
+    skipped_other: usize,
     /// Rows that are not train (written with `--out-unlabeled`).
     unlabeled: usize,
     out_train: PathBuf,
@@ -102,7 +104,9 @@ pub fn run(args: &SplitArgs) -> Result<()> {
     let mut inputs: Vec<(&str, &Path)> = vec![("input", &args.input)];
     inputs.extend(args.split_table.as_deref().map(|p| ("--split-table", p)));
     nsl::io::check_paths(&outputs, &inputs)?;
-    let dataset = with_spinner("reading samples", || data::read_samples(&args.input, &args.columns.to_columns()))?;
+    let dataset = with_spinner("reading samples", || {
+        super::convert::read_nonempty(&args.input, &args.columns.to_columns(), "split")
+    })?;
     if let Some(table) = &args.split_table {
         let parts = split_by_table(&dataset, table)?;
         return write_table_split(args, &dataset, &parts);
@@ -157,6 +161,7 @@ fn write_table_split(args: &SplitArgs, dataset: &Dataset, parts: &TableSplit) ->
         test: parts.test.len(),
         other: parts.other.len(),
         not_in_table: parts.not_in_table,
+        skipped_other: parts.skipped_other,
         unlabeled: unlabeled.len(),
         out_train: args.out_train.clone(),
         out_test: args.out_test.clone(),
@@ -173,6 +178,9 @@ fn write_table_split(args: &SplitArgs, dataset: &Dataset, parts: &TableSplit) ->
     outln!("validation: {} rows {}", summary.validation, target(&summary.out_validation));
     outln!("test:       {} rows → {}", summary.test, summary.out_test.display());
     outln!("other:      {} rows ({} not in the table)", summary.other, summary.not_in_table);
+    if summary.skipped_other > 0 {
+        outln!("skipped:    {} `other` lines of the table name ids that are not samples", summary.skipped_other);
+    }
     outln!("unlabeled (all but train): {} rows {}", summary.unlabeled, target(&summary.out_unlabeled));
     Ok(())
 }

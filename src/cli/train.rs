@@ -411,6 +411,39 @@ fn read(path: &Path, columns: &ColumnArgs) -> Result<Dataset> {
     with_spinner(format!("reading {}", path.display()), || super::convert::read_samples(path, &columns.to_columns()))
 }
 
+/// The run's samples in one feature layout. Dense rows must have the training rows' width. Token
+/// groups are as wide as each file's longest list, so files read apart (a text split into
+/// training, validation and test files) are laid out in the merge of their layouts
+/// ([`nsl::data::FeatureLayout::merge`]): the widest list and the largest vocabulary of all the
+/// run's files, the layout the same rows have in one table.
+fn one_layout(train: Dataset, others: [(&str, Option<Dataset>); 4]) -> Result<(Dataset, [Option<Dataset>; 4])> {
+    if !train.layout().has_tokens() {
+        for (name, other) in &others {
+            if let Some(d) = other.as_ref().filter(|d| d.dim() != train.dim()) {
+                bail!("{name} samples have {} features but the training samples have {}", d.dim(), train.dim());
+            }
+        }
+        return Ok((train, others.map(|(_, d)| d)));
+    }
+    let mut layout = train.layout().clone();
+    for (name, other) in &others {
+        if let Some(d) = other {
+            layout = layout
+                .merge(d.layout())
+                .with_context(|| format!("{name} samples do not fit the training samples' feature groups"))?;
+        }
+    }
+    let train = train.conform(&layout)?;
+    let mut conformed = [None, None, None, None];
+    for (slot, (name, other)) in conformed.iter_mut().zip(others) {
+        *slot = other
+            .map(|d| d.conform(&layout))
+            .transpose()
+            .with_context(|| format!("{name} samples do not fit the run's feature groups"))?;
+    }
+    Ok((train, conformed))
+}
+
 /// Runs `nsl train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(run) = &args.resume {
@@ -739,20 +772,10 @@ fn train(
     };
     let validation = validation_path.as_deref().map(labeled).transpose()?;
     let test = test_path.as_deref().map(labeled).transpose()?;
-    for (name, other) in
-        [("--pool", &pool), ("--unlabeled", &unlabeled), ("--validation", &validation), ("--test", &test)]
-    {
-        if let Some(d) = other {
-            if d.dim() != train.dim() {
-                bail!("{name} samples have {} features but the training samples have {}", d.dim(), train.dim());
-            }
-            if train.layout().has_tokens() {
-                d.clone().with_layout(train.layout().clone()).with_context(|| {
-                    format!("{name} samples do not fit the training samples' feature groups (token ids past the vocabulary?)")
-                })?;
-            }
-        }
-    }
+    let (train, [pool, unlabeled, validation, test]) = one_layout(
+        train,
+        [("--pool", pool), ("--unlabeled", unlabeled), ("--validation", validation), ("--test", test)],
+    )?;
     let spec = spec.for_inputs(&nsl::train::model_inputs(train.layout()))?;
     if let Some(adv) = &adv_reg {
         // Perturbations move the model's encoded input (pooled embeddings for token groups).

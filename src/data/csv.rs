@@ -162,7 +162,26 @@ fn index_labels(
     labels: &[String],
     lines: &[usize],
 ) -> Result<(Vec<u32>, Option<Vec<String>>), DataError> {
-    let ints: Option<Vec<i64>> = labels.iter().map(|l| l.parse().ok()).collect();
+    let mut ints: Option<Vec<i64>> = labels.iter().map(|l| l.parse().ok()).collect();
+    if ints.is_none() {
+        // Every label a number, some not integers: a float column (a feature or a regression
+        // target), not class names; whole numbers written as floats (`1.0`) are class indices.
+        let floats: Option<Vec<f64>> = labels.iter().map(|l| l.parse().ok()).collect();
+        if let Some(floats) = floats {
+            if let Some(i) = floats.iter().position(|v| !(v.is_finite() && v.fract() == 0.0 && v.abs() < 1e18)) {
+                return Err(DataError::invalid(
+                    path,
+                    Location::LineColumn(lines[i], column.to_owned()),
+                    format!(
+                        "label `{}` is not a whole number: the label column holds numbers, and class labels are \
+                         integers ≥ 0 or class names (real-valued targets: --task regression)",
+                        labels[i]
+                    ),
+                ));
+            }
+            ints = Some(floats.iter().map(|&v| v as i64).collect());
+        }
+    }
     let Some(ints) = ints else {
         let (names, indices) = index_class_names(labels);
         return Ok((indices, Some(names)));

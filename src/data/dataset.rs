@@ -212,6 +212,69 @@ impl Dataset {
         Ok(self)
     }
 
+    /// Returns the dataset with its rows laid out in `layout`, a layout with the same groups (as
+    /// [`FeatureLayout::merge`] or [`FeatureLayout::widen_to`] give): dense groups are copied, each
+    /// token group's ids are moved to the group's new columns and padded with [`PAD`] up to its
+    /// `max_len`. The ids, labels, targets and weights are kept; the item shape becomes the new
+    /// width.
+    ///
+    /// This is how files read apart are fed to one model: each file's token groups are as wide as
+    /// its own longest list, the model's as wide as the widest.
+    ///
+    /// # Errors
+    /// [`DataError::Dataset`] when the groups differ ([`FeatureLayout::merge`]'s message), a row
+    /// holds more ids than the group's `max_len`, or an id is not below the group's vocabulary
+    /// (naming the row, the sample id, the group and the id).
+    ///
+    /// [`PAD`]: super::PAD
+    pub fn conform(self, layout: &FeatureLayout) -> Result<Dataset, DataError> {
+        use super::layout::{token_ids, FeatureKind};
+        if &self.layout == layout {
+            return Ok(self);
+        }
+        // Checks that the groups correspond (and gives their message when they do not).
+        layout.merge(&self.layout)?;
+        let mut features = Array2::from_elem((self.len(), layout.width()), super::PAD);
+        for ((to, group), (from, own)) in layout.offsets().zip(self.layout.offsets()) {
+            match (group.kind, own.kind) {
+                (FeatureKind::Tokens { max_len, vocab }, FeatureKind::Tokens { max_len: own_len, .. }) => {
+                    for (row, (source, mut target)) in
+                        self.features.rows().into_iter().zip(features.rows_mut()).enumerate()
+                    {
+                        let cell = source.iter().skip(from).take(own_len).copied();
+                        for (k, id) in token_ids(cell).enumerate() {
+                            if k >= max_len {
+                                return Err(DataError::Dataset(format!(
+                                    "row {row} (id `{}`), token group `{}`: more than the {max_len} ids a row of \
+                                     the model holds",
+                                    self.ids[row], own.name
+                                )));
+                            }
+                            if id as usize >= vocab {
+                                return Err(DataError::Dataset(format!(
+                                    "row {row} (id `{}`), token group `{}`[{k}]: token id {id} is past the \
+                                     vocabulary of {vocab} ids (0..{vocab}) it is read into (a trained model has one \
+                                     embedding per id: train with --vocab-size, the tokenizer's vocabulary size, \
+                                     so that every id has one)",
+                                    self.ids[row], own.name
+                                )));
+                            }
+                            target[to + k] = id as f32;
+                        }
+                    }
+                }
+                _ => {
+                    let w = group.kind.width();
+                    features
+                        .slice_mut(ndarray::s![.., to..to + w])
+                        .assign(&self.features.slice(ndarray::s![.., from..from + w]));
+                }
+            }
+        }
+        let width = features.ncols();
+        Ok(Dataset { features, item_shape: vec![width], layout: layout.clone(), ..self })
+    }
+
     /// The feature groups of a row.
     pub fn layout(&self) -> &FeatureLayout {
         &self.layout

@@ -12,7 +12,7 @@
 //!
 //! MNIST images are `0x00000803` (u8, 3 dimensions: n × 28 × 28), labels `0x00000801` (u8, n).
 
-use super::{read_file, DataError, Dataset};
+use super::{read_bounded, read_prefix, DataError, Dataset};
 use crate::io::Location;
 use ndarray::Array2;
 use std::path::Path;
@@ -151,6 +151,36 @@ fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<IdxArray<'a>, DataError> {
     Ok(IdxArray { element, dims, data: &bytes[header_len..] })
 }
 
+/// Reads an IDX file (gzipped or not), its header first: the rest is read only up to the size the
+/// header announces (and at most 64 MiB beyond it, to report trailing bytes), so that a file that
+/// is not IDX (`/dev/zero` has the magic `00 00 00 00`) or an endless one fails after a few bytes
+/// instead of being buffered whole.
+fn read_idx_file(path: &Path) -> Result<Vec<u8>, DataError> {
+    // 4 magic bytes and at most 255 sizes of 4 bytes.
+    let mut head = [0u8; 4 + 4 * 255];
+    let len = read_prefix(path, &mut head[..4], true)?;
+    let ndims = head[3] as usize;
+    let header_len = 4 + 4 * ndims;
+    let magic_ok = len == 4 && head[0] == 0 && head[1] == 0 && ElementType::from_byte(head[2]).is_some() && ndims > 0;
+    if !magic_ok {
+        // The parser's message for an empty, short or wrong header.
+        parse(path, &head[..len])?;
+    }
+    let len = read_prefix(path, &mut head[..header_len], true)?;
+    if len < header_len {
+        parse(path, &head[..len])?;
+    }
+    let element = ElementType::from_byte(head[2]).map_or(1, ElementType::size);
+    let expected = head[4..header_len]
+        .chunks_exact(4)
+        .try_fold(element as u64, |acc, c| acc.checked_mul(u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))));
+    let max = expected
+        .and_then(|e| e.checked_add(header_len as u64 + (64 << 20)))
+        .unwrap_or(u64::MAX)
+        .min(crate::io::available_memory());
+    read_bounded(path, false, max)
+}
+
 /// Converts the elements to `f32`, scaling unsigned bytes by 1/255 when `scale`.
 fn to_f32(array: &IdxArray<'_>, scale: bool) -> Vec<f32> {
     let data = array.data;
@@ -174,7 +204,7 @@ fn to_f32(array: &IdxArray<'_>, scale: bool) -> Vec<f32> {
 /// Reads the labels file: a 1-D IDX of integers (float types are accepted when every value is a whole
 /// number), each non-negative.
 fn read_labels(path: &Path) -> Result<Vec<u32>, DataError> {
-    let bytes = read_file(path)?;
+    let bytes = read_idx_file(path)?;
     let array = parse(path, &bytes)?;
     if array.dims.len() != 1 {
         return Err(DataError::invalid(
@@ -241,7 +271,7 @@ fn read_labels(path: &Path) -> Result<Vec<u32>, DataError> {
 /// # Ok::<(), nsl::DataError>(())
 /// ```
 pub fn read_idx(images: &Path, labels: Option<&Path>, options: &IdxOptions) -> Result<Dataset, DataError> {
-    let bytes = read_file(images)?;
+    let bytes = read_idx_file(images)?;
     let array = parse(images, &bytes)?;
     let n = array.dims[0];
     let item_shape = match &array.dims[1..] {

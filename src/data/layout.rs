@@ -141,6 +141,84 @@ impl FeatureLayout {
         self.groups.iter().find(|g| matches!(g.kind, FeatureKind::Tokens { .. })).map(|g| g.name.as_str())
     }
 
+    /// The layout that holds the rows of both `self` and `other`, for files read apart that feed one
+    /// model (training, validation, test, pool and unlabeled files of a run): the same groups in the
+    /// same order (names are not compared: a file may name its columns differently), each dense
+    /// group of the same width, each token group as wide as the longer of the two (`max_len`) with
+    /// the larger vocabulary. A token group's `max_len` is only how many columns a row sets aside
+    /// for its ids: the `bow` model pools each bag whatever its length, so padding every file to the
+    /// widest changes no result. Merging the layouts of the parts of one table gives the layout of
+    /// the whole table, so training on the parts equals training on the table.
+    ///
+    /// # Errors
+    /// [`DataError::Dataset`] naming the groups when the two layouts have different groups or a
+    /// dense group has another width.
+    pub fn merge(&self, other: &FeatureLayout) -> Result<FeatureLayout, DataError> {
+        self.combine(other, |a, b| a.max(b), |a, b| a.max(b))
+    }
+
+    /// The layout a model of layout `self` reads `other`'s rows in: `merge`'s, except that the
+    /// vocabularies stay `self`'s (a model's embedding tables cannot grow; [`Dataset::conform`]
+    /// then refuses an id past them, naming the row).
+    ///
+    /// [`Dataset::conform`]: super::Dataset::conform
+    ///
+    /// # Errors
+    /// As [`FeatureLayout::merge`].
+    pub fn widen_to(&self, other: &FeatureLayout) -> Result<FeatureLayout, DataError> {
+        self.combine(other, |a, b| a.max(b), |a, _| a)
+    }
+
+    fn combine(
+        &self,
+        other: &FeatureLayout,
+        max_len: impl Fn(usize, usize) -> usize,
+        vocab: impl Fn(usize, usize) -> usize,
+    ) -> Result<FeatureLayout, DataError> {
+        let describe = |layout: &FeatureLayout| {
+            layout
+                .groups
+                .iter()
+                .map(|g| match g.kind {
+                    FeatureKind::Dense { width } => format!("`{}` ({width} values)", g.name),
+                    FeatureKind::Tokens { .. } => format!("`{}` (token ids)", g.name),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mismatch = || {
+            DataError::Dataset(format!(
+                "the feature groups differ: {} here, {} in the other file",
+                describe(other),
+                describe(self)
+            ))
+        };
+        if self.groups.len() != other.groups.len() {
+            // Two plain dense rows of different widths: the message every command gave before layouts.
+            if let ([a], [b]) = (&self.groups[..], &other.groups[..]) {
+                if let (FeatureKind::Dense { width: x }, FeatureKind::Dense { width: y }) = (a.kind, b.kind) {
+                    return Err(DataError::Dataset(format!("rows have {y} features, expected {x}")));
+                }
+            }
+            return Err(mismatch());
+        }
+        let mut groups = Vec::with_capacity(self.groups.len());
+        for (a, b) in self.groups.iter().zip(&other.groups) {
+            let kind = match (a.kind, b.kind) {
+                (FeatureKind::Dense { width: x }, FeatureKind::Dense { width: y }) if x == y => a.kind,
+                (FeatureKind::Dense { width: x }, FeatureKind::Dense { width: y }) if self.groups.len() == 1 => {
+                    return Err(DataError::Dataset(format!("rows have {y} features, expected {x}")))
+                }
+                (FeatureKind::Tokens { max_len: l1, vocab: v1 }, FeatureKind::Tokens { max_len: l2, vocab: v2 }) => {
+                    FeatureKind::Tokens { max_len: max_len(l1, l2), vocab: vocab(v1, v2) }
+                }
+                _ => return Err(mismatch()),
+            };
+            groups.push(FeatureGroup { name: a.name.clone(), kind });
+        }
+        FeatureLayout::new(groups)
+    }
+
     /// Checks that `features` fits the layout: the width, and in each token group ids that are
     /// integers in `0..vocab` followed only by [`PAD`].
     ///
@@ -265,6 +343,59 @@ mod tests {
         assert_eq!(tokens.layout().groups()[0].kind, FeatureKind::Tokens { max_len: 2, vocab: 4 });
         assert_eq!(tokens.labels(), Some(&[1, 0][..]));
         assert!(multi_hot_to_tokens(&tokens, "again").is_err());
+    }
+
+    /// Issue 22: files read apart take the widest list and the largest vocabulary; a model's
+    /// vocabulary does not grow; other groups are refused by name.
+    #[test]
+    fn merge_takes_the_widest_lists_and_largest_vocabulary() {
+        let other = FeatureLayout::new(vec![
+            FeatureGroup { name: "x".into(), kind: FeatureKind::Dense { width: 2 } },
+            FeatureGroup { name: "text".into(), kind: FeatureKind::Tokens { max_len: 5, vocab: 4 } },
+        ])
+        .unwrap();
+        let merged = mixed().merge(&other).unwrap();
+        assert_eq!(
+            merged.groups()[1],
+            FeatureGroup { name: "words".into(), kind: FeatureKind::Tokens { max_len: 5, vocab: 5 } }
+        );
+        assert_eq!(merged.width(), 7);
+        let widened = other.widen_to(&mixed()).unwrap();
+        assert_eq!(widened.groups()[1].kind, FeatureKind::Tokens { max_len: 5, vocab: 4 });
+        let e = mixed().merge(&FeatureLayout::dense(5)).unwrap_err().to_string();
+        assert!(
+            e.contains("the feature groups differ: `features` (5 values) here, `x` (2 values), `words` (token ids)"),
+            "{e}"
+        );
+        let e = FeatureLayout::dense(3).merge(&FeatureLayout::dense(4)).unwrap_err().to_string();
+        assert!(e.contains("rows have 4 features, expected 3"), "{e}");
+    }
+
+    #[test]
+    fn conform_pads_shorter_lists_and_names_unknown_ids() {
+        let narrow = FeatureLayout::new(vec![
+            FeatureGroup { name: "x".into(), kind: FeatureKind::Dense { width: 2 } },
+            FeatureGroup { name: "words".into(), kind: FeatureKind::Tokens { max_len: 1, vocab: 5 } },
+        ])
+        .unwrap();
+        let data =
+            Dataset::new(vec!["a".into(), "b".into()], array![[0.5, 1.0, 4.0], [2.0, 3.0, PAD]], vec![3], None, None)
+                .unwrap()
+                .with_layout(narrow)
+                .unwrap();
+        let wide = data.clone().conform(&mixed()).unwrap();
+        assert_eq!(wide.features(), array![[0.5, 1.0, 4.0, PAD, PAD], [2.0, 3.0, PAD, PAD, PAD]]);
+        assert_eq!((wide.item_shape(), wide.layout()), (&[5][..], &mixed()));
+        let small = FeatureLayout::new(vec![
+            FeatureGroup { name: "x".into(), kind: FeatureKind::Dense { width: 2 } },
+            FeatureGroup { name: "words".into(), kind: FeatureKind::Tokens { max_len: 3, vocab: 4 } },
+        ])
+        .unwrap();
+        let e = data.conform(&small).unwrap_err().to_string();
+        assert!(
+            e.contains("row 0 (id `a`), token group `words`[0]: token id 4 is past the vocabulary of 4 ids"),
+            "{e}"
+        );
     }
 
     #[test]

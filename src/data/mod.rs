@@ -33,8 +33,8 @@ pub use parquet::{
 };
 // Arrow column helpers the packed-table stream (`neighbors::PackedParts`) reads with too.
 pub(crate) use parquet::{
-    cast_to, is_float_list, is_integer, list_spans, parse_class_names, parse_item_shape, reject_null_elements,
-    reject_nulls,
+    cast_to, is_float_list, is_integer, list_spans, open_parquet, parse_class_names, parse_item_shape,
+    reject_null_elements, reject_nulls,
 };
 pub use split::{split, split_by_table, split_indices, SplitConfig, SplitMethod, TablePart, TableSplit};
 pub use targets::{
@@ -43,7 +43,7 @@ pub use targets::{
 };
 
 use crate::io::{is_parquet, open_maybe_gz, Location, ParquetWriteError};
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 /// What can go wrong while reading, validating or writing samples. Every variant that comes from a
@@ -211,26 +211,75 @@ fn read_prefix(path: &Path, buf: &mut [u8], gunzip: bool) -> Result<usize, DataE
     Ok(filled)
 }
 
-/// Reads the whole file into memory, decompressing it when it is gzipped. A gzip stream that ends
-/// early or is corrupt is reported as such, with the number of bytes it yielded before failing.
+/// Reads a whole text file (CSV, TSV, LINQS, split tables) into memory, decompressing it when it
+/// is gzipped. A gzip stream that ends early or is corrupt is reported as such, with the number of
+/// bytes it yielded before failing.
+///
+/// What is read is bounded before the whole file is in memory: a NUL byte (no text file has one:
+/// a binary file, `/dev/zero`) or a line longer than [`crate::io::MAX_LINE_BYTES`] (64 MiB) stops
+/// the read with an error naming the byte or line, and so does a file larger than the available
+/// memory.
 ///
 /// # Errors
-/// [`DataError::Io`] naming the file.
+/// [`DataError::Io`] naming the file, or [`DataError::Invalid`] for a NUL byte or an overlong line.
 fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
+    read_bounded(path, true, crate::io::available_memory())
+}
+
+/// Reads at most `max` bytes of a (possibly gzipped) file, checking text as [`read_file`] when
+/// `text`; a file with more than `max` bytes is an error.
+fn read_bounded(path: &Path, text: bool, max: u64) -> Result<Vec<u8>, DataError> {
     let mut reader = open_maybe_gz(path).map_err(|e| DataError::io(path, e))?;
     let mut bytes = Vec::new();
-    // Bounded by the available memory: `/dev/zero` or a gzip bomb fails here, not in the allocator.
-    match crate::io::read_to_end_limited(&mut reader, &mut bytes, crate::io::available_memory()) {
-        Ok(_) => Ok(bytes),
-        Err(e) => {
-            // `read_to_end` keeps what it read before the error, so `bytes.len()` says where it failed.
-            let message = if is_gzip(path) {
-                format!("gzip stream is truncated or corrupt after {} decompressed bytes: {e}", bytes.len())
-            } else {
-                format!("read failed after {} bytes: {e}", bytes.len())
-            };
-            Err(DataError::io(path, std::io::Error::new(e.kind(), message)))
+    // Where the current line starts in `bytes`.
+    let mut line_start = 0usize;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // `bytes` holds what was read before the error, so its length says where it failed.
+                let message = if is_gzip(path) {
+                    format!("gzip stream is truncated or corrupt after {} decompressed bytes: {e}", bytes.len())
+                } else {
+                    format!("read failed after {} bytes: {e}", bytes.len())
+                };
+                return Err(DataError::io(path, std::io::Error::new(e.kind(), message)));
+            }
+        };
+        if chunk.is_empty() {
+            return Ok(bytes);
         }
+        let n = chunk.len();
+        if (bytes.len() + n) as u64 > max {
+            let message = format!(
+                "larger than the {max} bytes that can be read (the memory available, or what an IDX header \
+                 announces): an endless file such as /dev/zero?"
+            );
+            return Err(DataError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, message)));
+        }
+        if text {
+            if let Some(at) = chunk.iter().position(|&b| b == 0) {
+                return Err(DataError::invalid(
+                    path,
+                    Location::Byte((bytes.len() + at) as u64),
+                    "NUL byte: this is not a text file (a binary file or a device such as /dev/zero?)",
+                ));
+            }
+            if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+                line_start = bytes.len() + i + 1;
+            }
+            if bytes.len() + n - line_start > crate::io::MAX_LINE_BYTES {
+                let line = bytes.iter().filter(|&&b| b == b'\n').count() + 1;
+                return Err(DataError::invalid(
+                    path,
+                    Location::Line(line),
+                    format!("line longer than the limit of {} bytes (a binary file?)", crate::io::MAX_LINE_BYTES),
+                ));
+            }
+        }
+        bytes.extend_from_slice(chunk);
+        reader.consume(n);
     }
 }
 

@@ -113,12 +113,7 @@ pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, Dat
 /// [`read_samples`]; with `class_labels` false the label column is left out (neither labels nor a
 /// feature): it holds another task's targets, read by [`super::attach_targets`].
 pub(super) fn read_samples_as(path: &Path, columns: &SampleColumns, class_labels: bool) -> Result<Dataset, DataError> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    if file.metadata().map_err(|e| DataError::io(path, e))?.len() == 0 {
-        return Err(DataError::invalid(path, Location::File, "file is empty (expected a Parquet file)"));
-    }
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| DataError::invalid(path, Location::File, format!("not a readable Parquet file: {e}")))?;
+    let builder = open_parquet(path)?;
     let schema = builder.schema().clone();
     let metadata = schema.metadata();
 
@@ -234,6 +229,39 @@ pub(super) fn read_samples_as(path: &Path, columns: &SampleColumns, class_labels
         Some(layout) => dataset.with_layout(layout).map_err(|e| e.in_file(path)),
         None => Ok(dataset),
     }
+}
+
+/// The format versions of `nsl.format_version` this nsl reads.
+const FORMAT_VERSIONS: [&str; 1] = ["1"];
+
+/// Opens a Parquet table of samples (or of their targets, weights or neighbors): the one place
+/// every such reader starts, so each refuses the same files. The file must be non-empty Parquet,
+/// and its `nsl.format_version`, when present (files from pyarrow or Spark have none), must be
+/// one this nsl reads: a later version may store the same columns with another meaning.
+///
+/// # Errors
+/// [`DataError`] naming the file: unreadable, empty, not Parquet, or another format version.
+pub(crate) fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, DataError> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    if file.metadata().map_err(|e| DataError::io(path, e))?.len() == 0 {
+        return Err(DataError::invalid(path, Location::File, "file is empty (expected a Parquet file)"));
+    }
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| DataError::invalid(path, Location::File, format!("not a readable Parquet file: {e}")))?;
+    if let Some(version) = builder.schema().metadata().get(FORMAT_VERSION_KEY) {
+        if !FORMAT_VERSIONS.contains(&version.trim()) {
+            return Err(DataError::invalid(
+                path,
+                Location::File,
+                format!(
+                    "metadata {FORMAT_VERSION_KEY} `{version}` is not supported (this nsl reads version {}): the \
+                     file was written by a later nsl",
+                    FORMAT_VERSIONS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(builder)
 }
 
 /// Puts the parts side by side into one row-major matrix (token groups padded with [`PAD`]) and

@@ -16,7 +16,6 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type};
 use ndarray::Array2;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use std::path::Path;
 use std::sync::Arc;
@@ -120,9 +119,7 @@ pub fn attach_weights(dataset: Dataset, path: &Path, id_column: &str, column: &s
 /// The file cannot be read, or is neither a readable Parquet file nor a CSV with a header line.
 pub fn has_column(path: &Path, column: &str) -> Result<bool, DataError> {
     if is_parquet(path).map_err(|e| DataError::io(path, e))? {
-        let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| DataError::invalid(path, Location::File, format!("not a readable Parquet file: {e}")))?;
+        let builder = super::parquet::open_parquet(path)?;
         return Ok(builder.schema().index_of(column).is_ok());
     }
     let bytes = read_file(path)?;
@@ -354,9 +351,7 @@ fn csv_cells(path: &Path, id_column: &str, column: &str) -> Result<Cells, DataEr
 }
 
 fn parquet_cells(path: &Path, id_column: &str, column: &str) -> Result<Cells, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| DataError::invalid(path, Location::File, format!("not a readable Parquet file: {e}")))?;
+    let builder = super::parquet::open_parquet(path)?;
     let schema = builder.schema().clone();
     let index = |c: &str| {
         schema.index_of(c).map_err(|_| {

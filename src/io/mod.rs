@@ -77,7 +77,8 @@ impl fmt::Display for Location {
 /// (`1f 8b`), whatever its extension.
 ///
 /// # Errors
-/// The `io::Error` of opening or peeking at the file. A truncated gzip stream surfaces later, as an
+/// The `io::Error` of opening or peeking at the file, and `InvalidData` for a file named `.gz`
+/// that is not gzip (an empty one included). A truncated gzip stream surfaces later, as an
 /// `UnexpectedEof` from the returned reader.
 pub fn open_maybe_gz(path: &Path) -> io::Result<Box<dyn BufRead>> {
     let mut reader = BufReader::with_capacity(1 << 16, File::open(path)?);
@@ -85,6 +86,17 @@ pub fn open_maybe_gz(path: &Path) -> io::Result<Box<dyn BufRead>> {
     if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
         let gz = flate2::bufread::MultiGzDecoder::new(reader);
         Ok(Box::new(BufReader::with_capacity(1 << 16, gz)))
+    } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz")) {
+        // A `.gz` name promises gzip: an empty or plain file under it is damaged (a 0-byte `.gz`
+        // is no gzip stream at all; the smallest holds 20 bytes), not an empty input.
+        let found = match head.len() {
+            0 => "it is empty".to_owned(),
+            _ => format!("it starts with the bytes {:02x?}", &head[..head.len().min(4)]),
+        };
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("named `.gz` but not gzip-compressed ({found}; gzip starts with 1f 8b)"),
+        ))
     } else {
         Ok(Box::new(reader))
     }

@@ -572,9 +572,7 @@ fn part_files(path: &Path) -> Result<Vec<PathBuf>, DataError> {
 }
 
 fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, DataError> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| DataError::invalid(path, Location::File, format!("not a readable Parquet file: {e}")))
+    crate::data::open_parquet(path)
 }
 
 /// A reader of the columns training needs: id, features, label, the count and `k` neighbors'

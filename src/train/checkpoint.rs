@@ -157,6 +157,70 @@ impl Checkpoint {
     }
 }
 
+impl Checkpoint {
+    /// `samples` laid out as the model reads them. A `bow` model's token groups were as wide as
+    /// the longest list of the files it was trained on, while each file read later has its own
+    /// longest list: shorter lists are padded, and for longer ones the model is rebuilt with wider
+    /// groups and the same weights (a bag is pooled whatever its length, so nothing else
+    /// changes; `meta` then records the wider groups). Ids must be below the model's vocabulary.
+    /// Other models need as many features as their items ([`Checkpoint::check_input`]).
+    ///
+    /// # Errors
+    /// [`CheckpointError::InputMismatch`] for a feature count a dense model cannot take;
+    /// [`CheckpointError::Samples`] for feature groups other than the model's, or a token id past
+    /// its vocabulary (naming the row, the sample id, the group and the id).
+    pub fn fit_samples(&mut self, samples: Dataset) -> Result<Dataset, CheckpointError> {
+        use crate::data::{FeatureGroup, FeatureKind, FeatureLayout};
+        let ModelSpec::Bow(bow) = &self.meta.spec else {
+            self.check_input(&samples)?;
+            return Ok(samples);
+        };
+        let unfit = |source| CheckpointError::Samples { path: self.dir.clone(), source };
+        let groups = bow
+            .inputs
+            .iter()
+            .map(|g| match g {
+                InputGroup::Tokens { name, max_len, vocab } => {
+                    FeatureGroup { name: name.clone(), kind: FeatureKind::Tokens { max_len: *max_len, vocab: *vocab } }
+                }
+                other => {
+                    FeatureGroup { name: other.name().to_owned(), kind: FeatureKind::Dense { width: other.width() } }
+                }
+            })
+            .collect();
+        let model_layout = FeatureLayout::new(groups).map_err(unfit)?;
+        if !samples.layout().has_tokens() {
+            // A table of the padded ids themselves (a CSV, say): read as the model's groups.
+            self.check_input(&samples)?;
+            return samples.with_layout(model_layout).map_err(unfit);
+        }
+        let layout = model_layout.widen_to(samples.layout()).map_err(unfit)?;
+        if layout != model_layout {
+            let mut spec = bow.clone();
+            for (input, group) in spec.inputs.iter_mut().zip(layout.groups()) {
+                if let InputGroup::Tokens { max_len, .. } = input {
+                    *max_len = group.kind.width();
+                }
+            }
+            let spec = ModelSpec::Bow(spec);
+            let item_shape = vec![layout.width()];
+            let invalid =
+                |e: candle_core::Error| CheckpointError::Invalid { path: self.dir.clone(), message: e.to_string() };
+            let (model, mut vars) =
+                build_model(&spec, &item_shape, self.meta.classes, self.meta.seed, &Device::Cpu).map_err(invalid)?;
+            {
+                let saved = self.vars.data().lock().map_err(|_| CheckpointError::Invalid {
+                    path: self.dir.clone(),
+                    message: "the variables' lock is poisoned".into(),
+                })?;
+                vars.set(saved.iter().map(|(name, var)| (name, var.as_tensor()))).map_err(invalid)?;
+            }
+            (self.model, self.vars, self.meta.spec, self.meta.item_shape) = (model, vars, spec, item_shape);
+        }
+        samples.conform(&layout).map_err(|source| CheckpointError::Samples { path: self.dir.clone(), source })
+    }
+}
+
 /// Errors of saving or loading a checkpoint. Every variant names the file (or run directory).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -219,6 +283,15 @@ pub enum CheckpointError {
         expected: usize,
         /// The model's item shape.
         item_shape: Vec<usize>,
+    },
+    /// Samples whose feature groups do not fit the model's ([`Checkpoint::fit_samples`]).
+    #[error("{}: {source}", path.display())]
+    Samples {
+        /// The run directory.
+        path: PathBuf,
+        /// What does not fit, naming the row and group.
+        #[source]
+        source: crate::data::DataError,
     },
 }
 

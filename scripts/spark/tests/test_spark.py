@@ -153,5 +153,19 @@ class Worker(unittest.TestCase):
             self.assertEqual(codes[r], code)
 
 
+class Defaults(unittest.TestCase):
+    """Issue 22: the job picks the embedding column exactly as `nsl build-graph` does (no Spark)."""
+
+    def test_embedding_column_default_is_the_clis(self):
+        import build_graph
+        pick = build_graph.embedding_column
+        self.assertEqual(pick([("id", False), ("features", True), ("embedding", True)]), "embedding")
+        self.assertEqual(pick([("id", False), ("features", True)]), "features")
+        self.assertEqual(pick([("id", True), ("vec", True), ("label", False)]), "vec")
+        self.assertEqual(pick([("id", False), ("embedding", True)], chosen="features"), "features")
+        with self.assertRaisesRegex(SystemExit, "columns present: id, a, b"):
+            pick([("id", False), ("a", True), ("b", True)])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -69,6 +69,10 @@ pub struct TableSplit {
     pub other: Vec<usize>,
     /// How many of `other` the table does not name at all.
     pub not_in_table: usize,
+    /// How many `other` lines of the table name an id that is not among the samples: skipped,
+    /// since those rows would not be used anyway (Planetoid's tables list every node, and
+    /// unlabeled nodes are often dropped before).
+    pub skipped_other: usize,
 }
 
 impl TableSplit {
@@ -100,11 +104,14 @@ impl TableSplit {
 ///   are skipped.
 /// - Samples whose id the table does not name go to `other` and are counted in
 ///   [`TableSplit::not_in_table`].
+/// - An `other` line whose id is not among the samples is skipped and counted in
+///   [`TableSplit::skipped_other`]: only the ids that would be used (train, validation, test)
+///   must be samples.
 ///
 /// # Errors
 /// [`DataError::Invalid`] naming the file and the 1-based line: a line that is not two
-/// tab-separated fields, an unknown split name, an id that is not among the samples, or an id
-/// listed twice (with the line of its first occurrence). [`DataError::Io`] if the file cannot be
+/// tab-separated fields, an unknown split name, a train, validation or test id that is not among
+/// the samples, or an id listed twice (with the line of its first occurrence). [`DataError::Io`] if the file cannot be
 /// read; an invalid UTF-8 table is reported with its line.
 ///
 /// # Example
@@ -125,6 +132,9 @@ pub fn split_by_table(samples: &Dataset, path: &Path) -> Result<TableSplit, Data
     let mut part_of: Vec<Option<TablePart>> = vec![None; samples.len()];
     // The line each row was named on, to report duplicates.
     let mut seen: HashMap<usize, usize> = HashMap::new();
+    // The same for the skipped `other` ids that are not among the samples.
+    let mut seen_absent: HashMap<&str, usize> = HashMap::new();
+    let mut skipped_other = 0;
     let mut first_data_line = true;
     for (index, line) in text.lines().enumerate() {
         let line_no = index + 1;
@@ -154,10 +164,24 @@ pub fn split_by_table(samples: &Dataset, path: &Path) -> Result<TableSplit, Data
             ));
         };
         let Some(row) = samples.position(id) else {
+            if part == TablePart::Other {
+                if let Some(first) = seen_absent.insert(id, line_no) {
+                    return Err(DataError::invalid(
+                        path,
+                        Location::LineColumn(line_no, "1".into()),
+                        format!("id `{id}` is listed twice (first on line {first})"),
+                    ));
+                }
+                skipped_other += 1;
+                continue;
+            }
             return Err(DataError::invalid(
                 path,
                 Location::LineColumn(line_no, "1".into()),
-                format!("id `{id}` is not among the {} samples", samples.len()),
+                format!(
+                    "id `{id}` is not among the {} samples (its split is {part}; only `other` ids may be absent)",
+                    samples.len()
+                ),
             ));
         };
         if let Some(first) = seen.insert(row, line_no) {
@@ -169,7 +193,7 @@ pub fn split_by_table(samples: &Dataset, path: &Path) -> Result<TableSplit, Data
         }
         part_of[row] = Some(part);
     }
-    let mut split = TableSplit::default();
+    let mut split = TableSplit { skipped_other, ..TableSplit::default() };
     for (row, part) in part_of.into_iter().enumerate() {
         let part = part.unwrap_or_else(|| {
             split.not_in_table += 1;
@@ -213,13 +237,25 @@ mod tests {
         assert_eq!(s.not_in_table, 1);
         assert_eq!(s.unlabeled(), [1, 2, 3, 4]);
         assert_eq!(s.rows(TablePart::Test), [3]);
+        assert_eq!(s.skipped_other, 0);
+    }
+
+    /// Issue 22: a Planetoid-style table names every node; nodes dropped from the samples are
+    /// fine when their split is `other`, and counted.
+    #[test]
+    fn split_table_skips_other_ids_absent_from_the_samples() {
+        let (_dir, path) = table("p0\ttrain\np1\ttest\nq7\tother\nq8\tunlabeled\np2\tother\n");
+        let s = split_by_table(&five(), &path).unwrap();
+        assert_eq!((s.train.as_slice(), s.test.as_slice(), s.other.as_slice()), (&[0][..], &[1][..], &[2, 3, 4][..]));
+        assert_eq!((s.skipped_other, s.not_in_table), (2, 2));
     }
 
     #[test]
     fn errors_name_the_file_and_line() {
         let cases = [
             ("p0\ttrain\np1\tholdout\n", "line 2, column 2: unknown split `holdout`"),
-            ("p0\ttrain\n\np9\ttest\n", "line 3, column 1: id `p9` is not among the 5 samples"),
+            ("p0\ttrain\n\np9\ttest\n", "line 3, column 1: id `p9` is not among the 5 samples (its split is test;"),
+            ("p9\tother\np9\tunlabeled\n", "line 2, column 1: id `p9` is listed twice (first on line 1)"),
             ("p0\ttrain\np1\ttest\np0\ttest\n", "line 3, column 1: id `p0` is listed twice (first on line 1)"),
             ("p0 train\n", "line 1: expected `id<TAB>split`, found 1 tab-separated fields"),
         ];
