@@ -202,6 +202,20 @@ fn token_lists_longer_than_the_model_and_unknown_ids() {
     let meta = json(&std::fs::read_to_string(p("run/model.json")).unwrap());
     assert_eq!(meta["spec"]["inputs"][0]["max_len"], 2, "{meta}");
 
+    // pack-nbrs reads samples and pool of other widths the same way (the merge of their layouts).
+    std::fs::write(p("g.tsv"), "s0\ts1\t1\ns1\ts0\t1\n").unwrap();
+    ok(&[
+        "pack-nbrs",
+        "--samples",
+        &p("twice.parquet"),
+        "--pool",
+        &p("train.parquet"),
+        "--graph",
+        &p("g.tsv"),
+        "--output",
+        &p("packed.parquet"),
+    ]);
+
     tiny(Path::new(&p("unknown.parquet")), &[vec![1], vec![2, 6]], &[0, 1]);
     let e = fails(&["evaluate", "--run", &p("run"), "--samples", &p("unknown.parquet")]);
     assert!(e.contains("unknown.parquet"), "{e}");
