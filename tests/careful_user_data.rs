@@ -377,6 +377,19 @@ fn float_label_column_is_refused() {
     assert_eq!(summary["classes"], 3, "{summary}");
     let data = read_parquet_samples(Path::new(&p("whole.parquet")), &SampleColumns::default()).unwrap();
     assert_eq!((data.labels(), data.class_names()), (Some(&[0, 2, 1][..]), None));
+    // A regression run's float label column is its targets, in the training file and in the pool
+    // and unlabeled files (whose labels are never read as classes).
+    std::fs::write(p("r.csv"), "id,x,y,label\na,1,0,0.5\nb,0,1,1.5\nc,1,1,2.5\nd,0,0,0.25\n").unwrap();
+    std::fs::write(p("g.tsv"), "a\tb\t1\nb\ta\t1\nc\td\t1\n").unwrap();
+    let r = p("r.csv");
+    ok(&["train", "--task", "regression", "--samples", &r, "--unlabeled", &r, "--pool", &r, "--graph", &p("g.tsv")]
+        .into_iter()
+        .chain(["--graph-reg", "multiplier=0.1,neighbors=1", "--epochs", "1", "--out", &p("run")])
+        .collect::<Vec<_>>());
+    // Predictions need no targets: a file whose float targets are not valid (NaN) is predicted.
+    std::fs::write(p("nan.csv"), "id,x,y,label\na,1,0,0.5\nb,0,1,NaN\n").unwrap();
+    let predicted = ok(&["predict", "--run", &p("run"), "--samples", &p("nan.csv")]);
+    assert_eq!(predicted.lines().count(), 3, "{predicted}");
 }
 
 /// Issue 22, "`nsl split /dev/zero` buffers 2 GiB before failing": what is read before a format is
