@@ -407,8 +407,12 @@ struct Summary {
     graph: Option<nsl::neighbors::NeighborReport>,
 }
 
-fn read(path: &Path, columns: &ColumnArgs) -> Result<Dataset> {
-    with_spinner(format!("reading {}", path.display()), || super::convert::read_samples(path, &columns.to_columns()))
+/// Reads pool or unlabeled samples: their labels are never used, and for a task without classes
+/// the label column (floats, lists) is left out rather than read as class labels.
+fn read(path: &Path, columns: &ColumnArgs, task: Task) -> Result<Dataset> {
+    with_spinner(format!("reading {}", path.display()), || {
+        super::convert::read_samples_for(path, &columns.to_columns(), task.has_classes())
+    })
 }
 
 /// The run's samples in one feature layout. Dense rows must have the training rows' width. Token
@@ -760,9 +764,9 @@ fn train(
         train = train.with_weights(weights)?;
     }
     let names = train.class_names().map(<[String]>::to_vec);
-    let unlabeled = unlabeled_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
+    let unlabeled = unlabeled_path.as_deref().map(|p| read(p, &args.columns, task)).transpose()?;
     let pool = match (&pool_path, &unlabeled) {
-        (Some(p), _) => Some(read(p, &args.columns)?),
+        (Some(p), _) => Some(read(p, &args.columns, task)?),
         (None, Some(u)) => Some(u.clone()),
         (None, None) => packed_pool,
     };
