@@ -4,6 +4,11 @@ mod cli;
 
 use std::process::ExitCode;
 
+/// `SIGPIPE` keeps the disposition Rust's runtime gives it before `main` (ignored), on purpose:
+/// with the default disposition a closed pipe (`nsl train … | head`) would kill the process between
+/// two writes of an output, skipping the cleanup and the commit. Ignored, a write to a closed pipe
+/// fails with `EPIPE`, which the one printer of reports (`cli::progress::print_out`) turns into
+/// "drop the rest of the report"; the command still commits its outputs and exits 0.
 fn main() -> ExitCode {
     tune_malloc();
     remove_temp_files_on_signals();

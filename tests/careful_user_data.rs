@@ -202,6 +202,20 @@ fn token_lists_longer_than_the_model_and_unknown_ids() {
     let meta = json(&std::fs::read_to_string(p("run/model.json")).unwrap());
     assert_eq!(meta["spec"]["inputs"][0]["max_len"], 2, "{meta}");
 
+    // pack-nbrs reads samples and pool of other widths the same way (the merge of their layouts).
+    std::fs::write(p("g.tsv"), "s0\ts1\t1\ns1\ts0\t1\n").unwrap();
+    ok(&[
+        "pack-nbrs",
+        "--samples",
+        &p("twice.parquet"),
+        "--pool",
+        &p("train.parquet"),
+        "--graph",
+        &p("g.tsv"),
+        "--output",
+        &p("packed.parquet"),
+    ]);
+
     tiny(Path::new(&p("unknown.parquet")), &[vec![1], vec![2, 6]], &[0, 1]);
     let e = fails(&["evaluate", "--run", &p("run"), "--samples", &p("unknown.parquet")]);
     assert!(e.contains("unknown.parquet"), "{e}");
@@ -363,6 +377,19 @@ fn float_label_column_is_refused() {
     assert_eq!(summary["classes"], 3, "{summary}");
     let data = read_parquet_samples(Path::new(&p("whole.parquet")), &SampleColumns::default()).unwrap();
     assert_eq!((data.labels(), data.class_names()), (Some(&[0, 2, 1][..]), None));
+    // A regression run's float label column is its targets, in the training file and in the pool
+    // and unlabeled files (whose labels are never read as classes).
+    std::fs::write(p("r.csv"), "id,x,y,label\na,1,0,0.5\nb,0,1,1.5\nc,1,1,2.5\nd,0,0,0.25\n").unwrap();
+    std::fs::write(p("g.tsv"), "a\tb\t1\nb\ta\t1\nc\td\t1\n").unwrap();
+    let r = p("r.csv");
+    ok(&["train", "--task", "regression", "--samples", &r, "--unlabeled", &r, "--pool", &r, "--graph", &p("g.tsv")]
+        .into_iter()
+        .chain(["--graph-reg", "multiplier=0.1,neighbors=1", "--epochs", "1", "--out", &p("run")])
+        .collect::<Vec<_>>());
+    // Predictions need no targets: a file whose float targets are not valid (NaN) is predicted.
+    std::fs::write(p("nan.csv"), "id,x,y,label\na,1,0,0.5\nb,0,1,NaN\n").unwrap();
+    let predicted = ok(&["predict", "--run", &p("run"), "--samples", &p("nan.csv")]);
+    assert_eq!(predicted.lines().count(), 3, "{predicted}");
 }
 
 /// Issue 22, "`nsl split /dev/zero` buffers 2 GiB before failing": what is read before a format is

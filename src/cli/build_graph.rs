@@ -114,7 +114,7 @@ pub fn run(args: &BuildGraphArgs) -> Result<()> {
     config.validate()?;
     let inputs: Vec<(&str, &Path)> = args.input.iter().map(|p| ("--input", p.as_path())).collect();
     nsl::io::check_paths(&[("--output", &args.output)], &inputs)?;
-    check_writable(&args.output)?;
+    nsl::io::check_writable(&args.output).with_context(|| format!("--output {}", args.output.display()))?;
     let dataset = read_embeddings(args)?;
     let read_seconds = start.elapsed().as_secs_f64();
     let bar = ProgressBar::new(0).with_style(
@@ -228,24 +228,6 @@ fn parquet_columns(input: &Path) -> Result<Vec<String>> {
     let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .with_context(|| format!("reading the Parquet schema of {}", input.display()))?;
     Ok(builder.schema().fields().iter().map(|f| f.name().clone()).collect())
-}
-
-/// Fails early if `output`'s directory does not exist or does not accept a new file.
-fn check_writable(output: &Path) -> Result<()> {
-    let dir = match output.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        bail!("cannot write {}: directory {} does not exist", output.display(), dir.display());
-    }
-    if output.is_dir() {
-        bail!("cannot write {}: it is a directory", output.display());
-    }
-    let probe = dir.join(format!(".nsl-build-graph-probe.{}", std::process::id()));
-    std::fs::write(&probe, b"").with_context(|| format!("cannot write {}", output.display()))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
 }
 
 fn print_summary(r: &BuildReport, output: &Path, read: f64, write: f64, total: f64) {

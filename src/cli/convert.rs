@@ -117,6 +117,21 @@ pub(super) fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Datas
     }
 }
 
+/// [`read_samples`] for samples whose label column is not read as class labels when
+/// `class_labels` is false (pool, unlabeled or predicted samples of a regression or multilabel
+/// run: the column holds floats or lists, or is absent): a Parquet or CSV table's label column is
+/// then left out ([`nsl::data::read_samples_without_labels`]).
+///
+/// # Errors
+/// The reader's error, naming the file and the record, row or line.
+pub(super) fn read_samples_for(path: &Path, columns: &SampleColumns, class_labels: bool) -> Result<Dataset> {
+    if class_labels || tfrecord::is_tfrecord(path) {
+        read_samples(path, columns)
+    } else {
+        Ok(data::read_samples_without_labels(path, columns)?)
+    }
+}
+
 /// [`read_samples`] for a command that needs samples to work on (`split`, `pack-nbrs`, `graph
 /// stats --samples`, `graph propagate`): a table without rows is an error naming the file and
 /// `what` the command would have done, not an empty output or an empty statistic.

@@ -656,7 +656,11 @@ fn load(
 ) -> Result<(Checkpoint, Dataset)> {
     let mut checkpoint = load_checkpoint(run)?;
     let task = checkpoint.meta.task;
-    let plain = || with_spinner("reading samples", || super::convert::read_samples(path, &columns.to_columns()));
+    let plain = || {
+        with_spinner("reading samples", || {
+            super::convert::read_samples_for(path, &columns.to_columns(), task.has_classes())
+        })
+    };
     let names = checkpoint.meta.class_names.as_deref();
     let samples = match (task.has_classes(), targets) {
         (true, _) => plain()?,

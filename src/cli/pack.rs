@@ -3,7 +3,7 @@
 
 use super::progress::with_spinner;
 use super::ColumnArgs;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use nsl::graph;
 use nsl::neighbors::{pack_neighbors, NeighborTable};
@@ -99,6 +99,16 @@ pub fn run(args: &PackArgs) -> Result<()> {
         .first()
         .map(|p| with_spinner("reading pool", || super::convert::read_samples(p, &columns)))
         .transpose()?;
+    // Token lists in two files: both in the merge of their layouts, as `nsl train` reads a run.
+    let (samples, pool) = match pool {
+        Some(pool) if samples.layout().has_tokens() => {
+            let layout = samples.layout().merge(pool.layout()).with_context(|| {
+                format!("--pool {}: its feature groups differ from the samples'", pool_path[0].display())
+            })?;
+            (samples.conform(&layout)?, Some(pool.conform(&layout)?))
+        }
+        pool => (samples, pool),
+    };
     let mut g = with_spinner("reading graph", || graph::read_graph(&args.graph))?;
     if args.add_undirected {
         g.make_undirected();

@@ -43,7 +43,9 @@ pub struct SplitArgs {
     method: Method,
     /// Take the parts from a table of `id<TAB>split` lines instead (split: train, val/validation,
     /// test, other/unlabeled; an `id<TAB>split` header line is skipped; gzipped or not), e.g.
-    /// Planetoid's `datasets/cora/cora.planetoid_split.tsv`. Samples the table omits go to `other`.
+    /// Planetoid's `datasets/cora/cora.planetoid_split.tsv`. Samples the table omits go to `other`;
+    /// `other` lines naming ids that are not samples are skipped and counted (train, validation and
+    /// test ids must be samples).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["train", "seed", "stratify", "method"])]
     split_table: Option<PathBuf>,
     /// Output Parquet table of the train part (written atomically).

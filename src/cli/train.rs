@@ -413,8 +413,12 @@ struct Summary {
     graph: Option<nsl::neighbors::NeighborReport>,
 }
 
-fn read(path: &Path, columns: &ColumnArgs) -> Result<Dataset> {
-    with_spinner(format!("reading {}", path.display()), || super::convert::read_samples(path, &columns.to_columns()))
+/// Reads pool or unlabeled samples: their labels are never used, and for a task without classes
+/// the label column (floats, lists) is left out rather than read as class labels.
+fn read(path: &Path, columns: &ColumnArgs, task: Task) -> Result<Dataset> {
+    with_spinner(format!("reading {}", path.display()), || {
+        super::convert::read_samples_for(path, &columns.to_columns(), task.has_classes())
+    })
 }
 
 /// The run's samples in one feature layout. Dense rows must have the training rows' width. Token
@@ -766,9 +770,9 @@ fn train(
         train = train.with_weights(weights)?;
     }
     let names = train.class_names().map(<[String]>::to_vec);
-    let unlabeled = unlabeled_path.as_deref().map(|p| read(p, &args.columns)).transpose()?;
+    let unlabeled = unlabeled_path.as_deref().map(|p| read(p, &args.columns, task)).transpose()?;
     let pool = match (&pool_path, &unlabeled) {
-        (Some(p), _) => Some(read(p, &args.columns)?),
+        (Some(p), _) => Some(read(p, &args.columns, task)?),
         (None, Some(u)) => Some(u.clone()),
         (None, None) => packed_pool,
     };
@@ -993,10 +997,7 @@ fn train(
         staged.commit().with_context(|| format!("saving the run {}", out.display()))?;
         Ok(record)
     };
-    let record = match save() {
-        Ok(record) => record,
-        Err(e) => return Err(explain_failed_save(e, partial.as_deref(), &out)),
-    };
+    let record = save().map_err(|e| explain_failed_save(e, partial.as_deref(), &out))?;
     if let Some(dir) = &partial {
         // The run is saved: its state has served.
         if let Err(e) = std::fs::remove_dir_all(dir) {
@@ -1040,12 +1041,13 @@ fn train(
 
 /// The error of a failed save, with what became of the trained state: kept in `OUT.partial/` (when
 /// the run saves states: the last epoch's state is always saved, so `--resume` saves the run
-/// without training again), or lost.
+/// without training again unless it stopped early), or lost.
 fn explain_failed_save(e: anyhow::Error, partial: Option<&Path>, out: &Path) -> anyhow::Error {
     match partial.filter(|d| d.join(STATE_FILE).is_file()) {
         Some(dir) => e.context(format!(
             "the run was trained but not saved; its state is kept in {}: once the cause is fixed, \
-             `nsl train --resume {}` saves it without training again (or remove {} to discard it)",
+             `nsl train --resume {}` saves it from the last saved epoch, the last one unless training \
+             stopped early (or remove {} to discard it)",
             dir.display(),
             out.display(),
             dir.display()

@@ -36,6 +36,13 @@ enum FeatureSource {
 /// (found and expected), an empty id or label, a negative label, a duplicate id (with the line where
 /// it first appeared), and invalid UTF-8.
 pub fn read_csv(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataError> {
+    read_csv_as(path, columns, true)
+}
+
+/// [`read_csv`]; with `class_labels` false the label column is left out (neither labels nor a
+/// feature): it holds another task's targets (multilabel lists, regression values), read by
+/// [`super::attach_targets`].
+pub(super) fn read_csv_as(path: &Path, columns: &SampleColumns, class_labels: bool) -> Result<Dataset, DataError> {
     let bytes = read_file(path)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(DataError::invalid(path, Location::File, "file is empty (expected a header row)"));
@@ -130,7 +137,7 @@ pub fn read_csv(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataErr
                 }
             }
         }
-        if let Some(col) = label_col {
+        if let Some(col) = label_col.filter(|_| class_labels) {
             if record[col].is_empty() {
                 return Err(DataError::invalid(path, at(col), "empty label"));
             }
@@ -144,7 +151,7 @@ pub fn read_csv(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataErr
     let d = width.unwrap_or(0);
     let features =
         Array2::from_shape_vec((n, d), values).map_err(|e| DataError::invalid(path, Location::File, e.to_string()))?;
-    let (labels, class_names) = match label_col {
+    let (labels, class_names) = match label_col.filter(|_| class_labels) {
         None => (None, None),
         Some(col) => {
             let (indices, names) = index_labels(path, &header[col], &labels, &lines)?;

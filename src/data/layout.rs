@@ -194,18 +194,13 @@ impl FeatureLayout {
             ))
         };
         if self.groups.len() != other.groups.len() {
-            // Two plain dense rows of different widths: the message every command gave before layouts.
-            if let ([a], [b]) = (&self.groups[..], &other.groups[..]) {
-                if let (FeatureKind::Dense { width: x }, FeatureKind::Dense { width: y }) = (a.kind, b.kind) {
-                    return Err(DataError::Dataset(format!("rows have {y} features, expected {x}")));
-                }
-            }
             return Err(mismatch());
         }
         let mut groups = Vec::with_capacity(self.groups.len());
         for (a, b) in self.groups.iter().zip(&other.groups) {
             let kind = match (a.kind, b.kind) {
                 (FeatureKind::Dense { width: x }, FeatureKind::Dense { width: y }) if x == y => a.kind,
+                // Two plain dense rows of different widths: the message every command gave before layouts.
                 (FeatureKind::Dense { width: x }, FeatureKind::Dense { width: y }) if self.groups.len() == 1 => {
                     return Err(DataError::Dataset(format!("rows have {y} features, expected {x}")))
                 }

@@ -155,10 +155,26 @@ impl Default for SampleColumns {
 /// # Errors
 /// The reader's [`DataError`], naming the file and the row, line or column.
 pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataError> {
+    read_samples_as(path, columns, true)
+}
+
+/// [`read_samples`] for samples whose label column holds no class labels: in a Parquet or CSV
+/// table the column `columns.label` is left out (neither labels nor a feature), as for the pool
+/// and unlabeled samples of a regression or multilabel run (whose label column holds floats or
+/// lists, or nothing), and for the features of [`read_samples_with_targets`]. IDX and LINQS files
+/// keep their labels.
+///
+/// # Errors
+/// As [`read_samples`].
+pub fn read_samples_without_labels(path: &Path, columns: &SampleColumns) -> Result<Dataset, DataError> {
+    read_samples_as(path, columns, false)
+}
+
+fn read_samples_as(path: &Path, columns: &SampleColumns, class_labels: bool) -> Result<Dataset, DataError> {
     // Outputs of a set whose commit a kill interrupted become whole before they are read.
     crate::io::finish_pending_commits(path).map_err(|e| DataError::io(path, e))?;
     if is_parquet(path).map_err(|e| DataError::io(path, e))? {
-        return parquet::read_samples(path, columns);
+        return parquet::read_samples_as(path, columns, class_labels);
     }
     let mut magic = [0u8; 4];
     let len = read_prefix(path, &mut magic, true)?;
@@ -170,7 +186,7 @@ pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, Dat
         return idx::read_idx(path, None, &idx::IdxOptions::default());
     }
     if name.ends_with(".parquet") || name.ends_with(".pq") {
-        return parquet::read_samples(path, columns);
+        return parquet::read_samples_as(path, columns, class_labels);
     }
     if name.ends_with(".content") || name.ends_with(".content.gz") {
         return linqs::read_content(path);
@@ -186,7 +202,7 @@ pub fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset, Dat
             ),
         ));
     }
-    csv::read_csv(path, columns)
+    csv::read_csv_as(path, columns, class_labels)
 }
 
 /// Fills `buf` with the first bytes of `path` (decompressed when `gunzip` and the file is gzipped)

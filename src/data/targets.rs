@@ -70,7 +70,8 @@ pub fn read_samples_with_targets(
 ) -> Result<Dataset, DataError> {
     let dataset = match is_parquet(path).map_err(|e| DataError::io(path, e))? {
         true => super::parquet::read_samples_as(path, columns, false)?,
-        false => super::csv::read_csv(path, columns)?,
+        // CSV whose label column holds targets, not class labels (floats, lists).
+        false => super::csv::read_csv_as(path, columns, false)?,
     };
     attach_targets(dataset, path, &columns.id, &columns.label, kind, names)
 }

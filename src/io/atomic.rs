@@ -303,6 +303,58 @@ pub(crate) fn open_descriptor(_path: &Path) -> io::Result<Option<File>> {
     Ok(None)
 }
 
+/// Checks, without writing anything, that [`AtomicFile::create`] can write `path`: it names a
+/// file, is not a directory, and is a device, a FIFO or a descriptor (written in place) or lies in
+/// an existing directory that this process may write (`faccessat(W_OK | X_OK, AT_EACCESS)`, which
+/// also sees a read-only file system). For commands that should fail before long work.
+///
+/// # Errors
+/// `InvalidInput`, `IsADirectory`, `NotFound` or `PermissionDenied`, naming `path`.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    check_names_file(path)?;
+    if names_descriptor(path).is_some() {
+        return Ok(());
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                format!("cannot write {}: it is a directory", path.display()),
+            ))
+        }
+        Ok(meta) if !meta.is_file() => return Ok(()),
+        _ => {}
+    }
+    let dir = parent_dir(path);
+    if !dir.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("cannot write {}: directory {} does not exist", path.display(), dir.display()),
+        ));
+    }
+    if !writable_dir(&dir) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("cannot write {}: directory {} is not writable", path.display(), dir.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether this process may create and remove entries in `dir`.
+#[cfg(unix)]
+pub(crate) fn writable_dir(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
+    // SAFETY: `c` is a valid NUL-terminated path; faccessat only reads it.
+    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK | libc::X_OK, libc::AT_EACCESS) == 0 }
+}
+
+#[cfg(not(unix))]
+pub(crate) fn writable_dir(dir: &Path) -> bool {
+    std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
+}
+
 /// Set once an output is written to standard output (`--output /dev/stdout`).
 static STDOUT_IS_AN_OUTPUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -515,6 +567,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(names_descriptor(&dir.path().join("out.txt")), None);
         assert_eq!(names_descriptor(Path::new("/dev/null")), None);
+    }
+
+    #[test]
+    fn check_writable_fails_early_without_writing_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_writable(&dir.path().join("new.tsv")).is_ok());
+        let kind = |p: &Path| check_writable(p).unwrap_err().kind();
+        assert_eq!(kind(&dir.path().join("no/such/out.tsv")), io::ErrorKind::NotFound);
+        assert_eq!(kind(dir.path()), io::ErrorKind::IsADirectory);
+        assert_eq!(kind(Path::new(&format!("{}/", dir.path().join("x").display()))), io::ErrorKind::InvalidInput);
+        assert!(check_writable(Path::new("/dev/null")).is_ok());
+        assert!(names(dir.path()).is_empty(), "a probe was left");
     }
 
     #[test]

@@ -22,8 +22,9 @@
 //! one pair per line, so that any file name round-trips.
 //!
 //! A journal that cannot be finished (a destination became a directory, a rename fails) never
-//! stops the commands that do not read its outputs: [`finish_pending_commits`] leaves it for the
-//! readers of those outputs, which fail with a message naming the journal and what to do.
+//! stops the commands that do not touch its outputs: [`finish_pending_commits`] leaves it for the
+//! readers (and new writers) of those outputs, which fail with a message naming the journal and
+//! what to do.
 
 use super::atomic::{anchored, check_names_file, parent_dir, sync_dir};
 use std::io;

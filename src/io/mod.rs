@@ -5,6 +5,7 @@
 //! |---|---|
 //! | read a file that may be gzipped (sniffed by its magic bytes) | [`open_maybe_gz`], [`read_maybe_gz`] |
 //! | write a file atomically (no half-written output, ever) | [`AtomicFile`], [`write_bytes`] |
+//! | check before long work that an output can be written | [`check_writable`] |
 //! | write a Parquet file (atomically, one compression for all) | [`write_parquet`] |
 //! | recognize a Parquet file (by its magic bytes) | [`is_parquet`] |
 //! | write several files that become visible together | [`OutputSet`] (and [`finish_pending_commits`], which readers call) |
@@ -23,7 +24,7 @@ mod live;
 mod parquet;
 mod staged;
 
-pub use atomic::{stdout_is_an_output, write_bytes, AtomicFile};
+pub use atomic::{check_writable, stdout_is_an_output, write_bytes, AtomicFile};
 pub use journal::finish_pending_commits;
 pub use limits::{
     available_memory, check_memory, read_line_limited, read_to_end_limited, MemoryLimitError, FALLBACK_MEMORY_BYTES,

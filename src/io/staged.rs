@@ -1,7 +1,7 @@
 //! Outputs that commit together: [`OutputSet`] (several files) and [`StagedDir`] (a directory),
 //! and [`check_paths`], which refuses two outputs naming the same file or an output naming an input.
 
-use super::atomic::{check_names_file, parent_dir, sync_dir};
+use super::atomic::{check_names_file, parent_dir, sync_dir, writable_dir};
 use super::journal::Journal;
 use super::live::{commit_all, LiveTemp};
 use std::io;
@@ -304,20 +304,6 @@ pub fn check_replaceable(dest: &Path) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether this process may create and remove entries in `dir`.
-#[cfg(unix)]
-fn writable_dir(dir: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
-    // SAFETY: `c` is a valid NUL-terminated path; faccessat only reads it.
-    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK | libc::X_OK, libc::AT_EACCESS) == 0 }
-}
-
-#[cfg(not(unix))]
-fn writable_dir(dir: &Path) -> bool {
-    std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
 }
 
 /// A hidden staging directory, removed (with its content) when dropped unless `keep`.
