@@ -192,7 +192,13 @@ fn layers() -> Result<()> {
     };
     println!("| layer | pass | ms | GFLOP/s |");
     println!("|---|---|---|---|");
-    for (cin, cout, hw, pool) in [(1, 32, 28, 2), (32, 64, 13, 2), (64, 64, 5, 1)] {
+    // `-- layers 1`: only the second convolution (for a profiler).
+    let only: Option<usize> = std::env::args().skip_while(|a| a != "layers").nth(1).and_then(|a| a.parse().ok());
+    let all = [(1, 32, 28, 2), (32, 64, 13, 2), (64, 64, 5, 1)];
+    for (i, &(cin, cout, hw, pool)) in all.iter().enumerate() {
+        if only.is_some_and(|l| l != i) {
+            continue;
+        }
         let (x, w, b) = (random(&[BATCH, cin, hw, hw])?, random(&[cout, cin, 3, 3])?, random(&[cout])?);
         let n = (hw - 2) * (hw - 2);
         let gflop = (2 * BATCH * cout * n * cin * 9) as f64 / 1e9;
@@ -213,7 +219,7 @@ fn layers() -> Result<()> {
             ("fwd + ∂w, ∂b", Box::new(|| run(&trained, &x)?.sum_all()?.backward().map(drop))),
         ];
         for (name, f) in passes {
-            let t = time_ms(30, f)?.best;
+            let t = time_ms(if only.is_some() { 1000 } else { 30 }, f)?.best;
             let flops = if name == "forward" { gflop } else { 2.0 * gflop };
             println!("| {cin}→{cout} on {hw}×{hw} | {name} | {t:.3} | {:.1} |", flops / t * 1e3);
         }
