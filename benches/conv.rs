@@ -178,7 +178,59 @@ fn measure(backend: Backend) -> Result<[Timing; 3]> {
     Ok([forward, fwd_bwd, adv_step])
 }
 
+/// `cargo bench --bench conv -- layers`: each convolution of the CNN alone at batch 32, on this
+/// process's threads (`RAYON_NUM_THREADS`): the forward (fused ReLU and pool as in the CNN), the
+/// backward to the input only (a PGD step), and to the weights and bias only; best of 30 runs, ms and
+/// GFLOP/s of the layer's GEMM.
+fn layers() -> Result<()> {
+    let dev = Device::Cpu;
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut random = |shape: &[usize]| -> Result<Tensor> {
+        let n = shape.iter().product::<usize>();
+        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        Tensor::from_vec(v, shape, &dev)
+    };
+    println!("| layer | pass | ms | GFLOP/s |");
+    println!("|---|---|---|---|");
+    // `-- layers 1`: only the second convolution (for a profiler).
+    let only: Option<usize> = std::env::args().skip_while(|a| a != "layers").nth(1).and_then(|a| a.parse().ok());
+    let all = [(1, 32, 28, 2), (32, 64, 13, 2), (64, 64, 5, 1)];
+    for (i, &(cin, cout, hw, pool)) in all.iter().enumerate() {
+        if only.is_some_and(|l| l != i) {
+            continue;
+        }
+        let (x, w, b) = (random(&[BATCH, cin, hw, hw])?, random(&[cout, cin, 3, 3])?, random(&[cout])?);
+        let n = (hw - 2) * (hw - 2);
+        let gflop = (2 * BATCH * cout * n * cin * 9) as f64 / 1e9;
+        let run = |conv: &FastConv2d, x: &Tensor| {
+            if pool > 1 {
+                conv.forward_relu_pool(x, pool)
+            } else {
+                conv.forward_relu(x)
+            }
+        };
+        let fixed = FastConv2d::new(w.clone(), Some(b.clone()))?;
+        let (wv, bv) = (Var::from_tensor(&w)?, Var::from_tensor(&b)?);
+        let trained = FastConv2d::new(wv.as_tensor().clone(), Some(bv.as_tensor().clone()))?;
+        let xv = Var::from_tensor(&x)?;
+        let passes: [(&str, Box<dyn FnMut() -> Result<()>>); 3] = [
+            ("forward", Box::new(|| run(&fixed, &x).map(drop))),
+            ("fwd + ∂x", Box::new(|| run(&fixed, xv.as_tensor())?.sum_all()?.backward().map(drop))),
+            ("fwd + ∂w, ∂b", Box::new(|| run(&trained, &x)?.sum_all()?.backward().map(drop))),
+        ];
+        for (name, f) in passes {
+            let t = time_ms(if only.is_some() { 1000 } else { 30 }, f)?.best;
+            let flops = if name == "forward" { gflop } else { 2.0 * gflop };
+            println!("| {cin}→{cout} on {hw}×{hw} | {name} | {t:.3} | {:.1} |", flops / t * 1e3);
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
+    if std::env::args().any(|a| a == "layers") {
+        return layers();
+    }
     if let Ok(name) = std::env::var(CHILD_ENV) {
         let backend = Backend::ALL.into_iter().find(|b| b.name() == name).expect("parent passes a known backend");
         let values: Vec<String> =

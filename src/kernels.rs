@@ -1,10 +1,43 @@
 //! CPU building blocks shared by the fast layers and the graph builder: an f32 GEMM over strided
 //! views (the `gemm` crate, AVX-512 where the CPU has it: ndarray's `matrixmultiply` stops at
-//! AVX2), a tiled transpose, and access to a tensor's contiguous f32 data.
+//! AVX2), a tiled transpose, access to a tensor's contiguous f32 data, and the switch that lets an
+//! input-gradient pass skip the fast layers' parameter gradients ([`input_gradient_only`]).
 
 use candle_core::{bail, CpuStorage, Layout, Result, Storage, Tensor};
 use ndarray::ArrayView2;
+use std::cell::Cell;
 use std::marker::PhantomData;
+
+thread_local! {
+    /// Whether the fast layers' ops created on this thread compute their parameter gradients.
+    static PARAM_GRADS: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Runs `f` (a forward pass and its backward, on this thread) with the parameter gradients of the
+/// fast layers (`FastConv2d`, `Dense`) turned off: their ops created inside `f` give gradients
+/// only to their inputs.
+///
+/// Why: candle's autograd differentiates with respect to every variable a loss depends on, so the
+/// input gradient a PGD step follows (`loss::task_input_gradient`) would also compute every weight
+/// gradient — about a third of the backward's arithmetic — and throw it away. Use it only where
+/// the parameter gradients are discarded: inside `f` they are `None`.
+pub(crate) fn input_gradient_only<R>(f: impl FnOnce() -> R) -> R {
+    /// Restores the previous setting even if `f` unwinds.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PARAM_GRADS.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(PARAM_GRADS.with(|p| p.replace(false)));
+    f()
+}
+
+/// Whether an op created now should compute its parameter gradients (false inside
+/// [`input_gradient_only`]).
+pub(crate) fn param_grads_wanted() -> bool {
+    PARAM_GRADS.with(Cell::get)
+}
 
 /// A strided view of a matrix for [`sgemm`]: element `(r, c)` is at `r·row_stride + c·col_stride`
 /// from the start of the borrowed data.

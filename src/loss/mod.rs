@@ -90,8 +90,10 @@ pub fn task_input_gradient(
     train: bool,
 ) -> Result<Array2<f32>> {
     let var = Var::from_tensor(&to_tensor(x)?)?;
-    let loss = task.loss(&model.forward_encoded(var.as_tensor(), train, None)?.0, y, weights)?;
-    let grads = loss.backward()?;
+    // Only ∂/∂x is kept: the fast layers skip their weight gradients.
+    let grads = crate::kernels::input_gradient_only(|| {
+        task.loss(&model.forward_encoded(var.as_tensor(), train, None)?.0, y, weights)?.backward()
+    })?;
     match grads.get(var.as_tensor()) {
         Some(g) => to_array2(g),
         None => Ok(Array2::zeros(x.dim())),
@@ -111,7 +113,9 @@ pub fn output_input_gradient(
     loss: impl FnOnce(&Tensor) -> Result<Tensor>,
 ) -> Result<Array2<f32>> {
     let var = Var::from_tensor(&to_tensor(x)?)?;
-    let grads = loss(&model.forward_encoded(var.as_tensor(), train, None)?.0)?.backward()?;
+    let grads = crate::kernels::input_gradient_only(|| {
+        loss(&model.forward_encoded(var.as_tensor(), train, None)?.0)?.backward()
+    })?;
     match grads.get(var.as_tensor()) {
         Some(g) => to_array2(g),
         None => Ok(Array2::zeros(x.dim())),

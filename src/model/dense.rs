@@ -8,7 +8,7 @@
 //! when the input is mostly zeros (bag-of-words: 1.3 % of Cora's 1,433 words per paper) the
 //! product and the weight gradient only visit the non-zero values.
 
-use crate::kernels::{cpu_slice, sgemm, transpose, with_slice, Mat};
+use crate::kernels::{cpu_slice, param_grads_wanted, sgemm, transpose, with_slice, Mat};
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use std::sync::OnceLock;
@@ -99,13 +99,16 @@ impl Module for Dense {
 /// call (forward, then backward).
 struct DenseOp {
     relu: bool,
+    /// Whether the backward computes `∂W` and `∂b` (off in an input-gradient pass, see
+    /// `kernels::input_gradient_only`).
+    param_grads: bool,
     /// Set by the forward: the input's non-zeros if it is sparse, for the backward's `∂W`.
     sparse_input: OnceLock<Option<Csr>>,
 }
 
 impl DenseOp {
     fn new(relu: bool) -> Self {
-        DenseOp { relu, sparse_input: OnceLock::new() }
+        DenseOp { relu, param_grads: param_grads_wanted(), sparse_input: OnceLock::new() }
     }
 }
 
@@ -300,14 +303,21 @@ impl CustomOp3 for DenseOp {
                 Ok(())
             })?;
         }
-        let (mut grad_w, mut grad_b) = (vec![0.0f32; k * m], vec![0.0f32; m]);
-        with_slice(x, "input", |xs| {
-            let input = match self.sparse_input.get() {
-                Some(Some(csr)) => Input::Sparse(csr),
-                _ => Input::Dense(xs),
-            };
-            param_grads(input, &g, (n, k, m), (&mut grad_w, &mut grad_b), false)
-        })?;
+        let device = w.device();
+        let params = match self.param_grads {
+            true => {
+                let (mut grad_w, mut grad_b) = (vec![0.0f32; k * m], vec![0.0f32; m]);
+                with_slice(x, "input", |xs| {
+                    let input = match self.sparse_input.get() {
+                        Some(Some(csr)) => Input::Sparse(csr),
+                        _ => Input::Dense(xs),
+                    };
+                    param_grads(input, &g, (n, k, m), (&mut grad_w, &mut grad_b), false)
+                })?;
+                (Some(Tensor::from_vec(grad_w, (k, m), device)?), Some(Tensor::from_vec(grad_b, m, device)?))
+            }
+            false => (None, None),
+        };
         let grad_x = match x.track_op() {
             true => Some(Tensor::from_vec(
                 with_slice(w, "weight", |ws| input_grad(&g, ws, (n, k, m)))?,
@@ -316,8 +326,7 @@ impl CustomOp3 for DenseOp {
             )?),
             false => None,
         };
-        let device = w.device();
-        Ok((grad_x, Some(Tensor::from_vec(grad_w, (k, m), device)?), Some(Tensor::from_vec(grad_b, m, device)?)))
+        Ok((grad_x, params.0, params.1))
     }
 }
 

@@ -2,25 +2,11 @@
 //! pool), then the weight, input and bias gradients.
 
 use super::dims::ConvDims;
-use super::forward::{group_cols, with_scratch, Scratch};
-use super::pool::unpool_argmax;
+use super::forward::{col2im, group_cols, merge_phases, with_scratch, Scratch};
+use super::pool::unpool_blocks;
 use crate::kernels::{sgemm, transpose, Mat};
 use candle_core::Result;
 use rayon::prelude::*;
-
-/// The transpose of `forward::im2col` for one image: `dx[c, y+i, x+j] += gcol[(c, i, j), (y, x)]`.
-fn col2im(gcol: &[f32], d: &ConvDims, ld: usize, dx: &mut [f32]) {
-    let plane_len = d.h * d.w;
-    for row in 0..d.k() {
-        let (c, i, j) = (row / (d.kh * d.kw), row / d.kw % d.kh, row % d.kw);
-        let plane = &mut dx[c * plane_len..][..plane_len];
-        for (y, src) in gcol[row * ld..][..d.n()].chunks_exact(d.ow).enumerate() {
-            for (a, g) in plane[(y + i) * d.w + j..][..d.ow].iter_mut().zip(src) {
-                *a += g;
-            }
-        }
-    }
-}
 
 /// `g` if `keep`, else 0, as a bit mask so that loops vectorize (a branch on data would be
 /// mispredicted half the time).
@@ -79,7 +65,7 @@ impl OutGrad<'_> {
                     let (img, o) = (dst / d.o, dst % d.o);
                     let dst = &mut buf[o * width + img * n..][..n];
                     let at = plane * pn..(plane + 1) * pn;
-                    unpool_argmax(&dy[at.clone()], &out[at.clone()], relu, &argmax[at], d.pool, dst, d.ow);
+                    unpool_blocks(&dy[at.clone()], &out[at.clone()], relu, &argmax[at], dst);
                 }
             }
         }
@@ -164,12 +150,12 @@ pub(super) fn conv_backward(
         if !want.weight && dx.is_none() {
             return Ok(());
         }
-        let [dyp, trans, col_buf, gcol] = s;
+        let [dyp, trans, col_buf, gcol, phases] = s;
         let (images, first) = (d.images(g), g * d.group);
         let width = images * n;
         let dy_g = dy.group(g, d, dyp);
         if want.weight {
-            let col = group_cols(&x[first * d.image_in()..][..images * d.image_in()], d, col_buf);
+            let col = group_cols(&x[first * d.image_in()..][..images * d.image_in()], d, col_buf, phases);
             // Transpose the smaller of the two operands (see the function's docs).
             trans.resize(width * k.min(o), 0.0);
             if transposed_dw {
@@ -184,7 +170,15 @@ pub(super) fn conv_backward(
             gcol.resize(k * width, 0.0);
             sgemm((k, width, o), Mat::transposed(w, k), Mat::rows(dy_g, width), gcol, false, parallel_gemm)?;
             for (img, dx) in dx.chunks_exact_mut(d.image_in()).enumerate() {
-                col2im(&gcol[img * n..], d, width, dx);
+                if d.pool == 1 {
+                    col2im(&gcol[img * n..], d, width, dx);
+                } else {
+                    // Added up by column phase, then interleaved (see `forward::split_phases`).
+                    phases.clear();
+                    phases.resize(d.c * d.h * d.pool * d.phase_w(), 0.0);
+                    col2im(&gcol[img * n..], d, width, phases);
+                    merge_phases(phases, d, dx);
+                }
             }
         }
         Ok(())

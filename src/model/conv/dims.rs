@@ -19,8 +19,6 @@ pub(super) struct ConvDims {
     pub(super) o: usize,
     pub(super) kh: usize,
     pub(super) kw: usize,
-    pub(super) oh: usize,
-    pub(super) ow: usize,
     /// Pool window (1: no pooling) and the pooled height and width.
     pub(super) pool: usize,
     pub(super) ph: usize,
@@ -50,18 +48,30 @@ impl ConvDims {
         // the thread count, then images spread evenly over them (e.g. 32 images of 3×3 outputs on
         // 2 threads: 4 groups of 8 rather than 15 + 15 + 2).
         let threads = rayon::current_num_threads().max(1);
-        let mut groups = b.div_ceil(MIN_GEMM_COLS.div_ceil(oh * ow)).max(1);
+        let cols = pool * pool * (oh / pool) * (ow / pool);
+        let mut groups = b.div_ceil(MIN_GEMM_COLS.div_ceil(cols)).max(1);
         if groups >= threads {
             groups = groups.div_ceil(threads) * threads;
         }
         let group = b.div_ceil(groups).max(1);
         let (b, c, h, w, o, kh, kw) = (*b, *c, *h, *wi, *o, *kh, *kw);
-        Ok(ConvDims { b, c, h, w, o, kh, kw, oh, ow, pool, ph: oh / pool, pw: ow / pool, group })
+        Ok(ConvDims { b, c, h, w, o, kh, kw, pool, ph: oh / pool, pw: ow / pool, group })
     }
 
-    /// Convolution output positions per image.
+    /// GEMM columns per image: the convolution output positions that some pool window reads,
+    /// `pool² · PH · PW` (all `OH · OW` positions without a pool), in window-major order: column
+    /// `q·PH·PW + i·PW + j`, `q = p·pool + r`, is position `(i·pool + p, j·pool + r)`, the `q`-th
+    /// element of pool window `(i, j)`. Each pool window's elements then lie `PH·PW` apart, so
+    /// the pool is an elementwise maximum of `pool²` contiguous blocks, and rows and columns that no
+    /// window reads (the 11th of an 11×11 output pooled by 2) are never computed.
     pub(super) fn n(&self) -> usize {
-        self.oh * self.ow
+        self.pool * self.pool * self.out_n()
+    }
+
+    /// Width of one row of an input plane split by column phase (see `forward::split_phases`):
+    /// `⌈W / pool⌉`.
+    pub(super) fn phase_w(&self) -> usize {
+        self.w.div_ceil(self.pool)
     }
 
     /// Op output positions per image (after the pool, if any).

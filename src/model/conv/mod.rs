@@ -23,6 +23,14 @@
 //! first masked by `y > 0`, as TensorFlow's `ReluGrad` does. With a fused pool
 //! ([`FastConv2d::forward_relu_pool`]) the output is each window's maximum, and the gradient goes
 //! back to the window's first maximum (its offset is kept from the forward, one byte per output).
+//! The im2col columns then come in window-major order (the `q`-th element of every pool window,
+//! then the next `q`): the pool becomes an elementwise maximum over contiguous blocks, and output
+//! positions no window reads (the last row and column of an odd-sized output pooled by 2) are left
+//! out of every product (17 % of the second convolution of NSL's CNN). The input rows are first
+//! split by column phase (even and odd columns for a pool of 2), so im2col still copies runs.
+//!
+//! Inside `kernels::input_gradient_only` (the input gradient of a PGD or VAT step) the weight and
+//! bias gradients are not computed.
 //!
 //! # Limits
 //! Stride 1, no padding, no dilation, one group, NCHW layout; a pool window (fused or not) is at

@@ -4,7 +4,7 @@
 use super::backward::{conv_backward, OutGrad, Wanted};
 use super::dims::ConvDims;
 use super::forward::conv_forward;
-use crate::kernels::{cpu_slice, with_slice};
+use crate::kernels::{cpu_slice, param_grads_wanted, with_slice};
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::OnceLock;
 
@@ -14,6 +14,9 @@ use std::sync::OnceLock;
 pub(super) struct ConvOp {
     relu: bool,
     pool: usize,
+    /// Whether the backward computes the weight and bias gradients (off in an input-gradient pass,
+    /// see `kernels::input_gradient_only`).
+    param_grads: bool,
     /// Set by the forward when pooling: each window's argmax offset, for the backward.
     argmax: OnceLock<Vec<u8>>,
 }
@@ -22,7 +25,7 @@ impl ConvOp {
     /// The op for one call: a ReLU after the convolution if `relu`, then a `pool × pool` max-pool
     /// if `pool > 1` (checked against the shapes by the forward).
     pub(super) fn new(relu: bool, pool: usize) -> Self {
-        ConvOp { relu, pool, argmax: OnceLock::new() }
+        ConvOp { relu, pool, param_grads: param_grads_wanted(), argmax: OnceLock::new() }
     }
 
     fn fwd(
@@ -64,7 +67,12 @@ impl ConvOp {
             bail!("fast_conv2d: output gradient {:?} does not match the output {out:?}", grad.dims());
         }
         // An input that is neither a variable nor computed from one (plain data) needs no gradient.
-        let want = Wanted { input: x.track_op(), weight: w.track_op(), bias: want_bias };
+        // Parameter gradients only if the caller keeps them (see `param_grads`).
+        let p = self.param_grads;
+        let want = Wanted { input: x.track_op(), weight: p && w.track_op(), bias: p && want_bias };
+        if !(want.input || want.weight || want.bias) {
+            return Ok((None, None, None));
+        }
         let (dx, dw, db) = with_slice(x, "input", |xs| {
             with_slice(w, "weights", |ws| {
                 with_slice(grad, "output gradient", |dy| {
@@ -131,5 +139,33 @@ impl CustomOp3 for ConvOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         ConvOp::bwd(self, x, w, b.track_op(), res, grad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::kernels::input_gradient_only;
+    use crate::model::FastConv2d;
+    use candle_core::{Device, Result, Tensor, Var};
+
+    /// Inside `input_gradient_only` the op gives the same input gradient and no weight or bias
+    /// gradient; outside it gives all three.
+    #[test]
+    fn input_gradient_only_skips_parameter_gradients() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::arange(0f32, 2.0 * 36.0, &dev)?.affine(0.1, -3.0)?.reshape((2, 1, 6, 6))?)?;
+        let w = Var::from_tensor(&Tensor::arange(0f32, 18.0, &dev)?.affine(0.2, -1.5)?.reshape((2, 1, 3, 3))?)?;
+        let b = Var::from_tensor(&Tensor::new(&[0.5f32, -0.25], &dev)?)?;
+        let conv = FastConv2d::new(w.as_tensor().clone(), Some(b.as_tensor().clone()))?;
+        let loss = |x: &Tensor| conv.forward_relu_pool(x, 2)?.sqr()?.sum_all();
+        let all = loss(x.as_tensor())?.backward()?;
+        let only = input_gradient_only(|| loss(x.as_tensor())?.backward())?;
+        let dx = |g: &candle_core::backprop::GradStore| g.get(x.as_tensor()).map(|t| t.flatten_all()?.to_vec1::<f32>());
+        assert_eq!(dx(&only).transpose()?, dx(&all).transpose()?);
+        assert!(all.get(w.as_tensor()).is_some() && all.get(b.as_tensor()).is_some());
+        assert!(only.get(w.as_tensor()).is_none() && only.get(b.as_tensor()).is_none());
+        // The switch is restored after the call.
+        assert!(crate::kernels::param_grads_wanted());
+        Ok(())
     }
 }

@@ -1,9 +1,11 @@
 //! Max-pooling: the argmax kernel and its gradient scatter, and the stand-alone max-pool op of
 //! [`fast_max_pool2d`](super::fast_max_pool2d).
 //!
-//! There is one max-pool: [`pool_argmax`] records each window's argmax (one byte per output) and
-//! [`unpool_argmax`] sends the gradient back there, for the pool fused after a convolution and for
-//! [`MaxPoolOp`] alike.
+//! [`pool_argmax`] records each window's argmax (one byte per output) and [`unpool_argmax`] sends
+//! the gradient back there, for [`MaxPoolOp`] on NCHW planes; [`pool_blocks`] and [`unpool_blocks`]
+//! do the same for the pool fused after a convolution, whose output comes in window-major order
+//! (each window's elements in separate contiguous blocks, so the loops are elementwise). Both
+//! pick the same maximum of a window and send its gradient to the same element.
 
 use super::backward::{keep_if, through_relu};
 use super::dims::MAX_POOL;
@@ -91,6 +93,59 @@ pub(super) fn unpool_argmax(dy: &[f32], y: &[f32], relu: bool, arg: &[u8], s: us
                     *v = keep_if(g, *a == first + q as u8);
                 }
             }
+        }
+    }
+}
+
+/// The max-pool fused after a convolution, on one plane of its output in window-major order (see
+/// `ConvDims::n`): `plane` holds `pool²` blocks of `out.len()` values, block `q` the `q`-th element
+/// of every window. Writes each window's maximum into `out` and its offset `q` into `arg`: the
+/// first maximum in row-major order, a NaN winning over numbers, as [`pool_argmax`] does.
+pub(super) fn pool_blocks(plane: &[f32], out: &mut [f32], arg: &mut [u8]) {
+    let pn = out.len();
+    // Each window's running maximum and offset stay in registers, one window at a time (an
+    // elementwise pass per block would store and reload both, and the compiler turns the
+    // conditional stores into branches).
+    if plane.len() == 4 * pn {
+        // 2×2 windows, the common case, unrolled.
+        let (b0, rest) = plane.split_at(pn);
+        let (b1, rest) = rest.split_at(pn);
+        let (b2, b3) = rest.split_at(pn);
+        for (u, (best_out, at_out)) in out.iter_mut().zip(arg.iter_mut()).enumerate() {
+            let (mut best, mut at) = (b0[u], 0u8);
+            for (q, v) in [(1u8, b1[u]), (2, b2[u]), (3, b3[u])] {
+                let m = better(v, best);
+                best = if m { v } else { best };
+                at = if m { q } else { at };
+            }
+            (*best_out, *at_out) = (best, at);
+        }
+        return;
+    }
+    for (u, (best_out, at_out)) in out.iter_mut().zip(arg.iter_mut()).enumerate() {
+        let (mut best, mut at) = (plane[u], 0u8);
+        for (q, block) in plane.chunks_exact(pn).enumerate().skip(1) {
+            let v = block[u];
+            let m = better(v, best);
+            best = if m { v } else { best };
+            // Offsets are below MAX_POOL² = 256 (checked in ConvDims::new).
+            at = if m { q as u8 } else { at };
+        }
+        (*best_out, *at_out) = (best, at);
+    }
+}
+
+/// The gradient of [`pool_blocks`]: writes into `plane` (`pool²` blocks of `dy.len()` values) each
+/// window's gradient `dy` in the block where the forward found its maximum (`arg`), 0 in the
+/// others. With `relu`, `dy` is first masked by `y > 0`, `y` being the pooled output, as in
+/// [`unpool_argmax`].
+pub(super) fn unpool_blocks(dy: &[f32], y: &[f32], relu: bool, arg: &[u8], plane: &mut [f32]) {
+    let pn = dy.len();
+    for (q, block) in plane.chunks_exact_mut(pn).enumerate() {
+        let q = q as u8;
+        for (((v, g), y), a) in block.iter_mut().zip(dy).zip(y).zip(arg) {
+            let g = if relu { through_relu(*g, *y) } else { *g };
+            *v = keep_if(g, *a == q);
         }
     }
 }
