@@ -213,7 +213,8 @@ fn layers() -> Result<()> {
         let (wv, bv) = (Var::from_tensor(&w)?, Var::from_tensor(&b)?);
         let trained = FastConv2d::new(wv.as_tensor().clone(), Some(bv.as_tensor().clone()))?;
         let xv = Var::from_tensor(&x)?;
-        let passes: [(&str, Box<dyn FnMut() -> Result<()>>); 3] = [
+        type Pass<'a> = Box<dyn FnMut() -> Result<()> + 'a>;
+        let passes: [(&str, Pass); 3] = [
             ("forward", Box::new(|| run(&fixed, &x).map(drop))),
             ("fwd + ∂x", Box::new(|| run(&fixed, xv.as_tensor())?.sum_all()?.backward().map(drop))),
             ("fwd + ∂w, ∂b", Box::new(|| run(&trained, &x)?.sum_all()?.backward().map(drop))),

@@ -12,8 +12,7 @@ fn demo_reports_fgsm_and_autoattack_for_three_recipes() {
     let stdout = ok(&["demo", "--out", &out_s, "--epochs", "1", "--autoattack-samples", "100"]);
     assert!(stdout.contains("| model | clean | FGSM (white-box)"), "{stdout}");
     assert!(stdout.contains("AutoAttack: the first 100"), "{stdout}");
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["autoattack_samples"], 100);
     let models = summary["models"].as_array().unwrap();
     let names: Vec<&str> = models.iter().map(|m| m["name"].as_str().unwrap()).collect();

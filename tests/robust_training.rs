@@ -87,12 +87,12 @@ fn objectives_parse_with_their_defaults_and_refuse_what_makes_no_sense() {
     let err = AdvRegConfig::from_kv("objective=madry").unwrap().validate(6).unwrap_err().to_string();
     assert!(err.contains("objective=madry") && err.contains("epsilon"), "{err}");
     let regression = "regression".parse::<Task>().unwrap();
-    let err = trades.validate_task(regression).unwrap_err().to_string();
+    let err = regression.check_adv_objective(trades.objective).unwrap_err().to_string();
     assert!(err.contains("objective=trades") && err.contains("regression"), "{err}");
-    assert!(trades.validate_task(Task::Binary).is_ok());
-    let err = mart.validate_task(Task::Binary).unwrap_err().to_string();
+    assert!(Task::Binary.check_adv_objective(trades.objective).is_ok());
+    let err = Task::Binary.check_adv_objective(mart.objective).unwrap_err().to_string();
     assert!(err.contains("a multiclass task"), "{err}");
-    assert!(madry.validate_task(regression).is_ok());
+    assert!(regression.check_adv_objective(madry.objective).is_ok());
     // The warm-up's factor: (s + 1)/(W·b) for the first W·b steps, then 1.
     assert_eq!(trades.epsilon_factor(0, 5), 0.1);
     assert_eq!(trades.epsilon_factor(4, 5), 0.5);

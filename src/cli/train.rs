@@ -794,7 +794,7 @@ fn train(
             _ => train.dim(),
         };
         adv.validate(width)?;
-        adv.validate_task(task)?;
+        task.check_adv_objective(adv.objective)?;
     }
     check_model_memory(&spec, train.item_shape(), classes, config.batch_size)?;
     let (model, vars) = build_model(&spec, train.item_shape(), classes, init_seed, &candle_core::Device::Cpu)?;

@@ -21,6 +21,7 @@
 
 use super::cross_entropy::cross_entropy;
 use crate::config::{key_values, ConfigError};
+use crate::regularize::AdvObjective;
 use candle_core::{DType, Result, Tensor};
 use std::fmt;
 use std::str::FromStr;
@@ -58,6 +59,34 @@ pub enum RegressionLoss {
 impl Task {
     /// The names [`Task::from_str`] accepts.
     pub const NAMES: &'static [&'static str] = &["multiclass", "binary", "multilabel", "regression"];
+
+    /// Checks that an adversarial `objective` makes sense for this task: `trades` needs outputs that
+    /// are probabilities (multiclass, binary, multilabel), `mart` a multiclass task; `nsl` and
+    /// `madry` train every task.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidValue`] naming the objective and the task.
+    pub fn check_adv_objective(self, objective: AdvObjective) -> std::result::Result<(), ConfigError> {
+        let ok = match objective {
+            AdvObjective::Nsl | AdvObjective::Madry => true,
+            AdvObjective::Trades => !matches!(self, Task::Regression(_)),
+            AdvObjective::Mart => self == Task::Multiclass,
+        };
+        if ok {
+            return Ok(());
+        }
+        let expected = match objective {
+            AdvObjective::Trades => {
+                "a multiclass, binary or multilabel task (its KL compares predicted probabilities; use \
+                 objective=madry for regression)"
+            }
+            _ => {
+                "a multiclass task (its boosted cross-entropy needs the other classes' probabilities; use \
+                 objective=trades or madry)"
+            }
+        };
+        Err(ConfigError::invalid(format!("adv-reg objective={objective} with --task"), self, expected))
+    }
 
     /// Whether the targets are class indices (multiclass and binary).
     pub fn has_classes(&self) -> bool {

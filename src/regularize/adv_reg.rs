@@ -40,7 +40,6 @@
 use super::adversarial::AdvNeighborConfig;
 use super::distance::{DistanceConfig, DistanceType, Transform};
 use crate::config::{key_values, lookup, one_of, ConfigError};
-use crate::loss::Task;
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
@@ -303,27 +302,6 @@ impl AdvRegConfig {
             }
         }
         self.neighbor.validate(d)
-    }
-
-    /// Checks that the objective makes sense for the task: `trades` needs outputs that are
-    /// probabilities (multiclass, binary, multilabel), `mart` a multiclass task.
-    ///
-    /// # Errors
-    /// [`ConfigError::InvalidValue`] naming the objective and the task.
-    pub fn validate_task(&self, task: Task) -> Result<(), ConfigError> {
-        let ok = match self.objective {
-            AdvObjective::Nsl | AdvObjective::Madry => true,
-            AdvObjective::Trades => !matches!(task, Task::Regression(_)),
-            AdvObjective::Mart => task == Task::Multiclass,
-        };
-        if ok {
-            return Ok(());
-        }
-        let expected = match self.objective {
-            AdvObjective::Trades => "a multiclass, binary or multilabel task (its KL compares predicted probabilities; use objective=madry for regression)",
-            _ => "a multiclass task (its boosted cross-entropy needs the other classes' probabilities; use objective=trades or madry)",
-        };
-        Err(ConfigError::invalid(format!("adv-reg objective={} with --task", self.objective), task, expected))
     }
 }
 

@@ -473,7 +473,7 @@ impl<'a> Trainer<'a> {
             return Err(crate::ConfigError::invalid("record_adversarial every", 0, "at least 1 epoch").into());
         }
         if let Some(adversarial) = self.adversarial {
-            adversarial.validate_task(self.task)?;
+            self.task.check_adv_objective(adversarial.objective)?;
         }
         match self.config.threads {
             Some(threads) => {

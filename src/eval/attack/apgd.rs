@@ -318,6 +318,7 @@ fn sign(v: f32) -> f32 {
 /// Runs `attack` (an APGD variant) on the rows `x` with labels `y` (`index`: sample indices, for
 /// the random streams): restarts (and targets) each on the rows not broken yet, in batches.
 /// Returns each row's adversarial point, if one was found.
+#[allow(clippy::too_many_arguments)] // the rows, their labels and stream indices, and the run's settings
 pub(crate) fn apgd(
     model: &dyn Model,
     attack: EvalAttack,

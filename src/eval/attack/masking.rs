@@ -134,7 +134,7 @@ pub fn masking_check(reports: &[RobustnessReport], clip: Option<(f32, f32)>) -> 
     let mut sorted: Vec<&RobustnessReport> = reports.iter().collect();
     sorted.sort_by(|a, b| a.epsilon.total_cmp(&b.epsilon));
     for r in &sorted {
-        let gradient = r.stages.iter().filter(|s| s.attack.uses_gradients()).map(|s| s.robust_accuracy).last();
+        let gradient = r.stages.iter().filter(|s| s.attack.uses_gradients()).map(|s| s.robust_accuracy).next_back();
         let square = r.stages.iter().rev().find(|s| s.attack == EvalAttack::Square);
         if let (Some(_), Some(square)) = (gradient, square) {
             let after_gradient = r
