@@ -27,7 +27,6 @@ multiplier=${MULTIPLIER:-1}
 py=${TORCHVENV:-/tmp/torchvenv}/bin/python
 bench=scripts/bench_robust_epoch.py
 m=datasets/mnist
-[ -d $m ] || m=/work/main/datasets/mnist
 
 CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo build --release -q
 nsl=target/release/nsl
