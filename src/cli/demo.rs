@@ -53,8 +53,8 @@ pub struct DemoArgs {
     seed: u64,
     /// Test digits AutoAttack runs on (the first ones of the test set); clean and FGSM accuracy
     /// use all 10,000.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
-    autoattack_samples: usize,
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    autoattack_samples: u64,
     /// CPU threads. Default: 1 for the MLP, 2 for the CNN.
     #[arg(long)]
     threads: Option<usize>,
@@ -152,7 +152,7 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
             )?,
         ))
     })?;
-    let aa_samples = args.autoattack_samples.min(test.len());
+    let aa_samples = usize::try_from(args.autoattack_samples).unwrap_or(usize::MAX).min(test.len());
     outln!(
         "MNIST: {} training and {} test digits; model {spec}, {} epochs, batch 32; attacks at L∞ ε = {EPSILON}",
         train.len(),
