@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 pub struct EpochRecord {
     /// 1-based epoch number.
     pub epoch: usize,
-    /// Total loss (supervised + scaled regularizers).
+    /// Total loss: the supervised loss plus the scaled regularizers (with `objective=madry` or `mart`, the
+    /// objective's value, whose adversarial term replaces the clean one).
     pub loss: f64,
     /// Supervised cross-entropy.
     pub supervised_loss: f64,
