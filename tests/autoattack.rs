@@ -5,7 +5,7 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use common::{fails, ok};
+use common::{fails, nsl, ok};
 use ndarray::Array2;
 use nsl::eval::{run_attacks, AttackError, EvalAttack, EvalAttackConfig, RobustnessReport};
 use nsl::loss::Task;
@@ -286,6 +286,16 @@ fn evaluate_autoattack_json_and_per_sample_table() {
     }
     assert_eq!(out["robust_accuracy"].as_array().unwrap().len(), 2);
     assert!(out["masking_check"]["passed"].is_boolean());
+    // At L2 the sequence leaves out Square (its L2 version is not built), and says so.
+    let mut l2 = common.to_vec();
+    l2.extend(["--attack", "autoattack", "--norm", "l2", "--epsilon", "0.5", "--json"]);
+    let output = nsl(&l2);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Square's L2 version is not built"));
+    let out2: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stages: Vec<&str> =
+        out2["results"][0]["stages"].as_array().unwrap().iter().map(|s| s["attack"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["apgd-ce", "apgd-t"]);
     // The table: one row per sample and ε.
     let file = std::fs::File::open(&table).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();

@@ -213,15 +213,19 @@ impl AttackName {
         }
     }
 
-    /// The evaluation attacks it runs (none for FGSM and PGD).
-    fn sequence(self) -> Vec<EvalAttack> {
+    /// The evaluation attacks it runs at `norm` (none for FGSM and PGD).
+    fn sequence(self, norm: NormType) -> Vec<EvalAttack> {
         match self {
             AttackName::Fgsm | AttackName::Pgd => Vec::new(),
             AttackName::ApgdCe => vec![EvalAttack::ApgdCe],
             AttackName::ApgdDlr => vec![EvalAttack::ApgdDlr],
             AttackName::ApgdT => vec![EvalAttack::ApgdT],
             AttackName::Square => vec![EvalAttack::Square],
-            AttackName::Autoattack => EvalAttack::STANDARD.to_vec(),
+            AttackName::Autoattack => match EvalAttack::standard(norm) {
+                // L1: no attack of the sequence supports it; the check below names the first one.
+                none if none.is_empty() => EvalAttack::STANDARD.to_vec(),
+                some => some,
+            },
         }
     }
 }
@@ -314,7 +318,7 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
         results: Vec::new(),
         masking_check: None,
     };
-    if let Some(attack_name) = args.attack.filter(|a| !a.sequence().is_empty()) {
+    if let Some(attack_name) = args.attack.filter(|a| !a.sequence(args.norm.into()).is_empty()) {
         run_evaluation_attacks(args, attack_name, &checkpoint, &samples, &mut output)?;
         return print_output(args, &output, task);
     }
@@ -467,7 +471,13 @@ fn run_evaluation_attacks(
             args.run.display()
         );
     }
-    let attacks = attack_name.sequence();
+    let attacks = attack_name.sequence(args.norm.into());
+    if matches!(attack_name, AttackName::Autoattack) && attacks.len() < EvalAttack::STANDARD.len() {
+        errln!(
+            "note: --attack autoattack at {:?}: Square's L2 version is not built, so the sequence is APGD-CE, APGD-T",
+            NormType::from(args.norm)
+        );
+    }
     let mut config = EvalAttackConfig {
         norm: args.norm.into(),
         epsilon: args.epsilon.first().copied().unwrap_or(0.0),

@@ -26,6 +26,20 @@ impl EvalAttack {
     /// Square.
     pub const STANDARD: [EvalAttack; 3] = [EvalAttack::ApgdCe, EvalAttack::ApgdT, EvalAttack::Square];
 
+    /// AutoAttack's standard sequence for `norm`: [`STANDARD`](Self::STANDARD) less the attacks that
+    /// do not support the norm. L∞: APGD-CE, APGD-T, Square; L2: APGD-CE, APGD-T (Square's L2 version
+    /// is not built, so an L2 evaluation is weaker than AutoAttack's by that attack); L1: none.
+    ///
+    /// ```
+    /// use nsl::eval::EvalAttack;
+    /// use nsl::regularize::NormType;
+    /// assert_eq!(EvalAttack::standard(NormType::Infinity), EvalAttack::STANDARD);
+    /// assert_eq!(EvalAttack::standard(NormType::L2), [EvalAttack::ApgdCe, EvalAttack::ApgdT]);
+    /// ```
+    pub fn standard(norm: NormType) -> Vec<EvalAttack> {
+        Self::STANDARD.into_iter().filter(|a| a.supports(norm)).collect()
+    }
+
     /// The name used on the command line, in JSON and in the per-sample table (`apgd-ce`, …).
     pub fn name(self) -> &'static str {
         match self {
