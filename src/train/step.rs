@@ -313,8 +313,13 @@ impl Plan<'_> {
             None => None,
         };
         let hidden = self.graph.is_some_and(|(_, c)| c.layer.is_some());
+        // ∇ₓ at the clean samples is the first PGD step of NSL's form, unless PGD starts from a random
+        // point (then the first gradient is taken there) or another objective crafts the neighbor
+        // itself: only then does the pass keep the input's gradient.
+        let clean_gradient = x.is_some()
+            && self.adversarial.is_some_and(|c| c.objective == AdvObjective::Nsl && !c.neighbor.random_init);
         let (out, pass) =
-            backend.forward(std::mem::take(&mut input.buffer), input.rows, hidden, x.as_ref().map(|_| n))?;
+            backend.forward(std::mem::take(&mut input.buffer), input.rows, hidden, clean_gradient.then_some(n))?;
         let Outputs { logits: all_logits, hidden, encoded } = out;
         // A model with an encoder (token inputs) is perturbed in its encoded input, never in the ids.
         let (x, x_centers) = match &encoded {
@@ -366,7 +371,7 @@ impl Plan<'_> {
         let mut objective_value = None;
         match (self.adversarial, x) {
             (Some(config), Some(x)) if config.objective == AdvObjective::Nsl => {
-                let gx = backend.backward(&supervised, &[&pass], true)?;
+                let gx = backend.backward(&supervised, &[&pass], clean_gradient)?;
                 let neighbor = config.neighbor.scaled(context.multipliers.epsilon);
                 let x_adv = gen_adv_neighbor(x.view(), gx, &neighbor, self.adversarial_seed(context), |xt| {
                     task_input_gradient(self.model, xt, self.task, &y, w.as_ref(), true)
