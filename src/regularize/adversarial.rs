@@ -147,21 +147,25 @@ impl AdvNeighborConfig {
 }
 
 /// Per row, the unit-norm direction that maximizes `⟨g, u⟩` (`nsl.lib.maximize_within_unit_norm`):
+/// The sign of `v`, 0 at 0 (unlike [`f32::signum`], which gives ±1 there): the L∞ steepest-ascent
+/// direction, which leaves a coordinate with no gradient where it is.
+pub(crate) fn sign(v: f32) -> f32 {
+    if v > 0.0 {
+        1.0
+    } else if v < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
 /// L∞ `sign(g)`; L2 `g / max(‖g‖₂, 1e-6)`; L1 `sign(gᵢ)/k` on the `k` coordinates where `|gᵢ|` is largest,
 /// 0 elsewhere.
 pub fn maximize_within_unit_norm(g: ArrayView2<f32>, norm: NormType) -> Array2<f32> {
     let mut out = g.to_owned();
     for mut row in out.rows_mut() {
         match norm {
-            NormType::Infinity => row.mapv_inplace(|v| {
-                if v > 0.0 {
-                    1.0
-                } else if v < 0.0 {
-                    -1.0
-                } else {
-                    0.0
-                }
-            }),
+            NormType::Infinity => row.mapv_inplace(sign),
             NormType::L2 => {
                 let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-6);
                 row.mapv_inplace(|v| v / norm);

@@ -19,6 +19,7 @@ mod graph;
 mod vat;
 
 pub use adv_reg::{AdvLoss, AdvObjective, AdvRegConfig};
+pub(crate) use adversarial::sign;
 pub use adversarial::{gaussian_start, gen_adv_neighbor, pgd_from, AdvNeighborConfig, NormType};
 pub use distance::{pairwise_distance, DistanceConfig, DistanceType, Reduction, Transform};
 pub use graph::{graph_loss, graph_loss_in_batch, GraphRegConfig};

@@ -236,7 +236,7 @@ impl Run<'_> {
                     }
                     _ => {
                         for ((o, &c), &gv) in out.iter_mut().zip(cur).zip(g) {
-                            *o = c + step * sign(gv);
+                            *o = c + step * crate::regularize::sign(gv);
                         }
                     }
                 }
@@ -302,16 +302,6 @@ impl Run<'_> {
             }
         }
         keep
-    }
-}
-
-fn sign(v: f32) -> f32 {
-    if v > 0.0 {
-        1.0
-    } else if v < 0.0 {
-        -1.0
-    } else {
-        0.0
     }
 }
 
