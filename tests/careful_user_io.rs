@@ -6,18 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 mod common;
-use common::{fails, fails_with, ok};
+use common::{fails, fails_with, names, ok};
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// The names in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
-    names
 }
 
 /// A directory with `samples.parquet` (12 labeled samples of 2 features, classes `x` and `y`) and

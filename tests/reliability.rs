@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{fails, fails_with, nsl, ok};
+use common::{fails, fails_with, names, nsl, ok};
 use std::sync::Arc;
 
 fn s(path: &Path) -> &str {
@@ -19,14 +19,6 @@ fn s(path: &Path) -> &str {
 
 fn data(rel: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets").join(rel).to_string_lossy().into_owned()
-}
-
-/// The names in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
-    names
 }
 
 /// A directory with `samples.parquet`: 8 labeled samples of 2 features, classes `x` and `y`.

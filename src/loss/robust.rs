@@ -7,8 +7,8 @@
 //! As [`Task::loss`]: one value per sample, then `Σ wᵢ ℓᵢ / n` (`wᵢ = 1` without weights), the
 //! reference implementations' `(1 / batch_size) · Σ` when every weight is 1.
 
-use super::task::Task;
-use candle_core::{DType, Result, Tensor};
+use super::task::{weighted_mean, Task};
+use candle_core::{Result, Tensor};
 use candle_nn::ops::log_softmax;
 
 /// TRADES' robust term (Zhang et al. 2019): `KL(p ‖ q)` of the clean prediction `p` (from
@@ -111,20 +111,6 @@ pub fn mart_terms(
 fn log_sigmoid(z: &Tensor) -> Result<Tensor> {
     let soft = z.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?;
     (z.neg()?.relu()? + soft)?.neg()
-}
-
-/// `Σ wᵢ ℓᵢ / n`, or the mean without weights.
-fn weighted_mean(per_sample: &Tensor, weights: Option<&Tensor>) -> Result<Tensor> {
-    match weights {
-        None => per_sample.mean_all(),
-        Some(w) => {
-            let n = per_sample.dim(0)?;
-            if w.dims() != [n] {
-                candle_core::bail!("loss: {:?} sample weights for {n} samples", w.dims());
-            }
-            (per_sample * w.to_dtype(DType::F32)?)?.sum_all()? / n.max(1) as f64
-        }
-    }
 }
 
 #[cfg(test)]

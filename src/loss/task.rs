@@ -131,15 +131,20 @@ impl Task {
                 }
             }
         };
-        match weights {
-            None => per_sample.mean_all(),
-            Some(w) => {
-                let n = per_sample.dim(0)?;
-                if w.dims() != [n] {
-                    candle_core::bail!("loss: {:?} sample weights for {n} samples", w.dims());
-                }
-                (per_sample * w)?.sum_all()? / n.max(1) as f64
+        weighted_mean(&per_sample, weights)
+    }
+}
+
+/// `Σ wᵢ ℓᵢ / n` of per-sample losses `[n]` (training's reduction), or their mean without weights.
+pub(super) fn weighted_mean(per_sample: &Tensor, weights: Option<&Tensor>) -> Result<Tensor> {
+    match weights {
+        None => per_sample.mean_all(),
+        Some(w) => {
+            let n = per_sample.dim(0)?;
+            if w.dims() != [n] {
+                candle_core::bail!("loss: {:?} sample weights for {n} samples", w.dims());
             }
+            (per_sample * w.to_dtype(DType::F32)?)?.sum_all()? / n.max(1) as f64
         }
     }
 }

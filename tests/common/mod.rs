@@ -51,3 +51,11 @@ pub fn idx_bytes(element: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(data);
     out
 }
+
+/// The names of the entries of `dir`, sorted: what a command left behind.
+pub fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
