@@ -79,7 +79,8 @@ const NSL_RECIPE: &str = "multiplier=0.2,step-size=0.2,norm=inf";
 /// adversarial point only), 10 steps of 0.05 from a random start, clipped to valid pixels, ε warming
 /// up over the first epoch. Chosen for the demo's MLP on a validation tenth of the training digits
 /// (AutoAttack at ε 0.2, 5 epochs: Madry 44.6 % with clean 92.0 %; TRADES β 6: 35.0 % / 87.9 %;
-/// TRADES β 2: 36.7 % / 90.5 %); for the CNN, `examples/recipes/robust_mnist.toml` (TRADES).
+/// TRADES β 2: 36.7 % / 90.5 %; `scripts/choose_demo_recipe.sh`); for the CNN,
+/// `examples/recipes/robust_mnist.toml` (TRADES).
 const ROBUST_RECIPE: &str = "objective=madry,multiplier=1,epsilon=0.2,step-size=0.05,pgd-iterations=10,norm=inf,\
                              clip=0:1,random-init=true,epsilon-warmup=1";
 
