@@ -71,6 +71,15 @@ impl<'a> Mat<'a> {
         Mat::strided(data, 1, cols)
     }
 
+    /// The transpose of this view (no data moves: the strides swap).
+    pub(crate) fn t(self) -> Self {
+        let extent = match self.extent {
+            Extent::Slice(len) => Extent::Slice(len),
+            Extent::View(r, c) => Extent::View(c, r),
+        };
+        Mat { row_stride: self.col_stride, col_stride: self.row_stride, extent, ..self }
+    }
+
     fn strided(data: &'a [f32], row_stride: usize, col_stride: usize) -> Self {
         Mat {
             ptr: data.as_ptr(),
@@ -229,6 +238,10 @@ mod tests {
         assert_eq!(c, [14.0, 32.0, 32.0, 77.0]);
         sgemm((2, 2, 3), Mat::rows(data, 3), Mat::transposed(data, 3), &mut c, true, false)?;
         assert_eq!(c, [28.0, 64.0, 64.0, 154.0]);
+        // `t()` of a row-major view is `transposed`.
+        let mut t = vec![f32::NAN; 4];
+        sgemm((2, 2, 3), Mat::rows(data, 3), Mat::rows(data, 3).t(), &mut t, false, false)?;
+        assert_eq!(t, [14.0, 32.0, 32.0, 77.0]);
         // Rows and columns reversed (negative strides), against ndarray.
         let flipped = a.slice(s![..;-1, ..;-1]);
         let want = flipped.dot(&a.t());

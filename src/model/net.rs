@@ -1,7 +1,7 @@
 //! The built-in networks ([`Mlp`], [`Cnn`]) and [`build_model`], which makes one from a [`ModelSpec`].
 
 use super::bow::Bow;
-use super::conv::{fast_conv2d, fast_max_pool2d, FastConv2d};
+use super::conv::{fast_conv2d, fast_max_pool2d, Channels, FastConv2d};
 use super::dense::{dense as dense_layer, Dense};
 use super::dropout::Dropout;
 use super::init::glorot_init;
@@ -173,15 +173,25 @@ impl Model for Cnn {
     fn forward_with(&self, xs: &Tensor, train: bool, layer: Option<&str>) -> Result<(Tensor, Option<Tensor>)> {
         let [c, h, w] = self.input_shape;
         let mut x = xs.reshape((xs.dim(0)?, c, h, w))?;
+        if self.activation == Activation::Relu {
+            // The fused kernels: convolution + ReLU (+ max-pool) in one op, the activations
+            // channels-last from the first convolution's output on (see `Channels`: longer copies
+            // in im2col, col2im and the pool), back to channels-first for the flatten, whose order
+            // the dense weights (and checkpoints) follow.
+            for (i, conv) in self.convs.iter().enumerate() {
+                let pool = if i + 1 < self.convs.len() { self.pool } else { 1 };
+                let input = if i == 0 { Channels::First } else { Channels::Last };
+                x = conv.forward_relu_pool_as(&x, pool, input, Channels::Last)?;
+            }
+            let x = x.permute((0, 3, 1, 2))?.flatten_from(1)?;
+            return dense_stack(x, &self.dense, &self.out, self.activation, &self.dropout, train, layer, "dense");
+        }
         for (i, conv) in self.convs.iter().enumerate() {
             let pooled = i + 1 < self.convs.len();
-            x = match (self.activation, pooled) {
-                // The fused kernels: convolution + ReLU (+ max-pool) in one op.
-                (Activation::Relu, true) => conv.forward_relu_pool(&x, self.pool)?,
-                (Activation::Relu, false) => conv.forward_relu(&x)?,
-                (activation, true) => fast_max_pool2d(&activate(&conv.forward(&x)?, activation)?, self.pool)?,
-                (activation, false) => activate(&conv.forward(&x)?, activation)?,
-            };
+            x = activate(&conv.forward(&x)?, self.activation)?;
+            if pooled {
+                x = fast_max_pool2d(&x, self.pool)?;
+            }
         }
         dense_stack(x.flatten_from(1)?, &self.dense, &self.out, self.activation, &self.dropout, train, layer, "dense")
     }

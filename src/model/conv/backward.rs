@@ -1,26 +1,15 @@
 //! The backward pass: the gradient w.r.t. the convolution output (through the fused ReLU and
 //! pool), then the weight, input and bias gradients.
 
-use super::dims::ConvDims;
-use super::forward::{col2im, group_cols, merge_phases, with_scratch, Scratch};
+use super::dims::{Channels, ConvDims};
+use super::forward::{
+    col2im, col2im_nhwc, gemm_weights, group_cols, merge_phases, weights_from_gemm, with_scratch, Scratch,
+};
+use super::mask::through_relu;
 use super::pool::unpool_blocks;
 use crate::kernels::{sgemm, transpose, Mat};
 use candle_core::Result;
 use rayon::prelude::*;
-
-/// `g` if `keep`, else 0, as a bit mask so that loops vectorize (a branch on data would be
-/// mispredicted half the time).
-#[inline(always)]
-pub(super) fn keep_if(g: f32, keep: bool) -> f32 {
-    f32::from_bits(g.to_bits() & 0u32.wrapping_sub(u32::from(keep)))
-}
-
-/// `g` where the ReLU output `y` is positive, else 0: one value of ReLU's gradient (the slice
-/// version for the dense layers is `dense::relu_grad`).
-#[inline(always)]
-pub(super) fn through_relu(g: f32, y: f32) -> f32 {
-    keep_if(g, y > 0.0)
-}
 
 /// The gradient arriving at one call of the op, and what is needed to carry it back through the
 /// fused ReLU and pool to the convolution's output.
@@ -33,11 +22,33 @@ pub(super) enum OutGrad<'a> {
 }
 
 impl OutGrad<'_> {
-    /// Group `g`'s gradient w.r.t. the convolution output, in GEMM layout `[O, G·N]`, in `buf`.
+    /// Group `g`'s gradient w.r.t. the convolution output, in GEMM layout (`[O, G·N]`, or
+    /// `[G·N, O]` for a channels-last output), in `buf`.
     fn group<'b>(&self, g: usize, d: &ConvDims, buf: &'b mut Vec<f32>) -> &'b [f32] {
         let (n, images) = (d.n(), d.images(g));
         let width = images * n;
         let range = g * d.group * d.image_out()..(g * d.group + images) * d.image_out();
+        if d.output == Channels::Last {
+            // The output and the GEMM product have the same layout, image by image: `[N, O]` (the
+            // pooled output `[PH·PW, O]`, pool² blocks of it before the pool).
+            buf.resize(d.o * width, 0.0);
+            match *self {
+                OutGrad::Dense { dy, relu_out: None } => buf.copy_from_slice(&dy[range]),
+                OutGrad::Dense { dy, relu_out: Some(y) } => {
+                    for ((dst, g), y) in buf.iter_mut().zip(&dy[range.clone()]).zip(&y[range]) {
+                        *dst = through_relu(*g, *y);
+                    }
+                }
+                OutGrad::Pooled { dy, out, argmax, relu } => {
+                    let per = d.image_out();
+                    for (img, dst) in buf.chunks_exact_mut(n * d.o).enumerate() {
+                        let at = range.start + img * per..range.start + (img + 1) * per;
+                        unpool_blocks(&dy[at.clone()], &out[at.clone()], relu, &argmax[at], dst);
+                    }
+                }
+            }
+            return &buf[..d.o * width];
+        }
         match *self {
             OutGrad::Dense { dy, relu_out } => {
                 buf.resize(d.o * width, 0.0);
@@ -79,6 +90,19 @@ impl OutGrad<'_> {
             OutGrad::Pooled { dy, out, relu, .. } => (dy, relu.then_some(out)),
         };
         let mut db = vec![0f32; d.o];
+        if d.output == Channels::Last {
+            // Rows of `O` channels: added row by row, a vector of channels at a time.
+            for (idx, row) in dy.chunks_exact(d.o).enumerate() {
+                match mask {
+                    None => db.iter_mut().zip(row).for_each(|(b, g)| *b += g),
+                    Some(y) => {
+                        let y = &y[idx * d.o..][..d.o];
+                        db.iter_mut().zip(row).zip(y).for_each(|((b, g), y)| *b += through_relu(*g, *y));
+                    }
+                }
+            }
+            return db;
+        }
         let n = d.out_n().max(1);
         for (idx, row) in dy.chunks_exact(n).enumerate() {
             db[idx % d.o] += match mask {
@@ -116,15 +140,20 @@ pub(super) struct Wanted {
 
 /// The gradients `(∂x, ∂w, ∂b)` for the output gradient; each only if wanted.
 ///
-/// Per group, the gradient w.r.t. the convolution output `∂y'[O, G·N]` is computed once and
-/// serves both products:
+/// Per group, the gradient w.r.t. the convolution output `∂y'` (`[O, G·N]`, or `[G·N, O]` for a
+/// channels-last output) is computed once and serves both products:
 /// - `∂w[O, K] += ∂y'[O, G·N] × colᵀ[G·N, K]`, one partial sum per task, added up at the end. The
 ///   `gemm` crate packs a transposed (column-major) right operand element by element, which cost
-///   more than the multiplication, so the smaller of the two operands is transposed here, with a
-///   tiled copy, and the product takes two row-major operands: `colᵀ` if `K < O` (e.g. the first
-///   layer of a CNN, `K = 9`), else `∂y'ᵀ`, computing `∂wᵀ[K, O] += col × ∂y'ᵀ`, transposed at the
-///   end.
-/// - `∂x = col2im(wᵀ[K, O] × ∂y'[O, G·N])`.
+///   more than the multiplication, so every product here has a row-major right operand. For a
+///   channels-first output, the smaller of the two operands is transposed with a tiled copy: `colᵀ`
+///   if `K < O` (e.g. the first layer of a CNN, `K = 9`), else `∂y'ᵀ`, computing
+///   `∂wᵀ[K, O] += col × ∂y'ᵀ`, transposed at the end. For a channels-last output `∂y'ᵀ` is already
+///   row-major: `∂wᵀ[K, O] += col[K, G·N] × ∂y'ᵀ` from a channels-first input, and
+///   `∂w[O, K] += ∂y'ᵀᵀ × col[G·N, K]` from a channels-last one (a column-major left operand costs
+///   nothing extra).
+/// - `∂x = col2im(wᵀ[K, O] × ∂y'[O, G·N])`, or for a channels-last output
+///   `col2im((∂y'ᵀ[G·N, O] × w[O, K])ᵀ)` (the transpose is a tiled copy for a channels-first input,
+///   none for a channels-last one, whose col2im reads rows of `[G·N, K]`).
 #[allow(clippy::type_complexity)]
 pub(super) fn conv_backward(
     x: &[f32],
@@ -144,8 +173,15 @@ pub(super) fn conv_backward(
         dx.chunks_mut(d.group * d.image_in()).map(Some).collect()
     };
     let parallel_gemm = !d.parallel_groups();
-    // Whether the weight gradient is accumulated transposed, `[K, O]` (when O ≤ K).
-    let transposed_dw = o <= k;
+    let wk = gemm_weights(w, d);
+    let wk: &[f32] = &wk;
+    let layouts = (d.input, d.output);
+    // Whether the weight gradient is accumulated transposed, `[K, O]` (see the function's docs).
+    let transposed_dw = match layouts {
+        (Channels::First, Channels::First) => o <= k,
+        (Channels::First, Channels::Last) => true,
+        (Channels::Last, _) => false,
+    };
     let group_grad = |g: usize, dx: Option<&mut [f32]>, dw: &mut [f32], s: &mut Scratch| -> Result<()> {
         if !want.weight && dx.is_none() {
             return Ok(());
@@ -156,29 +192,56 @@ pub(super) fn conv_backward(
         let dy_g = dy.group(g, d, dyp);
         if want.weight {
             let col = group_cols(&x[first * d.image_in()..][..images * d.image_in()], d, col_buf, phases);
-            // Transpose the smaller of the two operands (see the function's docs).
-            trans.resize(width * k.min(o), 0.0);
-            if transposed_dw {
-                transpose(dy_g, o, width, trans);
-                sgemm((k, o, width), Mat::rows(col, width), Mat::rows(trans, o), dw, true, parallel_gemm)?;
-            } else {
-                transpose(col, k, width, trans);
-                sgemm((o, k, width), Mat::rows(dy_g, width), Mat::rows(trans, k), dw, true, parallel_gemm)?;
+            match layouts {
+                (Channels::First, Channels::First) => {
+                    // Transpose the smaller of the two operands (see the function's docs).
+                    trans.resize(width * k.min(o), 0.0);
+                    if transposed_dw {
+                        transpose(dy_g, o, width, trans);
+                        sgemm((k, o, width), Mat::rows(col, width), Mat::rows(trans, o), dw, true, parallel_gemm)?;
+                    } else {
+                        transpose(col, k, width, trans);
+                        sgemm((o, k, width), Mat::rows(dy_g, width), Mat::rows(trans, k), dw, true, parallel_gemm)?;
+                    }
+                }
+                (Channels::First, Channels::Last) => {
+                    sgemm((k, o, width), Mat::rows(col, width), Mat::rows(dy_g, o), dw, true, parallel_gemm)?;
+                }
+                (Channels::Last, _) => {
+                    sgemm((o, k, width), Mat::rows(dy_g, o).t(), Mat::rows(col, k), dw, true, parallel_gemm)?;
+                }
             }
         }
-        if let Some(dx) = dx {
-            gcol.resize(k * width, 0.0);
-            sgemm((k, width, o), Mat::transposed(w, k), Mat::rows(dy_g, width), gcol, false, parallel_gemm)?;
-            for (img, dx) in dx.chunks_exact_mut(d.image_in()).enumerate() {
-                if d.pool == 1 {
-                    col2im(&gcol[img * n..], d, width, dx);
-                } else {
-                    // Added up by column phase, then interleaved (see `forward::split_phases`).
-                    phases.clear();
-                    phases.resize(d.c * d.h * d.pool * d.phase_w(), 0.0);
-                    col2im(&gcol[img * n..], d, width, phases);
-                    merge_phases(phases, d, dx);
+        let Some(dx) = dx else { return Ok(()) };
+        gcol.resize(k * width, 0.0);
+        let gcol_kn: &[f32] = match layouts {
+            (Channels::First, Channels::First) => {
+                sgemm((k, width, o), Mat::rows(wk, k).t(), Mat::rows(dy_g, width), gcol, false, parallel_gemm)?;
+                &gcol[..]
+            }
+            (Channels::First, Channels::Last) => {
+                sgemm((width, k, o), Mat::rows(dy_g, o), Mat::rows(wk, k), gcol, false, parallel_gemm)?;
+                trans.resize(k * width, 0.0);
+                transpose(gcol, width, k, trans);
+                &trans[..]
+            }
+            (Channels::Last, _) => {
+                sgemm((width, k, o), Mat::rows(dy_g, o), Mat::rows(wk, k), gcol, false, parallel_gemm)?;
+                for (img, dx) in dx.chunks_exact_mut(d.image_in()).enumerate() {
+                    col2im_nhwc(&gcol[img * n * k..][..n * k], d, dx);
                 }
+                return Ok(());
+            }
+        };
+        for (img, dx) in dx.chunks_exact_mut(d.image_in()).enumerate() {
+            if d.pool == 1 {
+                col2im(&gcol_kn[img * n..], d, width, dx);
+            } else {
+                // Added up by column phase, then interleaved (see `forward::split_phases`).
+                phases.clear();
+                phases.resize(d.c * d.h * d.pool * d.phase_w(), 0.0);
+                col2im(&gcol_kn[img * n..], d, width, phases);
+                merge_phases(phases, d, dx);
             }
         }
         Ok(())
@@ -215,13 +278,14 @@ pub(super) fn conv_backward(
         acc
     };
     let dw = want.weight.then(|| {
-        if transposed_dw {
+        let dw = if transposed_dw {
             let mut dw = vec![0f32; dw_len];
             transpose(&acc, k, o, &mut dw);
             dw
         } else {
             acc
-        }
+        };
+        weights_from_gemm(dw, d)
     });
     let dx = want.input.then_some(dx);
     Ok((dx, dw, db))

@@ -9,6 +9,21 @@ const MIN_GEMM_COLS: usize = 128;
 /// The largest pool window (fused into a convolution or not): offsets within a window fit in a byte.
 pub(super) const MAX_POOL: usize = 16;
 
+/// Where the channels of an image tensor are: `First`, NCHW `[B, C, H, W]` (candle's layout, and
+/// that of the public layers), or `Last`, NHWC `[B, H, W, C]`.
+///
+/// A CNN keeps its activations channels-last between convolutions (see `Cnn`): im2col then copies
+/// `KH` runs of `KW·C` contiguous values per output position (96 for the 3×3 convolution of 32
+/// channels in NSL's CNN) instead of `C·KH·KW` runs of a row's few values, col2im adds back along
+/// the same runs, and the pool is a maximum over rows of channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Channels {
+    /// NCHW.
+    First,
+    /// NHWC.
+    Last,
+}
+
 /// The shapes of one convolution (and of the max-pool fused after it), and how the batch is grouped.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ConvDims {
@@ -25,13 +40,25 @@ pub(super) struct ConvDims {
     pub(super) pw: usize,
     /// Images per group (one GEMM each).
     pub(super) group: usize,
+    /// The input's and the output's layouts.
+    pub(super) input: Channels,
+    pub(super) output: Channels,
 }
 
 impl ConvDims {
     /// The dims for an input of shape `x`, weights of shape `w` and a `pool × pool` max-pool after
-    /// the convolution (1: none), checked, with the batch grouped for the current rayon pool.
-    pub(super) fn new(x: &[usize], w: &[usize], pool: usize) -> Result<Self> {
-        let ([b, c, h, wi], [o, wc, kh, kw]) = (x, w) else {
+    /// the convolution (1: none), checked, with the batch grouped for the current rayon pool. The
+    /// input `x` is laid out as `input` (`[B, C, H, W]` or `[B, H, W, C]`), the output as `output`.
+    pub(super) fn new(x: &[usize], w: &[usize], pool: usize, input: Channels, output: Channels) -> Result<Self> {
+        let (x, w) = match (input, x) {
+            (Channels::First, _) => (x.to_vec(), w),
+            (Channels::Last, &[b, h, wi, c]) => (vec![b, c, h, wi], w),
+            (Channels::Last, _) => bail!("fast_conv2d: channels-last input {x:?} must be rank 4 ([B, H, W, C])"),
+        };
+        if (input, output) == (Channels::Last, Channels::First) {
+            bail!("fast_conv2d: a channels-last input gives a channels-last output");
+        }
+        let ([b, c, h, wi], [o, wc, kh, kw]) = (&x[..], w) else {
             bail!("fast_conv2d: input {x:?} and weights {w:?} must both be rank 4 ([B, C, H, W], [O, C, KH, KW])");
         };
         if c != wc {
@@ -55,7 +82,7 @@ impl ConvDims {
         }
         let group = b.div_ceil(groups).max(1);
         let (b, c, h, w, o, kh, kw) = (*b, *c, *h, *wi, *o, *kh, *kw);
-        Ok(ConvDims { b, c, h, w, o, kh, kw, pool, ph: oh / pool, pw: ow / pool, group })
+        Ok(ConvDims { b, c, h, w, o, kh, kw, pool, ph: oh / pool, pw: ow / pool, group, input, output })
     }
 
     /// GEMM columns per image: the convolution output positions that some pool window reads,
@@ -94,9 +121,21 @@ impl ConvDims {
         self.o * self.out_n()
     }
 
-    /// The op's output shape.
+    /// The op's output shape (in its layout).
     pub(super) fn out_shape(&self) -> [usize; 4] {
-        [self.b, self.o, self.ph, self.pw]
+        match self.output {
+            Channels::First => [self.b, self.o, self.ph, self.pw],
+            Channels::Last => [self.b, self.ph, self.pw, self.o],
+        }
+    }
+
+    /// The convolution output position `(y, x)` of GEMM column (or, channels-last, row) `r` of an
+    /// image, in the window-major order of [`ConvDims::n`].
+    #[inline(always)]
+    pub(super) fn position(&self, r: usize) -> (usize, usize) {
+        let (s, pn) = (self.pool, self.out_n());
+        let (q, u) = (r / pn, r % pn);
+        ((u / self.pw) * s + q / s, (u % self.pw) * s + q % s)
     }
 
     /// Number of groups of images.

@@ -1,9 +1,9 @@
 //! The forward pass: im2col, one GEMM per group of images, then bias, ReLU and pool; and the
 //! per-thread scratch buffers both passes use.
 
-use super::dims::ConvDims;
+use super::dims::{Channels, ConvDims};
 use super::pool::pool_blocks;
-use crate::kernels::{sgemm, Mat};
+use crate::kernels::{sgemm, transpose, Mat};
 use candle_core::Result;
 use rayon::prelude::*;
 
@@ -136,18 +136,96 @@ pub(super) fn merge_phases(dxp: &[f32], d: &ConvDims, dx: &mut [f32]) {
     }
 }
 
-/// The im2col matrix `[K, G·N]` of a group of images `xs: [G, C, H, W]`, built in `buf` (`phases`:
-/// a buffer for [`split_phases`]).
+/// The channels-last im2col of one image `x: [H, W, C]` into `col: [N, K]` (one row per output
+/// position, in the window-major order of [`ConvDims::n`]; columns `(i, j, c)`):
+/// `col[(y, x), (i, j, c)] = x[y+i, x+j, c]`, copied as `KH` runs of `KW·C` contiguous values.
+fn im2col_nhwc(x: &[f32], d: &ConvDims, col: &mut [f32]) {
+    let run = d.kw * d.c;
+    for (r, row) in col.chunks_exact_mut(d.k()).take(d.n()).enumerate() {
+        let (y, xx) = d.position(r);
+        for (i, dst) in row.chunks_exact_mut(run).enumerate() {
+            let at = ((y + i) * d.w + xx) * d.c;
+            dst.copy_from_slice(&x[at..at + run]);
+        }
+    }
+}
+
+/// The transpose of [`im2col_nhwc`] for one image: `dx[y+i, x+j, c] += gcol[(y, x), (i, j, c)]`,
+/// added along the same runs.
+pub(super) fn col2im_nhwc(gcol: &[f32], d: &ConvDims, dx: &mut [f32]) {
+    let run = d.kw * d.c;
+    for (r, row) in gcol.chunks_exact(d.k()).take(d.n()).enumerate() {
+        let (y, xx) = d.position(r);
+        for (i, g) in row.chunks_exact(run).enumerate() {
+            let at = ((y + i) * d.w + xx) * d.c;
+            for (a, g) in dx[at..at + run].iter_mut().zip(g) {
+                *a += g;
+            }
+        }
+    }
+}
+
+/// The im2col matrix of a group of images `xs` (`[G, C, H, W]` or `[G, H, W, C]`), built in `buf`
+/// (`phases`: a buffer for [`split_phases`]): `[K, G·N]` for a channels-first input, `[G·N, K]`
+/// (columns `(i, j, c)`) for a channels-last one. [`col_kn`] reads either as `[K, G·N]`.
 pub(super) fn group_cols<'a>(xs: &[f32], d: &ConvDims, buf: &'a mut Vec<f32>, phases: &mut Vec<f32>) -> &'a [f32] {
     let (g, ld) = (xs.len() / d.image_in(), xs.len() / d.image_in() * d.n());
     buf.resize(d.k() * ld, 0.0);
     for (i, x) in xs.chunks_exact(d.image_in()).enumerate() {
-        im2col(split_phases(x, d, phases), d, &mut buf[i * d.n()..], ld);
+        match d.input {
+            Channels::First => im2col(split_phases(x, d, phases), d, &mut buf[i * d.n()..], ld),
+            Channels::Last => im2col_nhwc(x, d, &mut buf[i * d.n() * d.k()..][..d.n() * d.k()]),
+        }
     }
     &buf[..d.k() * g * d.n()]
 }
 
-/// Per-thread scratch buffers (im2col matrices, reordered gradients, transposes, GEMM products), kept between
+/// A group's im2col matrix (see [`group_cols`]) `width` columns wide, as a `[K, width]` view.
+pub(super) fn col_kn<'a>(col: &'a [f32], d: &ConvDims, width: usize) -> Mat<'a> {
+    match d.input {
+        Channels::First => Mat::rows(col, width),
+        Channels::Last => Mat::rows(col, d.k()).t(),
+    }
+}
+
+/// The weights `[O, C, KH, KW]` as the GEMMs use them, `[O, K]` with `K` in the im2col's column
+/// order: as they are for a channels-first input, reordered to `[O, KH, KW, C]` for a
+/// channels-last one.
+pub(super) fn gemm_weights<'a>(w: &'a [f32], d: &ConvDims) -> std::borrow::Cow<'a, [f32]> {
+    if d.input == Channels::First {
+        return std::borrow::Cow::Borrowed(w);
+    }
+    let (kk, c) = (d.kh * d.kw, d.c);
+    let mut out = vec![0f32; w.len()];
+    for (src, dst) in w.chunks_exact(c * kk).zip(out.chunks_exact_mut(c * kk)) {
+        for (ch, plane) in src.chunks_exact(kk).enumerate() {
+            for (ij, v) in plane.iter().enumerate() {
+                dst[ij * c + ch] = *v;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The inverse of [`gemm_weights`]: a weight gradient `[O, K]` in the im2col's column order back
+/// to `[O, C, KH, KW]`.
+pub(super) fn weights_from_gemm(dw: Vec<f32>, d: &ConvDims) -> Vec<f32> {
+    if d.input == Channels::First {
+        return dw;
+    }
+    let (kk, c) = (d.kh * d.kw, d.c);
+    let mut out = vec![0f32; dw.len()];
+    for (src, dst) in dw.chunks_exact(c * kk).zip(out.chunks_exact_mut(c * kk)) {
+        for (ch, plane) in dst.chunks_exact_mut(kk).enumerate() {
+            for (ij, v) in plane.iter_mut().enumerate() {
+                *v = src[ij * c + ch];
+            }
+        }
+    }
+    out
+}
+
+/// Per-thread scratch buffers (im2col matrices, reordered gradients, GEMM products), kept between
 /// calls: a fresh buffer of this size would be `mmap`ed and page-faulted in on every call, which
 /// costs as much as the arithmetic here.
 pub(super) type Scratch = [Vec<f32>; 5];
@@ -185,7 +263,8 @@ fn map_groups<R: Send>(
     }
 }
 
-/// Forward: per group, `w[O, K] × col[K, G·N]`, then bias, ReLU and pool into the output. Returns
+/// Forward: per group, `w[O, K] × col[K, G·N]` (channels-first output) or its transpose
+/// `col[G·N, K] × wᵀ` (channels-last output), then bias, ReLU and pool into the output. Returns
 /// the output and, if pooled, each window's argmax offset (one byte per output value).
 pub(super) fn conv_forward(
     x: &[f32],
@@ -194,9 +273,18 @@ pub(super) fn conv_forward(
     relu: bool,
     d: &ConvDims,
 ) -> Result<(Vec<f32>, Vec<u8>)> {
-    let (n, k) = (d.n(), d.k());
+    let (n, k, o) = (d.n(), d.k(), d.o);
     let mut ys = vec![0f32; d.b * d.image_out()];
     let parallel_gemm = !d.parallel_groups();
+    let last = d.output == Channels::Last;
+    let wk = gemm_weights(w, d);
+    // A channels-last product `col[G·N, K] × wᵀ` takes `wᵀ` row-major (see `backward::conv_backward`
+    // on the `gemm` crate's packing).
+    let mut wt = vec![0f32; if last { o * k } else { 0 }];
+    if last {
+        transpose(&wk, o, k, &mut wt);
+    }
+    let (wk, wt): (&[f32], &[f32]) = (&wk, &wt);
     // Bias and ReLU commute with the max (both are non-decreasing), so they apply after the pool.
     let finish = |v: f32, o: usize| {
         let v = v + bias.map_or(0.0, |b| b[o]);
@@ -210,18 +298,43 @@ pub(super) fn conv_forward(
         let images = out.len() / d.image_out();
         let col = group_cols(&x[g * d.group * d.image_in()..][..images * d.image_in()], d, cols, phases);
         let width = images * n;
-        if d.pool == 1 && images == 1 {
-            // One image, no pool: the GEMM writes the output directly.
-            sgemm((d.o, n, k), Mat::rows(w, k), Mat::rows(col, n), out, false, parallel_gemm)?;
-            for (o, row) in out.chunks_exact_mut(n).enumerate() {
-                row.iter_mut().for_each(|v| *v = finish(*v, o));
+        let col = col_kn(col, d, width);
+        if d.pool == 1 && (last || images == 1) {
+            // No pool, and the product has the output's layout: the GEMM writes the output directly.
+            if last {
+                sgemm((width, o, k), col.t(), Mat::rows(wt, o), out, false, parallel_gemm)?;
+                for row in out.chunks_exact_mut(o) {
+                    row.iter_mut().enumerate().for_each(|(o, v)| *v = finish(*v, o));
+                }
+            } else {
+                sgemm((o, n, k), Mat::rows(wk, k), col, out, false, parallel_gemm)?;
+                for (o, row) in out.chunks_exact_mut(n).enumerate() {
+                    row.iter_mut().for_each(|v| *v = finish(*v, o));
+                }
             }
             return Ok(Vec::new());
         }
-        prod.resize(d.o * width, 0.0);
-        sgemm((d.o, width, k), Mat::rows(w, k), Mat::rows(col, width), prod, false, parallel_gemm)?;
+        prod.resize(o * width, 0.0);
+        if last {
+            sgemm((width, o, k), col.t(), Mat::rows(wt, o), prod, false, parallel_gemm)?;
+        } else {
+            sgemm((o, width, k), Mat::rows(wk, k), col, prod, false, parallel_gemm)?;
+        }
         let mut arg = vec![0u8; if d.pool > 1 { out.len() } else { 0 }];
         for (img, out) in out.chunks_exact_mut(d.image_out()).enumerate() {
+            if last {
+                // Image `img`'s product `[N, O]`: pool² contiguous blocks of `[PH·PW, O]`.
+                let block = &prod[img * n * o..][..n * o];
+                if d.pool > 1 {
+                    pool_blocks(block, out, &mut arg[img * d.image_out()..][..d.image_out()]);
+                } else {
+                    out.copy_from_slice(block);
+                }
+                for row in out.chunks_exact_mut(o) {
+                    row.iter_mut().enumerate().for_each(|(o, v)| *v = finish(*v, o));
+                }
+                continue;
+            }
             for (o, out) in out.chunks_exact_mut(d.out_n()).enumerate() {
                 let plane = &prod[o * width + img * n..][..n];
                 if d.pool > 1 {

@@ -53,17 +53,19 @@
 //! This file holds the public layers; `dims` the shapes and the grouping of the batch; `forward`
 //! im2col, the forward GEMMs and the scratch buffers; `backward` the gradient through the fused
 //! ReLU and pool and the weight, input and bias gradients; `pool` the max-pool argmax and its
-//! gradient scatter (shared by the fused pool and [`fast_max_pool2d`]); `op` the candle custom op
-//! gluing them together.
+//! gradient scatter (shared by the fused pool and [`fast_max_pool2d`]); `mask` the branch-free gradient
+//! masks both `backward` and `pool` use; `op` the candle custom op gluing them together.
 
 mod backward;
 mod dims;
 mod forward;
+mod mask;
 mod op;
 mod pool;
 
 use candle_core::{bail, DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
+pub(crate) use dims::Channels;
 use dims::MAX_POOL;
 use op::ConvOp;
 use pool::MaxPoolOp;
@@ -130,7 +132,7 @@ impl FastConv2d {
     /// # Errors
     /// As [`Module::forward`].
     pub fn forward_relu(&self, xs: &Tensor) -> Result<Tensor> {
-        self.apply(xs, true, 1)
+        self.apply(xs, true, 1, Channels::First, Channels::First)
     }
 
     /// `max_pool(relu(conv(xs)), size)` in one op, the conv → ReLU → pool block of a CNN: the
@@ -145,15 +147,42 @@ impl FastConv2d {
         if size == 0 || size > MAX_POOL {
             bail!("fast_conv2d: pool size {size} must be between 1 and {MAX_POOL}");
         }
-        self.apply(xs, true, size)
+        self.apply(xs, true, size, Channels::First, Channels::First)
     }
 
-    fn apply(&self, xs: &Tensor, relu: bool, pool: usize) -> Result<Tensor> {
+    /// [`FastConv2d::forward_relu_pool`] (`pool` 1: [`FastConv2d::forward_relu`]) from an `input`
+    /// to an `output` layout: a CNN keeps its activations channels-last between convolutions (see
+    /// [`Channels`]). A channels-last input needs a channels-last output.
+    ///
+    /// # Errors
+    /// As [`FastConv2d::forward_relu_pool`], or for a channels-last input to a channels-first output.
+    pub(crate) fn forward_relu_pool_as(
+        &self,
+        xs: &Tensor,
+        pool: usize,
+        input: Channels,
+        output: Channels,
+    ) -> Result<Tensor> {
+        if pool == 0 || pool > MAX_POOL {
+            bail!("fast_conv2d: pool size {pool} must be between 1 and {MAX_POOL}");
+        }
+        if (input, output) == (Channels::Last, Channels::First) {
+            bail!("fast_conv2d: a channels-last input gives a channels-last output");
+        }
+        self.apply(xs, true, pool, input, output)
+    }
+
+    fn apply(&self, xs: &Tensor, relu: bool, pool: usize, input: Channels, output: Channels) -> Result<Tensor> {
         let fast = xs.device().is_cpu()
             && xs.dtype() == DType::F32
             && self.weight.dtype() == DType::F32
             && self.bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
         if !fast {
+            // candle's layers, in NCHW.
+            let xs = match input {
+                Channels::First => xs.clone(),
+                Channels::Last => xs.permute((0, 3, 1, 2))?,
+            };
             let mut ys = xs.conv2d(&self.weight, 0, 1, 1, 1)?;
             if let Some(bias) = &self.bias {
                 ys = ys.broadcast_add(&bias.reshape((1, bias.dim(0)?, 1, 1))?)?;
@@ -161,12 +190,18 @@ impl FastConv2d {
             if relu {
                 ys = ys.relu()?;
             }
-            return if pool > 1 { ys.max_pool2d(pool) } else { Ok(ys) };
+            if pool > 1 {
+                ys = ys.max_pool2d(pool)?;
+            }
+            return match output {
+                Channels::First => Ok(ys),
+                Channels::Last => ys.permute((0, 2, 3, 1))?.contiguous(),
+            };
         }
         // The op reads raw slices, so it needs contiguous operands (a no-op for layer outputs).
         let xs = xs.contiguous()?;
         let weight = self.weight.contiguous()?;
-        let op = ConvOp::new(relu, pool);
+        let op = ConvOp::new(relu, pool, input, output);
         match &self.bias {
             None => xs.apply_op2(&weight, op),
             Some(bias) => xs.apply_op3(&weight, &bias.contiguous()?, op),
@@ -176,7 +211,7 @@ impl FastConv2d {
 
 impl Module for FastConv2d {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        self.apply(xs, false, 1)
+        self.apply(xs, false, 1, Channels::First, Channels::First)
     }
 }
 
@@ -229,4 +264,167 @@ pub fn fast_max_pool2d(xs: &Tensor, size: usize) -> Result<Tensor> {
         return xs.max_pool2d(size);
     }
     xs.contiguous()?.apply_op1(MaxPoolOp::new(size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fast_max_pool2d, Channels, FastConv2d};
+    use candle_core::{Device, Result, Tensor, Var};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Uniform values in [-1, 1] from `seed` (distinct with probability 1: no ties in a pool).
+    fn random(shape: &[usize], seed: u64) -> Result<Tensor> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random_range(-1.0f32..=1.0)).collect();
+        Tensor::from_vec(values, shape, &Device::Cpu)
+    }
+
+    /// `max |got − want| ≤ 1e-4 · max(1, max |want|)`.
+    fn assert_close(got: &Tensor, want: &Tensor, what: &str) -> Result<()> {
+        assert_eq!(got.dims(), want.dims(), "{what}: shapes differ");
+        let diff = (got - want)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+        let scale = want.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?.max(1.0);
+        assert!(diff <= 1e-4 * scale, "{what}: max difference {diff} (scale {scale})");
+        Ok(())
+    }
+
+    /// NCHW → NHWC and back.
+    fn to_last(t: &Tensor) -> Result<Tensor> {
+        t.permute((0, 2, 3, 1))?.contiguous()
+    }
+    fn to_first(t: &Tensor) -> Result<Tensor> {
+        t.permute((0, 3, 1, 2))?.contiguous()
+    }
+
+    /// Output (NCHW) and gradients (input in NCHW, weights, bias) of `loss = Σ y ⊙ r`,
+    /// `y = pool(relu(conv(x) + b))`, through the fast op with the given layouts (`Some`), or
+    /// through candle's `conv2d` and `relu` then `fast_max_pool2d` (`None`; candle's own
+    /// `max_pool2d` has a wrong gradient, see `fast_max_pool2d`).
+    fn run(
+        [b, c, h, w, o, k]: [usize; 6],
+        pool: usize,
+        seed: u64,
+        layouts: Option<(Channels, Channels)>,
+    ) -> Result<[Tensor; 4]> {
+        let x = Var::from_tensor(&random(&[b, c, h, w], seed)?)?;
+        let wt = Var::from_tensor(&random(&[o, c, k, k], seed + 1)?)?;
+        let bias = Var::from_tensor(&random(&[o], seed + 2)?)?;
+        let ys = match layouts {
+            Some((input, output)) => {
+                let conv = FastConv2d::new(wt.as_tensor().clone(), Some(bias.as_tensor().clone()))?;
+                let xs = if input == Channels::Last { to_last(x.as_tensor())? } else { x.as_tensor().clone() };
+                let ys = conv.forward_relu_pool_as(&xs, pool, input, output)?;
+                if output == Channels::Last {
+                    to_first(&ys)?
+                } else {
+                    ys
+                }
+            }
+            None => {
+                let ys = x.as_tensor().conv2d(wt.as_tensor(), 0, 1, 1, 1)?;
+                let ys = ys.broadcast_add(&bias.as_tensor().reshape((o, 1, 1))?)?.relu()?;
+                if pool > 1 {
+                    fast_max_pool2d(&ys, pool)?
+                } else {
+                    ys
+                }
+            }
+        };
+        let r = random(ys.dims(), seed + 3)?;
+        let grads = (&ys * &r)?.sum_all()?.backward()?;
+        let grad = |v: &Var| grads.get(v.as_tensor()).cloned().expect("every variable has a gradient");
+        Ok([ys, grad(&x), grad(&wt), grad(&bias)])
+    }
+
+    /// Channels-first → channels-last and channels-last → channels-last convolutions (with the
+    /// fused ReLU, with and without a pool) give candle's outputs and gradients, on shapes that
+    /// include NSL's three convolutions, odd outputs a pool of 2 does not cover, a pool of 3,
+    /// kernels of 1 and 5, several images per GEMM and one image alone, on 1 and 2 threads.
+    #[test]
+    fn channels_last_matches_candle() -> Result<()> {
+        let cases = [
+            ([4, 1, 28, 28, 32, 3], 2),
+            ([3, 32, 13, 13, 64, 3], 2),
+            ([5, 64, 5, 5, 64, 3], 1),
+            ([1, 3, 10, 9, 8, 3], 3),
+            ([5, 8, 7, 9, 3, 5], 2),
+            ([2, 3, 6, 5, 4, 1], 1),
+            ([1, 5, 9, 11, 16, 2], 1),
+        ];
+        let layouts = [(Channels::First, Channels::Last), (Channels::Last, Channels::Last)];
+        for threads in [1, 2] {
+            let pool =
+                rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(candle_core::Error::wrap)?;
+            pool.install(|| -> Result<()> {
+                for (i, (shape, p)) in cases.iter().enumerate() {
+                    let seed = 900 + 10 * i as u64;
+                    let want = run(*shape, *p, seed, None)?;
+                    for layout in layouts {
+                        let got = run(*shape, *p, seed, Some(layout))?;
+                        for (name, (g, w)) in ["output", "∂x", "∂w", "∂b"].iter().zip(got.iter().zip(&want)) {
+                            assert_close(g, w, &format!("{name} of {shape:?} pool {p} {layout:?}, {threads} threads"))?;
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A hand-computed channels-last case: `x[y, x, 0] = v = 3y + x + 1` (1…9) and
+    /// `x[y, x, 1] = 10·v` on a 3×3 image; the 2×2 filter takes 0.1 × channel 1 at its top left
+    /// and −1 × channel 0 at its bottom right, bias 10: `0.1·10·v(y, x) − v(y+1, x+1) + 10 =
+    /// v − (v + 4) + 10 = 6` at every output. `∂(Σ y)/∂x` is 0.1 on channel 1 where a window's top
+    /// left falls (rows and columns 0–1) and −1 on channel 0 where its bottom right falls (1–2).
+    #[test]
+    fn channels_last_by_hand() -> Result<()> {
+        let dev = Device::Cpu;
+        let v: Vec<f32> = (1..=9).flat_map(|v| [v as f32, 10.0 * v as f32]).collect();
+        let x = Var::from_tensor(&Tensor::from_vec(v, (1, 3, 3, 2), &dev)?)?;
+        // [O = 1, C = 2, 2, 2]
+        let w = Tensor::new(&[0f32, 0.0, 0.0, -1.0, 0.1, 0.0, 0.0, 0.0], &dev)?.reshape((1, 2, 2, 2))?;
+        let conv = FastConv2d::new(w, Some(Tensor::new(&[10f32], &dev)?))?;
+        let y = conv.forward_relu_pool_as(x.as_tensor(), 1, Channels::Last, Channels::Last)?;
+        assert_eq!(y.dims(), [1, 2, 2, 1]);
+        for v in y.flatten_all()?.to_vec1::<f32>()? {
+            assert!((v - 6.0).abs() < 1e-5, "{v}");
+        }
+        let grads = y.sum_all()?.backward()?;
+        let dx = grads.get(x.as_tensor()).expect("∂x").flatten_all()?.to_vec1::<f32>()?;
+        let mut want = vec![0f32; 18];
+        for (yy, xx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            want[(yy * 3 + xx) * 2 + 1] += 0.1;
+            want[((yy + 1) * 3 + xx + 1) * 2] -= 1.0;
+        }
+        for (g, w) in dx.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-6, "{dx:?} vs {want:?}");
+        }
+        // A channels-last pooled output, 2×2 windows over the 2×2 output: one value, 6.
+        let pooled = conv.forward_relu_pool_as(x.as_tensor(), 2, Channels::Last, Channels::Last)?;
+        assert_eq!(pooled.dims(), [1, 1, 1, 1]);
+        // A channels-last input cannot give a channels-first output.
+        assert!(conv.forward_relu_pool_as(x.as_tensor(), 1, Channels::Last, Channels::First).is_err());
+        Ok(())
+    }
+
+    /// Other dtypes fall back to candle's layers, permuted to and from channels-last.
+    #[test]
+    fn channels_last_fallback() -> Result<()> {
+        let x = random(&[2, 3, 7, 6], 1)?;
+        let w = random(&[4, 3, 3, 3], 2)?;
+        let b = random(&[4], 3)?;
+        let fast = FastConv2d::new(w.clone(), Some(b.clone()))?;
+        let want = fast.forward_relu_pool_as(&to_last(&x)?, 2, Channels::Last, Channels::Last)?;
+        let f64s = FastConv2d::new(w.to_dtype(candle_core::DType::F64)?, Some(b.to_dtype(candle_core::DType::F64)?))?;
+        let got = f64s.forward_relu_pool_as(
+            &to_last(&x)?.to_dtype(candle_core::DType::F64)?,
+            2,
+            Channels::Last,
+            Channels::Last,
+        )?;
+        assert_close(&got.to_dtype(candle_core::DType::F32)?, &want, "f64 fallback")?;
+        Ok(())
+    }
 }

@@ -2,7 +2,7 @@
 //! wraps their results back into tensors.
 
 use super::backward::{conv_backward, OutGrad, Wanted};
-use super::dims::ConvDims;
+use super::dims::{Channels, ConvDims};
 use super::forward::conv_forward;
 use crate::kernels::{cpu_slice, param_grads_wanted, with_slice};
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -14,6 +14,9 @@ use std::sync::OnceLock;
 pub(super) struct ConvOp {
     relu: bool,
     pool: usize,
+    /// The input's and the output's layouts.
+    input: Channels,
+    output: Channels,
     /// Whether the backward computes the weight and bias gradients (off in an input-gradient pass,
     /// see `kernels::input_gradient_only`).
     param_grads: bool,
@@ -23,9 +26,10 @@ pub(super) struct ConvOp {
 
 impl ConvOp {
     /// The op for one call: a ReLU after the convolution if `relu`, then a `pool × pool` max-pool
-    /// if `pool > 1` (checked against the shapes by the forward).
-    pub(super) fn new(relu: bool, pool: usize) -> Self {
-        ConvOp { relu, pool, param_grads: param_grads_wanted(), argmax: OnceLock::new() }
+    /// if `pool > 1` (checked against the shapes by the forward), from an `input` to an `output`
+    /// layout.
+    pub(super) fn new(relu: bool, pool: usize, input: Channels, output: Channels) -> Self {
+        ConvOp { relu, pool, input, output, param_grads: param_grads_wanted(), argmax: OnceLock::new() }
     }
 
     fn fwd(
@@ -34,7 +38,7 @@ impl ConvOp {
         w: (&CpuStorage, &Layout),
         b: Option<(&CpuStorage, &Layout)>,
     ) -> Result<(CpuStorage, Shape)> {
-        let d = ConvDims::new(x.1.dims(), w.1.dims(), self.pool)?;
+        let d = ConvDims::new(x.1.dims(), w.1.dims(), self.pool, self.input, self.output)?;
         let bias = match b {
             Some((s, l)) => {
                 if l.dims() != [d.o] {
@@ -61,7 +65,7 @@ impl ConvOp {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let d = ConvDims::new(x.dims(), w.dims(), self.pool)?;
+        let d = ConvDims::new(x.dims(), w.dims(), self.pool, self.input, self.output)?;
         let out = d.out_shape();
         if grad.dims() != out || res.dims() != out {
             bail!("fast_conv2d: output gradient {:?} does not match the output {out:?}", grad.dims());

@@ -7,8 +7,8 @@
 //! (each window's elements in separate contiguous blocks, so the loops are elementwise). Both
 //! pick the same maximum of a window and send its gradient to the same element.
 
-use super::backward::{keep_if, through_relu};
 use super::dims::MAX_POOL;
+use super::mask::{keep_if, through_relu};
 use crate::kernels::{cpu_slice, with_slice};
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
