@@ -5,6 +5,8 @@ Driven by scripts/bench_robust_epoch.sh; three subcommands, each printing one JS
   gemm    OpenBLAS's best f32 GEMM rate through numpy (`a @ b`, square sizes 1024–4096, best of 5 each)
   torch   one PGD-k adversarial-training epoch of NSL's tutorial CNN in PyTorch (CPU), the same recipe as
           `nsl train --adv-reg multiplier=M,norm=inf,pgd-iterations=K,epsilon=E,step-size=S,random-init=true,clip=0:1`
+          (`--objective madry`: the adversarial loss only; `--objective trades`: TRADES as nsl's
+          `objective=trades`, inner PGD on the KL from a 0.001·N(0, I) start, no random-init)
   flops   the recipe's GEMM FLOPs per epoch, counted pass by pass (see `recipe_flops`)
 
 The CNN (CnnSpec's default): conv 3×3 1→32, ReLU, max-pool 2, conv 3×3 32→64, ReLU, max-pool 2, conv 3×3 64→64,
@@ -40,12 +42,14 @@ def recipe_flops(samples, k, objective):
     and for the input gradient (I). A PGD step is a forward and the input gradients down to the image:
     ΣF + ΣI. The training passes need the weight gradients and the input gradients of every layer but the
     first: ΣF + ΣW + Σ_{l>0} I. `objective` nsl: clean and adversarial loss (two training passes); madry: the
-    adversarial loss only (one). Elementwise work (bias, ReLU, pool, loss) is not counted."""
+    adversarial loss only (one); trades: one forward for the clean prediction the inner PGD holds fixed, then
+    the two training passes (CE on the clean pass + β·KL between the two). Elementwise work (bias, ReLU, pool,
+    loss) is not counted."""
     f = layer_flops()
     pgd = sum(f) * 2
     train = sum(f) * 2 + sum(f[1:])
-    passes = {"nsl": 2, "madry": 1}[objective]
-    per_image = k * pgd + passes * train
+    passes = {"nsl": 2, "madry": 1, "trades": 2}[objective]
+    per_image = k * pgd + passes * train + (sum(f) if objective == "trades" else 0)
     return {
         "forward_per_image": sum(f),
         "pgd_step_per_image": pgd,
@@ -122,6 +126,20 @@ def torch_epoch(args):
                 x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
         return x_adv.detach()
 
+    def trades_pgd(x, p_clean):
+        # TRADES' inner maximization (Zhang et al. 2019, their reference code; as nsl's objective=trades):
+        # L∞ PGD-k on KL(p_clean ‖ f(x′)) from x + 0.001·N(0, I), the clean prediction computed once and
+        # held fixed, clipped to [0, 1]; only ∂/∂x is taken.
+        x_adv = x + 0.001 * torch.randn_like(x)
+        for _ in range(k):
+            x_adv.requires_grad_(True)
+            loss = F.kl_div(F.log_softmax(model(x_adv), dim=1), p_clean, reduction="sum")
+            (g,) = torch.autograd.grad(loss, x_adv)
+            with torch.no_grad():
+                x_adv = x_adv + step * g.sign()
+                x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
+        return x_adv.detach()
+
     times, correct = [], 0
     for epoch in range(args.epochs):
         perm = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(epoch))
@@ -131,11 +149,19 @@ def torch_epoch(args):
             x, y = x_all[idx], y_all[idx]
             if args.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            x_adv = pgd(x, y)
-            adv_logits = model(x_adv)
-            loss = F.cross_entropy(adv_logits, y)
-            if args.objective == "nsl":
-                loss = F.cross_entropy(model(x), y) + args.multiplier * loss
+            if args.objective == "trades":
+                with torch.no_grad():
+                    p_clean = F.softmax(model(x), dim=1)
+                x_adv = trades_pgd(x, p_clean)
+                logits, adv_logits = model(x), model(x_adv)
+                kl = F.kl_div(F.log_softmax(adv_logits, dim=1), F.softmax(logits, dim=1), reduction="batchmean")
+                loss = F.cross_entropy(logits, y) + args.multiplier * kl
+            else:
+                x_adv = pgd(x, y)
+                adv_logits = model(x_adv)
+                loss = F.cross_entropy(adv_logits, y)
+                if args.objective == "nsl":
+                    loss = F.cross_entropy(model(x), y) + args.multiplier * loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -169,7 +195,7 @@ def main():
         q.add_argument("--epsilon", type=float, default=0.3)
         q.add_argument("--step-size", type=float, default=0.04)
         q.add_argument("--multiplier", type=float, default=1.0)
-        q.add_argument("--objective", choices=["nsl", "madry"], default="nsl")
+        q.add_argument("--objective", choices=["nsl", "madry", "trades"], default="nsl")
         q.add_argument("--flop-samples", type=int, default=10000)
     args = p.parse_args()
     if args.cmd == "gemm":

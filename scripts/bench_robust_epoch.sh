@@ -12,8 +12,11 @@
 #
 #   scripts/bench_robust_epoch.sh [K=10] [EPSILON=0.3] [STEP=0.04] [BATCH=32] [THREADS=2] [EPOCHS=2]
 #
-# OBJECTIVE=nsl (default: clean + MULTIPLIER × adversarial loss, `--adv-reg multiplier=…`) or madry (the
-# adversarial loss only; needs nsl's `objective=madry`). MULTIPLIER defaults to 1.
+# OBJECTIVE=nsl (default: clean + MULTIPLIER × adversarial loss, `--adv-reg multiplier=…`), madry (the
+# adversarial loss only; nsl's `objective=madry`) or trades (CE + MULTIPLIER × KL(f(x) ‖ f(x′)), the inner PGD on
+# that KL from x + 0.001·N(0, I): nsl's `objective=trades` without random-init, as in
+# examples/recipes/robust_mnist.toml). MULTIPLIER defaults to 1 (the recipe: OBJECTIVE=trades MULTIPLIER=6,
+# BATCH=64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 k=${1:-10}
@@ -36,7 +39,8 @@ $nsl convert --idx-images $m/train-images-idx3-ubyte.gz --idx-labels $m/train-la
   --samples "$work/train.parquet" >/dev/null
 samples=$("$py" -c "import pyarrow.parquet as pq; print(pq.read_metadata('$work/train.parquet').num_rows)")
 
-adv="multiplier=$multiplier,norm=inf,pgd-iterations=$k,epsilon=$eps,step-size=$step,random-init=true,clip=0:1"
+adv="multiplier=$multiplier,norm=inf,pgd-iterations=$k,epsilon=$eps,step-size=$step,clip=0:1"
+[ "$objective" = trades ] || adv="$adv,random-init=true"
 [ "$objective" = nsl ] || adv="objective=$objective,$adv"
 gemm() { env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=$threads "$py" $bench gemm; }
 

@@ -39,6 +39,16 @@ pub(crate) fn param_grads_wanted() -> bool {
     PARAM_GRADS.with(Cell::get)
 }
 
+/// Runs `f` compiled for the CPU's widest vectors (AVX-512 or AVX2 where the CPU has them, checked
+/// at run time): the crate is built for baseline x86-64, whose SSE2 vectors are 4 floats wide.
+/// Floating-point results do not change (no reassociation, no fused multiply-add): only the
+/// vector width of the loops the compiler vectorizes anyway. Functions `f` calls get the wider
+/// vectors only if they are inlined into it (`#[inline(always)]`).
+#[inline(always)]
+pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
 /// A strided view of a matrix for [`sgemm`]: element `(r, c)` is at `r·row_stride + c·col_stride`
 /// from the start of the borrowed data.
 #[derive(Clone, Copy)]
@@ -191,29 +201,31 @@ pub(crate) fn with_slice<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Re
 /// a local array, so the compiler sees fixed sizes (no bounds checks, register shuffles), then
 /// the edges element by element.
 pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    const T: usize = 8;
-    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
-    let (rows_t, cols_t) = (rows / T * T, cols / T * T);
-    for r0 in (0..rows_t).step_by(T) {
-        for c0 in (0..cols_t).step_by(T) {
-            let mut tile = [[0f32; T]; T];
-            for (i, row) in tile.iter_mut().enumerate() {
-                row.copy_from_slice(&src[(r0 + i) * cols + c0..][..T]);
-            }
-            for j in 0..T {
-                let out: &mut [f32; T] = (&mut dst[(c0 + j) * rows + r0..][..T]).try_into().expect("T values");
-                for (i, v) in out.iter_mut().enumerate() {
-                    *v = tile[i][j];
+    simd(|| {
+        const T: usize = 8;
+        let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+        let (rows_t, cols_t) = (rows / T * T, cols / T * T);
+        for r0 in (0..rows_t).step_by(T) {
+            for c0 in (0..cols_t).step_by(T) {
+                let mut tile = [[0f32; T]; T];
+                for (i, row) in tile.iter_mut().enumerate() {
+                    row.copy_from_slice(&src[(r0 + i) * cols + c0..][..T]);
+                }
+                for j in 0..T {
+                    let out: &mut [f32; T] = (&mut dst[(c0 + j) * rows + r0..][..T]).try_into().expect("T values");
+                    for (i, v) in out.iter_mut().enumerate() {
+                        *v = tile[i][j];
+                    }
                 }
             }
         }
-    }
-    for r in 0..rows {
-        let first = if r < rows_t { cols_t } else { 0 };
-        for c in first..cols {
-            dst[c * rows + r] = src[r * cols + c];
+        for r in 0..rows {
+            let first = if r < rows_t { cols_t } else { 0 };
+            for c in first..cols {
+                dst[c * rows + r] = src[r * cols + c];
+            }
         }
-    }
+    })
 }
 
 #[cfg(test)]

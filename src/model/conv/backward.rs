@@ -7,7 +7,7 @@ use super::forward::{
 };
 use super::mask::through_relu;
 use super::pool::unpool_blocks;
-use crate::kernels::{sgemm, transpose, Mat};
+use crate::kernels::{sgemm, simd, transpose, Mat};
 use candle_core::Result;
 use rayon::prelude::*;
 
@@ -25,95 +25,99 @@ impl OutGrad<'_> {
     /// Group `g`'s gradient w.r.t. the convolution output, in GEMM layout (`[O, G·N]`, or
     /// `[G·N, O]` for a channels-last output), in `buf`.
     fn group<'b>(&self, g: usize, d: &ConvDims, buf: &'b mut Vec<f32>) -> &'b [f32] {
-        let (n, images) = (d.n(), d.images(g));
-        let width = images * n;
-        let range = g * d.group * d.image_out()..(g * d.group + images) * d.image_out();
-        if d.output == Channels::Last {
-            // The output and the GEMM product have the same layout, image by image: `[N, O]` (the
-            // pooled output `[PH·PW, O]`, pool² blocks of it before the pool).
-            buf.resize(d.o * width, 0.0);
-            match *self {
-                OutGrad::Dense { dy, relu_out: None } => buf.copy_from_slice(&dy[range]),
-                OutGrad::Dense { dy, relu_out: Some(y) } => {
-                    for ((dst, g), y) in buf.iter_mut().zip(&dy[range.clone()]).zip(&y[range]) {
-                        *dst = through_relu(*g, *y);
-                    }
-                }
-                OutGrad::Pooled { dy, out, argmax, relu } => {
-                    let per = d.image_out();
-                    for (img, dst) in buf.chunks_exact_mut(n * d.o).enumerate() {
-                        let at = range.start + img * per..range.start + (img + 1) * per;
-                        unpool_blocks(&dy[at.clone()], &out[at.clone()], relu, &argmax[at], dst);
-                    }
-                }
-            }
-            return &buf[..d.o * width];
-        }
-        match *self {
-            OutGrad::Dense { dy, relu_out } => {
+        simd(|| {
+            let (n, images) = (d.n(), d.images(g));
+            let width = images * n;
+            let range = g * d.group * d.image_out()..(g * d.group + images) * d.image_out();
+            if d.output == Channels::Last {
+                // The output and the GEMM product have the same layout, image by image: `[N, O]` (the
+                // pooled output `[PH·PW, O]`, pool² blocks of it before the pool).
                 buf.resize(d.o * width, 0.0);
-                for (img, dy_img) in dy[range.clone()].chunks_exact(d.image_out()).enumerate() {
-                    for (o, src) in dy_img.chunks_exact(n).enumerate() {
-                        let dst = &mut buf[o * width + img * n..][..n];
-                        match relu_out {
-                            None => dst.copy_from_slice(src),
-                            Some(y) => {
-                                let y = &y[range.start + img * d.image_out() + o * n..][..n];
-                                for ((dst, g), y) in dst.iter_mut().zip(src).zip(y) {
-                                    *dst = through_relu(*g, *y);
+                match *self {
+                    OutGrad::Dense { dy, relu_out: None } => buf.copy_from_slice(&dy[range]),
+                    OutGrad::Dense { dy, relu_out: Some(y) } => {
+                        for ((dst, g), y) in buf.iter_mut().zip(&dy[range.clone()]).zip(&y[range]) {
+                            *dst = through_relu(*g, *y);
+                        }
+                    }
+                    OutGrad::Pooled { dy, out, argmax, relu } => {
+                        let per = d.image_out();
+                        for (img, dst) in buf.chunks_exact_mut(n * d.o).enumerate() {
+                            let at = range.start + img * per..range.start + (img + 1) * per;
+                            unpool_blocks(&dy[at.clone()], &out[at.clone()], relu, &argmax[at], dst);
+                        }
+                    }
+                }
+                return &buf[..d.o * width];
+            }
+            match *self {
+                OutGrad::Dense { dy, relu_out } => {
+                    buf.resize(d.o * width, 0.0);
+                    for (img, dy_img) in dy[range.clone()].chunks_exact(d.image_out()).enumerate() {
+                        for (o, src) in dy_img.chunks_exact(n).enumerate() {
+                            let dst = &mut buf[o * width + img * n..][..n];
+                            match relu_out {
+                                None => dst.copy_from_slice(src),
+                                Some(y) => {
+                                    let y = &y[range.start + img * d.image_out() + o * n..][..n];
+                                    for ((dst, g), y) in dst.iter_mut().zip(src).zip(y) {
+                                        *dst = through_relu(*g, *y);
+                                    }
                                 }
                             }
                         }
                     }
                 }
-            }
-            OutGrad::Pooled { dy, out, argmax, relu } => {
-                // Each conv-output value is written once: a window's gradient where the forward
-                // found its maximum, 0 elsewhere (see `unpool_argmax`).
-                buf.resize(d.o * width, 0.0);
-                let pn = d.out_n();
-                for (plane, dst) in (range.start / pn..range.end / pn).zip(0..) {
-                    let (img, o) = (dst / d.o, dst % d.o);
-                    let dst = &mut buf[o * width + img * n..][..n];
-                    let at = plane * pn..(plane + 1) * pn;
-                    unpool_blocks(&dy[at.clone()], &out[at.clone()], relu, &argmax[at], dst);
+                OutGrad::Pooled { dy, out, argmax, relu } => {
+                    // Each conv-output value is written once: a window's gradient where the forward
+                    // found its maximum, 0 elsewhere (see `unpool_argmax`).
+                    buf.resize(d.o * width, 0.0);
+                    let pn = d.out_n();
+                    for (plane, dst) in (range.start / pn..range.end / pn).zip(0..) {
+                        let (img, o) = (dst / d.o, dst % d.o);
+                        let dst = &mut buf[o * width + img * n..][..n];
+                        let at = plane * pn..(plane + 1) * pn;
+                        unpool_blocks(&dy[at.clone()], &out[at.clone()], relu, &argmax[at], dst);
+                    }
                 }
             }
-        }
-        &buf[..d.o * width]
+            &buf[..d.o * width]
+        })
     }
 
     /// `∂b[o]`: the sum of the gradient w.r.t. the convolution output over images and positions.
     fn bias(&self, d: &ConvDims) -> Vec<f32> {
-        let (dy, mask) = match *self {
-            OutGrad::Dense { dy, relu_out } => (dy, relu_out),
-            OutGrad::Pooled { dy, out, relu, .. } => (dy, relu.then_some(out)),
-        };
-        let mut db = vec![0f32; d.o];
-        if d.output == Channels::Last {
-            // Rows of `O` channels: added row by row, a vector of channels at a time.
-            for (idx, row) in dy.chunks_exact(d.o).enumerate() {
-                match mask {
-                    None => db.iter_mut().zip(row).for_each(|(b, g)| *b += g),
-                    Some(y) => {
-                        let y = &y[idx * d.o..][..d.o];
-                        db.iter_mut().zip(row).zip(y).for_each(|((b, g), y)| *b += through_relu(*g, *y));
+        simd(|| {
+            let (dy, mask) = match *self {
+                OutGrad::Dense { dy, relu_out } => (dy, relu_out),
+                OutGrad::Pooled { dy, out, relu, .. } => (dy, relu.then_some(out)),
+            };
+            let mut db = vec![0f32; d.o];
+            if d.output == Channels::Last {
+                // Rows of `O` channels: added row by row, a vector of channels at a time.
+                for (idx, row) in dy.chunks_exact(d.o).enumerate() {
+                    match mask {
+                        None => db.iter_mut().zip(row).for_each(|(b, g)| *b += g),
+                        Some(y) => {
+                            let y = &y[idx * d.o..][..d.o];
+                            db.iter_mut().zip(row).zip(y).for_each(|((b, g), y)| *b += through_relu(*g, *y));
+                        }
                     }
                 }
+                return db;
             }
-            return db;
-        }
-        let n = d.out_n().max(1);
-        for (idx, row) in dy.chunks_exact(n).enumerate() {
-            db[idx % d.o] += match mask {
-                None => lane_sum(n, |i| row[i]),
-                Some(y) => {
-                    let y = &y[idx * n..][..n];
-                    lane_sum(n, |i| through_relu(row[i], y[i]))
-                }
-            };
-        }
-        db
+            let n = d.out_n().max(1);
+            for (idx, row) in dy.chunks_exact(n).enumerate() {
+                db[idx % d.o] += match mask {
+                    None => lane_sum(n, |i| row[i]),
+                    Some(y) => {
+                        let y = &y[idx * n..][..n];
+                        lane_sum(n, |i| through_relu(row[i], y[i]))
+                    }
+                };
+            }
+            db
+        })
     }
 }
 

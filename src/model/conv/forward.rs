@@ -3,7 +3,7 @@
 
 use super::dims::{Channels, ConvDims};
 use super::pool::pool_blocks;
-use crate::kernels::{sgemm, transpose, Mat};
+use crate::kernels::{sgemm, simd, transpose, Mat};
 use candle_core::Result;
 use rayon::prelude::*;
 
@@ -34,31 +34,33 @@ fn copy_row(dst: &mut [f32], src: &[f32]) {
 /// the stride-`s` reads of the window-major im2col (see [`ConvDims::n`]) become contiguous. Without
 /// a pool (`s = 1`) this is `x` itself, and no copy is made.
 pub(super) fn split_phases<'a>(x: &'a [f32], d: &ConvDims, buf: &'a mut Vec<f32>) -> &'a [f32] {
-    let (s, wu) = (d.pool, d.phase_w());
-    if s == 1 {
-        return x;
-    }
-    buf.clear();
-    buf.resize(d.c * d.h * s * wu, 0.0);
-    for (row, dst) in x.chunks_exact(d.w).zip(buf.chunks_exact_mut(s * wu)) {
-        if s == 2 {
-            // The common case: even and odd columns, without index arithmetic.
-            let (even, odd) = dst.split_at_mut(wu);
-            for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(row.chunks_exact(2)) {
-                (*e, *o) = (pair[0], pair[1]);
-            }
-            if d.w % 2 == 1 {
-                even[wu - 1] = row[d.w - 1];
-            }
-            continue;
+    simd(|| {
+        let (s, wu) = (d.pool, d.phase_w());
+        if s == 1 {
+            return x;
         }
-        for (u, chunk) in row.chunks(s).enumerate() {
-            for (p, v) in chunk.iter().enumerate() {
-                dst[p * wu + u] = *v;
+        buf.clear();
+        buf.resize(d.c * d.h * s * wu, 0.0);
+        for (row, dst) in x.chunks_exact(d.w).zip(buf.chunks_exact_mut(s * wu)) {
+            if s == 2 {
+                // The common case: even and odd columns, without index arithmetic.
+                let (even, odd) = dst.split_at_mut(wu);
+                for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(row.chunks_exact(2)) {
+                    (*e, *o) = (pair[0], pair[1]);
+                }
+                if d.w % 2 == 1 {
+                    even[wu - 1] = row[d.w - 1];
+                }
+                continue;
+            }
+            for (u, chunk) in row.chunks(s).enumerate() {
+                for (p, v) in chunk.iter().enumerate() {
+                    dst[p * wu + u] = *v;
+                }
             }
         }
-    }
-    buf
+        buf
+    })
 }
 
 /// Calls `f(row, column, source offset, source stride)` for each block of the window-major im2col
@@ -83,86 +85,96 @@ fn for_each_block(d: &ConvDims, mut f: impl FnMut(usize, usize, usize, usize)) {
 /// Writes the window-major im2col matrix of one phase-split image `xp` (see [`split_phases`]) into
 /// `col` (rows `ld` apart): row `(c, i, j)`, column of position `(y, x)` gets `x[c, y+i, x+j]`.
 fn im2col(xp: &[f32], d: &ConvDims, col: &mut [f32], ld: usize) {
-    let (pw, n) = (d.pw, d.n());
-    for_each_block(d, |row, column, src, stride| {
-        // This image's part of the row.
-        let dst = &mut col[row * ld..][..n];
-        for i in 0..d.ph {
-            let (at, from) = (column + i * pw, src + i * stride);
-            if pw < 8 && at + 8 <= n && from + 8 <= xp.len() {
-                // A short run (5 values for a 13×13 input pooled by 2) copied as one block of 8:
-                // what spills past it lands on later columns of the same row and image, which
-                // later runs overwrite (they come in increasing column order).
-                dst[at..at + 8].copy_from_slice(&xp[from..from + 8]);
-            } else {
-                copy_row(&mut dst[at..at + pw], &xp[from..from + pw]);
+    simd(|| {
+        let (pw, n) = (d.pw, d.n());
+        for_each_block(d, |row, column, src, stride| {
+            // This image's part of the row.
+            let dst = &mut col[row * ld..][..n];
+            for i in 0..d.ph {
+                let (at, from) = (column + i * pw, src + i * stride);
+                if pw < 8 && at + 8 <= n && from + 8 <= xp.len() {
+                    // A short run (5 values for a 13×13 input pooled by 2) copied as one block of 8:
+                    // what spills past it lands on later columns of the same row and image, which
+                    // later runs overwrite (they come in increasing column order).
+                    dst[at..at + 8].copy_from_slice(&xp[from..from + 8]);
+                } else {
+                    copy_row(&mut dst[at..at + pw], &xp[from..from + pw]);
+                }
             }
-        }
-    });
+        });
+    })
 }
 
 /// The transpose of [`im2col`] for one image: `dx[c, y+i, x+j] += gcol[(c, i, j), column of (y, x)]`,
 /// into the phase-split `dxp` (see [`split_phases`]; `dx` itself without a pool).
 pub(super) fn col2im(gcol: &[f32], d: &ConvDims, ld: usize, dxp: &mut [f32]) {
-    let (pw, pn) = (d.pw, d.out_n());
-    for_each_block(d, |row, column, dst, stride| {
-        for (i, g) in gcol[row * ld + column..][..pn].chunks_exact(pw).enumerate() {
-            for (a, g) in dxp[dst + i * stride..][..pw].iter_mut().zip(g) {
-                *a += g;
+    simd(|| {
+        let (pw, pn) = (d.pw, d.out_n());
+        for_each_block(d, |row, column, dst, stride| {
+            for (i, g) in gcol[row * ld + column..][..pn].chunks_exact(pw).enumerate() {
+                for (a, g) in dxp[dst + i * stride..][..pw].iter_mut().zip(g) {
+                    *a += g;
+                }
             }
-        }
-    });
+        });
+    })
 }
 
 /// The inverse of [`split_phases`]: `dx[c, r, u·s + p] = dxp[((c·H + r)·s + p)·WU + u]`.
 pub(super) fn merge_phases(dxp: &[f32], d: &ConvDims, dx: &mut [f32]) {
-    let (s, wu) = (d.pool, d.phase_w());
-    for (row, src) in dx.chunks_exact_mut(d.w).zip(dxp.chunks_exact(s * wu)) {
-        if s == 2 {
-            let (even, odd) = src.split_at(wu);
-            for ((pair, e), o) in row.chunks_exact_mut(2).zip(even).zip(odd) {
-                (pair[0], pair[1]) = (*e, *o);
+    simd(|| {
+        let (s, wu) = (d.pool, d.phase_w());
+        for (row, src) in dx.chunks_exact_mut(d.w).zip(dxp.chunks_exact(s * wu)) {
+            if s == 2 {
+                let (even, odd) = src.split_at(wu);
+                for ((pair, e), o) in row.chunks_exact_mut(2).zip(even).zip(odd) {
+                    (pair[0], pair[1]) = (*e, *o);
+                }
+                if d.w % 2 == 1 {
+                    row[d.w - 1] = even[wu - 1];
+                }
+                continue;
             }
-            if d.w % 2 == 1 {
-                row[d.w - 1] = even[wu - 1];
+            for (u, chunk) in row.chunks_mut(s).enumerate() {
+                for (p, v) in chunk.iter_mut().enumerate() {
+                    *v = src[p * wu + u];
+                }
             }
-            continue;
         }
-        for (u, chunk) in row.chunks_mut(s).enumerate() {
-            for (p, v) in chunk.iter_mut().enumerate() {
-                *v = src[p * wu + u];
-            }
-        }
-    }
+    })
 }
 
 /// The channels-last im2col of one image `x: [H, W, C]` into `col: [N, K]` (one row per output
 /// position, in the window-major order of [`ConvDims::n`]; columns `(i, j, c)`):
 /// `col[(y, x), (i, j, c)] = x[y+i, x+j, c]`, copied as `KH` runs of `KW·C` contiguous values.
 fn im2col_nhwc(x: &[f32], d: &ConvDims, col: &mut [f32]) {
-    let run = d.kw * d.c;
-    for (r, row) in col.chunks_exact_mut(d.k()).take(d.n()).enumerate() {
-        let (y, xx) = d.position(r);
-        for (i, dst) in row.chunks_exact_mut(run).enumerate() {
-            let at = ((y + i) * d.w + xx) * d.c;
-            dst.copy_from_slice(&x[at..at + run]);
+    simd(|| {
+        let run = d.kw * d.c;
+        for (r, row) in col.chunks_exact_mut(d.k()).take(d.n()).enumerate() {
+            let (y, xx) = d.position(r);
+            for (i, dst) in row.chunks_exact_mut(run).enumerate() {
+                let at = ((y + i) * d.w + xx) * d.c;
+                dst.copy_from_slice(&x[at..at + run]);
+            }
         }
-    }
+    })
 }
 
 /// The transpose of [`im2col_nhwc`] for one image: `dx[y+i, x+j, c] += gcol[(y, x), (i, j, c)]`,
 /// added along the same runs.
 pub(super) fn col2im_nhwc(gcol: &[f32], d: &ConvDims, dx: &mut [f32]) {
-    let run = d.kw * d.c;
-    for (r, row) in gcol.chunks_exact(d.k()).take(d.n()).enumerate() {
-        let (y, xx) = d.position(r);
-        for (i, g) in row.chunks_exact(run).enumerate() {
-            let at = ((y + i) * d.w + xx) * d.c;
-            for (a, g) in dx[at..at + run].iter_mut().zip(g) {
-                *a += g;
+    simd(|| {
+        let run = d.kw * d.c;
+        for (r, row) in gcol.chunks_exact(d.k()).take(d.n()).enumerate() {
+            let (y, xx) = d.position(r);
+            for (i, g) in row.chunks_exact(run).enumerate() {
+                let at = ((y + i) * d.w + xx) * d.c;
+                for (a, g) in dx[at..at + run].iter_mut().zip(g) {
+                    *a += g;
+                }
             }
         }
-    }
+    })
 }
 
 /// The im2col matrix of a group of images `xs` (`[G, C, H, W]` or `[G, H, W, C]`), built in `buf`
@@ -286,13 +298,26 @@ pub(super) fn conv_forward(
     }
     let (wk, wt): (&[f32], &[f32]) = (&wk, &wt);
     // Bias and ReLU commute with the max (both are non-decreasing), so they apply after the pool.
+    let zeros = vec![0f32; if bias.is_none() { o } else { 0 }];
+    let bias = bias.unwrap_or(&zeros);
     let finish = |v: f32, o: usize| {
-        let v = v + bias.map_or(0.0, |b| b[o]);
+        let v = v + bias[o];
         if relu {
             v.max(0.0)
         } else {
             v
         }
+    };
+    // The same on rows of `O` channels (channels-last), vectorized.
+    let finish_rows = |out: &mut [f32]| {
+        simd(|| {
+            for row in out.chunks_exact_mut(o) {
+                for (v, b) in row.iter_mut().zip(bias) {
+                    let y = *v + b;
+                    *v = if relu { y.max(0.0) } else { y };
+                }
+            }
+        })
     };
     let argmax = map_groups(d, &mut ys, d.image_out(), |g, out, [cols, prod, phases, ..]| {
         let images = out.len() / d.image_out();
@@ -303,14 +328,14 @@ pub(super) fn conv_forward(
             // No pool, and the product has the output's layout: the GEMM writes the output directly.
             if last {
                 sgemm((width, o, k), col.t(), Mat::rows(wt, o), out, false, parallel_gemm)?;
-                for row in out.chunks_exact_mut(o) {
-                    row.iter_mut().enumerate().for_each(|(o, v)| *v = finish(*v, o));
-                }
+                finish_rows(out);
             } else {
                 sgemm((o, n, k), Mat::rows(wk, k), col, out, false, parallel_gemm)?;
-                for (o, row) in out.chunks_exact_mut(n).enumerate() {
-                    row.iter_mut().for_each(|v| *v = finish(*v, o));
-                }
+                simd(|| {
+                    for (o, row) in out.chunks_exact_mut(n).enumerate() {
+                        row.iter_mut().for_each(|v| *v = finish(*v, o));
+                    }
+                });
             }
             return Ok(Vec::new());
         }
@@ -330,21 +355,21 @@ pub(super) fn conv_forward(
                 } else {
                     out.copy_from_slice(block);
                 }
-                for row in out.chunks_exact_mut(o) {
-                    row.iter_mut().enumerate().for_each(|(o, v)| *v = finish(*v, o));
-                }
+                finish_rows(out);
                 continue;
             }
-            for (o, out) in out.chunks_exact_mut(d.out_n()).enumerate() {
-                let plane = &prod[o * width + img * n..][..n];
-                if d.pool > 1 {
-                    let arg = &mut arg[img * d.image_out() + o * d.out_n()..][..d.out_n()];
-                    pool_blocks(plane, out, arg);
-                    out.iter_mut().for_each(|v| *v = finish(*v, o));
-                } else {
-                    out.iter_mut().zip(plane).for_each(|(v, p)| *v = finish(*p, o));
+            simd(|| {
+                for (o, out) in out.chunks_exact_mut(d.out_n()).enumerate() {
+                    let plane = &prod[o * width + img * n..][..n];
+                    if d.pool > 1 {
+                        let arg = &mut arg[img * d.image_out() + o * d.out_n()..][..d.out_n()];
+                        pool_blocks(plane, out, arg);
+                        out.iter_mut().for_each(|v| *v = finish(*v, o));
+                    } else {
+                        out.iter_mut().zip(plane).for_each(|(v, p)| *v = finish(*p, o));
+                    }
                 }
-            }
+            });
         }
         Ok(arg)
     })?;

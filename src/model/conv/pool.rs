@@ -9,7 +9,7 @@
 
 use super::dims::MAX_POOL;
 use super::mask::{keep_if, through_relu};
-use crate::kernels::{cpu_slice, with_slice};
+use crate::kernels::{cpu_slice, simd, with_slice};
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -25,36 +25,39 @@ fn better(v: f32, best: f32) -> bool {
 /// each maximum's offset `p·s + q` within its window: the first maximum in row-major order, a NaN
 /// winning over numbers (as documented on [`fast_max_pool2d`](super::fast_max_pool2d)).
 pub(super) fn pool_argmax(plane: &[f32], ow: usize, s: usize, out: &mut [f32], arg: &mut [u8], pw: usize) {
-    for (i, (out_row, arg_row)) in out.chunks_exact_mut(pw).zip(arg.chunks_exact_mut(pw)).enumerate() {
-        let top = &plane[i * s * ow..];
-        if s == 2 {
-            // The common case, unrolled.
-            let (r0, r1) = (&top[..2 * pw], &top[ow..][..2 * pw]);
-            for (((out, arg), a), b) in out_row.iter_mut().zip(arg_row).zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2))
-            {
-                let (mut best, mut at) = (a[0], 0u8);
-                for (k, v) in [(1u8, a[1]), (2, b[0]), (3, b[1])] {
-                    let m = better(v, best);
-                    best = if m { v } else { best };
-                    at = if m { k } else { at };
+    simd(|| {
+        for (i, (out_row, arg_row)) in out.chunks_exact_mut(pw).zip(arg.chunks_exact_mut(pw)).enumerate() {
+            let top = &plane[i * s * ow..];
+            if s == 2 {
+                // The common case, unrolled.
+                let (r0, r1) = (&top[..2 * pw], &top[ow..][..2 * pw]);
+                for (((out, arg), a), b) in
+                    out_row.iter_mut().zip(arg_row).zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2))
+                {
+                    let (mut best, mut at) = (a[0], 0u8);
+                    for (k, v) in [(1u8, a[1]), (2, b[0]), (3, b[1])] {
+                        let m = better(v, best);
+                        best = if m { v } else { best };
+                        at = if m { k } else { at };
+                    }
+                    (*out, *arg) = (best, at);
+                }
+                continue;
+            }
+            for (j, (out, arg)) in out_row.iter_mut().zip(arg_row).enumerate() {
+                let (mut best, mut at) = (top[j * s], 0u8);
+                for p in 0..s {
+                    for (q, &v) in top[p * ow + j * s..][..s].iter().enumerate() {
+                        let m = better(v, best);
+                        best = if m { v } else { best };
+                        // Offsets are below MAX_POOL² = 256 (checked in ConvDims::new and MaxPoolOp::dims).
+                        at = if m { (p * s + q) as u8 } else { at };
+                    }
                 }
                 (*out, *arg) = (best, at);
             }
-            continue;
         }
-        for (j, (out, arg)) in out_row.iter_mut().zip(arg_row).enumerate() {
-            let (mut best, mut at) = (top[j * s], 0u8);
-            for p in 0..s {
-                for (q, &v) in top[p * ow + j * s..][..s].iter().enumerate() {
-                    let m = better(v, best);
-                    best = if m { v } else { best };
-                    // Offsets are below MAX_POOL² = 256 (checked in ConvDims::new and MaxPoolOp::dims).
-                    at = if m { (p * s + q) as u8 } else { at };
-                }
-            }
-            (*out, *arg) = (best, at);
-        }
-    }
+    })
 }
 
 /// The gradient of [`pool_argmax`] for one plane: writes into `plane` (`ow` wide, the plane that
@@ -67,34 +70,36 @@ pub(super) fn pool_argmax(plane: &[f32], ow: usize, s: usize, out: &mut [f32], a
 /// then a scatter: sequential stores, no branches.
 #[inline]
 pub(super) fn unpool_argmax(dy: &[f32], y: &[f32], relu: bool, arg: &[u8], s: usize, plane: &mut [f32], ow: usize) {
-    let pw = ow / s;
-    let ph = dy.len() / pw.max(1);
-    for (row_index, row) in plane.chunks_exact_mut(ow).enumerate() {
-        let (i, p) = (row_index / s, row_index % s);
-        let (windows, rest) = row.split_at_mut(pw * s);
-        rest.fill(0.0);
-        if i >= ph {
-            windows.fill(0.0);
-            continue;
-        }
-        let (dy, y, arg) = (&dy[i * pw..][..pw], &y[i * pw..][..pw], &arg[i * pw..][..pw]);
-        // Offsets are p·s + q < MAX_POOL² = 256 (checked in ConvDims::new and MaxPoolOp::dims).
-        let first = (p * s) as u8;
-        let grads = dy.iter().zip(y).map(|(g, y)| if relu { through_relu(*g, *y) } else { *g });
-        if s == 2 {
-            // The common case, unrolled.
-            for ((pair, g), a) in windows.chunks_exact_mut(2).zip(grads).zip(arg) {
-                pair[0] = keep_if(g, *a == first);
-                pair[1] = keep_if(g, *a == first + 1);
+    simd(|| {
+        let pw = ow / s;
+        let ph = dy.len() / pw.max(1);
+        for (row_index, row) in plane.chunks_exact_mut(ow).enumerate() {
+            let (i, p) = (row_index / s, row_index % s);
+            let (windows, rest) = row.split_at_mut(pw * s);
+            rest.fill(0.0);
+            if i >= ph {
+                windows.fill(0.0);
+                continue;
             }
-        } else {
-            for ((window, g), a) in windows.chunks_exact_mut(s).zip(grads).zip(arg) {
-                for (q, v) in window.iter_mut().enumerate() {
-                    *v = keep_if(g, *a == first + q as u8);
+            let (dy, y, arg) = (&dy[i * pw..][..pw], &y[i * pw..][..pw], &arg[i * pw..][..pw]);
+            // Offsets are p·s + q < MAX_POOL² = 256 (checked in ConvDims::new and MaxPoolOp::dims).
+            let first = (p * s) as u8;
+            let grads = dy.iter().zip(y).map(|(g, y)| if relu { through_relu(*g, *y) } else { *g });
+            if s == 2 {
+                // The common case, unrolled.
+                for ((pair, g), a) in windows.chunks_exact_mut(2).zip(grads).zip(arg) {
+                    pair[0] = keep_if(g, *a == first);
+                    pair[1] = keep_if(g, *a == first + 1);
+                }
+            } else {
+                for ((window, g), a) in windows.chunks_exact_mut(s).zip(grads).zip(arg) {
+                    for (q, v) in window.iter_mut().enumerate() {
+                        *v = keep_if(g, *a == first + q as u8);
+                    }
                 }
             }
         }
-    }
+    })
 }
 
 /// The max-pool fused after a convolution, on one plane of its output in window-major order (see
@@ -102,37 +107,39 @@ pub(super) fn unpool_argmax(dy: &[f32], y: &[f32], relu: bool, arg: &[u8], s: us
 /// of every window. Writes each window's maximum into `out` and its offset `q` into `arg`: the
 /// first maximum in row-major order, a NaN winning over numbers, as [`pool_argmax`] does.
 pub(super) fn pool_blocks(plane: &[f32], out: &mut [f32], arg: &mut [u8]) {
-    let pn = out.len();
-    // Each window's running maximum and offset stay in registers, one window at a time (an
-    // elementwise pass per block would store and reload both, and the compiler turns the
-    // conditional stores into branches).
-    if plane.len() == 4 * pn {
-        // 2×2 windows, the common case, unrolled.
-        let (b0, rest) = plane.split_at(pn);
-        let (b1, rest) = rest.split_at(pn);
-        let (b2, b3) = rest.split_at(pn);
+    simd(|| {
+        let pn = out.len();
+        // Each window's running maximum and offset stay in registers, one window at a time (an
+        // elementwise pass per block would store and reload both, and the compiler turns the
+        // conditional stores into branches).
+        if plane.len() == 4 * pn {
+            // 2×2 windows, the common case, unrolled.
+            let (b0, rest) = plane.split_at(pn);
+            let (b1, rest) = rest.split_at(pn);
+            let (b2, b3) = rest.split_at(pn);
+            for (u, (best_out, at_out)) in out.iter_mut().zip(arg.iter_mut()).enumerate() {
+                let (mut best, mut at) = (b0[u], 0u8);
+                for (q, v) in [(1u8, b1[u]), (2, b2[u]), (3, b3[u])] {
+                    let m = better(v, best);
+                    best = if m { v } else { best };
+                    at = if m { q } else { at };
+                }
+                (*best_out, *at_out) = (best, at);
+            }
+            return;
+        }
         for (u, (best_out, at_out)) in out.iter_mut().zip(arg.iter_mut()).enumerate() {
-            let (mut best, mut at) = (b0[u], 0u8);
-            for (q, v) in [(1u8, b1[u]), (2, b2[u]), (3, b3[u])] {
+            let (mut best, mut at) = (plane[u], 0u8);
+            for (q, block) in plane.chunks_exact(pn).enumerate().skip(1) {
+                let v = block[u];
                 let m = better(v, best);
                 best = if m { v } else { best };
-                at = if m { q } else { at };
+                // Offsets are below MAX_POOL² = 256 (checked in ConvDims::new).
+                at = if m { q as u8 } else { at };
             }
             (*best_out, *at_out) = (best, at);
         }
-        return;
-    }
-    for (u, (best_out, at_out)) in out.iter_mut().zip(arg.iter_mut()).enumerate() {
-        let (mut best, mut at) = (plane[u], 0u8);
-        for (q, block) in plane.chunks_exact(pn).enumerate().skip(1) {
-            let v = block[u];
-            let m = better(v, best);
-            best = if m { v } else { best };
-            // Offsets are below MAX_POOL² = 256 (checked in ConvDims::new).
-            at = if m { q as u8 } else { at };
-        }
-        (*best_out, *at_out) = (best, at);
-    }
+    })
 }
 
 /// The gradient of [`pool_blocks`]: writes into `plane` (`pool²` blocks of `dy.len()` values) each
@@ -140,14 +147,16 @@ pub(super) fn pool_blocks(plane: &[f32], out: &mut [f32], arg: &mut [u8]) {
 /// others. With `relu`, `dy` is first masked by `y > 0`, `y` being the pooled output, as in
 /// [`unpool_argmax`].
 pub(super) fn unpool_blocks(dy: &[f32], y: &[f32], relu: bool, arg: &[u8], plane: &mut [f32]) {
-    let pn = dy.len();
-    for (q, block) in plane.chunks_exact_mut(pn).enumerate() {
-        let q = q as u8;
-        for (((v, g), y), a) in block.iter_mut().zip(dy).zip(y).zip(arg) {
-            let g = if relu { through_relu(*g, *y) } else { *g };
-            *v = keep_if(g, *a == q);
+    simd(|| {
+        let pn = dy.len();
+        for (q, block) in plane.chunks_exact_mut(pn).enumerate() {
+            let q = q as u8;
+            for (((v, g), y), a) in block.iter_mut().zip(dy).zip(y).zip(arg) {
+                let g = if relu { through_relu(*g, *y) } else { *g };
+                *v = keep_if(g, *a == q);
+            }
         }
-    }
+    })
 }
 
 /// `size × size` max-pooling with stride `size` on [`pool_argmax`] and [`unpool_argmax`]. One
