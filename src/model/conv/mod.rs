@@ -32,11 +32,24 @@
 //! Inside `kernels::input_gradient_only` (the input gradient of a PGD or VAT step) the weight and
 //! bias gradients are not computed.
 //!
+//! # Channels-last inside a CNN
+//! `Cnn` keeps its activations channels-last (`[B, H, W, C]`, see `Channels`) from the first
+//! convolution's output to the last one's, then permutes back to `[B, C, H, W]` for the flatten
+//! (the dense weights, and so checkpoints, keep candle's order). With a channels-last input the
+//! im2col matrix is `[G·N, K]`, its columns ordered `(i, j, c)`: each row is `KH` runs of `KW·C`
+//! contiguous values (96 for NSL's second convolution, against runs of 5 values channels-first),
+//! col2im adds back along the same runs, and a channels-last output is the product
+//! `col[G·N, K] × wᵀ[K, O]` itself, so the fused pool is a maximum over rows of `O` channels. The
+//! weights are reordered to `[O, KH, KW, C]` for the products on each call (and the weight
+//! gradient back), a few thousand values.
+//!
 //! # Limits
-//! Stride 1, no padding, no dilation, one group, NCHW layout; a pool window (fused or not) is at
-//! most 16×16. The fast path runs for f32 tensors on the CPU device; anything else (another dtype or
-//! device) falls back to candle's own `conv2d`, `relu` and `max_pool2d`, so a model using these
-//! layers still works everywhere. Non-contiguous inputs are made contiguous first (a no-op for the
+//! Stride 1, no padding, no dilation, one group, NCHW layout for the public layers (channels-last
+//! only through the crate's CNN, channels-first → channels-last or channels-last → channels-last);
+//! a pool window (fused or not) is at most 16×16. The fast path runs for f32 tensors on the CPU
+//! device; anything else (another dtype or device) falls back to candle's own `conv2d`, `relu` and
+//! `max_pool2d` (permuted to and from channels-last where asked), so a model using these layers
+//! still works everywhere. Non-contiguous inputs are made contiguous first (a no-op for the
 //! usual layer outputs). Second derivatives are not supported (the backward is not itself
 //! differentiable).
 //!
