@@ -16,7 +16,7 @@
 # adversarial loss only; nsl's `objective=madry`) or trades (CE + MULTIPLIER × KL(f(x) ‖ f(x′)), the inner PGD on
 # that KL from x + 0.001·N(0, I): nsl's `objective=trades` without random-init, as in
 # examples/recipes/robust_mnist.toml). MULTIPLIER defaults to 1 (the recipe: OBJECTIVE=trades MULTIPLIER=6,
-# BATCH=64).
+# BATCH=64). NSL=path/to/nsl times that binary instead of building target/release/nsl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 k=${1:-10}
@@ -31,8 +31,12 @@ py=${TORCHVENV:-/tmp/torchvenv}/bin/python
 bench=scripts/bench_robust_epoch.py
 m=datasets/mnist
 
-CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo build --release -q
-nsl=target/release/nsl
+if [ -n "${NSL:-}" ]; then
+  nsl=$NSL # a binary built beforehand (e.g. while cargo's build lock is held elsewhere)
+else
+  CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo build --release -q
+  nsl=target/release/nsl
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 $nsl convert --idx-images $m/train-images-idx3-ubyte.gz --idx-labels $m/train-labels-idx1-ubyte.gz \
