@@ -124,7 +124,10 @@ pub struct EvalAttackConfig {
     pub fab_beta: f64,
     /// Seed of every random choice (APGD's random starts, Square's squares and signs). Each
     /// sample draws from its own stream (seed, attack, sample index, restart), so results do not
-    /// depend on the batch size, the thread count or which points are still robust. Default 0.
+    /// depend on the batch size, the thread count or which points are still robust (at L2 the
+    /// gradient attacks' steps carry the batched kernels' rounding, which can differ in the last
+    /// bits with the batch size: the same points are broken, at distances equal up to rounding).
+    /// Default 0.
     pub seed: u64,
     /// Samples attacked together (one forward and backward pass per step for the whole batch).
     /// Default 500.
