@@ -28,10 +28,12 @@ Attacks:\n  \
     apgd-ce        APGD on the cross-entropy (Croce & Hein 2020), --iterations steps, --restarts\n  \
     apgd-dlr       APGD on the DLR loss (3+ classes)\n  \
     apgd-t         APGD on the targeted DLR loss, one run per --target-classes most likely classes (4+ classes)\n  \
-    square         Square Attack (Andriushchenko et al. 2020): random search, no gradients, --queries, L∞ only\n  \
-    autoattack     AutoAttack's standard sequence: apgd-ce, apgd-t, square (FAB-T is not built), each on the\n                 \
-points still robust; a point is robust only if every attack fails\n\
-The apgd/square/autoattack results come with a gradient-masking check (warnings on standard error and in --json).")]
+    fab-t          FAB-T (Croce & Hein 2020): steps to the linearized boundary with each of --target-classes classes,\n                 \
+--iterations steps; a point counts only within ε\n  \
+    square         Square Attack (Andriushchenko et al. 2020): random search, no gradients, --queries\n  \
+    autoattack     AutoAttack's standard sequence: apgd-ce, apgd-t, fab-t, square, each on the points still\n                 \
+robust; a point is robust only if every attack fails (L∞ and L2)\n\
+The apgd/fab-t/square/autoattack results come with a gradient-masking check (warnings on standard error and in --json).")]
 pub struct EvaluateArgs {
     /// Run directory written by `nsl train`.
     #[arg(long, value_name = "DIR")]
@@ -64,17 +66,17 @@ pub struct EvaluateArgs {
     /// PGD: size of each step (finite, > 0).
     #[arg(long, default_value_t = 0.01, value_name = "SIZE", allow_negative_numbers = true)]
     pgd_step_size: f64,
-    /// APGD (apgd-ce, apgd-dlr, apgd-t, autoattack): iterations per run.
+    /// APGD and FAB-T (apgd-ce, apgd-dlr, apgd-t, fab-t, autoattack): iterations per run.
     #[arg(long, default_value_t = 100, value_name = "N")]
     iterations: usize,
-    /// APGD-CE/DLR: random restarts; APGD-T: restarts per target class; Square: restarts. Each
+    /// APGD-CE/DLR: random restarts; APGD-T, FAB-T: restarts per target class; Square: restarts. Each
     /// restart attacks only the points still robust. AutoAttack's standard version uses 1.
     #[arg(long, default_value_t = 1, value_name = "N")]
     restarts: usize,
     /// Square: queries (forward passes) per restart and sample.
     #[arg(long, default_value_t = 5000, value_name = "N")]
     queries: usize,
-    /// APGD-T: number of target classes, the most likely after the prediction (fewer if the model
+    /// APGD-T, FAB-T: number of target classes, the most likely after the prediction (fewer if the model
     /// has fewer classes).
     #[arg(long, default_value_t = 9, value_name = "N")]
     target_classes: usize,
@@ -196,6 +198,8 @@ enum AttackName {
     ApgdT,
     // Square Attack.
     Square,
+    // FAB-T, the targeted Fast Adaptive Boundary attack.
+    FabT,
     // AutoAttack's standard sequence.
     Autoattack,
 }
@@ -209,6 +213,7 @@ impl AttackName {
             AttackName::ApgdDlr => "apgd-dlr",
             AttackName::ApgdT => "apgd-t",
             AttackName::Square => "square",
+            AttackName::FabT => "fab-t",
             AttackName::Autoattack => "autoattack",
         }
     }
@@ -221,6 +226,7 @@ impl AttackName {
             AttackName::ApgdDlr => vec![EvalAttack::ApgdDlr],
             AttackName::ApgdT => vec![EvalAttack::ApgdT],
             AttackName::Square => vec![EvalAttack::Square],
+            AttackName::FabT => vec![EvalAttack::FabT],
             AttackName::Autoattack => match EvalAttack::standard(norm) {
                 // L1: no attack of the sequence supports it; the check below names the first one.
                 none if none.is_empty() => EvalAttack::STANDARD.to_vec(),
@@ -466,18 +472,12 @@ fn run_evaluation_attacks(
     }
     if !matches!(task, Task::Multiclass) {
         bail!(
-            "--attack {name}: {} is a {task} run; apgd, square and autoattack attack multiclass classifiers (fgsm and \
+            "--attack {name}: {} is a {task} run; apgd, fab-t, square and autoattack attack multiclass classifiers (fgsm and \
              pgd work for every task)",
             args.run.display()
         );
     }
     let attacks = attack_name.sequence(args.norm.into());
-    if matches!(attack_name, AttackName::Autoattack) && attacks.len() < EvalAttack::STANDARD.len() {
-        errln!(
-            "note: --attack autoattack at {:?}: Square's L2 version is not built, so the sequence is APGD-CE, APGD-T",
-            NormType::from(args.norm)
-        );
-    }
     let mut config = EvalAttackConfig {
         norm: args.norm.into(),
         epsilon: args.epsilon.first().copied().unwrap_or(0.0),

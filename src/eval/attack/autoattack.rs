@@ -2,11 +2,12 @@
 //! `autoattack/autoattack.py`): the clean predictions, then each attack of the sequence on the
 //! points still robust; a point is robust only if it is classified correctly and every attack
 //! failed. After each attack, a candidate counts only if the model's arg-max on it is not the
-//! label (the reference's final check).
+//! label (the reference's final check) and within ε.
 
 use super::apgd::apgd;
 use super::config::{AttackError, EvalAttack, EvalAttackConfig};
 use super::dlr::{argmax, cross_entropy};
+use super::fab::fab_targeted;
 use super::oracle::{logits, loss_and_grad, Meter, ProgressFn};
 use super::square::square;
 use crate::data::Dataset;
@@ -155,7 +156,9 @@ pub fn run_attacks(
         let ys: Vec<usize> = open.iter().map(|&i| y[i]).collect();
         let units = match attack {
             EvalAttack::Square => config.queries * config.restarts,
-            EvalAttack::ApgdT => config.iterations * config.restarts * config.target_classes.min(classes - 1),
+            EvalAttack::ApgdT | EvalAttack::FabT => {
+                config.iterations * config.restarts * config.target_classes.min(classes - 1)
+            }
             _ => config.iterations * config.restarts,
         };
         let mut meter = Meter {
@@ -167,10 +170,15 @@ pub fn run_attacks(
         };
         let found = match attack {
             EvalAttack::Square => square(model, xs.view(), &ys, &open, layout, config, &mut meter)?,
+            EvalAttack::FabT => fab_targeted(model, xs.view(), &ys, &open, config, classes, &mut meter)?,
             _ => apgd(model, attack, xs.view(), &ys, &open, config, classes, &mut meter)?,
         };
-        // The reference's final check: a candidate counts if the model's arg-max is not the label.
+        // The reference's final check: a candidate counts if the model's arg-max is not the label
+        // and (FAB-T's minimal-distance points; the others stay in the ball by construction) it is
+        // within ε.
         let candidates: Vec<usize> = (0..open.len()).filter(|&j| found[j].is_some()).collect();
+        // ε plus float rounding of the projections (the reference compares `res > eps` in f32).
+        let within = config.epsilon * (1.0 + 1e-5);
         let mut broken = 0;
         for chunk in candidates.chunks(batch) {
             let mut points = Array2::<f32>::zeros((chunk.len(), x.ncols()));
@@ -183,14 +191,15 @@ pub fn run_attacks(
             for (k, &j) in chunk.iter().enumerate() {
                 let pred = argmax(&z.row(k).to_vec());
                 let i = open[j];
-                if pred != y[i] {
+                let delta: Vec<f32> = points.row(k).iter().zip(x.row(i)).map(|(a, b)| a - b).collect();
+                let distance = norm_of(&delta, config.norm);
+                if pred != y[i] && distance <= within {
                     robust[i] = false;
                     broken += 1;
                     adversarial.row_mut(i).assign(&points.row(k));
-                    let delta: Vec<f32> = points.row(k).iter().zip(x.row(i)).map(|(a, b)| a - b).collect();
                     outcomes[i].broken_by = Some(attack);
                     outcomes[i].adversarial_prediction = Some(pred as u32);
-                    outcomes[i].perturbation_norm = Some(norm_of(&delta, config.norm));
+                    outcomes[i].perturbation_norm = Some(distance);
                 }
             }
         }

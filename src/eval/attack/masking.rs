@@ -4,7 +4,7 @@
 //!
 //! | warning | condition |
 //! |---|---|
-//! | [`GradientFreeStronger`](MaskingWarning::GradientFreeStronger) | Square (no gradients) broke more than 0.2 % of the samples after the gradient attacks (AutoAttack's `check_square_sr`) |
+//! | [`GradientFreeStronger`](MaskingWarning::GradientFreeStronger) | Square (no gradients) broke more than 0.2 % of the samples after the gradient attacks (APGD-CE, APGD-T, FAB-T; AutoAttack's `check_square_sr`) |
 //! | [`FgsmOverstates`](MaskingWarning::FgsmOverstates) | FGSM leaves at least 10 points more robust than the iterative attacks: single-step accuracy is no measure of robustness here (single-step training's typical masking) |
 //! | [`IterativeWeaker`](MaskingWarning::IterativeWeaker) | an iterative gradient attack leaves more points robust than one FGSM step (by more than 1 point): the attack or the gradients are broken |
 //! | [`ZeroGradients`](MaskingWarning::ZeroGradients) | correctly classified samples with an exactly zero input gradient (AutoAttack's `check_zero_gradients`) |
@@ -245,5 +245,26 @@ mod tests {
         let w = masking_check(&[report(1.0, 0.2, [0.2, 0.2, 0.2])], Some((0.0, 1.0)));
         assert!(matches!(w[..], [MaskingWarning::DoesNotFall { .. }]), "{w:?}");
         assert!(w[0].to_string().contains("does not fall towards chance"));
+    }
+
+    /// With AutoAttack's full sequence, the gradient attacks' figure is the one after FAB-T (a
+    /// gradient attack): Square is compared with it.
+    #[test]
+    fn fab_t_counts_among_the_gradient_attacks() {
+        let with_fab = |fab: f64, square: f64| {
+            let mut r = report(0.3, 0.9, [0.85, 0.84, square]);
+            let stage =
+                StageResult { attack: EvalAttack::FabT, robust_accuracy: fab, broken: 0, attacked: 0, seconds: 0.0 };
+            r.stages.insert(2, stage);
+            r
+        };
+        // FAB-T broke 1 point in 100 more, Square none: no warning.
+        assert_eq!(masking_check(&[with_fab(0.83, 0.83)], None), vec![]);
+        // Square broke 2 more after FAB-T.
+        let w = masking_check(&[with_fab(0.83, 0.81)], None);
+        assert!(
+            matches!(w[..], [MaskingWarning::GradientFreeStronger { gradient, with_square, .. }] if gradient == 0.83 && with_square == 0.81),
+            "{w:?}"
+        );
     }
 }

@@ -4,16 +4,19 @@
 //!   white-box or transferred from another model, for every task.
 //! - **The attacks the field evaluates robustness with**, for classifiers ([`EvalAttack`]):
 //!   APGD-CE, APGD-DLR and APGD-T (Croce & Hein, "Reliable evaluation of adversarial robustness
-//!   with an ensemble of diverse parameter-free attacks", ICML 2020) and Square (Andriushchenko
-//!   et al., "Square Attack", ECCV 2020), and **AutoAttack**'s standard sequence
+//!   with an ensemble of diverse parameter-free attacks", ICML 2020), FAB-T (Croce & Hein,
+//!   "Minimally distorted adversarial examples with a fast adaptive boundary attack", ICML 2020)
+//!   and Square (Andriushchenko et al., "Square Attack", ECCV 2020), L∞ and L2, and
+//!   **AutoAttack**'s standard sequence
 //!   ([`EvalAttack::STANDARD`], run by [`run_attacks`] / [`evaluate_attacks`]): each attack on the
 //!   points every earlier one left robust, a point robust only if every attack fails. They follow
 //!   the reference implementation, fra31/auto-attack (`autoattack/autopgd_base.py`,
-//!   `autoattack/square.py`, `autoattack/autoattack.py`), detail for detail (step-size
-//!   checkpoints, momentum 0.75, DLR losses, Square's `p` schedule and stripes); the module docs of
-//!   `apgd` and `square` state each formula and the few deliberate differences. FAB-T, the third
-//!   attack of AutoAttack's standard version, is not built: the standard sequence here is APGD-CE,
-//!   APGD-T, Square.
+//!   `autoattack/fab_pt.py`, `autoattack/square.py`, `autoattack/autoattack.py`), detail for
+//!   detail (step-size checkpoints, momentum 0.75, DLR losses, FAB's projections onto the
+//!   linearized boundary within the box, Square's `p` schedule, stripes and L2 pseudo-Gaussian
+//!   windows); the module docs of `apgd`, `fab` and `square` state each formula and the few
+//!   deliberate differences. The standard sequence is APGD-CE, APGD-T, FAB-T, Square (5,000
+//!   queries), for L∞ and L2.
 //! - **The gradient-masking check** ([`masking_check`]): warnings from Carlini et al.'s checklist.
 //!
 //! Attacks move a model's encoded input ([`Model::encode`](crate::model::Model::encode)): the
@@ -49,6 +52,7 @@ mod autoattack;
 mod classic;
 mod config;
 mod dlr;
+mod fab;
 mod masking;
 mod oracle;
 mod square;
