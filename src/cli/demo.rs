@@ -5,7 +5,7 @@
 //! one FGSM step of 0.2, L∞) and the robust recipe (Madry's PGD adversarial training: 10 steps at
 //! ε = 0.2 inside training) — and their accuracy on the clean test digits, under FGSM (white-box,
 //! and crafted on the base model as NSL's tutorial does) and under AutoAttack's standard sequence
-//! (APGD-CE, APGD-T, Square; on the first `--autoattack-samples` test digits, 1,000 by default, to
+//! (APGD-CE, APGD-T, FAB-T, Square; on the first `--autoattack-samples` test digits, 1,000 by default, to
 //! stay within the demo's time), with the masking check; and a PNG of digits that NSL's recipe
 //! keeps under FGSM but loses under AutoAttack. `--graph` walks the bundled Cora citation graph
 //! through the graph tools instead.
@@ -107,7 +107,7 @@ struct Scores {
     fgsm: f64,
     /// Accuracy under FGSM crafted on the base model (NSL's tutorial's transfer attack), 10,000 digits.
     fgsm_transfer: f64,
-    /// AutoAttack (APGD-CE, APGD-T, Square) on the first `autoattack_samples` digits: clean
+    /// AutoAttack (APGD-CE, APGD-T, FAB-T, Square) on the first `autoattack_samples` digits: clean
     /// accuracy there and the robust accuracy after each attack.
     autoattack: RobustnessReport,
     masking_warnings: Vec<String>,
