@@ -7,7 +7,9 @@ use crate::eval::{evaluate_task, predict_task, Evaluation, Metrics};
 use crate::loss::Task;
 use crate::model::Model;
 use crate::neighbors::NeighborReport;
-use crate::train::{AdversarialRecord, BatchProgress, CheckpointMeta, History, StateError, TrainState, Trainer};
+use crate::train::{
+    AdversarialRecord, BatchProgress, CheckpointMeta, History, StateError, TrainData, TrainState, Trainer,
+};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -155,12 +157,11 @@ impl OpenRun {
         if let Some(state) = hooks.resume {
             trainer = trainer.resume_from(state);
         }
-        let history = match (&self.stream, self.checked.stream()) {
-            (Some(parts), Some(config)) => {
-                trainer.fit_packed(parts, config, s.graph_reg.as_ref(), self.validation.as_ref())?
-            }
-            _ => trainer.fit(&self.train, self.validation.as_ref())?,
+        let data = match (&self.stream, self.checked.stream()) {
+            (Some(parts), Some(config)) => TrainData::Packed { parts, config, graph: s.graph_reg.as_ref() },
+            _ => TrainData::Memory(&self.train),
         };
+        let history = trainer.fit(data, self.validation.as_ref())?;
         let record = s.record_adversarial.is_some().then(|| trainer.take_record());
         drop(trainer);
         let test = self.test.as_ref().map(|t| evaluate_task(self.model.as_ref(), t, s.task, 1024)).transpose()?;

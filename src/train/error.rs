@@ -51,7 +51,7 @@ pub enum TrainError {
         /// `GraphRegConfig::max_neighbors`.
         config: usize,
     },
-    /// A row of a streamed packed table is bad ([`Trainer::fit_packed`](super::Trainer::fit_packed)).
+    /// A row of a streamed packed table is bad ([`TrainData::Packed`](super::TrainData::Packed)).
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
     /// The fit was stopped ([`Trainer::stop_when`](super::Trainer::stop_when)) after this batch.
