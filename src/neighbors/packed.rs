@@ -93,10 +93,10 @@ impl PackedConfig {
     /// Checks the values.
     ///
     /// # Errors
-    /// [`ConfigError::InvalidValue`](crate::ConfigError) for a buffer of 0 rows.
-    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+    /// [`ConfigError::InvalidValue`](crate::config::ConfigError) for a buffer of 0 rows.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         if self.buffer == 0 {
-            return Err(crate::ConfigError::invalid("shuffle buffer", 0, "at least 1 row"));
+            return Err(crate::config::ConfigError::invalid("shuffle buffer", 0, "at least 1 row"));
         }
         Ok(())
     }

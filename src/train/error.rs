@@ -6,7 +6,7 @@
 pub enum TrainError {
     /// A setting is out of range.
     #[error(transparent)]
-    Config(#[from] crate::ConfigError),
+    Config(#[from] crate::config::ConfigError),
     /// The training samples have no labels.
     #[error("the training samples have no labels")]
     NoLabels,

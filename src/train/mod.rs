@@ -133,13 +133,14 @@ impl TrainConfig {
     /// Checks the values.
     ///
     /// # Errors
-    /// [`ConfigError::InvalidValue`](crate::ConfigError) naming the field: zero epochs, batch
+    /// [`ConfigError::InvalidValue`](crate::config::ConfigError) naming the field: zero epochs, batch
     /// size or threads, a learning rate that is not a finite number > 0, a negative or non-finite
     /// weight decay, or a learning-rate
     /// schedule out of range ([`LrSchedule::validate`]).
-    pub fn validate(&self) -> Result<(), crate::ConfigError> {
-        let invalid =
-            |field: &str, value: String, expected: &str| Err(crate::ConfigError::invalid(field, value, expected));
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        let invalid = |field: &str, value: String, expected: &str| {
+            Err(crate::config::ConfigError::invalid(field, value, expected))
+        };
         if self.epochs == 0 {
             return invalid("epochs", "0".into(), "at least 1");
         }
@@ -200,12 +201,12 @@ impl UnlabeledConfig {
     /// Checks the values.
     ///
     /// # Errors
-    /// [`ConfigError::InvalidValue`](crate::ConfigError) for a ratio or weight that is not a finite
+    /// [`ConfigError::InvalidValue`](crate::config::ConfigError) for a ratio or weight that is not a finite
     /// number ≥ 0.
-    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         for (name, v) in [("unlabeled ratio", self.ratio), ("entropy weight", self.entropy)] {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(crate::ConfigError::invalid(name, v, "a finite number ≥ 0"));
+                return Err(crate::config::ConfigError::invalid(name, v, "a finite number ≥ 0"));
             }
         }
         Ok(())
@@ -421,7 +422,7 @@ impl<'a> Trainer<'a> {
     fn check_packed(&self, stream: &PackedConfig, graph: Option<&GraphRegConfig>) -> Result<(), TrainError> {
         stream.validate()?;
         let invalid = |field: &str, value: String, expected: &str| -> Result<_, TrainError> {
-            Err(crate::ConfigError::invalid(field, value, expected).into())
+            Err(crate::config::ConfigError::invalid(field, value, expected).into())
         };
         if self.graph.is_some() {
             return invalid("graph", "a neighbor table".into(), "none: a packed table brings its neighbors");
@@ -452,12 +453,14 @@ impl<'a> Trainer<'a> {
     fn fit_source(&mut self, source: TrainData, validation: Option<&Dataset>) -> Result<History, TrainError> {
         self.config.validate()?;
         if self.config.early_stopping.is_some() && validation.is_none() {
-            return Err(crate::ConfigError::invalid("early_stopping", "set", "validation samples to watch").into());
+            return Err(
+                crate::config::ConfigError::invalid("early_stopping", "set", "validation samples to watch").into()
+            );
         }
         if let Some(u) = &self.unlabeled {
             u.config.validate()?;
             if u.data.dim() != source.dim() {
-                return Err(crate::ConfigError::invalid(
+                return Err(crate::config::ConfigError::invalid(
                     "unlabeled samples",
                     format!("{} features", u.data.dim()),
                     format!("{} features, as the training samples", source.dim()),
@@ -476,7 +479,7 @@ impl<'a> Trainer<'a> {
             graph.validate()?;
         }
         if let Some((0, _)) = &self.record {
-            return Err(crate::ConfigError::invalid("record_adversarial every", 0, "at least 1 epoch").into());
+            return Err(crate::config::ConfigError::invalid("record_adversarial every", 0, "at least 1 epoch").into());
         }
         if let Some(adversarial) = self.adversarial {
             self.task.check_adv_objective(adversarial.objective)?;
@@ -509,7 +512,7 @@ impl<'a> Trainer<'a> {
             return Err(TrainError::Empty);
         }
         if self.task != Task::Multiclass && self.unlabeled.as_ref().is_some_and(|u| u.config.entropy > 0.0) {
-            return Err(crate::ConfigError::invalid(
+            return Err(crate::config::ConfigError::invalid(
                 "entropy weight",
                 "> 0",
                 format!("0 for the {} task (the entropy term is of softmax outputs)", self.task),
@@ -1101,7 +1104,7 @@ struct UnlabeledDraw {
 impl UnlabeledDraw {
     fn new(n: usize, seed: u64) -> Self {
         // A stream of its own: the labeled batches' order is the same with or without unlabeled centers.
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x756e_6c61_6265_6c64);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ crate::config::seed_streams::UNLABELED_DRAW);
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut rng);
         UnlabeledDraw { order, next: 0, rng }
