@@ -104,7 +104,7 @@ fn weights(vars: &candle_nn::VarMap) -> Vec<(String, Vec<f32>)> {
 #[test]
 fn fit_packed_equals_fit_with_graph_in_the_library() {
     use nsl::regularize::GraphRegConfig;
-    use nsl::train::{TrainConfig, Trainer};
+    use nsl::train::{TrainConfig, TrainData, Trainer};
     let cora = Cora::new();
     let columns = SampleColumns::default();
     let train = read_samples(&cora.path("train.parquet"), &columns).unwrap();
@@ -354,7 +354,7 @@ fn packed_tfrecord_records_keep_both_spellings() {
 #[test]
 fn a_resumed_packed_run_ends_with_the_uninterrupted_weights() {
     use nsl::regularize::{AdvRegConfig, GraphRegConfig};
-    use nsl::train::{StateError, TrainConfig, TrainState, Trainer};
+    use nsl::train::{StateError, TrainConfig, TrainData, TrainState, Trainer};
     let cora = Cora::new();
     let parts = PackedParts::open(&cora.path("packed.parquet")).unwrap();
     let reg = GraphRegConfig::from_kv("multiplier=0.1,neighbors=2").unwrap();
