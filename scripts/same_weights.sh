@@ -6,6 +6,8 @@
 #   mnist_adv   the demo's MLP with NSL's adversarial regularization (FGSM, L∞ step 0.2), 2 epochs
 #   vat         Planetoid Cora, 140 labels: unlabeled centers, adversarial and virtual adversarial terms
 #   kl_recipe   Planetoid Cora: examples/recipes/few_labels_kl.toml (unlabeled centers, KL, 2 hops)
+#   packed      NSL's Cora recipe from a packed Parquet table (`nsl pack-nbrs`), streamed (--packed)
+#   cnn_adv     a small CNN with NSL's adversarial regularization on 3,000 MNIST digits, 1 epoch
 #
 #   scripts/same_weights.sh OLD_NSL NEW_NSL
 #
@@ -25,11 +27,17 @@ $new split "$work/cora.parquet" --split-table datasets/cora/cora.planetoid_split
   --out-train "$work/tr.parquet" --out-test "$work/te.parquet" --out-unlabeled "$work/un.parquet" >/dev/null
 $new convert --idx-images datasets/mnist/train-images-idx3-ubyte.gz \
   --idx-labels datasets/mnist/train-labels-idx1-ubyte.gz --samples "$work/mnist.parquet" >/dev/null
+$new pack-nbrs --samples "$work/train.parquet" --pool "$work/test.parquet" --graph "$work/g.parquet" \
+  --max-neighbors 1 --output "$work/packed.parquet" >/dev/null
+$new split "$work/mnist.parquet" --train 0.05 --seed 1 \
+  --out-train "$work/mnist_small.parquet" --out-test "$work/mnist_rest.parquet" >/dev/null
 runs=(
   "nsl_recipe|--samples $work/train.parquet --pool $work/test.parquet --graph $work/g.parquet --graph-reg multiplier=0.1,neighbors=1 --epochs 30 --seed 3"
   "mnist_adv|--samples $work/mnist.parquet --model mlp:256,128 --dropout 0 --batch-size 32 --epochs 2 --adv-reg multiplier=0.2,step-size=0.2,norm=inf"
   "vat|--samples $work/tr.parquet --unlabeled $work/un.parquet --model mlp:32 --adv-reg multiplier=0.2 --vat multiplier=1 --epochs 20 --seed 1"
   "kl_recipe|--config examples/recipes/few_labels_kl.toml --samples $work/tr.parquet --unlabeled $work/un.parquet --graph $work/g.parquet --epochs 20 --seed 2"
+  "packed|--packed $work/packed.parquet --graph-reg multiplier=0.1,neighbors=1 --epochs 10 --seed 3"
+  "cnn_adv|--samples $work/mnist_small.parquet --model cnn:8,16 --epochs 1 --adv-reg multiplier=0.2,step-size=0.2,norm=inf"
 )
 status=0
 for entry in "${runs[@]}"; do

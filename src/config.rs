@@ -131,6 +131,19 @@ pub(crate) fn one_of<T: PartialEq>(names: &[(&str, T)]) -> String {
     }
 }
 
+/// Offsets XORed into a seed to draw an independent random stream from it, named in one place so
+/// that two streams never share one by accident. Changing one changes the weights runs train.
+pub(crate) mod seed_streams {
+    /// Dropout masks, from the model's initial-weights seed.
+    pub(crate) const DROPOUT: u64 = 0xD80;
+    /// The order in which unlabeled centers join the batches, from the shuffling seed (`unlabeld`
+    /// in ASCII).
+    pub(crate) const UNLABELED_DRAW: u64 = 0x756e_6c61_6265_6c64;
+    /// Virtual adversarial training's random directions, from the batch's adversarial seed
+    /// (`VAT\0` in ASCII).
+    pub(crate) const VAT_DIRECTION: u64 = 0x5641_5400;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,7 +104,7 @@ fn weights(vars: &candle_nn::VarMap) -> Vec<(String, Vec<f32>)> {
 #[test]
 fn fit_packed_equals_fit_with_graph_in_the_library() {
     use nsl::regularize::GraphRegConfig;
-    use nsl::train::{TrainConfig, Trainer};
+    use nsl::train::{TrainConfig, TrainData, Trainer};
     let cora = Cora::new();
     let columns = SampleColumns::default();
     let train = read_samples(&cora.path("train.parquet"), &columns).unwrap();
@@ -118,8 +118,9 @@ fn fit_packed_equals_fit_with_graph_in_the_library() {
     let (m1, v1) = nsl::build_model(&spec, &[1433], 7, 5, &Device::Cpu).unwrap();
     let h1 = Trainer::new(m1.as_ref(), &v1, config.clone()).with_graph(&table, &reg).fit(&train, None).unwrap();
     let (m2, v2) = nsl::build_model(&spec, &[1433], 7, 5, &Device::Cpu).unwrap();
-    let h2 =
-        Trainer::new(m2.as_ref(), &v2, config).fit_packed(&parts, &PackedConfig::default(), Some(&reg), None).unwrap();
+    let h2 = Trainer::new(m2.as_ref(), &v2, config)
+        .fit(TrainData::Packed { parts: &parts, config: &PackedConfig::default(), graph: Some(&reg) }, None)
+        .unwrap();
     let (a, b) = (weights(&v1), weights(&v2));
     let differing: usize = a.iter().zip(&b).map(|(x, y)| x.1.iter().zip(&y.1).filter(|(p, q)| p != q).count()).sum();
     assert_eq!(differing, 0, "{differing} of the weights differ");
@@ -353,7 +354,7 @@ fn packed_tfrecord_records_keep_both_spellings() {
 #[test]
 fn a_resumed_packed_run_ends_with_the_uninterrupted_weights() {
     use nsl::regularize::{AdvRegConfig, GraphRegConfig};
-    use nsl::train::{StateError, TrainConfig, TrainState, Trainer};
+    use nsl::train::{StateError, TrainConfig, TrainData, TrainState, Trainer};
     let cora = Cora::new();
     let parts = PackedParts::open(&cora.path("packed.parquet")).unwrap();
     let reg = GraphRegConfig::from_kv("multiplier=0.1,neighbors=2").unwrap();
@@ -378,7 +379,7 @@ fn a_resumed_packed_run_ends_with_the_uninterrupted_weights() {
         if let Some(state) = resume {
             trainer = trainer.resume_from(state);
         }
-        let fitted = trainer.fit_packed(&parts, &stream, Some(&reg), None);
+        let fitted = trainer.fit(TrainData::Packed { parts: &parts, config: &stream, graph: Some(&reg) }, None);
         drop(trainer);
         (fitted.map(|h| (h.epochs.len(), weights(&vars))), last)
     };
@@ -400,7 +401,7 @@ fn a_resumed_packed_run_ends_with_the_uninterrupted_weights() {
     let err = Trainer::new(model.as_ref(), &vars, config.clone())
         .with_adversarial(&adv)
         .resume_from(state.unwrap())
-        .fit_packed(&parts, &other, Some(&reg), None)
+        .fit(TrainData::Packed { parts: &parts, config: &other, graph: Some(&reg) }, None)
         .unwrap_err();
     assert!(err.to_string().contains("packed") || err.to_string().contains("buffer"), "{err}");
 }

@@ -108,13 +108,15 @@ impl Metric {
 }
 
 impl std::str::FromStr for Metric {
-    type Err = crate::ConfigError;
+    type Err = crate::config::ConfigError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim().replace('_', "-");
-        Metric::NAMES.iter().find(|(n, _)| *n == s).map(|(_, m)| *m).ok_or_else(|| crate::ConfigError::InvalidValue {
-            field: "metric".into(),
-            value: s.clone(),
-            expected: Metric::NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(" | "),
+        Metric::NAMES.iter().find(|(n, _)| *n == s).map(|(_, m)| *m).ok_or_else(|| {
+            crate::config::ConfigError::InvalidValue {
+                field: "metric".into(),
+                value: s.clone(),
+                expected: Metric::NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(" | "),
+            }
         })
     }
 }

@@ -139,7 +139,7 @@ impl Bow {
             bag_activation: spec.bag_activation,
             hidden,
             out,
-            dropout: Dropout::new(spec.dropout, seed ^ 0xD80),
+            dropout: Dropout::new(spec.dropout, seed ^ crate::config::seed_streams::DROPOUT),
         })
     }
 

@@ -5,21 +5,25 @@
 //! [`Model`].
 
 mod bow;
+mod build;
 mod conv;
 mod dense;
 mod dropout;
 mod fused;
 mod init;
 mod net;
+mod size;
 mod spec;
 
 pub use bow::Bow;
+pub use build::build_model;
 pub use conv::{fast_conv2d, fast_max_pool2d, FastConv2d};
 pub use dense::{dense, Dense};
 pub use dropout::Dropout;
 pub(crate) use fused::Tape;
 pub use init::glorot_init;
-pub use net::{build_model, Cnn, Mlp};
+pub use net::{Cnn, Mlp};
+pub use size::{ModelSize, SizeError, MAX_WIDTH};
 pub use spec::{Activation, BowSpec, CnnSpec, Combiner, InputGroup, MlpSpec, ModelSpec};
 
 /// The value after a token group's ids in an input row (the data layer's `nsl::data::PAD`).

@@ -1,14 +1,13 @@
-//! The built-in networks ([`Mlp`], [`Cnn`]) and [`build_model`], which makes one from a [`ModelSpec`].
+//! The built-in networks ([`Mlp`], [`Cnn`]) and the dense stack they share with [`Bow`](super::Bow)
+//! ([`build_model`](super::build_model) makes one from a [`ModelSpec`](super::ModelSpec)).
 
-use super::bow::Bow;
 use super::conv::{fast_conv2d, fast_max_pool2d, Channels, FastConv2d};
 use super::dense::{dense as dense_layer, Dense};
 use super::dropout::Dropout;
-use super::init::glorot_init;
-use super::spec::{Activation, CnnSpec, MlpSpec, ModelSpec};
+use super::spec::{Activation, CnnSpec, MlpSpec};
 use super::Model;
-use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
 
 pub(super) fn activate(xs: &Tensor, activation: Activation) -> Result<Tensor> {
     match activation {
@@ -77,7 +76,12 @@ impl Mlp {
             width = units;
         }
         let out = dense_layer(width, classes, vb.pp("logits"))?;
-        Ok(Mlp { hidden, out, activation: spec.activation, dropout: Dropout::new(spec.dropout, seed ^ 0xD80) })
+        Ok(Mlp {
+            hidden,
+            out,
+            activation: spec.activation,
+            dropout: Dropout::new(spec.dropout, seed ^ crate::config::seed_streams::DROPOUT),
+        })
     }
 }
 
@@ -152,7 +156,7 @@ impl Cnn {
             dense,
             out,
             activation: spec.activation,
-            dropout: Dropout::new(spec.dropout, seed ^ 0xD80),
+            dropout: Dropout::new(spec.dropout, seed ^ crate::config::seed_streams::DROPOUT),
         })
     }
 }
@@ -195,48 +199,6 @@ impl Model for Cnn {
         }
         dense_stack(x.flatten_from(1)?, &self.dense, &self.out, self.activation, &self.dropout, train, layer, "dense")
     }
-}
-
-/// Builds the model `spec` for items of shape `item_shape` and `classes` classes, with weights
-/// initialized from `seed` (Glorot-uniform, zero biases; see [`glorot_init`]; embedding tables
-/// `[vocab, embed]` Glorot-uniform too). A `bow` spec must carry its input groups
-/// ([`ModelSpec::for_inputs`]). Returns the model and
-/// the variables the optimizer trains and checkpoints save.
-///
-/// # Errors
-/// A candle error if the spec does not fit the input (e.g. a CNN on items that are not `[c, h, w]`).
-pub fn build_model(
-    spec: &ModelSpec,
-    item_shape: &[usize],
-    classes: usize,
-    seed: u64,
-    device: &Device,
-) -> Result<(Box<dyn Model>, VarMap)> {
-    let vars = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vars, DType::F32, device);
-    let model: Box<dyn Model> = match spec {
-        ModelSpec::Mlp(mlp) => Box::new(Mlp::new(mlp, item_shape.iter().product(), classes, vb, seed)?),
-        ModelSpec::Cnn(cnn) => {
-            let shape = match *item_shape {
-                [c, h, w] => [c, h, w],
-                [h, w] => [1, h, w],
-                _ => candle_core::bail!("a CNN needs image items [c, h, w] or [h, w], not {item_shape:?}"),
-            };
-            Box::new(Cnn::new(cnn, shape, classes, vb, seed)?)
-        }
-        ModelSpec::Bow(bow) => {
-            let width: usize = bow.inputs.iter().map(|g| g.width()).sum();
-            if width != item_shape.iter().product::<usize>() {
-                candle_core::bail!(
-                    "the bow model's input groups take {width} values per row but items {item_shape:?} hold {}",
-                    item_shape.iter().product::<usize>()
-                );
-            }
-            Box::new(Bow::new(bow, classes, vb, seed)?)
-        }
-    };
-    glorot_init(&vars, seed)?;
-    Ok((model, vars))
 }
 
 /// The names of a stack's layers for messages: `hidden0, hidden1, logits`, `hidden0…hidden4, logits`

@@ -20,7 +20,7 @@
 //! the rows in file order, and the emitted order is the slot permutation: each epoch shuffles the
 //! previous epoch's permutation with the same generator — exactly what the in-memory trainer does
 //! with its row order, so the same seed gives the same batches, and
-//! [`Trainer::fit_packed`](crate::train::Trainer::fit_packed) the same model as
+//! [`Trainer::fit`](crate::train::Trainer::fit) on [`TrainData::Packed`](crate::train::TrainData::Packed) the same model as
 //! [`Trainer::fit`](crate::train::Trainer::fit) with [`Trainer::with_graph`](crate::train::Trainer::with_graph)
 //! on the unpacked samples. With a smaller buffer, rows leave the buffer at random but no earlier
 //! than `buffer` rows after they came in: a local shuffle, as `tf.data.Dataset.shuffle`, so tables
@@ -93,10 +93,10 @@ impl PackedConfig {
     /// Checks the values.
     ///
     /// # Errors
-    /// [`ConfigError::InvalidValue`](crate::ConfigError) for a buffer of 0 rows.
-    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+    /// [`ConfigError::InvalidValue`](crate::config::ConfigError) for a buffer of 0 rows.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         if self.buffer == 0 {
-            return Err(crate::ConfigError::invalid("shuffle buffer", 0, "at least 1 row"));
+            return Err(crate::config::ConfigError::invalid("shuffle buffer", 0, "at least 1 row"));
         }
         Ok(())
     }

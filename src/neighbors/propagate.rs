@@ -50,7 +50,7 @@ impl fmt::Display for PropagateMode {
 
 /// Parses `sgc` or `sign`.
 impl std::str::FromStr for PropagateMode {
-    type Err = crate::ConfigError;
+    type Err = crate::config::ConfigError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         crate::config::named("propagation mode", &[("sgc", PropagateMode::Sgc), ("sign", PropagateMode::Sign)], s)
     }

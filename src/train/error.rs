@@ -6,7 +6,7 @@
 pub enum TrainError {
     /// A setting is out of range.
     #[error(transparent)]
-    Config(#[from] crate::ConfigError),
+    Config(#[from] crate::config::ConfigError),
     /// The training samples have no labels.
     #[error("the training samples have no labels")]
     NoLabels,
@@ -51,9 +51,17 @@ pub enum TrainError {
         /// `GraphRegConfig::max_neighbors`.
         config: usize,
     },
-    /// A row of a streamed packed table is bad ([`Trainer::fit_packed`](super::Trainer::fit_packed)).
+    /// A row of a streamed packed table is bad ([`TrainData::Packed`](super::TrainData::Packed)).
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// The fit was stopped ([`Trainer::stop_when`](super::Trainer::stop_when)) after this batch.
+    #[error("training stopped in epoch {epoch}, after batch {batch}")]
+    Stopped {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Batches done in that epoch.
+        batch: usize,
+    },
     /// The thread pool could not be made.
     #[error("cannot start the training thread pool: {0}")]
     ThreadPool(String),

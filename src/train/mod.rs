@@ -34,6 +34,7 @@
 
 mod backend;
 mod checkpoint;
+mod early;
 mod error;
 mod history;
 mod optim;
@@ -54,11 +55,12 @@ use crate::data::Dataset;
 use crate::eval::{weighted_task_metrics, ClassTally, Metric, Metrics, Truth};
 use crate::loss::Task;
 use crate::model::Model;
-use crate::neighbors::{NeighborTable, PackedConfig, PackedEpoch, PackedParts};
+use crate::neighbors::{NeighborTable, PackedBatch, PackedConfig, PackedEpoch, PackedParts};
 use crate::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
 use backend::{Autograd, Backend, TapeNet};
 use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
+use early::EarlyStopping;
 use optim::Optimizer;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -131,13 +133,14 @@ impl TrainConfig {
     /// Checks the values.
     ///
     /// # Errors
-    /// [`ConfigError::InvalidValue`](crate::ConfigError) naming the field: zero epochs, batch
+    /// [`ConfigError::InvalidValue`](crate::config::ConfigError) naming the field: zero epochs, batch
     /// size or threads, a learning rate that is not a finite number > 0, a negative or non-finite
     /// weight decay, or a learning-rate
     /// schedule out of range ([`LrSchedule::validate`]).
-    pub fn validate(&self) -> Result<(), crate::ConfigError> {
-        let invalid =
-            |field: &str, value: String, expected: &str| Err(crate::ConfigError::invalid(field, value, expected));
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        let invalid = |field: &str, value: String, expected: &str| {
+            Err(crate::config::ConfigError::invalid(field, value, expected))
+        };
         if self.epochs == 0 {
             return invalid("epochs", "0".into(), "at least 1");
         }
@@ -198,12 +201,12 @@ impl UnlabeledConfig {
     /// Checks the values.
     ///
     /// # Errors
-    /// [`ConfigError::InvalidValue`](crate::ConfigError) for a ratio or weight that is not a finite
+    /// [`ConfigError::InvalidValue`](crate::config::ConfigError) for a ratio or weight that is not a finite
     /// number ≥ 0.
-    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         for (name, v) in [("unlabeled ratio", self.ratio), ("entropy weight", self.entropy)] {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(crate::ConfigError::invalid(name, v, "a finite number ≥ 0"));
+                return Err(crate::config::ConfigError::invalid(name, v, "a finite number ≥ 0"));
             }
         }
         Ok(())
@@ -230,6 +233,8 @@ pub struct Trainer<'a> {
     /// Every how many epochs to record adversarial neighbors, and the record.
     record: Option<(usize, AdversarialRecord)>,
     progress: Option<ProgressFn<'a>>,
+    /// Set (by another thread, a Ctrl-C handler) to stop the fit after the current batch.
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Every how many epochs to hand the run's state out, and to whom.
     state_sink: Option<(usize, StateFn<'a>)>,
     /// The state to continue from.
@@ -277,6 +282,7 @@ impl<'a> Trainer<'a> {
             unlabeled: None,
             record: None,
             progress: None,
+            stop: None,
             state_sink: None,
             resume: None,
             task: Task::Multiclass,
@@ -349,6 +355,15 @@ impl<'a> Trainer<'a> {
         self
     }
 
+    /// Stops the fit after the batch during which `flag` becomes true (set from another thread,
+    /// e.g. a Ctrl-C handler): [`Trainer::fit`] then returns [`TrainError::Stopped`], and the
+    /// weights are those of that batch (a state handed out before, [`Trainer::on_epoch_state`],
+    /// resumes the run).
+    pub fn stop_when(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.stop = Some(flag);
+        self
+    }
+
     /// Calls `f` with the run's [`TrainState`] after every `every`-th completed epoch (and the
     /// last), e.g. to save it ([`TrainState::save`]) so that an interrupted run can be resumed. An
     /// error from `f` stops the fit.
@@ -376,46 +391,38 @@ impl<'a> Trainer<'a> {
         self.record.as_mut().map(|(_, r)| std::mem::take(r)).unwrap_or_default()
     }
 
-    /// Trains on `train` (which must have the task's targets: labels for multiclass and binary,
-    /// [`Targets`](crate::data::Targets) for multilabel and regression; its
-    /// [`weights`](Dataset::weights), if any, weigh every loss term) for the configured epochs;
-    /// after each epoch, evaluates on `validation` if given. Returns every epoch's metrics.
+    /// Trains on `train` for the configured epochs; after each epoch, evaluates on `validation` if
+    /// given. Returns every epoch's metrics.
+    ///
+    /// `train` is samples in memory (`&Dataset`: they must have the task's targets: labels for
+    /// multiclass and binary, [`Targets`](crate::data::Targets) for multilabel and regression;
+    /// their [`weights`](Dataset::weights), if any, weigh every loss term), or a packed table
+    /// streamed from disk ([`TrainData::Packed`]). The same step runs on the batches of either.
     ///
     /// # Errors
     /// [`TrainError`]: an invalid configuration, empty or unlabeled samples, targets missing for
     /// the task, a label the model has no output for (or outputs that do not match the task's
     /// targets), a neighbor table built for another number of neighbors than the graph
-    /// regularizer's, or a candle error of the passes.
-    pub fn fit(&mut self, train: &Dataset, validation: Option<&Dataset>) -> Result<History, TrainError> {
-        self.fit_source(Source::Memory(train), validation)
-    }
-
-    /// Trains on a packed table streamed from disk ([`PackedParts`], through a shuffle buffer of
-    /// `stream.buffer` rows, re-read every epoch), regularized along its packed neighbors with
-    /// `graph` (which must not have `hops` > 1, nor a `multiplier-lu` other than `multiplier-ll`:
-    /// packed neighbors were chosen when packing, and do not say whether they are labeled). Memory
-    /// holds the buffer, not the table. The same step runs as in [`Trainer::fit`]; with a buffer of
-    /// at least [`PackedParts::rows`] rows, the same seed and a table packed from the same samples,
-    /// pool and graph, the model is the one [`Trainer::fit`] with [`Trainer::with_graph`] trains,
-    /// bit for bit (see [`crate::neighbors::PackedParts`]). The history's training metrics of a
-    /// multiclass run (accuracy, macro-F1) are counted batch by batch; a binary run's history has
-    /// loss and accuracy only (ROC-AUC would need every output of the epoch). Multiclass and binary
-    /// tasks; no sample weights, no unlabeled centers.
-    ///
-    /// # Errors
-    /// As [`Trainer::fit`], and [`TrainError::Data`] for a bad row of the table (naming its file,
-    /// row and column), [`TrainError::Config`] for a table given with [`Trainer::with_graph`] or
-    /// [`Trainer::with_unlabeled`], another task, or the graph settings above.
-    pub fn fit_packed(
+    /// regularizer's, a candle error of the passes; with a packed table, [`TrainError::Data`] for
+    /// a bad row (naming its file, row and column) and [`TrainError::Config`] for the settings
+    /// [`TrainData::Packed`] refuses.
+    pub fn fit<'t>(
         &mut self,
-        parts: &PackedParts,
-        stream: &PackedConfig,
-        graph: Option<&GraphRegConfig>,
+        train: impl Into<TrainData<'t>>,
         validation: Option<&Dataset>,
     ) -> Result<History, TrainError> {
+        let source = train.into();
+        if let TrainData::Packed { config, graph, .. } = source {
+            self.check_packed(config, graph)?;
+        }
+        self.fit_source(source, validation)
+    }
+
+    /// The settings a packed table refuses (see [`TrainData::Packed`]).
+    fn check_packed(&self, stream: &PackedConfig, graph: Option<&GraphRegConfig>) -> Result<(), TrainError> {
         stream.validate()?;
         let invalid = |field: &str, value: String, expected: &str| -> Result<_, TrainError> {
-            Err(crate::ConfigError::invalid(field, value, expected).into())
+            Err(crate::config::ConfigError::invalid(field, value, expected).into())
         };
         if self.graph.is_some() {
             return invalid("graph", "a neighbor table".into(), "none: a packed table brings its neighbors");
@@ -439,19 +446,21 @@ impl<'a> Trainer<'a> {
                 );
             }
         }
-        self.fit_source(Source::Packed { parts, config: stream, graph }, validation)
+        Ok(())
     }
 
-    /// [`Trainer::fit`] and [`Trainer::fit_packed`]: checks, then the fit on its thread pool.
-    fn fit_source(&mut self, source: Source, validation: Option<&Dataset>) -> Result<History, TrainError> {
+    /// [`Trainer::fit`]: checks, then the fit on its thread pool.
+    fn fit_source(&mut self, source: TrainData, validation: Option<&Dataset>) -> Result<History, TrainError> {
         self.config.validate()?;
         if self.config.early_stopping.is_some() && validation.is_none() {
-            return Err(crate::ConfigError::invalid("early_stopping", "set", "validation samples to watch").into());
+            return Err(
+                crate::config::ConfigError::invalid("early_stopping", "set", "validation samples to watch").into()
+            );
         }
         if let Some(u) = &self.unlabeled {
             u.config.validate()?;
             if u.data.dim() != source.dim() {
-                return Err(crate::ConfigError::invalid(
+                return Err(crate::config::ConfigError::invalid(
                     "unlabeled samples",
                     format!("{} features", u.data.dim()),
                     format!("{} features, as the training samples", source.dim()),
@@ -463,14 +472,14 @@ impl<'a> Trainer<'a> {
             vat.validate()?;
         }
         let graph = match &source {
-            Source::Memory(_) => self.graph.map(|(_, config)| config),
-            Source::Packed { graph, .. } => *graph,
+            TrainData::Memory(_) => self.graph.map(|(_, config)| config),
+            TrainData::Packed { graph, .. } => *graph,
         };
         if let Some(graph) = graph {
             graph.validate()?;
         }
         if let Some((0, _)) = &self.record {
-            return Err(crate::ConfigError::invalid("record_adversarial every", 0, "at least 1 epoch").into());
+            return Err(crate::config::ConfigError::invalid("record_adversarial every", 0, "at least 1 epoch").into());
         }
         if let Some(adversarial) = self.adversarial {
             self.task.check_adv_objective(adversarial.objective)?;
@@ -491,10 +500,10 @@ impl<'a> Trainer<'a> {
     }
 
     /// [`Trainer::fit`] on the current thread's pool: picks the backend.
-    fn fit_here(&mut self, source: Source, validation: Option<&Dataset>) -> Result<History, TrainError> {
+    fn fit_here(&mut self, source: TrainData, validation: Option<&Dataset>) -> Result<History, TrainError> {
         let train = match source {
-            Source::Memory(train) => train,
-            Source::Packed { parts, .. } => return self.fit_packed_here(parts, source, validation),
+            TrainData::Memory(train) => train,
+            TrainData::Packed { parts, .. } => return self.fit_packed_here(parts, source, validation),
         };
         if self.task.has_classes() && train.labels().is_none() {
             return Err(TrainError::NoLabels);
@@ -503,7 +512,7 @@ impl<'a> Trainer<'a> {
             return Err(TrainError::Empty);
         }
         if self.task != Task::Multiclass && self.unlabeled.as_ref().is_some_and(|u| u.config.entropy > 0.0) {
-            return Err(crate::ConfigError::invalid(
+            return Err(crate::config::ConfigError::invalid(
                 "entropy weight",
                 "> 0",
                 format!("0 for the {} task (the entropy term is of softmax outputs)", self.task),
@@ -547,7 +556,7 @@ impl<'a> Trainer<'a> {
     fn fit_packed_here(
         &mut self,
         parts: &PackedParts,
-        source: Source,
+        source: TrainData,
         validation: Option<&Dataset>,
     ) -> Result<History, TrainError> {
         if !parts.has_labels() {
@@ -575,7 +584,7 @@ impl<'a> Trainer<'a> {
 
     /// The trainable variables and the optimizer, both restored from the state to resume from, if
     /// any (checked against this run first).
-    fn optimizer(&self, source: Source) -> Result<(Vec<Var>, Optimizer), TrainError> {
+    fn optimizer(&self, source: TrainData) -> Result<(Vec<Var>, Optimizer), TrainError> {
         let vars = sorted_vars(self.vars)?;
         let mut optimizer =
             Optimizer::new(self.config.optimizer, vars.clone()).with_weight_decay(self.config.weight_decay);
@@ -592,7 +601,7 @@ impl<'a> Trainer<'a> {
     /// Picks the backend and trains.
     fn run(
         &mut self,
-        source: Source,
+        source: TrainData,
         labels: Option<&Tensor>,
         max_label: u32,
         validation: Option<&Dataset>,
@@ -614,20 +623,20 @@ impl<'a> Trainer<'a> {
     }
 
     /// The graph regularizer's settings: [`Trainer::with_graph`]'s, or a packed table's.
-    fn graph_config<'s>(&self, source: Source<'s>) -> Option<&'s GraphRegConfig>
+    fn graph_config<'s>(&self, source: TrainData<'s>) -> Option<&'s GraphRegConfig>
     where
         'a: 's,
     {
         match source {
-            Source::Memory(_) => self.graph.map(|(_, c)| c),
-            Source::Packed { graph, .. } => graph,
+            TrainData::Memory(_) => self.graph.map(|(_, c)| c),
+            TrainData::Packed { graph, .. } => graph,
         }
     }
 
     fn epochs<B: Backend>(
         &mut self,
         backend: &mut B,
-        source: Source,
+        source: TrainData,
         labels: Option<&Tensor>,
         max_label: u32,
         validation: Option<&Dataset>,
@@ -648,28 +657,28 @@ impl<'a> Trainer<'a> {
             seed: self.config.seed,
             task: self.task,
         };
-        let monitor = self.monitor.unwrap_or(Metric::primary(self.task));
+        let mut early =
+            EarlyStopping::new(self.config.early_stopping, self.monitor.unwrap_or(Metric::primary(self.task)));
         let ratio = self.unlabeled.as_ref().map_or(0.0, |u| u.config.ratio);
         let mut draw = UnlabeledDraw::new(unlabeled.map_or(0, |u| u.features.nrows()), self.config.seed);
-        let (mut best, mut since_best): (Option<(f64, usize, Vec<Tensor>)>, usize) = (None, 0);
         let (epochs, batch_size) = (self.config.epochs, self.config.batch_size);
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
         // In memory: the order of the rows, shuffled every epoch. Packed: the shuffle buffer's slot
         // permutation (sized at the end of the first epoch), shuffled the same way.
         let mut order: Vec<usize> = match source {
-            Source::Memory(train) => (0..train.len()).collect(),
-            Source::Packed { .. } => Vec::new(),
+            TrainData::Memory(train) => (0..train.len()).collect(),
+            TrainData::Packed { .. } => Vec::new(),
         };
         let batches = source.len().div_ceil(batch_size);
         let graph_config = self.graph_config(source);
         let positions: Vec<usize> = match source {
-            Source::Memory(_) => Vec::new(),
-            Source::Packed { .. } => (0..batch_size).collect(),
+            TrainData::Memory(_) => Vec::new(),
+            TrainData::Packed { .. } => (0..batch_size).collect(),
         };
         let mut history = History::default();
         let mut first = 1;
         if let Some(state) = self.resume.take() {
-            if let Source::Packed { config, .. } = source {
+            if let TrainData::Packed { config, .. } = source {
                 // A permutation of the buffer's slots (empty before the first epoch's end).
                 let saved = state.meta.order.len();
                 if saved > config.buffer {
@@ -681,7 +690,7 @@ impl<'a> Trainer<'a> {
                 }
                 order = (0..saved).collect();
             }
-            first = self.restore(&state, &mut rng, &mut order, &mut draw, &mut best, &mut since_best)?;
+            first = self.restore(&state, &mut rng, &mut order, &mut draw, &mut early)?;
             history = state.meta.history;
         }
         let base_lr = self.config.optimizer.learning_rate();
@@ -694,7 +703,7 @@ impl<'a> Trainer<'a> {
         };
         for epoch in first..=epochs {
             let started = Instant::now();
-            if self.config.shuffle && matches!(source, Source::Memory(_)) {
+            if self.config.shuffle && matches!(source, TrainData::Memory(_)) {
                 order.shuffle(&mut rng);
             }
             let mut sums = EpochSums::default();
@@ -703,40 +712,34 @@ impl<'a> Trainer<'a> {
             let mut tally = ClassTally::default();
             let recording = self.record.as_ref().is_some_and(|(every, _)| epoch % every == 0 || epoch == epochs);
             let mut epoch_batches = match source {
-                Source::Memory(train) => EpochBatches::Memory { train, chunks: order.chunks(batch_size) },
-                Source::Packed { parts, config, .. } => {
+                TrainData::Memory(train) => {
+                    EpochBatches::Memory { train, labels, max_label, chunks: order.chunks(batch_size) }
+                }
+                TrainData::Packed { parts, config, .. } => {
                     let shuffle = self.config.shuffle.then_some((&mut order, &mut rng));
                     let neighbors = graph_config.map_or(0, |c| c.max_neighbors);
-                    EpochBatches::Packed(Box::new(parts.epoch(config, neighbors, self.config.seed, epoch, shuffle)))
+                    let stream = parts.epoch(config, neighbors, self.config.seed, epoch, shuffle);
+                    EpochBatches::Packed {
+                        stream: Box::new(stream),
+                        task: self.task,
+                        positions: &positions,
+                        current: None,
+                    }
                 }
             };
-            for b in 0.. {
-                // The batch: rows of the samples in memory, or the rows of a streamed batch.
-                let (packed, packed_labels, packed_plan);
-                // (A plan of its own for a streamed batch: its neighbors live as long as the batch.)
-                let (rows, train, labels, max_label, batch_plan) = match &mut epoch_batches {
-                    EpochBatches::Memory { train, chunks } => match (chunks.next(), labels) {
-                        (Some(rows), Some(labels)) => (rows, *train, labels, max_label, None),
-                        _ => break,
-                    },
-                    EpochBatches::Packed(stream) => {
-                        let Some(batch) = stream.next_batch(batch_size)? else { break };
-                        packed = batch;
-                        packed_labels = crate::eval::task_targets(&packed.samples, self.task)
-                            .map_err(|e| TrainError::Targets(e.to_string()))?;
-                        packed_plan = Plan {
-                            graph: graph_config.map(|c| (&packed.neighbors, c)),
-                            model: plan.model,
-                            adversarial: plan.adversarial,
-                            vat: plan.vat,
-                            unlabeled: None, // refused with a packed table
-                            seed: plan.seed,
-                            task: plan.task,
-                        };
-                        let max = packed.samples.labels().and_then(|l| l.iter().max().copied()).unwrap_or(0);
-                        (&positions[..packed.samples.len()], &packed.samples, &packed_labels, max, Some(&packed_plan))
-                    }
-                };
+            let mut b = 0;
+            while let Some(batch) = epoch_batches.next_batch(batch_size)? {
+                let Batch { rows, samples: train, labels, max_label, neighbors } = batch;
+                // A streamed batch brings its neighbors: a plan of its own, as long as the batch.
+                let batch_plan = neighbors.map(|table| Plan {
+                    graph: graph_config.map(|c| (table, c)),
+                    model: plan.model,
+                    adversarial: plan.adversarial,
+                    vat: plan.vat,
+                    unlabeled: None, // refused with a packed table
+                    seed: plan.seed,
+                    task: plan.task,
+                });
                 let features = train.features();
                 // The global step: the optimizer's updates so far.
                 let t = optimizer.steps();
@@ -759,7 +762,7 @@ impl<'a> Trainer<'a> {
                     multipliers,
                 };
                 let urows = draw.next((ratio * rows.len() as f64).ceil() as usize);
-                let step = match batch_plan {
+                let step = match &batch_plan {
                     Some(p) => p.step(backend, rows, &urows, features, optimizer, &context)?,
                     None => plan.step(backend, rows, &urows, features, optimizer, &context)?,
                 };
@@ -769,12 +772,12 @@ impl<'a> Trainer<'a> {
                 }
                 sums.add(&step, rows.len());
                 match (source, train.labels()) {
-                    (Source::Memory(_), _) => outputs.push((rows.to_vec(), step.outputs)),
+                    (TrainData::Memory(_), _) => outputs.push((rows.to_vec(), step.outputs)),
                     // (A packed table has no sample weights: each row counts once.)
-                    (Source::Packed { .. }, Some(y)) if self.task == Task::Multiclass => {
+                    (TrainData::Packed { .. }, Some(y)) if self.task == Task::Multiclass => {
                         tally.add(&step.outputs.argmax(1)?.to_vec1::<u32>()?, y, &vec![1.0; y.len()]);
                     }
-                    (Source::Packed { .. }, _) => {}
+                    (TrainData::Packed { .. }, _) => {}
                 }
                 if let (Some((_, record)), Some(adv)) = (self.record.as_mut(), self.adversarial) {
                     record.examples.extend(step.recorded);
@@ -783,6 +786,10 @@ impl<'a> Trainer<'a> {
                 if let Some(progress) = self.progress.as_mut() {
                     progress(BatchProgress { epoch, epochs, batch: b + 1, batches });
                 }
+                if self.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+                    return Err(TrainError::Stopped { epoch, batch: b + 1 });
+                }
+                b += 1;
             }
             let evaluation = match validation {
                 Some(v) => Some(crate::eval::evaluate_task(self.model, v, self.task, 1024)?),
@@ -792,7 +799,7 @@ impl<'a> Trainer<'a> {
             drop(epoch_batches);
             let mut record = sums.record(epoch, started.elapsed().as_secs_f64(), validation_accuracy);
             match source {
-                Source::Memory(train) => {
+                TrainData::Memory(train) => {
                     let metrics = train_metrics(self.task, train, &outputs)?;
                     // With sample weights, the accuracy column is the weighted one too.
                     if let (Some(_), Some(accuracy)) = (train.weights(), metrics.accuracy) {
@@ -800,32 +807,15 @@ impl<'a> Trainer<'a> {
                     }
                     record.metrics = Some(metrics);
                 }
-                Source::Packed { .. } if self.task == Task::Multiclass => record.metrics = Some(tally.metrics()),
-                Source::Packed { .. } => {}
+                TrainData::Packed { .. } if self.task == Task::Multiclass => record.metrics = Some(tally.metrics()),
+                TrainData::Packed { .. } => {}
             }
             record.validation_metrics = evaluation.as_ref().map(|e| e.metrics.clone());
             history.epochs.push(record);
-            let mut stop = false;
-            // The watched value: the evaluation's own accuracy (as before tasks), or the metric.
-            let watched = evaluation.as_ref().and_then(|e| match monitor {
-                Metric::Accuracy => validation_accuracy,
-                m => e.metrics.get(m),
-            });
-            if let (Some(patience), Some(value)) = (self.config.early_stopping, watched) {
-                let better = |b: f64| if monitor.higher_is_better() { value > b } else { value < b };
-                if best.as_ref().is_none_or(|(b, _, _)| better(*b)) {
-                    let weights =
-                        sorted_vars(self.vars)?.iter().map(|v| v.as_tensor().copy()).collect::<Result<_, _>>()?;
-                    best = Some((value, epoch, weights));
-                    since_best = 0;
-                } else {
-                    since_best += 1;
-                    stop = since_best >= patience;
-                }
-            }
+            let stop = early.observe(evaluation.as_ref(), epoch, self.vars)?;
             if let Some(every) = self.state_sink.as_ref().map(|(every, _)| *every) {
                 if !stop && (epoch % every == 0 || epoch == epochs) {
-                    let saved = RunPosition { epoch, rng: &rng, order: &order, draw: &draw, best: &best, since_best };
+                    let saved = RunPosition { epoch, rng: &rng, order: &order, draw: &draw, early: &early };
                     let state = self.state(source, &history, optimizer, saved)?;
                     if let Some((_, sink)) = self.state_sink.as_mut() {
                         sink(&state)?;
@@ -836,21 +826,16 @@ impl<'a> Trainer<'a> {
                 break;
             }
         }
-        if let Some((_, epoch, weights)) = best {
-            for (var, saved) in sorted_vars(self.vars)?.iter().zip(&weights) {
-                var.set(saved)?;
-            }
-            history.best_epoch = Some(epoch);
-        }
+        early.restore_best(self.vars, &mut history)?;
         Ok(history)
     }
 
     /// What a saved state is compared on, besides the [`TrainConfig`]: the regularizers, the
     /// unlabeled centers and the sample counts.
-    fn setup(&self, source: Source) -> serde_json::Value {
+    fn setup(&self, source: TrainData) -> serde_json::Value {
         let graph_pairs = match source {
-            Source::Memory(_) => self.graph.map(|(t, _)| t.max_neighbors()),
-            Source::Packed { graph, .. } => graph.map(|c| c.max_neighbors),
+            TrainData::Memory(_) => self.graph.map(|(t, _)| t.max_neighbors()),
+            TrainData::Packed { graph, .. } => graph.map(|c| c.max_neighbors),
         };
         let mut setup = serde_json::json!({
             "train_samples": source.len(),
@@ -864,11 +849,11 @@ impl<'a> Trainer<'a> {
             "task": self.task.to_string(),
             "monitor": self.monitor.map(|m| format!("{m:?}")),
             "sample_weights": match source {
-                Source::Memory(train) => train.weights().is_some(),
-                Source::Packed { .. } => false,
+                TrainData::Memory(train) => train.weights().is_some(),
+                TrainData::Packed { .. } => false,
             },
         });
-        if let (Source::Packed { parts, config, .. }, Some(map)) = (source, setup.as_object_mut()) {
+        if let (TrainData::Packed { parts, config, .. }, Some(map)) = (source, setup.as_object_mut()) {
             map.insert("packed".into(), serde_json::json!({ "files": parts.files().len(), "stream": config }));
         }
         setup
@@ -877,7 +862,7 @@ impl<'a> Trainer<'a> {
     /// The run's state after `at.epoch`.
     fn state(
         &self,
-        source: Source,
+        source: TrainData,
         history: &History,
         optimizer: &Optimizer,
         at: RunPosition,
@@ -885,7 +870,7 @@ impl<'a> Trainer<'a> {
         let values = |t: &Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>());
         let vars = sorted_vars(self.vars)?;
         let weights = vars.iter().map(|v| values(v.as_tensor())).collect::<Result<Vec<_>, _>>()?;
-        let best_weights = match at.best {
+        let best_weights = match &at.early.best {
             Some((_, _, w)) => Some(w.iter().map(values).collect::<Result<Vec<_>, _>>()?),
             None => None,
         };
@@ -897,8 +882,8 @@ impl<'a> Trainer<'a> {
             history: history.clone(),
             variables: named_shapes(self.vars)?,
             optimizer_steps: optimizer.steps(),
-            best: at.best.as_ref().map(|(a, e, _)| (*a, *e)),
-            since_best: at.since_best,
+            best: at.early.best.as_ref().map(|(a, e, _)| (*a, *e)),
+            since_best: at.early.since_best,
             order: at.order.to_vec(),
             order_rng: at.rng.get_word_pos().to_string(),
             unlabeled: (!at.draw.order.is_empty())
@@ -916,8 +901,7 @@ impl<'a> Trainer<'a> {
         rng: &mut ChaCha8Rng,
         order: &mut Vec<usize>,
         draw: &mut UnlabeledDraw,
-        best: &mut Option<(f64, usize, Vec<Tensor>)>,
-        since_best: &mut usize,
+        early: &mut EarlyStopping,
     ) -> Result<usize, TrainError> {
         let bad = |what: &str| {
             TrainError::State(StateError::Mismatch {
@@ -953,42 +937,114 @@ impl<'a> Trainer<'a> {
                 .zip(weights)
                 .map(|(v, w)| Tensor::from_slice(w, v.shape(), &Device::Cpu))
                 .collect::<Result<Vec<_>, _>>()?;
-            *best = Some((accuracy, epoch, tensors));
+            early.best = Some((accuracy, epoch, tensors));
         }
-        *since_best = m.since_best;
+        early.since_best = m.since_best;
         Ok(m.epoch + 1)
     }
 }
 
-/// Where a fit's batches come from.
-#[derive(Clone, Copy)]
-enum Source<'s> {
-    /// The samples, in memory ([`Trainer::fit`]).
+/// What [`Trainer::fit`] trains on: samples in memory, or a packed table streamed from disk.
+#[derive(Clone, Copy, Debug)]
+pub enum TrainData<'s> {
+    /// The samples, in memory (with [`Trainer::with_graph`]'s neighbors, if any).
     Memory(&'s Dataset),
-    /// A packed table, streamed ([`Trainer::fit_packed`]).
-    Packed { parts: &'s PackedParts, config: &'s PackedConfig, graph: Option<&'s GraphRegConfig> },
+    /// A packed table streamed from disk ([`PackedParts`], through a shuffle buffer of
+    /// `config.buffer` rows, re-read every epoch), regularized along its packed neighbors with
+    /// `graph` (which must not have `hops` > 1, nor a `multiplier-lu` other than
+    /// `multiplier-ll`: packed neighbors were chosen when packing, and do not say whether they are
+    /// labeled). Memory holds the buffer, not the table. With a buffer of at least
+    /// [`PackedParts::rows`] rows, the same seed and a table packed from the same samples, pool
+    /// and graph, the model is the one [`TrainData::Memory`] with [`Trainer::with_graph`] trains,
+    /// bit for bit (see [`crate::neighbors::PackedParts`]). The history's training metrics of a
+    /// multiclass run (accuracy, macro-F1) are counted batch by batch; a binary run's history has
+    /// loss and accuracy only (ROC-AUC would need every output of the epoch). Multiclass and
+    /// binary tasks; no sample weights, no unlabeled centers, no [`Trainer::with_graph`].
+    Packed {
+        /// The table.
+        parts: &'s PackedParts,
+        /// The shuffle buffer and the order of the parts.
+        config: &'s PackedConfig,
+        /// Graph regularization along the packed neighbors.
+        graph: Option<&'s GraphRegConfig>,
+    },
 }
 
-impl Source<'_> {
+impl<'s> From<&'s Dataset> for TrainData<'s> {
+    fn from(train: &'s Dataset) -> Self {
+        TrainData::Memory(train)
+    }
+}
+
+impl TrainData<'_> {
     fn len(&self) -> usize {
         match self {
-            Source::Memory(train) => train.len(),
-            Source::Packed { parts, .. } => parts.rows(),
+            TrainData::Memory(train) => train.len(),
+            TrainData::Packed { parts, .. } => parts.rows(),
         }
     }
 
     fn dim(&self) -> usize {
         match self {
-            Source::Memory(train) => train.dim(),
-            Source::Packed { parts, .. } => parts.dim(),
+            TrainData::Memory(train) => train.dim(),
+            TrainData::Packed { parts, .. } => parts.dim(),
         }
     }
 }
 
-/// One epoch's batches: chunks of the shuffled row order, or a packed table's stream.
+/// One epoch's batches, in memory or streamed, through one [`EpochBatches::next_batch`].
 enum EpochBatches<'e> {
-    Memory { train: &'e Dataset, chunks: std::slice::Chunks<'e, usize> },
-    Packed(Box<PackedEpoch<'e>>),
+    /// Chunks of the shuffled row order of the samples (and their targets) in memory.
+    Memory { train: &'e Dataset, labels: Option<&'e Tensor>, max_label: u32, chunks: std::slice::Chunks<'e, usize> },
+    /// A packed table's stream; `current` holds the batch handed out last (and its targets).
+    Packed {
+        stream: Box<PackedEpoch<'e>>,
+        task: Task,
+        /// `0..batch_size`: a streamed batch's rows are its own samples, in order.
+        positions: &'e [usize],
+        current: Option<(PackedBatch, Tensor)>,
+    },
+}
+
+/// One batch: `rows` of `samples`, with the targets of all `samples` and the largest label among
+/// them; a streamed batch also brings its centers' neighbors.
+struct Batch<'b> {
+    rows: &'b [usize],
+    samples: &'b Dataset,
+    labels: &'b Tensor,
+    max_label: u32,
+    neighbors: Option<&'b NeighborTable>,
+}
+
+impl EpochBatches<'_> {
+    /// The next batch of at most `size` rows, or `None` at the end of the epoch.
+    ///
+    /// # Errors
+    /// A bad row of a streamed table, or a streamed batch without the task's targets.
+    fn next_batch(&mut self, size: usize) -> Result<Option<Batch<'_>>, TrainError> {
+        match self {
+            EpochBatches::Memory { train, labels, max_label, chunks } => match (chunks.next(), labels) {
+                (Some(rows), Some(labels)) => {
+                    Ok(Some(Batch { rows, samples: train, labels, max_label: *max_label, neighbors: None }))
+                }
+                _ => Ok(None),
+            },
+            EpochBatches::Packed { stream, task, positions, current } => {
+                let Some(batch) = stream.next_batch(size)? else { return Ok(None) };
+                let labels =
+                    crate::eval::task_targets(&batch.samples, *task).map_err(|e| TrainError::Targets(e.to_string()))?;
+                let (batch, labels) = current.insert((batch, labels));
+                let max_label = batch.samples.labels().and_then(|l| l.iter().max().copied()).unwrap_or(0);
+                Ok(Some(Batch {
+                    rows: &positions[..batch.samples.len()],
+                    samples: &batch.samples,
+                    labels,
+                    max_label,
+                    neighbors: Some(&batch.neighbors),
+                }))
+            }
+        }
+    }
 }
 
 /// Where the epoch loop is, for [`Trainer::state`].
@@ -997,8 +1053,7 @@ struct RunPosition<'r> {
     rng: &'r ChaCha8Rng,
     order: &'r [usize],
     draw: &'r UnlabeledDraw,
-    best: &'r Option<(f64, usize, Vec<Tensor>)>,
-    since_best: usize,
+    early: &'r EarlyStopping,
 }
 
 /// The trainable variables' names and shapes, in name order.
@@ -1049,7 +1104,7 @@ struct UnlabeledDraw {
 impl UnlabeledDraw {
     fn new(n: usize, seed: u64) -> Self {
         // A stream of its own: the labeled batches' order is the same with or without unlabeled centers.
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x756e_6c61_6265_6c64);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ crate::config::seed_streams::UNLABELED_DRAW);
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut rng);
         UnlabeledDraw { order, next: 0, rng }

@@ -353,7 +353,7 @@ impl Plan<'_> {
                 }
                 None => Tensor::ones(centers, DType::F32, &Device::Cpu)?,
             };
-            let seed = self.adversarial_seed(context) ^ 0x5641_5400;
+            let seed = self.adversarial_seed(context) ^ crate::config::seed_streams::VAT_DIRECTION;
             let direction = virtual_adv_direction(xc.view(), config, seed, |probe| {
                 output_input_gradient(self.model, probe, true, |out| {
                     pairwise_distance(&clean, out, &ones, &config.distance)
