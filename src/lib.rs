@@ -114,6 +114,7 @@ pub mod model;
 pub mod neighbors;
 pub mod regularize;
 pub mod report;
+pub mod run;
 mod tensor;
 pub mod tfrecord;
 pub mod train;

@@ -102,34 +102,22 @@ enum FeatureTypeArg {
 /// # Errors
 /// The reader's error, naming the file and the record, row or line.
 pub(super) fn read_samples(path: &Path, columns: &SampleColumns) -> Result<Dataset> {
-    if tfrecord::is_tfrecord(path) {
-        let (dataset, report) = tfrecord::read_samples(&[path.to_path_buf()], columns)?;
-        if report.duplicate_ids > 0 {
-            errln!(
-                "warning: {}: {} records repeat an earlier id (the last one is kept, as NSL)",
-                path.display(),
-                report.duplicate_ids
-            );
-        }
-        Ok(dataset)
-    } else {
-        Ok(data::read_samples(path, columns)?)
-    }
+    read_samples_for(path, columns, true)
 }
 
 /// [`read_samples`] for samples whose label column is not read as class labels when
 /// `class_labels` is false (pool, unlabeled or predicted samples of a regression or multilabel
-/// run: the column holds floats or lists, or is absent): a Parquet or CSV table's label column is
-/// then left out ([`nsl::data::read_samples_without_labels`]).
+/// run: the column holds floats or lists, or is absent): [`nsl::run::read_samples_for`].
 ///
 /// # Errors
 /// The reader's error, naming the file and the record, row or line.
 pub(super) fn read_samples_for(path: &Path, columns: &SampleColumns, class_labels: bool) -> Result<Dataset> {
-    if class_labels || tfrecord::is_tfrecord(path) {
-        read_samples(path, columns)
-    } else {
-        Ok(data::read_samples_without_labels(path, columns)?)
+    let mut notes = Vec::new();
+    let samples = nsl::run::read_samples_for(path, columns, class_labels, &mut notes);
+    for note in notes {
+        errln!("warning: {note}");
     }
+    samples.map_err(super::run_error)
 }
 
 /// [`read_samples`] for a command that needs samples to work on (`split`, `pack-nbrs`, `graph

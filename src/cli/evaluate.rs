@@ -5,7 +5,6 @@ use super::ColumnArgs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use nsl::data::Dataset;
-use nsl::data::TargetKind;
 use nsl::eval::{evaluate_attacks, masking_check, robustness_sweep_task, Attack, AttackConfig};
 use nsl::eval::{evaluate_task, predict_task, Metrics};
 use nsl::eval::{EvalAttack, EvalAttackConfig, MaskingWarning, RobustnessReport};
@@ -656,8 +655,8 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
     Ok(())
 }
 
-/// Loads the run's checkpoint and the samples (with the targets of the run's task when `targets`), and
-/// checks that the samples fit the model.
+/// Loads the run's checkpoint and the samples (with the targets of the run's task when `targets`),
+/// fitted to the model ([`nsl::run::read_for_run`]).
 fn load(
     run: &std::path::Path,
     path: &std::path::Path,
@@ -665,155 +664,14 @@ fn load(
     targets: bool,
 ) -> Result<(Checkpoint, Dataset)> {
     let mut checkpoint = load_checkpoint(run)?;
-    let task = checkpoint.meta.task;
-    let plain = || {
-        with_spinner("reading samples", || {
-            super::convert::read_samples_for(path, &columns.to_columns(), task.has_classes())
-        })
-    };
-    let names = checkpoint.meta.class_names.as_deref();
-    let samples = match (task.has_classes(), targets) {
-        (true, _) => plain()?,
-        (false, true) => read_for_task(path, columns, task, names)?,
-        // Predictions need no targets: a table without (valid) ones is read as it is.
-        (false, false) => match read_for_task(path, columns, task, names) {
-            Ok(samples) => samples,
-            Err(_) => plain()?,
-        },
-    };
-    let samples =
-        checkpoint.fit_samples(samples).with_context(|| format!("cannot use the samples in {}", path.display()))?;
-    if samples.is_empty() {
-        bail!("{}: the table has no samples (nothing to evaluate or predict)", path.display());
+    let mut notes = Vec::new();
+    let samples = with_spinner("reading samples", || {
+        nsl::run::read_for_run(&mut checkpoint, path, &columns.to_columns(), targets, &mut notes)
+    });
+    for note in notes {
+        errln!("warning: {note}");
     }
-    let samples = match task.has_classes() {
-        true => align_labels(&checkpoint, samples, path)?,
-        false => samples,
-    };
-    Ok((checkpoint, samples))
-}
-
-/// `samples` (read from `path`) weighted by `column` when the table has it (loss and metrics are
-/// then weighted, see `nsl::eval::evaluate_task`); unweighted with a warning when it has not.
-pub(super) fn weigh_if_present(
-    samples: Dataset,
-    path: &std::path::Path,
-    columns: &ColumnArgs,
-    column: Option<&str>,
-) -> Result<Dataset> {
-    let Some(column) = column else { return Ok(samples) };
-    if !nsl::data::has_column(path, column)? {
-        errln!("warning: {} has no weight column `{column}`: its loss and metrics are unweighted", path.display());
-        return Ok(samples);
-    }
-    Ok(nsl::data::attach_weights(samples, path, &columns.to_columns().id, column)?)
-}
-
-/// Checks that class samples fit `--task binary` (two classes; for the training samples, both
-/// named when names are used).
-fn check_binary(samples: &Dataset, path: &std::path::Path, label: &str, training: bool) -> Result<()> {
-    if let Some(found) = samples.class_names().filter(|n| n.len() > 2 || (training && n.len() != 2)) {
-        bail!(
-            "{}: --task binary needs two classes, the label column `{label}` has {} ({})",
-            path.display(),
-            found.len(),
-            found.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-        );
-    }
-    if let Some(row) = samples.labels().and_then(|l| l.iter().position(|&v| v > 1)) {
-        bail!(
-            "{}: row {row} (id `{}`): --task binary needs labels 0 and 1 (or two class names)",
-            path.display(),
-            samples.ids()[row]
-        );
-    }
-    Ok(())
-}
-
-/// Reads the samples of `path` for `task`: class tasks as every other command reads them (binary
-/// checked for two classes); multilabel and regression from Parquet or CSV with the label column
-/// as their targets (`names`: a trained run's multilabel classes).
-pub(super) fn read_for_task(
-    path: &std::path::Path,
-    columns: &ColumnArgs,
-    task: Task,
-    names: Option<&[String]>,
-) -> Result<Dataset> {
-    let kind = match task {
-        Task::Multilabel => TargetKind::MultiLabel,
-        Task::Regression(_) => TargetKind::Values,
-        _ => {
-            let samples = with_spinner(format!("reading {}", path.display()), || {
-                super::convert::read_samples(path, &columns.to_columns())
-            })?;
-            if task == Task::Binary {
-                check_binary(&samples, path, &columns.to_columns().label, names.is_none())?;
-            }
-            return Ok(samples);
-        }
-    };
-    let columns = columns.to_columns();
-    with_spinner(format!("reading {}", path.display()), || {
-        nsl::data::read_samples_with_targets(path, &columns, kind, names)
-    })
-    .map_err(Into::into)
-}
-
-/// Makes the samples' label indices mean the run's classes. String labels are indexed by their
-/// sorted distinct names *in each file*, so a test table missing one class would otherwise be
-/// scored against shifted classes: labels are mapped through the names when both sides have them
-/// (a name the run does not know is an error), and every label must be below the run's class count.
-fn align_labels(checkpoint: &Checkpoint, samples: Dataset, path: &std::path::Path) -> Result<Dataset> {
-    let Some(labels) = samples.labels() else { return Ok(samples) };
-    // A binary model has one output for two classes.
-    let classes = if checkpoint.meta.task == Task::Binary { 2 } else { checkpoint.meta.classes };
-    let remapped = match (&checkpoint.meta.class_names, samples.class_names()) {
-        (Some(run_names), Some(names)) if run_names.as_slice() != names => {
-            let mut index = Vec::with_capacity(names.len());
-            for name in names {
-                match run_names.iter().position(|n| n == name) {
-                    Some(i) => index.push(i as u32),
-                    None => bail!(
-                        "{}: label `{name}` is not one of the run's classes ({}): the run {} was trained on other labels",
-                        path.display(),
-                        run_names.join(", "),
-                        checkpoint.dir().display()
-                    ),
-                }
-            }
-            Some((labels.iter().map(|&l| index[l as usize]).collect::<Vec<u32>>(), run_names.clone()))
-        }
-        (None, Some(names)) => {
-            errln!(
-                "warning: {} has named labels ({}) but the run {} was trained on unnamed ones: label i is taken as class i",
-                path.display(),
-                names.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
-                checkpoint.dir().display()
-            );
-            None
-        }
-        _ => None,
-    };
-    let labels = remapped.as_ref().map_or(labels, |(l, _)| l.as_slice());
-    if let Some(row) = labels.iter().position(|&l| l as usize >= classes) {
-        bail!(
-            "{}: row {row} (id `{}`) has label {} but the run {} predicts {classes} classes",
-            path.display(),
-            samples.ids()[row],
-            labels[row],
-            checkpoint.dir().display()
-        );
-    }
-    match remapped {
-        Some((labels, names)) => Ok(Dataset::new(
-            samples.ids().to_vec(),
-            samples.features().to_owned(),
-            samples.item_shape().to_vec(),
-            Some(labels),
-            Some(names),
-        )?),
-        None => Ok(samples),
-    }
+    Ok((checkpoint, samples.map_err(super::run_error)?))
 }
 
 /// Refuses an output (`flag`) that names the samples or the run's model files (a usage error,

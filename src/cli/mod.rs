@@ -131,6 +131,21 @@ where
     text.map(|text| text.parse().map_err(serde::de::Error::custom)).transpose()
 }
 
+/// A setting of the library's run as `nsl train` spells it: `record_every` → `--record-every`.
+pub fn flag(name: &str) -> String {
+    format!("--{}", name.replace('_', "-"))
+}
+
+/// The library's run error for the command line: settings named by their flags, and an output
+/// that names an input kept as the usage error it is (exit status 2).
+pub fn run_error(e: nsl::run::RunError) -> anyhow::Error {
+    match e {
+        nsl::run::RunError::Settings(conflict) => anyhow::anyhow!(conflict.describe(flag)),
+        nsl::run::RunError::Paths(conflict) => conflict.into(),
+        other => other.into(),
+    }
+}
+
 /// Sets the number of CPU threads nsl's kernels (and rayon) use. Call it at start-up, before any
 /// tensor work and before any other thread starts: rayon's global pool is created once, and
 /// changing environment variables races with any other thread reading them.

@@ -11,6 +11,7 @@ mod dropout;
 mod fused;
 mod init;
 mod net;
+mod size;
 mod spec;
 
 pub use bow::Bow;
@@ -20,6 +21,7 @@ pub use dropout::Dropout;
 pub(crate) use fused::Tape;
 pub use init::glorot_init;
 pub use net::{build_model, Cnn, Mlp};
+pub use size::{ModelSize, SizeError, MAX_WIDTH};
 pub use spec::{Activation, BowSpec, CnnSpec, Combiner, InputGroup, MlpSpec, ModelSpec};
 
 /// The value after a token group's ids in an input row (the data layer's `nsl::data::PAD`).

@@ -10,7 +10,7 @@
 use crate::data::Dataset;
 use crate::io::AtomicFile;
 use crate::loss::Task;
-use crate::model::{build_model, InputGroup, Model, ModelSpec};
+use crate::model::{build_model, InputGroup, Model, ModelSpec, MAX_WIDTH};
 use candle_core::Device;
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
@@ -19,10 +19,6 @@ use std::path::{Path, PathBuf};
 
 /// The version of the checkpoint layout this nsl writes, and the only one it reads.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// The widest layer (units, filters, classes, kernel) a checkpoint may describe: far above any real
-/// model, low enough that sizes computed from it cannot overflow before they are checked.
-const MAX_WIDTH: usize = 1 << 24;
 
 /// The largest safetensors header read (the safetensors crate's own limit).
 const MAX_HEADER_BYTES: u64 = 100_000_000;
@@ -109,7 +105,8 @@ impl CheckpointMeta {
                 )));
             }
         }
-        parameter_count(&self.spec, &self.item_shape, self.classes).map_err(invalid)
+        let size = self.spec.size(&self.item_shape, self.classes).map_err(|e| invalid(e.to_string()))?;
+        Ok((size.tensors, size.parameters))
     }
 }
 
@@ -491,105 +488,6 @@ fn safetensors_header(path: &Path) -> Result<StoredSizes, CheckpointError> {
     Ok(sizes)
 }
 
-/// The `(tensors, parameters)` of the model [`build_model`] makes from `spec` for `item_shape` and
-/// `classes` (each dense layer and convolution has a weight and a bias), after checking that every
-/// size is in range. The error says which size is wrong.
-fn parameter_count(spec: &ModelSpec, item_shape: &[usize], classes: usize) -> Result<(usize, u64), String> {
-    let width_ok = |what: &str, n: usize| {
-        if (1..=MAX_WIDTH).contains(&n) {
-            Ok(n as u64)
-        } else {
-            Err(format!("{what} {n} is not in 1..={MAX_WIDTH}"))
-        }
-    };
-    let overflow = || format!("the model {spec} on items {item_shape:?} has too many parameters to count");
-    if item_shape.is_empty() {
-        return Err("the item shape is empty".into());
-    }
-    for &d in item_shape {
-        width_ok("item dimension", d)?;
-    }
-    let dropout = spec.dropout();
-    if !(0.0..1.0).contains(&dropout) {
-        return Err(format!("dropout {dropout} is not in [0, 1)"));
-    }
-    // A dense stack from `width` inputs through `layers` to the logits.
-    let dense = |mut width: u64, layers: &[usize], name: &str| -> Result<(usize, u64), String> {
-        let mut parameters = 0u64;
-        for &units in layers.iter().chain(std::iter::once(&classes)) {
-            let units = width_ok(name, units)?;
-            let layer = width.checked_mul(units).and_then(|w| w.checked_add(units)).ok_or_else(overflow)?;
-            parameters = parameters.checked_add(layer).ok_or_else(overflow)?;
-            width = units;
-        }
-        Ok((2 * (layers.len() + 1), parameters))
-    };
-    match spec {
-        ModelSpec::Mlp(mlp) => {
-            let input = item_shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64)).ok_or_else(overflow)?;
-            dense(input, &mlp.hidden, "hidden layer units")
-        }
-        ModelSpec::Cnn(cnn) => {
-            let [c, h, w] = match *item_shape {
-                [c, h, w] => [c, h, w],
-                [h, w] => [1, h, w],
-                _ => return Err(format!("a CNN needs image items [c, h, w] or [h, w], not {item_shape:?}")),
-            };
-            let kernel = width_ok("kernel", cnn.kernel)? as usize;
-            let pool = width_ok("pool", cnn.pool)? as usize;
-            let (mut channels, mut h, mut w) = (c as u64, h, w);
-            let mut parameters = 0u64;
-            for (i, &filters) in cnn.filters.iter().enumerate() {
-                let filters = width_ok("filters", filters)?;
-                if h < kernel || w < kernel {
-                    return Err(format!(
-                        "images {item_shape:?} are too small for convolution {i} ({h}×{w} left, kernel {kernel})"
-                    ));
-                }
-                let k2 = (kernel * kernel) as u64;
-                let layer = filters
-                    .checked_mul(channels)
-                    .and_then(|n| n.checked_mul(k2))
-                    .and_then(|n| n.checked_add(filters))
-                    .ok_or_else(overflow)?;
-                parameters = parameters.checked_add(layer).ok_or_else(overflow)?;
-                (channels, h, w) = (filters, h - kernel + 1, w - kernel + 1);
-                if i + 1 < cnn.filters.len() {
-                    (h, w) = (h / pool, w / pool);
-                }
-            }
-            let flat = channels.checked_mul(h as u64).and_then(|n| n.checked_mul(w as u64)).ok_or_else(overflow)?;
-            let (tensors, dense_parameters) = dense(flat, &cnn.dense, "dense layer units")?;
-            let parameters = parameters.checked_add(dense_parameters).ok_or_else(overflow)?;
-            Ok((tensors + 2 * cnn.filters.len(), parameters))
-        }
-        ModelSpec::Bow(bow) => {
-            // One `[vocab, embed]` table per token group (and with a bag activation an `[embed]`
-            // bias), then a dense stack over the encoding.
-            let embed = width_ok("embedding size", bow.embed)?;
-            let bias = u64::from(bow.bag_activation.is_some());
-            let (mut tables, mut parameters, mut input, mut width) = (0usize, 0u64, 0u64, 0u64);
-            for group in &bow.inputs {
-                width += width_ok("input group width", group.width())?;
-                match group {
-                    InputGroup::Tokens { vocab, .. } => {
-                        let table =
-                            (width_ok("vocabulary size", *vocab)? + bias).checked_mul(embed).ok_or_else(overflow)?;
-                        parameters = parameters.checked_add(table).ok_or_else(overflow)?;
-                        (tables, input) = (tables + 1 + bias as usize, input + embed);
-                    }
-                    _ => input += group.width() as u64,
-                }
-            }
-            if width != item_shape.iter().map(|&d| d as u64).product::<u64>() {
-                return Err(format!("the bow model's input groups take {width} values but items are {item_shape:?}"));
-            }
-            let (tensors, dense_parameters) = dense(input, &bow.hidden, "hidden layer units")?;
-            Ok((tensors + tables, parameters.checked_add(dense_parameters).ok_or_else(overflow)?))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,7 +557,8 @@ mod tests {
             let all = vars.all_vars();
             let parameters: usize = all.iter().map(|v| v.elem_count()).sum();
             assert!(all.iter().all(|v| v.dtype() == DType::F32));
-            assert_eq!(parameter_count(&spec, &shape, 3), Ok((all.len(), parameters as u64)), "{spec}");
+            let size = spec.size(&shape, 3).unwrap();
+            assert_eq!((size.tensors, size.parameters), (all.len(), parameters as u64), "{spec}");
         }
     }
 

@@ -54,6 +54,14 @@ pub enum TrainError {
     /// A row of a streamed packed table is bad ([`Trainer::fit_packed`](super::Trainer::fit_packed)).
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// The fit was stopped ([`Trainer::stop_when`](super::Trainer::stop_when)) after this batch.
+    #[error("training stopped in epoch {epoch}, after batch {batch}")]
+    Stopped {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Batches done in that epoch.
+        batch: usize,
+    },
     /// The thread pool could not be made.
     #[error("cannot start the training thread pool: {0}")]
     ThreadPool(String),

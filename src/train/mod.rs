@@ -230,6 +230,8 @@ pub struct Trainer<'a> {
     /// Every how many epochs to record adversarial neighbors, and the record.
     record: Option<(usize, AdversarialRecord)>,
     progress: Option<ProgressFn<'a>>,
+    /// Set (by another thread, a Ctrl-C handler) to stop the fit after the current batch.
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Every how many epochs to hand the run's state out, and to whom.
     state_sink: Option<(usize, StateFn<'a>)>,
     /// The state to continue from.
@@ -277,6 +279,7 @@ impl<'a> Trainer<'a> {
             unlabeled: None,
             record: None,
             progress: None,
+            stop: None,
             state_sink: None,
             resume: None,
             task: Task::Multiclass,
@@ -346,6 +349,15 @@ impl<'a> Trainer<'a> {
     /// Calls `f` after every batch (e.g. to move a progress bar).
     pub fn on_progress(mut self, f: impl FnMut(BatchProgress) + Send + 'a) -> Self {
         self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// Stops the fit after the batch during which `flag` becomes true (set from another thread,
+    /// e.g. a Ctrl-C handler): [`Trainer::fit`] then returns [`TrainError::Stopped`], and the
+    /// weights are those of that batch (a state handed out before, [`Trainer::on_epoch_state`],
+    /// resumes the run).
+    pub fn stop_when(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.stop = Some(flag);
         self
     }
 
@@ -782,6 +794,9 @@ impl<'a> Trainer<'a> {
                 }
                 if let Some(progress) = self.progress.as_mut() {
                     progress(BatchProgress { epoch, epochs, batch: b + 1, batches });
+                }
+                if self.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+                    return Err(TrainError::Stopped { epoch, batch: b + 1 });
                 }
             }
             let evaluation = match validation {
