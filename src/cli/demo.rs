@@ -23,10 +23,11 @@ use nsl::graph::{export, ExportFormat};
 use nsl::graph::{graph_stats, SampleInfo};
 use nsl::graph::{read_cites, UnknownIds};
 use nsl::loss::Task;
-use nsl::model::{build_model, Model, ModelSpec};
+use nsl::model::ModelSpec;
 use nsl::regularize::{AdvRegConfig, NormType};
 use nsl::report::{digit_grid_png, training_curves_svg, DigitCell};
-use nsl::train::{History, TrainConfig, Trainer};
+use nsl::run::{FitHooks, FittedRun, Input, RunSpec};
+use nsl::train::TrainConfig;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -162,30 +163,31 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
     );
 
     let config = TrainConfig { epochs: args.epochs, batch_size: 32, seed: args.seed, ..Default::default() };
-    let train_one = |name: &str, recipe: Option<&str>| -> Result<(Box<dyn Model>, History)> {
-        // Same batches, independent starting weights: NSL's tutorial builds its two models one after
-        // the other from one random stream. (Sharing the start makes the transfer attack far stronger.)
-        let init_seed = if recipe.is_some() { robust_init_seed(args.seed) } else { args.seed };
-        let (model, vars) = build_model(&spec, train.item_shape(), 10, init_seed, &candle_core::Device::Cpu)?;
-        let adv = recipe.map(AdvRegConfig::from_str).transpose()?;
-        let mut trainer = Trainer::new(model.as_ref(), &vars, config.clone());
-        if let Some(adv) = &adv {
-            trainer = trainer.with_adversarial(adv);
-        }
+    let train_one = |name: &str, recipe: Option<&str>| -> Result<FittedRun> {
+        let spec = RunSpec {
+            samples: Some(Input::Samples(train.clone())),
+            model: spec.clone(),
+            // Same batches, independent starting weights: NSL's tutorial builds its two models one
+            // after the other from one random stream. (Sharing the start makes the transfer attack
+            // far stronger.)
+            init_seed: Some(if recipe.is_some() { robust_init_seed(args.seed) } else { args.seed }),
+            adv_reg: recipe.map(AdvRegConfig::from_str).transpose()?,
+            train: config.clone(),
+            ..RunSpec::default()
+        };
         let bar = ProgressBar::new((args.epochs * train.len().div_ceil(32)) as u64);
         bar.set_style(
             ProgressStyle::with_template(&format!("{name:>22} {{bar:30}} epoch {{msg}} ({{elapsed}}, eta {{eta}})"))
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         let progress_bar = bar.clone();
-        let history = trainer
-            .on_progress(move |p| {
-                progress_bar.set_message(format!("{}/{}", p.epoch, p.epochs));
-                progress_bar.inc(1);
-            })
-            .fit(&train, None)?;
+        let hooks = FitHooks::default().on_progress(move |p| {
+            progress_bar.set_message(format!("{}/{}", p.epoch, p.epochs));
+            progress_bar.inc(1);
+        });
+        let fitted = spec.check().and_then(|c| c.open()).and_then(|o| o.fit(hooks)).map_err(super::run_error)?;
         bar.finish_and_clear();
-        Ok((model, history))
+        Ok(fitted)
     };
     let recipes: [(&'static str, Option<&'static str>); 3] =
         [("base", None), ("NSL's recipe", Some(NSL_RECIPE)), ("robust recipe", Some(ROBUST_RECIPE))];
@@ -204,16 +206,17 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
     };
     let clean = test.features().to_owned();
     let white: Vec<ndarray::Array2<f32>> = with_spinner("FGSM on the test digits", || -> Result<_> {
-        trained.iter().map(|(m, _)| Ok(adversarial_examples(m.as_ref(), &test, &fgsm, 500)?)).collect()
+        trained.iter().map(|f| Ok(adversarial_examples(f.model(), &test, &fgsm, 500)?)).collect()
     })?;
     // AutoAttack's standard sequence on the first digits.
     let subset = test.select(&(0..aa_samples).collect::<Vec<_>>())?;
     let aa = EvalAttackConfig { epsilon: EPSILON, clip: Some((0.0, 1.0)), seed: args.seed, ..Default::default() };
     let work = super::progress::WorkBar::new();
     let mut models = Vec::new();
-    for (((name, recipe), (model, history)), own) in recipes.iter().zip(&trained).zip(&white) {
+    for (((name, recipe), fitted), own) in recipes.iter().zip(&trained).zip(&white) {
+        let (model, history) = (fitted.model(), fitted.history());
         let report = evaluate_attacks(
-            model.as_ref(),
+            model,
             &subset,
             Task::Multiclass,
             &EvalAttack::STANDARD,
@@ -226,9 +229,9 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
         models.push(Scores {
             name,
             adv_reg: *recipe,
-            clean: accuracy_on(model.as_ref(), &clean, &test, 1000)?,
-            fgsm: accuracy_on(model.as_ref(), own, &test, 1000)?,
-            fgsm_transfer: accuracy_on(model.as_ref(), &white[0], &test, 1000)?,
+            clean: accuracy_on(model, &clean, &test, 1000)?,
+            fgsm: accuracy_on(model, own, &test, 1000)?,
+            fgsm_transfer: accuracy_on(model, &white[0], &test, 1000)?,
             autoattack: report,
             masking_warnings,
             steady_epoch_seconds: history.steady_epoch_seconds().unwrap_or(0.0),
@@ -275,7 +278,7 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
     // The pictures: digits where NSL's recipe resists FGSM but AutoAttack breaks it; the robust
     // recipe's answer under its own AutoAttack below.
     let labels = subset.labels().unwrap_or(&[]);
-    let nsl_fgsm = nsl::eval::predicted_classes(trained[1].0.as_ref(), white[1].view(), 1024)?;
+    let nsl_fgsm = nsl::eval::predicted_classes(trained[1].model(), white[1].view(), 1024)?;
     let (nsl_aa, robust_aa) = (&models[1].autoattack.outcomes, &models[2].autoattack.outcomes);
     let cells: Vec<DigitCell> = (0..aa_samples)
         .filter(|&i| nsl_fgsm[i] == labels[i] && nsl_aa[i].broken_by.is_some())
@@ -296,7 +299,8 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
         .collect();
     let grid = args.out.join("adversarial_digits.png");
     digit_grid_png(&cells, 28, 6, &grid)?;
-    for (s, (_, history)) in models.iter().zip(&trained) {
+    for (s, fitted) in models.iter().zip(&trained) {
+        let history = fitted.history();
         let file = format!("{}_curves.svg", s.name.to_lowercase().replace("'s", "").replace(' ', "_"));
         training_curves_svg(history, s.name, &args.out.join(file))?;
     }

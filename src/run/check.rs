@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 /// Where the training samples come from, once [`RunSpec::check`] has decided.
 #[derive(Debug, Clone)]
 pub(crate) enum Form {
-    /// Samples (a file or in memory), neighbors from [`RunSpec::graph`].
-    Plain(Input),
+    /// [`RunSpec::samples`] (a file or in memory), neighbors from [`RunSpec::graph`].
+    Plain,
     /// NSL-packed TFRecord records, read whole: samples, pool and graph in one file.
     Records(PathBuf),
     /// A packed Parquet table streamed every epoch.
@@ -58,7 +58,7 @@ impl CheckedRun {
     /// The training samples' file (the packed file for packed samples), if they are one.
     pub fn samples_path(&self) -> Option<&Path> {
         match &self.form {
-            Form::Plain(input) => input.path(),
+            Form::Plain => self.spec.samples.as_ref().and_then(Input::path),
             Form::Records(p) | Form::Stream(p, _) => Some(p),
         }
     }
@@ -153,10 +153,10 @@ impl RunSpec {
             (Some(_), None, _) => {
                 return Err(RunError::settings("@graph needs @graph_reg (e.g. multiplier=0.1,neighbors=1)"))
             }
-            (None, Some(_), Form::Plain(_)) => return Err(RunError::settings("@graph_reg needs @graph")),
+            (None, Some(_), Form::Plain) => return Err(RunError::settings("@graph_reg needs @graph")),
             _ => {}
         }
-        if self.weight_column.is_some() && matches!(form, Form::Plain(Input::Samples(_))) {
+        if self.weight_column.is_some() && matches!(self.samples, Some(Input::Samples(_))) {
             return Err(RunError::settings(
                 "@weight_column names a column of a samples file: samples in memory carry their own weights",
             ));
@@ -190,7 +190,7 @@ impl RunSpec {
                      neighbors as @pool and @graph",
                 ))
             }
-            (None, Some(s)) => Form::Plain(s.clone()),
+            (None, Some(_)) => Form::Plain,
             (_, None) => return Err(RunError::settings("@samples is required, or @packed DIR_OR_FILE")),
         };
         if let Form::Stream(_, config) = &form {
@@ -205,7 +205,7 @@ impl RunSpec {
     fn check_packed(&self, form: &Form) -> Result<(), RunError> {
         let task = self.task;
         let form_name = match form {
-            Form::Plain(_) => return Ok(()),
+            Form::Plain => return Ok(()),
             Form::Stream(..) => {
                 if !task.has_classes() || self.weight_column.is_some() || self.class_weights.is_some() {
                     return Err(RunError::settings(format!(

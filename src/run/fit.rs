@@ -176,8 +176,8 @@ impl OpenRun {
             "graph_reg": s.graph_reg,
             "adv_reg": s.adv_reg,
             "vat": s.vat,
-            "unlabeled": s.unlabeled.as_ref().map(|u| serde_json::json!({
-                "samples": u.path(),
+            "unlabeled": self.unlabeled.as_ref().map(|_| serde_json::json!({
+                "samples": s.unlabeled.as_ref().and_then(|u| u.path()),
                 "config": s.unlabeled_config,
             })),
             "samples": self.checked.samples_path(),

@@ -101,7 +101,19 @@ impl CheckedRun {
     /// A reader's error naming the file and row; [`RunError::Input`] for an empty or unlabeled
     /// training set or graph nodes that are not samples with `strict`; [`RunError::Memory`] for a
     /// model that does not fit the memory.
-    pub fn open_with(self, mut stage: impl FnMut(&str)) -> Result<OpenRun, RunError> {
+    pub fn open_with(mut self, mut stage: impl FnMut(&str)) -> Result<OpenRun, RunError> {
+        // Samples and graphs in memory move out of the spec into the run (files stay named there).
+        let spec = &mut self.spec;
+        let [samples, pool, unlabeled, validation, test] =
+            [&mut spec.samples, &mut spec.pool, &mut spec.unlabeled, &mut spec.validation, &mut spec.test]
+                .map(take_if_in_memory);
+        let graph = match spec.graph.take() {
+            Some(GraphInput::Path(p)) => {
+                spec.graph = Some(GraphInput::Path(p.clone()));
+                Some(GraphInput::Path(p))
+            }
+            other => other,
+        };
         let s = &self.spec;
         let (task, columns) = (s.task, &s.columns);
         let mut notes = Vec::new();
@@ -120,7 +132,8 @@ impl CheckedRun {
                 (packed_pool, packed_graph) = (p.pool, Some(p.graph));
                 (p.samples, path.display().to_string())
             }
-            Form::Plain(input) => {
+            Form::Plain => {
+                let input = samples.ok_or_else(|| RunError::settings("@samples is required"))?;
                 let name = input.name("training");
                 let samples = labeled(input, "training", columns, task, None, None, &mut notes, &mut stage)?;
                 (samples, name)
@@ -137,7 +150,7 @@ impl CheckedRun {
         }
         let outputs = task.outputs(width);
         let mut train = train;
-        if let (Some(column), Form::Plain(Input::Path(path))) = (&s.weight_column, &self.form) {
+        if let (Some(column), Form::Plain, Some(Input::Path(path))) = (&s.weight_column, &self.form, &s.samples) {
             stage("reading weights");
             train = crate::data::attach_weights(train, path, &columns.id, column)?;
         }
@@ -148,9 +161,8 @@ impl CheckedRun {
             train = train.with_weights(weights)?;
         }
         let names = train.class_names().map(<[String]>::to_vec);
-        let unlabeled =
-            s.unlabeled.as_ref().map(|u| unlabeled_or_pool(u, columns, task, &mut notes, &mut stage)).transpose()?;
-        let pool = match (&s.pool, &unlabeled) {
+        let unlabeled = unlabeled.map(|u| unlabeled_or_pool(u, columns, task, &mut notes, &mut stage)).transpose()?;
+        let pool = match (pool, &unlabeled) {
             (Some(p), _) => Some(unlabeled_or_pool(p, columns, task, &mut notes, &mut stage)?),
             (None, Some(u)) => Some(u.clone()),
             (None, None) => packed_pool,
@@ -158,9 +170,9 @@ impl CheckedRun {
         let weight = s.weight_column.as_deref();
         let names = names.as_deref();
         let mut read_labeled =
-            |input: &Input, what: &str| labeled(input, what, columns, task, names, weight, &mut notes, &mut stage);
-        let validation = s.validation.as_ref().map(|v| read_labeled(v, "validation")).transpose()?;
-        let test = s.test.as_ref().map(|t| read_labeled(t, "test")).transpose()?;
+            |input: Input, what: &str| labeled(input, what, columns, task, names, weight, &mut notes, &mut stage);
+        let validation = validation.map(|v| read_labeled(v, "validation")).transpose()?;
+        let test = test.map(|t| read_labeled(t, "test")).transpose()?;
         let (train, [pool, unlabeled, validation, test]) =
             one_layout(train, [("pool", pool), ("unlabeled", unlabeled), ("validation", validation), ("test", test)])?;
         let spec = self.model.clone().for_inputs(&crate::train::model_inputs(train.layout()))?;
@@ -176,12 +188,12 @@ impl CheckedRun {
         check_model_size(&spec, train.item_shape(), outputs, s.train.batch_size)?;
         let (model, vars) = build_model(&spec, train.item_shape(), outputs, self.init_seed, &candle_core::Device::Cpu)
             .map_err(RunError::Model)?;
-        let graph = match (&s.graph, packed_graph) {
+        let graph = match (graph, packed_graph) {
             (Some(GraphInput::Path(path)), _) => {
                 stage("reading graph");
-                Some((crate::graph::read_graph(path)?, path.display().to_string()))
+                Some((crate::graph::read_graph(&path)?, path.display().to_string()))
             }
-            (Some(GraphInput::Graph(g)), _) => Some((g.clone(), "the graph (in memory)".to_string())),
+            (Some(GraphInput::Graph(g)), _) => Some((g, "the graph (in memory)".to_string())),
             (None, Some(g)) => Some((g, name.clone())),
             (None, None) => None,
         };
@@ -220,7 +232,7 @@ impl CheckedRun {
 /// `column` when it has one (training samples get theirs apart: a missing column is an error).
 #[allow(clippy::too_many_arguments)]
 fn labeled(
-    input: &Input,
+    input: Input,
     what: &str,
     columns: &SampleColumns,
     task: Task,
@@ -229,17 +241,18 @@ fn labeled(
     notes: &mut Vec<String>,
     stage: &mut impl FnMut(&str),
 ) -> Result<Dataset, RunError> {
+    let name = input.name(what);
     match input {
         Input::Path(path) => {
-            stage(&format!("reading {}", path.display()));
-            let samples = read_for_task(path, columns, task, names, notes)?;
-            weigh_if_present(samples, path, &columns.id, weight, notes)
+            stage(&format!("reading {name}"));
+            let samples = read_for_task(&path, columns, task, names, notes)?;
+            weigh_if_present(samples, &path, &columns.id, weight, notes)
         }
         Input::Samples(samples) => {
             if task == Task::Binary {
-                check_binary(samples, &input.name(what), &columns.label, names.is_none())?;
+                check_binary(&samples, &name, &columns.label, names.is_none())?;
             }
-            Ok(samples.clone())
+            Ok(samples)
         }
     }
 }
@@ -247,7 +260,7 @@ fn labeled(
 /// Pool or unlabeled samples: their labels are never used, and for a task without classes the
 /// label column (floats, lists) is left out rather than read as class labels.
 fn unlabeled_or_pool(
-    input: &Input,
+    input: Input,
     columns: &SampleColumns,
     task: Task,
     notes: &mut Vec<String>,
@@ -256,9 +269,17 @@ fn unlabeled_or_pool(
     match input {
         Input::Path(path) => {
             stage(&format!("reading {}", path.display()));
-            read_samples_for(path, columns, task.has_classes(), notes)
+            read_samples_for(&path, columns, task.has_classes(), notes)
         }
-        Input::Samples(samples) => Ok(samples.clone()),
+        Input::Samples(samples) => Ok(samples),
+    }
+}
+
+/// The input of `slot`: moved out when it is samples in memory (the spec keeps a file's name).
+fn take_if_in_memory(slot: &mut Option<Input>) -> Option<Input> {
+    match slot {
+        Some(Input::Path(p)) => Some(Input::Path(p.clone())),
+        _ => slot.take(),
     }
 }
 
