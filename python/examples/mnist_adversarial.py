@@ -1,4 +1,5 @@
-"""NSL's MNIST tutorial: adversarial regularization, then a transfer attack (python mnist_adversarial.py [EPOCHS] [SAMPLES])."""
+"""NSL's MNIST tutorial: adversarial regularization, then a transfer attack (python mnist_adversarial.py [EPOCHS] [SAMPLES]:
+SAMPLES training and test digits, default all)."""
 import sys
 from pathlib import Path
 import nsl_rs
@@ -13,5 +14,5 @@ adv = nsl_rs.NSLClassifier(**common, init_seed=1000, adv_reg={"multiplier": 0.2,
 adv.fit(train.X[:n], train.y[:n])
 for name, model in [("base", base), ("adversarial", adv)]:
     # Perturbations crafted on the base model (NSL's tutorial), clipped to valid pixels.
-    r = model.evaluate(test.X, test.y, attack="fgsm", epsilon=[0.05, 0.1, 0.2, 0.3], clip=(0, 1), attack_from=base)
+    r = model.evaluate(test.X[:n], test.y[:n], attack="fgsm", epsilon=[0.05, 0.1, 0.2, 0.3], clip=(0, 1), attack_from=base)
     print(name, f"clean {r['accuracy']:.4f}", "robust", " ".join(f"{a:.4f}" for a in r["robust_accuracy"]))

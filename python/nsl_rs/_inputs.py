@@ -113,12 +113,13 @@ def features(x: Any, arg: str = "X") -> np.ndarray:
     if array.ndim < 2:
         raise NslValueError(
             f"{arg}: expected a 2-D array (samples × features), got {array.ndim} dimension(s) of shape "
-            f"{array.shape}; reshape a single feature with X.reshape(-1, 1) or a single sample with X.reshape(1, -1)"
+            f"{array.shape}. Reshape your data: X.reshape(-1, 1) for a single feature, X.reshape(1, -1) for a "
+            "single sample"
         )
     if array.shape[0] == 0:
-        raise NslValueError(f"{arg}: 0 samples (shape {array.shape}); at least one is needed")
+        raise NslValueError(f"{arg}: 0 sample(s) (shape={array.shape}) while a minimum of 1 is required.")
     if any(k == 0 for k in array.shape[1:]):
-        raise NslValueError(f"{arg}: 0 features (shape {array.shape}); at least one is needed")
+        raise NslValueError(f"{arg}: 0 feature(s) (shape={array.shape}) while a minimum of 1 is required.")
     return array
 
 
@@ -221,6 +222,8 @@ def sample_weights(w: Any, n: int, arg: str = "sample_weight") -> Optional[np.nd
     bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0)))
     if bad.size:
         raise NslValueError(f"{arg}: row {bad[0]}: weight {w[bad[0]]} is not a finite number >= 0")
+    if not np.any(w > 0):
+        raise NslValueError(f"{arg}: every weight is zero; at least one sample must weigh more than 0")
     return np.ascontiguousarray(w, dtype=np.float32)
 
 
