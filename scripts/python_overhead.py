@@ -56,6 +56,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("nsl", nargs="?", default=str(ROOT / "target/release/nsl"))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--runs", default="cora,few,mnist", help="comma-separated subset of cora, few, mnist")
     args = ap.parse_args()
     nsl = args.nsl
     with tempfile.TemporaryDirectory() as d:
@@ -83,6 +84,8 @@ def main():
         }
         print(f"{'run':8} {'cli s':>8} {'python s':>9} {'overhead':>9}  same weights")
         for name, flags in runs.items():
+            if name not in args.runs.split(","):
+                continue
             cli, py = [], []
             for i in range(args.repeats):
                 cli.append(run([nsl, "train", *flags, "--threads=1", f"--out={d}/{name}-cli"]))

@@ -527,6 +527,14 @@ impl PyRun {
     /// Writes the run directory (as `nsl train --out`), then `nsl_rs.json` (the estimator's
     /// Python side: classes, parameters) beside it, atomically.
     fn save(&self, py: Python<'_>, path: PathBuf, python_meta: String) -> PyResult<()> {
+        // A run directory saved before holds our nsl_rs.json, which FittedRun::save would take
+        // for a user's file (it replaces only run directories): it goes first.
+        match std::fs::remove_file(path.join("nsl_rs.json")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(raise(py, Class::File, format!("{}: {e}", path.join("nsl_rs.json").display())))
+            }
+            _ => {}
+        }
         match &self.inner {
             Inner::Fitted(f) => {
                 py.detach(|| f.save(&path)).map_err(|e| run_err(py, e))?;

@@ -74,6 +74,7 @@ def test_cora_recipe_same_weights_as_cli(cora_files, tmp_path):
     est = NSLClassifier(graph_reg="multiplier=0.1,neighbors=1", epochs=5, seed=3, threads=1, verbose=False)
     est.fit(train.X, train.y, ids=train.ids, graph=d / "g.parquet", pool=(pool.X, pool.ids))
     est.save(tmp_path / "py")
+    est.save(tmp_path / "py")  # a run directory is replaced
     assert safetensors(tmp_path / "py") == safetensors(tmp_path / "cli")
     # The graph as a table (read_graph) gives the same weights as the file.
     table = nsl_rs.read_graph(d / "g.parquet")
