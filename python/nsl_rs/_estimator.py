@@ -326,21 +326,19 @@ class _NSLBase(_Base):
             X, y: the samples and their targets (as ``fit`` takes them).
             ids: the samples' ids (they name rows in the per-sample output only).
             sample_weight: per-sample weights (weighted loss and metrics, as ``--weight-column``).
-            attack: ``fgsm``, ``pgd``, ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``square`` or
-                ``autoattack`` (the attacks of ``nsl evaluate --attack``); default none.
+            attack: ``fgsm`` or ``pgd`` (``nsl evaluate --attack``'s; APGD, Square and AutoAttack
+                run in ``nsl evaluate`` on a saved run); default none.
             epsilon: the attack's strength, or a list of strengths (``--epsilon 0.1,0.2``).
             norm: ``inf`` (default), ``l2`` or ``l1``.
             attack_from: another fitted estimator whose model crafts the perturbations (a
                 transfer attack, as NSL's MNIST tutorial); default this one (white-box).
-            **attack_settings: the other ``nsl evaluate`` settings by name: ``steps``,
-                ``step_size``, ``random_start``, ``clip`` (``(0, 1)`` or ``"0:1"``),
-                ``iterations``, ``restarts``, ``queries``, ``target_classes``,
-                ``attack_batch_size``, ``seed``, ``threads``.
+            **attack_settings: PGD's ``steps`` (10) and ``step_size`` (0.01), ``random_start``,
+                ``clip`` (``(0, 1)`` or ``"0:1"``), ``seed`` (of the random start).
 
         Returns:
             The dict ``nsl evaluate --json`` prints: ``task``, ``loss``, ``samples``, the task's
-            metrics, and with ``attack`` ``epsilon`` and ``robust_accuracy`` / ``robust_metrics``
-            (or ``results`` for apgd/square/autoattack).
+            metrics, and with ``attack`` ``attack``, ``epsilon``, ``robust_accuracy`` and
+            ``robust_metrics``.
         """
         x = self._features(X, ids)
         targets = self._encode(y, x.shape[0], None, "y")
