@@ -6,7 +6,9 @@
 For each run (the Cora recipe, the few-labels recipe, MNIST adversarial) it times, interleaved,
 `nsl train …` and a Python process that reads the same files with nsl_rs.read_samples, fits the
 estimator with the same settings and saves the run (interpreter start and imports included), and
-prints the median wall times, the overhead in percent, and whether both wrote the same weights.
+prints the median wall and CPU times (user + system), the overhead in percent, and whether both
+wrote the same weights. On a loaded machine the wall times mostly measure waiting; the CPU times
+are what each side costs.
 Needs the nsl_rs package installed (maturin develop --release) and target/release/nsl.
 """
 import argparse
@@ -43,9 +45,15 @@ est.save(out)
 
 
 def run(cmd):
+    """Wall and CPU seconds (user + system of the child) of `cmd`."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def digest(run_dir):
@@ -82,7 +90,7 @@ def main():
             "mnist": [f"--samples={d}/mnist.parquet", "--model=mlp:256,128", "--dropout=0", "--epochs=2",
                       "--adv-reg=multiplier=0.2,step-size=0.2,norm=inf"],
         }
-        print(f"{'run':8} {'cli s':>8} {'python s':>9} {'overhead':>9}  same weights")
+        print(f"{'run':8} {'cli s':>8} {'python s':>9} {'overhead':>9} {'cli cpu':>8} {'py cpu':>8} {'cpu ovh':>8}  same weights")
         for name, flags in runs.items():
             if name not in args.runs.split(","):
                 continue
@@ -90,9 +98,10 @@ def main():
             for i in range(args.repeats):
                 cli.append(run([nsl, "train", *flags, "--threads=1", f"--out={d}/{name}-cli"]))
                 py.append(run([sys.executable, "-c", PY, name, f"{d}/{name}-py", d, recipe]))
-            c, p = statistics.median(cli), statistics.median(py)
+            c, p = statistics.median(w for w, _ in cli), statistics.median(w for w, _ in py)
+            cc, pc = statistics.median(u for _, u in cli), statistics.median(u for _, u in py)
             same = digest(f"{d}/{name}-cli") == digest(f"{d}/{name}-py")
-            print(f"{name:8} {c:8.2f} {p:9.2f} {100 * (p - c) / c:8.1f}%  {same}")
+            print(f"{name:8} {c:8.2f} {p:9.2f} {100 * (p - c) / c:8.1f}% {cc:8.2f} {pc:8.2f} {100 * (pc - cc) / cc:7.1f}%  {same}")
 
 
 if __name__ == "__main__":
