@@ -1,5 +1,10 @@
 """nsl_rs: Neural Structured Learning in Rust, from Python.
 
+Training: ``NSLClassifier`` and ``NSLRegressor``, scikit-learn-style estimators that train what
+``nsl train`` trains (the same library call, the same weights for the same settings and seed),
+with NSL's graph, adversarial and virtual adversarial regularization, unlabeled centers,
+schedules and sample weights; ``read_samples`` reads the files ``nsl`` reads.
+
 NSL's graph tools on nsl's Rust core: ``build_graph`` (NSL's ``build_graph``: every pair of
 embeddings with cosine similarity >= threshold, exact or with LSH), ``read_graph`` /
 ``write_graph`` (Parquet or NSL's TSV), ``pack_nbrs`` (NSL's ``pack_nbrs``, written as Parquet)
@@ -16,15 +21,20 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterable, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pyarrow as pa
 
 __all__ = [
+    "NSLClassifier",
+    "NSLRegressor",
+    "Samples",
+    "read_samples",
     "NslError",
     "NslValueError",
     "NslFileError",
+    "NslTypeError",
     "build_graph",
     "read_graph",
     "write_graph",
@@ -33,20 +43,11 @@ __all__ = [
 ]
 
 
-class NslError(RuntimeError):
-    """Base of every error nsl_rs raises; the message is nsl's (naming the file, row or value)."""
-
-
-class NslValueError(NslError, ValueError):
-    """A bad argument: an option out of range, mismatched ids, a non-finite embedding value."""
-
-
-class NslFileError(NslError, OSError):
-    """A file that cannot be opened, read or written."""
-
+from ._errors import NslError, NslFileError, NslTypeError, NslValueError
 
 # After the exception classes: the native module raises them (looked up in this module).
 from . import _native  # noqa: E402
+from ._estimator import NSLClassifier, NSLRegressor  # noqa: E402
 
 PathLike = Union[str, "os.PathLike[str]"]
 Edge = Tuple[str, str, float]
@@ -115,8 +116,47 @@ def build_graph(
     return _table(names, sources, targets, weights)
 
 
+class Samples(NamedTuple):
+    """Samples read from a file: ``ids`` (strings), ``X`` (float32 ``n × d``, or ``n × c × h ×
+    w`` for images), ``y`` (class
+    labels: the class names when the file has them, else the integer labels; None without
+    labels), ``class_names`` and ``item_shape`` (e.g. ``[1, 28, 28]``)."""
+
+    ids: List[str]
+    X: np.ndarray
+    y: Optional[np.ndarray]
+    class_names: Optional[List[str]]
+    item_shape: List[int]
+
+
+def read_samples(path: PathLike, labels: Optional[PathLike] = None) -> Samples:
+    """Reads samples as ``nsl`` reads them: Parquet, CSV, IDX (gzipped or not) or LINQS
+    ``.content`` (Cora's papers), recognized by content.
+
+    Args:
+        path: the samples file.
+        labels: for an IDX images file, the IDX labels file (MNIST's ``*-labels-idx1-ubyte.gz``).
+
+    Returns:
+        ``Samples(ids, X, y, class_names, item_shape)``; ``X`` is the float32 matrix nsl trains on
+        (MNIST's pixels scaled to [0, 1]).
+
+    Raises:
+        NslFileError: the file cannot be read.
+        NslError: malformed content (naming the file and the row or line).
+    """
+    ids, x, y, names, shape = _native.read_samples_arrays(
+        os.fspath(path), None if labels is None else os.fspath(labels)
+    )
+    if y is not None and names is not None:
+        y = np.asarray(names, dtype=object)[y].astype(str)
+    return Samples(ids, x.reshape((x.shape[0], *shape)), y, names, list(shape))
+
+
 def read_graph(path: PathLike) -> pa.Table:
-    """Reads a graph file written by nsl, NSL or pyarrow: Parquet or NSL's TSV, by content.
+    """Reads a graph file written by nsl, NSL or pyarrow: Parquet or NSL's TSV, by content; a
+    LINQS ``.cites`` file (by name, gzip allowed) as ``nsl convert --cites`` reads it (undirected,
+    weight 1).
 
     A directory is read as the Parquet parts of a distributed job, merged. Returns a
     ``pyarrow.Table`` with ``source``, ``target``, ``weight`` (float32) and ``kind`` (``explicit``,
@@ -127,7 +167,11 @@ def read_graph(path: PathLike) -> pa.Table:
         NslFileError: the file cannot be opened or read.
         NslError: the content is malformed (the message names the file and row or line).
     """
-    ids, sources, targets, weights, kinds = _native.read_graph(os.fspath(path))
+    name = os.fspath(path)
+    if name.endswith(".cites") or name.endswith(".cites.gz"):
+        ids, sources, targets, weights, kinds = _native.read_cites(name)
+    else:
+        ids, sources, targets, weights, kinds = _native.read_graph(name)
     table = _table(ids, sources, targets, weights)
     return table.append_column("kind", pa.array(kinds, type=pa.string()))
 

@@ -1,6 +1,6 @@
 """Type stubs of nsl_rs._native, the Rust extension module (use the functions of nsl_rs instead)."""
 
-from typing import List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -33,3 +33,28 @@ def pack_nbrs(
     pool: Optional[str] = None,
     add_undirected: bool = False,
 ) -> Tuple[int, int, int, int]: ...
+def read_samples_arrays(
+    path: str, labels: Optional[str] = None
+) -> Tuple[List[str], npt.NDArray[np.float32], Optional[npt.NDArray[np.uint32]], Optional[List[str]], List[int]]: ...
+def read_cites(
+    path: str,
+) -> Tuple[List[str], npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float32], List[str]]: ...
+def fit(
+    settings: Dict[str, str],
+    inputs: Dict[str, Dict[str, Any]],
+    graph_path: Optional[str],
+    graph_edges: Optional[Tuple[List[str], List[str], npt.NDArray[np.float32]]],
+    progress: Callable[[Dict[str, Any]], Any],
+) -> Run: ...
+
+class Run:
+    """A fitted (or loaded) run: the model, its metadata and history."""
+
+    def predict(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+    def evaluate(self, input: Dict[str, Any], settings: Dict[str, str], source: Optional[Run] = None) -> str: ...
+    def save(self, path: str, python_meta: str) -> None: ...
+    @staticmethod
+    def load(path: str) -> Run: ...
+    def meta_json(self) -> str: ...
+    def history_json(self) -> str: ...
+    def input_pointer(self) -> int: ...

@@ -21,9 +21,11 @@ use pyo3::prelude::*;
 use pyo3::types::PyType;
 use std::path::PathBuf;
 
+mod run;
+
 /// Which of the package's exception classes an error maps to.
 #[derive(Clone, Copy)]
-enum Class {
+pub(crate) enum Class {
     /// A bad argument: `NslValueError`.
     Value,
     /// A file that cannot be opened, read or written: `NslFileError`.
@@ -33,7 +35,7 @@ enum Class {
 }
 
 /// A `PyErr` of the package's exception class `class` carrying `message`.
-fn raise(py: Python<'_>, class: Class, message: String) -> PyErr {
+pub(crate) fn raise(py: Python<'_>, class: Class, message: String) -> PyErr {
     let name = match class {
         Class::Value => "NslValueError",
         Class::File => "NslFileError",
@@ -254,6 +256,35 @@ fn pack_nbrs(
     Ok((samples.len(), report.samples_with_neighbors, report.pairs, report.unknown_targets))
 }
 
+/// Samples as `(ids, features n × d, labels or None, class names or None, item shape)`.
+type SamplesTuple<'py> =
+    (Vec<String>, Bound<'py, numpy::PyArray2<f32>>, Option<Bound<'py, PyArray1<u32>>>, Option<Vec<String>>, Vec<usize>);
+
+/// Reads samples as `nsl` reads them (Parquet, CSV, IDX, LINQS `.content`, by content); an IDX
+/// images file takes its labels from `labels` (an IDX labels file).
+#[pyfunction]
+#[pyo3(signature = (path, labels=None))]
+fn read_samples_arrays(py: Python<'_>, path: PathBuf, labels: Option<PathBuf>) -> PyResult<SamplesTuple<'_>> {
+    let data = match labels {
+        Some(labels) => py
+            .detach(|| data::read_idx(&path, Some(&labels), &data::IdxOptions::default()))
+            .map_err(|e| data_err(py, e))?,
+        None => read_samples(py, &path)?,
+    };
+    let shape = data.item_shape().to_vec();
+    let (ids, features, _, labels, names) = data.into_parts();
+    Ok((ids, features.into_pyarray(py), labels.map(|l| l.into_pyarray(py)), names, shape))
+}
+
+/// Reads a LINQS `.cites` file as `nsl convert --cites` does: an undirected graph of weight-1 edges.
+#[pyfunction]
+fn read_cites(py: Python<'_>, path: PathBuf) -> PyResult<EdgeArrays<'_>> {
+    let (graph, _) = py
+        .detach(|| nsl::graph::read_cites(&path, &|_| true, nsl::graph::UnknownIds::Skip))
+        .map_err(|e| graph_err(py, e))?;
+    Ok(edge_arrays(py, &graph))
+}
+
 /// The native module `nsl_rs._native`.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -262,5 +293,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(write_graph, m)?)?;
     m.add_function(wrap_pyfunction!(graph_stats_json, m)?)?;
     m.add_function(wrap_pyfunction!(pack_nbrs, m)?)?;
+    m.add_function(wrap_pyfunction!(read_samples_arrays, m)?)?;
+    m.add_function(wrap_pyfunction!(read_cites, m)?)?;
+    run::register(m)?;
     Ok(())
 }

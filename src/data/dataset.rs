@@ -3,6 +3,60 @@
 use super::{DataError, FeatureLayout};
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Row-major `f32` values owned elsewhere and shared with a [`Dataset`] without a copy: a numpy
+/// array that the Python package keeps alive, a memory map. The values must not change while a
+/// dataset holds the buffer.
+///
+/// ```
+/// use nsl::data::{Dataset, FeatureBuffer};
+/// use std::sync::Arc;
+/// #[derive(Debug)]
+/// struct Values(Vec<f32>);
+/// impl FeatureBuffer for Values {
+///     fn values(&self) -> &[f32] {
+///         &self.0
+///     }
+/// }
+/// let buffer = Arc::new(Values(vec![1.0, 2.0, 3.0, 4.0]));
+/// let data = Dataset::from_shared(vec!["a".into(), "b".into()], buffer.clone(), (2, 2), vec![2], None, None)?;
+/// assert_eq!(data.features().as_ptr(), buffer.0.as_ptr()); // the same memory, not a copy
+/// assert_eq!(data.row(1).to_vec(), [3.0, 4.0]);
+/// # Ok::<(), nsl::data::DataError>(())
+/// ```
+pub trait FeatureBuffer: Send + Sync + std::fmt::Debug {
+    /// The values, row after row (`rows × cols` of them).
+    fn values(&self) -> &[f32];
+}
+
+/// Where a dataset's feature matrix lives.
+#[derive(Debug, Clone)]
+enum Features {
+    /// An array the dataset owns (what every reader makes).
+    Owned(Array2<f32>),
+    /// A shared buffer of `shape.0 × shape.1` values (checked in [`Dataset::from_shared`]).
+    Shared { buffer: Arc<dyn FeatureBuffer>, shape: (usize, usize) },
+}
+
+impl Features {
+    fn view(&self) -> ArrayView2<'_, f32> {
+        match self {
+            Features::Owned(a) => a.view(),
+            // `from_shared` checked that the buffer holds exactly `shape.0 * shape.1` values, and
+            // the buffer cannot change length behind a shared reference.
+            Features::Shared { buffer, shape } => {
+                ArrayView2::from_shape(*shape, buffer.values()).expect("buffer length checked in from_shared")
+            }
+        }
+    }
+}
+
+impl PartialEq for Features {
+    fn eq(&self, other: &Self) -> bool {
+        self.view() == other.view()
+    }
+}
 
 /// A set of samples held in memory: an id per row, a dense `f32` feature matrix (`n × d`, one row
 /// per sample, each row the flattened item), the shape of one item (e.g. `[1433]` or `[1, 28, 28]`;
@@ -16,7 +70,7 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     ids: Vec<String>,
-    features: Array2<f32>,
+    features: Features,
     item_shape: Vec<usize>,
     labels: Option<Vec<u32>>,
     class_names: Option<Vec<String>>,
@@ -68,7 +122,48 @@ impl Dataset {
         labels: Option<Vec<u32>>,
         class_names: Option<Vec<String>>,
     ) -> Result<Self, DataError> {
-        let (n, d) = features.dim();
+        Self::checked(ids, Features::Owned(features), item_shape, labels, class_names)
+    }
+
+    /// Builds a dataset whose `rows × cols` feature matrix is `buffer`'s values, shared rather
+    /// than copied (see [`FeatureBuffer`]), and checks it as [`Dataset::new`] does. Everything
+    /// that reads the features ([`Dataset::features`], [`Dataset::row`], training) reads the
+    /// buffer in place; [`Dataset::select`], [`Dataset::conform`] and [`Dataset::into_parts`]
+    /// make owned copies.
+    ///
+    /// # Errors
+    /// [`DataError::Dataset`] when the buffer does not hold `rows × cols` values, else as
+    /// [`Dataset::new`].
+    pub fn from_shared(
+        ids: Vec<String>,
+        buffer: Arc<dyn FeatureBuffer>,
+        (rows, cols): (usize, usize),
+        item_shape: Vec<usize>,
+        labels: Option<Vec<u32>>,
+        class_names: Option<Vec<String>>,
+    ) -> Result<Self, DataError> {
+        let len = buffer.values().len();
+        if rows.checked_mul(cols) != Some(len) {
+            return Err(DataError::Dataset(format!(
+                "a buffer of {len} values cannot hold {rows} rows of {cols} features"
+            )));
+        }
+        Self::checked(ids, Features::Shared { buffer, shape: (rows, cols) }, item_shape, labels, class_names)
+    }
+
+    /// Whether the features are a shared [`FeatureBuffer`] (not copied) rather than owned.
+    pub fn shares_features(&self) -> bool {
+        matches!(self.features, Features::Shared { .. })
+    }
+
+    fn checked(
+        ids: Vec<String>,
+        features: Features,
+        item_shape: Vec<usize>,
+        labels: Option<Vec<u32>>,
+        class_names: Option<Vec<String>>,
+    ) -> Result<Self, DataError> {
+        let (n, d) = features.view().dim();
         if ids.len() != n {
             return Err(DataError::Dataset(format!("{} ids but {n} feature rows", ids.len())));
         }
@@ -94,7 +189,7 @@ impl Dataset {
                 return Err(DataError::Dataset(format!("duplicate id `{id}` in rows {first} and {row}")));
             }
         }
-        for (row, values) in features.axis_iter(Axis(0)).enumerate() {
+        for (row, values) in features.view().axis_iter(Axis(0)).enumerate() {
             if let Some(col) = values.iter().position(|v| !v.is_finite()) {
                 return Err(DataError::Dataset(format!(
                     "row {row} (id `{}`), feature {col}: value {} is not finite",
@@ -239,7 +334,7 @@ impl Dataset {
             match (group.kind, own.kind) {
                 (FeatureKind::Tokens { max_len, vocab }, FeatureKind::Tokens { max_len: own_len, .. }) => {
                     for (row, (source, mut target)) in
-                        self.features.rows().into_iter().zip(features.rows_mut()).enumerate()
+                        self.features.view().rows().into_iter().zip(features.rows_mut()).enumerate()
                     {
                         let cell = source.iter().skip(from).take(own_len).copied();
                         for (k, id) in token_ids(cell).enumerate() {
@@ -267,12 +362,12 @@ impl Dataset {
                     let w = group.kind.width();
                     features
                         .slice_mut(ndarray::s![.., to..to + w])
-                        .assign(&self.features.slice(ndarray::s![.., from..from + w]));
+                        .assign(&self.features.view().slice(ndarray::s![.., from..from + w]));
                 }
             }
         }
         let width = features.ncols();
-        Ok(Dataset { features, item_shape: vec![width], layout: layout.clone(), ..self })
+        Ok(Dataset { features: Features::Owned(features), item_shape: vec![width], layout: layout.clone(), ..self })
     }
 
     /// The feature groups of a row.
@@ -292,7 +387,7 @@ impl Dataset {
 
     /// Width of a feature row (the product of [`Dataset::item_shape`]).
     pub fn dim(&self) -> usize {
-        self.features.ncols()
+        self.features.view().ncols()
     }
 
     /// Sample ids, one per row.
@@ -310,7 +405,7 @@ impl Dataset {
     /// # Panics
     /// If `row >= len()`.
     pub fn row(&self, row: usize) -> ArrayView1<'_, f32> {
-        self.features.row(row)
+        self.features.view().index_axis_move(Axis(0), row)
     }
 
     /// The shape of one item, e.g. `[1433]` or `[1, 28, 28]`.
@@ -352,7 +447,7 @@ impl Dataset {
         }
         let mut out = Dataset::new(
             rows.iter().map(|&r| self.ids[r].clone()).collect(),
-            self.features.select(Axis(0), rows),
+            self.features.view().select(Axis(0), rows),
             self.item_shape.clone(),
             self.labels.as_ref().map(|l| rows.iter().map(|&r| l[r]).collect()),
             self.class_names.clone(),
@@ -376,10 +471,14 @@ impl Dataset {
     }
 
     /// Splits the dataset into its parts: `(ids, features, item_shape, labels, class_names)` (the
-    /// layout is dropped: read it with [`Dataset::layout`] first).
+    /// layout is dropped: read it with [`Dataset::layout`] first). Shared features are copied.
     #[allow(clippy::type_complexity)] // a plain tuple reads best at the destructuring call sites
     pub fn into_parts(self) -> (Vec<String>, Array2<f32>, Vec<usize>, Option<Vec<u32>>, Option<Vec<String>>) {
-        (self.ids, self.features, self.item_shape, self.labels, self.class_names)
+        let features = match self.features {
+            Features::Owned(a) => a,
+            shared @ Features::Shared { .. } => shared.view().to_owned(),
+        };
+        (self.ids, features, self.item_shape, self.labels, self.class_names)
     }
 }
 
@@ -409,6 +508,37 @@ mod tests {
         assert!(e.unwrap_err().to_string().contains("label 2"));
         let e = Dataset::new(vec!["a".into()], array![[1.0, 2.0]], vec![3], None, None);
         assert!(e.is_err());
+    }
+
+    #[derive(Debug)]
+    struct Values(Vec<f32>);
+    impl FeatureBuffer for Values {
+        fn values(&self) -> &[f32] {
+            &self.0
+        }
+    }
+
+    #[test]
+    fn shared_features_are_read_in_place_and_checked() {
+        let buffer = Arc::new(Values(vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]));
+        let ids = || vec!["a".to_string(), "b".into(), "c".into()];
+        let d = Dataset::from_shared(ids(), buffer.clone(), (3, 2), vec![2], Some(vec![0, 1, 0]), None).unwrap();
+        assert!(d.shares_features());
+        assert_eq!(d.features().as_ptr(), buffer.0.as_ptr());
+        assert_eq!(d, tiny_unnamed());
+        assert_eq!(d.select(&[2]).unwrap().row(0).to_vec(), vec![4.0, 5.0]);
+        assert!(!d.select(&[2]).unwrap().shares_features());
+        assert_eq!(d.clone().into_parts().1, tiny_unnamed().into_parts().1);
+        let e = Dataset::from_shared(ids(), buffer.clone(), (2, 2), vec![2], None, None).unwrap_err().to_string();
+        assert!(e.contains("6 values cannot hold 2 rows of 2"), "{e}");
+        let nan = Arc::new(Values(vec![0.0, 1.0, f32::INFINITY, 3.0]));
+        let e = Dataset::from_shared(ids()[..2].to_vec(), nan, (2, 2), vec![2], None, None).unwrap_err().to_string();
+        assert!(e.contains("row 1 (id `b`), feature 0: value inf is not finite"), "{e}");
+    }
+
+    fn tiny_unnamed() -> Dataset {
+        let (ids, x, shape, labels, _) = tiny().into_parts();
+        Dataset::new(ids, x, shape, labels, None).unwrap()
     }
 
     #[test]

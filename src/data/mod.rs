@@ -22,7 +22,7 @@ mod split;
 mod targets;
 
 pub use csv::read_csv;
-pub use dataset::{Dataset, Targets};
+pub use dataset::{Dataset, FeatureBuffer, Targets};
 pub use idx::{read_idx, IdxOptions};
 pub use layout::{
     multi_hot_to_tokens, token_ids, FeatureGroup, FeatureKind, FeatureLayout, FEATURE_LAYOUT_KEY, MAX_VOCAB, PAD,

@@ -1,0 +1,620 @@
+//! Training from Python: the estimators' native half, over `nsl::run` (the API `nsl train` calls).
+//!
+//! `fit` turns the estimator's settings (the `nsl train` settings as text, by their `--config`
+//! names) and its inputs (numpy arrays, ids, encoded labels) into a [`RunSpec`], then checks,
+//! opens and fits it exactly as the CLI does, so the same settings and data give the same weights.
+//!
+//! Training runs on a thread of its own with the GIL released. The calling thread waits for its
+//! events (a batch done, an epoch done) and hands them to the Python callback, and between events
+//! (at most every 100 ms) runs Python's signal handlers (`PyErr_CheckSignals`): Ctrl-C raises
+//! KeyboardInterrupt there, which sets the run's stop flag; the trainer stops after its batch and
+//! `fit` re-raises the KeyboardInterrupt. Nothing is written by `fit`.
+
+use crate::{raise, Class};
+use ndarray::Array2;
+use nsl::data::{Dataset, FeatureBuffer, Targets};
+use nsl::eval::{evaluate_task, predict_task, robustness_sweep_task, Attack, AttackConfig, Metric, Metrics};
+use nsl::graph::{EdgeKind, NeighborGraph};
+use nsl::loss::{ClassWeights, Task};
+use nsl::model::Model;
+use nsl::regularize::{AdvRegConfig, GraphRegConfig, NormType, VatConfig};
+use nsl::run::{FitHooks, FittedRun, GraphInput, RunError, RunSpec};
+use nsl::train::{load_checkpoint, BatchProgress, CheckpointMeta, EpochRecord, History, LrSchedule};
+use nsl::train::{MultiplierSchedule, OptimizerConfig, TrainError};
+use nsl::ModelSpec;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyDictMethods};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+/// A C-contiguous float32 numpy array shared with a [`Dataset`]: the dataset reads numpy's buffer
+/// in place, and the reference keeps the array alive as long as the dataset.
+struct NumpyBuffer {
+    /// Keeps the array (and so its buffer) alive.
+    _array: Py<PyArray2<f32>>,
+    ptr: *const f32,
+    len: usize,
+}
+
+// The buffer is only read (the estimators never write it, and the user is told not to change X
+// during `fit`), and `Py` is Send + Sync; the raw pointer is what makes the compiler ask.
+unsafe impl Send for NumpyBuffer {}
+unsafe impl Sync for NumpyBuffer {}
+
+impl std::fmt::Debug for NumpyBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NumpyBuffer({} values at {:p})", self.len, self.ptr)
+    }
+}
+
+impl FeatureBuffer for NumpyBuffer {
+    fn values(&self) -> &[f32] {
+        // SAFETY: `ptr` points to `len` f32 values of a C-contiguous array (checked in
+        // `shared_features`) that `_array` keeps alive; numpy does not move an array's data.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// The dataset of one input dict: `x` (float32, C-contiguous, shared), `ids`, and the targets:
+/// `labels` + `names`, or `multi_hot` + `names`, or `values`; `weights`.
+fn dataset(py: Python<'_>, input: &Bound<'_, PyDict>) -> PyResult<Dataset> {
+    let arg: String = item(input, "arg")?.map_or(Ok("X".to_string()), |a| a.extract())?;
+    let value = |e: nsl::DataError| raise(py, Class::Value, format!("{arg}: {}", strip(e.to_string())));
+    let x = item(input, "x")?.ok_or_else(|| raise(py, Class::Value, format!("{arg}: no features")))?;
+    let x = x.cast_into::<PyArray2<f32>>().map_err(|_| {
+        raise(py, Class::Value, format!("{arg}: expected a 2-D float32 array (the Python layer converts X)"))
+    })?;
+    let (n, d) = (x.shape()[0], x.shape()[1]);
+    let ids: Vec<String> = match item(input, "ids")? {
+        Some(ids) => ids.extract()?,
+        None => (0..n).map(|i| i.to_string()).collect(),
+    };
+    let shape: Vec<usize> = item(input, "item_shape")?.map_or(Ok(vec![d]), |s| s.extract())?;
+    let labels: Option<Vec<u32>> = match item(input, "labels")? {
+        Some(l) => match l.cast::<PyArray1<u32>>() {
+            Ok(a) => Some(a.readonly().as_array().to_vec()),
+            Err(_) => Some(l.extract()?),
+        },
+        None => None,
+    };
+    let names: Option<Vec<String>> = item(input, "names")?.map(|l| l.extract()).transpose()?;
+    let class_names = if labels.is_some() { names.clone() } else { None };
+    let data = if x.is_c_contiguous() && n * d > 0 {
+        let len = n * d;
+        // The array is C-contiguous with n·d elements; `values` only reads through the pointer.
+        let ptr = x.data() as *const f32;
+        let buffer = Arc::new(NumpyBuffer { _array: x.unbind(), ptr, len });
+        Dataset::from_shared(ids, buffer, (n, d), shape, labels, class_names).map_err(value)?
+    } else {
+        let owned: Array2<f32> = x.readonly().as_array().to_owned();
+        Dataset::new(ids, owned, shape, labels, class_names).map_err(value)?
+    };
+    let data = if let Some(m) = item(input, "multi_hot")? {
+        let m = m.cast_into::<PyArray2<f32>>()?.readonly().as_array().to_owned();
+        data.with_targets(Targets::MultiHot(m), names).map_err(value)?
+    } else if let Some(m) = item(input, "values")? {
+        let m = m.cast_into::<PyArray2<f32>>()?.readonly().as_array().to_owned();
+        data.with_targets(Targets::Values(m), None).map_err(value)?
+    } else {
+        data
+    };
+    match item(input, "weights")? {
+        Some(w) => {
+            let w = w.cast_into::<PyArray1<f32>>()?.readonly().as_array().to_vec();
+            data.with_weights(w).map_err(value)
+        }
+        None => Ok(data),
+    }
+}
+
+/// `invalid dataset: …` reads oddly after the argument's name.
+fn strip(message: String) -> String {
+    message.strip_prefix("invalid dataset: ").map(str::to_string).unwrap_or(message)
+}
+
+fn item<'py>(dict: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(dict.get_item(key)?.filter(|v| !v.is_none()))
+}
+
+/// The estimator's settings (`nsl train`'s `--config` names, values as the CLI's text) as a
+/// [`RunSpec`]; every value parsed by the parser the CLI's flag uses.
+fn spec_of(py: Python<'_>, settings: &Bound<'_, PyDict>) -> PyResult<RunSpec> {
+    let mut spec = RunSpec::default();
+    let mut optimizer: Option<OptimizerConfig> = None;
+    let mut learning_rate: Option<f64> = None;
+    for (key, value) in settings.iter() {
+        let key: String = key.extract()?;
+        let text: String = value.extract()?;
+        let bad = |e: &dyn std::fmt::Display| raise(py, Class::Value, format!("{key}: {e}"));
+        fn num<T: FromStr>(text: &str) -> Result<T, String>
+        where
+            T::Err: std::fmt::Display,
+        {
+            text.trim().parse::<T>().map_err(|e| format!("`{text}` is not a valid number ({e})"))
+        }
+        match key.as_str() {
+            "model" => spec.model = ModelSpec::from_str(&text).map_err(|e| bad(&e))?,
+            "dropout" => spec.dropout = Some(num(&text).map_err(|e| bad(&e))?),
+            "epochs" => spec.train.epochs = num(&text).map_err(|e| bad(&e))?,
+            "batch_size" => spec.train.batch_size = num(&text).map_err(|e| bad(&e))?,
+            "optimizer" => optimizer = Some(OptimizerConfig::from_str(&text).map_err(|e| bad(&e))?),
+            "learning_rate" => learning_rate = Some(num(&text).map_err(|e| bad(&e))?),
+            "weight_decay" => spec.train.weight_decay = num(&text).map_err(|e| bad(&e))?,
+            "lr_schedule" => spec.train.lr_schedule = LrSchedule::from_str(&text).map_err(|e| bad(&e))?,
+            "graph_reg" => spec.graph_reg = Some(GraphRegConfig::from_kv(&text).map_err(|e| bad(&e))?),
+            "adv_reg" => spec.adv_reg = Some(AdvRegConfig::from_kv(&text).map_err(|e| bad(&e))?),
+            "vat" => spec.vat = Some(VatConfig::from_kv(&text).map_err(|e| bad(&e))?),
+            "graph_reg_schedule" | "adv_reg_schedule" | "vat_schedule" => {
+                let schedule = MultiplierSchedule::from_kv(&text).map_err(|e| bad(&e))?;
+                let s = &mut spec.train.multiplier_schedules;
+                match key.as_str() {
+                    "graph_reg_schedule" => s.graph = schedule,
+                    "adv_reg_schedule" => s.adversarial = schedule,
+                    _ => s.vat = schedule,
+                }
+            }
+            "unlabeled_ratio" => spec.unlabeled_config.ratio = num(&text).map_err(|e| bad(&e))?,
+            "entropy" => spec.unlabeled_config.entropy = num(&text).map_err(|e| bad(&e))?,
+            "early_stopping" => {
+                let (patience, metric) = patience(&text).map_err(|e| bad(&e))?;
+                spec.train.early_stopping = Some(patience);
+                spec.early_stopping_metric = metric;
+            }
+            "seed" => spec.train.seed = num(&text).map_err(|e| bad(&e))?,
+            "init_seed" => spec.init_seed = Some(num(&text).map_err(|e| bad(&e))?),
+            "threads" => spec.train.threads = Some(num(&text).map_err(|e| bad(&e))?),
+            "strict" => spec.strict = boolean(&text).map_err(|e| bad(&e))?,
+            "task" => spec.task = Task::from_str(&text).map_err(|e| bad(&e))?,
+            "class_weights" => spec.class_weights = Some(ClassWeights::Balanced),
+            other => return Err(raise(py, Class::Value, format!("unknown setting `{other}`"))),
+        }
+    }
+    let mut optimizer = optimizer.unwrap_or_default();
+    if let Some(lr) = learning_rate {
+        optimizer = optimizer.with_learning_rate(lr);
+    }
+    spec.train.optimizer = optimizer;
+    Ok(spec)
+}
+
+fn boolean(text: &str) -> Result<bool, String> {
+    match text {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("`{text}`: expected true or false")),
+    }
+}
+
+/// `patience=N[,metric=NAME]` or `N` (as `nsl train --early-stopping`).
+fn patience(text: &str) -> Result<(usize, Option<Metric>), String> {
+    let mut patience = None;
+    let mut metric = None;
+    for part in text.split(',').map(str::trim) {
+        match part.split_once('=') {
+            None => patience = Some(part),
+            Some(("patience", v)) => patience = Some(v),
+            Some(("metric", v)) => metric = Some(Metric::from_str(v).map_err(|e| e.to_string())?),
+            Some((k, _)) => return Err(format!("unknown key `{k}`: expected patience or metric")),
+        }
+    }
+    let p = patience.ok_or("no patience: expected patience=N[,metric=NAME]")?;
+    let p: usize = p.parse().map_err(|_| format!("patience `{p}` is not a count of epochs"))?;
+    Ok((p, metric))
+}
+
+/// A run error as the package's exception: settings and inputs are the caller's (NslValueError),
+/// files NslFileError, the rest NslError.
+pub(crate) fn run_err(py: Python<'_>, e: RunError) -> PyErr {
+    let class = match &e {
+        RunError::Settings(_) | RunError::Config(_) | RunError::Input(_) | RunError::Data(_) | RunError::Graph(_) => {
+            Class::Value
+        }
+        RunError::ClassWeights(_) | RunError::Memory(_) => Class::Value,
+        RunError::Io { .. } => Class::File,
+        _ => Class::Other,
+    };
+    raise(py, class, strip(e.to_string()))
+}
+
+/// What the training thread tells the Python thread.
+enum Event {
+    Batch(BatchProgress),
+    Epoch(Box<EpochRecord>, usize),
+}
+
+fn event_dict<'py>(py: Python<'py>, event: &Event) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    match event {
+        Event::Batch(p) => {
+            d.set_item("event", "batch")?;
+            d.set_item("epoch", p.epoch)?;
+            d.set_item("epochs", p.epochs)?;
+            d.set_item("batch", p.batch)?;
+            d.set_item("batches", p.batches)?;
+        }
+        Event::Epoch(record, epochs) => {
+            let json = serde_json::to_string(record.as_ref()).map_err(|e| raise(py, Class::Other, e.to_string()))?;
+            let parsed = py.import("json")?.call_method1("loads", (json,))?.cast_into::<PyDict>()?;
+            d.set_item("event", "epoch")?;
+            d.set_item("epochs", *epochs)?;
+            d.update(parsed.as_mapping())?;
+        }
+    }
+    Ok(d)
+}
+
+/// A fitted or loaded run: the model with its metadata (and, after `fit`, the whole run).
+#[pyclass(name = "Run", module = "nsl_rs._native", frozen)]
+pub(crate) struct PyRun {
+    inner: Inner,
+    /// The address of the training features as the trainer read them (0 for a loaded run).
+    input_pointer: usize,
+}
+
+enum Inner {
+    Fitted(Box<FittedRun>),
+    Loaded { model: Box<dyn Model>, vars: candle_nn::VarMap, meta: CheckpointMeta, history: History },
+}
+
+impl PyRun {
+    fn model(&self) -> &dyn Model {
+        match &self.inner {
+            Inner::Fitted(f) => f.model(),
+            Inner::Loaded { model, .. } => model.as_ref(),
+        }
+    }
+
+    fn meta(&self) -> &CheckpointMeta {
+        match &self.inner {
+            Inner::Fitted(f) => f.meta(),
+            Inner::Loaded { meta, .. } => meta,
+        }
+    }
+
+    fn history(&self) -> &History {
+        match &self.inner {
+            Inner::Fitted(f) => f.history(),
+            Inner::Loaded { history, .. } => history,
+        }
+    }
+}
+
+/// Trains a run: `settings` (text, by `nsl train`'s config names), `inputs` (`train`, and
+/// optionally `validation`, `unlabeled`, `pool`: dicts of `x`, `ids`, targets, `weights`), the
+/// graph as a path or `(sources, targets, weights)`, `progress` (called with event dicts).
+#[pyfunction]
+#[pyo3(signature = (settings, inputs, graph_path, graph_edges, progress))]
+#[allow(clippy::type_complexity)]
+pub(crate) fn fit(
+    py: Python<'_>,
+    settings: Bound<'_, PyDict>,
+    inputs: Bound<'_, PyDict>,
+    graph_path: Option<PathBuf>,
+    graph_edges: Option<(Vec<String>, Vec<String>, Vec<f32>)>,
+    progress: Bound<'_, PyAny>,
+) -> PyResult<PyRun> {
+    let mut spec = spec_of(py, &settings)?;
+    let input = |name: &str| -> PyResult<Option<Dataset>> {
+        item(&inputs, name)?
+            .map(|d| d.cast_into::<PyDict>().map_err(PyErr::from).and_then(|d| dataset(py, &d)))
+            .transpose()
+    };
+    let train = input("train")?.ok_or_else(|| raise(py, Class::Value, "X: no training samples".into()))?;
+    let input_pointer = train.features().as_ptr() as usize;
+    spec.samples = Some(train.into());
+    spec.validation = input("validation")?.map(Into::into);
+    spec.unlabeled = input("unlabeled")?.map(Into::into);
+    spec.pool = input("pool")?.map(Into::into);
+    spec.graph = match (graph_path, graph_edges) {
+        (Some(path), _) => Some(GraphInput::Path(path)),
+        (None, Some((sources, targets, weights))) => {
+            Some(GraphInput::Graph(graph_of(py, &sources, &targets, &weights)?))
+        }
+        (None, None) => None,
+    };
+    let open = py.detach(|| spec.check().and_then(|c| c.open())).map_err(|e| run_err(py, e))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel::<Event>();
+    let rx = Mutex::new(rx);
+    let epochs = open.checked().spec().train.epochs;
+    let result = std::thread::scope(|scope| {
+        let flag = stop.clone();
+        let (batch_tx, epoch_tx) = (tx.clone(), tx);
+        let worker = scope.spawn(move || {
+            let hooks = FitHooks::default()
+                .on_progress(move |p| {
+                    let _ = batch_tx.send(Event::Batch(p));
+                })
+                .on_epoch_state(1, move |state| {
+                    if let Some(last) = state.history().epochs.last() {
+                        let _ = epoch_tx.send(Event::Epoch(Box::new(last.clone()), epochs));
+                    }
+                    Ok(())
+                })
+                .stop_when(flag);
+            open.fit(hooks)
+        });
+        let mut raised: Option<PyErr> = None;
+        loop {
+            // Waits without the GIL (a poisoned lock, which no code here can cause, ends the wait).
+            let received = py.detach(|| rx.lock().ok().map(|r| r.recv_timeout(Duration::from_millis(100))));
+            match received {
+                Some(Ok(event)) if raised.is_none() => {
+                    if let Err(e) = event_dict(py, &event).and_then(|d| progress.call1((d,))) {
+                        raised = Some(e);
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                }
+                Some(Ok(_)) | Some(Err(mpsc::RecvTimeoutError::Timeout)) => {}
+                Some(Err(mpsc::RecvTimeoutError::Disconnected)) | None => break,
+            }
+            if raised.is_none() {
+                if let Err(e) = py.check_signals() {
+                    raised = Some(e);
+                    stop.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        let fitted = py.detach(|| worker.join());
+        (fitted, raised)
+    });
+    match result {
+        (_, Some(e)) => Err(e),
+        (Ok(Ok(fitted)), None) => Ok(PyRun { inner: Inner::Fitted(Box::new(fitted)), input_pointer }),
+        (Ok(Err(RunError::Train(TrainError::Stopped { .. }))), None) => {
+            Err(pyo3::exceptions::PyKeyboardInterrupt::new_err("training stopped"))
+        }
+        (Ok(Err(e)), None) => Err(run_err(py, e)),
+        (Err(_), None) => Err(raise(py, Class::Other, "the training thread panicked".into())),
+    }
+}
+
+/// A graph of the given edges (explicit edges; a repeated edge keeps the larger weight).
+fn graph_of(py: Python<'_>, sources: &[String], targets: &[String], weights: &[f32]) -> PyResult<NeighborGraph> {
+    if sources.len() != targets.len() || sources.len() != weights.len() {
+        return Err(raise(py, Class::Value, "graph: sources, targets and weights differ in length".into()));
+    }
+    let mut graph = NeighborGraph::with_capacity(0, sources.len());
+    for (i, ((s, t), &w)) in sources.iter().zip(targets).zip(weights).enumerate() {
+        graph
+            .add_edge(s, t, w, EdgeKind::Explicit)
+            .map_err(|e| raise(py, Class::Value, format!("graph: edge {i} (`{s}` -> `{t}`): {e}")))?;
+    }
+    Ok(graph)
+}
+
+fn json_err(py: Python<'_>, e: serde_json::Error) -> PyErr {
+    raise(py, Class::Other, e.to_string())
+}
+
+#[pymethods]
+impl PyRun {
+    /// The model's outputs for `x` (float32 `n × d`): probabilities (multiclass: softmax;
+    /// binary, multilabel: sigmoid) or values (regression).
+    fn predict<'py>(&self, py: Python<'py>, x: Bound<'py, PyArray2<f32>>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let input = PyDict::new(py);
+        input.set_item("x", x)?;
+        let data = dataset(py, &input)?;
+        self.check_width(py, &data)?;
+        let task = self.meta().task;
+        let rows = py
+            .detach(|| predict_task(self.model(), &data, task, 1024))
+            .map_err(|e| raise(py, Class::Other, e.to_string()))?;
+        let k = rows.first().map_or(self.meta().classes, Vec::len);
+        let flat: Vec<f32> = rows.into_iter().flatten().collect();
+        let array =
+            Array2::from_shape_vec((data.len(), k), flat).map_err(|e| raise(py, Class::Other, e.to_string()))?;
+        Ok(array.into_pyarray(py))
+    }
+
+    /// `nsl evaluate`'s result as JSON: loss and metrics of `input` (a dict as `fit`'s inputs),
+    /// and with `settings["attack"]` (fgsm | pgd) the metrics under the attack for each epsilon.
+    /// `source`: craft the perturbations on this other run's model (a transfer attack).
+    #[pyo3(signature = (input, settings, source=None))]
+    fn evaluate(
+        &self,
+        py: Python<'_>,
+        input: Bound<'_, PyDict>,
+        settings: Bound<'_, PyDict>,
+        source: Option<Bound<'_, PyRun>>,
+    ) -> PyResult<String> {
+        let data = dataset(py, &input)?;
+        self.check_width(py, &data)?;
+        let task = self.meta().task;
+        let model = self.model();
+        let result = py
+            .detach(|| evaluate_task(model, &data, task, 1024))
+            .map_err(|e| raise(py, Class::Value, format!("y: {e}")))?;
+        let mut out = serde_json::json!({
+            "task": task.to_string(),
+            "loss": result.loss,
+            "samples": result.samples,
+        });
+        if !result.accuracy.is_nan() {
+            out["accuracy"] = result.accuracy.into();
+        }
+        if result.weighted {
+            out["weighted"] = true.into();
+        }
+        let mut metrics = serde_json::to_value(&result.metrics).map_err(|e| json_err(py, e))?;
+        if let Some(m) = metrics.as_object_mut() {
+            m.remove("accuracy");
+            for (k, v) in m.iter() {
+                out[k] = v.clone();
+            }
+        }
+        let text = |k: &str| -> PyResult<Option<String>> { settings.get_item(k)?.map(|v| v.extract()).transpose() };
+        if let Some(attack) = text("attack")? {
+            let bad = |m: String| raise(py, Class::Value, m);
+            let num = |k: &str, default: f64| -> PyResult<f64> {
+                text(k)?.map_or(Ok(default), |t| t.parse().map_err(|_| bad(format!("{k}: `{t}` is not a number"))))
+            };
+            let epsilons: Vec<f64> = text("epsilon")?
+                .unwrap_or_default()
+                .split(',')
+                .map(|e| e.trim().parse::<f64>().map_err(|_| bad(format!("epsilon: `{e}` is not a number"))))
+                .collect::<PyResult<_>>()?;
+            if let Some(e) = epsilons.iter().find(|e| !(e.is_finite() && **e >= 0.0)) {
+                return Err(bad(format!("epsilon: {e} must be a finite number >= 0")));
+            }
+            let norm = match text("norm")?.as_deref().unwrap_or("inf") {
+                "inf" | "linf" => NormType::Infinity,
+                "l2" => NormType::L2,
+                "l1" => NormType::L1,
+                n => return Err(bad(format!("norm: `{n}`: expected inf, l2 or l1"))),
+            };
+            let steps = num("steps", 10.0)? as usize;
+            let step_size = num("step_size", 0.01)?;
+            let random_start = text("random_start")?.as_deref() == Some("true");
+            let attack = match attack.as_str() {
+                "fgsm" => Attack::Fgsm,
+                "pgd" => {
+                    if steps == 0 || !(step_size.is_finite() && step_size > 0.0) {
+                        return Err(bad("steps, step_size: PGD needs at least 1 step of a size > 0".into()));
+                    }
+                    Attack::Pgd { steps, step_size, random_init: random_start }
+                }
+                other => {
+                    return Err(bad(format!(
+                        "attack: `{other}`: from Python, evaluate runs fgsm and pgd (`nsl evaluate` runs the others)"
+                    )))
+                }
+            };
+            let clip = match text("clip")? {
+                Some(c) => {
+                    let (lo, hi) = c.split_once(':').ok_or_else(|| bad(format!("clip: `{c}`: expected MIN:MAX")))?;
+                    let parse =
+                        |v: &str| v.trim().parse::<f32>().map_err(|_| bad(format!("clip: `{c}`: expected MIN:MAX")));
+                    Some((parse(lo)?, parse(hi)?))
+                }
+                None => None,
+            };
+            let seed = num("seed", 0.0)? as u64;
+            let config = AttackConfig { attack, norm, epsilon: epsilons[0], clip, seed };
+            let source_run = source.as_ref().map(|s| s.get());
+            if let Some(src) = source_run {
+                src.check_width(py, &data)?;
+                if src.meta().classes != self.meta().classes || src.meta().task != task {
+                    return Err(bad(format!(
+                        "attack_from: the source model predicts {} outputs for {}, this one {} for {task}",
+                        src.meta().classes,
+                        src.meta().task,
+                        self.meta().classes
+                    )));
+                }
+            }
+            let source_model = source_run.map_or(model, |s| s.model());
+            let sweep = py
+                .detach(|| robustness_sweep_task(model, source_model, &data, task, &config, &epsilons, 256))
+                .map_err(|e| raise(py, Class::Other, e.to_string()))?;
+            let robust = |m: &Metrics| match task {
+                Task::Multilabel => m.subset_accuracy,
+                _ => m.accuracy,
+            };
+            out["attack"] = serde_json::to_value(&config).map_err(|e| json_err(py, e))?;
+            out["epsilon"] = sweep.iter().map(|p| p.0).collect::<Vec<_>>().into();
+            out["robust_accuracy"] = sweep.iter().filter_map(|p| robust(&p.1)).collect::<Vec<_>>().into();
+            out["robust_metrics"] =
+                serde_json::to_value(sweep.iter().map(|p| &p.1).collect::<Vec<_>>()).map_err(|e| json_err(py, e))?;
+        }
+        serde_json::to_string(&out).map_err(|e| json_err(py, e))
+    }
+
+    /// Writes the run directory (as `nsl train --out`), then `nsl_rs.json` (the estimator's
+    /// Python side: classes, parameters) beside it, atomically.
+    fn save(&self, py: Python<'_>, path: PathBuf, python_meta: String) -> PyResult<()> {
+        // A run directory saved before holds our nsl_rs.json, which FittedRun::save would take
+        // for a user's file (it replaces only run directories): it goes first.
+        match std::fs::remove_file(path.join("nsl_rs.json")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(raise(py, Class::File, format!("{}: {e}", path.join("nsl_rs.json").display())))
+            }
+            _ => {}
+        }
+        match &self.inner {
+            Inner::Fitted(f) => {
+                py.detach(|| f.save(&path)).map_err(|e| run_err(py, e))?;
+            }
+            Inner::Loaded { vars, meta, history, .. } => {
+                std::fs::create_dir_all(&path)
+                    .map_err(|e| raise(py, Class::File, format!("{}: {e}", path.display())))?;
+                nsl::train::save_checkpoint(&path, meta, vars).map_err(|e| raise(py, Class::File, e.to_string()))?;
+                let h = serde_json::to_string_pretty(history).map_err(|e| json_err(py, e))?;
+                write_atomic(&path.join("history.json"), h.as_bytes()).map_err(|e| raise(py, Class::File, e))?;
+            }
+        }
+        write_atomic(&path.join("nsl_rs.json"), python_meta.as_bytes()).map_err(|e| raise(py, Class::File, e))
+    }
+
+    /// The run in directory `path` (written by `nsl train` or `save`).
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<PyRun> {
+        let checkpoint = py.detach(|| load_checkpoint(&path)).map_err(|e| raise(py, Class::File, e.to_string()))?;
+        let history = std::fs::read_to_string(path.join("history.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<History>(&t).ok())
+            .unwrap_or_default();
+        let python = std::fs::read_to_string(path.join("nsl_rs.json")).ok();
+        let mut meta = checkpoint.meta;
+        if let Some(p) = python.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) {
+            if !meta.training.is_object() {
+                meta.training = serde_json::json!({});
+            }
+            if let Some(setup) = meta.training.as_object_mut() {
+                setup.insert("python".into(), p);
+            }
+        }
+        Ok(PyRun {
+            inner: Inner::Loaded { model: checkpoint.model, vars: checkpoint.vars, meta, history },
+            input_pointer: 0,
+        })
+    }
+
+    /// `model.json`'s content (and, for a loaded run, `python`: what `save` stored in nsl_rs.json).
+    fn meta_json(&self, py: Python<'_>) -> PyResult<String> {
+        let mut v = serde_json::to_value(self.meta()).map_err(|e| json_err(py, e))?;
+        if let Some(p) = self.meta().training.get("python") {
+            v["python"] = p.clone();
+        }
+        serde_json::to_string(&v).map_err(|e| json_err(py, e))
+    }
+
+    /// The history (one dict per epoch), as JSON.
+    fn history_json(&self, py: Python<'_>) -> PyResult<String> {
+        serde_json::to_string(&self.history().epochs).map_err(|e| json_err(py, e))
+    }
+
+    /// Where the trainer read the training features: equal to `X.ctypes.data` when a
+    /// C-contiguous float32 X was not copied.
+    fn input_pointer(&self) -> usize {
+        self.input_pointer
+    }
+}
+
+impl PyRun {
+    fn check_width(&self, py: Python<'_>, data: &Dataset) -> PyResult<()> {
+        let width: usize = self.meta().item_shape.iter().product();
+        if data.dim() != width {
+            return Err(raise(py, Class::Value, format!("X has {} features, the model takes {width}", data.dim())));
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(fit, m)?)?;
+    m.add_class::<PyRun>()?;
+    Ok(())
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Python's overhead over the CLI: the same runs through `nsl train` and through nsl_rs's estimator.
+
+    scripts/python_overhead.py [NSL_BIN] [--repeats N]
+
+For each run (the Cora recipe, the few-labels recipe, MNIST adversarial) it times, interleaved,
+`nsl train …` and a Python process that reads the same files with nsl_rs.read_samples, fits the
+estimator with the same settings and saves the run (interpreter start and imports included), and
+prints the median wall and CPU times (user + system), the overhead in percent, and whether both
+wrote the same weights. On a loaded machine the wall times mostly measure waiting; the CPU times
+are what each side costs.
+Needs the nsl_rs package installed (maturin develop --release) and target/release/nsl.
+"""
+import argparse
+import hashlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PY = """
+import sys, tomllib, numpy as np, nsl_rs
+kind, out, d = sys.argv[1], sys.argv[2], sys.argv[3]
+r = lambda name: nsl_rs.read_samples(f"{d}/{name}")
+if kind == "cora":
+    t, p = r("train.parquet"), r("test.parquet")
+    est = nsl_rs.NSLClassifier(graph_reg="multiplier=0.1,neighbors=1", epochs=100, batch_size=128, seed=3, threads=1, verbose=False)
+    est.fit(t.X, t.y, ids=t.ids, graph=f"{d}/g.parquet", pool=(p.X, p.ids))
+elif kind == "few":
+    s = tomllib.loads(open(sys.argv[4]).read()); s.update(seed=2, threads=1)
+    t, u = r("tr.parquet"), r("un.parquet")
+    est = nsl_rs.NSLClassifier(**s, verbose=False)
+    est.fit(t.X, t.y, ids=t.ids, graph=f"{d}/g.parquet", unlabeled=(u.X, u.ids))
+else:
+    t = r("mnist.parquet")
+    est = nsl_rs.NSLClassifier(model="mlp:256,128", dropout=0.0, epochs=2, threads=1, verbose=False,
+                               adv_reg="multiplier=0.2,step-size=0.2,norm=inf")
+    est.fit(t.X, t.y, ids=t.ids)
+est.save(out)
+"""
+
+
+def run(cmd):
+    """Wall and CPU seconds (user + system of the child) of `cmd`."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def digest(run_dir):
+    return hashlib.sha256((Path(run_dir) / "model.safetensors").read_bytes()).hexdigest()[:16]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("nsl", nargs="?", default=str(ROOT / "target/release/nsl"))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--runs", default="cora,few,mnist", help="comma-separated subset of cora, few, mnist")
+    args = ap.parse_args()
+    nsl = args.nsl
+    with tempfile.TemporaryDirectory() as d:
+        cora, mnist = ROOT / "datasets/cora", ROOT / "datasets/mnist"
+        prep = [
+            [nsl, "convert", "--content", cora / "cora.content.gz", "--cites", cora / "cora.cites.gz",
+             "--samples", f"{d}/cora.parquet", "--graph", f"{d}/g.parquet"],
+            [nsl, "split", f"{d}/cora.parquet", "--method", "nsl", "--seed", "1", "--train", "0.8",
+             "--out-train", f"{d}/train.parquet", "--out-test", f"{d}/test.parquet"],
+            [nsl, "split", f"{d}/cora.parquet", "--split-table", cora / "cora.planetoid_split.tsv",
+             "--out-train", f"{d}/tr.parquet", "--out-test", f"{d}/te.parquet", "--out-unlabeled", f"{d}/un.parquet"],
+            [nsl, "convert", "--idx-images", mnist / "train-images-idx3-ubyte.gz",
+             "--idx-labels", mnist / "train-labels-idx1-ubyte.gz", "--samples", f"{d}/mnist.parquet"],
+        ]
+        for cmd in prep:
+            subprocess.run([str(c) for c in cmd], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        recipe = str(ROOT / "examples/recipes/few_labels_kl.toml")
+        runs = {
+            "cora": [f"--samples={d}/train.parquet", f"--pool={d}/test.parquet", f"--graph={d}/g.parquet",
+                     "--graph-reg=multiplier=0.1,neighbors=1", "--epochs=100", "--batch-size=128", "--seed=3"],
+            "few": [f"--config={recipe}", f"--samples={d}/tr.parquet", f"--unlabeled={d}/un.parquet",
+                    f"--graph={d}/g.parquet", "--seed=2"],
+            "mnist": [f"--samples={d}/mnist.parquet", "--model=mlp:256,128", "--dropout=0", "--epochs=2",
+                      "--adv-reg=multiplier=0.2,step-size=0.2,norm=inf"],
+        }
+        print(f"{'run':8} {'cli s':>8} {'python s':>9} {'overhead':>9} {'cli cpu':>8} {'py cpu':>8} {'cpu ovh':>8}  same weights")
+        for name, flags in runs.items():
+            if name not in args.runs.split(","):
+                continue
+            cli, py = [], []
+            for i in range(args.repeats):
+                cli.append(run([nsl, "train", *flags, "--threads=1", f"--out={d}/{name}-cli"]))
+                py.append(run([sys.executable, "-c", PY, name, f"{d}/{name}-py", d, recipe]))
+            c, p = statistics.median(w for w, _ in cli), statistics.median(w for w, _ in py)
+            cc, pc = statistics.median(u for _, u in cli), statistics.median(u for _, u in py)
+            same = digest(f"{d}/{name}-cli") == digest(f"{d}/{name}-py")
+            print(f"{name:8} {c:8.2f} {p:9.2f} {100 * (p - c) / c:8.1f}% {cc:8.2f} {pc:8.2f} {100 * (pc - cc) / cc:7.1f}%  {same}")
+
+
+if __name__ == "__main__":
+    main()
