@@ -5,6 +5,7 @@ use super::{from_text, set_threads, ColumnArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use nsl::augment::AugmentConfig;
 use nsl::data::Dataset;
 use nsl::eval::{evaluate_task, Metric, Metrics};
 use nsl::graph;
@@ -150,6 +151,15 @@ settings! {
         #[arg(long, value_name = "KEY=VALUE,…", value_parser = AdvRegConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         adv_reg: Option<AdvRegConfig>,
+        /// Augment the training images on the fly (item shape `[c, h, w]`, e.g. IDX digits), as
+        /// `key=value` pairs: `crop=N` (pad N zeros on each side, then crop back at a random offset:
+        /// a random shift by up to N pixels), `flip` (mirror left to right with probability ½; not
+        /// for digits). Drawn from `--seed`, the epoch and the batch (reproducible, resumable), before
+        /// `--adv-reg` crafts its neighbors. Validation and test samples are never augmented.
+        /// Default: none (`none`).
+        #[arg(long, value_name = "crop=N,flip", value_parser = AugmentConfig::from_kv)]
+        #[serde(deserialize_with = "from_text")]
+        augment: Option<AugmentConfig>,
         /// Unlabeled samples to train as centers too (Neural Graph Machines): each batch of labeled
         /// samples is joined by unlabeled ones (`--unlabeled-ratio`), the graph loss covers their
         /// edges (`multiplier-uu`, `multiplier-lu` in `--graph-reg`), `--vat` and `--entropy` act on
@@ -660,6 +670,7 @@ fn train(
         early_stopping: settings.early_stopping.map(|p| p.0),
         lr_schedule: settings.lr_schedule.unwrap_or_default(),
         weight_decay: settings.weight_decay.unwrap_or(defaults.weight_decay),
+        augment: settings.augment.unwrap_or_default(),
         multiplier_schedules: MultiplierSchedules {
             graph: settings.graph_reg_schedule.unwrap_or_default(),
             adversarial: settings.adv_reg_schedule.unwrap_or_default(),
@@ -797,6 +808,7 @@ fn train(
         task.check_adv_objective(adv.objective)?;
     }
     check_model_memory(&spec, train.item_shape(), classes, config.batch_size)?;
+    config.augment.check_shape(train.item_shape()).context("--augment")?;
     let (model, vars) = build_model(&spec, train.item_shape(), classes, init_seed, &candle_core::Device::Cpu)?;
     let graph_source = graph_path.clone().or_else(|| packed.then(|| samples_path.clone()));
     let table = match (&graph_source, &graph_reg) {
