@@ -91,7 +91,7 @@ pub enum AugmentError {
 const KEYS: &[&str] = &["crop", "flip"];
 
 /// Keys the per-batch stream apart from the run's other seeded streams.
-const DOMAIN: u64 = 0x6175_676d_656e_74; // "augment"
+const DOMAIN: u64 = 0x0061_7567_6d65_6e74; // "augment"
 
 impl AugmentConfig {
     /// True when it changes nothing (the default).
@@ -166,7 +166,7 @@ impl AugmentConfig {
         self.check_shape(shape)?;
         let (channels, height, width) = (shape[0], shape[1], shape[2]);
         let size = channels * height * width;
-        if size == 0 || items.len() % size != 0 {
+        if size == 0 || !items.len().is_multiple_of(size) {
             return Err(AugmentError::BatchLength { len: items.len(), shape: shape.to_vec() });
         }
         let mut rng = ChaCha8Rng::from_seed(stream_key(seed, epoch, batch));
