@@ -88,6 +88,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`data`] | [`Dataset`], readers (IDX, LINQS, Parquet, CSV), the samples writer, splits |
+//! | [`augment`] | on-the-fly image augmentation of training batches (random shift, flip) |
 //! | [`graph`] | [`NeighborGraph`], graph files (Parquet, NSL TSV, LINQS cites), exports, statistics |
 //! | [`build`] | graphs from embeddings ([`GraphBuilder`]) |
 //! | [`neighbors`] | [`NeighborTable`]: each sample's neighbors as feature rows; NSL's `pack_nbrs` |
@@ -102,6 +103,7 @@
 //! `docs/architecture.md` gives the direction of every dependency between them.
 #![deny(missing_docs)]
 
+pub mod augment;
 pub mod build;
 mod config;
 pub mod data;

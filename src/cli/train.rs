@@ -5,6 +5,7 @@ use super::{flag, from_text, run_error, set_threads, ColumnArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use nsl::augment::AugmentConfig;
 use nsl::eval::Metric;
 use nsl::loss::{ClassWeights, Task};
 use nsl::model::ModelSpec;
@@ -145,6 +146,15 @@ settings! {
         #[arg(long, value_name = "KEY=VALUE,…", value_parser = AdvRegConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         adv_reg: Option<AdvRegConfig>,
+        /// Augment the training images on the fly (item shape `[c, h, w]`, e.g. IDX digits), as
+        /// `key=value` pairs: `crop=N` (pad N zeros on each side, then crop back at a random offset:
+        /// a random shift by up to N pixels), `flip` (mirror left to right with probability ½; not
+        /// for digits). Drawn from `--seed`, the epoch and the batch (reproducible, resumable), before
+        /// `--adv-reg` crafts its neighbors. Validation and test samples are never augmented.
+        /// Default: none (`none`).
+        #[arg(long, value_name = "crop=N,flip", value_parser = AugmentConfig::from_kv)]
+        #[serde(deserialize_with = "from_text")]
+        augment: Option<AugmentConfig>,
         /// Unlabeled samples to train as centers too (Neural Graph Machines): each batch of labeled
         /// samples is joined by unlabeled ones (`--unlabeled-ratio`), the graph loss covers their
         /// edges (`multiplier-uu`, `multiplier-lu` in `--graph-reg`), `--vat` and `--entropy` act on
@@ -609,6 +619,7 @@ fn run_spec(settings: &TrainSettings, columns: &ColumnArgs) -> RunSpec {
             early_stopping: s.early_stopping.map(|p| p.0),
             lr_schedule: s.lr_schedule.unwrap_or_default(),
             weight_decay: s.weight_decay.unwrap_or(defaults.weight_decay),
+            augment: s.augment.unwrap_or_default(),
             multiplier_schedules: MultiplierSchedules {
                 graph: s.graph_reg_schedule.unwrap_or_default(),
                 adversarial: s.adv_reg_schedule.unwrap_or_default(),

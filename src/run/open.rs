@@ -186,6 +186,7 @@ impl CheckedRun {
             task.check_adv_objective(adv.objective)?;
         }
         check_model_size(&spec, train.item_shape(), outputs, s.train.batch_size)?;
+        s.train.augment.check_shape(train.item_shape()).map_err(|e| RunError::Train(e.into()))?;
         let (model, vars) = build_model(&spec, train.item_shape(), outputs, self.init_seed, &candle_core::Device::Cpu)
             .map_err(RunError::Model)?;
         let graph = match (graph, packed_graph) {

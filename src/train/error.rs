@@ -69,6 +69,9 @@ pub enum TrainError {
     /// ([`Trainer::resume_from`](super::Trainer::resume_from)).
     #[error(transparent)]
     State(#[from] super::StateError),
+    /// The training batches cannot be augmented as configured ([`TrainConfig::augment`](super::TrainConfig::augment)).
+    #[error(transparent)]
+    Augment(#[from] crate::augment::AugmentError),
     /// A candle error of the forward or backward passes.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -106,6 +106,12 @@ pub struct TrainConfig {
     /// `Adam(weight_decay=λ)`, as Graph-MLP trains). Default 0 (off; Keras' optimizers have none).
     #[serde(skip_serializing_if = "is_zero")]
     pub weight_decay: f64,
+    /// Augmentation of the training batches' centers (image samples `[c, h, w]` only), drawn from
+    /// the seed, the epoch and the batch ([`AugmentConfig`](crate::augment::AugmentConfig)), before
+    /// any regularizer sees them: an adversarial neighbor starts from the augmented image. Default
+    /// off.
+    #[serde(skip_serializing_if = "crate::augment::AugmentConfig::is_off")]
+    pub augment: crate::augment::AugmentConfig,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -125,6 +131,7 @@ impl Default for TrainConfig {
             lr_schedule: LrSchedule::default(),
             multiplier_schedules: MultiplierSchedules::default(),
             weight_decay: 0.0,
+            augment: crate::augment::AugmentConfig::default(),
         }
     }
 }
@@ -752,6 +759,10 @@ impl<'a> Trainer<'a> {
                     vat: schedules.vat.multiplier(initial.vat, t),
                     epsilon: self.adversarial.map_or(1.0, |c| c.epsilon_factor(t, batches)),
                 };
+                let augment = Some((&self.config.augment, train.item_shape())).filter(|(a, _)| !a.is_off());
+                if let Some((a, shape)) = augment {
+                    a.check_shape(shape)?;
+                }
                 let context = StepContext {
                     epoch,
                     batch: b,
@@ -760,6 +771,7 @@ impl<'a> Trainer<'a> {
                     labels,
                     weights: train.weights(),
                     multipliers,
+                    augment,
                 };
                 let urows = draw.next((ratio * rows.len() as f64).ceil() as usize);
                 let step = match &batch_plan {

@@ -68,6 +68,8 @@ pub(super) struct StepContext<'d> {
     pub weights: Option<&'d [f32]>,
     /// This step's multipliers (the configured ones, or their schedules' values).
     pub multipliers: Multipliers,
+    /// The augmentation of the centers and the samples' item shape (`None` when off).
+    pub augment: Option<(&'d crate::augment::AugmentConfig, &'d [usize])>,
 }
 
 /// The regularizers' multipliers of a step: the graph's (scaling every edge type's), the
@@ -303,6 +305,13 @@ impl Plan<'_> {
         let w = batch_weights.as_ref().map(|v| Tensor::from_slice(v, n, &Device::Cpu)).transpose()?;
         let centers = n + urows.len();
         let mut input = self.batch_input(rows, urows, features, context.weights, context.ids)?;
+        if let Some((augment, shape)) = context.augment {
+            // The centers only, before anything reads them (neighbors stay as they are).
+            // (The trainer checked the shape: the buffer holds `centers` whole items.)
+            augment
+                .apply(&mut input.buffer[..centers * d], shape, self.seed, context.epoch, context.batch)
+                .map_err(candle_core::Error::wrap)?;
+        }
         // The clean samples, kept for the adversarial neighbors (the buffer moves into the pass).
         let x = match self.adversarial {
             Some(_) => Some(to_shape(input.buffer[..n * d].to_vec(), (n, d))?),
