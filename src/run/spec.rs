@@ -10,6 +10,8 @@ use crate::train::{TrainConfig, UnlabeledConfig};
 use std::path::{Path, PathBuf};
 
 /// Samples of a run: a file, or samples in memory.
+// One value per input of a run: boxing the dataset would only add a step for every caller.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Input {
     /// A Parquet, CSV, IDX, LINQS `.content` or TFRecord file, read with

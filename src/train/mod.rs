@@ -1005,6 +1005,8 @@ impl TrainData<'_> {
 }
 
 /// One epoch's batches, in memory or streamed, through one [`EpochBatches::next_batch`].
+// One value per epoch, never moved while it is read: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum EpochBatches<'e> {
     /// Chunks of the shuffled row order of the samples (and their targets) in memory.
     Memory { train: &'e Dataset, labels: Option<&'e Tensor>, max_label: u32, chunks: std::slice::Chunks<'e, usize> },

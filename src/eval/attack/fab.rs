@@ -164,6 +164,9 @@ fn margin_and_grad(
     })
 }
 
+/// One sample's result: the adversarial point found and its distance from the original, or `None`.
+type Found = Option<(Array1<f32>, f32)>;
+
 /// One FAB-T run on the rows `x` (labels `y`, targets `target`, `index` the sample indices for the
 /// random streams). A row stops once its closest misclassified point is within `stop_at` (ε in an
 /// evaluation; 0 runs every iteration, for the minimal distance). Returns each row's closest
@@ -180,7 +183,7 @@ fn single_run(
     random_start: bool,
     stop_at: f32,
     meter: &mut Meter,
-) -> candle_core::Result<Vec<Option<(Array1<f32>, f32)>>> {
+) -> candle_core::Result<Vec<Found>> {
     let n = x.nrows();
     let (p, eps, clip) = (config.norm, config.epsilon as f32, config.clip);
     let clamp = |v: f32| clip.map_or(v, |(lo, hi)| v.clamp(lo, hi));
@@ -264,13 +267,13 @@ fn single_run(
         }
         // The step.
         let mut next = s.x1.clone();
-        for r in 0..s.rows.len() {
+        for (r, &f_r) in f.iter().enumerate().take(s.rows.len()) {
             let (Some(cur), Some(x0), Some(w), Some(out)) =
                 (s.x1.row(r).to_slice(), s.x0.row(r).to_slice(), grad.row(r).to_slice(), next.row_mut(r).into_slice())
             else {
                 candle_core::bail!("FAB's state is not contiguous");
             };
-            let b = w.iter().zip(cur).map(|(&a, &c)| f64::from(a) * f64::from(c)).sum::<f64>() - f64::from(f[r]);
+            let b = w.iter().zip(cur).map(|(&a, &c)| f64::from(a) * f64::from(c)).sum::<f64>() - f64::from(f_r);
             let d1 = project_hyperplane(cur, w, b as f32, p, clip);
             let d2 = project_hyperplane(x0, w, b as f32, p, clip);
             let a1 = norm(&d1, p).max(1e-8);

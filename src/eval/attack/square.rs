@@ -282,7 +282,7 @@ fn l2(v: &[f32]) -> f32 {
 /// made odd, at most the image (flat inputs: a run of `max(round(p·d), 3)` features, odd).
 fn window_l2(p: f64, h: usize, w: usize) -> (usize, usize) {
     let odd = |s: usize, max: usize| {
-        let s = if s % 2 == 0 { s + 1 } else { s };
+        let s = if s.is_multiple_of(2) { s + 1 } else { s };
         s.min(max)
     };
     if h == 1 {
