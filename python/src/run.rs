@@ -255,6 +255,8 @@ pub(crate) struct PyRun {
     input_pointer: usize,
 }
 
+// One value per estimator, never moved after it is made.
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     Fitted(Box<FittedRun>),
     Loaded { model: Box<dyn Model>, vars: candle_nn::VarMap, meta: CheckpointMeta, history: History },
@@ -515,7 +517,7 @@ impl PyRun {
                 Task::Multilabel => m.subset_accuracy,
                 _ => m.accuracy,
             };
-            out["attack"] = serde_json::to_value(&config).map_err(|e| json_err(py, e))?;
+            out["attack"] = serde_json::to_value(config).map_err(|e| json_err(py, e))?;
             out["epsilon"] = sweep.iter().map(|p| p.0).collect::<Vec<_>>().into();
             out["robust_accuracy"] = sweep.iter().filter_map(|p| robust(&p.1)).collect::<Vec<_>>().into();
             out["robust_metrics"] =
