@@ -216,7 +216,8 @@ settings! {
         #[serde(deserialize_with = "from_text")]
         class_weights: Option<ClassWeights>,
         /// Model: `mlp:UNITS,…[,relu|tanh|sigmoid|gelu]` (the activation, default relu; others train
-        /// slower), `cnn[:FILTERS,…]` or `bow[:EMBED,UNITS,…][,combiner=mean|sum|sqrtn]
+        /// slower), `cnn[:FILTERS,…][,dense=UNITS+…]` (3×3 convolutions, 2×2 pools; default
+        /// `cnn:32,64,64,dense=64`, NSL's tutorial CNN) or `bow[:EMBED,UNITS,…][,combiner=mean|sum|sqrtn]
         /// [,bag-activation=none|relu|tanh|sigmoid|gelu]` (token-id lists: embeddings pooled per list,
         /// default mean and no bag activation, then dense layers; `bow` = `bow:50`). Default `mlp:50,50`.
         #[arg(long, value_name = "SPEC", value_parser = ModelSpec::from_str)]

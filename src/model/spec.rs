@@ -257,7 +257,8 @@ impl Default for ModelSpec {
 /// hidden units, the conv filters, or the embedding size then the hidden units; everything else
 /// keeps its default). A `bow` spec also takes `key=value` items after its numbers:
 /// `combiner=mean|sum|sqrtn` and `bag-activation=none|relu|tanh|sigmoid|gelu`
-/// (`bow:50,50,combiner=sum,bag-activation=relu`). An MLP's list may end with its activation,
+/// (`bow:50,50,combiner=sum,bag-activation=relu`). A `cnn` spec takes `dense=U[+U…]`, the units
+/// of its dense layers (`cnn:32,64,64,dense=256`; default `dense=64`). An MLP's list may end with its activation,
 /// `relu` (default), `tanh`, `sigmoid` or `gelu`: `mlp:256,256,gelu` (other than `relu`, the MLP
 /// trains on candle's autograd rather than its own tape, which is slower).
 impl FromStr for ModelSpec {
@@ -304,8 +305,8 @@ impl FromStr for ModelSpec {
             }
         };
         let kind = kind.to_ascii_lowercase();
-        if !options.is_empty() && kind != "bow" {
-            return Err(ConfigError::invalid("model", s, "options (KEY=VALUE) for bow only"));
+        if !options.is_empty() && kind != "bow" && kind != "cnn" {
+            return Err(ConfigError::invalid("model", s, "options (KEY=VALUE) for cnn and bow only"));
         }
         match kind.as_str() {
             "mlp" => Ok(ModelSpec::Mlp(MlpSpec {
@@ -313,10 +314,18 @@ impl FromStr for ModelSpec {
                 activation,
                 ..Default::default()
             })),
-            "cnn" => Ok(ModelSpec::Cnn(CnnSpec {
-                filters: numbers.unwrap_or_else(|| CnnSpec::default().filters),
-                ..Default::default()
-            })),
+            "cnn" => {
+                let mut cnn =
+                    CnnSpec { filters: numbers.unwrap_or_else(|| CnnSpec::default().filters), ..Default::default() };
+                for kv in key_values("--model", options) {
+                    let kv = kv?;
+                    match kv.key.as_str() {
+                        "dense" => cnn.dense = dense_units(text, &kv.value)?,
+                        _ => return Err(kv.unknown(&["dense"])),
+                    }
+                }
+                Ok(ModelSpec::Cnn(cnn))
+            }
             "bow" => {
                 let mut bow = match numbers.as_deref() {
                     None => BowSpec::default(),
@@ -342,6 +351,19 @@ impl FromStr for ModelSpec {
     }
 }
 
+/// The units of `cnn`'s `dense=U[+U…]`: positive integers joined by `+`.
+fn dense_units(text: &str, value: &str) -> Result<Vec<usize>, ConfigError> {
+    value
+        .split('+')
+        .map(|u| match u.trim().parse::<usize>() {
+            Ok(0) | Err(_) => {
+                Err(ConfigError::invalid(format!("the dense units of model `{text}`"), u, "a positive integer"))
+            }
+            Ok(v) => Ok(v),
+        })
+        .collect()
+}
+
 /// The values of `bag-activation=`.
 const BAG_ACTIVATIONS: &[(&str, Option<Activation>)] = &[
     ("none", None),
@@ -362,6 +384,10 @@ impl fmt::Display for ModelSpec {
                 write!(f, "mlp:{},{}", join(&m.hidden), m.activation.name())
             }
             ModelSpec::Mlp(m) => write!(f, "mlp:{}", join(&m.hidden)),
+            ModelSpec::Cnn(c) if c.dense != CnnSpec::default().dense => {
+                let dense = c.dense.iter().map(ToString::to_string).collect::<Vec<_>>().join("+");
+                write!(f, "cnn:{},dense={dense}", join(&c.filters))
+            }
             ModelSpec::Cnn(c) => write!(f, "cnn:{}", join(&c.filters)),
             ModelSpec::Bow(b) => {
                 write!(f, "bow:{}", join(&[&[b.embed][..], &b.hidden].concat()))?;
@@ -493,7 +519,17 @@ mod tests {
             "`9` in --model is not KEY=VALUE"
         );
         let e = "mlp:50,combiner=sum".parse::<ModelSpec>().unwrap_err().to_string();
-        assert!(e.contains("options (KEY=VALUE) for bow only"), "{e}");
+        assert!(e.contains("options (KEY=VALUE) for cnn and bow only"), "{e}");
+        // cnn's dense layers: `dense=U[+U…]`, printed back only when not the default.
+        let wide = "cnn:32,64,64,dense=256+128".parse::<ModelSpec>().unwrap();
+        assert_eq!(wide, ModelSpec::Cnn(CnnSpec { dense: vec![256, 128], ..Default::default() }));
+        assert_eq!(wide.to_string(), "cnn:32,64,64,dense=256+128");
+        assert_eq!("cnn:dense=64".parse::<ModelSpec>().unwrap().to_string(), "cnn:32,64,64");
+        assert_eq!(
+            "cnn:dense=0".parse::<ModelSpec>().unwrap_err().to_string(),
+            "invalid value `0` for the dense units of model `cnn:dense=0`: expected a positive integer"
+        );
+        assert!("cnn:pool=3".parse::<ModelSpec>().is_err());
         // model.json written before the combiner existed reads as the mean without a bag activation.
         let old = r#"{"type":"bow","embed":8,"hidden":[],"dropout":0.5,"inputs":[]}"#;
         assert_eq!(serde_json::from_str::<ModelSpec>(old).unwrap().to_string(), "bow:8");
