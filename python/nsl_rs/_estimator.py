@@ -5,13 +5,14 @@ settings below are the command's settings (``--graph-reg multiplier=0.1,neighbor
 ``graph_reg="multiplier=0.1,neighbors=1"`` or ``graph_reg={"multiplier": 0.1, "neighbors": 1}``),
 so the same data, settings and seed give the same weights, byte for byte, as the CLI.
 
-scikit-learn is optional: with it installed the estimators are ``BaseEstimator`` s (``get_params``,
-``set_params``, ``clone``, ``Pipeline``, ``GridSearchCV``); without it a small fallback provides
-``get_params`` / ``set_params``.
+scikit-learn is optional and imported only when used: the estimators implement its estimator
+protocol (``get_params``, ``set_params``, tags) without importing it, so ``clone``, ``Pipeline``
+and ``GridSearchCV`` take them and ``import nsl_rs`` stays fast.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import os
@@ -26,60 +27,124 @@ from . import _inputs
 from ._errors import NslValueError
 from ._progress import Progress
 
-try:  # scikit-learn is optional
-    from sklearn.base import BaseEstimator as _Base
-    from sklearn.base import ClassifierMixin as _ClassifierMixin
-    from sklearn.base import RegressorMixin as _RegressorMixin
+# scikit-learn is optional, and it is imported only when it is used: ``import sklearn.base`` costs
+# ~1.5 s of CPU (it pulls in scipy.stats), more than a whole `nsl train` of the Cora recipe, so the
+# estimators do not derive from sklearn's classes. They implement the protocol sklearn relies on
+# instead: ``get_params`` / ``set_params`` as BaseEstimator defines them (the ``__init__``'s
+# keywords, nested ``a__b``), ``__sklearn_tags__`` (built from sklearn's Tags on demand, which only
+# sklearn calls, so sklearn is already imported then), ``__sklearn_is_fitted__`` and ``score``.
+# ``clone``, ``Pipeline``, ``cross_val_score``, ``GridSearchCV`` and ``check_estimator`` work on
+# that protocol (``check_estimator`` warns that the class does not inherit BaseEstimator).
+_HAVE_SKLEARN = importlib.util.find_spec("sklearn") is not None
 
-    _HAVE_SKLEARN = True
-except ImportError:  # pragma: no cover - exercised only without scikit-learn
-    _HAVE_SKLEARN = False
 
-    class _Base:  # type: ignore[no-redef]
-        """get_params / set_params as scikit-learn's BaseEstimator gives them (the __init__'s keywords)."""
+class _Base:
+    """get_params / set_params as scikit-learn's BaseEstimator gives them (the __init__'s keywords)."""
 
-        @classmethod
-        def _get_param_names(cls) -> List[str]:
-            sig = inspect.signature(cls.__init__)
-            return sorted(p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD)
+    @classmethod
+    def _get_param_names(cls) -> List[str]:
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD)
 
-        def get_params(self, deep: bool = True) -> Dict[str, Any]:
-            return {name: getattr(self, name) for name in self._get_param_names()}
+    def get_params(self, deep: bool = True) -> Dict[str, Any]:
+        """The estimator's settings (``__init__``'s keywords); with ``deep``, also those of nested
+        estimators as ``name__key``."""
+        out: Dict[str, Any] = {}
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{name}__{k}", v) for k, v in value.get_params().items())
+            out[name] = value
+        return out
 
-        def set_params(self, **params: Any) -> "_Base":
-            valid = self._get_param_names()
-            for key, value in params.items():
-                if key not in valid:
-                    raise NslValueError(f"invalid parameter `{key}` for {type(self).__name__}: expected one of {valid}")
-                setattr(self, key, value)
-            return self
+    def set_params(self, **params: Any) -> "_Base":
+        """Sets settings by name (``name__key`` sets a nested estimator's); returns the estimator."""
+        valid = self._get_param_names()
+        nested: Dict[str, Dict[str, Any]] = {}
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if name not in valid:
+                raise NslValueError(
+                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. Valid parameters are: {valid!r}."
+                )
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        return self
 
-        def __repr__(self) -> str:
-            args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-            return f"{type(self).__name__}({args})"
+    def __repr__(self) -> str:
+        # scikit-learn's print_changed_only: the settings that differ from their defaults.
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = []
+        for k, v in self.get_params(deep=False).items():
+            d = defaults.get(k, inspect.Parameter.empty)
+            same = False
+            try:
+                same = d is v or (type(d) is type(v) and bool(d == v))
+            except Exception:  # noqa: BLE001 - arrays and the like compare elementwise
+                pass
+            if not same:
+                changed.append(f"{k}={v!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
 
-    class _ClassifierMixin:  # type: ignore[no-redef]
-        _estimator_type = "classifier"
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        from sklearn.utils import Tags, TargetTags
 
-        def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-            """Mean accuracy (subset accuracy for multilabel), weighted by ``sample_weight``."""
-            pred = self.predict(X)
-            y = np.asarray(y)
-            right = np.all(pred == y, axis=1) if y.ndim == 2 else (pred == y)
-            return float(np.average(right, weights=sample_weight))
+        return Tags(
+            estimator_type=None,
+            target_tags=TargetTags(required=False),
+            transformer_tags=None,
+            regressor_tags=None,
+            classifier_tags=None,
+        )
 
-    class _RegressorMixin:  # type: ignore[no-redef]
-        _estimator_type = "regressor"
 
-        def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-            """R² of the predictions (averaged over the targets)."""
-            pred = np.asarray(self.predict(X), dtype=np.float64)
-            y = np.asarray(y, dtype=np.float64)
-            w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-            resid = np.average((y - pred) ** 2, axis=0, weights=w)
-            total = np.average((y - np.average(y, axis=0, weights=w)) ** 2, axis=0, weights=w)
-            r2 = np.where(total > 0, 1 - resid / np.where(total > 0, total, 1), 0.0)
-            return float(np.mean(r2))
+class _ClassifierMixin:
+    _estimator_type = "classifier"
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        from sklearn.utils import ClassifierTags
+
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags()
+        tags.target_tags.required = True
+        return tags
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy (subset accuracy for multilabel), weighted by ``sample_weight``
+        (scikit-learn's ``accuracy_score``)."""
+        pred = self.predict(X)  # type: ignore[attr-defined]
+        y = np.asarray(y)
+        right = np.all(pred == y, axis=1) if y.ndim == 2 else (pred == y)
+        return float(np.average(right, weights=sample_weight))
+
+
+class _RegressorMixin:
+    _estimator_type = "regressor"
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        from sklearn.utils import RegressorTags
+
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.estimator_type = "regressor"
+        tags.regressor_tags = RegressorTags()
+        tags.target_tags.required = True
+        return tags
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """R² of the predictions, averaged over the targets (scikit-learn's ``r2_score``: a
+        constant target scores 1 when predicted exactly, else 0)."""
+        pred = np.asarray(self.predict(X), dtype=np.float64)  # type: ignore[attr-defined]
+        y = np.asarray(y, dtype=np.float64)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        resid = np.average((y - pred) ** 2, axis=0, weights=w)
+        total = np.average((y - np.average(y, axis=0, weights=w)) ** 2, axis=0, weights=w)
+        r2 = np.where(total > 0, 1 - resid / np.where(total > 0, total, 1), np.where(resid == 0, 1.0, 0.0))
+        return float(np.mean(r2))
 
 
 Setting = Union[None, str, int, float, bool, Dict[str, Any]]
