@@ -11,10 +11,25 @@ from __future__ import annotations
 import os
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
+import sys
+
 import numpy as np
-import pyarrow as pa
 
 from ._errors import NslTypeError, NslValueError
+
+
+def pyarrow() -> Any:
+    """pyarrow, imported on first use (it costs ~60 ms; training from numpy arrays never needs it)."""
+    import pyarrow
+
+    return pyarrow
+
+
+def arrow(x: Any, *names: str) -> bool:
+    """Whether ``x`` is one of pyarrow's ``names`` (default a Table or RecordBatch), without
+    importing pyarrow: an object of pyarrow can exist only once pyarrow is imported."""
+    pa = sys.modules.get("pyarrow")
+    return pa is not None and isinstance(x, tuple(getattr(pa, n) for n in (names or ("Table", "RecordBatch"))))
 
 
 def _is_pandas(x: Any) -> bool:
@@ -26,7 +41,7 @@ def _is_pandas_series(x: Any) -> bool:
 
 
 def _columns(x: Any) -> Optional[List[str]]:
-    if isinstance(x, (pa.Table, pa.RecordBatch)):
+    if arrow(x):
         return list(x.column_names)
     if _is_pandas(x):
         return [str(c) for c in x.columns]
@@ -34,20 +49,21 @@ def _columns(x: Any) -> Optional[List[str]]:
 
 
 def _column(x: Any, name: str) -> np.ndarray:
-    if isinstance(x, (pa.Table, pa.RecordBatch)):
+    if arrow(x):
         return np.asarray(x.column(name).to_pylist(), dtype=object)
     return x[name].to_numpy()
 
 
 def _drop(x: Any, name: str) -> Any:
-    if isinstance(x, (pa.Table, pa.RecordBatch)):
-        return x.drop_columns([name]) if isinstance(x, pa.Table) else pa.Table.from_batches([x]).drop_columns([name])
+    if arrow(x):
+        return x.drop_columns([name]) if arrow(x, "Table") else pyarrow().Table.from_batches([x]).drop_columns([name])
     return x.drop(columns=[name])
 
 
 def _table_to_numpy(table: Any, arg: str) -> np.ndarray:
     """A pyarrow table's columns as a float32 matrix: scalar numeric columns side by side, or one
     list column (``features``, as nsl's samples tables) as rows."""
+    pa = pyarrow()
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
     if table.num_columns == 1 and (
@@ -85,7 +101,7 @@ def features(x: Any, arg: str = "X") -> np.ndarray:
         raise NslTypeError(
             f"{arg}: a sparse matrix; sparse input is not supported (nsl trains on dense rows: pass X.toarray())"
         )
-    if isinstance(x, (pa.Table, pa.RecordBatch)):
+    if arrow(x):
         array = _table_to_numpy(x, arg)
     else:
         if _is_pandas(x):
@@ -168,7 +184,7 @@ def frame(x: Any, ids: Any, arg: str, id_column: str = "id") -> Frame:
 
 
 def _id_strings(ids: Any, arg: str) -> List[str]:
-    if isinstance(ids, (pa.Array, pa.ChunkedArray)):
+    if arrow(ids, "Array", "ChunkedArray"):
         ids = ids.to_pylist()
     elif _is_pandas_series(ids) or hasattr(ids, "tolist"):
         ids = ids.tolist()
@@ -186,7 +202,7 @@ def default_ids(n: int, prefix: str = "") -> List[str]:
 
 def labels_1d(y: Any, arg: str = "y") -> np.ndarray:
     """``y`` as a 1-D numpy array; a column vector is raveled (with scikit-learn's warning)."""
-    if isinstance(y, (pa.Array, pa.ChunkedArray)):
+    if arrow(y, "Array", "ChunkedArray"):
         y = np.asarray(y.to_pylist(), dtype=object)
     elif _is_pandas_series(y) or _is_pandas(y):
         y = y.to_numpy()
@@ -234,8 +250,8 @@ def graph_edges(graph: Any) -> Tuple[Optional[str], Optional[Tuple[list, list, n
     if isinstance(graph, (str, os.PathLike)):
         return os.fspath(graph), None
     if _is_pandas(graph):
-        graph = pa.Table.from_pandas(graph, preserve_index=False)
-    if isinstance(graph, pa.Table):
+        graph = pyarrow().Table.from_pandas(graph, preserve_index=False)
+    if arrow(graph, "Table"):
         missing = [c for c in ("source", "target") if c not in graph.column_names]
         if missing:
             raise NslValueError(
