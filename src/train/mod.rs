@@ -186,6 +186,7 @@ pub struct BatchProgress {
 
 type ProgressFn<'a> = Box<dyn FnMut(BatchProgress) + Send + 'a>;
 type StateFn<'a> = Box<dyn FnMut(&TrainState) -> Result<(), StateError> + Send + 'a>;
+type EpochFn<'a> = Box<dyn FnMut(&EpochRecord) + Send + 'a>;
 
 /// How unlabeled samples take part as centers (see [`Trainer::with_unlabeled`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -244,6 +245,7 @@ pub struct Trainer<'a> {
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Every how many epochs to hand the run's state out, and to whom.
     state_sink: Option<(usize, StateFn<'a>)>,
+    epoch_sink: Option<EpochFn<'a>>,
     /// The state to continue from.
     resume: Option<TrainState>,
     task: Task,
@@ -291,6 +293,7 @@ impl<'a> Trainer<'a> {
             progress: None,
             stop: None,
             state_sink: None,
+            epoch_sink: None,
             resume: None,
             task: Task::Multiclass,
             monitor: None,
@@ -368,6 +371,14 @@ impl<'a> Trainer<'a> {
     /// resumes the run).
     pub fn stop_when(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
         self.stop = Some(flag);
+        self
+    }
+
+    /// Calls `f` with each epoch's [`EpochRecord`] (the history's new line) as soon as the epoch
+    /// is done, before early stopping looks at it: what a progress display shows, without the
+    /// copy of the weights a [`TrainState`] is.
+    pub fn on_epoch(mut self, f: impl FnMut(&EpochRecord) + Send + 'a) -> Self {
+        self.epoch_sink = Some(Box::new(f));
         self
     }
 
@@ -824,6 +835,9 @@ impl<'a> Trainer<'a> {
             }
             record.validation_metrics = evaluation.as_ref().map(|e| e.metrics.clone());
             history.epochs.push(record);
+            if let (Some(sink), Some(record)) = (self.epoch_sink.as_mut(), history.epochs.last()) {
+                sink(record);
+            }
             let stop = early.observe(evaluation.as_ref(), epoch, self.vars)?;
             if let Some(every) = self.state_sink.as_ref().map(|(every, _)| *every) {
                 if !stop && (epoch % every == 0 || epoch == epochs) {
