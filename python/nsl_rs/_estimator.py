@@ -16,12 +16,9 @@ import importlib.util
 import inspect
 import json
 import os
-import shutil
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import pyarrow as pa
 
 from . import _inputs
 from ._errors import NslValueError
@@ -191,7 +188,7 @@ def _feature_names(X: Any, ids: Any) -> Optional[List[str]]:
     rule), without the id column."""
     if _inputs._is_pandas(X):
         columns = list(X.columns)
-    elif isinstance(X, pa.Table):
+    elif _inputs.arrow(X, "Table"):
         columns = list(X.column_names)
     else:
         return None
@@ -383,29 +380,45 @@ class _NSLBase(_Base):
         epsilon: Union[None, float, Sequence[float]] = None,
         norm: Optional[str] = None,
         attack_from: Any = None,
+        per_sample: bool = False,
         **attack_settings: Any,
     ) -> dict:
         """``nsl evaluate``: the task's loss and metrics on ``(X, y)``, and under ``attack``.
 
         Args:
             X, y: the samples and their targets (as ``fit`` takes them).
-            ids: the samples' ids (they name rows in the per-sample output only).
+            ids: the samples' ids (they name rows in the per-sample table only).
             sample_weight: per-sample weights (weighted loss and metrics, as ``--weight-column``).
-            attack: ``fgsm`` or ``pgd`` (``nsl evaluate --attack``'s; APGD, Square and AutoAttack
-                run in ``nsl evaluate`` on a saved run); default none.
+            attack: any of ``nsl evaluate --attack``: ``fgsm``, ``pgd`` (NSL's attacks along the
+                task loss's gradient, any task), ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``fab-t``,
+                ``square`` or ``autoattack`` (AutoAttack's standard sequence: APGD-CE, APGD-T,
+                FAB-T, Square, each on the points still robust; multiclass only). Default none.
             epsilon: the attack's strength, or a list of strengths (``--epsilon 0.1,0.2``).
-            norm: ``inf`` (default), ``l2`` or ``l1``.
-            attack_from: another fitted estimator whose model crafts the perturbations (a
+            norm: ``inf`` (default), ``l2`` or ``l1`` (fgsm, pgd).
+            attack_from: another fitted estimator whose model crafts the FGSM/PGD perturbations (a
                 transfer attack, as NSL's MNIST tutorial); default this one (white-box).
-            **attack_settings: PGD's ``steps`` (10) and ``step_size`` (0.01), ``random_start``,
-                ``clip`` (``(0, 1)`` or ``"0:1"``), ``seed`` (of the random start).
+            per_sample: with an evaluation attack (apgd…autoattack), also the ``--per-sample``
+                table as ``result["per_sample"]`` (a pyarrow table: ``epsilon``, ``id``, ``label``,
+                ``clean_prediction``, ``robust``, ``broken_by``, ``adversarial_prediction``,
+                ``perturbation_norm``; labels and predictions are class indices into ``classes_``).
+            **attack_settings: ``nsl evaluate``'s flags by name, with its defaults: PGD's
+                ``steps`` (40) and ``step_size`` (0.01), ``random_start``; APGD/FAB-T's
+                ``iterations`` (100), ``restarts`` (1), ``target_classes`` (9); Square's
+                ``queries`` (5000); ``attack_batch_size`` (500); ``clip`` (``(0, 1)`` or
+                ``"0:1"``); ``seed`` (0, of every random choice). ``pgd_steps``,
+                ``pgd_step_size`` and ``random_init`` (the CLI's names) are accepted too.
 
         Returns:
             The dict ``nsl evaluate --json`` prints: ``task``, ``loss``, ``samples``, the task's
-            metrics, and with ``attack`` ``attack``, ``epsilon``, ``robust_accuracy`` and
-            ``robust_metrics``.
+            metrics; with fgsm/pgd ``attack``, ``epsilon``, ``robust_accuracy`` and
+            ``robust_metrics``; with an evaluation attack ``epsilon``, ``robust_accuracy`` (after
+            the whole sequence), ``evaluation_attack`` (the settings), ``results`` (per ε:
+            ``clean_accuracy``, ``stages`` with each attack's cumulative ``robust_accuracy``, …)
+            and ``masking_check``.
         """
         x = self._features(X, ids)
+        row_ids = _inputs.frame(X, ids, "X").ids if per_sample else None
+        row_ids = row_ids if row_ids is not None else _inputs.default_ids(x.shape[0])
         targets = self._encode(y, x.shape[0], None, "y")
         weights = _inputs.sample_weights(sample_weight, x.shape[0])
         settings: Dict[str, str] = {}
@@ -417,18 +430,40 @@ class _NSLBase(_Base):
             settings["epsilon"] = ",".join(repr(float(e)) for e in eps)
         if norm is not None:
             settings["norm"] = str(norm)
+        aliases = {"pgd_steps": "steps", "pgd_step_size": "step_size", "random_init": "random_start"}
+        known = {"steps", "step_size", "random_start", "iterations", "restarts", "target_classes", "queries",
+                 "attack_batch_size", "clip", "seed"}
         for key, value in attack_settings.items():
+            key = aliases.get(key, key)
+            if key not in known:
+                raise NslValueError(f"{key}: not a setting of evaluate (expected one of {sorted(known)})")
             if isinstance(value, (tuple, list)):
                 value = ":".join(str(v) for v in value)
             text = _kv(value)
             if text is not None:
                 settings[key] = text
-        inp = self._input(x, _inputs.default_ids(x.shape[0]), targets, weights, "X")
+        inp = self._input(x, row_ids, targets, weights, "X")
         source = None
         if attack_from is not None:
             _check_fitted(attack_from)
             source = attack_from._run
-        return json.loads(self._run.evaluate(inp, settings, source))
+        text, columns = self._run.evaluate(inp, settings, source, bool(per_sample))
+        result = json.loads(text)
+        if columns is not None:
+            pa = _inputs.pyarrow()
+            result["per_sample"] = pa.table(
+                {
+                    "epsilon": pa.array(columns["epsilon"], type=pa.float64()),
+                    "id": pa.array(columns["id"], type=pa.string()),
+                    "label": pa.array(columns["label"], type=pa.uint32()),
+                    "clean_prediction": pa.array(columns["clean_prediction"], type=pa.uint32()),
+                    "robust": pa.array(columns["robust"], type=pa.bool_()),
+                    "broken_by": pa.array(columns["broken_by"], type=pa.string()),
+                    "adversarial_prediction": pa.array(columns["adversarial_prediction"], type=pa.uint32()),
+                    "perturbation_norm": pa.array(columns["perturbation_norm"], type=pa.float64()),
+                }
+            )
+        return result
 
     def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
         """Writes the run directory ``nsl train --out PATH`` writes (``model.safetensors``,
@@ -469,6 +504,9 @@ class _NSLBase(_Base):
         state = self.__dict__.copy()
         run = state.pop("_run", None)
         if run is not None:
+            import shutil
+            import tempfile
+
             tmp = tempfile.mkdtemp(prefix="nsl_rs-")
             try:
                 out = os.path.join(tmp, "run")
@@ -489,6 +527,9 @@ class _NSLBase(_Base):
         self.__dict__.update(state)
         self._run = None
         if files is not None:
+            import shutil
+            import tempfile
+
             from . import _native
 
             tmp = tempfile.mkdtemp(prefix="nsl_rs-")

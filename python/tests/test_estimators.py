@@ -369,3 +369,72 @@ def test_examples_run(script, args):
     assert "accuracy" in out or "robust" in out
     lines = (ROOT / "python/examples" / script).read_text().splitlines()
     assert len(lines) <= 20
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate: every attack of `nsl evaluate --attack`, the CLI's figures on the same weights
+
+ATTACKS = ["fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "autoattack"]
+
+
+@pytest.fixture(scope="module")
+def attacked_run(tmp_path_factory):
+    """A 5-class model on features in [0, 1] (APGD-T needs 4 classes), saved, and its samples as
+    the Parquet file the CLI reads."""
+    d = tmp_path_factory.mktemp("attacks")
+    x, y = blobs(n=60, seed=4, classes=5, d=6)
+    x = ((x - x.min()) / (x.max() - x.min())).astype(np.float32)
+    ids = [f"s{i}" for i in range(len(x))]
+    est = NSLClassifier(model="mlp:16", epochs=30, learning_rate=0.01, threads=1, verbose=False).fit(x, y)
+    est.save(d / "run")
+    pq.write_table(pa.table({"id": ids, "features": pa.array(list(x), type=pa.list_(pa.float32())),
+                             "label": pa.array(y, type=pa.int64())}), d / "s.parquet")
+    return est, x, y, ids, d
+
+
+def _drop_seconds(results):
+    return [{**r, "stages": [{k: v for k, v in s.items() if k != "seconds"} for s in r["stages"]]} for r in results]
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_evaluate_every_attack_as_the_cli(attacked_run, attack):
+    est, x, y, ids, d = attacked_run
+    settings = dict(iterations=5, restarts=1, target_classes=3, queries=40, attack_batch_size=16, seed=3)
+    py = est.evaluate(x, y, ids=ids, attack=attack, epsilon=[0.05, 0.2], norm="inf", clip=(0, 1), steps=4, step_size=0.05,
+                      per_sample=attack not in ("fgsm", "pgd"), **{k: v for k, v in settings.items()})
+    flags = ["--iterations=5", "--restarts=1", "--target-classes=3", "--queries=40", "--attack-batch-size=16",
+             "--seed=3", "--pgd-steps=4", "--pgd-step-size=0.05"]
+    per_sample = d / f"{attack}.parquet"
+    if attack not in ("fgsm", "pgd"):
+        flags.append(f"--per-sample={per_sample}")
+    out = subprocess.run([nsl_bin(), "evaluate", "--run", d / "run", "--samples", d / "s.parquet", "--json",
+                          f"--attack={attack}", "--epsilon=0.05,0.2", "--norm=inf", "--clip=0:1", *flags],
+                         check=True, capture_output=True, text=True)
+    cli = json.loads(out.stdout)
+    for key in ("task", "accuracy", "loss", "samples", "epsilon", "robust_accuracy"):
+        assert py[key] == cli[key], key
+    if attack in ("fgsm", "pgd"):
+        assert py["robust_metrics"] == cli["robust_metrics"] and py["attack"] == cli["attack"]
+    else:
+        assert _drop_seconds(py["results"]) == _drop_seconds(cli["results"])
+        assert py["evaluation_attack"] == cli["evaluation_attack"]
+        assert py["masking_check"] == cli["masking_check"]
+        table = py["per_sample"]
+        assert table.num_rows == 2 * len(x) and table.column("id").to_pylist()[:2] == ["s0", "s1"]
+        assert table.equals(pq.read_table(per_sample).select(table.column_names).cast(table.schema))
+    if attack == "autoattack":
+        stages = [s["attack"] for s in py["results"][0]["stages"]]
+        assert stages == ["apgd-ce", "apgd-t", "fab-t", "square"]
+        assert py["robust_accuracy"][1] <= py["robust_accuracy"][0] <= py["accuracy"]
+
+
+def test_evaluate_attack_errors(attacked_run):
+    est, x, y, ids, d = attacked_run
+    with pytest.raises(NslValueError, match="attack: invalid attack `apgd`"):
+        est.evaluate(x, y, attack="apgd", epsilon=0.1)
+    with pytest.raises(NslValueError, match="epsilon 0 must be"):
+        est.evaluate(x, y, attack="apgd-ce", epsilon=[0.1, 0.0])
+    with pytest.raises(NslValueError, match="attack_from: square is white-box"):
+        est.evaluate(x, y, attack="square", epsilon=0.1, attack_from=est)
+    with pytest.raises(NslValueError, match="queri"):
+        est.evaluate(x, y, attack="square", epsilon=0.1, querys=3)
