@@ -226,6 +226,8 @@ class _NSLBase(_Base):
         "init_seed",
         "threads",
         "strict",
+        "record_adversarial",
+        "record_every",
     )
 
     def _settings(self) -> Dict[str, str]:
@@ -266,6 +268,7 @@ class _NSLBase(_Base):
         sample_weight: Any,
         ids: Any,
         pool: Any,
+        resume: Any = None,
     ) -> "_NSLBase":
         from . import _native
 
@@ -315,7 +318,16 @@ class _NSLBase(_Base):
                     )
         progress = Progress(self.callback, self.verbose, bool(getattr(self, "callback_batches", False)))
         try:
-            run = _native.fit(settings, inputs, path, edges, progress)
+            run = _native.fit(
+                settings,
+                inputs,
+                path,
+                edges,
+                progress,
+                None if self.checkpoint is None else os.fspath(self.checkpoint),
+                int(self.checkpoint_every),
+                None if resume is None else os.fspath(resume),
+            )
         finally:
             progress.close()
         self._run = run
@@ -584,6 +596,15 @@ _PARAMS_DOC = """
         callback_batches: also call ``callback`` after every batch. Default False.
         verbose: the default display: True shows tqdm's bar when tqdm is installed, else a line per
             epoch; ``"lines"``: a line per epoch; False: nothing. Default True.
+        record_adversarial: with ``adv_reg``: a Parquet path where ``save`` writes the adversarial
+            neighbors the training generated, as a graph (``nsl train --record-adversarial``).
+            Default None.
+        record_every: record every N-th epoch's adversarial neighbors. Default 1.
+        checkpoint: a directory where ``fit`` saves the training state after every
+            ``checkpoint_every``-th epoch (``state.safetensors``, the file ``nsl train`` keeps in
+            ``OUT.partial/``), so that an interrupted ``fit`` continues with ``fit(…,
+            resume=checkpoint)``. Not with ``record_adversarial``. Default None (nothing written).
+        checkpoint_every: epochs between two saved states. Default 1.
 """
 
 
@@ -632,6 +653,10 @@ class NSLClassifier(_ClassifierMixin, _NSLBase):
         callback: Any = None,
         callback_batches: bool = False,
         verbose: Any = True,
+        record_adversarial: Optional[str] = None,
+        record_every: int = 1,
+        checkpoint: Optional[str] = None,
+        checkpoint_every: int = 1,
         task: Optional[str] = None,
         class_weight: Union[None, str, Dict[Any, float]] = None,
     ) -> None:
@@ -658,6 +683,10 @@ class NSLClassifier(_ClassifierMixin, _NSLBase):
         self.strict = strict
         self.callback = callback
         self.callback_batches = callback_batches
+        self.record_adversarial = record_adversarial
+        self.record_every = record_every
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
         self.verbose = verbose
         self.task = task
         self.class_weight = class_weight
@@ -672,6 +701,7 @@ class NSLClassifier(_ClassifierMixin, _NSLBase):
         sample_weight: Any = None,
         ids: Any = None,
         pool: Any = None,
+        resume: Any = None,
     ) -> "NSLClassifier":
         """Trains the model (what ``nsl train`` does), with the GIL released; Ctrl-C stops it
         between batches and raises KeyboardInterrupt (nothing is written, the estimator is unfitted).
@@ -695,12 +725,16 @@ class NSLClassifier(_ClassifierMixin, _NSLBase):
             ids: the rows' ids: a sequence, or the name of a column of X. Needed with a graph.
             pool: samples that serve only as neighbors (NSL's Cora tutorial: the test papers):
                 X-like, or ``(X, ids)``.
+            resume: continue an interrupted run from its saved state: the ``checkpoint``
+                directory of an earlier ``fit`` or the ``OUT.partial`` directory of ``nsl train
+                --out OUT`` (or its ``state.safetensors``). The settings and inputs must be the
+                run's; the weights are then those of the uninterrupted run, bit for bit.
 
         Raises:
             NslValueError: bad input (naming the argument and the row) or settings.
             KeyboardInterrupt: Ctrl-C.
         """
-        return self._fit(X, y, graph, unlabeled, validation, sample_weight, ids, pool)
+        return self._fit(X, y, graph, unlabeled, validation, sample_weight, ids, pool, resume)
 
     def _task_setting(self) -> str:
         if self._multilabel:
@@ -882,6 +916,10 @@ class NSLRegressor(_RegressorMixin, _NSLBase):
         callback: Any = None,
         callback_batches: bool = False,
         verbose: Any = True,
+        record_adversarial: Optional[str] = None,
+        record_every: int = 1,
+        checkpoint: Optional[str] = None,
+        checkpoint_every: int = 1,
         loss: str = "mse",
         delta: float = 1.0,
     ) -> None:
@@ -908,6 +946,10 @@ class NSLRegressor(_RegressorMixin, _NSLBase):
         self.strict = strict
         self.callback = callback
         self.callback_batches = callback_batches
+        self.record_adversarial = record_adversarial
+        self.record_every = record_every
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
         self.verbose = verbose
         self.loss = loss
         self.delta = delta
@@ -922,10 +964,11 @@ class NSLRegressor(_RegressorMixin, _NSLBase):
         sample_weight: Any = None,
         ids: Any = None,
         pool: Any = None,
+        resume: Any = None,
     ) -> "NSLRegressor":
         """Trains the model; the arguments are NSLClassifier.fit's, with real-valued targets ``y``
         (1-D, or 2-D with one column per target)."""
-        return self._fit(X, y, graph, unlabeled, validation, sample_weight, ids, pool)
+        return self._fit(X, y, graph, unlabeled, validation, sample_weight, ids, pool, resume)
 
     def _task_setting(self) -> str:
         if self.loss not in ("mse", "huber"):

@@ -45,6 +45,9 @@ def fit(
     graph_path: Optional[str],
     graph_edges: Optional[Tuple[List[str], List[str], npt.NDArray[np.float32]]],
     progress: Callable[[Dict[str, Any]], Any],
+    checkpoint: Optional[str] = None,
+    checkpoint_every: int = 1,
+    resume: Optional[str] = None,
 ) -> Run: ...
 
 class Run:

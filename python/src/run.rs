@@ -21,7 +21,7 @@ use nsl::model::Model;
 use nsl::regularize::{AdvRegConfig, GraphRegConfig, NormType, VatConfig};
 use nsl::run::{FitHooks, FittedRun, GraphInput, RunError, RunSpec};
 use nsl::train::{load_checkpoint, BatchProgress, CheckpointMeta, EpochRecord, History, LrSchedule};
-use nsl::train::{MultiplierSchedule, OptimizerConfig, TrainError};
+use nsl::train::{MultiplierSchedule, OptimizerConfig, TrainError, TrainState};
 use nsl::ModelSpec;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -171,6 +171,8 @@ fn spec_of(py: Python<'_>, settings: &Bound<'_, PyDict>) -> PyResult<RunSpec> {
             "strict" => spec.strict = boolean(&text).map_err(|e| bad(&e))?,
             "task" => spec.task = Task::from_str(&text).map_err(|e| bad(&e))?,
             "class_weights" => spec.class_weights = Some(ClassWeights::Balanced),
+            "record_adversarial" => spec.record_adversarial = Some(PathBuf::from(text)),
+            "record_every" => spec.record_every = num(&text).map_err(|e| bad(&e))?,
             other => return Err(raise(py, Class::Value, format!("unknown setting `{other}`"))),
         }
     }
@@ -290,8 +292,8 @@ impl PyRun {
 /// optionally `validation`, `unlabeled`, `pool`: dicts of `x`, `ids`, targets, `weights`), the
 /// graph as a path or `(sources, targets, weights)`, `progress` (called with event dicts).
 #[pyfunction]
-#[pyo3(signature = (settings, inputs, graph_path, graph_edges, progress))]
-#[allow(clippy::type_complexity)]
+#[pyo3(signature = (settings, inputs, graph_path, graph_edges, progress, checkpoint=None, checkpoint_every=1, resume=None))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 pub(crate) fn fit(
     py: Python<'_>,
     settings: Bound<'_, PyDict>,
@@ -299,6 +301,9 @@ pub(crate) fn fit(
     graph_path: Option<PathBuf>,
     graph_edges: Option<(Vec<String>, Vec<String>, Vec<f32>)>,
     progress: Bound<'_, PyAny>,
+    checkpoint: Option<PathBuf>,
+    checkpoint_every: usize,
+    resume: Option<PathBuf>,
 ) -> PyResult<PyRun> {
     let mut spec = spec_of(py, &settings)?;
     let input = |name: &str| -> PyResult<Option<Dataset>> {
@@ -318,6 +323,26 @@ pub(crate) fn fit(
             Some(GraphInput::Graph(graph_of(py, &sources, &targets, &weights)?))
         }
         (None, None) => None,
+    };
+    // The state to continue from: a run's `OUT.partial/` directory (the CLI's or `checkpoint`'s)
+    // or its state file, read before the inputs are opened.
+    let state = match resume {
+        Some(path) => {
+            let file = if path.is_dir() { path.join(TrainState::FILE_NAME) } else { path };
+            Some(py.detach(|| TrainState::load(&file)).map_err(|e| raise(py, Class::File, format!("resume: {e}")))?)
+        }
+        None => None,
+    };
+    if checkpoint_every == 0 {
+        return Err(raise(py, Class::Value, "checkpoint_every: 0; give a number of epochs >= 1".into()));
+    }
+    let state_file = match checkpoint {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| raise(py, Class::File, format!("checkpoint: {}: {e}", dir.display())))?;
+            Some(dir.join(TrainState::FILE_NAME))
+        }
+        None => None,
     };
     let open = py.detach(|| spec.check().and_then(|c| c.open())).map_err(|e| run_err(py, e))?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -340,6 +365,12 @@ pub(crate) fn fit(
                 hooks = hooks.on_progress(move |p| {
                     let _ = batch_tx.send(Event::Batch(p));
                 });
+            }
+            if let Some(path) = state_file {
+                hooks = hooks.on_epoch_state(checkpoint_every, move |state| state.save(&path));
+            }
+            if let Some(state) = state {
+                hooks = hooks.resume_from(state);
             }
             open.fit(hooks)
         });

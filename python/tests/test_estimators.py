@@ -438,3 +438,55 @@ def test_evaluate_attack_errors(attacked_run):
         est.evaluate(x, y, attack="square", epsilon=0.1, attack_from=est)
     with pytest.raises(NslValueError, match="queri"):
         est.evaluate(x, y, attack="square", epsilon=0.1, querys=3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints and resume, the adversarial record
+
+
+def _state_epoch(path):
+    """The completed epochs a saved training state holds (its safetensors metadata)."""
+    data = Path(path).read_bytes()
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    return json.loads(header["__metadata__"]["nsl.train_state"])["epoch"]
+
+
+def test_resume_gives_the_uninterrupted_weights(tmp_path):
+    x, y = blobs(n=3000, seed=5, d=16)
+    settings = dict(model="mlp:32", epochs=8, batch_size=16, seed=2, threads=1, verbose=False)
+    whole = NSLClassifier(**settings).fit(x, y)
+    whole.save(tmp_path / "whole")
+
+    def stop_at_2(event):
+        if event["event"] == "epoch" and event["epoch"] == 2:
+            raise RuntimeError("stop")
+
+    est = NSLClassifier(**settings, checkpoint=tmp_path / "state", callback=stop_at_2)
+    with pytest.raises(RuntimeError, match="stop"):
+        est.fit(x, y)
+    # The trainer stops within a batch or so of the callback's error: an interrupted run.
+    assert 2 <= _state_epoch(tmp_path / "state" / "state.safetensors") < 8
+    est.set_params(callback=None).fit(x, y, resume=tmp_path / "state")
+    assert [h["epoch"] for h in est.history_] == list(range(1, 9))
+    est.save(tmp_path / "resumed")
+    assert safetensors(tmp_path / "resumed") == safetensors(tmp_path / "whole")
+    with pytest.raises(nsl_rs.NslError, match="resume"):
+        NSLClassifier(**settings).fit(x, y, resume=tmp_path / "nothing")
+    with pytest.raises(nsl_rs.NslError, match="epochs = 8, this run has 9"):
+        NSLClassifier(**{**settings, "epochs": 9}).fit(x, y, resume=tmp_path / "state")
+
+
+def test_record_adversarial_as_the_cli(tmp_path):
+    x, y = blobs(n=90, seed=6)
+    ids = [f"s{i}" for i in range(len(x))]
+    pq.write_table(pa.table({"id": ids, "features": pa.array(list(x), type=pa.list_(pa.float32())),
+                             "label": pa.array(y, type=pa.int64())}), tmp_path / "s.parquet")
+    adv = "multiplier=0.2,step-size=0.05,norm=inf"
+    nsl("train", "--samples", tmp_path / "s.parquet", "--model", "mlp:8", "--epochs", "2", "--threads", "1",
+        "--adv-reg", adv, "--record-adversarial", tmp_path / "cli.parquet", "--out", tmp_path / "cli")
+    est = NSLClassifier(model="mlp:8", epochs=2, threads=1, verbose=False, adv_reg=adv,
+                        record_adversarial=str(tmp_path / "py.parquet")).fit(x, y, ids=ids)
+    est.save(tmp_path / "py")
+    assert safetensors(tmp_path / "py") == safetensors(tmp_path / "cli")
+    cli, py = pq.read_table(tmp_path / "cli.parquet"), pq.read_table(tmp_path / "py.parquet")
+    assert py.num_rows > 0 and py.equals(cli)
