@@ -67,7 +67,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
-use step::{Multipliers, Plan, Step, StepContext, Unlabeled};
+use step::{Multipliers, Step, StepContext, StepSetup, Unlabeled};
 
 /// How to train. `Default`: Adam (lr 0.001), 10 epochs, batch 32 (Keras' default), seed 0, shuffled,
 /// on the caller's thread pool.
@@ -666,7 +666,7 @@ impl<'a> Trainer<'a> {
             table: u.table,
             entropy: u.config.entropy,
         });
-        let plan = Plan {
+        let setup = StepSetup {
             model: self.model,
             graph: self.graph,
             adversarial: self.adversarial,
@@ -748,15 +748,15 @@ impl<'a> Trainer<'a> {
             let mut b = 0;
             while let Some(batch) = epoch_batches.next_batch(batch_size)? {
                 let Batch { rows, samples: train, labels, max_label, neighbors } = batch;
-                // A streamed batch brings its neighbors: a plan of its own, as long as the batch.
-                let batch_plan = neighbors.map(|table| Plan {
+                // A streamed batch brings its neighbors: a step setup of its own, as long as the batch.
+                let batch_setup = neighbors.map(|table| StepSetup {
                     graph: graph_config.map(|c| (table, c)),
-                    model: plan.model,
-                    adversarial: plan.adversarial,
-                    vat: plan.vat,
+                    model: setup.model,
+                    adversarial: setup.adversarial,
+                    vat: setup.vat,
                     unlabeled: None, // refused with a packed table
-                    seed: plan.seed,
-                    task: plan.task,
+                    seed: setup.seed,
+                    task: setup.task,
                 });
                 let features = train.features();
                 // The global step: the optimizer's updates so far.
@@ -785,9 +785,9 @@ impl<'a> Trainer<'a> {
                     augment,
                 };
                 let urows = draw.next((ratio * rows.len() as f64).ceil() as usize);
-                let step = match &batch_plan {
+                let step = match &batch_setup {
                     Some(p) => p.step(backend, rows, &urows, features, optimizer, &context)?,
-                    None => plan.step(backend, rows, &urows, features, optimizer, &context)?,
+                    None => setup.step(backend, rows, &urows, features, optimizer, &context)?,
                 };
                 // The other tasks' output width was checked before the first step (`fit_here`).
                 if self.task == Task::Multiclass && max_label as usize >= step.classes {
