@@ -240,8 +240,11 @@ class _NSLBase(_Base):
 
     # ----- inputs -----------------------------------------------------------------------------
 
+    def _bow(self) -> bool:
+        return str(self.model).strip().startswith("bow")
+
     def _samples(self, x: Any, ids: Any, arg: str, prefix: str) -> Tuple[np.ndarray, List[str], bool]:
-        f = _inputs.frame(x, ids, arg)
+        f = _inputs.frame(x, ids, arg, tokens=self._bow())
         given = f.ids is not None
         return f.x, (f.ids if given else _inputs.default_ids(f.x.shape[0], prefix)), given
 
@@ -332,6 +335,11 @@ class _NSLBase(_Base):
             progress.close()
         self._run = run
         self.n_features_in_ = int(np.prod(x.shape[1:]))
+        if self._bow():
+            # The run lays every input out like the widest (`nsl::run`'s one layout): the model's width.
+            meta = json.loads(run.meta_json())
+            self.n_features_in_ = int(np.prod(meta["item_shape"]))
+            self._token_vocab = max(int(inp["x"].max()) + 1 for inp in inputs.values())
         names = _feature_names(X, ids)
         if names is not None and len(names) == x.shape[1]:
             self.feature_names_in_ = np.asarray(names, dtype=object)
@@ -345,6 +353,8 @@ class _NSLBase(_Base):
 
     def _input(self, x: np.ndarray, ids: List[str], targets: Any, weights: Any, arg: str) -> Dict[str, Any]:
         d: Dict[str, Any] = {"x": _inputs.rows(x), "item_shape": _inputs.item_shape(x), "ids": ids, "arg": arg}
+        if self._bow():
+            d["layout"] = _inputs.token_layout(x)
         if targets is not None:
             d.update(targets)
         if weights is not None:
@@ -369,7 +379,15 @@ class _NSLBase(_Base):
                 warnings.warn(f"X does not have valid feature names, but {type(self).__name__} was fitted with feature names")
             else:
                 warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without feature names")
-        x = _inputs.frame(X, ids, "X").x
+        if self._bow():
+            x = _inputs.frame(X, ids, "X", tokens=True).x
+            x = _inputs.token_rows(x, "X", width=self.n_features_in_)
+            vocab = getattr(self, "_token_vocab", None)
+            if vocab is not None and x.size and int(x.max()) >= vocab:
+                row = int(np.flatnonzero(x.max(axis=1) >= vocab)[0])
+                raise NslValueError(f"X: row {row}: token id {int(x[row].max())} is not below the vocabulary ({vocab})")
+        else:
+            x = _inputs.frame(X, ids, "X").x
         width = int(np.prod(x.shape[1:]))
         if width != self.n_features_in_:
             raise NslValueError(
@@ -498,6 +516,8 @@ class _NSLBase(_Base):
         est.set_params(**{k: v for k, v in params.items() if k in valid})
         est._run = run
         est._restore(meta, python)
+        if python.get("token_vocab") is not None:
+            est._token_vocab = int(python["token_vocab"])
         est.history_ = json.loads(run.history_json())
         return est
 
@@ -509,7 +529,10 @@ class _NSLBase(_Base):
                 params[k] = v
             except TypeError:
                 pass
-        return {"params": params, "n_features_in": int(self.n_features_in_)}
+        meta = {"params": params, "n_features_in": int(self.n_features_in_)}
+        if getattr(self, "_token_vocab", None) is not None:
+            meta["token_vocab"] = int(self._token_vocab)
+        return meta
 
     # Pickling (scikit-learn's clone of a fitted estimator, joblib): the run directory's files.
     def __getstate__(self) -> dict:

@@ -103,6 +103,16 @@ fn dataset(py: Python<'_>, input: &Bound<'_, PyDict>) -> PyResult<Dataset> {
     } else {
         data
     };
+    // Bag-of-words rows: token ids padded with -1, in the layout the Python layer describes.
+    let data = match item(input, "layout")? {
+        Some(l) => {
+            let text: String = l.extract()?;
+            let layout: nsl::data::FeatureLayout = serde_json::from_str(&text)
+                .map_err(|e| raise(py, Class::Value, format!("{arg}: feature layout: {e}")))?;
+            data.with_layout(layout).map_err(value)?
+        }
+        None => data,
+    };
     match item(input, "weights")? {
         Some(w) => {
             let w = w.cast_into::<PyArray1<f32>>()?.readonly().as_array().to_vec();

@@ -490,3 +490,42 @@ def test_record_adversarial_as_the_cli(tmp_path):
     assert safetensors(tmp_path / "py") == safetensors(tmp_path / "cli")
     cli, py = pq.read_table(tmp_path / "cli.parquet"), pq.read_table(tmp_path / "py.parquet")
     assert py.num_rows > 0 and py.equals(cli)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bag-of-words input: token-id lists
+
+
+def test_bow_token_lists_same_weights_as_cli(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 120)
+    toks = [list(map(int, rng.choice(np.arange(10 * c, 10 * c + 10), size=rng.integers(1, 6), replace=False)))
+            for c in y]
+    ids = [f"d{i}" for i in range(len(y))]
+    table = pa.table({"id": ids, "words": pa.array(toks, type=pa.list_(pa.int64())), "label": pa.array(y)})
+    pq.write_table(table, tmp_path / "s.parquet")
+    nsl("train", "--samples", tmp_path / "s.parquet", "--model", "bow:8", "--epochs", "3", "--threads", "1",
+        "--out", tmp_path / "cli")
+    est = NSLClassifier(model="bow:8", epochs=3, threads=1, verbose=False).fit(toks, y, ids=ids)
+    est.save(tmp_path / "py")
+    assert safetensors(tmp_path / "py") == safetensors(tmp_path / "cli")
+    # The same from a pyarrow list column (ids from the `id` column) and from padded int rows.
+    from_table = NSLClassifier(model="bow:8", epochs=3, threads=1, verbose=False).fit(table.select(["id", "words"]), y)
+    from_table.save(tmp_path / "table")
+    assert safetensors(tmp_path / "table") == safetensors(tmp_path / "cli")
+    assert est.n_features_in_ == 5 and est._token_vocab == 30
+    padded = np.full((len(toks), 5), -1, dtype=np.int64)
+    for i, t in enumerate(toks):
+        padded[i, : len(t)] = t
+    np.testing.assert_array_equal(est.predict_proba(padded), est.predict_proba(toks))
+    # Shorter lists are padded to the model's width; the CLI reads the Python run.
+    assert est.predict([[1, 2], [25]]).shape == (2,)
+    out = subprocess.run([nsl_bin(), "evaluate", "--run", tmp_path / "py", "--samples", tmp_path / "s.parquet", "--json"],
+                         check=True, capture_output=True, text=True)
+    assert json.loads(out.stdout)["accuracy"] == pytest.approx(est.score(toks, y))
+    with pytest.raises(NslValueError, match="row 1: token id -3 is not an integer >= 0"):
+        NSLClassifier(model="bow:8", epochs=1, verbose=False).fit([[1], [-3]], [0, 1])
+    with pytest.raises(NslValueError, match="row 0 has 6 token ids, the model takes at most 5"):
+        est.predict([[1, 2, 3, 4, 5, 6]])
+    with pytest.raises(NslValueError, match="token id 30 is not below the vocabulary"):
+        est.predict([[30]])
