@@ -6,9 +6,11 @@
 For each run (the Cora recipe, the few-labels recipe, MNIST adversarial) it times, interleaved,
 `nsl train …` and a Python process that reads the same files with nsl_rs.read_samples, fits the
 estimator with the same settings and saves the run (interpreter start and imports included), and
-prints the median wall and CPU times (user + system), the overhead in percent, and whether both
-wrote the same weights. On a loaded machine the wall times mostly measure waiting; the CPU times
-are what each side costs.
+prints the medians of: wall and CPU times (user + system) of each side, the per-repetition ratios
+Python / CLI (the whole Python process; and the Python process after its imports — reading the
+files, fit, save: the CLI's work — over the whole CLI process), the interpreter start and imports,
+and whether both wrote the same weights. On a loaded machine the wall times mostly measure
+waiting; the interleaved ratios and the CPU times are what each side costs.
 Needs the nsl_rs package installed (maturin develop --release) and target/release/nsl.
 """
 import argparse
@@ -23,7 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 PY = """
+import time
+t0 = time.perf_counter()
 import sys, tomllib, numpy as np, nsl_rs
+t1 = time.perf_counter()
 kind, out, d = sys.argv[1], sys.argv[2], sys.argv[3]
 r = lambda name: nsl_rs.read_samples(f"{d}/{name}")
 if kind == "cora":
@@ -41,19 +46,20 @@ else:
                                adv_reg="multiplier=0.2,step-size=0.2,norm=inf")
     est.fit(t.X, t.y, ids=t.ids)
 est.save(out)
+print(t1 - t0, time.perf_counter() - t1)
 """
 
 
 def run(cmd):
-    """Wall and CPU seconds (user + system of the child) of `cmd`."""
+    """Wall and CPU seconds (user + system of the child) of `cmd`, and its standard output."""
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done.stdout
 
 
 def digest(run_dir):
@@ -90,18 +96,31 @@ def main():
             "mnist": [f"--samples={d}/mnist.parquet", "--model=mlp:256,128", "--dropout=0", "--epochs=2",
                       "--adv-reg=multiplier=0.2,step-size=0.2,norm=inf"],
         }
-        print(f"{'run':8} {'cli s':>8} {'python s':>9} {'overhead':>9} {'cli cpu':>8} {'py cpu':>8} {'cpu ovh':>8}  same weights")
+        print(f"{'run':8} {'cli s':>7} {'py s':>7} {'ratio':>6} {'py-imp s':>8} {'ratio':>6} {'cli cpu':>7} "
+              f"{'py cpu':>7} {'ratio':>6} {'import':>6}  same weights")
         for name, flags in runs.items():
             if name not in args.runs.split(","):
                 continue
             cli, py = [], []
             for i in range(args.repeats):
-                cli.append(run([nsl, "train", *flags, "--threads=1", f"--out={d}/{name}-cli"]))
-                py.append(run([sys.executable, "-c", PY, name, f"{d}/{name}-py", d, recipe]))
-            c, p = statistics.median(w for w, _ in cli), statistics.median(w for w, _ in py)
-            cc, pc = statistics.median(u for _, u in cli), statistics.median(u for _, u in py)
+                # Alternate which goes first, so that a change of load hits both sides alike.
+                pair = [
+                    ("cli", [nsl, "train", *flags, "--threads=1", f"--out={d}/{name}-cli"]),
+                    ("py", [sys.executable, "-c", PY, name, f"{d}/{name}-py", d, recipe]),
+                ]
+                for side, cmd in pair if i % 2 == 0 else pair[::-1]:
+                    (cli if side == "cli" else py).append(run(cmd))
+            med = statistics.median
+            # Per repetition: the Python process over the CLI process (wall, CPU), and the Python
+            # process after its imports (reading the files, fit, save: the CLI's work) over the CLI.
+            wall = med(p[0] / c[0] for c, p in zip(cli, py))
+            cpu = med(p[1] / c[1] for c, p in zip(cli, py))
+            after = med(float(p[2].split()[1]) / c[0] for c, p in zip(cli, py))
+            imports = med(float(p[2].split()[0]) for p in py)
             same = digest(f"{d}/{name}-cli") == digest(f"{d}/{name}-py")
-            print(f"{name:8} {c:8.2f} {p:9.2f} {100 * (p - c) / c:8.1f}% {cc:8.2f} {pc:8.2f} {100 * (pc - cc) / cc:7.1f}%  {same}")
+            print(f"{name:8} {med(c[0] for c in cli):7.2f} {med(p[0] for p in py):7.2f} {wall:6.3f} "
+                  f"{med(float(p[2].split()[1]) for p in py):8.2f} {after:6.3f} {med(c[1] for c in cli):7.2f} "
+                  f"{med(p[1] for p in py):7.2f} {cpu:6.3f} {imports:6.2f}  {same}", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import pyarrow as pa
+
+if TYPE_CHECKING:  # pyarrow is imported on first use (see _inputs.pyarrow)
+    import pyarrow as pa
 
 __all__ = [
     "NSLClassifier",
@@ -48,15 +50,17 @@ from ._errors import NslError, NslFileError, NslTypeError, NslValueError
 # After the exception classes: the native module raises them (looked up in this module).
 from . import _native  # noqa: E402
 from ._estimator import NSLClassifier, NSLRegressor  # noqa: E402
+from ._inputs import arrow as _arrow, pyarrow as _pyarrow  # noqa: E402
 
 PathLike = Union[str, "os.PathLike[str]"]
 Edge = Tuple[str, str, float]
-EdgesLike = Union[pa.Table, Iterable[Edge]]
+EdgesLike = Union["pa.Table", Iterable[Edge]]
 
 _KINDS = ("explicit", "similarity", "adversarial")
 
 
 def _table(ids: Any, sources: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> pa.Table:
+    pa = _pyarrow()
     ids = ids if isinstance(ids, pa.Array) else pa.array(ids, type=pa.string())
     return pa.table(
         {
@@ -109,6 +113,7 @@ def build_graph(
     sources, targets, weights = _native.build_edges(
         array, float(threshold), int(lsh_splits), int(lsh_rounds), int(seed), top_k, id_list
     )
+    pa = _pyarrow()
     if id_list is None:
         names = pa.array(np.arange(array.shape[0]).astype(str), type=pa.string())
     else:
@@ -173,11 +178,12 @@ def read_graph(path: PathLike) -> pa.Table:
     else:
         ids, sources, targets, weights, kinds = _native.read_graph(name)
     table = _table(ids, sources, targets, weights)
+    pa = _pyarrow()
     return table.append_column("kind", pa.array(kinds, type=pa.string()))
 
 
 def _edge_columns(edges: EdgesLike, kind: str) -> Tuple[list, list, np.ndarray, list]:
-    if isinstance(edges, pa.Table):
+    if _arrow(edges, "Table"):
         missing = [c for c in ("source", "target", "weight") if c not in edges.column_names]
         if missing:
             raise NslValueError(f"the table has no column {', '.join(missing)}: expected source, target, weight")

@@ -5,81 +5,143 @@ settings below are the command's settings (``--graph-reg multiplier=0.1,neighbor
 ``graph_reg="multiplier=0.1,neighbors=1"`` or ``graph_reg={"multiplier": 0.1, "neighbors": 1}``),
 so the same data, settings and seed give the same weights, byte for byte, as the CLI.
 
-scikit-learn is optional: with it installed the estimators are ``BaseEstimator`` s (``get_params``,
-``set_params``, ``clone``, ``Pipeline``, ``GridSearchCV``); without it a small fallback provides
-``get_params`` / ``set_params``.
+scikit-learn is optional and imported only when used: the estimators implement its estimator
+protocol (``get_params``, ``set_params``, tags) without importing it, so ``clone``, ``Pipeline``
+and ``GridSearchCV`` take them and ``import nsl_rs`` stays fast.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import os
-import shutil
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import pyarrow as pa
 
 from . import _inputs
 from ._errors import NslValueError
 from ._progress import Progress
 
-try:  # scikit-learn is optional
-    from sklearn.base import BaseEstimator as _Base
-    from sklearn.base import ClassifierMixin as _ClassifierMixin
-    from sklearn.base import RegressorMixin as _RegressorMixin
+# scikit-learn is optional, and it is imported only when it is used: ``import sklearn.base`` costs
+# ~1.5 s of CPU (it pulls in scipy.stats), more than a whole `nsl train` of the Cora recipe, so the
+# estimators do not derive from sklearn's classes. They implement the protocol sklearn relies on
+# instead: ``get_params`` / ``set_params`` as BaseEstimator defines them (the ``__init__``'s
+# keywords, nested ``a__b``), ``__sklearn_tags__`` (built from sklearn's Tags on demand, which only
+# sklearn calls, so sklearn is already imported then), ``__sklearn_is_fitted__`` and ``score``.
+# ``clone``, ``Pipeline``, ``cross_val_score``, ``GridSearchCV`` and ``check_estimator`` work on
+# that protocol (``check_estimator`` warns that the class does not inherit BaseEstimator).
+_HAVE_SKLEARN = importlib.util.find_spec("sklearn") is not None
 
-    _HAVE_SKLEARN = True
-except ImportError:  # pragma: no cover - exercised only without scikit-learn
-    _HAVE_SKLEARN = False
 
-    class _Base:  # type: ignore[no-redef]
-        """get_params / set_params as scikit-learn's BaseEstimator gives them (the __init__'s keywords)."""
+class _Base:
+    """get_params / set_params as scikit-learn's BaseEstimator gives them (the __init__'s keywords)."""
 
-        @classmethod
-        def _get_param_names(cls) -> List[str]:
-            sig = inspect.signature(cls.__init__)
-            return sorted(p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD)
+    @classmethod
+    def _get_param_names(cls) -> List[str]:
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD)
 
-        def get_params(self, deep: bool = True) -> Dict[str, Any]:
-            return {name: getattr(self, name) for name in self._get_param_names()}
+    def get_params(self, deep: bool = True) -> Dict[str, Any]:
+        """The estimator's settings (``__init__``'s keywords); with ``deep``, also those of nested
+        estimators as ``name__key``."""
+        out: Dict[str, Any] = {}
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{name}__{k}", v) for k, v in value.get_params().items())
+            out[name] = value
+        return out
 
-        def set_params(self, **params: Any) -> "_Base":
-            valid = self._get_param_names()
-            for key, value in params.items():
-                if key not in valid:
-                    raise NslValueError(f"invalid parameter `{key}` for {type(self).__name__}: expected one of {valid}")
-                setattr(self, key, value)
-            return self
+    def set_params(self, **params: Any) -> "_Base":
+        """Sets settings by name (``name__key`` sets a nested estimator's); returns the estimator."""
+        valid = self._get_param_names()
+        nested: Dict[str, Dict[str, Any]] = {}
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if name not in valid:
+                raise NslValueError(
+                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. Valid parameters are: {valid!r}."
+                )
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        return self
 
-        def __repr__(self) -> str:
-            args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-            return f"{type(self).__name__}({args})"
+    def __repr__(self) -> str:
+        # scikit-learn's print_changed_only: the settings that differ from their defaults.
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = []
+        for k, v in self.get_params(deep=False).items():
+            d = defaults.get(k, inspect.Parameter.empty)
+            same = False
+            try:
+                same = d is v or (type(d) is type(v) and bool(d == v))
+            except Exception:  # noqa: BLE001 - arrays and the like compare elementwise
+                pass
+            if not same:
+                changed.append(f"{k}={v!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
 
-    class _ClassifierMixin:  # type: ignore[no-redef]
-        _estimator_type = "classifier"
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        from sklearn.utils import Tags, TargetTags
 
-        def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-            """Mean accuracy (subset accuracy for multilabel), weighted by ``sample_weight``."""
-            pred = self.predict(X)
-            y = np.asarray(y)
-            right = np.all(pred == y, axis=1) if y.ndim == 2 else (pred == y)
-            return float(np.average(right, weights=sample_weight))
+        return Tags(
+            estimator_type=None,
+            target_tags=TargetTags(required=False),
+            transformer_tags=None,
+            regressor_tags=None,
+            classifier_tags=None,
+        )
 
-    class _RegressorMixin:  # type: ignore[no-redef]
-        _estimator_type = "regressor"
 
-        def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-            """R² of the predictions (averaged over the targets)."""
-            pred = np.asarray(self.predict(X), dtype=np.float64)
-            y = np.asarray(y, dtype=np.float64)
-            w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-            resid = np.average((y - pred) ** 2, axis=0, weights=w)
-            total = np.average((y - np.average(y, axis=0, weights=w)) ** 2, axis=0, weights=w)
-            r2 = np.where(total > 0, 1 - resid / np.where(total > 0, total, 1), 0.0)
-            return float(np.mean(r2))
+class _ClassifierMixin:
+    _estimator_type = "classifier"
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        from sklearn.utils import ClassifierTags
+
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags()
+        tags.target_tags.required = True
+        return tags
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy (subset accuracy for multilabel), weighted by ``sample_weight``
+        (scikit-learn's ``accuracy_score``)."""
+        pred = self.predict(X)  # type: ignore[attr-defined]
+        y = np.asarray(y)
+        right = np.all(pred == y, axis=1) if y.ndim == 2 else (pred == y)
+        return float(np.average(right, weights=sample_weight))
+
+
+class _RegressorMixin:
+    _estimator_type = "regressor"
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        from sklearn.utils import RegressorTags
+
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.estimator_type = "regressor"
+        tags.regressor_tags = RegressorTags()
+        tags.target_tags.required = True
+        return tags
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """R² of the predictions, averaged over the targets (scikit-learn's ``r2_score``: a
+        constant target scores 1 when predicted exactly, else 0)."""
+        pred = np.asarray(self.predict(X), dtype=np.float64)  # type: ignore[attr-defined]
+        y = np.asarray(y, dtype=np.float64)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        resid = np.average((y - pred) ** 2, axis=0, weights=w)
+        total = np.average((y - np.average(y, axis=0, weights=w)) ** 2, axis=0, weights=w)
+        r2 = np.where(total > 0, 1 - resid / np.where(total > 0, total, 1), np.where(resid == 0, 1.0, 0.0))
+        return float(np.mean(r2))
 
 
 Setting = Union[None, str, int, float, bool, Dict[str, Any]]
@@ -126,7 +188,7 @@ def _feature_names(X: Any, ids: Any) -> Optional[List[str]]:
     rule), without the id column."""
     if _inputs._is_pandas(X):
         columns = list(X.columns)
-    elif isinstance(X, pa.Table):
+    elif _inputs.arrow(X, "Table"):
         columns = list(X.column_names)
     else:
         return None
@@ -164,6 +226,8 @@ class _NSLBase(_Base):
         "init_seed",
         "threads",
         "strict",
+        "record_adversarial",
+        "record_every",
     )
 
     def _settings(self) -> Dict[str, str]:
@@ -176,8 +240,11 @@ class _NSLBase(_Base):
 
     # ----- inputs -----------------------------------------------------------------------------
 
+    def _bow(self) -> bool:
+        return str(self.model).strip().startswith("bow")
+
     def _samples(self, x: Any, ids: Any, arg: str, prefix: str) -> Tuple[np.ndarray, List[str], bool]:
-        f = _inputs.frame(x, ids, arg)
+        f = _inputs.frame(x, ids, arg, tokens=self._bow())
         given = f.ids is not None
         return f.x, (f.ids if given else _inputs.default_ids(f.x.shape[0], prefix)), given
 
@@ -204,6 +271,7 @@ class _NSLBase(_Base):
         sample_weight: Any,
         ids: Any,
         pool: Any,
+        resume: Any = None,
     ) -> "_NSLBase":
         from . import _native
 
@@ -253,11 +321,25 @@ class _NSLBase(_Base):
                     )
         progress = Progress(self.callback, self.verbose, bool(getattr(self, "callback_batches", False)))
         try:
-            run = _native.fit(settings, inputs, path, edges, progress)
+            run = _native.fit(
+                settings,
+                inputs,
+                path,
+                edges,
+                progress,
+                None if self.checkpoint is None else os.fspath(self.checkpoint),
+                int(self.checkpoint_every),
+                None if resume is None else os.fspath(resume),
+            )
         finally:
             progress.close()
         self._run = run
         self.n_features_in_ = int(np.prod(x.shape[1:]))
+        if self._bow():
+            # The run lays every input out like the widest (`nsl::run`'s one layout): the model's width.
+            meta = json.loads(run.meta_json())
+            self.n_features_in_ = int(np.prod(meta["item_shape"]))
+            self._token_vocab = max(int(inp["x"].max()) + 1 for inp in inputs.values())
         names = _feature_names(X, ids)
         if names is not None and len(names) == x.shape[1]:
             self.feature_names_in_ = np.asarray(names, dtype=object)
@@ -271,6 +353,8 @@ class _NSLBase(_Base):
 
     def _input(self, x: np.ndarray, ids: List[str], targets: Any, weights: Any, arg: str) -> Dict[str, Any]:
         d: Dict[str, Any] = {"x": _inputs.rows(x), "item_shape": _inputs.item_shape(x), "ids": ids, "arg": arg}
+        if self._bow():
+            d["layout"] = _inputs.token_layout(x)
         if targets is not None:
             d.update(targets)
         if weights is not None:
@@ -295,7 +379,15 @@ class _NSLBase(_Base):
                 warnings.warn(f"X does not have valid feature names, but {type(self).__name__} was fitted with feature names")
             else:
                 warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without feature names")
-        x = _inputs.frame(X, ids, "X").x
+        if self._bow():
+            x = _inputs.frame(X, ids, "X", tokens=True).x
+            x = _inputs.token_rows(x, "X", width=self.n_features_in_)
+            vocab = getattr(self, "_token_vocab", None)
+            if vocab is not None and x.size and int(x.max()) >= vocab:
+                row = int(np.flatnonzero(x.max(axis=1) >= vocab)[0])
+                raise NslValueError(f"X: row {row}: token id {int(x[row].max())} is not below the vocabulary ({vocab})")
+        else:
+            x = _inputs.frame(X, ids, "X").x
         width = int(np.prod(x.shape[1:]))
         if width != self.n_features_in_:
             raise NslValueError(
@@ -318,29 +410,45 @@ class _NSLBase(_Base):
         epsilon: Union[None, float, Sequence[float]] = None,
         norm: Optional[str] = None,
         attack_from: Any = None,
+        per_sample: bool = False,
         **attack_settings: Any,
     ) -> dict:
         """``nsl evaluate``: the task's loss and metrics on ``(X, y)``, and under ``attack``.
 
         Args:
             X, y: the samples and their targets (as ``fit`` takes them).
-            ids: the samples' ids (they name rows in the per-sample output only).
+            ids: the samples' ids (they name rows in the per-sample table only).
             sample_weight: per-sample weights (weighted loss and metrics, as ``--weight-column``).
-            attack: ``fgsm`` or ``pgd`` (``nsl evaluate --attack``'s; APGD, Square and AutoAttack
-                run in ``nsl evaluate`` on a saved run); default none.
+            attack: any of ``nsl evaluate --attack``: ``fgsm``, ``pgd`` (NSL's attacks along the
+                task loss's gradient, any task), ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``fab-t``,
+                ``square`` or ``autoattack`` (AutoAttack's standard sequence: APGD-CE, APGD-T,
+                FAB-T, Square, each on the points still robust; multiclass only). Default none.
             epsilon: the attack's strength, or a list of strengths (``--epsilon 0.1,0.2``).
-            norm: ``inf`` (default), ``l2`` or ``l1``.
-            attack_from: another fitted estimator whose model crafts the perturbations (a
+            norm: ``inf`` (default), ``l2`` or ``l1`` (fgsm, pgd).
+            attack_from: another fitted estimator whose model crafts the FGSM/PGD perturbations (a
                 transfer attack, as NSL's MNIST tutorial); default this one (white-box).
-            **attack_settings: PGD's ``steps`` (10) and ``step_size`` (0.01), ``random_start``,
-                ``clip`` (``(0, 1)`` or ``"0:1"``), ``seed`` (of the random start).
+            per_sample: with an evaluation attack (apgd…autoattack), also the ``--per-sample``
+                table as ``result["per_sample"]`` (a pyarrow table: ``epsilon``, ``id``, ``label``,
+                ``clean_prediction``, ``robust``, ``broken_by``, ``adversarial_prediction``,
+                ``perturbation_norm``; labels and predictions are class indices into ``classes_``).
+            **attack_settings: ``nsl evaluate``'s flags by name, with its defaults: PGD's
+                ``steps`` (40) and ``step_size`` (0.01), ``random_start``; APGD/FAB-T's
+                ``iterations`` (100), ``restarts`` (1), ``target_classes`` (9); Square's
+                ``queries`` (5000); ``attack_batch_size`` (500); ``clip`` (``(0, 1)`` or
+                ``"0:1"``); ``seed`` (0, of every random choice). ``pgd_steps``,
+                ``pgd_step_size`` and ``random_init`` (the CLI's names) are accepted too.
 
         Returns:
             The dict ``nsl evaluate --json`` prints: ``task``, ``loss``, ``samples``, the task's
-            metrics, and with ``attack`` ``attack``, ``epsilon``, ``robust_accuracy`` and
-            ``robust_metrics``.
+            metrics; with fgsm/pgd ``attack``, ``epsilon``, ``robust_accuracy`` and
+            ``robust_metrics``; with an evaluation attack ``epsilon``, ``robust_accuracy`` (after
+            the whole sequence), ``evaluation_attack`` (the settings), ``results`` (per ε:
+            ``clean_accuracy``, ``stages`` with each attack's cumulative ``robust_accuracy``, …)
+            and ``masking_check``.
         """
         x = self._features(X, ids)
+        row_ids = _inputs.frame(X, ids, "X").ids if per_sample else None
+        row_ids = row_ids if row_ids is not None else _inputs.default_ids(x.shape[0])
         targets = self._encode(y, x.shape[0], None, "y")
         weights = _inputs.sample_weights(sample_weight, x.shape[0])
         settings: Dict[str, str] = {}
@@ -352,18 +460,40 @@ class _NSLBase(_Base):
             settings["epsilon"] = ",".join(repr(float(e)) for e in eps)
         if norm is not None:
             settings["norm"] = str(norm)
+        aliases = {"pgd_steps": "steps", "pgd_step_size": "step_size", "random_init": "random_start"}
+        known = {"steps", "step_size", "random_start", "iterations", "restarts", "target_classes", "queries",
+                 "attack_batch_size", "clip", "seed"}
         for key, value in attack_settings.items():
+            key = aliases.get(key, key)
+            if key not in known:
+                raise NslValueError(f"{key}: not a setting of evaluate (expected one of {sorted(known)})")
             if isinstance(value, (tuple, list)):
                 value = ":".join(str(v) for v in value)
             text = _kv(value)
             if text is not None:
                 settings[key] = text
-        inp = self._input(x, _inputs.default_ids(x.shape[0]), targets, weights, "X")
+        inp = self._input(x, row_ids, targets, weights, "X")
         source = None
         if attack_from is not None:
             _check_fitted(attack_from)
             source = attack_from._run
-        return json.loads(self._run.evaluate(inp, settings, source))
+        text, columns = self._run.evaluate(inp, settings, source, bool(per_sample))
+        result = json.loads(text)
+        if columns is not None:
+            pa = _inputs.pyarrow()
+            result["per_sample"] = pa.table(
+                {
+                    "epsilon": pa.array(columns["epsilon"], type=pa.float64()),
+                    "id": pa.array(columns["id"], type=pa.string()),
+                    "label": pa.array(columns["label"], type=pa.uint32()),
+                    "clean_prediction": pa.array(columns["clean_prediction"], type=pa.uint32()),
+                    "robust": pa.array(columns["robust"], type=pa.bool_()),
+                    "broken_by": pa.array(columns["broken_by"], type=pa.string()),
+                    "adversarial_prediction": pa.array(columns["adversarial_prediction"], type=pa.uint32()),
+                    "perturbation_norm": pa.array(columns["perturbation_norm"], type=pa.float64()),
+                }
+            )
+        return result
 
     def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
         """Writes the run directory ``nsl train --out PATH`` writes (``model.safetensors``,
@@ -386,6 +516,8 @@ class _NSLBase(_Base):
         est.set_params(**{k: v for k, v in params.items() if k in valid})
         est._run = run
         est._restore(meta, python)
+        if python.get("token_vocab") is not None:
+            est._token_vocab = int(python["token_vocab"])
         est.history_ = json.loads(run.history_json())
         return est
 
@@ -397,13 +529,19 @@ class _NSLBase(_Base):
                 params[k] = v
             except TypeError:
                 pass
-        return {"params": params, "n_features_in": int(self.n_features_in_)}
+        meta = {"params": params, "n_features_in": int(self.n_features_in_)}
+        if getattr(self, "_token_vocab", None) is not None:
+            meta["token_vocab"] = int(self._token_vocab)
+        return meta
 
     # Pickling (scikit-learn's clone of a fitted estimator, joblib): the run directory's files.
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         run = state.pop("_run", None)
         if run is not None:
+            import shutil
+            import tempfile
+
             tmp = tempfile.mkdtemp(prefix="nsl_rs-")
             try:
                 out = os.path.join(tmp, "run")
@@ -424,6 +562,9 @@ class _NSLBase(_Base):
         self.__dict__.update(state)
         self._run = None
         if files is not None:
+            import shutil
+            import tempfile
+
             from . import _native
 
             tmp = tempfile.mkdtemp(prefix="nsl_rs-")
@@ -478,6 +619,15 @@ _PARAMS_DOC = """
         callback_batches: also call ``callback`` after every batch. Default False.
         verbose: the default display: True shows tqdm's bar when tqdm is installed, else a line per
             epoch; ``"lines"``: a line per epoch; False: nothing. Default True.
+        record_adversarial: with ``adv_reg``: a Parquet path where ``save`` writes the adversarial
+            neighbors the training generated, as a graph (``nsl train --record-adversarial``).
+            Default None.
+        record_every: record every N-th epoch's adversarial neighbors. Default 1.
+        checkpoint: a directory where ``fit`` saves the training state after every
+            ``checkpoint_every``-th epoch (``state.safetensors``, the file ``nsl train`` keeps in
+            ``OUT.partial/``), so that an interrupted ``fit`` continues with ``fit(…,
+            resume=checkpoint)``. Not with ``record_adversarial``. Default None (nothing written).
+        checkpoint_every: epochs between two saved states. Default 1.
 """
 
 
@@ -526,6 +676,10 @@ class NSLClassifier(_ClassifierMixin, _NSLBase):
         callback: Any = None,
         callback_batches: bool = False,
         verbose: Any = True,
+        record_adversarial: Optional[str] = None,
+        record_every: int = 1,
+        checkpoint: Optional[str] = None,
+        checkpoint_every: int = 1,
         task: Optional[str] = None,
         class_weight: Union[None, str, Dict[Any, float]] = None,
     ) -> None:
@@ -552,6 +706,10 @@ class NSLClassifier(_ClassifierMixin, _NSLBase):
         self.strict = strict
         self.callback = callback
         self.callback_batches = callback_batches
+        self.record_adversarial = record_adversarial
+        self.record_every = record_every
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
         self.verbose = verbose
         self.task = task
         self.class_weight = class_weight
@@ -566,6 +724,7 @@ class NSLClassifier(_ClassifierMixin, _NSLBase):
         sample_weight: Any = None,
         ids: Any = None,
         pool: Any = None,
+        resume: Any = None,
     ) -> "NSLClassifier":
         """Trains the model (what ``nsl train`` does), with the GIL released; Ctrl-C stops it
         between batches and raises KeyboardInterrupt (nothing is written, the estimator is unfitted).
@@ -589,12 +748,16 @@ class NSLClassifier(_ClassifierMixin, _NSLBase):
             ids: the rows' ids: a sequence, or the name of a column of X. Needed with a graph.
             pool: samples that serve only as neighbors (NSL's Cora tutorial: the test papers):
                 X-like, or ``(X, ids)``.
+            resume: continue an interrupted run from its saved state: the ``checkpoint``
+                directory of an earlier ``fit`` or the ``OUT.partial`` directory of ``nsl train
+                --out OUT`` (or its ``state.safetensors``). The settings and inputs must be the
+                run's; the weights are then those of the uninterrupted run, bit for bit.
 
         Raises:
             NslValueError: bad input (naming the argument and the row) or settings.
             KeyboardInterrupt: Ctrl-C.
         """
-        return self._fit(X, y, graph, unlabeled, validation, sample_weight, ids, pool)
+        return self._fit(X, y, graph, unlabeled, validation, sample_weight, ids, pool, resume)
 
     def _task_setting(self) -> str:
         if self._multilabel:
@@ -776,6 +939,10 @@ class NSLRegressor(_RegressorMixin, _NSLBase):
         callback: Any = None,
         callback_batches: bool = False,
         verbose: Any = True,
+        record_adversarial: Optional[str] = None,
+        record_every: int = 1,
+        checkpoint: Optional[str] = None,
+        checkpoint_every: int = 1,
         loss: str = "mse",
         delta: float = 1.0,
     ) -> None:
@@ -802,6 +969,10 @@ class NSLRegressor(_RegressorMixin, _NSLBase):
         self.strict = strict
         self.callback = callback
         self.callback_batches = callback_batches
+        self.record_adversarial = record_adversarial
+        self.record_every = record_every
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
         self.verbose = verbose
         self.loss = loss
         self.delta = delta
@@ -816,10 +987,11 @@ class NSLRegressor(_RegressorMixin, _NSLBase):
         sample_weight: Any = None,
         ids: Any = None,
         pool: Any = None,
+        resume: Any = None,
     ) -> "NSLRegressor":
         """Trains the model; the arguments are NSLClassifier.fit's, with real-valued targets ``y``
         (1-D, or 2-D with one column per target)."""
-        return self._fit(X, y, graph, unlabeled, validation, sample_weight, ids, pool)
+        return self._fit(X, y, graph, unlabeled, validation, sample_weight, ids, pool, resume)
 
     def _task_setting(self) -> str:
         if self.loss not in ("mse", "huber"):

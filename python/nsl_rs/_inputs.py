@@ -11,10 +11,25 @@ from __future__ import annotations
 import os
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
+import sys
+
 import numpy as np
-import pyarrow as pa
 
 from ._errors import NslTypeError, NslValueError
+
+
+def pyarrow() -> Any:
+    """pyarrow, imported on first use (it costs ~60 ms; training from numpy arrays never needs it)."""
+    import pyarrow
+
+    return pyarrow
+
+
+def arrow(x: Any, *names: str) -> bool:
+    """Whether ``x`` is one of pyarrow's ``names`` (default a Table or RecordBatch), without
+    importing pyarrow: an object of pyarrow can exist only once pyarrow is imported."""
+    pa = sys.modules.get("pyarrow")
+    return pa is not None and isinstance(x, tuple(getattr(pa, n) for n in (names or ("Table", "RecordBatch"))))
 
 
 def _is_pandas(x: Any) -> bool:
@@ -26,7 +41,7 @@ def _is_pandas_series(x: Any) -> bool:
 
 
 def _columns(x: Any) -> Optional[List[str]]:
-    if isinstance(x, (pa.Table, pa.RecordBatch)):
+    if arrow(x):
         return list(x.column_names)
     if _is_pandas(x):
         return [str(c) for c in x.columns]
@@ -34,20 +49,21 @@ def _columns(x: Any) -> Optional[List[str]]:
 
 
 def _column(x: Any, name: str) -> np.ndarray:
-    if isinstance(x, (pa.Table, pa.RecordBatch)):
+    if arrow(x):
         return np.asarray(x.column(name).to_pylist(), dtype=object)
     return x[name].to_numpy()
 
 
 def _drop(x: Any, name: str) -> Any:
-    if isinstance(x, (pa.Table, pa.RecordBatch)):
-        return x.drop_columns([name]) if isinstance(x, pa.Table) else pa.Table.from_batches([x]).drop_columns([name])
+    if arrow(x):
+        return x.drop_columns([name]) if arrow(x, "Table") else pyarrow().Table.from_batches([x]).drop_columns([name])
     return x.drop(columns=[name])
 
 
 def _table_to_numpy(table: Any, arg: str) -> np.ndarray:
     """A pyarrow table's columns as a float32 matrix: scalar numeric columns side by side, or one
     list column (``features``, as nsl's samples tables) as rows."""
+    pa = pyarrow()
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
     if table.num_columns == 1 and (
@@ -85,7 +101,7 @@ def features(x: Any, arg: str = "X") -> np.ndarray:
         raise NslTypeError(
             f"{arg}: a sparse matrix; sparse input is not supported (nsl trains on dense rows: pass X.toarray())"
         )
-    if isinstance(x, (pa.Table, pa.RecordBatch)):
+    if arrow(x):
         array = _table_to_numpy(x, arg)
     else:
         if _is_pandas(x):
@@ -141,7 +157,7 @@ class Frame(NamedTuple):
     ids: Optional[List[str]]
 
 
-def frame(x: Any, ids: Any, arg: str, id_column: str = "id") -> Frame:
+def frame(x: Any, ids: Any, arg: str, id_column: str = "id", tokens: bool = False) -> Frame:
     """Features and ids of a samples argument. ``ids`` is a sequence of ids, the name of a column
     of ``x`` (a DataFrame or a pyarrow table), or None: then the column ``id_column`` of a table if
     it has one."""
@@ -160,7 +176,7 @@ def frame(x: Any, ids: Any, arg: str, id_column: str = "id") -> Frame:
         x = _drop(x, id_column)
     elif ids is not None:
         id_list = _id_strings(ids, f"ids of {arg}" if arg != "X" else "ids")
-    array = features(x, arg)
+    array = token_rows(x, arg) if tokens else features(x, arg)
     if id_list is not None and len(id_list) != array.shape[0]:
         name = f"ids of {arg}" if arg != "X" else "ids"
         raise NslValueError(f"{name}: {len(id_list)} ids for the {array.shape[0]} rows of {arg}")
@@ -168,7 +184,7 @@ def frame(x: Any, ids: Any, arg: str, id_column: str = "id") -> Frame:
 
 
 def _id_strings(ids: Any, arg: str) -> List[str]:
-    if isinstance(ids, (pa.Array, pa.ChunkedArray)):
+    if arrow(ids, "Array", "ChunkedArray"):
         ids = ids.to_pylist()
     elif _is_pandas_series(ids) or hasattr(ids, "tolist"):
         ids = ids.tolist()
@@ -186,7 +202,7 @@ def default_ids(n: int, prefix: str = "") -> List[str]:
 
 def labels_1d(y: Any, arg: str = "y") -> np.ndarray:
     """``y`` as a 1-D numpy array; a column vector is raveled (with scikit-learn's warning)."""
-    if isinstance(y, (pa.Array, pa.ChunkedArray)):
+    if arrow(y, "Array", "ChunkedArray"):
         y = np.asarray(y.to_pylist(), dtype=object)
     elif _is_pandas_series(y) or _is_pandas(y):
         y = y.to_numpy()
@@ -234,8 +250,8 @@ def graph_edges(graph: Any) -> Tuple[Optional[str], Optional[Tuple[list, list, n
     if isinstance(graph, (str, os.PathLike)):
         return os.fspath(graph), None
     if _is_pandas(graph):
-        graph = pa.Table.from_pandas(graph, preserve_index=False)
-    if isinstance(graph, pa.Table):
+        graph = pyarrow().Table.from_pandas(graph, preserve_index=False)
+    if arrow(graph, "Table"):
         missing = [c for c in ("source", "target") if c not in graph.column_names]
         if missing:
             raise NslValueError(
@@ -269,3 +285,61 @@ def graph_edges(graph: Any) -> Tuple[Optional[str], Optional[Tuple[list, list, n
             "is not a finite number >= 0"
         )
     return None, (sources, targets, np.ascontiguousarray(weights))
+
+
+TOKEN_PAD = -1.0
+
+
+def token_rows(x: Any, arg: str = "X", width: Optional[int] = None) -> np.ndarray:
+    """Bag-of-words input (a ``bow`` model): one list of token ids (ints >= 0) per row, as a list
+    of lists, a numpy object array, a pandas Series or one-column DataFrame of lists, a pyarrow
+    list column (a one-column table, an Array or ChunkedArray), or a 2-D int array already padded
+    with -1. Returns the rows as float32, ``n × max_len``, padded with -1 (nsl's ``PAD``) to the
+    longest list, or to ``width`` (a fitted model's; a longer row is an error)."""
+    if arrow(x):
+        if x.num_columns != 1:
+            raise NslValueError(f"{arg}: token ids come in one list column; the table has {x.num_columns} columns")
+        x = x.column(0)
+    if arrow(x, "Array", "ChunkedArray"):
+        x = x.to_pylist()
+    elif _is_pandas(x):
+        if len(x.columns) != 1:
+            raise NslValueError(f"{arg}: token ids come in one list column; the DataFrame has {len(x.columns)}")
+        x = x.iloc[:, 0].tolist()
+    elif _is_pandas_series(x):
+        x = x.tolist()
+    if isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype.kind in "iuf":
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x) & (np.mod(x, 1) == 0)):
+            row = int(np.flatnonzero(~np.all(np.isfinite(x) & (np.mod(x, 1) == 0), axis=1))[0])
+            raise NslValueError(f"{arg}: row {row}: token ids must be whole numbers")
+        lists = [[int(v) for v in r if v != TOKEN_PAD] for r in x]
+    else:
+        try:
+            lists = [None if r is None else [v for v in r] for r in x]
+        except TypeError:
+            raise NslTypeError(f"{arg}: a bow model takes one list of token ids per row, got {type(x).__name__}") from None
+    longest = 0
+    for row, ids in enumerate(lists):
+        if ids is None:
+            raise NslValueError(f"{arg}: row {row}: the token list is null")
+        for v in ids:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise NslValueError(f"{arg}: row {row}: token id {v!r} is not an integer >= 0")
+        longest = max(longest, len(ids))
+    cols = max(longest, 1) if width is None else width
+    if width is not None and longest > width:
+        row = next(i for i, ids in enumerate(lists) if len(ids) > width)
+        raise NslValueError(f"{arg}: row {row} has {len(lists[row])} token ids, the model takes at most {width}")
+    out = np.full((len(lists), cols), TOKEN_PAD, dtype=np.float32)
+    for row, ids in enumerate(lists):
+        out[row, : len(ids)] = ids
+    return out
+
+
+def token_layout(array: np.ndarray, name: str = "tokens") -> str:
+    """The JSON feature layout of padded token rows: one token group ``name``, ``max_len`` = the
+    width, ``vocab`` = the largest id + 1."""
+    import json
+
+    vocab = int(array.max()) + 1 if array.size else 1
+    return json.dumps([{"name": name, "kind": {"type": "tokens", "max_len": int(array.shape[1]), "vocab": max(vocab, 1)}}])

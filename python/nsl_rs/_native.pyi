@@ -45,13 +45,18 @@ def fit(
     graph_path: Optional[str],
     graph_edges: Optional[Tuple[List[str], List[str], npt.NDArray[np.float32]]],
     progress: Callable[[Dict[str, Any]], Any],
+    checkpoint: Optional[str] = None,
+    checkpoint_every: int = 1,
+    resume: Optional[str] = None,
 ) -> Run: ...
 
 class Run:
     """A fitted (or loaded) run: the model, its metadata and history."""
 
     def predict(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
-    def evaluate(self, input: Dict[str, Any], settings: Dict[str, str], source: Optional[Run] = None) -> str: ...
+    def evaluate(
+        self, input: Dict[str, Any], settings: Dict[str, str], source: Optional[Run] = None, per_sample: bool = False
+    ) -> Tuple[str, Optional[Dict[str, Any]]]: ...
     def save(self, path: str, python_meta: str) -> None: ...
     @staticmethod
     def load(path: str) -> Run: ...

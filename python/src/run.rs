@@ -14,13 +14,14 @@ use crate::{raise, Class};
 use ndarray::Array2;
 use nsl::data::{Dataset, FeatureBuffer, Targets};
 use nsl::eval::{evaluate_task, predict_task, robustness_sweep_task, Attack, AttackConfig, Metric, Metrics};
+use nsl::eval::{sweep_attacks, AttackError, AttackMethod, AttackSweep, EvalAttack, EvalAttackConfig};
 use nsl::graph::{EdgeKind, NeighborGraph};
 use nsl::loss::{ClassWeights, Task};
 use nsl::model::Model;
 use nsl::regularize::{AdvRegConfig, GraphRegConfig, NormType, VatConfig};
 use nsl::run::{FitHooks, FittedRun, GraphInput, RunError, RunSpec};
 use nsl::train::{load_checkpoint, BatchProgress, CheckpointMeta, EpochRecord, History, LrSchedule};
-use nsl::train::{MultiplierSchedule, OptimizerConfig, TrainError};
+use nsl::train::{MultiplierSchedule, OptimizerConfig, TrainError, TrainState};
 use nsl::ModelSpec;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -102,6 +103,16 @@ fn dataset(py: Python<'_>, input: &Bound<'_, PyDict>) -> PyResult<Dataset> {
     } else {
         data
     };
+    // Bag-of-words rows: token ids padded with -1, in the layout the Python layer describes.
+    let data = match item(input, "layout")? {
+        Some(l) => {
+            let text: String = l.extract()?;
+            let layout: nsl::data::FeatureLayout = serde_json::from_str(&text)
+                .map_err(|e| raise(py, Class::Value, format!("{arg}: feature layout: {e}")))?;
+            data.with_layout(layout).map_err(value)?
+        }
+        None => data,
+    };
     match item(input, "weights")? {
         Some(w) => {
             let w = w.cast_into::<PyArray1<f32>>()?.readonly().as_array().to_vec();
@@ -170,6 +181,8 @@ fn spec_of(py: Python<'_>, settings: &Bound<'_, PyDict>) -> PyResult<RunSpec> {
             "strict" => spec.strict = boolean(&text).map_err(|e| bad(&e))?,
             "task" => spec.task = Task::from_str(&text).map_err(|e| bad(&e))?,
             "class_weights" => spec.class_weights = Some(ClassWeights::Balanced),
+            "record_adversarial" => spec.record_adversarial = Some(PathBuf::from(text)),
+            "record_every" => spec.record_every = num(&text).map_err(|e| bad(&e))?,
             other => return Err(raise(py, Class::Value, format!("unknown setting `{other}`"))),
         }
     }
@@ -289,8 +302,8 @@ impl PyRun {
 /// optionally `validation`, `unlabeled`, `pool`: dicts of `x`, `ids`, targets, `weights`), the
 /// graph as a path or `(sources, targets, weights)`, `progress` (called with event dicts).
 #[pyfunction]
-#[pyo3(signature = (settings, inputs, graph_path, graph_edges, progress))]
-#[allow(clippy::type_complexity)]
+#[pyo3(signature = (settings, inputs, graph_path, graph_edges, progress, checkpoint=None, checkpoint_every=1, resume=None))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 pub(crate) fn fit(
     py: Python<'_>,
     settings: Bound<'_, PyDict>,
@@ -298,6 +311,9 @@ pub(crate) fn fit(
     graph_path: Option<PathBuf>,
     graph_edges: Option<(Vec<String>, Vec<String>, Vec<f32>)>,
     progress: Bound<'_, PyAny>,
+    checkpoint: Option<PathBuf>,
+    checkpoint_every: usize,
+    resume: Option<PathBuf>,
 ) -> PyResult<PyRun> {
     let mut spec = spec_of(py, &settings)?;
     let input = |name: &str| -> PyResult<Option<Dataset>> {
@@ -318,26 +334,54 @@ pub(crate) fn fit(
         }
         (None, None) => None,
     };
+    // The state to continue from: a run's `OUT.partial/` directory (the CLI's or `checkpoint`'s)
+    // or its state file, read before the inputs are opened.
+    let state = match resume {
+        Some(path) => {
+            let file = if path.is_dir() { path.join(TrainState::FILE_NAME) } else { path };
+            Some(py.detach(|| TrainState::load(&file)).map_err(|e| raise(py, Class::File, format!("resume: {e}")))?)
+        }
+        None => None,
+    };
+    if checkpoint_every == 0 {
+        return Err(raise(py, Class::Value, "checkpoint_every: 0; give a number of epochs >= 1".into()));
+    }
+    let state_file = match checkpoint {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| raise(py, Class::File, format!("checkpoint: {}: {e}", dir.display())))?;
+            Some(dir.join(TrainState::FILE_NAME))
+        }
+        None => None,
+    };
     let open = py.detach(|| spec.check().and_then(|c| c.open())).map_err(|e| run_err(py, e))?;
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel::<Event>();
     let rx = Mutex::new(rx);
     let epochs = open.checked().spec().train.epochs;
+    let batches: bool = progress.getattr("batches").and_then(|b| b.extract()).unwrap_or(true);
     let result = std::thread::scope(|scope| {
         let flag = stop.clone();
         let (batch_tx, epoch_tx) = (tx.clone(), tx);
         let worker = scope.spawn(move || {
-            let hooks = FitHooks::default()
-                .on_progress(move |p| {
-                    let _ = batch_tx.send(Event::Batch(p));
-                })
-                .on_epoch_state(1, move |state| {
-                    if let Some(last) = state.history().epochs.last() {
-                        let _ = epoch_tx.send(Event::Epoch(Box::new(last.clone()), epochs));
-                    }
-                    Ok(())
+            let mut hooks = FitHooks::default()
+                .on_epoch(move |record| {
+                    let _ = epoch_tx.send(Event::Epoch(Box::new(record.clone()), epochs));
                 })
                 .stop_when(flag);
+            // Batch events cross to Python only when someone shows them (a bar, a callback that
+            // asked): otherwise the waiting thread would take the GIL once per batch for nothing.
+            if batches {
+                hooks = hooks.on_progress(move |p| {
+                    let _ = batch_tx.send(Event::Batch(p));
+                });
+            }
+            if let Some(path) = state_file {
+                hooks = hooks.on_epoch_state(checkpoint_every, move |state| state.save(&path));
+            }
+            if let Some(state) = state {
+                hooks = hooks.resume_from(state);
+            }
             open.fit(hooks)
         });
         let mut raised: Option<PyErr> = None;
@@ -414,16 +458,19 @@ impl PyRun {
     }
 
     /// `nsl evaluate`'s result as JSON: loss and metrics of `input` (a dict as `fit`'s inputs),
-    /// and with `settings["attack"]` (fgsm | pgd) the metrics under the attack for each epsilon.
-    /// `source`: craft the perturbations on this other run's model (a transfer attack).
-    #[pyo3(signature = (input, settings, source=None))]
-    fn evaluate(
+    /// and with `settings["attack"]` (any `nsl evaluate --attack`: fgsm, pgd, apgd-ce, apgd-dlr,
+    /// apgd-t, fab-t, square, autoattack) the metrics under the attack for each epsilon.
+    /// `source`: craft the FGSM/PGD perturbations on this other run's model (a transfer attack).
+    /// With `per_sample` and an evaluation attack, also the `--per-sample` table's columns.
+    #[pyo3(signature = (input, settings, source=None, per_sample=false))]
+    fn evaluate<'py>(
         &self,
-        py: Python<'_>,
-        input: Bound<'_, PyDict>,
-        settings: Bound<'_, PyDict>,
-        source: Option<Bound<'_, PyRun>>,
-    ) -> PyResult<String> {
+        py: Python<'py>,
+        input: Bound<'py, PyDict>,
+        settings: Bound<'py, PyDict>,
+        source: Option<Bound<'py, PyRun>>,
+        per_sample: bool,
+    ) -> PyResult<(String, Option<Bound<'py, PyDict>>)> {
         let data = dataset(py, &input)?;
         self.check_width(py, &data)?;
         let task = self.meta().task;
@@ -449,81 +496,34 @@ impl PyRun {
                 out[k] = v.clone();
             }
         }
-        let text = |k: &str| -> PyResult<Option<String>> { settings.get_item(k)?.map(|v| v.extract()).transpose() };
-        if let Some(attack) = text("attack")? {
-            let bad = |m: String| raise(py, Class::Value, m);
-            let num = |k: &str, default: f64| -> PyResult<f64> {
-                text(k)?.map_or(Ok(default), |t| t.parse().map_err(|_| bad(format!("{k}: `{t}` is not a number"))))
-            };
-            let epsilons: Vec<f64> = text("epsilon")?
-                .unwrap_or_default()
-                .split(',')
-                .map(|e| e.trim().parse::<f64>().map_err(|_| bad(format!("epsilon: `{e}` is not a number"))))
-                .collect::<PyResult<_>>()?;
-            if let Some(e) = epsilons.iter().find(|e| !(e.is_finite() && **e >= 0.0)) {
-                return Err(bad(format!("epsilon: {e} must be a finite number >= 0")));
+        let mut table = None;
+        if let Some(settings) = AttackSettings::read(py, &settings)? {
+            let attacks = settings.method.sequence(settings.norm);
+            if attacks.is_empty() {
+                self.gradient_attack(py, &data, &settings, source.as_ref(), &mut out)?;
+            } else {
+                let sweep = self.evaluation_attack(py, &data, &settings, &attacks, source.is_some())?;
+                if per_sample {
+                    table = Some(per_sample_columns(py, &data, &sweep)?);
+                }
+                out["epsilon"] = sweep.reports.iter().map(|r| r.epsilon).collect::<Vec<_>>().into();
+                out["robust_accuracy"] = sweep.reports.iter().map(|r| r.robust_accuracy).collect::<Vec<_>>().into();
+                let mut attack = serde_json::to_value(&sweep.config).map_err(|e| json_err(py, e))?;
+                attack["method"] = settings.method.name().into();
+                attack["attacks"] = serde_json::to_value(&sweep.attacks).map_err(|e| json_err(py, e))?;
+                out["evaluation_attack"] = attack;
+                out["results"] = serde_json::to_value(&sweep.reports).map_err(|e| json_err(py, e))?;
+                let mut warnings = Vec::new();
+                for w in &sweep.warnings {
+                    let mut v = serde_json::to_value(w).map_err(|e| json_err(py, e))?;
+                    v["message"] = w.to_string().into();
+                    warnings.push(v);
+                }
+                out["masking_check"] = serde_json::json!({ "passed": warnings.is_empty(), "warnings": warnings });
             }
-            let norm = match text("norm")?.as_deref().unwrap_or("inf") {
-                "inf" | "linf" => NormType::Infinity,
-                "l2" => NormType::L2,
-                "l1" => NormType::L1,
-                n => return Err(bad(format!("norm: `{n}`: expected inf, l2 or l1"))),
-            };
-            let steps = num("steps", 10.0)? as usize;
-            let step_size = num("step_size", 0.01)?;
-            let random_start = text("random_start")?.as_deref() == Some("true");
-            let attack = match attack.as_str() {
-                "fgsm" => Attack::Fgsm,
-                "pgd" => {
-                    if steps == 0 || !(step_size.is_finite() && step_size > 0.0) {
-                        return Err(bad("steps, step_size: PGD needs at least 1 step of a size > 0".into()));
-                    }
-                    Attack::Pgd { steps, step_size, random_init: random_start }
-                }
-                other => {
-                    return Err(bad(format!(
-                        "attack: `{other}`: from Python, evaluate runs fgsm and pgd (`nsl evaluate` runs the others)"
-                    )))
-                }
-            };
-            let clip = match text("clip")? {
-                Some(c) => {
-                    let (lo, hi) = c.split_once(':').ok_or_else(|| bad(format!("clip: `{c}`: expected MIN:MAX")))?;
-                    let parse =
-                        |v: &str| v.trim().parse::<f32>().map_err(|_| bad(format!("clip: `{c}`: expected MIN:MAX")));
-                    Some((parse(lo)?, parse(hi)?))
-                }
-                None => None,
-            };
-            let seed = num("seed", 0.0)? as u64;
-            let config = AttackConfig { attack, norm, epsilon: epsilons[0], clip, seed };
-            let source_run = source.as_ref().map(|s| s.get());
-            if let Some(src) = source_run {
-                src.check_width(py, &data)?;
-                if src.meta().classes != self.meta().classes || src.meta().task != task {
-                    return Err(bad(format!(
-                        "attack_from: the source model predicts {} outputs for {}, this one {} for {task}",
-                        src.meta().classes,
-                        src.meta().task,
-                        self.meta().classes
-                    )));
-                }
-            }
-            let source_model = source_run.map_or(model, |s| s.model());
-            let sweep = py
-                .detach(|| robustness_sweep_task(model, source_model, &data, task, &config, &epsilons, 256))
-                .map_err(|e| raise(py, Class::Other, e.to_string()))?;
-            let robust = |m: &Metrics| match task {
-                Task::Multilabel => m.subset_accuracy,
-                _ => m.accuracy,
-            };
-            out["attack"] = serde_json::to_value(config).map_err(|e| json_err(py, e))?;
-            out["epsilon"] = sweep.iter().map(|p| p.0).collect::<Vec<_>>().into();
-            out["robust_accuracy"] = sweep.iter().filter_map(|p| robust(&p.1)).collect::<Vec<_>>().into();
-            out["robust_metrics"] =
-                serde_json::to_value(sweep.iter().map(|p| &p.1).collect::<Vec<_>>()).map_err(|e| json_err(py, e))?;
         }
-        serde_json::to_string(&out).map_err(|e| json_err(py, e))
+        let text = serde_json::to_string(&out).map_err(|e| json_err(py, e))?;
+        Ok((text, table))
     }
 
     /// Writes the run directory (as `nsl train --out`), then `nsl_rs.json` (the estimator's
@@ -605,6 +605,209 @@ impl PyRun {
         }
         Ok(())
     }
+}
+
+/// `evaluate`'s attack settings, parsed and checked as `nsl evaluate`'s flags (the same names
+/// without `--`, and the same defaults: PGD 40 steps of 0.01, APGD/FAB 100 iterations, Square
+/// 5,000 queries, 9 target classes, batches of 500).
+struct AttackSettings {
+    method: AttackMethod,
+    epsilons: Vec<f64>,
+    norm: NormType,
+    steps: usize,
+    step_size: f64,
+    random_start: bool,
+    clip: Option<(f32, f32)>,
+    seed: u64,
+    iterations: usize,
+    restarts: usize,
+    queries: usize,
+    target_classes: usize,
+    batch_size: usize,
+}
+
+impl AttackSettings {
+    /// `None` without `settings["attack"]`.
+    fn read(py: Python<'_>, settings: &Bound<'_, PyDict>) -> PyResult<Option<AttackSettings>> {
+        let text = |k: &str| -> PyResult<Option<String>> { settings.get_item(k)?.map(|v| v.extract()).transpose() };
+        let Some(attack) = text("attack")? else { return Ok(None) };
+        let bad = |m: String| raise(py, Class::Value, m);
+        let method = AttackMethod::from_str(&attack).map_err(|e| bad(format!("attack: {e}")))?;
+        fn parse<T: FromStr>(key: &str, text: Option<String>, default: T, what: &str) -> Result<T, String> {
+            match text {
+                None => Ok(default),
+                Some(t) => t.trim().parse().map_err(|_| format!("{key}: `{t}` is not {what}")),
+            }
+        }
+        let count = |k: &str, default: usize| parse(k, text(k)?, default, "a whole number >= 0").map_err(bad);
+        let epsilons: Vec<f64> = text("epsilon")?
+            .unwrap_or_default()
+            .split(',')
+            .map(|e| e.trim().parse::<f64>().map_err(|_| bad(format!("epsilon: `{e}` is not a number"))))
+            .collect::<PyResult<_>>()?;
+        if let Some(e) = epsilons.iter().find(|e| !(e.is_finite() && **e >= 0.0)) {
+            return Err(bad(format!("epsilon: {e} must be a finite number >= 0")));
+        }
+        let norm = match text("norm")?.as_deref().unwrap_or("inf") {
+            "inf" | "linf" | "infinity" => NormType::Infinity,
+            "l2" => NormType::L2,
+            "l1" => NormType::L1,
+            n => return Err(bad(format!("norm: `{n}`: expected inf, l2 or l1"))),
+        };
+        let clip = match text("clip")? {
+            Some(c) => {
+                let parsed = c
+                    .split_once(':')
+                    .and_then(|(lo, hi)| Some((lo.trim().parse::<f32>().ok()?, hi.trim().parse::<f32>().ok()?)));
+                match parsed {
+                    Some((lo, hi)) if lo <= hi => Some((lo, hi)),
+                    _ => return Err(bad(format!("clip: `{c}` is not MIN:MAX with MIN <= MAX"))),
+                }
+            }
+            None => None,
+        };
+        Ok(Some(AttackSettings {
+            method,
+            epsilons,
+            norm,
+            steps: count("steps", 40)?,
+            step_size: parse("step_size", text("step_size")?, 0.01, "a number").map_err(bad)?,
+            random_start: parse("random_start", text("random_start")?, false, "true or false").map_err(bad)?,
+            clip,
+            seed: parse("seed", text("seed")?, 0u64, "a whole number >= 0").map_err(bad)?,
+            iterations: count("iterations", 100)?,
+            restarts: count("restarts", 1)?,
+            queries: count("queries", 5000)?,
+            target_classes: count("target_classes", 9)?,
+            batch_size: count("attack_batch_size", 500)?,
+        }))
+    }
+}
+
+impl PyRun {
+    /// FGSM or PGD at each ε (`nsl evaluate --attack fgsm|pgd`): `attack`, `epsilon`,
+    /// `robust_accuracy` and `robust_metrics` into `out`.
+    fn gradient_attack(
+        &self,
+        py: Python<'_>,
+        data: &Dataset,
+        s: &AttackSettings,
+        source: Option<&Bound<'_, PyRun>>,
+        out: &mut serde_json::Value,
+    ) -> PyResult<()> {
+        let bad = |m: String| raise(py, Class::Value, m);
+        let (task, model) = (self.meta().task, self.model());
+        let attack = match s.method {
+            AttackMethod::Pgd => {
+                if s.steps == 0 || !(s.step_size.is_finite() && s.step_size > 0.0) {
+                    return Err(bad("steps, step_size: PGD needs at least 1 step of a size > 0".into()));
+                }
+                Attack::Pgd { steps: s.steps, step_size: s.step_size, random_init: s.random_start }
+            }
+            _ => Attack::Fgsm,
+        };
+        let config = AttackConfig { attack, norm: s.norm, epsilon: s.epsilons[0], clip: s.clip, seed: s.seed };
+        let source_run = source.map(|s| s.get());
+        if let Some(src) = source_run {
+            src.check_width(py, data)?;
+            if src.meta().classes != self.meta().classes || src.meta().task != task {
+                return Err(bad(format!(
+                    "attack_from: the source model predicts {} outputs for {}, this one {} for {task}",
+                    src.meta().classes,
+                    src.meta().task,
+                    self.meta().classes
+                )));
+            }
+        }
+        let source_model = source_run.map_or(model, |s| s.model());
+        let sweep = py
+            .detach(|| robustness_sweep_task(model, source_model, data, task, &config, &s.epsilons, 256))
+            .map_err(|e| raise(py, Class::Other, e.to_string()))?;
+        let robust = |m: &Metrics| match task {
+            Task::Multilabel => m.subset_accuracy,
+            _ => m.accuracy,
+        };
+        out["attack"] = serde_json::to_value(config).map_err(|e| json_err(py, e))?;
+        out["epsilon"] = sweep.iter().map(|p| p.0).collect::<Vec<_>>().into();
+        out["robust_accuracy"] = sweep.iter().filter_map(|p| robust(&p.1)).collect::<Vec<_>>().into();
+        out["robust_metrics"] =
+            serde_json::to_value(sweep.iter().map(|p| &p.1).collect::<Vec<_>>()).map_err(|e| json_err(py, e))?;
+        Ok(())
+    }
+
+    /// APGD, FAB-T, Square or AutoAttack at each ε with the masking check
+    /// (`nsl evaluate --attack apgd-ce|…|autoattack`), through [`sweep_attacks`].
+    fn evaluation_attack(
+        &self,
+        py: Python<'_>,
+        data: &Dataset,
+        s: &AttackSettings,
+        attacks: &[EvalAttack],
+        transfer: bool,
+    ) -> PyResult<AttackSweep> {
+        let name = s.method.name();
+        if transfer {
+            return Err(raise(
+                py,
+                Class::Value,
+                format!("attack_from: {name} is white-box (it attacks this model itself); attack_from works with fgsm and pgd"),
+            ));
+        }
+        let config = EvalAttackConfig {
+            norm: s.norm,
+            epsilon: s.epsilons[0],
+            clip: s.clip,
+            iterations: s.iterations,
+            restarts: s.restarts,
+            target_classes: s.target_classes,
+            queries: s.queries,
+            seed: s.seed,
+            batch_size: s.batch_size,
+            ..EvalAttackConfig::default()
+        };
+        let (task, model) = (self.meta().task, self.model());
+        py.detach(|| sweep_attacks(model, data, task, attacks, &config, &s.epsilons, None)).map_err(|e| {
+            let class = if matches!(e, AttackError::Candle(_)) { Class::Other } else { Class::Value };
+            raise(py, class, format!("attack {name}: {e}"))
+        })
+    }
+}
+
+/// `nsl evaluate --per-sample`'s columns, one row per sample and ε: `epsilon`, `id`, `label`,
+/// `clean_prediction`, `robust`, `broken_by`, `adversarial_prediction`, `perturbation_norm`
+/// (None where the CLI's table has a null).
+fn per_sample_columns<'py>(py: Python<'py>, data: &Dataset, sweep: &AttackSweep) -> PyResult<Bound<'py, PyDict>> {
+    let labels = data.labels().unwrap_or_default();
+    let mut eps = Vec::new();
+    let mut ids = Vec::new();
+    let mut label = Vec::new();
+    let mut clean = Vec::new();
+    let mut robust = Vec::new();
+    let mut broken_by = Vec::new();
+    let mut adversarial = Vec::new();
+    let mut norm = Vec::new();
+    for report in &sweep.reports {
+        for ((o, id), &l) in report.outcomes.iter().zip(data.ids()).zip(labels) {
+            eps.push(report.epsilon);
+            ids.push(id.to_string());
+            label.push(l);
+            clean.push(o.clean_prediction);
+            robust.push(o.clean_prediction == l && o.broken_by.is_none());
+            broken_by.push(o.broken_by.map(|a| a.name()));
+            adversarial.push(o.adversarial_prediction);
+            norm.push(o.perturbation_norm);
+        }
+    }
+    let d = PyDict::new(py);
+    d.set_item("epsilon", eps.into_pyarray(py))?;
+    d.set_item("id", ids)?;
+    d.set_item("label", label.into_pyarray(py))?;
+    d.set_item("clean_prediction", clean.into_pyarray(py))?;
+    d.set_item("robust", robust)?;
+    d.set_item("broken_by", broken_by)?;
+    d.set_item("adversarial_prediction", adversarial)?;
+    d.set_item("perturbation_norm", norm)?;
+    Ok(d)
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename.

@@ -369,3 +369,163 @@ def test_examples_run(script, args):
     assert "accuracy" in out or "robust" in out
     lines = (ROOT / "python/examples" / script).read_text().splitlines()
     assert len(lines) <= 20
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate: every attack of `nsl evaluate --attack`, the CLI's figures on the same weights
+
+ATTACKS = ["fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "autoattack"]
+
+
+@pytest.fixture(scope="module")
+def attacked_run(tmp_path_factory):
+    """A 5-class model on features in [0, 1] (APGD-T needs 4 classes), saved, and its samples as
+    the Parquet file the CLI reads."""
+    d = tmp_path_factory.mktemp("attacks")
+    x, y = blobs(n=60, seed=4, classes=5, d=6)
+    x = ((x - x.min()) / (x.max() - x.min())).astype(np.float32)
+    ids = [f"s{i}" for i in range(len(x))]
+    est = NSLClassifier(model="mlp:16", epochs=30, learning_rate=0.01, threads=1, verbose=False).fit(x, y)
+    est.save(d / "run")
+    pq.write_table(pa.table({"id": ids, "features": pa.array(list(x), type=pa.list_(pa.float32())),
+                             "label": pa.array(y, type=pa.int64())}), d / "s.parquet")
+    return est, x, y, ids, d
+
+
+def _drop_seconds(results):
+    return [{**r, "stages": [{k: v for k, v in s.items() if k != "seconds"} for s in r["stages"]]} for r in results]
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_evaluate_every_attack_as_the_cli(attacked_run, attack):
+    est, x, y, ids, d = attacked_run
+    settings = dict(iterations=5, restarts=1, target_classes=3, queries=40, attack_batch_size=16, seed=3)
+    py = est.evaluate(x, y, ids=ids, attack=attack, epsilon=[0.05, 0.2], norm="inf", clip=(0, 1), steps=4, step_size=0.05,
+                      per_sample=attack not in ("fgsm", "pgd"), **{k: v for k, v in settings.items()})
+    flags = ["--iterations=5", "--restarts=1", "--target-classes=3", "--queries=40", "--attack-batch-size=16",
+             "--seed=3", "--pgd-steps=4", "--pgd-step-size=0.05"]
+    per_sample = d / f"{attack}.parquet"
+    if attack not in ("fgsm", "pgd"):
+        flags.append(f"--per-sample={per_sample}")
+    out = subprocess.run([nsl_bin(), "evaluate", "--run", d / "run", "--samples", d / "s.parquet", "--json",
+                          f"--attack={attack}", "--epsilon=0.05,0.2", "--norm=inf", "--clip=0:1", *flags],
+                         check=True, capture_output=True, text=True)
+    cli = json.loads(out.stdout)
+    for key in ("task", "accuracy", "loss", "samples", "epsilon", "robust_accuracy"):
+        assert py[key] == cli[key], key
+    if attack in ("fgsm", "pgd"):
+        assert py["robust_metrics"] == cli["robust_metrics"] and py["attack"] == cli["attack"]
+    else:
+        assert _drop_seconds(py["results"]) == _drop_seconds(cli["results"])
+        assert py["evaluation_attack"] == cli["evaluation_attack"]
+        assert py["masking_check"] == cli["masking_check"]
+        table = py["per_sample"]
+        assert table.num_rows == 2 * len(x) and table.column("id").to_pylist()[:2] == ["s0", "s1"]
+        assert table.equals(pq.read_table(per_sample).select(table.column_names).cast(table.schema))
+    if attack == "autoattack":
+        stages = [s["attack"] for s in py["results"][0]["stages"]]
+        assert stages == ["apgd-ce", "apgd-t", "fab-t", "square"]
+        assert py["robust_accuracy"][1] <= py["robust_accuracy"][0] <= py["accuracy"]
+
+
+def test_evaluate_attack_errors(attacked_run):
+    est, x, y, ids, d = attacked_run
+    with pytest.raises(NslValueError, match="attack: invalid attack `apgd`"):
+        est.evaluate(x, y, attack="apgd", epsilon=0.1)
+    with pytest.raises(NslValueError, match="epsilon 0 must be"):
+        est.evaluate(x, y, attack="apgd-ce", epsilon=[0.1, 0.0])
+    with pytest.raises(NslValueError, match="attack_from: square is white-box"):
+        est.evaluate(x, y, attack="square", epsilon=0.1, attack_from=est)
+    with pytest.raises(NslValueError, match="queri"):
+        est.evaluate(x, y, attack="square", epsilon=0.1, querys=3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints and resume, the adversarial record
+
+
+def _state_epoch(path):
+    """The completed epochs a saved training state holds (its safetensors metadata)."""
+    data = Path(path).read_bytes()
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    return json.loads(header["__metadata__"]["nsl.train_state"])["epoch"]
+
+
+def test_resume_gives_the_uninterrupted_weights(tmp_path):
+    x, y = blobs(n=3000, seed=5, d=16)
+    settings = dict(model="mlp:32", epochs=8, batch_size=16, seed=2, threads=1, verbose=False)
+    whole = NSLClassifier(**settings).fit(x, y)
+    whole.save(tmp_path / "whole")
+
+    def stop_at_2(event):
+        if event["event"] == "epoch" and event["epoch"] == 2:
+            raise RuntimeError("stop")
+
+    est = NSLClassifier(**settings, checkpoint=tmp_path / "state", callback=stop_at_2)
+    with pytest.raises(RuntimeError, match="stop"):
+        est.fit(x, y)
+    # The trainer stops within a batch or so of the callback's error: an interrupted run.
+    assert 2 <= _state_epoch(tmp_path / "state" / "state.safetensors") < 8
+    est.set_params(callback=None).fit(x, y, resume=tmp_path / "state")
+    assert [h["epoch"] for h in est.history_] == list(range(1, 9))
+    est.save(tmp_path / "resumed")
+    assert safetensors(tmp_path / "resumed") == safetensors(tmp_path / "whole")
+    with pytest.raises(nsl_rs.NslError, match="resume"):
+        NSLClassifier(**settings).fit(x, y, resume=tmp_path / "nothing")
+    with pytest.raises(nsl_rs.NslError, match="epochs = 8, this run has 9"):
+        NSLClassifier(**{**settings, "epochs": 9}).fit(x, y, resume=tmp_path / "state")
+
+
+def test_record_adversarial_as_the_cli(tmp_path):
+    x, y = blobs(n=90, seed=6)
+    ids = [f"s{i}" for i in range(len(x))]
+    pq.write_table(pa.table({"id": ids, "features": pa.array(list(x), type=pa.list_(pa.float32())),
+                             "label": pa.array(y, type=pa.int64())}), tmp_path / "s.parquet")
+    adv = "multiplier=0.2,step-size=0.05,norm=inf"
+    nsl("train", "--samples", tmp_path / "s.parquet", "--model", "mlp:8", "--epochs", "2", "--threads", "1",
+        "--adv-reg", adv, "--record-adversarial", tmp_path / "cli.parquet", "--out", tmp_path / "cli")
+    est = NSLClassifier(model="mlp:8", epochs=2, threads=1, verbose=False, adv_reg=adv,
+                        record_adversarial=str(tmp_path / "py.parquet")).fit(x, y, ids=ids)
+    est.save(tmp_path / "py")
+    assert safetensors(tmp_path / "py") == safetensors(tmp_path / "cli")
+    cli, py = pq.read_table(tmp_path / "cli.parquet"), pq.read_table(tmp_path / "py.parquet")
+    assert py.num_rows > 0 and py.equals(cli)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bag-of-words input: token-id lists
+
+
+def test_bow_token_lists_same_weights_as_cli(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 120)
+    toks = [list(map(int, rng.choice(np.arange(10 * c, 10 * c + 10), size=rng.integers(1, 6), replace=False)))
+            for c in y]
+    ids = [f"d{i}" for i in range(len(y))]
+    table = pa.table({"id": ids, "words": pa.array(toks, type=pa.list_(pa.int64())), "label": pa.array(y)})
+    pq.write_table(table, tmp_path / "s.parquet")
+    nsl("train", "--samples", tmp_path / "s.parquet", "--model", "bow:8", "--epochs", "3", "--threads", "1",
+        "--out", tmp_path / "cli")
+    est = NSLClassifier(model="bow:8", epochs=3, threads=1, verbose=False).fit(toks, y, ids=ids)
+    est.save(tmp_path / "py")
+    assert safetensors(tmp_path / "py") == safetensors(tmp_path / "cli")
+    # The same from a pyarrow list column (ids from the `id` column) and from padded int rows.
+    from_table = NSLClassifier(model="bow:8", epochs=3, threads=1, verbose=False).fit(table.select(["id", "words"]), y)
+    from_table.save(tmp_path / "table")
+    assert safetensors(tmp_path / "table") == safetensors(tmp_path / "cli")
+    assert est.n_features_in_ == 5 and est._token_vocab == 30
+    padded = np.full((len(toks), 5), -1, dtype=np.int64)
+    for i, t in enumerate(toks):
+        padded[i, : len(t)] = t
+    np.testing.assert_array_equal(est.predict_proba(padded), est.predict_proba(toks))
+    # Shorter lists are padded to the model's width; the CLI reads the Python run.
+    assert est.predict([[1, 2], [25]]).shape == (2,)
+    out = subprocess.run([nsl_bin(), "evaluate", "--run", tmp_path / "py", "--samples", tmp_path / "s.parquet", "--json"],
+                         check=True, capture_output=True, text=True)
+    assert json.loads(out.stdout)["accuracy"] == pytest.approx(est.score(toks, y))
+    with pytest.raises(NslValueError, match="row 1: token id -3 is not an integer >= 0"):
+        NSLClassifier(model="bow:8", epochs=1, verbose=False).fit([[1], [-3]], [0, 1])
+    with pytest.raises(NslValueError, match="row 0 has 6 token ids, the model takes at most 5"):
+        est.predict([[1, 2, 3, 4, 5, 6]])
+    with pytest.raises(NslValueError, match="token id 30 is not below the vocabulary"):
+        est.predict([[30]])

@@ -440,11 +440,11 @@ fn pack(reader: Input, out: Output, a: &PackArgs) -> Result<()> {
     if a.label {
         fields.push(Field::new("label", DataType::Int64, false));
     }
-    fields.push(Field::new("NL_num_nbrs", DataType::Int64, false));
+    fields.push(Field::new(nsl::graph::packed::NUM_NEIGHBORS, DataType::Int64, false));
     for j in 0..k {
-        fields.push(Field::new(format!("NL_nbr_{j}_id"), DataType::Utf8, false));
-        fields.push(Field::new(format!("NL_nbr_{j}_features"), list_type(DataType::Float32), false));
-        fields.push(Field::new(format!("NL_nbr_{j}_weight"), DataType::Float32, false));
+        fields.push(Field::new(nsl::graph::packed::neighbor_id(j), DataType::Utf8, false));
+        fields.push(Field::new(nsl::graph::packed::neighbor_features(j), list_type(DataType::Float32), false));
+        fields.push(Field::new(nsl::graph::packed::neighbor_weight(j), DataType::Float32, false));
     }
     let schema = Arc::new(Schema::new(fields));
     let mut writer = StreamWriter::try_new(out, &schema)?;

@@ -11,8 +11,9 @@ mod metrics;
 pub use attack::{
     accuracy_on, adversarial_examples, apgd_checkpoints, attack_layout, evaluate_attacks, masking_check, metrics_on,
     outputs_on, predicted_classes, robustness_sweep, robustness_sweep_task, run_attacks, square_p_schedule,
-    task_adversarial_inputs, Attack, AttackConfig, AttackError, AttackProgress, EvalAttack, EvalAttackConfig,
-    MaskingWarning, ProgressFn, RobustnessReport, SampleOutcome, StageResult,
+    sweep_attacks, task_adversarial_inputs, Attack, AttackConfig, AttackError, AttackMethod, AttackProgress,
+    AttackSweep, EvalAttack, EvalAttackConfig, MaskingWarning, ProgressFn, RobustnessReport, SampleOutcome,
+    StageResult,
 };
 pub(crate) use metrics::ClassTally;
 pub use metrics::{accuracy, macro_f1, roc_auc, task_metrics, weighted_task_metrics, Metric, Metrics, Truth};

@@ -15,6 +15,7 @@ mod core;
 mod export;
 pub(crate) mod hops;
 mod linqs;
+pub mod packed;
 mod parquet;
 #[cfg(feature = "linalg")]
 mod spectral;

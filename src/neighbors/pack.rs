@@ -3,6 +3,7 @@
 
 use super::NeighborTable;
 use crate::data::{DataError, Dataset, CLASS_NAMES_KEY, ITEM_SHAPE_KEY};
+use crate::graph::packed;
 use crate::io::write_parquet;
 use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -63,11 +64,11 @@ pub fn pack_neighbors(samples: &Dataset, table: &NeighborTable, path: &Path) -> 
     if samples.labels().is_some() {
         fields.push(Field::new("label", DataType::Int64, false));
     }
-    fields.push(Field::new("NL_num_nbrs", DataType::Int64, false));
+    fields.push(Field::new(packed::NUM_NEIGHBORS, DataType::Int64, false));
     for j in 0..k {
-        fields.push(Field::new(format!("NL_nbr_{j}_id"), DataType::Utf8, false));
-        fields.push(Field::new(format!("NL_nbr_{j}_features"), DataType::FixedSizeList(item.clone(), width), false));
-        fields.push(Field::new(format!("NL_nbr_{j}_weight"), DataType::Float32, false));
+        fields.push(Field::new(packed::neighbor_id(j), DataType::Utf8, false));
+        fields.push(Field::new(packed::neighbor_features(j), DataType::FixedSizeList(item.clone(), width), false));
+        fields.push(Field::new(packed::neighbor_weight(j), DataType::Float32, false));
     }
     // The samples table's metadata (docs/formats.md), so that a stream of the packed table knows
     // the item shape and the class names the labels index.

@@ -42,6 +42,7 @@ use crate::data::{
     cast_to, is_float_list, is_integer, list_spans, parse_class_names, parse_item_shape, reject_null_elements,
     reject_nulls, DataError, Dataset, CLASS_NAMES_KEY, ITEM_SHAPE_KEY,
 };
+use crate::graph::packed;
 use crate::io::Location;
 use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float32Type, Int64Type, Schema};
@@ -579,10 +580,10 @@ fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, Da
 /// features and weights.
 fn open_reader(path: &Path, k: usize) -> Result<ParquetRecordBatchReader, DataError> {
     let builder = open_builder(path)?;
-    let mut needed = vec!["id".to_owned(), "features".to_owned(), "label".to_owned(), "NL_num_nbrs".to_owned()];
+    let mut needed = vec!["id".to_owned(), "features".to_owned(), "label".to_owned(), packed::NUM_NEIGHBORS.to_owned()];
     for j in 0..k {
-        needed.push(format!("NL_nbr_{j}_features"));
-        needed.push(format!("NL_nbr_{j}_weight"));
+        needed.push(packed::neighbor_features(j));
+        needed.push(packed::neighbor_weight(j));
     }
     let roots: Vec<usize> = builder
         .schema()
@@ -608,7 +609,7 @@ fn is_float(t: &DataType) -> bool {
 fn check_schema(path: &Path, schema: &Schema) -> Result<Layout, DataError> {
     let column = |name: &str| schema.field_with_name(name).ok();
     let present = || schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
-    if column("NL_num_nbrs").is_none() {
+    if column(packed::NUM_NEIGHBORS).is_none() {
         return Err(DataError::invalid(
             path,
             Location::File,
@@ -636,15 +637,15 @@ fn check_schema(path: &Path, schema: &Schema) -> Result<Layout, DataError> {
     };
     require("id", |t| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View), "utf8")?;
     require("features", is_float_list, "a list of float32 or float64")?;
-    require("NL_num_nbrs", is_integer, "an integer type")?;
+    require(packed::NUM_NEIGHBORS, is_integer, "an integer type")?;
     let labels = column("label").is_some();
     if labels {
         require("label", is_integer, "an integer type")?;
     }
     let mut k = 0;
-    while column(&format!("NL_nbr_{k}_weight")).is_some() || column(&format!("NL_nbr_{k}_features")).is_some() {
-        require(&format!("NL_nbr_{k}_weight"), is_float, "float32 or float64")?;
-        require(&format!("NL_nbr_{k}_features"), is_float_list, "a list of float32 or float64")?;
+    while column(&packed::neighbor_weight(k)).is_some() || column(&packed::neighbor_features(k)).is_some() {
+        require(&packed::neighbor_weight(k), is_float, "float32 or float64")?;
+        require(&packed::neighbor_features(k), is_float_list, "a list of float32 or float64")?;
         k += 1;
     }
     let fixed_width = match column("features").map(|f| f.data_type()) {
@@ -787,14 +788,14 @@ fn decode(path: &Path, row0: usize, batch: &RecordBatch, parts: &PackedParts, ou
     if labels {
         out.labels.extend(labels_of(path, row0, column("label")?)?);
     }
-    let counts = integers(path, row0, "NL_num_nbrs", column("NL_num_nbrs")?)?;
+    let counts = integers(path, row0, packed::NUM_NEIGHBORS, column(packed::NUM_NEIGHBORS)?)?;
     let first = out.counts.len();
     for (r, &c) in counts.iter().enumerate() {
         // Only the first `k` columns are read: a count past them is cut to `k`.
         let Some(c) = u32::try_from(c).ok().filter(|&c| c as usize <= parts.neighbor_columns) else {
             return Err(DataError::invalid(
                 path,
-                Location::RowColumn(row0 + r, "NL_num_nbrs".into()),
+                Location::RowColumn(row0 + r, packed::NUM_NEIGHBORS.into()),
                 format!("{c} neighbors (expected 0 to {}, the table's neighbor columns)", parts.neighbor_columns),
             ));
         };
@@ -810,9 +811,9 @@ fn decode(path: &Path, row0: usize, batch: &RecordBatch, parts: &PackedParts, ou
         copy_finite(path, row0 + r, "features", &values[start..start + len], &mut out.features[base + r * stride..])?;
     }
     for j in 0..k {
-        let weight_name = format!("NL_nbr_{j}_weight");
+        let weight_name = packed::neighbor_weight(j);
         let weights = floats(path, row0, &weight_name, column(&weight_name)?)?;
-        let name = format!("NL_nbr_{j}_features");
+        let name = packed::neighbor_features(j);
         let (values, spans) = float_lists(path, row0, &name, column(&name)?)?;
         for r in 0..n {
             if (out.counts[first + r] as usize) <= j {

@@ -37,7 +37,7 @@
 //! NSL has only the `nsl` objective (and no ε warm-up); TRADES, MART and Madry's training are the
 //! objectives robustness papers compare against.
 
-use super::adversarial::AdvNeighborConfig;
+use super::adv_neighbor::AdvNeighborConfig;
 use super::distance::{DistanceConfig, DistanceType, Transform};
 use crate::config::{key_values, lookup, one_of, ConfigError};
 use serde::{Deserialize, Serialize};

@@ -12,15 +12,15 @@
 //! - [`virtual_adv_direction`] with a [`VatConfig`]: virtual adversarial neighbors, which need no
 //!   label.
 
+mod adv_neighbor;
 mod adv_reg;
-mod adversarial;
 mod distance;
 mod graph;
 mod vat;
 
+pub(crate) use adv_neighbor::sign;
+pub use adv_neighbor::{gaussian_start, gen_adv_neighbor, pgd_from, AdvNeighborConfig, NormType};
 pub use adv_reg::{AdvLoss, AdvObjective, AdvRegConfig};
-pub(crate) use adversarial::sign;
-pub use adversarial::{gaussian_start, gen_adv_neighbor, pgd_from, AdvNeighborConfig, NormType};
 pub use distance::{pairwise_distance, DistanceConfig, DistanceType, Reduction, Transform};
 pub use graph::{graph_loss, graph_loss_in_batch, GraphRegConfig};
 pub use vat::{normalize_rows, virtual_adv_direction, VatConfig};

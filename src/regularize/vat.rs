@@ -20,7 +20,7 @@
 //! size ~1 (the perturbed input rounds back to `x` and the direction to 0); `xi=1e-3` is a better
 //! choice for f32 features. The feature mask is not supported.
 
-use super::adversarial::NormType;
+use super::adv_neighbor::NormType;
 use super::distance::{DistanceConfig, DistanceType, Transform};
 use crate::config::{key_values, lookup, one_of, ConfigError};
 use ndarray::{Array2, ArrayView2, Axis};

@@ -8,7 +8,7 @@ use crate::loss::Task;
 use crate::model::Model;
 use crate::neighbors::NeighborReport;
 use crate::train::{
-    AdversarialRecord, BatchProgress, CheckpointMeta, History, StateError, TrainData, TrainState, Trainer,
+    AdversarialRecord, BatchProgress, CheckpointMeta, EpochRecord, History, StateError, TrainData, TrainState, Trainer,
 };
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 type ProgressFn<'a> = Box<dyn FnMut(BatchProgress) + Send + 'a>;
 type StateFn<'a> = Box<dyn FnMut(&TrainState) -> Result<(), StateError> + Send + 'a>;
+type EpochFn<'a> = Box<dyn FnMut(&EpochRecord) + Send + 'a>;
 
 /// What a front end hooks into a fit: progress, a stop flag, the epoch states for resuming, and
 /// the state to resume from. `FitHooks::default()` hooks nothing.
@@ -25,6 +26,7 @@ pub struct FitHooks<'a> {
     progress: Option<ProgressFn<'a>>,
     stop: Option<Arc<AtomicBool>>,
     epoch_state: Option<(usize, StateFn<'a>)>,
+    epoch: Option<EpochFn<'a>>,
     resume: Option<TrainState>,
 }
 
@@ -32,6 +34,13 @@ impl<'a> FitHooks<'a> {
     /// Calls `f` after every batch (a progress bar, Python's callback).
     pub fn on_progress(mut self, f: impl FnMut(BatchProgress) + Send + 'a) -> Self {
         self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// Calls `f` with each epoch's record as soon as the epoch is done (a display, Python's
+    /// callback; [`Trainer::on_epoch`]).
+    pub fn on_epoch(mut self, f: impl FnMut(&EpochRecord) + Send + 'a) -> Self {
+        self.epoch = Some(Box::new(f));
         self
     }
 
@@ -153,6 +162,9 @@ impl OpenRun {
         }
         if let Some((every, f)) = hooks.epoch_state {
             trainer = trainer.on_epoch_state(every, f);
+        }
+        if let Some(f) = hooks.epoch {
+            trainer = trainer.on_epoch(f);
         }
         if let Some(state) = hooks.resume {
             trainer = trainer.resume_from(state);

@@ -4,7 +4,7 @@
 use super::framing::Compression;
 use super::samples::{example_id, read_examples};
 use super::{write_records, Example, Feature, TfRecordError};
-use crate::graph::NeighborGraph;
+use crate::graph::{packed, NeighborGraph};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -107,13 +107,13 @@ pub fn merge_neighbors(seed: &Example, neighbors: &[(&Example, f32)]) -> Example
     }
     let mut merged = seed.clone();
     append(
-        merged.features.entry("NL_num_nbrs".to_string()).or_default(),
+        merged.features.entry(packed::NUM_NEIGHBORS.to_string()).or_default(),
         neighbors.len() as i64,
         Feature::Int64,
         |f| if let Feature::Int64(v) = f { Some(v) } else { None },
     );
     for (j, (neighbor, weight)) in neighbors.iter().enumerate() {
-        let prefix = format!("NL_nbr_{j}_");
+        let prefix = packed::neighbor_prefix(j);
         append(merged.features.entry(format!("{prefix}weight")).or_default(), *weight, Feature::Float, |f| {
             if let Feature::Float(v) = f {
                 Some(v)

@@ -4,7 +4,7 @@
 use super::framing::{Compression, RecordReader};
 use super::{write_records, Example, Feature, TfRecordError};
 use crate::data::{Dataset, SampleColumns};
-use crate::graph::{EdgeKind, NeighborGraph};
+use crate::graph::{packed, EdgeKind, NeighborGraph};
 use ndarray::Array2;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -338,7 +338,7 @@ pub fn read_packed(paths: &[PathBuf], columns: &SampleColumns) -> Result<PackedS
         let invalid = |message: String| TfRecordError::Invalid { path: path.clone(), record, message };
         let Some(seed) = example_id(&example, &columns.id, path, record)? else { continue };
         graph.add_node(&seed);
-        let count = match example.get("NL_num_nbrs") {
+        let count = match example.get(packed::NUM_NEIGHBORS) {
             None => 0,
             Some(Feature::Int64(v)) if v.len() == 1 && v[0] >= 0 => v[0] as usize,
             Some(f) => {
@@ -350,7 +350,7 @@ pub fn read_packed(paths: &[PathBuf], columns: &SampleColumns) -> Result<PackedS
             }
         };
         for j in 0..count {
-            let prefix = format!("NL_nbr_{j}_");
+            let prefix = packed::neighbor_prefix(j);
             let id_name = format!("{prefix}{}", columns.id);
             let id = example_id(&example, &id_name, path, record)?
                 .ok_or_else(|| invalid(format!("seed `{seed}`: NL_num_nbrs is {count} but `{id_name}` is missing")))?;

@@ -67,7 +67,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
-use step::{Multipliers, Plan, Step, StepContext, Unlabeled};
+use step::{Multipliers, Step, StepContext, StepSetup, Unlabeled};
 
 /// How to train. `Default`: Adam (lr 0.001), 10 epochs, batch 32 (Keras' default), seed 0, shuffled,
 /// on the caller's thread pool.
@@ -186,6 +186,7 @@ pub struct BatchProgress {
 
 type ProgressFn<'a> = Box<dyn FnMut(BatchProgress) + Send + 'a>;
 type StateFn<'a> = Box<dyn FnMut(&TrainState) -> Result<(), StateError> + Send + 'a>;
+type EpochFn<'a> = Box<dyn FnMut(&EpochRecord) + Send + 'a>;
 
 /// How unlabeled samples take part as centers (see [`Trainer::with_unlabeled`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -244,6 +245,7 @@ pub struct Trainer<'a> {
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Every how many epochs to hand the run's state out, and to whom.
     state_sink: Option<(usize, StateFn<'a>)>,
+    epoch_sink: Option<EpochFn<'a>>,
     /// The state to continue from.
     resume: Option<TrainState>,
     task: Task,
@@ -291,6 +293,7 @@ impl<'a> Trainer<'a> {
             progress: None,
             stop: None,
             state_sink: None,
+            epoch_sink: None,
             resume: None,
             task: Task::Multiclass,
             monitor: None,
@@ -368,6 +371,14 @@ impl<'a> Trainer<'a> {
     /// resumes the run).
     pub fn stop_when(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
         self.stop = Some(flag);
+        self
+    }
+
+    /// Calls `f` with each epoch's [`EpochRecord`] (the history's new line) as soon as the epoch
+    /// is done, before early stopping looks at it: what a progress display shows, without the
+    /// copy of the weights a [`TrainState`] is.
+    pub fn on_epoch(mut self, f: impl FnMut(&EpochRecord) + Send + 'a) -> Self {
+        self.epoch_sink = Some(Box::new(f));
         self
     }
 
@@ -655,7 +666,7 @@ impl<'a> Trainer<'a> {
             table: u.table,
             entropy: u.config.entropy,
         });
-        let plan = Plan {
+        let setup = StepSetup {
             model: self.model,
             graph: self.graph,
             adversarial: self.adversarial,
@@ -737,15 +748,15 @@ impl<'a> Trainer<'a> {
             let mut b = 0;
             while let Some(batch) = epoch_batches.next_batch(batch_size)? {
                 let Batch { rows, samples: train, labels, max_label, neighbors } = batch;
-                // A streamed batch brings its neighbors: a plan of its own, as long as the batch.
-                let batch_plan = neighbors.map(|table| Plan {
+                // A streamed batch brings its neighbors: a step setup of its own, as long as the batch.
+                let batch_setup = neighbors.map(|table| StepSetup {
                     graph: graph_config.map(|c| (table, c)),
-                    model: plan.model,
-                    adversarial: plan.adversarial,
-                    vat: plan.vat,
+                    model: setup.model,
+                    adversarial: setup.adversarial,
+                    vat: setup.vat,
                     unlabeled: None, // refused with a packed table
-                    seed: plan.seed,
-                    task: plan.task,
+                    seed: setup.seed,
+                    task: setup.task,
                 });
                 let features = train.features();
                 // The global step: the optimizer's updates so far.
@@ -774,9 +785,9 @@ impl<'a> Trainer<'a> {
                     augment,
                 };
                 let urows = draw.next((ratio * rows.len() as f64).ceil() as usize);
-                let step = match &batch_plan {
+                let step = match &batch_setup {
                     Some(p) => p.step(backend, rows, &urows, features, optimizer, &context)?,
-                    None => plan.step(backend, rows, &urows, features, optimizer, &context)?,
+                    None => setup.step(backend, rows, &urows, features, optimizer, &context)?,
                 };
                 // The other tasks' output width was checked before the first step (`fit_here`).
                 if self.task == Task::Multiclass && max_label as usize >= step.classes {
@@ -824,6 +835,9 @@ impl<'a> Trainer<'a> {
             }
             record.validation_metrics = evaluation.as_ref().map(|e| e.metrics.clone());
             history.epochs.push(record);
+            if let (Some(sink), Some(record)) = (self.epoch_sink.as_mut(), history.epochs.last()) {
+                sink(record);
+            }
             let stop = early.observe(evaluation.as_ref(), epoch, self.vars)?;
             if let Some(every) = self.state_sink.as_ref().map(|(every, _)| *every) {
                 if !stop && (epoch % every == 0 || epoch == epochs) {

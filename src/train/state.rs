@@ -108,6 +108,10 @@ pub enum StateError {
 }
 
 impl TrainState {
+    /// The file a run keeps its state in, inside its `OUT.partial/` directory (`nsl train
+    /// --checkpoint-every`, `--resume`; the Python estimators' `checkpoint` and `resume`).
+    pub const FILE_NAME: &'static str = "state.safetensors";
+
     /// Completed epochs.
     pub fn epoch(&self) -> usize {
         self.meta.epoch

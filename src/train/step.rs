@@ -32,7 +32,7 @@ use ndarray::{Array2, ArrayView2};
 
 /// What a step needs from the trainer: the model (for PGD's and VAT's extra gradients), the
 /// regularizers and the unlabeled centers.
-pub(super) struct Plan<'a> {
+pub(super) struct StepSetup<'a> {
     pub model: &'a dyn Model,
     pub graph: Option<(&'a NeighborTable, &'a GraphRegConfig)>,
     pub adversarial: Option<&'a AdvRegConfig>,
@@ -45,7 +45,7 @@ pub(super) struct Plan<'a> {
     pub task: Task,
 }
 
-/// The unlabeled centers of a [`Plan`].
+/// The unlabeled centers of a [`StepSetup`].
 #[derive(Clone, Copy)]
 pub(super) struct Unlabeled<'a> {
     pub features: ArrayView2<'a, f32>,
@@ -113,7 +113,7 @@ pub(super) struct Step {
     pub entropy: f64,
 }
 
-impl Plan<'_> {
+impl StepSetup<'_> {
     /// The batch's input buffer: the labeled `rows`, the unlabeled `urows`, then the neighbors of
     /// both (each pair's weight scaled by its edge type's multiplier, see
     /// [`GraphRegConfig::edge_multipliers`]).
@@ -173,7 +173,7 @@ impl Plan<'_> {
 
     /// `in-batch` graph pairs: each center's neighbors that are centers of this batch too (the
     /// labeled `rows` at positions `0..`, then the unlabeled `urows`), weighted as
-    /// [`Plan::batch_input`]'s pairs; returns the pairs and each pair's neighbor position.
+    /// [`StepSetup::batch_input`]'s pairs; returns the pairs and each pair's neighbor position.
     fn in_batch_pairs(
         &self,
         table: &NeighborTable,
@@ -397,8 +397,16 @@ impl Plan<'_> {
                 regularizers = Some(extra);
                 if let Some(x_adv) = kept {
                     let x_adv = to_shape(x_adv, (n, x.ncols()))?;
-                    recorded =
-                        remember(self.task, rows, context, x.view(), x_adv.view(), &logits, &adv_out.logits, config)?;
+                    recorded = adversarial_records(
+                        self.task,
+                        rows,
+                        context,
+                        x.view(),
+                        x_adv.view(),
+                        &logits,
+                        &adv_out.logits,
+                        config,
+                    )?;
                 }
             }
             (Some(config), Some(x)) => {
@@ -433,8 +441,16 @@ impl Plan<'_> {
                 objective_value = Some(scalar(&total)?);
                 if let Some(x_adv) = kept {
                     let x_adv = to_shape(x_adv, (n, x.ncols()))?;
-                    recorded =
-                        remember(self.task, rows, context, x.view(), x_adv.view(), &logits, &adv_out.logits, config)?;
+                    recorded = adversarial_records(
+                        self.task,
+                        rows,
+                        context,
+                        x.view(),
+                        x_adv.view(),
+                        &logits,
+                        &adv_out.logits,
+                        config,
+                    )?;
                 }
             }
             _ => {
@@ -492,7 +508,7 @@ fn classes_of(task: Task, logits: &Tensor) -> Result<Vec<u32>> {
 
 /// The step's adversarial neighbors as records.
 #[allow(clippy::too_many_arguments)] // the step's pieces, each used once
-fn remember(
+fn adversarial_records(
     task: Task,
     rows: &[usize],
     context: &StepContext,

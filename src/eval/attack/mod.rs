@@ -56,6 +56,7 @@ mod fab;
 mod masking;
 mod oracle;
 mod square;
+mod sweep;
 
 pub use apgd::apgd_checkpoints;
 pub use autoattack::{attack_layout, evaluate_attacks, run_attacks, RobustnessReport, SampleOutcome, StageResult};
@@ -67,3 +68,4 @@ pub use config::{AttackError, EvalAttack, EvalAttackConfig};
 pub use masking::{masking_check, MaskingWarning};
 pub use oracle::{AttackProgress, ProgressFn};
 pub use square::square_p_schedule;
+pub use sweep::{sweep_attacks, AttackMethod, AttackSweep};
