@@ -311,6 +311,8 @@ fn the_robust_mnist_recipe_trains() {
     let adv = &model["training"]["adv_reg"];
     assert_eq!((adv["objective"].as_str(), adv["epsilon_warmup"].as_u64()), (Some("trades"), Some(2)), "{adv}");
     assert_eq!(adv["neighbor"]["pgd_epsilon"].as_f64(), Some(0.3));
+    assert_eq!(adv["multiplier"].as_f64(), Some(3.0), "TRADES' β: {adv}");
+    assert_eq!(model["spec"]["dense"], serde_json::json!([256]), "the recipe's wider dense layer");
 }
 
 /// 40 samples with a token group `words` (vocab 6) and a dense `x`: label 1 when the words hold id 5.
