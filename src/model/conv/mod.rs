@@ -71,6 +71,7 @@
 
 mod backward;
 mod dims;
+mod direct;
 mod forward;
 mod mask;
 mod op;
@@ -364,6 +365,15 @@ mod tests {
             ([5, 8, 7, 9, 3, 5], 2),
             ([2, 3, 6, 5, 4, 1], 1),
             ([1, 5, 9, 11, 16, 2], 1),
+            // One input channel: the direct kernel (`direct`), with channel counts that are not
+            // whole vectors, pools of 1, 2 and 3, input patches of 1 to 4 vectors, and (the
+            // last) a patch too large for it, through the GEMMs.
+            ([3, 1, 12, 11, 20, 3], 2),
+            ([2, 1, 9, 10, 7, 3], 3),
+            ([3, 1, 8, 7, 33, 2], 1),
+            ([2, 1, 10, 11, 5, 5], 2),
+            ([2, 1, 20, 19, 4, 7], 2),
+            ([1, 1, 20, 20, 4, 9], 2),
         ];
         let layouts = [(Channels::First, Channels::Last), (Channels::Last, Channels::Last)];
         for threads in [1, 2] {
@@ -419,6 +429,30 @@ mod tests {
         assert_eq!(pooled.dims(), [1, 1, 1, 1]);
         // A channels-last input cannot give a channels-first output.
         assert!(conv.forward_relu_pool_as(x.as_tensor(), 1, Channels::Last, Channels::First).is_err());
+        Ok(())
+    }
+
+    /// A hand-computed case of the direct kernel (one input channel): `x` = 1…9 on a 3×3 image;
+    /// filter 0 is `x[i, j] − x[i+1, j+1]` + 10 = 6 at all four positions (a tie: the pool takes
+    /// the first, (0, 0)), filter 1 `x[i, j+1]` = 2, 3, 5, 6, whose maximum is the last, (1, 1).
+    /// For `Σ y`: `∂x` = +1 at (0, 0) and −1 at (1, 1) from filter 0, +1 at (1, 2) from filter 1;
+    /// `∂w` the input patch under each maximum, [1, 2, 4, 5] and [5, 6, 8, 9]; `∂b` = 1.
+    #[test]
+    fn direct_by_hand() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::arange(1f32, 10.0, &dev)?.reshape((1, 1, 3, 3))?)?;
+        let w =
+            Var::from_tensor(&Tensor::new(&[1f32, 0.0, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0], &dev)?.reshape((2, 1, 2, 2))?)?;
+        let b = Var::from_tensor(&Tensor::new(&[10f32, 0.0], &dev)?)?;
+        let conv = FastConv2d::new(w.as_tensor().clone(), Some(b.as_tensor().clone()))?;
+        let y = conv.forward_relu_pool_as(x.as_tensor(), 2, Channels::First, Channels::Last)?;
+        assert_eq!(y.dims(), [1, 1, 1, 2]);
+        assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, [6.0, 6.0]);
+        let grads = y.sum_all()?.backward()?;
+        let get = |v: &Var| grads.get(v.as_tensor()).expect("a gradient").flatten_all()?.to_vec1::<f32>();
+        assert_eq!(get(&x)?, [1.0, 0.0, 0.0, 0.0, -1.0, 1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(get(&w)?, [1.0, 2.0, 4.0, 5.0, 5.0, 6.0, 8.0, 9.0]);
+        assert_eq!(get(&b)?, [1.0, 1.0]);
         Ok(())
     }
 
