@@ -32,6 +32,12 @@
 //! Inside `kernels::input_gradient_only` (the input gradient of a PGD or VAT step) the weight and
 //! bias gradients are not computed.
 //!
+//! A convolution of one input channel to a channels-last output (a CNN's first layer on grey
+//! images) skips the GEMMs: with `K = KH·KW` (9) columns they run far from peak, and the input
+//! gradient's would multiply the pooled gradient's zeros. `direct` computes it by vector FMAs over
+//! the output channels, the pool window's positions together (see its module docs); the same
+//! values up to summation order.
+//!
 //! # Channels-last inside a CNN
 //! `Cnn` keeps its activations channels-last (`[B, H, W, C]`, see `Channels`) from the first
 //! convolution's output to the last one's, then permutes back to `[B, C, H, W]` for the flatten
@@ -66,7 +72,8 @@
 //! This file holds the public layers; `dims` the shapes and the grouping of the batch; `forward`
 //! im2col, the forward GEMMs and the scratch buffers; `backward` the gradient through the fused
 //! ReLU and pool and the weight, input and bias gradients; `pool` the max-pool argmax and its
-//! gradient scatter (shared by the fused pool and [`fast_max_pool2d`]); `mask` the branch-free gradient
+//! gradient scatter (shared by the fused pool and [`fast_max_pool2d`]); `direct` the kernel of a
+//! one-channel convolution; `mask` the branch-free gradient
 //! masks both `backward` and `pool` use; `op` the candle custom op gluing them together.
 
 mod backward;
