@@ -8,13 +8,18 @@
 //! scatters the columns back. Here:
 //! - **forward:** each output position's `O` channels are `Σ_(i,j) x[y+i, x+j] · w[:, i, j]`,
 //!   vectors of 16 channels accumulated tap by tap (`mul_add`, in tap order), the pool window's
-//!   positions computed one after the other and maximized in registers, the argmax kept per channel;
+//!   positions computed together (a pool of 2: four independent chains; other pools one position
+//!   at a time) and maximized in registers, the argmax kept per channel;
 //! - **input gradient:** a pool window's gradient goes to one position per channel (its argmax), so
 //!   the window's patch of the input (`(pool + KH − 1) × (pool + KW − 1)` values, 4×4 for NSL's
 //!   CNN) is `Σ_o g[o] · w[o] shifted to the argmax of channel o`: one vector FMA per channel from a
 //!   table of the shifted filters, then the patch is added to the input gradient;
 //! - **weight gradient:** `∂w[:, i, j] += g_q · x[y_q + i, x_q + j]` over the window's positions `q`,
 //!   `g_q` the window's gradient vector masked to the channels whose argmax is `q`.
+//!
+//! The kernels run inside pulp's dispatch (see `ForwardRun`), compiled for AVX-512 or AVX2 with
+//! FMA where the CPU has them; on a CPU without FMA `mul_add` is computed in software (correct,
+//! slow).
 //!
 //! The sums run in another order than the GEMM's (the same values up to rounding), fixed for a
 //! given thread count: images are split into one contiguous run per thread and the per-thread
