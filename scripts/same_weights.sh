@@ -12,7 +12,8 @@
 #   scripts/same_weights.sh OLD_NSL NEW_NSL
 #
 # cnn_adv differs between binaries on either side of commit 971dbea (the CNN's channels-last
-# activations change the float summation order; docs/benchmarks.md, "Robust training epoch").
+# activations change the float summation order; docs/benchmarks.md, "Robust training epoch") and of
+# b670039 (the direct kernel of the first convolution, likewise; "Third round").
 #
 # Prints one line per run (`same` or `DIFFERENT` and both hashes) and exits 1 if any differ.
 # e.g. git worktree add /tmp/old 9a37c9a && (cd /tmp/old && cargo build --release --bin nsl) &&

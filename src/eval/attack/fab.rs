@@ -49,6 +49,7 @@ use crate::regularize::NormType;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 
 /// `‖v‖ₚ` for L∞ or L2.
 fn norm(v: &[f32], p: NormType) -> f32 {
@@ -265,23 +266,30 @@ fn single_run(
             meter.add((n * (config.iterations - it)) as u64);
             break;
         }
-        // The step.
+        // The step, rows in parallel: each row's two projections sort its coordinates, as much
+        // work as the model's pass for a digit, and the rows are independent (no random draws).
         let mut next = s.x1.clone();
-        for (r, &f_r) in f.iter().enumerate().take(s.rows.len()) {
-            let (Some(cur), Some(x0), Some(w), Some(out)) =
-                (s.x1.row(r).to_slice(), s.x0.row(r).to_slice(), grad.row(r).to_slice(), next.row_mut(r).into_slice())
-            else {
-                candle_core::bail!("FAB's state is not contiguous");
-            };
-            let b = w.iter().zip(cur).map(|(&a, &c)| f64::from(a) * f64::from(c)).sum::<f64>() - f64::from(f_r);
-            let d1 = project_hyperplane(cur, w, b as f32, p, clip);
-            let d2 = project_hyperplane(x0, w, b as f32, p, clip);
-            let a1 = norm(&d1, p).max(1e-8);
-            let a2 = norm(&d2, p).max(1e-8);
-            let alpha = (a1 / (a1 + a2)).clamp(0.0, alpha_max);
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = clamp((cur[i] + eta * d1[i]) * (1.0 - alpha) + (x0[i] + eta * d2[i]) * alpha);
-            }
+        let stepped = (0..s.rows.len().min(f.len()))
+            .into_par_iter()
+            .map(|r| -> candle_core::Result<Vec<f32>> {
+                let (Some(cur), Some(x0), Some(w)) =
+                    (s.x1.row(r).to_slice(), s.x0.row(r).to_slice(), grad.row(r).to_slice())
+                else {
+                    candle_core::bail!("FAB's state is not contiguous");
+                };
+                let b = w.iter().zip(cur).map(|(&a, &c)| f64::from(a) * f64::from(c)).sum::<f64>() - f64::from(f[r]);
+                let d1 = project_hyperplane(cur, w, b as f32, p, clip);
+                let d2 = project_hyperplane(x0, w, b as f32, p, clip);
+                let a1 = norm(&d1, p).max(1e-8);
+                let a2 = norm(&d2, p).max(1e-8);
+                let alpha = (a1 / (a1 + a2)).clamp(0.0, alpha_max);
+                Ok((0..cur.len())
+                    .map(|i| clamp((cur[i] + eta * d1[i]) * (1.0 - alpha) + (x0[i] + eta * d2[i]) * alpha))
+                    .collect())
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        for (r, row) in stepped.into_iter().enumerate() {
+            next.row_mut(r).assign(&ndarray::ArrayView1::from(&row));
         }
         s.x1 = next;
         (z, f, grad) = margin_and_grad(model, s.x1.view(), &s.y, &s.target)?;

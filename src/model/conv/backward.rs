@@ -2,6 +2,7 @@
 //! pool), then the weight, input and bias gradients.
 
 use super::dims::{Channels, ConvDims};
+use super::direct;
 use super::forward::{
     col2im, col2im_nhwc, gemm_weights, group_cols, merge_phases, weights_from_gemm, with_scratch, Scratch,
 };
@@ -167,6 +168,17 @@ pub(super) fn conv_backward(
     want: Wanted,
 ) -> Result<(Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>)> {
     let db = want.bias.then(|| dy.bias(d));
+    if direct::applies(d) {
+        let g = match dy {
+            OutGrad::Dense { dy, relu_out } => direct::Grad { dy, relu_out, argmax: None },
+            OutGrad::Pooled { dy, out, argmax, relu } => {
+                direct::Grad { dy, relu_out: relu.then_some(out), argmax: Some(argmax) }
+            }
+        };
+        let dx = want.input.then(|| direct::input_grad(w, g, d));
+        let dw = want.weight.then(|| direct::weight_grad(x, g, d));
+        return Ok((dx, dw, db));
+    }
     let (n, k, o) = (d.n(), d.k(), d.o);
     let dw_len = if want.weight { k * o } else { 0 };
     let mut dx = vec![0f32; if want.input { d.b * d.image_in() } else { 0 }];

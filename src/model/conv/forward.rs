@@ -2,6 +2,7 @@
 //! per-thread scratch buffers both passes use.
 
 use super::dims::{Channels, ConvDims};
+use super::direct;
 use super::pool::pool_blocks;
 use crate::kernels::{sgemm, simd, transpose, Mat};
 use candle_core::Result;
@@ -285,6 +286,9 @@ pub(super) fn conv_forward(
     relu: bool,
     d: &ConvDims,
 ) -> Result<(Vec<f32>, Vec<u8>)> {
+    if direct::applies(d) {
+        return Ok(direct::forward(x, w, bias, relu, d));
+    }
     let (n, k, o) = (d.n(), d.k(), d.o);
     let mut ys = vec![0f32; d.b * d.image_out()];
     let parallel_gemm = !d.parallel_groups();

@@ -32,6 +32,12 @@
 //! Inside `kernels::input_gradient_only` (the input gradient of a PGD or VAT step) the weight and
 //! bias gradients are not computed.
 //!
+//! A convolution of one input channel to a channels-last output (a CNN's first layer on grey
+//! images) skips the GEMMs: with `K = KH·KW` (9) columns they run far from peak, and the input
+//! gradient's would multiply the pooled gradient's zeros. `direct` computes it by vector FMAs over
+//! the output channels, the pool window's positions together (see its module docs); the same
+//! values up to summation order.
+//!
 //! # Channels-last inside a CNN
 //! `Cnn` keeps its activations channels-last (`[B, H, W, C]`, see `Channels`) from the first
 //! convolution's output to the last one's, then permutes back to `[B, C, H, W]` for the flatten
@@ -66,11 +72,13 @@
 //! This file holds the public layers; `dims` the shapes and the grouping of the batch; `forward`
 //! im2col, the forward GEMMs and the scratch buffers; `backward` the gradient through the fused
 //! ReLU and pool and the weight, input and bias gradients; `pool` the max-pool argmax and its
-//! gradient scatter (shared by the fused pool and [`fast_max_pool2d`]); `mask` the branch-free gradient
+//! gradient scatter (shared by the fused pool and [`fast_max_pool2d`]); `direct` the kernel of a
+//! one-channel convolution; `mask` the branch-free gradient
 //! masks both `backward` and `pool` use; `op` the candle custom op gluing them together.
 
 mod backward;
 mod dims;
+mod direct;
 mod forward;
 mod mask;
 mod op;
@@ -364,6 +372,15 @@ mod tests {
             ([5, 8, 7, 9, 3, 5], 2),
             ([2, 3, 6, 5, 4, 1], 1),
             ([1, 5, 9, 11, 16, 2], 1),
+            // One input channel: the direct kernel (`direct`), with channel counts that are not
+            // whole vectors, pools of 1, 2 and 3, input patches of 1 to 4 vectors, and (the
+            // last) a patch too large for it, through the GEMMs.
+            ([3, 1, 12, 11, 20, 3], 2),
+            ([2, 1, 9, 10, 7, 3], 3),
+            ([3, 1, 8, 7, 33, 2], 1),
+            ([2, 1, 10, 11, 5, 5], 2),
+            ([2, 1, 20, 19, 4, 7], 2),
+            ([1, 1, 20, 20, 4, 9], 2),
         ];
         let layouts = [(Channels::First, Channels::Last), (Channels::Last, Channels::Last)];
         for threads in [1, 2] {
@@ -419,6 +436,30 @@ mod tests {
         assert_eq!(pooled.dims(), [1, 1, 1, 1]);
         // A channels-last input cannot give a channels-first output.
         assert!(conv.forward_relu_pool_as(x.as_tensor(), 1, Channels::Last, Channels::First).is_err());
+        Ok(())
+    }
+
+    /// A hand-computed case of the direct kernel (one input channel): `x` = 1…9 on a 3×3 image;
+    /// filter 0 is `x[i, j] − x[i+1, j+1]` + 10 = 6 at all four positions (a tie: the pool takes
+    /// the first, (0, 0)), filter 1 `x[i, j+1]` = 2, 3, 5, 6, whose maximum is the last, (1, 1).
+    /// For `Σ y`: `∂x` = +1 at (0, 0) and −1 at (1, 1) from filter 0, +1 at (1, 2) from filter 1;
+    /// `∂w` the input patch under each maximum, [1, 2, 4, 5] and [5, 6, 8, 9]; `∂b` = 1.
+    #[test]
+    fn direct_by_hand() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::arange(1f32, 10.0, &dev)?.reshape((1, 1, 3, 3))?)?;
+        let w =
+            Var::from_tensor(&Tensor::new(&[1f32, 0.0, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0], &dev)?.reshape((2, 1, 2, 2))?)?;
+        let b = Var::from_tensor(&Tensor::new(&[10f32, 0.0], &dev)?)?;
+        let conv = FastConv2d::new(w.as_tensor().clone(), Some(b.as_tensor().clone()))?;
+        let y = conv.forward_relu_pool_as(x.as_tensor(), 2, Channels::First, Channels::Last)?;
+        assert_eq!(y.dims(), [1, 1, 1, 2]);
+        assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, [6.0, 6.0]);
+        let grads = y.sum_all()?.backward()?;
+        let get = |v: &Var| grads.get(v.as_tensor()).expect("a gradient").flatten_all()?.to_vec1::<f32>();
+        assert_eq!(get(&x)?, [1.0, 0.0, 0.0, 0.0, -1.0, 1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(get(&w)?, [1.0, 2.0, 4.0, 5.0, 5.0, 6.0, 8.0, 9.0]);
+        assert_eq!(get(&b)?, [1.0, 1.0]);
         Ok(())
     }
 

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 /// Whether `v` replaces `best` as a window's maximum: larger, or the first NaN. Non-short-circuit
 /// `|` and `&` keep it free of branches, which random data would mispredict.
 #[inline(always)]
-fn better(v: f32, best: f32) -> bool {
+pub(super) fn better(v: f32, best: f32) -> bool {
     (v > best) | (v.is_nan() & !best.is_nan())
 }
 
