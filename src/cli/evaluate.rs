@@ -53,7 +53,9 @@ pub struct EvaluateArgs {
     /// embeddings (and dense groups) for `bow`, never token ids. Default: clean metrics only.
     #[arg(long, value_name = "ATTACK")]
     attack: Option<AttackName>,
-    /// Norm of the attack's perturbation.
+    /// Norm of the attack's perturbation. Default L∞, the norm robustness benchmarks (AutoAttack,
+    /// RobustBench) report; note that `train --adv-reg` defaults to L2, NSL's default for training
+    /// (give `--norm l2` to attack in the norm a run was trained with). The JSON says which (`norm`).
     #[arg(long, value_enum, default_value_t = Norm::Inf, value_name = "NORM")]
     norm: Norm,
     /// Attack strengths ε, comma-separated.
@@ -273,7 +275,10 @@ pub struct PredictArgs {
     /// Run directory written by `nsl train`.
     #[arg(long, value_name = "DIR")]
     run: PathBuf,
-    /// Samples to predict (labels, if any, are ignored).
+    /// Samples to predict, read with the columns the run was trained on (its `columns.json`; the
+    /// column flags below override them). The label column, if the table has one, is neither a
+    /// feature nor used: predictions never depend on it. A CSV/Parquet table without the id column
+    /// gets row numbers as ids.
     #[arg(long, value_name = "FILE")]
     samples: PathBuf,
     #[command(flatten)]
@@ -293,7 +298,10 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
     }
     let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns, true)?;
     let samples = match &args.weight_column {
-        Some(column) => nsl::data::attach_weights(samples, &args.samples, &args.columns.to_columns().id, column)?,
+        Some(column) => {
+            let recorded = nsl::run::RunColumns::load(&args.run).map_err(super::run_error)?;
+            nsl::data::attach_weights(samples, &args.samples, &args.columns.over(&recorded).id, column)?
+        }
         None => samples,
     };
     let task = checkpoint.meta.task;
@@ -664,9 +672,11 @@ fn load(
     targets: bool,
 ) -> Result<(Checkpoint, Dataset)> {
     let mut checkpoint = load_checkpoint(run)?;
+    // The columns the run was trained on, overridden by the flags given.
+    let columns = columns.over(&nsl::run::RunColumns::load(run).map_err(super::run_error)?);
     let mut notes = Vec::new();
     let samples = with_spinner("reading samples", || {
-        nsl::run::read_for_run(&mut checkpoint, path, &columns.to_columns(), targets, &mut notes)
+        nsl::run::read_for_run(&mut checkpoint, path, &columns, targets, &mut notes)
     });
     for note in notes {
         errln!("warning: {note}");

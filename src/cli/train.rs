@@ -131,7 +131,8 @@ settings! {
         #[serde(deserialize_with = "from_text")]
         graph_reg: Option<GraphRegConfig>,
         /// Adversarial regularization, as `key=value` pairs: `multiplier` (default 0.2), `step-size`
-        /// (default 0.001; NSL's MNIST tutorial: 0.2), `norm` (l1 | l2 | inf, default l2),
+        /// (default 0.001; NSL's MNIST tutorial: 0.2), `norm` (l1 | l2 | inf, default l2, NSL's;
+        /// `nsl evaluate --norm` attacks in L∞ by default, the robustness benchmarks' norm),
         /// `pgd-iterations` (default 1 = FGSM), `epsilon` (PGD ball radius, default none), `clip`
         /// (MIN:MAX bounds of the perturbed features, e.g. 0:1 for pixels, default none), `random-init`
         /// (default false), `loss` (supervised = NSL's form, default; or a distance l1 | l2 | kl | jsd |
@@ -170,7 +171,8 @@ settings! {
         entropy: Option<f64>,
         /// Virtual adversarial regularization (needs no label; NSL's `VirtualAdvConfig`), as
         /// `key=value` pairs: `multiplier` (default 1), `epsilon` (perturbation radius, default 0.001),
-        /// `norm` (l1 | l2 | inf, default l2), `steps` (power iterations, default 1), `xi` (finite
+        /// `norm` (l1 | l2 | inf, default l2,
+        /// NSL's; `nsl evaluate --norm` attacks in L∞ by default, the robustness benchmarks' norm), `steps` (power iterations, default 1), `xi` (finite
         /// difference, default 1e-6; 1e-3 suits f32 features better), `distance` (l1 | l2 | cosine |
         /// kl | jsd; default NSL's l2 on the logits). On labeled and unlabeled centers.
         #[arg(long, value_name = "KEY=VALUE,…", value_parser = VatConfig::from_kv)]
@@ -293,7 +295,10 @@ settings! {
         /// report the count).
         #[arg(long, num_args = 0, default_missing_value = "true")]
         strict: Option<bool>,
-        /// Run directory: weights, model.json, history (JSON, CSV), curves.svg, summary.json. Default `runs/train`.
+        /// Run directory: weights, model.json, columns.json (the input columns `evaluate` and `predict`
+        /// reuse), history (JSON, CSV), curves.svg, summary.json. Default `runs/train`. An earlier run there is
+        /// replaced when this one is saved, as Keras' `model.save` (`overwrite=True`), with a warning when
+        /// training starts; a directory holding other files is refused.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     }
@@ -519,6 +524,9 @@ fn train(
     let checked = run_spec(&settings, &args.columns).check().map_err(run_error)?;
     let (checkpoint_every, by_clock) = checkpoint_schedule(&settings)?;
     checked.check_out(&out, &flag).map_err(run_error)?;
+    if out.join("model.json").is_file() && resume.is_none() {
+        errln!("warning: --out {} holds an earlier run: it is replaced when this run is saved", out.display());
+    }
     let bar = spinner("opening the run");
     let open = checked.open_with(|stage| bar.set_message(stage.to_string()));
     bar.finish_and_clear();

@@ -1,0 +1,149 @@
+//! Issue 25, "The first hour": what a new user coming from Keras, NSL or scikit-learn meets in the
+//! first hour — runs that remember their columns, counts that add up, help that says what happens.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn nsl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nsl"))
+}
+
+fn run(args: &[&str]) -> Output {
+    nsl().args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "nsl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A small iris-like CSV without an id column: features `a`, `b`, `c`, a weight `w` and a string
+/// label `species`; the two species differ by the sign of `a` (with `b`, `c` noise).
+fn species_csv(dir: &Path, name: &str, rows: usize) -> PathBuf {
+    let mut text = String::from("a,b,c,w,species\n");
+    for i in 0..rows {
+        let (sign, species) = if i % 2 == 0 { (1.0, "setosa") } else { (-1.0, "virginica") };
+        let a = sign * (0.5 + (i % 7) as f64 / 10.0);
+        let (b, c) = ((i % 5) as f64 / 10.0, (i % 3) as f64 / 10.0);
+        text.push_str(&format!("{a},{b},{c},{},{species}\n", 1 + i % 2));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn model_json(run: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("model.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_run_remembers_its_columns_for_predict_and_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = species_csv(dir.path(), "train.csv", 60);
+    let test = species_csv(dir.path(), "test.csv", 20);
+    let r = dir.path().join("run");
+    // No `id` column: ids are row numbers (no graph needs them), as for IDX input.
+    ok(&["train", "--samples", s(&train), "--label-column", "species", "--model", "mlp:8", "--epochs", "30"]
+        .iter()
+        .copied()
+        .chain(["--feature-columns", "a,b,c", "--learning-rate", "0.05", "--out", s(&r)])
+        .collect::<Vec<_>>());
+    let columns: serde_json::Value = serde_json::from_slice(&std::fs::read(r.join("columns.json")).unwrap()).unwrap();
+    assert_eq!(columns["label"], "species");
+    assert_eq!(columns["features"], serde_json::json!(["a", "b", "c"]));
+    // The issue's sequence: predict and evaluate without repeating a column flag.
+    let predictions = ok(&["predict", "--run", s(&r), "--samples", s(&test)]);
+    let lines: Vec<&str> = predictions.lines().collect();
+    assert_eq!(lines.len(), 21, "{predictions}");
+    assert!(lines[1].starts_with("0,setosa,") && lines[2].starts_with("1,virginica,"), "{predictions}");
+    let result: serde_json::Value =
+        serde_json::from_str(&ok(&["evaluate", "--run", s(&r), "--samples", s(&test), "--json"])).unwrap();
+    assert_eq!(result["samples"], 20);
+    assert!(result["accuracy"].as_f64().unwrap() > 0.9, "{result}");
+    // A flag overrides the recorded columns: two features where the model expects three.
+    let out = run(&["evaluate", "--run", s(&r), "--samples", s(&test), "--feature-columns", "a,b"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 features"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_weight_column_is_never_a_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = species_csv(dir.path(), "train.csv", 40);
+    let r = dir.path().join("run");
+    // The issue's command: every numeric column is a feature but the weight column.
+    let args = ["train", "--samples", s(&train), "--task", "binary", "--weight-column", "w"];
+    let more = ["--class-weights", "balanced", "--label-column", "species", "--epochs", "2", "--out", s(&r)];
+    ok(&[&args[..], &more[..]].concat());
+    assert_eq!(model_json(&r)["item_shape"], serde_json::json!([3]));
+    // predict reads the same three features (the weight column is recorded, not read).
+    let predictions = ok(&["predict", "--run", s(&r), "--samples", s(&train)]);
+    assert_eq!(predictions.lines().count(), 41);
+}
+
+#[test]
+fn a_run_directory_of_an_older_nsl_without_columns_json_still_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("id,x,y,label\n");
+    for i in 0..20 {
+        text.push_str(&format!("s{i},{},{},{}\n", i % 2, (i % 3) as f32 / 3.0, i % 2));
+    }
+    let samples = dir.path().join("s.csv");
+    std::fs::write(&samples, text).unwrap();
+    let r = dir.path().join("run");
+    ok(&["train", "--samples", s(&samples), "--epochs", "1", "--out", s(&r)]);
+    std::fs::remove_file(r.join("columns.json")).unwrap();
+    let predictions = ok(&["predict", "--run", s(&r), "--samples", s(&samples)]);
+    assert!(predictions.lines().nth(1).unwrap().starts_with("s0,"), "{predictions}");
+}
+
+#[test]
+fn training_onto_an_earlier_run_says_it_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = species_csv(dir.path(), "train.csv", 20);
+    let r = dir.path().join("run");
+    let args = ["train", "--samples", s(&train), "--label-column", "species", "--epochs", "1", "--out", s(&r)];
+    let first = run(&args);
+    assert!(!String::from_utf8_lossy(&first.stderr).contains("earlier run"));
+    let second = run(&args);
+    assert!(second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains(&format!("--out {} holds an earlier run", r.display())), "{stderr}");
+    let help = ok(&["train", "--help"]);
+    assert!(help.contains("replaced when this one is saved"), "{help}");
+}
+
+#[test]
+fn help_says_what_each_command_does_and_hides_the_worker() {
+    let help = ok(&["--help"]);
+    assert!(!help.contains("worker"), "{help}");
+    assert!(help.contains("MLP, CNN or bag-of-words") && help.contains("regression"), "{help}");
+    assert!(help.contains("predicted values (regression)"), "{help}");
+    let predict = ok(&["predict", "--help"]);
+    assert!(predict.contains("predictions never depend on it"), "{predict}");
+    assert!(predict.contains("columns the run was trained on"), "{predict}");
+    // The norms: stated in both help texts.
+    let evaluate = ok(&["evaluate", "--help"]);
+    assert!(evaluate.contains("Default L∞") && evaluate.contains("defaults to L2"), "{evaluate}");
+    assert!(ok(&["train", "--help"]).contains("`nsl evaluate --norm` attacks in L∞ by default"));
+    // The worker still runs (scripts/spark calls it).
+    assert!(run(&["worker", "--help"]).status.success());
+}
+
+#[test]
+fn evaluate_json_names_the_attack_norm() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = species_csv(dir.path(), "train.csv", 20);
+    let r = dir.path().join("run");
+    ok(&["train", "--samples", s(&train), "--label-column", "species", "--epochs", "1", "--out", s(&r)]);
+    let base = ["evaluate", "--run", s(&r), "--samples", s(&train), "--attack", "fgsm", "--epsilon", "0.1", "--json"];
+    let json: serde_json::Value = serde_json::from_str(&ok(&base)).unwrap();
+    assert_eq!(json["attack"]["norm"], "infinity", "{json}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&[&base[..], &["--norm", "l2"][..]].concat())).unwrap();
+    assert_eq!(json["attack"]["norm"], "l2", "{json}");
+}
