@@ -147,3 +147,68 @@ fn evaluate_json_names_the_attack_norm() {
     let json: serde_json::Value = serde_json::from_str(&ok(&[&base[..], &["--norm", "l2"][..]].concat())).unwrap();
     assert_eq!(json["attack"]["norm"], "l2", "{json}");
 }
+
+#[test]
+fn progress_lines_appear_without_a_terminal_and_quiet_silences_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = species_csv(dir.path(), "train.csv", 40);
+    let r = dir.path().join("run");
+    // Standard error is a pipe here, as in a notebook, a log file or CI.
+    let args = ["train", "--samples", s(&train), "--label-column", "species", "--epochs", "2", "--out", s(&r)];
+    let out = run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().find(|l| l.starts_with("epoch 2/2 done: 100.0% of training")).unwrap_or_else(|| {
+        panic!("no progress line: {stderr}");
+    });
+    assert!(last.contains("ETA") && last.contains(", loss ") && last.contains(", accuracy "), "{last}");
+    let quiet = run(&[&["--quiet"][..], &args[..]].concat());
+    assert!(quiet.status.success());
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("of training"), "{quiet:?}");
+
+    // An attack's progress: fraction, ε and ETA.
+    let attack = ["evaluate", "--run", s(&r), "--samples", s(&train), "--attack", "pgd", "--epsilon", "0.1,0.2"];
+    let out = run(&[&attack[..], &["--pgd-steps", "2"][..]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("pgd (ε 0.1,0.2): 100.0% (2/2)") && stderr.contains("ETA"), "{stderr}");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_saves_the_last_epoch_at_once_and_says_how_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = species_csv(dir.path(), "train.csv", 40);
+    let r = dir.path().join("run");
+    // Many tiny epochs: within a second hundreds have ended, none saved yet (states are saved
+    // every 30 s by the clock) — the interrupt saves the last one.
+    let args = ["train", "--samples", s(&train), "--label-column", "species", "--epochs", "1000000", "--out", s(&r)];
+    let child = nsl().args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn();
+    let child = child.unwrap();
+    let partial = dir.path().join("run.partial");
+    let mut waited = 0;
+    while !partial.join("command.json").is_file() && waited < 600 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(!partial.join("state.safetensors").exists(), "a state was saved before the interrupt");
+    // SAFETY: a plain kill(2) on the child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains(&format!("continue with `nsl train --resume {}`", r.display())), "{stderr}");
+    assert!(partial.join("state.safetensors").is_file(), "{stderr}");
+    let epoch: usize = stderr.split("; epoch ").nth(1).and_then(|t| t.split(' ').next()).unwrap().parse().unwrap();
+    assert!(epoch >= 1, "{stderr}");
+
+    // `--resume` says where it continues; interrupted again, it saves again.
+    let child = nsl().args(["train", "--resume", s(&r)]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let resumed = format!("epoch {epoch} of 1000000 was completed, continuing with epoch {}", epoch + 1);
+    assert!(stderr.contains(&resumed), "{stderr}");
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+}

@@ -383,9 +383,18 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
             }
         }
         let source_model = source.as_ref().map_or(checkpoint.model.as_ref(), |s| s.model.as_ref());
-        let sweep = with_spinner(format!("attacking with {}", attack_name.as_str()), || {
-            robustness_sweep_task(checkpoint.model.as_ref(), source_model, &samples, task, &config, &args.epsilon, 256)
-        })?;
+        // One ε at a time (each is attacked independently), for the progress: fraction, ε, ETA.
+        let bar = super::progress::WorkBar::new();
+        let n = args.epsilon.len() as u64;
+        let mut sweep = Vec::with_capacity(args.epsilon.len());
+        for (i, &epsilon) in args.epsilon.iter().enumerate() {
+            let stage = format!("{} (ε {})", attack_name.as_str(), list(&args.epsilon));
+            bar.update(&stage, i as u64, n);
+            let model = checkpoint.model.as_ref();
+            sweep.extend(robustness_sweep_task(model, source_model, &samples, task, &config, &[epsilon], 256)?);
+            bar.update(&stage, i as u64 + 1, n);
+        }
+        bar.finish();
         // Robust accuracy as the evaluation's own accuracy is defined: subset accuracy for multilabel.
         let robust = |m: &Metrics| match task {
             Task::Multilabel => m.subset_accuracy,
@@ -406,6 +415,11 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
         }
     }
     print_output(args, &output, task)
+}
+
+/// `values` comma-separated, as given.
+fn list(values: &[f64]) -> String {
+    values.iter().map(f64::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Prints `nsl evaluate`'s result (JSON or text).

@@ -52,9 +52,39 @@ use std::str::FromStr;
 #[derive(Parser, Debug)]
 #[command(name = "nsl", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// No progress bars or progress lines on standard error (warnings and results still appear).
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
+
+/// The stop flag of the work a first Ctrl-C stops gracefully (`nsl train`), if any.
+static GRACEFUL_STOP: std::sync::Mutex<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>> =
+    std::sync::Mutex::new(None);
+
+/// Makes a first `SIGINT` set `flag` instead of ending the process (a second one ends it);
+/// `None` restores the default.
+pub fn stop_on_interrupt(flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) {
+    *GRACEFUL_STOP.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = flag;
+}
+
+/// Called on `SIGINT` (from main.rs' signal thread): sets the registered stop flag and returns
+/// true, or returns false (nothing registered, or the flag already set: a second Ctrl-C) for the
+/// process to end.
+pub fn interrupt() -> bool {
+    let guard = GRACEFUL_STOP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match guard.as_ref() {
+        Some(flag) => !flag.swap(true, std::sync::atomic::Ordering::SeqCst),
+        None => false,
+    }
+}
+
+/// A command stopped by Ctrl-C after saving what it could: exit status 130, as a shell reports
+/// a process ended by `SIGINT`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -187,6 +217,7 @@ pub fn set_threads(threads: usize) -> anyhow::Result<()> {
 /// Parses the command line, runs the command and turns its outcome into an exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    progress::set_quiet(cli.quiet);
     let result = match &cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Convert(args) => convert::run(args),
@@ -216,6 +247,9 @@ pub fn main() -> ExitCode {
             errln!("error: {err}");
             for cause in err.chain().skip(1) {
                 errln!("  caused by: {cause}");
+            }
+            if err.is::<Interrupted>() {
+                return ExitCode::from(130);
             }
             // Two outputs naming one file, or an output naming an input: a usage error.
             if err.chain().any(|e| e.is::<nsl::io::PathConflict>()) {

@@ -1,10 +1,9 @@
 //! `nsl train`: train a model, optionally graph-regularized, and save the run.
 
-use super::progress::spinner;
+use super::progress::{spinner, TrainBar};
 use super::{flag, from_text, run_error, set_threads, ColumnArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use nsl::augment::AugmentConfig;
 use nsl::eval::Metric;
 use nsl::loss::{ClassWeights, Task};
@@ -17,6 +16,8 @@ use nsl::train::{
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Flags of `nsl train`.
 #[derive(Args, Debug)]
@@ -499,7 +500,17 @@ fn resume(args: &TrainArgs, run: &Path) -> Result<()> {
     }
     let state_path = partial.join(STATE_FILE);
     let state = match state_path.is_file() {
-        true => Some(TrainState::load(&state_path)?),
+        true => {
+            let state = TrainState::load(&state_path)?;
+            errln!(
+                "resuming {}: epoch {} of {} was completed, continuing with epoch {}",
+                run.display(),
+                state.epoch(),
+                state.config().epochs,
+                state.epoch() + 1
+            );
+            Some(state)
+        }
         false => {
             errln!("no completed epoch was saved: training again from the start");
             None
@@ -541,22 +552,32 @@ fn train(
         _ => None,
     };
     let batches = open.train_len().div_ceil(open.checked().spec().train.batch_size);
-    let bar = progress_bar(open.checked().spec().train.epochs, batches, resume.as_ref().map_or(0, |(_, s)| s.epoch()));
+    let epochs = open.checked().spec().train.epochs;
+    let done = resume.as_ref().map_or(0, |(_, s)| s.epoch());
+    let bar = Arc::new(Mutex::new(TrainBar::new(epochs, batches, done, partial.is_some())));
     let progress = bar.clone();
-    let mut hooks = FitHooks::default().on_progress(move |p| {
-        progress.set_message(format!("{}/{}", p.epoch, p.epochs));
-        progress.inc(1);
-    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut hooks = FitHooks::default()
+        .on_progress(move |p| lock(&progress).update(p.epoch, p.epochs, p.batch, p.batches))
+        .stop_when(stop.clone());
+    // The last completed epoch's state not yet saved (states are saved every 30 s): a Ctrl-C
+    // saves it at once.
+    let pending: Arc<Mutex<Option<TrainState>>> = Arc::default();
     if let Some(dir) = &partial {
-        let (path, epochs) = (dir.join(STATE_FILE), open.checked().spec().train.epochs);
-        let mut last = std::time::Instant::now();
+        let path = dir.join(STATE_FILE);
+        let (mut last, figures, pending) = (std::time::Instant::now(), bar.clone(), pending.clone());
         hooks = hooks.on_epoch_state(checkpoint_every, move |state| {
+            if let Some(record) = state.history().epochs.last() {
+                lock(&figures).epoch_done(state.epoch(), epochs, record.loss, record.accuracy);
+            }
             // The last epoch's state is always saved: if the save of the run fails, `--resume`
             // saves it from there without training again.
             if by_clock && last.elapsed() < CHECKPOINT_INTERVAL && state.epoch() < epochs {
+                *lock(&pending) = Some(state.clone());
                 return Ok(());
             }
             state.save(&path)?;
+            *lock(&pending) = None;
             last = std::time::Instant::now();
             Ok(())
         });
@@ -564,17 +585,14 @@ fn train(
     if let Some((_, state)) = resume {
         hooks = hooks.resume_from(state);
     }
-    let fitted = match open.fit(hooks) {
+    super::stop_on_interrupt(Some(stop.clone()));
+    let fitted = open.fit(hooks);
+    super::stop_on_interrupt(None);
+    lock(&bar).finish();
+    let fitted = match fitted {
         Ok(fitted) => fitted,
-        Err(e) => {
-            // Nothing to resume from yet: leave no `OUT.partial/` behind.
-            if let Some(dir) = partial.as_ref().filter(|d| !d.join(STATE_FILE).exists()) {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            return Err(run_error(e));
-        }
+        Err(e) => return Err(failed_fit(e, stop.load(Ordering::SeqCst), partial.as_deref(), &pending, &out)),
     };
-    bar.finish_and_clear();
     let saved = fitted.save(&out).map_err(|e| explain_failed_save(run_error(e), partial.as_deref(), &out))?;
     if let Some(dir) = &partial {
         // The run is saved: its state has served.
@@ -643,6 +661,52 @@ fn run_spec(settings: &TrainSettings, columns: &ColumnArgs) -> RunSpec {
     }
 }
 
+/// Locks a mutex whose holder cannot have left it inconsistent (a progress display, a state slot).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The error of a fit that failed or was stopped by Ctrl-C (`interrupted`): then the last
+/// completed epoch's state not yet saved is saved at once, and the message says how to resume.
+/// Without anything to resume from, no `OUT.partial/` is left behind.
+fn failed_fit(
+    error: nsl::run::RunError,
+    interrupted: bool,
+    partial: Option<&Path>,
+    pending: &Mutex<Option<TrainState>>,
+    out: &Path,
+) -> anyhow::Error {
+    let mut saved = None;
+    if let (true, Some(dir), Some(state)) = (interrupted, partial, lock(pending).take()) {
+        match state.save(&dir.join(STATE_FILE)) {
+            Ok(()) => saved = Some(state.epoch()),
+            Err(e) => errln!("warning: could not save the last completed epoch: {e}"),
+        }
+    }
+    let resumable = partial.filter(|d| d.join(STATE_FILE).exists());
+    if let (Some(dir), None) = (partial, resumable) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    if !interrupted {
+        return run_error(error);
+    }
+    let message = match resumable {
+        Some(dir) => {
+            let epoch = match saved {
+                Some(epoch) => epoch,
+                None => TrainState::load(&dir.join(STATE_FILE)).map_or(0, |s| s.epoch()),
+            };
+            format!(
+                "interrupted ({error}); epoch {epoch} is saved in {}: continue with `nsl train --resume {}`",
+                dir.display(),
+                out.display()
+            )
+        }
+        None => format!("interrupted ({error}) before the first epoch ended: nothing saved to resume from"),
+    };
+    super::Interrupted(message).into()
+}
+
 /// Every how many epochs a state is saved for `--resume`, and whether by the clock (the default).
 fn checkpoint_schedule(settings: &TrainSettings) -> Result<(usize, bool)> {
     Ok(match (settings.checkpoint_every, &settings.record_adversarial) {
@@ -674,17 +738,6 @@ fn prepare_partial(out: &Path, command: &SavedCommand, resuming: bool) -> Result
     nsl::io::write_bytes(&partial.join(COMMAND_FILE), &json)
         .with_context(|| format!("writing {}", partial.join(COMMAND_FILE).display()))?;
     Ok(partial)
-}
-
-/// The bar of a fit: one step per batch, started at the epochs already trained.
-fn progress_bar(epochs: usize, batches: usize, done_epochs: usize) -> ProgressBar {
-    let bar = ProgressBar::new((epochs * batches) as u64);
-    bar.set_position((done_epochs * batches) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} epoch {msg} ({elapsed}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 /// Prints what the run reports: as JSON (`--json`) or as lines.
