@@ -212,3 +212,69 @@ fn ctrl_c_saves_the_last_epoch_at_once_and_says_how_to_resume() {
     assert!(stderr.contains(&resumed), "{stderr}");
     assert_eq!(out.status.code(), Some(130), "{stderr}");
 }
+
+fn cora(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/cora").join(rel).to_string_lossy().into_owned()
+}
+
+#[test]
+fn counts_add_up_across_convert_build_graph_stats_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    // convert --tokens: list lengths, not a fixed item shape (Cora: 1 to 30 words per paper).
+    let words = ok(&["convert", "--content", &cora("cora.content.gz"), "--tokens", "--samples", &p("w.parquet")]);
+    assert!(words.contains("`words`: token lists of 1–30 ids (vocabulary 1433)"), "{words}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "convert",
+        "--content",
+        &cora("cora.content.gz"),
+        "--tokens",
+        "--samples",
+        &p("w2.parquet"),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(json["token_groups"][0]["min_len"], 1);
+    assert_eq!(json["token_groups"][0]["max_len"], 30);
+
+    // graph export: edges as written (GraphML/JSON: each of Cora's 5,278 links once; CSV: 10,556).
+    let args = ["convert", "--content", &cora("cora.content.gz"), "--cites", &cora("cora.cites.gz")];
+    ok(&[&args[..], &["--samples", &p("cora.parquet"), "--graph", &p("g.parquet")]].concat());
+    let export = |output: &str| {
+        let out = run(&["graph", "export", &p("g.parquet"), "--output", &p(output)]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(export("g.graphml").contains("2708 nodes, 5278 undirected edges (each link once)"));
+    assert!(export("g.csv").contains("10556 directed edges as csv"));
+    assert!(std::fs::read_to_string(p("g.graphml")).unwrap().contains("edgedefault=\"undirected\""));
+
+    // build-graph says which nodes its file holds; graph stats counts them as isolated samples.
+    let embeddings = p("emb.parquet");
+    ok(&["generate-embeddings", "--output", &embeddings, "--n", "200", "--dim", "8", "--seed", "3"]);
+    let built = ok(&["build-graph", "--input", &embeddings, "--output", &p("b.parquet"), "--threshold", "0.9"]);
+    assert!(built.contains("graph over 200 samples") && built.contains("not in the file"), "{built}");
+}
+
+#[test]
+fn graph_export_infers_the_format_and_attaches_sample_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let args = ["convert", "--content", &cora("cora.content.gz"), "--cites", &cora("cora.cites.gz")];
+    ok(&[&args[..], &["--samples", &p("cora.parquet"), "--graph", &p("g.parquet")]].concat());
+    let with_labels = ["--samples", &p("cora.parquet"), "--node-columns", "label"];
+    ok(&[&["graph", "export", &p("g.parquet"), "--output", &p("g.json")][..], &with_labels[..]].concat());
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p("g.json")).unwrap()).unwrap();
+    assert_eq!(doc["edges"].as_array().unwrap().len(), 5278);
+    assert!(doc["nodes"].as_array().unwrap().iter().all(|n| n["label"].as_str().is_some()), "a node without label");
+    ok(&[&["graph", "export", &p("g.parquet"), "--output", &p("g.graphml")][..], &with_labels[..]].concat());
+    let xml = std::fs::read_to_string(p("g.graphml")).unwrap();
+    assert!(xml.contains(r#"<key id="n0" for="node" attr.name="label" attr.type="string"/>"#));
+    assert_eq!(xml.matches(r#"<data key="n0">"#).count(), 2708);
+    // An edge list holds no node attributes; an unknown extension needs --format.
+    let out = run(&[&["graph", "export", &p("g.parquet"), "--output", &p("g.csv")][..], &with_labels[..]].concat());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no node attributes"), "{out:?}");
+    let out = run(&["graph", "export", &p("g.parquet"), "--output", &p("g.xyz")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("or give --format"), "{out:?}");
+}
