@@ -5,7 +5,7 @@ use super::columns::RunColumns;
 use super::error::{Context, RunError};
 use super::fit::FittedRun;
 use crate::io::{OutputSet, StagedDir};
-use crate::report::training_curves_svg;
+use crate::report::training_curves_svg_with_test;
 use crate::train::{save_checkpoint, AdversarialRecord};
 use std::path::{Path, PathBuf};
 
@@ -122,7 +122,8 @@ impl FittedRun {
                 .map_err(|e| RunError::io(format!("writing {}", out.join(name).display()), e))?;
         }
         let title = format!("nsl train {}", self.open.spec);
-        training_curves_svg(&self.history, &title, &run.join("curves.svg"))
+        let test_accuracy = self.test.as_ref().map(|t| t.accuracy);
+        training_curves_svg_with_test(&self.history, &title, test_accuracy, &run.join("curves.svg"))
             .context_with(|| format!("writing {}", out.join("curves.svg").display()))?;
         let mut outputs = OutputSet::new();
         let record = match (&self.open.checked.spec.record_adversarial, &self.record) {
