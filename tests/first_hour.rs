@@ -278,3 +278,30 @@ fn graph_export_infers_the_format_and_attaches_sample_columns() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("or give --format"), "{out:?}");
 }
+
+#[test]
+fn train_help_is_grouped_by_topic() {
+    let help = ok(&["train", "--help"]);
+    let headings: Vec<&str> = help.lines().filter(|l| l.ends_with(':') && !l.starts_with(' ')).collect();
+    for heading in [
+        "Inputs:",
+        "Input columns:",
+        "Task and weights:",
+        "Model:",
+        "Training:",
+        "Graph regularization:",
+        "Adversarial regularization:",
+        "Output:",
+    ] {
+        assert!(headings.contains(&heading), "{heading} missing from {headings:?}");
+    }
+    // Each flag under its topic: --graph-reg with the graph, --adv-reg with the adversarial ones.
+    let section = |name: &str| {
+        let start = help.find(&format!("\n{name}:\n")).unwrap();
+        let rest = &help[start + name.len() + 3..];
+        rest[..rest.find("\n\n").unwrap_or(rest.len())].to_string()
+    };
+    assert!(section("Graph regularization").contains("--graph-reg <KEY=VALUE,…>"));
+    assert!(section("Adversarial regularization").contains("--record-adversarial"));
+    assert!(section("Output").contains("--out <DIR>") && section("Output").contains("--resume"));
+}

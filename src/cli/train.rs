@@ -28,19 +28,19 @@ pub struct TrainArgs {
     /// TOML file with any of the settings below but the column names and `--json` (e.g. `samples =
     /// "train.parquet"`, `epochs = 100`, `graph_reg = "multiplier=0.1,neighbors=2"`, `strict = true`);
     /// unknown keys are errors. Flags given on the command line win.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Inputs")]
     config: Option<PathBuf>,
     #[command(flatten)]
-    settings: TrainSettings,
-    #[command(flatten)]
     columns: ColumnArgs,
+    #[command(flatten)]
+    settings: TrainSettings,
     /// Print the summary as JSON on standard output.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     json: bool,
     /// Continue the interrupted run whose `--out` was RUN from its last completed epoch (the state
     /// in `RUN.partial/`), with the settings it started with: other settings may be given only
     /// with the same values (`--config` not at all). Ends with the weights of an uninterrupted run.
-    #[arg(long, value_name = "RUN")]
+    #[arg(long, value_name = "RUN", help_heading = "Output")]
     resume: Option<PathBuf>,
 }
 
@@ -86,7 +86,7 @@ settings! {
     #[serde(default, deny_unknown_fields)]
     struct TrainSettings {
         /// Labeled training samples (Parquet, CSV, IDX, LINQS or TFRecord of `tf.train.Example`s).
-        #[arg(long, value_name = "FILE")]
+        #[arg(help_heading = "Inputs", long, value_name = "FILE")]
         samples: Option<PathBuf>,
         /// Train on packed samples, whose records carry their neighbors, in place of `--samples`,
         /// `--graph` and `--pool`. `--packed DIR_OR_FILE`: a packed Parquet table (`nsl pack-nbrs
@@ -96,25 +96,25 @@ settings! {
         /// (or `--packed FILE.tfr`): the `--samples` are NSL-packed TFRecord records (`pack_nbrs`
         /// output: `NL_num_nbrs`, `NL_nbr_<j>_weight`, `NL_nbr_<j>_<feature>`), read whole; needs
         /// `--graph-reg`. Default: off.
-        #[arg(long, value_name = "DIR_OR_FILE", num_args = 0..=1, default_missing_value = "true", value_parser = parse_packed)]
+        #[arg(help_heading = "Inputs", long, value_name = "DIR_OR_FILE", num_args = 0..=1, default_missing_value = "true", value_parser = parse_packed)]
         #[serde(deserialize_with = "packed_setting")]
         packed: Option<Packed>,
         /// With `--packed DIR_OR_FILE` (Parquet): rows of the shuffle buffer. A buffer at least as
         /// large as the table gives the batches (and the model) of in-memory training with the same
         /// seed; a smaller one shuffles locally (each row leaves the buffer at a random draw after at
         /// least N rows came in). Default 10000.
-        #[arg(long, value_name = "N")]
+        #[arg(help_heading = "Inputs", long, value_name = "N")]
         shuffle_buffer: Option<usize>,
         /// With `--packed DIR` (Parquet parts): read the parts in sorted name order every epoch
         /// instead of a seeded order drawn anew each epoch. Default: off (seeded order).
-        #[arg(long, num_args = 0, default_missing_value = "true")]
+        #[arg(help_heading = "Inputs", long, num_args = 0, default_missing_value = "true")]
         keep_part_order: Option<bool>,
         /// Extra samples that may serve as neighbors but are not trained on with their labels (NSL's Cora
         /// tutorial uses the test papers).
-        #[arg(long, value_name = "FILE")]
+        #[arg(help_heading = "Inputs", long, value_name = "FILE")]
         pool: Option<PathBuf>,
         /// Neighbor graph (Parquet or NSL TSV) for graph regularization.
-        #[arg(long, value_name = "FILE")]
+        #[arg(help_heading = "Graph regularization", long, value_name = "FILE")]
         graph: Option<PathBuf>,
         /// Graph regularization, as `key=value` pairs: `multiplier` (default 0.01; sets the three
         /// below), `multiplier-ll` | `multiplier-lu` | `multiplier-uu` (per edge type between labeled
@@ -128,7 +128,7 @@ settings! {
         /// sum_by_nonzero_weights), `sum-over-axis` (default -1, as NSL's tutorials; `none` for
         /// elementwise), `layer` (a hidden layer name, default the logits), `stop-gradient` (true |
         /// false, default false). Needs `--graph` (or `--packed`).
-        #[arg(long, value_name = "KEY=VALUE,…", value_parser = GraphRegConfig::from_kv)]
+        #[arg(help_heading = "Graph regularization", long, value_name = "KEY=VALUE,…", value_parser = GraphRegConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         graph_reg: Option<GraphRegConfig>,
         /// Adversarial regularization, as `key=value` pairs: `multiplier` (default 0.2), `step-size`
@@ -145,7 +145,7 @@ settings! {
         /// (m = λ, default 6); madry, trades and mart need `epsilon` and run their inner PGD in inference
         /// mode), `epsilon-warmup` (epochs over which ε and the step size ramp linearly from 0, default 0).
         /// Combines with `--graph-reg`. Robust MNIST: `--config examples/recipes/robust_mnist.toml`.
-        #[arg(long, value_name = "KEY=VALUE,…", value_parser = AdvRegConfig::from_kv)]
+        #[arg(help_heading = "Adversarial regularization", long, value_name = "KEY=VALUE,…", value_parser = AdvRegConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         adv_reg: Option<AdvRegConfig>,
         /// Augment the training images on the fly (item shape `[c, h, w]`, e.g. IDX digits), as
@@ -154,21 +154,21 @@ settings! {
         /// for digits). Drawn from `--seed`, the epoch and the batch (reproducible, resumable), before
         /// `--adv-reg` crafts its neighbors. Validation and test samples are never augmented.
         /// Default: none (`none`).
-        #[arg(long, value_name = "crop=N,flip", value_parser = AugmentConfig::from_kv)]
+        #[arg(help_heading = "Training", long, value_name = "crop=N,flip", value_parser = AugmentConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         augment: Option<AugmentConfig>,
         /// Unlabeled samples to train as centers too (Neural Graph Machines): each batch of labeled
         /// samples is joined by unlabeled ones (`--unlabeled-ratio`), the graph loss covers their
         /// edges (`multiplier-uu`, `multiplier-lu` in `--graph-reg`), `--vat` and `--entropy` act on
         /// them; their labels, if any, are never used. Also serves as `--pool` when that is not given.
-        #[arg(long, value_name = "FILE")]
+        #[arg(help_heading = "Graph regularization", long, value_name = "FILE")]
         unlabeled: Option<PathBuf>,
         /// With `--unlabeled`: unlabeled centers per labeled center in each batch. Default 1.
-        #[arg(long, value_name = "R")]
+        #[arg(help_heading = "Graph regularization", long, value_name = "R")]
         unlabeled_ratio: Option<f64>,
         /// With `--unlabeled`: weight of the entropy of the predictions on unlabeled centers (entropy
         /// minimization). Default 0 (off).
-        #[arg(long, value_name = "W")]
+        #[arg(help_heading = "Graph regularization", long, value_name = "W")]
         entropy: Option<f64>,
         /// Virtual adversarial regularization (needs no label; NSL's `VirtualAdvConfig`), as
         /// `key=value` pairs: `multiplier` (default 1), `epsilon` (perturbation radius, default 0.001),
@@ -176,7 +176,7 @@ settings! {
         /// NSL's; `nsl evaluate --norm` attacks in L∞ by default, the robustness benchmarks' norm), `steps` (power iterations, default 1), `xi` (finite
         /// difference, default 1e-6; 1e-3 suits f32 features better), `distance` (l1 | l2 | cosine |
         /// kl | jsd; default NSL's l2 on the logits). On labeled and unlabeled centers.
-        #[arg(long, value_name = "KEY=VALUE,…", value_parser = VatConfig::from_kv)]
+        #[arg(help_heading = "Adversarial regularization", long, value_name = "KEY=VALUE,…", value_parser = VatConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         vat: Option<VatConfig>,
         /// Stop when the `--validation` metric has not improved for N epochs and keep the best
@@ -184,16 +184,16 @@ settings! {
         /// macro-f1 | micro-f1 | subset-accuracy | roc-auc | mse | mae | rmse; default the task's:
         /// accuracy for multiclass, roc-auc for binary, macro-f1 for multilabel, mse (lower is
         /// better) for regression). Default: off.
-        #[arg(long, value_name = "patience=N[,metric=NAME]", value_parser = parse_patience)]
+        #[arg(help_heading = "Training", long, value_name = "patience=N[,metric=NAME]", value_parser = parse_patience)]
         #[serde(deserialize_with = "from_text")]
         early_stopping: Option<Patience>,
         /// Write the adversarial neighbors generated during training as a neighbor graph (`kind =
         /// adversarial`; Parquet or TSV by extension) plus a node table `NAME.nodes.parquet` (perturbed
         /// features, perturbation norm, predictions). Needs `--adv-reg`.
-        #[arg(long, value_name = "FILE")]
+        #[arg(help_heading = "Adversarial regularization", long, value_name = "FILE")]
         record_adversarial: Option<PathBuf>,
         /// With `--record-adversarial`: record every N-th epoch (and the last). Default 1.
-        #[arg(long, value_name = "N")]
+        #[arg(help_heading = "Adversarial regularization", long, value_name = "N")]
         record_every: Option<usize>,
         /// What to predict: `multiclass` (softmax cross-entropy, one output per class), `binary`
         /// (labels 0/1 or two class names; one output, sigmoid cross-entropy), `multilabel` (the
@@ -201,7 +201,7 @@ settings! {
         /// label), `regression` (the label column holds a number, or a list of numbers; linear
         /// outputs, `loss=mse` or `loss=huber` with `delta=D` (default 1), e.g.
         /// `regression,loss=huber,delta=1`). Default multiclass.
-        #[arg(long, value_name = "TASK", value_parser = Task::from_str)]
+        #[arg(help_heading = "Task and weights", long, value_name = "TASK", value_parser = Task::from_str)]
         #[serde(deserialize_with = "from_text")]
         task: Option<Task>,
         /// Column of per-sample weights in the training samples (Parquet or CSV; finite, ≥ 0): each
@@ -210,33 +210,33 @@ settings! {
         /// `features` list column) so that it is not read as a feature. `--validation` and `--test`
         /// tables that have the column are scored with weighted loss and metrics too (a warning
         /// says when one has not). Default: every weight 1.
-        #[arg(long, value_name = "NAME")]
+        #[arg(help_heading = "Task and weights", long, value_name = "NAME")]
         weight_column: Option<String>,
         /// Class weights, multiplied into the sample weights (multiclass and binary only):
         /// `balanced` (n / (k · countₖ), scikit-learn's) or a file of `class<TAB>weight` lines
         /// (class by name, or index without names; classes not listed weigh 1). Default: none.
-        #[arg(long, value_name = "balanced|FILE", value_parser = ClassWeights::from_str)]
+        #[arg(help_heading = "Task and weights", long, value_name = "balanced|FILE", value_parser = ClassWeights::from_str)]
         #[serde(deserialize_with = "from_text")]
         class_weights: Option<ClassWeights>,
         /// Model: `mlp:UNITS,…[,relu|tanh|sigmoid|gelu]` (the activation, default relu; others train
         /// slower), `cnn[:FILTERS,…]` or `bow[:EMBED,UNITS,…][,combiner=mean|sum|sqrtn]
         /// [,bag-activation=none|relu|tanh|sigmoid|gelu]` (token-id lists: embeddings pooled per list,
         /// default mean and no bag activation, then dense layers; `bow` = `bow:50`). Default `mlp:50,50`.
-        #[arg(long, value_name = "SPEC", value_parser = ModelSpec::from_str)]
+        #[arg(help_heading = "Model", long, value_name = "SPEC", value_parser = ModelSpec::from_str)]
         #[serde(deserialize_with = "from_text")]
         model: Option<ModelSpec>,
         /// Dropout rate after hidden/dense layers, in training only. Default 0.5 for mlp, 0 for cnn.
-        #[arg(long, value_name = "RATE")]
+        #[arg(help_heading = "Model", long, value_name = "RATE")]
         dropout: Option<f32>,
         /// Passes over the training samples. Default 10.
-        #[arg(long)]
+        #[arg(help_heading = "Training", long)]
         epochs: Option<usize>,
         /// Learning-rate schedule, evaluated before every step: `constant` (default),
         /// `step,every=E[,gamma=G]` (× G every E epochs, G default 0.1), `cosine[,min=M]` (Keras'
         /// CosineDecay per step down to M, default 0, over the run), `exponential,rate=R` (× R per
         /// epoch, continuously); each may add `warmup=W`: a linear ramp over the first W epochs
         /// (default 0), after which the decay starts.
-        #[arg(long, value_name = "SPEC", value_parser = LrSchedule::from_str)]
+        #[arg(help_heading = "Training", long, value_name = "SPEC", value_parser = LrSchedule::from_str)]
         #[serde(deserialize_with = "from_text")]
         lr_schedule: Option<LrSchedule>,
         /// Schedule of the `--graph-reg` multiplier over the optimizer's steps (NSL's DecayConfig,
@@ -244,15 +244,15 @@ settings! {
         /// (NSL's decay_steps: turns the decay on), `decay` (exponential | inverse-time | natural-exp,
         /// default exponential), `rate` (default 0.96), `min` (floor, default 0), `warmup` (steps of
         /// linear ramp from 0, default 0). Default: none, the multiplier as given.
-        #[arg(long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
+        #[arg(help_heading = "Graph regularization", long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
         #[serde(deserialize_with = "from_text")]
         graph_reg_schedule: Option<MultiplierSchedule>,
         /// Schedule of the `--adv-reg` multiplier, as `--graph-reg-schedule`. Default: none.
-        #[arg(long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
+        #[arg(help_heading = "Adversarial regularization", long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
         #[serde(deserialize_with = "from_text")]
         adv_reg_schedule: Option<MultiplierSchedule>,
         /// Schedule of the `--vat` multiplier, as `--graph-reg-schedule`. Default: none.
-        #[arg(long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
+        #[arg(help_heading = "Adversarial regularization", long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
         #[serde(deserialize_with = "from_text")]
         vat_schedule: Option<MultiplierSchedule>,
         /// Save the state needed to resume (`nsl train --resume`) after every N-th epoch into
@@ -260,47 +260,47 @@ settings! {
         /// when 30 s have passed since the start or the last save (a save costs a few milliseconds
         /// of fsync, as much as a whole epoch of a small model). Not with `--record-adversarial`
         /// (whose record a state does not hold).
-        #[arg(long, value_name = "N")]
+        #[arg(help_heading = "Output", long, value_name = "N")]
         checkpoint_every: Option<usize>,
         /// Samples per batch. Default 32 (Keras' default).
-        #[arg(long)]
+        #[arg(help_heading = "Training", long)]
         batch_size: Option<usize>,
         /// Optimizer. Default adam.
-        #[arg(long, value_name = "NAME")]
+        #[arg(help_heading = "Training", long, value_name = "NAME")]
         optimizer: Option<OptimizerName>,
         /// Learning rate. Default 0.001 for adam, 0.01 for sgd (Keras' defaults).
-        #[arg(long, value_name = "LR")]
+        #[arg(help_heading = "Training", long, value_name = "LR")]
         learning_rate: Option<f64>,
         /// L2 weight decay λ ≥ 0: `λ·θ` is added to every parameter's gradient (PyTorch's
         /// `weight_decay`, as Graph-MLP trains; Keras' optimizers have none). Default 0 (off).
-        #[arg(long, value_name = "LAMBDA")]
+        #[arg(help_heading = "Training", long, value_name = "LAMBDA")]
         weight_decay: Option<f64>,
         /// Seed of the weights, dropout and shuffling. Default 0.
-        #[arg(long)]
+        #[arg(help_heading = "Training", long)]
         seed: Option<u64>,
         /// Seed of the initial weights and dropout masks only, when they should differ from `--seed`'s
         /// (e.g. two models compared on the same batches from independent starts, as in NSL's
         /// tutorial). Default: `--seed`.
-        #[arg(long, value_name = "SEED")]
+        #[arg(help_heading = "Training", long, value_name = "SEED")]
         init_seed: Option<u64>,
         /// CPU threads. Default: all cores (on 2 cores, 1 is often faster for small models).
-        #[arg(long)]
+        #[arg(help_heading = "Training", long)]
         threads: Option<usize>,
         /// Labeled samples to evaluate after every epoch (shown in the history and the curves).
-        #[arg(long, value_name = "FILE")]
+        #[arg(help_heading = "Inputs", long, value_name = "FILE")]
         validation: Option<PathBuf>,
         /// Labeled samples to evaluate at the end (the accuracy `nsl evaluate` reproduces).
-        #[arg(long, value_name = "FILE")]
+        #[arg(help_heading = "Inputs", long, value_name = "FILE")]
         test: Option<PathBuf>,
         /// Fail if the graph names ids that are neither training nor pool samples (default: skip them and
         /// report the count).
-        #[arg(long, num_args = 0, default_missing_value = "true")]
+        #[arg(help_heading = "Graph regularization", long, num_args = 0, default_missing_value = "true")]
         strict: Option<bool>,
         /// Run directory: weights, model.json, columns.json (the input columns `evaluate` and `predict`
         /// reuse), history (JSON, CSV), curves.svg, summary.json. Default `runs/train`. An earlier run there is
         /// replaced when this one is saved, as Keras' `model.save` (`overwrite=True`), with a warning when
         /// training starts; a directory holding other files is refused.
-        #[arg(long, value_name = "DIR")]
+        #[arg(help_heading = "Output", long, value_name = "DIR")]
         out: Option<PathBuf>,
     }
 }
