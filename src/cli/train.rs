@@ -564,23 +564,8 @@ fn train(
     // saves it at once.
     let pending: Arc<Mutex<Option<TrainState>>> = Arc::default();
     if let Some(dir) = &partial {
-        let path = dir.join(STATE_FILE);
-        let (mut last, figures, pending) = (std::time::Instant::now(), bar.clone(), pending.clone());
-        hooks = hooks.on_epoch_state(checkpoint_every, move |state| {
-            if let Some(record) = state.history().epochs.last() {
-                lock(&figures).epoch_done(state.epoch(), epochs, record.loss, record.accuracy);
-            }
-            // The last epoch's state is always saved: if the save of the run fails, `--resume`
-            // saves it from there without training again.
-            if by_clock && last.elapsed() < CHECKPOINT_INTERVAL && state.epoch() < epochs {
-                *lock(&pending) = Some(state.clone());
-                return Ok(());
-            }
-            state.save(&path)?;
-            *lock(&pending) = None;
-            last = std::time::Instant::now();
-            Ok(())
-        });
+        let schedule = (checkpoint_every, by_clock, epochs);
+        hooks = save_states(hooks, dir.join(STATE_FILE), schedule, bar.clone(), pending.clone());
     }
     if let Some((_, state)) = resume {
         hooks = hooks.resume_from(state);
@@ -659,6 +644,34 @@ fn run_spec(settings: &TrainSettings, columns: &ColumnArgs) -> RunSpec {
         strict: s.strict.unwrap_or(false),
         columns: columns.to_columns(),
     }
+}
+
+/// `hooks` saving the run's state to `path` after every `every`-th epoch (with `by_clock`: at most
+/// every 30 s, keeping the others in `pending` for a Ctrl-C) and the last of `epochs`, and showing
+/// each epoch's loss and accuracy on `bar`.
+fn save_states<'a>(
+    hooks: FitHooks<'a>,
+    path: PathBuf,
+    (every, by_clock, epochs): (usize, bool, usize),
+    bar: Arc<Mutex<TrainBar>>,
+    pending: Arc<Mutex<Option<TrainState>>>,
+) -> FitHooks<'a> {
+    let mut last = std::time::Instant::now();
+    hooks.on_epoch_state(every, move |state| {
+        if let Some(record) = state.history().epochs.last() {
+            lock(&bar).epoch_done(state.epoch(), epochs, record.loss, record.accuracy);
+        }
+        // The last epoch's state is always saved: if the save of the run fails, `--resume`
+        // saves it from there without training again.
+        if by_clock && last.elapsed() < CHECKPOINT_INTERVAL && state.epoch() < epochs {
+            *lock(&pending) = Some(state.clone());
+            return Ok(());
+        }
+        state.save(&path)?;
+        *lock(&pending) = None;
+        last = std::time::Instant::now();
+        Ok(())
+    })
 }
 
 /// Locks a mutex whose holder cannot have left it inconsistent (a progress display, a state slot).
