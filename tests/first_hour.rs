@@ -252,8 +252,12 @@ fn counts_add_up_across_convert_build_graph_stats_and_export() {
     // build-graph says which nodes its file holds; graph stats counts them as isolated samples.
     let embeddings = p("emb.parquet");
     ok(&["generate-embeddings", "--output", &embeddings, "--n", "200", "--dim", "8", "--seed", "3"]);
-    let built = ok(&["build-graph", "--input", &embeddings, "--output", &p("b.parquet"), "--threshold", "0.9"]);
+    let out = run(&["build-graph", "--input", &embeddings, "--output", &p("b.parquet"), "--threshold", "0.9"]);
+    let built = String::from_utf8_lossy(&out.stdout);
     assert!(built.contains("graph over 200 samples") && built.contains("not in the file"), "{built}");
+    // Its progress without a terminal: a plain line when the comparisons are done.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("comparing pairs: 100.0%") && stderr.contains("ETA"), "{stderr}");
 }
 
 #[test]
