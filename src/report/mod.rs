@@ -74,6 +74,9 @@ pub fn training_curves_svg_with_test(
 /// curve is hidden).
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
+/// The points of a curve: `(epoch, value)`.
+type Points = Vec<(f64, f64)>;
+
 /// Height of the legend strip under each panel.
 const LEGEND_HEIGHT: u32 = 90;
 
@@ -93,7 +96,7 @@ fn draw(history: &History, title: &str, test: Option<f64>, svg: &mut String) -> 
         ("entropy (unscaled)", RGBColor(255, 140, 0), |e| e.entropy_loss),
     ];
     // A regularizer the run did not use is zero throughout: not drawn.
-    let curves: Vec<(String, RGBColor, Vec<(f64, f64)>)> = series
+    let curves: Vec<(String, RGBColor, Points)> = series
         .iter()
         .enumerate()
         .filter(|(i, (_, _, value))| *i < 2 || history.epochs.iter().any(|e| value(e) != 0.0))
