@@ -23,6 +23,8 @@ fn main() -> ExitCode {
 /// are blocked here, before any other thread exists (threads inherit the mask), and one thread
 /// waits for them with `sigwait` and cleans up as ordinary code. A signal the parent set to be
 /// ignored (`nohup`) stays ignored: a blocked, ignored signal is discarded, never delivered.
+/// During training a first `SIGINT` only sets the run's stop flag (`cli::interrupt`): the run
+/// saves its last completed epoch for `--resume` and exits 130; a second one ends it at once.
 #[cfg(unix)]
 fn remove_temp_files_on_signals() {
     // SAFETY: plain libc calls on a local, initialized signal set; no other thread exists yet.
@@ -41,6 +43,10 @@ fn remove_temp_files_on_signals() {
         let mut signal: libc::c_int = 0;
         // SAFETY: `set` is a valid signal set and `signal` a valid out-pointer.
         if unsafe { libc::sigwait(&set, &mut signal) } == 0 {
+            // A first Ctrl-C during training stops it gracefully (a checkpoint, then exit 130).
+            if signal == libc::SIGINT && cli::interrupt() {
+                continue;
+            }
             nsl::io::remove_live_temp_files_and_exit(128 + signal);
         }
     });

@@ -430,7 +430,9 @@ fn json_export_is_node_link() {
     assert_eq!(doc["multigraph"], false);
     assert_eq!(doc["graph"]["provenance"], "mixed fixture");
     assert_eq!(doc["nodes"].as_array().unwrap().len(), 5);
-    let links = doc["links"].as_array().unwrap();
+    // Issue 25: the key networkx ≥ 3.4 reads (`edges`; the default of `node_link_graph` from 3.6).
+    assert!(doc.get("links").is_none());
+    let links = doc["edges"].as_array().unwrap();
     assert_eq!(links.len(), 5);
     assert_eq!(links[2]["source"], "a");
     assert_eq!(links[2]["target"], "c,\"q\"");
@@ -442,7 +444,7 @@ fn json_export_is_node_link() {
     export(&cora_graph, ExportFormat::Json, &path).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(doc["directed"], false);
-    assert_eq!(doc["links"].as_array().unwrap().len(), 5_278);
+    assert_eq!(doc["edges"].as_array().unwrap().len(), 5_278);
 }
 
 #[test]

@@ -185,7 +185,15 @@ fn train_saves_the_run_directory_as_a_whole() {
     assert_ne!(std::fs::read(run.join("model.safetensors")).unwrap(), old);
     assert_eq!(
         names(&run),
-        ["curves.svg", "history.csv", "history.json", "model.json", "model.safetensors", "summary.json"]
+        [
+            "columns.json",
+            "curves.svg",
+            "history.csv",
+            "history.json",
+            "model.json",
+            "model.safetensors",
+            "summary.json"
+        ]
     );
     assert!(names(f.dir.path()).iter().all(|n| !n.starts_with('.')), "{:?}", names(f.dir.path()));
     ok(&["evaluate", "--run", s(&run), "--samples", s(&f.samples())]);

@@ -2,7 +2,6 @@
 
 use super::progress::with_spinner;
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use nsl::build::{BuildConfig, BuildReport, GraphBuilder, Progress};
 use nsl::data::{read_samples, SampleColumns};
 use std::path::{Path, PathBuf};
@@ -117,29 +116,20 @@ pub fn run(args: &BuildGraphArgs) -> Result<()> {
     nsl::io::check_writable(&args.output).with_context(|| format!("--output {}", args.output.display()))?;
     let dataset = read_embeddings(args)?;
     let read_seconds = start.elapsed().as_secs_f64();
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {percent}% ({eta} left)")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    // A bar on a terminal, plain lines (fraction, ETA) every 10 s otherwise; nothing with --quiet.
+    let bar = std::sync::Arc::new(super::progress::WorkBar::new());
     let progress_bar = bar.clone();
     let builder = GraphBuilder::new(config).on_progress(move |p: Progress| {
-        if p.done == 0 {
-            progress_bar.set_length(p.total.max(1));
-            progress_bar.set_position(0);
-            progress_bar.set_message(if p.rounds > 1 {
-                format!("comparing pairs, round {}/{}", p.round + 1, p.rounds)
-            } else {
-                "comparing pairs".to_string()
-            });
-        } else {
-            progress_bar.set_position(p.done);
-        }
+        let stage = match p.rounds > 1 {
+            true => format!("comparing pairs, round {}/{}", p.round + 1, p.rounds),
+            false => "comparing pairs".to_string(),
+        };
+        progress_bar.update(&stage, p.done, p.total.max(1));
     });
     // The graph goes straight from the builder's edge list to the file (no in-memory graph).
     let build_start = Instant::now();
     let report = builder.write_dataset(&dataset, &args.output);
-    bar.finish_and_clear();
+    bar.finish();
     // Errors name their file (the input's row and column, or the output).
     let report = report?;
     let write_seconds = (build_start.elapsed().as_secs_f64() - report.seconds).max(0.0);
@@ -231,13 +221,17 @@ fn parquet_columns(input: &Path) -> Result<Vec<String>> {
 }
 
 fn print_summary(r: &BuildReport, output: &Path, read: f64, write: f64, total: f64) {
+    // The file is an edge list: samples without an edge are not in it, so `nsl graph stats` of
+    // the output counts fewer nodes (those with edges) and a higher mean degree.
     outln!(
-        "{} graph: {} nodes, {} edges ({} directed), mean degree {:.2}",
+        "{} graph over {} samples: {} undirected edges ({} directed), mean degree {:.2} per sample; samples \
+         without an edge are not in the file (`nsl graph stats {} --samples …` counts them as isolated)",
         r.mode,
         r.nodes,
         r.edges,
         r.directed_edges,
-        r.mean_degree
+        r.mean_degree,
+        output.display()
     );
     outln!(
         "pairs compared: {} over {} round(s), largest bucket {} rows ({:.1} % of the nodes), {} rechecked in f64",

@@ -141,8 +141,40 @@ struct Summary {
     rows: usize,
     dim: usize,
     item_shape: Vec<usize>,
+    /// Token groups (`--tokens`): `(name, vocabulary, shortest list, longest list)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    token_groups: Vec<TokenGroupSummary>,
     classes: Option<usize>,
     graph: Option<GraphSummary>,
+}
+
+/// A token group of the converted samples: its lists' lengths vary by row.
+#[derive(Serialize)]
+struct TokenGroupSummary {
+    name: String,
+    vocab: usize,
+    min_len: usize,
+    max_len: usize,
+}
+
+/// The token groups of `dataset` with the shortest and longest id list of each.
+fn token_groups(dataset: &data::Dataset) -> Vec<TokenGroupSummary> {
+    let features = dataset.features();
+    dataset
+        .layout()
+        .offsets()
+        .filter_map(|(start, group)| match group.kind {
+            data::FeatureKind::Tokens { max_len, vocab } => {
+                let lengths = features
+                    .rows()
+                    .into_iter()
+                    .map(|row| data::token_ids(row.iter().skip(start).take(max_len).copied()).count());
+                let (min, max) = lengths.fold((usize::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
+                Some(TokenGroupSummary { name: group.name.clone(), vocab, min_len: min.min(max), max_len: max })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -222,6 +254,7 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         rows: dataset.len(),
         dim: dataset.dim(),
         item_shape: dataset.item_shape().to_vec(),
+        token_groups: token_groups(&dataset),
         classes: dataset.num_classes(),
         graph,
     };
@@ -312,13 +345,24 @@ fn graph_summary(path: &std::path::Path, g: &NeighborGraph, report: &CitesReport
 
 fn print_summary(s: &Summary) {
     let classes = s.classes.map_or("unlabeled".to_string(), |c| format!("{c} classes"));
-    outln!(
-        "samples: {} rows × {} features (item shape {:?}), {classes} → {}",
-        s.rows,
-        s.dim,
-        s.item_shape,
-        s.samples.display()
-    );
+    match s.token_groups.as_slice() {
+        [] => outln!(
+            "samples: {} rows × {} features (item shape {:?}), {classes} → {}",
+            s.rows,
+            s.dim,
+            s.item_shape,
+            s.samples.display()
+        ),
+        groups => {
+            let lists: Vec<String> = groups
+                .iter()
+                .map(|g| {
+                    format!("`{}`: token lists of {}–{} ids (vocabulary {})", g.name, g.min_len, g.max_len, g.vocab)
+                })
+                .collect();
+            outln!("samples: {} rows, {}, {classes} → {}", s.rows, lists.join("; "), s.samples.display())
+        }
+    }
     if let Some(g) = &s.graph {
         outln!(
             "graph:   {} nodes, {} undirected links ({} directed edges) → {}",

@@ -130,6 +130,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     }
 }
 
+/// The recipes the demo trains: the base model, NSL's tutorial recipe, the robust recipe.
+const RECIPES: [(&str, Option<&str>); 3] =
+    [("base", None), ("NSL's recipe", Some(NSL_RECIPE)), ("robust recipe", Some(ROBUST_RECIPE))];
+
 fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
     let started = Instant::now();
     let spec = match args.model.clone() {
@@ -138,8 +142,44 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
     };
     let threads = args.threads.unwrap_or(if matches!(spec, ModelSpec::Mlp(_)) { 1 } else { 2 });
     super::set_threads(threads)?;
-    let mnist = data_dir.join("mnist");
-    let (train, test) = with_spinner("reading MNIST", || -> Result<(Dataset, Dataset)> {
+    let (train, test) = read_mnist(&data_dir.join("mnist"))?;
+    let aa_samples = usize::try_from(args.autoattack_samples).unwrap_or(usize::MAX).min(test.len());
+    outln!(
+        "MNIST: {} training and {} test digits; model {spec}, {} epochs, batch 32; attacks at L∞ ε = {EPSILON}",
+        train.len(),
+        test.len(),
+        args.epochs
+    );
+    let trained = train_recipes(args, &spec, &train)?;
+    let subset = test.select(&(0..aa_samples).collect::<Vec<_>>())?;
+    let (models, white) = score_models(args, &trained, &test, &subset)?;
+    print_scores(&models, test.len(), aa_samples);
+    let grid = write_pictures(args, &models, &trained, &test, &subset, &white)?;
+    let summary = Summary {
+        model: spec.to_string(),
+        epochs: args.epochs,
+        seed: args.seed,
+        epsilon: EPSILON,
+        autoattack_samples: aa_samples,
+        models,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let summary_path = args.out.join("summary.json");
+    nsl::io::write_bytes(&summary_path, &serde_json::to_vec_pretty(&summary)?)
+        .with_context(|| format!("writing {}", summary_path.display()))?;
+    outln!(
+        "\n{} → each pair: a test digit and NSL's recipe's AutoAttack point for it; below: T = true label,\n\
+         F = NSL's recipe under FGSM (green: right), A = NSL's recipe under AutoAttack (red: fooled),\n\
+         R = the robust recipe under its own AutoAttack (green: still right).",
+        grid.display()
+    );
+    outln!("done in {:.0} s; curves and summary.json in {}", summary.seconds, args.out.display());
+    Ok(())
+}
+
+/// The bundled MNIST training and test digits.
+fn read_mnist(mnist: &Path) -> Result<(Dataset, Dataset)> {
+    with_spinner("reading MNIST", || -> Result<(Dataset, Dataset)> {
         let options = IdxOptions::default();
         Ok((
             read_idx(
@@ -153,15 +193,11 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
                 &options,
             )?,
         ))
-    })?;
-    let aa_samples = usize::try_from(args.autoattack_samples).unwrap_or(usize::MAX).min(test.len());
-    outln!(
-        "MNIST: {} training and {} test digits; model {spec}, {} epochs, batch 32; attacks at L∞ ε = {EPSILON}",
-        train.len(),
-        test.len(),
-        args.epochs
-    );
+    })
+}
 
+/// The three models of [`RECIPES`], trained on the same batches.
+fn train_recipes(args: &DemoArgs, spec: &ModelSpec, train: &Dataset) -> Result<Vec<FittedRun>> {
     let config = TrainConfig { epochs: args.epochs, batch_size: 32, seed: args.seed, ..Default::default() };
     let train_one = |name: &str, recipe: Option<&str>| -> Result<FittedRun> {
         let spec = RunSpec {
@@ -189,13 +225,17 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
         bar.finish_and_clear();
         Ok(fitted)
     };
-    let recipes: [(&'static str, Option<&'static str>); 3] =
-        [("base", None), ("NSL's recipe", Some(NSL_RECIPE)), ("robust recipe", Some(ROBUST_RECIPE))];
-    let mut trained = Vec::new();
-    for (name, recipe) in recipes {
-        trained.push(train_one(name, recipe)?);
-    }
+    RECIPES.iter().map(|&(name, recipe)| train_one(name, recipe)).collect()
+}
 
+/// Each model's clean, FGSM (white-box and from the base model) and AutoAttack (on `subset`)
+/// accuracy, and the FGSM points crafted on each.
+fn score_models(
+    args: &DemoArgs,
+    trained: &[FittedRun],
+    test: &Dataset,
+    subset: &Dataset,
+) -> Result<(Vec<Scores>, Vec<ndarray::Array2<f32>>)> {
     // FGSM, NSL's tutorial attack: ε = 0.2, L∞, clipped to valid pixels, on all test digits.
     let fgsm = AttackConfig {
         attack: Attack::Fgsm,
@@ -206,18 +246,17 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
     };
     let clean = test.features().to_owned();
     let white: Vec<ndarray::Array2<f32>> = with_spinner("FGSM on the test digits", || -> Result<_> {
-        trained.iter().map(|f| Ok(adversarial_examples(f.model(), &test, &fgsm, 500)?)).collect()
+        trained.iter().map(|f| Ok(adversarial_examples(f.model(), test, &fgsm, 500)?)).collect()
     })?;
     // AutoAttack's standard sequence on the first digits.
-    let subset = test.select(&(0..aa_samples).collect::<Vec<_>>())?;
     let aa = EvalAttackConfig { epsilon: EPSILON, clip: Some((0.0, 1.0)), seed: args.seed, ..Default::default() };
     let work = super::progress::WorkBar::new();
     let mut models = Vec::new();
-    for (((name, recipe), fitted), own) in recipes.iter().zip(&trained).zip(&white) {
+    for (((name, recipe), fitted), own) in RECIPES.iter().zip(trained).zip(&white) {
         let (model, history) = (fitted.model(), fitted.history());
         let report = evaluate_attacks(
             model,
-            &subset,
+            subset,
             Task::Multiclass,
             &EvalAttack::STANDARD,
             &aa,
@@ -229,23 +268,27 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
         models.push(Scores {
             name,
             adv_reg: *recipe,
-            clean: accuracy_on(model, &clean, &test, 1000)?,
-            fgsm: accuracy_on(model, own, &test, 1000)?,
-            fgsm_transfer: accuracy_on(model, &white[0], &test, 1000)?,
+            clean: accuracy_on(model, &clean, test, 1000)?,
+            fgsm: accuracy_on(model, own, test, 1000)?,
+            fgsm_transfer: accuracy_on(model, &white[0], test, 1000)?,
             autoattack: report,
             masking_warnings,
             steady_epoch_seconds: history.steady_epoch_seconds().unwrap_or(0.0),
         });
     }
+    Ok((models, white))
+}
 
+/// The accuracy table and AutoAttack's stages.
+fn print_scores(models: &[Scores], test_len: usize, aa_samples: usize) {
     outln!(
         "\nAccuracy on the MNIST test digits, L∞ ε = {EPSILON}, clipped to [0, 1] (clean and FGSM: all {}; AutoAttack: \
          the first {aa_samples}):\n",
-        test.len()
+        test_len
     );
     outln!("| model | clean | FGSM (white-box) | FGSM from base (NSL's tutorial) | AutoAttack | s/epoch |");
     outln!("|---|---|---|---|---|---|");
-    for s in &models {
+    for s in models {
         outln!(
             "| {} | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {:.2} |",
             s.name,
@@ -257,7 +300,7 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
         );
     }
     outln!("\nAutoAttack, step by step (robust accuracy after each attack, on the points every earlier one left):");
-    for s in &models {
+    for s in models {
         let stages: Vec<String> =
             s.autoattack.stages.iter().map(|st| format!("{} {:.1} %", st.attack, st.robust_accuracy * 100.0)).collect();
         outln!("  {:<14} clean {:.1} % → {}", s.name, s.autoattack.clean_accuracy * 100.0, stages.join(" → "));
@@ -274,13 +317,23 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
         nsl.autoattack.robust_accuracy * 100.0,
         robust.autoattack.robust_accuracy * 100.0
     );
+}
 
+/// The digit grid (returned) and each model's training curves.
+fn write_pictures(
+    args: &DemoArgs,
+    models: &[Scores],
+    trained: &[FittedRun],
+    test: &Dataset,
+    subset: &Dataset,
+    white: &[ndarray::Array2<f32>],
+) -> Result<PathBuf> {
     // The pictures: digits where NSL's recipe resists FGSM but AutoAttack breaks it; the robust
     // recipe's answer under its own AutoAttack below.
     let labels = subset.labels().unwrap_or(&[]);
     let nsl_fgsm = nsl::eval::predicted_classes(trained[1].model(), white[1].view(), 1024)?;
     let (nsl_aa, robust_aa) = (&models[1].autoattack.outcomes, &models[2].autoattack.outcomes);
-    let cells: Vec<DigitCell> = (0..aa_samples)
+    let cells: Vec<DigitCell> = (0..subset.len())
         .filter(|&i| nsl_fgsm[i] == labels[i] && nsl_aa[i].broken_by.is_some())
         .take(24)
         .map(|i| {
@@ -299,31 +352,12 @@ fn mnist(args: &DemoArgs, data_dir: &Path) -> Result<()> {
         .collect();
     let grid = args.out.join("adversarial_digits.png");
     digit_grid_png(&cells, 28, 6, &grid)?;
-    for (s, fitted) in models.iter().zip(&trained) {
+    for (s, fitted) in models.iter().zip(trained) {
         let history = fitted.history();
         let file = format!("{}_curves.svg", s.name.to_lowercase().replace("'s", "").replace(' ', "_"));
         training_curves_svg(history, s.name, &args.out.join(file))?;
     }
-    let summary = Summary {
-        model: spec.to_string(),
-        epochs: args.epochs,
-        seed: args.seed,
-        epsilon: EPSILON,
-        autoattack_samples: aa_samples,
-        models,
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    let summary_path = args.out.join("summary.json");
-    nsl::io::write_bytes(&summary_path, &serde_json::to_vec_pretty(&summary)?)
-        .with_context(|| format!("writing {}", summary_path.display()))?;
-    outln!(
-        "\n{} → each pair: a test digit and NSL's recipe's AutoAttack point for it; below: T = true label,\n\
-         F = NSL's recipe under FGSM (green: right), A = NSL's recipe under AutoAttack (red: fooled),\n\
-         R = the robust recipe under its own AutoAttack (green: still right).",
-        grid.display()
-    );
-    outln!("done in {:.0} s; curves and summary.json in {}", summary.seconds, args.out.display());
-    Ok(())
+    Ok(grid)
 }
 
 fn cora(data_dir: &Path, out: &Path) -> Result<()> {

@@ -53,7 +53,9 @@ pub struct EvaluateArgs {
     /// embeddings (and dense groups) for `bow`, never token ids. Default: clean metrics only.
     #[arg(long, value_name = "ATTACK")]
     attack: Option<AttackName>,
-    /// Norm of the attack's perturbation.
+    /// Norm of the attack's perturbation. Default L∞, the norm robustness benchmarks (AutoAttack,
+    /// RobustBench) report; note that `train --adv-reg` defaults to L2, NSL's default for training
+    /// (give `--norm l2` to attack in the norm a run was trained with). The JSON says which (`norm`).
     #[arg(long, value_enum, default_value_t = Norm::Inf, value_name = "NORM")]
     norm: Norm,
     /// Attack strengths ε, comma-separated.
@@ -273,7 +275,10 @@ pub struct PredictArgs {
     /// Run directory written by `nsl train`.
     #[arg(long, value_name = "DIR")]
     run: PathBuf,
-    /// Samples to predict (labels, if any, are ignored).
+    /// Samples to predict, read with the columns the run was trained on (its `columns.json`; the
+    /// column flags below override them). The label column, if the table has one, is neither a
+    /// feature nor used: predictions never depend on it. A CSV/Parquet table without the id column
+    /// gets row numbers as ids.
     #[arg(long, value_name = "FILE")]
     samples: PathBuf,
     #[command(flatten)]
@@ -293,7 +298,10 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
     }
     let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns, true)?;
     let samples = match &args.weight_column {
-        Some(column) => nsl::data::attach_weights(samples, &args.samples, &args.columns.to_columns().id, column)?,
+        Some(column) => {
+            let recorded = nsl::run::RunColumns::load(&args.run).map_err(super::run_error)?;
+            nsl::data::attach_weights(samples, &args.samples, &args.columns.over(&recorded).id, column)?
+        }
         None => samples,
     };
     let task = checkpoint.meta.task;
@@ -328,76 +336,110 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
         return print_output(args, &output, task);
     }
     if let Some(attack_name) = args.attack {
-        let attack = match attack_name {
-            AttackName::Pgd => {
-                // Issue 22: 0 steps or a step ≤ 0 leaves the inputs clean (or moves them away from the
-                // loss), and the "robust" accuracy is then at or above the clean one.
-                if args.pgd_steps == 0 {
-                    bail!("--pgd-steps 0: PGD needs at least 1 step");
-                }
-                if !(args.pgd_step_size.is_finite() && args.pgd_step_size > 0.0) {
-                    bail!("--pgd-step-size {} must be a finite number > 0", args.pgd_step_size);
-                }
-                Attack::Pgd { steps: args.pgd_steps, step_size: args.pgd_step_size, random_init: args.random_init }
-            }
-            _ => Attack::Fgsm,
-        };
-        if let Some(bad) = args.epsilon.iter().find(|e| !(e.is_finite() && **e >= 0.0)) {
-            bail!("--epsilon {bad} must be a finite number ≥ 0");
-        }
-        let config =
-            AttackConfig { attack, norm: args.norm.into(), epsilon: args.epsilon[0], clip: args.clip, seed: args.seed };
-        let source = args.attack_from.as_deref().map(load_checkpoint).transpose()?;
-        if let Some(source) = &source {
-            // The attack's gradients come from the source model: it must take these samples and
-            // predict the same classes, or the attack fails deep inside a layer.
-            source.check_input(&samples).with_context(|| {
-                format!("--attack-from {}: the attack's source run cannot take the samples", source.dir().display())
-            })?;
-            if source.meta.classes != checkpoint.meta.classes {
-                bail!(
-                    "--attack-from {}: the attack's source run predicts {} classes, the evaluated run {} predicts {}",
-                    source.dir().display(),
-                    source.meta.classes,
-                    args.run.display(),
-                    checkpoint.meta.classes
-                );
-            }
-        }
-        if let Some(source) = &source {
-            if source.meta.task != task {
-                bail!(
-                    "--attack-from {}: the attack's source run was trained for {}, the evaluated run {} for {task}",
-                    source.dir().display(),
-                    source.meta.task,
-                    args.run.display()
-                );
-            }
-        }
-        let source_model = source.as_ref().map_or(checkpoint.model.as_ref(), |s| s.model.as_ref());
-        let sweep = with_spinner(format!("attacking with {}", attack_name.as_str()), || {
-            robustness_sweep_task(checkpoint.model.as_ref(), source_model, &samples, task, &config, &args.epsilon, 256)
-        })?;
-        // Robust accuracy as the evaluation's own accuracy is defined: subset accuracy for multilabel.
-        let robust = |m: &Metrics| match task {
-            Task::Multilabel => m.subset_accuracy,
-            _ => m.accuracy,
-        };
-        let curve: Vec<(f64, f64)> = sweep.iter().filter_map(|(e, m)| robust(m).map(|a| (*e, a))).collect();
-        output.attack = Some(config);
-        output.epsilon = sweep.iter().map(|p| p.0).collect();
-        output.robust_accuracy = curve.iter().map(|p| p.1).collect();
-        output.robust_metrics = sweep.into_iter().map(|p| p.1).collect();
-        if let Some(plot) = &args.plot {
-            let mut points = vec![(0.0, result.accuracy)];
-            points.extend(curve.iter().copied().filter(|p| p.0 > 0.0));
-            let name = args.run.display().to_string();
-            let how = if args.attack_from.is_some() { "transfer" } else { "white-box" };
-            nsl::report::robustness_curves_svg(&[(name, points)], &format!("{} ({how})", attack_name.as_str()), plot)
-                .with_context(|| format!("writing --plot {}", plot.display()))?;
-        }
+        classic_attack_sweep(args, attack_name, &checkpoint, &samples, result.accuracy, &mut output)?;
     }
     print_output(args, &output, task)
+}
+
+/// `--attack fgsm|pgd`: its settings, checked.
+fn classic_attack(args: &EvaluateArgs, attack_name: AttackName) -> Result<AttackConfig> {
+    let attack = match attack_name {
+        AttackName::Pgd => {
+            // Issue 22: 0 steps or a step ≤ 0 leaves the inputs clean (or moves them away from the
+            // loss), and the "robust" accuracy is then at or above the clean one.
+            if args.pgd_steps == 0 {
+                bail!("--pgd-steps 0: PGD needs at least 1 step");
+            }
+            if !(args.pgd_step_size.is_finite() && args.pgd_step_size > 0.0) {
+                bail!("--pgd-step-size {} must be a finite number > 0", args.pgd_step_size);
+            }
+            Attack::Pgd { steps: args.pgd_steps, step_size: args.pgd_step_size, random_init: args.random_init }
+        }
+        _ => Attack::Fgsm,
+    };
+    if let Some(bad) = args.epsilon.iter().find(|e| !(e.is_finite() && **e >= 0.0)) {
+        bail!("--epsilon {bad} must be a finite number ≥ 0");
+    }
+    Ok(AttackConfig { attack, norm: args.norm.into(), epsilon: args.epsilon[0], clip: args.clip, seed: args.seed })
+}
+
+/// `--attack-from`: the run whose model crafts the perturbations, checked against the evaluated
+/// run (the samples, the classes and the task must fit both).
+fn attack_source(args: &EvaluateArgs, checkpoint: &Checkpoint, samples: &Dataset) -> Result<Option<Checkpoint>> {
+    let Some(source) = args.attack_from.as_deref().map(load_checkpoint).transpose()? else { return Ok(None) };
+    // The attack's gradients come from the source model: it must take these samples and
+    // predict the same classes, or the attack fails deep inside a layer.
+    source.check_input(samples).with_context(|| {
+        format!("--attack-from {}: the attack's source run cannot take the samples", source.dir().display())
+    })?;
+    if source.meta.classes != checkpoint.meta.classes {
+        bail!(
+            "--attack-from {}: the attack's source run predicts {} classes, the evaluated run {} predicts {}",
+            source.dir().display(),
+            source.meta.classes,
+            args.run.display(),
+            checkpoint.meta.classes
+        );
+    }
+    if source.meta.task != checkpoint.meta.task {
+        bail!(
+            "--attack-from {}: the attack's source run was trained for {}, the evaluated run {} for {}",
+            source.dir().display(),
+            source.meta.task,
+            args.run.display(),
+            checkpoint.meta.task
+        );
+    }
+    Ok(Some(source))
+}
+
+/// `--attack fgsm|pgd`: the task's metrics at every ε (one at a time, for the progress: fraction,
+/// ε, ETA) into `output`, and the `--plot` (from the `clean` accuracy).
+fn classic_attack_sweep(
+    args: &EvaluateArgs,
+    attack_name: AttackName,
+    checkpoint: &Checkpoint,
+    samples: &Dataset,
+    clean: f64,
+    output: &mut EvaluateOutput,
+) -> Result<()> {
+    let (task, config) = (checkpoint.meta.task, classic_attack(args, attack_name)?);
+    let source = attack_source(args, checkpoint, samples)?;
+    let source_model = source.as_ref().map_or(checkpoint.model.as_ref(), |s| s.model.as_ref());
+    let bar = super::progress::WorkBar::new();
+    let (n, stage) = (args.epsilon.len() as u64, format!("{} (ε {})", attack_name.as_str(), list(&args.epsilon)));
+    let mut sweep = Vec::with_capacity(args.epsilon.len());
+    for (i, &epsilon) in args.epsilon.iter().enumerate() {
+        bar.update(&stage, i as u64, n);
+        let model = checkpoint.model.as_ref();
+        sweep.extend(robustness_sweep_task(model, source_model, samples, task, &config, &[epsilon], 256)?);
+        bar.update(&stage, i as u64 + 1, n);
+    }
+    bar.finish();
+    // Robust accuracy as the evaluation's own accuracy is defined: subset accuracy for multilabel.
+    let robust = |m: &Metrics| match task {
+        Task::Multilabel => m.subset_accuracy,
+        _ => m.accuracy,
+    };
+    let curve: Vec<(f64, f64)> = sweep.iter().filter_map(|(e, m)| robust(m).map(|a| (*e, a))).collect();
+    output.attack = Some(config);
+    output.epsilon = sweep.iter().map(|p| p.0).collect();
+    output.robust_accuracy = curve.iter().map(|p| p.1).collect();
+    output.robust_metrics = sweep.into_iter().map(|p| p.1).collect();
+    if let Some(plot) = &args.plot {
+        let mut points = vec![(0.0, clean)];
+        points.extend(curve.iter().copied().filter(|p| p.0 > 0.0));
+        let name = args.run.display().to_string();
+        let how = if args.attack_from.is_some() { "transfer" } else { "white-box" };
+        nsl::report::robustness_curves_svg(&[(name, points)], &format!("{} ({how})", attack_name.as_str()), plot)
+            .with_context(|| format!("writing --plot {}", plot.display()))?;
+    }
+    Ok(())
+}
+
+/// `values` comma-separated, as given.
+fn list(values: &[f64]) -> String {
+    values.iter().map(f64::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Prints `nsl evaluate`'s result (JSON or text).
@@ -464,8 +506,44 @@ fn run_evaluation_attacks(
     samples: &Dataset,
     output: &mut EvaluateOutput,
 ) -> Result<()> {
-    let task = checkpoint.meta.task;
     let name = attack_name.as_str();
+    let (attacks, config) = evaluation_attack_settings(args, attack_name, checkpoint)?;
+    if args.weight_column.is_some() {
+        errln!("note: robust accuracies under --attack {name} are unweighted (each sample counts once)");
+    }
+    if args.clip.is_none() && !checkpoint.model.has_encoder() {
+        errln!("note: no --clip: the attacks may leave the valid input range (use --clip 0:1 for pixels)");
+    }
+    let bar = super::progress::WorkBar::new();
+    let mut reports = Vec::with_capacity(args.epsilon.len());
+    for &epsilon in &args.epsilon {
+        let config = EvalAttackConfig { epsilon, ..config.clone() };
+        let report = evaluate_attacks(
+            checkpoint.model.as_ref(),
+            samples,
+            checkpoint.meta.task,
+            &attacks,
+            &config,
+            Some(&|p: &nsl::eval::AttackProgress| {
+                bar.update(&format!("{} ε={}", p.attack, p.epsilon), p.done, p.total)
+            }),
+        )
+        .with_context(|| format!("--attack {name} at ε={epsilon}"))?;
+        reports.push(report);
+    }
+    bar.finish();
+    let config = EvalAttackConfig { epsilon: args.epsilon.last().copied().unwrap_or(0.0), ..config };
+    write_evaluation_attacks(args, name, samples, reports, attacks, config, output)
+}
+
+/// The attacks of `--attack` (apgd/square/autoattack) and their settings, every ε checked before
+/// any attack runs, and the outputs checked against the inputs.
+fn evaluation_attack_settings(
+    args: &EvaluateArgs,
+    attack_name: AttackName,
+    checkpoint: &Checkpoint,
+) -> Result<(Vec<EvalAttack>, EvalAttackConfig)> {
+    let (task, name) = (checkpoint.meta.task, attack_name.as_str());
     if args.attack_from.is_some() {
         bail!("--attack {name} is white-box (it attacks the evaluated model itself); --attack-from works with fgsm and pgd");
     }
@@ -477,7 +555,7 @@ fn run_evaluation_attacks(
         );
     }
     let attacks = attack_name.sequence(args.norm.into());
-    let mut config = EvalAttackConfig {
+    let config = EvalAttackConfig {
         norm: args.norm.into(),
         epsilon: args.epsilon.first().copied().unwrap_or(0.0),
         clip: args.clip,
@@ -489,7 +567,6 @@ fn run_evaluation_attacks(
         batch_size: args.attack_batch_size,
         ..EvalAttackConfig::default()
     };
-    // Every ε and setting is checked before any attack runs.
     for &epsilon in &args.epsilon {
         EvalAttackConfig { epsilon, ..config.clone() }
             .validate(&attacks, checkpoint.meta.classes)
@@ -504,30 +581,19 @@ fn run_evaluation_attacks(
             nsl::io::check_paths(&[("--plot", plot.as_path()), ("--per-sample", path.as_path())], &inputs)?;
         }
     }
-    if args.weight_column.is_some() {
-        errln!("note: robust accuracies under --attack {name} are unweighted (each sample counts once)");
-    }
-    if args.clip.is_none() && !checkpoint.model.has_encoder() {
-        errln!("note: no --clip: the attacks may leave the valid input range (use --clip 0:1 for pixels)");
-    }
-    let bar = super::progress::WorkBar::new();
-    let mut reports = Vec::with_capacity(args.epsilon.len());
-    for &epsilon in &args.epsilon {
-        config.epsilon = epsilon;
-        let report = evaluate_attacks(
-            checkpoint.model.as_ref(),
-            samples,
-            task,
-            &attacks,
-            &config,
-            Some(&|p: &nsl::eval::AttackProgress| {
-                bar.update(&format!("{} ε={}", p.attack, p.epsilon), p.done, p.total)
-            }),
-        )
-        .with_context(|| format!("--attack {name} at ε={epsilon}"))?;
-        reports.push(report);
-    }
-    bar.finish();
+    Ok((attacks, config))
+}
+
+/// The masking check, `--plot`, `--per-sample` and the JSON of the evaluation attacks' `reports`.
+fn write_evaluation_attacks(
+    args: &EvaluateArgs,
+    name: &'static str,
+    samples: &Dataset,
+    reports: Vec<RobustnessReport>,
+    attacks: Vec<EvalAttack>,
+    config: EvalAttackConfig,
+    output: &mut EvaluateOutput,
+) -> Result<()> {
     let warnings = masking_check(&reports, args.clip);
     for w in &warnings {
         errln!("warning: masking check: {w}");
@@ -664,9 +730,11 @@ fn load(
     targets: bool,
 ) -> Result<(Checkpoint, Dataset)> {
     let mut checkpoint = load_checkpoint(run)?;
+    // The columns the run was trained on, overridden by the flags given.
+    let columns = columns.over(&nsl::run::RunColumns::load(run).map_err(super::run_error)?);
     let mut notes = Vec::new();
     let samples = with_spinner("reading samples", || {
-        nsl::run::read_for_run(&mut checkpoint, path, &columns.to_columns(), targets, &mut notes)
+        nsl::run::read_for_run(&mut checkpoint, path, &columns, targets, &mut notes)
     });
     for note in notes {
         errln!("warning: {note}");

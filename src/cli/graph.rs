@@ -6,8 +6,8 @@ use super::ColumnArgs;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use nsl::data;
+use nsl::graph::ExportFormat;
 use nsl::graph::{self};
-use nsl::graph::{export, ExportFormat};
 use nsl::graph::{graph_stats, SampleInfo};
 use nsl::neighbors::{propagate_with_report, PropagateConfig, PropagateMode};
 use serde::Serialize;
@@ -52,13 +52,23 @@ pub struct StatsArgs {
 
 /// Flags of `nsl graph export`.
 #[derive(Args, Debug)]
-#[command(after_help = "Example:\n  nsl graph export cora_graph.parquet --format graphml --output cora.graphml")]
+#[command(after_help = "Examples:\n  nsl graph export cora_graph.parquet --output cora.graphml\n  \
+    nsl graph export cora_graph.parquet --output cora.json --samples cora.parquet --node-columns label")]
 pub struct ExportArgs {
     /// The graph: Parquet or NSL TSV (recognized by content).
     graph: PathBuf,
-    /// Output format: parquet, tsv, graphml, dot, json or csv.
+    /// Output format: parquet, tsv, graphml, dot, json or csv. Default: the output's extension
+    /// (`.parquet`/`.pq`, `.tsv`, `.graphml`, `.dot`/`.gv`, `.json`, `.csv`).
     #[arg(long, value_name = "FORMAT")]
-    format: ExportFormat,
+    format: Option<ExportFormat>,
+    /// A samples table (Parquet or CSV, joined on its `id` column) whose `--node-columns` become node
+    /// attributes (graphml, json, dot): labels or splits to colour by in Gephi or networkx.
+    #[arg(long, value_name = "FILE", requires = "node_columns")]
+    samples: Option<PathBuf>,
+    /// With `--samples`: the columns attached to the nodes, comma-separated (e.g. `label,split`);
+    /// written as strings, none for a node that is not in the table.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES", requires = "samples")]
+    node_columns: Vec<String>,
     /// Output file (written atomically).
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
@@ -149,20 +159,97 @@ pub fn run(cmd: &GraphCommand) -> Result<()> {
         GraphCommand::Stats(args) => stats(args),
         GraphCommand::Propagate(args) => propagate(args),
         GraphCommand::Hops(args) => hops(args),
-        GraphCommand::Export(args) => {
-            nsl::io::check_paths(&[("--output", &args.output)], &[("the graph", &args.graph)])?;
-            let g = with_spinner("reading graph", || graph::read_graph(&args.graph))?;
-            with_spinner("writing", || export(&g, args.format, &args.output))?;
-            errln!(
-                "wrote {} nodes, {} edges as {} → {}",
-                g.node_count(),
-                g.edge_count(),
-                args.format,
-                args.output.display()
-            );
-            Ok(())
+        GraphCommand::Export(args) => export_graph(args),
+    }
+}
+
+/// `nsl graph export`.
+fn export_graph(args: &ExportArgs) -> Result<()> {
+    let format = match (args.format, ExportFormat::from_path(&args.output)) {
+        (Some(format), _) | (None, Some(format)) => format,
+        (None, None) => anyhow::bail!(
+            "--output {}: no export format in its extension; name a .graphml, .json, .dot, .csv, .tsv or .parquet \
+             file, or give --format",
+            args.output.display()
+        ),
+    };
+    let mut inputs = vec![("the graph", args.graph.as_path())];
+    inputs.extend(args.samples.as_deref().map(|p| ("--samples", p)));
+    nsl::io::check_paths(&[("--output", &args.output)], &inputs)?;
+    let g = with_spinner("reading graph", || graph::read_graph(&args.graph))?;
+    let nodes = match &args.samples {
+        Some(samples) => node_attributes(samples, &args.node_columns, g.ids())?,
+        None => Vec::new(),
+    };
+    with_spinner("writing", || graph::export_with_nodes(&g, format, &args.output, &nodes))?;
+    let (edges, undirected) = graph::written_edges(&g, format);
+    let kind = if undirected { "undirected edges (each link once)" } else { "directed edges" };
+    let attributes = match nodes.is_empty() {
+        true => String::new(),
+        false => format!(" with node attributes {}", args.node_columns.join(", ")),
+    };
+    errln!("wrote {} nodes, {edges} {kind}{attributes} as {format} → {}", g.node_count(), args.output.display());
+    Ok(())
+}
+
+/// The `columns` of the samples table `path` (Parquet or CSV, rows keyed by `id`), as strings, one
+/// value per graph node of `ids` (none for a node the table does not have).
+fn node_attributes(
+    path: &std::path::Path,
+    columns: &[String],
+    ids: &[String],
+) -> Result<Vec<(String, Vec<Option<String>>)>> {
+    let mut wanted = vec!["id".to_string()];
+    wanted.extend(columns.iter().cloned());
+    let table = read_string_columns(path, &wanted).with_context(|| format!("--samples {}", path.display()))?;
+    let row_of: std::collections::HashMap<&str, usize> =
+        table[0].iter().enumerate().map(|(row, id)| (id.as_str(), row)).collect();
+    Ok(columns
+        .iter()
+        .zip(&table[1..])
+        .map(|(name, values)| {
+            let per_node = ids.iter().map(|id| row_of.get(id.as_str()).map(|&row| values[row].clone())).collect();
+            (name.clone(), per_node)
+        })
+        .collect())
+}
+
+/// The columns `names` of a Parquet or CSV table, each cell as a string (lists as Arrow prints them).
+fn read_string_columns(path: &std::path::Path, names: &[String]) -> Result<Vec<Vec<String>>> {
+    if nsl::io::is_parquet(path)? {
+        let file = std::fs::File::open(path)?;
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?;
+        let schema = builder.schema().clone();
+        let roots = names
+            .iter()
+            .map(|n| schema.index_of(n).map_err(|_| anyhow::anyhow!("no column `{n}` in the table")))
+            .collect::<Result<Vec<_>>>()?;
+        let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), roots);
+        let mut out = vec![Vec::new(); names.len()];
+        for batch in builder.with_projection(mask).build()? {
+            let batch = batch?;
+            for (name, column) in names.iter().zip(out.iter_mut()) {
+                let array = batch.column_by_name(name).ok_or_else(|| anyhow::anyhow!("no column `{name}`"))?;
+                let format = arrow::util::display::ArrayFormatter::try_new(array.as_ref(), &Default::default())?;
+                column.extend((0..array.len()).map(|i| format.value(i).to_string()));
+            }
+        }
+        return Ok(out);
+    }
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(path)?;
+    let header = reader.headers()?.clone();
+    let index = names
+        .iter()
+        .map(|n| header.iter().position(|h| h == n).ok_or_else(|| anyhow::anyhow!("no column `{n}` in the header")))
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = vec![Vec::new(); names.len()];
+    for record in reader.records() {
+        let record = record?;
+        for (&col, column) in index.iter().zip(out.iter_mut()) {
+            column.push(record.get(col).unwrap_or_default().to_string());
         }
     }
+    Ok(out)
 }
 
 fn stats(args: &StatsArgs) -> Result<()> {

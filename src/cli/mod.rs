@@ -52,9 +52,39 @@ use std::str::FromStr;
 #[derive(Parser, Debug)]
 #[command(name = "nsl", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// No progress bars or progress lines on standard error (warnings and results still appear).
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
+
+/// The stop flag of the work a first Ctrl-C stops gracefully (`nsl train`), if any.
+static GRACEFUL_STOP: std::sync::Mutex<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>> =
+    std::sync::Mutex::new(None);
+
+/// Makes a first `SIGINT` set `flag` instead of ending the process (a second one ends it);
+/// `None` restores the default.
+pub fn stop_on_interrupt(flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) {
+    *GRACEFUL_STOP.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = flag;
+}
+
+/// Called on `SIGINT` (from main.rs' signal thread): sets the registered stop flag and returns
+/// true, or returns false (nothing registered, or the flag already set: a second Ctrl-C) for the
+/// process to end.
+pub fn interrupt() -> bool {
+    let guard = GRACEFUL_STOP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match guard.as_ref() {
+        Some(flag) => !flag.swap(true, std::sync::atomic::Ordering::SeqCst),
+        None => false,
+    }
+}
+
+/// A command stopped by Ctrl-C after saving what it could: exit status 130, as a shell reports
+/// a process ended by `SIGINT`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -65,11 +95,12 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Split a samples table into train and test parts (random, stratified, or NSL's Cora procedure).
     Split(split::SplitArgs),
-    /// Train a model (MLP or CNN), optionally graph-regularized, and save the run.
+    /// Train a model (MLP, CNN or bag-of-words) for classification or regression, with optional graph and
+    /// adversarial regularization, and save the run.
     Train(Box<train::TrainArgs>),
-    /// Accuracy of a saved run on labeled samples.
+    /// A saved run's loss and metrics on labeled samples (accuracy, F1, ROC-AUC, MSE…), optionally under attacks.
     Evaluate(evaluate::EvaluateArgs),
-    /// Class probabilities of a saved run for samples.
+    /// A saved run's predictions for samples: class and probabilities, or predicted values (regression).
     Predict(evaluate::PredictArgs),
     /// NSL's pack_nbrs: each sample with its neighbors' features copied in (NL_nbr_*), as TFRecord or Parquet.
     PackNbrs(pack::PackArgs),
@@ -81,41 +112,54 @@ enum Command {
     #[command(subcommand)]
     Graph(graph::GraphCommand),
     /// The executors' side of scripts/spark: Arrow IPC stream on stdin → Arrow IPC stream on stdout.
-    #[command(subcommand)]
+    #[command(subcommand, hide = true)]
     Worker(worker::WorkerCommand),
 }
 
 /// Which table columns (CSV, Parquet) or `tf.train.Example` features (TFRecord) hold ids, features and labels.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ColumnArgs {
-    /// CSV/Parquet/TFRecord: the id column or feature (strings or integers).
-    #[arg(long, default_value = "id", value_name = "NAME")]
-    id_column: String,
+    /// CSV/Parquet/TFRecord: the id column or feature (strings or integers). Default `id`; a CSV or
+    /// Parquet table without one gets row numbers as ids when no graph needs them (`evaluate`,
+    /// `predict`: the run's recorded id column).
+    #[arg(long, value_name = "NAME", help_heading = "Input columns")]
+    id_column: Option<String>,
     /// CSV/Parquet/TFRecord: the feature column(s), comma-separated. Parquet: numeric scalar columns (gathered
     /// into one dense group), fixed-length float list columns (a group each) and integer list columns (token
     /// ids of variable length, for `--model bow`); CSV: numeric columns.
-    /// Default: the groups recorded in a Parquet file's `nsl.feature_layout`, else `features` if present, else every numeric column other than the id and label; for
-    /// TFRecord, the first of `words`, `features`, `embedding`.
-    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    /// Default (`evaluate`, `predict`: the columns the run was trained on): the groups recorded in a Parquet
+    /// file's `nsl.feature_layout`, else `features` if present, else every numeric column other than the id,
+    /// label and weight columns; for TFRecord, the first of `words`, `features`, `embedding`.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES", help_heading = "Input columns")]
     feature_columns: Vec<String>,
-    /// CSV/Parquet/TFRecord: the label column or feature (integers or strings); if the file has none, samples are unlabeled.
-    #[arg(long, default_value = "label", value_name = "NAME")]
-    label_column: String,
+    /// CSV/Parquet/TFRecord: the label column or feature (integers or strings); if the file has none, samples
+    /// are unlabeled. Default `label` (`evaluate`, `predict`: the run's recorded label column).
+    #[arg(long, value_name = "NAME", help_heading = "Input columns")]
+    label_column: Option<String>,
     /// Parquet: the vocabulary size of every token-id list column (ids must be below it). Default: the
-    /// file's `nsl.feature_layout` metadata, else the largest id + 1.
-    #[arg(long, value_name = "N")]
+    /// file's `nsl.feature_layout` metadata, else the largest id + 1 (`evaluate`, `predict`: the run's).
+    #[arg(long, value_name = "N", help_heading = "Input columns")]
     vocab_size: Option<usize>,
 }
 
 impl ColumnArgs {
-    /// The library's column selection.
+    /// The library's column selection, with the defaults for what is not given.
     pub fn to_columns(&self) -> nsl::data::SampleColumns {
-        nsl::data::SampleColumns {
-            id: self.id_column.clone(),
-            features: self.feature_columns.clone(),
-            label: self.label_column.clone(),
-            vocab: self.vocab_size,
+        nsl::data::SampleColumns { row_ids: false, ..self.over(&nsl::run::RunColumns::default()) }
+    }
+
+    /// The columns a saved run recorded (`columns.json`), overridden by the flags given.
+    pub fn over(&self, recorded: &nsl::run::RunColumns) -> nsl::data::SampleColumns {
+        let mut columns = recorded.to_columns();
+        columns.id = self.id_column.clone().unwrap_or(columns.id);
+        columns.label = self.label_column.clone().unwrap_or(columns.label);
+        if !self.feature_columns.is_empty() {
+            columns.features = self.feature_columns.clone();
         }
+        columns.vocab = self.vocab_size.or(columns.vocab);
+        // A column named as an id or label is never a feature.
+        columns.exclude.retain(|c| *c != columns.id && *c != columns.label);
+        columns
     }
 }
 
@@ -173,6 +217,7 @@ pub fn set_threads(threads: usize) -> anyhow::Result<()> {
 /// Parses the command line, runs the command and turns its outcome into an exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    progress::set_quiet(cli.quiet);
     let result = match &cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Convert(args) => convert::run(args),
@@ -202,6 +247,9 @@ pub fn main() -> ExitCode {
             errln!("error: {err}");
             for cause in err.chain().skip(1) {
                 errln!("  caused by: {cause}");
+            }
+            if err.is::<Interrupted>() {
+                return ExitCode::from(130);
             }
             // Two outputs naming one file, or an output naming an input: a usage error.
             if err.chain().any(|e| e.is::<nsl::io::PathConflict>()) {

@@ -86,6 +86,11 @@ pub fn run(args: &PackArgs) -> Result<()> {
     if args.gzip {
         bail!("--gzip applies to TFRecord output only");
     }
+    run_parquet(args)
+}
+
+/// NSL's `pack_nbrs` on Parquet or CSV samples, to a packed Parquet table.
+fn run_parquet(args: &PackArgs) -> Result<()> {
     let ([samples_path], pool_path) = (args.samples.as_slice(), args.pool.as_slice()) else {
         bail!("several --samples files are read for TFRecord only");
     };

@@ -9,8 +9,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// `--quiet`: no progress bars, spinners or progress lines (warnings and reports still appear).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Silences progress (`--quiet`).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether progress is silenced (`--quiet`).
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Seconds between two plain progress lines (standard error not a terminal) within a stage.
+const PLAIN_EVERY: Duration = Duration::from_secs(10);
+
 /// A spinner with a message, for work of unknown length (reading or writing a file).
 pub fn spinner(message: impl Into<String>) -> ProgressBar {
+    if quiet() {
+        return ProgressBar::hidden();
+    }
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
@@ -98,7 +117,8 @@ pub fn finish_stdout() -> io::Result<()> {
 
 /// A progress bar for long work measured in units (the attacks of `nsl evaluate`): a bar with the
 /// stage, the fraction and the ETA on a terminal; when standard error is not a terminal (a log
-/// file, a pipe), a plain line with the same figures every 30 seconds and when a stage ends.
+/// file, a pipe, a notebook), a plain line with the same figures every 10 seconds and when a stage
+/// ends. Nothing with `--quiet`.
 pub struct WorkBar {
     bar: Option<ProgressBar>,
     plain: std::sync::Mutex<PlainProgress>,
@@ -117,7 +137,7 @@ impl WorkBar {
     /// A bar on standard error (nothing is shown until the first update).
     pub fn new() -> WorkBar {
         use std::io::IsTerminal;
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = (std::io::stderr().is_terminal() && !quiet()).then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template("{msg} [{bar:30}] {percent:>3}% ({elapsed}, ETA {eta})")
@@ -156,7 +176,8 @@ impl WorkBar {
         match &self.bar {
             Some(bar) => bar.set_position(done),
             None if !plain.ended
-                && (now.duration_since(plain.printed) >= Duration::from_secs(30) || (done == total && total > 0)) =>
+                && !quiet()
+                && (now.duration_since(plain.printed) >= PLAIN_EVERY || (done == total && total > 0)) =>
             {
                 plain.printed = now;
                 plain.ended = done == total;
@@ -167,6 +188,113 @@ impl WorkBar {
             }
             None => {}
         }
+    }
+
+    /// Clears the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The training bar of `nsl train`: on a terminal a bar with the epoch, the last epoch's loss and
+/// accuracy (as Keras shows them) and the ETA; when standard error is not a terminal, a plain line
+/// with the fraction, the ETA, the loss and the accuracy every 10 seconds within an epoch and when
+/// an epoch ends (at most one every 2 seconds, and always the last). Nothing with `--quiet`.
+pub struct TrainBar {
+    bar: Option<ProgressBar>,
+    /// Batches in all epochs, those done before this process (a resumed run), and done.
+    total: u64,
+    skipped: u64,
+    done: u64,
+    started: std::time::Instant,
+    printed: std::time::Instant,
+    /// The last completed epoch's loss and accuracy (NaN for tasks without), once known.
+    last: Option<(usize, f64, f64)>,
+    /// Epoch ends are reported by [`TrainBar::epoch_done`] (else by the last batch, without figures).
+    epoch_figures: bool,
+}
+
+impl TrainBar {
+    /// A bar for `epochs` epochs of `batches` batches, `done_epochs` of them done before;
+    /// `epoch_figures`: [`TrainBar::epoch_done`] will be called at the end of every epoch.
+    pub fn new(epochs: usize, batches: usize, done_epochs: usize, epoch_figures: bool) -> TrainBar {
+        use std::io::IsTerminal;
+        let (total, skipped) = ((epochs * batches) as u64, (done_epochs * batches) as u64);
+        let bar = (std::io::stderr().is_terminal() && !quiet()).then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_position(skipped);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} epoch {msg} ({elapsed}, eta {eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        let now = std::time::Instant::now();
+        TrainBar { bar, total, skipped, done: skipped, started: now, printed: now, last: None, epoch_figures }
+    }
+
+    /// The last completed epoch's figures, as shown.
+    fn figures(&self) -> String {
+        match self.last {
+            Some((_, loss, accuracy)) if accuracy.is_finite() => format!(", loss {loss:.4}, accuracy {accuracy:.4}"),
+            Some((_, loss, _)) => format!(", loss {loss:.4}"),
+            None => String::new(),
+        }
+    }
+
+    /// Batch `batch` of `batches` of epoch `epoch` of `epochs` is done.
+    pub fn update(&mut self, epoch: usize, epochs: usize, batch: usize, batches: usize) {
+        self.done += 1;
+        if let Some(bar) = &self.bar {
+            let figures = self.figures().replace(", ", " · ");
+            bar.set_message(format!("{epoch}/{epochs}{figures}"));
+            bar.inc(1);
+            return;
+        }
+        let now = std::time::Instant::now();
+        let epoch_end = batch == batches;
+        let due = match epoch_end {
+            true => !self.epoch_figures && self.end_due(epoch == epochs),
+            false => now.duration_since(self.printed) >= PLAIN_EVERY,
+        };
+        if due {
+            let at = if epoch_end { "done".to_string() } else { format!("batch {batch}/{batches}") };
+            let figures = match self.last {
+                Some((e, ..)) => format!(" (epoch {e}{})", self.figures()),
+                None => String::new(),
+            };
+            self.line(&format!("epoch {epoch}/{epochs} {at}"), &figures);
+        }
+    }
+
+    /// Epoch `epoch` of `epochs` ended with training `loss` and `accuracy` (NaN: none).
+    pub fn epoch_done(&mut self, epoch: usize, epochs: usize, loss: f64, accuracy: f64) {
+        self.last = Some((epoch, loss, accuracy));
+        if self.bar.is_none() && self.end_due(epoch == epochs) {
+            let figures = self.figures();
+            self.line(&format!("epoch {epoch}/{epochs} done"), &figures);
+        }
+    }
+
+    /// Whether a plain line is due at the end of an epoch.
+    fn end_due(&self, last_epoch: bool) -> bool {
+        !quiet() && self.bar.is_none() && (last_epoch || self.printed.elapsed() >= Duration::from_secs(2))
+    }
+
+    /// Prints a plain line: `what`, the fraction, the times, then `figures`.
+    fn line(&mut self, what: &str, figures: &str) {
+        if quiet() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        self.printed = now;
+        let elapsed = now.duration_since(self.started).as_secs_f64();
+        let fraction = self.done as f64 / self.total.max(1) as f64;
+        let mine = (self.done - self.skipped) as f64 / (self.total - self.skipped).max(1) as f64;
+        let eta = if mine > 0.0 { elapsed * (1.0 - mine) / mine } else { f64::NAN };
+        errln!("{what}: {:.1}% of training, {elapsed:.0} s elapsed, ETA {eta:.0} s{figures}", 100.0 * fraction);
     }
 
     /// Clears the bar.

@@ -1,10 +1,9 @@
 //! `nsl train`: train a model, optionally graph-regularized, and save the run.
 
-use super::progress::spinner;
+use super::progress::{spinner, TrainBar};
 use super::{flag, from_text, run_error, set_threads, ColumnArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use nsl::augment::AugmentConfig;
 use nsl::eval::Metric;
 use nsl::loss::{ClassWeights, Task};
@@ -17,6 +16,8 @@ use nsl::train::{
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Flags of `nsl train`.
 #[derive(Args, Debug)]
@@ -27,19 +28,19 @@ pub struct TrainArgs {
     /// TOML file with any of the settings below but the column names and `--json` (e.g. `samples =
     /// "train.parquet"`, `epochs = 100`, `graph_reg = "multiplier=0.1,neighbors=2"`, `strict = true`);
     /// unknown keys are errors. Flags given on the command line win.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Inputs")]
     config: Option<PathBuf>,
     #[command(flatten)]
-    settings: TrainSettings,
-    #[command(flatten)]
     columns: ColumnArgs,
+    #[command(flatten)]
+    settings: TrainSettings,
     /// Print the summary as JSON on standard output.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     json: bool,
     /// Continue the interrupted run whose `--out` was RUN from its last completed epoch (the state
     /// in `RUN.partial/`), with the settings it started with: other settings may be given only
     /// with the same values (`--config` not at all). Ends with the weights of an uninterrupted run.
-    #[arg(long, value_name = "RUN")]
+    #[arg(long, value_name = "RUN", help_heading = "Output")]
     resume: Option<PathBuf>,
 }
 
@@ -85,7 +86,7 @@ settings! {
     #[serde(default, deny_unknown_fields)]
     struct TrainSettings {
         /// Labeled training samples (Parquet, CSV, IDX, LINQS or TFRecord of `tf.train.Example`s).
-        #[arg(long, value_name = "FILE")]
+        #[arg(help_heading = "Inputs", long, value_name = "FILE")]
         samples: Option<PathBuf>,
         /// Train on packed samples, whose records carry their neighbors, in place of `--samples`,
         /// `--graph` and `--pool`. `--packed DIR_OR_FILE`: a packed Parquet table (`nsl pack-nbrs
@@ -95,25 +96,25 @@ settings! {
         /// (or `--packed FILE.tfr`): the `--samples` are NSL-packed TFRecord records (`pack_nbrs`
         /// output: `NL_num_nbrs`, `NL_nbr_<j>_weight`, `NL_nbr_<j>_<feature>`), read whole; needs
         /// `--graph-reg`. Default: off.
-        #[arg(long, value_name = "DIR_OR_FILE", num_args = 0..=1, default_missing_value = "true", value_parser = parse_packed)]
+        #[arg(help_heading = "Inputs", long, value_name = "DIR_OR_FILE", num_args = 0..=1, default_missing_value = "true", value_parser = parse_packed)]
         #[serde(deserialize_with = "packed_setting")]
         packed: Option<Packed>,
         /// With `--packed DIR_OR_FILE` (Parquet): rows of the shuffle buffer. A buffer at least as
         /// large as the table gives the batches (and the model) of in-memory training with the same
         /// seed; a smaller one shuffles locally (each row leaves the buffer at a random draw after at
         /// least N rows came in). Default 10000.
-        #[arg(long, value_name = "N")]
+        #[arg(help_heading = "Inputs", long, value_name = "N")]
         shuffle_buffer: Option<usize>,
         /// With `--packed DIR` (Parquet parts): read the parts in sorted name order every epoch
         /// instead of a seeded order drawn anew each epoch. Default: off (seeded order).
-        #[arg(long, num_args = 0, default_missing_value = "true")]
+        #[arg(help_heading = "Inputs", long, num_args = 0, default_missing_value = "true")]
         keep_part_order: Option<bool>,
         /// Extra samples that may serve as neighbors but are not trained on with their labels (NSL's Cora
         /// tutorial uses the test papers).
-        #[arg(long, value_name = "FILE")]
+        #[arg(help_heading = "Inputs", long, value_name = "FILE")]
         pool: Option<PathBuf>,
         /// Neighbor graph (Parquet or NSL TSV) for graph regularization.
-        #[arg(long, value_name = "FILE")]
+        #[arg(help_heading = "Graph regularization", long, value_name = "FILE")]
         graph: Option<PathBuf>,
         /// Graph regularization, as `key=value` pairs: `multiplier` (default 0.01; sets the three
         /// below), `multiplier-ll` | `multiplier-lu` | `multiplier-uu` (per edge type between labeled
@@ -127,11 +128,12 @@ settings! {
         /// sum_by_nonzero_weights), `sum-over-axis` (default -1, as NSL's tutorials; `none` for
         /// elementwise), `layer` (a hidden layer name, default the logits), `stop-gradient` (true |
         /// false, default false). Needs `--graph` (or `--packed`).
-        #[arg(long, value_name = "KEY=VALUE,…", value_parser = GraphRegConfig::from_kv)]
+        #[arg(help_heading = "Graph regularization", long, value_name = "KEY=VALUE,…", value_parser = GraphRegConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         graph_reg: Option<GraphRegConfig>,
         /// Adversarial regularization, as `key=value` pairs: `multiplier` (default 0.2), `step-size`
-        /// (default 0.001; NSL's MNIST tutorial: 0.2), `norm` (l1 | l2 | inf, default l2),
+        /// (default 0.001; NSL's MNIST tutorial: 0.2), `norm` (l1 | l2 | inf, default l2, NSL's;
+        /// `nsl evaluate --norm` attacks in L∞ by default, the robustness benchmarks' norm),
         /// `pgd-iterations` (default 1 = FGSM), `epsilon` (PGD ball radius, default none), `clip`
         /// (MIN:MAX bounds of the perturbed features, e.g. 0:1 for pixels, default none), `random-init`
         /// (default false), `loss` (supervised = NSL's form, default; or a distance l1 | l2 | kl | jsd |
@@ -143,7 +145,7 @@ settings! {
         /// (m = λ, default 6); madry, trades and mart need `epsilon` and run their inner PGD in inference
         /// mode), `epsilon-warmup` (epochs over which ε and the step size ramp linearly from 0, default 0).
         /// Combines with `--graph-reg`. Robust MNIST: `--config examples/recipes/robust_mnist.toml`.
-        #[arg(long, value_name = "KEY=VALUE,…", value_parser = AdvRegConfig::from_kv)]
+        #[arg(help_heading = "Adversarial regularization", long, value_name = "KEY=VALUE,…", value_parser = AdvRegConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         adv_reg: Option<AdvRegConfig>,
         /// Augment the training images on the fly (item shape `[c, h, w]`, e.g. IDX digits), as
@@ -152,28 +154,29 @@ settings! {
         /// for digits). Drawn from `--seed`, the epoch and the batch (reproducible, resumable), before
         /// `--adv-reg` crafts its neighbors. Validation and test samples are never augmented.
         /// Default: none (`none`).
-        #[arg(long, value_name = "crop=N,flip", value_parser = AugmentConfig::from_kv)]
+        #[arg(help_heading = "Training", long, value_name = "crop=N,flip", value_parser = AugmentConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         augment: Option<AugmentConfig>,
         /// Unlabeled samples to train as centers too (Neural Graph Machines): each batch of labeled
         /// samples is joined by unlabeled ones (`--unlabeled-ratio`), the graph loss covers their
         /// edges (`multiplier-uu`, `multiplier-lu` in `--graph-reg`), `--vat` and `--entropy` act on
         /// them; their labels, if any, are never used. Also serves as `--pool` when that is not given.
-        #[arg(long, value_name = "FILE")]
+        #[arg(help_heading = "Graph regularization", long, value_name = "FILE")]
         unlabeled: Option<PathBuf>,
         /// With `--unlabeled`: unlabeled centers per labeled center in each batch. Default 1.
-        #[arg(long, value_name = "R")]
+        #[arg(help_heading = "Graph regularization", long, value_name = "R")]
         unlabeled_ratio: Option<f64>,
         /// With `--unlabeled`: weight of the entropy of the predictions on unlabeled centers (entropy
         /// minimization). Default 0 (off).
-        #[arg(long, value_name = "W")]
+        #[arg(help_heading = "Graph regularization", long, value_name = "W")]
         entropy: Option<f64>,
         /// Virtual adversarial regularization (needs no label; NSL's `VirtualAdvConfig`), as
         /// `key=value` pairs: `multiplier` (default 1), `epsilon` (perturbation radius, default 0.001),
-        /// `norm` (l1 | l2 | inf, default l2), `steps` (power iterations, default 1), `xi` (finite
+        /// `norm` (l1 | l2 | inf, default l2,
+        /// NSL's; `nsl evaluate --norm` attacks in L∞ by default, the robustness benchmarks' norm), `steps` (power iterations, default 1), `xi` (finite
         /// difference, default 1e-6; 1e-3 suits f32 features better), `distance` (l1 | l2 | cosine |
         /// kl | jsd; default NSL's l2 on the logits). On labeled and unlabeled centers.
-        #[arg(long, value_name = "KEY=VALUE,…", value_parser = VatConfig::from_kv)]
+        #[arg(help_heading = "Adversarial regularization", long, value_name = "KEY=VALUE,…", value_parser = VatConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         vat: Option<VatConfig>,
         /// Stop when the `--validation` metric has not improved for N epochs and keep the best
@@ -181,16 +184,16 @@ settings! {
         /// macro-f1 | micro-f1 | subset-accuracy | roc-auc | mse | mae | rmse; default the task's:
         /// accuracy for multiclass, roc-auc for binary, macro-f1 for multilabel, mse (lower is
         /// better) for regression). Default: off.
-        #[arg(long, value_name = "patience=N[,metric=NAME]", value_parser = parse_patience)]
+        #[arg(help_heading = "Training", long, value_name = "patience=N[,metric=NAME]", value_parser = parse_patience)]
         #[serde(deserialize_with = "from_text")]
         early_stopping: Option<Patience>,
         /// Write the adversarial neighbors generated during training as a neighbor graph (`kind =
         /// adversarial`; Parquet or TSV by extension) plus a node table `NAME.nodes.parquet` (perturbed
         /// features, perturbation norm, predictions). Needs `--adv-reg`.
-        #[arg(long, value_name = "FILE")]
+        #[arg(help_heading = "Adversarial regularization", long, value_name = "FILE")]
         record_adversarial: Option<PathBuf>,
         /// With `--record-adversarial`: record every N-th epoch (and the last). Default 1.
-        #[arg(long, value_name = "N")]
+        #[arg(help_heading = "Adversarial regularization", long, value_name = "N")]
         record_every: Option<usize>,
         /// What to predict: `multiclass` (softmax cross-entropy, one output per class), `binary`
         /// (labels 0/1 or two class names; one output, sigmoid cross-entropy), `multilabel` (the
@@ -198,7 +201,7 @@ settings! {
         /// label), `regression` (the label column holds a number, or a list of numbers; linear
         /// outputs, `loss=mse` or `loss=huber` with `delta=D` (default 1), e.g.
         /// `regression,loss=huber,delta=1`). Default multiclass.
-        #[arg(long, value_name = "TASK", value_parser = Task::from_str)]
+        #[arg(help_heading = "Task and weights", long, value_name = "TASK", value_parser = Task::from_str)]
         #[serde(deserialize_with = "from_text")]
         task: Option<Task>,
         /// Column of per-sample weights in the training samples (Parquet or CSV; finite, ≥ 0): each
@@ -207,12 +210,12 @@ settings! {
         /// `features` list column) so that it is not read as a feature. `--validation` and `--test`
         /// tables that have the column are scored with weighted loss and metrics too (a warning
         /// says when one has not). Default: every weight 1.
-        #[arg(long, value_name = "NAME")]
+        #[arg(help_heading = "Task and weights", long, value_name = "NAME")]
         weight_column: Option<String>,
         /// Class weights, multiplied into the sample weights (multiclass and binary only):
         /// `balanced` (n / (k · countₖ), scikit-learn's) or a file of `class<TAB>weight` lines
         /// (class by name, or index without names; classes not listed weigh 1). Default: none.
-        #[arg(long, value_name = "balanced|FILE", value_parser = ClassWeights::from_str)]
+        #[arg(help_heading = "Task and weights", long, value_name = "balanced|FILE", value_parser = ClassWeights::from_str)]
         #[serde(deserialize_with = "from_text")]
         class_weights: Option<ClassWeights>,
         /// Model: `mlp:UNITS,…[,relu|tanh|sigmoid|gelu]` (the activation, default relu; others train
@@ -220,21 +223,21 @@ settings! {
         /// `cnn:32,64,64,dense=64`, NSL's tutorial CNN) or `bow[:EMBED,UNITS,…][,combiner=mean|sum|sqrtn]
         /// [,bag-activation=none|relu|tanh|sigmoid|gelu]` (token-id lists: embeddings pooled per list,
         /// default mean and no bag activation, then dense layers; `bow` = `bow:50`). Default `mlp:50,50`.
-        #[arg(long, value_name = "SPEC", value_parser = ModelSpec::from_str)]
+        #[arg(help_heading = "Model", long, value_name = "SPEC", value_parser = ModelSpec::from_str)]
         #[serde(deserialize_with = "from_text")]
         model: Option<ModelSpec>,
         /// Dropout rate after hidden/dense layers, in training only. Default 0.5 for mlp, 0 for cnn.
-        #[arg(long, value_name = "RATE")]
+        #[arg(help_heading = "Model", long, value_name = "RATE")]
         dropout: Option<f32>,
         /// Passes over the training samples. Default 10.
-        #[arg(long)]
+        #[arg(help_heading = "Training", long)]
         epochs: Option<usize>,
         /// Learning-rate schedule, evaluated before every step: `constant` (default),
         /// `step,every=E[,gamma=G]` (× G every E epochs, G default 0.1), `cosine[,min=M]` (Keras'
         /// CosineDecay per step down to M, default 0, over the run), `exponential,rate=R` (× R per
         /// epoch, continuously); each may add `warmup=W`: a linear ramp over the first W epochs
         /// (default 0), after which the decay starts.
-        #[arg(long, value_name = "SPEC", value_parser = LrSchedule::from_str)]
+        #[arg(help_heading = "Training", long, value_name = "SPEC", value_parser = LrSchedule::from_str)]
         #[serde(deserialize_with = "from_text")]
         lr_schedule: Option<LrSchedule>,
         /// Schedule of the `--graph-reg` multiplier over the optimizer's steps (NSL's DecayConfig,
@@ -242,15 +245,15 @@ settings! {
         /// (NSL's decay_steps: turns the decay on), `decay` (exponential | inverse-time | natural-exp,
         /// default exponential), `rate` (default 0.96), `min` (floor, default 0), `warmup` (steps of
         /// linear ramp from 0, default 0). Default: none, the multiplier as given.
-        #[arg(long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
+        #[arg(help_heading = "Graph regularization", long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
         #[serde(deserialize_with = "from_text")]
         graph_reg_schedule: Option<MultiplierSchedule>,
         /// Schedule of the `--adv-reg` multiplier, as `--graph-reg-schedule`. Default: none.
-        #[arg(long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
+        #[arg(help_heading = "Adversarial regularization", long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
         #[serde(deserialize_with = "from_text")]
         adv_reg_schedule: Option<MultiplierSchedule>,
         /// Schedule of the `--vat` multiplier, as `--graph-reg-schedule`. Default: none.
-        #[arg(long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
+        #[arg(help_heading = "Adversarial regularization", long, value_name = "KEY=VALUE,…", value_parser = MultiplierSchedule::from_kv)]
         #[serde(deserialize_with = "from_text")]
         vat_schedule: Option<MultiplierSchedule>,
         /// Save the state needed to resume (`nsl train --resume`) after every N-th epoch into
@@ -258,44 +261,47 @@ settings! {
         /// when 30 s have passed since the start or the last save (a save costs a few milliseconds
         /// of fsync, as much as a whole epoch of a small model). Not with `--record-adversarial`
         /// (whose record a state does not hold).
-        #[arg(long, value_name = "N")]
+        #[arg(help_heading = "Output", long, value_name = "N")]
         checkpoint_every: Option<usize>,
         /// Samples per batch. Default 32 (Keras' default).
-        #[arg(long)]
+        #[arg(help_heading = "Training", long)]
         batch_size: Option<usize>,
         /// Optimizer. Default adam.
-        #[arg(long, value_name = "NAME")]
+        #[arg(help_heading = "Training", long, value_name = "NAME")]
         optimizer: Option<OptimizerName>,
         /// Learning rate. Default 0.001 for adam, 0.01 for sgd (Keras' defaults).
-        #[arg(long, value_name = "LR")]
+        #[arg(help_heading = "Training", long, value_name = "LR")]
         learning_rate: Option<f64>,
         /// L2 weight decay λ ≥ 0: `λ·θ` is added to every parameter's gradient (PyTorch's
         /// `weight_decay`, as Graph-MLP trains; Keras' optimizers have none). Default 0 (off).
-        #[arg(long, value_name = "LAMBDA")]
+        #[arg(help_heading = "Training", long, value_name = "LAMBDA")]
         weight_decay: Option<f64>,
         /// Seed of the weights, dropout and shuffling. Default 0.
-        #[arg(long)]
+        #[arg(help_heading = "Training", long)]
         seed: Option<u64>,
         /// Seed of the initial weights and dropout masks only, when they should differ from `--seed`'s
         /// (e.g. two models compared on the same batches from independent starts, as in NSL's
         /// tutorial). Default: `--seed`.
-        #[arg(long, value_name = "SEED")]
+        #[arg(help_heading = "Training", long, value_name = "SEED")]
         init_seed: Option<u64>,
         /// CPU threads. Default: all cores (on 2 cores, 1 is often faster for small models).
-        #[arg(long)]
+        #[arg(help_heading = "Training", long)]
         threads: Option<usize>,
         /// Labeled samples to evaluate after every epoch (shown in the history and the curves).
-        #[arg(long, value_name = "FILE")]
+        #[arg(help_heading = "Inputs", long, value_name = "FILE")]
         validation: Option<PathBuf>,
         /// Labeled samples to evaluate at the end (the accuracy `nsl evaluate` reproduces).
-        #[arg(long, value_name = "FILE")]
+        #[arg(help_heading = "Inputs", long, value_name = "FILE")]
         test: Option<PathBuf>,
         /// Fail if the graph names ids that are neither training nor pool samples (default: skip them and
         /// report the count).
-        #[arg(long, num_args = 0, default_missing_value = "true")]
+        #[arg(help_heading = "Graph regularization", long, num_args = 0, default_missing_value = "true")]
         strict: Option<bool>,
-        /// Run directory: weights, model.json, history (JSON, CSV), curves.svg, summary.json. Default `runs/train`.
-        #[arg(long, value_name = "DIR")]
+        /// Run directory: weights, model.json, columns.json (the input columns `evaluate` and `predict`
+        /// reuse), history (JSON, CSV), curves.svg, summary.json. Default `runs/train`. An earlier run there is
+        /// replaced when this one is saved, as Keras' `model.save` (`overwrite=True`), with a warning when
+        /// training starts; a directory holding other files is refused.
+        #[arg(help_heading = "Output", long, value_name = "DIR")]
         out: Option<PathBuf>,
     }
 }
@@ -495,7 +501,17 @@ fn resume(args: &TrainArgs, run: &Path) -> Result<()> {
     }
     let state_path = partial.join(STATE_FILE);
     let state = match state_path.is_file() {
-        true => Some(TrainState::load(&state_path)?),
+        true => {
+            let state = TrainState::load(&state_path)?;
+            errln!(
+                "resuming {}: epoch {} of {} was completed, continuing with epoch {}",
+                run.display(),
+                state.epoch(),
+                state.config().epochs,
+                state.epoch() + 1
+            );
+            Some(state)
+        }
         false => {
             errln!("no completed epoch was saved: training again from the start");
             None
@@ -520,6 +536,9 @@ fn train(
     let checked = run_spec(&settings, &args.columns).check().map_err(run_error)?;
     let (checkpoint_every, by_clock) = checkpoint_schedule(&settings)?;
     checked.check_out(&out, &flag).map_err(run_error)?;
+    if out.join("model.json").is_file() && resume.is_none() {
+        errln!("warning: --out {} holds an earlier run: it is replaced when this run is saved", out.display());
+    }
     let bar = spinner("opening the run");
     let open = checked.open_with(|stage| bar.set_message(stage.to_string()));
     bar.finish_and_clear();
@@ -534,40 +553,32 @@ fn train(
         _ => None,
     };
     let batches = open.train_len().div_ceil(open.checked().spec().train.batch_size);
-    let bar = progress_bar(open.checked().spec().train.epochs, batches, resume.as_ref().map_or(0, |(_, s)| s.epoch()));
+    let epochs = open.checked().spec().train.epochs;
+    let done = resume.as_ref().map_or(0, |(_, s)| s.epoch());
+    let bar = Arc::new(Mutex::new(TrainBar::new(epochs, batches, done, partial.is_some())));
     let progress = bar.clone();
-    let mut hooks = FitHooks::default().on_progress(move |p| {
-        progress.set_message(format!("{}/{}", p.epoch, p.epochs));
-        progress.inc(1);
-    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut hooks = FitHooks::default()
+        .on_progress(move |p| lock(&progress).update(p.epoch, p.epochs, p.batch, p.batches))
+        .stop_when(stop.clone());
+    // The last completed epoch's state not yet saved (states are saved every 30 s): a Ctrl-C
+    // saves it at once.
+    let pending: Arc<Mutex<Option<TrainState>>> = Arc::default();
     if let Some(dir) = &partial {
-        let (path, epochs) = (dir.join(STATE_FILE), open.checked().spec().train.epochs);
-        let mut last = std::time::Instant::now();
-        hooks = hooks.on_epoch_state(checkpoint_every, move |state| {
-            // The last epoch's state is always saved: if the save of the run fails, `--resume`
-            // saves it from there without training again.
-            if by_clock && last.elapsed() < CHECKPOINT_INTERVAL && state.epoch() < epochs {
-                return Ok(());
-            }
-            state.save(&path)?;
-            last = std::time::Instant::now();
-            Ok(())
-        });
+        let schedule = (checkpoint_every, by_clock, epochs);
+        hooks = save_states(hooks, dir.join(STATE_FILE), schedule, bar.clone(), pending.clone());
     }
     if let Some((_, state)) = resume {
         hooks = hooks.resume_from(state);
     }
-    let fitted = match open.fit(hooks) {
+    super::stop_on_interrupt(Some(stop.clone()));
+    let fitted = open.fit(hooks);
+    super::stop_on_interrupt(None);
+    lock(&bar).finish();
+    let fitted = match fitted {
         Ok(fitted) => fitted,
-        Err(e) => {
-            // Nothing to resume from yet: leave no `OUT.partial/` behind.
-            if let Some(dir) = partial.as_ref().filter(|d| !d.join(STATE_FILE).exists()) {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            return Err(run_error(e));
-        }
+        Err(e) => return Err(failed_fit(e, stop.load(Ordering::SeqCst), partial.as_deref(), &pending, &out)),
     };
-    bar.finish_and_clear();
     let saved = fitted.save(&out).map_err(|e| explain_failed_save(run_error(e), partial.as_deref(), &out))?;
     if let Some(dir) = &partial {
         // The run is saved: its state has served.
@@ -636,6 +647,80 @@ fn run_spec(settings: &TrainSettings, columns: &ColumnArgs) -> RunSpec {
     }
 }
 
+/// `hooks` saving the run's state to `path` after every `every`-th epoch (with `by_clock`: at most
+/// every 30 s, keeping the others in `pending` for a Ctrl-C) and the last of `epochs`, and showing
+/// each epoch's loss and accuracy on `bar`.
+fn save_states<'a>(
+    hooks: FitHooks<'a>,
+    path: PathBuf,
+    (every, by_clock, epochs): (usize, bool, usize),
+    bar: Arc<Mutex<TrainBar>>,
+    pending: Arc<Mutex<Option<TrainState>>>,
+) -> FitHooks<'a> {
+    let mut last = std::time::Instant::now();
+    hooks.on_epoch_state(every, move |state| {
+        if let Some(record) = state.history().epochs.last() {
+            lock(&bar).epoch_done(state.epoch(), epochs, record.loss, record.accuracy);
+        }
+        // The last epoch's state is always saved: if the save of the run fails, `--resume`
+        // saves it from there without training again.
+        if by_clock && last.elapsed() < CHECKPOINT_INTERVAL && state.epoch() < epochs {
+            *lock(&pending) = Some(state.clone());
+            return Ok(());
+        }
+        state.save(&path)?;
+        *lock(&pending) = None;
+        last = std::time::Instant::now();
+        Ok(())
+    })
+}
+
+/// Locks a mutex whose holder cannot have left it inconsistent (a progress display, a state slot).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The error of a fit that failed or was stopped by Ctrl-C (`interrupted`): then the last
+/// completed epoch's state not yet saved is saved at once, and the message says how to resume.
+/// Without anything to resume from, no `OUT.partial/` is left behind.
+fn failed_fit(
+    error: nsl::run::RunError,
+    interrupted: bool,
+    partial: Option<&Path>,
+    pending: &Mutex<Option<TrainState>>,
+    out: &Path,
+) -> anyhow::Error {
+    let mut saved = None;
+    if let (true, Some(dir), Some(state)) = (interrupted, partial, lock(pending).take()) {
+        match state.save(&dir.join(STATE_FILE)) {
+            Ok(()) => saved = Some(state.epoch()),
+            Err(e) => errln!("warning: could not save the last completed epoch: {e}"),
+        }
+    }
+    let resumable = partial.filter(|d| d.join(STATE_FILE).exists());
+    if let (Some(dir), None) = (partial, resumable) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    if !interrupted {
+        return run_error(error);
+    }
+    let message = match resumable {
+        Some(dir) => {
+            let epoch = match saved {
+                Some(epoch) => epoch,
+                None => TrainState::load(&dir.join(STATE_FILE)).map_or(0, |s| s.epoch()),
+            };
+            format!(
+                "interrupted ({error}); epoch {epoch} is saved in {}: continue with `nsl train --resume {}`",
+                dir.display(),
+                out.display()
+            )
+        }
+        None => format!("interrupted ({error}) before the first epoch ended: nothing saved to resume from"),
+    };
+    super::Interrupted(message).into()
+}
+
 /// Every how many epochs a state is saved for `--resume`, and whether by the clock (the default).
 fn checkpoint_schedule(settings: &TrainSettings) -> Result<(usize, bool)> {
     Ok(match (settings.checkpoint_every, &settings.record_adversarial) {
@@ -667,17 +752,6 @@ fn prepare_partial(out: &Path, command: &SavedCommand, resuming: bool) -> Result
     nsl::io::write_bytes(&partial.join(COMMAND_FILE), &json)
         .with_context(|| format!("writing {}", partial.join(COMMAND_FILE).display()))?;
     Ok(partial)
-}
-
-/// The bar of a fit: one step per batch, started at the epochs already trained.
-fn progress_bar(epochs: usize, batches: usize, done_epochs: usize) -> ProgressBar {
-    let bar = ProgressBar::new((epochs * batches) as u64);
-    bar.set_position((done_epochs * batches) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} epoch {msg} ({elapsed}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 /// Prints what the run reports: as JSON (`--json`) or as lines.

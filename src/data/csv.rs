@@ -18,7 +18,7 @@ enum FeatureSource {
 ///
 /// - The first row is the header (required). Fields are comma-separated (tab-separated when the
 ///   file name ends in `.tsv` or `.tsv.gz`), may be quoted, and are trimmed of surrounding spaces.
-/// - **id** (`columns.id`, required): any text, unique.
+/// - **id** (`columns.id`, required unless `columns.row_ids`: then the row numbers): any text, unique.
 /// - **features**: with `columns.features` empty, the column `features` if present (packed, see
 ///   below), else every column other than the id and label, in header order. A single named
 ///   column is *packed*: it holds all of a row's values separated by spaces, `;` or `,`, optionally
@@ -64,13 +64,19 @@ pub(super) fn read_csv_as(path: &Path, columns: &SampleColumns, class_labels: bo
         })
     };
 
-    let id_col = require(&columns.id)?;
+    // Without an id column (and `row_ids`), ids are the row numbers.
+    let id_col = match find(&columns.id) {
+        None if columns.row_ids => None,
+        _ => Some(require(&columns.id)?),
+    };
     let label_col = find(&columns.label);
+    let excluded = |c: usize| columns.exclude.iter().any(|name| *name == header[c]);
     let source = match columns.features.as_slice() {
         [] => match find("features") {
             Some(col) => FeatureSource::Packed(col),
             None => {
-                let cols: Vec<usize> = (0..header.len()).filter(|&c| c != id_col && Some(c) != label_col).collect();
+                let cols: Vec<usize> =
+                    (0..header.len()).filter(|&c| Some(c) != id_col && Some(c) != label_col && !excluded(c)).collect();
                 if cols.is_empty() {
                     return Err(DataError::invalid(
                         path,
@@ -98,12 +104,22 @@ pub(super) fn read_csv_as(path: &Path, columns: &SampleColumns, class_labels: bo
     while reader.read_record(&mut record).map_err(|e| csv_error(path, Some(&header), e))? {
         let line = record.position().map_or(0, |p| p.line() as usize);
         let at = |col: usize| Location::LineColumn(line, header[col].to_owned());
-        let id = &record[id_col];
-        if id.is_empty() {
-            return Err(DataError::invalid(path, at(id_col), "empty id"));
-        }
-        if let Some(first) = first_line_of.insert(id.to_owned(), line) {
-            return Err(DataError::invalid(path, at(id_col), format!("duplicate id `{id}` (first on line {first})")));
+        let row = ids.len().to_string();
+        let id = match id_col {
+            Some(id_col) => &record[id_col],
+            None => row.as_str(),
+        };
+        if let Some(id_col) = id_col {
+            if id.is_empty() {
+                return Err(DataError::invalid(path, at(id_col), "empty id"));
+            }
+            if let Some(first) = first_line_of.insert(id.to_owned(), line) {
+                return Err(DataError::invalid(
+                    path,
+                    at(id_col),
+                    format!("duplicate id `{id}` (first on line {first})"),
+                ));
+            }
         }
         match &source {
             FeatureSource::Columns(cols) => {

@@ -130,11 +130,24 @@ pub struct SampleColumns {
     /// The vocabulary size of every token group (ids must be below it). Default `None`: the
     /// file's `nsl.feature_layout`, else the largest id + 1.
     pub vocab: Option<usize>,
+    /// Columns that are never features, even when `features` is empty and every numeric column
+    /// is taken (a weight column). Default empty.
+    pub exclude: Vec<String>,
+    /// A table without the `id` column gets its row numbers (`0`, `1`, …) as ids, as IDX input
+    /// does: for samples no graph refers to. Default false (the id column is required).
+    pub row_ids: bool,
 }
 
 impl Default for SampleColumns {
     fn default() -> Self {
-        SampleColumns { id: "id".into(), features: Vec::new(), label: "label".into(), vocab: None }
+        SampleColumns {
+            id: "id".into(),
+            features: Vec::new(),
+            label: "label".into(),
+            vocab: None,
+            exclude: Vec::new(),
+            row_ids: false,
+        }
     }
 }
 

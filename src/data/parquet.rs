@@ -117,8 +117,12 @@ pub(super) fn read_samples_as(path: &Path, columns: &SampleColumns, class_labels
     let schema = builder.schema().clone();
     let metadata = schema.metadata();
 
-    let id = require_column(path, &schema, &columns.id)?;
-    check_type(path, id, is_key_type, "utf8, large_utf8 or an integer type")?;
+    // Without an id column (and `row_ids`), ids are the row numbers.
+    let has_ids = !columns.row_ids || schema.field_with_name(&columns.id).is_ok();
+    if has_ids {
+        let id = require_column(path, &schema, &columns.id)?;
+        check_type(path, id, is_key_type, "utf8, large_utf8 or an integer type")?;
+    }
     let label = schema.field_with_name(&columns.label).ok().filter(|_| class_labels);
     if let Some(label) = label {
         check_type(path, label, is_key_type, "an integer type or utf8/large_utf8")?;
@@ -128,7 +132,7 @@ pub(super) fn read_samples_as(path: &Path, columns: &SampleColumns, class_labels
     let item_shape = metadata.get(ITEM_SHAPE_KEY).map(|v| parse_item_shape(path, v)).transpose()?;
     let class_names = metadata.get(CLASS_NAMES_KEY).map(|v| parse_class_names(path, v)).transpose()?;
 
-    let mut needed: Vec<&str> = vec![&columns.id];
+    let mut needed: Vec<&str> = if has_ids { vec![&columns.id] } else { Vec::new() };
     needed.extend(sources.iter().flat_map(FeatureSource::columns));
     if label.is_some() {
         needed.push(&columns.label);
@@ -166,7 +170,11 @@ pub(super) fn read_samples_as(path: &Path, columns: &SampleColumns, class_labels
             DataError::invalid(path, Location::Row(table.ids.len()), format!("cannot read the table: {e}"))
         })?;
         let row0 = table.ids.len();
-        append_ids(path, row0, &columns.id, column(path, &batch, &columns.id)?, &mut table.ids)?;
+        if has_ids {
+            append_ids(path, row0, &columns.id, column(path, &batch, &columns.id)?, &mut table.ids)?;
+        } else {
+            table.ids.extend((row0..row0 + batch.num_rows()).map(|r| r.to_string()));
+        }
         for (source, part) in sources.iter().zip(parts.iter_mut()) {
             match (source, part) {
                 (FeatureSource::List(name), PartData::Dense { values, width }) => {
@@ -583,7 +591,12 @@ fn feature_sources(
     if schema.field_with_name("features").is_ok() {
         return named(&["features".to_owned()]);
     }
-    let candidates = || schema.fields().iter().filter(|f| *f.name() != columns.id && *f.name() != columns.label);
+    let candidates = || {
+        schema
+            .fields()
+            .iter()
+            .filter(|f| *f.name() != columns.id && *f.name() != columns.label && !columns.exclude.contains(f.name()))
+    };
     let scalars: Vec<String> =
         candidates().filter(|f| is_scalar_numeric(f.data_type())).map(|f| f.name().clone()).collect();
     if !scalars.is_empty() {

@@ -321,7 +321,8 @@ fn csv_cells(path: &Path, id_column: &str, column: &str) -> Result<Cells, DataEr
             )
         })
     };
-    let (id_col, col) = (find(id_column)?, find(column)?);
+    // A table without an id column has row numbers as ids (`SampleColumns::row_ids`).
+    let (id_col, col) = (header.iter().position(|h| h == id_column), find(column)?);
     let mut cells = Cells { ids: Vec::new(), rows: Vec::new(), locations: Vec::new() };
     for record in reader.records() {
         let record = record.map_err(|e| DataError::invalid(path, Location::File, e.to_string()))?;
@@ -344,7 +345,10 @@ fn csv_cells(path: &Path, id_column: &str, column: &str) -> Result<Cells, DataEr
                 }
             })
             .collect();
-        cells.ids.push(record[id_col].to_owned());
+        cells.ids.push(match id_col {
+            Some(id_col) => record[id_col].to_owned(),
+            None => cells.rows.len().to_string(),
+        });
         cells.rows.push(tokens);
         cells.locations.push(location);
     }
@@ -360,7 +364,12 @@ fn parquet_cells(path: &Path, id_column: &str, column: &str) -> Result<Cells, Da
             DataError::invalid(path, Location::File, format!("no column `{c}`; columns present: {present}"))
         })
     };
-    let roots = vec![index(id_column)?, index(column)?];
+    // A table without an id column has row numbers as ids (`SampleColumns::row_ids`).
+    let has_ids = schema.index_of(id_column).is_ok();
+    let mut roots = vec![index(column)?];
+    if has_ids {
+        roots.push(index(id_column)?);
+    }
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let reader = builder
         .with_projection(mask)
@@ -373,9 +382,13 @@ fn parquet_cells(path: &Path, id_column: &str, column: &str) -> Result<Cells, Da
         let get = |c: &str| {
             batch.column_by_name(c).ok_or_else(|| DataError::invalid(path, Location::Column(c.into()), "missing"))
         };
-        let ids = cast(get(id_column)?, &DataType::Utf8)
-            .map_err(|e| DataError::invalid(path, Location::Column(id_column.into()), e.to_string()))?;
-        cells.ids.extend(ids.as_string::<i32>().iter().map(|s| s.unwrap_or_default().to_owned()));
+        if has_ids {
+            let ids = cast(get(id_column)?, &DataType::Utf8)
+                .map_err(|e| DataError::invalid(path, Location::Column(id_column.into()), e.to_string()))?;
+            cells.ids.extend(ids.as_string::<i32>().iter().map(|s| s.unwrap_or_default().to_owned()));
+        } else {
+            cells.ids.extend((row0..row0 + batch.num_rows()).map(|r| r.to_string()));
+        }
         let array = get(column)?;
         for i in 0..array.len() {
             let location = Location::RowColumn(row0 + i, column.to_owned());

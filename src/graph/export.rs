@@ -7,7 +7,7 @@
 //! | [`ExportFormat::Tsv`] | NSL's `source\ttarget\tweight` ([`super::tsv`]) | every directed edge |
 //! | [`ExportFormat::Graphml`] | GraphML for networkx (`read_graphml`), Gephi, yEd | see below |
 //! | [`ExportFormat::Dot`] | Graphviz `digraph` / `graph` | see below |
-//! | [`ExportFormat::Json`] | networkx node-link JSON (`node_link_graph(data, edges="links")`) | see below |
+//! | [`ExportFormat::Json`] | networkx node-link JSON, edges under `edges` (networkx ≥ 3.4's key) | see below |
 //! | [`ExportFormat::Csv`] | `source,target,weight,kind` with a header (RFC 4180 quoting) | every directed edge |
 //!
 //! **Directedness.** GraphML, DOT and JSON can say whether a graph is directed. When the graph
@@ -18,6 +18,10 @@
 //! direction of its first-added node, with that direction's `kind`. Otherwise every directed edge
 //! is written to a directed graph. These three formats also list every node, including nodes
 //! without edges, which the edge lists (Parquet, TSV, CSV) cannot hold.
+//!
+//! **Node attributes.** [`export_with_nodes`] attaches columns of the samples (labels, splits) to
+//! the nodes of GraphML (string `<key for="node">`s), JSON (fields of each node) and DOT (node
+//! attributes), for Gephi or networkx; a node without a value gets none.
 //!
 //! Every export is atomic: on error no output file is left behind.
 
@@ -102,6 +106,51 @@ impl FromStr for ExportFormat {
     }
 }
 
+/// Columns attached to the nodes of an export: `(name, one value per node index)`, `None` for a
+/// node without a value.
+pub type NodeAttributes = [(String, Vec<Option<String>>)];
+
+/// The edges an export of `graph` in `format` writes, and whether they are undirected links
+/// (GraphML, DOT and JSON write a symmetric graph's links once; the edge lists write every
+/// directed edge).
+pub fn written_edges(graph: &NeighborGraph, format: ExportFormat) -> (usize, bool) {
+    let undirected =
+        graph.is_symmetric() && matches!(format, ExportFormat::Graphml | ExportFormat::Dot | ExportFormat::Json);
+    (edges_to_write(graph, undirected).count(), undirected)
+}
+
+/// [`export`] with node attributes (GraphML, DOT and JSON only).
+///
+/// # Errors
+/// As [`export`]; [`GraphError::Invalid`] for attributes with an edge-list format, or with
+/// another number of values than the graph has nodes.
+pub fn export_with_nodes(
+    graph: &NeighborGraph,
+    format: ExportFormat,
+    path: &Path,
+    nodes: &NodeAttributes,
+) -> Result<(), GraphError> {
+    if nodes.is_empty() {
+        return export(graph, format, path);
+    }
+    if let Some((name, values)) = nodes.iter().find(|(_, v)| v.len() != graph.node_count()) {
+        let message = format!("node attribute `{name}` has {} values for {} nodes", values.len(), graph.node_count());
+        return Err(GraphError::invalid(path, Location::File, message));
+    }
+    match format {
+        ExportFormat::Graphml => write_atomically(path, |out| write_graphml_with(graph, out, path, nodes)),
+        ExportFormat::Dot => {
+            write_atomically(path, |out| write_dot_with(graph, out, nodes).map_err(|e| GraphError::io(path, e)))
+        }
+        ExportFormat::Json => write_atomically(path, |out| write_json_with(graph, out, path, nodes)),
+        other => Err(GraphError::invalid(
+            path,
+            Location::File,
+            format!("{other} is an edge list and holds no node attributes: export as graphml, json or dot"),
+        )),
+    }
+}
+
 /// Writes `graph` to `path` in `format`, atomically (see the module docs for each layout).
 ///
 /// # Errors
@@ -128,6 +177,16 @@ fn edges_to_write(graph: &NeighborGraph, undirected: bool) -> impl Iterator<Item
 
 /// GraphML with `weight` (double) and `kind` (string) edge keys and a `provenance` graph key.
 fn write_graphml(graph: &NeighborGraph, out: &mut impl Write, path: &Path) -> Result<(), GraphError> {
+    write_graphml_with(graph, out, path, &[])
+}
+
+/// [`write_graphml`] with node attributes (string keys `n0`, `n1`, … named by the attributes).
+fn write_graphml_with(
+    graph: &NeighborGraph,
+    out: &mut impl Write,
+    path: &Path,
+    nodes: &NodeAttributes,
+) -> Result<(), GraphError> {
     let undirected = graph.is_symmetric();
     let io_err = |e| GraphError::io(path, e);
     let xml = |id| xml_text(id, path);
@@ -141,11 +200,25 @@ fn write_graphml(graph: &NeighborGraph, out: &mut impl Write, path: &Path) -> Re
         .map_err(io_err)?;
     writeln!(out, r#"  <key id="weight" for="edge" attr.name="weight" attr.type="double"/>"#).map_err(io_err)?;
     writeln!(out, r#"  <key id="kind" for="edge" attr.name="kind" attr.type="string"/>"#).map_err(io_err)?;
+    for (k, (name, _)) in nodes.iter().enumerate() {
+        let name = xml(name)?;
+        writeln!(out, r#"  <key id="n{k}" for="node" attr.name="{name}" attr.type="string"/>"#).map_err(io_err)?;
+    }
     let edgedefault = if undirected { "undirected" } else { "directed" };
     writeln!(out, r#"  <graph id="G" edgedefault="{edgedefault}">"#).map_err(io_err)?;
     writeln!(out, r#"    <data key="provenance">{}</data>"#, xml(graph.provenance())?).map_err(io_err)?;
-    for id in graph.ids() {
-        writeln!(out, r#"    <node id="{}"/>"#, xml(id)?).map_err(io_err)?;
+    for (i, id) in graph.ids().iter().enumerate() {
+        let mut data = String::new();
+        for (k, (_, values)) in nodes.iter().enumerate() {
+            if let Some(value) = &values[i] {
+                data.push_str(&format!(r#"<data key="n{k}">{}</data>"#, xml(value)?));
+            }
+        }
+        match data.is_empty() {
+            true => writeln!(out, r#"    <node id="{}"/>"#, xml(id)?),
+            false => writeln!(out, r#"    <node id="{}">{data}</node>"#, xml(id)?),
+        }
+        .map_err(io_err)?;
     }
     for (s, t, e) in edges_to_write(graph, undirected) {
         writeln!(
@@ -204,14 +277,26 @@ fn xml_escape(text: &str) -> Result<std::borrow::Cow<'_, str>, char> {
 /// Graphviz reads `weight` as a layout hint (Graphviz 2.43 `dot -Tsvg` and `neato` accept the
 /// fractional weights written here); readers such as pydot keep the exact text.
 fn write_dot(graph: &NeighborGraph, out: &mut impl Write) -> io::Result<()> {
+    write_dot_with(graph, out, &[])
+}
+
+/// [`write_dot`] with node attributes (`"id" [label="3", split="train"];`).
+fn write_dot_with(graph: &NeighborGraph, out: &mut impl Write, nodes: &NodeAttributes) -> io::Result<()> {
     let undirected = graph.is_symmetric();
     let (keyword, arrow) = if undirected { ("graph", "--") } else { ("digraph", "->") };
     writeln!(out, "{keyword} G {{")?;
     if !graph.provenance().is_empty() {
         writeln!(out, "  comment={};", dot_quote(graph.provenance()))?;
     }
-    for id in graph.ids() {
-        writeln!(out, "  {};", dot_quote(id))?;
+    for (i, id) in graph.ids().iter().enumerate() {
+        let attributes: Vec<String> = nodes
+            .iter()
+            .filter_map(|(name, values)| values[i].as_ref().map(|v| format!("{}={}", dot_quote(name), dot_quote(v))))
+            .collect();
+        match attributes.is_empty() {
+            true => writeln!(out, "  {};", dot_quote(id))?,
+            false => writeln!(out, "  {} [{}];", dot_quote(id), attributes.join(", "))?,
+        }
     }
     for (s, t, e) in edges_to_write(graph, undirected) {
         writeln!(
@@ -250,7 +335,8 @@ struct NodeLink<'a> {
     multigraph: bool,
     graph: NodeLinkGraph<'a>,
     nodes: Vec<NodeLinkNode<'a>>,
-    links: Vec<NodeLinkEdge<'a>>,
+    /// networkx ≥ 3.4's key (`node_link_graph(data, edges="edges")`; the default from 3.6).
+    edges: Vec<NodeLinkEdge<'a>>,
 }
 
 /// Graph attributes of [`NodeLink`].
@@ -263,6 +349,9 @@ struct NodeLinkGraph<'a> {
 #[derive(serde::Serialize)]
 struct NodeLinkNode<'a> {
     id: &'a str,
+    /// Node attributes.
+    #[serde(flatten)]
+    attributes: std::collections::BTreeMap<&'a str, &'a str>,
 }
 
 /// An edge of [`NodeLink`].
@@ -274,15 +363,30 @@ struct NodeLinkEdge<'a> {
     kind: super::EdgeKind,
 }
 
-/// networkx node-link JSON (`{"directed", "multigraph", "graph", "nodes", "links"}`).
+/// networkx node-link JSON (`{"directed", "multigraph", "graph", "nodes", "edges"}`).
 fn write_json(graph: &NeighborGraph, out: &mut impl Write, path: &Path) -> Result<(), GraphError> {
+    write_json_with(graph, out, path, &[])
+}
+
+/// [`write_json`] with node attributes (fields of each node).
+fn write_json_with<'a>(
+    graph: &'a NeighborGraph,
+    out: &mut impl Write,
+    path: &Path,
+    nodes: &'a NodeAttributes,
+) -> Result<(), GraphError> {
     let undirected = graph.is_symmetric();
+    let node = |(i, id): (usize, &'a String)| {
+        let attributes =
+            nodes.iter().filter_map(|(name, values)| values[i].as_deref().map(|v| (name.as_str(), v))).collect();
+        NodeLinkNode { id: id.as_str(), attributes }
+    };
     let doc = NodeLink {
         directed: !undirected,
         multigraph: false,
         graph: NodeLinkGraph { provenance: graph.provenance() },
-        nodes: graph.ids().iter().map(|id| NodeLinkNode { id }).collect(),
-        links: edges_to_write(graph, undirected)
+        nodes: graph.ids().iter().enumerate().map(node).collect(),
+        edges: edges_to_write(graph, undirected)
             .map(|(s, t, e)| NodeLinkEdge { source: graph.id(s), target: graph.id(t), weight: e.weight, kind: e.kind })
             .collect(),
     };

@@ -24,7 +24,7 @@ mod tsv;
 
 pub use self::core::{neighbor_order, Edge, EdgeKind, NeighborGraph, NodeId, PetGraph};
 pub use self::hops::MAX_HOPS;
-pub use export::{export, ExportFormat};
+pub use export::{export, export_with_nodes, written_edges, ExportFormat, NodeAttributes};
 pub use linqs::{read_cites, CitesReport, UnknownIds};
 pub use parquet::{
     edge_schema, read_graph as read_parquet_graph, write_graph as write_parquet_graph, EdgeTableMeta, EdgeTableWriter,

@@ -31,6 +31,15 @@ pub struct CheckedRun {
 }
 
 impl CheckedRun {
+    /// The columns the input files are read with: [`RunSpec::columns`], never the weight column as
+    /// a feature, and row numbers as ids for a table without an id column when no graph needs them.
+    pub fn read_columns(&self) -> crate::data::SampleColumns {
+        let mut columns = self.spec.columns.clone();
+        columns.exclude.extend(self.spec.weight_column.iter().cloned());
+        columns.row_ids = self.spec.graph.is_none() && self.spec.packed.is_none() && self.spec.pool.is_none();
+        columns
+    }
+
     /// The settings.
     pub fn spec(&self) -> &RunSpec {
         &self.spec

@@ -58,6 +58,7 @@
 //! ```
 
 mod check;
+mod columns;
 mod error;
 mod fit;
 mod open;
@@ -66,6 +67,7 @@ mod save;
 mod spec;
 
 pub use check::CheckedRun;
+pub use columns::{RunColumns, COLUMNS_FILE};
 pub use error::{Conflict, RunError};
 pub use fit::{FitHooks, FittedRun, RunSummary};
 pub use open::OpenRun;

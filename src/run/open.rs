@@ -115,7 +115,8 @@ impl CheckedRun {
             other => other,
         };
         let s = &self.spec;
-        let (task, columns) = (s.task, &s.columns);
+        let task = s.task;
+        let columns = &self.read_columns();
         let mut notes = Vec::new();
         let (mut stream, mut packed_pool, mut packed_graph) = (None, None, None);
         let (train, name) = match &self.form {

@@ -1,17 +1,18 @@
 //! `FittedRun::save`: the staged run directory, committed whole.
 
 use super::check::CheckedRun;
+use super::columns::RunColumns;
 use super::error::{Context, RunError};
 use super::fit::FittedRun;
 use crate::io::{OutputSet, StagedDir};
-use crate::report::training_curves_svg;
+use crate::report::training_curves_svg_with_test;
 use crate::train::{save_checkpoint, AdversarialRecord};
 use std::path::{Path, PathBuf};
 
 /// The files a run directory holds; an existing run directory is replaced only if it holds
 /// nothing else (it may be a user's directory, not a run).
-pub const RUN_FILES: [&str; 6] =
-    ["model.safetensors", "model.json", "history.json", "history.csv", "summary.json", "curves.svg"];
+pub const RUN_FILES: [&str; 7] =
+    ["model.safetensors", "model.json", "columns.json", "history.json", "history.csv", "summary.json", "curves.svg"];
 
 /// What [`FittedRun::save`] wrote besides the run directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +110,8 @@ impl FittedRun {
         let run = staged.path();
         save_checkpoint(run, &self.meta, &self.open.vars)
             .context_with(|| format!("writing the run {}", out.display()))?;
+        let spec = &self.open.checked.spec;
+        RunColumns::new(&spec.columns, spec.weight_column.as_deref()).write(run)?;
         let json = |value: serde_json::Result<Vec<u8>>| value.map_err(|e| RunError::io("writing JSON", e.into()));
         for (name, bytes) in [
             ("history.json", json(serde_json::to_vec_pretty(&self.history))?),
@@ -119,7 +122,8 @@ impl FittedRun {
                 .map_err(|e| RunError::io(format!("writing {}", out.join(name).display()), e))?;
         }
         let title = format!("nsl train {}", self.open.spec);
-        training_curves_svg(&self.history, &title, &run.join("curves.svg"))
+        let test_accuracy = self.test.as_ref().map(|t| t.accuracy);
+        training_curves_svg_with_test(&self.history, &title, test_accuracy, &run.join("curves.svg"))
             .context_with(|| format!("writing {}", out.join("curves.svg").display()))?;
         let mut outputs = OutputSet::new();
         let record = match (&self.open.checked.spec.record_adversarial, &self.record) {
