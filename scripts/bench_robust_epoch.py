@@ -10,7 +10,8 @@ Driven by scripts/bench_robust_epoch.sh; three subcommands, each printing one JS
   flops   the recipe's GEMM FLOPs per epoch, counted pass by pass (see `recipe_flops`)
 
 The CNN (CnnSpec's default): conv 3×3 1→32, ReLU, max-pool 2, conv 3×3 32→64, ReLU, max-pool 2, conv 3×3 64→64,
-ReLU, flatten 576, dense 64 (ReLU), dense 10.
+ReLU, flatten 576, dense 64 (ReLU), dense 10; `--dense U` widens the dense layer (the robust recipe's
+`cnn:32,64,64,dense=256`: `--dense 256`).
 """
 
 import argparse
@@ -21,23 +22,25 @@ import time
 
 import numpy as np
 
-# (kind, in, out, output positions per image, inner size K) of NSL's MNIST CNN on 28×28 images.
-LAYERS = [
-    ("conv", 1, 32, 26 * 26, 1 * 9),
-    # 11×11 outputs pooled by 2: only the 10×10 that a pool window reads are needed (and all nsl computes).
-    ("conv", 32, 64, 10 * 10, 32 * 9),
-    ("conv", 64, 64, 3 * 3, 64 * 9),
-    ("dense", 576, 64, 1, 576),
-    ("dense", 64, 10, 1, 64),
-]
+def layers(dense=64):
+    """(kind, in, out, output positions per image, inner size K) of NSL's MNIST CNN on 28×28 images, its dense
+    layer `dense` units wide."""
+    return [
+        ("conv", 1, 32, 26 * 26, 1 * 9),
+        # 11×11 outputs pooled by 2: only the 10×10 that a pool window reads are needed (and all nsl computes).
+        ("conv", 32, 64, 10 * 10, 32 * 9),
+        ("conv", 64, 64, 3 * 3, 64 * 9),
+        ("dense", 576, dense, 1, 576),
+        ("dense", dense, 10, 1, dense),
+    ]
 
 
-def layer_flops():
+def layer_flops(dense=64):
     """Per image, per layer: 2·M·N·K of the layer's product (forward = weight gradient = input gradient)."""
-    return [2 * out * n * k for (_, _, out, n, k) in LAYERS]
+    return [2 * out * n * k for (_, _, out, n, k) in layers(dense)]
 
 
-def recipe_flops(samples, k, objective):
+def recipe_flops(samples, k, objective, dense=64):
     """GEMM FLOPs of one epoch. Per layer one product costs F (forward), the same for the weight gradient (W)
     and for the input gradient (I). A PGD step is a forward and the input gradients down to the image:
     ΣF + ΣI. The training passes need the weight gradients and the input gradients of every layer but the
@@ -45,7 +48,7 @@ def recipe_flops(samples, k, objective):
     adversarial loss only (one); trades: one forward for the clean prediction the inner PGD holds fixed, then
     the two training passes (CE on the clean pass + β·KL between the two). Elementwise work (bias, ReLU, pool,
     loss) is not counted."""
-    f = layer_flops()
+    f = layer_flops(dense)
     pgd = sum(f) * 2
     train = sum(f) * 2 + sum(f[1:])
     passes = {"nsl": 2, "madry": 1, "trades": 2}[objective]
@@ -107,7 +110,7 @@ def torch_epoch(args):
         nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
-        nn.Linear(576, 64), nn.ReLU(), nn.Linear(64, 10),
+        nn.Linear(576, args.dense), nn.ReLU(), nn.Linear(args.dense, 10),
     )
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -197,13 +200,14 @@ def main():
         q.add_argument("--multiplier", type=float, default=1.0)
         q.add_argument("--objective", choices=["nsl", "madry", "trades"], default="nsl")
         q.add_argument("--flop-samples", type=int, default=10000)
+        q.add_argument("--dense", type=int, default=64, help="units of the dense layer (default 64)")
     args = p.parse_args()
     if args.cmd == "gemm":
         gemm(args)
     elif args.cmd == "torch":
         torch_epoch(args)
     else:
-        print(json.dumps(recipe_flops(args.flop_samples, args.pgd_iterations, args.objective)))
+        print(json.dumps(recipe_flops(args.flop_samples, args.pgd_iterations, args.objective, args.dense)))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@
 # OBJECTIVE=nsl (default: clean + MULTIPLIER × adversarial loss, `--adv-reg multiplier=…`), madry (the
 # adversarial loss only; nsl's `objective=madry`) or trades (CE + MULTIPLIER × KL(f(x) ‖ f(x′)), the inner PGD on
 # that KL from x + 0.001·N(0, I): nsl's `objective=trades` without random-init, as in
-# examples/recipes/robust_mnist.toml). MULTIPLIER defaults to 1 (the recipe: OBJECTIVE=trades MULTIPLIER=6,
-# BATCH=64). NSL=path/to/nsl times that binary instead of building target/release/nsl.
+# examples/recipes/robust_mnist.toml). MULTIPLIER defaults to 1 (the recipe: OBJECTIVE=trades MULTIPLIER=3,
+# BATCH=64, DENSE=256). DENSE=U widens the CNN's dense layer (default 64, the tutorial CNN; nsl's
+# `--model cnn:32,64,64,dense=U`). NSL=path/to/nsl times that binary instead of building target/release/nsl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 k=${1:-10}
@@ -27,6 +28,9 @@ threads=${5:-2}
 epochs=${6:-2}
 objective=${OBJECTIVE:-nsl}
 multiplier=${MULTIPLIER:-1}
+dense=${DENSE:-64}
+model=cnn
+[ "$dense" = 64 ] || model="cnn:32,64,64,dense=$dense"
 py=${TORCHVENV:-/tmp/torchvenv}/bin/python
 bench=scripts/bench_robust_epoch.py
 m=datasets/mnist
@@ -50,16 +54,16 @@ gemm() { env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=$thre
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 gemm > "$work/gemm1.json"
-nsl_cmd=($nsl train --samples "$work/train.parquet" --model cnn --epochs "$epochs" --batch-size "$batch"
+nsl_cmd=($nsl train --samples "$work/train.parquet" --model "$model" --epochs "$epochs" --batch-size "$batch"
   --threads "$threads" --seed 0 --adv-reg "$adv" --out "$work/run" --json)
 "${nsl_cmd[@]}" > "$work/nsl.json"
 "$py" $bench torch --images $m/train-images-idx3-ubyte.gz --labels $m/train-labels-idx1-ubyte.gz \
   --samples "$samples" --threads "$threads" --epochs "$epochs" --batch-size "$batch" --pgd-iterations "$k" \
-  --epsilon "$eps" --step-size "$step" --multiplier "$multiplier" --objective "$objective" > "$work/torch.json"
+  --epsilon "$eps" --step-size "$step" --multiplier "$multiplier" --objective "$objective" --dense "$dense" > "$work/torch.json"
 gemm > "$work/gemm2.json"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 "$py" $bench flops --flop-samples "$samples" --batch-size "$batch" --pgd-iterations "$k" --objective "$objective" \
-  > "$work/flops.json"
+  --dense "$dense" > "$work/flops.json"
 
 "$py" - "$work" "$load_before" "$load_after" "${nsl_cmd[*]/$work/WORK}" <<'PY'
 import json, sys, datetime, platform, subprocess
