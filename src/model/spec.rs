@@ -320,7 +320,7 @@ impl FromStr for ModelSpec {
                 for kv in key_values("--model", options) {
                     let kv = kv?;
                     match kv.key.as_str() {
-                        "dense" => cnn.dense = dense_units(text, &kv.value)?,
+                        "dense" => cnn.dense = dense_units(text, kv.value)?,
                         _ => return Err(kv.unknown(&["dense"])),
                     }
                 }
