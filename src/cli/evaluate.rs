@@ -5,8 +5,8 @@ use super::ColumnArgs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use nsl::data::Dataset;
-use nsl::eval::{evaluate_attacks, masking_check, robustness_sweep_task, Attack, AttackConfig};
 use nsl::eval::{evaluate_task, predict_task, Metrics};
+use nsl::eval::{robustness_sweep_task, sweep_attacks, Attack, AttackConfig, AttackMethod, AttackSweep};
 use nsl::eval::{EvalAttack, EvalAttackConfig, MaskingWarning, RobustnessReport};
 use nsl::loss::Task;
 use nsl::regularize::NormType;
@@ -206,34 +206,27 @@ enum AttackName {
 }
 
 impl AttackName {
-    fn as_str(self) -> &'static str {
+    /// The library's name for it ([`AttackMethod`]: its name and the evaluation attacks it runs).
+    fn method(self) -> AttackMethod {
         match self {
-            AttackName::Fgsm => "fgsm",
-            AttackName::Pgd => "pgd",
-            AttackName::ApgdCe => "apgd-ce",
-            AttackName::ApgdDlr => "apgd-dlr",
-            AttackName::ApgdT => "apgd-t",
-            AttackName::Square => "square",
-            AttackName::FabT => "fab-t",
-            AttackName::Autoattack => "autoattack",
+            AttackName::Fgsm => AttackMethod::Fgsm,
+            AttackName::Pgd => AttackMethod::Pgd,
+            AttackName::ApgdCe => AttackMethod::ApgdCe,
+            AttackName::ApgdDlr => AttackMethod::ApgdDlr,
+            AttackName::ApgdT => AttackMethod::ApgdT,
+            AttackName::Square => AttackMethod::Square,
+            AttackName::FabT => AttackMethod::FabT,
+            AttackName::Autoattack => AttackMethod::AutoAttack,
         }
+    }
+
+    fn as_str(self) -> &'static str {
+        self.method().name()
     }
 
     /// The evaluation attacks it runs at `norm` (none for FGSM and PGD).
     fn sequence(self, norm: NormType) -> Vec<EvalAttack> {
-        match self {
-            AttackName::Fgsm | AttackName::Pgd => Vec::new(),
-            AttackName::ApgdCe => vec![EvalAttack::ApgdCe],
-            AttackName::ApgdDlr => vec![EvalAttack::ApgdDlr],
-            AttackName::ApgdT => vec![EvalAttack::ApgdT],
-            AttackName::Square => vec![EvalAttack::Square],
-            AttackName::FabT => vec![EvalAttack::FabT],
-            AttackName::Autoattack => match EvalAttack::standard(norm) {
-                // L1: no attack of the sequence supports it; the check below names the first one.
-                none if none.is_empty() => EvalAttack::STANDARD.to_vec(),
-                some => some,
-            },
-        }
+        self.method().sequence(norm)
     }
 }
 
@@ -515,25 +508,18 @@ fn run_evaluation_attacks(
         errln!("note: no --clip: the attacks may leave the valid input range (use --clip 0:1 for pixels)");
     }
     let bar = super::progress::WorkBar::new();
-    let mut reports = Vec::with_capacity(args.epsilon.len());
-    for &epsilon in &args.epsilon {
-        let config = EvalAttackConfig { epsilon, ..config.clone() };
-        let report = evaluate_attacks(
-            checkpoint.model.as_ref(),
-            samples,
-            checkpoint.meta.task,
-            &attacks,
-            &config,
-            Some(&|p: &nsl::eval::AttackProgress| {
-                bar.update(&format!("{} ε={}", p.attack, p.epsilon), p.done, p.total)
-            }),
-        )
-        .with_context(|| format!("--attack {name} at ε={epsilon}"))?;
-        reports.push(report);
-    }
+    let sweep = sweep_attacks(
+        checkpoint.model.as_ref(),
+        samples,
+        checkpoint.meta.task,
+        &attacks,
+        &config,
+        &args.epsilon,
+        Some(&|p: &nsl::eval::AttackProgress| bar.update(&format!("{} ε={}", p.attack, p.epsilon), p.done, p.total)),
+    )
+    .with_context(|| format!("--attack {name}"))?;
     bar.finish();
-    let config = EvalAttackConfig { epsilon: args.epsilon.last().copied().unwrap_or(0.0), ..config };
-    write_evaluation_attacks(args, name, samples, reports, attacks, config, output)
+    write_evaluation_attacks(args, name, samples, sweep, output)
 }
 
 /// The attacks of `--attack` (apgd/square/autoattack) and their settings, every ε checked before
@@ -589,12 +575,10 @@ fn write_evaluation_attacks(
     args: &EvaluateArgs,
     name: &'static str,
     samples: &Dataset,
-    reports: Vec<RobustnessReport>,
-    attacks: Vec<EvalAttack>,
-    config: EvalAttackConfig,
+    sweep: AttackSweep,
     output: &mut EvaluateOutput,
 ) -> Result<()> {
-    let warnings = masking_check(&reports, args.clip);
+    let AttackSweep { attacks, config, reports, warnings } = sweep;
     for w in &warnings {
         errln!("warning: masking check: {w}");
     }
