@@ -309,3 +309,17 @@ fn train_help_is_grouped_by_topic() {
     assert!(section("Adversarial regularization").contains("--record-adversarial"));
     assert!(section("Output").contains("--out <DIR>") && section("Output").contains("--resume"));
 }
+
+#[test]
+fn evaluate_help_is_grouped_by_topic() {
+    let help = ok(&["evaluate", "--help"]);
+    let section = |name: &str| {
+        let start = help.find(&format!("\n{name}:\n")).unwrap_or_else(|| panic!("{name} missing from {help}"));
+        let rest = &help[start + name.len() + 3..];
+        rest[..rest.find("\n\n").unwrap_or(rest.len())].to_string()
+    };
+    assert!(section("Inputs").contains("--run <DIR>") && section("Inputs").contains("--samples <FILE>"));
+    assert!(section("Attack").contains("--attack <ATTACK>") && section("Attack").contains("--epsilon"));
+    assert!(!section("Attack").contains("--per-sample"));
+    assert!(section("Output").contains("--per-sample <FILE>") && section("Output").contains("--json"));
+}

@@ -35,10 +35,10 @@ robust; a point is robust only if every attack fails (L∞ and L2)\n\
 The apgd/fab-t/square/autoattack results come with a gradient-masking check (warnings on standard error and in --json).")]
 pub struct EvaluateArgs {
     /// Run directory written by `nsl train`.
-    #[arg(long, value_name = "DIR")]
+    #[arg(help_heading = "Inputs", long, value_name = "DIR")]
     run: PathBuf,
     /// Labeled samples to evaluate on (any supported format).
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Inputs", long, value_name = "FILE")]
     samples: PathBuf,
     #[command(flatten)]
     columns: ColumnArgs,
@@ -46,73 +46,79 @@ pub struct EvaluateArgs {
     /// loss becomes `Σ wᵢ ℓᵢ / n` (the training loss's reduction) and every metric counts each sample
     /// `wᵢ` times (weighted accuracy, F1 counts, ROC-AUC pairs, MSE/MAE), under `--attack` too
     /// (the attack's gradient itself is unweighted). Default: unweighted.
-    #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = "Inputs", long, value_name = "NAME")]
     weight_column: Option<String>,
     /// Also measure the task's metrics under this attack, crafted along the gradient of the run's
     /// task loss. It perturbs the model's encoded input: the features for `mlp`/`cnn`, the pooled
     /// embeddings (and dense groups) for `bow`, never token ids. Default: clean metrics only.
-    #[arg(long, value_name = "ATTACK")]
+    #[arg(help_heading = "Attack", long, value_name = "ATTACK")]
     attack: Option<AttackName>,
     /// Norm of the attack's perturbation. Default L∞, the norm robustness benchmarks (AutoAttack,
     /// RobustBench) report; note that `train --adv-reg` defaults to L2, NSL's default for training
     /// (give `--norm l2` to attack in the norm a run was trained with). The JSON says which (`norm`).
-    #[arg(long, value_enum, default_value_t = Norm::Inf, value_name = "NORM")]
+    #[arg(help_heading = "Attack", long, value_enum, default_value_t = Norm::Inf, value_name = "NORM")]
     norm: Norm,
     /// Attack strengths ε, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "0.05,0.1,0.2,0.3", value_name = "EPS,…")]
+    #[arg(
+        help_heading = "Attack",
+        long,
+        value_delimiter = ',',
+        default_value = "0.05,0.1,0.2,0.3",
+        value_name = "EPS,…"
+    )]
     epsilon: Vec<f64>,
     /// PGD: number of steps (at least 1).
-    #[arg(long, default_value_t = 40, value_name = "N")]
+    #[arg(help_heading = "Attack", long, default_value_t = 40, value_name = "N")]
     pgd_steps: usize,
     /// PGD: size of each step (finite, > 0).
-    #[arg(long, default_value_t = 0.01, value_name = "SIZE", allow_negative_numbers = true)]
+    #[arg(help_heading = "Attack", long, default_value_t = 0.01, value_name = "SIZE", allow_negative_numbers = true)]
     pgd_step_size: f64,
     /// APGD and FAB-T (apgd-ce, apgd-dlr, apgd-t, fab-t, autoattack): iterations per run.
-    #[arg(long, default_value_t = 100, value_name = "N")]
+    #[arg(help_heading = "Attack", long, default_value_t = 100, value_name = "N")]
     iterations: usize,
     /// APGD-CE/DLR: random restarts; APGD-T, FAB-T: restarts per target class; Square: restarts. Each
     /// restart attacks only the points still robust. AutoAttack's standard version uses 1.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(help_heading = "Attack", long, default_value_t = 1, value_name = "N")]
     restarts: usize,
     /// Square: queries (forward passes) per restart and sample.
-    #[arg(long, default_value_t = 5000, value_name = "N")]
+    #[arg(help_heading = "Attack", long, default_value_t = 5000, value_name = "N")]
     queries: usize,
     /// APGD-T, FAB-T: number of target classes, the most likely after the prediction (fewer if the model
     /// has fewer classes).
-    #[arg(long, default_value_t = 9, value_name = "N")]
+    #[arg(help_heading = "Attack", long, default_value_t = 9, value_name = "N")]
     target_classes: usize,
     /// Samples attacked together by apgd/square/autoattack (one pass through the model per step).
-    #[arg(long, default_value_t = 500, value_name = "N")]
+    #[arg(help_heading = "Attack", long, default_value_t = 500, value_name = "N")]
     attack_batch_size: usize,
     /// With apgd/square/autoattack: write a Parquet table of every sample at every ε (columns
     /// `epsilon`, `id`, `label`, `clean_prediction`, `robust`, `broken_by` (the attack that broke it;
     /// null if robust or misclassified clean), `adversarial_prediction`, `perturbation_norm` (in
     /// the --norm)), written atomically when every attack is done.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Output", long, value_name = "FILE")]
     per_sample: Option<PathBuf>,
     /// PGD: start from a random point of the ε-ball.
-    #[arg(long)]
+    #[arg(help_heading = "Attack", long)]
     random_init: bool,
     /// Valid input range MIN:MAX that perturbed features (for `bow`: the perturbed encoding) are
     /// clipped to (e.g. 0:1 for pixels). Default: no clipping.
-    #[arg(long, value_name = "MIN:MAX", value_parser = parse_clip)]
+    #[arg(help_heading = "Attack", long, value_name = "MIN:MAX", value_parser = parse_clip)]
     clip: Option<(f32, f32)>,
     /// Craft the perturbations on this other run's model (a transfer attack, as in NSL's tutorial)
     /// instead of on the evaluated model itself (white-box); both runs must read the same features
     /// (not `bow`, which is attacked in its own embedding space) and have the same task. Default:
     /// white-box.
-    #[arg(long, value_name = "DIR")]
+    #[arg(help_heading = "Attack", long, value_name = "DIR")]
     attack_from: Option<PathBuf>,
     /// Write the robustness curve (accuracy against ε; subset accuracy for multilabel; not for
     /// regression) as an SVG. Default: no plot.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Output", long, value_name = "FILE")]
     plot: Option<PathBuf>,
     /// CPU threads for the model's kernels (every attack is batch-parallel over them). Default:
     /// `RAYON_NUM_THREADS`, else one per core.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(help_heading = "Attack", long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     threads: Option<u64>,
     /// Seed of PGD's random start and of the apgd/square random choices.
-    #[arg(long, default_value_t = 0)]
+    #[arg(help_heading = "Attack", long, default_value_t = 0)]
     seed: u64,
     /// Print the result as JSON: `task`, `accuracy` (absent for regression), `loss`, `weighted` (true
     /// with `--weight-column`, else absent), `samples`, the
@@ -124,7 +130,7 @@ pub struct EvaluateArgs {
     /// `stages` (each attack's `attack`, cumulative `robust_accuracy`, `broken`, `attacked`,
     /// `seconds`), `robust_accuracy`, `fgsm_accuracy`; and `masking_check` (`warnings`, each with a
     /// `kind` and a `message`).
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     json: bool,
 }
 
