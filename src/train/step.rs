@@ -376,7 +376,8 @@ impl StepSetup<'_> {
             vat_pass = Some(vpass);
         }
         let mut adversarial_value = 0.0;
-        let mut recorded = Vec::new();
+        // With `--record-adversarial`: the adversarial inputs, their logits, the settings and the clean rows.
+        let mut to_record = None;
         let mut objective_value = None;
         match (self.adversarial, x) {
             (Some(config), Some(x)) if config.objective == AdvObjective::Nsl => {
@@ -395,19 +396,7 @@ impl StepSetup<'_> {
                 passes.extend(vat_pass.as_ref());
                 backend.backward(&extra, &passes, false)?;
                 regularizers = Some(extra);
-                if let Some(x_adv) = kept {
-                    let x_adv = to_shape(x_adv, (n, x.ncols()))?;
-                    recorded = adversarial_records(
-                        self.task,
-                        rows,
-                        context,
-                        x.view(),
-                        x_adv.view(),
-                        &logits,
-                        &adv_out.logits,
-                        config,
-                    )?;
-                }
+                to_record = kept.map(|x_adv| (x_adv, adv_out.logits.clone(), config, x));
             }
             (Some(config), Some(x)) => {
                 // Madry, TRADES, MART: the inner maximization in inference mode, then one backward of
@@ -439,19 +428,7 @@ impl StepSetup<'_> {
                 passes.extend(vat_pass.as_ref());
                 backend.backward(&total, &passes, false)?;
                 objective_value = Some(scalar(&total)?);
-                if let Some(x_adv) = kept {
-                    let x_adv = to_shape(x_adv, (n, x.ncols()))?;
-                    recorded = adversarial_records(
-                        self.task,
-                        rows,
-                        context,
-                        x.view(),
-                        x_adv.view(),
-                        &logits,
-                        &adv_out.logits,
-                        config,
-                    )?;
-                }
+                to_record = kept.map(|x_adv| (x_adv, adv_out.logits.clone(), config, x));
             }
             _ => {
                 let mut passes = vec![&pass];
@@ -459,6 +436,13 @@ impl StepSetup<'_> {
                 backend.backward(&add_term(regularizers.clone(), supervised.clone())?, &passes, false)?;
             }
         }
+        let recorded = match to_record {
+            Some((x_adv, adv_logits, config, x)) => {
+                let x_adv = to_shape(x_adv, (n, x.ncols()))?;
+                adversarial_records(self.task, rows, context, x.view(), x_adv.view(), &logits, &adv_logits, config)?
+            }
+            None => Vec::new(),
+        };
         backend.update(optimizer)?;
         let correct = correct(self.task, &logits, &y)?;
         let supervised = scalar(&supervised)?;
