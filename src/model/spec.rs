@@ -287,19 +287,7 @@ impl FromStr for ModelSpec {
                 let (numbers, options) = rest.split_at(split);
                 let numbers = numbers.trim_end_matches(',');
                 let numbers = (!numbers.trim().is_empty())
-                    .then(|| {
-                        numbers
-                            .split(',')
-                            .map(|x| match x.trim().parse::<usize>() {
-                                Ok(0) | Err(_) => Err(ConfigError::invalid(
-                                    format!("a layer size of model `{text}`"),
-                                    x,
-                                    "a positive integer",
-                                )),
-                                Ok(v) => Ok(v),
-                            })
-                            .collect::<Result<Vec<_>, _>>()
-                    })
+                    .then(|| sizes(&format!("a layer size of model `{text}`"), numbers, ','))
                     .transpose()?;
                 (numbers, options)
             }
@@ -320,7 +308,7 @@ impl FromStr for ModelSpec {
                 for kv in key_values("--model", options) {
                     let kv = kv?;
                     match kv.key.as_str() {
-                        "dense" => cnn.dense = dense_units(text, kv.value)?,
+                        "dense" => cnn.dense = sizes(&format!("the dense units of model `{text}`"), kv.value, '+')?,
                         _ => return Err(kv.unknown(&["dense"])),
                     }
                 }
@@ -351,14 +339,11 @@ impl FromStr for ModelSpec {
     }
 }
 
-/// The units of `cnn`'s `dense=U[+U…]`: positive integers joined by `+`.
-fn dense_units(text: &str, value: &str) -> Result<Vec<usize>, ConfigError> {
-    value
-        .split('+')
+/// Positive integers separated by `sep` (layer sizes); `field` names them in the error.
+fn sizes(field: &str, list: &str, sep: char) -> Result<Vec<usize>, ConfigError> {
+    list.split(sep)
         .map(|u| match u.trim().parse::<usize>() {
-            Ok(0) | Err(_) => {
-                Err(ConfigError::invalid(format!("the dense units of model `{text}`"), u, "a positive integer"))
-            }
+            Ok(0) | Err(_) => Err(ConfigError::invalid(field, u, "a positive integer")),
             Ok(v) => Ok(v),
         })
         .collect()
