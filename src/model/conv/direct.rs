@@ -145,10 +145,68 @@ impl pulp::WithSimd for ForwardRun<'_> {
     fn with_simd<S: pulp::Simd>(self, _: S) {
         let ForwardRun { xs, out, arg, w, b, relu, d } = self;
         let per_out = d.image_out();
+        if (d.kh, d.kw, d.pool) == (3, 3, 2) && d.o % L == 0 {
+            // NSL's first convolution: one vector of channels at a time over the whole image, its
+            // nine weight vectors held in registers.
+            for (ch, w) in w.chunks_exact(9 * L).enumerate() {
+                let w: [[f32; L]; 9] = std::array::from_fn(|t| w[t * L..][..L].try_into().unwrap_or([0.0; L]));
+                let b: [f32; L] = b[ch * L..][..L].try_into().unwrap_or([0.0; L]);
+                for (x, (out, arg)) in
+                    xs.chunks_exact(d.image_in()).zip(out.chunks_exact_mut(per_out).zip(arg.chunks_exact_mut(per_out)))
+                {
+                    forward_image_3x3_pool2(x, out, arg, &w, &b, ch * L, relu, d);
+                }
+            }
+            return;
+        }
         for (img, (x, out)) in xs.chunks_exact(d.image_in()).zip(out.chunks_exact_mut(per_out)).enumerate() {
             let arg = if d.pool > 1 { &mut arg[img * per_out..][..per_out] } else { &mut [][..] };
             forward_image(x, out, arg, w, b, relu, d);
         }
+    }
+}
+
+/// [`forward_image`] for a 3×3 kernel and a pool of 2, on the channels `lo..lo + L` only (`w` their
+/// nine tap vectors, `b` their bias): the same operations in the same order (so the same values),
+/// but with the weights in registers for the whole image rather than reloaded for every window and
+/// tap, and the loop bounds known to the compiler.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn forward_image_3x3_pool2(
+    x: &[f32],
+    out: &mut [f32],
+    arg: &mut [u8],
+    w: &[[f32; L]; 9],
+    b: &[f32; L],
+    lo: usize,
+    relu: bool,
+    d: &ConvDims,
+) {
+    let (o, iw) = (d.o, d.w);
+    for u in 0..d.out_n() {
+        let (wi, wj) = (u / d.pw, u % d.pw);
+        // The window's 4×4 input patch, rows `2·wi ..`, columns `2·wj ..`.
+        let top = 2 * wi * iw + 2 * wj;
+        let rows: [&[f32; 4]; 4] = std::array::from_fn(|r| x[top + r * iw..][..4].try_into().unwrap_or(&[0.0; 4]));
+        let mut acc = [[0f32; L]; 4];
+        for i in 0..3 {
+            for j in 0..3 {
+                let wv = &w[i * 3 + j];
+                for (q, acc) in acc.iter_mut().enumerate() {
+                    let xv = rows[q / 2 + i][q % 2 + j];
+                    for (a, wl) in acc.iter_mut().zip(wv) {
+                        *a = xv.mul_add(*wl, *a);
+                    }
+                }
+            }
+        }
+        let [v0, v1, v2, v3] = acc;
+        let (mut best, mut at) = (v0, [0u32; L]);
+        for (q, v) in [(1u32, v1), (2, v2), (3, v3)] {
+            max_into(&mut best, &mut at, v, q);
+        }
+        finish(&mut out[u * o + lo..][..L], best, b, relu);
+        narrow(&mut arg[u * o + lo..][..L], at);
     }
 }
 
