@@ -201,7 +201,24 @@ pub(crate) fn with_slice<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Re
 /// a local array, so the compiler sees fixed sizes (no bounds checks, register shuffles), then
 /// the edges element by element.
 pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    simd(|| {
+    pulp::Arch::new().dispatch(Transpose { src, rows, cols, dst })
+}
+
+/// [`transpose`] as a `WithSimd` struct rather than a closure for [`simd`]: a closure this size is
+/// not inlined into pulp's function compiled for the CPU's widest vectors, and ran with SSE2.
+struct Transpose<'a> {
+    src: &'a [f32],
+    rows: usize,
+    cols: usize,
+    dst: &'a mut [f32],
+}
+
+impl pulp::WithSimd for Transpose<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Transpose { src, rows, cols, dst } = self;
         const T: usize = 8;
         let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
         let (rows_t, cols_t) = (rows / T * T, cols / T * T);
@@ -225,7 +242,7 @@ pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) 
                 dst[c * rows + r] = src[r * cols + c];
             }
         }
-    })
+    }
 }
 
 #[cfg(test)]

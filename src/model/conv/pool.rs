@@ -187,7 +187,24 @@ impl pulp::WithSimd for PoolBlocks<'_> {
 /// others. With `relu`, `dy` is first masked by `y > 0`, `y` being the pooled output, as in
 /// [`unpool_argmax`].
 pub(super) fn unpool_blocks(dy: &[f32], y: &[f32], relu: bool, arg: &[u8], plane: &mut [f32]) {
-    simd(|| {
+    pulp::Arch::new().dispatch(UnpoolBlocks { dy, y, relu, arg, plane })
+}
+
+/// [`unpool_blocks`] as a `WithSimd` struct (see [`PoolBlocks`]).
+struct UnpoolBlocks<'a> {
+    dy: &'a [f32],
+    y: &'a [f32],
+    relu: bool,
+    arg: &'a [u8],
+    plane: &'a mut [f32],
+}
+
+impl pulp::WithSimd for UnpoolBlocks<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let UnpoolBlocks { dy, y, relu, arg, plane } = self;
         let pn = dy.len();
         for (q, block) in plane.chunks_exact_mut(pn).enumerate() {
             let q = q as u8;
@@ -196,7 +213,7 @@ pub(super) fn unpool_blocks(dy: &[f32], y: &[f32], relu: bool, arg: &[u8], plane
                 *v = keep_if(g, *a == q);
             }
         }
-    })
+    }
 }
 
 /// `size × size` max-pooling with stride `size` on [`pool_argmax`] and [`unpool_argmax`]. One
