@@ -44,6 +44,12 @@ pub(crate) fn param_grads_wanted() -> bool {
 /// Floating-point results do not change (no reassociation, no fused multiply-add): only the
 /// vector width of the loops the compiler vectorizes anyway. Functions `f` calls get the wider
 /// vectors only if they are inlined into it (`#[inline(always)]`).
+///
+/// **`f` itself may not be:** pulp calls it from one branch per instruction set, and LLVM inlines a
+/// closure there only if it is small, so a loop of any size in `f` can end up in a separate function
+/// compiled for baseline x86-64 (SSE2) — check with `objdump` for ymm/zmm registers. A hot kernel
+/// goes in a `pulp::WithSimd` struct instead (its `#[inline(always)]` `with_simd` is compiled inside
+/// pulp's function; e.g. `transpose`, `conv::forward::Nhwc`, `conv::direct::ForwardRun`).
 #[inline(always)]
 pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
