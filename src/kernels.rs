@@ -44,6 +44,12 @@ pub(crate) fn param_grads_wanted() -> bool {
 /// Floating-point results do not change (no reassociation, no fused multiply-add): only the
 /// vector width of the loops the compiler vectorizes anyway. Functions `f` calls get the wider
 /// vectors only if they are inlined into it (`#[inline(always)]`).
+///
+/// **`f` itself may not be:** pulp calls it from one branch per instruction set, and LLVM inlines a
+/// closure there only if it is small, so a loop of any size in `f` can end up in a separate function
+/// compiled for baseline x86-64 (SSE2) — check with `objdump` for ymm/zmm registers. A hot kernel
+/// goes in a `pulp::WithSimd` struct instead (its `#[inline(always)]` `with_simd` is compiled inside
+/// pulp's function; e.g. `transpose`, `conv::forward::Nhwc`, `conv::direct::ForwardRun`).
 #[inline(always)]
 pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
@@ -201,7 +207,24 @@ pub(crate) fn with_slice<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Re
 /// a local array, so the compiler sees fixed sizes (no bounds checks, register shuffles), then
 /// the edges element by element.
 pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    simd(|| {
+    pulp::Arch::new().dispatch(Transpose { src, rows, cols, dst })
+}
+
+/// [`transpose`] as a `WithSimd` struct rather than a closure for [`simd`]: a closure this size is
+/// not inlined into pulp's function compiled for the CPU's widest vectors, and ran with SSE2.
+struct Transpose<'a> {
+    src: &'a [f32],
+    rows: usize,
+    cols: usize,
+    dst: &'a mut [f32],
+}
+
+impl pulp::WithSimd for Transpose<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Transpose { src, rows, cols, dst } = self;
         const T: usize = 8;
         let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
         let (rows_t, cols_t) = (rows / T * T, cols / T * T);
@@ -225,7 +248,7 @@ pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) 
                 dst[c * rows + r] = src[r * cols + c];
             }
         }
-    })
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The built-in networks ([`Mlp`], [`Cnn`]) and the dense stack they share with [`Bow`](super::Bow)
 //! ([`build_model`](super::build_model) makes one from a [`ModelSpec`](super::ModelSpec)).
 
-use super::conv::{fast_conv2d, fast_max_pool2d, Channels, FastConv2d};
+use super::conv::{channels_first, fast_conv2d, fast_max_pool2d, Channels, FastConv2d};
 use super::dense::{dense as dense_layer, Dense};
 use super::dropout::Dropout;
 use super::spec::{Activation, CnnSpec, MlpSpec};
@@ -187,7 +187,7 @@ impl Model for Cnn {
                 let input = if i == 0 { Channels::First } else { Channels::Last };
                 x = conv.forward_relu_pool_as(&x, pool, input, Channels::Last)?;
             }
-            let x = x.permute((0, 3, 1, 2))?.flatten_from(1)?;
+            let x = channels_first(&x)?.flatten_from(1)?;
             return dense_stack(x, &self.dense, &self.out, self.activation, &self.dropout, train, layer, "dense");
         }
         for (i, conv) in self.convs.iter().enumerate() {

@@ -4,16 +4,28 @@
 use super::dims::{Channels, ConvDims};
 use super::direct;
 use super::pool::pool_blocks;
-use crate::kernels::{sgemm, simd, transpose, Mat};
+use crate::kernels::{sgemm, simd, Mat};
 use candle_core::Result;
 use rayon::prelude::*;
 
-/// `dst.copy_from_slice(src)` for the short rows of im2col (e.g. 11 values), without a call to
-/// `memcpy` per row: 8-value blocks have a constant size, which the compiler turns into vector
-/// moves; the tail is one more block overlapping the previous one.
+/// `dst.copy_from_slice(src)` for the rows of im2col (e.g. 11 values channels-first, 96 or 192
+/// channels-last), without a call to `memcpy` per row: 16- and 8-value blocks have a constant size,
+/// which the compiler turns into vector moves; the tail is one more block overlapping the previous
+/// one. (Through `memcpy`, the channels-last im2col spent more in the calls than in the copies.)
 #[inline(always)]
 fn copy_row(dst: &mut [f32], src: &[f32]) {
     let n = dst.len().min(src.len());
+    if n >= 16 {
+        let mut k = 0;
+        while k + 16 <= n {
+            dst[k..k + 16].copy_from_slice(&src[k..k + 16]);
+            k += 16;
+        }
+        if k < n {
+            dst[n - 16..n].copy_from_slice(&src[n - 16..n]);
+        }
+        return;
+    }
     if n < 8 {
         for (d, s) in dst.iter_mut().zip(src) {
             *d = *s;
@@ -149,33 +161,48 @@ pub(super) fn merge_phases(dxp: &[f32], d: &ConvDims, dx: &mut [f32]) {
 /// position, in the window-major order of [`ConvDims::n`]; columns `(i, j, c)`):
 /// `col[(y, x), (i, j, c)] = x[y+i, x+j, c]`, copied as `KH` runs of `KW·C` contiguous values.
 fn im2col_nhwc(x: &[f32], d: &ConvDims, col: &mut [f32]) {
-    simd(|| {
-        let run = d.kw * d.c;
-        for (r, row) in col.chunks_exact_mut(d.k()).take(d.n()).enumerate() {
-            let (y, xx) = d.position(r);
-            for (i, dst) in row.chunks_exact_mut(run).enumerate() {
-                let at = ((y + i) * d.w + xx) * d.c;
-                dst.copy_from_slice(&x[at..at + run]);
-            }
-        }
-    })
+    pulp::Arch::new().dispatch(Nhwc { src: x, d, dst: col, add: false })
 }
 
 /// The transpose of [`im2col_nhwc`] for one image: `dx[y+i, x+j, c] += gcol[(y, x), (i, j, c)]`,
 /// added along the same runs.
 pub(super) fn col2im_nhwc(gcol: &[f32], d: &ConvDims, dx: &mut [f32]) {
-    simd(|| {
-        let run = d.kw * d.c;
-        for (r, row) in gcol.chunks_exact(d.k()).take(d.n()).enumerate() {
+    pulp::Arch::new().dispatch(Nhwc { src: gcol, d, dst: dx, add: true })
+}
+
+/// [`im2col_nhwc`] (`add` false: `src` the image, `dst` the columns) or [`col2im_nhwc`] (`add`
+/// true: `src` the columns, `dst` the image gradient), as a `WithSimd` struct rather than a closure
+/// for `kernels::simd`: a closure this size is not inlined into pulp's function compiled for the
+/// CPU's widest vectors, so it ran with 4-float SSE2 vectors (and im2col called `memcpy` per run).
+struct Nhwc<'a> {
+    src: &'a [f32],
+    d: &'a ConvDims,
+    dst: &'a mut [f32],
+    add: bool,
+}
+
+impl pulp::WithSimd for Nhwc<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Nhwc { src, d, dst, add } = self;
+        let (run, k) = (d.kw * d.c, d.k());
+        for r in 0..d.n() {
             let (y, xx) = d.position(r);
-            for (i, g) in row.chunks_exact(run).enumerate() {
+            for i in 0..d.kh {
                 let at = ((y + i) * d.w + xx) * d.c;
-                for (a, g) in dx[at..at + run].iter_mut().zip(g) {
-                    *a += g;
+                let cols = r * k + i * run;
+                if add {
+                    for (a, g) in dst[at..at + run].iter_mut().zip(&src[cols..cols + run]) {
+                        *a += g;
+                    }
+                } else {
+                    copy_row(&mut dst[cols..cols + run], &src[at..at + run]);
                 }
             }
         }
-    })
+    }
 }
 
 /// The im2col matrix of a group of images `xs` (`[G, C, H, W]` or `[G, H, W, C]`), built in `buf`
@@ -218,6 +245,25 @@ pub(super) fn gemm_weights<'a>(w: &'a [f32], d: &ConvDims) -> std::borrow::Cow<'
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// The transpose of [`gemm_weights`], `[K, O]`, in one pass: `wt[(kk, o)] = w[o, column kk]`, each
+/// row of `wt` gathered from one im2col column's weights (written in order, read `K` apart).
+pub(super) fn gemm_weights_t(w: &[f32], d: &ConvDims) -> Vec<f32> {
+    let (k, kk, c, o) = (d.k(), d.kh * d.kw, d.c, d.o);
+    let mut wt = vec![0f32; k * o];
+    for (col, dst) in wt.chunks_exact_mut(o).enumerate() {
+        // The column's index in `[C, KH, KW]` order: as it is channels-first; `(i, j, c)` order
+        // (col = ij·C + c) channels-last.
+        let src = match d.input {
+            Channels::First => col,
+            Channels::Last => (col % c) * kk + col / c,
+        };
+        for (v, filter) in dst.iter_mut().zip(w.chunks_exact(k)) {
+            *v = filter[src];
+        }
+    }
+    wt
 }
 
 /// The inverse of [`gemm_weights`]: a weight gradient `[O, K]` in the im2col's column order back
@@ -293,13 +339,13 @@ pub(super) fn conv_forward(
     let mut ys = vec![0f32; d.b * d.image_out()];
     let parallel_gemm = !d.parallel_groups();
     let last = d.output == Channels::Last;
-    let wk = gemm_weights(w, d);
     // A channels-last product `col[G·N, K] × wᵀ` takes `wᵀ` row-major (see `backward::conv_backward`
-    // on the `gemm` crate's packing).
-    let mut wt = vec![0f32; if last { o * k } else { 0 }];
-    if last {
-        transpose(&wk, o, k, &mut wt);
-    }
+    // on the `gemm` crate's packing), built in one pass; a channels-first one `w[O, K]`.
+    let (wk, wt) = if last {
+        (std::borrow::Cow::Borrowed(&[][..]), gemm_weights_t(w, d))
+    } else {
+        (gemm_weights(w, d), Vec::new())
+    };
     let (wk, wt): (&[f32], &[f32]) = (&wk, &wt);
     // Bias and ReLU commute with the max (both are non-decreasing), so they apply after the pool.
     let zeros = vec![0f32; if bias.is_none() { o } else { 0 }];

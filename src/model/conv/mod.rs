@@ -74,12 +74,15 @@
 //! ReLU and pool and the weight, input and bias gradients; `pool` the max-pool argmax and its
 //! gradient scatter (shared by the fused pool and [`fast_max_pool2d`]); `direct` the kernel of a
 //! one-channel convolution; `mask` the branch-free gradient
-//! masks both `backward` and `pool` use; `op` the candle custom op gluing them together.
+//! masks both `backward` and `pool` use; `op` the candle custom op gluing them together; `layout`
+//! the permutation of a CNN's last channels-last activation back to channels-first (a transpose
+//! per image instead of candle's element-by-element strided copy).
 
 mod backward;
 mod dims;
 mod direct;
 mod forward;
+mod layout;
 mod mask;
 mod op;
 mod pool;
@@ -88,6 +91,7 @@ use candle_core::{bail, DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 pub(crate) use dims::Channels;
 use dims::MAX_POOL;
+pub(crate) use layout::channels_first;
 use op::ConvOp;
 use pool::MaxPoolOp;
 

@@ -107,24 +107,64 @@ pub(super) fn unpool_argmax(dy: &[f32], y: &[f32], relu: bool, arg: &[u8], s: us
 /// of every window. Writes each window's maximum into `out` and its offset `q` into `arg`: the
 /// first maximum in row-major order, a NaN winning over numbers, as [`pool_argmax`] does.
 pub(super) fn pool_blocks(plane: &[f32], out: &mut [f32], arg: &mut [u8]) {
-    simd(|| {
+    pulp::Arch::new().dispatch(PoolBlocks { plane, out, arg })
+}
+
+/// Lanes of [`PoolBlocks`]' 2×2 loop (one AVX-512 register of f32).
+const LANES: usize = 16;
+
+/// [`pool_blocks`] as a `WithSimd` struct rather than a closure for `kernels::simd` (a closure this
+/// size is not inlined into pulp's function compiled for the CPU's widest vectors, and ran with
+/// SSE2).
+struct PoolBlocks<'a> {
+    plane: &'a [f32],
+    out: &'a mut [f32],
+    arg: &'a mut [u8],
+}
+
+impl pulp::WithSimd for PoolBlocks<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let PoolBlocks { plane, out, arg } = self;
         let pn = out.len();
-        // Each window's running maximum and offset stay in registers, one window at a time (an
-        // elementwise pass per block would store and reload both, and the compiler turns the
-        // conditional stores into branches).
         if plane.len() == 4 * pn {
-            // 2×2 windows, the common case, unrolled.
+            // 2×2 windows, the common case: `LANES` windows at a time, their running maxima and
+            // offsets (32 bits wide, so that the selects vectorize with the float compares) in
+            // registers, the offsets narrowed to bytes at the end.
             let (b0, rest) = plane.split_at(pn);
             let (b1, rest) = rest.split_at(pn);
             let (b2, b3) = rest.split_at(pn);
-            for (u, (best_out, at_out)) in out.iter_mut().zip(arg.iter_mut()).enumerate() {
+            let whole = pn / LANES * LANES;
+            for (u, (best_out, at_out)) in
+                out[..whole].chunks_exact_mut(LANES).zip(arg[..whole].chunks_exact_mut(LANES)).enumerate()
+            {
+                let u = u * LANES;
+                let mut best: [f32; LANES] = std::array::from_fn(|l| b0[u + l]);
+                let mut at = [0u32; LANES];
+                for (q, block) in [(1u32, b1), (2, b2), (3, b3)] {
+                    let v = &block[u..][..LANES];
+                    for ((b, a), v) in best.iter_mut().zip(at.iter_mut()).zip(v) {
+                        let m = better(*v, *b);
+                        *b = if m { *v } else { *b };
+                        *a = if m { q } else { *a };
+                    }
+                }
+                best_out.copy_from_slice(&best);
+                for (dst, a) in at_out.iter_mut().zip(at) {
+                    // Offsets are below 4.
+                    *dst = a as u8;
+                }
+            }
+            for u in whole..pn {
                 let (mut best, mut at) = (b0[u], 0u8);
                 for (q, v) in [(1u8, b1[u]), (2, b2[u]), (3, b3[u])] {
                     let m = better(v, best);
                     best = if m { v } else { best };
                     at = if m { q } else { at };
                 }
-                (*best_out, *at_out) = (best, at);
+                (out[u], arg[u]) = (best, at);
             }
             return;
         }
@@ -139,7 +179,7 @@ pub(super) fn pool_blocks(plane: &[f32], out: &mut [f32], arg: &mut [u8]) {
             }
             (*best_out, *at_out) = (best, at);
         }
-    })
+    }
 }
 
 /// The gradient of [`pool_blocks`]: writes into `plane` (`pool²` blocks of `dy.len()` values) each
@@ -147,7 +187,24 @@ pub(super) fn pool_blocks(plane: &[f32], out: &mut [f32], arg: &mut [u8]) {
 /// others. With `relu`, `dy` is first masked by `y > 0`, `y` being the pooled output, as in
 /// [`unpool_argmax`].
 pub(super) fn unpool_blocks(dy: &[f32], y: &[f32], relu: bool, arg: &[u8], plane: &mut [f32]) {
-    simd(|| {
+    pulp::Arch::new().dispatch(UnpoolBlocks { dy, y, relu, arg, plane })
+}
+
+/// [`unpool_blocks`] as a `WithSimd` struct (see [`PoolBlocks`]).
+struct UnpoolBlocks<'a> {
+    dy: &'a [f32],
+    y: &'a [f32],
+    relu: bool,
+    arg: &'a [u8],
+    plane: &'a mut [f32],
+}
+
+impl pulp::WithSimd for UnpoolBlocks<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let UnpoolBlocks { dy, y, relu, arg, plane } = self;
         let pn = dy.len();
         for (q, block) in plane.chunks_exact_mut(pn).enumerate() {
             let q = q as u8;
@@ -156,7 +213,7 @@ pub(super) fn unpool_blocks(dy: &[f32], y: &[f32], relu: bool, arg: &[u8], plane
                 *v = keep_if(g, *a == q);
             }
         }
-    })
+    }
 }
 
 /// `size × size` max-pooling with stride `size` on [`pool_argmax`] and [`unpool_argmax`]. One
