@@ -55,7 +55,12 @@ class Run:
 
     def predict(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
     def evaluate(
-        self, input: Dict[str, Any], settings: Dict[str, str], source: Optional[Run] = None, per_sample: bool = False
+        self,
+        input: Dict[str, Any],
+        settings: Dict[str, str],
+        source: Optional[Run] = None,
+        per_sample: bool = False,
+        progress: Optional[Callable[[Dict[str, Any]], Any]] = None,
     ) -> Tuple[str, Optional[Dict[str, Any]]]: ...
     def save(self, path: str, python_meta: str) -> None: ...
     @staticmethod

@@ -440,6 +440,83 @@ def test_evaluate_attack_errors(attacked_run):
         est.evaluate(x, y, attack="square", epsilon=0.1, querys=3)
 
 
+def _with(est, **params):
+    """A copy of the fitted `est` with other (progress) parameters."""
+    copy = pickle.loads(pickle.dumps(est))
+    copy.set_params(**params)
+    return copy
+
+
+FAST = dict(iterations=5, target_classes=3, queries=40, attack_batch_size=16, seed=3, clip=(0, 1))
+
+
+def test_evaluate_reports_attack_progress_to_the_callback(attacked_run):
+    est, x, y, ids, d = attacked_run
+    events = []
+    watched = _with(est, callback=events.append, verbose=False)
+    r = watched.evaluate(x, y, attack="autoattack", epsilon=[0.05, 0.2], **FAST)
+    quiet = est.evaluate(x, y, attack="autoattack", epsilon=[0.05, 0.2], **FAST)
+    assert _drop_seconds(r["results"]) == _drop_seconds(quiet["results"])
+    assert {e["event"] for e in events} == {"attack"}
+    stages = []
+    for e in events:
+        if not stages or stages[-1] != (e["attack"], e["epsilon"]):
+            stages.append((e["attack"], e["epsilon"]))
+    # Each ε: the masking check's FGSM reference, then the sequence on the points still robust
+    # (a stage with no point left has no work and no event).
+    order = ["fgsm", "apgd-ce", "apgd-t", "fab-t", "square"]
+    for eps in (0.05, 0.2):
+        ran = [a for a, e in stages if e == eps]
+        assert ran[:2] == ["fgsm", "apgd-ce"] and ran == sorted(ran, key=order.index), stages
+    for stage in stages:
+        done = [(e["done"], e["total"]) for e in events if (e["attack"], e["epsilon"]) == stage]
+        assert [a for a, _ in done] == sorted(a for a, _ in done) and done[-1][0] == done[-1][1], (stage, done)
+    events.clear()
+    pgd = watched.evaluate(x, y, attack="pgd", epsilon=[0.05, 0.2], steps=3, step_size=0.05)
+    assert [(e["attack"], e["epsilon"], e["done"], e["total"]) for e in events] == [
+        ("pgd", 0.05, 0, 2), ("pgd", 0.05, 1, 2), ("pgd", 0.2, 1, 2), ("pgd", 0.2, 2, 2)]
+    assert pgd["robust_accuracy"] == est.evaluate(x, y, attack="pgd", epsilon=[0.05, 0.2], steps=3,
+                                                  step_size=0.05)["robust_accuracy"]
+
+
+def test_ctrl_c_stops_evaluate_within_the_running_attack(attacked_run):
+    est, x, y, ids, d = attacked_run
+    events = []
+
+    def interrupt(event):
+        events.append(event)
+        if event["attack"] == "apgd-ce" and event["done"] > 0:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    # 2,000 iterations of APGD-CE and 5,000 Square queries: minutes if it ran on.
+    watched = _with(est, callback=interrupt, verbose=False)
+    with pytest.raises(KeyboardInterrupt):
+        watched.evaluate(x, y, attack="autoattack", epsilon=0.2, iterations=2000, attack_batch_size=4,
+                         clip=(0, 1), per_sample=True)
+    # Stopped in APGD-CE: no event after the one that interrupted, no later stage.
+    assert events[-1]["attack"] == "apgd-ce" and events[-1]["done"] < events[-1]["total"]
+    assert [e for e in events if e["attack"] not in ("fgsm", "apgd-ce")] == []
+    assert watched.evaluate(x, y)["samples"] == len(x)
+
+
+def test_callback_errors_stop_evaluate(attacked_run):
+    est, x, y, ids, d = attacked_run
+
+    def boom(event):
+        raise RuntimeError("stop the attack")
+
+    with pytest.raises(RuntimeError, match="stop the attack"):
+        _with(est, callback=boom, verbose=False).evaluate(x, y, attack="apgd-ce", epsilon=0.1, **FAST)
+
+
+def test_evaluate_default_display_prints_each_stage(attacked_run, capsys):
+    est, x, y, ids, d = attacked_run
+    _with(est, verbose="lines").evaluate(x, y, attack="apgd-ce", epsilon=[0.05, 0.2], **FAST)
+    lines = capsys.readouterr().out.splitlines()
+    done = [line.split(":")[0] for line in lines if ": 100% (" in line]
+    assert done == ["fgsm ε=0.05", "apgd-ce ε=0.05", "fgsm ε=0.2", "apgd-ce ε=0.2"], lines
+
+
 # ---------------------------------------------------------------------------------------------
 # Checkpoints and resume, the adversarial record
 
