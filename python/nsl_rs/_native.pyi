@@ -44,7 +44,7 @@ def fit(
     inputs: Dict[str, Dict[str, Any]],
     graph_path: Optional[str],
     graph_edges: Optional[Tuple[List[str], List[str], npt.NDArray[np.float32]]],
-    progress: Callable[[Dict[str, Any]], Any],
+    progress: Optional[Callable[[Dict[str, Any]], Any]],
     checkpoint: Optional[str] = None,
     checkpoint_every: int = 1,
     resume: Optional[str] = None,

@@ -122,6 +122,11 @@ class Progress:
         self.display = display(verbose)
         self.batches = batches or isinstance(self.display, EpochBar)
 
+    @property
+    def active(self) -> bool:
+        """Whether anyone looks at the events (else the extension sends none)."""
+        return self.display is not None or self.callback is not None
+
     def __call__(self, event: dict) -> None:
         if self.display is not None:
             self.display(event)

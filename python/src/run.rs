@@ -360,7 +360,8 @@ impl PyRun {
 
 /// Trains a run: `settings` (text, by `nsl train`'s config names), `inputs` (`train`, and
 /// optionally `validation`, `unlabeled`, `pool`: dicts of `x`, `ids`, targets, `weights`), the
-/// graph as a path or `(sources, targets, weights)`, `progress` (called with event dicts).
+/// graph as a path or `(sources, targets, weights)`, `progress` (called with event dicts; None:
+/// no events).
 #[pyfunction]
 #[pyo3(signature = (settings, inputs, graph_path, graph_edges, progress, checkpoint=None, checkpoint_every=1, resume=None))]
 #[allow(clippy::type_complexity, clippy::too_many_arguments)]
@@ -370,7 +371,7 @@ pub(crate) fn fit(
     inputs: Bound<'_, PyDict>,
     graph_path: Option<PathBuf>,
     graph_edges: Option<(Vec<String>, Vec<String>, Vec<f32>)>,
-    progress: Bound<'_, PyAny>,
+    progress: Option<Bound<'_, PyAny>>,
     checkpoint: Option<PathBuf>,
     checkpoint_every: usize,
     resume: Option<PathBuf>,
@@ -417,17 +418,20 @@ pub(crate) fn fit(
     let open = py.detach(|| spec.check().and_then(|c| c.open())).map_err(|e| run_err(py, e))?;
     let stop = Arc::new(AtomicBool::new(false));
     let epochs = open.checked().spec().train.epochs;
-    let batches: bool = progress.getattr("batches").and_then(|b| b.extract()).unwrap_or(true);
+    // Events cross to Python only when someone shows them (`progress` None: nobody; batch events:
+    // a bar, or a callback that asked): otherwise the waiting thread would take the GIL once per
+    // batch or epoch for nothing.
+    let batches = progress.as_ref().is_some_and(|p| p.getattr("batches").and_then(|b| b.extract()).unwrap_or(true));
+    let epoch_events = progress.is_some();
     let flag = stop.clone();
-    let result = relay(py, Some(&progress), &stop, move |tx| {
+    let result = relay(py, progress.as_ref(), &stop, move |tx| {
         let (batch_tx, epoch_tx) = (tx.clone(), tx);
-        let mut hooks = FitHooks::default()
-            .on_epoch(move |record| {
+        let mut hooks = FitHooks::default().stop_when(flag);
+        if epoch_events {
+            hooks = hooks.on_epoch(move |record| {
                 let _ = epoch_tx.send(Event::Epoch(Box::new(record.clone()), epochs));
-            })
-            .stop_when(flag);
-        // Batch events cross to Python only when someone shows them (a bar, a callback that
-        // asked): otherwise the waiting thread would take the GIL once per batch for nothing.
+            });
+        }
         if batches {
             hooks = hooks.on_progress(move |p| {
                 let _ = batch_tx.send(Event::Batch(p));

@@ -339,6 +339,33 @@ def test_check_estimator(est, skips):
     assert failed == []
 
 
+def test_sklearn_subclasses_are_base_estimators(tmp_path):
+    """nsl_rs.sklearn's classes derive from scikit-learn's (import nsl_rs itself does not import it)."""
+    import warnings
+
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_classifier, is_regressor
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from nsl_rs.sklearn import NSLClassifier as SkClassifier, NSLRegressor as SkRegressor
+
+    est = SkClassifier(model="mlp:32", epochs=40, learning_rate=0.01, verbose=False, threads=1)
+    assert isinstance(est, (BaseEstimator, ClassifierMixin, NSLClassifier)) and is_classifier(est)
+    assert isinstance(SkRegressor(), (BaseEstimator, RegressorMixin, NSLRegressor)) and is_regressor(SkRegressor())
+    assert not isinstance(NSLClassifier(), BaseEstimator)
+    assert repr(est) == repr(NSLClassifier(**est.get_params())) and est.get_params() == clone(est).get_params()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = check_estimator(est, expected_failed_checks=CLASSIFIER_SKIPS, on_fail=None)
+    assert [(r["check_name"], str(r["exception"])[:300]) for r in results if r["status"] == "failed"] == []
+    assert not [w for w in caught if "BaseEstimator" in str(w.message)]
+    x, y = blobs()
+    fitted = SkClassifier(model="mlp:8", epochs=5, verbose=False, threads=1).fit(x, y)
+    fitted.save(tmp_path / "run")
+    again = pickle.loads(pickle.dumps(fitted))
+    assert type(again) is SkClassifier and type(SkClassifier.load(tmp_path / "run")) is SkClassifier
+    assert np.array_equal(again.predict_proba(x), fitted.predict_proba(x))
+
+
 def test_pipeline_cross_val_score_and_grid_search():
     from sklearn.model_selection import GridSearchCV, cross_val_score
     from sklearn.pipeline import make_pipeline
