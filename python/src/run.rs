@@ -833,8 +833,9 @@ fn attack_reporter<'a>(
         if let Ok(mut last) = last.lock() {
             let due = match &*last {
                 Some((attack, epsilon, done, at)) if attack == p.attack && *epsilon == p.epsilon => {
-                    // A stage's end once (its batches each report the total again).
-                    (p.done == p.total && *done != p.done) || (p.done != *done && now - *at >= REPORT_EVERY)
+                    // Something new (a stage's end is reported again by each of its batches), and the
+                    // stage's end or 100 ms since the last event.
+                    *done != p.done && (p.done == p.total || now - *at >= REPORT_EVERY)
                 }
                 _ => true,
             };
