@@ -583,7 +583,7 @@ fn a_progress_callback_can_stop_the_attacks() {
     assert_eq!(with.outcomes, attack(&model, &x, &y, &attacks, &config).outcomes);
     let seen = seen.into_inner().unwrap();
     for stage in ["fgsm", "apgd-ce", "square"] {
-        let last = seen.iter().filter(|s| s.0 == stage).last().unwrap_or_else(|| panic!("no {stage} report"));
+        let last = seen.iter().rfind(|s| s.0 == stage).unwrap_or_else(|| panic!("no {stage} report"));
         assert_eq!(last.1, last.2, "{stage} reported {last:?} last");
     }
     let calls = Mutex::new(0);
