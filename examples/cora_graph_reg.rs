@@ -31,11 +31,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let reg = GraphRegConfig {
         multiplier,
-        max_neighbors: neighbors,
+        neighbors: neighbors.into(),
         distance: DistanceConfig { sum_over_axis: Some(-1), ..Default::default() },
         ..Default::default()
     };
-    let (table, _) = NeighborTable::new(&train, Some(&test), &graph, neighbors)?;
+    let (table, _) = NeighborTable::new(&train, Some(&test), &graph, reg.neighbors)?;
     let spec: ModelSpec = "mlp:50,50".parse::<ModelSpec>()?.with_dropout(0.5);
     println!(
         "Cora: {} train / {} test papers; multiplier {multiplier}, {neighbors} neighbor(s)",

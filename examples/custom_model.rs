@@ -41,7 +41,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 
     // Graph regularization along the citations, the test papers serving as unlabeled neighbors.
     let (neighbors, _) = NeighborTable::new(&train, Some(&test), &graph, 2)?;
-    let reg = GraphRegConfig { multiplier: 0.1, max_neighbors: 2, ..Default::default() };
+    let reg = GraphRegConfig { multiplier: 0.1, neighbors: 2.into(), ..Default::default() };
     let config = TrainConfig { epochs: 30, batch_size: 128, ..Default::default() };
     let history = Trainer::new(&model, &vars, config).with_graph(&neighbors, &reg).fit(&train, None)?;
 

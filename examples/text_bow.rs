@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let reg = GraphRegConfig {
         multiplier: 0.1,
-        max_neighbors: 1,
+        neighbors: 1.into(),
         distance: DistanceConfig { sum_over_axis: Some(-1), ..Default::default() },
         ..Default::default()
     };

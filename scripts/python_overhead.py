@@ -3,13 +3,16 @@
 
     scripts/python_overhead.py [NSL_BIN] [--repeats N]
 
-For each run (the Cora recipe, the few-labels recipe, MNIST adversarial) it times, interleaved,
+For each run (the Cora recipe, the few-labels recipe, MNIST adversarial on a small MLP — 2 epochs, a
+quick check —, and NSL's adversarial tutorial as it is: its CNN, batch 32, 5 epochs) it times, interleaved,
 `nsl train …` and a Python process that reads the same files with nsl_rs.read_samples, fits the
 estimator with the same settings and saves the run (interpreter start and imports included), and
 prints the medians of: wall and CPU times (user + system) of each side, the per-repetition ratios
 Python / CLI (the whole Python process; and the Python process after its imports — reading the
-files, fit, save: the CLI's work — over the whole CLI process), the interpreter start and imports,
-and whether both wrote the same weights. On a loaded machine the wall times mostly measure
+files, fit, save: the CLI's work — over the whole CLI process; and the whole Python process but
+numpy's import, which a user passing numpy arrays has paid already), numpy's and nsl_rs's imports,
+and whether both wrote the same weights. nsl_rs's Python files are compiled to bytecode first, as
+`pip install` does. On a loaded machine the wall times mostly measure
 waiting; the interleaved ratios and the CPU times are what each side costs.
 Needs the nsl_rs package installed (maturin develop --release) and target/release/nsl.
 """
@@ -27,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = """
 import time
 t0 = time.perf_counter()
-import sys, tomllib, numpy as np, nsl_rs
+import sys, tomllib, numpy as np
+tn = time.perf_counter()
+import nsl_rs
 t1 = time.perf_counter()
 kind, out, d = sys.argv[1], sys.argv[2], sys.argv[3]
 r = lambda name: nsl_rs.read_samples(f"{d}/{name}")
@@ -40,13 +45,18 @@ elif kind == "few":
     t, u = r("tr.parquet"), r("un.parquet")
     est = nsl_rs.NSLClassifier(**s, verbose=False)
     est.fit(t.X, t.y, ids=t.ids, graph=f"{d}/g.parquet", unlabeled=(u.X, u.ids))
-else:
+elif kind == "mnist":
     t = r("mnist.parquet")
     est = nsl_rs.NSLClassifier(model="mlp:256,128", dropout=0.0, epochs=2, threads=1, verbose=False,
                                adv_reg="multiplier=0.2,step-size=0.2,norm=inf")
     est.fit(t.X, t.y, ids=t.ids)
+else:
+    t = r("mnist.parquet")
+    est = nsl_rs.NSLClassifier(model="cnn", epochs=5, batch_size=32, threads=1, verbose=False,
+                               adv_reg="multiplier=0.2,step-size=0.2,norm=inf")
+    est.fit(t.X, t.y, ids=t.ids)
 est.save(out)
-print(t1 - t0, time.perf_counter() - t1)
+print(t1 - t0, time.perf_counter() - t1, tn - t0)
 """
 
 
@@ -62,6 +72,16 @@ def run(cmd):
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done.stdout
 
 
+def nsl_rs_dir():
+    """The installed nsl_rs package's directory (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nsl_rs")
+    if spec is None or spec.origin is None:
+        sys.exit("nsl_rs is not installed (cd python && maturin develop --release)")
+    return Path(spec.origin).parent
+
+
 def digest(run_dir):
     return hashlib.sha256((Path(run_dir) / "model.safetensors").read_bytes()).hexdigest()[:16]
 
@@ -70,7 +90,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("nsl", nargs="?", default=str(ROOT / "target/release/nsl"))
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--runs", default="cora,few,mnist", help="comma-separated subset of cora, few, mnist")
+    ap.add_argument("--runs", default="cora,few,mnist,tutorial",
+                    help="comma-separated subset of cora, few, mnist, tutorial")
     args = ap.parse_args()
     nsl = args.nsl
     with tempfile.TemporaryDirectory() as d:
@@ -95,9 +116,17 @@ def main():
                     f"--graph={d}/g.parquet", "--seed=2"],
             "mnist": [f"--samples={d}/mnist.parquet", "--model=mlp:256,128", "--dropout=0", "--epochs=2",
                       "--adv-reg=multiplier=0.2,step-size=0.2,norm=inf"],
+            # NSL's adversarial tutorial as it is: its CNN (conv 32-64-64, dense 64), batch 32, 5
+            # epochs, multiplier 0.2, step 0.2, L∞ (on the bundled 10,000 digits, not 60,000).
+            "tutorial": [f"--samples={d}/mnist.parquet", "--model=cnn", "--epochs=5", "--batch-size=32",
+                         "--adv-reg=multiplier=0.2,step-size=0.2,norm=inf"],
         }
-        print(f"{'run':8} {'cli s':>7} {'py s':>7} {'ratio':>6} {'py-imp s':>8} {'ratio':>6} {'cli cpu':>7} "
-              f"{'py cpu':>7} {'ratio':>6} {'import':>6}  same weights")
+        # The package's Python files compiled to bytecode first, as `pip install` does (an editable
+        # `maturin develop` install under PYTHONDONTWRITEBYTECODE=1 would compile them in every
+        # process: ~15 ms of CPU that no installed wheel pays).
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(nsl_rs_dir()))], check=True)
+        print(f"{'run':8} {'cli s':>7} {'py s':>7} {'ratio':>6} {'py-imp s':>8} {'ratio':>6} {'no-np':>6} "
+              f"{'cli cpu':>7} {'py cpu':>7} {'ratio':>6} {'numpy':>6} {'nsl_rs':>6}  same weights")
         for name, flags in runs.items():
             if name not in args.runs.split(","):
                 continue
@@ -116,11 +145,16 @@ def main():
             wall = med(p[0] / c[0] for c, p in zip(cli, py))
             cpu = med(p[1] / c[1] for c, p in zip(cli, py))
             after = med(float(p[2].split()[1]) / c[0] for c, p in zip(cli, py))
-            imports = med(float(p[2].split()[0]) for p in py)
+            # The whole Python process but numpy's import, over the CLI: what a user who already
+            # imported numpy (to make the arrays) waits for.
+            no_numpy = med((p[0] - float(p[2].split()[2])) / c[0] for c, p in zip(cli, py))
+            numpy_s = med(float(p[2].split()[2]) for p in py)
+            nsl_s = med(float(p[2].split()[0]) - float(p[2].split()[2]) for p in py)
             same = digest(f"{d}/{name}-cli") == digest(f"{d}/{name}-py")
             print(f"{name:8} {med(c[0] for c in cli):7.2f} {med(p[0] for p in py):7.2f} {wall:6.3f} "
-                  f"{med(float(p[2].split()[1]) for p in py):8.2f} {after:6.3f} {med(c[1] for c in cli):7.2f} "
-                  f"{med(p[1] for p in py):7.2f} {cpu:6.3f} {imports:6.2f}  {same}", flush=True)
+                  f"{med(float(p[2].split()[1]) for p in py):8.2f} {after:6.3f} {no_numpy:6.3f} "
+                  f"{med(c[1] for c in cli):7.2f} {med(p[1] for p in py):7.2f} {cpu:6.3f} {numpy_s:6.3f} "
+                  f"{nsl_s:6.3f}  {same}", flush=True)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@
 //!
 //! let (model, vars) = build_model(&"mlp:16".parse()?, data.item_shape(), 2, 0, &candle_core::Device::Cpu)?;
 //! let reg = GraphRegConfig { multiplier: 0.1, ..Default::default() };
-//! let (neighbors, _) = NeighborTable::new(&data, None, &graph, reg.max_neighbors)?;
+//! let (neighbors, _) = NeighborTable::new(&data, None, &graph, reg.neighbors)?;
 //! let history = Trainer::new(model.as_ref(), &vars, TrainConfig { epochs: 3, ..Default::default() })
 //!     .with_graph(&neighbors, &reg)
 //!     .fit(&data, None)?;

@@ -561,3 +561,42 @@ fn autoattack_runs_on_bow_encodings_and_cnn_images() {
     assert!(report.robust_accuracy < 1.0, "an untrained CNN is not robust at ε 0.1");
     assert!(report.adversarial.iter().all(|v| (0.0..=1.0).contains(v)));
 }
+
+/// Issue 24 (Python's `evaluate` and Ctrl-C): a progress callback that returns `Break` stops the
+/// attack at that report, with `AttackError::Stopped` naming the attack and ε; one that always
+/// continues gets the same report as no callback, every stage counted to its total.
+#[test]
+fn a_progress_callback_can_stop_the_attacks() {
+    use std::ops::ControlFlow;
+    use std::sync::Mutex;
+    let (d, eps) = (8, 0.2);
+    let model = linear(d, 3, 5);
+    let (x, y, _) = fixture(&model, 40, d, eps, NormType::Infinity, 6);
+    let config = EvalAttackConfig { epsilon: eps, iterations: 20, batch_size: 10, ..Default::default() };
+    let attacks = [EvalAttack::ApgdCe, EvalAttack::Square];
+    let seen = Mutex::new(Vec::new());
+    let go_on = |p: &nsl::eval::AttackProgress| {
+        seen.lock().unwrap().push((p.attack.to_string(), p.done, p.total));
+        ControlFlow::Continue(())
+    };
+    let with = run_attacks(&model.module, x.view(), &y, [1, 1, d], &attacks, &config, Some(&go_on)).unwrap();
+    assert_eq!(with.outcomes, attack(&model, &x, &y, &attacks, &config).outcomes);
+    let seen = seen.into_inner().unwrap();
+    for stage in ["fgsm", "apgd-ce", "square"] {
+        let last = seen.iter().rfind(|s| s.0 == stage).unwrap_or_else(|| panic!("no {stage} report"));
+        assert_eq!(last.1, last.2, "{stage} reported {last:?} last");
+    }
+    let calls = Mutex::new(0);
+    let stop_at_third = |_: &nsl::eval::AttackProgress| {
+        let mut n = calls.lock().unwrap();
+        *n += 1;
+        if *n == 3 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let err = run_attacks(&model.module, x.view(), &y, [1, 1, d], &attacks, &config, Some(&stop_at_third)).unwrap_err();
+    assert!(matches!(&err, AttackError::Stopped { epsilon, .. } if *epsilon == eps), "{err}");
+    assert_eq!(*calls.lock().unwrap(), 3, "no report after the stop");
+}

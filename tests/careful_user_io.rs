@@ -518,6 +518,6 @@ fn silent_accepts_the_library_refuses_them_too() {
     assert!(err.contains("record_adversarial"), "{err}");
     let err = TrainConfig { threads: Some(0), ..TrainConfig::default() }.validate().unwrap_err().to_string();
     assert!(err.contains("threads"), "{err}");
-    let err = GraphRegConfig { max_neighbors: 0, ..GraphRegConfig::default() }.validate().unwrap_err().to_string();
+    let err = GraphRegConfig { neighbors: 0.into(), ..GraphRegConfig::default() }.validate().unwrap_err().to_string();
     assert!(err.contains("neighbors"), "{err}");
 }

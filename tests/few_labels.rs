@@ -45,8 +45,8 @@ fn run(reg: &GraphRegConfig, unlabeled: bool, vat: Option<&VatConfig>) -> Vec<f3
     let (labeled, pool, g) = fixture();
     let spec: ModelSpec = "mlp:8".parse::<ModelSpec>().unwrap().with_dropout(0.0);
     let (model, vars) = build_model(&spec, &[8], 2, 5, &Device::Cpu).unwrap();
-    let (table, _) = NeighborTable::new(&labeled, Some(&pool), &g, reg.max_neighbors).unwrap();
-    let (utable, _) = NeighborTable::new(&pool, Some(&labeled), &g, reg.max_neighbors).unwrap();
+    let (table, _) = NeighborTable::new(&labeled, Some(&pool), &g, reg.neighbors).unwrap();
+    let (utable, _) = NeighborTable::new(&pool, Some(&labeled), &g, reg.neighbors).unwrap();
     let config = TrainConfig { epochs: 3, batch_size: 8, ..Default::default() };
     let mut trainer = Trainer::new(model.as_ref(), &vars, config).with_graph(&table, reg);
     if unlabeled {
@@ -61,7 +61,7 @@ fn run(reg: &GraphRegConfig, unlabeled: bool, vat: Option<&VatConfig>) -> Vec<f3
 
 #[test]
 fn unlabeled_centers_train_their_edges_reproducibly() {
-    let reg = GraphRegConfig { multiplier: 0.5, max_neighbors: 2, ..GraphRegConfig::tutorial() };
+    let reg = GraphRegConfig { multiplier: 0.5, neighbors: 2.into(), ..GraphRegConfig::tutorial() };
     let with = run(&reg, true, None);
     assert_eq!(with, run(&reg, true, None), "same seed, same model");
     assert_ne!(with, run(&reg, false, None), "unlabeled centers change the training");
@@ -74,7 +74,7 @@ fn unlabeled_centers_train_their_edges_reproducibly() {
 
 #[test]
 fn equal_edge_multipliers_are_the_plain_multiplier() {
-    let reg = GraphRegConfig { multiplier: 0.3, max_neighbors: 2, ..GraphRegConfig::tutorial() };
+    let reg = GraphRegConfig { multiplier: 0.3, neighbors: 2.into(), ..GraphRegConfig::tutorial() };
     let spelled =
         GraphRegConfig { multiplier_ll: Some(0.3), multiplier_lu: Some(0.3), multiplier_uu: Some(0.3), ..reg.clone() };
     assert_eq!(run(&reg, false, None), run(&spelled, false, None));
@@ -84,7 +84,7 @@ fn equal_edge_multipliers_are_the_plain_multiplier() {
 
 #[test]
 fn vat_changes_the_weights_and_is_seeded() {
-    let reg = GraphRegConfig { multiplier: 0.0, max_neighbors: 1, ..GraphRegConfig::tutorial() };
+    let reg = GraphRegConfig { multiplier: 0.0, neighbors: 1.into(), ..GraphRegConfig::tutorial() };
     let vat = VatConfig { epsilon: 0.5, xi: 1e-3, ..VatConfig::from_kv("distance=kl").unwrap() };
     let with = run(&reg, true, Some(&vat));
     assert_eq!(with, run(&reg, true, Some(&vat)));
@@ -116,15 +116,26 @@ fn early_stopping_keeps_the_best_epoch() {
     assert!(err.to_string().contains("validation"), "{err}");
 }
 
+/// Issue 24: the neighbors per sample are stated once, in `GraphRegConfig::neighbors`, and the
+/// table built with it carries them; the trainer reads the number from the table only (it used to
+/// compare it with the config's and refuse a mismatch). A table of 3 neighbors trains the same
+/// weights whatever another config says, and other weights than a table of 1.
 #[test]
-fn a_table_for_another_number_of_neighbors_is_refused() {
+fn the_neighbors_per_sample_are_the_tables() {
     let (labeled, pool, g) = fixture();
-    let (model, vars) = build_model(&"mlp:8".parse().unwrap(), &[8], 2, 5, &Device::Cpu).unwrap();
-    let (table, _) = NeighborTable::new(&labeled, Some(&pool), &g, 3).unwrap();
-    let reg = GraphRegConfig { max_neighbors: 1, ..Default::default() };
-    let err = Trainer::new(model.as_ref(), &vars, TrainConfig::default()).with_graph(&table, &reg).fit(&labeled, None);
-    let err = err.unwrap_err();
-    assert!(matches!(err, TrainError::NeighborMismatch { table: 3, config: 1 }), "{err}");
+    let train = |table_neighbors: usize, reg: &GraphRegConfig| {
+        let spec: ModelSpec = "mlp:8".parse::<ModelSpec>().unwrap().with_dropout(0.0);
+        let (model, vars) = build_model(&spec, &[8], 2, 5, &Device::Cpu).unwrap();
+        let (table, _) = NeighborTable::new(&labeled, Some(&pool), &g, table_neighbors).unwrap();
+        assert_eq!(table.config().max_neighbors, table_neighbors);
+        let config = TrainConfig { epochs: 2, batch_size: 8, ..Default::default() };
+        Trainer::new(model.as_ref(), &vars, config).with_graph(&table, reg).fit(&labeled, None).unwrap();
+        weights(&vars)
+    };
+    let three = GraphRegConfig { multiplier: 0.5, neighbors: 3.into(), ..GraphRegConfig::tutorial() };
+    let one = GraphRegConfig { neighbors: 1.into(), ..three.clone() };
+    assert_eq!(train(3, &three), train(3, &one));
+    assert_ne!(train(3, &three), train(1, &one));
 }
 
 /// The recipe file trains end to end on Planetoid Cora through the CLI (1 epoch here), its

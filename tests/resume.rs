@@ -72,13 +72,13 @@ fn run(
     resume: Option<TrainState>,
 ) -> (Result<Vec<f32>, TrainError>, usize, Option<TrainState>) {
     let (labeled, pool, validation, g) = fixture();
-    let reg = GraphRegConfig { multiplier: 0.3, max_neighbors: 2, ..GraphRegConfig::tutorial() };
+    let reg = GraphRegConfig { multiplier: 0.3, neighbors: 2.into(), ..GraphRegConfig::tutorial() };
     let vat = VatConfig { multiplier: 0.5, ..Default::default() };
     let adv = AdvRegConfig::from_kv("multiplier=0.2,step-size=0.05,pgd-iterations=2,random-init=true").unwrap();
     let spec: ModelSpec = "mlp:8".parse::<ModelSpec>().unwrap().with_dropout(0.3);
     let (model, vars) = build_model(&spec, &[8], 2, 5, &Device::Cpu).unwrap();
-    let (table, _) = NeighborTable::new(&labeled, Some(&pool), &g, reg.max_neighbors).unwrap();
-    let (utable, _) = NeighborTable::new(&pool, Some(&labeled), &g, reg.max_neighbors).unwrap();
+    let (table, _) = NeighborTable::new(&labeled, Some(&pool), &g, reg.neighbors).unwrap();
+    let (utable, _) = NeighborTable::new(&pool, Some(&labeled), &g, reg.neighbors).unwrap();
     let mut last = None;
     let mut trainer = Trainer::new(model.as_ref(), &vars, config)
         .with_graph(&table, &reg)

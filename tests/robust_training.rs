@@ -152,7 +152,7 @@ fn trades_trains_a_cnn_with_graph_regularization() {
     for i in 0..n {
         g.add_edge(&format!("s{i}"), &format!("s{}", (i + 2) % n), 1.0, EdgeKind::Explicit).unwrap();
     }
-    let graph = GraphRegConfig { multiplier: 0.1, max_neighbors: 1, ..Default::default() };
+    let graph = GraphRegConfig { multiplier: 0.1, neighbors: 1.into(), ..Default::default() };
     let (table, _) = NeighborTable::new(&data, None, &g, 1).unwrap();
     let adv = AdvRegConfig::from_kv(
         "objective=trades,multiplier=2,epsilon=0.1,step-size=0.05,pgd-iterations=2,norm=inf,clip=0:1",

@@ -48,7 +48,7 @@ fn run_with(config: TrainConfig, reg: &GraphRegConfig, dropout: f32) -> Vec<f32>
     let data = blobs();
     let spec: ModelSpec = "mlp:8".parse::<ModelSpec>().unwrap().with_dropout(dropout);
     let (model, vars) = build_model(&spec, &[8], 2, 1, &Device::Cpu).unwrap();
-    let (table, _) = NeighborTable::new(&data, None, &graph(&data), reg.max_neighbors).unwrap();
+    let (table, _) = NeighborTable::new(&data, None, &graph(&data), reg.neighbors).unwrap();
     Trainer::new(model.as_ref(), &vars, config).with_graph(&table, reg).fit(&data, None).unwrap();
     weights(&vars)
 }
@@ -58,7 +58,7 @@ fn base() -> TrainConfig {
 }
 
 fn reg() -> GraphRegConfig {
-    GraphRegConfig { multiplier: 0.5, max_neighbors: 1, ..GraphRegConfig::tutorial() }
+    GraphRegConfig { multiplier: 0.5, neighbors: 1.into(), ..GraphRegConfig::tutorial() }
 }
 
 #[test]

@@ -603,7 +603,7 @@ mod library {
     fn zero_weights_reach_every_loss_term() {
         let data = blobs();
         let (table, _) = NeighborTable::new(&data, None, &ring(&data), 1).unwrap();
-        let graph = GraphRegConfig { multiplier: 0.5, max_neighbors: 1, ..Default::default() };
+        let graph = GraphRegConfig { multiplier: 0.5, neighbors: 1.into(), ..Default::default() };
         let adv = AdvRegConfig {
             multiplier: 0.5,
             neighbor: AdvNeighborConfig { step_size: 0.1, grad_norm: NormType::L2, ..Default::default() },

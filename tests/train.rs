@@ -79,7 +79,7 @@ fn graph_regularization_changes_the_weights() {
     let g = same_label_graph(&data);
     let reg = GraphRegConfig {
         multiplier: 0.5,
-        max_neighbors: 2,
+        neighbors: 2.into(),
         distance: DistanceConfig { sum_over_axis: Some(-1), ..Default::default() },
         ..Default::default()
     };
@@ -248,8 +248,12 @@ fn fused_mlp_path_matches_candle_autograd() {
     };
     let spec: ModelSpec = "mlp:12,6".parse::<ModelSpec>().unwrap().with_dropout(0.3);
     for (layer, adversarial) in [(None, true), (Some("hidden1"), false), (Some("hidden0"), true)] {
-        let reg =
-            GraphRegConfig { multiplier: 0.2, max_neighbors: 2, layer: layer.map(String::from), ..Default::default() };
+        let reg = GraphRegConfig {
+            multiplier: 0.2,
+            neighbors: 2.into(),
+            layer: layer.map(String::from),
+            ..Default::default()
+        };
         let run = |fused: bool| {
             let (model, vars) = build_model(&spec, data.item_shape(), 2, 21, &Device::Cpu).unwrap();
             assert!(model.as_mlp().is_some());

@@ -47,6 +47,12 @@ __all__ = [
 
 from ._errors import NslError, NslFileError, NslTypeError, NslValueError
 
+# candle runs its element-wise ops on a pool of its own, sized when the first op runs, whose
+# workers spin after every op; nsl's kernels bring their own threads (``threads=``), so candle's
+# pool keeps one thread unless CANDLE_NUM_THREADS says otherwise — what ``nsl train`` does. Without
+# it, NSL's tutorial CNN at threads=1 took 1.25x the CLI's CPU time (docs/benchmarks.md).
+os.environ.setdefault("CANDLE_NUM_THREADS", "1")
+
 # After the exception classes: the native module raises them (looked up in this module).
 from . import _native  # noqa: E402
 from ._estimator import NSLClassifier, NSLRegressor  # noqa: E402

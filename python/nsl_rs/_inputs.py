@@ -184,6 +184,8 @@ def frame(x: Any, ids: Any, arg: str, id_column: str = "id", tokens: bool = Fals
 
 
 def _id_strings(ids: Any, arg: str) -> List[str]:
+    if type(ids) is list and all(type(i) is str for i in ids):
+        return ids  # read_samples' ids, as they are (the common case: no copy, no per-id checks)
     if arrow(ids, "Array", "ChunkedArray"):
         ids = ids.to_pylist()
     elif _is_pandas_series(ids) or hasattr(ids, "tolist"):

@@ -44,7 +44,7 @@ def fit(
     inputs: Dict[str, Dict[str, Any]],
     graph_path: Optional[str],
     graph_edges: Optional[Tuple[List[str], List[str], npt.NDArray[np.float32]]],
-    progress: Callable[[Dict[str, Any]], Any],
+    progress: Optional[Callable[[Dict[str, Any]], Any]],
     checkpoint: Optional[str] = None,
     checkpoint_every: int = 1,
     resume: Optional[str] = None,
@@ -55,7 +55,12 @@ class Run:
 
     def predict(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
     def evaluate(
-        self, input: Dict[str, Any], settings: Dict[str, str], source: Optional[Run] = None, per_sample: bool = False
+        self,
+        input: Dict[str, Any],
+        settings: Dict[str, str],
+        source: Optional[Run] = None,
+        per_sample: bool = False,
+        progress: Optional[Callable[[Dict[str, Any]], Any]] = None,
     ) -> Tuple[str, Optional[Dict[str, Any]]]: ...
     def save(self, path: str, python_meta: str) -> None: ...
     @staticmethod

@@ -1,21 +1,49 @@
-"""Progress of ``fit``: the user's callback and the default display (tqdm, or a line per epoch)."""
+"""Progress of ``fit`` and ``evaluate``: the user's callback and the default display (tqdm, or a
+line per epoch and per attack stage)."""
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, Callable, Optional
 
 Callback = Callable[[dict], Any]
 
 
+def stage(event: dict) -> str:
+    """An attack event's stage, as ``nsl evaluate``'s bar names it: ``apgd-ce ε=0.3``."""
+    return f"{event['attack']} ε={event['epsilon']:g}"
+
+
 class EpochLines:
     """The default display without tqdm: one line per epoch on ``sys.stdout`` (a notebook shows
-    it under the cell)."""
+    it under the cell); under attack (``evaluate``), a line when a stage ends and, as ``nsl
+    evaluate`` without a terminal, every 10 s between."""
+
+    EVERY = 10.0
 
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream
+        self.started: dict = {}
+        self.last = time.monotonic()
+
+    def attack(self, event: dict) -> None:
+        now = time.monotonic()
+        name = stage(event)
+        if name not in self.started:
+            self.started[name] = self.last = now
+        started = self.started[name]
+        done, total = event["done"], event["total"]
+        if done < total and now - self.last < self.EVERY:
+            return
+        self.last = now
+        share = done / total if total else 1.0
+        print(f"{name}: {share:.0%} ({done}/{total}), {now - started:.1f} s", file=self.stream or sys.stdout, flush=True)
 
     def __call__(self, event: dict) -> None:
+        if event.get("event") == "attack":
+            self.attack(event)
+            return
         if event.get("event") != "epoch":
             return
         parts = [f"epoch {event['epoch']}/{event['epochs']}", f"loss {event['loss']:.4f}"]
@@ -32,14 +60,25 @@ class EpochLines:
 
 
 class EpochBar:
-    """The default display with tqdm installed: a bar over the batches of each epoch."""
+    """The default display with tqdm installed: a bar over the batches of each epoch, and over
+    each attack stage's steps (``evaluate``)."""
 
     def __init__(self, tqdm: Any) -> None:
         self.tqdm = tqdm
         self.bar = None
 
     def __call__(self, event: dict) -> None:
-        if event.get("event") == "batch":
+        if event.get("event") == "attack":
+            name = stage(event)
+            if self.bar is None or self.bar.desc != name:
+                if self.bar is not None:
+                    self.bar.close()
+                self.bar = self.tqdm(total=event["total"], desc=name, leave=True)
+            self.bar.update(event["done"] - self.bar.n)
+            if event["done"] >= event["total"]:
+                self.bar.close()
+                self.bar = None
+        elif event.get("event") == "batch":
             if self.bar is None or event["batch"] == 1:
                 if self.bar is not None:
                     self.bar.close()
@@ -75,17 +114,23 @@ def display(verbose: Any) -> Optional[Any]:
 
 class Progress:
     """What the extension calls: the user's callback, then the display. Batch events are sent only
-    when someone wants them (tqdm's bar or a callback that asked with ``callback_batches=True``)."""
+    when someone wants them (tqdm's bar or a callback that asked with ``callback_batches=True``);
+    attack events (``evaluate``) always, at most every 100 ms per stage plus its start and end."""
 
     def __init__(self, callback: Optional[Callback], verbose: Any, batches: bool) -> None:
         self.callback = callback
         self.display = display(verbose)
         self.batches = batches or isinstance(self.display, EpochBar)
 
+    @property
+    def active(self) -> bool:
+        """Whether anyone looks at the events (else the extension sends none)."""
+        return self.display is not None or self.callback is not None
+
     def __call__(self, event: dict) -> None:
         if self.display is not None:
             self.display(event)
-        if self.callback is not None and (event.get("event") == "epoch" or self.batches):
+        if self.callback is not None and (event.get("event") != "batch" or self.batches):
             self.callback(event)
 
     def close(self) -> None:

@@ -8,13 +8,15 @@
 //! events (a batch done, an epoch done) and hands them to the Python callback, and between events
 //! (at most every 100 ms) runs Python's signal handlers (`PyErr_CheckSignals`): Ctrl-C raises
 //! KeyboardInterrupt there, which sets the run's stop flag; the trainer stops after its batch and
-//! `fit` re-raises the KeyboardInterrupt. Nothing is written by `fit`.
+//! `fit` re-raises the KeyboardInterrupt. Nothing is written by `fit`. `evaluate` runs the same
+//! way ([`relay`]): the attacks report their progress (`nsl::eval::ProgressFn`, what `nsl
+//! evaluate`'s bar shows) and stop at their next report once Ctrl-C or the callback raised.
 
 use crate::{raise, Class};
 use ndarray::Array2;
 use nsl::data::{Dataset, FeatureBuffer, Targets};
 use nsl::eval::{evaluate_task, predict_task, robustness_sweep_task, Attack, AttackConfig, Metric, Metrics};
-use nsl::eval::{sweep_attacks, AttackError, AttackMethod, AttackSweep, EvalAttack, EvalAttackConfig};
+use nsl::eval::{sweep_attacks, AttackError, AttackMethod, AttackProgress, AttackSweep, EvalAttack, EvalAttackConfig};
 use nsl::graph::{EdgeKind, NeighborGraph};
 use nsl::loss::{ClassWeights, Task};
 use nsl::model::Model;
@@ -26,11 +28,12 @@ use nsl::ModelSpec;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyDictMethods};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A C-contiguous float32 numpy array shared with a [`Dataset`]: the dataset reads numpy's buffer
 /// in place, and the reference keeps the array alive as long as the dataset.
@@ -233,10 +236,18 @@ pub(crate) fn run_err(py: Python<'_>, e: RunError) -> PyErr {
     raise(py, class, strip(e.to_string()))
 }
 
-/// What the training thread tells the Python thread.
+/// What the worker thread (training, evaluation) tells the Python thread.
 enum Event {
     Batch(BatchProgress),
     Epoch(Box<EpochRecord>, usize),
+    /// `done` of `total` units of the stage `attack` at `epsilon` (an attack's steps per sample;
+    /// for FGSM/PGD sweeps, the ε done).
+    Attack {
+        attack: String,
+        epsilon: f64,
+        done: u64,
+        total: u64,
+    },
 }
 
 fn event_dict<'py>(py: Python<'py>, event: &Event) -> PyResult<Bound<'py, PyDict>> {
@@ -256,8 +267,57 @@ fn event_dict<'py>(py: Python<'py>, event: &Event) -> PyResult<Bound<'py, PyDict
             d.set_item("epochs", *epochs)?;
             d.update(parsed.as_mapping())?;
         }
+        Event::Attack { attack, epsilon, done, total } => {
+            d.set_item("event", "attack")?;
+            d.set_item("attack", attack)?;
+            d.set_item("epsilon", *epsilon)?;
+            d.set_item("done", *done)?;
+            d.set_item("total", *total)?;
+        }
     }
     Ok(d)
+}
+
+/// Runs `work` on a thread of its own with the GIL released, while this thread hands the events
+/// `work` sends to `progress` and, between events (at most 100 ms apart), runs Python's signal
+/// handlers. The first exception (KeyboardInterrupt from Ctrl-C, or one the callback raised) sets
+/// `stop`, which `work` watches; it is returned beside `work`'s result once `work` has ended, and
+/// no event is handed on after it.
+fn relay<T: Send>(
+    py: Python<'_>,
+    progress: Option<&Bound<'_, PyAny>>,
+    stop: &AtomicBool,
+    work: impl FnOnce(mpsc::Sender<Event>) -> T + Send,
+) -> (std::thread::Result<T>, Option<PyErr>) {
+    let (tx, rx) = mpsc::channel::<Event>();
+    let rx = Mutex::new(rx);
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(move || work(tx));
+        let mut raised: Option<PyErr> = None;
+        loop {
+            // Waits without the GIL (a poisoned lock, which no code here can cause, ends the wait).
+            let received = py.detach(|| rx.lock().ok().map(|r| r.recv_timeout(Duration::from_millis(100))));
+            match received {
+                Some(Ok(event)) if raised.is_none() => {
+                    if let Some(progress) = progress {
+                        if let Err(e) = event_dict(py, &event).and_then(|d| progress.call1((d,))) {
+                            raised = Some(e);
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                    }
+                }
+                Some(Ok(_)) | Some(Err(mpsc::RecvTimeoutError::Timeout)) => {}
+                Some(Err(mpsc::RecvTimeoutError::Disconnected)) | None => break,
+            }
+            if raised.is_none() {
+                if let Err(e) = py.check_signals() {
+                    raised = Some(e);
+                    stop.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        (py.detach(|| worker.join()), raised)
+    })
 }
 
 /// A fitted or loaded run: the model with its metadata (and, after `fit`, the whole run).
@@ -300,7 +360,8 @@ impl PyRun {
 
 /// Trains a run: `settings` (text, by `nsl train`'s config names), `inputs` (`train`, and
 /// optionally `validation`, `unlabeled`, `pool`: dicts of `x`, `ids`, targets, `weights`), the
-/// graph as a path or `(sources, targets, weights)`, `progress` (called with event dicts).
+/// graph as a path or `(sources, targets, weights)`, `progress` (called with event dicts; None:
+/// no events).
 #[pyfunction]
 #[pyo3(signature = (settings, inputs, graph_path, graph_edges, progress, checkpoint=None, checkpoint_every=1, resume=None))]
 #[allow(clippy::type_complexity, clippy::too_many_arguments)]
@@ -310,7 +371,7 @@ pub(crate) fn fit(
     inputs: Bound<'_, PyDict>,
     graph_path: Option<PathBuf>,
     graph_edges: Option<(Vec<String>, Vec<String>, Vec<f32>)>,
-    progress: Bound<'_, PyAny>,
+    progress: Option<Bound<'_, PyAny>>,
     checkpoint: Option<PathBuf>,
     checkpoint_every: usize,
     resume: Option<PathBuf>,
@@ -356,57 +417,33 @@ pub(crate) fn fit(
     };
     let open = py.detach(|| spec.check().and_then(|c| c.open())).map_err(|e| run_err(py, e))?;
     let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel::<Event>();
-    let rx = Mutex::new(rx);
     let epochs = open.checked().spec().train.epochs;
-    let batches: bool = progress.getattr("batches").and_then(|b| b.extract()).unwrap_or(true);
-    let result = std::thread::scope(|scope| {
-        let flag = stop.clone();
+    // Events cross to Python only when someone shows them (`progress` None: nobody; batch events:
+    // a bar, or a callback that asked): otherwise the waiting thread would take the GIL once per
+    // batch or epoch for nothing.
+    let batches = progress.as_ref().is_some_and(|p| p.getattr("batches").and_then(|b| b.extract()).unwrap_or(true));
+    let epoch_events = progress.is_some();
+    let flag = stop.clone();
+    let result = relay(py, progress.as_ref(), &stop, move |tx| {
         let (batch_tx, epoch_tx) = (tx.clone(), tx);
-        let worker = scope.spawn(move || {
-            let mut hooks = FitHooks::default()
-                .on_epoch(move |record| {
-                    let _ = epoch_tx.send(Event::Epoch(Box::new(record.clone()), epochs));
-                })
-                .stop_when(flag);
-            // Batch events cross to Python only when someone shows them (a bar, a callback that
-            // asked): otherwise the waiting thread would take the GIL once per batch for nothing.
-            if batches {
-                hooks = hooks.on_progress(move |p| {
-                    let _ = batch_tx.send(Event::Batch(p));
-                });
-            }
-            if let Some(path) = state_file {
-                hooks = hooks.on_epoch_state(checkpoint_every, move |state| state.save(&path));
-            }
-            if let Some(state) = state {
-                hooks = hooks.resume_from(state);
-            }
-            open.fit(hooks)
-        });
-        let mut raised: Option<PyErr> = None;
-        loop {
-            // Waits without the GIL (a poisoned lock, which no code here can cause, ends the wait).
-            let received = py.detach(|| rx.lock().ok().map(|r| r.recv_timeout(Duration::from_millis(100))));
-            match received {
-                Some(Ok(event)) if raised.is_none() => {
-                    if let Err(e) = event_dict(py, &event).and_then(|d| progress.call1((d,))) {
-                        raised = Some(e);
-                        stop.store(true, Ordering::SeqCst);
-                    }
-                }
-                Some(Ok(_)) | Some(Err(mpsc::RecvTimeoutError::Timeout)) => {}
-                Some(Err(mpsc::RecvTimeoutError::Disconnected)) | None => break,
-            }
-            if raised.is_none() {
-                if let Err(e) = py.check_signals() {
-                    raised = Some(e);
-                    stop.store(true, Ordering::SeqCst);
-                }
-            }
+        let mut hooks = FitHooks::default().stop_when(flag);
+        if epoch_events {
+            hooks = hooks.on_epoch(move |record| {
+                let _ = epoch_tx.send(Event::Epoch(Box::new(record.clone()), epochs));
+            });
         }
-        let fitted = py.detach(|| worker.join());
-        (fitted, raised)
+        if batches {
+            hooks = hooks.on_progress(move |p| {
+                let _ = batch_tx.send(Event::Batch(p));
+            });
+        }
+        if let Some(path) = state_file {
+            hooks = hooks.on_epoch_state(checkpoint_every, move |state| state.save(&path));
+        }
+        if let Some(state) = state {
+            hooks = hooks.resume_from(state);
+        }
+        open.fit(hooks)
     });
     match result {
         (_, Some(e)) => Err(e),
@@ -462,7 +499,9 @@ impl PyRun {
     /// apgd-t, fab-t, square, autoattack) the metrics under the attack for each epsilon.
     /// `source`: craft the FGSM/PGD perturbations on this other run's model (a transfer attack).
     /// With `per_sample` and an evaluation attack, also the `--per-sample` table's columns.
-    #[pyo3(signature = (input, settings, source=None, per_sample=false))]
+    /// `progress` is called with `event="attack"` dicts (see [`relay`]: the GIL released,
+    /// Ctrl-C stops the attack at its next report and raises KeyboardInterrupt).
+    #[pyo3(signature = (input, settings, source=None, per_sample=false, progress=None))]
     fn evaluate<'py>(
         &self,
         py: Python<'py>,
@@ -470,26 +509,86 @@ impl PyRun {
         settings: Bound<'py, PyDict>,
         source: Option<Bound<'py, PyRun>>,
         per_sample: bool,
+        progress: Option<Bound<'py, PyAny>>,
     ) -> PyResult<(String, Option<Bound<'py, PyDict>>)> {
         let data = dataset(py, &input)?;
         self.check_width(py, &data)?;
-        let task = self.meta().task;
-        let model = self.model();
-        let result = py
-            .detach(|| evaluate_task(model, &data, task, 1024))
-            .map_err(|e| raise(py, Class::Value, format!("y: {e}")))?;
+        let (task, model) = (self.meta().task, self.model());
+        // Every setting checked, and the attack chosen, before any work.
+        let attack = AttackSettings::read(py, &settings)?;
+        let plan = match &attack {
+            None => Plan::Clean,
+            Some(s) => match s.method.sequence(s.norm) {
+                attacks if attacks.is_empty() => Plan::Gradient(self.gradient_config(py, &data, s, source.as_ref())?),
+                attacks => Plan::Evaluation(attacks, self.evaluation_config(py, s, source.is_some())?),
+            },
+        };
+        let source_run = source.as_ref().map(|s| s.get());
+        let source_model = source_run.map_or(model, |s| s.model());
+        let stop = AtomicBool::new(false);
+        let epsilons = attack.as_ref().map_or(&[][..], |s| s.epsilons.as_slice());
+        let name = attack.as_ref().map_or("", |s| s.method.name());
+        let (result, raised) = relay(py, progress.as_ref(), &stop, |tx| {
+            let clean = evaluate_task(model, &data, task, 1024).map_err(|e| Failure::Clean(e.to_string()))?;
+            let attacked = match &plan {
+                Plan::Clean => Attacked::Nothing,
+                Plan::Gradient(config) => {
+                    // One ε at a time, as `nsl evaluate` (the same figures): progress and the stop
+                    // flag between them.
+                    let n = epsilons.len() as u64;
+                    let mut sweep = Vec::with_capacity(epsilons.len());
+                    for (i, &epsilon) in epsilons.iter().enumerate() {
+                        if stop.load(Ordering::SeqCst) {
+                            return Err(Failure::Stopped);
+                        }
+                        let event = |done| Event::Attack { attack: name.into(), epsilon, done, total: n };
+                        let _ = tx.send(event(i as u64));
+                        sweep.extend(
+                            robustness_sweep_task(model, source_model, &data, task, config, &[epsilon], 256)
+                                .map_err(|e| Failure::Gradient(e.to_string()))?,
+                        );
+                        let _ = tx.send(event(i as u64 + 1));
+                    }
+                    Attacked::Gradient(sweep)
+                }
+                Plan::Evaluation(attacks, config) => {
+                    let report = attack_reporter(&tx, &stop);
+                    let sweep = sweep_attacks(model, &data, task, attacks, config, epsilons, Some(&report));
+                    Attacked::Evaluation(Box::new(sweep.map_err(Failure::Attack)?))
+                }
+            };
+            Ok((clean, attacked))
+        });
+        let (clean, attacked) = match (result, raised) {
+            (_, Some(e)) => return Err(e),
+            (Err(_), None) => return Err(raise(py, Class::Other, "the evaluation thread panicked".into())),
+            (Ok(Ok(done)), None) => done,
+            (Ok(Err(failure)), None) => {
+                return Err(match failure {
+                    Failure::Clean(e) => raise(py, Class::Value, format!("y: {e}")),
+                    Failure::Gradient(e) => raise(py, Class::Other, e),
+                    Failure::Attack(e @ AttackError::Candle(_)) => {
+                        raise(py, Class::Other, format!("attack {name}: {e}"))
+                    }
+                    Failure::Attack(AttackError::Stopped { .. }) | Failure::Stopped => {
+                        pyo3::exceptions::PyKeyboardInterrupt::new_err("evaluation stopped")
+                    }
+                    Failure::Attack(e) => raise(py, Class::Value, format!("attack {name}: {e}")),
+                });
+            }
+        };
         let mut out = serde_json::json!({
             "task": task.to_string(),
-            "loss": result.loss,
-            "samples": result.samples,
+            "loss": clean.loss,
+            "samples": clean.samples,
         });
-        if !result.accuracy.is_nan() {
-            out["accuracy"] = result.accuracy.into();
+        if !clean.accuracy.is_nan() {
+            out["accuracy"] = clean.accuracy.into();
         }
-        if result.weighted {
+        if clean.weighted {
             out["weighted"] = true.into();
         }
-        let mut metrics = serde_json::to_value(&result.metrics).map_err(|e| json_err(py, e))?;
+        let mut metrics = serde_json::to_value(&clean.metrics).map_err(|e| json_err(py, e))?;
         if let Some(m) = metrics.as_object_mut() {
             m.remove("accuracy");
             for (k, v) in m.iter() {
@@ -497,12 +596,19 @@ impl PyRun {
             }
         }
         let mut table = None;
-        if let Some(settings) = AttackSettings::read(py, &settings)? {
-            let attacks = settings.method.sequence(settings.norm);
-            if attacks.is_empty() {
-                self.gradient_attack(py, &data, &settings, source.as_ref(), &mut out)?;
-            } else {
-                let sweep = self.evaluation_attack(py, &data, &settings, &attacks, source.is_some())?;
+        match (attacked, &plan, &attack) {
+            (Attacked::Gradient(sweep), Plan::Gradient(config), _) => {
+                let robust = |m: &Metrics| match task {
+                    Task::Multilabel => m.subset_accuracy,
+                    _ => m.accuracy,
+                };
+                out["attack"] = serde_json::to_value(config).map_err(|e| json_err(py, e))?;
+                out["epsilon"] = sweep.iter().map(|p| p.0).collect::<Vec<_>>().into();
+                out["robust_accuracy"] = sweep.iter().filter_map(|p| robust(&p.1)).collect::<Vec<_>>().into();
+                out["robust_metrics"] = serde_json::to_value(sweep.iter().map(|p| &p.1).collect::<Vec<_>>())
+                    .map_err(|e| json_err(py, e))?;
+            }
+            (Attacked::Evaluation(sweep), _, Some(settings)) => {
                 if per_sample {
                     table = Some(per_sample_columns(py, &data, &sweep)?);
                 }
@@ -521,6 +627,7 @@ impl PyRun {
                 }
                 out["masking_check"] = serde_json::json!({ "passed": warnings.is_empty(), "warnings": warnings });
             }
+            _ => {}
         }
         let text = serde_json::to_string(&out).map_err(|e| json_err(py, e))?;
         Ok((text, table))
@@ -684,19 +791,83 @@ impl AttackSettings {
     }
 }
 
+/// What `evaluate` runs, settled before any work.
+enum Plan {
+    /// Loss and metrics only.
+    Clean,
+    /// FGSM or PGD at each ε (`nsl evaluate --attack fgsm|pgd`).
+    Gradient(AttackConfig),
+    /// An evaluation attack or AutoAttack's sequence at each ε, with the masking check.
+    Evaluation(Vec<EvalAttack>, EvalAttackConfig),
+}
+
+/// What the evaluation thread computed under attack.
+enum Attacked {
+    Nothing,
+    Gradient(Vec<(f64, Metrics)>),
+    Evaluation(Box<AttackSweep>),
+}
+
+/// Why the evaluation thread failed.
+enum Failure {
+    Clean(String),
+    Gradient(String),
+    Attack(AttackError),
+    /// The stop flag was set between two ε of an FGSM/PGD sweep.
+    Stopped,
+}
+
+/// The attacks' progress callback of `evaluate`: sends an [`Event::Attack`] when a stage starts or
+/// ends (once) and at most every 100 ms between (the attacks report every step of a batch, which can be
+/// thousands a second: each event takes the GIL), and stops the attack once `stop` is set.
+fn attack_reporter<'a>(
+    tx: &'a mpsc::Sender<Event>,
+    stop: &'a AtomicBool,
+) -> impl Fn(&AttackProgress) -> ControlFlow<()> + Sync + 'a {
+    let last: Mutex<Option<(String, f64, u64, Instant)>> = Mutex::new(None);
+    move |p: &AttackProgress| {
+        if stop.load(Ordering::SeqCst) {
+            return ControlFlow::Break(());
+        }
+        let now = Instant::now();
+        if let Ok(mut last) = last.lock() {
+            let due = match &*last {
+                Some((attack, epsilon, done, at)) if attack == p.attack && *epsilon == p.epsilon => {
+                    // Something new (a stage's end is reported again by each of its batches), and the
+                    // stage's end or 100 ms since the last event.
+                    *done != p.done && (p.done == p.total || now - *at >= REPORT_EVERY)
+                }
+                _ => true,
+            };
+            if due {
+                *last = Some((p.attack.to_string(), p.epsilon, p.done, now));
+                let _ = tx.send(Event::Attack {
+                    attack: p.attack.into(),
+                    epsilon: p.epsilon,
+                    done: p.done,
+                    total: p.total,
+                });
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The shortest time between two attack events of one stage.
+const REPORT_EVERY: Duration = Duration::from_millis(100);
+
 impl PyRun {
-    /// FGSM or PGD at each ε (`nsl evaluate --attack fgsm|pgd`): `attack`, `epsilon`,
-    /// `robust_accuracy` and `robust_metrics` into `out`.
-    fn gradient_attack(
+    /// FGSM's or PGD's settings (`nsl evaluate --attack fgsm|pgd`), checked, with the transfer
+    /// source's outputs checked against this model's.
+    fn gradient_config(
         &self,
         py: Python<'_>,
         data: &Dataset,
         s: &AttackSettings,
         source: Option<&Bound<'_, PyRun>>,
-        out: &mut serde_json::Value,
-    ) -> PyResult<()> {
+    ) -> PyResult<AttackConfig> {
         let bad = |m: String| raise(py, Class::Value, m);
-        let (task, model) = (self.meta().task, self.model());
+        let task = self.meta().task;
         let attack = match s.method {
             AttackMethod::Pgd => {
                 if s.steps == 0 || !(s.step_size.is_finite() && s.step_size > 0.0) {
@@ -706,9 +877,7 @@ impl PyRun {
             }
             _ => Attack::Fgsm,
         };
-        let config = AttackConfig { attack, norm: s.norm, epsilon: s.epsilons[0], clip: s.clip, seed: s.seed };
-        let source_run = source.map(|s| s.get());
-        if let Some(src) = source_run {
+        if let Some(src) = source.map(|s| s.get()) {
             src.check_width(py, data)?;
             if src.meta().classes != self.meta().classes || src.meta().task != task {
                 return Err(bad(format!(
@@ -719,41 +888,23 @@ impl PyRun {
                 )));
             }
         }
-        let source_model = source_run.map_or(model, |s| s.model());
-        let sweep = py
-            .detach(|| robustness_sweep_task(model, source_model, data, task, &config, &s.epsilons, 256))
-            .map_err(|e| raise(py, Class::Other, e.to_string()))?;
-        let robust = |m: &Metrics| match task {
-            Task::Multilabel => m.subset_accuracy,
-            _ => m.accuracy,
-        };
-        out["attack"] = serde_json::to_value(config).map_err(|e| json_err(py, e))?;
-        out["epsilon"] = sweep.iter().map(|p| p.0).collect::<Vec<_>>().into();
-        out["robust_accuracy"] = sweep.iter().filter_map(|p| robust(&p.1)).collect::<Vec<_>>().into();
-        out["robust_metrics"] =
-            serde_json::to_value(sweep.iter().map(|p| &p.1).collect::<Vec<_>>()).map_err(|e| json_err(py, e))?;
-        Ok(())
+        Ok(AttackConfig { attack, norm: s.norm, epsilon: s.epsilons[0], clip: s.clip, seed: s.seed })
     }
 
-    /// APGD, FAB-T, Square or AutoAttack at each ε with the masking check
-    /// (`nsl evaluate --attack apgd-ce|…|autoattack`), through [`sweep_attacks`].
-    fn evaluation_attack(
-        &self,
-        py: Python<'_>,
-        data: &Dataset,
-        s: &AttackSettings,
-        attacks: &[EvalAttack],
-        transfer: bool,
-    ) -> PyResult<AttackSweep> {
-        let name = s.method.name();
+    /// The settings of APGD, FAB-T, Square or AutoAttack (`nsl evaluate --attack
+    /// apgd-ce|…|autoattack`); [`sweep_attacks`] checks them at every ε before any attack runs.
+    fn evaluation_config(&self, py: Python<'_>, s: &AttackSettings, transfer: bool) -> PyResult<EvalAttackConfig> {
         if transfer {
             return Err(raise(
                 py,
                 Class::Value,
-                format!("attack_from: {name} is white-box (it attacks this model itself); attack_from works with fgsm and pgd"),
+                format!(
+                    "attack_from: {} is white-box (it attacks this model itself); attack_from works with fgsm and pgd",
+                    s.method.name()
+                ),
             ));
         }
-        let config = EvalAttackConfig {
+        Ok(EvalAttackConfig {
             norm: s.norm,
             epsilon: s.epsilons[0],
             clip: s.clip,
@@ -764,11 +915,6 @@ impl PyRun {
             seed: s.seed,
             batch_size: s.batch_size,
             ..EvalAttackConfig::default()
-        };
-        let (task, model) = (self.meta().task, self.model());
-        py.detach(|| sweep_attacks(model, data, task, attacks, &config, &s.epsilons, None)).map_err(|e| {
-            let class = if matches!(e, AttackError::Candle(_)) { Class::Other } else { Class::Value };
-            raise(py, class, format!("attack {name}: {e}"))
         })
     }
 }

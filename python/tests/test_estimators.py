@@ -339,6 +339,33 @@ def test_check_estimator(est, skips):
     assert failed == []
 
 
+def test_sklearn_subclasses_are_base_estimators(tmp_path):
+    """nsl_rs.sklearn's classes derive from scikit-learn's (import nsl_rs itself does not import it)."""
+    import warnings
+
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_classifier, is_regressor
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from nsl_rs.sklearn import NSLClassifier as SkClassifier, NSLRegressor as SkRegressor
+
+    est = SkClassifier(model="mlp:32", epochs=40, learning_rate=0.01, verbose=False, threads=1)
+    assert isinstance(est, (BaseEstimator, ClassifierMixin, NSLClassifier)) and is_classifier(est)
+    assert isinstance(SkRegressor(), (BaseEstimator, RegressorMixin, NSLRegressor)) and is_regressor(SkRegressor())
+    assert not isinstance(NSLClassifier(), BaseEstimator)
+    assert repr(est) == repr(NSLClassifier(**est.get_params())) and est.get_params() == clone(est).get_params()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = check_estimator(est, expected_failed_checks=CLASSIFIER_SKIPS, on_fail=None)
+    assert [(r["check_name"], str(r["exception"])[:300]) for r in results if r["status"] == "failed"] == []
+    assert not [w for w in caught if "BaseEstimator" in str(w.message)]
+    x, y = blobs()
+    fitted = SkClassifier(model="mlp:8", epochs=5, verbose=False, threads=1).fit(x, y)
+    fitted.save(tmp_path / "run")
+    again = pickle.loads(pickle.dumps(fitted))
+    assert type(again) is SkClassifier and type(SkClassifier.load(tmp_path / "run")) is SkClassifier
+    assert np.array_equal(again.predict_proba(x), fitted.predict_proba(x))
+
+
 def test_pipeline_cross_val_score_and_grid_search():
     from sklearn.model_selection import GridSearchCV, cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -438,6 +465,83 @@ def test_evaluate_attack_errors(attacked_run):
         est.evaluate(x, y, attack="square", epsilon=0.1, attack_from=est)
     with pytest.raises(NslValueError, match="queri"):
         est.evaluate(x, y, attack="square", epsilon=0.1, querys=3)
+
+
+def _with(est, **params):
+    """A copy of the fitted `est` with other (progress) parameters."""
+    copy = pickle.loads(pickle.dumps(est))
+    copy.set_params(**params)
+    return copy
+
+
+FAST = dict(iterations=5, target_classes=3, queries=40, attack_batch_size=16, seed=3, clip=(0, 1))
+
+
+def test_evaluate_reports_attack_progress_to_the_callback(attacked_run):
+    est, x, y, ids, d = attacked_run
+    events = []
+    watched = _with(est, callback=events.append, verbose=False)
+    r = watched.evaluate(x, y, attack="autoattack", epsilon=[0.05, 0.2], **FAST)
+    quiet = est.evaluate(x, y, attack="autoattack", epsilon=[0.05, 0.2], **FAST)
+    assert _drop_seconds(r["results"]) == _drop_seconds(quiet["results"])
+    assert {e["event"] for e in events} == {"attack"}
+    stages = []
+    for e in events:
+        if not stages or stages[-1] != (e["attack"], e["epsilon"]):
+            stages.append((e["attack"], e["epsilon"]))
+    # Each ε: the masking check's FGSM reference, then the sequence on the points still robust
+    # (a stage with no point left has no work and no event).
+    order = ["fgsm", "apgd-ce", "apgd-t", "fab-t", "square"]
+    for eps in (0.05, 0.2):
+        ran = [a for a, e in stages if e == eps]
+        assert ran[:2] == ["fgsm", "apgd-ce"] and ran == sorted(ran, key=order.index), stages
+    for stage in stages:
+        done = [(e["done"], e["total"]) for e in events if (e["attack"], e["epsilon"]) == stage]
+        assert [a for a, _ in done] == sorted(a for a, _ in done) and done[-1][0] == done[-1][1], (stage, done)
+    events.clear()
+    pgd = watched.evaluate(x, y, attack="pgd", epsilon=[0.05, 0.2], steps=3, step_size=0.05)
+    assert [(e["attack"], e["epsilon"], e["done"], e["total"]) for e in events] == [
+        ("pgd", 0.05, 0, 2), ("pgd", 0.05, 1, 2), ("pgd", 0.2, 1, 2), ("pgd", 0.2, 2, 2)]
+    assert pgd["robust_accuracy"] == est.evaluate(x, y, attack="pgd", epsilon=[0.05, 0.2], steps=3,
+                                                  step_size=0.05)["robust_accuracy"]
+
+
+def test_ctrl_c_stops_evaluate_within_the_running_attack(attacked_run):
+    est, x, y, ids, d = attacked_run
+    events = []
+
+    def interrupt(event):
+        events.append(event)
+        if event["attack"] == "apgd-ce" and event["done"] > 0:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    # 2,000 iterations of APGD-CE and 5,000 Square queries: minutes if it ran on.
+    watched = _with(est, callback=interrupt, verbose=False)
+    with pytest.raises(KeyboardInterrupt):
+        watched.evaluate(x, y, attack="autoattack", epsilon=0.2, iterations=2000, attack_batch_size=4,
+                         clip=(0, 1), per_sample=True)
+    # Stopped in APGD-CE: no event after the one that interrupted, no later stage.
+    assert events[-1]["attack"] == "apgd-ce" and events[-1]["done"] < events[-1]["total"]
+    assert [e for e in events if e["attack"] not in ("fgsm", "apgd-ce")] == []
+    assert watched.evaluate(x, y)["samples"] == len(x)
+
+
+def test_callback_errors_stop_evaluate(attacked_run):
+    est, x, y, ids, d = attacked_run
+
+    def boom(event):
+        raise RuntimeError("stop the attack")
+
+    with pytest.raises(RuntimeError, match="stop the attack"):
+        _with(est, callback=boom, verbose=False).evaluate(x, y, attack="apgd-ce", epsilon=0.1, **FAST)
+
+
+def test_evaluate_default_display_prints_each_stage(attacked_run, capsys):
+    est, x, y, ids, d = attacked_run
+    _with(est, verbose="lines").evaluate(x, y, attack="apgd-ce", epsilon=[0.05, 0.2], **FAST)
+    lines = capsys.readouterr().out.splitlines()
+    done = [line.split(":")[0] for line in lines if ": 100% (" in line]
+    assert done == ["fgsm ε=0.05", "apgd-ce ε=0.05", "fgsm ε=0.2", "apgd-ce ε=0.2"], lines
 
 
 # ---------------------------------------------------------------------------------------------

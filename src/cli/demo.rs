@@ -260,7 +260,10 @@ fn score_models(
             Task::Multiclass,
             &EvalAttack::STANDARD,
             &aa,
-            Some(&|p: &AttackProgress| work.update(&format!("AutoAttack on {name}: {}", p.attack), p.done, p.total)),
+            Some(&|p: &AttackProgress| {
+                work.update(&format!("AutoAttack on {name}: {}", p.attack), p.done, p.total);
+                std::ops::ControlFlow::Continue(())
+            }),
         )?;
         work.finish();
         let masking_warnings =

@@ -521,7 +521,10 @@ fn run_evaluation_attacks(
         &attacks,
         &config,
         &args.epsilon,
-        Some(&|p: &nsl::eval::AttackProgress| bar.update(&format!("{} ε={}", p.attack, p.epsilon), p.done, p.total)),
+        Some(&|p: &nsl::eval::AttackProgress| {
+            bar.update(&format!("{} ε={}", p.attack, p.epsilon), p.done, p.total);
+            std::ops::ControlFlow::Continue(())
+        }),
     )
     .with_context(|| format!("--attack {name}"))?;
     bar.finish();

@@ -1,5 +1,6 @@
 //! [`NeighborTable`]: each training sample's neighbors, resolved to feature rows.
 
+use super::NeighborConfig;
 use crate::data::{DataError, Dataset};
 use crate::graph::NeighborGraph;
 use candle_core::{Device, Result as CandleResult, Tensor};
@@ -35,7 +36,8 @@ pub struct NeighborTable {
     features: Array2<f32>,
     /// The sample id of each feature row.
     ids: Vec<String>,
-    max_neighbors: usize,
+    /// What the table was built with.
+    config: NeighborConfig,
 }
 
 /// The (sample, neighbor, weight) pairs of one batch, ready for a regularizer; the neighbors'
@@ -73,7 +75,9 @@ impl NeighborBatch {
 impl NeighborTable {
     /// Joins `samples` with `graph`. A neighbor is looked up first among `samples`, then in `pool`
     /// (a labeled sample wins over a pool sample with the same id, as in NSL). Each sample keeps its
-    /// `max_neighbors` best out-edges among the resolvable ones ([`NeighborGraph::top_k`] order).
+    /// `config.max_neighbors` best out-edges among the resolvable ones ([`NeighborGraph::top_k`]
+    /// order). A graph regularizer's table is built with its
+    /// [`neighbors`](crate::regularize::GraphRegConfig::neighbors); a number converts (`2`).
     ///
     /// # Errors
     /// [`DataError::Dataset`] if the pool's feature width differs from the samples'.
@@ -81,8 +85,10 @@ impl NeighborTable {
         samples: &Dataset,
         pool: Option<&Dataset>,
         graph: &NeighborGraph,
-        max_neighbors: usize,
+        config: impl Into<NeighborConfig>,
     ) -> Result<(Self, NeighborReport), DataError> {
+        let config = config.into();
+        let max_neighbors = config.max_neighbors;
         if let Some(p) = pool {
             if p.dim() != samples.dim() {
                 return Err(DataError::Dataset(format!(
@@ -139,7 +145,7 @@ impl NeighborTable {
         }
         report.pairs = pairs.len();
         report.distinct_neighbors = gathered.len();
-        Ok((NeighborTable { offsets, pairs, from_pool, features, ids, max_neighbors }, report))
+        Ok((NeighborTable { offsets, pairs, from_pool, features, ids, config }, report))
     }
 
     /// A table from neighbor lists already resolved, as packed records carry them: sample `i` has
@@ -149,13 +155,15 @@ impl NeighborTable {
     ///
     /// # Errors
     /// [`DataError::Dataset`] if the counts do not add up to the rows of `features` and the number
-    /// of weights, or a count exceeds `max_neighbors`.
+    /// of weights, or a count exceeds `config.max_neighbors`.
     pub fn from_lists(
         counts: &[usize],
         features: Array2<f32>,
         weights: Vec<f32>,
-        max_neighbors: usize,
+        config: impl Into<NeighborConfig>,
     ) -> Result<Self, DataError> {
+        let config = config.into();
+        let max_neighbors = config.max_neighbors;
         let total: usize = counts.iter().sum();
         if total != features.nrows() || total != weights.len() {
             return Err(DataError::Dataset(format!(
@@ -182,13 +190,19 @@ impl NeighborTable {
             from_pool: vec![false; total],
             features,
             ids: vec![String::new(); total],
-            max_neighbors,
+            config,
         })
     }
 
-    /// The configured maximum number of neighbors per sample.
+    /// The settings the table was built with.
+    pub fn config(&self) -> NeighborConfig {
+        self.config
+    }
+
+    /// The configured maximum number of neighbors per sample (the trainer's, for the batches of
+    /// this table).
     pub fn max_neighbors(&self) -> usize {
-        self.max_neighbors
+        self.config.max_neighbors
     }
 
     /// The neighbors of training sample `row`, best first: `(neighbor id, neighbor features, weight)`.
@@ -225,7 +239,7 @@ impl NeighborTable {
     ) -> CandleResult<NeighborBatch> {
         let (mut sample_index, mut weights) = (Vec::new(), Vec::new());
         self.append_pairs(rows, 0, [1.0, 1.0], features, &mut sample_index, &mut weights);
-        NeighborBatch::new(sample_index, weights, rows.len() * self.max_neighbors, device)
+        NeighborBatch::new(sample_index, weights, rows.len() * self.config.max_neighbors, device)
     }
 
     /// The pairs of `rows` (which sit at positions `first_position..` of a batch), their neighbors'

@@ -27,20 +27,26 @@
 
 use super::distance::{pairwise_distance, DistanceConfig, DistanceType, Reduction, Transform};
 use crate::config::{key_values, ConfigError};
-use crate::neighbors::NeighborBatch;
+use crate::neighbors::{NeighborBatch, NeighborConfig};
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
 /// Graph-regularization settings. `Default` is NSL's (`multiplier` 0.01, `l2`, sum by non-zero
 /// weights), except `max_neighbors`, which NSL defaults to 0 (off) and is 1 here.
+///
+/// The neighbors per sample are a [`NeighborConfig`] of their own: the neighbor tables are built
+/// with it ([`NeighborTable::new`](crate::neighbors::NeighborTable::new)`(…, config.neighbors)`),
+/// and the trainer takes the number from the table, so it is stated once, here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GraphRegConfig {
     /// Weight of the graph loss in the total loss. Default 0.01 (NSL); NSL's Cora tutorial uses 0.1.
     pub multiplier: f64,
-    /// Neighbors per sample, best weight first. Default 1.
-    pub max_neighbors: usize,
+    /// Neighbors per sample, best weight first (`neighbors=` in [`from_kv`](Self::from_kv)).
+    /// Default 1. Serialized as `max_neighbors` (a number), as before it was a type.
+    #[serde(rename = "max_neighbors")]
+    pub neighbors: NeighborConfig,
     /// Distance, transform and reduction. Default: NSL's `DistanceConfig` (`l2`, sum by non-zero weights).
     pub distance: DistanceConfig,
     /// Regularize this named layer (e.g. `hidden1`) instead of the logits. Default: the logits.
@@ -59,7 +65,7 @@ pub struct GraphRegConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub multiplier_uu: Option<f64>,
     /// Neighbors from r-hop neighborhoods: the graph is replaced by
-    /// [`NeighborGraph::multi_hop`](crate::graph::NeighborGraph::multi_hop)`(hops, max_neighbors)`
+    /// [`NeighborGraph::multi_hop`](crate::graph::NeighborGraph::multi_hop)`(hops, neighbors.max_neighbors)`
     /// (weights `Σ_{h≤R} Â^h`) by [`GraphRegConfig::neighbor_graph`]. Default 1 (the graph as it is).
     pub hops: usize,
     /// The contrastive distance's temperature τ (see the module docs): `Some` replaces `distance`
@@ -80,7 +86,7 @@ impl Default for GraphRegConfig {
     fn default() -> Self {
         GraphRegConfig {
             multiplier: 0.01,
-            max_neighbors: 1,
+            neighbors: NeighborConfig::default(),
             distance: DistanceConfig::default(),
             layer: None,
             stop_gradient: false,
@@ -147,7 +153,7 @@ impl GraphRegConfig {
     /// ```
     /// use nsl::regularize::{DistanceType, GraphRegConfig};
     /// let config = GraphRegConfig::from_kv("multiplier=0.1,neighbors=2,distance=cosine").unwrap();
-    /// assert_eq!((config.multiplier, config.max_neighbors), (0.1, 2));
+    /// assert_eq!((config.multiplier, config.neighbors.max_neighbors), (0.1, 2));
     /// assert_eq!(config.distance.distance, DistanceType::Cosine);
     /// assert_eq!(GraphRegConfig::from_kv("").unwrap(), GraphRegConfig::tutorial());
     /// assert!(GraphRegConfig::from_kv("colour=red").is_err());
@@ -169,7 +175,7 @@ impl GraphRegConfig {
                 "hops" => config.hops = kv.parse("a number of hops ≥ 1")?,
                 "neighbors" | "max-neighbors" => {
                     let expected = "a number of neighbors ≥ 1";
-                    config.max_neighbors =
+                    config.neighbors.max_neighbors =
                         usize::try_from(kv.parse::<i64>(expected)?).map_err(|_| kv.invalid(expected))?;
                 }
                 "distance" if kv.value == "contrastive" => {
@@ -230,10 +236,12 @@ impl GraphRegConfig {
         if let Some(t) = self.contrastive.filter(|t| !(t.is_finite() && *t > 0.0)) {
             return Err(ConfigError::invalid("graph-reg temperature", t, "a finite number > 0"));
         }
-        if self.max_neighbors == 0 {
-            // 0 would train without a single neighbor: a graph term that is always 0.
-            return Err(ConfigError::invalid("graph-reg neighbors", 0, "at least 1 neighbor per sample"));
-        }
+        self.neighbors.validate().map_err(|e| match e {
+            ConfigError::InvalidValue { field, value, expected } => {
+                ConfigError::InvalidValue { field: format!("graph-reg {field}"), value, expected }
+            }
+            e => e,
+        })?;
         if !(1..=crate::graph::MAX_HOPS).contains(&self.hops) {
             return Err(ConfigError::invalid("graph-reg hops", self.hops, format!("1 to {}", crate::graph::MAX_HOPS)));
         }
@@ -263,7 +271,7 @@ impl GraphRegConfig {
     ) -> std::result::Result<std::borrow::Cow<'g, crate::graph::NeighborGraph>, ConfigError> {
         match self.hops {
             1 => Ok(std::borrow::Cow::Borrowed(graph)),
-            hops => Ok(std::borrow::Cow::Owned(graph.multi_hop(hops, self.max_neighbors.max(1))?)),
+            hops => Ok(std::borrow::Cow::Owned(graph.multi_hop(hops, self.neighbors.max_neighbors.max(1))?)),
         }
     }
 }
@@ -390,7 +398,7 @@ mod tests {
 
     #[test]
     fn zero_neighbors_is_refused_by_the_config_not_only_the_flag() {
-        let config = GraphRegConfig { max_neighbors: 0, ..GraphRegConfig::default() };
+        let config = GraphRegConfig { neighbors: 0.into(), ..GraphRegConfig::default() };
         let err = config.validate().unwrap_err();
         assert!(err.to_string().contains("neighbors"), "{err}");
         assert!(GraphRegConfig::from_kv("neighbors=0").is_err());
@@ -498,7 +506,7 @@ mod tests {
     fn kv_keys_values_and_defaults() {
         let c = GraphRegConfig::from_kv("multiplier=0.1,neighbors=2,distance=cosine,stop-gradient=true").unwrap();
         assert_eq!(c.multiplier, 0.1);
-        assert_eq!(c.max_neighbors, 2);
+        assert_eq!(c.neighbors.max_neighbors, 2);
         assert_eq!(c.distance.distance, DistanceType::Cosine);
         assert_eq!(c.distance.sum_over_axis, Some(-1));
         assert!(c.stop_gradient);
@@ -507,7 +515,7 @@ mod tests {
             "max_neighbors=3,distance=kl_divergence,transform=softmax,reduction=mean,sum_over_axis=none,layer=h1",
         )
         .unwrap();
-        assert_eq!((c.max_neighbors, c.layer.as_deref()), (3, Some("h1")));
+        assert_eq!((c.neighbors.max_neighbors, c.layer.as_deref()), (3, Some("h1")));
         assert_eq!(
             c.distance,
             DistanceConfig {

@@ -368,8 +368,8 @@ fn neighbor_tables(
     stage("r-hop neighbors");
     let g = reg.neighbor_graph(g)?;
     stage("building the neighbor table");
-    let (table, report) = NeighborTable::new(train, pool, &g, reg.max_neighbors)?;
-    let utable = unlabeled.map(|u| NeighborTable::new(u, Some(train), &g, reg.max_neighbors)).transpose()?;
+    let (table, report) = NeighborTable::new(train, pool, &g, reg.neighbors)?;
+    let utable = unlabeled.map(|u| NeighborTable::new(u, Some(train), &g, reg.neighbors)).transpose()?;
     let note = (report.unknown_nodes > 0).then(|| {
         format!(
             "{graph_name}: {} graph nodes are neither training nor pool samples ({} edges from training samples \

@@ -123,7 +123,8 @@ pub struct RunSpec {
     /// The neighbor graph for graph regularization. Default none.
     pub graph: Option<GraphInput>,
     /// Graph regularization. Default none; needs [`RunSpec::graph`] (or packed samples). Its
-    /// `max_neighbors` is the number of neighbors each sample keeps.
+    /// `neighbors` ([`NeighborConfig`](crate::neighbors::NeighborConfig)) is the number of
+    /// neighbors each sample keeps: the run builds the neighbor tables with it.
     pub graph_reg: Option<GraphRegConfig>,
     /// Adversarial regularization. Default none.
     pub adv_reg: Option<AdvRegConfig>,

@@ -40,17 +40,6 @@ pub enum TrainError {
         /// The model's outputs.
         outputs: usize,
     },
-    /// The neighbor table holds another number of neighbors per sample than the graph regularizer.
-    #[error(
-        "the neighbor table was built with {table} neighbors per sample but the graph regularizer's \
-         max_neighbors is {config}: build the table with the config's value"
-    )]
-    NeighborMismatch {
-        /// The table's neighbors per sample.
-        table: usize,
-        /// `GraphRegConfig::max_neighbors`.
-        config: usize,
-    },
     /// A row of a streamed packed table is bad ([`TrainData::Packed`](super::TrainData::Packed)).
     #[error(transparent)]
     Data(#[from] crate::data::DataError),

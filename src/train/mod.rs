@@ -316,7 +316,10 @@ impl<'a> Trainer<'a> {
     }
 
     /// Adds graph regularization along the neighbors of `table` (built from the same training
-    /// samples that [`Trainer::fit`] gets, with `config.max_neighbors` neighbors per sample).
+    /// samples that [`Trainer::fit`] gets, with `config.neighbors`: `NeighborTable::new(…,
+    /// config.neighbors)`). The neighbors per sample are the table's: the trainer does not read
+    /// the number a second time from `config` (a packed table, which has no `NeighborTable`, reads
+    /// `config.neighbors`' columns).
     pub fn with_graph(mut self, table: &'a NeighborTable, config: &'a GraphRegConfig) -> Self {
         self.graph = Some((table, config));
         self
@@ -537,14 +540,6 @@ impl<'a> Trainer<'a> {
             )
             .into());
         }
-        if let Some((table, config)) = self.graph {
-            if table.max_neighbors() != config.max_neighbors {
-                return Err(TrainError::NeighborMismatch {
-                    table: table.max_neighbors(),
-                    config: config.max_neighbors,
-                });
-            }
-        }
         let labels = match crate::eval::task_targets(train, self.task) {
             Ok(t) => t,
             Err(e) => return Err(TrainError::Targets(e.to_string())),
@@ -735,7 +730,7 @@ impl<'a> Trainer<'a> {
                 }
                 TrainData::Packed { parts, config, .. } => {
                     let shuffle = self.config.shuffle.then_some((&mut order, &mut rng));
-                    let neighbors = graph_config.map_or(0, |c| c.max_neighbors);
+                    let neighbors = graph_config.map_or(0, |c| c.neighbors.max_neighbors);
                     let stream = parts.epoch(config, neighbors, self.config.seed, epoch, shuffle);
                     EpochBatches::Packed {
                         stream: Box::new(stream),
@@ -861,7 +856,7 @@ impl<'a> Trainer<'a> {
     fn setup(&self, source: TrainData) -> serde_json::Value {
         let graph_pairs = match source {
             TrainData::Memory(_) => self.graph.map(|(t, _)| t.max_neighbors()),
-            TrainData::Packed { graph, .. } => graph.map(|c| c.max_neighbors),
+            TrainData::Packed { graph, .. } => graph.map(|c| c.neighbors.max_neighbors),
         };
         let mut setup = serde_json::json!({
             "train_samples": source.len(),

@@ -209,7 +209,7 @@ impl Run<'_> {
         let (mut k, mut counter) = (first, 0);
         for i in 0..n_iter {
             if s.rows.is_empty() {
-                meter.add((n * (n_iter - i)) as u64);
+                meter.add((n * (n_iter - i)) as u64)?;
                 break;
             }
             let alpha = if i > 0 { 0.75f32 } else { 1.0 };
@@ -284,7 +284,7 @@ impl Run<'_> {
             if keep.len() < s.rows.len() {
                 s.keep(&keep);
             }
-            meter.add(n as u64);
+            meter.add(n as u64)?;
         }
         Ok(found)
     }
@@ -341,7 +341,7 @@ pub(crate) fn apgd(
             for restart in 0..config.restarts {
                 let open: Vec<usize> = (start..end).filter(|&i| found[i].is_none()).collect();
                 if open.is_empty() {
-                    meter.add((batch_len * config.iterations) as u64);
+                    meter.add((batch_len * config.iterations) as u64)?;
                     continue;
                 }
                 let xs = x.select(Axis(0), &open);
@@ -357,7 +357,7 @@ pub(crate) fn apgd(
                 let result = run.attack(xs.view(), &ys, &ts, &idx, meter)?;
                 // Account for the rows that were already broken before this run.
                 let expected = before + (batch_len * config.iterations) as u64;
-                meter.add(expected.saturating_sub(meter.done));
+                meter.add(expected.saturating_sub(meter.done))?;
                 for (j, adv) in result.into_iter().enumerate() {
                     if adv.is_some() {
                         found[open[j]] = adv;

@@ -100,7 +100,8 @@ pub fn attack_layout(item_shape: &[usize], width: usize) -> [usize; 3] {
 /// # Errors
 /// Before any attack: [`AttackError`] for invalid settings (see [`EvalAttackConfig::validate`]),
 /// labels that do not match the rows or the model's classes, or a layout that is not the row
-/// width. A candle error of a forward or backward pass.
+/// width. A candle error of a forward or backward pass. [`AttackError::Stopped`] when `progress`
+/// returned `ControlFlow::Break`.
 pub fn run_attacks(
     model: &dyn Model,
     x: ArrayView2<f32>,
@@ -161,18 +162,13 @@ pub fn run_attacks(
             }
             _ => config.iterations * config.restarts,
         };
-        let mut meter = Meter {
-            report: progress,
-            attack: attack.name(),
-            epsilon: config.epsilon,
-            done: 0,
-            total: (open.len() * units) as u64,
-        };
+        let mut meter = Meter::new(progress, attack.name(), config.epsilon, (open.len() * units) as u64);
         let found = match attack {
-            EvalAttack::Square => square(model, xs.view(), &ys, &open, layout, config, &mut meter)?,
-            EvalAttack::FabT => fab_targeted(model, xs.view(), &ys, &open, config, classes, &mut meter)?,
-            _ => apgd(model, attack, xs.view(), &ys, &open, config, classes, &mut meter)?,
+            EvalAttack::Square => square(model, xs.view(), &ys, &open, layout, config, &mut meter),
+            EvalAttack::FabT => fab_targeted(model, xs.view(), &ys, &open, config, classes, &mut meter),
+            _ => apgd(model, attack, xs.view(), &ys, &open, config, classes, &mut meter),
         };
+        let found = found.map_err(|e| meter.error(e))?;
         // The reference's final check: a candidate counts if the model's arg-max is not the label
         // and (FAB-T's minimal-distance points; the others stay in the ball by construction) it is
         // within ε.
@@ -246,8 +242,7 @@ fn fgsm_reference(
     progress: Option<ProgressFn>,
 ) -> Result<(usize, usize), AttackError> {
     let open: Vec<usize> = (0..x.nrows()).filter(|&i| correct[i]).collect();
-    let mut meter =
-        Meter { report: progress, attack: "fgsm", epsilon: config.epsilon, done: 0, total: open.len() as u64 };
+    let mut meter = Meter::new(progress, "fgsm", config.epsilon, open.len() as u64);
     let eps = config.epsilon as f32;
     let (mut kept, mut zero) = (0, 0);
     for chunk in open.chunks(config.batch_size.max(1)) {
@@ -276,7 +271,7 @@ fn fgsm_reference(
         }
         let z = logits(model, adv.view())?;
         kept += z.rows().into_iter().zip(&ys).filter(|(r, &l)| argmax(&r.to_vec()) == l).count();
-        meter.add(chunk.len() as u64);
+        meter.add(chunk.len() as u64).map_err(|e| meter.error(e))?;
     }
     Ok((kept, zero))
 }

@@ -263,4 +263,13 @@ pub enum AttackError {
     /// A forward or backward pass failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// The progress callback asked to stop ([`ProgressFn`](super::ProgressFn) returned
+    /// `ControlFlow::Break`): the sweep ends without a result.
+    #[error("{attack} at ε={epsilon} stopped by its progress callback")]
+    Stopped {
+        /// The attack that was running.
+        attack: String,
+        /// Its ε.
+        epsilon: f64,
+    },
 }

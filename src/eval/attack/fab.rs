@@ -263,7 +263,7 @@ fn single_run(
             }
         }
         if s.rows.is_empty() {
-            meter.add((n * (config.iterations - it)) as u64);
+            meter.add((n * (config.iterations - it)) as u64)?;
             break;
         }
         // The step, rows in parallel: each row's two projections sort its coordinates, as much
@@ -293,7 +293,7 @@ fn single_run(
         }
         s.x1 = next;
         (z, f, grad) = margin_and_grad(model, s.x1.view(), &s.y, &s.target)?;
-        meter.add(n as u64);
+        meter.add(n as u64)?;
     }
     Ok(found)
 }
@@ -340,7 +340,7 @@ pub(crate) fn fab_targeted(
                     }
                 }
                 let expected = before + (batch_len * config.iterations) as u64;
-                meter.add(expected.saturating_sub(meter.done));
+                meter.add(expected.saturating_sub(meter.done))?;
             }
         }
     }
@@ -387,7 +387,7 @@ mod tests {
         let x = ndarray::array![[0.9f32, 0.1]];
         for (norm, exact, reference) in [(NormType::L2, 0.8 / 2f32.sqrt(), 0.5686), (NormType::Infinity, 0.4, 0.4021)] {
             let config = EvalAttackConfig { norm, epsilon: 1.0, clip: Some((0.0, 1.0)), ..Default::default() };
-            let mut meter = Meter { report: None, attack: "fab-t", epsilon: 1.0, done: 0, total: 100 };
+            let mut meter = Meter::new(None, "fab-t", 1.0, 100);
             let run = |stop_at: f32, meter: &mut Meter| {
                 single_run(&model, x.view(), &[0], &[1], &[0], &config, 0, false, stop_at, meter).unwrap()
             };

@@ -8,6 +8,7 @@ use candle_core::Tensor;
 use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::ops::ControlFlow;
 
 /// Progress of an attack: `done` of `total` units of work of the current stage (an attack of a
 /// sequence at one ε). A unit is one step (APGD iteration, Square query) for one sample.
@@ -24,7 +25,11 @@ pub struct AttackProgress<'a> {
 }
 
 /// A callback the attacks report their [`AttackProgress`] to (at most once per step of a batch).
-pub type ProgressFn<'a> = &'a (dyn Fn(&AttackProgress) + Sync);
+/// It returns whether to go on: `ControlFlow::Break(())` stops the attack there, and the call
+/// that ran it returns [`AttackError::Stopped`](super::AttackError::Stopped) (nothing is
+/// reported for the unfinished stage). `nsl evaluate` always continues (Ctrl-C ends the process);
+/// Python's `evaluate` breaks on KeyboardInterrupt.
+pub type ProgressFn<'a> = &'a (dyn Fn(&AttackProgress) -> ControlFlow<()> + Sync);
 
 /// Counts units for one stage and reports them.
 pub(crate) struct Meter<'a> {
@@ -33,13 +38,41 @@ pub(crate) struct Meter<'a> {
     pub(crate) epsilon: f64,
     pub(crate) done: u64,
     pub(crate) total: u64,
+    /// The callback asked to stop.
+    stopped: bool,
 }
 
-impl Meter<'_> {
-    pub(crate) fn add(&mut self, units: u64) {
+impl<'a> Meter<'a> {
+    /// A meter of `total` units for `attack` at `epsilon`, reporting to `report`.
+    pub(crate) fn new(report: Option<ProgressFn<'a>>, attack: &'a str, epsilon: f64, total: u64) -> Self {
+        Meter { report, attack, epsilon, done: 0, total, stopped: false }
+    }
+
+    /// Counts `units` more and reports them.
+    ///
+    /// # Errors
+    /// A candle error (the attacks' own error type) when the callback asks to stop; the stage's
+    /// driver turns it into [`AttackError::Stopped`](super::AttackError::Stopped) with
+    /// [`Meter::error`].
+    pub(crate) fn add(&mut self, units: u64) -> candle_core::Result<()> {
         self.done = (self.done + units).min(self.total);
         if let Some(report) = self.report {
-            report(&AttackProgress { attack: self.attack, epsilon: self.epsilon, done: self.done, total: self.total });
+            let progress =
+                AttackProgress { attack: self.attack, epsilon: self.epsilon, done: self.done, total: self.total };
+            if report(&progress).is_break() {
+                self.stopped = true;
+                return Err(candle_core::Error::Msg(format!("{} stopped by its progress callback", self.attack)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The error of a stage that failed: [`AttackError::Stopped`](super::AttackError::Stopped) if
+    /// the callback stopped it, else the candle error.
+    pub(crate) fn error(&self, e: candle_core::Error) -> super::AttackError {
+        match self.stopped {
+            true => super::AttackError::Stopped { attack: self.attack.to_string(), epsilon: self.epsilon },
+            false => e.into(),
         }
     }
 }

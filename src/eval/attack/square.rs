@@ -122,7 +122,7 @@ pub(crate) fn square(
                 }
             }
             let expected = before + ((end - start) * config.queries) as u64;
-            meter.add(expected.saturating_sub(meter.done));
+            meter.add(expected.saturating_sub(meter.done))?;
         }
     }
     Ok(found)
@@ -392,7 +392,7 @@ fn single_run(
     }
     for it in 0..config.queries {
         if open.is_empty() {
-            meter.add((n * (config.queries - it)) as u64);
+            meter.add((n * (config.queries - it)) as u64)?;
             break;
         }
         let p = square_p_schedule(config.p_init, it);
@@ -428,7 +428,7 @@ fn single_run(
             }
         }
         open = still;
-        meter.add(n as u64);
+        meter.add(n as u64)?;
     }
     Ok(found)
 }
