@@ -91,7 +91,7 @@ enum Command {
     /// Run the main job on the bundled data: MNIST adversarial training and attacks (with `--graph`:
     /// Cora through convert, graph statistics and exports).
     Demo(demo::DemoArgs),
-    /// Convert samples (IDX, LINQS, CSV, Parquet, TFRecord) to a Parquet or TFRecord samples file, and LINQS cites to a graph.
+    /// Convert samples (IDX, LINQS, CSV, Parquet, TFRecord, folders of images) to a Parquet or TFRecord samples file, and LINQS cites to a graph.
     Convert(convert::ConvertArgs),
     /// Split a samples table into train and test parts (random, stratified, or NSL's Cora procedure).
     Split(split::SplitArgs),
