@@ -807,9 +807,9 @@ mod tests {
     #[test]
     fn fortran_order_is_reordered() {
         // A 2 × 3 array [[1, 2, 3], [4, 5, 6]] in Fortran order: columns first.
-        let mut bytes = npy_header("<f8", &[2, 3]).to_vec();
-        let text = std::str::from_utf8(&bytes).unwrap().replace("'fortran_order': False", "'fortran_order': True ");
-        bytes = text.into_bytes();
+        let mut bytes = npy_header("<f8", &[2, 3]);
+        let at = bytes.windows(5).position(|w| w == b"False").unwrap();
+        bytes[at..at + 5].copy_from_slice(b"True ");
         for v in [1.0f64, 4.0, 2.0, 5.0, 3.0, 6.0] {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
