@@ -287,3 +287,43 @@ fn samples_readers_take_npz_and_cifar() {
     assert_eq!(back.labels(), d.labels());
     assert_eq!(back.features(), d.features());
 }
+
+#[test]
+fn embed_writes_a_hidden_layer_that_build_graph_reads() {
+    let fx = Fixtures::new();
+    let mut csv = String::from("id,a,b,c,label\n");
+    for i in 0..12 {
+        let (x, label) = (i as f32 / 12.0, i % 2);
+        csv += &format!("s{i},{x},{},{},{label}\n", 1.0 - x, label as f32);
+    }
+    fx.file("train.csv", csv);
+    let run = fx.s("run");
+    ok(&["train", "--samples", &fx.s("train.csv"), "--model", "mlp:5", "--epochs", "2", "--out", &run]);
+    let out = fx.s("emb.parquet");
+    ok(&["embed", "--run", &run, "--samples", &fx.s("train.csv"), "--layer", "hidden0", "--output", &out]);
+    let emb = nsl::data::read_parquet_samples(Path::new(&out), &nsl::data::SampleColumns::default()).unwrap();
+    assert_eq!(emb.len(), 12);
+    assert_eq!(emb.dim(), 5);
+    assert_eq!(emb.ids()[3], "s3");
+    assert_eq!(emb.labels().unwrap()[3], 1);
+    assert!(emb.features().iter().all(|&v| v >= 0.0), "hidden0 is after the ReLU");
+    // The logits by default: one value per class.
+    let logits = fx.s("logits.parquet");
+    ok(&["embed", "--run", &run, "--samples", &fx.s("train.csv"), "--output", &logits]);
+    let l = nsl::data::read_parquet_samples(Path::new(&logits), &nsl::data::SampleColumns::default()).unwrap();
+    assert_eq!(l.dim(), 2);
+    ok(&["build-graph", "--input", &out, "--threshold", "0.5", "--output", &fx.s("g.parquet")]);
+    let err = fails(&[
+        "embed",
+        "--run",
+        &run,
+        "--samples",
+        &fx.s("train.csv"),
+        "--layer",
+        "conv9",
+        "--output",
+        &fx.s("x.parquet"),
+    ]);
+    assert!(err.contains("conv9") && err.contains("hidden0"), "{err}");
+    assert!(!fx.path("x.parquet").exists());
+}
