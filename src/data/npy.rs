@@ -744,7 +744,7 @@ pub fn read_cifar(paths: &[PathBuf], options: &CifarOptions) -> Result<Dataset, 
 
 /// The record size of a CIFAR batch of `len` bytes.
 fn cifar_record_size(path: &Path, len: usize) -> Result<usize, DataError> {
-    match (len % 3073 == 0, len % 3074 == 0) {
+    match (len.is_multiple_of(3073), len.is_multiple_of(3074)) {
         _ if len == 0 => Err(DataError::invalid(path, Location::File, "file is empty (expected CIFAR records)")),
         (true, false) => Ok(3073),
         (false, true) => Ok(3074),
