@@ -1,5 +1,6 @@
 //! Fuzzing every reader with a seeded byte mutator (issue 15): valid inputs of each format —
-//! Parquet samples and graphs, CSV, TSV, IDX, LINQS `.content` and `.cites`, a run's
+//! Parquet samples and graphs, CSV, TSV, IDX, LINQS `.content` and `.cites`, `.npy`, `.npz`, CIFAR
+//! batches, PNG images, a run's
 //! `model.json` + `model.safetensors` — are mutated (bytes flipped, set, inserted, removed, runs
 //! duplicated, the file truncated) and read in-process under `catch_unwind`: every reader must
 //! return `Ok` or an error, never panic. A last test runs `nsl convert` on mutated inputs and
@@ -327,4 +328,36 @@ fn split_tables_never_panic() {
     fuzz("split table", 14, table.as_bytes(), &path, &|p| {
         let _ = data::split_by_table(&samples, p);
     });
+}
+
+/// Issue 27's readers: `.npy`, `.npz` (stored members), CIFAR batches and PNG images.
+#[test]
+fn array_and_image_readers_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = data::Dataset::new(
+        vec!["a".into(), "b".into()],
+        ndarray::array![[0.0f32, 0.5, 1.0, 0.25], [1.0, 0.0, 0.75, 0.5]],
+        vec![1, 2, 2],
+        Some(vec![0, 1]),
+        None,
+    )
+    .unwrap();
+    let (npy, npz) = (dir.path().join("valid.npy"), dir.path().join("valid.npz"));
+    data::write_npy(&d, &npy).unwrap();
+    data::write_npz(&d, &npz).unwrap();
+    fuzz("npy", 31, &std::fs::read(&npy).unwrap(), &dir.path().join("case.npy"), &read_samples);
+    fuzz("npz", 32, &std::fs::read(&npz).unwrap(), &dir.path().join("case.npz"), &read_samples);
+    let cifar: Vec<u8> = (0..2 * 3073).map(|i| if i % 3073 == 0 { 3 } else { (i % 251) as u8 }).collect();
+    fuzz("cifar", 33, &cifar, &dir.path().join("case.bin"), &read_samples);
+    let mut png = std::io::Cursor::new(Vec::new());
+    let pixels: Vec<u8> = (0..64u8).map(|v| v * 4).collect();
+    image::DynamicImage::ImageLuma8(image::GrayImage::from_raw(8, 8, pixels).unwrap())
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    let folder = dir.path().join("images");
+    std::fs::create_dir_all(folder.join("class")).unwrap();
+    let read_folder = |_: &Path| {
+        let _ = data::read_images(data::ImageSource::Folder(&folder), &data::ImageConfig::default(), &|_, _| {});
+    };
+    fuzz("png", 34, &png.into_inner(), &folder.join("class/case.png"), &read_folder);
 }

@@ -5,7 +5,7 @@ use super::progress::with_spinner;
 use super::ColumnArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use nsl::data::{self, Dataset, IdxOptions, SampleColumns};
+use nsl::data::{self, Dataset, IdxOptions, NpyOptions, SampleColumns};
 use nsl::graph::{self, NeighborGraph};
 use nsl::graph::{read_cites, CitesReport, UnknownIds};
 use nsl::io::OutputSet;
@@ -14,13 +14,15 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Flags of `nsl convert`. Give exactly one input: `--content` (LINQS, with optional `--cites`),
-/// `--idx-images` (with optional `--idx-labels`), `--csv`, `--parquet` or `--tfrecord`.
+/// `--idx-images` (with optional `--idx-labels`), `--csv`, `--parquet`, `--tfrecord`, `--images`
+/// or `--image-list`.
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
     nsl convert --content datasets/cora/cora.content.gz --cites datasets/cora/cora.cites.gz --samples cora.parquet --graph cora_graph.parquet\n  \
     nsl convert --idx-images datasets/mnist/train-images-idx3-ubyte.gz --idx-labels datasets/mnist/train-labels-idx1-ubyte.gz --samples mnist.parquet\n  \
     nsl convert --content datasets/cora/cora.content.gz --samples cora.tfr    (NSL's Cora tutorial layout: id, words, label)\n  \
-    nsl convert --tfrecord train_examples.tfr --samples train.parquet")]
+    nsl convert --tfrecord train_examples.tfr --samples train.parquet\n  \
+    nsl convert --images photos/ --resize 64x64 --samples photos.parquet    (one subfolder per class)")]
 pub struct ConvertArgs {
     /// LINQS `.content` file (`<id> <features…> <label>` per line; gzipped or not).
     #[arg(long, value_name = "FILE")]
@@ -39,8 +41,9 @@ pub struct ConvertArgs {
     /// IDX labels file matching `--idx-images`.
     #[arg(long, value_name = "FILE", requires = "idx_images")]
     idx_labels: Option<PathBuf>,
-    /// Keep IDX byte values as 0..255 instead of scaling them to [0, 1] (NSL's tutorials scale).
-    #[arg(long, requires = "idx_images")]
+    /// Keep byte values (IDX, uint8 arrays, CIFAR) as 0..255 instead of scaling them to [0, 1]
+    /// (NSL's tutorials scale).
+    #[arg(long)]
     no_scale: bool,
     /// CSV file with a header row: an id column, feature columns, optionally a label column.
     #[arg(long, value_name = "FILE")]
@@ -55,12 +58,65 @@ pub struct ConvertArgs {
     /// Other features (e.g. NSL's `NL_nbr_*`) are ignored; a repeated id keeps its last record.
     #[arg(long, value_name = "FILE", num_args = 1..)]
     tfrecord: Vec<PathBuf>,
+    /// numpy array of features, `.npy` (float32, float64 or uint8; shape `(n, …)`: items of the
+    /// shape after the first axis, `(n, h, w)` → `[1, h, w]`) or `.npz` (see `--features-key`).
+    /// Ids are the row numbers (an `.npz` written by nsl carries its `id` strings).
+    #[arg(long, value_name = "FILE", help_heading = "Arrays")]
+    npy: Option<PathBuf>,
+    /// `.npy` of integer labels (1-D, one per row of `--npy`).
+    #[arg(long, value_name = "FILE", requires = "npy", conflicts_with = "labels_key", help_heading = "Arrays")]
+    labels: Option<PathBuf>,
+    /// `.npz` input: the array of features. Default: the only array, else `features`, else `x`.
+    #[arg(long, value_name = "KEY", requires = "npy", help_heading = "Arrays")]
+    features_key: Option<String>,
+    /// `.npz` input: the array of labels (integers). Default: `label` if the archive holds it, else unlabeled.
+    #[arg(long, value_name = "KEY", requires = "npy", help_heading = "Arrays")]
+    labels_key: Option<String>,
+    /// Arrays: items are `(h, w, c)` (Keras' layout): stored as `[c, h, w]`, what the CNN reads.
+    #[arg(long, requires = "npy", help_heading = "Arrays")]
+    channels_last: bool,
+    /// CIFAR-10 (`data_batch_1.bin`…, 3,073-byte records) or CIFAR-100 (`train.bin`, 3,074-byte
+    /// records) binary batches, read in order into `[3, 32, 32]` items; class names from
+    /// `batches.meta.txt` / `*_label_names.txt` next to them when present.
+    #[arg(long, value_name = "FILE", num_args = 1.., help_heading = "Arrays")]
+    cifar: Vec<PathBuf>,
+    /// CIFAR-100: the fine (100) or coarse (20) labels.
+    #[arg(long, value_enum, default_value_t = CifarLabelsArg::Fine, help_heading = "Arrays")]
+    cifar_labels: CifarLabelsArg,
+    /// Folder of images with one subfolder per class (`DIR/cat/1.png`): PNG, JPEG, BMP, GIF, WebP,
+    /// recognized by content. Class names = the subfolder names, sorted; ids = the paths relative
+    /// to DIR. Items `[c, h, w]`, pixels / 255 (16-bit: / 65535).
+    #[arg(long, value_name = "DIR", help_heading = "Images")]
+    images: Option<PathBuf>,
+    /// Text file of `path,label` lines (or `path` lines: unlabeled), paths relative to the list's
+    /// folder; whole-number labels are label ids, others class names (sorted). Ids = the paths as written.
+    #[arg(long, value_name = "FILE", help_heading = "Images")]
+    image_list: Option<PathBuf>,
+    /// Images: the channels of each item: 1 (gray, Rec. 709 luma), 3 (RGB) or 4 (RGBA).
+    /// Default: 1 when every image is gray, else 3 (alpha dropped).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4), help_heading = "Images")]
+    channels: Option<u8>,
+    /// Images: one channel (same as `--channels 1`).
+    #[arg(long, conflicts_with = "channels", help_heading = "Images")]
+    grayscale: bool,
+    /// Images: resize every image to WIDTHxHEIGHT (e.g. `32x32`). Default: no resizing; every image
+    /// must then have the first image's size.
+    #[arg(long, value_name = "WxH", value_parser = parse_size, help_heading = "Images")]
+    resize: Option<(u32, u32)>,
+    /// Images: the resampling filter of `--resize`.
+    #[arg(long, value_enum, default_value_t = FilterArg::Triangle, requires = "resize", help_heading = "Images")]
+    resize_filter: FilterArg,
+    /// Images: skip (and count) files that cannot be read or decoded. Default: fail on the first, naming it.
+    #[arg(long, help_heading = "Images")]
+    skip_bad: bool,
     #[command(flatten)]
     columns: ColumnArgs,
     /// Output samples, written atomically: TFRecord of `tf.train.Example`s if the name ends in
     /// `.tfr`/`.tfrecord` (optionally `.gz`), with NSL's tutorial features — `id` (bytes), the
     /// values (`words` unless one `--feature-columns` name is given), `label` (int64 class index)
-    /// — else a Parquet samples table.
+    /// —; a numpy array if it ends in `.npy` (float32, shape `(n, *item_shape)`: features only) or
+    /// `.npz` (arrays `features`, `label` int64, `id` strings; `np.load` reads it without pickle);
+    /// else a Parquet samples table.
     #[arg(long, value_name = "FILE")]
     samples: PathBuf,
     /// TFRecord output: how the values are stored. `auto` (default) writes an int64 list when every
@@ -83,6 +139,37 @@ pub struct ConvertArgs {
     /// Print the summary as JSON on standard output.
     #[arg(long)]
     json: bool,
+}
+
+/// `--cifar-labels`' choices.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CifarLabelsArg {
+    /// The 100 fine classes.
+    Fine,
+    /// The 20 coarse superclasses.
+    Coarse,
+}
+
+/// `--resize-filter`'s choices.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum FilterArg {
+    /// Nearest neighbor.
+    Nearest,
+    /// Bilinear (Keras' and torchvision's default).
+    Triangle,
+    /// Catmull-Rom cubic.
+    Catmullrom,
+    /// Lanczos, window 3.
+    Lanczos3,
+}
+
+/// Parses `--resize WxH`.
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let parsed = text.split_once(['x', 'X']).and_then(|(w, h)| Some((w.trim().parse().ok()?, h.trim().parse().ok()?)));
+    match parsed {
+        Some((w, h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(format!("`{text}`: expected WIDTHxHEIGHT with both at least 1, e.g. 32x32")),
+    }
 }
 
 /// `--feature-type`'s choices.
@@ -196,9 +283,23 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         args.csv.is_some(),
         args.parquet.is_some(),
         !args.tfrecord.is_empty(),
+        args.images.is_some(),
+        args.image_list.is_some(),
+        args.npy.is_some(),
+        !args.cifar.is_empty(),
     ];
     if inputs.iter().filter(|&&given| given).count() != 1 {
-        bail!("give exactly one input: --content, --idx-images, --csv, --parquet or --tfrecord");
+        bail!(
+            "give exactly one input: --content, --idx-images, --csv, --parquet, --tfrecord, --images, --image-list, \
+             --npy or --cifar"
+        );
+    }
+    if args.no_scale && args.idx_images.is_none() && args.npy.is_none() && args.cifar.is_empty() {
+        bail!("--no-scale applies to byte values: --idx-images, --npy (uint8) or --cifar");
+    }
+    let image_input = args.images.is_some() || args.image_list.is_some();
+    if !image_input && (args.channels.is_some() || args.grayscale || args.resize.is_some() || args.skip_bad) {
+        bail!("--channels, --grayscale, --resize and --skip-bad apply to image input (--images, --image-list)");
     }
     let tfrecord_output = tfrecord::has_tfrecord_extension(&args.samples);
     if args.gzip && !tfrecord_output {
@@ -209,7 +310,8 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
     }
     check_paths(args)?;
     let columns = args.columns.to_columns();
-    let mut dataset = with_spinner("reading samples", || read_input(args, &columns))?;
+    let mut dataset =
+        if image_input { read_images(args)? } else { with_spinner("reading samples", || read_input(args, &columns))? };
     if args.tokens {
         dataset = data::multi_hot_to_tokens(&dataset, "words").context("--tokens")?;
     }
@@ -239,7 +341,23 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         }
         _ => None,
     };
-    if tfrecord_output {
+    if let Some(format) = array_output(&args.samples) {
+        if dataset.layout().has_tokens() {
+            bail!("a numpy array holds dense values only: write the token lists to a Parquet --samples table");
+        }
+        if format == "npy" {
+            if dataset.labels().is_some() || dataset.ids().iter().enumerate().any(|(i, id)| *id != i.to_string()) {
+                errln!(
+                    "note: a .npy holds the features only (ids and labels are not written: an .npz --samples keeps \
+                     them as the arrays `id` and `label`)"
+                );
+            }
+            with_spinner("writing samples", || data::write_npy(&dataset, &samples_out))
+        } else {
+            with_spinner("writing samples", || data::write_npz(&dataset, &samples_out))
+        }
+        .with_context(|| format!("writing --samples {}", args.samples.display()))?;
+    } else if tfrecord_output {
         let options = write_options(args, &columns);
         with_spinner("writing samples", || tfrecord::write_samples(&dataset, &samples_out, &options))
             .with_context(|| format!("writing --samples {}", args.samples.display()))?;
@@ -277,10 +395,15 @@ fn check_paths(args: &ConvertArgs) -> Result<()> {
         ("--idx-labels", &args.idx_labels),
         ("--csv", &args.csv),
         ("--parquet", &args.parquet),
+        ("--images", &args.images),
+        ("--image-list", &args.image_list),
+        ("--npy", &args.npy),
+        ("--labels", &args.labels),
     ]
     .into_iter()
     .filter_map(|(flag, path)| path.as_deref().map(|p| (flag, p)))
     .chain(args.tfrecord.iter().map(|p| ("--tfrecord", p.as_path())))
+    .chain(args.cifar.iter().map(|p| ("--cifar", p.as_path())))
     .collect();
     nsl::io::check_paths(&outputs, &inputs)?;
     Ok(())
@@ -301,9 +424,96 @@ fn read_input(args: &ConvertArgs, columns: &SampleColumns) -> Result<Dataset> {
             errln!("warning: {} records repeat an earlier id (the last one is kept, as NSL)", report.duplicate_ids);
         }
         dataset
+    } else if let Some(npy) = &args.npy {
+        let options = NpyOptions { scale: !args.no_scale, channels_last: args.channels_last };
+        if is_npz(npy)? {
+            data::read_npz(npy, args.features_key.as_deref(), args.labels_key.as_deref(), &options)?
+        } else {
+            if args.features_key.is_some() || args.labels_key.is_some() {
+                bail!("--features-key and --labels-key name arrays of an .npz: {} is a .npy", npy.display());
+            }
+            data::read_npy(npy, args.labels.as_deref(), &options)?
+        }
+    } else if !args.cifar.is_empty() {
+        let labels = match args.cifar_labels {
+            CifarLabelsArg::Fine => data::CifarLabels::Fine,
+            CifarLabelsArg::Coarse => data::CifarLabels::Coarse,
+        };
+        data::read_cifar(&args.cifar, &data::CifarOptions { labels, scale: !args.no_scale })?
     } else {
         bail!("no input given");
     };
+    Ok(dataset)
+}
+
+/// Whether `path` is a zip archive (`.npz`) rather than a `.npy`: by its first bytes, else its name.
+fn is_npz(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).with_context(|| format!("--npy {}", path.display()))?;
+    let n = file.read(&mut magic).with_context(|| format!("--npy {}", path.display()))?;
+    Ok(magic[..n] == *b"PK\x03\x04" || (n < 4 && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npz"))))
+}
+
+/// The array format `path` names by its extension, if any.
+fn array_output(path: &Path) -> Option<&'static str> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "npy" => Some("npy"),
+        "npz" => Some("npz"),
+        _ => None,
+    }
+}
+
+/// Reads `--images` or `--image-list` with a progress bar, and reports what was left out.
+fn read_images(args: &ConvertArgs) -> Result<Dataset> {
+    let source = match (&args.images, &args.image_list) {
+        (Some(dir), _) => data::ImageSource::Folder(dir),
+        (None, Some(list)) => data::ImageSource::List(list),
+        (None, None) => bail!("no image input given"),
+    };
+    let config = data::ImageConfig {
+        channels: match (args.grayscale, args.channels) {
+            (true, _) | (false, Some(1)) => data::Channels::Gray,
+            (false, Some(3)) => data::Channels::Rgb,
+            (false, Some(4)) => data::Channels::Rgba,
+            (false, Some(n)) => bail!("--channels {n}: give 1, 3 or 4"),
+            (false, None) => data::Channels::Auto,
+        },
+        resize: args.resize,
+        filter: match args.resize_filter {
+            FilterArg::Nearest => data::ResizeFilter::Nearest,
+            FilterArg::Triangle => data::ResizeFilter::Triangle,
+            FilterArg::Catmullrom => data::ResizeFilter::CatmullRom,
+            FilterArg::Lanczos3 => data::ResizeFilter::Lanczos3,
+        },
+        skip_bad: args.skip_bad,
+    };
+    let bar = super::progress::WorkBar::new();
+    let read = data::read_images(source, &config, &|done: usize, total: usize| {
+        bar.update("decoding images", done as u64, total as u64)
+    });
+    bar.finish();
+    let (dataset, report) = read?;
+    for (path, reason) in report.skipped.iter().take(10) {
+        errln!("warning: skipped {}: {reason}", path.display());
+    }
+    if !report.skipped.is_empty() {
+        errln!("warning: skipped {} images that could not be read or decoded (--skip-bad)", report.skipped.len());
+    }
+    if !report.ignored.is_empty() {
+        errln!(
+            "note: ignored {} files that are not images in a class subfolder (e.g. {})",
+            report.ignored.len(),
+            report.ignored[0].display()
+        );
+    }
+    if !report.empty_classes.is_empty() {
+        errln!(
+            "warning: {} class folders hold no image (their labels are kept): {}",
+            report.empty_classes.len(),
+            report.empty_classes.join(", ")
+        );
+    }
     Ok(dataset)
 }
 

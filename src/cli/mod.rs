@@ -32,6 +32,7 @@ macro_rules! errln {
 mod build_graph;
 mod convert;
 mod demo;
+mod embed;
 mod evaluate;
 mod generate;
 mod graph;
@@ -91,7 +92,7 @@ enum Command {
     /// Run the main job on the bundled data: MNIST adversarial training and attacks (with `--graph`:
     /// Cora through convert, graph statistics and exports).
     Demo(demo::DemoArgs),
-    /// Convert samples (IDX, LINQS, CSV, Parquet, TFRecord) to a Parquet or TFRecord samples file, and LINQS cites to a graph.
+    /// Convert samples (IDX, LINQS, CSV, Parquet, TFRecord, folders of images) to a Parquet or TFRecord samples file, and LINQS cites to a graph.
     Convert(convert::ConvertArgs),
     /// Split a samples table into train and test parts (random, stratified, or NSL's Cora procedure).
     Split(split::SplitArgs),
@@ -106,6 +107,8 @@ enum Command {
     PackNbrs(pack::PackArgs),
     /// Build a neighbor graph from embeddings by cosine similarity (exact or LSH).
     BuildGraph(build_graph::BuildGraphArgs),
+    /// A trained run's hidden layer (or logits) for every sample: embeddings for `nsl build-graph`.
+    Embed(embed::EmbedArgs),
     /// Write synthetic Gaussian-cluster embeddings (for benchmarks).
     GenerateEmbeddings(generate::GenerateArgs),
     /// Analyse and export neighbor graphs.
@@ -228,6 +231,7 @@ pub fn main() -> ExitCode {
         Command::PackNbrs(args) => pack::run(args),
         Command::Graph(cmd) => graph::run(cmd),
         Command::BuildGraph(args) => build_graph::run(args),
+        Command::Embed(args) => embed::run(args),
         Command::GenerateEmbeddings(args) => generate::run(args),
         Command::Worker(cmd) => worker::run(cmd),
     };

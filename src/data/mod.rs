@@ -9,14 +9,19 @@
 //! | LINQS `.content` (Cora's papers; the `.cites` links are a graph: [`read_cites`](crate::graph::read_cites)) | [`read_content`] |
 //! | Parquet samples table | [`read_parquet_samples`] (and [`write_samples`]) |
 //! | CSV | [`read_csv`] |
+//! | numpy `.npy` / `.npz` (and [`write_npy`], [`write_npz`]) | [`read_npy`], [`read_npz`] |
+//! | CIFAR-10/100 binary batches | [`read_cifar`] |
+//! | folders or lists of images (PNG, JPEG, BMP, GIF, WebP) | [`read_images`] |
 //!
 //! [`read_samples`] picks the reader from the file's content. Splits into train/test: [`split`].
 
 mod csv;
 mod dataset;
 mod idx;
+mod images;
 mod layout;
 mod linqs;
+mod npy;
 mod parquet;
 mod split;
 mod targets;
@@ -24,10 +29,12 @@ mod targets;
 pub use csv::read_csv;
 pub use dataset::{Dataset, FeatureBuffer, Targets};
 pub use idx::{read_idx, IdxOptions};
+pub use images::{read_images, Channels, ImageConfig, ImageReport, ImageSource, ResizeFilter, IMAGE_EXTENSIONS};
 pub use layout::{
     multi_hot_to_tokens, token_ids, FeatureGroup, FeatureKind, FeatureLayout, FEATURE_LAYOUT_KEY, MAX_VOCAB, PAD,
 };
 pub use linqs::read_content;
+pub use npy::{read_cifar, read_npy, read_npz, write_npy, write_npz, CifarLabels, CifarOptions, NpyOptions};
 pub use parquet::{
     read_samples as read_parquet_samples, write_samples, CLASS_NAMES_KEY, FORMAT_VERSION_KEY, ITEM_SHAPE_KEY,
 };
@@ -43,6 +50,7 @@ pub use targets::{
 };
 
 use crate::io::{is_parquet, open_maybe_gz, Location, ParquetWriteError};
+use npy::NPY_MAGIC;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
@@ -194,6 +202,26 @@ fn read_samples_as(path: &Path, columns: &SampleColumns, class_labels: bool) -> 
     let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     // Magic bytes first; then, for files without one, the extension names the format the user
     // meant, so that a damaged or empty file gets that format's message (not CSV's).
+    // numpy arrays: `.npy` by its magic; `.npz` (a zip) by its magic or name: the features from
+    // the one `--feature-columns` name (else the only array, `features` or `x`), the labels from
+    // the label column's name when the archive holds it. CIFAR batches have no magic: by name.
+    if len == 4 && magic == NPY_MAGIC[..4] {
+        return npy::read_npy(path, None, &NpyOptions::default());
+    }
+    if (len == 4 && magic == *b"PK\x03\x04") || name.ends_with(".npz") {
+        let features = match columns.features.as_slice() {
+            [one] => Some(one.as_str()),
+            _ => None,
+        };
+        let labels = match class_labels {
+            true => npy::LabelsKey::IfPresent(&columns.label),
+            false => npy::LabelsKey::Skip,
+        };
+        return npy::read_npz_as(path, features, labels, &NpyOptions::default());
+    }
+    if name.ends_with(".bin") {
+        return npy::read_cifar(&[path.to_path_buf()], &CifarOptions::default());
+    }
     let idx_name = name.contains("idx") || name.contains("-ubyte");
     if (len == 4 && idx::is_idx_magic(&magic)) || (len >= 2 && magic[..2] == [0, 0]) || idx_name {
         return idx::read_idx(path, None, &idx::IdxOptions::default());

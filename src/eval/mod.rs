@@ -157,6 +157,48 @@ pub fn evaluate_task(model: &dyn Model, data: &Dataset, task: Task, batch_size: 
     Ok(Evaluation { accuracy, loss: loss_sum / n, weighted: weights.is_some(), samples: data.len(), task, metrics })
 }
 
+/// The values of one layer of `model` for every sample, `[n, width]`, in evaluation mode (no
+/// dropout), in batches: `layer` names a hidden layer (`hidden0`, `hidden1`, … of an MLP; `dense0`,
+/// … of a CNN's dense layers; `logits`), `None` the logits. These are the embeddings of NSL's
+/// "synthesized graph" recipe: embed every sample with a trained model, build a graph on them
+/// ([`crate::build`]), train with graph regularization.
+///
+/// # Errors
+/// A candle error, or an unknown layer (the message lists the model's layers).
+///
+/// # Example
+/// ```
+/// use nsl::data::Dataset;
+/// use nsl::model::ModelSpec;
+/// let x = ndarray::array![[0.0f32, 1.0], [1.0, 0.0], [0.5, 0.5]];
+/// let samples = Dataset::new(vec!["a".into(), "b".into(), "c".into()], x, vec![2], None, None).unwrap();
+/// let spec: ModelSpec = "mlp:4".parse().unwrap();
+/// let (model, _vars) = nsl::build_model(&spec, &[2], 3, 0, &candle_core::Device::Cpu).unwrap();
+/// let hidden = nsl::eval::embed(model.as_ref(), &samples, Some("hidden0"), 2).unwrap();
+/// assert_eq!(hidden.dim(), (3, 4));
+/// assert!(hidden.iter().all(|&v| v >= 0.0)); // after the ReLU
+/// let logits = nsl::eval::embed(model.as_ref(), &samples, None, 2).unwrap();
+/// assert_eq!(logits.dim(), (3, 3));
+/// ```
+pub fn embed(model: &dyn Model, data: &Dataset, layer: Option<&str>, batch_size: usize) -> Result<Array2<f32>> {
+    let batch_size = batch_size.max(1);
+    let mut values = Vec::new();
+    let mut width = 0;
+    for start in (0..data.len()).step_by(batch_size) {
+        let end = (start + batch_size).min(data.len());
+        let (logits, picked) = model.forward_with(&batch_tensor(data, start..end)?, false, layer)?;
+        let out = match (layer, picked) {
+            (None, _) => logits,
+            (Some(_), Some(picked)) => picked,
+            (Some(name), None) => candle_core::bail!("the model did not return layer `{name}`"),
+        };
+        let out = out.flatten_from(1)?;
+        width = out.dim(1)?;
+        values.extend(out.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Array2::from_shape_vec((data.len(), width), values).map_err(|e| candle_core::Error::Msg(e.to_string()))
+}
+
 /// Class probabilities (softmax of the logits) for every sample, `[n, classes]`: [`predict_task`]
 /// for [`Task::Multiclass`].
 ///
