@@ -110,7 +110,7 @@ for seed in $(seq 0 $((SEEDS - 1))); do
 done
 
 printf '\n| graph | edge homophily (%%) | test accuracy, seeds 0–%d (mean ± sd) |\n|---|---|---|\n' $((SEEDS - 1))
-printf '| none (the MLP on 100 labels) | | %s |\n' "$(stats <"$OUT/plain.acc")"
+printf '| none (the model on 100 labels alone) | | %s |\n' "$(stats <"$OUT/plain.acc")"
 printf '| kNN on raw pixels | %s | %s |\n' "$(homophily "$OUT/pixels.graph.parquet")" "$(stats <"$OUT/pixels.acc")"
 printf '| kNN on the no-graph model'"'"'s `%s` | %s | %s |\n' "$EMBED_LAYER" "$(stats <"$OUT/embed.homophily")" "$(stats <"$OUT/embed.acc")"
 echo "$SEEDS seed(s) in $((SECONDS - START)) s, THREADS=$THREADS" >&2
