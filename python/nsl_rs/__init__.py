@@ -8,7 +8,8 @@ schedules and sample weights; ``read_samples`` reads the files ``nsl`` reads.
 NSL's graph tools on nsl's Rust core: ``build_graph`` (NSL's ``build_graph``: every pair of
 embeddings with cosine similarity >= threshold, exact or with LSH), ``read_graph`` /
 ``write_graph`` (Parquet or NSL's TSV), ``pack_nbrs`` (NSL's ``pack_nbrs``, written as Parquet)
-and ``graph_stats``.
+and ``graph_stats``; ``embed`` (``nsl embed``: a trained model's hidden layer or logits for every
+sample, the embeddings of NSL's "synthesized graph" recipe, for ``build_graph``).
 
 Embeddings are numpy arrays (a C-contiguous ``float32`` array is read in place, without a copy);
 graphs are ``pyarrow.Table`` s with the columns ``source`` (string), ``target`` (string) and
@@ -33,6 +34,7 @@ __all__ = [
     "NSLRegressor",
     "Samples",
     "read_samples",
+    "embed",
     "NslError",
     "NslValueError",
     "NslFileError",
@@ -56,6 +58,7 @@ os.environ.setdefault("CANDLE_NUM_THREADS", "1")
 # After the exception classes: the native module raises them (looked up in this module).
 from . import _native  # noqa: E402
 from ._estimator import NSLClassifier, NSLRegressor  # noqa: E402
+from . import _inputs  # noqa: E402
 from ._inputs import arrow as _arrow, pyarrow as _pyarrow  # noqa: E402
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -159,9 +162,88 @@ def read_samples(path: PathLike, labels: Optional[PathLike] = None) -> Samples:
     ids, x, y, names, shape = _native.read_samples_arrays(
         os.fspath(path), None if labels is None else os.fspath(labels)
     )
+    return Samples(ids, x.reshape((x.shape[0], *shape)), _with_names(y, names), names, list(shape))
+
+
+def _with_names(y: Optional[np.ndarray], names: Optional[List[str]]) -> Optional[np.ndarray]:
     if y is not None and names is not None:
-        y = np.asarray(names, dtype=object)[y].astype(str)
-    return Samples(ids, x.reshape((x.shape[0], *shape)), y, names, list(shape))
+        return np.asarray(names, dtype=object)[y].astype(str)
+    return y
+
+
+def embed(run: Any, samples: Any, layer: str = "logits", ids: Optional[Sequence[str]] = None) -> Samples:
+    """``nsl embed``: the values of one layer of a trained model for every sample.
+
+    These are the embeddings of NSL's "synthesized graph" recipe: embed every sample with a
+    model trained on the few labels, ``build_graph`` on the embeddings, train with graph
+    regularization. The values are those ``nsl embed`` writes for the same run and samples, bit
+    for bit (the same library call, in batches of 1,024, in evaluation mode: no dropout).
+
+    Args:
+        run: a run directory (written by ``nsl train`` or an estimator's ``save``), or a fitted
+            ``NSLClassifier`` / ``NSLRegressor``.
+        samples: a samples file (Parquet, CSV, IDX, ``.npy``/``.npz``, CIFAR, …), read as ``nsl
+            embed --samples`` reads it: with the run's recorded columns (``columns.json``),
+            labels mapped onto the run's classes; or the features themselves, an array-like
+            ``n × d`` (or ``n × c × h × w`` images), a pandas DataFrame or pyarrow table (its
+            ``id`` column gives the ids).
+        layer: ``hidden0``, ``hidden1``, … (an MLP's hidden layers, after the activation),
+            ``dense0``, … (a CNN's dense layers), or ``logits`` (the default).
+        ids: the ids of array rows (default: those of the table's ``id`` column, else ``"0"`` ..
+            ``"n-1"``). Not with a file, whose ids are its own.
+
+    Returns:
+        ``Samples(ids, X, y, class_names, item_shape)``, the table ``nsl embed`` writes: ``X``
+        the embeddings, float32 ``n × width``; ``y`` the file's labels (class names when the run
+        has them) or None; ``item_shape`` ``[width]``. ``build_graph(e.X, ids=e.ids)`` builds the
+        graph ``nsl build-graph`` builds on ``nsl embed``'s output.
+
+    The work runs with the GIL released.
+
+    Raises:
+        NslValueError: an unknown layer (the message lists the model's layers), samples whose
+            width is not the model's, bad ids.
+        NslFileError: the run or the samples file cannot be read.
+        NslError: a malformed run or samples file (naming it).
+
+    Example::
+
+        e = nsl_rs.embed("runs/base", "pool.parquet", layer="hidden0")
+        graph = nsl_rs.build_graph(e.X, ids=e.ids, threshold=0.9)
+    """
+    from ._estimator import _NSLBase
+
+    if not isinstance(layer, str):
+        raise NslValueError(f"layer: expected a layer name (str), got {type(layer).__name__}")
+    native_layer = None if layer == "logits" else layer
+    if isinstance(samples, (str, os.PathLike)):
+        if ids is not None:
+            raise NslValueError("ids: a samples file has its own ids (pass ids only with an array)")
+        if isinstance(run, (str, os.PathLike)):
+            (row_ids, x, y, names, shape), notes = _native.embed_file(
+                os.fspath(run), os.fspath(samples), native_layer
+            )
+            if notes:
+                import warnings
+
+                for note in notes:
+                    warnings.warn(note, stacklevel=2)
+            return Samples(row_ids, x, _with_names(y, names), names, list(shape))
+        read = read_samples(samples)
+        row_ids, x, y, names = read.ids, read.X, read.y, read.class_names
+    else:
+        f = _inputs.frame(samples, ids, "samples")
+        row_ids = f.ids if f.ids is not None else _inputs.default_ids(f.x.shape[0])
+        x, y, names = f.x, None, None
+    if isinstance(run, _NSLBase):
+        values = run.embed(x, layer=layer)
+    elif isinstance(run, (str, os.PathLike)):
+        values = _native.Run.load(os.fspath(run)).embed(_inputs.rows(_inputs.features(x, "samples")), native_layer)
+    else:
+        raise NslTypeError(
+            f"run: expected a run directory or a fitted NSLClassifier/NSLRegressor, got {type(run).__name__}"
+        )
+    return Samples(list(row_ids), values, y, names, [int(values.shape[1])])
 
 
 def read_graph(path: PathLike) -> pa.Table:

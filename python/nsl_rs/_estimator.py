@@ -400,6 +400,29 @@ class _NSLBase(_Base):
         x = _inputs.rows(self._features(X))
         return self._run.predict(x)
 
+    def embed(self, X: Any, layer: str = "logits", ids: Any = None) -> np.ndarray:
+        """``nsl embed``: the values of one layer of the fitted model for every row of ``X``.
+
+        Args:
+            X: the samples, as ``predict`` takes them.
+            layer: ``hidden0``, ``hidden1``, … (an MLP's hidden layers, after the activation),
+                ``dense0``, … (a CNN's dense layers), or ``logits`` (the default).
+            ids: as ``predict``'s (a table's id column is not a feature).
+
+        Returns:
+            float32 ``n × width``: the values ``nsl embed`` writes for the saved run and the same
+            rows, bit for bit (evaluation mode: no dropout; computed without the GIL). For the
+            rows' ids and labels with them, and samples files, see ``nsl_rs.embed``.
+
+        Raises:
+            NslValueError: an unknown layer (the message lists the model's layers), a width that
+                is not the model's.
+        """
+        if not isinstance(layer, str):
+            raise NslValueError(f"layer: expected a layer name (str), got {type(layer).__name__}")
+        x = _inputs.rows(self._features(X, ids))
+        return self._run.embed(x, None if layer == "logits" else layer)
+
     def evaluate(
         self,
         X: Any,

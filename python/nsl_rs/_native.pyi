@@ -50,10 +50,18 @@ def fit(
     resume: Optional[str] = None,
 ) -> Run: ...
 
+def embed_file(
+    run: str, samples: str, layer: Optional[str] = None
+) -> Tuple[
+    Tuple[List[str], npt.NDArray[np.float32], Optional[npt.NDArray[np.uint32]], Optional[List[str]], List[int]],
+    List[str],
+]: ...
+
 class Run:
     """A fitted (or loaded) run: the model, its metadata and history."""
 
     def predict(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+    def embed(self, x: npt.NDArray[np.float32], layer: Optional[str] = None) -> npt.NDArray[np.float32]: ...
     def evaluate(
         self,
         input: Dict[str, Any],

@@ -257,7 +257,7 @@ fn pack_nbrs(
 }
 
 /// Samples as `(ids, features n × d, labels or None, class names or None, item shape)`.
-type SamplesTuple<'py> =
+pub(crate) type SamplesTuple<'py> =
     (Vec<String>, Bound<'py, numpy::PyArray2<f32>>, Option<Bound<'py, PyArray1<u32>>>, Option<Vec<String>>, Vec<usize>);
 
 /// Reads samples as `nsl` reads them (Parquet, CSV, IDX, LINQS `.content`, by content); an IDX

@@ -12,17 +12,17 @@
 //! way ([`relay`]): the attacks report their progress (`nsl::eval::ProgressFn`, what `nsl
 //! evaluate`'s bar shows) and stop at their next report once Ctrl-C or the callback raised.
 
-use crate::{raise, Class};
+use crate::{raise, Class, SamplesTuple};
 use ndarray::Array2;
 use nsl::data::{Dataset, FeatureBuffer, Targets};
-use nsl::eval::{evaluate_task, predict_task, robustness_sweep_task, Attack, AttackConfig, Metric, Metrics};
+use nsl::eval::{embed, evaluate_task, predict_task, robustness_sweep_task, Attack, AttackConfig, Metric, Metrics};
 use nsl::eval::{sweep_attacks, AttackError, AttackMethod, AttackProgress, AttackSweep, EvalAttack, EvalAttackConfig};
 use nsl::graph::{EdgeKind, NeighborGraph};
 use nsl::loss::{ClassWeights, Task};
 use nsl::model::Model;
 use nsl::regularize::{AdvRegConfig, GraphRegConfig, NormType, VatConfig};
-use nsl::run::{FitHooks, FittedRun, GraphInput, RunError, RunSpec};
-use nsl::train::{load_checkpoint, BatchProgress, CheckpointMeta, EpochRecord, History, LrSchedule};
+use nsl::run::{read_for_run, FitHooks, FittedRun, GraphInput, RunColumns, RunError, RunSpec};
+use nsl::train::{load_checkpoint, BatchProgress, CheckpointError, CheckpointMeta, EpochRecord, History, LrSchedule};
 use nsl::train::{MultiplierSchedule, OptimizerConfig, TrainError, TrainState};
 use nsl::ModelSpec;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
@@ -456,6 +456,58 @@ pub(crate) fn fit(
     }
 }
 
+/// `model`'s layer `layer` (None: the logits) for every sample of `data`, without the GIL. The
+/// layer name is tried on one row of zeros first, so that an unknown name is the caller's error
+/// (NslValueError, listing the model's layers) and anything later nsl's (NslError).
+fn embed_values(py: Python<'_>, model: &dyn Model, data: &Dataset, layer: Option<&str>) -> PyResult<Array2<f32>> {
+    let name = layer.unwrap_or("logits");
+    let probe = candle_core::Tensor::zeros((1, data.dim()), candle_core::DType::F32, &candle_core::Device::Cpu)
+        .and_then(|zeros| model.forward_with(&zeros, false, layer));
+    match probe {
+        Ok((_, None)) if layer.is_some() => {
+            return Err(raise(py, Class::Value, format!("layer: the model did not return layer `{name}`")))
+        }
+        Err(e) => return Err(raise(py, Class::Value, format!("layer: {e}"))),
+        Ok(_) => {}
+    }
+    py.detach(|| embed(model, data, layer, 1024)).map_err(|e| raise(py, Class::Other, format!("layer `{name}`: {e}")))
+}
+
+/// `nsl embed --run RUN --samples SAMPLES --layer LAYER`: the samples read as the CLI reads them
+/// (the run's `columns.json`, labels mapped onto the run's classes), embedded as it embeds them;
+/// returns the embeddings as a samples tuple (ids, values, labels, class names, `[width]`) and
+/// the reader's warnings.
+#[pyfunction]
+#[pyo3(signature = (run, samples, layer=None))]
+pub(crate) fn embed_file<'py>(
+    py: Python<'py>,
+    run: PathBuf,
+    samples: PathBuf,
+    layer: Option<String>,
+) -> PyResult<(SamplesTuple<'py>, Vec<String>)> {
+    for (what, path) in [("run", run.join("model.json")), ("samples", samples.clone())] {
+        if !path.exists() {
+            return Err(raise(py, Class::File, format!("{what}: {}: no such file", path.display())));
+        }
+    }
+    let mut checkpoint = py.detach(|| load_checkpoint(&run)).map_err(|e| match e {
+        CheckpointError::Io { .. } => raise(py, Class::File, format!("run: {e}")),
+        e => raise(py, Class::Other, format!("run: {e}")),
+    })?;
+    let mut notes = Vec::new();
+    let data = py
+        .detach(|| {
+            let columns = RunColumns::load(&run)?.to_columns();
+            read_for_run(&mut checkpoint, &samples, &columns, false, &mut notes)
+        })
+        .map_err(|e| run_err(py, e))?;
+    let values = embed_values(py, checkpoint.model.as_ref(), &data, layer.as_deref())?;
+    let width = values.ncols();
+    let (ids, _, _, labels, names) = data.into_parts();
+    let labels = labels.map(|l| l.into_pyarray(py));
+    Ok(((ids, values.into_pyarray(py), labels, names, vec![width]), notes))
+}
+
 /// A graph of the given edges (explicit edges; a repeated edge keeps the larger weight).
 fn graph_of(py: Python<'_>, sources: &[String], targets: &[String], weights: &[f32]) -> PyResult<NeighborGraph> {
     if sources.len() != targets.len() || sources.len() != weights.len() {
@@ -492,6 +544,23 @@ impl PyRun {
         let array =
             Array2::from_shape_vec((data.len(), k), flat).map_err(|e| raise(py, Class::Other, e.to_string()))?;
         Ok(array.into_pyarray(py))
+    }
+
+    /// The values of one layer of the model for `x` (float32 `n × d`): `layer` names a hidden
+    /// layer (`hidden0`, … of an MLP; `dense0`, … of a CNN), None the logits; computed as `nsl
+    /// embed` computes them (`nsl::eval::embed`, batches of 1024, evaluation mode), without the GIL.
+    #[pyo3(signature = (x, layer=None))]
+    fn embed<'py>(
+        &self,
+        py: Python<'py>,
+        x: Bound<'py, PyArray2<f32>>,
+        layer: Option<String>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let input = PyDict::new(py);
+        input.set_item("x", x)?;
+        let data = dataset(py, &input)?;
+        self.check_width(py, &data)?;
+        Ok(embed_values(py, self.model(), &data, layer.as_deref())?.into_pyarray(py))
     }
 
     /// `nsl evaluate`'s result as JSON: loss and metrics of `input` (a dict as `fit`'s inputs),
@@ -966,6 +1035,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit, m)?)?;
+    m.add_function(wrap_pyfunction!(embed_file, m)?)?;
     m.add_class::<PyRun>()?;
     Ok(())
 }

@@ -131,10 +131,7 @@ impl Cnn {
         let mut convs = Vec::with_capacity(spec.filters.len());
         for (i, &filters) in spec.filters.iter().enumerate() {
             if h < spec.kernel || w < spec.kernel {
-                candle_core::bail!(
-                    "images {input_shape:?} are too small for convolution {i} ({h}×{w} left, kernel {})",
-                    spec.kernel
-                );
+                candle_core::bail!("{}", spec.too_small(&input_shape, i, h, w));
             }
             convs.push(fast_conv2d(channels, filters, spec.kernel, vb.pp(format!("conv{i}")))?);
             (channels, h, w) = (filters, h - spec.kernel + 1, w - spec.kernel + 1);

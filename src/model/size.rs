@@ -88,9 +88,7 @@ impl ModelSpec {
                 for (i, &filters) in cnn.filters.iter().enumerate() {
                     let filters = width_ok("filters", filters)?;
                     if h < kernel || w < kernel {
-                        return Err(SizeError(format!(
-                            "images {item_shape:?} are too small for convolution {i} ({h}×{w} left, kernel {kernel})"
-                        )));
+                        return Err(SizeError(cnn.too_small(item_shape, i, h, w)));
                     }
                     let k2 = (kernel * kernel) as u64;
                     let layer = filters

@@ -88,6 +88,50 @@ impl Default for CnnSpec {
     }
 }
 
+impl CnnSpec {
+    /// The smallest height (and width) of an image this network takes: the last convolution
+    /// needs `kernel` rows, and each earlier convolution with its max-pool needs enough for the
+    /// next: `s_last = k`, `s_i = p · s_(i+1) + k − 1` (a 'valid' convolution loses `k − 1`, a pool
+    /// divides by `p`, rounding down). `usize::MAX` if that overflows. NSL's MNIST CNN
+    /// (`[32, 64, 64]`, kernel 3, pool 2) takes 18×18 and up.
+    ///
+    /// # Example
+    /// ```
+    /// let cnn = nsl::model::CnnSpec::default();
+    /// assert_eq!(cnn.min_image_side(), 18); // 3 → 2·3 + 2 = 8 → 2·8 + 2 = 18
+    /// let two = nsl::model::CnnSpec { filters: vec![8, 8], kernel: 5, ..Default::default() };
+    /// assert_eq!(two.min_image_side(), 14); // 5 → 2·5 + 4
+    /// ```
+    pub fn min_image_side(&self) -> usize {
+        let mut side = self.kernel;
+        for _ in 1..self.filters.len() {
+            side = side
+                .checked_mul(self.pool)
+                .and_then(|s| s.checked_add(self.kernel.saturating_sub(1)))
+                .unwrap_or(usize::MAX);
+        }
+        side
+    }
+
+    /// The error message for images `item_shape` that leave `h × w` before convolution `i`, too
+    /// few for the kernel: names the pool that shrank them and the least size the network takes.
+    pub(crate) fn too_small(&self, item_shape: &[usize], i: usize, h: usize, w: usize) -> String {
+        let k = self.kernel;
+        let left = match i {
+            0 => format!("{h}×{w}"),
+            _ => format!("{h}×{w} left after convolution {} and its {p}×{p} max-pool", i - 1, p = self.pool),
+        };
+        format!(
+            "images {item_shape:?} are too small for convolution {i} ({left}, kernel {k}×{k}): this CNN ({} \
+             convolutions, kernel {k}, pool {}) takes images of at least {m}×{m}; resize them, or use fewer \
+             convolutions or a smaller kernel or pool",
+            self.filters.len(),
+            self.pool,
+            m = self.min_image_side()
+        )
+    }
+}
+
 /// One input group of a [`BowSpec`]: the model-side view of a dataset's feature group (the
 /// dataset's `nsl::data::FeatureLayout`, which the model layer does not know).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
