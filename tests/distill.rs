@@ -26,11 +26,13 @@ fn teacher_of(ids: &[&str], p: &[f32]) -> TeacherTable {
 
 fn spec(teacher: Option<(TeacherTable, f64)>) -> RunSpec {
     let (train, unlabeled) = tiny_split();
-    let mut spec = RunSpec::default();
-    spec.samples = Some(train.into());
-    spec.unlabeled = Some(unlabeled.into());
-    spec.model = "mlp:8".parse().unwrap();
-    spec.dropout = Some(0.0);
+    let mut spec = RunSpec {
+        samples: Some(train.into()),
+        unlabeled: Some(unlabeled.into()),
+        model: "mlp:8".parse().unwrap(),
+        dropout: Some(0.0),
+        ..Default::default()
+    };
     spec.train.epochs = 150;
     spec.train.batch_size = 4;
     spec.train.optimizer = OptimizerConfig::default().with_learning_rate(0.05);
@@ -61,7 +63,10 @@ fn a_teacher_that_outweighs_the_labels_moves_the_model() {
 
 #[test]
 fn bad_teachers_are_refused_before_training() {
-    let open_error = |spec: RunSpec| spec.check().unwrap().open().err().expect("an error").to_string();
+    let open_error = |spec: RunSpec| match spec.check().unwrap().open() {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("the run opened"),
+    };
     // An unlabeled sample missing.
     let partial = teacher_of(&["l0", "l1", "l2", "l3", "u0"], &[0.5, 0.5]);
     assert_eq!(
@@ -83,6 +88,7 @@ fn bad_teachers_are_refused_before_training() {
     // Another task.
     let mut binary = spec(Some((teacher_of(&["l0"], &[0.5, 0.5]), 1.0)));
     binary.task = Task::Binary;
-    let err = binary.check().err().expect("an error").to_string();
+    let Err(err) = binary.check() else { panic!("the settings were accepted") };
+    let err = err.to_string();
     assert!(err.contains("distill teaches class probabilities: it needs task multiclass"), "{err}");
 }
