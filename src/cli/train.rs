@@ -9,7 +9,7 @@ use nsl::eval::Metric;
 use nsl::loss::{ClassWeights, Task};
 use nsl::model::ModelSpec;
 use nsl::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
-use nsl::run::{FitHooks, FittedRun, GraphInput, Input, Packed, RunSpec};
+use nsl::run::{DistillSpec, FitHooks, FittedRun, GraphInput, Input, Packed, RunSpec};
 use nsl::train::{
     LrSchedule, MultiplierSchedule, MultiplierSchedules, OptimizerConfig, TrainConfig, TrainState, UnlabeledConfig,
 };
@@ -179,6 +179,17 @@ settings! {
         #[arg(help_heading = "Adversarial regularization", long, value_name = "KEY=VALUE,…", value_parser = VatConfig::from_kv)]
         #[serde(deserialize_with = "from_text")]
         vat: Option<VatConfig>,
+        /// Distillation from a graph-aware teacher (GLNN, Zhang et al. 2022), as `key=value` pairs:
+        /// `teacher=FILE` (required: `nsl predict`'s CSV of a teacher run, every `p_<class>` column;
+        /// or any samples table whose features are class probabilities, e.g. Parquet; matched to the
+        /// training and `--unlabeled` samples by id, each row divided by its sum; the file name
+        /// cannot hold a comma), `multiplier` (default 1), `temperature` (T > 0, default 1). Adds
+        /// `multiplier · T² · mean KL(teacher^{1/T} ‖ softmax(logits / T))` over the batch's
+        /// labeled and unlabeled centers; the model still reads the features alone. Multiclass only.
+        /// Default: none.
+        #[arg(help_heading = "Graph regularization", long, value_name = "teacher=FILE,…", value_parser = DistillSpec::from_kv)]
+        #[serde(deserialize_with = "from_text")]
+        distill: Option<DistillSpec>,
         /// Stop when the `--validation` metric has not improved for N epochs and keep the best
         /// epoch's weights: `patience=N` (or just `N`), optionally `,metric=NAME` (accuracy |
         /// macro-f1 | micro-f1 | subset-accuracy | roc-auc | mse | mae | rmse; default the task's:
@@ -615,6 +626,7 @@ fn run_spec(settings: &TrainSettings, columns: &ColumnArgs) -> RunSpec {
             entropy: s.entropy.unwrap_or(unlabeled.entropy),
         },
         vat: s.vat,
+        distill: s.distill,
         early_stopping_metric: s.early_stopping.and_then(|p| p.1),
         record_adversarial: s.record_adversarial,
         record_every: s.record_every.unwrap_or(1),

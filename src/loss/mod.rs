@@ -2,7 +2,8 @@
 //! evaluation: the supervised loss of the [`Task`] ([`Task::loss`]; for multiclass the one-op
 //! [`cross_entropy`]), the adversarial term ([`adversarial_loss`], [`task_adversarial_loss`]) and
 //! the input gradient `∇ₓ L` that FGSM/PGD follow ([`input_gradient`], [`task_input_gradient`]),
-//! and the terms of TRADES and MART ([`trades_kl`], [`mart_terms`]).
+//! and the terms of TRADES and MART ([`trades_kl`], [`mart_terms`]); distillation from a teacher's
+//! probabilities ([`distill_loss`], [`DistillConfig`]: GLNN).
 //! The graph term is [`graph_loss`](crate::regularize::graph_loss). Per-class weights:
 //! [`ClassWeights`].
 //!
@@ -10,11 +11,13 @@
 //! the other for a loss.
 
 mod cross_entropy;
+mod distill;
 mod robust;
 mod task;
 mod weights;
 
 pub use cross_entropy::cross_entropy;
+pub use distill::{distill_loss, DistillConfig};
 pub use robust::{mart_terms, trades_kl};
 pub use task::{RegressionLoss, Task};
 pub use weights::{balanced_class_weights, ClassWeights, WeightsError};

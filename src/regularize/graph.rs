@@ -354,7 +354,10 @@ enum Positives<'a> {
 fn contrastive_loss(samples: &Tensor, positives: Positives, batch: &NeighborBatch, temperature: f64) -> Result<Tensor> {
     let (b, device) = (samples.dim(0)?, samples.device());
     let unit = |x: &Tensor| -> Result<Tensor> {
-        let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+        // The floor goes under the square root: at a row of zeros (a sample without features,
+        // such as Citeseer's 15) `sqrt`'s derivative is infinite, and 0 · ∞ would turn every
+        // weight into NaN. Above the floor the values are those of `‖x‖` clamped at 1e-12.
+        let norm = x.sqr()?.sum_keepdim(1)?.clamp(1e-24f32, f32::MAX)?.sqrt()?;
         x.broadcast_div(&norm)
     };
     let s = unit(samples)?;
@@ -466,6 +469,26 @@ mod tests {
         assert!(GraphRegConfig::from_kv("temperature=0.5").is_err(), "temperature needs the contrastive distance");
         assert!(GraphRegConfig::from_kv("distance=contrastive,temperature=0").is_err());
         assert_eq!(GraphRegConfig::from_kv("distance=contrastive").unwrap().contrastive, Some(0.5));
+    }
+
+    /// Issue 26: a center whose output is all zeros (a sample without features) gives a finite
+    /// loss and finite gradients, not NaN.
+    #[test]
+    fn the_contrastive_loss_is_finite_at_a_zero_row() {
+        let dev = Device::Cpu;
+        let var = candle_core::Var::new(&[[1.0f32, 0.0], [0.0, 0.0], [0.0, 1.0]], &dev).unwrap();
+        let targets = Tensor::new(&[1u32, 0], &dev).unwrap();
+        let batch = NeighborBatch {
+            sample_index: Tensor::new(&[0u32, 1], &dev).unwrap(),
+            weights: Tensor::new(&[1.0f32, 1.0], &dev).unwrap(),
+            slots: 2,
+        };
+        let config = GraphRegConfig::from_kv("distance=contrastive,in-batch=true").unwrap();
+        let loss = graph_loss_in_batch(var.as_tensor(), &targets, &batch, &config).unwrap();
+        assert!(loss.to_scalar::<f32>().unwrap().is_finite());
+        let grads = loss.backward().unwrap();
+        let g = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
     }
 
     #[test]

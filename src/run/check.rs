@@ -2,6 +2,7 @@
 
 use super::error::RunError;
 use super::spec::{GraphInput, Input, Packed, RunSpec};
+use crate::loss::Task;
 use crate::model::ModelSpec;
 use crate::neighbors::PackedConfig;
 use crate::train::MultiplierSchedule;
@@ -87,6 +88,13 @@ impl CheckedRun {
             ("graph", s.graph.as_ref().and_then(GraphInput::path)),
             ("validation", s.validation.as_ref().and_then(Input::path)),
             ("test", s.test.as_ref().and_then(Input::path)),
+            (
+                "distill",
+                s.distill.as_ref().and_then(|d| match &d.teacher {
+                    super::TeacherInput::Path(p) => Some(p.as_path()),
+                    super::TeacherInput::Table(_) => None,
+                }),
+            ),
         ]
         .into_iter()
         .filter_map(|(name, path)| path.map(|p| (name, p)))
@@ -156,6 +164,17 @@ impl RunSpec {
         }
         if let Some(vat) = &self.vat {
             vat.validate()?;
+        }
+        if let Some(distill) = &self.distill {
+            distill.config.validate()?;
+            if task != Task::Multiclass {
+                return Err(RunError::settings(format!(
+                    "@distill teaches class probabilities: it needs @task multiclass, not {task}"
+                )));
+            }
+            if !matches!(form, Form::Plain) {
+                return Err(RunError::settings("@distill needs @samples (not @packed)"));
+            }
         }
         self.check_packed(&form)?;
         match (&self.graph, &self.graph_reg, &form) {

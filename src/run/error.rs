@@ -13,7 +13,7 @@ use std::fmt;
 /// The settings a [`Conflict`] may name, as [`RunSpec`](super::RunSpec)'s fields (and the `nsl
 /// train` flags and `--config` keys, with `-` for `_`). Longest first, so that a name is never
 /// read as the start of a longer one.
-const SETTINGS: [&str; 24] = [
+const SETTINGS: [&str; 25] = [
     "record_adversarial",
     "graph_reg_schedule",
     "adv_reg_schedule",
@@ -28,6 +28,7 @@ const SETTINGS: [&str; 24] = [
     "graph_reg",
     "unlabeled",
     "adv_reg",
+    "distill",
     "dropout",
     "samples",
     "packed",

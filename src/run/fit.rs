@@ -148,6 +148,9 @@ impl OpenRun {
         if let Some(vat) = &s.vat {
             trainer = trainer.with_vat(vat);
         }
+        if let (Some(d), Some((train, unlabeled))) = (&s.distill, &self.distill) {
+            trainer = trainer.with_distill(&d.config, train.view(), unlabeled.as_ref().map(|u| u.view()));
+        }
         if let Some(adv) = &s.adv_reg {
             trainer = trainer.with_adversarial(adv);
             if s.record_adversarial.is_some() {
@@ -189,6 +192,13 @@ impl OpenRun {
             "graph_reg": s.graph_reg,
             "adv_reg": s.adv_reg,
             "vat": s.vat,
+            "distill": s.distill.as_ref().map(|d| serde_json::json!({
+                "teacher": match &d.teacher {
+                    super::TeacherInput::Path(p) => Some(p),
+                    super::TeacherInput::Table(_) => None,
+                },
+                "config": d.config,
+            })),
             "unlabeled": self.unlabeled.as_ref().map(|_| serde_json::json!({
                 "samples": s.unlabeled.as_ref().and_then(|u| u.path()),
                 "config": s.unlabeled_config,

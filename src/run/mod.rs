@@ -59,6 +59,7 @@
 
 mod check;
 mod columns;
+mod distill;
 mod error;
 mod fit;
 mod open;
@@ -68,6 +69,7 @@ mod spec;
 
 pub use check::CheckedRun;
 pub use columns::{RunColumns, COLUMNS_FILE};
+pub use distill::{read_teacher, DistillSpec, TeacherInput, TeacherTable};
 pub use error::{Conflict, RunError};
 pub use fit::{FitHooks, FittedRun, RunSummary};
 pub use open::OpenRun;

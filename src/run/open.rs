@@ -2,6 +2,7 @@
 //! built.
 
 use super::check::{CheckedRun, Form};
+use super::distill::{read_teacher, teacher_rows, TeacherInput};
 use super::error::{Context, RunError};
 use super::read::{check_binary, read_for_task, read_samples_for, weigh_if_present};
 use super::spec::{GraphInput, Input};
@@ -30,6 +31,8 @@ pub struct OpenRun {
     pub(crate) validation: Option<Dataset>,
     pub(crate) test: Option<Dataset>,
     pub(crate) tables: Option<Tables>,
+    /// The teacher's probabilities of the training and unlabeled samples, row for row.
+    pub(crate) distill: Option<(ndarray::Array2<f32>, Option<ndarray::Array2<f32>>)>,
     /// The model spec, its input fitted to the samples' feature groups.
     pub(crate) spec: ModelSpec,
     pub(crate) model: Box<dyn Model>,
@@ -213,6 +216,24 @@ impl CheckedRun {
             }
             _ => None,
         };
+        let distill = match &s.distill {
+            Some(d) => {
+                let read;
+                let (teacher, source) = match &d.teacher {
+                    TeacherInput::Path(path) => {
+                        stage(&format!("reading {}", path.display()));
+                        read = read_teacher(path)?;
+                        (&read, path.display().to_string())
+                    }
+                    TeacherInput::Table(t) => (t, "the teacher (in memory)".to_string()),
+                };
+                let names = train.class_names();
+                let rows =
+                    |samples: &Dataset, what: &str| teacher_rows(teacher, &source, samples, what, outputs, names);
+                Some((rows(&train, "training")?, unlabeled.as_ref().map(|u| rows(u, "unlabeled")).transpose()?))
+            }
+            None => None,
+        };
         Ok(OpenRun {
             checked: self,
             train,
@@ -221,6 +242,7 @@ impl CheckedRun {
             validation,
             test,
             tables,
+            distill,
             spec,
             model,
             vars,

@@ -135,6 +135,10 @@ pub struct RunSpec {
     pub unlabeled_config: UnlabeledConfig,
     /// Virtual adversarial regularization. Default none.
     pub vat: Option<VatConfig>,
+    /// Distillation from a teacher's class probabilities on the training and unlabeled samples
+    /// (GLNN, [`distill_loss`](crate::loss::distill_loss)). Default none; multiclass, samples in
+    /// memory or a plain file (not packed).
+    pub distill: Option<super::DistillSpec>,
     /// The validation metric early stopping watches ([`TrainConfig::early_stopping`] sets the
     /// patience). Default the task's primary metric.
     pub early_stopping_metric: Option<Metric>,
@@ -186,6 +190,7 @@ impl Default for RunSpec {
             unlabeled: None,
             unlabeled_config: UnlabeledConfig::default(),
             vat: None,
+            distill: None,
             early_stopping_metric: None,
             record_adversarial: None,
             record_every: 1,

@@ -53,7 +53,7 @@ pub use state::{StateError, TrainState};
 
 use crate::data::Dataset;
 use crate::eval::{weighted_task_metrics, ClassTally, Metric, Metrics, Truth};
-use crate::loss::Task;
+use crate::loss::{DistillConfig, Task};
 use crate::model::Model;
 use crate::neighbors::{NeighborTable, PackedBatch, PackedConfig, PackedEpoch, PackedParts};
 use crate::regularize::{AdvRegConfig, GraphRegConfig, VatConfig};
@@ -67,7 +67,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
-use step::{Multipliers, Step, StepContext, StepSetup, Unlabeled};
+use step::{Distill, Multipliers, Step, StepContext, StepSetup, Unlabeled};
 
 /// How to train. `Default`: Adam (lr 0.001), 10 epochs, batch 32 (Keras' default), seed 0, shuffled,
 /// on the caller's thread pool.
@@ -238,6 +238,7 @@ pub struct Trainer<'a> {
     adversarial: Option<&'a AdvRegConfig>,
     vat: Option<&'a VatConfig>,
     unlabeled: Option<UnlabeledCenters<'a>>,
+    distill: Option<Distill<'a>>,
     /// Every how many epochs to record adversarial neighbors, and the record.
     record: Option<(usize, AdversarialRecord)>,
     progress: Option<ProgressFn<'a>>,
@@ -289,6 +290,7 @@ impl<'a> Trainer<'a> {
             adversarial: None,
             vat: None,
             unlabeled: None,
+            distill: None,
             record: None,
             progress: None,
             stop: None,
@@ -351,6 +353,22 @@ impl<'a> Trainer<'a> {
         config: UnlabeledConfig,
     ) -> Self {
         self.unlabeled = Some(UnlabeledCenters { data: unlabeled, table, config });
+        self
+    }
+
+    /// Adds distillation from a teacher ([`distill_loss`](crate::loss::distill_loss), GLNN): every
+    /// step adds `config.multiplier · L_KD` between the teacher's probabilities and the model's
+    /// outputs on the batch's centers. `train` holds the teacher's probabilities `[n, classes]` of
+    /// the training samples, row for row; `unlabeled` those of the unlabeled samples
+    /// ([`Trainer::with_unlabeled`]), row for row (without it, unlabeled centers are not taught).
+    /// Multiclass only, in memory; sample weights do not weigh this term.
+    pub fn with_distill(
+        mut self,
+        config: &'a DistillConfig,
+        train: ndarray::ArrayView2<'a, f32>,
+        unlabeled: Option<ndarray::ArrayView2<'a, f32>>,
+    ) -> Self {
+        self.distill = Some(Distill { config, train, unlabeled });
         self
     }
 
@@ -451,6 +469,9 @@ impl<'a> Trainer<'a> {
         if self.unlabeled.is_some() {
             return invalid("unlabeled samples", "given".into(), "none with a packed table");
         }
+        if self.distill.is_some() {
+            return invalid("distill", "a teacher".into(), "none with a packed table (samples in memory)");
+        }
         if !self.task.has_classes() {
             return invalid("task", self.task.to_string(), "multiclass or binary with a packed table (labels only)");
         }
@@ -540,6 +561,7 @@ impl<'a> Trainer<'a> {
             )
             .into());
         }
+        self.check_distill(train)?;
         let labels = match crate::eval::task_targets(train, self.task) {
             Ok(t) => t,
             Err(e) => return Err(TrainError::Targets(e.to_string())),
@@ -593,6 +615,46 @@ impl<'a> Trainer<'a> {
         }
         let (vars, optimizer) = self.optimizer(source)?;
         self.run(source, None, parts.max_label().unwrap_or(0), validation, optimizer, vars)
+    }
+
+    /// The teacher's tables against the samples and the model's outputs.
+    fn check_distill(&self, train: &Dataset) -> Result<(), TrainError> {
+        let Some(d) = &self.distill else { return Ok(()) };
+        d.config.validate()?;
+        let invalid = |field: &str, value: String, expected: String| -> Result<(), TrainError> {
+            Err(crate::config::ConfigError::invalid(field, value, expected).into())
+        };
+        if self.task != Task::Multiclass {
+            return invalid("distill", format!("with the {} task", self.task), "the multiclass task".into());
+        }
+        if d.train.nrows() != train.len() {
+            let rows = d.train.nrows();
+            return invalid(
+                "distill teacher",
+                format!("{rows} rows"),
+                format!("{} (the training samples)", train.len()),
+            );
+        }
+        let unlabeled = self.unlabeled.as_ref().map_or(0, |u| u.data.len());
+        if let Some(u) = d.unlabeled.filter(|u| u.nrows() != unlabeled) {
+            let rows = u.nrows();
+            return invalid(
+                "distill teacher",
+                format!("{rows} unlabeled rows"),
+                format!("{unlabeled} (the unlabeled samples)"),
+            );
+        }
+        // Evaluation mode: no dropout mask is drawn, the run's random streams are left untouched.
+        let first = crate::tensor::to_tensor(train.features().slice(ndarray::s![0..1, ..]))?;
+        let outputs = self.model.forward_t(&first, false)?.dim(1)?;
+        if d.train.ncols() != outputs || d.unlabeled.is_some_and(|u| u.ncols() != outputs) {
+            return invalid(
+                "distill teacher",
+                format!("{} classes", d.train.ncols()),
+                format!("{outputs} (the model's outputs)"),
+            );
+        }
+        Ok(())
     }
 
     /// The trainable variables and the optimizer, both restored from the state to resume from, if
@@ -669,6 +731,7 @@ impl<'a> Trainer<'a> {
             unlabeled,
             seed: self.config.seed,
             task: self.task,
+            distill: self.distill,
         };
         let mut early =
             EarlyStopping::new(self.config.early_stopping, self.monitor.unwrap_or(Metric::primary(self.task)));
@@ -752,6 +815,7 @@ impl<'a> Trainer<'a> {
                     unlabeled: None, // refused with a packed table
                     seed: setup.seed,
                     task: setup.task,
+                    distill: None, // refused with a packed table
                 });
                 let features = train.features();
                 // The global step: the optimizer's updates so far.
@@ -876,6 +940,10 @@ impl<'a> Trainer<'a> {
         });
         if let (TrainData::Packed { parts, config, .. }, Some(map)) = (source, setup.as_object_mut()) {
             map.insert("packed".into(), serde_json::json!({ "files": parts.files().len(), "stream": config }));
+        }
+        // Only when set: the states of runs without a teacher stay as they were.
+        if let (Some(d), Some(map)) = (&self.distill, setup.as_object_mut()) {
+            map.insert("distill".into(), serde_json::json!({ "config": d.config, "unlabeled": d.unlabeled.is_some() }));
         }
         setup
     }

@@ -19,7 +19,10 @@
 use super::backend::{Backend, Outputs};
 use super::optim::Optimizer;
 use super::record::{self, AdversarialExample};
-use crate::loss::{mart_terms, output_input_gradient, task_adversarial_loss, task_input_gradient, trades_kl, Task};
+use crate::loss::{
+    distill_loss, mart_terms, output_input_gradient, task_adversarial_loss, task_input_gradient, trades_kl,
+    DistillConfig, Task,
+};
 use crate::model::Model;
 use crate::neighbors::{extend_row, NeighborBatch, NeighborTable};
 use crate::regularize::{
@@ -43,6 +46,17 @@ pub(super) struct StepSetup<'a> {
     pub seed: u64,
     /// The supervised loss.
     pub task: Task,
+    /// Distillation from a teacher's probabilities, on every center that has them.
+    pub distill: Option<Distill<'a>>,
+}
+
+/// The teacher of a [`StepSetup`]: its probabilities of the training samples and of the unlabeled
+/// centers, row for row.
+#[derive(Clone, Copy)]
+pub(super) struct Distill<'a> {
+    pub config: &'a DistillConfig,
+    pub train: ArrayView2<'a, f32>,
+    pub unlabeled: Option<ArrayView2<'a, f32>>,
 }
 
 /// The unlabeled centers of a [`StepSetup`].
@@ -345,6 +359,24 @@ impl StepSetup<'_> {
         let graph_value = graph.as_ref().map_or(0.0, |g| g.1);
         let mut regularizers = graph.map(|g| g.0);
         let (mut entropy_value, mut vat_value) = (0.0, 0.0);
+        if let Some(d) = self.distill.filter(|d| d.config.multiplier > 0.0) {
+            // The labeled centers, then the unlabeled ones (when the teacher has them): the first
+            // rows of the pass.
+            let classes = d.train.ncols();
+            let taught = n + d.unlabeled.map_or(0, |_| urows.len());
+            let mut q: Vec<f32> = Vec::with_capacity(taught * classes);
+            for &r in rows {
+                q.extend(d.train.row(r).iter());
+            }
+            if let Some(u) = d.unlabeled {
+                for &r in urows {
+                    q.extend(u.row(r).iter());
+                }
+            }
+            let q = Tensor::from_vec(q, (taught, classes), &Device::Cpu)?;
+            let kd = distill_loss(&all_logits.narrow(0, 0, taught)?, &q, d.config.temperature)?;
+            regularizers = Some(add_term(regularizers, (kd * d.config.multiplier)?)?);
+        }
         if let Some(u) = self.unlabeled.filter(|u| u.entropy > 0.0 && !urows.is_empty()) {
             let h = entropy(&all_logits.narrow(0, n, urows.len())?)?;
             entropy_value = scalar(&h)?;
