@@ -62,26 +62,25 @@ pub struct TuneArgs {
     /// Budget in epochs (summed over every trial): the same seed and budget give the same recipe.
     #[arg(long, value_name = "N", help_heading = "Search")]
     budget_epochs: Option<usize>,
-    /// Seed of the drawn settings. Default 0.
+    /// Seed of the drawn settings.
     #[arg(long, default_value_t = 0, help_heading = "Search")]
     seed: u64,
-    /// Seeds each finalist trains with (the winner has the best mean validation score). Default 3.
+    /// Seeds each finalist trains with (the winner has the best mean validation score).
     #[arg(long, default_value_t = 3, value_name = "N", help_heading = "Search")]
     finalist_seeds: usize,
-    /// Halving rate η: each rung keeps the best third (η = 3) and trains it 3 times longer. Default 3.
+    /// Halving rate η: each rung keeps the best 1/η of its trials and trains them η times longer.
     #[arg(long, default_value_t = 3, help_heading = "Search")]
     eta: usize,
-    /// The most halvings (rungs − 1). Default 3.
+    /// The most halvings (rungs − 1).
     #[arg(long, default_value_t = 3, value_name = "K", help_heading = "Search")]
     max_halvings: usize,
-    /// Early stopping's patience inside each trial when the recipe sets none. Default 100.
+    /// Early stopping's patience inside each trial when the recipe sets none.
     #[arg(long, default_value_t = 100, value_name = "N", help_heading = "Search")]
     patience: usize,
     /// The most trials of the first rung. Default: as many as the budget holds.
     #[arg(long, value_name = "N", help_heading = "Search")]
     max_trials: Option<usize>,
-    /// The chosen recipe (TOML that `nsl train --config` accepts), written atomically. Default
-    /// tuned.toml.
+    /// The chosen recipe (TOML that `nsl train --config` accepts), written atomically.
     #[arg(long, value_name = "FILE", default_value = "tuned.toml", help_heading = "Output")]
     out_recipe: PathBuf,
     /// A Parquet table of every training: trial, rung, epochs, seed, status, score, best_epoch,
@@ -194,12 +193,14 @@ pub fn run(args: &TuneArgs) -> Result<()> {
         .on_progress(|p| {
             if shown != Some((p.rung, p.finalist)) {
                 shown = Some((p.rung, p.finalist));
-                let rung = plan.rungs[p.rung.min(rungs - 1)];
-                match p.finalist {
-                    true => {
+                match (p.finalist, plan.rungs.get(p.rung)) {
+                    (true, _) => {
                         errln!("finalists: {} more seeds each, {} epochs", plan.finalist_seeds - 1, plan.max_epochs)
                     }
-                    false => errln!("rung {}/{rungs}: {} trials of {} epochs", p.rung + 1, rung.trials, rung.epochs),
+                    (false, Some(r)) => {
+                        errln!("rung {}/{rungs}: {} trials of {} epochs", p.rung + 1, r.trials, r.epochs)
+                    }
+                    (false, None) => {}
                 }
             }
             bar.update("tuning", p.epochs_done as u64, p.epochs_total as u64);

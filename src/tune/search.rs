@@ -150,7 +150,7 @@ impl<'a> TuneHooks<'a> {
 pub struct Calibration {
     /// Opening the run (reading, neighbor tables, model).
     pub open_seconds: f64,
-    /// One epoch, its validation included.
+    /// One epoch once warm (the median of the epochs after the first), its validation included.
     pub epoch_seconds: f64,
 }
 
@@ -279,7 +279,11 @@ impl<'a> Tuner<'a> {
         }
         let fitted = fitted.map_err(TuneError::Calibration)?;
         let epochs = fitted.history().epochs.len().max(1);
-        Ok(Calibration { open_seconds, epoch_seconds: started.elapsed().as_secs_f64() / epochs as f64 })
+        // The first epoch is slow (allocations, caches): the median of the others is what the
+        // plan's epochs cost (an epoch's time includes its validation).
+        let epoch_seconds =
+            fitted.history().steady_epoch_seconds().unwrap_or_else(|| started.elapsed().as_secs_f64() / epochs as f64);
+        Ok(Calibration { open_seconds, epoch_seconds })
     }
 
     /// Runs `plan`: draws `plan.rungs[0].trials` settings from the space (seeded by
@@ -305,7 +309,8 @@ impl<'a> Tuner<'a> {
                 alive = scored.iter().take(rung.trials).map(|r| (r.trial, r.settings.clone())).collect();
             }
             for (trial, settings) in &alive {
-                let record = self.train(*trial, k, settings, rung.epochs, 0, (done, total, false), &mut hooks);
+                let job = Job { trial: *trial, rung: k, epochs: rung.epochs, offset: 0, finalist: false };
+                let record = self.train(&job, settings, (done, total), &mut hooks);
                 done += rung.epochs;
                 stopped = record.status == TrialStatus::Stopped;
                 if let Some(f) = hooks.trial.as_mut() {
@@ -325,8 +330,8 @@ impl<'a> Tuner<'a> {
                 .collect();
             'seeds: for offset in 1..plan.finalist_seeds as u64 {
                 for (trial, settings) in &finalists {
-                    let record =
-                        self.train(*trial, last, settings, plan.max_epochs, offset, (done, total, true), &mut hooks);
+                    let job = Job { trial: *trial, rung: last, epochs: plan.max_epochs, offset, finalist: true };
+                    let record = self.train(&job, settings, (done, total), &mut hooks);
                     done += plan.max_epochs;
                     stopped = record.status == TrialStatus::Stopped;
                     if let Some(f) = hooks.trial.as_mut() {
@@ -343,19 +348,16 @@ impl<'a> Tuner<'a> {
         TuneOutcome { plan: plan.clone(), trials: records, best, stopped }
     }
 
-    /// One training of `settings` for at most `epochs` epochs with the base seed plus `offset`.
-    #[allow(clippy::too_many_arguments)]
+    /// One training of `settings` as `job` says; `done` of `total` epochs of the plan are behind.
     fn train(
         &mut self,
-        trial: usize,
-        rung: usize,
+        job: &Job,
         settings: &Assignment,
-        epochs: usize,
-        offset: u64,
-        (done, total, finalist): (usize, usize, bool),
+        (done, total): (usize, usize),
         hooks: &mut TuneHooks<'_>,
     ) -> TrialRecord {
         let started = Instant::now();
+        let &Job { trial, rung, epochs, offset, finalist } = job;
         let mut record = TrialRecord {
             trial,
             rung,
@@ -430,13 +432,22 @@ impl<'a> Tuner<'a> {
     }
 }
 
+/// One training to run: a trial at a rung, for at most `epochs` epochs, with the base seed plus
+/// `offset` (a finalist's extra seeds).
+struct Job {
+    trial: usize,
+    rung: usize,
+    epochs: usize,
+    offset: u64,
+    finalist: bool,
+}
+
 /// The best trial: on the highest rung with a score, the best mean over its seeds there (ties to
 /// the earlier trial).
 fn best(records: &[TrialRecord], plan: &Plan, finished: bool) -> Option<Best> {
     let rung = records.iter().filter(|r| r.score.is_some()).map(|r| r.rung).max()?;
     let mut trials: Vec<usize> =
         records.iter().filter(|r| r.rung == rung && r.score.is_some()).map(|r| r.trial).collect();
-    trials.dedup();
     trials.sort_unstable();
     trials.dedup();
     let mut best: Option<Best> = None;
