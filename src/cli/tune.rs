@@ -500,10 +500,11 @@ fn recipe_text(
         ),
         format!("from {base_name}."),
         format!(
-            "Trial {}: validation accuracy {:.4} (the mean of {} seeds: {}) at {} epochs.",
+            "Trial {}: validation accuracy {:.4} (the mean of {} seed{}: {}) at {} epochs.",
             best.trial,
             best.mean,
             best.scores.len(),
+            if best.scores.len() == 1 { "" } else { "s" },
             best.scores.iter().map(|s| format!("{s:.4}")).collect::<Vec<_>>().join(", "),
             best.epochs
         ),
