@@ -44,10 +44,12 @@ fn class_rings() -> NeighborGraph {
 
 /// 12 labeled samples, 12 validation, 12 unlabeled; 9 epochs of a small contrastive recipe.
 fn base_spec() -> RunSpec {
-    let mut spec = RunSpec::default();
-    spec.samples = Some(samples(0..12).into());
-    spec.validation = Some(samples(12..24).into());
-    spec.unlabeled = Some(samples(24..36).into());
+    let mut spec = RunSpec {
+        samples: Some(samples(0..12).into()),
+        validation: Some(samples(12..24).into()),
+        unlabeled: Some(samples(24..36).into()),
+        ..RunSpec::default()
+    };
     spec.unlabeled_config.ratio = 2.0;
     spec.graph = Some(class_rings().into());
     spec.graph_reg = Some("multiplier=1,neighbors=4,distance=contrastive,layer=hidden1,in-batch=true".parse().unwrap());
@@ -62,9 +64,7 @@ fn make(settings: &Vec<(String, Value)>) -> Result<RunSpec, String> {
     let mut spec = base_spec();
     for (key, value) in settings {
         match (key.as_str(), value) {
-            ("learning_rate", Value::Float(lr)) => {
-                spec.train.optimizer = spec.train.optimizer.clone().with_learning_rate(*lr)
-            }
+            ("learning_rate", Value::Float(lr)) => spec.train.optimizer = spec.train.optimizer.with_learning_rate(*lr),
             ("dropout", Value::Float(d)) => spec.dropout = Some(*d as f32),
             ("graph_reg.multiplier", Value::Float(m)) => {
                 let reg = spec.graph_reg.take().unwrap_or_default();

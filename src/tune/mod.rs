@@ -56,7 +56,7 @@
 //!     let mut spec = base.clone();
 //!     for (key, value) in settings {
 //!         match (key.as_str(), value) {
-//!             ("learning_rate", Value::Float(lr)) => spec.train.optimizer = spec.train.optimizer.clone().with_learning_rate(*lr),
+//!             ("learning_rate", Value::Float(lr)) => spec.train.optimizer = spec.train.optimizer.with_learning_rate(*lr),
 //!             _ => return Err(format!("unknown key {key}")),
 //!         }
 //!     }
