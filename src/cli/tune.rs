@@ -191,7 +191,7 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     let hooks = TuneHooks::default()
         .stop_when(stop.clone())
         .on_progress(|p| {
-            if shown != Some((p.rung, p.finalist)) {
+            if shown != Some((p.rung, p.finalist)) && !super::progress::quiet() {
                 shown = Some((p.rung, p.finalist));
                 match (p.finalist, plan.rungs.get(p.rung)) {
                     (true, _) => {
