@@ -120,6 +120,7 @@ pub mod run;
 mod tensor;
 pub mod tfrecord;
 pub mod train;
+pub mod tune;
 
 pub use build::{BuildConfig, BuildError, GraphBuilder};
 pub use config::ConfigError;

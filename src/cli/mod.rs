@@ -40,6 +40,7 @@ mod pack;
 mod progress;
 mod split;
 mod train;
+mod tune;
 mod worker;
 
 use anyhow::Context;
@@ -107,6 +108,8 @@ enum Command {
     PackNbrs(pack::PackArgs),
     /// Build a neighbor graph from embeddings by cosine similarity (exact or LSH).
     BuildGraph(build_graph::BuildGraphArgs),
+    /// Search a recipe's settings on the validation samples (successive halving over the epochs, seeded) and write the best as a recipe.
+    Tune(Box<tune::TuneArgs>),
     /// A trained run's hidden layer (or logits) for every sample: embeddings for `nsl build-graph`.
     Embed(embed::EmbedArgs),
     /// Write synthetic Gaussian-cluster embeddings (for benchmarks).
@@ -231,6 +234,7 @@ pub fn main() -> ExitCode {
         Command::PackNbrs(args) => pack::run(args),
         Command::Graph(cmd) => graph::run(cmd),
         Command::BuildGraph(args) => build_graph::run(args),
+        Command::Tune(args) => tune::run(args),
         Command::Embed(args) => embed::run(args),
         Command::GenerateEmbeddings(args) => generate::run(args),
         Command::Worker(cmd) => worker::run(cmd),

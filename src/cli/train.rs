@@ -817,3 +817,38 @@ fn explain_failed_save(e: anyhow::Error, partial: Option<&Path>, out: &Path) -> 
         None => e.context(format!("the run was trained but not saved to {} (no state was kept)", out.display())),
     }
 }
+
+/// The data files of a recipe given on the command line (`nsl tune`'s flags): they win over the
+/// recipe's own keys, as `nsl train`'s flags win over its `--config` file.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RecipeInputs {
+    pub samples: Option<PathBuf>,
+    pub unlabeled: Option<PathBuf>,
+    pub graph: Option<PathBuf>,
+    pub validation: Option<PathBuf>,
+    pub pool: Option<PathBuf>,
+}
+
+/// The run a recipe describes (the TOML table of a `--config` file), parsed as `nsl train
+/// --config` parses it, with `inputs` over the recipe's keys: how `nsl tune` makes its trials.
+/// The error is the parser's message (an unknown key, a value a setting rejects).
+pub(super) fn recipe_spec(
+    recipe: &toml::Table,
+    inputs: &RecipeInputs,
+    columns: &ColumnArgs,
+) -> std::result::Result<RunSpec, String> {
+    let file: TrainSettings = toml::Value::Table(recipe.clone()).try_into().map_err(|e: toml::de::Error| {
+        // The parser's message ends with a newline and may start with a position in a file
+        // the recipe never was: keep its first lines only.
+        e.message().trim().to_string()
+    })?;
+    let flags = TrainSettings {
+        samples: inputs.samples.clone(),
+        unlabeled: inputs.unlabeled.clone(),
+        graph: inputs.graph.clone(),
+        validation: inputs.validation.clone(),
+        pool: inputs.pool.clone(),
+        ..TrainSettings::default()
+    };
+    Ok(run_spec(&flags.or(file), columns))
+}
