@@ -6,29 +6,15 @@ The CLI comparisons need the `nsl` binary ($NSL_BIN, else target/release/nsl); t
 without one.
 """
 
-import os
-import subprocess
-from pathlib import Path
 
 import nsl_rs
+from _cli import nsl
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from nsl_rs import NSLClassifier, NslFileError, NslTypeError, NslValueError
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def nsl_bin():
-    for c in [os.environ.get("NSL_BIN"), ROOT / "target/release/nsl"]:
-        if c and Path(c).is_file() and os.access(c, os.X_OK):
-            return str(c)
-    pytest.skip("no nsl binary (set NSL_BIN or build target/release/nsl)")
-
-
-def nsl(*args):
-    subprocess.run([nsl_bin(), *map(str, args)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def bits(a):

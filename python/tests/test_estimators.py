@@ -20,22 +20,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import nsl_rs
+from _cli import ROOT, nsl, nsl_bin
 from nsl_rs import NSLClassifier, NSLRegressor, NslValueError
 
-ROOT = Path(__file__).resolve().parents[2]
 CORA = ROOT / "datasets/cora"
 MNIST = ROOT / "datasets/mnist"
-
-
-def nsl_bin():
-    for c in [os.environ.get("NSL_BIN"), ROOT / "target/release/nsl"]:
-        if c and Path(c).is_file() and os.access(c, os.X_OK):
-            return str(c)
-    pytest.skip("no nsl binary (set NSL_BIN or build target/release/nsl)")
-
-
-def nsl(*args):
-    subprocess.run([nsl_bin(), *map(str, args)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def blobs(n=120, seed=0, classes=3, d=4):

@@ -10,10 +10,8 @@ import gzip
 import json
 import math
 import os
-import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -21,20 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import nsl_rs
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def nsl_bin():
-    candidates = [os.environ.get("NSL_BIN"), ROOT / "target/release/nsl", ROOT / "target/debug/nsl"]
-    for c in candidates:
-        if c and Path(c).is_file() and os.access(c, os.X_OK):
-            return str(c)
-    found = shutil.which("nsl")
-    if found:
-        return found
-    pytest.skip("no nsl binary (set NSL_BIN or build target/release/nsl)")
-
+from _cli import ROOT, nsl_bin
 
 def edges(table):
     return list(zip(table.column("source").to_pylist(), table.column("target").to_pylist(),

@@ -310,13 +310,7 @@ impl<'a> Tuner<'a> {
             }
             for (trial, settings) in &alive {
                 let job = Job { trial: *trial, rung: k, epochs: rung.epochs, offset: 0, finalist: false };
-                let record = self.train(&job, settings, (done, total), &mut hooks);
-                done += rung.epochs;
-                stopped = record.status == TrialStatus::Stopped;
-                if let Some(f) = hooks.trial.as_mut() {
-                    f(&record);
-                }
-                records.push(record);
+                stopped = self.train_and_record(&job, settings, (&mut done, total), &mut hooks, &mut records);
                 if stopped {
                     break 'rungs;
                 }
@@ -331,13 +325,7 @@ impl<'a> Tuner<'a> {
             'seeds: for offset in 1..plan.finalist_seeds as u64 {
                 for (trial, settings) in &finalists {
                     let job = Job { trial: *trial, rung: last, epochs: plan.max_epochs, offset, finalist: true };
-                    let record = self.train(&job, settings, (done, total), &mut hooks);
-                    done += plan.max_epochs;
-                    stopped = record.status == TrialStatus::Stopped;
-                    if let Some(f) = hooks.trial.as_mut() {
-                        f(&record);
-                    }
-                    records.push(record);
+                    stopped = self.train_and_record(&job, settings, (&mut done, total), &mut hooks, &mut records);
                     if stopped {
                         break 'seeds;
                     }
@@ -346,6 +334,26 @@ impl<'a> Tuner<'a> {
         }
         let best = best(&records, plan, !stopped);
         TuneOutcome { plan: plan.clone(), trials: records, best, stopped }
+    }
+
+    /// Trains `settings` as `job` says, adds its epochs to `done`, gives the record to the trial
+    /// hook and keeps it; true if the training was stopped (the search ends).
+    fn train_and_record(
+        &mut self,
+        job: &Job,
+        settings: &Assignment,
+        (done, total): (&mut usize, usize),
+        hooks: &mut TuneHooks<'_>,
+        records: &mut Vec<TrialRecord>,
+    ) -> bool {
+        let record = self.train(job, settings, (*done, total), hooks);
+        *done += job.epochs;
+        let stopped = record.status == TrialStatus::Stopped;
+        if let Some(f) = hooks.trial.as_mut() {
+            f(&record);
+        }
+        records.push(record);
+        stopped
     }
 
     /// One training of `settings` as `job` says; `done` of `total` epochs of the plan are behind.
