@@ -303,13 +303,16 @@ pub(crate) fn open_descriptor(_path: &Path) -> io::Result<Option<File>> {
     Ok(None)
 }
 
-/// Checks, without writing anything, that [`AtomicFile::create`] can write `path`: it names a
-/// file, is not a directory, and is a device, a FIFO or a descriptor (written in place) or lies in
-/// an existing directory that this process may write (`faccessat(W_OK | X_OK, AT_EACCESS)`, which
-/// also sees a read-only file system). For commands that should fail before long work.
+/// Checks that [`AtomicFile::create`] can write `path`, leaving nothing behind: it names a file,
+/// is not a directory, and is a device, a FIFO or a descriptor (written in place) or lies in an
+/// existing directory that this process may write (`faccessat(W_OK | X_OK, AT_EACCESS)`, which
+/// also sees a read-only file system) and that takes a new file: an empty hidden temporary file is
+/// created there and removed at once (a privileged process passes the access check everywhere,
+/// yet `/proc` or a full quota refuses it). For commands that should fail before long work.
 ///
 /// # Errors
-/// `InvalidInput`, `IsADirectory`, `NotFound` or `PermissionDenied`, naming `path`.
+/// `InvalidInput`, `IsADirectory`, `NotFound` or `PermissionDenied`, naming `path`, or the error
+/// of the probe file, naming the directory.
 pub fn check_writable(path: &Path) -> io::Result<()> {
     check_names_file(path)?;
     if names_descriptor(path).is_some() {
@@ -338,7 +341,13 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
             format!("cannot write {}: directory {} is not writable", path.display(), dir.display()),
         ));
     }
-    Ok(())
+    // The probe is removed when dropped; a failure to remove it is not the caller's concern.
+    tempfile::Builder::new().prefix(".nsl-probe.").tempfile_in(&dir).map(drop).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot write {}: directory {} refuses a new file: {e}", path.display(), dir.display()),
+        )
+    })
 }
 
 /// Whether this process may create and remove entries in `dir`.
@@ -578,6 +587,9 @@ mod tests {
         assert_eq!(kind(dir.path()), io::ErrorKind::IsADirectory);
         assert_eq!(kind(Path::new(&format!("{}/", dir.path().join("x").display()))), io::ErrorKind::InvalidInput);
         assert!(check_writable(Path::new("/dev/null")).is_ok());
+        // /proc takes no new file, even from a process that passes every access check (root).
+        #[cfg(target_os = "linux")]
+        assert!(check_writable(Path::new("/proc/nsl-out.toml")).is_err());
         assert!(names(dir.path()).is_empty(), "a probe was left");
     }
 
