@@ -2,10 +2,16 @@
 # `nsl tune` on few labels (issue 26): tune the few-labels recipe on the validation split alone with a
 # wall-clock budget, then compare the tuned recipe with today's fixed one on the test split over SEEDS seeds.
 #
-#   scripts/tune_few_labels.sh [cora|digits|both] [BUDGET=10m] [SEEDS=10]
+#   scripts/tune_few_labels.sh [cora|citeseer|citeseer-distill|digits|both|all] [BUDGET=10m] [SEEDS=10]
 #
 # cora:   Planetoid Cora (140 labeled papers, 500 validation, 1,000 test; every non-train paper
 #         unlabeled), the citation graph, examples/recipes/few_labels.toml as the base recipe.
+# citeseer: Planetoid Citeseer (120 labeled, 500 validation, 1,000 test; datasets/citeseer), the same
+#         base recipe (set on Cora: a graph it was never tuned on).
+# citeseer-distill: Citeseer, base examples/recipes/few_labels_distill_citeseer.toml with the SGC
+#         teacher of scripts/few_labels_distill.sh (K = 2, MLP [64], dropout 0.8, weight decay 0.002,
+#         seed 0), given to `nsl tune --distill teacher=FILE`; "fixed" is that recipe as hand-chosen
+#         (multiplier 300).
 # digits: the 10,000 bundled MNIST test-set digits (datasets/mnist/t10k-*), a seeded draw of 100 labeled,
 #         500 validation and 1,000 test digits, every other digit unlabeled; a 10-nearest-neighbor graph
 #         of the pixels from `nsl build-graph --threshold -1 --top-k 10` (a graph nsl was never tuned on).
@@ -35,14 +41,33 @@ stats() { # accuracies (percent) on stdin -> "a, b, c (mean ± sd)"
          sd=(NR>1)?sqrt(d/(NR-1)):0; printf "%s (%.1f ± %.1f)", out, m, sd}'
 }
 
-prepare_cora() { # -> $OUT/cora/{tr,va,te,un,g}.parquet
-    local d=$OUT/cora
+prepare_planetoid() { # name -> $OUT/name/{tr,va,te,un,g}.parquet
+    local d=$OUT/$1 data=$ROOT/datasets/$1
     mkdir -p "$d"
-    "$NSL" convert --content "$ROOT/datasets/cora/cora.content.gz" --cites "$ROOT/datasets/cora/cora.cites.gz" \
+    "$NSL" convert --content "$data/$1.content.gz" --cites "$data/$1.cites.gz" \
         --samples "$d/all.parquet" --graph "$d/g.parquet" >/dev/null
-    "$NSL" split "$d/all.parquet" --split-table "$ROOT/datasets/cora/cora.planetoid_split.tsv" \
+    "$NSL" split "$d/all.parquet" --split-table "$data/$1.planetoid_split.tsv" \
         --out-train "$d/tr.parquet" --out-validation "$d/va.parquet" --out-test "$d/te.parquet" \
         --out-unlabeled "$d/un.parquet" >/dev/null
+}
+prepare_cora() { prepare_planetoid cora; }
+prepare_citeseer() { prepare_planetoid citeseer; }
+
+prepare_citeseer-distill() { # Citeseer and the SGC teacher (scripts/few_labels_distill.sh's) -> teacher.csv
+    local d=$OUT/citeseer-distill data=$ROOT/datasets/citeseer
+    mkdir -p "$d"
+    "$NSL" convert --content "$data/citeseer.content.gz" --cites "$data/citeseer.cites.gz" \
+        --samples "$d/all.parquet" --graph "$d/g.parquet" >/dev/null
+    "$NSL" split "$d/all.parquet" --split-table "$data/citeseer.planetoid_split.tsv" --out-train "$d/tr.parquet" \
+        --out-validation "$d/va.parquet" --out-test "$d/te.parquet" --out-unlabeled "$d/un.parquet" >/dev/null
+    "$NSL" graph propagate "$d/g.parquet" --samples "$d/all.parquet" --hops 2 --row-normalize \
+        --output "$d/sgc.parquet" >/dev/null
+    "$NSL" split "$d/sgc.parquet" --split-table "$data/citeseer.planetoid_split.tsv" \
+        --out-train "$d/sgc_tr.parquet" --out-validation "$d/sgc_va.parquet" --out-test "$d/sgc_te.parquet" >/dev/null
+    "$NSL" train --samples "$d/sgc_tr.parquet" --model mlp:64 --dropout 0.8 --learning-rate 0.01 \
+        --weight-decay 0.002 --epochs 100 --batch-size 140 --validation "$d/sgc_va.parquet" --threads 1 --seed 0 \
+        --out "$d/teacher" -q >/dev/null
+    "$NSL" predict --run "$d/teacher" --samples "$d/sgc.parquet" --output "$d/teacher.csv" -q >/dev/null
 }
 
 prepare_digits() { # -> $OUT/digits/{tr,va,te,un,g}.parquet
@@ -85,27 +110,34 @@ evaluate() { # name recipe extra-flags… : one table row
     printf '| %s | %s | %s | %s | %s |\n' "$name" "$(stats <"$d/$name.acc")" "$epoch" "$rss" "$epochs"
 }
 
-run_one() { # cora | digits
-    local d=$OUT/$1
+run_one() { # cora | citeseer | citeseer-distill | digits
+    local d=$OUT/$1 base=(--config "$RECIPE") fixed=("$RECIPE")
     "prepare_$1"
-    echo "[$1] nsl tune --budget $BUDGET" >&2
+    if [[ $1 == citeseer-distill ]]; then
+        base=(--config "$ROOT/examples/recipes/few_labels_distill_citeseer.toml" --distill "teacher=$d/teacher.csv")
+        fixed=("$ROOT/examples/recipes/few_labels_distill_citeseer.toml" --distill "teacher=$d/teacher.csv,multiplier=300")
+    fi
+    echo "[$1] nsl tune --budget $BUDGET; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
     local started=$SECONDS
-    /usr/bin/time -f %M -o "$d/tune.rss" "$NSL" tune --samples "$d/tr.parquet" --unlabeled "$d/un.parquet" \
+    /usr/bin/time -f %M -o "$d/tune.rss" "$NSL" tune "${base[@]}" --samples "$d/tr.parquet" --unlabeled "$d/un.parquet" \
         --graph "$d/g.parquet" --validation "$d/va.parquet" --budget "$BUDGET" --seed 0 \
         --out-recipe "$d/tuned.toml" --trials "$d/trials.parquet" --plot "$d/trials.svg" --json \
         >"$d/tune.json" 2>"$d/tune.log"
-    echo "[$1] tuned in $((SECONDS - started)) s wall, peak RSS $(($(cat "$d/tune.rss") / 1024)) MB:" \
+    echo "[$1] tuned in $((SECONDS - started)) s wall (load average $(cut -d' ' -f1-3 /proc/loadavg)), peak RSS $(($(cat "$d/tune.rss") / 1024)) MB:" \
         "$(grep -m1 '^plan:' "$d/tune.log")" >&2
     grep -m1 '^timed' "$d/tune.log" >&2 || true
-    sed -n '/^# Trial/,/^# Searched/p' "$d/tuned.toml" >&2
+    sed -n '/^# A training/,/^# Searched/p' "$d/tuned.toml" >&2
+    grep -v '^#' "$d/tuned.toml" >&2
     printf '\n%s, test accuracy, seeds 0–%d:\n\n' "$1" $((SEEDS - 1))
     printf '| recipe | test accuracy (mean ± sd) | steady epoch s | peak RSS MB | epochs (best epoch) |\n|---|---|---|---|---|\n'
-    evaluate "$d" fixed "$RECIPE"
+    evaluate "$d" fixed "${fixed[@]}"
     evaluate "$d" tuned "$d/tuned.toml" --validation "$d/va.parquet"
+    echo "[$1] done; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 }
 
 case $WHICH in
-    cora | digits) run_one "$WHICH" ;;
+    cora | citeseer | citeseer-distill | digits) run_one "$WHICH" ;;
     both) run_one cora; run_one digits ;;
-    *) echo "usage: $0 [cora|digits|both] [BUDGET] [SEEDS]" >&2; exit 2 ;;
+    all) run_one citeseer; run_one citeseer-distill; run_one cora; run_one digits ;;
+    *) echo "usage: $0 [cora|citeseer|citeseer-distill|digits|both|all] [BUDGET] [SEEDS]" >&2; exit 2 ;;
 esac

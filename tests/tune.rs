@@ -99,26 +99,25 @@ fn two_seeds() -> TuneConfig {
 fn the_halving_plan_of_a_budget_is_hand_checkable() {
     // R = 400 (the few-labels recipe), η = 3, 3 finalist seeds: rungs of 400/27 = 14, 400/9 = 44,
     // 400/3 = 133 and 400 epochs. The least plan, n₀ = 27: 27·14 + 9·44 + 3·133 + 1·400 + 1·2·400
-    // = 378 + 396 + 399 + 400 + 800 = 2373 epochs.
+    // + 3·400 (the base recipe, trial 0) = 378 + 396 + 399 + 400 + 800 + 1200 = 3573 epochs.
     let config = TuneConfig::default();
-    let plan = Plan::for_budget(2373, 400, &config).unwrap();
+    let plan = Plan::for_budget(3573, 400, &config).unwrap();
     let rungs = [(27, 14), (9, 44), (3, 133), (1, 400)].map(|(trials, epochs)| Rung { trials, epochs });
     assert_eq!(plan.rungs, rungs);
-    assert_eq!(plan.epochs(), 2373);
-    assert_eq!(plan.trainings(), 27 + 9 + 3 + 1 + 2);
-    // One epoch less: two halvings (44, 133, 400), n₀ = 9: 9·44 + 3·133 + 400 + 800 = 1995; n₀ = 10
-    // costs 2035, …, n₀ = 17 (n₁ = 5, n₂ = 1): 748 + 665 + 400 + 800 = 2613 > 2372; n₀ = 15: 660 +
-    // 665 + 1200 = 2525 > 2372; n₀ = 14: 616 + 532 + 1200 = 2348 ≤ 2372.
-    let plan = Plan::for_budget(2372, 400, &config).unwrap();
+    assert_eq!(plan.epochs(), 3573);
+    assert_eq!(plan.trainings(), 27 + 9 + 3 + 1 + 2 + 3);
+    // One epoch less: two halvings (44, 133, 400), n₀ = 9: 9·44 + 3·133 + 400 + 800 + 1200 = 3195;
+    // …, n₀ = 15 (n₁ = 5, n₂ = 1): 660 + 665 + 2400 = 3725 > 3572; n₀ = 14: 616 + 532 + 2400 = 3548.
+    let plan = Plan::for_budget(3572, 400, &config).unwrap();
     let rungs = [(14, 44), (4, 133), (1, 400)].map(|(trials, epochs)| Rung { trials, epochs });
     assert_eq!(plan.rungs, rungs);
-    assert_eq!(plan.epochs(), 2348);
-    // Less than one trial of 400 epochs with 3 seeds.
-    let err = Plan::for_budget(1199, 400, &config).unwrap_err();
+    assert_eq!(plan.epochs(), 3548);
+    // Less than one drawn trial and the base, 400 epochs with 3 seeds each.
+    let err = Plan::for_budget(2399, 400, &config).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "a budget of 1199 epochs is too small for one trial: one trial of 400 epochs with 3 finalist seeds needs \
-         1200 epochs"
+        "a budget of 2399 epochs is too small for one trial: one drawn trial and the base recipe, 400 epochs with 3 \
+         finalist seeds each, need 2400 epochs"
     );
 }
 
@@ -129,45 +128,54 @@ fn the_same_seed_gives_the_same_search_and_another_seed_another() {
     let run = |seed| {
         let config = TuneConfig { seed, ..two_seeds() };
         let mut tuner = Tuner::new(space(), config.clone(), make).unwrap();
-        let plan = Plan::for_budget(36, tuner.max_epochs(), &config).unwrap();
-        // 9 epochs, η = 3: rungs of 1, 3 and 9 epochs; 9 + 9 + 9 + 9 (the finalist's second seed).
+        let plan = Plan::for_budget(54, tuner.max_epochs(), &config).unwrap();
+        // 9 epochs, η = 3: rungs of 1, 3 and 9 epochs; 9 + 9 + 9 + 9 (the finalist's second seed)
+        // + 18 (the base recipe's two seeds).
         assert_eq!(plan.rungs.iter().map(|r| (r.trials, r.epochs)).collect::<Vec<_>>(), [(9, 1), (3, 3), (1, 9)]);
         tuner.run(&plan, TuneHooks::default())
     };
     let (a, b, c) = (run(7), run(7), run(8));
-    assert_eq!(a.trials.len(), 9 + 3 + 1 + 1);
+    assert_eq!(a.trials.len(), 9 + 3 + 1 + 1 + 2);
     assert!(a.trials.iter().all(|r| r.status == TrialStatus::Done), "{:?}", a.trials);
     let key = |o: &nsl::tune::TuneOutcome| {
         o.trials.iter().map(|r| (r.trial, r.rung, r.seed, r.settings.clone(), r.score)).collect::<Vec<_>>()
     };
     assert_eq!(key(&a), key(&b));
     assert_ne!(a.trials[0].settings, c.trials[0].settings);
-    // Rung 0 scores trials 0 and 8 at 1.0, the other seven at 0.5: rung 1 takes 0 and 8, then
-    // the earliest of the ties, 1.
+    // Rung 0 scores trials 1 and 9 at 1.0, the other seven at 0.5: rung 1 takes 1 and 9, then
+    // the earliest of the ties, 2.
     let rung0: Vec<f64> = a.trials.iter().filter(|r| r.rung == 0).map(|r| r.score.unwrap()).collect();
     assert_eq!(rung0, [1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 1.0]);
     let rung1: Vec<usize> = a.trials.iter().filter(|r| r.rung == 1).map(|r| r.trial).collect();
-    assert_eq!(rung1, [0, 8, 1]);
+    assert_eq!(rung1, [1, 9, 2]);
     let best = a.best.unwrap();
     assert!(best.finished);
     assert_eq!((best.rung, best.epochs, best.scores.len()), (2, 9, 2));
-    // The finalist is the best of rung 1 (ties to the earlier trial).
+    // The last rung: the base recipe (trial 0, nothing drawn) first, then the best of rung 1 (ties
+    // to the earlier trial); then both again with the second seed.
     let rung1_best = a
         .trials
         .iter()
         .filter(|r| r.rung == 1)
-        .min_by(|x, y| y.score.partial_cmp(&x.score).unwrap().then(x.trial.cmp(&y.trial)));
-    assert_eq!(best.trial, rung1_best.unwrap().trial);
-    // Every training was given its rung's epochs; the finalist's seeds are the base seed 0 and 1.
-    let finalist: Vec<u64> = a.trials.iter().filter(|r| r.rung == 2).map(|r| r.seed).collect();
-    assert_eq!(finalist, [0, 1]);
+        .min_by(|x, y| y.score.partial_cmp(&x.score).unwrap().then(x.trial.cmp(&y.trial)))
+        .unwrap()
+        .trial;
+    let last: Vec<(usize, u64, bool)> =
+        a.trials.iter().filter(|r| r.rung == 2).map(|r| (r.trial, r.seed, r.settings.is_empty())).collect();
+    assert_eq!(last, [(0, 0, true), (rung1_best, 0, false), (0, 1, true), (rung1_best, 1, false)]);
+    let mean = |trial| {
+        a.trials.iter().filter(|r| r.rung == 2 && r.trial == trial).map(|r| r.score.unwrap()).sum::<f64>() / 2.0
+    };
+    assert_eq!(best.base_mean, Some(mean(0)));
+    // The drawn finalist wins only if it beats the base's mean.
+    assert_eq!(best.trial, if mean(rung1_best) > mean(0) { rung1_best } else { 0 });
 }
 
 #[test]
 fn the_stop_hook_keeps_the_best_found_so_far() {
     let config = two_seeds();
     let mut tuner = Tuner::new(space(), config.clone(), make).unwrap();
-    let plan = Plan::for_budget(36, tuner.max_epochs(), &config).unwrap();
+    let plan = Plan::for_budget(54, tuner.max_epochs(), &config).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let mut seen = 0;
@@ -190,6 +198,7 @@ fn the_stop_hook_keeps_the_best_found_so_far() {
     let best = outcome.best.unwrap();
     assert!(!best.finished);
     assert_eq!(best.rung, 0);
+    assert_eq!(best.base_mean, None);
     let top = outcome.trials[..4].iter().map(|r| r.score.unwrap()).fold(0.0, f64::max);
     assert_eq!(best.mean, top);
 }
@@ -205,12 +214,54 @@ fn a_rejected_value_is_a_failed_trial_not_a_crash() {
     .unwrap();
     let config = TuneConfig { finalist_seeds: 1, ..TuneConfig::default() };
     let mut tuner = Tuner::new(space, config.clone(), make).unwrap();
-    let plan = Plan::for_budget(27, tuner.max_epochs(), &config).unwrap();
+    let plan = Plan::for_budget(36, tuner.max_epochs(), &config).unwrap();
     let outcome = tuner.run(&plan, TuneHooks::default());
     let failed: Vec<_> = outcome.trials.iter().filter(|r| r.status == TrialStatus::Failed).collect();
     assert!(!failed.is_empty());
     assert!(failed.iter().all(|r| r.error.as_deref().is_some_and(|e| e.contains("hidden7")) && r.score.is_none()));
-    assert_eq!(outcome.best.unwrap().settings, vec![("graph_reg.layer".to_string(), Value::Text("hidden1".into()))]);
+    // The winner is the base (`hidden1`) or a drawn `hidden1`, never a failed trial.
+    let best = outcome.best.unwrap();
+    assert!(best.settings.iter().all(|(_, v)| *v == Value::Text("hidden1".into())), "{best:?}");
+}
+
+/// The base recipe with a learning rate of `lr` and the fixture's trials: (the base's mean score,
+/// the chosen trial and its mean).
+fn search_around(lr: f64, space: SearchSpace) -> (f64, usize, f64) {
+    let make = move |settings: &Vec<(String, Value)>| {
+        let mut spec = base_spec();
+        (spec.graph_reg, spec.graph, spec.unlabeled) = (None, None, None);
+        spec.train.optimizer = spec.train.optimizer.with_learning_rate(lr);
+        for (key, value) in settings {
+            match (key.as_str(), value) {
+                ("learning_rate", Value::Float(x)) => {
+                    spec.train.optimizer = spec.train.optimizer.with_learning_rate(*x)
+                }
+                _ => return Err(format!("unknown key `{key}`")),
+            }
+        }
+        Ok(spec)
+    };
+    let config = two_seeds();
+    let mut tuner = Tuner::new(space, config.clone(), make).unwrap();
+    let plan = Plan::for_budget(54, tuner.max_epochs(), &config).unwrap();
+    let best = tuner.run(&plan, TuneHooks::default()).best.unwrap();
+    assert_eq!(best.is_base(), best.trial == 0);
+    (best.base_mean.unwrap(), best.trial, best.mean)
+}
+
+#[test]
+fn the_base_recipe_is_kept_unless_a_drawn_trial_beats_it() {
+    let rates = |a: f64, b: f64| SearchSpace::new([("learning_rate".to_string(), Distribution::LogUniform([a, b]))]);
+    // A base that learns (rate 0.05) and draws that cannot (rates around 1e-9): the base is kept.
+    let (base, trial, mean) = search_around(0.05, rates(1e-9, 2e-9).unwrap());
+    assert_eq!(trial, 0);
+    assert_eq!(mean, base);
+    assert!(base > 0.9, "{base}");
+    // A base that cannot learn (its initial weights' score, 0.75 here) and draws that can: a draw
+    // wins.
+    let (base, trial, mean) = search_around(1e-9, rates(0.03, 0.1).unwrap());
+    assert_ne!(trial, 0);
+    assert!(mean > base + 0.2, "{mean} vs {base}");
 }
 
 #[test]
@@ -239,8 +290,8 @@ fn bad_input_is_an_error_before_the_search() {
         err.to_string(),
         "search space key `learning_rate`: log_uniform = [0.01, 0.001]: the lower bound is above the upper"
     );
-    // A budget too small for one trial of 9 epochs with 2 seeds.
-    assert!(matches!(Plan::for_budget(17, 9, &two_seeds()), Err(TuneError::BudgetTooSmall { needed: 18, .. })));
+    // A budget too small for one drawn trial and the base, 9 epochs with 2 seeds each.
+    assert!(matches!(Plan::for_budget(35, 9, &two_seeds()), Err(TuneError::BudgetTooSmall { needed: 36, .. })));
 }
 
 // ---- nsl tune ------------------------------------------------------------------------------
@@ -313,7 +364,7 @@ fn nsl_tune_writes_a_recipe_nsl_train_accepts_and_the_same_seed_gives_the_same_b
         d,
         &[
             "--budget-epochs",
-            "36",
+            "54",
             "--seed",
             "3",
             "--out-recipe",
@@ -326,17 +377,21 @@ fn nsl_tune_writes_a_recipe_nsl_train_accepts_and_the_same_seed_gives_the_same_b
         ],
     ));
     let summary: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(summary["budget_epochs"], 36);
-    assert_eq!(summary["trainings"], 9 + 3 + 1 + 1);
+    assert_eq!(summary["budget_epochs"], 54);
+    assert_eq!(summary["trainings"], 9 + 3 + 1 + 1 + 2);
     assert_eq!(summary["interrupted"], false);
     let second = format!("{d}/b.toml");
-    run(&tune_args(d, &["--budget-epochs", "36", "--seed", "3", "--out-recipe", &second]));
+    run(&tune_args(d, &["--budget-epochs", "54", "--seed", "3", "--out-recipe", &second]));
     let (a, b) = (std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap());
     assert_eq!(String::from_utf8_lossy(&a).replace("a.toml", "b.toml"), String::from_utf8_lossy(&b));
     let recipe = String::from_utf8(a).unwrap();
-    assert!(recipe.contains("# Chosen by `nsl tune --seed 3 --budget-epochs 36`"), "{recipe}");
+    assert!(recipe.contains("# Chosen by `nsl tune --seed 3 --budget-epochs 54`"), "{recipe}");
     assert!(recipe.contains("early_stopping = \"patience=100\"") && recipe.contains("epochs = 9\n"), "{recipe}");
-    // The drawn values are written in (three significant digits), the rest of the recipe kept.
+    // The drawn trial beat the base recipe, and says so; its values are written in (three
+    // significant digits), the rest of the recipe kept.
+    assert_ne!(summary["best"]["trial"], 0, "{json}");
+    let base = summary["best"]["base_mean"].as_f64().unwrap();
+    assert!(recipe.contains(&format!("# It beat the base recipe (trial 0, always a finalist): {base:.4}")), "{recipe}");
     let lr = summary["settings"]["learning_rate"].as_f64().unwrap();
     assert!(recipe.contains(&format!("learning_rate = {lr}\n")), "{recipe}");
     assert!(
@@ -369,11 +424,13 @@ fn nsl_tune_writes_a_recipe_nsl_train_accepts_and_the_same_seed_gives_the_same_b
         fields,
         [
             "trial",
+            "base",
             "rung",
             "epochs",
             "seed",
             "status",
             "score",
+            "best_accuracy",
             "best_epoch",
             "epochs_run",
             "seconds",
@@ -384,7 +441,7 @@ fn nsl_tune_writes_a_recipe_nsl_train_accepts_and_the_same_seed_gives_the_same_b
         ]
     );
     let rows: usize = reader.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
-    assert_eq!(rows, 14);
+    assert_eq!(rows, 16);
     assert!(std::fs::read_to_string(format!("{d}/t.svg")).unwrap().starts_with("<svg"));
 }
 
@@ -396,25 +453,25 @@ fn nsl_tune_refuses_bad_input_before_the_search_naming_the_flag_or_key() {
     let out = format!("{d}/tuned.toml");
     let before = names(&dir);
     // No validation split.
-    let mut args = tune_args(d, &["--budget-epochs", "36", "--out-recipe", &out]);
+    let mut args = tune_args(d, &["--budget-epochs", "54", "--out-recipe", &out]);
     let at = args.iter().position(|a| a == "--validation").unwrap();
     args.drain(at..at + 2);
     let err = run_fails(&args);
     assert!(err.contains("--validation: no validation samples"), "{err}");
-    // A budget too small for one trial (9 epochs × 2 seeds).
-    let err = run_fails(&tune_args(d, &["--budget-epochs", "17", "--out-recipe", &out]));
-    assert!(err.contains("--budget-epochs: a budget of 17 epochs is too small for one trial"), "{err}");
+    // A budget too small for one trial (and the base: 9 epochs × 2 seeds × 2).
+    let err = run_fails(&tune_args(d, &["--budget-epochs", "35", "--out-recipe", &out]));
+    assert!(err.contains("--budget-epochs: a budget of 35 epochs is too small for one trial"), "{err}");
     let err = run_fails(&tune_args(d, &["--budget", "0.001s", "--out-recipe", &out]));
     assert!(err.contains("--budget"), "{err}");
     // A space with an invalid range, and with an unknown key.
     std::fs::write(dir.join("space.toml"), "dropout = { uniform = [0.5, 0.1] }\n").unwrap();
-    let err = run_fails(&tune_args(d, &["--budget-epochs", "36", "--out-recipe", &out]));
+    let err = run_fails(&tune_args(d, &["--budget-epochs", "54", "--out-recipe", &out]));
     assert!(
         err.contains("search space key `dropout`: uniform = [0.5, 0.1]: the lower bound is above the upper"),
         "{err}"
     );
     std::fs::write(dir.join("space.toml"), "drop_out = { uniform = [0.1, 0.5] }\n").unwrap();
-    let err = run_fails(&tune_args(d, &["--budget-epochs", "36", "--out-recipe", &out]));
+    let err = run_fails(&tune_args(d, &["--budget-epochs", "54", "--out-recipe", &out]));
     assert!(
         err.contains(
             "--space: search space key `drop_out`: the recipe rejects drop_out = 0.1: unknown field `drop_out`"
@@ -422,20 +479,51 @@ fn nsl_tune_refuses_bad_input_before_the_search_naming_the_flag_or_key() {
         "{err}"
     );
     std::fs::write(dir.join("space.toml"), "[graph_reg]\nmultiplyer = { log_uniform = [0.1, 1] }\n").unwrap();
-    let err = run_fails(&tune_args(d, &["--budget-epochs", "36", "--out-recipe", &out]));
+    let err = run_fails(&tune_args(d, &["--budget-epochs", "54", "--out-recipe", &out]));
     assert!(
         err.contains("search space key `graph_reg.multiplyer`") && err.contains("unknown key `multiplyer`"),
         "{err}"
     );
     std::fs::write(dir.join("space.toml"), "dropout = { normal = [0.1, 0.5] }\n").unwrap();
-    let err = run_fails(&tune_args(d, &["--budget-epochs", "36", "--out-recipe", &out]));
+    let err = run_fails(&tune_args(d, &["--budget-epochs", "54", "--out-recipe", &out]));
     assert!(err.contains("key `dropout.normal`: expected one of { log_uniform"), "{err}");
     // An unwritable output.
     std::fs::write(dir.join("space.toml"), "dropout = { uniform = [0.1, 0.5] }\n").unwrap();
-    let err = run_fails(&tune_args(d, &["--budget-epochs", "36", "--out-recipe", &format!("{d}/no/such/dir/t.toml")]));
+    let err = run_fails(&tune_args(d, &["--budget-epochs", "54", "--out-recipe", &format!("{d}/no/such/dir/t.toml")]));
     assert!(err.contains("--out-recipe"), "{err}");
-    let err = run_fails(&tune_args(d, &["--budget-epochs", "36", "--out-recipe", &out, "--trials", d]));
+    let err = run_fails(&tune_args(d, &["--budget-epochs", "54", "--out-recipe", &out, "--trials", d]));
     assert!(err.contains("--trials"), "{err}");
     // Nothing was written.
     assert_eq!(names(&dir), before);
+}
+
+#[test]
+fn nsl_tune_distills_with_the_teacher_given_and_searches_its_multiplier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = files(tmp.path());
+    let d = dir.to_str().unwrap();
+    // A teacher that knows every sample's class: probabilities 0.9 / 0.1 by the class `i % 2`.
+    let ids: Vec<String> = (0..36).map(|i| format!("s{i}")).collect();
+    let p = ndarray::Array2::from_shape_fn((36, 2), |(i, j)| if i % 2 == j { 0.9 } else { 0.1 });
+    let teacher = format!("{d}/teacher.parquet");
+    write_samples(&Dataset::new(ids, p, vec![2], None, None).unwrap(), Path::new(&teacher)).unwrap();
+    // The recipe distills with multiplier 5 and a temperature of 2; --distill gives the teacher.
+    let recipe = std::fs::read_to_string(dir.join("recipe.toml")).unwrap();
+    std::fs::write(dir.join("recipe.toml"), format!("{recipe}distill = \"teacher=nowhere.csv,temperature=2\"\n"))
+        .unwrap();
+    let mut args = tune_args(d, &["--budget-epochs", "54", "--out-recipe", &format!("{d}/t.toml")]);
+    // The built-in space: the few-labels keys and, with `distill`, its multiplier and temperature.
+    let at = args.iter().position(|a| a == "--space").unwrap();
+    args.drain(at..at + 2);
+    args.extend(["--distill".to_string(), format!("teacher={teacher}"), "--trials".into(), format!("{d}/t.parquet")]);
+    let json = run(&[args, vec!["--json".into()]].concat());
+    let summary: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(summary["failed"], 0, "{json}");
+    let table = std::fs::File::open(format!("{d}/t.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(table).unwrap();
+    let fields: Vec<String> = reader.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert!(fields.contains(&"distill.multiplier".to_string()) && fields.contains(&"distill.temperature".to_string()));
+    // The chosen recipe holds the teacher given, so `nsl train --config` needs no --distill.
+    let chosen = std::fs::read_to_string(format!("{d}/t.toml")).unwrap();
+    assert!(chosen.contains(&format!("distill = \"teacher={teacher},temperature=")), "{chosen}");
 }

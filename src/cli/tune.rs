@@ -34,7 +34,8 @@ pub struct TuneArgs {
     /// `[graph_reg]` table), each `{ log_uniform = [a, b] }`, `{ uniform = [a, b] }`, `{ int = [a,
     /// b] }` or `{ choice = [v, …] }`. Default: the few-labels space (learning_rate, weight_decay,
     /// dropout, unlabeled_ratio, graph_reg.multiplier, graph_reg.hops, graph_reg.temperature;
-    /// docs/formats.md).
+    /// docs/formats.md), plus distill.multiplier and distill.temperature when the recipe (or
+    /// --distill) distills from a teacher.
     #[arg(long, value_name = "FILE", help_heading = "Inputs")]
     space: Option<PathBuf>,
     /// Labeled training samples (over the recipe's `samples`).
@@ -53,6 +54,11 @@ pub struct TuneArgs {
     /// Samples that may serve as neighbors (over the recipe's `pool`).
     #[arg(long, value_name = "FILE", help_heading = "Inputs")]
     pool: Option<PathBuf>,
+    /// Distillation from a teacher (`nsl train --distill`'s `teacher=FILE,multiplier=M,…`): each
+    /// pair given wins over the recipe's `distill` (the pairs not given are kept), and the chosen
+    /// recipe holds the result, so `nsl train --config` needs no --distill.
+    #[arg(long, value_name = "teacher=FILE,…", help_heading = "Inputs")]
+    distill: Option<String>,
     #[command(flatten)]
     columns: ColumnArgs,
     /// Wall-clock budget (`90s`, `10m`, `1h`): the base recipe is timed once and the budget becomes
@@ -65,9 +71,13 @@ pub struct TuneArgs {
     /// Seed of the drawn settings.
     #[arg(long, default_value_t = 0, help_heading = "Search")]
     seed: u64,
-    /// Seeds each finalist trains with (the winner has the best mean validation score).
+    /// Seeds each finalist, the base recipe included, trains with (the winner has the best mean
+    /// validation score; the base recipe wins its ties).
     #[arg(long, default_value_t = 3, value_name = "N", help_heading = "Search")]
     finalist_seeds: usize,
+    /// A training's score: the mean of its N best epochs' validation accuracies (1: the best).
+    #[arg(long, default_value_t = 1, value_name = "N", help_heading = "Search")]
+    score_epochs: usize,
     /// Halving rate η: each rung keeps the best 1/η of its trials and trains them η times longer.
     #[arg(long, default_value_t = 3, help_heading = "Search")]
     eta: usize,
@@ -114,7 +124,7 @@ fn parse_duration(s: &str) -> std::result::Result<f64, String> {
 
 /// Runs `nsl tune`.
 pub fn run(args: &TuneArgs) -> Result<()> {
-    let (base, base_name) = match &args.config {
+    let (mut base, base_name) = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?;
             let table: toml::Table =
@@ -125,8 +135,23 @@ pub fn run(args: &TuneArgs) -> Result<()> {
             (toml::from_str(FEW_LABELS)?, "the built-in few-labels recipe (examples/recipes/few_labels.toml)".into())
         }
     };
+    if let Some(pairs) = &args.distill {
+        let list = match base.get("distill") {
+            None => String::new(),
+            Some(toml::Value::String(s)) => s.clone(),
+            Some(other) => bail!("--config: `distill` is {other}, not a `key=value,…` text"),
+        };
+        let list = pairs.split(',').map(str::trim).filter(|p| !p.is_empty()).try_fold(list, |list, pair| match pair
+            .split_once('=')
+        {
+            Some((key, value)) if !key.trim().is_empty() => Ok(set_pair(&list, key.trim(), value.trim())),
+            _ => Err(anyhow!("--distill {pairs}: expected key=value pairs (teacher=FILE,multiplier=M,…)")),
+        })?;
+        base.insert("distill".into(), toml::Value::String(list));
+    }
     let space = match &args.space {
         Some(path) => read_space(path)?,
+        None if base.contains_key("distill") => SearchSpace::few_labels_distill(),
         None => SearchSpace::few_labels(),
     };
     if args.budget.is_none() && args.budget_epochs.is_none() {
@@ -151,6 +176,7 @@ pub fn run(args: &TuneArgs) -> Result<()> {
         max_halvings: args.max_halvings,
         min_epochs: 1,
         finalist_seeds: args.finalist_seeds,
+        score_epochs: args.score_epochs,
         patience: args.patience,
         max_trials: args.max_trials,
     };
@@ -424,9 +450,16 @@ fn report(
         outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         outln!(
-            "best: trial {} ({}), validation accuracy {:.4} (mean of {} seed{}: {}) at {} epochs",
+            "best: trial {} ({}), validation score {:.4} (mean of {} seed{}: {}) at {} epochs",
             best.trial,
-            describe(&best.settings),
+            match best.is_base() {
+                true => "the base recipe: no drawn trial beat it".to_string(),
+                false => format!(
+                    "{}; the base recipe: {}",
+                    describe(&best.settings),
+                    best.base_mean.map_or("not scored".into(), |m| format!("{m:.4}"))
+                ),
+            },
             best.mean,
             best.scores.len(),
             if best.scores.len() == 1 { "" } else { "s" },
@@ -499,8 +532,12 @@ fn recipe_text(
             outcome.plan.finalist_seeds
         ),
         format!("from {base_name}."),
+        match config.score_epochs {
+            1 => "A training's score: its best validation accuracy.".to_string(),
+            k => format!("A training's score: the mean of its {k} best epochs' validation accuracies."),
+        },
         format!(
-            "Trial {}: validation accuracy {:.4} (the mean of {} seed{}: {}) at {} epochs.",
+            "Trial {}: validation score {:.4} (the mean of {} seed{}: {}) at {} epochs.",
             best.trial,
             best.mean,
             best.scores.len(),
@@ -508,8 +545,19 @@ fn recipe_text(
             best.scores.iter().map(|s| format!("{s:.4}")).collect::<Vec<_>>().join(", "),
             best.epochs
         ),
-        format!("Searched: {}.", describe(&best.settings)),
     ];
+    match (best.is_base(), best.base_mean) {
+        (true, _) => head.push(
+            "Trial 0 is the base recipe, kept: no drawn trial beat its mean score over the same seeds.".to_string(),
+        ),
+        (false, Some(base)) => {
+            head.push(format!("It beat the base recipe (trial 0, always a finalist): {base:.4} over the same seeds."))
+        }
+        (false, None) => head.push("The base recipe (trial 0) was not scored.".to_string()),
+    }
+    if !best.is_base() {
+        head.push(format!("Searched: {}.", describe(&best.settings)));
+    }
     if let Some(p) = patience {
         head.push(format!(
             "Scored with early stopping on the validation samples (patience {p}): train with --validation."

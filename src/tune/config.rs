@@ -25,6 +25,10 @@ pub struct TuneConfig {
     /// Seeds each finalist (a trial of the last rung) is trained with, the last rung's run
     /// included; the winner has the best mean validation score. Default 3. At least 1.
     pub finalist_seeds: usize,
+    /// The score of a training: the mean of its `score_epochs` best validation accuracies (over
+    /// its epochs, wherever they are). Default 1: the best epoch's, which early stopping keeps.
+    /// At least 1.
+    pub score_epochs: usize,
     /// Early stopping's patience inside every trial, when the base recipe sets none. Default 100.
     pub patience: usize,
     /// The most trials of the first rung. Default none (as many as the budget holds).
@@ -39,6 +43,7 @@ impl Default for TuneConfig {
             max_halvings: 3,
             min_epochs: 1,
             finalist_seeds: 3,
+            score_epochs: 1,
             patience: 100,
             max_trials: None,
         }
@@ -50,7 +55,7 @@ impl TuneConfig {
     ///
     /// # Errors
     /// [`TuneError::Config`] naming the setting: `eta < 2`, `min_epochs`, `finalist_seeds`,
-    /// `patience` or `max_trials` 0.
+    /// `score_epochs`, `patience` or `max_trials` 0.
     pub fn validate(&self) -> Result<(), TuneError> {
         let bad = |field, value: usize, expected| Err(TuneError::Config { field, value: value.to_string(), expected });
         if self.eta < 2 {
@@ -61,6 +66,9 @@ impl TuneConfig {
         }
         if self.finalist_seeds == 0 {
             return bad("finalist_seeds", 0, "at least 1");
+        }
+        if self.score_epochs == 0 {
+            return bad("score_epochs", 0, "at least 1");
         }
         if self.patience == 0 {
             return bad("patience", 0, "at least 1");

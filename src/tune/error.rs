@@ -38,10 +38,11 @@ pub enum TuneError {
     /// The base run's task has no validation accuracy to score trials with.
     #[error("task {0}: the tuner scores trials by validation accuracy (multiclass or binary tasks)")]
     Task(String),
-    /// The budget does not hold one trial of the full epochs with its finalist seeds.
+    /// The budget does not hold one drawn trial and the base recipe of the full epochs, each with
+    /// its finalist seeds.
     #[error(
-        "a budget of {budget} epochs is too small for one trial: one trial of {epochs} epochs with {seeds} finalist \
-         seeds needs {needed} epochs"
+        "a budget of {budget} epochs is too small for one trial: one drawn trial and the base recipe, {epochs} \
+         epochs with {seeds} finalist seeds each, need {needed} epochs"
     )]
     BudgetTooSmall {
         /// The budget, in epochs.

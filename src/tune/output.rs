@@ -1,7 +1,9 @@
 //! The trials table (Parquet) and its plot (SVG), both written atomically.
 
 use super::{Distribution, SearchSpace, TuneError, TuneOutcome, Value};
-use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt32Array, UInt64Array,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use parquet::file::properties::WriterProperties;
 use plotters::prelude::*;
@@ -9,9 +11,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Writes the trials of `outcome` as a Parquet table at `path`, atomically: one row per training
-/// (trial × rung, and a finalist's extra seeds), columns `trial`, `rung`, `epochs` (its budget),
-/// `seed`, `status` (`done | failed | stopped`), `score` (best validation accuracy; null unless
-/// done), `best_epoch`, `epochs_run`, `seconds`, `error`, then one column per key of `space`
+/// (trial × rung, and a finalist's extra seeds), columns `trial` (0 the base recipe), `base`
+/// (true for the base recipe's rows), `rung`, `epochs` (its budget), `seed`, `status` (`done |
+/// failed | stopped`), `score` (the mean of the `score_epochs` best validation accuracies; null
+/// unless done), `best_accuracy` (the best one), `best_epoch`, `epochs_run`, `seconds`, `error`,
+/// then one column per key of `space` (null for the base recipe's rows)
 /// named by the key: `float64` for `uniform` and `log_uniform`, `int64` for `int`, `utf8` for
 /// `choice` (the value as written in a `key=value` list).
 ///
@@ -24,11 +28,13 @@ pub fn write_trials(outcome: &TuneOutcome, space: &SearchSpace, path: &Path) -> 
     };
     let mut fields = vec![
         Field::new("trial", DataType::UInt32, false),
+        Field::new("base", DataType::Boolean, false),
         Field::new("rung", DataType::UInt32, false),
         Field::new("epochs", DataType::UInt32, false),
         Field::new("seed", DataType::UInt64, false),
         Field::new("status", DataType::Utf8, false),
         Field::new("score", DataType::Float64, true),
+        Field::new("best_accuracy", DataType::Float64, true),
         Field::new("best_epoch", DataType::UInt32, true),
         Field::new("epochs_run", DataType::UInt32, false),
         Field::new("seconds", DataType::Float64, false),
@@ -36,11 +42,13 @@ pub fn write_trials(outcome: &TuneOutcome, space: &SearchSpace, path: &Path) -> 
     ];
     let mut columns: Vec<ArrayRef> = vec![
         u32s(&|r| Some(r.trial)),
+        Arc::new(rows.iter().map(|r| Some(r.trial == 0)).collect::<BooleanArray>()),
         u32s(&|r| Some(r.rung)),
         u32s(&|r| Some(r.epochs)),
         Arc::new(rows.iter().map(|r| r.seed).collect::<UInt64Array>()),
         Arc::new(rows.iter().map(|r| Some(r.status.name())).collect::<StringArray>()),
         Arc::new(rows.iter().map(|r| r.score).collect::<Float64Array>()),
+        Arc::new(rows.iter().map(|r| r.best_accuracy).collect::<Float64Array>()),
         u32s(&|r| r.best_epoch),
         u32s(&|r| Some(r.epochs_run)),
         Arc::new(rows.iter().map(|r| r.seconds).collect::<Float64Array>()),
@@ -91,7 +99,8 @@ pub fn write_trials(outcome: &TuneOutcome, space: &SearchSpace, path: &Path) -> 
 
 /// Writes the plot of `outcome` as an SVG at `path`, atomically: each trial's validation score
 /// against its epochs (log scale) through the rungs it reached, seed by seed for the finalists;
-/// trials cut at a rung in grey, finalists in blue, the chosen one in red.
+/// trials cut at a rung in grey, finalists in blue, the base recipe in black, the chosen one in
+/// red.
 ///
 /// # Errors
 /// [`TuneError::Write`] naming the file.
@@ -115,7 +124,7 @@ fn draw(outcome: &TuneOutcome, title: &str, svg: &mut String) -> Result<(), Box<
         .x_label_area_size(40)
         .y_label_area_size(55)
         .build_cartesian_2d((1.0..most * 1.2).log_scale(), low..1.0)?;
-    chart.configure_mesh().x_desc("epochs (budget of the rung)").y_desc("best validation accuracy").draw()?;
+    chart.configure_mesh().x_desc("epochs (budget of the rung)").y_desc("validation score").draw()?;
     let last = outcome.plan.rungs.len().saturating_sub(1);
     let chosen = outcome.best.as_ref().map(|b| b.trial);
     let mut trials: Vec<usize> = scored.iter().map(|r| r.trial).collect();
@@ -123,10 +132,11 @@ fn draw(outcome: &TuneOutcome, title: &str, svg: &mut String) -> Result<(), Box<
     trials.dedup();
     for trial in trials {
         let finalist = scored.iter().any(|r| r.trial == trial && r.rung == last);
-        let color = match (Some(trial) == chosen, finalist) {
-            (true, _) => RED,
-            (false, true) => BLUE,
-            (false, false) => RGBColor(160, 160, 160),
+        let color = match (Some(trial) == chosen, trial == 0, finalist) {
+            (true, _, _) => RED,
+            (false, true, _) => BLACK,
+            (false, false, true) => BLUE,
+            (false, false, false) => RGBColor(160, 160, 160),
         };
         let mut line: Vec<(f64, f64)> = Vec::new();
         for rung in 0..=last {

@@ -15,20 +15,22 @@ pub struct Rung {
 /// A deterministic schedule of successive halving: the rungs, then the finalists' extra seeds.
 ///
 /// For `K` halvings with rate `η` and full epochs `R`, rung `k = 0…K` trains `n_k = ⌊n₀/η^k⌋`
-/// trials for `r_k = ⌊R/η^(K−k)⌋` epochs; the `n_K` trials of the last rung are the finalists,
-/// each trained with `finalist_seeds − 1` more seeds for `R` epochs. Its cost is
-/// `Σ_k n_k·r_k + n_K·(finalist_seeds − 1)·R` epochs. [`Plan::for_budget`] takes the most halvings
-/// (at most `max_halvings`, with `r_0 ≥ min_epochs`) for which `n₀ = η^K` fits the budget, then the
-/// largest `n₀` that fits.
+/// drawn trials for `r_k = ⌊R/η^(K−k)⌋` epochs; the `n_K` trials of the last rung are the
+/// finalists, each trained with `finalist_seeds − 1` more seeds for `R` epochs. The base recipe
+/// (trial 0) is always a finalist besides them: it trains on the last rung only, with the same
+/// `finalist_seeds` seeds. The cost is `Σ_k n_k·r_k + n_K·(finalist_seeds − 1)·R +
+/// finalist_seeds·R` epochs. [`Plan::for_budget`] takes the most halvings (at most
+/// `max_halvings`, with `r_0 ≥ min_epochs`) for which `n₀ = η^K` fits the budget, then the largest
+/// `n₀` that fits.
 ///
 /// ```
 /// use nsl::tune::{Plan, TuneConfig};
 /// // R = 400 epochs, η = 3, 3 finalist seeds: rungs of 14, 44, 133 and 400 epochs.
-/// let plan = Plan::for_budget(3000, 400, &TuneConfig::default())?;
+/// let plan = Plan::for_budget(4200, 400, &TuneConfig::default())?;
 /// let rungs: Vec<(usize, usize)> = plan.rungs.iter().map(|r| (r.trials, r.epochs)).collect();
 /// assert_eq!(rungs, [(44, 14), (14, 44), (4, 133), (1, 400)]);
-/// // 44·14 + 14·44 + 4·133 + 1·400 + 1·2·400 = 2964 epochs; n₀ = 45 would cost 3155.
-/// assert_eq!(plan.epochs(), 2964);
+/// // 44·14 + 14·44 + 4·133 + 1·400 + 1·2·400 + 3·400 (the base) = 4164 epochs; n₀ = 45: 4355.
+/// assert_eq!(plan.epochs(), 4164);
 /// # Ok::<(), nsl::tune::TuneError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,7 +52,8 @@ impl Plan {
     ///
     /// # Errors
     /// [`TuneError::Config`] for an invalid `config` or `max_epochs` 0;
-    /// [`TuneError::BudgetTooSmall`] when one trial with its finalist seeds does not fit.
+    /// [`TuneError::BudgetTooSmall`] when one drawn trial and the base, each with its finalist
+    /// seeds, do not fit.
     pub fn for_budget(budget: usize, max_epochs: usize, config: &TuneConfig) -> Result<Plan, TuneError> {
         config.validate()?;
         if max_epochs == 0 {
@@ -90,20 +93,21 @@ impl Plan {
                 budget_epochs: budget,
             });
         }
-        Err(TuneError::BudgetTooSmall { budget, epochs: max_epochs, seeds, needed: max_epochs.saturating_mul(seeds) })
+        Err(TuneError::BudgetTooSmall { budget, epochs: max_epochs, seeds, needed: cost(1, 0, max_epochs, eta, seeds) })
     }
 
-    /// The epochs the plan trains, if no trial stops early.
+    /// The epochs the plan trains, if no trial stops early (the base's included).
     pub fn epochs(&self) -> usize {
         let last = self.rungs.last().map_or(0, |r| r.trials);
         self.rungs.iter().map(|r| r.trials * r.epochs).sum::<usize>()
             + last * (self.finalist_seeds - 1) * self.max_epochs
+            + self.finalist_seeds * self.max_epochs
     }
 
-    /// The trainings the plan runs (each opens the run once).
+    /// The trainings the plan runs (each opens the run once; the base's included).
     pub fn trainings(&self) -> usize {
         let last = self.rungs.last().map_or(0, |r| r.trials);
-        self.rungs.iter().map(|r| r.trials).sum::<usize>() + last * (self.finalist_seeds - 1)
+        self.rungs.iter().map(|r| r.trials).sum::<usize>() + last * (self.finalist_seeds - 1) + self.finalist_seeds
     }
 }
 
@@ -117,7 +121,8 @@ fn rungs(n0: usize, halvings: usize, max_epochs: usize, eta: usize) -> Vec<Rung>
         .collect()
 }
 
-/// The epochs of the plan of `n0` first trials and `halvings` halvings, saturating.
+/// The epochs of the plan of `n0` first trials and `halvings` halvings, the base's `seeds`
+/// trainings included, saturating.
 fn cost(n0: usize, halvings: usize, max_epochs: usize, eta: usize, seeds: usize) -> usize {
     let rungs = rungs(n0, halvings, max_epochs, eta);
     let last = rungs.last().map_or(0, |r| r.trials);
@@ -125,6 +130,7 @@ fn cost(n0: usize, halvings: usize, max_epochs: usize, eta: usize, seeds: usize)
         .iter()
         .fold(0usize, |sum, r| sum.saturating_add(r.trials.saturating_mul(r.epochs)))
         .saturating_add(last.saturating_mul(seeds - 1).saturating_mul(max_epochs))
+        .saturating_add(seeds.saturating_mul(max_epochs))
 }
 
 #[cfg(test)]
@@ -134,18 +140,18 @@ mod tests {
     #[test]
     fn small_budgets_halve_less() {
         let config = TuneConfig::default();
-        // One trial of 10 epochs with 3 seeds needs 30: 29 is too small.
-        let err = Plan::for_budget(29, 10, &config).unwrap_err();
-        assert!(matches!(err, TuneError::BudgetTooSmall { needed: 30, .. }), "{err}");
+        // One drawn trial and the base, 10 epochs with 3 seeds each, need 60: 59 is too small.
+        let err = Plan::for_budget(59, 10, &config).unwrap_err();
+        assert!(matches!(err, TuneError::BudgetTooSmall { needed: 60, .. }), "{err}");
         // 10 epochs: 10/27 = 0 < 1, so at most 2 halvings (rungs of 1, 3, 10 epochs);
-        // n₀ = 9 costs 9·1 + 3·3 + 1·10 + 2·10 = 48 > 40; one halving (3, 10): n₀ = 3 costs
-        // 3·3 + 1·10 + 20 = 39 ≤ 40, n₀ = 4 costs 42.
-        let plan = Plan::for_budget(40, 10, &config).unwrap();
+        // n₀ = 9 costs 9·1 + 3·3 + 1·10 + 2·10 + 30 = 78 > 70; one halving (3, 10): n₀ = 3 costs
+        // 3·3 + 1·10 + 20 + 30 = 69 ≤ 70, n₀ = 4 costs 72.
+        let plan = Plan::for_budget(70, 10, &config).unwrap();
         assert_eq!(plan.rungs, [Rung { trials: 3, epochs: 3 }, Rung { trials: 1, epochs: 10 }]);
-        assert_eq!(plan.epochs(), 39);
-        assert_eq!(plan.trainings(), 6);
-        // Exactly one trial.
-        let plan = Plan::for_budget(30, 10, &config).unwrap();
+        assert_eq!(plan.epochs(), 69);
+        assert_eq!(plan.trainings(), 3 + 1 + 2 + 3);
+        // Exactly one drawn trial.
+        let plan = Plan::for_budget(60, 10, &config).unwrap();
         assert_eq!(plan.rungs, [Rung { trials: 1, epochs: 10 }]);
         let capped = Plan::for_budget(100_000, 10, &TuneConfig { max_trials: Some(20), ..config }).unwrap();
         assert_eq!(capped.rungs[0].trials, 20);

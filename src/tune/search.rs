@@ -43,7 +43,7 @@ impl TrialStatus {
 /// One training of a trial: one rung, or one more seed of a finalist.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrialRecord {
-    /// The trial (its draw from the space, in order from 0).
+    /// The trial: 0 the base recipe (nothing drawn), then the draws from the space in order from 1.
     pub trial: usize,
     /// The rung (0 first); a finalist's extra seeds are on the last rung.
     pub rung: usize,
@@ -55,8 +55,11 @@ pub struct TrialRecord {
     pub settings: Assignment,
     /// How it ended.
     pub status: TrialStatus,
-    /// The best validation accuracy of its epochs (early stopping keeps that epoch's weights).
+    /// Its score: the mean of the [`TuneConfig::score_epochs`] best validation accuracies of its
+    /// epochs (the best one alone by default).
     pub score: Option<f64>,
+    /// The best validation accuracy of its epochs (early stopping keeps that epoch's weights).
+    pub best_accuracy: Option<f64>,
     /// The epoch of that accuracy (from 1).
     pub best_epoch: Option<usize>,
     /// The epochs trained (fewer than `epochs` when early stopping ended it).
@@ -70,7 +73,7 @@ pub struct TrialRecord {
 /// The settings the search chose (or the best found so far, when it was stopped).
 #[derive(Debug, Clone, Serialize)]
 pub struct Best {
-    /// The trial.
+    /// The trial: 0 when the base recipe was kept (no drawn trial beat its mean score).
     pub trial: usize,
     /// Its settings.
     pub settings: Assignment,
@@ -84,6 +87,16 @@ pub struct Best {
     pub mean: f64,
     /// Whether the plan ran to its end (every finalist with every seed).
     pub finished: bool,
+    /// The base recipe's mean score on the same rung, over the same seeds (none when the search
+    /// stopped before the base was scored).
+    pub base_mean: Option<f64>,
+}
+
+impl Best {
+    /// Whether the chosen settings are the base recipe's (trial 0).
+    pub fn is_base(&self) -> bool {
+        self.trial == 0
+    }
 }
 
 /// What a search did.
@@ -181,7 +194,7 @@ impl Calibration {
             }
             found
         }) else {
-            let needed = max_epochs.saturating_mul(config.finalist_seeds);
+            let needed = max_epochs.saturating_mul(config.finalist_seeds).saturating_mul(2);
             return Err(TuneError::BudgetTooSmall {
                 budget: most,
                 epochs: max_epochs,
@@ -196,7 +209,7 @@ impl Calibration {
 }
 
 /// A search over a recipe's settings: successive halving over the epochs, each training scored
-/// by its best validation accuracy (see the [module docs](super)).
+/// on its validation accuracies, the base recipe always a finalist (see the [module docs](super)).
 pub struct Tuner<'a> {
     space: SearchSpace,
     config: TuneConfig,
@@ -286,14 +299,17 @@ impl<'a> Tuner<'a> {
         Ok(Calibration { open_seconds, epoch_seconds })
     }
 
-    /// Runs `plan`: draws `plan.rungs[0].trials` settings from the space (seeded by
-    /// [`TuneConfig::seed`], in order), trains them rung by rung, keeping the best of each rung
-    /// for the next (ties go to the earlier trial), then trains the finalists with their extra
-    /// seeds. Never fails: a training that fails is recorded with its error.
+    /// Runs `plan`: draws `plan.rungs[0].trials` settings from the space (trials 1, 2, …, seeded
+    /// by [`TuneConfig::seed`], in order), trains them rung by rung, keeping the best of each rung
+    /// for the next (ties go to the earlier trial); the last rung trains the base recipe (trial 0)
+    /// first, then the promoted trials; then every finalist, the base included, trains with its
+    /// extra seeds. The winner is the best mean score over the seeds, ties to the earlier trial:
+    /// the base, unless a drawn trial beats it. Never fails: a training that fails is recorded
+    /// with its error.
     pub fn run(&mut self, plan: &Plan, mut hooks: TuneHooks<'_>) -> TuneOutcome {
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
         let first = plan.rungs.first().map_or(0, |r| r.trials);
-        let mut alive: Vec<(usize, Assignment)> = (0..first).map(|i| (i, self.space.sample(&mut rng))).collect();
+        let mut alive: Vec<(usize, Assignment)> = (1..=first).map(|i| (i, self.space.sample(&mut rng))).collect();
         let mut records: Vec<TrialRecord> = Vec::new();
         let total = plan.epochs();
         let mut done = 0;
@@ -307,6 +323,10 @@ impl<'a> Tuner<'a> {
                     b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal).then(a.trial.cmp(&b.trial))
                 });
                 alive = scored.iter().take(rung.trials).map(|r| (r.trial, r.settings.clone())).collect();
+            }
+            if k == last {
+                // The base recipe is always a finalist, trained first.
+                alive.insert(0, (0, Vec::new()));
             }
             for (trial, settings) in &alive {
                 let job = Job { trial: *trial, rung: k, epochs: rung.epochs, offset: 0, finalist: false };
@@ -374,6 +394,7 @@ impl<'a> Tuner<'a> {
             settings: settings.clone(),
             status: TrialStatus::Failed,
             score: None,
+            best_accuracy: None,
             best_epoch: None,
             epochs_run: 0,
             error: None,
@@ -420,24 +441,35 @@ impl<'a> Tuner<'a> {
         };
         let history = fitted.history();
         record.epochs_run = history.epochs.len();
-        let best = history
+        let accuracies: Vec<(usize, f64)> = history
             .epochs
             .iter()
             .filter_map(|e| e.validation_accuracy.filter(|a| a.is_finite()).map(|a| (e.epoch, a)))
-            .fold(None, |best: Option<(usize, f64)>, (epoch, a)| match best {
-                Some((_, b)) if b >= a => best,
-                _ => Some((epoch, a)),
-            });
-        match best {
-            Some((epoch, score)) => {
+            .collect();
+        match score(&accuracies, self.config.score_epochs) {
+            Some((epoch, best, score)) => {
                 record.status = TrialStatus::Done;
                 record.score = Some(score);
+                record.best_accuracy = Some(best);
                 record.best_epoch = Some(epoch);
             }
             None => record.error = Some("no finite validation accuracy".into()),
         }
         record
     }
+}
+
+/// The best epoch of `accuracies` (`(epoch, validation accuracy)`; the earlier of ties), its
+/// accuracy, and the mean of the `k` best accuracies (all of them when fewer); none if empty.
+fn score(accuracies: &[(usize, f64)], k: usize) -> Option<(usize, f64, f64)> {
+    let (epoch, best) = accuracies.iter().copied().fold(None, |best: Option<(usize, f64)>, (epoch, a)| match best {
+        Some((_, b)) if b >= a => best,
+        _ => Some((epoch, a)),
+    })?;
+    let mut sorted: Vec<f64> = accuracies.iter().map(|&(_, a)| a).collect();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let top = &sorted[..k.clamp(1, sorted.len())];
+    Some((epoch, best, top.iter().sum::<f64>() / top.len() as f64))
 }
 
 /// One training to run: a trial at a rung, for at most `epochs` epochs, with the base seed plus
@@ -451,7 +483,7 @@ struct Job {
 }
 
 /// The best trial: on the highest rung with a score, the best mean over its seeds there (ties to
-/// the earlier trial).
+/// the earlier trial, so the base recipe, trial 0, wins its ties).
 fn best(records: &[TrialRecord], plan: &Plan, finished: bool) -> Option<Best> {
     let rung = records.iter().filter(|r| r.score.is_some()).map(|r| r.rung).max()?;
     let mut trials: Vec<usize> =
@@ -459,6 +491,7 @@ fn best(records: &[TrialRecord], plan: &Plan, finished: bool) -> Option<Best> {
     trials.sort_unstable();
     trials.dedup();
     let mut best: Option<Best> = None;
+    let mut base_mean = None;
     for trial in trials {
         let rows: Vec<&TrialRecord> = records.iter().filter(|r| r.rung == rung && r.trial == trial).collect();
         // A finalist with a failed seed is out: its settings do not train reliably.
@@ -467,6 +500,9 @@ fn best(records: &[TrialRecord], plan: &Plan, finished: bool) -> Option<Best> {
         }
         let scores: Vec<f64> = rows.iter().filter_map(|r| r.score).collect();
         let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+        if trial == 0 {
+            base_mean = Some(mean);
+        }
         if best.as_ref().is_none_or(|b| mean > b.mean) {
             best = Some(Best {
                 trial,
@@ -476,13 +512,32 @@ fn best(records: &[TrialRecord], plan: &Plan, finished: bool) -> Option<Best> {
                 scores,
                 mean,
                 finished: finished && rung + 1 == plan.rungs.len(),
+                base_mean: None,
             });
         }
     }
-    best
+    best.map(|b| Best { base_mean, ..b })
 }
 
 /// `settings` as `key = value` pairs, for messages.
 pub fn describe(settings: &[(String, Value)]) -> String {
     settings.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::score;
+
+    #[test]
+    fn a_score_is_the_mean_of_the_best_epochs() {
+        let accuracies = [(1, 0.5), (2, 0.7), (3, 0.6), (4, 0.7)];
+        // The best epoch is the earlier of the two 0.7s.
+        assert_eq!(score(&accuracies, 1), Some((2, 0.7, 0.7)));
+        let (epoch, best, three) = score(&accuracies, 3).unwrap();
+        assert_eq!((epoch, best), (2, 0.7));
+        assert!((three - (0.7 + 0.7 + 0.6) / 3.0).abs() < 1e-12);
+        // More epochs asked than trained: all of them.
+        assert!((score(&accuracies, 10).unwrap().2 - 0.625).abs() < 1e-12);
+        assert_eq!(score(&[], 1), None);
+    }
 }

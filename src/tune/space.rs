@@ -194,6 +194,28 @@ impl SearchSpace {
         SearchSpace { keys: entries.into_iter().map(|(k, d)| (k.to_string(), d)).collect() }
     }
 
+    /// The built-in space for a few-labels recipe with distillation from a teacher (`distill`,
+    /// e.g. `examples/recipes/few_labels_distill_citeseer.toml`): [`SearchSpace::few_labels`]'s
+    /// keys and
+    ///
+    /// | key | distribution | the Citeseer recipe's value |
+    /// |---|---|---|
+    /// | `distill.multiplier` | `log_uniform = [1, 1000]` | 300 |
+    /// | `distill.temperature` | `log_uniform = [0.5, 4]` | 1 (the default) |
+    ///
+    /// ```
+    /// use nsl::tune::SearchSpace;
+    /// let keys: Vec<String> = SearchSpace::few_labels_distill().keys().map(String::from).collect();
+    /// assert_eq!(keys.len(), SearchSpace::few_labels().keys().count() + 2);
+    /// assert!(keys.contains(&"distill.multiplier".to_string()));
+    /// ```
+    pub fn few_labels_distill() -> Self {
+        let mut space = SearchSpace::few_labels();
+        space.keys.insert("distill.multiplier".into(), Distribution::LogUniform([1.0, 1000.0]));
+        space.keys.insert("distill.temperature".into(), Distribution::LogUniform([0.5, 4.0]));
+        space
+    }
+
     /// The keys, in order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.keys.keys().map(String::as_str)
