@@ -5,19 +5,31 @@
 #   scripts/few_labels_distill.sh DATASET [SEEDS=10]      # DATASET: cora or citeseer
 #
 # Converts datasets/DATASET/, splits it by DATASET.planetoid_split.tsv (train / validation / test;
-# every non-train paper unlabeled), and builds the teacher: `nsl graph propagate` (SGC, K hops,
-# row-normalized) → `nsl train` MLP [64] on the train papers (seed 0) → `nsl predict` on every paper
-# (the teacher file). Then, for seeds 0 … SEEDS-1:
+# every non-train paper unlabeled), and builds the teacher:
+#
+#   1. `nsl graph propagate --mode appnp` (personalized PageRank, K 10, α 0.1, rows L1-normalized)
+#   2. `nsl train --config examples/recipes/few_labels_teacher_DATASET.toml` on the train papers'
+#      propagated features, the other papers as unlabeled centers (entropy minimization), seeds
+#      0 … TEACHER_SEEDS-1, each `nsl predict`ed on every paper
+#   3. the teacher file: the mean of those seeds' probabilities (an ensemble at the teacher costs
+#      nothing at inference)
+#
+# Then, for seeds 0 … SEEDS-1:
 #
 #   few_labels   examples/recipes/few_labels.toml (Graph-MLP's training)
-#   distilled    the same + --distill teacher=…,multiplier=M (examples/recipes/few_labels_distill_DATASET.toml)
+#   distilled    examples/recipes/few_labels_distill_DATASET.toml + --distill teacher=…
 #
-# Teacher settings and M were chosen on the validation papers (docs/guide.md, "Distillation from a
-# graph-aware teacher"); they are the defaults below, per dataset. Prints the teacher's accuracies and
-# one row per recipe: validation and test accuracy (mean ± sample sd), steady epoch seconds (seed 0)
-# and the peak RSS of seed 0's run (/usr/bin/time). Environment: NSL (binary; default
-# target/release/nsl), OUT (work directory; default a new temporary one), THREADS (default 1),
-# TEACHER_HOPS, TEACHER_DROPOUT, TEACHER_WD, MULTIPLIER (override the dataset's). Needs jq.
+# Both recipes of the teacher and the student were chosen by `nsl tune` on the validation papers
+# (docs/guide.md, "Distillation from a graph-aware teacher"). With TUNE=1 the script runs those two
+# searches again (seed 0; TEACHER_BUDGET, default 6000 epochs; STUDENT_BUDGET, default 12000 epochs;
+# spaces scripts/few_labels_teacher_space.toml and scripts/few_labels_student_space.toml) and uses
+# the recipes it finds (written to OUT) in place of the committed ones.
+#
+# Prints the teacher's accuracies and one row per recipe: validation and test accuracy (mean ±
+# sample sd), steady epoch seconds (seed 0) and the peak RSS of seed 0's run (/usr/bin/time).
+# Environment: NSL (binary; default target/release/nsl), OUT (work directory; default a new
+# temporary one), THREADS (default 1), TEACHER_SEEDS (default 5), TEACHER_HOPS (default 10),
+# TEACHER_ALPHA (default 0.1), MULTIPLIER (overrides the student recipe's), TUNE. Needs jq.
 set -euo pipefail
 
 DATASET=${1:?usage: few_labels_distill.sh cora|citeseer [SEEDS]}
@@ -27,15 +39,14 @@ NSL=${NSL:-$ROOT/target/release/nsl}
 OUT=${OUT:-$(mktemp -d -t few_labels_distill.XXXXXX)}
 THREADS=${THREADS:-1}
 case $DATASET in
-    cora) hops=3 dropout=0.5 wd=0.0005 ;;
-    citeseer) hops=2 dropout=0.8 wd=0.002 ;;
+    cora | citeseer) ;;
     *) echo "unknown dataset $DATASET (cora or citeseer)" >&2; exit 2 ;;
 esac
-HOPS=${TEACHER_HOPS:-$hops}
-DROPOUT=${TEACHER_DROPOUT:-$dropout}
-WD=${TEACHER_WD:-$wd}
+TEACHER_SEEDS=${TEACHER_SEEDS:-5}
+HOPS=${TEACHER_HOPS:-10}
+ALPHA=${TEACHER_ALPHA:-0.1}
+TEACHER_RECIPE=$ROOT/examples/recipes/few_labels_teacher_$DATASET.toml
 RECIPE=$ROOT/examples/recipes/few_labels_distill_$DATASET.toml
-MULTIPLIER=${MULTIPLIER:-$(sed -n 's/^distill = ".*multiplier=\([0-9.]*\).*"/\1/p' "$RECIPE")}
 DATA=$ROOT/datasets/$DATASET
 TABLE=$DATA/$DATASET.planetoid_split.tsv
 
@@ -47,22 +58,50 @@ echo "work directory: $OUT; $(date -u '+%Y-%m-%d %H:%M UTC'); $(lscpu | sed -n '
     --samples "$OUT/all.parquet" --graph "$OUT/g.parquet" >/dev/null
 "$NSL" split "$OUT/all.parquet" --split-table "$TABLE" --out-train "$OUT/tr.parquet" \
     --out-validation "$OUT/va.parquet" --out-test "$OUT/te.parquet" --out-unlabeled "$OUT/un.parquet" >/dev/null
-"$NSL" graph propagate "$OUT/g.parquet" --samples "$OUT/all.parquet" --hops "$HOPS" --row-normalize \
-    --output "$OUT/sgc.parquet" >/dev/null
-"$NSL" split "$OUT/sgc.parquet" --split-table "$TABLE" --out-train "$OUT/sgc_tr.parquet" \
-    --out-validation "$OUT/sgc_va.parquet" --out-test "$OUT/sgc_te.parquet" >/dev/null
-"$NSL" train --samples "$OUT/sgc_tr.parquet" --model mlp:64 --dropout "$DROPOUT" --learning-rate 0.01 \
-    --weight-decay "$WD" --epochs 100 --batch-size 140 --validation "$OUT/sgc_va.parquet" --test "$OUT/sgc_te.parquet" \
-    --threads "$THREADS" --seed 0 --out "$OUT/teacher" --json -q >"$OUT/teacher.json"
-"$NSL" predict --run "$OUT/teacher" --samples "$OUT/sgc.parquet" --output "$OUT/teacher.csv" -q
-printf 'teacher (SGC K=%s + MLP [64], dropout %s, weight decay %s, seed 0; the graph at inference): validation %s, test %s\n\n' \
-    "$HOPS" "$DROPOUT" "$WD" "$(jq -r '.final_validation_metrics.accuracy * 1000 | round / 10' "$OUT/teacher.json")" \
-    "$(jq -r '.test_accuracy * 1000 | round / 10' "$OUT/teacher.json")"
+"$NSL" graph propagate "$OUT/g.parquet" --samples "$OUT/all.parquet" --mode appnp --hops "$HOPS" --alpha "$ALPHA" \
+    --row-normalize --output "$OUT/ppr.parquet" >/dev/null
+"$NSL" split "$OUT/ppr.parquet" --split-table "$TABLE" --out-train "$OUT/ppr_tr.parquet" \
+    --out-validation "$OUT/ppr_va.parquet" --out-test "$OUT/ppr_te.parquet" --out-unlabeled "$OUT/ppr_un.parquet" >/dev/null
+TEACHER_DATA="--samples $OUT/ppr_tr.parquet --unlabeled $OUT/ppr_un.parquet --validation $OUT/ppr_va.parquet"
+if [[ ${TUNE:-0} == 1 ]]; then
+    # shellcheck disable=SC2086 # the flags are words
+    "$NSL" tune --config "$TEACHER_RECIPE" --space "$ROOT/scripts/few_labels_teacher_space.toml" $TEACHER_DATA \
+        --seed 0 --budget-epochs "${TEACHER_BUDGET:-6000}" --out-recipe "$OUT/teacher.toml" -q >&2
+    TEACHER_RECIPE=$OUT/teacher.toml
+fi
 
+# The teacher: TEACHER_SEEDS runs on the propagated features, their probabilities averaged per paper
+# (every `nsl predict` file lists the same papers in the same order).
+: >"$OUT/teacher.val"
+: >"$OUT/teacher.test"
+for seed in $(seq 0 $((TEACHER_SEEDS - 1))); do
+    # shellcheck disable=SC2086 # the flags are words
+    "$NSL" train --config "$TEACHER_RECIPE" $TEACHER_DATA --test "$OUT/ppr_te.parquet" --threads "$THREADS" \
+        --seed "$seed" --out "$OUT/teacher-$seed" --json -q >"$OUT/teacher.$seed.json"
+    jq -r '.final_validation_metrics.accuracy * 1000 | round / 10' "$OUT/teacher.$seed.json" >>"$OUT/teacher.val"
+    jq -r '.test_accuracy * 1000 | round / 10' "$OUT/teacher.$seed.json" >>"$OUT/teacher.test"
+    "$NSL" predict --run "$OUT/teacher-$seed" --samples "$OUT/ppr.parquet" --output "$OUT/teacher-$seed.csv" -q
+done
+awk -F, -v n="$TEACHER_SEEDS" '
+    FNR == 1 { if (NR == 1) { printf "id"; for (c = 3; c <= NF; c++) printf ",%s", $c; print "" }; next }
+    { id[FNR] = $1; rows = FNR; for (c = 3; c <= NF; c++) p[FNR, c] += $c / n; cols = NF }
+    END { for (r = 2; r <= rows; r++) { printf "%s", id[r]; for (c = 3; c <= cols; c++) printf ",%.6f", p[r, c]; print "" } }
+' "$OUT"/teacher-*.csv >"$OUT/teacher.csv"
+if [[ ${TUNE:-0} == 1 ]]; then
+    # The student's search starts from the committed recipe, with this run's teacher file in it.
+    sed "s#^distill = \"teacher=[^,]*#distill = \"teacher=$OUT/teacher.csv#" "$RECIPE" >"$OUT/student_base.toml"
+    "$NSL" tune --config "$OUT/student_base.toml" --space "$ROOT/scripts/few_labels_student_space.toml" \
+        --samples "$OUT/tr.parquet" --unlabeled "$OUT/un.parquet" --graph "$OUT/g.parquet" --validation "$OUT/va.parquet" \
+        --seed 0 --budget-epochs "${STUDENT_BUDGET:-12000}" --out-recipe "$OUT/student.toml" -q >&2
+    RECIPE=$OUT/student.toml
+fi
+MULTIPLIER=${MULTIPLIER:-$(sed -n 's/^distill = ".*multiplier=\([0-9.e+-]*\).*"/\1/p' "$RECIPE")}
 stats() { # accuracies (percent) on stdin -> "mean ± sd"
     awk '{v[NR]=$1; s+=$1} END {m=s/NR; for(i=1;i<=NR;i++) d+=(v[i]-m)^2; sd=(NR>1)?sqrt(d/(NR-1)):0;
          printf "%.1f ± %.1f", m, sd}'
 }
+printf 'teacher (APPNP K=%s, α %s + %s, %d seeds; the graph at inference): validation %s, test %s (single seeds; the student learns their mean)\n\n' \
+    "$HOPS" "$ALPHA" "$(basename "$TEACHER_RECIPE")" "$TEACHER_SEEDS" "$(stats <"$OUT/teacher.val")" "$(stats <"$OUT/teacher.test")"
 DATA_FLAGS="--samples $OUT/tr.parquet --unlabeled $OUT/un.parquet --graph $OUT/g.parquet --validation $OUT/va.parquet --test $OUT/te.parquet"
 RECIPES=(
     "few_labels|--config $ROOT/examples/recipes/few_labels.toml"

@@ -200,6 +200,49 @@ fn cli_graph_propagate_writes_propagated_samples() {
 }
 
 #[test]
+fn cli_graph_propagate_appnp_and_mixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (samples, graph) = tiny_files(dir.path());
+    let x = array![[1.0f32, 0.0], [0.0, 1.0], [0.0, 0.0]];
+    let run = |mode: &str, extra: &[&str]| {
+        let out = dir.path().join(format!("{mode}.parquet"));
+        let mut args = vec!["graph", "propagate", s(&graph), "--samples", s(&samples), "--mode", mode, "--json"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--output", s(&out)]);
+        let report: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+        (report, data::read_samples(&out, &SampleColumns::default()).unwrap())
+    };
+    // One APPNP step with α = 0.5: (ÂX + X)/2; the default K is 10 and α is reported.
+    let (report, appnp) = run("appnp", &["--hops", "1", "--alpha", "0.5"]);
+    assert_eq!((report["hops"].as_u64(), report["alpha"].as_f64()), (Some(1), Some(0.5)));
+    assert_close(appnp.features().slice(ndarray::s![..3, ..]), ((a_hat().dot(&x) + &x) * 0.5).view());
+    assert_eq!(run("appnp", &[]).0["hops"].as_u64(), Some(10));
+    // Mixed order, K = 1: (X + ÂX)/2, the same here; no α in the report.
+    let (report, mixed) = run("mixed", &["--hops", "1"]);
+    assert!(report.get("alpha").is_none(), "{report}");
+    assert_close(mixed.features().slice(ndarray::s![..3, ..]), appnp.features().slice(ndarray::s![..3, ..]));
+    let out = dir.path().join("bad.parquet");
+    let e = fails_with(
+        1,
+        &[
+            "graph",
+            "propagate",
+            s(&graph),
+            "--samples",
+            s(&samples),
+            "--mode",
+            "appnp",
+            "--alpha",
+            "1.5",
+            "--output",
+            s(&out),
+        ],
+    );
+    assert!(e.contains("invalid alpha `1.5`: expected a number from 0 to 1"), "{e}");
+    assert!(!out.exists());
+}
+
+#[test]
 fn cli_graph_hops_writes_the_r_hop_graph() {
     let dir = tempfile::tempdir().unwrap();
     let (_, graph) = tiny_files(dir.path());

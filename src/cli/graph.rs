@@ -81,6 +81,10 @@ enum Mode {
     Sgc,
     /// `[X, ÂX, …, Â^K X]` side by side: (K + 1) times the input's width (SIGN-style).
     Sign,
+    /// Personalized PageRank (APPNP): K steps of `Z ← (1−α)·Â·Z + α·X` from `Z = X`; the input's width.
+    Appnp,
+    /// The mean of `Â^k·X` for k = 0…K (S²GC / GRAND's mixed order); the input's width.
+    Mixed,
 }
 
 /// Flags of `nsl graph propagate`.
@@ -100,12 +104,16 @@ pub struct PropagateArgs {
     samples: PathBuf,
     #[command(flatten)]
     columns: ColumnArgs,
-    /// K, the power of Â (1 to 64).
-    #[arg(long, value_name = "K", default_value_t = PropagateConfig::default().hops)]
-    hops: usize,
+    /// K, the power of Â or the number of steps (1 to 64). Default: 10 with `--mode appnp`, 16 with
+    /// `--mode mixed`, 2 otherwise.
+    #[arg(long, value_name = "K")]
+    hops: Option<usize>,
     /// Which features to write.
     #[arg(long, value_enum, default_value_t = Mode::Sgc)]
     mode: Mode,
+    /// With `--mode appnp`: α, the share of each paper's own features kept at every step (0 to 1).
+    #[arg(long, value_name = "ALPHA", default_value_t = PropagateConfig::default().alpha)]
+    alpha: f64,
     /// Divide each feature row by its L1 norm before propagating (GCN's and SGC's preprocessing of
     /// bag-of-words features). Default: the features as given.
     #[arg(long)]
@@ -280,15 +288,18 @@ fn propagate(args: &PropagateArgs) -> Result<()> {
     let mode = match args.mode {
         Mode::Sgc => PropagateMode::Sgc,
         Mode::Sign => PropagateMode::Sign,
+        Mode::Appnp => PropagateMode::Appnp,
+        Mode::Mixed => PropagateMode::Mixed,
     };
-    let config = PropagateConfig { hops: args.hops, mode, row_normalize: args.row_normalize };
+    let hops = args.hops.unwrap_or_else(|| mode.default_hops());
+    let config = PropagateConfig { hops, mode, row_normalize: args.row_normalize, alpha: args.alpha };
     config.validate()?;
     let g = with_spinner("reading graph", || graph::read_graph(&args.graph))?;
     let samples = with_spinner("reading samples", || {
         super::convert::read_nonempty(&args.samples, &args.columns.to_columns(), "propagate")
     })?;
     let (out, report) =
-        with_spinner(format!("propagating over {} hops", args.hops), || propagate_with_report(&samples, &g, &config))
+        with_spinner(format!("propagating over {hops} hops"), || propagate_with_report(&samples, &g, &config))
             .with_context(|| format!("propagating {} over {}", args.samples.display(), args.graph.display()))?;
     with_spinner("writing", || data::write_samples(&out, &args.output))?;
     if args.json {
@@ -301,7 +312,7 @@ fn propagate(args: &PropagateArgs) -> Result<()> {
         report.samples,
         report.input_dim,
         report.output_dim,
-        if report.mode == PropagateMode::Sgc { "Â^K·X" } else { "[X, ÂX, …, Â^K X]" },
+        report.mode.formula(),
         report.hops,
         args.output.display()
     );

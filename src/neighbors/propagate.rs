@@ -1,4 +1,15 @@
-//! Feature propagation over a graph: SGC's `Â^K·X` and SIGN's `[X, ÂX, …, Â^K X]`.
+//! Feature propagation over a graph: SGC's `Â^K·X`, SIGN's `[X, ÂX, …, Â^K X]`, APPNP's personalized
+//! PageRank and S²GC's mixed-order mean.
+//!
+//! # Modes
+//! - `sgc`: `Â^K·X` (Wu et al. 2019).
+//! - `sign`: `[X, ÂX, …, Â^K X]` side by side (Frasca et al. 2020).
+//! - `appnp`: `K` steps of `Z ← (1 − α)·Â·Z + α·X` from `Z = X` (Gasteiger et al. 2019): the
+//!   personalized-PageRank smoothing, which keeps a share `α` of each node's own features however
+//!   large `K` is, so it does not over-smooth as `Â^K·X` does.
+//! - `mixed`: `1/(K+1)·Σ_{k=0..K} Â^k·X`, the mean over every order (S²GC, Zhu & Koniusz 2021;
+//!   GRAND's mixed-order propagation, Feng et al. 2020). S²GC's own formula is
+//!   `1/K·Σ_{k=1..K} ((1 − α)·Â^k·X + α·X)`; with `α = 1/(K+1)` it is this mean.
 //!
 //! # How it is computed
 //! `Â = D^-1/2 (A + I) D^-1/2` is the symmetrically normalized adjacency with self-loops (SGC, Wu
@@ -30,6 +41,12 @@ pub enum PropagateMode {
     /// `[X, ÂX, Â²X, …, Â^K X]` side by side: `(K + 1)·d` features (SIGN-style, Frasca et al. 2020),
     /// so a model can weigh each hop itself.
     Sign,
+    /// `K` steps of `Z ← (1 − α)·Â·Z + α·X` from `Z = X`: personalized PageRank (APPNP, Gasteiger et
+    /// al. 2019), the same width as `X`; `α` is [`PropagateConfig::alpha`].
+    Appnp,
+    /// `1/(K+1)·Σ_{k=0..K} Â^k·X`, the mean of every order from 0 to `K` (S²GC / GRAND's mixed-order
+    /// propagation), the same width as `X`.
+    Mixed,
 }
 
 impl PropagateMode {
@@ -38,6 +55,28 @@ impl PropagateMode {
         match self {
             PropagateMode::Sgc => "sgc",
             PropagateMode::Sign => "sign",
+            PropagateMode::Appnp => "appnp",
+            PropagateMode::Mixed => "mixed",
+        }
+    }
+
+    /// `K` when none is given: 10 for `appnp` (APPNP's choice), 16 for `mixed` (S²GC's on Cora), 2
+    /// otherwise (SGC's on Cora; [`PropagateConfig::default`]).
+    pub fn default_hops(self) -> usize {
+        match self {
+            PropagateMode::Appnp => 10,
+            PropagateMode::Mixed => 16,
+            PropagateMode::Sgc | PropagateMode::Sign => 2,
+        }
+    }
+
+    /// The formula, for reports: `Â^K·X`, `[X, ÂX, …, Â^K X]`, …
+    pub fn formula(self) -> &'static str {
+        match self {
+            PropagateMode::Sgc => "Â^K·X",
+            PropagateMode::Sign => "[X, ÂX, …, Â^K X]",
+            PropagateMode::Appnp => "Z ← (1−α)ÂZ + αX",
+            PropagateMode::Mixed => "mean of Â^k·X, k = 0…K",
         }
     }
 }
@@ -48,16 +87,25 @@ impl fmt::Display for PropagateMode {
     }
 }
 
-/// Parses `sgc` or `sign`.
+/// Parses `sgc`, `sign`, `appnp` or `mixed`.
 impl std::str::FromStr for PropagateMode {
     type Err = crate::config::ConfigError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        crate::config::named("propagation mode", &[("sgc", PropagateMode::Sgc), ("sign", PropagateMode::Sign)], s)
+        crate::config::named(
+            "propagation mode",
+            &[
+                ("sgc", PropagateMode::Sgc),
+                ("sign", PropagateMode::Sign),
+                ("appnp", PropagateMode::Appnp),
+                ("mixed", PropagateMode::Mixed),
+            ],
+            s,
+        )
     }
 }
 
 /// Options of [`propagate`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PropagateConfig {
     /// `K`, the power of `Â`, in `1..=`[`MAX_HOPS`]. Default 2 (SGC's choice for Cora).
@@ -68,11 +116,14 @@ pub struct PropagateConfig {
     /// GCN and SGC pipelines do with bag-of-words features (a row of zeros stays zero); in SIGN
     /// mode the first block is then the normalized `X`. Default false (the features as given).
     pub row_normalize: bool,
+    /// `α` of [`PropagateMode::Appnp`], the share of the node's own features kept at each step, in
+    /// `[0, 1]` (0 gives `Â^K·X`, 1 gives `X`); the other modes ignore it. Default 0.1 (APPNP's).
+    pub alpha: f64,
 }
 
 impl Default for PropagateConfig {
     fn default() -> Self {
-        PropagateConfig { hops: 2, mode: PropagateMode::Sgc, row_normalize: false }
+        PropagateConfig { hops: 2, mode: PropagateMode::Sgc, row_normalize: false, alpha: 0.1 }
     }
 }
 
@@ -88,6 +139,13 @@ impl PropagateConfig {
                 value: self.hops.to_string(),
                 // `MAX_HOPS`, spelled out for a `&'static str` (checked by `rejects_bad_hops`).
                 expected: "an integer from 1 to 64",
+            });
+        }
+        if !(0.0..=1.0).contains(&self.alpha) {
+            return Err(PropagateError::InvalidConfig {
+                option: "alpha",
+                value: self.alpha.to_string(),
+                expected: "a number from 0 to 1",
             });
         }
         Ok(())
@@ -126,7 +184,7 @@ pub enum PropagateError {
 }
 
 /// How the graph met the samples in a [`propagate`] run (serializable for `--json`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PropagateReport {
     /// Whether the rows were L1-normalized before propagating.
     pub row_normalized: bool,
@@ -140,6 +198,9 @@ pub struct PropagateReport {
     pub hops: usize,
     /// The mode.
     pub mode: PropagateMode,
+    /// `α`, in [`PropagateMode::Appnp`] only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
     /// Samples without any edge to another sample: they keep their own features.
     pub isolated_samples: usize,
     /// Graph nodes that are not samples, ignored with their edges.
@@ -242,9 +303,33 @@ pub fn propagate_with_report(
             }
             out
         }
+        PropagateMode::Appnp => {
+            // α·X is added at every step; computed in f32 as the products are.
+            let alpha = config.alpha as f32;
+            let kept = x.mapv(|v| alpha * v);
+            let (mut current, mut next) = (x, Array2::zeros((n, d)));
+            for _ in 0..k {
+                adjacency.multiply(current.view(), next.view_mut());
+                next.zip_mut_with(&kept, |z, &a| *z = (1.0 - alpha) * *z + a);
+                std::mem::swap(&mut current, &mut next);
+            }
+            current
+        }
+        PropagateMode::Mixed => {
+            let mut sum = x.clone();
+            let (mut current, mut next) = (x, Array2::zeros((n, d)));
+            for _ in 0..k {
+                adjacency.multiply(current.view(), next.view_mut());
+                sum += &next;
+                std::mem::swap(&mut current, &mut next);
+            }
+            let scale = 1.0 / (k + 1) as f32;
+            sum.mapv_inplace(|v| v * scale);
+            sum
+        }
     };
     let item_shape = match config.mode {
-        PropagateMode::Sgc => samples.item_shape().to_vec(),
+        PropagateMode::Sgc | PropagateMode::Appnp | PropagateMode::Mixed => samples.item_shape().to_vec(),
         PropagateMode::Sign => vec![(k + 1) * d],
     };
     let report = PropagateReport {
@@ -254,6 +339,7 @@ pub fn propagate_with_report(
         output_dim: features.ncols(),
         hops: k,
         mode: config.mode,
+        alpha: (config.mode == PropagateMode::Appnp).then_some(config.alpha),
         isolated_samples: adjacency.stats.isolated_rows,
         ignored_nodes: adjacency.stats.ignored_nodes,
         ignored_edges: adjacency.stats.ignored_edges,
@@ -346,12 +432,64 @@ mod tests {
     #[test]
     fn row_normalize_divides_by_the_l1_norm_first() {
         let (ds, g) = path_samples();
-        let cfg = PropagateConfig { hops: 1, mode: PropagateMode::Sign, row_normalize: true };
+        let cfg = PropagateConfig { hops: 1, mode: PropagateMode::Sign, row_normalize: true, alpha: 0.1 };
         let out = propagate(&ds, &g, &cfg).unwrap();
         // d = [7, 8] has L1 norm 15 and no edges; the zero row c stays zero.
         let f = out.features();
         assert!((f[[3, 0]] - 7.0 / 15.0).abs() < 1e-7 && (f[[3, 3]] - 8.0 / 15.0).abs() < 1e-7);
         assert_eq!(f.row(2).slice(s![..2]).to_vec(), [0.0, 0.0]);
+    }
+
+    #[test]
+    fn appnp_matches_hand_values() {
+        let (ds, g) = path_samples();
+        let cfg = PropagateConfig { hops: 2, mode: PropagateMode::Appnp, alpha: 0.1, ..Default::default() };
+        let (out, report) = propagate_with_report(&ds, &g, &cfg).unwrap();
+        // Z₂ = 0.81·Â²X + 0.09·ÂX + 0.1·X. Row a: Â²X = [5/12, 5/(6√6)], ÂX = [1/2, 1/√6], X = [1, 0].
+        // Row c: Â²X = [1/6, 5/(6√6)], ÂX = [0, 1/√6], X = [0, 0]. d (no edges) keeps [7, 8].
+        let r6 = 6f32.sqrt();
+        let expected = array![
+            [0.81 * 5.0 / 12.0 + 0.09 * 0.5 + 0.1, 0.81 * 5.0 / (6.0 * r6) + 0.09 / r6],
+            [0.81 * 5.0 / (6.0 * r6) + 0.09 / r6, 0.81 * 4.0 / 9.0 + 0.09 / 3.0 + 0.1],
+            [0.81 / 6.0, 0.81 * 5.0 / (6.0 * r6) + 0.09 / r6],
+            [7.0, 8.0]
+        ];
+        assert!(close(out.features().view(), expected.view(), 1e-6), "{}", out.features());
+        assert_eq!((out.item_shape(), report.alpha), (&[2][..], Some(0.1)));
+        // α = 0 is SGC's Â^K·X; α = 1 keeps X.
+        let sgc = propagate(&ds, &g, &PropagateConfig::default()).unwrap();
+        let zero = propagate(&ds, &g, &PropagateConfig { alpha: 0.0, ..cfg }).unwrap();
+        assert!(close(zero.features().view(), sgc.features().view(), 1e-7));
+        let one = propagate(&ds, &g, &PropagateConfig { alpha: 1.0, ..cfg }).unwrap();
+        assert_eq!(one.features(), ds.features());
+    }
+
+    #[test]
+    fn mixed_is_the_mean_of_every_order() {
+        let (ds, g) = path_samples();
+        let cfg = PropagateConfig { hops: 2, mode: PropagateMode::Mixed, ..Default::default() };
+        let (out, report) = propagate_with_report(&ds, &g, &cfg).unwrap();
+        // (X + ÂX + Â²X)/3. Row a: [(1 + 1/2 + 5/12)/3, (0 + 1/√6 + 5/(6√6))/3] = [23/36, 11/(18√6)].
+        let r6 = 6f32.sqrt();
+        let f = out.features();
+        assert!((f[[0, 0]] - 23.0 / 36.0).abs() < 1e-6 && (f[[0, 1]] - 11.0 / (18.0 * r6)).abs() < 1e-6, "{f}");
+        // Row b: [(0 + 1/√6 + 5/(6√6))/3, (1 + 1/3 + 4/9)/3] = [11/(18√6), 16/27].
+        assert!((f[[1, 0]] - 11.0 / (18.0 * r6)).abs() < 1e-6 && (f[[1, 1]] - 16.0 / 27.0).abs() < 1e-6, "{f}");
+        assert_eq!(f.row(3).to_vec(), [7.0, 8.0]);
+        assert_eq!((out.dim(), report.alpha), (2, None));
+    }
+
+    #[test]
+    fn rejects_bad_alpha() {
+        let (ds, g) = path_samples();
+        for alpha in [-0.1, 1.5, f64::NAN] {
+            let cfg = PropagateConfig { mode: PropagateMode::Appnp, alpha, ..Default::default() };
+            let e = propagate(&ds, &g, &cfg).unwrap_err();
+            assert!(matches!(e, PropagateError::InvalidConfig { option: "alpha", .. }), "{e}");
+        }
+        assert_eq!("appnp".parse::<PropagateMode>().unwrap(), PropagateMode::Appnp);
+        assert_eq!("mixed".parse::<PropagateMode>().unwrap(), PropagateMode::Mixed);
+        assert_eq!((PropagateMode::Appnp.default_hops(), PropagateMode::Sgc.default_hops()), (10, 2));
     }
 
     #[test]
