@@ -313,6 +313,9 @@ fn regression_on_a_linear_function_of_the_words() {
     let best = history["best_epoch"].as_u64().unwrap() as usize;
     let lowest = epochs.iter().map(|r| f(&r["validation_metrics"], "mse")).fold(f64::INFINITY, f64::min);
     assert_eq!(f(&epochs[best - 1]["validation_metrics"], "mse"), lowest);
+    // The summary reports the kept epoch's validation metrics, not the last epoch's.
+    assert_eq!(summary["best_epoch"].as_u64(), Some(best as u64));
+    assert_eq!(f(&summary["final_validation_metrics"], "mse"), lowest, "{summary}");
 
     // Huber's loss trains too.
     let huber = train(

@@ -527,3 +527,57 @@ fn nsl_tune_distills_with_the_teacher_given_and_searches_its_multiplier() {
     let chosen = std::fs::read_to_string(format!("{d}/t.toml")).unwrap();
     assert!(chosen.contains(&format!("distill = \"teacher={teacher},temperature=")), "{chosen}");
 }
+
+/// `nsl train --distill` over a recipe's `distill`: each pair given replaces the recipe's, the others
+/// are kept, so `--distill teacher=FILE` keeps the recipe's multiplier (it used to fall back to 1);
+/// `--distill multiplier=M` alone takes the recipe's teacher, and without one it is an error.
+#[test]
+fn nsl_train_distill_pairs_replace_the_recipes_one_by_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = files(tmp.path());
+    let d = dir.to_str().unwrap();
+    // A teacher that contradicts the labels half the time: the multiplier shows in the weights.
+    let ids: Vec<String> = (0..36).map(|i| format!("s{i}")).collect();
+    let p = ndarray::Array2::from_shape_fn((36, 2), |(i, j)| if (i / 2) % 2 == j { 0.95 } else { 0.05 });
+    let teacher = format!("{d}/teacher.parquet");
+    write_samples(&Dataset::new(ids, p, vec![2], None, None).unwrap(), Path::new(&teacher)).unwrap();
+    let recipe = std::fs::read_to_string(dir.join("recipe.toml")).unwrap();
+    std::fs::write(dir.join("m30.toml"), format!("{recipe}distill = \"teacher=nowhere.csv,multiplier=30\"\n")).unwrap();
+    std::fs::write(dir.join("t.toml"), format!("{recipe}distill = \"teacher={teacher}\"\n")).unwrap();
+    let weights = |config: &str, distill: &str, out: &str| {
+        let args: Vec<String> = [
+            "train",
+            "--config",
+            &format!("{d}/{config}"),
+            "--samples",
+            &format!("{d}/tr.parquet"),
+            "--unlabeled",
+            &format!("{d}/un.parquet"),
+            "--graph",
+            &format!("{d}/g.parquet"),
+            "--distill",
+            distill,
+            "--out",
+            &format!("{d}/{out}"),
+            "-q",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        run(&args);
+        std::fs::read(format!("{d}/{out}/model.safetensors")).unwrap()
+    };
+    let merged = weights("m30.toml", &format!("teacher={teacher}"), "a");
+    let given = weights("recipe.toml", &format!("teacher={teacher},multiplier=30"), "b");
+    let one = weights("recipe.toml", &format!("teacher={teacher}"), "c");
+    assert_eq!(merged, given, "the recipe's multiplier 30 is kept");
+    assert_ne!(merged, one, "multiplier 30 trains other weights than 1");
+    assert_eq!(weights("t.toml", "multiplier=30", "e"), given, "the recipe's teacher is kept");
+    let err = run_fails(
+        &["train", "--config", &format!("{d}/recipe.toml"), "--distill", "multiplier=30", "--out", &format!("{d}/f")]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    );
+    assert!(err.contains("`multiplier=30` for --distill") && err.contains("teacher=FILE"), "{err}");
+}

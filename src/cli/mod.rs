@@ -181,6 +181,18 @@ where
     text.map(|text| text.parse().map_err(serde::de::Error::custom)).transpose()
 }
 
+/// A `key=value,…` list with `key` set to `value` (replaced where it is, else appended).
+pub fn set_pair(list: &str, key: &str, value: &str) -> String {
+    let norm = |k: &str| k.trim().replace('_', "-");
+    let mut pairs: Vec<String> = list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect();
+    let pair = format!("{key}={value}");
+    match pairs.iter_mut().find(|p| norm(p.split('=').next().unwrap_or_default()) == norm(key)) {
+        Some(p) => *p = pair,
+        None => pairs.push(pair),
+    }
+    pairs.join(",")
+}
+
 /// A setting of the library's run as `nsl train` spells it: `record_every` → `--record-every`.
 pub fn flag(name: &str) -> String {
     format!("--{}", name.replace('_', "-"))

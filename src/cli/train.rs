@@ -1,7 +1,7 @@
 //! `nsl train`: train a model, optionally graph-regularized, and save the run.
 
 use super::progress::{spinner, TrainBar};
-use super::{flag, from_text, run_error, set_threads, ColumnArgs};
+use super::{flag, from_text, run_error, set_pair, set_threads, ColumnArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, ValueEnum};
 use nsl::augment::AugmentConfig;
@@ -186,10 +186,11 @@ settings! {
         /// cannot hold a comma), `multiplier` (default 1), `temperature` (T > 0, default 1). Adds
         /// `multiplier · T² · mean KL(teacher^{1/T} ‖ softmax(logits / T))` over the batch's
         /// labeled and unlabeled centers; the model still reads the features alone. Multiclass only.
-        /// Default: none.
-        #[arg(help_heading = "Graph regularization", long, value_name = "teacher=FILE,…", value_parser = DistillSpec::from_kv)]
+        /// Default: none. With `--config`, each pair given wins over the recipe's `distill` and the others are kept
+        /// (`--distill teacher=mine.csv` keeps the recipe's multiplier).
+        #[arg(help_heading = "Graph regularization", long, value_name = "teacher=FILE,…", value_parser = DistillPairs::from_str)]
         #[serde(deserialize_with = "from_text")]
-        distill: Option<DistillSpec>,
+        distill: Option<DistillPairs>,
         /// Stop when the `--validation` metric has not improved for N epochs and keep the best
         /// epoch's weights: `patience=N` (or just `N`), optionally `,metric=NAME` (accuracy |
         /// macro-f1 | micro-f1 | subset-accuracy | roc-auc | mse | mae | rmse; default the task's:
@@ -387,6 +388,59 @@ impl From<OptimizerName> for OptimizerConfig {
     }
 }
 
+/// `--distill`'s `key=value` pairs as written, each checked as [`DistillSpec::from_kv`] checks
+/// them; the teacher may come from the `--config` file's `distill` ([`DistillPairs::over`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct DistillPairs(String);
+
+impl FromStr for DistillPairs {
+    type Err = nsl::ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let has_teacher = s.split(',').any(|p| p.split('=').next().is_some_and(|k| k.trim() == "teacher"));
+        // Checked with a stand-in teacher when none is given: the recipe's completes it.
+        if has_teacher {
+            DistillSpec::from_kv(s)?;
+        } else {
+            DistillSpec::from_kv(&format!("teacher=-,{s}"))?;
+        }
+        Ok(DistillPairs(s.trim().to_string()))
+    }
+}
+
+impl DistillPairs {
+    /// These pairs over `under`'s: each pair here replaces the same key there, the others are kept.
+    pub(super) fn over(self, under: Option<DistillPairs>) -> DistillPairs {
+        let Some(under) = under else { return self };
+        let merged = self
+            .0
+            .split(',')
+            .filter_map(|p| p.split_once('='))
+            .fold(under.0, |list, (key, value)| set_pair(&list, key.trim(), value.trim()));
+        DistillPairs(merged)
+    }
+
+    /// The library's setting: needs a `teacher`.
+    fn spec(&self) -> Result<DistillSpec, nsl::ConfigError> {
+        DistillSpec::from_kv(&self.0)
+    }
+}
+
+impl std::fmt::Display for DistillPairs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The flags over the `--config` file: a flag replaces the file's setting, except `--distill`,
+/// whose pairs replace the file's one by one.
+fn merged(flags: TrainSettings, file: TrainSettings) -> TrainSettings {
+    let distill = match (flags.distill.clone(), file.distill.clone()) {
+        (Some(given), under) => Some(given.over(under)),
+        (None, under) => under,
+    };
+    TrainSettings { distill, ..flags.or(file) }
+}
+
 /// Runs `nsl train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(run) = &args.resume {
@@ -398,7 +452,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     let file = config_file(args.config.as_deref(), text.as_deref())?;
     let command = SavedCommand::capture(text)?;
-    train(args, args.settings.clone().or(file), command, None)
+    train(args, merged(args.settings.clone(), file), command, None)
 }
 
 /// The settings of a `--config` file (`path`, its `text`), or none.
@@ -478,7 +532,7 @@ fn resume(args: &TrainArgs, run: &Path) -> Result<()> {
         .with_context(|| format!("{}: the saved command line does not parse", command_path.display()))?
         .args;
     let file = config_file(saved.config.as_deref(), command.config.as_deref())?;
-    let settings = saved.settings.clone().or(file);
+    let settings = merged(saved.settings.clone(), file);
     if args.config.is_some() {
         bail!("--config cannot be given with --resume: a run resumes with the settings it started with");
     }
@@ -544,7 +598,7 @@ fn train(
         set_threads(threads)?;
     }
     let out = settings.out.clone().unwrap_or_else(|| PathBuf::from("runs/train"));
-    let checked = run_spec(&settings, &args.columns).check().map_err(run_error)?;
+    let checked = run_spec(&settings, &args.columns)?.check().map_err(run_error)?;
     let (checkpoint_every, by_clock) = checkpoint_schedule(&settings)?;
     checked.check_out(&out, &flag).map_err(run_error)?;
     if out.join("model.json").is_file() && resume.is_none() {
@@ -604,14 +658,14 @@ fn train(
 }
 
 /// The library's run from the settings of `nsl train` (flags and `--config` keys are its fields).
-fn run_spec(settings: &TrainSettings, columns: &ColumnArgs) -> RunSpec {
+fn run_spec(settings: &TrainSettings, columns: &ColumnArgs) -> Result<RunSpec, nsl::ConfigError> {
     let s = settings.clone();
     let mut optimizer = s.optimizer.map_or_else(OptimizerConfig::default, OptimizerConfig::from);
     if let Some(learning_rate) = s.learning_rate {
         optimizer = optimizer.with_learning_rate(learning_rate);
     }
     let (defaults, unlabeled) = (TrainConfig::default(), UnlabeledConfig::default());
-    RunSpec {
+    Ok(RunSpec {
         samples: s.samples.map(Input::Path),
         packed: s.packed,
         shuffle_buffer: s.shuffle_buffer,
@@ -626,7 +680,7 @@ fn run_spec(settings: &TrainSettings, columns: &ColumnArgs) -> RunSpec {
             entropy: s.entropy.unwrap_or(unlabeled.entropy),
         },
         vat: s.vat,
-        distill: s.distill,
+        distill: s.distill.as_ref().map(DistillPairs::spec).transpose()?,
         early_stopping_metric: s.early_stopping.and_then(|p| p.1),
         record_adversarial: s.record_adversarial,
         record_every: s.record_every.unwrap_or(1),
@@ -656,7 +710,7 @@ fn run_spec(settings: &TrainSettings, columns: &ColumnArgs) -> RunSpec {
         test: s.test.map(Input::Path),
         strict: s.strict.unwrap_or(false),
         columns: columns.to_columns(),
-    }
+    })
 }
 
 /// `hooks` saving the run's state to `path` after every `every`-th epoch (with `by_clock`: at most
@@ -790,6 +844,12 @@ fn print_summary(fitted: &FittedRun, out: &Path, json: bool) -> Result<()> {
         summary.final_train_accuracy,
         summary.steady_epoch_seconds.unwrap_or(0.0)
     );
+    if let Some(acc) = summary.final_validation_metrics.as_ref().and_then(|m| m.accuracy) {
+        match summary.best_epoch {
+            Some(best) => outln!("validation accuracy: {acc:.4} (early stopping kept epoch {best})"),
+            None => outln!("validation accuracy: {acc:.4}"),
+        }
+    }
     if let Some(acc) = summary.test_accuracy {
         outln!("test accuracy: {acc:.4}");
     }
@@ -850,5 +910,5 @@ pub(super) fn recipe_spec(
         pool: inputs.pool.clone(),
         ..TrainSettings::default()
     };
-    Ok(run_spec(&flags.or(file), columns))
+    run_spec(&merged(flags, file), columns).map_err(|e| e.to_string())
 }

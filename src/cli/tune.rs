@@ -1,8 +1,8 @@
 //! `nsl tune`: search a recipe's settings on the validation samples and write the best as a recipe.
 
 use super::progress::WorkBar;
-use super::train::{recipe_spec, RecipeInputs};
-use super::{set_threads, ColumnArgs};
+use super::train::{recipe_spec, DistillPairs, RecipeInputs};
+use super::{set_pair, set_threads, ColumnArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use nsl::tune::{
@@ -10,6 +10,7 @@ use nsl::tune::{
     Tuner, Value,
 };
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -136,18 +137,13 @@ pub fn run(args: &TuneArgs) -> Result<()> {
         }
     };
     if let Some(pairs) = &args.distill {
-        let list = match base.get("distill") {
-            None => String::new(),
-            Some(toml::Value::String(s)) => s.clone(),
+        let under = match base.get("distill") {
+            None => None,
+            Some(toml::Value::String(s)) => Some(DistillPairs::from_str(s).context("--config: `distill`")?),
             Some(other) => bail!("--config: `distill` is {other}, not a `key=value,…` text"),
         };
-        let list = pairs.split(',').map(str::trim).filter(|p| !p.is_empty()).try_fold(list, |list, pair| match pair
-            .split_once('=')
-        {
-            Some((key, value)) if !key.trim().is_empty() => Ok(set_pair(&list, key.trim(), value.trim())),
-            _ => Err(anyhow!("--distill {pairs}: expected key=value pairs (teacher=FILE,multiplier=M,…)")),
-        })?;
-        base.insert("distill".into(), toml::Value::String(list));
+        let merged = DistillPairs::from_str(pairs)?.over(under);
+        base.insert("distill".into(), toml::Value::String(merged.to_string()));
     }
     let space = match &args.space {
         Some(path) => read_space(path)?,
@@ -224,7 +220,13 @@ pub fn run(args: &TuneArgs) -> Result<()> {
                         errln!("finalists: {} more seeds each, {} epochs", plan.finalist_seeds - 1, plan.max_epochs)
                     }
                     (false, Some(r)) => {
-                        errln!("rung {}/{rungs}: {} trials of {} epochs", p.rung + 1, r.trials, r.epochs)
+                        errln!(
+                            "rung {}/{rungs}: {} trial{} of {} epochs",
+                            p.rung + 1,
+                            r.trials,
+                            if r.trials == 1 { "" } else { "s" },
+                            r.epochs
+                        )
                     }
                     (false, None) => {}
                 }
@@ -373,18 +375,6 @@ fn apply(base: &toml::Table, settings: &Assignment) -> std::result::Result<toml:
         }
     }
     Ok(recipe)
-}
-
-/// A `key=value,…` list with `key` set to `value` (replaced where it is, else appended).
-fn set_pair(list: &str, key: &str, value: &str) -> String {
-    let norm = |k: &str| k.trim().replace('_', "-");
-    let mut pairs: Vec<String> = list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect();
-    let pair = format!("{key}={value}");
-    match pairs.iter_mut().find(|p| norm(p.split('=').next().unwrap_or_default()) == norm(key)) {
-        Some(p) => *p = pair,
-        None => pairs.push(pair),
-    }
-    pairs.join(",")
 }
 
 fn to_toml(value: &Value) -> toml::Value {

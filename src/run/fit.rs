@@ -84,14 +84,16 @@ pub struct RunSummary {
     pub epochs: usize,
     /// The task.
     pub task: Task,
-    /// The last epoch's training accuracy.
+    /// The training accuracy of the epoch whose weights the run keeps: the best epoch under early
+    /// stopping ([`RunSummary::best_epoch`]), else the last.
     pub final_train_accuracy: f64,
     /// The accuracy on the test samples.
     pub test_accuracy: Option<f64>,
-    /// The task's metrics on the last epoch's training batches.
+    /// The task's metrics on the training batches of the epoch whose weights the run keeps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub final_train_metrics: Option<Metrics>,
-    /// The task's metrics on the last epoch's validation samples.
+    /// The task's metrics on the validation samples at the epoch whose weights the run keeps (the
+    /// best epoch under early stopping, else the last): the saved model's validation metrics.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub final_validation_metrics: Option<Metrics>,
     /// The task's loss on the test samples.
@@ -273,7 +275,8 @@ impl FittedRun {
     /// What the run reports, for the run directory `run`.
     pub fn summary(&self, run: &Path) -> RunSummary {
         let (history, s) = (&self.history, &self.open.checked.spec);
-        let last = history.epochs.last();
+        // The epoch whose weights the run keeps (the best one under early stopping).
+        let last = history.kept();
         RunSummary {
             run: run.to_path_buf(),
             model: self.open.spec.to_string(),

@@ -52,6 +52,12 @@ pub struct History {
 }
 
 impl History {
+    /// The record of the epoch whose weights the model holds: the best epoch under early stopping
+    /// ([`History::best_epoch`]), else the last one. `None` before the first epoch.
+    pub fn kept(&self) -> Option<&EpochRecord> {
+        self.best_epoch.and_then(|b| self.epochs.iter().find(|e| e.epoch == b)).or_else(|| self.epochs.last())
+    }
+
     /// The history as CSV, one line per epoch, with a header: `epoch, loss, supervised_loss,
     /// graph_loss, adversarial_loss, accuracy, validation_accuracy`, then, for each of the task's
     /// metrics other than accuracy that some epoch has ([`History::metric_columns`], e.g. `roc_auc`
