@@ -2,10 +2,13 @@
 # Few labels on a Planetoid graph (issue 26): today's recipe beside the same recipe distilled from a
 # graph-aware teacher (GLNN), both reading the words alone at inference.
 #
-#   scripts/few_labels_distill.sh DATASET [SEEDS=10]      # DATASET: cora or citeseer
+#   scripts/few_labels_distill.sh DATASET [SEEDS=10]      # DATASET: cora, citeseer or a directory
 #
 # Converts datasets/DATASET/, splits it by DATASET.planetoid_split.tsv (train / validation / test;
-# every non-train paper unlabeled), and builds the teacher:
+# every non-train paper unlabeled), and builds the teacher. DATASET may also be a directory holding
+# one graph in the LINQS files NAME.content.gz and NAME.cites.gz with a split table NAME.split.tsv
+# (scripts/synthetic_citation.py writes one); its recipes are Cora's unless TEACHER_RECIPE and
+# RECIPE name others.
 #
 #   1. `nsl graph propagate --mode appnp` (personalized PageRank, K 10, α 0.1, rows L1-normalized)
 #   2. `nsl train --config examples/recipes/few_labels_teacher_DATASET.toml` on the train papers'
@@ -27,34 +30,42 @@
 #
 # Prints the teacher's accuracies and one row per recipe: validation and test accuracy (mean ±
 # sample sd), steady epoch seconds (seed 0) and the peak RSS of seed 0's run (/usr/bin/time).
+# The validation accuracy is that of the epoch each run keeps (early stopping's best epoch).
 # Environment: NSL (binary; default target/release/nsl), OUT (work directory; default a new
-# temporary one), THREADS (default 1), TEACHER_SEEDS (default 5), TEACHER_HOPS (default 10),
-# TEACHER_ALPHA (default 0.1), MULTIPLIER (overrides the student recipe's), TUNE. Needs jq.
+# temporary one), THREADS (default 1), TEACHER_RECIPE and RECIPE (the teacher's and the student's
+# recipes), TEACHER_SEEDS (default 5), TEACHER_HOPS (default 10), TEACHER_ALPHA (default 0.1),
+# MULTIPLIER (overrides the student recipe's), TUNE. Needs jq.
 set -euo pipefail
 
-DATASET=${1:?usage: few_labels_distill.sh cora|citeseer [SEEDS]}
+DATASET=${1:?usage: few_labels_distill.sh cora|citeseer|DIR [SEEDS]}
 SEEDS=${2:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NSL=${NSL:-$ROOT/target/release/nsl}
 OUT=${OUT:-$(mktemp -d -t few_labels_distill.XXXXXX)}
 THREADS=${THREADS:-1}
 case $DATASET in
-    cora | citeseer) ;;
-    *) echo "unknown dataset $DATASET (cora or citeseer)" >&2; exit 2 ;;
+    cora | citeseer)
+        DATA=$ROOT/datasets/$DATASET NAME=$DATASET TABLE=$ROOT/datasets/$DATASET/$DATASET.planetoid_split.tsv
+        RECIPES_OF=$DATASET ;;
+    *)
+        [[ -d $DATASET ]] || { echo "unknown dataset $DATASET (cora, citeseer or a directory)" >&2; exit 2; }
+        DATA=$(cd "$DATASET" && pwd)
+        TABLE=$(find "$DATA" -maxdepth 1 -name '*.split.tsv' | head -n 1)
+        [[ -n $TABLE ]] || { echo "$DATA: no NAME.split.tsv" >&2; exit 2; }
+        NAME=$(basename "$TABLE" .split.tsv)
+        RECIPES_OF=cora ;;
 esac
 TEACHER_SEEDS=${TEACHER_SEEDS:-5}
 HOPS=${TEACHER_HOPS:-10}
 ALPHA=${TEACHER_ALPHA:-0.1}
-TEACHER_RECIPE=$ROOT/examples/recipes/few_labels_teacher_$DATASET.toml
-RECIPE=$ROOT/examples/recipes/few_labels_distill_$DATASET.toml
-DATA=$ROOT/datasets/$DATASET
-TABLE=$DATA/$DATASET.planetoid_split.tsv
+TEACHER_RECIPE=${TEACHER_RECIPE:-$ROOT/examples/recipes/few_labels_teacher_$RECIPES_OF.toml}
+RECIPE=${RECIPE:-$ROOT/examples/recipes/few_labels_distill_$RECIPES_OF.toml}
 
 [[ -x $NSL ]] || (cd "$ROOT" && cargo build --release --quiet)
 mkdir -p "$OUT"
 echo "work directory: $OUT; $(date -u '+%Y-%m-%d %H:%M UTC'); $(lscpu | sed -n 's/^Model name: *//p')" >&2
 
-"$NSL" convert --content "$DATA/$DATASET.content.gz" --cites "$DATA/$DATASET.cites.gz" \
+"$NSL" convert --content "$DATA/$NAME.content.gz" --cites "$DATA/$NAME.cites.gz" \
     --samples "$OUT/all.parquet" --graph "$OUT/g.parquet" >/dev/null
 "$NSL" split "$OUT/all.parquet" --split-table "$TABLE" --out-train "$OUT/tr.parquet" \
     --out-validation "$OUT/va.parquet" --out-test "$OUT/te.parquet" --out-unlabeled "$OUT/un.parquet" >/dev/null

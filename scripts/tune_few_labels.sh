@@ -2,16 +2,12 @@
 # `nsl tune` on few labels (issue 26): tune the few-labels recipe on the validation split alone with a
 # wall-clock budget, then compare the tuned recipe with today's fixed one on the test split over SEEDS seeds.
 #
-#   scripts/tune_few_labels.sh [cora|citeseer|citeseer-distill|digits|both|all] [BUDGET=10m] [SEEDS=10]
+#   scripts/tune_few_labels.sh [cora|citeseer|digits|both|all] [BUDGET=10m] [SEEDS=10]
 #
 # cora:   Planetoid Cora (140 labeled papers, 500 validation, 1,000 test; every non-train paper
 #         unlabeled), the citation graph, examples/recipes/few_labels.toml as the base recipe.
 # citeseer: Planetoid Citeseer (120 labeled, 500 validation, 1,000 test; datasets/citeseer), the same
 #         base recipe (set on Cora: a graph it was never tuned on).
-# citeseer-distill: Citeseer, base examples/recipes/few_labels_distill_citeseer.toml with the SGC
-#         teacher of scripts/few_labels_distill.sh (K = 2, MLP [64], dropout 0.8, weight decay 0.002,
-#         seed 0), given to `nsl tune --distill teacher=FILE`; "fixed" is that recipe as hand-chosen
-#         (multiplier 300).
 # digits: the 10,000 bundled MNIST test-set digits (datasets/mnist/t10k-*), a seeded draw of 100 labeled,
 #         500 validation and 1,000 test digits, every other digit unlabeled; a 10-nearest-neighbor graph
 #         of the pixels from `nsl build-graph --threshold -1 --top-k 10` (a graph nsl was never tuned on).
@@ -53,23 +49,6 @@ prepare_planetoid() { # name -> $OUT/name/{tr,va,te,un,g}.parquet
 prepare_cora() { prepare_planetoid cora; }
 prepare_citeseer() { prepare_planetoid citeseer; }
 
-prepare_citeseer-distill() { # Citeseer and the SGC teacher (scripts/few_labels_distill.sh's) -> teacher.csv
-    local d=$OUT/citeseer-distill data=$ROOT/datasets/citeseer
-    mkdir -p "$d"
-    "$NSL" convert --content "$data/citeseer.content.gz" --cites "$data/citeseer.cites.gz" \
-        --samples "$d/all.parquet" --graph "$d/g.parquet" >/dev/null
-    "$NSL" split "$d/all.parquet" --split-table "$data/citeseer.planetoid_split.tsv" --out-train "$d/tr.parquet" \
-        --out-validation "$d/va.parquet" --out-test "$d/te.parquet" --out-unlabeled "$d/un.parquet" >/dev/null
-    "$NSL" graph propagate "$d/g.parquet" --samples "$d/all.parquet" --hops 2 --row-normalize \
-        --output "$d/sgc.parquet" >/dev/null
-    "$NSL" split "$d/sgc.parquet" --split-table "$data/citeseer.planetoid_split.tsv" \
-        --out-train "$d/sgc_tr.parquet" --out-validation "$d/sgc_va.parquet" --out-test "$d/sgc_te.parquet" >/dev/null
-    "$NSL" train --samples "$d/sgc_tr.parquet" --model mlp:64 --dropout 0.8 --learning-rate 0.01 \
-        --weight-decay 0.002 --epochs 100 --batch-size 140 --validation "$d/sgc_va.parquet" --threads 1 --seed 0 \
-        --out "$d/teacher" -q >/dev/null
-    "$NSL" predict --run "$d/teacher" --samples "$d/sgc.parquet" --output "$d/teacher.csv" -q >/dev/null
-}
-
 prepare_digits() { # -> $OUT/digits/{tr,va,te,un,g}.parquet
     local d=$OUT/digits
     mkdir -p "$d"
@@ -110,13 +89,9 @@ evaluate() { # name recipe extra-flags… : one table row
     printf '| %s | %s | %s | %s | %s |\n' "$name" "$(stats <"$d/$name.acc")" "$epoch" "$rss" "$epochs"
 }
 
-run_one() { # cora | citeseer | citeseer-distill | digits
+run_one() { # cora | citeseer | digits
     local d=$OUT/$1 base=(--config "$RECIPE") fixed=("$RECIPE")
     "prepare_$1"
-    if [[ $1 == citeseer-distill ]]; then
-        base=(--config "$ROOT/examples/recipes/few_labels_distill_citeseer.toml" --distill "teacher=$d/teacher.csv")
-        fixed=("$ROOT/examples/recipes/few_labels_distill_citeseer.toml" --distill "teacher=$d/teacher.csv,multiplier=300")
-    fi
     echo "[$1] nsl tune --budget $BUDGET; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
     local started=$SECONDS
     /usr/bin/time -f %M -o "$d/tune.rss" "$NSL" tune "${base[@]}" --samples "$d/tr.parquet" --unlabeled "$d/un.parquet" \
@@ -136,8 +111,8 @@ run_one() { # cora | citeseer | citeseer-distill | digits
 }
 
 case $WHICH in
-    cora | citeseer | citeseer-distill | digits) run_one "$WHICH" ;;
+    cora | citeseer | digits) run_one "$WHICH" ;;
     both) run_one cora; run_one digits ;;
-    all) run_one citeseer; run_one citeseer-distill; run_one cora; run_one digits ;;
-    *) echo "usage: $0 [cora|citeseer|citeseer-distill|digits|both|all] [BUDGET] [SEEDS]" >&2; exit 2 ;;
+    all) run_one citeseer; run_one cora; run_one digits ;;
+    *) echo "usage: $0 [cora|citeseer|digits|both|all] [BUDGET] [SEEDS]" >&2; exit 2 ;;
 esac
