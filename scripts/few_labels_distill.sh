@@ -13,9 +13,9 @@
 #   1. `nsl graph propagate --mode appnp` (personalized PageRank, K 10, α 0.1, rows L1-normalized)
 #   2. `nsl train --config examples/recipes/few_labels_teacher_DATASET.toml` on the train papers'
 #      propagated features, the other papers as unlabeled centers (entropy minimization), seeds
-#      0 … TEACHER_SEEDS-1, each `nsl predict`ed on every paper
-#   3. the teacher file: the mean of those seeds' probabilities (an ensemble at the teacher costs
-#      nothing at inference)
+#      0 … TEACHER_SEEDS-1
+#   3. the teacher file: the mean of those seeds' probabilities on every paper, `nsl predict --run …
+#      --run …` (an ensemble at the teacher costs nothing at inference)
 #
 # Then, for seeds 0 … SEEDS-1:
 #
@@ -82,22 +82,19 @@ if [[ ${TUNE:-0} == 1 ]]; then
 fi
 
 # The teacher: TEACHER_SEEDS runs on the propagated features, their probabilities averaged per paper
-# (every `nsl predict` file lists the same papers in the same order).
+# (`nsl predict` with every run).
 : >"$OUT/teacher.val"
 : >"$OUT/teacher.test"
+RUNS=()
 for seed in $(seq 0 $((TEACHER_SEEDS - 1))); do
     # shellcheck disable=SC2086 # the flags are words
     "$NSL" train --config "$TEACHER_RECIPE" $TEACHER_DATA --test "$OUT/ppr_te.parquet" --threads "$THREADS" \
         --seed "$seed" --out "$OUT/teacher-$seed" --json -q >"$OUT/teacher.$seed.json"
     jq -r '.final_validation_metrics.accuracy * 1000 | round / 10' "$OUT/teacher.$seed.json" >>"$OUT/teacher.val"
     jq -r '.test_accuracy * 1000 | round / 10' "$OUT/teacher.$seed.json" >>"$OUT/teacher.test"
-    "$NSL" predict --run "$OUT/teacher-$seed" --samples "$OUT/ppr.parquet" --output "$OUT/teacher-$seed.csv" -q
+    RUNS+=(--run "$OUT/teacher-$seed")
 done
-awk -F, -v n="$TEACHER_SEEDS" '
-    FNR == 1 { if (NR == 1) { printf "id"; for (c = 3; c <= NF; c++) printf ",%s", $c; print "" }; next }
-    { id[FNR] = $1; rows = FNR; for (c = 3; c <= NF; c++) p[FNR, c] += $c / n; cols = NF }
-    END { for (r = 2; r <= rows; r++) { printf "%s", id[r]; for (c = 3; c <= cols; c++) printf ",%.6f", p[r, c]; print "" } }
-' "$OUT"/teacher-*.csv >"$OUT/teacher.csv"
+"$NSL" predict "${RUNS[@]}" --samples "$OUT/ppr.parquet" --output "$OUT/teacher.csv" -q
 if [[ ${TUNE:-0} == 1 ]]; then
     # The student's search starts from the committed recipe, with this run's teacher file in it.
     sed "s#^distill = \"teacher=[^,]*#distill = \"teacher=$OUT/teacher.csv#" "$RECIPE" >"$OUT/student_base.toml"

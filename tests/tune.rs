@@ -581,3 +581,53 @@ fn nsl_train_distill_pairs_replace_the_recipes_one_by_one() {
     );
     assert!(err.contains("`multiplier=30` for --distill") && err.contains("teacher=FILE"), "{err}");
 }
+
+/// `nsl predict` with several `--run`s: the mean of their probabilities (a teacher from several
+/// seeds), the prediction its argmax; runs of another task or classes are refused, naming the run.
+#[test]
+fn nsl_predict_averages_the_probabilities_of_several_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = files(tmp.path());
+    let d = dir.to_str().unwrap();
+    let train = |seed: &str, out: &str, extra: &[&str]| {
+        let mut args: Vec<String> = ["train", "--config", "recipe.toml", "--samples", "tr.parquet", "--unlabeled"]
+            .iter()
+            .chain(&["un.parquet", "--graph", "g.parquet", "--seed", seed, "--out", out, "-q"])
+            .map(|a| if a.contains('.') || *a == out { format!("{d}/{a}") } else { a.to_string() })
+            .collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        run(&args);
+    };
+    train("0", "a", &[]);
+    train("1", "b", &[]);
+    let predict = |runs: &[&str]| -> Vec<(String, Vec<f64>)> {
+        let mut args = vec!["predict".to_string(), "--samples".into(), format!("{d}/va.parquet")];
+        for r in runs {
+            args.extend(["--run".to_string(), format!("{d}/{r}")]);
+        }
+        let csv = run(&args);
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("id,prediction,p_0,p_1"), "{csv}");
+        lines
+            .map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                (cells[1].to_string(), cells[2..].iter().map(|v| v.parse().unwrap()).collect())
+            })
+            .collect()
+    };
+    let (a, b, both) = (predict(&["a"]), predict(&["b"]), predict(&["a", "b"]));
+    assert_eq!(both.len(), 12);
+    assert_ne!(a, b, "two seeds, two models");
+    for ((pa, pb), (class, p)) in a.iter().zip(&b).zip(&both) {
+        for k in 0..2 {
+            assert!((p[k] - (pa.1[k] + pb.1[k]) / 2.0).abs() < 2e-6, "{p:?} vs {pa:?} and {pb:?}");
+        }
+        assert_eq!(class, if p[1] > p[0] { "1" } else { "0" });
+    }
+    train("0", "c", &["--task", "binary"]);
+    let err = run_fails(
+        &["predict", "--run", &format!("{d}/a"), "--run", &format!("{d}/c"), "--samples", &format!("{d}/va.parquet")]
+            .map(String::from),
+    );
+    assert!(err.contains(&format!("--run {d}/c: a binary run")) && err.contains("the same task and classes"), "{err}");
+}

@@ -269,11 +269,15 @@ fn parse_clip(text: &str) -> std::result::Result<(f32, f32), String> {
 
 /// Flags of `nsl predict`.
 #[derive(Args, Debug)]
-#[command(after_help = "Example:\n  nsl predict --run runs/cora --samples test.parquet --output predictions.csv")]
+#[command(after_help = "Examples:\n  nsl predict --run runs/cora --samples test.parquet --output predictions.csv\n  \
+    nsl predict --run runs/t0 --run runs/t1 --run runs/t2 --samples all.parquet --output teacher.csv")]
 pub struct PredictArgs {
-    /// Run directory written by `nsl train`.
-    #[arg(long, value_name = "DIR")]
-    run: PathBuf,
+    /// Run directory written by `nsl train`. Repeat it for an ensemble: the mean of the runs'
+    /// probabilities (or values), each run reading the samples with its own columns; every run must
+    /// have the same task and classes (a distillation teacher from several seeds, `nsl train
+    /// --distill`).
+    #[arg(long, value_name = "DIR", required = true)]
+    run: Vec<PathBuf>,
     /// Samples to predict, read with the columns the run was trained on (its `columns.json`; the
     /// column flags below override them). The label column, if the table has one, is neither a
     /// feature nor used: predictions never depend on it. A CSV/Parquet table without the id column
@@ -659,11 +663,46 @@ fn write_per_sample(path: &std::path::Path, samples: &Dataset, reports: &[Robust
 /// Runs `nsl predict`.
 pub fn run_predict(args: &PredictArgs) -> Result<()> {
     if let Some(output) = &args.output {
-        check_output("--output", output, &args.samples, &args.run)?;
+        for run in &args.run {
+            check_output("--output", output, &args.samples, run)?;
+        }
     }
-    let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns, false)?;
+    let (first, others) = args.run.split_first().context("--run: no run given")?;
+    let (checkpoint, samples) = load(first, &args.samples, &args.columns, false)?;
     let task = checkpoint.meta.task;
-    let probabilities = predict_task(checkpoint.model.as_ref(), &samples, task, 1024)?;
+    let mut probabilities = predict_task(checkpoint.model.as_ref(), &samples, task, 1024)?;
+    for run in others {
+        let (other, rows) = load(run, &args.samples, &args.columns, false)?;
+        let (meta, first_meta) = (&other.meta, &checkpoint.meta);
+        if meta.task != task || meta.classes != first_meta.classes || meta.class_names != first_meta.class_names {
+            bail!(
+                "--run {}: a {} run with {} outputs{}, but --run {} is a {task} run with {}{}: an ensemble needs \
+                 the same task and classes",
+                run.display(),
+                meta.task,
+                meta.classes,
+                meta.class_names.as_ref().map(|n| format!(" ({})", n.join(", "))).unwrap_or_default(),
+                first.display(),
+                first_meta.classes,
+                first_meta.class_names.as_ref().map(|n| format!(" ({})", n.join(", "))).unwrap_or_default(),
+            );
+        }
+        if rows.ids() != samples.ids() {
+            bail!(
+                "--run {}: its columns read other rows of {} than --run {}'s",
+                run.display(),
+                args.samples.display(),
+                first.display()
+            );
+        }
+        for (sum, p) in probabilities.iter_mut().zip(predict_task(other.model.as_ref(), &rows, task, 1024)?) {
+            sum.iter_mut().zip(p).for_each(|(s, v)| *s += v);
+        }
+    }
+    if !others.is_empty() {
+        let n = args.run.len() as f32;
+        probabilities.iter_mut().flatten().for_each(|v| *v /= n);
+    }
     let names: Vec<String> = match &checkpoint.meta.class_names {
         Some(names) => names.clone(),
         None if task == Task::Binary => vec!["0".into(), "1".into()],
