@@ -836,10 +836,15 @@ fn print_summary(fitted: &FittedRun, out: &Path, json: bool) -> Result<()> {
             r.distinct_neighbors
         );
     }
+    // Early stopping may end the run before its configured epochs.
+    let ran = fitted.history().epochs.len();
+    let epochs = match ran < summary.epochs {
+        true => format!("{ran} of {} epochs (stopped early)", summary.epochs),
+        false => format!("{ran} epochs"),
+    };
     outln!(
-        "trained {} for {} epochs on {} samples: train accuracy {:.4}, steady epoch {:.4} s",
+        "trained {} for {epochs} on {} samples: train accuracy {:.4}, steady epoch {:.4} s",
         summary.model,
-        summary.epochs,
         summary.train_samples,
         summary.final_train_accuracy,
         summary.steady_epoch_seconds.unwrap_or(0.0)
