@@ -290,6 +290,14 @@ fn cli_split_by_table_writes_every_part() {
     let text =
         ok(&["split", s(&samples), "--split-table", s(&table), "--out-train", s(&train), "--out-test", s(&test)]);
     assert!(text.contains("other:      1 rows (1 not in the table)"), "{text}");
+    // With a table, --out-test is optional: the test rows are then not written.
+    let only = dir.path().join("only_train.parquet");
+    let text = ok(&["split", s(&samples), "--split-table", s(&table), "--out-train", s(&only)]);
+    assert!(text.contains("test:       1 rows not written"), "{text}");
+    assert_eq!(data::read_samples(&only, &SampleColumns::default()).unwrap().ids(), ["a"]);
+    // Without one, it is required.
+    let e = fails_with(2, &["split", s(&samples), "--out-train", s(&train)]);
+    assert!(e.contains("--out-test"), "{e}");
 
     let e = fails_with(
         2,

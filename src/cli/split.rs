@@ -51,9 +51,10 @@ pub struct SplitArgs {
     /// Output Parquet table of the train part (written atomically).
     #[arg(long, value_name = "FILE")]
     out_train: PathBuf,
-    /// Output Parquet table of the test part (written atomically).
-    #[arg(long, value_name = "FILE")]
-    out_test: PathBuf,
+    /// Output Parquet table of the test part (written atomically). Optional with `--split-table`
+    /// (the test rows are then not written).
+    #[arg(long, value_name = "FILE", required_unless_present = "split_table")]
+    out_test: Option<PathBuf>,
     /// With `--split-table`: output Parquet table of the validation part (not written otherwise).
     #[arg(long, value_name = "FILE", requires = "split_table")]
     out_validation: Option<PathBuf>,
@@ -91,7 +92,8 @@ struct TableSummary {
     /// Rows that are not train (written with `--out-unlabeled`).
     unlabeled: usize,
     out_train: PathBuf,
-    out_test: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    out_test: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     out_validation: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,7 +102,8 @@ struct TableSummary {
 
 /// Runs `nsl split`.
 pub fn run(args: &SplitArgs) -> Result<()> {
-    let mut outputs: Vec<(&str, &Path)> = vec![("--out-train", &args.out_train), ("--out-test", &args.out_test)];
+    let mut outputs: Vec<(&str, &Path)> = vec![("--out-train", &args.out_train)];
+    outputs.extend(args.out_test.as_deref().map(|p| ("--out-test", p)));
     outputs.extend(args.out_validation.as_deref().map(|p| ("--out-validation", p)));
     outputs.extend(args.out_unlabeled.as_deref().map(|p| ("--out-unlabeled", p)));
     let mut inputs: Vec<(&str, &Path)> = vec![("input", &args.input)];
@@ -118,20 +121,17 @@ pub fn run(args: &SplitArgs) -> Result<()> {
         Method::Nsl => SplitMethod::NslUniform,
     };
     let config = SplitConfig { train_fraction: args.train, seed: args.seed, stratify: args.stratify, method };
+    // clap requires it without --split-table.
+    let out_test = args.out_test.clone().context("--out-test: required without --split-table")?;
     let (train, test) = split(&dataset, &config).with_context(|| format!("splitting {}", args.input.display()))?;
     // Both parts become visible together, or neither (nsl::io::OutputSet).
     with_spinner("writing", || -> Result<()> {
         let mut outputs = nsl::io::OutputSet::new();
         data::write_samples(&train, &outputs.add(&args.out_train)?)?;
-        data::write_samples(&test, &outputs.add(&args.out_test)?)?;
+        data::write_samples(&test, &outputs.add(&out_test)?)?;
         Ok(outputs.commit()?)
     })?;
-    let summary = Summary {
-        train: train.len(),
-        test: test.len(),
-        out_train: args.out_train.clone(),
-        out_test: args.out_test.clone(),
-    };
+    let summary = Summary { train: train.len(), test: test.len(), out_train: args.out_train.clone(), out_test };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -148,7 +148,9 @@ fn write_table_split(args: &SplitArgs, dataset: &Dataset, parts: &TableSplit) ->
     with_spinner("writing", || -> Result<()> {
         let mut outputs = nsl::io::OutputSet::new();
         data::write_samples(&dataset.select(&parts.train)?, &outputs.add(&args.out_train)?)?;
-        data::write_samples(&dataset.select(&parts.test)?, &outputs.add(&args.out_test)?)?;
+        if let Some(path) = &args.out_test {
+            data::write_samples(&dataset.select(&parts.test)?, &outputs.add(path)?)?;
+        }
         if let Some(path) = &args.out_validation {
             data::write_samples(&dataset.select(&parts.validation)?, &outputs.add(path)?)?;
         }
@@ -178,7 +180,7 @@ fn write_table_split(args: &SplitArgs, dataset: &Dataset, parts: &TableSplit) ->
         |path: &Option<PathBuf>| path.as_ref().map_or("not written".to_string(), |p| format!("→ {}", p.display()));
     outln!("train:      {} rows → {}", summary.train, summary.out_train.display());
     outln!("validation: {} rows {}", summary.validation, target(&summary.out_validation));
-    outln!("test:       {} rows → {}", summary.test, summary.out_test.display());
+    outln!("test:       {} rows {}", summary.test, target(&summary.out_test));
     outln!("other:      {} rows ({} not in the table)", summary.other, summary.not_in_table);
     if summary.skipped_other > 0 {
         outln!("skipped:    {} `other` lines of the table name ids that are not samples", summary.skipped_other);
