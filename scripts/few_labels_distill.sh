@@ -97,8 +97,8 @@ done
 "$NSL" predict "${RUNS[@]}" --samples "$OUT/ppr.parquet" --output "$OUT/teacher.csv" -q
 if [[ ${TUNE:-0} == 1 ]]; then
     # The student's search starts from the committed recipe, with this run's teacher file in it.
-    sed "s#^distill = \"teacher=[^,]*#distill = \"teacher=$OUT/teacher.csv#" "$RECIPE" >"$OUT/student_base.toml"
-    "$NSL" tune --config "$OUT/student_base.toml" --space "$ROOT/scripts/few_labels_student_space.toml" \
+    "$NSL" tune --config "$RECIPE" --distill "teacher=$OUT/teacher.csv" \
+        --space "$ROOT/scripts/few_labels_student_space.toml" \
         --samples "$OUT/tr.parquet" --unlabeled "$OUT/un.parquet" --graph "$OUT/g.parquet" --validation "$OUT/va.parquet" \
         --seed 0 --budget-epochs "${STUDENT_BUDGET:-12000}" --out-recipe "$OUT/student.toml" -q >&2
     RECIPE=$OUT/student.toml

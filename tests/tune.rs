@@ -497,16 +497,23 @@ fn nsl_tune_refuses_bad_input_before_the_search_naming_the_flag_or_key() {
     assert_eq!(names(&dir), before);
 }
 
+/// A teacher file `DIR/teacher.parquet` for the 36 samples of [`files`]: sample `i`'s probability
+/// of class `j` is `p(i, j)`. Returns its path.
+fn write_teacher(dir: &str, p: impl Fn(usize, usize) -> f32) -> String {
+    let ids: Vec<String> = (0..36).map(|i| format!("s{i}")).collect();
+    let probabilities = ndarray::Array2::from_shape_fn((36, 2), |(i, j)| p(i, j));
+    let teacher = format!("{dir}/teacher.parquet");
+    write_samples(&Dataset::new(ids, probabilities, vec![2], None, None).unwrap(), Path::new(&teacher)).unwrap();
+    teacher
+}
+
 #[test]
 fn nsl_tune_distills_with_the_teacher_given_and_searches_its_multiplier() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = files(tmp.path());
     let d = dir.to_str().unwrap();
     // A teacher that knows every sample's class: probabilities 0.9 / 0.1 by the class `i % 2`.
-    let ids: Vec<String> = (0..36).map(|i| format!("s{i}")).collect();
-    let p = ndarray::Array2::from_shape_fn((36, 2), |(i, j)| if i % 2 == j { 0.9 } else { 0.1 });
-    let teacher = format!("{d}/teacher.parquet");
-    write_samples(&Dataset::new(ids, p, vec![2], None, None).unwrap(), Path::new(&teacher)).unwrap();
+    let teacher = write_teacher(d, |i, j| if i % 2 == j { 0.9 } else { 0.1 });
     // The recipe distills with multiplier 5 and a temperature of 2; --distill gives the teacher.
     let recipe = std::fs::read_to_string(dir.join("recipe.toml")).unwrap();
     std::fs::write(dir.join("recipe.toml"), format!("{recipe}distill = \"teacher=nowhere.csv,temperature=2\"\n"))
@@ -537,10 +544,7 @@ fn nsl_train_distill_pairs_replace_the_recipes_one_by_one() {
     let dir = files(tmp.path());
     let d = dir.to_str().unwrap();
     // A teacher that contradicts the labels half the time: the multiplier shows in the weights.
-    let ids: Vec<String> = (0..36).map(|i| format!("s{i}")).collect();
-    let p = ndarray::Array2::from_shape_fn((36, 2), |(i, j)| if (i / 2) % 2 == j { 0.95 } else { 0.05 });
-    let teacher = format!("{d}/teacher.parquet");
-    write_samples(&Dataset::new(ids, p, vec![2], None, None).unwrap(), Path::new(&teacher)).unwrap();
+    let teacher = write_teacher(d, |i, j| if (i / 2) % 2 == j { 0.95 } else { 0.05 });
     let recipe = std::fs::read_to_string(dir.join("recipe.toml")).unwrap();
     std::fs::write(dir.join("m30.toml"), format!("{recipe}distill = \"teacher=nowhere.csv,multiplier=30\"\n")).unwrap();
     std::fs::write(dir.join("t.toml"), format!("{recipe}distill = \"teacher={teacher}\"\n")).unwrap();

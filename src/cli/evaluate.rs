@@ -673,18 +673,18 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
     let mut probabilities = predict_task(checkpoint.model.as_ref(), &samples, task, 1024)?;
     for run in others {
         let (other, rows) = load(run, &args.samples, &args.columns, false)?;
+        let outputs = |m: &nsl::train::CheckpointMeta| {
+            let names = m.class_names.as_ref().map(|n| format!(" ({})", n.join(", "))).unwrap_or_default();
+            format!("a {} run with {} outputs{names}", m.task, m.classes)
+        };
         let (meta, first_meta) = (&other.meta, &checkpoint.meta);
         if meta.task != task || meta.classes != first_meta.classes || meta.class_names != first_meta.class_names {
             bail!(
-                "--run {}: a {} run with {} outputs{}, but --run {} is a {task} run with {}{}: an ensemble needs \
-                 the same task and classes",
+                "--run {}: {}, but --run {} is {}: an ensemble needs the same task and classes",
                 run.display(),
-                meta.task,
-                meta.classes,
-                meta.class_names.as_ref().map(|n| format!(" ({})", n.join(", "))).unwrap_or_default(),
+                outputs(meta),
                 first.display(),
-                first_meta.classes,
-                first_meta.class_names.as_ref().map(|n| format!(" ({})", n.join(", "))).unwrap_or_default(),
+                outputs(first_meta)
             );
         }
         if rows.ids() != samples.ids() {

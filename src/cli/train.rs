@@ -186,8 +186,8 @@ settings! {
         /// cannot hold a comma), `multiplier` (default 1), `temperature` (T > 0, default 1). Adds
         /// `multiplier · T² · mean KL(teacher^{1/T} ‖ softmax(logits / T))` over the batch's
         /// labeled and unlabeled centers; the model still reads the features alone. Multiclass only.
-        /// Default: none. With `--config`, each pair given wins over the recipe's `distill` and the others are kept
-        /// (`--distill teacher=mine.csv` keeps the recipe's multiplier).
+        /// Default: none. With `--config`, each pair given wins over the recipe's `distill` and the
+        /// others are kept (`--distill teacher=mine.csv` keeps the recipe's multiplier).
         #[arg(help_heading = "Graph regularization", long, value_name = "teacher=FILE,…", value_parser = DistillPairs::from_str)]
         #[serde(deserialize_with = "from_text")]
         distill: Option<DistillPairs>,

@@ -286,14 +286,7 @@ pub fn propagate_with_report(
         }
     }
     let features = match config.mode {
-        PropagateMode::Sgc => {
-            let (mut current, mut next) = (x, Array2::zeros((n, d)));
-            for _ in 0..k {
-                adjacency.multiply(current.view(), next.view_mut());
-                std::mem::swap(&mut current, &mut next);
-            }
-            current
-        }
+        PropagateMode::Sgc => powers(&adjacency, x, k, |_| {}),
         PropagateMode::Sign => {
             let mut out = Array2::zeros((n, (k + 1) * d));
             out.slice_mut(s![.., ..d]).assign(&x);
@@ -307,22 +300,11 @@ pub fn propagate_with_report(
             // α·X is added at every step; computed in f32 as the products are.
             let alpha = config.alpha as f32;
             let kept = x.mapv(|v| alpha * v);
-            let (mut current, mut next) = (x, Array2::zeros((n, d)));
-            for _ in 0..k {
-                adjacency.multiply(current.view(), next.view_mut());
-                next.zip_mut_with(&kept, |z, &a| *z = (1.0 - alpha) * *z + a);
-                std::mem::swap(&mut current, &mut next);
-            }
-            current
+            powers(&adjacency, x, k, |z| z.zip_mut_with(&kept, |z, &a| *z = (1.0 - alpha) * *z + a))
         }
         PropagateMode::Mixed => {
             let mut sum = x.clone();
-            let (mut current, mut next) = (x, Array2::zeros((n, d)));
-            for _ in 0..k {
-                adjacency.multiply(current.view(), next.view_mut());
-                sum += &next;
-                std::mem::swap(&mut current, &mut next);
-            }
+            powers(&adjacency, x, k, |z| sum += &*z);
             let scale = 1.0 / (k + 1) as f32;
             sum.mapv_inplace(|v| v * scale);
             sum
@@ -354,6 +336,24 @@ pub fn propagate_with_report(
         samples.class_names().map(<[String]>::to_vec),
     )?;
     Ok((dataset, report))
+}
+
+/// `K` steps of `Z ← step(Â·Z)` from `Z = x`, two buffers swapped in turn: `step` sees each
+/// product before it becomes the next `Z` (SGC's `Â^K·X` with a step that does nothing).
+fn powers(
+    adjacency: &NormalizedAdjacency,
+    x: Array2<f32>,
+    k: usize,
+    mut step: impl FnMut(&mut Array2<f32>),
+) -> Array2<f32> {
+    let mut next = Array2::zeros(x.raw_dim());
+    let mut current = x;
+    for _ in 0..k {
+        adjacency.multiply(current.view(), next.view_mut());
+        step(&mut next);
+        std::mem::swap(&mut current, &mut next);
+    }
+    current
 }
 
 #[cfg(test)]

@@ -276,18 +276,18 @@ impl FittedRun {
     pub fn summary(&self, run: &Path) -> RunSummary {
         let (history, s) = (&self.history, &self.open.checked.spec);
         // The epoch whose weights the run keeps (the best one under early stopping).
-        let last = history.kept();
+        let kept = history.kept();
         RunSummary {
             run: run.to_path_buf(),
             model: self.open.spec.to_string(),
             train_samples: self.open.train_len(),
             epochs: s.train.epochs,
             task: s.task,
-            final_train_metrics: last.and_then(|e| e.metrics.clone()),
-            final_validation_metrics: last.and_then(|e| e.validation_metrics.clone()),
+            final_train_metrics: kept.and_then(|e| e.metrics.clone()),
+            final_validation_metrics: kept.and_then(|e| e.validation_metrics.clone()),
             test_loss: self.test.as_ref().map(|e| e.loss),
             test_metrics: self.test.as_ref().map(|e| e.metrics.clone()),
-            final_train_accuracy: last.map_or(0.0, |e| e.accuracy),
+            final_train_accuracy: kept.map_or(0.0, |e| e.accuracy),
             test_accuracy: self.test.as_ref().map(|e| e.accuracy).filter(|a| !a.is_nan()),
             steady_epoch_seconds: history.steady_epoch_seconds(),
             graph: self.open.neighbor_report().cloned(),

@@ -200,7 +200,7 @@ impl SearchSpace {
     ///
     /// | key | distribution | the Citeseer recipe's value |
     /// |---|---|---|
-    /// | `distill.multiplier` | `log_uniform = [1, 1000]` | 300 |
+    /// | `distill.multiplier` | `log_uniform = [1, 1000]` | 117 |
     /// | `distill.temperature` | `log_uniform = [0.5, 4]` | 1 (the default) |
     ///
     /// ```
