@@ -588,6 +588,7 @@ fn nsl_train_distill_pairs_replace_the_recipes_one_by_one() {
 
 /// `nsl predict` with several `--run`s: the mean of their probabilities (a teacher from several
 /// seeds), the prediction its argmax; runs of another task or classes are refused, naming the run.
+/// `nsl evaluate` scores that ensemble.
 #[test]
 fn nsl_predict_averages_the_probabilities_of_several_runs() {
     let tmp = tempfile::tempdir().unwrap();
@@ -631,6 +632,28 @@ fn nsl_predict_averages_the_probabilities_of_several_runs() {
     train("0", "c", &["--task", "binary"]);
     let err = run_fails(
         &["predict", "--run", &format!("{d}/a"), "--run", &format!("{d}/c"), "--samples", &format!("{d}/va.parquet")]
+            .map(String::from),
+    );
+    assert!(err.contains(&format!("--run {d}/c: a binary run")) && err.contains("the same task and classes"), "{err}");
+
+    // `nsl evaluate` scores the same ensemble: the accuracy of the mean probabilities' argmax and
+    // the mean of −ln p̄_y (labels: s{i} is class i mod 2).
+    let evaluate = |runs: &[&str]| -> serde_json::Value {
+        let mut args = vec!["evaluate".to_string(), "--samples".into(), format!("{d}/va.parquet"), "--json".into()];
+        for r in runs {
+            args.extend(["--run".to_string(), format!("{d}/{r}")]);
+        }
+        serde_json::from_str(&run(&args)).unwrap()
+    };
+    let scored = evaluate(&["a", "b"]);
+    let labels = (12..24).map(|i| i % 2);
+    let right = both.iter().zip(labels.clone()).filter(|((class, _), y)| class == &y.to_string()).count();
+    let loss = both.iter().zip(labels).map(|((_, p), y)| -p[y].ln()).sum::<f64>() / 12.0;
+    assert_eq!(scored["accuracy"].as_f64(), Some(right as f64 / 12.0), "{scored}");
+    assert!((scored["loss"].as_f64().unwrap() - loss).abs() < 1e-4, "{scored} vs {loss}");
+    assert_ne!(evaluate(&["a"])["loss"], scored["loss"]);
+    let err = run_fails(
+        &["evaluate", "--run", &format!("{d}/a"), "--run", &format!("{d}/c"), "--samples", &format!("{d}/va.parquet")]
             .map(String::from),
     );
     assert!(err.contains(&format!("--run {d}/c: a binary run")) && err.contains("the same task and classes"), "{err}");

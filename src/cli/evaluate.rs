@@ -34,9 +34,12 @@ Attacks:\n  \
 robust; a point is robust only if every attack fails (L∞ and L2)\n\
 The apgd/fab-t/square/autoattack results come with a gradient-masking check (warnings on standard error and in --json).")]
 pub struct EvaluateArgs {
-    /// Run directory written by `nsl train`.
-    #[arg(help_heading = "Inputs", long, value_name = "DIR")]
-    run: PathBuf,
+    /// Run directory written by `nsl train`. Repeat it to score an ensemble: the mean of the runs'
+    /// probabilities (or values), as `nsl predict --run A --run B …` writes; every run must have the
+    /// same task and classes and read the same features of the samples. Attacks then attack the
+    /// ensemble itself.
+    #[arg(help_heading = "Inputs", long, value_name = "DIR", required = true)]
+    run: Vec<PathBuf>,
     /// Labeled samples to evaluate on (any supported format).
     #[arg(help_heading = "Inputs", long, value_name = "FILE")]
     samples: PathBuf,
@@ -291,18 +294,47 @@ pub struct PredictArgs {
     output: Option<PathBuf>,
 }
 
+impl EvaluateArgs {
+    /// The evaluated run, or the ensemble's runs joined by ` + `.
+    fn runs(&self) -> String {
+        self.run.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(" + ")
+    }
+}
+
 /// Runs `nsl evaluate`.
 pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
     if let Some(plot) = &args.plot {
-        check_output("--plot", plot, &args.samples, &args.run)?;
+        for run in &args.run {
+            check_output("--plot", plot, &args.samples, run)?;
+        }
     }
     if let Some(threads) = args.threads {
         super::set_threads(threads as usize)?;
     }
-    let (checkpoint, samples) = load(&args.run, &args.samples, &args.columns, true)?;
+    let (first, others) = args.run.split_first().context("--run: no run given")?;
+    let (mut checkpoint, samples) = load(first, &args.samples, &args.columns, true)?;
+    if !others.is_empty() {
+        let mut members = Vec::with_capacity(args.run.len());
+        for run in others {
+            let (other, rows) = load(run, &args.samples, &args.columns, true)?;
+            check_member(&args.samples, (first, &checkpoint, &samples), (run, &other, &rows))?;
+            if rows.features() != samples.features() {
+                bail!(
+                    "--run {}: its columns read other features of {} than --run {}'s; an ensemble in `nsl evaluate` \
+                     reads one input (`nsl predict` lets each run read its own)",
+                    run.display(),
+                    args.samples.display(),
+                    first.display()
+                );
+            }
+            members.push(other.model);
+        }
+        members.insert(0, checkpoint.model);
+        checkpoint.model = Box::new(nsl::eval::Ensemble::new(members, checkpoint.meta.task)?);
+    }
     let samples = match &args.weight_column {
         Some(column) => {
-            let recorded = nsl::run::RunColumns::load(&args.run).map_err(super::run_error)?;
+            let recorded = nsl::run::RunColumns::load(first).map_err(super::run_error)?;
             nsl::data::attach_weights(samples, &args.samples, &args.columns.over(&recorded).id, column)?
         }
         None => samples,
@@ -311,7 +343,7 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<()> {
     if args.attack.is_some() && args.plot.is_some() && matches!(task, Task::Regression(_)) {
         bail!(
             "--plot draws robust accuracy; {} is a regression run (its robust errors are in the output)",
-            args.run.display()
+            args.runs()
         );
     }
     let result = evaluate_task(checkpoint.model.as_ref(), &samples, task, 1024)?;
@@ -380,7 +412,7 @@ fn attack_source(args: &EvaluateArgs, checkpoint: &Checkpoint, samples: &Dataset
             "--attack-from {}: the attack's source run predicts {} classes, the evaluated run {} predicts {}",
             source.dir().display(),
             source.meta.classes,
-            args.run.display(),
+            args.runs(),
             checkpoint.meta.classes
         );
     }
@@ -389,7 +421,7 @@ fn attack_source(args: &EvaluateArgs, checkpoint: &Checkpoint, samples: &Dataset
             "--attack-from {}: the attack's source run was trained for {}, the evaluated run {} for {}",
             source.dir().display(),
             source.meta.task,
-            args.run.display(),
+            args.runs(),
             checkpoint.meta.task
         );
     }
@@ -432,7 +464,7 @@ fn classic_attack_sweep(
     if let Some(plot) = &args.plot {
         let mut points = vec![(0.0, clean)];
         points.extend(curve.iter().copied().filter(|p| p.0 > 0.0));
-        let name = args.run.display().to_string();
+        let name = args.runs();
         let how = if args.attack_from.is_some() { "transfer" } else { "white-box" };
         nsl::report::robustness_curves_svg(&[(name, points)], &format!("{} ({how})", attack_name.as_str()), plot)
             .with_context(|| format!("writing --plot {}", plot.display()))?;
@@ -550,7 +582,7 @@ fn evaluation_attack_settings(
         bail!(
             "--attack {name}: {} is a {task} run; apgd, fab-t, square and autoattack attack multiclass classifiers (fgsm and \
              pgd work for every task)",
-            args.run.display()
+            args.runs()
         );
     }
     let attacks = attack_name.sequence(args.norm.into());
@@ -572,7 +604,8 @@ fn evaluation_attack_settings(
             .with_context(|| format!("--attack {name}"))?;
     }
     if let Some(path) = &args.per_sample {
-        let run_files = [args.run.join("model.safetensors"), args.run.join("model.json")];
+        let run_files: Vec<_> =
+            args.run.iter().flat_map(|run| [run.join("model.safetensors"), run.join("model.json")]).collect();
         let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--samples", args.samples.as_path())];
         inputs.extend(run_files.iter().map(|p| ("--run", p.as_path())));
         nsl::io::check_paths(&[("--per-sample", path.as_path())], &inputs)?;
@@ -598,12 +631,8 @@ fn write_evaluation_attacks(
     if let Some(plot) = &args.plot {
         let mut points = vec![(0.0, output.accuracy.unwrap_or(0.0))];
         points.extend(reports.iter().filter(|r| r.epsilon > 0.0).map(|r| (r.epsilon, r.robust_accuracy)));
-        nsl::report::robustness_curves_svg(
-            &[(args.run.display().to_string(), points)],
-            &format!("{name} (white-box)"),
-            plot,
-        )
-        .with_context(|| format!("writing --plot {}", plot.display()))?;
+        nsl::report::robustness_curves_svg(&[(args.runs(), points)], &format!("{name} (white-box)"), plot)
+            .with_context(|| format!("writing --plot {}", plot.display()))?;
     }
     if let Some(path) = &args.per_sample {
         write_per_sample(path, samples, &reports)
@@ -673,28 +702,7 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
     let mut probabilities = predict_task(checkpoint.model.as_ref(), &samples, task, 1024)?;
     for run in others {
         let (other, rows) = load(run, &args.samples, &args.columns, false)?;
-        let outputs = |m: &nsl::train::CheckpointMeta| {
-            let names = m.class_names.as_ref().map(|n| format!(" ({})", n.join(", "))).unwrap_or_default();
-            format!("a {} run with {} outputs{names}", m.task, m.classes)
-        };
-        let (meta, first_meta) = (&other.meta, &checkpoint.meta);
-        if meta.task != task || meta.classes != first_meta.classes || meta.class_names != first_meta.class_names {
-            bail!(
-                "--run {}: {}, but --run {} is {}: an ensemble needs the same task and classes",
-                run.display(),
-                outputs(meta),
-                first.display(),
-                outputs(first_meta)
-            );
-        }
-        if rows.ids() != samples.ids() {
-            bail!(
-                "--run {}: its columns read other rows of {} than --run {}'s",
-                run.display(),
-                args.samples.display(),
-                first.display()
-            );
-        }
+        check_member(&args.samples, (first, &checkpoint, &samples), (run, &other, &rows))?;
         for (sum, p) in probabilities.iter_mut().zip(predict_task(other.model.as_ref(), &rows, task, 1024)?) {
             sum.iter_mut().zip(p).for_each(|(s, v)| *s += v);
         }
@@ -749,6 +757,39 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
             errln!("wrote {} predictions to {}", probabilities.len(), path.display());
         }
         None => std::io::stdout().lock().write_all(csv.as_bytes())?,
+    }
+    Ok(())
+}
+
+/// Checks that the run `path` (its checkpoint and the rows it read) can join an ensemble with the
+/// first run: the same task and classes, and the same rows of `samples`.
+fn check_member(
+    samples: &std::path::Path,
+    (first, checkpoint, rows): (&std::path::Path, &Checkpoint, &Dataset),
+    (path, other, other_rows): (&std::path::Path, &Checkpoint, &Dataset),
+) -> Result<()> {
+    let outputs = |m: &nsl::train::CheckpointMeta| {
+        let names = m.class_names.as_ref().map(|n| format!(" ({})", n.join(", "))).unwrap_or_default();
+        format!("a {} run with {} outputs{names}", m.task, m.classes)
+    };
+    let (meta, first_meta) = (&other.meta, &checkpoint.meta);
+    if meta.task != first_meta.task || meta.classes != first_meta.classes || meta.class_names != first_meta.class_names
+    {
+        bail!(
+            "--run {}: {}, but --run {} is {}: an ensemble needs the same task and classes",
+            path.display(),
+            outputs(meta),
+            first.display(),
+            outputs(first_meta)
+        );
+    }
+    if other_rows.ids() != rows.ids() {
+        bail!(
+            "--run {}: its columns read other rows of {} than --run {}'s",
+            path.display(),
+            samples.display(),
+            first.display()
+        );
     }
     Ok(())
 }

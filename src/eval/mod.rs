@@ -3,9 +3,10 @@
 //! PGD, white-box (crafted on the evaluated model) or transferred (crafted on another model, as
 //! NSL's MNIST tutorial does), and sweeps over ε; APGD-CE, APGD-DLR, APGD-T, Square and
 //! AutoAttack's sequence ([`run_attacks`], [`evaluate_attacks`]) with a gradient-masking check
-//! ([`masking_check`]).
+//! ([`masking_check`]). An [`Ensemble`] of trained models is scored (and attacked) as one model.
 
 mod attack;
+mod ensemble;
 mod metrics;
 
 pub use attack::{
@@ -15,6 +16,7 @@ pub use attack::{
     AttackSweep, EvalAttack, EvalAttackConfig, MaskingWarning, ProgressFn, RobustnessReport, SampleOutcome,
     StageResult,
 };
+pub use ensemble::Ensemble;
 pub(crate) use metrics::ClassTally;
 pub use metrics::{accuracy, macro_f1, roc_auc, task_metrics, weighted_task_metrics, Metric, Metrics, Truth};
 
