@@ -28,7 +28,7 @@
 # spaces scripts/few_labels_teacher_space.toml and scripts/few_labels_student_space.toml) and uses
 # the recipes it finds (written to OUT) in place of the committed ones.
 #
-# Prints the teacher's accuracies and one row per recipe: validation and test accuracy (mean ±
+# Prints the teacher's accuracies (each seed's, and their mean's: `nsl evaluate` with every run) and one row per recipe: validation and test accuracy (mean ±
 # sample sd), steady epoch seconds (seed 0) and the peak RSS of seed 0's run (/usr/bin/time).
 # The validation accuracy is that of the epoch each run keeps (early stopping's best epoch).
 # Environment: NSL (binary; default target/release/nsl), OUT (work directory; default a new
@@ -95,6 +95,9 @@ for seed in $(seq 0 $((TEACHER_SEEDS - 1))); do
     RUNS+=(--run "$OUT/teacher-$seed")
 done
 "$NSL" predict "${RUNS[@]}" --samples "$OUT/ppr.parquet" --output "$OUT/teacher.csv" -q
+# The teacher file's own accuracy: `nsl evaluate` scores the same ensemble.
+ensemble_accuracy() { "$NSL" evaluate "${RUNS[@]}" --samples "$1" --json | jq -r '.accuracy * 1000 | round / 10'; }
+TEACHER_FILE="validation $(ensemble_accuracy "$OUT/ppr_va.parquet"), test $(ensemble_accuracy "$OUT/ppr_te.parquet")"
 if [[ ${TUNE:-0} == 1 ]]; then
     # The student's search starts from the committed recipe, with this run's teacher file in it.
     "$NSL" tune --config "$RECIPE" --distill "teacher=$OUT/teacher.csv" \
@@ -108,8 +111,8 @@ stats() { # accuracies (percent) on stdin -> "mean ± sd"
     awk '{v[NR]=$1; s+=$1} END {m=s/NR; for(i=1;i<=NR;i++) d+=(v[i]-m)^2; sd=(NR>1)?sqrt(d/(NR-1)):0;
          printf "%.1f ± %.1f", m, sd}'
 }
-printf 'teacher (APPNP K=%s, α %s + %s, %d seeds; the graph at inference): validation %s, test %s (single seeds; the student learns their mean)\n\n' \
-    "$HOPS" "$ALPHA" "$(basename "$TEACHER_RECIPE")" "$TEACHER_SEEDS" "$(stats <"$OUT/teacher.val")" "$(stats <"$OUT/teacher.test")"
+printf 'teacher (APPNP K=%s, α %s + %s, %d seeds; the graph at inference): validation %s, test %s (single seeds); their mean, which the student learns: %s\n\n' \
+    "$HOPS" "$ALPHA" "$(basename "$TEACHER_RECIPE")" "$TEACHER_SEEDS" "$(stats <"$OUT/teacher.val")" "$(stats <"$OUT/teacher.test")" "$TEACHER_FILE"
 DATA_FLAGS="--samples $OUT/tr.parquet --unlabeled $OUT/un.parquet --graph $OUT/g.parquet --validation $OUT/va.parquet --test $OUT/te.parquet"
 RECIPES=(
     "few_labels|--config $ROOT/examples/recipes/few_labels.toml"
