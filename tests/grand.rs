@@ -145,8 +145,8 @@ fn grand_refuses_bad_inputs_naming_the_flag() {
     let out = dir.path().join("grand.csv");
     let e = fails(&grand_args(&f, &out, &["--dropnode", "1"]));
     assert!(e.contains("--dropnode 1: expected a rate in [0, 1)"), "{e}");
-    let e = fails(&grand_args(&f, &out, &["--views", "0"]));
-    assert!(e.contains("--views 0"), "{e}");
+    let e = fails(&grand_args(&f, &out, &["--temperature", "0"]));
+    assert!(e.contains("--temperature 0: expected a number > 0"), "{e}");
     // A training paper that is not among the samples.
     let stranger = write(dir.path(), "stranger.csv", "id,f0,f1,f2,f3,label\nzz,1,0,0,0,ai\na0,1,0,1,0,ai\n");
     let mut args = grand_args(&f, &out, &[]);
