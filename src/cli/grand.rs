@@ -82,7 +82,8 @@ pub struct GrandArgs {
     /// L2 weight decay added to every gradient (PyTorch's Adam weight_decay).
     #[arg(long, value_name = "WD", default_value_t = GrandConfig::default().weight_decay)]
     weight_decay: f64,
-    /// Epochs without a new best validation loss or accuracy before training stops.
+    /// Epochs without a new best validation loss or accuracy (a tie with the best accuracy counts as
+    /// new, as in the official code) before training stops.
     #[arg(long, value_name = "EPOCHS", default_value_t = GrandConfig::default().patience)]
     patience: usize,
     /// The most epochs (full-batch steps).
