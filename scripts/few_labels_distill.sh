@@ -17,6 +17,11 @@
 #   3. the teacher file: the mean of those seeds' probabilities on every paper, `nsl predict --run …
 #      --run …` (an ensemble at the teacher costs nothing at inference)
 #
+# With TEACHER=grand the teacher is GRAND instead (`nsl graph grand`, Feng et al. 2020: DropNode views,
+# mixed-order propagation, consistency regularization; the official settings of the dataset, Cora's for a
+# directory, at most 1000 epochs, or GRAND_FLAGS), seeds 0 … TEACHER_SEEDS-1 trained on the raw words and the graph, the
+# teacher file the mean of their probabilities (`--ensemble`). TUNE=1 then tunes the student only.
+#
 # Then, for seeds 0 … SEEDS-1:
 #
 #   few_labels   examples/recipes/few_labels.toml (Graph-MLP's training)
@@ -34,7 +39,8 @@
 # Environment: NSL (binary; default target/release/nsl), OUT (work directory; default a new
 # temporary one), THREADS (default 1), TEACHER_RECIPE and RECIPE (the teacher's and the student's
 # recipes), TEACHER_SEEDS (default 5), TEACHER_HOPS (default 10), TEACHER_ALPHA (default 0.1),
-# MULTIPLIER (overrides the student recipe's), TUNE. Needs jq.
+# MULTIPLIER (overrides the student recipe's), TUNE, TEACHER (ppr, the default, or grand), GRAND_FLAGS
+# (the flags of `nsl graph grand`; default the official settings of the dataset). Needs jq.
 set -euo pipefail
 
 DATASET=${1:?usage: few_labels_distill.sh cora|citeseer|DIR [SEEDS]}
@@ -55,6 +61,15 @@ case $DATASET in
         NAME=$(basename "$TABLE" .split.tsv)
         RECIPES_OF=cora ;;
 esac
+TEACHER=${TEACHER:-ppr}
+[[ $TEACHER == ppr || $TEACHER == grand ]] || { echo "TEACHER=$TEACHER: ppr or grand" >&2; exit 2; }
+# The official settings of each dataset (the flags' defaults are Cora's), at most 1000 epochs (as measured
+# in docs/guide.md, "A GRAND teacher"; the flag's default is 2000).
+case $RECIPES_OF in
+    citeseer) GRAND_DEFAULT="--input-dropout 0 --hidden-dropout 0.2 --order 2 --views 2 --temperature 0.3 --lambda 0.7 --max-epochs 1000" ;;
+    *) GRAND_DEFAULT="--max-epochs 1000" ;;
+esac
+GRAND_FLAGS=${GRAND_FLAGS-$GRAND_DEFAULT}
 TEACHER_SEEDS=${TEACHER_SEEDS:-5}
 HOPS=${TEACHER_HOPS:-10}
 ALPHA=${TEACHER_ALPHA:-0.1}
@@ -74,7 +89,7 @@ echo "work directory: $OUT; $(date -u '+%Y-%m-%d %H:%M UTC'); $(lscpu | sed -n '
 "$NSL" split "$OUT/ppr.parquet" --split-table "$TABLE" --out-train "$OUT/ppr_tr.parquet" \
     --out-validation "$OUT/ppr_va.parquet" --out-test "$OUT/ppr_te.parquet" --out-unlabeled "$OUT/ppr_un.parquet" >/dev/null
 TEACHER_DATA="--samples $OUT/ppr_tr.parquet --unlabeled $OUT/ppr_un.parquet --validation $OUT/ppr_va.parquet"
-if [[ ${TUNE:-0} == 1 ]]; then
+if [[ ${TUNE:-0} == 1 && $TEACHER == ppr ]]; then
     # shellcheck disable=SC2086 # the flags are words
     "$NSL" tune --config "$TEACHER_RECIPE" --space "$ROOT/scripts/few_labels_teacher_space.toml" $TEACHER_DATA \
         --seed 0 --budget-epochs "${TEACHER_BUDGET:-6000}" --out-recipe "$OUT/teacher.toml" -q >&2
@@ -82,11 +97,20 @@ if [[ ${TUNE:-0} == 1 ]]; then
 fi
 
 # The teacher: TEACHER_SEEDS runs on the propagated features, their probabilities averaged per paper
-# (`nsl predict` with every run).
+# (`nsl predict` with every run); or GRAND's TEACHER_SEEDS models, averaged by `--ensemble`.
 : >"$OUT/teacher.val"
 : >"$OUT/teacher.test"
 RUNS=()
+if [[ $TEACHER == grand ]]; then
+    # shellcheck disable=SC2086 # the flags are words
+    "$NSL" graph grand "$OUT/g.parquet" --samples "$OUT/all.parquet" --train "$OUT/tr.parquet" \
+        --validation "$OUT/va.parquet" --test "$OUT/te.parquet" --seed 0 --ensemble "$TEACHER_SEEDS" $GRAND_FLAGS \
+        --threads "$THREADS" --output "$OUT/teacher.csv" --json -q >"$OUT/grand.json"
+    jq -r '.seeds[].validation_accuracy * 1000 | round / 10' "$OUT/grand.json" >>"$OUT/teacher.val"
+    jq -r '.seeds[].test_accuracy * 1000 | round / 10' "$OUT/grand.json" >>"$OUT/teacher.test"
+fi
 for seed in $(seq 0 $((TEACHER_SEEDS - 1))); do
+    [[ $TEACHER == ppr ]] || break
     # shellcheck disable=SC2086 # the flags are words
     "$NSL" train --config "$TEACHER_RECIPE" $TEACHER_DATA --test "$OUT/ppr_te.parquet" --threads "$THREADS" \
         --seed "$seed" --out "$OUT/teacher-$seed" --json -q >"$OUT/teacher.$seed.json"
@@ -94,10 +118,12 @@ for seed in $(seq 0 $((TEACHER_SEEDS - 1))); do
     jq -r '.test_accuracy * 1000 | round / 10' "$OUT/teacher.$seed.json" >>"$OUT/teacher.test"
     RUNS+=(--run "$OUT/teacher-$seed")
 done
-"$NSL" predict "${RUNS[@]}" --samples "$OUT/ppr.parquet" --output "$OUT/teacher.csv" -q
-# The teacher file's own accuracy: `nsl evaluate` scores the same ensemble.
-ensemble_accuracy() { "$NSL" evaluate "${RUNS[@]}" --samples "$1" --json | jq -r '.accuracy * 1000 | round / 10'; }
-TEACHER_FILE="validation $(ensemble_accuracy "$OUT/ppr_va.parquet"), test $(ensemble_accuracy "$OUT/ppr_te.parquet")"
+if [[ $TEACHER == ppr ]]; then
+    "$NSL" predict "${RUNS[@]}" --samples "$OUT/ppr.parquet" --output "$OUT/teacher.csv" -q
+    # The teacher file's own accuracy: `nsl evaluate` scores the same ensemble.
+    ensemble_accuracy() { "$NSL" evaluate "${RUNS[@]}" --samples "$1" --json | jq -r '.accuracy * 1000 | round / 10'; }
+    TEACHER_FILE="validation $(ensemble_accuracy "$OUT/ppr_va.parquet"), test $(ensemble_accuracy "$OUT/ppr_te.parquet")"
+fi
 if [[ ${TUNE:-0} == 1 ]]; then
     # The student's search starts from the committed recipe, with this run's teacher file in it.
     "$NSL" tune --config "$RECIPE" --distill "teacher=$OUT/teacher.csv" \
@@ -111,8 +137,15 @@ stats() { # accuracies (percent) on stdin -> "mean ± sd"
     awk '{v[NR]=$1; s+=$1} END {m=s/NR; for(i=1;i<=NR;i++) d+=(v[i]-m)^2; sd=(NR>1)?sqrt(d/(NR-1)):0;
          printf "%.1f ± %.1f", m, sd}'
 }
-printf 'teacher (APPNP K=%s, α %s + %s, %d seeds; the graph at inference): validation %s, test %s (single seeds); their mean, which the student learns: %s\n\n' \
-    "$HOPS" "$ALPHA" "$(basename "$TEACHER_RECIPE")" "$TEACHER_SEEDS" "$(stats <"$OUT/teacher.val")" "$(stats <"$OUT/teacher.test")" "$TEACHER_FILE"
+if [[ $TEACHER == grand ]]; then
+    printf 'teacher (GRAND%s, %d seeds; the graph at inference): validation %s, test %s (single seeds); their mean: validation %s, test %s\n\n' \
+        "${GRAND_FLAGS:+ $GRAND_FLAGS}" "$TEACHER_SEEDS" "$(stats <"$OUT/teacher.val")" "$(stats <"$OUT/teacher.test")" \
+        "$(jq -r '.ensemble.validation_accuracy * 1000 | round / 10' "$OUT/grand.json")" \
+        "$(jq -r '.ensemble.test_accuracy * 1000 | round / 10' "$OUT/grand.json")"
+else
+    printf 'teacher (APPNP K=%s, α %s + %s, %d seeds; the graph at inference): validation %s, test %s (single seeds); their mean, which the student learns: %s\n\n' \
+        "$HOPS" "$ALPHA" "$(basename "$TEACHER_RECIPE")" "$TEACHER_SEEDS" "$(stats <"$OUT/teacher.val")" "$(stats <"$OUT/teacher.test")" "$TEACHER_FILE"
+fi
 DATA_FLAGS="--samples $OUT/tr.parquet --unlabeled $OUT/un.parquet --graph $OUT/g.parquet --validation $OUT/va.parquet --test $OUT/te.parquet"
 RECIPES=(
     "few_labels|--config $ROOT/examples/recipes/few_labels.toml"

@@ -142,6 +142,10 @@ pub(crate) mod seed_streams {
     /// Virtual adversarial training's random directions, from the batch's adversarial seed
     /// (`VAT\0` in ASCII).
     pub(crate) const VAT_DIRECTION: u64 = 0x5641_5400;
+    /// GRAND's DropNode masks, from the run's seed (`dropnode` in ASCII).
+    pub(crate) const DROPNODE: u64 = 0x6472_6f70_6e6f_6465;
+    /// GRAND's input dropout, from the run's seed (its hidden dropout uses [`DROPOUT`]).
+    pub(crate) const INPUT_DROPOUT: u64 = 0xD81;
 }
 
 #[cfg(test)]

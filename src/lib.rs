@@ -108,6 +108,7 @@ pub mod build;
 mod config;
 pub mod data;
 pub mod eval;
+pub mod grand;
 pub mod graph;
 pub mod io;
 mod kernels;

@@ -1,5 +1,5 @@
-//! `nsl graph stats|export|propagate|hops`: analyse a neighbor graph, write it in another format,
-//! smooth features over it, or expand it to r-hop neighbors.
+//! `nsl graph stats|export|propagate|hops|grand`: analyse a neighbor graph, write it in another
+//! format, smooth features over it, expand it to r-hop neighbors, or train a GRAND teacher on it.
 
 use super::progress::with_spinner;
 use super::ColumnArgs;
@@ -12,6 +12,8 @@ use nsl::graph::{graph_stats, SampleInfo};
 use nsl::neighbors::{propagate_with_report, PropagateConfig, PropagateMode};
 use serde::Serialize;
 use std::path::PathBuf;
+
+pub use super::grand::GrandArgs;
 
 /// `nsl graph …` subcommands.
 #[derive(Subcommand, Debug)]
@@ -27,6 +29,10 @@ pub enum GraphCommand {
     /// The r-hop neighbor graph: edge weights `Σ_{h=1..R} (Â^h)_ij` (no self-loops), each node's
     /// top-K edges kept.
     Hops(HopsArgs),
+    /// Train GRAND (graph random neural network, Feng et al. 2020) on the graph's few labeled nodes
+    /// and write every node's class probabilities as `nsl predict` does: a teacher for
+    /// `nsl train --distill teacher=FILE`.
+    Grand(GrandArgs),
 }
 
 /// Flags of `nsl graph stats`.
@@ -168,6 +174,7 @@ pub fn run(cmd: &GraphCommand) -> Result<()> {
         GraphCommand::Propagate(args) => propagate(args),
         GraphCommand::Hops(args) => hops(args),
         GraphCommand::Export(args) => export_graph(args),
+        GraphCommand::Grand(args) => super::grand::run(args),
     }
 }
 

@@ -35,6 +35,7 @@ mod demo;
 mod embed;
 mod evaluate;
 mod generate;
+mod grand;
 mod graph;
 mod pack;
 mod progress;

@@ -278,12 +278,7 @@ pub fn propagate_with_report(
 
     let mut x = samples.features().as_standard_layout().into_owned();
     if config.row_normalize {
-        for mut row in x.axis_iter_mut(ndarray::Axis(0)) {
-            let sum: f64 = row.iter().map(|v| f64::from(v.abs())).sum();
-            if sum > 0.0 {
-                row.mapv_inplace(|v| (f64::from(v) / sum) as f32);
-            }
-        }
+        row_normalize_l1(&mut x);
     }
     let features = match config.mode {
         PropagateMode::Sgc => powers(&adjacency, x, k, |_| {}),
@@ -302,13 +297,7 @@ pub fn propagate_with_report(
             let kept = x.mapv(|v| alpha * v);
             powers(&adjacency, x, k, |z| z.zip_mut_with(&kept, |z, &a| *z = (1.0 - alpha) * *z + a))
         }
-        PropagateMode::Mixed => {
-            let mut sum = x.clone();
-            powers(&adjacency, x, k, |z| sum += &*z);
-            let scale = 1.0 / (k + 1) as f32;
-            sum.mapv_inplace(|v| v * scale);
-            sum
-        }
+        PropagateMode::Mixed => mixed_order(&adjacency, x, k),
     };
     let item_shape = match config.mode {
         PropagateMode::Sgc | PropagateMode::Appnp | PropagateMode::Mixed => samples.item_shape().to_vec(),
@@ -336,6 +325,25 @@ pub fn propagate_with_report(
         samples.class_names().map(<[String]>::to_vec),
     )?;
     Ok((dataset, report))
+}
+
+/// Divides each row of `x` by the sum of its absolute values (L1), in `f64`; a row of zeros stays zero.
+pub(crate) fn row_normalize_l1(x: &mut Array2<f32>) {
+    for mut row in x.axis_iter_mut(ndarray::Axis(0)) {
+        let sum: f64 = row.iter().map(|v| f64::from(v.abs())).sum();
+        if sum > 0.0 {
+            row.mapv_inplace(|v| (f64::from(v) / sum) as f32);
+        }
+    }
+}
+
+/// `1/(K+1)·Σ_{k=0..K} Â^k·x` ([`PropagateMode::Mixed`]; GRAND's propagation of every DropNode view).
+pub(crate) fn mixed_order(adjacency: &NormalizedAdjacency, x: Array2<f32>, k: usize) -> Array2<f32> {
+    let mut sum = x.clone();
+    powers(adjacency, x, k, |z| sum += &*z);
+    let scale = 1.0 / (k + 1) as f32;
+    sum.mapv_inplace(|v| v * scale);
+    sum
 }
 
 /// `K` steps of `Z ← step(Â·Z)` from `Z = x`, two buffers swapped in turn: `step` sees each
