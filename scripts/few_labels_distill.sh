@@ -7,9 +7,17 @@
 # Converts datasets/DATASET/, splits it by DATASET.planetoid_split.tsv (train / validation / test;
 # every non-train paper unlabeled), and builds the teacher. DATASET may also be a directory holding
 # one graph in the LINQS files NAME.content.gz and NAME.cites.gz with a split table NAME.split.tsv
-# (scripts/synthetic_citation.py writes one); its recipes are Cora's unless TEACHER_RECIPE and
-# RECIPE name others.
+# (scripts/synthetic_citation.py writes one); its recipes and GRAND settings are Cora's unless
+# TEACHER_RECIPE, RECIPE and GRAND_FLAGS name others.
 #
+# The teacher (TEACHER=grand, the default): GRAND (`nsl graph grand`, Feng et al. 2020: DropNode views,
+# mixed-order propagation, consistency regularization) on the raw words and the graph, the official
+# settings of the dataset (Cora's for a directory) with at most 1000 epochs, or GRAND_FLAGS; seeds 0 …
+# TEACHER_SEEDS-1, the teacher file the mean of their probabilities (`--ensemble`). About 8–10 minutes
+# per seed on one thread: 5 seeds take 45 minutes (TEACHER_SEEDS=1 is within a seed's spread of it,
+# docs/guide.md, "A GRAND teacher").
+#
+# TEACHER=ppr: a teacher in a minute —
 #   1. `nsl graph propagate --mode appnp` (personalized PageRank, K 10, α 0.1, rows L1-normalized)
 #   2. `nsl train --config examples/recipes/few_labels_teacher_DATASET.toml` on the train papers'
 #      propagated features, the other papers as unlabeled centers (entropy minimization), seeds
@@ -17,21 +25,18 @@
 #   3. the teacher file: the mean of those seeds' probabilities on every paper, `nsl predict --run …
 #      --run …` (an ensemble at the teacher costs nothing at inference)
 #
-# With TEACHER=grand the teacher is GRAND instead (`nsl graph grand`, Feng et al. 2020: DropNode views,
-# mixed-order propagation, consistency regularization; the official settings of the dataset, Cora's for a
-# directory, at most 1000 epochs, or GRAND_FLAGS), seeds 0 … TEACHER_SEEDS-1 trained on the raw words and the graph, the
-# teacher file the mean of their probabilities (`--ensemble`). TUNE=1 then tunes the student only.
-#
 # Then, for seeds 0 … SEEDS-1:
 #
 #   few_labels   examples/recipes/few_labels.toml (Graph-MLP's training)
-#   distilled    examples/recipes/few_labels_distill_DATASET.toml + --distill teacher=…
+#   distilled    the student recipe + --distill teacher=…: examples/recipes/few_labels_distill_DATASET_grand.toml
+#                if there is one for a GRAND teacher (Citeseer), else few_labels_distill_DATASET.toml
 #
-# Both recipes of the teacher and the student were chosen by `nsl tune` on the validation papers
-# (docs/guide.md, "Distillation from a graph-aware teacher"). With TUNE=1 the script runs those two
-# searches again (seed 0; TEACHER_BUDGET, default 6000 epochs; STUDENT_BUDGET, default 12000 epochs;
-# spaces scripts/few_labels_teacher_space.toml and scripts/few_labels_student_space.toml) and uses
-# the recipes it finds (written to OUT) in place of the committed ones.
+# The students' recipes and the PPR teacher's were chosen by `nsl tune` on the validation papers
+# (docs/guide.md, "Distillation from a graph-aware teacher", "A GRAND teacher"); GRAND's settings are
+# its authors'. With TUNE=1 the script runs the searches again (seed 0; the PPR teacher's,
+# TEACHER_BUDGET, default 6000 epochs; the student's, STUDENT_BUDGET, default 12000 epochs; spaces
+# scripts/few_labels_teacher_space.toml and scripts/few_labels_student_space.toml) and uses the recipes
+# it finds (written to OUT) in place of the committed ones.
 #
 # Prints the teacher's accuracies (each seed's, and their mean's: `nsl evaluate` with every run) and one row per recipe: validation and test accuracy (mean ±
 # sample sd), steady epoch seconds (seed 0) and the peak RSS of seed 0's run (/usr/bin/time).
@@ -39,7 +44,7 @@
 # Environment: NSL (binary; default target/release/nsl), OUT (work directory; default a new
 # temporary one), THREADS (default 1), TEACHER_RECIPE and RECIPE (the teacher's and the student's
 # recipes), TEACHER_SEEDS (default 5), TEACHER_HOPS (default 10), TEACHER_ALPHA (default 0.1),
-# MULTIPLIER (overrides the student recipe's), TUNE, TEACHER (ppr, the default, or grand), GRAND_FLAGS
+# MULTIPLIER (overrides the student recipe's), TUNE, TEACHER (grand, the default, or ppr), GRAND_FLAGS
 # (the flags of `nsl graph grand`; default the official settings of the dataset). Needs jq.
 set -euo pipefail
 
@@ -61,8 +66,8 @@ case $DATASET in
         NAME=$(basename "$TABLE" .split.tsv)
         RECIPES_OF=cora ;;
 esac
-TEACHER=${TEACHER:-ppr}
-[[ $TEACHER == ppr || $TEACHER == grand ]] || { echo "TEACHER=$TEACHER: ppr or grand" >&2; exit 2; }
+TEACHER=${TEACHER:-grand}
+[[ $TEACHER == grand || $TEACHER == ppr ]] || { echo "TEACHER=$TEACHER: grand or ppr" >&2; exit 2; }
 # The official settings of each dataset (the flags' defaults are Cora's), at most 1000 epochs (as measured
 # in docs/guide.md, "A GRAND teacher"; the flag's default is 2000).
 case $RECIPES_OF in
@@ -74,7 +79,9 @@ TEACHER_SEEDS=${TEACHER_SEEDS:-5}
 HOPS=${TEACHER_HOPS:-10}
 ALPHA=${TEACHER_ALPHA:-0.1}
 TEACHER_RECIPE=${TEACHER_RECIPE:-$ROOT/examples/recipes/few_labels_teacher_$RECIPES_OF.toml}
-RECIPE=${RECIPE:-$ROOT/examples/recipes/few_labels_distill_$RECIPES_OF.toml}
+STUDENT=$ROOT/examples/recipes/few_labels_distill_$RECIPES_OF
+[[ $TEACHER == grand && -f ${STUDENT}_grand.toml ]] && STUDENT=${STUDENT}_grand
+RECIPE=${RECIPE:-$STUDENT.toml}
 
 [[ -x $NSL ]] || (cd "$ROOT" && cargo build --release --quiet)
 mkdir -p "$OUT"
