@@ -117,6 +117,21 @@ fn grand_writes_a_teacher_that_distillation_accepts() {
     ok(&grand_args(&f, &again, &["--ensemble", "2", "--seed", "3"]));
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
 
+    // `--ensemble 2 --seed 3` is the mean of the runs of seeds 3 and 4 (to the CSV's 6 decimals).
+    let single = |seed: &str| -> Vec<Vec<f64>> {
+        let path = dir.path().join(format!("seed{seed}.csv"));
+        ok(&grand_args(&f, &path, &["--seed", seed]));
+        let csv = std::fs::read_to_string(&path).unwrap();
+        csv.lines().skip(1).map(|l| l.split(',').skip(2).map(|v| v.parse().unwrap()).collect()).collect()
+    };
+    let (three, four) = (single("3"), single("4"));
+    for ((row, a), b) in rows.iter().zip(&three).zip(&four) {
+        for (k, v) in row[2..].iter().enumerate() {
+            let v: f64 = v.parse().unwrap();
+            assert!((v - (a[k] + b[k]) / 2.0).abs() < 2e-6, "{row:?} vs {a:?} and {b:?}");
+        }
+    }
+
     // The teacher distills.
     let teacher = format!("teacher={}", s(&out));
     let run = dir.path().join("run");
