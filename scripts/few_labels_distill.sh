@@ -91,10 +91,12 @@ echo "work directory: $OUT; $(date -u '+%Y-%m-%d %H:%M UTC'); $(lscpu | sed -n '
     --samples "$OUT/all.parquet" --graph "$OUT/g.parquet" >/dev/null
 "$NSL" split "$OUT/all.parquet" --split-table "$TABLE" --out-train "$OUT/tr.parquet" \
     --out-validation "$OUT/va.parquet" --out-test "$OUT/te.parquet" --out-unlabeled "$OUT/un.parquet" >/dev/null
-"$NSL" graph propagate "$OUT/g.parquet" --samples "$OUT/all.parquet" --mode appnp --hops "$HOPS" --alpha "$ALPHA" \
-    --row-normalize --output "$OUT/ppr.parquet" >/dev/null
-"$NSL" split "$OUT/ppr.parquet" --split-table "$TABLE" --out-train "$OUT/ppr_tr.parquet" \
-    --out-validation "$OUT/ppr_va.parquet" --out-test "$OUT/ppr_te.parquet" --out-unlabeled "$OUT/ppr_un.parquet" >/dev/null
+if [[ $TEACHER == ppr ]]; then
+    "$NSL" graph propagate "$OUT/g.parquet" --samples "$OUT/all.parquet" --mode appnp --hops "$HOPS" --alpha "$ALPHA" \
+        --row-normalize --output "$OUT/ppr.parquet" >/dev/null
+    "$NSL" split "$OUT/ppr.parquet" --split-table "$TABLE" --out-train "$OUT/ppr_tr.parquet" \
+        --out-validation "$OUT/ppr_va.parquet" --out-test "$OUT/ppr_te.parquet" --out-unlabeled "$OUT/ppr_un.parquet" >/dev/null
+fi
 TEACHER_DATA="--samples $OUT/ppr_tr.parquet --unlabeled $OUT/ppr_un.parquet --validation $OUT/ppr_va.parquet"
 if [[ ${TUNE:-0} == 1 && $TEACHER == ppr ]]; then
     # shellcheck disable=SC2086 # the flags are words
@@ -115,17 +117,15 @@ if [[ $TEACHER == grand ]]; then
         --threads "$THREADS" --output "$OUT/teacher.csv" --json -q >"$OUT/grand.json"
     jq -r '.seeds[].validation_accuracy * 1000 | round / 10' "$OUT/grand.json" >>"$OUT/teacher.val"
     jq -r '.seeds[].test_accuracy * 1000 | round / 10' "$OUT/grand.json" >>"$OUT/teacher.test"
-fi
-for seed in $(seq 0 $((TEACHER_SEEDS - 1))); do
-    [[ $TEACHER == ppr ]] || break
-    # shellcheck disable=SC2086 # the flags are words
-    "$NSL" train --config "$TEACHER_RECIPE" $TEACHER_DATA --test "$OUT/ppr_te.parquet" --threads "$THREADS" \
-        --seed "$seed" --out "$OUT/teacher-$seed" --json -q >"$OUT/teacher.$seed.json"
-    jq -r '.final_validation_metrics.accuracy * 1000 | round / 10' "$OUT/teacher.$seed.json" >>"$OUT/teacher.val"
-    jq -r '.test_accuracy * 1000 | round / 10' "$OUT/teacher.$seed.json" >>"$OUT/teacher.test"
-    RUNS+=(--run "$OUT/teacher-$seed")
-done
-if [[ $TEACHER == ppr ]]; then
+else
+    for seed in $(seq 0 $((TEACHER_SEEDS - 1))); do
+        # shellcheck disable=SC2086 # the flags are words
+        "$NSL" train --config "$TEACHER_RECIPE" $TEACHER_DATA --test "$OUT/ppr_te.parquet" --threads "$THREADS" \
+            --seed "$seed" --out "$OUT/teacher-$seed" --json -q >"$OUT/teacher.$seed.json"
+        jq -r '.final_validation_metrics.accuracy * 1000 | round / 10' "$OUT/teacher.$seed.json" >>"$OUT/teacher.val"
+        jq -r '.test_accuracy * 1000 | round / 10' "$OUT/teacher.$seed.json" >>"$OUT/teacher.test"
+        RUNS+=(--run "$OUT/teacher-$seed")
+    done
     "$NSL" predict "${RUNS[@]}" --samples "$OUT/ppr.parquet" --output "$OUT/teacher.csv" -q
     # The teacher file's own accuracy: `nsl evaluate` scores the same ensemble.
     ensemble_accuracy() { "$NSL" evaluate "${RUNS[@]}" --samples "$1" --json | jq -r '.accuracy * 1000 | round / 10'; }

@@ -6,11 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 mod common;
-use common::{fails, fails_with, names, ok};
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::{fails, fails_with, names, ok, s};
 
 /// A directory with `samples.parquet` (12 labeled samples of 2 features, classes `x` and `y`) and
 /// `graph.tsv` (a ring over them).

@@ -10,7 +10,7 @@ use nsl::neighbors::{propagate, propagate_with_report, PropagateConfig, Propagat
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{fails_with, ok};
+use common::{fails_with, ok, s, write};
 
 // ---- fixtures ------------------------------------------------------------------------------
 
@@ -47,16 +47,6 @@ fn assert_close(actual: ndarray::ArrayView2<'_, f32>, expected: ndarray::ArrayVi
     for (a, e) in actual.iter().zip(expected.iter()) {
         assert!((a - e).abs() < 1e-6, "{actual} != {expected}");
     }
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 /// The tiny samples as a CSV and the path graph as NSL TSV, in `dir`.

@@ -6,17 +6,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{fails, ok};
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::{fails, ok, s, write};
 
 /// Two linked clusters of four papers (classes `ai` and `db`): every node with its features, one
 /// labeled paper per class, two validation and two test papers, the unlabeled rest, and the graph.

@@ -10,12 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{fails, fails_with, names, nsl, ok};
+use common::{fails, fails_with, names, nsl, ok, s};
 use std::sync::Arc;
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 fn data(rel: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets").join(rel).to_string_lossy().into_owned()

@@ -8,7 +8,7 @@ use crate::data::Dataset;
 use crate::graph::hops::NormalizedAdjacency;
 use crate::graph::NeighborGraph;
 use crate::model::{glorot_init, Dropout};
-use crate::neighbors::row_normalize_l1;
+use crate::neighbors::{adjacency_over, row_normalize_l1};
 use crate::tensor::{to_array2, to_tensor};
 use crate::train::{Optimizer, OptimizerConfig};
 use candle_core::{DType, Device, Tensor, Var, D};
@@ -98,7 +98,7 @@ impl Grand {
     /// # Errors
     /// [`GrandError::InvalidConfig`], [`GrandError::UnknownNode`] (an id not among the samples),
     /// [`GrandError::NoLabels`], [`GrandError::Empty`], [`GrandError::UnknownClass`],
-    /// [`GrandError::TokenIds`], [`GrandError::TooManyRows`].
+    /// [`GrandError::Propagate`] (token-id features, or more rows than 32-bit indices address).
     pub fn new(
         samples: &Dataset,
         graph: &NeighborGraph,
@@ -108,13 +108,7 @@ impl Grand {
         config: GrandConfig,
     ) -> Result<Grand, GrandError> {
         config.validate()?;
-        if let Some(group) = samples.layout().first_token_group() {
-            return Err(GrandError::TokenIds { group: group.to_owned() });
-        }
-        let n = samples.len();
-        if u32::try_from(n).is_err() {
-            return Err(GrandError::TooManyRows { rows: n });
-        }
+        let adjacency = adjacency_over(samples, graph)?;
         let class_names: Vec<String> = match (train.class_names(), train.labels()) {
             (_, None) => return Err(GrandError::NoLabels { set: "train" }),
             (Some(names), Some(_)) => names.to_vec(),
@@ -152,8 +146,6 @@ impl Grand {
         let validation = labeled("validation", validation)?;
         let test = test.map(|t| labeled("test", t)).transpose()?;
 
-        let row_of: Vec<Option<u32>> = graph.ids().iter().map(|id| samples.position(id).map(|r| r as u32)).collect();
-        let adjacency = NormalizedAdjacency::build(graph, &row_of, n);
         let mut x = samples.features().as_standard_layout().into_owned();
         row_normalize_l1(&mut x);
         let inference = inference_features(&adjacency, x.view(), config.dropnode, config.order);
@@ -266,9 +258,10 @@ impl Grand {
         for (var, value) in vars.iter().zip(&kept) {
             var.set(value)?;
         }
-        let probabilities = evaluate()?.mapv(f32::exp);
-        let (validation_loss, validation_accuracy) = scores(probabilities.mapv(f32::ln).view(), &self.validation);
-        let test_accuracy = self.test.as_ref().map(|t| accuracy(probabilities.view(), t));
+        let log_p = evaluate()?;
+        let (validation_loss, validation_accuracy) = scores(log_p.view(), &self.validation);
+        let test_accuracy = self.test.as_ref().map(|t| accuracy(log_p.view(), t));
+        let probabilities = log_p.mapv(f32::exp);
         let seconds = started.elapsed().as_secs_f64();
         let report = GrandReport {
             seed,

@@ -119,18 +119,9 @@ pub enum GrandError {
         /// The training classes.
         classes: String,
     },
-    /// The samples hold token ids, which propagation cannot average.
-    #[error("feature group `{group}` holds token ids: GRAND propagates dense features only")]
-    TokenIds {
-        /// The token group.
-        group: String,
-    },
-    /// More samples than 32-bit row indices can address.
-    #[error("{rows} samples: at most 4294967295 are supported")]
-    TooManyRows {
-        /// Number of samples.
-        rows: usize,
-    },
+    /// The samples cannot be propagated: token-id features, or more rows than 32-bit indices address.
+    #[error(transparent)]
+    Propagate(#[from] crate::neighbors::PropagateError),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -20,7 +20,7 @@ mod table;
 pub use config::NeighborConfig;
 pub use pack::pack_neighbors;
 pub use packed::{PackedBatch, PackedConfig, PackedEpoch, PackedParts};
-pub(crate) use propagate::{mixed_order, row_normalize_l1};
+pub(crate) use propagate::{adjacency_over, mixed_order, row_normalize_l1};
 pub use propagate::{
     propagate, propagate_with_report, PropagateConfig, PropagateError, PropagateMode, PropagateReport,
 };

@@ -265,16 +265,8 @@ pub fn propagate_with_report(
     config: &PropagateConfig,
 ) -> Result<(Dataset, PropagateReport), PropagateError> {
     config.validate()?;
-    if let Some(group) = samples.layout().first_token_group() {
-        return Err(PropagateError::TokenIds { group: group.to_owned() });
-    }
-    let n = samples.len();
-    if u32::try_from(n).is_err() {
-        return Err(PropagateError::TooManyRows { rows: n });
-    }
-    let row_of: Vec<Option<u32>> = graph.ids().iter().map(|id| samples.position(id).map(|r| r as u32)).collect();
-    let adjacency = NormalizedAdjacency::build(graph, &row_of, n);
-    let (d, k) = (samples.dim(), config.hops);
+    let adjacency = adjacency_over(samples, graph)?;
+    let (n, d, k) = (samples.len(), samples.dim(), config.hops);
 
     let mut x = samples.features().as_standard_layout().into_owned();
     if config.row_normalize {
@@ -325,6 +317,23 @@ pub fn propagate_with_report(
         samples.class_names().map(<[String]>::to_vec),
     )?;
     Ok((dataset, report))
+}
+
+/// `Â` over the rows of `samples` (graph nodes that are not samples ignored), once the samples are
+/// known to be dense features that 32-bit row indices can address.
+///
+/// # Errors
+/// [`PropagateError::TokenIds`], [`PropagateError::TooManyRows`].
+pub(crate) fn adjacency_over(samples: &Dataset, graph: &NeighborGraph) -> Result<NormalizedAdjacency, PropagateError> {
+    if let Some(group) = samples.layout().first_token_group() {
+        return Err(PropagateError::TokenIds { group: group.to_owned() });
+    }
+    let n = samples.len();
+    if u32::try_from(n).is_err() {
+        return Err(PropagateError::TooManyRows { rows: n });
+    }
+    let row_of: Vec<Option<u32>> = graph.ids().iter().map(|id| samples.position(id).map(|r| r as u32)).collect();
+    Ok(NormalizedAdjacency::build(graph, &row_of, n))
 }
 
 /// Divides each row of `x` by the sum of its absolute values (L1), in `f64`; a row of zeros stays zero.

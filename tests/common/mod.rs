@@ -59,3 +59,15 @@ pub fn names(dir: &std::path::Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A path as the `&str` the command line takes (the tests' temporary paths are UTF-8).
+pub fn s(path: &std::path::Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
